@@ -1,0 +1,11 @@
+//! Ferry's domain rules, free of IO: what a valid name, marking, schema, value, key and geometry is,
+//! and how a schema is inferred from data. The store and the server call these; nothing here knows
+//! about SQL or HTTP.
+
+mod error;
+pub mod geometry;
+pub mod names;
+pub mod schema;
+
+pub use error::{CoreError, CoreResult};
+pub use schema::{Key, SchemaBuilder};

@@ -1,0 +1,94 @@
+//! Rules for names people type: space names, titles, tags and markings.
+
+use crate::{CoreError, CoreResult};
+
+/// Space names appear in CLI arguments and URLs, so they are short and free of spaces and slashes.
+pub fn check_space_name(name: &str) -> CoreResult<()> {
+    let ok_char = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name.chars().count() > 64 || !name.chars().all(ok_char) {
+        return Err(CoreError::InvalidRequest(format!(
+            "space name '{name}' is not valid: use 1-64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    if uuid_like(name) {
+        return Err(CoreError::InvalidRequest(format!(
+            "space name '{name}' looks like an id; choose a name that is not a UUID"
+        )));
+    }
+    Ok(())
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+pub fn check_title(title: &str) -> CoreResult<()> {
+    if title.trim().is_empty() || title.chars().count() > 256 {
+        return Err(CoreError::InvalidRequest(
+            "a title must have 1-256 characters".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_description(text: &str) -> CoreResult<()> {
+    if text.chars().count() > 4096 {
+        return Err(CoreError::InvalidRequest(
+            "a description must have at most 4096 characters".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Markings are compared exactly across instances, so they are restricted to a portable alphabet.
+pub fn check_markings(markings: &[String]) -> CoreResult<()> {
+    for m in markings {
+        let ok = !m.is_empty()
+            && m.len() <= 64
+            && m.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        if !ok {
+            return Err(CoreError::InvalidMarking(format!(
+                "marking '{m}' is not valid: use 1-64 ASCII letters, digits, '-', '_', '.' or ':'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_tags(tags: &[String]) -> CoreResult<()> {
+    if let Some(t) = tags.iter().find(|t| t.trim().is_empty() || t.chars().count() > 64) {
+        return Err(CoreError::InvalidRequest(format!(
+            "tag '{t}' is not valid: tags have 1-64 characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Sorted and without repeats, so that equal sets compare equal.
+pub fn normalize_set(mut values: Vec<String>) -> Vec<String> {
+    values.sort();
+    values.dedup();
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn space_names() {
+        assert!(check_space_name("harbor-ops_2.0").is_ok());
+        assert!(check_space_name("").is_err());
+        assert!(check_space_name("a b").is_err());
+        assert!(check_space_name("a/b").is_err());
+        assert!(check_space_name(&"x".repeat(65)).is_err());
+        assert!(check_space_name("0191a3b4-0000-7000-8000-000000000000").is_err());
+    }
+
+    #[test]
+    fn markings() {
+        assert!(check_markings(&["SECRET".into(), "nato:restricted".into()]).is_ok());
+        let err = check_markings(&["top secret".into()]).unwrap_err();
+        assert_eq!(err.code(), ferry_proto::ErrorCode::InvalidMarking);
+    }
+}

@@ -1,0 +1,105 @@
+//! The stable error codes. Clients (the CLI, scripts, other instances) match on `code`, never on
+//! `message`, so a code once published keeps its meaning forever.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiError {
+    /// Stable machine-readable code, e.g. `space_not_empty`.
+    pub code: ErrorCode,
+    /// What went wrong and what to do about it, for people.
+    pub message: String,
+    /// Extra structured context (per-edit results, the offending line, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code.as_str())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
+        /// Every error code Ferry can return. The HTTP status for each lives in the server's error
+        /// table, the one place that maps errors to responses.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+            /// A code this client does not know yet (a newer server).
+            #[serde(other)]
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// All known codes, for documentation and exhaustive tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)*
+                    ErrorCode::Unknown => "unknown",
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// No or unknown bearer token.
+    Unauthenticated = "unauthenticated",
+    /// The token's role is too weak for the operation.
+    Forbidden = "forbidden",
+    /// The request is malformed (bad parameter, bad JSON shape).
+    InvalidRequest = "invalid_request",
+    /// The body is larger than the configured limit.
+    BodyTooLarge = "body_too_large",
+    /// The Content-Type is not one this endpoint accepts.
+    UnsupportedContentType = "unsupported_content_type",
+    /// No such space.
+    SpaceNotFound = "space_not_found",
+    /// No such item.
+    ItemNotFound = "item_not_found",
+    /// No such token.
+    TokenNotFound = "token_not_found",
+    /// A space with that name already exists.
+    SpaceNameTaken = "space_name_taken",
+    /// The space still holds items.
+    SpaceNotEmpty = "space_not_empty",
+    /// The item kind is not `dataset`, `feature_layer` or `file`.
+    UnknownItemKind = "unknown_item_kind",
+    /// The operation does not apply to this kind of item.
+    WrongItemKind = "wrong_item_kind",
+    /// The body is not valid GeoJSON (or not a FeatureCollection).
+    MalformedGeojson = "malformed_geojson",
+    /// The body is not valid CSV.
+    MalformedCsv = "malformed_csv",
+    /// A line of the body is not a JSON object.
+    MalformedNdjson = "malformed_ndjson",
+    /// A geometry is not a valid GeoJSON geometry.
+    InvalidGeometry = "invalid_geometry",
+    /// A value does not fit the item's schema.
+    SchemaMismatch = "schema_mismatch",
+    /// A schema given by the client is itself invalid.
+    InvalidSchema = "invalid_schema",
+    /// Two rows share a primary key.
+    DuplicateKey = "duplicate_key",
+    /// An edit names a row that does not exist.
+    RowNotFound = "row_not_found",
+    /// A batch of edits was refused as a whole; `details` has the result per edit.
+    EditsRejected = "edits_rejected",
+    /// A Range header asks for bytes outside the file.
+    RangeNotSatisfiable = "range_not_satisfiable",
+    /// A paging cursor was not produced by this server.
+    InvalidCursor = "invalid_cursor",
+    /// A marking or tag is not well formed.
+    InvalidMarking = "invalid_marking",
+    /// Something failed inside the server; the log has details.
+    Internal = "internal",
+}

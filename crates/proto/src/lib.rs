@@ -1,0 +1,16 @@
+//! Ferry's wire types: everything that crosses the HTTP edge between the CLI, the server and (later)
+//! other instances. No IO, no async, no storage: only shapes, ids and the stable error codes.
+//!
+//! Every `Serialize` here is a compatibility promise. Add fields as `Option` or with
+//! `#[serde(default)]`; never rename or repurpose one.
+
+mod error;
+mod ids;
+mod model;
+
+pub use error::{ApiError, ErrorCode};
+pub use ids::{ItemId, SpaceId, TokenId};
+pub use model::*;
+
+/// Version of the `/api/v1` wire format, reported by `GET /api/v1/instance`.
+pub const API_VERSION: u32 = 1;

@@ -1,0 +1,456 @@
+//! API bodies. Times are RFC 3339 strings in UTC.
+
+use crate::ids::{ItemId, SpaceId, TokenId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// What `GET /api/v1/instance` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceInfo {
+    /// Stable id of this instance, minted at first start.
+    pub id: String,
+    pub title: String,
+    pub public_url: String,
+    /// Public Ed25519 identity key, base64url without padding.
+    pub public_key: String,
+    /// Short, human-comparable digest of the public key.
+    pub fingerprint: String,
+    /// Data epoch: changes when the instance's data is restored or rebuilt.
+    pub epoch: String,
+    /// Last value of the change sequence.
+    pub last_seq: i64,
+    pub api_version: u32,
+    pub software_version: String,
+}
+
+/// Access level of a token. Ordered: `viewer < editor < admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads everything.
+    Viewer,
+    /// Reads, and edits item data and metadata.
+    Editor,
+    /// Everything, including spaces, tokens and deletion.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: TokenId,
+    /// Who the token is for.
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+    #[serde(default)]
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewToken {
+    pub name: String,
+    pub role: Role,
+}
+
+/// Returned once, when a token is created: the secret is never shown again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    pub token: String,
+    pub info: TokenInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Space {
+    pub id: SpaceId,
+    pub name: String,
+    pub description: String,
+    pub item_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewSpace {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Fields left out are unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SpacePatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// Rows with a typed schema and a primary key.
+    Dataset,
+    /// Features: id, geometry, typed properties.
+    FeatureLayer,
+    /// Bytes.
+    File,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Dataset => "dataset",
+            ItemKind::FeatureLayer => "feature_layer",
+            ItemKind::File => "file",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ItemKind> {
+        match s {
+            "dataset" => Some(ItemKind::Dataset),
+            "feature_layer" => Some(ItemKind::FeatureLayer),
+            "file" => Some(ItemKind::File),
+            _ => None,
+        }
+    }
+
+    /// Whether the item holds rows (datasets and layers) rather than bytes.
+    pub fn has_rows(self) -> bool {
+        !matches!(self, ItemKind::File)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Integer,
+    Number,
+    String,
+    Boolean,
+    /// RFC 3339 date-time, carried as a string.
+    Timestamp,
+    /// Any JSON value (objects and arrays included).
+    Json,
+}
+
+impl FieldType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::String => "string",
+            FieldType::Boolean => "boolean",
+            FieldType::Timestamp => "timestamp",
+            FieldType::Json => "json",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Field {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+}
+
+/// Columns of a dataset or properties of a layer. Every field is nullable except the primary key.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct Schema {
+    pub fields: Vec<Field>,
+    /// The dataset column whose value identifies a row. Layers use the feature id instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<String>,
+}
+
+impl Schema {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum GeometryType {
+    Point,
+    MultiPoint,
+    LineString,
+    MultiLineString,
+    Polygon,
+    MultiPolygon,
+    GeometryCollection,
+    /// Features of several geometry types.
+    Geometry,
+}
+
+impl GeometryType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GeometryType::Point => "Point",
+            GeometryType::MultiPoint => "MultiPoint",
+            GeometryType::LineString => "LineString",
+            GeometryType::MultiLineString => "MultiLineString",
+            GeometryType::Polygon => "Polygon",
+            GeometryType::MultiPolygon => "MultiPolygon",
+            GeometryType::GeometryCollection => "GeometryCollection",
+            GeometryType::Geometry => "Geometry",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GeometryType> {
+        [
+            GeometryType::Point,
+            GeometryType::MultiPoint,
+            GeometryType::LineString,
+            GeometryType::MultiLineString,
+            GeometryType::Polygon,
+            GeometryType::MultiPolygon,
+            GeometryType::GeometryCollection,
+            GeometryType::Geometry,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
+/// Content of a `file` item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FileInfo {
+    pub size: u64,
+    /// BLAKE3 of the whole content, hex.
+    pub content_hash: String,
+    pub media_type: String,
+    #[serde(default)]
+    pub file_name: Option<String>,
+    pub chunk_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Item {
+    pub id: ItemId,
+    pub space_id: SpaceId,
+    pub kind: ItemKind,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Security labels.
+    pub markings: Vec<String>,
+    pub owner: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Increments with every committed change to the item, its metadata or its rows.
+    pub version: i64,
+    /// Change-feed sequence of the item's last change.
+    pub seq: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry_type: Option<GeometryType>,
+    /// Coordinate reference system of a layer, e.g. `EPSG:4326`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs: Option<String>,
+    /// Live rows (datasets, layers).
+    pub row_count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
+}
+
+/// Creates an empty dataset or layer (to be filled by edits). Imports use `POST /api/v1/items/import`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewItem {
+    pub space: String,
+    pub kind: ItemKind,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub markings: Vec<String>,
+    pub schema: Schema,
+    #[serde(default)]
+    pub geometry_type: Option<GeometryType>,
+    #[serde(default)]
+    pub crs: Option<String>,
+}
+
+/// Fields left out are unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ItemPatch {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub markings: Option<Vec<String>>,
+}
+
+/// One row of a dataset or one feature of a layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Row {
+    /// Primary-key value (datasets) or feature id (layers): a string or an integer.
+    #[schema(value_type = Object)]
+    pub key: Value,
+    /// Change-feed sequence of the row's last change.
+    pub seq: i64,
+    #[schema(value_type = Object)]
+    pub values: Map<String, Value>,
+    /// GeoJSON geometry (layers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub geometry: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RowPage {
+    pub rows: Vec<Row>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// A row to add or update. For datasets the key is taken from the primary-key column in `values`;
+/// for layers from `key` (generated on add when absent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RowInput {
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub key: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub values: Map<String, Value>,
+    /// GeoJSON geometry. On update, absent means unchanged; `null` clears it.
+    #[serde(default, deserialize_with = "present_or_absent")]
+    #[schema(value_type = Object)]
+    pub geometry: Option<Value>,
+}
+
+/// Keeps `"geometry": null` apart from a missing `geometry`: `Some(Value::Null)` vs `None`.
+fn present_or_absent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// A batch applied all or nothing. Updates change only the values they name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EditBatch {
+    #[serde(default)]
+    pub adds: Vec<RowInput>,
+    #[serde(default)]
+    pub updates: Vec<RowInput>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub deletes: Vec<Value>,
+}
+
+impl EditBatch {
+    pub fn len(&self) -> usize {
+        self.adds.len() + self.updates.len() + self.deletes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EditOp {
+    Add,
+    Update,
+    Delete,
+}
+
+/// Outcome of one edit of a batch, in the order adds, updates, deletes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EditResult {
+    pub op: EditOp,
+    /// Position of the edit within its list (`adds`, `updates` or `deletes`).
+    pub index: usize,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub key: Option<Value>,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiErrorBrief>,
+}
+
+/// Code and message of a failed edit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiErrorBrief {
+    pub code: crate::ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EditResults {
+    pub item: Item,
+    pub results: Vec<EditResult>,
+}
+
+/// One entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// The item was created or its metadata changed; carries the current metadata.
+    Item { seq: i64, item: Box<Item> },
+    /// The item was deleted (a tombstone).
+    ItemDeleted { seq: i64, item_id: ItemId },
+    /// A row was added or updated; carries its current content.
+    Row { seq: i64, item_id: ItemId, row: Row },
+    /// A row was deleted (a tombstone).
+    RowDeleted {
+        seq: i64,
+        item_id: ItemId,
+        #[schema(value_type = Object)]
+        key: Value,
+    },
+}
+
+impl Change {
+    pub fn seq(&self) -> i64 {
+        match self {
+            Change::Item { seq, .. }
+            | Change::ItemDeleted { seq, .. }
+            | Change::Row { seq, .. }
+            | Change::RowDeleted { seq, .. } => *seq,
+        }
+    }
+}
+
+/// `changes after N` for one space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChangePage {
+    pub epoch: String,
+    /// In increasing `seq` order.
+    pub changes: Vec<Change>,
+    /// Resume from here (`after=`); equals the request's `after` when nothing changed.
+    pub next_after: i64,
+    /// True when more changes wait beyond this page.
+    pub has_more: bool,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

@@ -1,0 +1,185 @@
+//! Content-addressed chunk storage for file items.
+//!
+//! A file is cut into fixed-size chunks, each stored once under `chunks/<aa>/<hash>` where `hash`
+//! is its BLAKE3 digest. Sync can then send only the chunks a receiver lacks. Chunks are written to
+//! a temporary file and renamed into place, so a chunk file is either whole or absent.
+
+use crate::types::ChunkRef;
+use crate::StoreResult;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// 1 MiB: small enough that a resumed transfer loses little, large enough to keep the chunk table
+/// small (a 10 GB file has 10,000 chunks).
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ChunkStore {
+    root: PathBuf,
+}
+
+impl ChunkStore {
+    pub fn open(root: impl Into<PathBuf>) -> StoreResult<ChunkStore> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        Ok(ChunkStore { root })
+    }
+
+    pub fn path(&self, hash: &str) -> PathBuf {
+        let prefix = hash.get(..2).unwrap_or("xx");
+        self.root.join(prefix).join(hash)
+    }
+
+    pub fn has(&self, hash: &str) -> bool {
+        self.path(hash).is_file()
+    }
+
+    /// Stores a chunk; returns its reference and whether it was new.
+    pub fn put(&self, bytes: &[u8]) -> StoreResult<(ChunkRef, bool)> {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        let chunk = ChunkRef {
+            hash: hash.clone(),
+            len: bytes.len() as u64,
+        };
+        let path = self.path(&hash);
+        if path.is_file() {
+            return Ok((chunk, false));
+        }
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok((chunk, true))
+    }
+
+    pub fn read(&self, hash: &str) -> StoreResult<Vec<u8>> {
+        Ok(fs::read(self.path(hash))?)
+    }
+
+    pub fn remove(&self, hash: &str) -> StoreResult<()> {
+        match fs::remove_file(self.path(hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Number of chunk files on disk (for tests and metrics).
+    pub fn count(&self) -> StoreResult<usize> {
+        let mut n = 0;
+        for dir in fs::read_dir(&self.root)? {
+            let dir = dir?;
+            if dir.file_type()?.is_dir() {
+                n += fs::read_dir(dir.path())?
+                    .filter(|e| e.as_ref().is_ok_and(|e| !is_temp(&e.path())))
+                    .count();
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn is_temp(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".tmp"))
+}
+
+/// The result of writing a whole file.
+#[derive(Debug, Clone)]
+pub struct WrittenFile {
+    pub size: u64,
+    /// BLAKE3 of the whole content, hex.
+    pub content_hash: String,
+    pub chunks: Vec<ChunkRef>,
+    /// Chunks this write created (the rest already existed): the ones to remove if the item is
+    /// not committed.
+    pub new_chunks: Vec<String>,
+}
+
+/// Cuts a byte stream into chunks as it arrives. Holds at most one chunk in memory.
+#[derive(Debug)]
+pub struct ChunkWriter {
+    store: ChunkStore,
+    buffer: Vec<u8>,
+    whole: blake3::Hasher,
+    written: WrittenFile,
+}
+
+impl ChunkWriter {
+    pub fn new(store: ChunkStore) -> ChunkWriter {
+        ChunkWriter {
+            store,
+            buffer: Vec::with_capacity(CHUNK_SIZE),
+            whole: blake3::Hasher::new(),
+            written: WrittenFile {
+                size: 0,
+                content_hash: String::new(),
+                chunks: Vec::new(),
+                new_chunks: Vec::new(),
+            },
+        }
+    }
+
+    pub fn write(&mut self, mut bytes: &[u8]) -> StoreResult<()> {
+        self.whole.update(bytes);
+        self.written.size += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let room = CHUNK_SIZE - self.buffer.len();
+            let take = room.min(bytes.len());
+            self.buffer.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.buffer.len() == CHUNK_SIZE {
+                self.flush_chunk()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> StoreResult<()> {
+        let (chunk, created) = self.store.put(&self.buffer)?;
+        if created {
+            self.written.new_chunks.push(chunk.hash.clone());
+        }
+        self.written.chunks.push(chunk);
+        self.buffer.clear();
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> StoreResult<WrittenFile> {
+        if !self.buffer.is_empty() {
+            self.flush_chunk()?;
+        }
+        self.written.content_hash = self.whole.finalize().to_hex().to_string();
+        Ok(self.written)
+    }
+
+    /// Chunks created so far, for clean-up after a failed upload.
+    pub fn new_chunks(&self) -> &[String] {
+        &self.written.new_chunks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_chunks_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let mut w = ChunkWriter::new(store.clone());
+        let data = vec![7u8; CHUNK_SIZE * 2 + 10];
+        w.write(&data[..100]).unwrap();
+        w.write(&data[100..]).unwrap();
+        let file = w.finish().unwrap();
+        assert_eq!(file.size, data.len() as u64);
+        assert_eq!(file.chunks.len(), 3);
+        assert_eq!(file.chunks[0], file.chunks[1]);
+        assert_eq!(file.new_chunks.len(), 2, "the repeated chunk is written once");
+        assert_eq!(store.count().unwrap(), 2);
+        assert_eq!(file.content_hash, blake3::hash(&data).to_hex().to_string());
+        assert_eq!(store.read(&file.chunks[2].hash).unwrap(), vec![7u8; 10]);
+    }
+}

@@ -1,0 +1,439 @@
+//! The storage conformance suite: behaviour every [`Store`] backend must show.
+//!
+//! A backend runs it with [`store_conformance_tests!`](crate::store_conformance_tests), giving an
+//! expression that opens a fresh, empty store. Each check is a plain function so a failure names
+//! the rule that broke.
+
+use crate::{
+    AddKey, EditPlan, ItemDraft, ItemShape, NoRows, RawRow, RowAdd, RowQuery, RowRecord, RowSource,
+    RowUpdate, Store, StoreError,
+};
+use ferry_core::geometry::{BBox, RawGeometry};
+use ferry_core::{CoreError, CoreResult, Key};
+use ferry_proto::{
+    Change, ErrorCode, Field, FieldType, ItemKind, ItemPatch, NewSpace, Role, Schema, SpacePatch,
+};
+use serde_json::json;
+
+/// Generates one `#[test]` per conformance check. `$open` must evaluate to a fresh store
+/// (`impl Store`); it may use a temporary directory it keeps alive in the returned value.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($open:expr) => {
+        $crate::store_conformance_tests!(@each $open;
+            spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
+            edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
+            change_feed_pages, change_feed_is_per_space, epoch_rotation, item_deletion, files);
+    };
+    (@each $open:expr; $($check:ident),*) => {
+        $(
+            #[test]
+            fn $check() {
+                let store = $open;
+                $crate::conformance::$check(&*store);
+            }
+        )*
+    };
+}
+
+fn space(store: &dyn Store, name: &str) {
+    store
+        .create_space(&NewSpace {
+            name: name.into(),
+            description: String::new(),
+        })
+        .expect("create space");
+}
+
+fn draft(space: &str, kind: ItemKind) -> ItemDraft {
+    ItemDraft {
+        space_ref: space.into(),
+        kind,
+        title: "Test".into(),
+        description: String::new(),
+        tags: vec![],
+        markings: vec![],
+        owner: "admin".into(),
+        crs: None,
+        file: None,
+    }
+}
+
+/// Rows from a vector, optionally failing after the last one.
+struct VecRows {
+    rows: std::vec::IntoIter<RowRecord>,
+    fail_at_end: Option<CoreError>,
+    schema: Schema,
+}
+
+impl RowSource for VecRows {
+    fn next_row(&mut self) -> CoreResult<Option<RowRecord>> {
+        match self.rows.next() {
+            Some(r) => Ok(Some(r)),
+            None => self.fail_at_end.take().map_or(Ok(None), Err),
+        }
+    }
+    fn shape(&self) -> ItemShape {
+        ItemShape {
+            schema: Some(self.schema.clone()),
+            geometry_type: Some(ferry_proto::GeometryType::Point),
+        }
+    }
+}
+
+fn layer_schema() -> Schema {
+    Schema {
+        fields: vec![
+            Field {
+                name: "name".into(),
+                field_type: FieldType::String,
+            },
+            Field {
+                name: "n".into(),
+                field_type: FieldType::Integer,
+            },
+        ],
+        primary_key: None,
+    }
+}
+
+fn point_row(key: i64, x: f64, y: f64) -> RowRecord {
+    let geometry = RawGeometry::from_value(&json!({"type": "Point", "coordinates": [x, y]}))
+        .and_then(|g| g.validate(true))
+        .expect("valid point");
+    RowRecord {
+        key: Key::Int(key),
+        values: json!({"name": format!("p{key}"), "n": key % 3}).to_string(),
+        geometry: Some(geometry),
+    }
+}
+
+fn points(n: i64) -> VecRows {
+    VecRows {
+        rows: (1..=n)
+            .map(|k| point_row(k, k as f64, k as f64 / 2.0))
+            .collect::<Vec<_>>()
+            .into_iter(),
+        fail_at_end: None,
+        schema: layer_schema(),
+    }
+}
+
+fn layer(store: &dyn Store, space_name: &str, n: i64) -> ferry_proto::Item {
+    store
+        .create_item(&draft(space_name, ItemKind::FeatureLayer), &mut points(n))
+        .expect("create layer")
+}
+
+fn code(err: StoreError) -> String {
+    format!("{err:?}")
+}
+
+pub fn spaces_lifecycle(store: &dyn Store) {
+    space(store, "alpha");
+    let dup = store.create_space(&NewSpace {
+        name: "alpha".into(),
+        description: String::new(),
+    });
+    assert!(matches!(dup, Err(StoreError::SpaceNameTaken(_))), "{dup:?}");
+    let renamed = store
+        .update_space(
+            "alpha",
+            &SpacePatch {
+                name: Some("beta".into()),
+                description: Some("About beta".into()),
+            },
+        )
+        .unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.description.as_str()), ("beta", "About beta"));
+    assert_eq!(store.space(&renamed.id.to_string()).unwrap().name, "beta");
+    assert!(matches!(store.space("alpha"), Err(StoreError::SpaceNotFound(_))));
+    layer(store, "beta", 2);
+    let refused = store.delete_space("beta", false);
+    assert!(matches!(refused, Err(StoreError::SpaceNotEmpty { items: 1, .. })), "{refused:?}");
+    assert_eq!(store.list_spaces().unwrap().len(), 1);
+    store.delete_space("beta", true).unwrap();
+    assert!(store.list_spaces().unwrap().is_empty());
+    assert!(store.list_items(None).unwrap().is_empty());
+}
+
+pub fn tokens_lifecycle(store: &dyn Store) {
+    let hash = [9u8; 32];
+    let t = store.create_token("ana", Role::Editor, hash).unwrap();
+    let found = store.token_by_hash(hash).unwrap().unwrap();
+    assert_eq!(found, t);
+    assert!(store.token_by_hash([1u8; 32]).unwrap().is_none());
+    let revoked = store.revoke_token(t.id).unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(store.token_by_hash(hash).unwrap().unwrap().revoked_at.is_some());
+    assert!(matches!(
+        store.revoke_token(ferry_proto::TokenId::generate()),
+        Err(StoreError::TokenNotFound(_))
+    ));
+    assert_eq!(store.list_tokens().unwrap().len(), 1);
+}
+
+pub fn import_and_query(store: &dyn Store) {
+    space(store, "s");
+    let item = layer(store, "s", 25);
+    assert_eq!(item.row_count, 25);
+    assert_eq!(item.schema, Some(layer_schema()));
+    let page = |after: Option<Key>| {
+        store
+            .query_rows(item.id, &RowQuery { after, limit: 10, ..Default::default() })
+            .unwrap()
+    };
+    let first = page(None);
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[0].key, json!(1));
+    let second = page(Some(Key::Int(10)));
+    assert_eq!(second[0].key, json!(11), "integer keys sort numerically");
+    assert_eq!(page(Some(Key::Int(20))).len(), 5);
+    let in_box = store
+        .query_rows(
+            item.id,
+            &RowQuery {
+                limit: 100,
+                bbox: Some(BBox { min_x: 2.5, min_y: 0.0, max_x: 5.0, max_y: 10.0 }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let keys: Vec<_> = in_box.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(keys, vec![json!(3), json!(4), json!(5)]);
+    let equal = store
+        .query_rows(
+            item.id,
+            &RowQuery { limit: 100, equals: vec![("n".into(), json!(0))], ..Default::default() },
+        )
+        .unwrap();
+    assert_eq!(equal.len(), 8);
+    assert!(equal.iter().all(|r| r.values["n"] == json!(0)));
+    let by_name = store
+        .query_rows(
+            item.id,
+            &RowQuery { limit: 100, equals: vec![("name".into(), json!("p7"))], ..Default::default() },
+        )
+        .unwrap();
+    assert_eq!(by_name.len(), 1);
+    let mut scanned = Vec::new();
+    store
+        .scan_rows(item.id, &mut |r: RawRow<'_>| {
+            scanned.push(r.key.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(scanned.len(), 25);
+    assert!(scanned.windows(2).all(|w| w[0] < w[1]));
+}
+
+pub fn import_is_all_or_nothing(store: &dyn Store) {
+    space(store, "s");
+    let before = store.instance().unwrap().last_seq;
+    let mut failing = points(50);
+    failing.fail_at_end = Some(CoreError::InvalidGeometry("feature 51: bad".into()));
+    let err = store
+        .create_item(&draft("s", ItemKind::FeatureLayer), &mut failing)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(CoreError::InvalidGeometry(_))), "{err:?}");
+    let mut dup = points(3);
+    dup.rows = vec![point_row(1, 0.0, 0.0), point_row(1, 1.0, 1.0)].into_iter();
+    let err = store.create_item(&draft("s", ItemKind::FeatureLayer), &mut dup).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(CoreError::DuplicateKey(_))), "{err:?}");
+    assert!(store.list_items(None).unwrap().is_empty(), "no partial item");
+    assert_eq!(store.instance().unwrap().last_seq, before, "no sequence consumed");
+    let missing = store.create_item(&draft("nope", ItemKind::FeatureLayer), &mut points(1));
+    assert!(matches!(missing, Err(StoreError::SpaceNotFound(_))));
+}
+
+fn add(key: i64) -> RowAdd {
+    RowAdd {
+        key: AddKey::Given(Key::Int(key)),
+        values: json!({"name": "new", "n": 1}).as_object().unwrap().clone(),
+        geometry: None,
+    }
+}
+
+pub fn edits_are_all_or_nothing(store: &dyn Store) {
+    space(store, "s");
+    let item = layer(store, "s", 3);
+    let seq_before = store.instance().unwrap().last_seq;
+    let plan = EditPlan {
+        adds: vec![add(10), add(2)],
+        updates: vec![RowUpdate {
+            key: Key::Int(99),
+            values: Default::default(),
+            geometry: None,
+        }],
+        deletes: vec![Key::Int(1), Key::Int(42)],
+        geometry_type: None,
+    };
+    let err = store.apply_edits(item.id, &plan).unwrap_err();
+    let StoreError::EditsRejected { failed, total, results } = err else {
+        panic!("expected EditsRejected, got {}", code(err));
+    };
+    assert_eq!((failed, total), (3, 5));
+    let codes: Vec<_> = results.iter().map(|r| r.error.as_ref().map(|e| e.code)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            None,
+            Some(ErrorCode::DuplicateKey),
+            Some(ErrorCode::RowNotFound),
+            None,
+            Some(ErrorCode::RowNotFound)
+        ]
+    );
+    assert_eq!(store.instance().unwrap().last_seq, seq_before);
+    let after = store.item(item.id).unwrap();
+    assert_eq!((after.row_count, after.version), (3, item.version));
+    assert!(store.row(item.id, &Key::Int(10)).unwrap().is_none());
+    assert!(store.row(item.id, &Key::Int(1)).unwrap().is_some());
+}
+
+pub fn edits_update_and_delete(store: &dyn Store) {
+    space(store, "s");
+    let item = layer(store, "s", 3);
+    let plan = EditPlan {
+        adds: vec![RowAdd { key: AddKey::Generate, ..add(0) }, RowAdd { key: AddKey::Generate, ..add(0) }],
+        updates: vec![RowUpdate {
+            key: Key::Int(2),
+            values: json!({"n": 100}).as_object().unwrap().clone(),
+            geometry: None,
+        }],
+        deletes: vec![Key::Int(3)],
+        geometry_type: None,
+    };
+    let out = store.apply_edits(item.id, &plan).unwrap();
+    assert!(out.results.iter().all(|r| r.success));
+    assert_eq!(out.results[0].key, Some(json!(4)), "generated keys follow the largest");
+    assert_eq!(out.results[1].key, Some(json!(5)));
+    assert_eq!(out.item.row_count, 4);
+    assert_eq!(out.item.version, item.version + 1);
+    let updated = store.row(item.id, &Key::Int(2)).unwrap().unwrap();
+    assert_eq!(updated.values["n"], json!(100));
+    assert_eq!(updated.values["name"], json!("p2"), "update keeps fields it does not name");
+    assert!(updated.geometry.is_some(), "update without geometry keeps it");
+    assert!(store.row(item.id, &Key::Int(3)).unwrap().is_none());
+    // A deleted key can be added again.
+    let again = store
+        .apply_edits(item.id, &EditPlan { adds: vec![add(3)], ..Default::default() })
+        .unwrap();
+    assert_eq!(again.item.row_count, 5);
+}
+
+pub fn change_feed_order_and_tombstones(store: &dyn Store) {
+    space(store, "s");
+    let start = store.instance().unwrap().last_seq;
+    let item = layer(store, "s", 3);
+    let page = store.changes("s", start, 100).unwrap();
+    let seqs: Vec<i64> = page.changes.iter().map(Change::seq).collect();
+    assert_eq!(seqs.len(), 4, "three rows and the item");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {seqs:?}");
+    assert!(matches!(page.changes.last(), Some(Change::Item { .. })));
+    assert_eq!(page.next_after, item.seq);
+    assert!(!page.has_more);
+    let mark = page.next_after;
+    store
+        .apply_edits(item.id, &EditPlan { deletes: vec![Key::Int(2)], ..Default::default() })
+        .unwrap();
+    let delta = store.changes("s", mark, 100).unwrap();
+    assert_eq!(delta.changes.len(), 2, "{:?}", delta.changes);
+    assert!(matches!(&delta.changes[0], Change::RowDeleted { key, .. } if *key == json!(2)));
+    assert!(matches!(&delta.changes[1], Change::Item { item, .. } if item.row_count == 2));
+    let mark = delta.next_after;
+    store.update_item(item.id, &ItemPatch { title: Some("Renamed".into()), ..Default::default() }).unwrap();
+    let meta = store.changes("s", mark, 100).unwrap();
+    assert!(matches!(&meta.changes[..], [Change::Item { item, .. }] if item.title == "Renamed"));
+    let nothing = store.changes("s", meta.next_after, 100).unwrap();
+    assert!(nothing.changes.is_empty());
+    assert_eq!(nothing.next_after, meta.next_after);
+    store.delete_item(item.id).unwrap();
+    let gone = store.changes("s", meta.next_after, 100).unwrap();
+    assert!(matches!(&gone.changes[..], [Change::ItemDeleted { item_id, .. }] if *item_id == item.id));
+    assert!(matches!(store.item(item.id), Err(StoreError::ItemNotFound(_))));
+}
+
+pub fn change_feed_pages(store: &dyn Store) {
+    space(store, "s");
+    layer(store, "s", 10);
+    layer(store, "s", 7);
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.changes("s", after, 4).unwrap();
+        assert!(page.changes.len() <= 4);
+        seen.extend(page.changes.iter().map(Change::seq));
+        after = page.next_after;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 19, "17 rows and 2 items, each exactly once");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(after, store.instance().unwrap().last_seq);
+}
+
+pub fn change_feed_is_per_space(store: &dyn Store) {
+    space(store, "a");
+    space(store, "b");
+    layer(store, "a", 5);
+    let b_item = layer(store, "b", 2);
+    let page = store.changes("b", 0, 100).unwrap();
+    assert_eq!(page.changes.len(), 3);
+    assert!(page.changes.iter().all(|c| match c {
+        Change::Row { item_id, .. } => *item_id == b_item.id,
+        Change::Item { item, .. } => item.id == b_item.id,
+        _ => false,
+    }));
+    assert!(matches!(store.changes("nope", 0, 10), Err(StoreError::SpaceNotFound(_))));
+}
+
+pub fn epoch_rotation(store: &dyn Store) {
+    let before = store.instance().unwrap();
+    let epoch = store.rotate_epoch().unwrap();
+    let after = store.instance().unwrap();
+    assert_ne!(before.epoch, after.epoch);
+    assert_eq!(after.epoch, epoch);
+    assert_eq!(before.id, after.id, "the instance keeps its id");
+    space(store, "s");
+    assert_eq!(store.changes("s", 0, 1).unwrap().epoch, epoch);
+}
+
+pub fn item_deletion(store: &dyn Store) {
+    space(store, "s");
+    let item = layer(store, "s", 4);
+    store.delete_item(item.id).unwrap();
+    assert!(matches!(store.delete_item(item.id), Err(StoreError::ItemNotFound(_))));
+    assert!(matches!(store.query_rows(item.id, &RowQuery { limit: 1, ..Default::default() }), Err(StoreError::ItemNotFound(_))));
+    assert_eq!(store.space("s").unwrap().item_count, 0);
+    store.delete_space("s", false).expect("a space holding only tombstones is empty");
+}
+
+pub fn files(store: &dyn Store) {
+    space(store, "s");
+    let chunks = vec![
+        crate::ChunkRef { hash: "aa".repeat(32), len: 10 },
+        crate::ChunkRef { hash: "bb".repeat(32), len: 5 },
+    ];
+    let info = ferry_proto::FileInfo {
+        size: 15,
+        content_hash: "cc".repeat(32),
+        media_type: "application/octet-stream".into(),
+        file_name: Some("x.bin".into()),
+        chunk_count: 2,
+    };
+    let mut d = draft("s", ItemKind::File);
+    d.file = Some((info.clone(), chunks.clone()));
+    let one = store.create_item(&d, &mut NoRows::default()).unwrap();
+    let two = store.create_item(&d, &mut NoRows::default()).unwrap();
+    assert_eq!(one.file, Some(info));
+    assert_eq!(store.file_chunks(one.id).unwrap(), chunks);
+    assert!(store.chunk_in_use(&chunks[0].hash).unwrap());
+    assert!(store.delete_item(one.id).unwrap().is_empty(), "chunks still used by the other item");
+    let freed = store.delete_item(two.id).unwrap();
+    assert_eq!(freed.len(), 2);
+    assert!(!store.chunk_in_use(&chunks[0].hash).unwrap());
+    let layer_item = layer(store, "s", 1);
+    assert!(matches!(store.file_chunks(layer_item.id), Err(StoreError::WrongItemKind { .. })));
+}

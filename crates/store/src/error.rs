@@ -1,0 +1,56 @@
+use ferry_core::CoreError;
+use ferry_proto::EditResult;
+
+/// Why a storage operation failed. `Backend` is for faults of the database or disk; everything
+/// else is the caller's input or the data's state, with a message that says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Invalid(#[from] CoreError),
+    #[error("space '{0}' does not exist; `ferry space list` shows the spaces")]
+    SpaceNotFound(String),
+    #[error("item {0} does not exist; `ferry item list` shows the items")]
+    ItemNotFound(String),
+    #[error("token {0} does not exist; `ferry token list` shows the tokens")]
+    TokenNotFound(String),
+    #[error("a space named '{0}' already exists; choose another name")]
+    SpaceNameTaken(String),
+    #[error(
+        "space '{name}' still holds {items} item(s); delete them first or delete with --force"
+    )]
+    SpaceNotEmpty { name: String, items: i64 },
+    #[error("item {id} is a {actual}; this operation needs a {expected}")]
+    WrongItemKind {
+        id: String,
+        actual: &'static str,
+        expected: &'static str,
+    },
+    #[error("{failed} of {total} edits failed, so none was applied; see details")]
+    EditsRejected {
+        failed: usize,
+        total: usize,
+        results: Vec<EditResult>,
+    },
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Backend(format!("stored JSON is corrupt: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

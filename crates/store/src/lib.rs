@@ -1,0 +1,79 @@
+//! Ferry's storage.
+//!
+//! **API Boundary:** [`Store`] is the only way the server touches the database. It is deliberately
+//! narrow and synchronous: every method is one transaction, callers run it on a blocking thread, and
+//! a second backend (PostgreSQL) implements the same trait and passes the same
+//! [`conformance`] suite.
+//!
+//! **Architecture Invariant:** every change to an item's metadata or to one of its rows takes the
+//! next value of one instance-wide sequence, in the same transaction as the change. Rows keep the
+//! sequence of their last change; deleted rows stay as tombstones until their item is deleted.
+
+mod blobs;
+pub mod conformance;
+mod error;
+mod sqlite;
+mod types;
+
+pub use blobs::{CHUNK_SIZE, ChunkStore, ChunkWriter, WrittenFile};
+pub use error::{StoreError, StoreResult};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use ferry_core::Key;
+use ferry_proto::{
+    ChangePage, Item, ItemId, ItemPatch, NewSpace, Role, Row, Space, SpacePatch, TokenId, TokenInfo,
+};
+
+/// Everything Ferry persists, behind one narrow interface. Spaces are named by id or by name
+/// (`space_ref`).
+pub trait Store: Send + Sync + 'static {
+    /// This instance's id and current data epoch.
+    fn instance(&self) -> StoreResult<InstanceRecord>;
+    /// Mints a new data epoch (after a restore or rebuild); receivers then resync.
+    fn rotate_epoch(&self) -> StoreResult<String>;
+
+    fn create_token(&self, name: &str, role: Role, secret_hash: [u8; 32]) -> StoreResult<TokenInfo>;
+    /// The token with this secret hash, revoked or not.
+    fn token_by_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<TokenInfo>>;
+    fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
+    fn revoke_token(&self, id: TokenId) -> StoreResult<TokenInfo>;
+
+    fn create_space(&self, new: &NewSpace) -> StoreResult<Space>;
+    fn list_spaces(&self) -> StoreResult<Vec<Space>>;
+    fn space(&self, space_ref: &str) -> StoreResult<Space>;
+    fn update_space(&self, space_ref: &str, patch: &SpacePatch) -> StoreResult<Space>;
+    /// Refuses a space that holds items unless `force`, which deletes them too.
+    /// Returns the chunks no item references any more.
+    fn delete_space(&self, space_ref: &str, force: bool) -> StoreResult<Vec<String>>;
+
+    /// Creates an item and its rows in one transaction: all rows or nothing.
+    fn create_item(&self, draft: &ItemDraft, rows: &mut dyn RowSource) -> StoreResult<Item>;
+    fn item(&self, id: ItemId) -> StoreResult<Item>;
+    fn list_items(&self, space_ref: Option<&str>) -> StoreResult<Vec<Item>>;
+    fn update_item(&self, id: ItemId, patch: &ItemPatch) -> StoreResult<Item>;
+    /// Leaves a tombstone for the change feed. Returns the chunks no item references any more.
+    fn delete_item(&self, id: ItemId) -> StoreResult<Vec<String>>;
+
+    /// Applies a checked batch all or nothing. On any failure nothing is written and the error
+    /// carries the result of every edit.
+    fn apply_edits(&self, id: ItemId, plan: &EditPlan) -> StoreResult<EditOutcome>;
+    /// Live rows in key order.
+    fn query_rows(&self, id: ItemId, query: &RowQuery) -> StoreResult<Vec<Row>>;
+    /// Visits every live row in key order, from one consistent snapshot.
+    fn scan_rows(
+        &self,
+        id: ItemId,
+        visit: &mut dyn FnMut(RawRow<'_>) -> StoreResult<()>,
+    ) -> StoreResult<()>;
+    fn row(&self, id: ItemId, key: &Key) -> StoreResult<Option<Row>>;
+
+    /// The chunks of a file item, in order.
+    fn file_chunks(&self, id: ItemId) -> StoreResult<Vec<ChunkRef>>;
+    /// Whether any item references the chunk.
+    fn chunk_in_use(&self, hash: &str) -> StoreResult<bool>;
+
+    /// What changed in a space after `after`, in sequence order, at most `limit` entries.
+    /// Costs time proportional to the changes returned, not to the data in the space.
+    fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage>;
+}

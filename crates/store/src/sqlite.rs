@@ -1,0 +1,1042 @@
+//! The SQLite implementation of [`Store`]: one writer connection, a small pool of readers, WAL mode
+//! so readers never wait for the writer.
+
+use crate::types::*;
+use crate::{Store, StoreError, StoreResult};
+use ferry_core::Key;
+use ferry_proto::{
+    ApiErrorBrief, Change, ChangePage, EditOp, EditResult, ErrorCode, GeometryType, Item, ItemId,
+    ItemKind, ItemPatch, NewSpace, Role, Row, Space, SpaceId, SpacePatch, TokenId, TokenInfo,
+};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior, params};
+use rusqlite_migration::{M, Migrations};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_foundation.sql")];
+const MAX_IDLE_READERS: usize = 8;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn open_connection(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -32000;",
+    )?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_connection(&path)?;
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        migrations
+            .to_latest(&mut conn)
+            .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
+        let tx = conn.transaction()?;
+        for (key, value) in [
+            ("instance_id", uuid::Uuid::now_v7().to_string()),
+            ("epoch", uuid::Uuid::new_v4().to_string()),
+            ("seq", "0".to_string()),
+        ] {
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self.readers.lock().map_err(poisoned)?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().map_err(poisoned)?;
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// Runs `f` in one write transaction; any error rolls everything back.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.writer.lock().map_err(poisoned)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Backend("a database connection lock was poisoned by an earlier panic".into())
+}
+
+/// Hands out change-feed sequence numbers inside one write transaction. SQLite has one writer at a
+/// time, so reading the counter at the start and storing it at the end is race-free.
+struct SeqAlloc {
+    last: i64,
+}
+
+impl SeqAlloc {
+    fn begin(tx: &Transaction<'_>) -> StoreResult<SeqAlloc> {
+        Ok(SeqAlloc {
+            last: meta_i64(tx, "seq")?,
+        })
+    }
+
+    fn take(&mut self) -> i64 {
+        self.last += 1;
+        self.last
+    }
+
+    fn finish(self, tx: &Transaction<'_>) -> StoreResult<()> {
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'seq'",
+            [self.last.to_string()],
+        )?;
+        Ok(())
+    }
+}
+
+fn meta(conn: &Connection, key: &str) -> StoreResult<String> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .map_err(Into::into)
+}
+
+fn meta_i64(conn: &Connection, key: &str) -> StoreResult<i64> {
+    meta(conn, key)?
+        .parse()
+        .map_err(|_| StoreError::Backend(format!("meta '{key}' is not a number")))
+}
+
+impl ToSql for KeySql<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Key::Int(i) => ToSqlOutput::Owned(SqlValue::Integer(*i)),
+            Key::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+struct KeySql<'a>(&'a Key);
+
+fn key_from_sql(v: ValueRef<'_>) -> rusqlite::Result<Key> {
+    match v {
+        ValueRef::Integer(i) => Ok(Key::Int(i)),
+        ValueRef::Text(t) => Ok(Key::Text(String::from_utf8_lossy(t).into_owned())),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            0,
+            "key".into(),
+            other.data_type(),
+        )),
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+// ---- tokens -------------------------------------------------------------------------------------
+
+fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, Option<String>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn token_info(raw: (String, String, String, String, Option<String>)) -> StoreResult<TokenInfo> {
+    let (id, name, role, created_at, revoked_at) = raw;
+    Ok(TokenInfo {
+        id: id.parse().map_err(|_| StoreError::Backend(format!("bad token id {id}")))?,
+        name,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
+        created_at,
+        revoked_at,
+    })
+}
+
+const TOKEN_COLS: &str = "id, name, role, created_at, revoked_at";
+
+// ---- spaces -------------------------------------------------------------------------------------
+
+const SPACE_COLS: &str = "s.rid, s.id, s.name, s.description, s.created_at, s.updated_at,
+    (SELECT count(*) FROM items i WHERE i.space_rid = s.rid AND i.deleted = 0)";
+
+fn space_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Space)> {
+    let id: String = r.get(1)?;
+    Ok((
+        r.get(0)?,
+        Space {
+            id: SpaceId(id.parse().unwrap_or_default()),
+            name: r.get(2)?,
+            description: r.get(3)?,
+            created_at: r.get(4)?,
+            updated_at: r.get(5)?,
+            item_count: r.get(6)?,
+        },
+    ))
+}
+
+/// Finds a space by id or by name.
+fn find_space(conn: &Connection, space_ref: &str) -> StoreResult<(i64, Space)> {
+    let by = if uuid::Uuid::parse_str(space_ref).is_ok() { "id" } else { "name" };
+    conn.query_row(
+        &format!("SELECT {SPACE_COLS} FROM spaces s WHERE s.{by} = ?1"),
+        [space_ref],
+        space_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::SpaceNotFound(space_ref.to_string()))
+}
+
+// ---- items --------------------------------------------------------------------------------------
+
+const ITEM_COLS: &str = "i.rid, i.id, s.id, i.kind, i.title, i.description, i.tags, i.markings,
+    i.owner, i.created_at, i.updated_at, i.version, i.seq, i.schema, i.geometry_type, i.crs,
+    i.file, i.row_count, i.deleted";
+
+/// An item row as read, before its JSON columns are decoded.
+struct ItemRow {
+    rid: i64,
+    deleted: bool,
+    columns: [Option<String>; 10],
+    version: i64,
+    seq: i64,
+    row_count: i64,
+}
+
+fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
+    let text = |i: usize| r.get::<_, Option<String>>(i);
+    Ok(ItemRow {
+        rid: r.get(0)?,
+        columns: [
+            text(1)?,
+            text(2)?,
+            text(3)?,
+            text(4)?,
+            text(5)?,
+            text(6)?,
+            text(7)?,
+            text(8)?,
+            text(9)?,
+            text(10)?,
+        ],
+        version: r.get(11)?,
+        seq: r.get(12)?,
+        row_count: r.get(17)?,
+        deleted: r.get::<_, i64>(18)? != 0,
+    })
+}
+
+fn decode_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ItemRow, [Option<String>; 4])> {
+    let extra = [r.get(13)?, r.get(14)?, r.get(15)?, r.get(16)?];
+    Ok((item_row(r)?, extra))
+}
+
+fn build_item(raw: (ItemRow, [Option<String>; 4])) -> StoreResult<(i64, bool, Item)> {
+    let (row, [schema, geometry_type, crs, file]) = raw;
+    let c = |i: usize| row.columns[i].clone().unwrap_or_default();
+    let corrupt = |what: &str| StoreError::Backend(format!("stored item has a bad {what}"));
+    let item = Item {
+        id: c(0).parse().map_err(|_| corrupt("id"))?,
+        space_id: c(1).parse().map_err(|_| corrupt("space id"))?,
+        kind: ItemKind::parse(&c(2)).ok_or_else(|| corrupt("kind"))?,
+        title: c(3),
+        description: c(4),
+        tags: serde_json::from_str(&c(5))?,
+        markings: serde_json::from_str(&c(6))?,
+        owner: c(7),
+        created_at: c(8),
+        updated_at: c(9),
+        version: row.version,
+        seq: row.seq,
+        schema: schema.map(|s| serde_json::from_str(&s)).transpose()?,
+        geometry_type: geometry_type.and_then(|g| GeometryType::parse(&g)),
+        crs,
+        row_count: row.row_count,
+        file: file.map(|f| serde_json::from_str(&f)).transpose()?,
+    };
+    Ok((row.rid, row.deleted, item))
+}
+
+fn items_query(filter: &str) -> String {
+    format!("SELECT {ITEM_COLS} FROM items i JOIN spaces s ON s.rid = i.space_rid WHERE {filter}")
+}
+
+/// A live item and its row id.
+fn find_item(conn: &Connection, id: ItemId) -> StoreResult<(i64, Item)> {
+    let raw = conn
+        .query_row(&items_query("i.id = ?1"), [id.to_string()], decode_item)
+        .optional()?;
+    match raw.map(build_item).transpose()? {
+        Some((rid, false, item)) => Ok((rid, item)),
+        _ => Err(StoreError::ItemNotFound(id.to_string())),
+    }
+}
+
+fn require_rows(id: ItemId, item: &Item) -> StoreResult<()> {
+    if item.kind.has_rows() {
+        Ok(())
+    } else {
+        Err(StoreError::WrongItemKind {
+            id: id.to_string(),
+            actual: item.kind.as_str(),
+            expected: "dataset or feature_layer",
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// Removes an item's rows and chunks and leaves its tombstone. Returns chunks no longer used.
+fn tombstone_item(tx: &Transaction<'_>, rid: i64, seq: i64) -> StoreResult<Vec<String>> {
+    let hashes: Vec<String> = tx
+        .prepare("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
+        .query_map([rid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    tx.execute("DELETE FROM rows WHERE item_rid = ?1", [rid])?;
+    tx.execute("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
+    tx.execute(
+        "UPDATE items SET deleted = 1, seq = ?2, version = version + 1, updated_at = ?3,
+             row_count = 0 WHERE rid = ?1",
+        params![rid, seq, now()],
+    )?;
+    unused_chunks(tx, hashes)
+}
+
+fn unused_chunks(conn: &Connection, hashes: Vec<String>) -> StoreResult<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM file_chunks WHERE hash = ?1 LIMIT 1")?;
+    let mut unused = Vec::new();
+    for h in hashes {
+        if !stmt.exists([&h])? {
+            unused.push(h);
+        }
+    }
+    Ok(unused)
+}
+
+// ---- rows ---------------------------------------------------------------------------------------
+
+const INSERT_ROW: &str = "INSERT INTO rows (item_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
+     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)";
+const UPSERT_ROW: &str = "INSERT OR REPLACE INTO rows (item_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
+     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+fn write_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    rid: i64,
+    key: &Key,
+    seq: i64,
+    values: &str,
+    geometry: Option<&ferry_core::geometry::Geometry>,
+) -> rusqlite::Result<usize> {
+    let bbox = geometry.and_then(|g| g.bbox);
+    stmt.execute(params![
+        rid,
+        KeySql(key),
+        seq,
+        values,
+        geometry.map(|g| g.text.as_str()),
+        bbox.map(|b| b.min_x),
+        bbox.map(|b| b.min_y),
+        bbox.map(|b| b.max_x),
+        bbox.map(|b| b.max_y),
+    ])
+}
+
+fn parse_row(key: Key, seq: i64, vals: &str, geom: Option<&str>) -> StoreResult<Row> {
+    Ok(Row {
+        key: key.to_value(),
+        seq,
+        values: serde_json::from_str(vals)?,
+        geometry: geom.map(serde_json::from_str).transpose()?,
+    })
+}
+
+/// A stored row: (deleted, values, geometry text).
+type StoredRow = (bool, Option<String>, Option<String>);
+
+fn stored_row(tx: &Connection, rid: i64, key: &Key) -> StoreResult<Option<StoredRow>> {
+    tx.prepare_cached("SELECT deleted, vals, geom FROM rows WHERE item_rid = ?1 AND key = ?2")?
+        .query_row(params![rid, KeySql(key)], |r| {
+            Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
+        })
+        .optional()
+        .map_err(Into::into)
+}
+
+fn sql_of_json(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(*b as i64),
+        Value::Number(n) => n
+            .as_i64()
+            .map(SqlValue::Integer)
+            .unwrap_or_else(|| SqlValue::Real(n.as_f64().unwrap_or(f64::NAN))),
+        Value::String(s) => SqlValue::Text(s.clone()),
+        other => SqlValue::Text(other.to_string()),
+    }
+}
+
+/// Applies one batch inside `tx`; returns the per-edit results and the change in row count.
+struct EditRun<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    rid: i64,
+    seqs: SeqAlloc,
+    results: Vec<EditResult>,
+    failed: usize,
+    row_delta: i64,
+    next_int_key: Option<i64>,
+}
+
+impl EditRun<'_, '_> {
+    fn record(&mut self, op: EditOp, index: usize, key: Option<&Key>, outcome: StoreResult<()>) {
+        let error = match outcome {
+            Ok(()) => None,
+            Err(e) => {
+                self.failed += 1;
+                let code = match &e {
+                    StoreError::Invalid(c) => c.code(),
+                    _ => ErrorCode::Internal,
+                };
+                Some(ApiErrorBrief {
+                    code,
+                    message: e.to_string(),
+                })
+            }
+        };
+        self.results.push(EditResult {
+            op,
+            index,
+            key: key.map(Key::to_value),
+            success: error.is_none(),
+            error,
+        });
+    }
+
+    fn generated_key(&mut self) -> StoreResult<Key> {
+        let next = match self.next_int_key {
+            Some(n) => n,
+            None => {
+                let max: Option<i64> = self.tx.query_row(
+                    "SELECT max(key) FROM rows WHERE item_rid = ?1 AND typeof(key) = 'integer'",
+                    [self.rid],
+                    |r| r.get(0),
+                )?;
+                max.unwrap_or(0) + 1
+            }
+        };
+        self.next_int_key = Some(next + 1);
+        Ok(Key::Int(next))
+    }
+
+    fn add(&mut self, add: &RowAdd) -> (Option<Key>, StoreResult<()>) {
+        let key = match &add.key {
+            AddKey::Given(k) => k.clone(),
+            AddKey::Generate => match self.generated_key() {
+                Ok(k) => k,
+                Err(e) => return (None, Err(e)),
+            },
+        };
+        let outcome = (|| {
+            if let Some((false, _, _)) = stored_row(self.tx, self.rid, &key)? {
+                return Err(ferry_core::CoreError::DuplicateKey(format!(
+                    "a row with key {key} already exists; use an update instead"
+                ))
+                .into());
+            }
+            let seq = self.seqs.take();
+            let mut stmt = self.tx.prepare_cached(UPSERT_ROW)?;
+            write_row(&mut stmt, self.rid, &key, seq, &to_json(&add.values)?, add.geometry.as_ref())?;
+            self.row_delta += 1;
+            Ok(())
+        })();
+        (Some(key), outcome)
+    }
+
+    fn update(&mut self, update: &RowUpdate) -> StoreResult<()> {
+        let (values, geom) = match stored_row(self.tx, self.rid, &update.key)? {
+            Some((false, values, geom)) => (values, geom),
+            _ => return Err(row_not_found(&update.key)),
+        };
+        let mut merged: Map<String, Value> = serde_json::from_str(values.as_deref().unwrap_or("{}"))?;
+        merged.extend(update.values.clone());
+        let seq = self.seqs.take();
+        let mut stmt = self.tx.prepare_cached(UPSERT_ROW)?;
+        match &update.geometry {
+            Some(g) => write_row(&mut stmt, self.rid, &update.key, seq, &to_json(&merged)?, g.as_ref())?,
+            None => {
+                // Geometry unchanged: keep the stored text and bounding box.
+                drop(stmt);
+                self.tx.execute(
+                    "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5 WHERE item_rid = ?1 AND key = ?2",
+                    params![self.rid, KeySql(&update.key), seq, to_json(&merged)?, geom],
+                )?
+            }
+        };
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &Key) -> StoreResult<()> {
+        if !matches!(stored_row(self.tx, self.rid, key)?, Some((false, _, _))) {
+            return Err(row_not_found(key));
+        }
+        let seq = self.seqs.take();
+        self.tx.execute(
+            "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
+                 min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL
+             WHERE item_rid = ?1 AND key = ?2",
+            params![self.rid, KeySql(key), seq],
+        )?;
+        self.row_delta -= 1;
+        Ok(())
+    }
+}
+
+fn row_not_found(key: &Key) -> StoreError {
+    ferry_core::CoreError::RowNotFound(format!(
+        "no row with key {key}; `ferry item rows` lists the rows"
+    ))
+    .into()
+}
+
+impl Store for SqliteStore {
+    fn instance(&self) -> StoreResult<InstanceRecord> {
+        self.read(|c| {
+            Ok(InstanceRecord {
+                id: meta(c, "instance_id")?,
+                epoch: meta(c, "epoch")?,
+                last_seq: meta_i64(c, "seq")?,
+            })
+        })
+    }
+
+    fn rotate_epoch(&self) -> StoreResult<String> {
+        let epoch = uuid::Uuid::new_v4().to_string();
+        self.write(|tx| {
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'epoch'", [&epoch])?;
+            Ok(())
+        })?;
+        Ok(epoch)
+    }
+
+    fn create_token(&self, name: &str, role: Role, secret_hash: [u8; 32]) -> StoreResult<TokenInfo> {
+        let info = TokenInfo {
+            id: TokenId::generate(),
+            name: name.to_string(),
+            role,
+            created_at: now(),
+            revoked_at: None,
+        };
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tokens (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![info.id.to_string(), info.name, role.as_str(), &secret_hash[..], info.created_at],
+            )?;
+            Ok(())
+        })?;
+        Ok(info)
+    }
+
+    fn token_by_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<TokenInfo>> {
+        self.read(|c| {
+            c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE secret_hash = ?1"))?
+                .query_row([&secret_hash[..]], token_from_row)
+                .optional()?
+                .map(token_info)
+                .transpose()
+        })
+    }
+
+    fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
+        self.read(|c| {
+            c.prepare(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at, id"))?
+                .query_map([], token_from_row)?
+                .map(|r| token_info(r?))
+                .collect()
+        })
+    }
+
+    fn revoke_token(&self, id: TokenId) -> StoreResult<TokenInfo> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+                params![id.to_string(), now()],
+            )?;
+            tx.query_row(
+                &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
+                [id.to_string()],
+                token_from_row,
+            )
+            .optional()?
+            .map(token_info)
+            .transpose()?
+            .ok_or_else(|| StoreError::TokenNotFound(id.to_string()))
+        })
+    }
+
+    fn create_space(&self, new: &NewSpace) -> StoreResult<Space> {
+        self.write(|tx| {
+            let ts = now();
+            let inserted = tx.execute(
+                "INSERT INTO spaces (id, name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![SpaceId::generate().to_string(), new.name, new.description, ts],
+            );
+            match inserted {
+                Err(e) if is_unique_violation(&e) => Err(StoreError::SpaceNameTaken(new.name.clone())),
+                other => other.map_err(StoreError::from),
+            }?;
+            Ok(find_space(tx, &new.name)?.1)
+        })
+    }
+
+    fn list_spaces(&self) -> StoreResult<Vec<Space>> {
+        self.read(|c| {
+            c.prepare(&format!("SELECT {SPACE_COLS} FROM spaces s ORDER BY s.name"))?
+                .query_map([], space_from_row)?
+                .map(|r| Ok(r?.1))
+                .collect()
+        })
+    }
+
+    fn space(&self, space_ref: &str) -> StoreResult<Space> {
+        self.read(|c| Ok(find_space(c, space_ref)?.1))
+    }
+
+    fn update_space(&self, space_ref: &str, patch: &SpacePatch) -> StoreResult<Space> {
+        self.write(|tx| {
+            let (rid, space) = find_space(tx, space_ref)?;
+            let name = patch.name.clone().unwrap_or(space.name);
+            let description = patch.description.clone().unwrap_or(space.description);
+            let updated = tx.execute(
+                "UPDATE spaces SET name = ?2, description = ?3, updated_at = ?4 WHERE rid = ?1",
+                params![rid, name, description, now()],
+            );
+            match updated {
+                Err(e) if is_unique_violation(&e) => Err(StoreError::SpaceNameTaken(name.clone())),
+                other => other.map_err(StoreError::from),
+            }?;
+            Ok(find_space(tx, &space.id.to_string())?.1)
+        })
+    }
+
+    fn delete_space(&self, space_ref: &str, force: bool) -> StoreResult<Vec<String>> {
+        self.write(|tx| {
+            let (rid, space) = find_space(tx, space_ref)?;
+            if space.item_count > 0 && !force {
+                return Err(StoreError::SpaceNotEmpty {
+                    name: space.name,
+                    items: space.item_count,
+                });
+            }
+            let item_rids: Vec<i64> = tx
+                .prepare("SELECT rid FROM items WHERE space_rid = ?1")?
+                .query_map([rid], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut freed = Vec::new();
+            let mut seqs = SeqAlloc::begin(tx)?;
+            for item_rid in item_rids {
+                freed.extend(tombstone_item(tx, item_rid, seqs.take())?);
+            }
+            seqs.finish(tx)?;
+            // The space and its feed go away together, tombstones included.
+            tx.execute("DELETE FROM items WHERE space_rid = ?1", [rid])?;
+            tx.execute("DELETE FROM spaces WHERE rid = ?1", [rid])?;
+            Ok(freed)
+        })
+    }
+
+    fn create_item(&self, draft: &ItemDraft, rows: &mut dyn RowSource) -> StoreResult<Item> {
+        self.write(|tx| {
+            let (space_rid, _) = find_space(tx, &draft.space_ref)?;
+            let id = ItemId::generate();
+            let ts = now();
+            tx.execute(
+                "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
+                     created_at, updated_at, version, seq, crs, file)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, 0, ?10, ?11)",
+                params![
+                    id.to_string(),
+                    space_rid,
+                    draft.kind.as_str(),
+                    draft.title,
+                    draft.description,
+                    to_json(&draft.tags)?,
+                    to_json(&draft.markings)?,
+                    draft.owner,
+                    ts,
+                    draft.crs,
+                    draft.file.as_ref().map(|(info, _)| to_json(info)).transpose()?,
+                ],
+            )?;
+            let rid = tx.last_insert_rowid();
+            let mut seqs = SeqAlloc::begin(tx)?;
+            let mut count = 0i64;
+            {
+                let mut stmt = tx.prepare_cached(INSERT_ROW)?;
+                while let Some(row) = rows.next_row()? {
+                    let inserted = write_row(&mut stmt, rid, &row.key, seqs.take(), &row.values, row.geometry.as_ref());
+                    match inserted {
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(ferry_core::CoreError::DuplicateKey(format!(
+                                "row {}: key {} appears more than once; keys must be unique",
+                                count + 1,
+                                row.key
+                            ))
+                            .into());
+                        }
+                        other => other?,
+                    };
+                    count += 1;
+                }
+            }
+            if let Some((_, chunks)) = &draft.file {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO file_chunks (item_rid, idx, hash, len) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (idx, c) in chunks.iter().enumerate() {
+                    stmt.execute(params![rid, idx as i64, c.hash, c.len as i64])?;
+                }
+            }
+            let shape = rows.shape();
+            tx.execute(
+                "UPDATE items SET seq = ?2, schema = ?3, geometry_type = ?4, row_count = ?5 WHERE rid = ?1",
+                params![
+                    rid,
+                    seqs.take(),
+                    shape.schema.as_ref().map(to_json).transpose()?,
+                    shape.geometry_type.map(|g| g.as_str()),
+                    count
+                ],
+            )?;
+            seqs.finish(tx)?;
+            Ok(find_item(tx, id)?.1)
+        })
+    }
+
+    fn item(&self, id: ItemId) -> StoreResult<Item> {
+        self.read(|c| Ok(find_item(c, id)?.1))
+    }
+
+    fn list_items(&self, space_ref: Option<&str>) -> StoreResult<Vec<Item>> {
+        self.read(|c| {
+            let mut raw = Vec::new();
+            match space_ref {
+                Some(s) => {
+                    let (rid, _) = find_space(c, s)?;
+                    let mut stmt = c.prepare(&items_query("i.space_rid = ?1 AND i.deleted = 0 ORDER BY i.rid"))?;
+                    for r in stmt.query_map([rid], decode_item)? {
+                        raw.push(r?);
+                    }
+                }
+                None => {
+                    let mut stmt = c.prepare(&items_query("i.deleted = 0 ORDER BY i.rid"))?;
+                    for r in stmt.query_map([], decode_item)? {
+                        raw.push(r?);
+                    }
+                }
+            }
+            raw.into_iter().map(|r| Ok(build_item(r)?.2)).collect()
+        })
+    }
+
+    fn update_item(&self, id: ItemId, patch: &ItemPatch) -> StoreResult<Item> {
+        self.write(|tx| {
+            let (rid, item) = find_item(tx, id)?;
+            let mut seqs = SeqAlloc::begin(tx)?;
+            tx.execute(
+                "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
+                     version = version + 1, seq = ?6, updated_at = ?7 WHERE rid = ?1",
+                params![
+                    rid,
+                    patch.title.as_ref().unwrap_or(&item.title),
+                    patch.description.as_ref().unwrap_or(&item.description),
+                    to_json(patch.tags.as_ref().unwrap_or(&item.tags))?,
+                    to_json(patch.markings.as_ref().unwrap_or(&item.markings))?,
+                    seqs.take(),
+                    now(),
+                ],
+            )?;
+            seqs.finish(tx)?;
+            Ok(find_item(tx, id)?.1)
+        })
+    }
+
+    fn delete_item(&self, id: ItemId) -> StoreResult<Vec<String>> {
+        self.write(|tx| {
+            let (rid, _) = find_item(tx, id)?;
+            let mut seqs = SeqAlloc::begin(tx)?;
+            let freed = tombstone_item(tx, rid, seqs.take())?;
+            seqs.finish(tx)?;
+            Ok(freed)
+        })
+    }
+
+    fn apply_edits(&self, id: ItemId, plan: &EditPlan) -> StoreResult<EditOutcome> {
+        self.write(|tx| {
+            let (rid, item) = find_item(tx, id)?;
+            require_rows(id, &item)?;
+            let mut run = EditRun {
+                tx,
+                rid,
+                seqs: SeqAlloc::begin(tx)?,
+                results: Vec::new(),
+                failed: 0,
+                row_delta: 0,
+                next_int_key: None,
+            };
+            for (i, add) in plan.adds.iter().enumerate() {
+                let (key, outcome) = run.add(add);
+                run.record(EditOp::Add, i, key.as_ref(), outcome);
+            }
+            for (i, update) in plan.updates.iter().enumerate() {
+                let outcome = run.update(update);
+                run.record(EditOp::Update, i, Some(&update.key), outcome);
+            }
+            for (i, key) in plan.deletes.iter().enumerate() {
+                let outcome = run.delete(key);
+                run.record(EditOp::Delete, i, Some(key), outcome);
+            }
+            if run.failed > 0 {
+                return Err(StoreError::EditsRejected {
+                    failed: run.failed,
+                    total: run.results.len(),
+                    results: run.results,
+                });
+            }
+            let item_seq = run.seqs.take();
+            tx.execute(
+                "UPDATE items SET version = version + 1, seq = ?2, updated_at = ?3,
+                     row_count = row_count + ?4, geometry_type = coalesce(?5, geometry_type)
+                 WHERE rid = ?1",
+                params![rid, item_seq, now(), run.row_delta, plan.geometry_type.map(|g| g.as_str())],
+            )?;
+            let results = run.results;
+            run.seqs.finish(tx)?;
+            Ok(EditOutcome {
+                item: find_item(tx, id)?.1,
+                results,
+            })
+        })
+    }
+
+    fn query_rows(&self, id: ItemId, query: &RowQuery) -> StoreResult<Vec<Row>> {
+        self.read(|c| {
+            let (rid, item) = find_item(c, id)?;
+            require_rows(id, &item)?;
+            let mut sql = String::from("SELECT key, seq, vals, geom FROM rows WHERE item_rid = ? AND deleted = 0");
+            let mut args: Vec<SqlValue> = vec![SqlValue::Integer(rid)];
+            if let Some(after) = &query.after {
+                sql.push_str(" AND key > ?");
+                args.push(match after {
+                    Key::Int(i) => SqlValue::Integer(*i),
+                    Key::Text(s) => SqlValue::Text(s.clone()),
+                });
+            }
+            if let Some(b) = query.bbox {
+                sql.push_str(" AND max_x >= ? AND min_x <= ? AND max_y >= ? AND min_y <= ?");
+                args.extend([b.min_x, b.max_x, b.min_y, b.max_y].map(SqlValue::Real));
+            }
+            for (field, value) in &query.equals {
+                sql.push_str(" AND json_extract(vals, ?) IS ?");
+                args.push(SqlValue::Text(format!("$.\"{}\"", field.replace('"', "\\\""))));
+                args.push(sql_of_json(value));
+            }
+            sql.push_str(" ORDER BY key LIMIT ?");
+            args.push(SqlValue::Integer(query.limit as i64));
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((key_from_sql(r.get_ref(0)?)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+            })?;
+            rows.map(|r| {
+                let (key, seq, vals, geom) = r?;
+                parse_row(key, seq, &vals, geom.as_deref())
+            })
+            .collect()
+        })
+    }
+
+    fn scan_rows(
+        &self,
+        id: ItemId,
+        visit: &mut dyn FnMut(RawRow<'_>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.read(|c| {
+            // One read transaction: the scan sees one snapshot even while edits commit.
+            let tx = c.unchecked_transaction()?;
+            let (rid, item) = find_item(&tx, id)?;
+            require_rows(id, &item)?;
+            let mut stmt = tx.prepare("SELECT key, vals, geom FROM rows WHERE item_rid = ?1 AND deleted = 0 ORDER BY key")?;
+            let mut rows = stmt.query([rid])?;
+            while let Some(r) = rows.next()? {
+                let key = key_from_sql(r.get_ref(0)?)?;
+                let vals = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+                let geom = r.get_ref(2)?.as_str_or_null().map_err(rusqlite::Error::from)?;
+                visit(RawRow { key: &key, values: vals, geometry: geom })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn row(&self, id: ItemId, key: &Key) -> StoreResult<Option<Row>> {
+        self.read(|c| {
+            let (rid, item) = find_item(c, id)?;
+            require_rows(id, &item)?;
+            c.query_row(
+                "SELECT seq, vals, geom FROM rows WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
+                params![rid, KeySql(key)],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)),
+            )
+            .optional()?
+            .map(|(seq, vals, geom)| parse_row(key.clone(), seq, &vals, geom.as_deref()))
+            .transpose()
+        })
+    }
+
+    fn file_chunks(&self, id: ItemId) -> StoreResult<Vec<ChunkRef>> {
+        self.read(|c| {
+            let (rid, item) = find_item(c, id)?;
+            if item.kind != ItemKind::File {
+                return Err(StoreError::WrongItemKind {
+                    id: id.to_string(),
+                    actual: item.kind.as_str(),
+                    expected: "file",
+                });
+            }
+            c.prepare("SELECT hash, len FROM file_chunks WHERE item_rid = ?1 ORDER BY idx")?
+                .query_map([rid], |r| {
+                    Ok(ChunkRef {
+                        hash: r.get(0)?,
+                        len: r.get::<_, i64>(1)? as u64,
+                    })
+                })?
+                .collect::<Result<_, _>>()
+                .map_err(Into::into)
+        })
+    }
+
+    fn chunk_in_use(&self, hash: &str) -> StoreResult<bool> {
+        self.read(|c| Ok(!unused_chunks(c, vec![hash.to_string()])?.is_empty()).map(|unused: bool| !unused))
+    }
+
+    fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage> {
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let (space_rid, _) = find_space(&tx, space_ref)?;
+            let epoch = meta(&tx, "epoch")?;
+            // Any row change also moves its item's seq, so only items changed after `after` can
+            // hold changed rows: the cost follows the changes, not the size of the space.
+            let mut stmt = tx.prepare(&items_query("i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq"))?;
+            let changed: Vec<(i64, bool, Item)> = stmt
+                .query_map(params![space_rid, after], decode_item)?
+                .map(|r| build_item(r?))
+                .collect::<StoreResult<_>>()?;
+            let mut changes = Vec::new();
+            let mut rows_stmt = tx.prepare(
+                "SELECT key, seq, deleted, vals, geom FROM rows WHERE item_rid = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            for (rid, deleted, item) in changed {
+                if deleted {
+                    changes.push(Change::ItemDeleted { seq: item.seq, item_id: item.id });
+                    continue;
+                }
+                let item_id = item.id;
+                let rows = rows_stmt.query_map(params![rid, after, limit as i64 + 1], |r| {
+                    Ok((key_from_sql(r.get_ref(0)?)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)? != 0, r.get::<_, Option<String>>(3)?, r.get::<_, Option<String>>(4)?))
+                })?;
+                for r in rows {
+                    let (key, seq, row_deleted, vals, geom) = r?;
+                    changes.push(if row_deleted {
+                        Change::RowDeleted { seq, item_id, key: key.to_value() }
+                    } else {
+                        Change::Row { seq, item_id, row: parse_row(key, seq, vals.as_deref().unwrap_or("{}"), geom.as_deref())? }
+                    });
+                }
+                changes.push(Change::Item { seq: item.seq, item: Box::new(item) });
+            }
+            changes.sort_by_key(Change::seq);
+            let has_more = changes.len() > limit;
+            changes.truncate(limit);
+            let next_after = changes.last().map_or(after, Change::seq);
+            Ok(ChangePage { epoch, changes, next_after, has_more })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store in a temporary directory that lives as long as the store.
+    pub(crate) struct TempStore {
+        store: SqliteStore,
+        _dir: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for TempStore {
+        type Target = SqliteStore;
+        fn deref(&self) -> &SqliteStore {
+            &self.store
+        }
+    }
+
+    fn open_temp() -> TempStore {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("ferry.db")).unwrap();
+        TempStore { store, _dir: dir }
+    }
+
+    crate::store_conformance_tests!(open_temp());
+
+    #[test]
+    fn reopening_keeps_identity_and_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let first = SqliteStore::open(&path).unwrap();
+        first.create_space(&NewSpace { name: "kept".into(), description: String::new() }).unwrap();
+        let before = first.instance().unwrap();
+        drop(first);
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.instance().unwrap(), before);
+        assert_eq!(again.space("kept").unwrap().name, "kept");
+    }
+}

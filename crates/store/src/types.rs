@@ -1,0 +1,128 @@
+//! Values passed to and from the [`crate::Store`].
+
+use ferry_core::geometry::{BBox, Geometry};
+use ferry_core::{CoreResult, Key};
+use ferry_proto::{EditResult, FileInfo, GeometryType, Item, ItemKind, Schema};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    pub id: String,
+    pub epoch: String,
+    pub last_seq: i64,
+}
+
+/// An item about to be created.
+#[derive(Debug, Clone)]
+pub struct ItemDraft {
+    pub space_ref: String,
+    pub kind: ItemKind,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub markings: Vec<String>,
+    pub owner: String,
+    pub crs: Option<String>,
+    /// For files: the content and its chunks.
+    pub file: Option<(FileInfo, Vec<ChunkRef>)>,
+}
+
+/// One row ready to store: checked against the schema, values as a JSON object text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowRecord {
+    pub key: Key,
+    pub values: String,
+    pub geometry: Option<Geometry>,
+}
+
+/// The schema and geometry type an import settled on, known once its rows are read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ItemShape {
+    pub schema: Option<Schema>,
+    pub geometry_type: Option<GeometryType>,
+}
+
+/// A stream of rows for [`crate::Store::create_item`]. An error aborts the whole import.
+pub trait RowSource {
+    fn next_row(&mut self) -> CoreResult<Option<RowRecord>>;
+    /// Called after the last row.
+    fn shape(&self) -> ItemShape;
+}
+
+/// A source with no rows and a fixed shape (empty items, files).
+#[derive(Debug, Clone, Default)]
+pub struct NoRows(pub ItemShape);
+
+impl RowSource for NoRows {
+    fn next_row(&mut self) -> CoreResult<Option<RowRecord>> {
+        Ok(None)
+    }
+    fn shape(&self) -> ItemShape {
+        self.0.clone()
+    }
+}
+
+/// A row update: the values named replace the stored ones; `geometry: None` keeps the geometry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowUpdate {
+    pub key: Key,
+    pub values: Map<String, Value>,
+    pub geometry: Option<Option<Geometry>>,
+}
+
+/// An add whose key the store assigns (a feature added without an id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AddKey {
+    Given(Key),
+    Generate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowAdd {
+    pub key: AddKey,
+    pub values: Map<String, Value>,
+    pub geometry: Option<Geometry>,
+}
+
+/// A batch of edits checked against the schema, to apply all or nothing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EditPlan {
+    pub adds: Vec<RowAdd>,
+    pub updates: Vec<RowUpdate>,
+    pub deletes: Vec<Key>,
+    /// Geometry type of the layer after the batch.
+    pub geometry_type: Option<GeometryType>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditOutcome {
+    pub item: Item,
+    pub results: Vec<EditResult>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RowQuery {
+    /// Rows with keys after this one.
+    pub after: Option<Key>,
+    pub limit: usize,
+    pub bbox: Option<BBox>,
+    /// Attribute equality filters, all of which must hold.
+    pub equals: Vec<(String, Value)>,
+}
+
+/// A row as stored, borrowed for the duration of a scan: export writes it without re-encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRow<'a> {
+    pub key: &'a Key,
+    /// JSON object text.
+    pub values: &'a str,
+    /// GeoJSON geometry text.
+    pub geometry: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// BLAKE3, hex.
+    pub hash: String,
+    pub len: u64,
+}
