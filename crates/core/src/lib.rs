@@ -4,7 +4,9 @@
 
 mod error;
 pub mod geometry;
+pub mod edits;
 pub mod names;
+pub mod rows;
 pub mod schema;
 
 pub use error::{CoreError, CoreResult};

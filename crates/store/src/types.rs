@@ -1,9 +1,10 @@
 //! Values passed to and from the [`crate::Store`].
 
-use ferry_core::geometry::{BBox, Geometry};
+use ferry_core::geometry::BBox;
+pub use ferry_core::rows::{AddKey, EditPlan, RowAdd, RowRecord, RowUpdate};
 use ferry_core::{CoreResult, Key};
 use ferry_proto::{EditResult, FileInfo, GeometryType, Item, ItemKind, Schema};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRecord {
@@ -27,13 +28,6 @@ pub struct ItemDraft {
     pub file: Option<(FileInfo, Vec<ChunkRef>)>,
 }
 
-/// One row ready to store: checked against the schema, values as a JSON object text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowRecord {
-    pub key: Key,
-    pub values: String,
-    pub geometry: Option<Geometry>,
-}
 
 /// The schema and geometry type an import settled on, known once its rows are read.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -62,37 +56,9 @@ impl RowSource for NoRows {
     }
 }
 
-/// A row update: the values named replace the stored ones; `geometry: None` keeps the geometry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowUpdate {
-    pub key: Key,
-    pub values: Map<String, Value>,
-    pub geometry: Option<Option<Geometry>>,
-}
 
-/// An add whose key the store assigns (a feature added without an id).
-#[derive(Debug, Clone, PartialEq)]
-pub enum AddKey {
-    Given(Key),
-    Generate,
-}
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowAdd {
-    pub key: AddKey,
-    pub values: Map<String, Value>,
-    pub geometry: Option<Geometry>,
-}
 
-/// A batch of edits checked against the schema, to apply all or nothing.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct EditPlan {
-    pub adds: Vec<RowAdd>,
-    pub updates: Vec<RowUpdate>,
-    pub deletes: Vec<Key>,
-    /// Geometry type of the layer after the batch.
-    pub geometry_type: Option<GeometryType>,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditOutcome {

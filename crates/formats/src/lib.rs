@@ -1,0 +1,94 @@
+//! Streaming import and export of items.
+//!
+//! Imports parse on their own thread and hand rows to the store in batches through a bounded
+//! channel: parsing and writing overlap, and memory stays bounded by the channel, whatever the size
+//! of the input. Exports write rows straight from the store's scan to any `Write`.
+
+mod csv_format;
+mod export;
+mod geojson;
+mod ndjson;
+mod sink;
+
+pub use export::{ExportFormat, write_export};
+pub use sink::ImportStream;
+
+use ferry_core::CoreError;
+use ferry_proto::{ItemKind, Schema};
+use std::io::Read;
+
+/// Input formats for rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// A GeoJSON FeatureCollection → feature layer.
+    GeoJson,
+    /// CSV with a header line → dataset.
+    Csv,
+    /// One JSON object per line → dataset.
+    Ndjson,
+}
+
+impl ImportFormat {
+    pub fn parse(s: &str) -> Option<ImportFormat> {
+        match s {
+            "geojson" => Some(ImportFormat::GeoJson),
+            "csv" => Some(ImportFormat::Csv),
+            "ndjson" | "jsonl" => Some(ImportFormat::Ndjson),
+            _ => None,
+        }
+    }
+
+    pub fn item_kind(self) -> ItemKind {
+        match self {
+            ImportFormat::GeoJson => ItemKind::FeatureLayer,
+            ImportFormat::Csv | ImportFormat::Ndjson => ItemKind::Dataset,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// An explicit schema; when absent the schema is inferred.
+    pub schema: Option<Schema>,
+    /// Dataset primary-key column; defaults to `id` when present, else a generated `_id`.
+    pub primary_key: Option<String>,
+    /// CRS of a layer's coordinates; a GeoJSON `crs` member overrides it.
+    pub crs: String,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            schema: None,
+            primary_key: None,
+            crs: "EPSG:4326".to_string(),
+        }
+    }
+}
+
+/// Starts parsing `reader` on a new thread; the returned stream feeds
+/// [`ferry_store::Store::create_item`].
+pub fn start_import<R: Read + Send + 'static>(
+    format: ImportFormat,
+    reader: R,
+    options: ImportOptions,
+) -> ImportStream {
+    sink::spawn(format.item_kind(), options, move |sink| match format {
+        ImportFormat::GeoJson => geojson::read(reader, sink),
+        ImportFormat::Csv => csv_format::read(reader, sink),
+        ImportFormat::Ndjson => ndjson::read(reader, sink),
+    })
+}
+
+/// Maps an IO error of the input to the format's error, keeping its message.
+fn io_error(format: ImportFormat, e: std::io::Error) -> CoreError {
+    let msg = format!("reading the input failed: {e}");
+    match format {
+        ImportFormat::GeoJson => CoreError::MalformedGeojson(msg),
+        ImportFormat::Csv => CoreError::MalformedCsv(msg),
+        ImportFormat::Ndjson => CoreError::MalformedNdjson(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests;

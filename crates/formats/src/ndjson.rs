@@ -1,0 +1,32 @@
+//! NDJSON reader: one JSON object per line; blank lines are skipped.
+
+use crate::sink::Sink;
+use crate::{ImportFormat, io_error};
+use ferry_core::{CoreError, CoreResult};
+use serde_json::{Map, Value};
+use std::io::{BufRead, BufReader, Read};
+
+pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
+    let mut reader = BufReader::with_capacity(1 << 18, reader);
+    let mut line = String::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|e| io_error(ImportFormat::Ndjson, e))?;
+        if read == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let values: Map<String, Value> = serde_json::from_str(&line).map_err(|e| {
+            CoreError::MalformedNdjson(format!("line {number}: not a JSON object: {e}"))
+        })?;
+        sink.choose_key(values.contains_key("id"));
+        sink.record(values)
+            .map_err(|e| e.at(format_args!("line {number}")))?;
+    }
+}

@@ -1,0 +1,102 @@
+use super::*;
+use ferry_core::CoreError;
+use ferry_proto::{ErrorCode, FieldType, GeometryType};
+use ferry_store::{ItemShape, RowRecord, RowSource};
+
+fn drain(format: ImportFormat, input: &str, options: ImportOptions) -> Result<(Vec<RowRecord>, ItemShape), CoreError> {
+    let mut stream = start_import(format, std::io::Cursor::new(input.to_string().into_bytes()), options);
+    let mut rows = Vec::new();
+    while let Some(r) = stream.next_row()? {
+        rows.push(r);
+    }
+    Ok((rows, stream.shape()))
+}
+
+fn code(format: ImportFormat, input: &str) -> ErrorCode {
+    drain(format, input, ImportOptions::default()).unwrap_err().code()
+}
+
+#[test]
+fn geojson_features_stream_with_inferred_schema() {
+    let input = r#"{"type":"FeatureCollection","name":"x","features":[
+        {"type":"Feature","id":7,"geometry":{"type":"Point","coordinates":[1,2]},"properties":{"a":1,"b":"x"}},
+        {"type":"Feature","geometry":null,"properties":{"a":2.5,"c":true}},
+        {"type":"Feature","id":"k","geometry":{"type":"LineString","coordinates":[[0,0],[1,1]]},"properties":null}
+    ]}"#;
+    let (rows, shape) = drain(ImportFormat::GeoJson, input, ImportOptions::default()).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].key, ferry_core::Key::Int(7));
+    assert_eq!(rows[1].key, ferry_core::Key::Int(2), "missing ids are the feature's position");
+    assert!(rows[1].geometry.is_none());
+    let schema = shape.schema.unwrap();
+    assert_eq!(schema.field("a").unwrap().field_type, FieldType::Number);
+    assert_eq!(schema.field("c").unwrap().field_type, FieldType::Boolean);
+    assert_eq!(shape.geometry_type, Some(GeometryType::Geometry));
+}
+
+#[test]
+fn geojson_errors_have_their_codes() {
+    assert_eq!(code(ImportFormat::GeoJson, "{"), ErrorCode::MalformedGeojson);
+    assert_eq!(code(ImportFormat::GeoJson, "[]"), ErrorCode::MalformedGeojson);
+    assert_eq!(code(ImportFormat::GeoJson, r#"{"type":"Feature","features":[]}"#), ErrorCode::MalformedGeojson);
+    assert_eq!(code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection"}"#), ErrorCode::MalformedGeojson);
+    assert_eq!(
+        code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1]}}]}"#),
+        ErrorCode::InvalidGeometry
+    );
+    assert_eq!(
+        code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"a":1}},{"type":"Feature","properties":{"a":"x"}}]}"#),
+        ErrorCode::SchemaMismatch
+    );
+    assert_eq!(
+        code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{}}]} trailing"#),
+        ErrorCode::MalformedGeojson
+    );
+}
+
+#[test]
+fn geojson_legacy_crs_member() {
+    let input = r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::3857"}},
+        "features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[500000,6000000]},"properties":{}}]}"#;
+    let mut stream = start_import(ImportFormat::GeoJson, std::io::Cursor::new(input.as_bytes().to_vec()), ImportOptions::default());
+    while stream.next_row().unwrap().is_some() {}
+    assert_eq!(stream.crs(), "EPSG:3857");
+}
+
+#[test]
+fn csv_types_and_keys() {
+    let input = "id,name,score,when\n1,ann,2.5,2024-01-02T03:04:05Z\n2,bob,,\n";
+    let (rows, shape) = drain(ImportFormat::Csv, input, ImportOptions::default()).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].key, ferry_core::Key::Int(2));
+    assert_eq!(rows[1].values, r#"{"id":2,"name":"bob"}"#, "empty cells are null and left out");
+    let schema = shape.schema.unwrap();
+    assert_eq!(schema.primary_key.as_deref(), Some("id"));
+    assert_eq!(schema.field("score").unwrap().field_type, FieldType::Number);
+    assert_eq!(schema.field("when").unwrap().field_type, FieldType::Timestamp);
+}
+
+#[test]
+fn csv_without_id_gets_generated_keys() {
+    let (rows, shape) = drain(ImportFormat::Csv, "a,b\nx,1\ny,2\n", ImportOptions::default()).unwrap();
+    assert_eq!(rows[1].key, ferry_core::Key::Int(2));
+    assert_eq!(shape.schema.unwrap().primary_key.as_deref(), Some("_id"));
+}
+
+#[test]
+fn csv_errors() {
+    assert_eq!(code(ImportFormat::Csv, "a,b\n1,2,3\n"), ErrorCode::MalformedCsv);
+    let many = format!("id,n\n{}x,y\n", (1..=1000).map(|i| format!("{i},{i}\n")).collect::<String>());
+    assert_eq!(code(ImportFormat::Csv, &many), ErrorCode::SchemaMismatch, "a value past the sample that does not fit");
+    let options = ImportOptions { primary_key: Some("nope".into()), ..Default::default() };
+    assert_eq!(drain(ImportFormat::Csv, "a\n1\n", options).unwrap_err().code(), ErrorCode::SchemaMismatch);
+}
+
+#[test]
+fn ndjson_records() {
+    let (rows, shape) = drain(ImportFormat::Ndjson, "{\"id\":\"a\",\"v\":1}\n\n{\"id\":\"b\",\"v\":2}\n", ImportOptions::default()).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(shape.schema.unwrap().primary_key.as_deref(), Some("id"));
+    assert_eq!(code(ImportFormat::Ndjson, "{\"id\":1}\n[1,2]\n"), ErrorCode::MalformedNdjson);
+    assert_eq!(code(ImportFormat::Ndjson, "{\"id\":1}\n{\"id\":null}\n"), ErrorCode::SchemaMismatch);
+}
