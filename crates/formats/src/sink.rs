@@ -177,6 +177,7 @@ impl Sink {
         Ok(ItemShape {
             schema: Some(schema),
             geometry_type: self.geometry_type,
+            crs: None,
         })
     }
 }

@@ -1,0 +1,102 @@
+//! The Ferry server as a library: [`Instance::open`] prepares a data directory and [`serve`] runs
+//! the HTTP API on a listener until a shutdown signal. Tests start several instances in one process
+//! this way, each on `127.0.0.1:0`.
+
+mod api;
+mod auth;
+pub mod config;
+mod error;
+pub mod instance;
+mod metrics;
+mod state;
+
+pub use auth::{hash_token, new_token_secret};
+pub use config::{Config, ServeOptions};
+pub use error::status_of;
+pub use instance::{Instance, StartError};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use ferry_proto::Health;
+use state::{AppState, InstanceFacts, Limits};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+/// How often the epoch marker is refreshed while serving.
+const EPOCH_MARKER_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Builds the full router for an instance whose public URL is `public_url`.
+pub fn router(instance: &Instance, public_url: String) -> Router {
+    let state = AppState {
+        store: instance.store.clone(),
+        chunks: instance.chunks.clone(),
+        info: Arc::new(InstanceFacts {
+            title: instance.config.title.clone(),
+            public_url,
+            public_key: instance.identity.public_key_base64(),
+            fingerprint: instance.identity.fingerprint(),
+        }),
+        metrics: Arc::new(metrics::Metrics::new()),
+        limits: Limits {
+            max_body_bytes: instance.config.max_body_bytes,
+            max_import_bytes: instance.config.max_import_bytes,
+        },
+    };
+    let (api, openapi) = api::routes().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/healthz", get(|| async { axum::Json(Health { status: "ok".into() }) }))
+        .route("/metrics", get(render_metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// Serves `instance` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    instance: Instance,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let bound = listener.local_addr()?;
+    let public_url = instance.public_url(bound);
+    let app = router(&instance, public_url);
+    let marker = tokio::spawn(refresh_epoch_marker(instance.config.data_dir.clone(), instance.store.clone()));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    marker.abort();
+    if let Err(e) = instance::record_epoch(&instance.config.data_dir, instance.store.as_ref()) {
+        tracing::warn!(error = %e, "could not record the epoch marker at shutdown");
+    }
+    served
+}
+
+async fn refresh_epoch_marker(dir: std::path::PathBuf, store: Arc<dyn ferry_store::Store>) {
+    let mut tick = tokio::time::interval(EPOCH_MARKER_INTERVAL);
+    loop {
+        tick.tick().await;
+        let (dir, store) = (dir.clone(), store.clone());
+        let _ = tokio::task::spawn_blocking(move || instance::record_epoch(&dir, store.as_ref())).await;
+    }
+}

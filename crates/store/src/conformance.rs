@@ -77,6 +77,7 @@ impl RowSource for VecRows {
         ItemShape {
             schema: Some(self.schema.clone()),
             geometry_type: Some(ferry_proto::GeometryType::Point),
+            crs: Some("EPSG:4326".into()),
         }
     }
 }

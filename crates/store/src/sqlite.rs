@@ -739,13 +739,15 @@ impl Store for SqliteStore {
             }
             let shape = rows.shape();
             tx.execute(
-                "UPDATE items SET seq = ?2, schema = ?3, geometry_type = ?4, row_count = ?5 WHERE rid = ?1",
+                "UPDATE items SET seq = ?2, schema = ?3, geometry_type = ?4, row_count = ?5,
+                     crs = coalesce(?6, crs) WHERE rid = ?1",
                 params![
                     rid,
                     seqs.take(),
                     shape.schema.as_ref().map(to_json).transpose()?,
                     shape.geometry_type.map(|g| g.as_str()),
-                    count
+                    count,
+                    shape.crs,
                 ],
             )?;
             seqs.finish(tx)?;

@@ -34,6 +34,8 @@ pub struct ItemDraft {
 pub struct ItemShape {
     pub schema: Option<Schema>,
     pub geometry_type: Option<GeometryType>,
+    /// A CRS the input declared; overrides the draft's.
+    pub crs: Option<String>,
 }
 
 /// A stream of rows for [`crate::Store::create_item`]. An error aborts the whole import.

@@ -1,0 +1,131 @@
+//! The CLI's HTTP client for `/api/v1`: adds the token, turns error bodies into messages.
+
+use anyhow::{Context, Result, anyhow};
+use ferry_proto::ApiError;
+use reqwest::{Method, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Where to reach the server and how to authenticate.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) server: String,
+    pub(crate) token: Option<String>,
+}
+
+impl Target {
+    /// Flags and environment first, then the files `ferry serve` leaves in the data directory.
+    pub(crate) fn resolve(server: Option<String>, token: Option<String>, data_dir: &Path) -> Result<Target> {
+        let read = |name: &str| -> Option<String> {
+            std::fs::read_to_string(data_dir.join(name)).ok().map(|s| s.trim().to_string())
+        };
+        let server = server
+            .or_else(|| read(ferry_server::instance::ENDPOINT_FILE))
+            .ok_or_else(|| anyhow!(
+                "no server given: pass --server URL (or set FERRY_SERVER), or start `ferry serve` with the default data directory {}",
+                data_dir.display()
+            ))?;
+        let token = token.or_else(|| read(ferry_server::instance::ADMIN_TOKEN_FILE));
+        Ok(Target { server: server.trim_end_matches('/').to_string(), token })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    target: Target,
+}
+
+/// The server's error, shown as its message and stable code.
+#[derive(Debug)]
+pub(crate) struct ServerError {
+    pub(crate) status: u16,
+    pub(crate) error: ApiError,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}, HTTP {}]", self.error.message, self.error.code.as_str(), self.status)?;
+        if let Some(details) = &self.error.details {
+            write!(f, "\n{}", serde_json::to_string_pretty(details).unwrap_or_default())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl Client {
+    pub(crate) fn new(target: Target) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client { http, target })
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.target.server)
+    }
+
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.http.request(method, self.url(path));
+        match &self.target.token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    /// Sends, and turns a non-2xx answer into a [`ServerError`].
+    pub(crate) async fn send(&self, builder: RequestBuilder) -> Result<Response> {
+        let response = builder.send().await.with_context(|| {
+            format!("cannot reach the Ferry server at {}; is `ferry serve` running?", self.target.server)
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<ApiError>(&text) {
+            Ok(error) => Err(ServerError { status, error }.into()),
+            Err(_) => Err(anyhow!("the server answered HTTP {status}: {}", text.trim())),
+        }
+    }
+
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.json(self.request(Method::GET, path)).await
+    }
+
+    pub(crate) async fn json<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T> {
+        let response = self.send(builder).await?;
+        response.json().await.context("the server's answer is not what this CLI expects")
+    }
+
+    pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<T> {
+        self.json(self.request(method, path).json(body)).await
+    }
+}
+
+/// The default data directory: `$FERRY_DATA_DIR`, else `$XDG_DATA_HOME/ferry`, else
+/// `~/.local/share/ferry`.
+pub(crate) fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FERRY_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("ferry");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/ferry")
+}
+
+/// Percent-encodes a path segment (space names may hold '.', ids hold '-').
+pub(crate) fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

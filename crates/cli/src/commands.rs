@@ -1,0 +1,498 @@
+//! Administration commands: each calls the REST API and prints a table or JSON.
+
+use crate::client::{Client, segment};
+use crate::output::{Output, fields, progress, table};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use ferry_proto::{
+    ChangePage, CreatedToken, EditBatch, EditResults, InstanceInfo, Item, ItemPatch, NewSpace,
+    NewToken, Role, RowPage, Space, SpacePatch, TokenInfo,
+};
+use futures_util::TryStreamExt;
+use reqwest::Method;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum InstanceCmd {
+    /// Id, title, URL and key fingerprint.
+    Show,
+}
+
+pub(crate) async fn instance(client: &Client, out: Output, cmd: InstanceCmd) -> Result<()> {
+    match cmd {
+        InstanceCmd::Show => {
+            let info: InstanceInfo = client.get("/api/v1/instance").await?;
+            out.show(&info, |i| {
+                fields(&[
+                    ("id", i.id.clone()),
+                    ("title", i.title.clone()),
+                    ("public url", i.public_url.clone()),
+                    ("fingerprint", i.fingerprint.clone()),
+                    ("data epoch", i.epoch.clone()),
+                    ("last change", i.last_seq.to_string()),
+                    ("version", i.software_version.clone()),
+                ])
+            })
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TokenCmd {
+    /// Create a token for a named user; prints the secret once.
+    Create {
+        name: String,
+        /// viewer (read), editor (edit item data) or admin (everything).
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token at once.
+    Revoke { id: String },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("unknown role '{s}': use viewer, editor or admin"))
+}
+
+fn token_table(tokens: &[TokenInfo]) -> comfy_table::Table {
+    let mut t = table(&["id", "name", "role", "created", "revoked"]);
+    for k in tokens {
+        t.add_row(vec![
+            k.id.to_string(),
+            k.name.clone(),
+            k.role.as_str().to_string(),
+            k.created_at.clone(),
+            k.revoked_at.clone().unwrap_or_default(),
+        ]);
+    }
+    t
+}
+
+pub(crate) async fn token(client: &Client, out: Output, cmd: TokenCmd) -> Result<()> {
+    match cmd {
+        TokenCmd::Create { name, role } => {
+            let created: CreatedToken = client.call(Method::POST, "/api/v1/tokens", &NewToken { name, role }).await?;
+            let message = format!(
+                "Token for '{}' ({}), shown only now:\n{}",
+                created.info.name,
+                created.info.role.as_str(),
+                created.token
+            );
+            out.done(&created, &message)
+        }
+        TokenCmd::List => {
+            let tokens: Vec<TokenInfo> = client.get("/api/v1/tokens").await?;
+            out.show(&tokens, |t| token_table(t))
+        }
+        TokenCmd::Revoke { id } => {
+            let info: TokenInfo = client
+                .json(client.request(Method::DELETE, &format!("/api/v1/tokens/{}", segment(&id))))
+                .await?;
+            out.done(&info, &format!("Revoked token {} ('{}').", info.id, info.name))
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SpaceCmd {
+    /// Create a space.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List spaces.
+    List,
+    /// Show one space (by name or id).
+    Show { space: String },
+    /// Rename or describe a space.
+    Update {
+        space: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a space; refuses one that holds items unless --force.
+    Delete {
+        space: String,
+        /// Delete the space's items too.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn space_table(spaces: &[Space]) -> comfy_table::Table {
+    let mut t = table(&["name", "items", "description", "id"]);
+    for s in spaces {
+        t.add_row(vec![s.name.clone(), s.item_count.to_string(), s.description.clone(), s.id.to_string()]);
+    }
+    t
+}
+
+pub(crate) async fn space(client: &Client, out: Output, cmd: SpaceCmd) -> Result<()> {
+    match cmd {
+        SpaceCmd::Create { name, description } => {
+            let s: Space = client.call(Method::POST, "/api/v1/spaces", &NewSpace { name, description }).await?;
+            out.done(&s, &format!("Created space '{}' ({}).", s.name, s.id))
+        }
+        SpaceCmd::List => {
+            let spaces: Vec<Space> = client.get("/api/v1/spaces").await?;
+            out.show(&spaces, |s| space_table(s))
+        }
+        SpaceCmd::Show { space } => {
+            let s: Space = client.get(&format!("/api/v1/spaces/{}", segment(&space))).await?;
+            out.show(&s, |s| space_table(std::slice::from_ref(s)))
+        }
+        SpaceCmd::Update { space, name, description } => {
+            let patch = SpacePatch { name, description };
+            let s: Space = client.call(Method::PATCH, &format!("/api/v1/spaces/{}", segment(&space)), &patch).await?;
+            out.done(&s, &format!("Updated space '{}'.", s.name))
+        }
+        SpaceCmd::Delete { space, force } => {
+            let path = format!("/api/v1/spaces/{}?force={force}", segment(&space));
+            client.send(client.request(Method::DELETE, &path)).await?;
+            out.done(&serde_json::json!({"deleted": space}), &format!("Deleted space '{space}'."))
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ItemCmd {
+    /// Import a file: GeoJSON → feature layer, CSV/NDJSON → dataset, anything else → file.
+    Import(ImportArgs),
+    /// List items, optionally of one space.
+    List {
+        #[arg(long)]
+        space: Option<String>,
+    },
+    /// Show an item's metadata and schema.
+    Show { id: String },
+    /// Export an item: GeoJSON (layers), CSV or NDJSON (datasets), original bytes (files).
+    Export {
+        id: String,
+        /// geojson, csv or ndjson (default: the item's own).
+        #[arg(long)]
+        format: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Apply a batch of edits from a JSON file ({"adds": [...], "updates": [...], "deletes": [...]}).
+    Edit {
+        id: String,
+        /// The batch, as JSON ('-' for standard input).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Change an item's title, description, tags or markings.
+    Update {
+        id: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Replace the tags (repeat for several).
+        #[arg(long = "tag")]
+        tags: Option<Vec<String>>,
+        /// Replace the markings (repeat for several).
+        #[arg(long = "marking")]
+        markings: Option<Vec<String>>,
+        /// Remove every marking.
+        #[arg(long, conflicts_with = "markings")]
+        clear_markings: bool,
+    },
+    /// Delete an item.
+    Delete { id: String },
+    /// Query rows or features, a page at a time.
+    Rows(RowsArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ImportArgs {
+    file: PathBuf,
+    #[arg(long)]
+    space: String,
+    /// dataset, feature_layer or file (default: from the file's extension).
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Security label (repeat for several).
+    #[arg(long = "marking")]
+    markings: Vec<String>,
+    /// Datasets: the primary-key column (default `id`, else a generated `_id`).
+    #[arg(long)]
+    primary_key: Option<String>,
+    /// A JSON file holding the schema, instead of inferring it.
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Layers: CRS of the coordinates (default EPSG:4326).
+    #[arg(long)]
+    crs: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RowsArgs {
+    id: String,
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Cursor from a previous page.
+    #[arg(long)]
+    after: Option<String>,
+    /// Layers: min_x,min_y,max_x,max_y.
+    #[arg(long)]
+    bbox: Option<String>,
+    /// Equality filter field:value (repeat for several).
+    #[arg(long = "where")]
+    filters: Vec<String>,
+}
+
+fn item_table(items: &[Item]) -> comfy_table::Table {
+    let mut t = table(&["id", "kind", "title", "rows", "markings", "version", "updated"]);
+    for i in items {
+        let rows = match &i.file {
+            Some(f) => format!("{} bytes", f.size),
+            None => i.row_count.to_string(),
+        };
+        t.add_row(vec![
+            i.id.to_string(),
+            i.kind.as_str().to_string(),
+            i.title.clone(),
+            rows,
+            i.markings.join(","),
+            i.version.to_string(),
+            i.updated_at.clone(),
+        ]);
+    }
+    t
+}
+
+fn item_detail(i: &Item) -> comfy_table::Table {
+    let mut rows = vec![
+        ("id", i.id.to_string()),
+        ("kind", i.kind.as_str().to_string()),
+        ("title", i.title.clone()),
+        ("description", i.description.clone()),
+        ("space", i.space_id.to_string()),
+        ("owner", i.owner.clone()),
+        ("tags", i.tags.join(", ")),
+        ("markings", i.markings.join(", ")),
+        ("version", i.version.to_string()),
+        ("change seq", i.seq.to_string()),
+        ("created", i.created_at.clone()),
+        ("updated", i.updated_at.clone()),
+    ];
+    if i.kind.has_rows() {
+        rows.push(("rows", i.row_count.to_string()));
+    }
+    if let Some(g) = i.geometry_type {
+        rows.push(("geometry", g.as_str().to_string()));
+    }
+    if let Some(c) = &i.crs {
+        rows.push(("crs", c.clone()));
+    }
+    if let Some(s) = &i.schema {
+        let described: Vec<String> = s
+            .fields
+            .iter()
+            .map(|f| {
+                let pk = if s.primary_key.as_deref() == Some(&f.name) { " (key)" } else { "" };
+                format!("{}: {}{pk}", f.name, f.field_type.as_str())
+            })
+            .collect();
+        rows.push(("schema", described.join("\n")));
+    }
+    if let Some(f) = &i.file {
+        rows.push(("size", format!("{} bytes in {} chunks", f.size, f.chunk_count)));
+        rows.push(("media type", f.media_type.clone()));
+        rows.push(("blake3", f.content_hash.clone()));
+    }
+    fields(&rows)
+}
+
+/// Content type for an import, from the file's extension.
+fn content_type(path: &Path, kind: Option<&str>) -> &'static str {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    match (kind, ext.as_str()) {
+        (Some("file"), _) => "application/octet-stream",
+        (_, "geojson") => "application/geo+json",
+        (Some("feature_layer"), "json") => "application/json",
+        (_, "csv") => "text/csv",
+        (_, "ndjson" | "jsonl") => "application/x-ndjson",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let size = file.metadata().await?.len();
+    let file_name = args.file.file_name().and_then(|n| n.to_str()).unwrap_or("upload").to_string();
+    let mut query: Vec<(&str, String)> = vec![("space", args.space.clone()), ("file_name", file_name.clone())];
+    query.push(("title", args.title.clone().unwrap_or_else(|| file_name.clone())));
+    let optional = [("kind", &args.kind), ("description", &args.description), ("primary_key", &args.primary_key), ("crs", &args.crs)];
+    query.extend(optional.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+    query.extend(args.tags.iter().map(|t| ("tag", t.clone())));
+    query.extend(args.markings.iter().map(|m| ("marking", m.clone())));
+    if let Some(schema) = &args.schema {
+        let text = std::fs::read_to_string(schema).with_context(|| format!("cannot read {}", schema.display()))?;
+        query.push(("schema", text));
+    }
+    let bar = progress(Some(size), "uploading");
+    let counter = bar.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+        .inspect_ok(move |chunk| counter.inc(chunk.len() as u64));
+    let request = client
+        .request(Method::POST, "/api/v1/items/import")
+        .query(&query)
+        .header(reqwest::header::CONTENT_TYPE, content_type(&args.file, args.kind.as_deref()))
+        .header(reqwest::header::CONTENT_LENGTH, size)
+        .body(reqwest::Body::wrap_stream(stream));
+    let result: Result<Item> = client.json(request).await;
+    bar.finish_and_clear();
+    let item = result?;
+    let what = match &item.file {
+        Some(f) => format!("{} bytes", f.size),
+        None => format!("{} rows", item.row_count),
+    };
+    out.done(&item, &format!("Imported {} as {} '{}' ({what}), id {}.", args.file.display(), item.kind.as_str(), item.title, item.id))
+}
+
+async fn export(client: &Client, id: &str, format: Option<String>, output: Option<PathBuf>) -> Result<()> {
+    let mut request = client.request(Method::GET, &format!("/api/v1/items/{}/export", segment(id)));
+    if let Some(f) = format {
+        request = request.query(&[("format", f)]);
+    }
+    let response = client.send(request).await?;
+    let bar = progress(response.content_length(), "downloading");
+    let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin> = match &output {
+        Some(path) => Box::new(tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?),
+        None => Box::new(tokio::io::stdout()),
+    };
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.try_next().await.context("the export was cut off; run it again")? {
+        sink.write_all(&chunk).await?;
+        bar.inc(chunk.len() as u64);
+    }
+    sink.flush().await?;
+    bar.finish_and_clear();
+    if let Some(path) = output {
+        eprintln!("Exported to {}.", path.display());
+    }
+    Ok(())
+}
+
+async fn edit(client: &Client, out: Output, id: &str, file: &Path) -> Result<()> {
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let batch: EditBatch = serde_json::from_str(&text).context("the edit file is not a valid batch")?;
+    let results: EditResults = client.call(Method::POST, &format!("/api/v1/items/{}/edits", segment(id)), &batch).await?;
+    out.show(&results, |r| {
+        let mut t = table(&["edit", "#", "key", "result"]);
+        for e in &r.results {
+            let key = e.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
+            t.add_row(vec![format!("{:?}", e.op).to_lowercase(), e.index.to_string(), key, "ok".into()]);
+        }
+        t
+    })
+}
+
+async fn rows(client: &Client, out: Output, args: RowsArgs) -> Result<()> {
+    let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    query.extend(args.after.map(|a| ("after", a)));
+    query.extend(args.bbox.map(|b| ("bbox", b)));
+    query.extend(args.filters.into_iter().map(|f| ("where", f)));
+    let page: RowPage = client
+        .json(client.request(Method::GET, &format!("/api/v1/items/{}/rows", segment(&args.id))).query(&query))
+        .await?;
+    out.show(&page, |p| {
+        let mut t = table(&["key", "values", "geometry"]);
+        for r in &p.rows {
+            let geometry = r.geometry.as_ref().map(|g| g.to_string()).unwrap_or_default();
+            t.add_row(vec![r.key.to_string(), serde_json::Value::Object(r.values.clone()).to_string(), geometry]);
+        }
+        if let Some(next) = &p.next {
+            t.add_row(vec![format!("more: --after {next}"), String::new(), String::new()]);
+        }
+        t
+    })
+}
+
+pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<()> {
+    match cmd {
+        ItemCmd::Import(args) => import(client, out, args).await,
+        ItemCmd::List { space } => {
+            let mut request = client.request(Method::GET, "/api/v1/items");
+            if let Some(s) = space {
+                request = request.query(&[("space", s)]);
+            }
+            let items: Vec<Item> = client.json(request).await?;
+            out.show(&items, |i| item_table(i))
+        }
+        ItemCmd::Show { id } => {
+            let item: Item = client.get(&format!("/api/v1/items/{}", segment(&id))).await?;
+            out.show(&item, item_detail)
+        }
+        ItemCmd::Export { id, format, output } => export(client, &id, format, output).await,
+        ItemCmd::Edit { id, file } => edit(client, out, &id, &file).await,
+        ItemCmd::Update { id, title, description, tags, markings, clear_markings } => {
+            let markings = if clear_markings { Some(Vec::new()) } else { markings };
+            if title.is_none() && description.is_none() && tags.is_none() && markings.is_none() {
+                bail!("nothing to change: pass --title, --description, --tag, --marking or --clear-markings");
+            }
+            let patch = ItemPatch { title, description, tags, markings };
+            let item: Item = client.call(Method::PATCH, &format!("/api/v1/items/{}", segment(&id)), &patch).await?;
+            out.done(&item, &format!("Updated item {} (version {}).", item.id, item.version))
+        }
+        ItemCmd::Delete { id } => {
+            client.send(client.request(Method::DELETE, &format!("/api/v1/items/{}", segment(&id)))).await?;
+            out.done(&serde_json::json!({"deleted": id}), &format!("Deleted item {id}."))
+        }
+        ItemCmd::Rows(args) => rows(client, out, args).await,
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ChangesArgs {
+    /// Space name or id.
+    space: String,
+    /// Resume after this sequence number.
+    #[arg(long, default_value_t = 0)]
+    after: i64,
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+}
+
+pub(crate) async fn changes(client: &Client, out: Output, args: ChangesArgs) -> Result<()> {
+    let path = format!("/api/v1/spaces/{}/changes", segment(&args.space));
+    let page: ChangePage = client
+        .json(client.request(Method::GET, &path).query(&[("after", args.after.to_string()), ("limit", args.limit.to_string())]))
+        .await?;
+    out.show(&page, |p| {
+        let mut t = table(&["seq", "change", "item", "key"]);
+        for c in &p.changes {
+            let (kind, item, key) = match c {
+                ferry_proto::Change::Item { item, .. } => ("item", item.id.to_string(), String::new()),
+                ferry_proto::Change::ItemDeleted { item_id, .. } => ("item deleted", item_id.to_string(), String::new()),
+                ferry_proto::Change::Row { item_id, row, .. } => ("row", item_id.to_string(), row.key.to_string()),
+                ferry_proto::Change::RowDeleted { item_id, key, .. } => ("row deleted", item_id.to_string(), key.to_string()),
+            };
+            t.add_row(vec![c.seq().to_string(), kind.to_string(), item, key]);
+        }
+        let more = if p.has_more { format!("more: --after {}", p.next_after) } else { format!("up to date at {}", p.next_after) };
+        t.add_row(vec![more, String::new(), String::new(), format!("epoch {}", p.epoch)]);
+        t
+    })
+}

@@ -1,0 +1,100 @@
+//! `ferry`: run an instance (`ferry serve`) and administer one over its REST API.
+
+mod bench;
+mod client;
+mod commands;
+mod output;
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about = "Share data between independent organizations.")]
+struct Cli {
+    /// URL of the Ferry server to administer (default: the one serving the local data directory).
+    #[arg(long, global = true, env = "FERRY_SERVER")]
+    server: Option<String>,
+    /// API token (default: the admin token in the local data directory).
+    #[arg(long, global = true, env = "FERRY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run an instance: HTTP API, metrics, change feed.
+    Serve(serve::ServeArgs),
+    /// This instance's identity.
+    #[command(subcommand)]
+    Instance(commands::InstanceCmd),
+    /// API tokens for named users.
+    #[command(subcommand)]
+    Token(commands::TokenCmd),
+    /// Spaces: containers of items.
+    #[command(subcommand)]
+    Space(commands::SpaceCmd),
+    /// Items: datasets, feature layers and files.
+    #[command(subcommand)]
+    Item(commands::ItemCmd),
+    /// The change feed of a space.
+    Changes(commands::ChangesArgs),
+    /// Benchmarks that print ratios against a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+/// Where the local instance keeps its data.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DataDirArg {
+    /// Data directory (default: $FERRY_DATA_DIR, else ~/.local/share/ferry).
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = output::Output { json: cli.json };
+    let connect = || {
+        let target = client::Target::resolve(cli.server.clone(), cli.token.clone(), &client::default_data_dir())?;
+        client::Client::new(target)
+    };
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Instance(cmd) => commands::instance(&connect()?, out, cmd).await,
+        Command::Token(cmd) => commands::token(&connect()?, out, cmd).await,
+        Command::Space(cmd) => commands::space(&connect()?, out, cmd).await,
+        Command::Item(cmd) => commands::item(&connect()?, out, cmd).await,
+        Command::Changes(args) => commands::changes(&connect()?, out, args).await,
+        Command::Bench(cmd) => bench::run(out, cmd).await,
+    }
+}

@@ -1,0 +1,80 @@
+//! `ferry serve`.
+
+use crate::DataDirArg;
+use anyhow::{Context, Result};
+use clap::Args;
+use ferry_server::{Instance, ServeOptions};
+use std::net::SocketAddr;
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// Address to listen on (default 127.0.0.1:8750; port 0 picks a free one).
+    #[arg(long, env = "FERRY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// URL peers and clients use to reach this instance (default http://<listen>).
+    #[arg(long, env = "FERRY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Title shown to peers.
+    #[arg(long, env = "FERRY_TITLE")]
+    title: Option<String>,
+    /// Largest JSON request body in bytes (default 16 MiB).
+    #[arg(long, env = "FERRY_MAX_BODY_BYTES")]
+    max_body_bytes: Option<u64>,
+    /// Largest import in bytes (default 8 GiB).
+    #[arg(long, env = "FERRY_MAX_IMPORT_BYTES")]
+    max_import_bytes: Option<u64>,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> Result<()> {
+    let options = ServeOptions {
+        data_dir: args.data_dir.data_dir.or_else(|| std::env::var_os("FERRY_DATA_DIR").map(Into::into)),
+        listen: args.listen,
+        public_url: args.public_url,
+        title: args.title,
+        max_body_bytes: args.max_body_bytes,
+        max_import_bytes: args.max_import_bytes,
+    };
+    let config = options.resolve(&crate::client::default_data_dir())?;
+    let data_dir = config.data_dir.clone();
+    let listen = config.listen;
+    let instance = tokio::task::spawn_blocking(move || Instance::open(config)).await??;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; is another instance running? pick another with --listen"))?;
+    let bound = listener.local_addr()?;
+    let url = format!("http://{bound}");
+    std::fs::write(data_dir.join(ferry_server::instance::ENDPOINT_FILE), format!("{url}\n"))
+        .context("cannot write the endpoint file in the data directory")?;
+    let token_file = data_dir.join(ferry_server::instance::ADMIN_TOKEN_FILE);
+    eprintln!("Ferry instance '{}' ({})", instance.config.title, instance.identity.fingerprint());
+    eprintln!("  data directory: {}", data_dir.display());
+    eprintln!("  listening on:   {url}");
+    match &instance.admin_token_created {
+        Some(path) => eprintln!("  admin token:    created in {} (shown nowhere else)", path.display()),
+        None => eprintln!("  admin token:    {} (written at first start)", token_file.display()),
+    }
+    ferry_server::serve(instance, listener, shutdown_signal()).await?;
+    let _ = std::fs::remove_file(data_dir.join(ferry_server::instance::ENDPOINT_FILE));
+    eprintln!("Ferry stopped.");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = interrupt.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,286 @@
+use super::{JsonBody, QueryPairs};
+use crate::auth::{AdminRole, AnyRole, EditorRole};
+use crate::error::{ApiFailure, ApiResult};
+use crate::state::{AppState, blocking};
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use ferry_core::edits::{EditTarget, check_new_schema, plan_edits};
+use ferry_core::geometry::BBox;
+use ferry_core::schema::coerce_text;
+use ferry_core::{CoreError, Key, names};
+use ferry_proto::{
+    ApiError, EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem, RowPage,
+};
+use ferry_store::{ItemDraft, ItemShape, NoRows, RowQuery, StoreError};
+
+
+const DEFAULT_ROWS: usize = 100;
+const MAX_ROWS: usize = 10_000;
+const MAX_EDITS: usize = 100_000;
+
+pub(crate) fn parse_item_id(id: &str) -> ApiResult<ItemId> {
+    id.parse()
+        .map_err(|_| StoreError::ItemNotFound(id.to_string()).into())
+}
+
+/// Checks the metadata people type: title, description, tags, markings.
+pub(crate) fn check_metadata(
+    title: Option<&str>,
+    description: Option<&str>,
+    tags: Option<&[String]>,
+    markings: Option<&[String]>,
+) -> Result<(), CoreError> {
+    if let Some(t) = title {
+        names::check_title(t)?;
+    }
+    if let Some(d) = description {
+        names::check_description(d)?;
+    }
+    if let Some(t) = tags {
+        names::check_tags(t)?;
+    }
+    if let Some(m) = markings {
+        names::check_markings(m)?;
+    }
+    Ok(())
+}
+
+/// Deletes chunk files that no item references any more.
+pub(crate) async fn remove_chunks(state: &AppState, hashes: Vec<String>) {
+    if hashes.is_empty() {
+        return;
+    }
+    let (store, chunks) = (state.store.clone(), state.chunks.clone());
+    let outcome = blocking(move || {
+        for h in hashes {
+            if !store.chunk_in_use(&h)? {
+                chunks.remove(&h)?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    })
+    .await;
+    if let Err(e) = outcome {
+        tracing::warn!(error = ?e, "could not remove unused chunks; they will be left on disk");
+    }
+}
+
+/// Items, optionally of one space.
+#[utoipa::path(get, path = "/api/v1/items", tag = "items",
+    params(("space" = Option<String>, Query, description = "Only items of this space (id or name)")),
+    responses((status = 200, body = Vec<Item>), (status = 404, body = ApiError)))]
+pub(crate) async fn list_items(
+    State(state): State<AppState>,
+    _caller: AnyRole,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Vec<Item>>> {
+    let space = QueryPairs::parse(query.as_deref()).get("space").map(str::to_string);
+    let store = state.store.clone();
+    Ok(Json(blocking(move || store.list_items(space.as_deref())).await?))
+}
+
+/// Creates an empty dataset or feature layer with a given schema (fill it with edits).
+#[utoipa::path(post, path = "/api/v1/items", tag = "items", request_body = NewItem,
+    responses((status = 201, body = Item), (status = 400, body = ApiError)))]
+pub(crate) async fn create_item(
+    State(state): State<AppState>,
+    caller: EditorRole,
+    JsonBody(new): JsonBody<NewItem>,
+) -> ApiResult<(StatusCode, Json<Item>)> {
+    check_metadata(Some(&new.title), Some(&new.description), Some(&new.tags), Some(&new.markings))?;
+    check_new_schema(new.kind, &new.schema)?;
+    let layer = new.kind == ItemKind::FeatureLayer;
+    let draft = ItemDraft {
+        space_ref: new.space,
+        kind: new.kind,
+        title: new.title,
+        description: new.description,
+        tags: names::normalize_set(new.tags),
+        markings: names::normalize_set(new.markings),
+        owner: caller.name,
+        crs: layer.then(|| new.crs.unwrap_or_else(|| "EPSG:4326".into())),
+        file: None,
+    };
+    let mut rows = NoRows(ItemShape {
+        schema: Some(new.schema),
+        geometry_type: new.geometry_type.filter(|_| layer),
+        crs: None,
+    });
+    let store = state.store.clone();
+    let item = blocking(move || store.create_item(&draft, &mut rows)).await?;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+#[utoipa::path(get, path = "/api/v1/items/{id}", tag = "items",
+    params(("id" = String, Path, description = "Item id")),
+    responses((status = 200, body = Item), (status = 404, body = ApiError)))]
+pub(crate) async fn show_item(
+    State(state): State<AppState>,
+    _caller: AnyRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Item>> {
+    let id = parse_item_id(&id)?;
+    let store = state.store.clone();
+    Ok(Json(blocking(move || store.item(id)).await?))
+}
+
+/// Changes an item's title, description, tags or markings.
+#[utoipa::path(patch, path = "/api/v1/items/{id}", tag = "items", request_body = ItemPatch,
+    params(("id" = String, Path, description = "Item id")),
+    responses((status = 200, body = Item), (status = 404, body = ApiError)))]
+pub(crate) async fn update_item(
+    State(state): State<AppState>,
+    _caller: EditorRole,
+    Path(id): Path<String>,
+    JsonBody(mut patch): JsonBody<ItemPatch>,
+) -> ApiResult<Json<Item>> {
+    let id = parse_item_id(&id)?;
+    check_metadata(
+        patch.title.as_deref(),
+        patch.description.as_deref(),
+        patch.tags.as_deref(),
+        patch.markings.as_deref(),
+    )?;
+    patch.tags = patch.tags.map(names::normalize_set);
+    patch.markings = patch.markings.map(names::normalize_set);
+    let store = state.store.clone();
+    Ok(Json(blocking(move || store.update_item(id, &patch)).await?))
+}
+
+/// Deletes an item (a tombstone stays in the change feed).
+#[utoipa::path(delete, path = "/api/v1/items/{id}", tag = "items",
+    params(("id" = String, Path, description = "Item id")),
+    responses((status = 204), (status = 404, body = ApiError)))]
+pub(crate) async fn delete_item(
+    State(state): State<AppState>,
+    _caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_item_id(&id)?;
+    let store = state.store.clone();
+    let freed = blocking(move || store.delete_item(id)).await?;
+    remove_chunks(&state, freed).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn encode_cursor(key: &serde_json::Value) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(key.to_string().as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> ApiResult<Key> {
+    data_encoding::BASE64URL_NOPAD
+        .decode(cursor.as_bytes())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| Key::from_value(&v).ok())
+        .ok_or_else(|| {
+            ApiFailure::new(
+                ErrorCode::InvalidCursor,
+                "the 'after' cursor was not produced by this server; start again without it",
+            )
+        })
+}
+
+/// Rows of a dataset or features of a layer, in key order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/items/{id}/rows", tag = "rows",
+    params(("id" = String, Path, description = "Item id"),
+           ("after" = Option<String>, Query, description = "Cursor from the previous page's `next`"),
+           ("limit" = Option<usize>, Query, description = "Rows per page (default 100, max 10000)"),
+           ("bbox" = Option<String>, Query, description = "Layers: min_x,min_y,max_x,max_y"),
+           ("where" = Option<Vec<String>>, Query, description = "field:value equality filters; repeat for more")),
+    responses((status = 200, body = RowPage), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn query_rows(
+    State(state): State<AppState>,
+    _caller: AnyRole,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<RowPage>> {
+    let id = parse_item_id(&id)?;
+    let q = QueryPairs::parse(query.as_deref());
+    let limit = q.number::<usize>("limit")?.unwrap_or(DEFAULT_ROWS).clamp(1, MAX_ROWS);
+    let after = q.get("after").map(decode_cursor).transpose()?;
+    let bbox = q.get("bbox").map(BBox::parse).transpose()?;
+    let filters = q.all("where");
+    let store = state.store.clone();
+    let page = blocking(move || {
+        let item = store.item(id)?;
+        if bbox.is_some() && item.kind != ItemKind::FeatureLayer {
+            return Err(CoreError::InvalidRequest("bbox filters apply to feature layers only".into()).into());
+        }
+        let equals = filters
+            .iter()
+            .map(|f| equality_filter(&item, f))
+            .collect::<Result<_, CoreError>>()?;
+        let rows = store.query_rows(id, &RowQuery { after, limit, bbox, equals })?;
+        Ok::<_, StoreError>(rows)
+    })
+    .await?;
+    let next = (page.len() == limit).then(|| page.last().map(|r| encode_cursor(&r.key))).flatten();
+    Ok(Json(RowPage { rows: page, next }))
+}
+
+/// `field:value` with the value typed by the schema.
+fn equality_filter(item: &Item, filter: &str) -> Result<(String, serde_json::Value), CoreError> {
+    let (field, text) = filter.split_once(':').ok_or_else(|| {
+        CoreError::InvalidRequest(format!("filter '{filter}' is not valid: write field:value"))
+    })?;
+    let field_type = item
+        .schema
+        .as_ref()
+        .and_then(|s| s.field(field))
+        .map(|f| f.field_type)
+        .ok_or_else(|| CoreError::InvalidRequest(format!("the item has no field '{field}'")))?;
+    let value = coerce_text(field_type, text)
+        .map_err(|m| CoreError::InvalidRequest(format!("filter on '{field}': {m}")))?;
+    Ok((field.to_string(), value))
+}
+
+/// Applies adds, updates and deletes all or nothing, with a result per edit.
+#[utoipa::path(post, path = "/api/v1/items/{id}/edits", tag = "rows", request_body = EditBatch,
+    params(("id" = String, Path, description = "Item id")),
+    responses((status = 200, body = EditResults), (status = 422, body = ApiError)))]
+pub(crate) async fn apply_edits(
+    State(state): State<AppState>,
+    _caller: EditorRole,
+    Path(id): Path<String>,
+    JsonBody(batch): JsonBody<EditBatch>,
+) -> ApiResult<Json<EditResults>> {
+    let id = parse_item_id(&id)?;
+    if batch.len() > MAX_EDITS {
+        return Err(CoreError::InvalidRequest(format!(
+            "a batch holds at most {MAX_EDITS} edits; split it"
+        ))
+        .into());
+    }
+    let store = state.store.clone();
+    let outcome = blocking(move || {
+        let item = store.item(id)?;
+        let schema = item.schema.clone().unwrap_or_default();
+        let target = EditTarget {
+            kind: item.kind,
+            schema: &schema,
+            crs: item.crs.as_deref(),
+            geometry_type: item.geometry_type,
+        };
+        if !item.kind.has_rows() {
+            return Err(StoreError::WrongItemKind {
+                id: id.to_string(),
+                actual: item.kind.as_str(),
+                expected: "dataset or feature_layer",
+            });
+        }
+        let plan = plan_edits(&target, &batch).map_err(|results| StoreError::EditsRejected {
+            failed: results.iter().filter(|r| !r.success).count(),
+            total: results.len(),
+            results,
+        })?;
+        store.apply_edits(id, &plan)
+    })
+    .await?;
+    Ok(Json(EditResults {
+        item: outcome.item,
+        results: outcome.results,
+    }))
+}
+

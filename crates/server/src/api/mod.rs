@@ -1,0 +1,124 @@
+//! `/api/v1`: the REST API. Handlers parse, call the store on a blocking thread, and shape the
+//! answer; rules live in `ferry-core`, persistence in `ferry-store`.
+
+mod instance;
+mod items;
+mod spaces;
+mod transfer;
+
+use crate::error::{ApiFailure, ApiResult};
+use crate::state::AppState;
+use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::JsonRejection;
+use ferry_proto::ErrorCode;
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ferry API", description = "Administer a Ferry instance: spaces, items, rows, tokens and the change feed."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// All `/api/v1` routes, with their OpenAPI description.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(instance::show_instance))
+        .routes(routes!(instance::list_tokens, instance::create_token))
+        .routes(routes!(instance::revoke_token))
+        .routes(routes!(spaces::list_spaces, spaces::create_space))
+        .routes(routes!(spaces::show_space, spaces::update_space, spaces::delete_space))
+        .routes(routes!(spaces::changes))
+        .routes(routes!(items::list_items, items::create_item))
+        .routes(routes!(items::show_item, items::update_item, items::delete_item))
+        .routes(routes!(items::query_rows))
+        .routes(routes!(items::apply_edits))
+        .routes(routes!(transfer::import_item))
+        .routes(routes!(transfer::export_item))
+}
+
+/// A JSON body whose every rejection becomes a Ferry error with a stable code.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiFailure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiFailure> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiFailure {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiFailure::new(
+            ErrorCode::UnsupportedContentType,
+            "this call takes a JSON body: send 'Content-Type: application/json'",
+        ),
+        JsonRejection::BytesRejection(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiFailure::new(
+                ErrorCode::BodyTooLarge,
+                "the request body is larger than this instance accepts (max_body_bytes)",
+            )
+        }
+        other => ApiFailure::new(
+            ErrorCode::InvalidRequest,
+            format!("the JSON body is not valid: {}", other.body_text()),
+        ),
+    }
+}
+
+/// Query parameters as ordered pairs, so that a parameter may repeat (`tag=a&tag=b`).
+pub(crate) struct QueryPairs(Vec<(String, String)>);
+
+impl QueryPairs {
+    pub(crate) fn parse(raw: Option<&str>) -> QueryPairs {
+        QueryPairs(
+            form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+
+    pub(crate) fn number<T: std::str::FromStr>(&self, name: &str) -> ApiResult<Option<T>> {
+        self.get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiFailure::new(ErrorCode::InvalidRequest, format!("'{name}' must be a number, got '{v}'"))
+                })
+            })
+            .transpose()
+    }
+
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("true" | "1" | "yes"))
+    }
+}

@@ -1,0 +1,472 @@
+//! Streaming import and export. Bodies never sit whole in memory: imports read the request body
+//! through a blocking bridge into the parser thread; exports write into a bounded channel that
+//! feeds the response body.
+
+use super::QueryPairs;
+use super::items::{check_metadata, parse_item_id};
+use crate::auth::{AnyRole, EditorRole};
+use crate::error::{ApiFailure, ApiResult};
+use crate::metrics;
+use crate::state::{AppState, blocking};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ferry_core::{CoreError, names};
+use ferry_formats::{ExportFormat, ImportFormat, ImportOptions, start_import, write_export};
+use ferry_proto::{ApiError, ErrorCode, FileInfo, Item, ItemKind, Schema};
+use ferry_store::{ChunkStore, ChunkWriter, ItemDraft, NoRows, RowSource, Store, StoreError};
+use futures_util::TryStreamExt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+const EXPORT_BUFFER: usize = 64 * 1024;
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Counts the bytes read and fails once they pass the limit.
+struct LimitedRead<R> {
+    inner: R,
+    limit: u64,
+    read: Arc<AtomicU64>,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for LimitedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let total = self.read.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if total > self.limit {
+            self.exceeded.store(true, Ordering::Relaxed);
+            return Err(io::Error::other("the body is larger than the import limit"));
+        }
+        Ok(n)
+    }
+}
+
+fn too_large(limit: u64) -> ApiFailure {
+    ApiFailure::new(
+        ErrorCode::BodyTooLarge,
+        format!("the import is larger than this instance accepts ({limit} bytes); raise max_import_bytes in ferry.toml"),
+    )
+}
+
+/// What an import will create, decided from the query and the Content-Type.
+enum Target {
+    Rows(ImportFormat),
+    File,
+}
+
+fn media_type(headers: &HeaderMap) -> ApiResult<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiFailure::new(
+                ErrorCode::UnsupportedContentType,
+                "an import needs a Content-Type: application/geo+json, text/csv, application/x-ndjson, or any other type for a file",
+            )
+        })
+}
+
+fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> ApiResult<Target> {
+    let explicit = format
+        .map(|f| {
+            ImportFormat::parse(f).ok_or_else(|| {
+                ApiFailure::new(ErrorCode::InvalidRequest, format!("unknown format '{f}': use geojson, csv or ndjson"))
+            })
+        })
+        .transpose()?;
+    let from_media = match media {
+        "application/geo+json" => Some(ImportFormat::GeoJson),
+        "application/json" if kind == Some(ItemKind::FeatureLayer) => Some(ImportFormat::GeoJson),
+        "text/csv" => Some(ImportFormat::Csv),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Some(ImportFormat::Ndjson),
+        _ => None,
+    };
+    match (kind, explicit.or(from_media)) {
+        (Some(ItemKind::File), _) | (None, None) => Ok(Target::File),
+        (None, Some(f)) => Ok(Target::Rows(f)),
+        (Some(k), Some(f)) if f.item_kind() == k => Ok(Target::Rows(f)),
+        (Some(k), _) => Err(ApiFailure::new(
+            ErrorCode::UnsupportedContentType,
+            format!(
+                "a {} cannot be imported from '{media}': layers take application/geo+json, datasets text/csv or application/x-ndjson",
+                k.as_str()
+            ),
+        )),
+    }
+}
+
+/// Imports a body as a new item: GeoJSON → layer, CSV/NDJSON → dataset, anything else → file.
+#[utoipa::path(post, path = "/api/v1/items/import", tag = "items",
+    params(
+        ("space" = String, Query, description = "Space id or name"),
+        ("kind" = Option<String>, Query, description = "dataset, feature_layer or file (default: from the Content-Type)"),
+        ("format" = Option<String>, Query, description = "geojson, csv or ndjson (default: from the Content-Type)"),
+        ("title" = Option<String>, Query), ("description" = Option<String>, Query),
+        ("tag" = Option<Vec<String>>, Query), ("marking" = Option<Vec<String>>, Query),
+        ("primary_key" = Option<String>, Query, description = "Datasets: the key column (default `id`, else a generated `_id`)"),
+        ("schema" = Option<String>, Query, description = "An explicit schema as JSON"),
+        ("crs" = Option<String>, Query, description = "Layers: CRS of the coordinates (default EPSG:4326)"),
+        ("file_name" = Option<String>, Query)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = Item), (status = 413, body = ApiError), (status = 415, body = ApiError), (status = 422, body = ApiError)))]
+pub(crate) async fn import_item(
+    State(state): State<AppState>,
+    caller: EditorRole,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Item>)> {
+    let q = QueryPairs::parse(query.as_deref());
+    let space = q
+        .get("space")
+        .ok_or_else(|| ApiFailure::new(ErrorCode::InvalidRequest, "name the target space with 'space='"))?
+        .to_string();
+    let kind = q
+        .get("kind")
+        .map(|k| {
+            ItemKind::parse(k).ok_or_else(|| {
+                ApiFailure::new(ErrorCode::UnknownItemKind, format!("unknown item kind '{k}': use dataset, feature_layer or file"))
+            })
+        })
+        .transpose()?;
+    let media = media_type(&headers)?;
+    let target = choose_target(kind, q.get("format"), &media)?;
+    let file_name = q.get("file_name").map(str::to_string);
+    let draft = ItemDraft {
+        space_ref: space.clone(),
+        kind: match target {
+            Target::Rows(f) => f.item_kind(),
+            Target::File => ItemKind::File,
+        },
+        title: q.get("title").or(file_name.as_deref()).unwrap_or("Untitled import").to_string(),
+        description: q.get("description").unwrap_or_default().to_string(),
+        tags: names::normalize_set(q.all("tag")),
+        markings: names::normalize_set(q.all("marking")),
+        owner: caller.name,
+        crs: None,
+        file: None,
+    };
+    check_metadata(Some(&draft.title), Some(&draft.description), Some(&draft.tags), Some(&draft.markings))?;
+    let limit = state.limits.max_import_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    // Fail before reading the body when the space does not exist.
+    let store = state.store.clone();
+    blocking(move || store.space(&space)).await?;
+
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let reader = LimitedRead {
+        inner: SyncIoBridge::new(StreamReader::new(body.into_data_stream().map_err(io::Error::other))),
+        limit,
+        read: bytes_read.clone(),
+        exceeded: exceeded.clone(),
+    };
+    let kind_label = draft.kind.as_str();
+    let outcome = match target {
+        Target::Rows(format) => {
+            let options = ImportOptions {
+                schema: q.get("schema").map(parse_schema).transpose()?,
+                primary_key: q.get("primary_key").map(str::to_string),
+                crs: q.get("crs").unwrap_or("EPSG:4326").to_string(),
+            };
+            import_rows(state.store.clone(), draft, format, reader, options).await
+        }
+        Target::File => import_file(&state, draft, reader, media, file_name).await,
+    };
+    state.metrics.bytes_imported.get_or_create(&metrics::kind(kind_label)).inc_by(bytes_read.load(Ordering::Relaxed));
+    match outcome {
+        Err(_) if exceeded.load(Ordering::Relaxed) => Err(too_large(limit)),
+        Err(e) => Err(e),
+        Ok(item) => {
+            state.metrics.rows_imported.get_or_create(&metrics::kind(kind_label)).inc_by(item.row_count as u64);
+            Ok((StatusCode::CREATED, Json(item)))
+        }
+    }
+}
+
+fn parse_schema(text: &str) -> ApiResult<Schema> {
+    serde_json::from_str(text)
+        .map_err(|e| ApiFailure::new(ErrorCode::InvalidSchema, format!("the schema is not valid JSON: {e}")))
+}
+
+async fn import_rows(
+    store: Arc<dyn Store>,
+    draft: ItemDraft,
+    format: ImportFormat,
+    reader: impl Read + Send + 'static,
+    options: ImportOptions,
+) -> ApiResult<Item> {
+    if let Some(schema) = &options.schema {
+        ferry_core::edits::check_new_schema(format.item_kind(), schema)?;
+    }
+    let layer = format == ImportFormat::GeoJson;
+    blocking(move || {
+        let mut rows = start_import(format, reader, options);
+        // The CRS is known once the parser has passed the GeoJSON `crs` member, which precedes
+        // the features; the item row is written after the rows, so ask at the end.
+        let mut tracked = CrsTracking { rows: &mut rows, layer };
+        let item = store.create_item(&draft, &mut tracked)?;
+        Ok::<_, StoreError>(item)
+    })
+    .await
+}
+
+/// Forwards rows and, at the end, fills in the layer's CRS.
+struct CrsTracking<'a> {
+    rows: &'a mut ferry_formats::ImportStream,
+    layer: bool,
+}
+
+impl RowSource for CrsTracking<'_> {
+    fn next_row(&mut self) -> ferry_core::CoreResult<Option<ferry_store::RowRecord>> {
+        self.rows.next_row()
+    }
+    fn shape(&self) -> ferry_store::ItemShape {
+        let mut shape = self.rows.shape();
+        if self.layer {
+            shape.crs = Some(self.rows.crs());
+        }
+        shape
+    }
+}
+
+async fn import_file(
+    state: &AppState,
+    mut draft: ItemDraft,
+    mut reader: impl Read + Send + 'static,
+    media_type: String,
+    file_name: Option<String>,
+) -> ApiResult<Item> {
+    let (store, chunks) = (state.store.clone(), state.chunks.clone());
+    let written = blocking(move || {
+        let mut writer = ChunkWriter::new(chunks.clone());
+        let mut buf = vec![0u8; READ_BUFFER];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    discard(store.as_ref(), &chunks, writer.new_chunks());
+                    return Err(CoreError::InvalidRequest(format!("reading the upload failed: {e}")).into());
+                }
+            };
+            if let Err(e) = writer.write(&buf[..n]) {
+                discard(store.as_ref(), &chunks, writer.new_chunks());
+                return Err(e);
+            }
+        }
+        let written = writer.finish()?;
+        let info = FileInfo {
+            size: written.size,
+            content_hash: written.content_hash.clone(),
+            media_type,
+            file_name,
+            chunk_count: written.chunks.len() as u64,
+        };
+        draft.file = Some((info, written.chunks.clone()));
+        match store.create_item(&draft, &mut NoRows::default()) {
+            Ok(item) => Ok(item),
+            Err(e) => {
+                discard(store.as_ref(), &chunks, &written.new_chunks);
+                Err(e)
+            }
+        }
+    })
+    .await?;
+    Ok(written)
+}
+
+/// Removes chunks an unfinished upload created, unless a committed item uses them meanwhile.
+fn discard(store: &dyn Store, chunks: &ChunkStore, hashes: &[String]) {
+    for h in hashes {
+        if let Ok(false) = store.chunk_in_use(h) {
+            let _ = chunks.remove(h);
+        }
+    }
+}
+
+/// An `io::Write` that feeds a response body through a bounded channel.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+    sent: u64,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(EXPORT_BUFFER)));
+        self.sent += chunk.len() as u64;
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= EXPORT_BUFFER {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// Runs `produce` on a blocking thread and streams what it writes as the response body. A failure
+/// part-way aborts the body, so the client sees a cut-off transfer rather than a short file.
+fn stream_body(
+    state: &AppState,
+    kind: &'static str,
+    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), StoreError> + Send + 'static,
+) -> Body {
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    let metrics = state.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(EXPORT_BUFFER), sent: 0 };
+        let result = produce(&mut out).and_then(|()| out.flush().map_err(StoreError::from));
+        metrics.bytes_exported.get_or_create(&metrics::kind(kind)).inc_by(out.sent);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "export stopped part-way");
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+    });
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+fn attachment(title: &str, extension: &str) -> HeaderValue {
+    let safe: String = title
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    HeaderValue::from_str(&format!("attachment; filename=\"{safe}.{extension}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// Exports an item: GeoJSON (layers), CSV or NDJSON (datasets), the original bytes (files, with
+/// HTTP Range).
+#[utoipa::path(get, path = "/api/v1/items/{id}/export", tag = "items",
+    params(("id" = String, Path, description = "Item id"),
+           ("format" = Option<String>, Query, description = "geojson, csv or ndjson (default: the kind's own)")),
+    responses((status = 200, description = "The item's content"), (status = 206, description = "Part of a file"),
+               (status = 404, body = ApiError), (status = 416, body = ApiError)))]
+pub(crate) async fn export_item(
+    State(state): State<AppState>,
+    _caller: AnyRole,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_item_id(&id)?;
+    let q = QueryPairs::parse(query.as_deref());
+    let store = state.store.clone();
+    let item = blocking(move || store.item(id)).await?;
+    if item.kind == ItemKind::File {
+        return export_file(&state, item, &headers).await;
+    }
+    let format = match q.get("format") {
+        Some(f) => ExportFormat::parse(f).ok_or_else(|| {
+            ApiFailure::new(ErrorCode::InvalidRequest, format!("unknown format '{f}': use geojson, csv or ndjson"))
+        })?,
+        None => ExportFormat::default_for(item.kind).unwrap_or(ExportFormat::Ndjson),
+    };
+    format.check(item.kind)?;
+    let extension = match format {
+        ExportFormat::GeoJson => "geojson",
+        ExportFormat::Csv => "csv",
+        ExportFormat::Ndjson => "ndjson",
+    };
+    let disposition = attachment(&item.title, extension);
+    let store = state.store.clone();
+    let body = stream_body(&state, item.kind.as_str(), move |out| write_export(store.as_ref(), &item, format, out));
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type())), (header::CONTENT_DISPOSITION, disposition)],
+        body,
+    )
+        .into_response())
+}
+
+async fn export_file(state: &AppState, item: Item, headers: &HeaderMap) -> ApiResult<Response> {
+    let info = item
+        .file
+        .clone()
+        .ok_or_else(|| ApiFailure::internal(format!("file item {} has no content record", item.id)))?;
+    let store = state.store.clone();
+    let id = item.id;
+    let chunks = blocking(move || store.file_chunks(id)).await?;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(raw) => byte_range(raw, info.size)?,
+    };
+    let (start, end) = range.unwrap_or((0, info.size.saturating_sub(1)));
+    let length = if info.size == 0 { 0 } else { end - start + 1 };
+    let chunk_store = state.chunks.clone();
+    let body = stream_body(state, "file", move |out| {
+        let mut offset = 0u64;
+        for chunk in chunks {
+            let (chunk_start, chunk_end) = (offset, offset + chunk.len);
+            offset = chunk_end;
+            if chunk_end <= start || chunk_start > end || length == 0 {
+                continue;
+            }
+            let bytes = chunk_store.read(&chunk.hash)?;
+            let from = start.saturating_sub(chunk_start) as usize;
+            let to = ((end + 1).min(chunk_end) - chunk_start) as usize;
+            out.write_all(&bytes[from..to])?;
+        }
+        Ok(())
+    });
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&info.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}\"", info.content_hash)).unwrap_or(HeaderValue::from_static("\"\"")));
+    let name = info.file_name.as_deref().unwrap_or(&item.title);
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", name.replace('"', "_"))) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let content_range = format!("bytes {start}-{end}/{}", info.size);
+        response.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&content_range).unwrap_or(HeaderValue::from_static("")));
+    }
+    Ok(response)
+}
+
+/// One satisfiable byte range, `None` to send the whole file (several ranges are answered whole,
+/// as RFC 9110 allows), or 416.
+fn byte_range(raw: &str, size: u64) -> ApiResult<Option<(u64, u64)>> {
+    let unsatisfiable = || {
+        ApiFailure::new(
+            ErrorCode::RangeNotSatisfiable,
+            format!("the range '{raw}' is outside the file of {size} bytes"),
+        )
+    };
+    let parsed = http_range_header::parse_range_header(raw).map_err(|_| unsatisfiable())?;
+    let ranges = parsed.validate(size).map_err(|_| unsatisfiable())?;
+    Ok(match ranges.as_slice() {
+        [one] => Some((*one.start(), *one.end())),
+        _ => None,
+    })
+}

@@ -1,0 +1,132 @@
+//! Instance configuration: defaults, then `<data-dir>/ferry.toml`, then environment variables and
+//! flags (the CLI merges those two before calling [`ServeOptions::resolve`]).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
+pub const CONFIG_FILE: &str = "ferry.toml";
+
+/// Settings as given by flags, environment or file; `None` means "not given here".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeOptions {
+    #[serde(skip)]
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    pub title: Option<String>,
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: Option<u64>,
+    /// Largest import body, in bytes.
+    pub max_import_bytes: Option<u64>,
+}
+
+/// Settings in force.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The URL peers and clients use; defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    pub title: String,
+    pub max_body_bytes: u64,
+    pub max_import_bytes: u64,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: everything default under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            public_url: None,
+            title: "Ferry".to_string(),
+            max_body_bytes: 16 << 20,
+            max_import_bytes: 8 << 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ServeOptions {
+    /// Fills what `self` leaves open from `ferry.toml` in the data dir, then from defaults.
+    pub fn resolve(self, default_data_dir: &Path) -> Result<Config, ConfigError> {
+        let data_dir = self.data_dir.clone().unwrap_or_else(|| default_data_dir.to_path_buf());
+        let file = read_file(&data_dir.join(CONFIG_FILE))?;
+        let base = Config::new(&data_dir);
+        Ok(Config {
+            listen: self.listen.or(file.listen).unwrap_or(base.listen),
+            public_url: self.public_url.or(file.public_url),
+            title: self.title.or(file.title).unwrap_or(base.title),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(base.max_body_bytes),
+            max_import_bytes: self
+                .max_import_bytes
+                .or(file.max_import_bytes)
+                .unwrap_or(base.max_import_bytes),
+            data_dir,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<ServeOptions, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServeOptions::default()),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "title = \"From file\"\nlisten = \"127.0.0.1:9999\"\nmax_body_bytes = 10\n",
+        )
+        .unwrap();
+        let flags = ServeOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            title: Some("From flag".into()),
+            ..Default::default()
+        };
+        let c = flags.resolve(Path::new("/nonexistent")).unwrap();
+        assert_eq!(c.title, "From flag");
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.max_body_bytes, 10);
+        assert_eq!(c.max_import_bytes, Config::new("x").max_import_bytes);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "titel = \"typo\"\n").unwrap();
+        let flags = ServeOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let err = flags.resolve(Path::new("/x")).unwrap_err();
+        assert!(err.to_string().contains("titel"), "{err}");
+    }
+}

@@ -1,0 +1,107 @@
+//! The error table: the one place that maps every error to its stable code, HTTP status and
+//! message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferry_core::CoreError;
+use ferry_proto::{ApiError, ErrorCode};
+use ferry_store::StoreError;
+
+/// The HTTP status of each code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode::*;
+    match code {
+        Unauthenticated => StatusCode::UNAUTHORIZED,
+        Forbidden => StatusCode::FORBIDDEN,
+        InvalidRequest | InvalidCursor | InvalidMarking | InvalidSchema | UnknownItemKind => {
+            StatusCode::BAD_REQUEST
+        }
+        BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        SpaceNotFound | ItemNotFound | TokenNotFound => StatusCode::NOT_FOUND,
+        SpaceNameTaken | SpaceNotEmpty | WrongItemKind => StatusCode::CONFLICT,
+        MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch
+        | DuplicateKey | RowNotFound | EditsRejected => StatusCode::UNPROCESSABLE_ENTITY,
+        RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+        Internal | Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error on its way to becoming a response.
+#[derive(Debug)]
+pub(crate) struct ApiFailure(pub ApiError);
+
+impl ApiFailure {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ApiFailure {
+        ApiFailure(ApiError {
+            code,
+            message: message.into(),
+            details: None,
+        })
+    }
+
+    pub(crate) fn with_details(mut self, details: serde_json::Value) -> ApiFailure {
+        self.0.details = Some(details);
+        self
+    }
+
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> ApiFailure {
+        tracing::error!(error = %detail, "internal error");
+        ApiFailure::new(
+            ErrorCode::Internal,
+            "the server failed to complete the request; its log has the details",
+        )
+    }
+
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> ErrorCode {
+        self.0.code
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        (status_of(self.0.code), axum::Json(self.0)).into_response()
+    }
+}
+
+impl From<CoreError> for ApiFailure {
+    fn from(e: CoreError) -> Self {
+        ApiFailure::new(e.code(), e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiFailure {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::Invalid(core) => core.code(),
+            StoreError::SpaceNotFound(_) => ErrorCode::SpaceNotFound,
+            StoreError::ItemNotFound(_) => ErrorCode::ItemNotFound,
+            StoreError::TokenNotFound(_) => ErrorCode::TokenNotFound,
+            StoreError::SpaceNameTaken(_) => ErrorCode::SpaceNameTaken,
+            StoreError::SpaceNotEmpty { .. } => ErrorCode::SpaceNotEmpty,
+            StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,
+            StoreError::EditsRejected { results, .. } => {
+                let details = serde_json::json!({ "results": results });
+                return ApiFailure::new(ErrorCode::EditsRejected, e.to_string()).with_details(details);
+            }
+            StoreError::Backend(detail) => return ApiFailure::internal(detail),
+        };
+        ApiFailure::new(code, e.to_string())
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiFailure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_client_or_server_error_status() {
+        for code in ErrorCode::ALL {
+            let status = status_of(*code);
+            assert!(status.is_client_error() || status.is_server_error(), "{code:?}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Shared state of one running instance.
+
+use crate::error::{ApiFailure, ApiResult};
+use crate::metrics::Metrics;
+use ferry_store::{ChunkStore, Store};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub store: Arc<dyn Store>,
+    pub chunks: ChunkStore,
+    pub info: Arc<InstanceFacts>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+}
+
+/// What the instance says about itself.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceFacts {
+    pub title: String,
+    pub public_url: String,
+    pub public_key: String,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_body_bytes: u64,
+    pub max_import_bytes: u64,
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiFailure> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(e) => Err(ApiFailure::internal(format!("a blocking task failed: {e}"))),
+    }
+}
