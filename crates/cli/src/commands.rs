@@ -248,7 +248,7 @@ pub(crate) struct RowsArgs {
     #[arg(long)]
     after: Option<String>,
     /// Layers: min_x,min_y,max_x,max_y.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     bbox: Option<String>,
     /// Equality filter field:value (repeat for several).
     #[arg(long = "where")]

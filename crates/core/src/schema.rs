@@ -289,6 +289,8 @@ pub fn coerce_text(t: FieldType, cell: &str) -> Result<Value, String> {
     match t {
         FieldType::String => Ok(Value::from(cell)),
         FieldType::Integer => cell.parse::<i64>().map(Value::from).map_err(|_| bad()),
+        // Whole numbers stay integers so that "80" exports as 80, not 80.0.
+        FieldType::Number if cell.parse::<i64>().is_ok() => cell.parse::<i64>().map(Value::from).map_err(|_| bad()),
         FieldType::Number => cell
             .parse::<f64>()
             .ok()

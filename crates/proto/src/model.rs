@@ -340,7 +340,7 @@ pub struct RowInput {
     #[schema(value_type = Object)]
     pub values: Map<String, Value>,
     /// GeoJSON geometry. On update, absent means unchanged; `null` clears it.
-    #[serde(default, deserialize_with = "present_or_absent")]
+    #[serde(default, deserialize_with = "present_or_absent", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     pub geometry: Option<Value>,
 }
@@ -453,4 +453,33 @@ pub struct ChangePage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing geometry keeps the stored one; `null` clears it. Both must survive a round trip
+    /// through a client that re-serializes the batch.
+    #[test]
+    fn row_input_keeps_absent_and_null_geometry_apart() {
+        let absent: RowInput = serde_json::from_str(r#"{"key": 1}"#).unwrap();
+        let null: RowInput = serde_json::from_str(r#"{"key": 1, "geometry": null}"#).unwrap();
+        assert_eq!(absent.geometry, None);
+        assert_eq!(null.geometry, Some(Value::Null));
+        let again: RowInput = serde_json::from_str(&serde_json::to_string(&absent).unwrap()).unwrap();
+        assert_eq!(again.geometry, None);
+        let again: RowInput = serde_json::from_str(&serde_json::to_string(&null).unwrap()).unwrap();
+        assert_eq!(again.geometry, Some(Value::Null));
+    }
+
+    #[test]
+    fn unknown_error_codes_from_newer_servers_still_parse() {
+        let e: crate::ApiError = serde_json::from_str(r#"{"code": "from_the_future", "message": "m"}"#).unwrap();
+        assert_eq!(e.code, crate::ErrorCode::Unknown);
+        for code in crate::ErrorCode::ALL {
+            let text = serde_json::to_value(code).unwrap();
+            assert_eq!(text, code.as_str(), "wire spelling matches as_str");
+        }
+    }
 }

@@ -53,10 +53,6 @@ impl ApiFailure {
         )
     }
 
-    #[cfg(test)]
-    pub(crate) fn code(&self) -> ErrorCode {
-        self.0.code
-    }
 }
 
 impl IntoResponse for ApiFailure {

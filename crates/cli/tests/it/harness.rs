@@ -1,0 +1,220 @@
+//! Real instances for tests: each runs the real server in this process on 127.0.0.1:0 with its own
+//! SQLite file in a temporary directory, reached over real HTTP.
+
+use ferry_server::{Config, Instance};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestInstance {
+    pub url: String,
+    pub admin_token: String,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    http: reqwest::Client,
+}
+
+impl TestInstance {
+    pub async fn start() -> TestInstance {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts an instance after `tweak` adjusts its configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestInstance {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::new(dir.path());
+        config.title = "Test instance".into();
+        tweak(&mut config);
+        let mut instance = Self::launch(dir, config).await;
+        instance.admin_token = std::fs::read_to_string(instance.dir.path().join("admin-token"))
+            .expect("admin token written at first start")
+            .trim()
+            .to_string();
+        instance
+    }
+
+    async fn launch(dir: tempfile::TempDir, config: Config) -> TestInstance {
+        let instance = tokio::task::spawn_blocking(move || Instance::open(config))
+            .await
+            .unwrap()
+            .expect("instance opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(ferry_server::serve(instance, listener, async {
+            let _ = rx.await;
+        }));
+        TestInstance {
+            url,
+            admin_token: String::new(),
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops gracefully and starts again on the same data directory (a new port).
+    pub async fn restart(mut self) -> TestInstance {
+        self.stop().await;
+        let token = std::mem::take(&mut self.admin_token);
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let mut config = Config::new(dir.path());
+        config.title = "Test instance".into();
+        let mut again = Self::launch(dir, config).await;
+        again.admin_token = token;
+        again
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.url));
+        match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    /// Sends as admin; returns the status and the JSON body (Null when empty or not JSON).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(&self.admin_token.clone(), method, path, body).await
+    }
+
+    pub async fn call_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut builder = self.request(method, path, Some(token));
+        if let Some(b) = body {
+            builder = builder.json(&b);
+        }
+        into_json(builder.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// Imports raw bytes; returns status and body.
+    pub async fn import(&self, query: &str, content_type: &str, bytes: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let builder = self
+            .request(Method::POST, &format!("/api/v1/items/import?{query}"), Some(&self.admin_token))
+            .header("content-type", content_type)
+            .body(bytes);
+        into_json(builder.send().await.expect("import sent")).await
+    }
+
+    pub async fn create_space(&self, name: &str) -> Value {
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/spaces", Some(serde_json::json!({"name": name})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn create_token(&self, name: &str, role: &str) -> String {
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/tokens", Some(serde_json::json!({"name": name, "role": role})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Everything a bad input must leave untouched: items, last sequence, chunk files.
+    pub async fn snapshot(&self) -> (Value, i64, usize) {
+        let items = self.get("/api/v1/items").await;
+        let seq = self.get("/api/v1/instance").await["last_seq"].as_i64().unwrap();
+        (items, seq, count_files(&self.data_dir().join("chunks")))
+    }
+
+    /// Runs the real `ferry` binary against this instance.
+    pub fn ferry(&self, args: &[&str]) -> Output {
+        ferry_with_token(&self.url, &self.admin_token, args)
+    }
+}
+
+impl Drop for TestInstance {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn ferry_with_token(url: &str, token: &str, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--server", url, "--token", token])
+        .args(args)
+        .env_remove("FERRY_SERVER")
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .expect("ferry runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `ferry ... --json` and parses its output, asserting success.
+pub fn ferry_json(instance: &TestInstance, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = instance.ferry(&all);
+    assert!(out.status.success(), "ferry {args:?} failed: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("ferry {args:?}: not JSON ({e}): {}", stdout(&out)))
+}
+
+async fn into_json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+        .sum()
+}
+
+/// A temporary file with `contents`, named `name`.
+pub fn temp_file(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// A GeoJSON FeatureCollection of `n` points with a few typed properties.
+pub fn points_geojson(n: usize) -> String {
+    let features: Vec<String> = (1..=n)
+        .map(|i| {
+            format!(
+                r#"{{"type":"Feature","id":{i},"geometry":{{"type":"Point","coordinates":[{x},{y}]}},"properties":{{"name":"p{i}","n":{m},"v":{i}.5}}}}"#,
+                x = (i % 360) as f64 - 180.0 + 0.25,
+                y = (i % 180) as f64 - 90.0 + 0.25,
+                m = i % 7
+            )
+        })
+        .collect();
+    format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","))
+}

@@ -1,0 +1,13 @@
+#![allow(unreachable_pub, reason = "test modules share helpers")]
+
+//! Integration tests: real servers, real HTTP, real SQLite files, the real `ferry` binary.
+//! One test binary keeps build and link time down.
+
+mod auth;
+mod bad_input;
+mod change_feed;
+mod cli;
+mod files;
+mod harness;
+mod items;
+mod lifecycle;
