@@ -1,13 +1,302 @@
-//! placeholder
-use anyhow::Result;
-use clap::Subcommand;
+//! `ferry bench`: benchmarks that measure Ferry against a baseline taken in the same run, so the
+//! ratios mean something on any machine. Never run as timed tests.
+
+use crate::output::{Output, fields};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum BenchCmd {
-    /// Import and export a generated layer.
-    Import,
+    /// Import and export a generated feature layer through a real `ferry serve` process; baseline:
+    /// inserting the same rows into a bare SQLite table.
+    Import(ImportBench),
 }
 
-pub(crate) async fn run(_out: crate::output::Output, _cmd: BenchCmd) -> Result<()> {
-    Ok(())
+#[derive(Args, Debug)]
+pub(crate) struct ImportBench {
+    /// Number of point features to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    features: u64,
+    /// Work directory (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct ImportReport {
+    features: u64,
+    geojson_bytes: u64,
+    baseline_seconds: f64,
+    import_seconds: f64,
+    import_features_per_second: f64,
+    import_vs_baseline: f64,
+    export_seconds: f64,
+    export_features_per_second: f64,
+    export_bytes: u64,
+    server_peak_rss_mib: f64,
+}
+
+pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Import(args) => {
+            let temp = tempfile::tempdir()?;
+            let dir = args
+                .dir
+                .clone()
+                .unwrap_or_else(|| temp.path().to_path_buf());
+            std::fs::create_dir_all(&dir)?;
+            let report = import_bench(&dir, args.features).await?;
+            out.show(&report, |r| {
+                fields(&[
+                    ("features", r.features.to_string()),
+                    (
+                        "GeoJSON size",
+                        format!("{:.1} MiB", r.geojson_bytes as f64 / 1048576.0),
+                    ),
+                    (
+                        "baseline: bare SQLite insert",
+                        format!("{:.2} s", r.baseline_seconds),
+                    ),
+                    (
+                        "import over HTTP",
+                        format!(
+                            "{:.2} s ({:.0} features/s)",
+                            r.import_seconds, r.import_features_per_second
+                        ),
+                    ),
+                    (
+                        "import / baseline",
+                        format!("{:.2}x (target <= 3x)", r.import_vs_baseline),
+                    ),
+                    (
+                        "export over HTTP",
+                        format!(
+                            "{:.2} s ({:.0} features/s)",
+                            r.export_seconds, r.export_features_per_second
+                        ),
+                    ),
+                    (
+                        "server peak RSS",
+                        format!("{:.0} MiB (target < 200 MiB)", r.server_peak_rss_mib),
+                    ),
+                ])
+            })
+        }
+    }
+}
+
+/// One generated feature: a point, 2 integers, 2 floats, 3 short strings and a timestamp.
+struct Sample {
+    id: u64,
+    x: f64,
+    y: f64,
+    a: i64,
+    b: i64,
+    c: f64,
+    d: f64,
+    e: String,
+    f: String,
+    g: String,
+    ts: String,
+}
+
+fn sample(i: u64) -> Sample {
+    let x = -180.0 + (i * 7919 % 3_600_000) as f64 / 10_000.0;
+    let y = -90.0 + (i * 104_729 % 1_800_000) as f64 / 10_000.0;
+    Sample {
+        id: i,
+        x,
+        y,
+        a: (i % 1000) as i64,
+        b: (i * 31 % 100_000) as i64,
+        c: (i % 977) as f64 * 1.25,
+        d: (i % 613) as f64 / 8.0,
+        e: format!("name-{i}"),
+        f: format!("kind-{}", i % 17),
+        g: format!("zone-{}", i % 251),
+        ts: format!(
+            "2026-{:02}-{:02}T{:02}:00:00Z",
+            1 + i % 12,
+            1 + i % 28,
+            i % 24
+        ),
+    }
+}
+
+fn write_geojson(path: &Path, n: u64) -> Result<u64> {
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    w.write_all(br#"{"type":"FeatureCollection","features":["#)?;
+    for i in 1..=n {
+        let s = sample(i);
+        let sep = if i == 1 { "" } else { ",\n" };
+        write!(
+            w,
+            r#"{sep}{{"type":"Feature","id":{},"geometry":{{"type":"Point","coordinates":[{},{}]}},"properties":{{"a":{},"b":{},"c":{},"d":{},"e":"{}","f":"{}","g":"{}","ts":"{}"}}}}"#,
+            s.id, s.x, s.y, s.a, s.b, s.c, s.d, s.e, s.f, s.g, s.ts
+        )?;
+    }
+    w.write_all(b"]}\n")?;
+    w.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// The baseline: the same rows, prepared in memory, inserted into a bare SQLite table with the
+/// pragmas Ferry uses, in one transaction.
+fn bare_sqlite_insert(path: &Path, n: u64) -> Result<Duration> {
+    let rows: Vec<Sample> = (1..=n).map(sample).collect();
+    let mut conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE TABLE bare (id INTEGER PRIMARY KEY, x REAL, y REAL, a INTEGER, b INTEGER,
+             c REAL, d REAL, e TEXT, f TEXT, g TEXT, ts TEXT);",
+    )?;
+    let started = Instant::now();
+    let tx = conn.transaction()?;
+    {
+        let mut stmt =
+            tx.prepare("INSERT INTO bare VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?;
+        for s in &rows {
+            stmt.execute(rusqlite::params![
+                s.id as i64,
+                s.x,
+                s.y,
+                s.a,
+                s.b,
+                s.c,
+                s.d,
+                s.e,
+                s.f,
+                s.g,
+                s.ts
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(started.elapsed())
+}
+
+/// A `ferry serve` child process on a free port.
+struct Server {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Server {
+    async fn start(data: &Path) -> Result<Server> {
+        let child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start ferry serve")?;
+        let endpoint = data.join(ferry_server::instance::ENDPOINT_FILE);
+        for _ in 0..300 {
+            if let Ok(url) = std::fs::read_to_string(&endpoint) {
+                let token =
+                    std::fs::read_to_string(data.join(ferry_server::instance::ADMIN_TOKEN_FILE))?;
+                return Ok(Server {
+                    child,
+                    url: url.trim().to_string(),
+                    token: token.trim().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("ferry serve did not start within 15 s")
+    }
+
+    /// Peak resident memory of the server process so far.
+    fn peak_rss_mib(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc status")?;
+        Ok(kib / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn import_bench(dir: &Path, n: u64) -> Result<ImportReport> {
+    eprintln!("generating {n} features...");
+    let geojson = dir.join("bench.geojson");
+    let geojson_bytes = write_geojson(&geojson, n)?;
+    eprintln!("baseline: bare SQLite insert...");
+    let baseline = bare_sqlite_insert(&dir.join("baseline.db"), n)?;
+    let server = Server::start(&dir.join("instance")).await?;
+    let http = reqwest::Client::new();
+    http.post(format!("{}/api/v1/spaces", server.url))
+        .bearer_auth(&server.token)
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await?
+        .error_for_status()?;
+
+    eprintln!("import over HTTP...");
+    let file = tokio::fs::File::open(&geojson).await?;
+    let started = Instant::now();
+    let response = http
+        .post(format!(
+            "{}/api/v1/items/import?space=bench&title=bench",
+            server.url
+        ))
+        .bearer_auth(&server.token)
+        .header("content-type", "application/geo+json")
+        .header("content-length", geojson_bytes)
+        .body(reqwest::Body::wrap_stream(
+            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
+        ))
+        .send()
+        .await?;
+    let import = started.elapsed();
+    if !response.status().is_success() {
+        bail!("import failed: {}", response.text().await?);
+    }
+    let item: ferry_proto::Item = response.json().await?;
+    if item.row_count as u64 != n {
+        bail!("imported {} rows, expected {n}", item.row_count);
+    }
+
+    eprintln!("export over HTTP...");
+    let started = Instant::now();
+    let response = http
+        .get(format!("{}/api/v1/items/{}/export", server.url, item.id))
+        .bearer_auth(&server.token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut stream = response.bytes_stream();
+    let mut export_bytes = 0u64;
+    while let Some(chunk) = stream.try_next().await? {
+        export_bytes += chunk.len() as u64;
+    }
+    let export = started.elapsed();
+    let peak = server.peak_rss_mib()?;
+    Ok(ImportReport {
+        features: n,
+        geojson_bytes,
+        baseline_seconds: baseline.as_secs_f64(),
+        import_seconds: import.as_secs_f64(),
+        import_features_per_second: n as f64 / import.as_secs_f64(),
+        import_vs_baseline: import.as_secs_f64() / baseline.as_secs_f64(),
+        export_seconds: export.as_secs_f64(),
+        export_features_per_second: n as f64 / export.as_secs_f64(),
+        export_bytes,
+        server_peak_rss_mib: peak,
+    })
 }

@@ -16,9 +16,15 @@ pub(crate) struct Target {
 
 impl Target {
     /// Flags and environment first, then the files `ferry serve` leaves in the data directory.
-    pub(crate) fn resolve(server: Option<String>, token: Option<String>, data_dir: &Path) -> Result<Target> {
+    pub(crate) fn resolve(
+        server: Option<String>,
+        token: Option<String>,
+        data_dir: &Path,
+    ) -> Result<Target> {
         let read = |name: &str| -> Option<String> {
-            std::fs::read_to_string(data_dir.join(name)).ok().map(|s| s.trim().to_string())
+            std::fs::read_to_string(data_dir.join(name))
+                .ok()
+                .map(|s| s.trim().to_string())
         };
         let server = server
             .or_else(|| read(ferry_server::instance::ENDPOINT_FILE))
@@ -27,7 +33,10 @@ impl Target {
                 data_dir.display()
             ))?;
         let token = token.or_else(|| read(ferry_server::instance::ADMIN_TOKEN_FILE));
-        Ok(Target { server: server.trim_end_matches('/').to_string(), token })
+        Ok(Target {
+            server: server.trim_end_matches('/').to_string(),
+            token,
+        })
     }
 }
 
@@ -46,9 +55,19 @@ pub(crate) struct ServerError {
 
 impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} [{}, HTTP {}]", self.error.message, self.error.code.as_str(), self.status)?;
+        write!(
+            f,
+            "{} [{}, HTTP {}]",
+            self.error.message,
+            self.error.code.as_str(),
+            self.status
+        )?;
         if let Some(details) = &self.error.details {
-            write!(f, "\n{}", serde_json::to_string_pretty(details).unwrap_or_default())?;
+            write!(
+                f,
+                "\n{}",
+                serde_json::to_string_pretty(details).unwrap_or_default()
+            )?;
         }
         Ok(())
     }
@@ -80,7 +99,10 @@ impl Client {
     /// Sends, and turns a non-2xx answer into a [`ServerError`].
     pub(crate) async fn send(&self, builder: RequestBuilder) -> Result<Response> {
         let response = builder.send().await.with_context(|| {
-            format!("cannot reach the Ferry server at {}; is `ferry serve` running?", self.target.server)
+            format!(
+                "cannot reach the Ferry server at {}; is `ferry serve` running?",
+                self.target.server
+            )
         })?;
         if response.status().is_success() {
             return Ok(response);
@@ -89,7 +111,10 @@ impl Client {
         let text = response.text().await.unwrap_or_default();
         match serde_json::from_str::<ApiError>(&text) {
             Ok(error) => Err(ServerError { status, error }.into()),
-            Err(_) => Err(anyhow!("the server answered HTTP {status}: {}", text.trim())),
+            Err(_) => Err(anyhow!(
+                "the server answered HTTP {status}: {}",
+                text.trim()
+            )),
         }
     }
 
@@ -99,10 +124,18 @@ impl Client {
 
     pub(crate) async fn json<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T> {
         let response = self.send(builder).await?;
-        response.json().await.context("the server's answer is not what this CLI expects")
+        response
+            .json()
+            .await
+            .context("the server's answer is not what this CLI expects")
     }
 
-    pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<T> {
+    pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         self.json(self.request(method, path).json(body)).await
     }
 }
@@ -124,7 +157,9 @@ pub(crate) fn default_data_dir() -> PathBuf {
 pub(crate) fn segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

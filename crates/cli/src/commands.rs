@@ -74,7 +74,9 @@ fn token_table(tokens: &[TokenInfo]) -> comfy_table::Table {
 pub(crate) async fn token(client: &Client, out: Output, cmd: TokenCmd) -> Result<()> {
     match cmd {
         TokenCmd::Create { name, role } => {
-            let created: CreatedToken = client.call(Method::POST, "/api/v1/tokens", &NewToken { name, role }).await?;
+            let created: CreatedToken = client
+                .call(Method::POST, "/api/v1/tokens", &NewToken { name, role })
+                .await?;
             let message = format!(
                 "Token for '{}' ({}), shown only now:\n{}",
                 created.info.name,
@@ -91,7 +93,10 @@ pub(crate) async fn token(client: &Client, out: Output, cmd: TokenCmd) -> Result
             let info: TokenInfo = client
                 .json(client.request(Method::DELETE, &format!("/api/v1/tokens/{}", segment(&id))))
                 .await?;
-            out.done(&info, &format!("Revoked token {} ('{}').", info.id, info.name))
+            out.done(
+                &info,
+                &format!("Revoked token {} ('{}').", info.id, info.name),
+            )
         }
     }
 }
@@ -128,7 +133,12 @@ pub(crate) enum SpaceCmd {
 fn space_table(spaces: &[Space]) -> comfy_table::Table {
     let mut t = table(&["name", "items", "description", "id"]);
     for s in spaces {
-        t.add_row(vec![s.name.clone(), s.item_count.to_string(), s.description.clone(), s.id.to_string()]);
+        t.add_row(vec![
+            s.name.clone(),
+            s.item_count.to_string(),
+            s.description.clone(),
+            s.id.to_string(),
+        ]);
     }
     t
 }
@@ -136,7 +146,13 @@ fn space_table(spaces: &[Space]) -> comfy_table::Table {
 pub(crate) async fn space(client: &Client, out: Output, cmd: SpaceCmd) -> Result<()> {
     match cmd {
         SpaceCmd::Create { name, description } => {
-            let s: Space = client.call(Method::POST, "/api/v1/spaces", &NewSpace { name, description }).await?;
+            let s: Space = client
+                .call(
+                    Method::POST,
+                    "/api/v1/spaces",
+                    &NewSpace { name, description },
+                )
+                .await?;
             out.done(&s, &format!("Created space '{}' ({}).", s.name, s.id))
         }
         SpaceCmd::List => {
@@ -144,18 +160,33 @@ pub(crate) async fn space(client: &Client, out: Output, cmd: SpaceCmd) -> Result
             out.show(&spaces, |s| space_table(s))
         }
         SpaceCmd::Show { space } => {
-            let s: Space = client.get(&format!("/api/v1/spaces/{}", segment(&space))).await?;
+            let s: Space = client
+                .get(&format!("/api/v1/spaces/{}", segment(&space)))
+                .await?;
             out.show(&s, |s| space_table(std::slice::from_ref(s)))
         }
-        SpaceCmd::Update { space, name, description } => {
+        SpaceCmd::Update {
+            space,
+            name,
+            description,
+        } => {
             let patch = SpacePatch { name, description };
-            let s: Space = client.call(Method::PATCH, &format!("/api/v1/spaces/{}", segment(&space)), &patch).await?;
+            let s: Space = client
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/spaces/{}", segment(&space)),
+                    &patch,
+                )
+                .await?;
             out.done(&s, &format!("Updated space '{}'.", s.name))
         }
         SpaceCmd::Delete { space, force } => {
             let path = format!("/api/v1/spaces/{}?force={force}", segment(&space));
             client.send(client.request(Method::DELETE, &path)).await?;
-            out.done(&serde_json::json!({"deleted": space}), &format!("Deleted space '{space}'."))
+            out.done(
+                &serde_json::json!({"deleted": space}),
+                &format!("Deleted space '{space}'."),
+            )
         }
     }
 }
@@ -256,7 +287,9 @@ pub(crate) struct RowsArgs {
 }
 
 fn item_table(items: &[Item]) -> comfy_table::Table {
-    let mut t = table(&["id", "kind", "title", "rows", "markings", "version", "updated"]);
+    let mut t = table(&[
+        "id", "kind", "title", "rows", "markings", "version", "updated",
+    ]);
     for i in items {
         let rows = match &i.file {
             Some(f) => format!("{} bytes", f.size),
@@ -304,14 +337,21 @@ fn item_detail(i: &Item) -> comfy_table::Table {
             .fields
             .iter()
             .map(|f| {
-                let pk = if s.primary_key.as_deref() == Some(&f.name) { " (key)" } else { "" };
+                let pk = if s.primary_key.as_deref() == Some(&f.name) {
+                    " (key)"
+                } else {
+                    ""
+                };
                 format!("{}: {}{pk}", f.name, f.field_type.as_str())
             })
             .collect();
         rows.push(("schema", described.join("\n")));
     }
     if let Some(f) = &i.file {
-        rows.push(("size", format!("{} bytes in {} chunks", f.size, f.chunk_count)));
+        rows.push((
+            "size",
+            format!("{} bytes in {} chunks", f.size, f.chunk_count),
+        ));
         rows.push(("media type", f.media_type.clone()));
         rows.push(("blake3", f.content_hash.clone()));
     }
@@ -320,7 +360,11 @@ fn item_detail(i: &Item) -> comfy_table::Table {
 
 /// Content type for an import, from the file's extension.
 fn content_type(path: &Path, kind: Option<&str>) -> &'static str {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match (kind, ext.as_str()) {
         (Some("file"), _) => "application/octet-stream",
         (_, "geojson") => "application/geo+json",
@@ -336,15 +380,36 @@ async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().await?.len();
-    let file_name = args.file.file_name().and_then(|n| n.to_str()).unwrap_or("upload").to_string();
-    let mut query: Vec<(&str, String)> = vec![("space", args.space.clone()), ("file_name", file_name.clone())];
-    query.push(("title", args.title.clone().unwrap_or_else(|| file_name.clone())));
-    let optional = [("kind", &args.kind), ("description", &args.description), ("primary_key", &args.primary_key), ("crs", &args.crs)];
-    query.extend(optional.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+    let file_name = args
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("upload")
+        .to_string();
+    let mut query: Vec<(&str, String)> = vec![
+        ("space", args.space.clone()),
+        ("file_name", file_name.clone()),
+    ];
+    query.push((
+        "title",
+        args.title.clone().unwrap_or_else(|| file_name.clone()),
+    ));
+    let optional = [
+        ("kind", &args.kind),
+        ("description", &args.description),
+        ("primary_key", &args.primary_key),
+        ("crs", &args.crs),
+    ];
+    query.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k, v))),
+    );
     query.extend(args.tags.iter().map(|t| ("tag", t.clone())));
     query.extend(args.markings.iter().map(|m| ("marking", m.clone())));
     if let Some(schema) = &args.schema {
-        let text = std::fs::read_to_string(schema).with_context(|| format!("cannot read {}", schema.display()))?;
+        let text = std::fs::read_to_string(schema)
+            .with_context(|| format!("cannot read {}", schema.display()))?;
         query.push(("schema", text));
     }
     let bar = progress(Some(size), "uploading");
@@ -354,7 +419,10 @@ async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {
     let request = client
         .request(Method::POST, "/api/v1/items/import")
         .query(&query)
-        .header(reqwest::header::CONTENT_TYPE, content_type(&args.file, args.kind.as_deref()))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            content_type(&args.file, args.kind.as_deref()),
+        )
         .header(reqwest::header::CONTENT_LENGTH, size)
         .body(reqwest::Body::wrap_stream(stream));
     let result: Result<Item> = client.json(request).await;
@@ -364,22 +432,47 @@ async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {
         Some(f) => format!("{} bytes", f.size),
         None => format!("{} rows", item.row_count),
     };
-    out.done(&item, &format!("Imported {} as {} '{}' ({what}), id {}.", args.file.display(), item.kind.as_str(), item.title, item.id))
+    out.done(
+        &item,
+        &format!(
+            "Imported {} as {} '{}' ({what}), id {}.",
+            args.file.display(),
+            item.kind.as_str(),
+            item.title,
+            item.id
+        ),
+    )
 }
 
-async fn export(client: &Client, id: &str, format: Option<String>, output: Option<PathBuf>) -> Result<()> {
-    let mut request = client.request(Method::GET, &format!("/api/v1/items/{}/export", segment(id)));
+async fn export(
+    client: &Client,
+    id: &str,
+    format: Option<String>,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let mut request = client.request(
+        Method::GET,
+        &format!("/api/v1/items/{}/export", segment(id)),
+    );
     if let Some(f) = format {
         request = request.query(&[("format", f)]);
     }
     let response = client.send(request).await?;
     let bar = progress(response.content_length(), "downloading");
     let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin> = match &output {
-        Some(path) => Box::new(tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?),
+        Some(path) => Box::new(
+            tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
         None => Box::new(tokio::io::stdout()),
     };
     let mut body = response.bytes_stream();
-    while let Some(chunk) = body.try_next().await.context("the export was cut off; run it again")? {
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .context("the export was cut off; run it again")?
+    {
         sink.write_all(&chunk).await?;
         bar.inc(chunk.len() as u64);
     }
@@ -397,13 +490,25 @@ async fn edit(client: &Client, out: Output, id: &str, file: &Path) -> Result<()>
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
     };
-    let batch: EditBatch = serde_json::from_str(&text).context("the edit file is not a valid batch")?;
-    let results: EditResults = client.call(Method::POST, &format!("/api/v1/items/{}/edits", segment(id)), &batch).await?;
+    let batch: EditBatch =
+        serde_json::from_str(&text).context("the edit file is not a valid batch")?;
+    let results: EditResults = client
+        .call(
+            Method::POST,
+            &format!("/api/v1/items/{}/edits", segment(id)),
+            &batch,
+        )
+        .await?;
     out.show(&results, |r| {
         let mut t = table(&["edit", "#", "key", "result"]);
         for e in &r.results {
             let key = e.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
-            t.add_row(vec![format!("{:?}", e.op).to_lowercase(), e.index.to_string(), key, "ok".into()]);
+            t.add_row(vec![
+                format!("{:?}", e.op).to_lowercase(),
+                e.index.to_string(),
+                key,
+                "ok".into(),
+            ]);
         }
         t
     })
@@ -415,16 +520,35 @@ async fn rows(client: &Client, out: Output, args: RowsArgs) -> Result<()> {
     query.extend(args.bbox.map(|b| ("bbox", b)));
     query.extend(args.filters.into_iter().map(|f| ("where", f)));
     let page: RowPage = client
-        .json(client.request(Method::GET, &format!("/api/v1/items/{}/rows", segment(&args.id))).query(&query))
+        .json(
+            client
+                .request(
+                    Method::GET,
+                    &format!("/api/v1/items/{}/rows", segment(&args.id)),
+                )
+                .query(&query),
+        )
         .await?;
     out.show(&page, |p| {
         let mut t = table(&["key", "values", "geometry"]);
         for r in &p.rows {
-            let geometry = r.geometry.as_ref().map(|g| g.to_string()).unwrap_or_default();
-            t.add_row(vec![r.key.to_string(), serde_json::Value::Object(r.values.clone()).to_string(), geometry]);
+            let geometry = r
+                .geometry
+                .as_ref()
+                .map(|g| g.to_string())
+                .unwrap_or_default();
+            t.add_row(vec![
+                r.key.to_string(),
+                serde_json::Value::Object(r.values.clone()).to_string(),
+                geometry,
+            ]);
         }
         if let Some(next) = &p.next {
-            t.add_row(vec![format!("more: --after {next}"), String::new(), String::new()]);
+            t.add_row(vec![
+                format!("more: --after {next}"),
+                String::new(),
+                String::new(),
+            ]);
         }
         t
     })
@@ -442,23 +566,57 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
             out.show(&items, |i| item_table(i))
         }
         ItemCmd::Show { id } => {
-            let item: Item = client.get(&format!("/api/v1/items/{}", segment(&id))).await?;
+            let item: Item = client
+                .get(&format!("/api/v1/items/{}", segment(&id)))
+                .await?;
             out.show(&item, item_detail)
         }
         ItemCmd::Export { id, format, output } => export(client, &id, format, output).await,
         ItemCmd::Edit { id, file } => edit(client, out, &id, &file).await,
-        ItemCmd::Update { id, title, description, tags, markings, clear_markings } => {
-            let markings = if clear_markings { Some(Vec::new()) } else { markings };
+        ItemCmd::Update {
+            id,
+            title,
+            description,
+            tags,
+            markings,
+            clear_markings,
+        } => {
+            let markings = if clear_markings {
+                Some(Vec::new())
+            } else {
+                markings
+            };
             if title.is_none() && description.is_none() && tags.is_none() && markings.is_none() {
-                bail!("nothing to change: pass --title, --description, --tag, --marking or --clear-markings");
+                bail!(
+                    "nothing to change: pass --title, --description, --tag, --marking or --clear-markings"
+                );
             }
-            let patch = ItemPatch { title, description, tags, markings };
-            let item: Item = client.call(Method::PATCH, &format!("/api/v1/items/{}", segment(&id)), &patch).await?;
-            out.done(&item, &format!("Updated item {} (version {}).", item.id, item.version))
+            let patch = ItemPatch {
+                title,
+                description,
+                tags,
+                markings,
+            };
+            let item: Item = client
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/items/{}", segment(&id)),
+                    &patch,
+                )
+                .await?;
+            out.done(
+                &item,
+                &format!("Updated item {} (version {}).", item.id, item.version),
+            )
         }
         ItemCmd::Delete { id } => {
-            client.send(client.request(Method::DELETE, &format!("/api/v1/items/{}", segment(&id)))).await?;
-            out.done(&serde_json::json!({"deleted": id}), &format!("Deleted item {id}."))
+            client
+                .send(client.request(Method::DELETE, &format!("/api/v1/items/{}", segment(&id))))
+                .await?;
+            out.done(
+                &serde_json::json!({"deleted": id}),
+                &format!("Deleted item {id}."),
+            )
         }
         ItemCmd::Rows(args) => rows(client, out, args).await,
     }
@@ -478,21 +636,41 @@ pub(crate) struct ChangesArgs {
 pub(crate) async fn changes(client: &Client, out: Output, args: ChangesArgs) -> Result<()> {
     let path = format!("/api/v1/spaces/{}/changes", segment(&args.space));
     let page: ChangePage = client
-        .json(client.request(Method::GET, &path).query(&[("after", args.after.to_string()), ("limit", args.limit.to_string())]))
+        .json(client.request(Method::GET, &path).query(&[
+            ("after", args.after.to_string()),
+            ("limit", args.limit.to_string()),
+        ]))
         .await?;
     out.show(&page, |p| {
         let mut t = table(&["seq", "change", "item", "key"]);
         for c in &p.changes {
             let (kind, item, key) = match c {
-                ferry_proto::Change::Item { item, .. } => ("item", item.id.to_string(), String::new()),
-                ferry_proto::Change::ItemDeleted { item_id, .. } => ("item deleted", item_id.to_string(), String::new()),
-                ferry_proto::Change::Row { item_id, row, .. } => ("row", item_id.to_string(), row.key.to_string()),
-                ferry_proto::Change::RowDeleted { item_id, key, .. } => ("row deleted", item_id.to_string(), key.to_string()),
+                ferry_proto::Change::Item { item, .. } => {
+                    ("item", item.id.to_string(), String::new())
+                }
+                ferry_proto::Change::ItemDeleted { item_id, .. } => {
+                    ("item deleted", item_id.to_string(), String::new())
+                }
+                ferry_proto::Change::Row { item_id, row, .. } => {
+                    ("row", item_id.to_string(), row.key.to_string())
+                }
+                ferry_proto::Change::RowDeleted { item_id, key, .. } => {
+                    ("row deleted", item_id.to_string(), key.to_string())
+                }
             };
             t.add_row(vec![c.seq().to_string(), kind.to_string(), item, key]);
         }
-        let more = if p.has_more { format!("more: --after {}", p.next_after) } else { format!("up to date at {}", p.next_after) };
-        t.add_row(vec![more, String::new(), String::new(), format!("epoch {}", p.epoch)]);
+        let more = if p.has_more {
+            format!("more: --after {}", p.next_after)
+        } else {
+            format!("up to date at {}", p.next_after)
+        };
+        t.add_row(vec![
+            more,
+            String::new(),
+            String::new(),
+            format!("epoch {}", p.epoch),
+        ]);
         t
     })
 }

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about = "Share data between independent organizations.")]
+#[command(
+    name = "ferry",
+    version,
+    about = "Share data between independent organizations."
+)]
 struct Cli {
     /// URL of the Ferry server to administer (default: the one serving the local data directory).
     #[arg(long, global = true, env = "FERRY_SERVER")]
@@ -60,13 +64,23 @@ pub(crate) struct DataDirArg {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    init_logging(if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -85,7 +99,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = output::Output { json: cli.json };
     let connect = || {
-        let target = client::Target::resolve(cli.server.clone(), cli.token.clone(), &client::default_data_dir())?;
+        let target = client::Target::resolve(
+            cli.server.clone(),
+            cli.token.clone(),
+            &client::default_data_dir(),
+        )?;
         client::Client::new(target)
     };
     match cli.command {

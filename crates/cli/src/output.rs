@@ -13,7 +13,11 @@ pub(crate) struct Output {
 
 impl Output {
     /// Prints `value` as JSON, or as the table `render` builds.
-    pub(crate) fn show<T: Serialize>(&self, value: &T, render: impl FnOnce(&T) -> Table) -> Result<()> {
+    pub(crate) fn show<T: Serialize>(
+        &self,
+        value: &T,
+        render: impl FnOnce(&T) -> Table,
+    ) -> Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
@@ -35,7 +39,8 @@ impl Output {
 
 pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
     t
 }
 

@@ -29,7 +29,10 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let options = ServeOptions {
-        data_dir: args.data_dir.data_dir.or_else(|| std::env::var_os("FERRY_DATA_DIR").map(Into::into)),
+        data_dir: args
+            .data_dir
+            .data_dir
+            .or_else(|| std::env::var_os("FERRY_DATA_DIR").map(Into::into)),
         listen: args.listen,
         public_url: args.public_url,
         title: args.title,
@@ -42,18 +45,35 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let instance = tokio::task::spawn_blocking(move || Instance::open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}; is another instance running? pick another with --listen"))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen}; is another instance running? pick another with --listen"
+            )
+        })?;
     let bound = listener.local_addr()?;
     let url = format!("http://{bound}");
-    std::fs::write(data_dir.join(ferry_server::instance::ENDPOINT_FILE), format!("{url}\n"))
-        .context("cannot write the endpoint file in the data directory")?;
+    std::fs::write(
+        data_dir.join(ferry_server::instance::ENDPOINT_FILE),
+        format!("{url}\n"),
+    )
+    .context("cannot write the endpoint file in the data directory")?;
     let token_file = data_dir.join(ferry_server::instance::ADMIN_TOKEN_FILE);
-    eprintln!("Ferry instance '{}' ({})", instance.config.title, instance.identity.fingerprint());
+    eprintln!(
+        "Ferry instance '{}' ({})",
+        instance.config.title,
+        instance.identity.fingerprint()
+    );
     eprintln!("  data directory: {}", data_dir.display());
     eprintln!("  listening on:   {url}");
     match &instance.admin_token_created {
-        Some(path) => eprintln!("  admin token:    created in {} (shown nowhere else)", path.display()),
-        None => eprintln!("  admin token:    {} (written at first start)", token_file.display()),
+        Some(path) => eprintln!(
+            "  admin token:    created in {} (shown nowhere else)",
+            path.display()
+        ),
+        None => eprintln!(
+            "  admin token:    {} (written at first start)",
+            token_file.display()
+        ),
     }
     ferry_server::serve(instance, listener, shutdown_signal()).await?;
     let _ = std::fs::remove_file(data_dir.join(ferry_server::instance::ENDPOINT_FILE));
@@ -64,7 +84,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    let mut terminate = match tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::terminate(),
+    ) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");

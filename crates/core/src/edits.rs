@@ -87,7 +87,10 @@ fn check_values(target: &EditTarget<'_>, input: &RowInput) -> CoreResult<()> {
     SchemaBuilder::enforce(target.schema).observe(&input.values)
 }
 
-fn geometry_of(target: &EditTarget<'_>, raw: &Value) -> CoreResult<Option<crate::geometry::Geometry>> {
+fn geometry_of(
+    target: &EditTarget<'_>,
+    raw: &Value,
+) -> CoreResult<Option<crate::geometry::Geometry>> {
     if raw.is_null() {
         return Ok(None);
     }
@@ -182,8 +185,14 @@ mod tests {
     fn dataset_schema() -> Schema {
         Schema {
             fields: vec![
-                Field { name: "id".into(), field_type: FieldType::Integer },
-                Field { name: "v".into(), field_type: FieldType::Number },
+                Field {
+                    name: "id".into(),
+                    field_type: FieldType::Integer,
+                },
+                Field {
+                    name: "v".into(),
+                    field_type: FieldType::Number,
+                },
             ],
             primary_key: Some("id".into()),
         }
@@ -196,7 +205,12 @@ mod tests {
     #[test]
     fn dataset_edits_take_keys_from_the_primary_key() {
         let schema = dataset_schema();
-        let target = EditTarget { kind: ItemKind::Dataset, schema: &schema, crs: None, geometry_type: None };
+        let target = EditTarget {
+            kind: ItemKind::Dataset,
+            schema: &schema,
+            crs: None,
+            geometry_type: None,
+        };
         let batch = EditBatch {
             adds: vec![input(json!({"values": {"id": 5, "v": 1.5}}))],
             updates: vec![input(json!({"values": {"id": 6, "v": 2}}))],
@@ -211,13 +225,20 @@ mod tests {
     #[test]
     fn every_bad_edit_is_reported() {
         let schema = dataset_schema();
-        let target = EditTarget { kind: ItemKind::Dataset, schema: &schema, crs: None, geometry_type: None };
+        let target = EditTarget {
+            kind: ItemKind::Dataset,
+            schema: &schema,
+            crs: None,
+            geometry_type: None,
+        };
         let batch = EditBatch {
             adds: vec![
                 input(json!({"values": {"id": 1, "v": "x"}})),
                 input(json!({"values": {"v": 1}})),
                 input(json!({"values": {"id": 2, "extra": 1}})),
-                input(json!({"values": {"id": 3}, "geometry": {"type": "Point", "coordinates": [0, 0]}})),
+                input(
+                    json!({"values": {"id": 3}, "geometry": {"type": "Point", "coordinates": [0, 0]}}),
+                ),
                 input(json!({"values": {"id": 4}})),
             ],
             updates: vec![input(json!({"key": 1, "values": {"id": 2}}))],
@@ -238,7 +259,9 @@ mod tests {
             geometry_type: Some(GeometryType::Point),
         };
         let batch = EditBatch {
-            adds: vec![input(json!({"geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}))],
+            adds: vec![input(
+                json!({"geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}),
+            )],
             updates: vec![
                 input(json!({"key": 1, "geometry": null})),
                 input(json!({"key": 2})),
@@ -248,13 +271,22 @@ mod tests {
         let plan = plan_edits(&target, &batch).unwrap();
         assert_eq!(plan.adds[0].key, AddKey::Generate);
         assert_eq!(plan.geometry_type, Some(GeometryType::Geometry));
-        assert_eq!(plan.updates[0].geometry, Some(None), "null clears the geometry");
+        assert_eq!(
+            plan.updates[0].geometry,
+            Some(None),
+            "null clears the geometry"
+        );
         assert_eq!(plan.updates[1].geometry, None, "absent keeps it");
         let bad = EditBatch {
-            adds: vec![input(json!({"geometry": {"type": "Point", "coordinates": [500, 0]}}))],
+            adds: vec![input(
+                json!({"geometry": {"type": "Point", "coordinates": [500, 0]}}),
+            )],
             ..Default::default()
         };
         let results = plan_edits(&target, &bad).unwrap_err();
-        assert_eq!(results[0].error.as_ref().unwrap().code, ferry_proto::ErrorCode::InvalidGeometry);
+        assert_eq!(
+            results[0].error.as_ref().unwrap().code,
+            ferry_proto::ErrorCode::InvalidGeometry
+        );
     }
 }

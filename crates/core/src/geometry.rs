@@ -157,6 +157,20 @@ impl RawGeometry {
         })
     }
 
+    /// Parses and validates a geometry given as JSON text, keeping that text as the stored form
+    /// (imports: nothing is re-encoded).
+    pub fn validate_text(text: &str, geographic: bool) -> CoreResult<Geometry> {
+        let raw: RawGeometry = serde_json::from_str(text)
+            .map_err(|e| CoreError::InvalidGeometry(format!("not a GeoJSON geometry: {e}")))?;
+        let mut bbox = BBox::empty();
+        let geometry_type = raw.check(geographic, &mut bbox, 0)?;
+        Ok(Geometry {
+            geometry_type,
+            bbox: bbox.min_x.is_finite().then_some(bbox),
+            text: text.trim().to_string(),
+        })
+    }
+
     /// Parses a geometry given as a JSON value (edits).
     pub fn from_value(value: &serde_json::Value) -> CoreResult<RawGeometry> {
         RawGeometry::deserialize(value)
@@ -198,7 +212,9 @@ impl RawGeometry {
             GeometryType::MultiLineString => ctx.each(coords, |c, l| c.line(l))?,
             GeometryType::Polygon => ctx.polygon(coords)?,
             GeometryType::MultiPolygon => ctx.each(coords, |c, p| c.polygon(p))?,
-            GeometryType::GeometryCollection | GeometryType::Geometry => unreachable!("handled above"),
+            GeometryType::GeometryCollection | GeometryType::Geometry => {
+                unreachable!("handled above")
+            }
         }
         Ok(t)
     }
@@ -302,8 +318,8 @@ mod tests {
         let p = parse(json!({"type": "Point", "coordinates": [10, 20.5]})).unwrap();
         assert_eq!(p.geometry_type, GeometryType::Point);
         assert_eq!(p.text, r#"{"type":"Point","coordinates":[10.0,20.5]}"#);
-        let poly = parse(json!({"type": "Polygon", "coordinates": [[[0,0],[4,0],[4,3],[0,0]]]}))
-            .unwrap();
+        let poly =
+            parse(json!({"type": "Polygon", "coordinates": [[[0,0],[4,0],[4,3],[0,0]]]})).unwrap();
         let b = poly.bbox.unwrap();
         assert_eq!((b.min_x, b.min_y, b.max_x, b.max_y), (0.0, 0.0, 4.0, 3.0));
         let gc = parse(json!({"type": "GeometryCollection", "geometries": [
@@ -337,8 +353,9 @@ mod tests {
 
     #[test]
     fn projected_crs_allows_large_coordinates() {
-        let g = RawGeometry::from_value(&json!({"type": "Point", "coordinates": [500000, 6000000]}))
-            .unwrap();
+        let g =
+            RawGeometry::from_value(&json!({"type": "Point", "coordinates": [500000, 6000000]}))
+                .unwrap();
         assert!(g.clone().validate(false).is_ok());
         assert!(g.validate(true).is_err());
     }

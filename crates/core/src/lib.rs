@@ -2,9 +2,9 @@
 //! and how a schema is inferred from data. The store and the server call these; nothing here knows
 //! about SQL or HTTP.
 
+pub mod edits;
 mod error;
 pub mod geometry;
-pub mod edits;
 pub mod names;
 pub mod rows;
 pub mod schema;

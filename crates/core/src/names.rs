@@ -45,7 +45,8 @@ pub fn check_markings(markings: &[String]) -> CoreResult<()> {
     for m in markings {
         let ok = !m.is_empty()
             && m.len() <= 64
-            && m.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+            && m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
         if !ok {
             return Err(CoreError::InvalidMarking(format!(
                 "marking '{m}' is not valid: use 1-64 ASCII letters, digits, '-', '_', '.' or ':'"
@@ -56,7 +57,10 @@ pub fn check_markings(markings: &[String]) -> CoreResult<()> {
 }
 
 pub fn check_tags(tags: &[String]) -> CoreResult<()> {
-    if let Some(t) = tags.iter().find(|t| t.trim().is_empty() || t.chars().count() > 64) {
+    if let Some(t) = tags
+        .iter()
+        .find(|t| t.trim().is_empty() || t.chars().count() > 64)
+    {
         return Err(CoreError::InvalidRequest(format!(
             "tag '{t}' is not valid: tags have 1-64 characters"
         )));

@@ -87,16 +87,52 @@ pub fn check_schema(schema: &Schema, needs_primary_key: bool) -> CoreResult<()> 
     }
 }
 
-/// The type a JSON value suggests, or `None` for null.
-fn type_of(value: &Value) -> Option<FieldType> {
-    match value {
-        Value::Null => None,
-        Value::Bool(_) => Some(FieldType::Boolean),
-        Value::Number(n) if n.is_i64() => Some(FieldType::Integer),
-        Value::Number(_) => Some(FieldType::Number),
-        Value::String(s) if looks_like_timestamp(s) => Some(FieldType::Timestamp),
-        Value::String(_) => Some(FieldType::String),
-        Value::Array(_) | Value::Object(_) => Some(FieldType::Json),
+/// What a value looks like, for type checks: borrowed from a parsed `Value` or straight from raw
+/// JSON text (see [`SchemaBuilder::observe_raw`]), so both paths share one set of rules.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen<'a> {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str(std::borrow::Cow<'a, str>),
+    Nested,
+}
+
+impl<'a> Seen<'a> {
+    pub fn of(value: &'a Value) -> Seen<'a> {
+        match value {
+            Value::Null => Seen::Null,
+            Value::Bool(_) => Seen::Bool,
+            Value::Number(n) if n.is_i64() => Seen::Int,
+            Value::Number(_) => Seen::Float,
+            Value::String(s) => Seen::Str(s.as_str().into()),
+            Value::Array(_) | Value::Object(_) => Seen::Nested,
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Seen::Null => "null".into(),
+            Seen::Bool => "a boolean".into(),
+            Seen::Int => "an integer".into(),
+            Seen::Float => "a number".into(),
+            Seen::Str(s) => format!("\"{}\"", shorten(s)),
+            Seen::Nested => "an object or array".into(),
+        }
+    }
+}
+
+/// The type a value suggests, or `None` for null.
+fn type_of(seen: &Seen<'_>) -> Option<FieldType> {
+    match seen {
+        Seen::Null => None,
+        Seen::Bool => Some(FieldType::Boolean),
+        Seen::Int => Some(FieldType::Integer),
+        Seen::Float => Some(FieldType::Number),
+        Seen::Str(s) if looks_like_timestamp(s) => Some(FieldType::Timestamp),
+        Seen::Str(_) => Some(FieldType::String),
+        Seen::Nested => Some(FieldType::Json),
     }
 }
 
@@ -122,14 +158,17 @@ fn widen(old: FieldType, new: FieldType) -> Option<FieldType> {
 
 /// Whether `value` is acceptable in a field of type `t` (null always is).
 pub fn value_fits(t: FieldType, value: &Value) -> bool {
-    match (t, value) {
-        (_, Value::Null) => true,
-        (FieldType::Json, _) => true,
-        (FieldType::Boolean, Value::Bool(_)) => true,
-        (FieldType::Integer, Value::Number(n)) => n.is_i64(),
-        (FieldType::Number, Value::Number(_)) => true,
-        (FieldType::String, Value::String(_)) => true,
-        (FieldType::Timestamp, Value::String(s)) => s.parse::<jiff::Timestamp>().is_ok(),
+    seen_fits(t, &Seen::of(value))
+}
+
+fn seen_fits(t: FieldType, seen: &Seen<'_>) -> bool {
+    match (t, seen) {
+        (_, Seen::Null) | (FieldType::Json, _) => true,
+        (FieldType::Boolean, Seen::Bool) => true,
+        (FieldType::Integer, Seen::Int) => true,
+        (FieldType::Number, Seen::Int | Seen::Float) => true,
+        (FieldType::String, Seen::Str(_)) => true,
+        (FieldType::Timestamp, Seen::Str(s)) => s.parse::<jiff::Timestamp>().is_ok(),
         _ => false,
     }
 }
@@ -174,12 +213,33 @@ impl SchemaBuilder {
     /// Checks one row's values and, when inferring, learns from them.
     pub fn observe(&mut self, values: &Map<String, Value>) -> CoreResult<()> {
         for (name, value) in values {
-            self.observe_value(name, value)?;
+            self.observe_value(name, Seen::of(value))?;
         }
         Ok(())
     }
 
-    fn observe_value(&mut self, name: &str, value: &Value) -> CoreResult<()> {
+    /// Like [`SchemaBuilder::observe`], for a JSON object given as text: no map is built, which
+    /// keeps large imports fast. Refuses text that is not a JSON object.
+    pub fn observe_raw(&mut self, object: &str) -> CoreResult<()> {
+        let mut failure = None;
+        let mut de = serde_json::Deserializer::from_str(object);
+        let parsed = serde::Deserializer::deserialize_map(
+            &mut de,
+            raw::Fields {
+                builder: self,
+                failure: &mut failure,
+            },
+        );
+        match (failure, parsed) {
+            (Some(e), _) => Err(e),
+            (None, Ok(())) => Ok(()),
+            (None, Err(e)) => Err(CoreError::SchemaMismatch(format!(
+                "properties must be a JSON object: {e}"
+            ))),
+        }
+    }
+
+    fn observe_value(&mut self, name: &str, seen: Seen<'_>) -> CoreResult<()> {
         let Some(&i) = self.index.get(name) else {
             if self.strict {
                 return Err(CoreError::SchemaMismatch(format!(
@@ -187,25 +247,30 @@ impl SchemaBuilder {
                 )));
             }
             self.index.insert(name.to_string(), self.fields.len());
-            self.fields.push((name.to_string(), type_of(value)));
+            self.fields.push((name.to_string(), type_of(&seen)));
             return Ok(());
         };
         let slot = &mut self.fields[i].1;
-        match (*slot, type_of(value)) {
+        match (*slot, type_of(&seen)) {
             (_, None) => Ok(()),
             (None, Some(new)) if !self.strict => {
                 *slot = Some(new);
                 Ok(())
             }
-            (Some(old), Some(_)) if value_fits(old, value) => Ok(()),
+            (Some(old), Some(_)) if seen_fits(old, &seen) => Ok(()),
             (Some(old), Some(new)) if !self.strict => match widen(old, new) {
                 Some(wider) => {
                     *slot = Some(wider);
                     Ok(())
                 }
-                None => Err(mismatch(name, old, value, true)),
+                None => Err(mismatch(name, old, &seen, true)),
             },
-            (old, _) => Err(mismatch(name, old.unwrap_or(FieldType::String), value, false)),
+            (old, _) => Err(mismatch(
+                name,
+                old.unwrap_or(FieldType::String),
+                &seen,
+                false,
+            )),
         }
     }
 
@@ -229,8 +294,8 @@ impl SchemaBuilder {
     }
 }
 
-fn mismatch(name: &str, expected: FieldType, value: &Value, inferred: bool) -> CoreError {
-    let shown = shorten(&value.to_string());
+fn mismatch(name: &str, expected: FieldType, seen: &Seen<'_>, inferred: bool) -> CoreError {
+    let shown = seen.shown();
     let hint = if inferred {
         "; earlier rows decided the type, so pass an explicit schema to import this data"
     } else {
@@ -290,7 +355,9 @@ pub fn coerce_text(t: FieldType, cell: &str) -> Result<Value, String> {
         FieldType::String => Ok(Value::from(cell)),
         FieldType::Integer => cell.parse::<i64>().map(Value::from).map_err(|_| bad()),
         // Whole numbers stay integers so that "80" exports as 80, not 80.0.
-        FieldType::Number if cell.parse::<i64>().is_ok() => cell.parse::<i64>().map(Value::from).map_err(|_| bad()),
+        FieldType::Number if cell.parse::<i64>().is_ok() => {
+            cell.parse::<i64>().map(Value::from).map_err(|_| bad())
+        }
         FieldType::Number => cell
             .parse::<f64>()
             .ok()
@@ -322,6 +389,92 @@ pub fn value_to_text(value: &Value) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Serde visitors that read a JSON object's fields without building a map.
+mod raw {
+    use super::{SchemaBuilder, Seen};
+    use crate::CoreError;
+    use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::borrow::Cow;
+    use std::fmt;
+
+    pub(super) struct Fields<'b> {
+        pub(super) builder: &'b mut SchemaBuilder,
+        pub(super) failure: &'b mut Option<CoreError>,
+    }
+
+    impl<'de> Visitor<'de> for Fields<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                let seen: Scalar<'de> = map.next_value()?;
+                if let Err(e) = self.builder.observe_value(&name, seen.0) {
+                    let msg = e.to_string();
+                    *self.failure = Some(e);
+                    return Err(de::Error::custom(msg));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// A value reduced to what type checks need.
+    struct Scalar<'a>(Seen<'a>);
+
+    impl<'de> Deserialize<'de> for Scalar<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(ScalarVisitor)
+        }
+    }
+
+    struct ScalarVisitor;
+
+    impl<'de> Visitor<'de> for ScalarVisitor {
+        type Value = Scalar<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+            Ok(Scalar(Seen::Null))
+        }
+        fn visit_none<E>(self) -> Result<Scalar<'de>, E> {
+            Ok(Scalar(Seen::Null))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Scalar<'de>, E> {
+            Ok(Scalar(Seen::Bool))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Scalar<'de>, E> {
+            Ok(Scalar(Seen::Int))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+            Ok(Scalar(if i64::try_from(v).is_ok() {
+                Seen::Int
+            } else {
+                Seen::Float
+            }))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Scalar<'de>, E> {
+            Ok(Scalar(Seen::Float))
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+            Ok(Scalar(Seen::Str(Cow::Borrowed(v))))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+            Ok(Scalar(Seen::Str(Cow::Owned(v.to_string()))))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Scalar(Seen::Nested))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Scalar(Seen::Nested))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,8 +487,10 @@ mod tests {
     #[test]
     fn inference_widens_integer_to_number_and_timestamp_to_string() {
         let mut b = SchemaBuilder::infer(None);
-        b.observe(&obj(json!({"a": 1, "t": "2024-01-01T00:00:00Z", "n": null})))
-            .unwrap();
+        b.observe(&obj(
+            json!({"a": 1, "t": "2024-01-01T00:00:00Z", "n": null}),
+        ))
+        .unwrap();
         assert_eq!(b.field_type("a"), Some(FieldType::Integer));
         assert_eq!(b.field_type("t"), Some(FieldType::Timestamp));
         b.observe(&obj(json!({"a": 1.5, "t": "soon"}))).unwrap();
@@ -371,11 +526,34 @@ mod tests {
     }
 
     #[test]
+    fn raw_and_parsed_observation_agree() {
+        let text =
+            r#"{"a": 1, "b": "x\\u00e9", "c": [1, {"d": 2}], "e": null, "f": 2.5, "g": true}"#;
+        let mut raw = SchemaBuilder::infer(None);
+        raw.observe_raw(text).unwrap();
+        let mut parsed = SchemaBuilder::infer(None);
+        parsed
+            .observe(&serde_json::from_str(text).unwrap())
+            .unwrap();
+        assert_eq!(raw.schema(), parsed.schema());
+        assert_eq!(raw.field_type("c"), Some(FieldType::Json));
+        let err = raw.observe_raw(r#"{"a": "no"}"#).unwrap_err();
+        assert_eq!(err.code(), ferry_proto::ErrorCode::SchemaMismatch);
+        assert!(raw.observe_raw("[1]").is_err());
+    }
+
+    #[test]
     fn csv_cells() {
-        assert_eq!(infer_text_type(["1", "", "2"].into_iter()), FieldType::Integer);
+        assert_eq!(
+            infer_text_type(["1", "", "2"].into_iter()),
+            FieldType::Integer
+        );
         assert_eq!(infer_text_type(["1", "2.5"].into_iter()), FieldType::Number);
         assert_eq!(infer_text_type(["1", "x"].into_iter()), FieldType::String);
-        assert_eq!(infer_text_type(["true", "false"].into_iter()), FieldType::Boolean);
+        assert_eq!(
+            infer_text_type(["true", "false"].into_iter()),
+            FieldType::Boolean
+        );
         assert_eq!(coerce_text(FieldType::Integer, "42").unwrap(), json!(42));
         assert_eq!(coerce_text(FieldType::Integer, "").unwrap(), Value::Null);
         assert!(coerce_text(FieldType::Integer, "4.2").is_err());

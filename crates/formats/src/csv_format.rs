@@ -16,7 +16,9 @@ fn malformed(e: csv::Error) -> CoreError {
         .map(|p| format!("line {}: ", p.line()))
         .unwrap_or_default();
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => CoreError::MalformedCsv(format!(
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => CoreError::MalformedCsv(format!(
             "{at}the row has {len} fields but the header has {expected_len}"
         )),
         _ => CoreError::MalformedCsv(format!("{at}{e}")),
@@ -65,12 +67,17 @@ pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
                 values.insert(name.clone(), value);
             }
         }
-        sink.record(values).map_err(|e| e.at(format_args!("line {line}")))?;
+        sink.record(values)
+            .map_err(|e| e.at(format_args!("line {line}")))?;
     }
     Ok(())
 }
 
-fn column_types(sink: &Sink, headers: &[String], sample: &[csv::StringRecord]) -> CoreResult<Vec<FieldType>> {
+fn column_types(
+    sink: &Sink,
+    headers: &[String],
+    sample: &[csv::StringRecord],
+) -> CoreResult<Vec<FieldType>> {
     headers
         .iter()
         .enumerate()
@@ -83,7 +90,11 @@ fn column_types(sink: &Sink, headers: &[String], sample: &[csv::StringRecord]) -
             let t = infer_text_type(sample.iter().filter_map(|r| r.get(i)));
             // The primary key identifies rows: keep it an integer or a string.
             Ok(match (sink.key_rule(), t) {
-                (Some(KeyRule::Column(pk)), FieldType::Integer | FieldType::String) if pk == name => t,
+                (Some(KeyRule::Column(pk)), FieldType::Integer | FieldType::String)
+                    if pk == name =>
+                {
+                    t
+                }
                 (Some(KeyRule::Column(pk)), _) if pk == name => FieldType::String,
                 _ => t,
             })

@@ -82,11 +82,17 @@ pub fn write_export(
 }
 
 fn geojson(store: &dyn Store, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
-    out.write_all(br#"{"type":"FeatureCollection","#).map_err(io)?;
+    out.write_all(br#"{"type":"FeatureCollection","#)
+        .map_err(io)?;
     if let Some(crs) = item.crs.as_deref().filter(|c| !is_geographic(c)) {
         // RFC 7946 dropped `crs`; it is still the common way to label projected data.
         let urn = crs.replacen("EPSG:", "urn:ogc:def:crs:EPSG::", 1);
-        write!(out, r#""crs":{{"type":"name","properties":{{"name":{}}}}},"#, Value::from(urn)).map_err(io)?;
+        write!(
+            out,
+            r#""crs":{{"type":"name","properties":{{"name":{}}}}},"#,
+            Value::from(urn)
+        )
+        .map_err(io)?;
     }
     out.write_all(br#""features":["#).map_err(io)?;
     let mut first = true;

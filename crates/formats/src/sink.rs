@@ -117,14 +117,17 @@ impl Sink {
                 Key::Int(id)
             }
         };
-        self.push(key, &values, None)
+        self.schema.observe(&values)?;
+        let text = serde_json::to_string(&values)
+            .map_err(|e| CoreError::InvalidRequest(format!("cannot encode values: {e}")))?;
+        self.push(key, text, None)
     }
 
-    /// Adds a feature.
+    /// Adds a feature whose properties are a JSON object given as text.
     pub(crate) fn feature(
         &mut self,
         id: Option<&Value>,
-        values: &Map<String, Value>,
+        properties: &str,
         geometry: Option<Geometry>,
     ) -> CoreResult<()> {
         self.crs_locked = true;
@@ -135,13 +138,11 @@ impl Sink {
         if let Some(g) = &geometry {
             self.geometry_type = Some(combine_types(self.geometry_type, g.geometry_type));
         }
-        self.push(key, values, geometry)
+        self.schema.observe_raw(properties)?;
+        self.push(key, properties.to_string(), geometry)
     }
 
-    fn push(&mut self, key: Key, values: &Map<String, Value>, geometry: Option<Geometry>) -> CoreResult<()> {
-        self.schema.observe(values)?;
-        let values = serde_json::to_string(values)
-            .map_err(|e| CoreError::InvalidRequest(format!("cannot encode values: {e}")))?;
+    fn push(&mut self, key: Key, values: String, geometry: Option<Geometry>) -> CoreResult<()> {
         self.batch.push(RowRecord {
             key,
             values,

@@ -3,8 +3,16 @@ use ferry_core::CoreError;
 use ferry_proto::{ErrorCode, FieldType, GeometryType};
 use ferry_store::{ItemShape, RowRecord, RowSource};
 
-fn drain(format: ImportFormat, input: &str, options: ImportOptions) -> Result<(Vec<RowRecord>, ItemShape), CoreError> {
-    let mut stream = start_import(format, std::io::Cursor::new(input.to_string().into_bytes()), options);
+fn drain(
+    format: ImportFormat,
+    input: &str,
+    options: ImportOptions,
+) -> Result<(Vec<RowRecord>, ItemShape), CoreError> {
+    let mut stream = start_import(
+        format,
+        std::io::Cursor::new(input.to_string().into_bytes()),
+        options,
+    );
     let mut rows = Vec::new();
     while let Some(r) = stream.next_row()? {
         rows.push(r);
@@ -13,7 +21,9 @@ fn drain(format: ImportFormat, input: &str, options: ImportOptions) -> Result<(V
 }
 
 fn code(format: ImportFormat, input: &str) -> ErrorCode {
-    drain(format, input, ImportOptions::default()).unwrap_err().code()
+    drain(format, input, ImportOptions::default())
+        .unwrap_err()
+        .code()
 }
 
 #[test]
@@ -26,7 +36,11 @@ fn geojson_features_stream_with_inferred_schema() {
     let (rows, shape) = drain(ImportFormat::GeoJson, input, ImportOptions::default()).unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].key, ferry_core::Key::Int(7));
-    assert_eq!(rows[1].key, ferry_core::Key::Int(2), "missing ids are the feature's position");
+    assert_eq!(
+        rows[1].key,
+        ferry_core::Key::Int(2),
+        "missing ids are the feature's position"
+    );
     assert!(rows[1].geometry.is_none());
     let schema = shape.schema.unwrap();
     assert_eq!(schema.field("a").unwrap().field_type, FieldType::Number);
@@ -36,20 +50,41 @@ fn geojson_features_stream_with_inferred_schema() {
 
 #[test]
 fn geojson_errors_have_their_codes() {
-    assert_eq!(code(ImportFormat::GeoJson, "{"), ErrorCode::MalformedGeojson);
-    assert_eq!(code(ImportFormat::GeoJson, "[]"), ErrorCode::MalformedGeojson);
-    assert_eq!(code(ImportFormat::GeoJson, r#"{"type":"Feature","features":[]}"#), ErrorCode::MalformedGeojson);
-    assert_eq!(code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection"}"#), ErrorCode::MalformedGeojson);
     assert_eq!(
-        code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1]}}]}"#),
+        code(ImportFormat::GeoJson, "{"),
+        ErrorCode::MalformedGeojson
+    );
+    assert_eq!(
+        code(ImportFormat::GeoJson, "[]"),
+        ErrorCode::MalformedGeojson
+    );
+    assert_eq!(
+        code(ImportFormat::GeoJson, r#"{"type":"Feature","features":[]}"#),
+        ErrorCode::MalformedGeojson
+    );
+    assert_eq!(
+        code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection"}"#),
+        ErrorCode::MalformedGeojson
+    );
+    assert_eq!(
+        code(
+            ImportFormat::GeoJson,
+            r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1]}}]}"#
+        ),
         ErrorCode::InvalidGeometry
     );
     assert_eq!(
-        code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"a":1}},{"type":"Feature","properties":{"a":"x"}}]}"#),
+        code(
+            ImportFormat::GeoJson,
+            r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"a":1}},{"type":"Feature","properties":{"a":"x"}}]}"#
+        ),
         ErrorCode::SchemaMismatch
     );
     assert_eq!(
-        code(ImportFormat::GeoJson, r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{}}]} trailing"#),
+        code(
+            ImportFormat::GeoJson,
+            r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{}}]} trailing"#
+        ),
         ErrorCode::MalformedGeojson
     );
 }
@@ -58,7 +93,11 @@ fn geojson_errors_have_their_codes() {
 fn geojson_legacy_crs_member() {
     let input = r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::3857"}},
         "features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[500000,6000000]},"properties":{}}]}"#;
-    let mut stream = start_import(ImportFormat::GeoJson, std::io::Cursor::new(input.as_bytes().to_vec()), ImportOptions::default());
+    let mut stream = start_import(
+        ImportFormat::GeoJson,
+        std::io::Cursor::new(input.as_bytes().to_vec()),
+        ImportOptions::default(),
+    );
     while stream.next_row().unwrap().is_some() {}
     assert_eq!(stream.crs(), "EPSG:3857");
 }
@@ -69,34 +108,134 @@ fn csv_types_and_keys() {
     let (rows, shape) = drain(ImportFormat::Csv, input, ImportOptions::default()).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].key, ferry_core::Key::Int(2));
-    assert_eq!(rows[1].values, r#"{"id":2,"name":"bob"}"#, "empty cells are null and left out");
+    assert_eq!(
+        rows[1].values, r#"{"id":2,"name":"bob"}"#,
+        "empty cells are null and left out"
+    );
     let schema = shape.schema.unwrap();
     assert_eq!(schema.primary_key.as_deref(), Some("id"));
     assert_eq!(schema.field("score").unwrap().field_type, FieldType::Number);
-    assert_eq!(schema.field("when").unwrap().field_type, FieldType::Timestamp);
+    assert_eq!(
+        schema.field("when").unwrap().field_type,
+        FieldType::Timestamp
+    );
 }
 
 #[test]
 fn csv_without_id_gets_generated_keys() {
-    let (rows, shape) = drain(ImportFormat::Csv, "a,b\nx,1\ny,2\n", ImportOptions::default()).unwrap();
+    let (rows, shape) = drain(
+        ImportFormat::Csv,
+        "a,b\nx,1\ny,2\n",
+        ImportOptions::default(),
+    )
+    .unwrap();
     assert_eq!(rows[1].key, ferry_core::Key::Int(2));
     assert_eq!(shape.schema.unwrap().primary_key.as_deref(), Some("_id"));
 }
 
 #[test]
 fn csv_errors() {
-    assert_eq!(code(ImportFormat::Csv, "a,b\n1,2,3\n"), ErrorCode::MalformedCsv);
-    let many = format!("id,n\n{}x,y\n", (1..=1000).map(|i| format!("{i},{i}\n")).collect::<String>());
-    assert_eq!(code(ImportFormat::Csv, &many), ErrorCode::SchemaMismatch, "a value past the sample that does not fit");
-    let options = ImportOptions { primary_key: Some("nope".into()), ..Default::default() };
-    assert_eq!(drain(ImportFormat::Csv, "a\n1\n", options).unwrap_err().code(), ErrorCode::SchemaMismatch);
+    assert_eq!(
+        code(ImportFormat::Csv, "a,b\n1,2,3\n"),
+        ErrorCode::MalformedCsv
+    );
+    let many = format!(
+        "id,n\n{}x,y\n",
+        (1..=1000).map(|i| format!("{i},{i}\n")).collect::<String>()
+    );
+    assert_eq!(
+        code(ImportFormat::Csv, &many),
+        ErrorCode::SchemaMismatch,
+        "a value past the sample that does not fit"
+    );
+    let options = ImportOptions {
+        primary_key: Some("nope".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        drain(ImportFormat::Csv, "a\n1\n", options)
+            .unwrap_err()
+            .code(),
+        ErrorCode::SchemaMismatch
+    );
 }
 
 #[test]
 fn ndjson_records() {
-    let (rows, shape) = drain(ImportFormat::Ndjson, "{\"id\":\"a\",\"v\":1}\n\n{\"id\":\"b\",\"v\":2}\n", ImportOptions::default()).unwrap();
+    let (rows, shape) = drain(
+        ImportFormat::Ndjson,
+        "{\"id\":\"a\",\"v\":1}\n\n{\"id\":\"b\",\"v\":2}\n",
+        ImportOptions::default(),
+    )
+    .unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(shape.schema.unwrap().primary_key.as_deref(), Some("id"));
-    assert_eq!(code(ImportFormat::Ndjson, "{\"id\":1}\n[1,2]\n"), ErrorCode::MalformedNdjson);
-    assert_eq!(code(ImportFormat::Ndjson, "{\"id\":1}\n{\"id\":null}\n"), ErrorCode::SchemaMismatch);
+    assert_eq!(
+        code(ImportFormat::Ndjson, "{\"id\":1}\n[1,2]\n"),
+        ErrorCode::MalformedNdjson
+    );
+    assert_eq!(
+        code(ImportFormat::Ndjson, "{\"id\":1}\n{\"id\":null}\n"),
+        ErrorCode::SchemaMismatch
+    );
+}
+
+#[test]
+fn geojson_scanner_handles_large_features_escapes_and_members_after_features() {
+    let big = "x}\\\"]{".repeat(100_000);
+    let input = format!(
+        r#"{{"features":[{{"type":"Feature","id":"a","geometry":null,"properties":{{"s":"{big}","t":"\"}}"}}}},
+            {{"type":"Feature","id":"b","geometry":{{"type":"Point","coordinates":[1,2]}},"properties":{{}}}}],
+          "type":"FeatureCollection","bbox":[1,2,1,2]}}"#
+    );
+    // A reader that hands out a few bytes at a time exercises every buffer boundary.
+    struct Trickle(std::io::Cursor<Vec<u8>>);
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(4093);
+            self.0.read(&mut buf[..n])
+        }
+    }
+    let mut stream = start_import(
+        ImportFormat::GeoJson,
+        Trickle(std::io::Cursor::new(input.into_bytes())),
+        ImportOptions::default(),
+    );
+    let first = stream.next_row().unwrap().unwrap();
+    assert_eq!(first.key, ferry_core::Key::Text("a".into()));
+    let values: serde_json::Value = serde_json::from_str(&first.values).unwrap();
+    assert_eq!(values["s"].as_str().unwrap().len(), 6 * 100_000 - 100_000);
+    assert_eq!(values["t"], "\"}");
+    assert!(stream.next_row().unwrap().is_some());
+    assert!(stream.next_row().unwrap().is_none());
+}
+
+#[test]
+fn geojson_scanner_refuses_broken_structure() {
+    for bad in [
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{}} {"type":"Feature"}]}"#,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{}}]"#,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"a":1}]}"#,
+        r#"{"type":"FeatureCollection","features":{}}"#,
+        r#"{"type":"FeatureCollection","features":[]}}"#,
+        r#"{"type" "FeatureCollection","features":[]}"#,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":[1]}]}"#,
+        "",
+    ] {
+        let err = drain(ImportFormat::GeoJson, bad, ImportOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                err.code(),
+                ErrorCode::MalformedGeojson | ErrorCode::SchemaMismatch
+            ),
+            "{bad}: {err}"
+        );
+    }
+    let (rows, _) = drain(
+        ImportFormat::GeoJson,
+        r#" { "features" : [ ] , "type" : "FeatureCollection" } "#,
+        ImportOptions::default(),
+    )
+    .unwrap();
+    assert!(rows.is_empty());
 }

@@ -25,7 +25,9 @@ pub struct InstanceInfo {
 }
 
 /// Access level of a token. Ordered: `viewer < editor < admin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Reads everything.
@@ -340,7 +342,11 @@ pub struct RowInput {
     #[schema(value_type = Object)]
     pub values: Map<String, Value>,
     /// GeoJSON geometry. On update, absent means unchanged; `null` clears it.
-    #[serde(default, deserialize_with = "present_or_absent", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present_or_absent",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Object)]
     pub geometry: Option<Value>,
 }
@@ -467,7 +473,8 @@ mod tests {
         let null: RowInput = serde_json::from_str(r#"{"key": 1, "geometry": null}"#).unwrap();
         assert_eq!(absent.geometry, None);
         assert_eq!(null.geometry, Some(Value::Null));
-        let again: RowInput = serde_json::from_str(&serde_json::to_string(&absent).unwrap()).unwrap();
+        let again: RowInput =
+            serde_json::from_str(&serde_json::to_string(&absent).unwrap()).unwrap();
         assert_eq!(again.geometry, None);
         let again: RowInput = serde_json::from_str(&serde_json::to_string(&null).unwrap()).unwrap();
         assert_eq!(again.geometry, Some(Value::Null));
@@ -475,7 +482,8 @@ mod tests {
 
     #[test]
     fn unknown_error_codes_from_newer_servers_still_parse() {
-        let e: crate::ApiError = serde_json::from_str(r#"{"code": "from_the_future", "message": "m"}"#).unwrap();
+        let e: crate::ApiError =
+            serde_json::from_str(r#"{"code": "from_the_future", "message": "m"}"#).unwrap();
         assert_eq!(e.code, crate::ErrorCode::Unknown);
         for code in crate::ErrorCode::ALL {
             let text = serde_json::to_value(code).unwrap();

@@ -14,7 +14,10 @@ const TOKEN_PREFIX: &str = "ferry_";
 pub fn new_token_secret() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system provides randomness");
-    format!("{TOKEN_PREFIX}{}", data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase())
+    format!(
+        "{TOKEN_PREFIX}{}",
+        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+    )
 }
 
 pub fn hash_token(token: &str) -> [u8; 32] {

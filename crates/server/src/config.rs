@@ -63,14 +63,20 @@ pub enum ConfigError {
 impl ServeOptions {
     /// Fills what `self` leaves open from `ferry.toml` in the data dir, then from defaults.
     pub fn resolve(self, default_data_dir: &Path) -> Result<Config, ConfigError> {
-        let data_dir = self.data_dir.clone().unwrap_or_else(|| default_data_dir.to_path_buf());
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| default_data_dir.to_path_buf());
         let file = read_file(&data_dir.join(CONFIG_FILE))?;
         let base = Config::new(&data_dir);
         Ok(Config {
             listen: self.listen.or(file.listen).unwrap_or(base.listen),
             public_url: self.public_url.or(file.public_url),
             title: self.title.or(file.title).unwrap_or(base.title),
-            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(base.max_body_bytes),
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(base.max_body_bytes),
             max_import_bytes: self
                 .max_import_bytes
                 .or(file.max_import_bytes)

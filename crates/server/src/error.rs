@@ -52,7 +52,6 @@ impl ApiFailure {
             "the server failed to complete the request; its log has the details",
         )
     }
-
 }
 
 impl IntoResponse for ApiFailure {
@@ -79,7 +78,8 @@ impl From<StoreError> for ApiFailure {
             StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,
             StoreError::EditsRejected { results, .. } => {
                 let details = serde_json::json!({ "results": results });
-                return ApiFailure::new(ErrorCode::EditsRejected, e.to_string()).with_details(details);
+                return ApiFailure::new(ErrorCode::EditsRejected, e.to_string())
+                    .with_details(details);
             }
             StoreError::Backend(detail) => return ApiFailure::internal(detail),
         };
@@ -97,7 +97,10 @@ mod tests {
     fn every_code_has_a_client_or_server_error_status() {
         for code in ErrorCode::ALL {
             let status = status_of(*code);
-            assert!(status.is_client_error() || status.is_server_error(), "{code:?}");
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code:?}"
+            );
         }
     }
 }

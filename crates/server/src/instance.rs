@@ -68,7 +68,9 @@ impl Identity {
 
 pub fn fingerprint(public_key: &[u8; 32]) -> String {
     let digest = blake3::hash(public_key);
-    let text = data_encoding::BASE32_NOPAD.encode(&digest.as_bytes()[..20]).to_lowercase();
+    let text = data_encoding::BASE32_NOPAD
+        .encode(&digest.as_bytes()[..20])
+        .to_lowercase();
     text.as_bytes()
         .chunks(4)
         .map(|c| String::from_utf8_lossy(c).into_owned())
@@ -124,7 +126,10 @@ fn load_or_create_identity(dir: &Path) -> Result<Identity, StartError> {
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| bad("expected 64 hex characters".into()))?;
-    let mode = fs::metadata(&path).map_err(data_dir_error(dir))?.permissions().mode();
+    let mode = fs::metadata(&path)
+        .map_err(data_dir_error(dir))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "identity key is readable by others; run chmod 600 on it");
     }
@@ -179,7 +184,8 @@ impl Instance {
     pub fn open(config: Config) -> Result<Instance, StartError> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir).map_err(data_dir_error(&dir))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(data_dir_error(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(data_dir_error(&dir))?;
         let identity = load_or_create_identity(&dir)?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join(DATABASE_FILE))?);
         check_epoch(&dir, store.as_ref())?;

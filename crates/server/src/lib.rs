@@ -59,17 +59,30 @@ pub fn router(instance: &Instance, public_url: String) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .route("/healthz", get(|| async { axum::Json(Health { status: "ok".into() }) }))
+        .route(
+            "/healthz",
+            get(|| async {
+                axum::Json(Health {
+                    status: "ok".into(),
+                })
+            }),
+        )
         .route("/metrics", get(render_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }
@@ -83,8 +96,13 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let public_url = instance.public_url(bound);
     let app = router(&instance, public_url);
-    let marker = tokio::spawn(refresh_epoch_marker(instance.config.data_dir.clone(), instance.store.clone()));
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let marker = tokio::spawn(refresh_epoch_marker(
+        instance.config.data_dir.clone(),
+        instance.store.clone(),
+    ));
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     marker.abort();
     if let Err(e) = instance::record_epoch(&instance.config.data_dir, instance.store.as_ref()) {
         tracing::warn!(error = %e, "could not record the epoch marker at shutdown");
@@ -97,6 +115,7 @@ async fn refresh_epoch_marker(dir: std::path::PathBuf, store: Arc<dyn ferry_stor
     loop {
         tick.tick().await;
         let (dir, store) = (dir.clone(), store.clone());
-        let _ = tokio::task::spawn_blocking(move || instance::record_epoch(&dir, store.as_ref())).await;
+        let _ =
+            tokio::task::spawn_blocking(move || instance::record_epoch(&dir, store.as_ref())).await;
     }
 }

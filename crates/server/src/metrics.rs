@@ -50,10 +50,26 @@ impl Metrics {
         let bytes_imported = Family::<KindLabels, Counter>::default();
         let bytes_exported = Family::<KindLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
-        registry.register("http_request_duration_seconds", "Time to the response head", request_seconds.clone());
-        registry.register("rows_imported", "Rows and features imported", rows_imported.clone());
-        registry.register("bytes_imported", "Bytes received by imports", bytes_imported.clone());
-        registry.register("bytes_exported", "Bytes sent by exports", bytes_exported.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to the response head",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "rows_imported",
+            "Rows and features imported",
+            rows_imported.clone(),
+        );
+        registry.register(
+            "bytes_imported",
+            "Bytes received by imports",
+            bytes_imported.clone(),
+        );
+        registry.register(
+            "bytes_exported",
+            "Bytes sent by exports",
+            bytes_exported.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -79,11 +95,17 @@ impl Default for Metrics {
 }
 
 pub(crate) fn kind(kind: &str) -> KindLabels {
-    KindLabels { kind: kind.to_string() }
+    KindLabels {
+        kind: kind.to_string(),
+    }
 }
 
 /// Counts and times every request by route template (not raw path, to bound label cardinality).
-pub(crate) async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().to_string();
     let route = request
         .extensions()

@@ -4,8 +4,8 @@
 //! is its BLAKE3 digest. Sync can then send only the chunks a receiver lacks. Chunks are written to
 //! a temporary file and renamed into place, so a chunk file is either whole or absent.
 
-use crate::types::ChunkRef;
 use crate::StoreResult;
+use crate::types::ChunkRef;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -177,7 +177,11 @@ mod tests {
         assert_eq!(file.size, data.len() as u64);
         assert_eq!(file.chunks.len(), 3);
         assert_eq!(file.chunks[0], file.chunks[1]);
-        assert_eq!(file.new_chunks.len(), 2, "the repeated chunk is written once");
+        assert_eq!(
+            file.new_chunks.len(),
+            2,
+            "the repeated chunk is written once"
+        );
         assert_eq!(store.count().unwrap(), 2);
         assert_eq!(file.content_hash, blake3::hash(&data).to_hex().to_string());
         assert_eq!(store.read(&file.chunks[2].hash).unwrap(), vec![7u8; 10]);

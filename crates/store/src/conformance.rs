@@ -146,12 +146,21 @@ pub fn spaces_lifecycle(store: &dyn Store) {
             },
         )
         .unwrap();
-    assert_eq!((renamed.name.as_str(), renamed.description.as_str()), ("beta", "About beta"));
+    assert_eq!(
+        (renamed.name.as_str(), renamed.description.as_str()),
+        ("beta", "About beta")
+    );
     assert_eq!(store.space(&renamed.id.to_string()).unwrap().name, "beta");
-    assert!(matches!(store.space("alpha"), Err(StoreError::SpaceNotFound(_))));
+    assert!(matches!(
+        store.space("alpha"),
+        Err(StoreError::SpaceNotFound(_))
+    ));
     layer(store, "beta", 2);
     let refused = store.delete_space("beta", false);
-    assert!(matches!(refused, Err(StoreError::SpaceNotEmpty { items: 1, .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::SpaceNotEmpty { items: 1, .. })),
+        "{refused:?}"
+    );
     assert_eq!(store.list_spaces().unwrap().len(), 1);
     store.delete_space("beta", true).unwrap();
     assert!(store.list_spaces().unwrap().is_empty());
@@ -166,7 +175,14 @@ pub fn tokens_lifecycle(store: &dyn Store) {
     assert!(store.token_by_hash([1u8; 32]).unwrap().is_none());
     let revoked = store.revoke_token(t.id).unwrap();
     assert!(revoked.revoked_at.is_some());
-    assert!(store.token_by_hash(hash).unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        store
+            .token_by_hash(hash)
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     assert!(matches!(
         store.revoke_token(ferry_proto::TokenId::generate()),
         Err(StoreError::TokenNotFound(_))
@@ -181,7 +197,14 @@ pub fn import_and_query(store: &dyn Store) {
     assert_eq!(item.schema, Some(layer_schema()));
     let page = |after: Option<Key>| {
         store
-            .query_rows(item.id, &RowQuery { after, limit: 10, ..Default::default() })
+            .query_rows(
+                item.id,
+                &RowQuery {
+                    after,
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
             .unwrap()
     };
     let first = page(None);
@@ -195,7 +218,12 @@ pub fn import_and_query(store: &dyn Store) {
             item.id,
             &RowQuery {
                 limit: 100,
-                bbox: Some(BBox { min_x: 2.5, min_y: 0.0, max_x: 5.0, max_y: 10.0 }),
+                bbox: Some(BBox {
+                    min_x: 2.5,
+                    min_y: 0.0,
+                    max_x: 5.0,
+                    max_y: 10.0,
+                }),
                 ..Default::default()
             },
         )
@@ -205,7 +233,11 @@ pub fn import_and_query(store: &dyn Store) {
     let equal = store
         .query_rows(
             item.id,
-            &RowQuery { limit: 100, equals: vec![("n".into(), json!(0))], ..Default::default() },
+            &RowQuery {
+                limit: 100,
+                equals: vec![("n".into(), json!(0))],
+                ..Default::default()
+            },
         )
         .unwrap();
     assert_eq!(equal.len(), 8);
@@ -213,7 +245,11 @@ pub fn import_and_query(store: &dyn Store) {
     let by_name = store
         .query_rows(
             item.id,
-            &RowQuery { limit: 100, equals: vec![("name".into(), json!("p7"))], ..Default::default() },
+            &RowQuery {
+                limit: 100,
+                equals: vec![("name".into(), json!("p7"))],
+                ..Default::default()
+            },
         )
         .unwrap();
     assert_eq!(by_name.len(), 1);
@@ -236,13 +272,28 @@ pub fn import_is_all_or_nothing(store: &dyn Store) {
     let err = store
         .create_item(&draft("s", ItemKind::FeatureLayer), &mut failing)
         .unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(CoreError::InvalidGeometry(_))), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Invalid(CoreError::InvalidGeometry(_))),
+        "{err:?}"
+    );
     let mut dup = points(3);
     dup.rows = vec![point_row(1, 0.0, 0.0), point_row(1, 1.0, 1.0)].into_iter();
-    let err = store.create_item(&draft("s", ItemKind::FeatureLayer), &mut dup).unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(CoreError::DuplicateKey(_))), "{err:?}");
-    assert!(store.list_items(None).unwrap().is_empty(), "no partial item");
-    assert_eq!(store.instance().unwrap().last_seq, before, "no sequence consumed");
+    let err = store
+        .create_item(&draft("s", ItemKind::FeatureLayer), &mut dup)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(CoreError::DuplicateKey(_))),
+        "{err:?}"
+    );
+    assert!(
+        store.list_items(None).unwrap().is_empty(),
+        "no partial item"
+    );
+    assert_eq!(
+        store.instance().unwrap().last_seq,
+        before,
+        "no sequence consumed"
+    );
     let missing = store.create_item(&draft("nope", ItemKind::FeatureLayer), &mut points(1));
     assert!(matches!(missing, Err(StoreError::SpaceNotFound(_))));
 }
@@ -270,11 +321,19 @@ pub fn edits_are_all_or_nothing(store: &dyn Store) {
         geometry_type: None,
     };
     let err = store.apply_edits(item.id, &plan).unwrap_err();
-    let StoreError::EditsRejected { failed, total, results } = err else {
+    let StoreError::EditsRejected {
+        failed,
+        total,
+        results,
+    } = err
+    else {
         panic!("expected EditsRejected, got {}", code(err));
     };
     assert_eq!((failed, total), (3, 5));
-    let codes: Vec<_> = results.iter().map(|r| r.error.as_ref().map(|e| e.code)).collect();
+    let codes: Vec<_> = results
+        .iter()
+        .map(|r| r.error.as_ref().map(|e| e.code))
+        .collect();
     assert_eq!(
         codes,
         vec![
@@ -296,7 +355,16 @@ pub fn edits_update_and_delete(store: &dyn Store) {
     space(store, "s");
     let item = layer(store, "s", 3);
     let plan = EditPlan {
-        adds: vec![RowAdd { key: AddKey::Generate, ..add(0) }, RowAdd { key: AddKey::Generate, ..add(0) }],
+        adds: vec![
+            RowAdd {
+                key: AddKey::Generate,
+                ..add(0)
+            },
+            RowAdd {
+                key: AddKey::Generate,
+                ..add(0)
+            },
+        ],
         updates: vec![RowUpdate {
             key: Key::Int(2),
             values: json!({"n": 100}).as_object().unwrap().clone(),
@@ -307,18 +375,35 @@ pub fn edits_update_and_delete(store: &dyn Store) {
     };
     let out = store.apply_edits(item.id, &plan).unwrap();
     assert!(out.results.iter().all(|r| r.success));
-    assert_eq!(out.results[0].key, Some(json!(4)), "generated keys follow the largest");
+    assert_eq!(
+        out.results[0].key,
+        Some(json!(4)),
+        "generated keys follow the largest"
+    );
     assert_eq!(out.results[1].key, Some(json!(5)));
     assert_eq!(out.item.row_count, 4);
     assert_eq!(out.item.version, item.version + 1);
     let updated = store.row(item.id, &Key::Int(2)).unwrap().unwrap();
     assert_eq!(updated.values["n"], json!(100));
-    assert_eq!(updated.values["name"], json!("p2"), "update keeps fields it does not name");
-    assert!(updated.geometry.is_some(), "update without geometry keeps it");
+    assert_eq!(
+        updated.values["name"],
+        json!("p2"),
+        "update keeps fields it does not name"
+    );
+    assert!(
+        updated.geometry.is_some(),
+        "update without geometry keeps it"
+    );
     assert!(store.row(item.id, &Key::Int(3)).unwrap().is_none());
     // A deleted key can be added again.
     let again = store
-        .apply_edits(item.id, &EditPlan { adds: vec![add(3)], ..Default::default() })
+        .apply_edits(
+            item.id,
+            &EditPlan {
+                adds: vec![add(3)],
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(again.item.row_count, 5);
 }
@@ -330,20 +415,37 @@ pub fn change_feed_order_and_tombstones(store: &dyn Store) {
     let page = store.changes("s", start, 100).unwrap();
     let seqs: Vec<i64> = page.changes.iter().map(Change::seq).collect();
     assert_eq!(seqs.len(), 4, "three rows and the item");
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing: {seqs:?}"
+    );
     assert!(matches!(page.changes.last(), Some(Change::Item { .. })));
     assert_eq!(page.next_after, item.seq);
     assert!(!page.has_more);
     let mark = page.next_after;
     store
-        .apply_edits(item.id, &EditPlan { deletes: vec![Key::Int(2)], ..Default::default() })
+        .apply_edits(
+            item.id,
+            &EditPlan {
+                deletes: vec![Key::Int(2)],
+                ..Default::default()
+            },
+        )
         .unwrap();
     let delta = store.changes("s", mark, 100).unwrap();
     assert_eq!(delta.changes.len(), 2, "{:?}", delta.changes);
     assert!(matches!(&delta.changes[0], Change::RowDeleted { key, .. } if *key == json!(2)));
     assert!(matches!(&delta.changes[1], Change::Item { item, .. } if item.row_count == 2));
     let mark = delta.next_after;
-    store.update_item(item.id, &ItemPatch { title: Some("Renamed".into()), ..Default::default() }).unwrap();
+    store
+        .update_item(
+            item.id,
+            &ItemPatch {
+                title: Some("Renamed".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let meta = store.changes("s", mark, 100).unwrap();
     assert!(matches!(&meta.changes[..], [Change::Item { item, .. }] if item.title == "Renamed"));
     let nothing = store.changes("s", meta.next_after, 100).unwrap();
@@ -351,8 +453,13 @@ pub fn change_feed_order_and_tombstones(store: &dyn Store) {
     assert_eq!(nothing.next_after, meta.next_after);
     store.delete_item(item.id).unwrap();
     let gone = store.changes("s", meta.next_after, 100).unwrap();
-    assert!(matches!(&gone.changes[..], [Change::ItemDeleted { item_id, .. }] if *item_id == item.id));
-    assert!(matches!(store.item(item.id), Err(StoreError::ItemNotFound(_))));
+    assert!(
+        matches!(&gone.changes[..], [Change::ItemDeleted { item_id, .. }] if *item_id == item.id)
+    );
+    assert!(matches!(
+        store.item(item.id),
+        Err(StoreError::ItemNotFound(_))
+    ));
 }
 
 pub fn change_feed_pages(store: &dyn Store) {
@@ -387,7 +494,10 @@ pub fn change_feed_is_per_space(store: &dyn Store) {
         Change::Item { item, .. } => item.id == b_item.id,
         _ => false,
     }));
-    assert!(matches!(store.changes("nope", 0, 10), Err(StoreError::SpaceNotFound(_))));
+    assert!(matches!(
+        store.changes("nope", 0, 10),
+        Err(StoreError::SpaceNotFound(_))
+    ));
 }
 
 pub fn epoch_rotation(store: &dyn Store) {
@@ -405,17 +515,37 @@ pub fn item_deletion(store: &dyn Store) {
     space(store, "s");
     let item = layer(store, "s", 4);
     store.delete_item(item.id).unwrap();
-    assert!(matches!(store.delete_item(item.id), Err(StoreError::ItemNotFound(_))));
-    assert!(matches!(store.query_rows(item.id, &RowQuery { limit: 1, ..Default::default() }), Err(StoreError::ItemNotFound(_))));
+    assert!(matches!(
+        store.delete_item(item.id),
+        Err(StoreError::ItemNotFound(_))
+    ));
+    assert!(matches!(
+        store.query_rows(
+            item.id,
+            &RowQuery {
+                limit: 1,
+                ..Default::default()
+            }
+        ),
+        Err(StoreError::ItemNotFound(_))
+    ));
     assert_eq!(store.space("s").unwrap().item_count, 0);
-    store.delete_space("s", false).expect("a space holding only tombstones is empty");
+    store
+        .delete_space("s", false)
+        .expect("a space holding only tombstones is empty");
 }
 
 pub fn files(store: &dyn Store) {
     space(store, "s");
     let chunks = vec![
-        crate::ChunkRef { hash: "aa".repeat(32), len: 10 },
-        crate::ChunkRef { hash: "bb".repeat(32), len: 5 },
+        crate::ChunkRef {
+            hash: "aa".repeat(32),
+            len: 10,
+        },
+        crate::ChunkRef {
+            hash: "bb".repeat(32),
+            len: 5,
+        },
     ];
     let info = ferry_proto::FileInfo {
         size: 15,
@@ -431,10 +561,16 @@ pub fn files(store: &dyn Store) {
     assert_eq!(one.file, Some(info));
     assert_eq!(store.file_chunks(one.id).unwrap(), chunks);
     assert!(store.chunk_in_use(&chunks[0].hash).unwrap());
-    assert!(store.delete_item(one.id).unwrap().is_empty(), "chunks still used by the other item");
+    assert!(
+        store.delete_item(one.id).unwrap().is_empty(),
+        "chunks still used by the other item"
+    );
     let freed = store.delete_item(two.id).unwrap();
     assert_eq!(freed.len(), 2);
     assert!(!store.chunk_in_use(&chunks[0].hash).unwrap());
     let layer_item = layer(store, "s", 1);
-    assert!(matches!(store.file_chunks(layer_item.id), Err(StoreError::WrongItemKind { .. })));
+    assert!(matches!(
+        store.file_chunks(layer_item.id),
+        Err(StoreError::WrongItemKind { .. })
+    ));
 }

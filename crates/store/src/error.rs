@@ -15,9 +15,7 @@ pub enum StoreError {
     TokenNotFound(String),
     #[error("a space named '{0}' already exists; choose another name")]
     SpaceNameTaken(String),
-    #[error(
-        "space '{name}' still holds {items} item(s); delete them first or delete with --force"
-    )]
+    #[error("space '{name}' still holds {items} item(s); delete them first or delete with --force")]
     SpaceNotEmpty { name: String, items: i64 },
     #[error("item {id} is a {actual}; this operation needs a {expected}")]
     WrongItemKind {

@@ -33,7 +33,8 @@ pub trait Store: Send + Sync + 'static {
     /// Mints a new data epoch (after a restore or rebuild); receivers then resync.
     fn rotate_epoch(&self) -> StoreResult<String>;
 
-    fn create_token(&self, name: &str, role: Role, secret_hash: [u8; 32]) -> StoreResult<TokenInfo>;
+    fn create_token(&self, name: &str, role: Role, secret_hash: [u8; 32])
+    -> StoreResult<TokenInfo>;
     /// The token with this secret hash, revoked or not.
     fn token_by_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<TokenInfo>>;
     fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;

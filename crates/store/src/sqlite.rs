@@ -14,6 +14,7 @@ use rusqlite_migration::{M, Migrations};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_foundation.sql")];
 const MAX_IDLE_READERS: usize = 8;
@@ -22,11 +23,15 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Wakes the checkpoint thread after a commit.
+    checkpoint: SyncSender<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -70,10 +75,19 @@ impl SqliteStore {
             )?;
         }
         tx.commit()?;
+        // Commits never copy the WAL into the database themselves: a thread does it after them,
+        // so a large import answers as soon as its transaction commits.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
+        let (wake, wakes) = sync_channel(1);
+        let checkpointer = open_connection(&path)?;
+        std::thread::Builder::new()
+            .name("ferry-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &wakes))?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            checkpoint: wake,
         })
     }
 
@@ -101,7 +115,19 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
+        // A full channel means a checkpoint is already due; one more wake adds nothing.
+        let _ = self.checkpoint.try_send(());
         Ok(value)
+    }
+}
+
+/// Copies committed WAL frames into the database after writes, until the store is dropped.
+fn checkpoint_loop(conn: &Connection, wakes: &Receiver<()>) {
+    while wakes.recv().is_ok() {
+        // PASSIVE never blocks readers or the writer; frames it cannot copy yet wait for the next.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next write");
+        }
     }
 }
 
@@ -177,14 +203,18 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 // ---- tokens -------------------------------------------------------------------------------------
 
-fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, Option<String>)> {
+fn token_from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, Option<String>)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 fn token_info(raw: (String, String, String, String, Option<String>)) -> StoreResult<TokenInfo> {
     let (id, name, role, created_at, revoked_at) = raw;
     Ok(TokenInfo {
-        id: id.parse().map_err(|_| StoreError::Backend(format!("bad token id {id}")))?,
+        id: id
+            .parse()
+            .map_err(|_| StoreError::Backend(format!("bad token id {id}")))?,
         name,
         role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("bad role {role}")))?,
         created_at,
@@ -216,7 +246,11 @@ fn space_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Space)> {
 
 /// Finds a space by id or by name.
 fn find_space(conn: &Connection, space_ref: &str) -> StoreResult<(i64, Space)> {
-    let by = if uuid::Uuid::parse_str(space_ref).is_ok() { "id" } else { "name" };
+    let by = if uuid::Uuid::parse_str(space_ref).is_ok() {
+        "id"
+    } else {
+        "name"
+    };
     conn.query_row(
         &format!("SELECT {SPACE_COLS} FROM spaces s WHERE s.{by} = ?1"),
         [space_ref],
@@ -356,7 +390,8 @@ fn unused_chunks(conn: &Connection, hashes: Vec<String>) -> StoreResult<Vec<Stri
 
 // ---- rows ---------------------------------------------------------------------------------------
 
-const INSERT_ROW: &str = "INSERT INTO rows (item_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
+const INSERT_ROW: &str =
+    "INSERT INTO rows (item_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
      VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)";
 const UPSERT_ROW: &str = "INSERT OR REPLACE INTO rows (item_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
      VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -486,7 +521,14 @@ impl EditRun<'_, '_> {
             }
             let seq = self.seqs.take();
             let mut stmt = self.tx.prepare_cached(UPSERT_ROW)?;
-            write_row(&mut stmt, self.rid, &key, seq, &to_json(&add.values)?, add.geometry.as_ref())?;
+            write_row(
+                &mut stmt,
+                self.rid,
+                &key,
+                seq,
+                &to_json(&add.values)?,
+                add.geometry.as_ref(),
+            )?;
             self.row_delta += 1;
             Ok(())
         })();
@@ -498,12 +540,20 @@ impl EditRun<'_, '_> {
             Some((false, values, geom)) => (values, geom),
             _ => return Err(row_not_found(&update.key)),
         };
-        let mut merged: Map<String, Value> = serde_json::from_str(values.as_deref().unwrap_or("{}"))?;
+        let mut merged: Map<String, Value> =
+            serde_json::from_str(values.as_deref().unwrap_or("{}"))?;
         merged.extend(update.values.clone());
         let seq = self.seqs.take();
         let mut stmt = self.tx.prepare_cached(UPSERT_ROW)?;
         match &update.geometry {
-            Some(g) => write_row(&mut stmt, self.rid, &update.key, seq, &to_json(&merged)?, g.as_ref())?,
+            Some(g) => write_row(
+                &mut stmt,
+                self.rid,
+                &update.key,
+                seq,
+                &to_json(&merged)?,
+                g.as_ref(),
+            )?,
             None => {
                 // Geometry unchanged: keep the stored text and bounding box.
                 drop(stmt);
@@ -559,7 +609,12 @@ impl Store for SqliteStore {
         Ok(epoch)
     }
 
-    fn create_token(&self, name: &str, role: Role, secret_hash: [u8; 32]) -> StoreResult<TokenInfo> {
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret_hash: [u8; 32],
+    ) -> StoreResult<TokenInfo> {
         let info = TokenInfo {
             id: TokenId::generate(),
             name: name.to_string(),
@@ -579,20 +634,24 @@ impl Store for SqliteStore {
 
     fn token_by_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<TokenInfo>> {
         self.read(|c| {
-            c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE secret_hash = ?1"))?
-                .query_row([&secret_hash[..]], token_from_row)
-                .optional()?
-                .map(token_info)
-                .transpose()
+            c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens WHERE secret_hash = ?1"
+            ))?
+            .query_row([&secret_hash[..]], token_from_row)
+            .optional()?
+            .map(token_info)
+            .transpose()
         })
     }
 
     fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
         self.read(|c| {
-            c.prepare(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at, id"))?
-                .query_map([], token_from_row)?
-                .map(|r| token_info(r?))
-                .collect()
+            c.prepare(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at, id"
+            ))?
+            .query_map([], token_from_row)?
+            .map(|r| token_info(r?))
+            .collect()
         })
     }
 
@@ -631,10 +690,12 @@ impl Store for SqliteStore {
 
     fn list_spaces(&self) -> StoreResult<Vec<Space>> {
         self.read(|c| {
-            c.prepare(&format!("SELECT {SPACE_COLS} FROM spaces s ORDER BY s.name"))?
-                .query_map([], space_from_row)?
-                .map(|r| Ok(r?.1))
-                .collect()
+            c.prepare(&format!(
+                "SELECT {SPACE_COLS} FROM spaces s ORDER BY s.name"
+            ))?
+            .query_map([], space_from_row)?
+            .map(|r| Ok(r?.1))
+            .collect()
         })
     }
 
@@ -705,7 +766,11 @@ impl Store for SqliteStore {
                     draft.owner,
                     ts,
                     draft.crs,
-                    draft.file.as_ref().map(|(info, _)| to_json(info)).transpose()?,
+                    draft
+                        .file
+                        .as_ref()
+                        .map(|(info, _)| to_json(info))
+                        .transpose()?,
                 ],
             )?;
             let rid = tx.last_insert_rowid();
@@ -714,7 +779,14 @@ impl Store for SqliteStore {
             {
                 let mut stmt = tx.prepare_cached(INSERT_ROW)?;
                 while let Some(row) = rows.next_row()? {
-                    let inserted = write_row(&mut stmt, rid, &row.key, seqs.take(), &row.values, row.geometry.as_ref());
+                    let inserted = write_row(
+                        &mut stmt,
+                        rid,
+                        &row.key,
+                        seqs.take(),
+                        &row.values,
+                        row.geometry.as_ref(),
+                    );
                     match inserted {
                         Err(e) if is_unique_violation(&e) => {
                             return Err(ferry_core::CoreError::DuplicateKey(format!(
@@ -765,7 +837,9 @@ impl Store for SqliteStore {
             match space_ref {
                 Some(s) => {
                     let (rid, _) = find_space(c, s)?;
-                    let mut stmt = c.prepare(&items_query("i.space_rid = ?1 AND i.deleted = 0 ORDER BY i.rid"))?;
+                    let mut stmt = c.prepare(&items_query(
+                        "i.space_rid = ?1 AND i.deleted = 0 ORDER BY i.rid",
+                    ))?;
                     for r in stmt.query_map([rid], decode_item)? {
                         raw.push(r?);
                     }
@@ -850,7 +924,13 @@ impl Store for SqliteStore {
                 "UPDATE items SET version = version + 1, seq = ?2, updated_at = ?3,
                      row_count = row_count + ?4, geometry_type = coalesce(?5, geometry_type)
                  WHERE rid = ?1",
-                params![rid, item_seq, now(), run.row_delta, plan.geometry_type.map(|g| g.as_str())],
+                params![
+                    rid,
+                    item_seq,
+                    now(),
+                    run.row_delta,
+                    plan.geometry_type.map(|g| g.as_str())
+                ],
             )?;
             let results = run.results;
             run.seqs.finish(tx)?;
@@ -865,7 +945,9 @@ impl Store for SqliteStore {
         self.read(|c| {
             let (rid, item) = find_item(c, id)?;
             require_rows(id, &item)?;
-            let mut sql = String::from("SELECT key, seq, vals, geom FROM rows WHERE item_rid = ? AND deleted = 0");
+            let mut sql = String::from(
+                "SELECT key, seq, vals, geom FROM rows WHERE item_rid = ? AND deleted = 0",
+            );
             let mut args: Vec<SqlValue> = vec![SqlValue::Integer(rid)];
             if let Some(after) = &query.after {
                 sql.push_str(" AND key > ?");
@@ -880,14 +962,22 @@ impl Store for SqliteStore {
             }
             for (field, value) in &query.equals {
                 sql.push_str(" AND json_extract(vals, ?) IS ?");
-                args.push(SqlValue::Text(format!("$.\"{}\"", field.replace('"', "\\\""))));
+                args.push(SqlValue::Text(format!(
+                    "$.\"{}\"",
+                    field.replace('"', "\\\"")
+                )));
                 args.push(sql_of_json(value));
             }
             sql.push_str(" ORDER BY key LIMIT ?");
             args.push(SqlValue::Integer(query.limit as i64));
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((key_from_sql(r.get_ref(0)?)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+                Ok((
+                    key_from_sql(r.get_ref(0)?)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
             })?;
             rows.map(|r| {
                 let (key, seq, vals, geom) = r?;
@@ -907,13 +997,22 @@ impl Store for SqliteStore {
             let tx = c.unchecked_transaction()?;
             let (rid, item) = find_item(&tx, id)?;
             require_rows(id, &item)?;
-            let mut stmt = tx.prepare("SELECT key, vals, geom FROM rows WHERE item_rid = ?1 AND deleted = 0 ORDER BY key")?;
+            let mut stmt = tx.prepare(
+                "SELECT key, vals, geom FROM rows WHERE item_rid = ?1 AND deleted = 0 ORDER BY key",
+            )?;
             let mut rows = stmt.query([rid])?;
             while let Some(r) = rows.next()? {
                 let key = key_from_sql(r.get_ref(0)?)?;
                 let vals = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-                let geom = r.get_ref(2)?.as_str_or_null().map_err(rusqlite::Error::from)?;
-                visit(RawRow { key: &key, values: vals, geometry: geom })?;
+                let geom = r
+                    .get_ref(2)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?;
+                visit(RawRow {
+                    key: &key,
+                    values: vals,
+                    geometry: geom,
+                })?;
             }
             Ok(())
         })
@@ -926,7 +1025,13 @@ impl Store for SqliteStore {
             c.query_row(
                 "SELECT seq, vals, geom FROM rows WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
                 params![rid, KeySql(key)],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
             )
             .optional()?
             .map(|(seq, vals, geom)| parse_row(key.clone(), seq, &vals, geom.as_deref()))
@@ -957,7 +1062,9 @@ impl Store for SqliteStore {
     }
 
     fn chunk_in_use(&self, hash: &str) -> StoreResult<bool> {
-        self.read(|c| Ok(!unused_chunks(c, vec![hash.to_string()])?.is_empty()).map(|unused: bool| !unused))
+        self.read(|c| {
+            Ok(!unused_chunks(c, vec![hash.to_string()])?.is_empty()).map(|unused: bool| !unused)
+        })
     }
 
     fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage> {
@@ -1034,7 +1141,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ferry.db");
         let first = SqliteStore::open(&path).unwrap();
-        first.create_space(&NewSpace { name: "kept".into(), description: String::new() }).unwrap();
+        first
+            .create_space(&NewSpace {
+                name: "kept".into(),
+                description: String::new(),
+            })
+            .unwrap();
         let before = first.instance().unwrap();
         drop(first);
         let again = SqliteStore::open(&path).unwrap();

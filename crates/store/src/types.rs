@@ -28,7 +28,6 @@ pub struct ItemDraft {
     pub file: Option<(FileInfo, Vec<ChunkRef>)>,
 }
 
-
 /// The schema and geometry type an import settled on, known once its rows are read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ItemShape {
@@ -57,10 +56,6 @@ impl RowSource for NoRows {
         self.0.clone()
     }
 }
-
-
-
-
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditOutcome {

@@ -11,8 +11,16 @@ macro_rules! refused {
         let (status, body) = $attempt;
         assert_eq!(status, $status, "{body}");
         assert_eq!(body["code"], $code, "{body}");
-        assert!(body["message"].as_str().is_some_and(|m| m.len() > 10), "a message for people: {body}");
-        assert_eq!($inst.snapshot().await, before, "state changed after a refused {}", $code);
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.len() > 10),
+            "a message for people: {body}"
+        );
+        assert_eq!(
+            $inst.snapshot().await,
+            before,
+            "state changed after a refused {}",
+            $code
+        );
         body
     }};
 }
@@ -27,45 +35,138 @@ async fn malformed_imports_leave_nothing_behind() {
 
     let truncated = points_geojson(3000);
     let truncated = &truncated[..truncated.len() / 2];
-    refused!(inst, UNPROCESSABLE, "malformed_geojson", inst.import("space=s", "application/geo+json", truncated.to_string()).await);
-    refused!(inst, UNPROCESSABLE, "malformed_geojson", inst.import("space=s", "application/geo+json", "{\"type\":\"Feature\"}").await);
+    refused!(
+        inst,
+        UNPROCESSABLE,
+        "malformed_geojson",
+        inst.import("space=s", "application/geo+json", truncated.to_string())
+            .await
+    );
+    refused!(
+        inst,
+        UNPROCESSABLE,
+        "malformed_geojson",
+        inst.import("space=s", "application/geo+json", "{\"type\":\"Feature\"}")
+            .await
+    );
 
     // A bad geometry after thousands of good features: the whole import is refused.
     let mut late_bad = points_geojson(3000);
     late_bad.truncate(late_bad.len() - 2);
     late_bad.push_str(r#",{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1]]]},"properties":{}}]}"#);
-    let body = refused!(inst, UNPROCESSABLE, "invalid_geometry", inst.import("space=s", "application/geo+json", late_bad).await);
-    assert!(body["message"].as_str().unwrap().contains("feature 3001"), "{body}");
+    let body = refused!(
+        inst,
+        UNPROCESSABLE,
+        "invalid_geometry",
+        inst.import("space=s", "application/geo+json", late_bad)
+            .await
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("feature 3001"),
+        "{body}"
+    );
 
     let schema = json!({"fields": [{"name": "id", "type": "integer"}, {"name": "n", "type": "integer"}], "primary_key": "id"});
-    let query = format!("space=s&schema={}", crate::items::urlencode(&schema.to_string()));
-    let body = refused!(inst, UNPROCESSABLE, "schema_mismatch", inst.import(&query, "text/csv", "id,n\n1,2\n2,two\n").await);
-    assert!(body["message"].as_str().unwrap().contains("line 3"), "{body}");
-    refused!(inst, UNPROCESSABLE, "malformed_csv", inst.import("space=s", "text/csv", "id,n\n1,2\n2,3,4\n").await);
-    refused!(inst, UNPROCESSABLE, "duplicate_key", inst.import("space=s", "text/csv", "id,n\n1,2\n2,3\n1,4\n").await);
-    refused!(inst, UNPROCESSABLE, "malformed_ndjson", inst.import("space=s", "application/x-ndjson", "{\"id\":1}\nnot json\n").await);
-    refused!(inst, StatusCode::BAD_REQUEST, "unknown_item_kind", inst.import("space=s&kind=raster", "text/csv", "id\n1\n").await);
-    refused!(inst, StatusCode::NOT_FOUND, "space_not_found", inst.import("space=nope", "text/csv", "id\n1\n").await);
-    refused!(inst, StatusCode::BAD_REQUEST, "invalid_marking", inst.import("space=s&marking=top%20secret", "text/csv", "id\n1\n").await);
-    refused!(inst, StatusCode::BAD_REQUEST, "invalid_schema", inst.import("space=s&schema=%7Bnope", "text/csv", "id\n1\n").await);
+    let query = format!(
+        "space=s&schema={}",
+        crate::items::urlencode(&schema.to_string())
+    );
+    let body = refused!(
+        inst,
+        UNPROCESSABLE,
+        "schema_mismatch",
+        inst.import(&query, "text/csv", "id,n\n1,2\n2,two\n").await
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("line 3"),
+        "{body}"
+    );
+    refused!(
+        inst,
+        UNPROCESSABLE,
+        "malformed_csv",
+        inst.import("space=s", "text/csv", "id,n\n1,2\n2,3,4\n")
+            .await
+    );
+    refused!(
+        inst,
+        UNPROCESSABLE,
+        "duplicate_key",
+        inst.import("space=s", "text/csv", "id,n\n1,2\n2,3\n1,4\n")
+            .await
+    );
+    refused!(
+        inst,
+        UNPROCESSABLE,
+        "malformed_ndjson",
+        inst.import("space=s", "application/x-ndjson", "{\"id\":1}\nnot json\n")
+            .await
+    );
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "unknown_item_kind",
+        inst.import("space=s&kind=raster", "text/csv", "id\n1\n")
+            .await
+    );
+    refused!(
+        inst,
+        StatusCode::NOT_FOUND,
+        "space_not_found",
+        inst.import("space=nope", "text/csv", "id\n1\n").await
+    );
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "invalid_marking",
+        inst.import("space=s&marking=top%20secret", "text/csv", "id\n1\n")
+            .await
+    );
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "invalid_schema",
+        inst.import("space=s&schema=%7Bnope", "text/csv", "id\n1\n")
+            .await
+    );
 }
 
 #[tokio::test]
 async fn wrong_content_types_are_refused() {
     let inst = TestInstance::start().await;
     inst.create_space("s").await;
-    refused!(inst, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", inst.import("space=s&kind=feature_layer", "text/csv", "id\n1\n").await);
-    refused!(inst, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", inst.import("space=s&kind=dataset", "image/png", "x").await);
+    refused!(
+        inst,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_content_type",
+        inst.import("space=s&kind=feature_layer", "text/csv", "id\n1\n")
+            .await
+    );
+    refused!(
+        inst,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_content_type",
+        inst.import("space=s&kind=dataset", "image/png", "x").await
+    );
     let no_type = async {
         let r = inst
-            .request(Method::POST, "/api/v1/items/import?space=s", Some(&inst.admin_token))
+            .request(
+                Method::POST,
+                "/api/v1/items/import?space=s",
+                Some(&inst.admin_token),
+            )
             .body("id\n1\n")
             .send()
             .await
             .unwrap();
         (r.status(), r.json::<serde_json::Value>().await.unwrap())
     };
-    refused!(inst, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", no_type.await);
+    refused!(
+        inst,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_content_type",
+        no_type.await
+    );
     let text_body = async {
         let r = inst
             .request(Method::POST, "/api/v1/spaces", Some(&inst.admin_token))
@@ -76,7 +177,12 @@ async fn wrong_content_types_are_refused() {
             .unwrap();
         (r.status(), r.json::<serde_json::Value>().await.unwrap())
     };
-    refused!(inst, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", text_body.await);
+    refused!(
+        inst,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_content_type",
+        text_body.await
+    );
     let bad_json = async {
         let r = inst
             .request(Method::POST, "/api/v1/spaces", Some(&inst.admin_token))
@@ -87,7 +193,12 @@ async fn wrong_content_types_are_refused() {
             .unwrap();
         (r.status(), r.json::<serde_json::Value>().await.unwrap())
     };
-    refused!(inst, StatusCode::BAD_REQUEST, "invalid_request", bad_json.await);
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        bad_json.await
+    );
 }
 
 #[tokio::test]
@@ -100,51 +211,185 @@ async fn bodies_over_the_limits_are_refused() {
     inst.create_space("s").await;
     let big = points_geojson(2000);
     assert!(big.len() > 64 * 1024);
-    refused!(inst, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", inst.import("space=s", "application/geo+json", big.clone()).await);
+    refused!(
+        inst,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        inst.import("space=s", "application/geo+json", big.clone())
+            .await
+    );
     // Without a Content-Length the limit is found while streaming; chunks already written go away.
     let streamed = |bytes: Vec<u8>| {
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(8192).map(|c| Ok(c.to_vec())).collect();
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            bytes.chunks(8192).map(|c| Ok(c.to_vec())).collect();
         reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
     };
-    refused!(inst, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", inst.import("space=s", "application/geo+json", streamed(big.into_bytes())).await);
+    refused!(
+        inst,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        inst.import(
+            "space=s",
+            "application/geo+json",
+            streamed(big.into_bytes())
+        )
+        .await
+    );
     let file: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    refused!(inst, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", inst.import("space=s", "application/octet-stream", streamed(file)).await);
+    refused!(
+        inst,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        inst.import("space=s", "application/octet-stream", streamed(file))
+            .await
+    );
     let long = "x".repeat(8 * 1024);
-    refused!(inst, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large",
-        inst.call(Method::POST, "/api/v1/spaces", Some(json!({"name": "s2", "description": long}))).await);
+    refused!(
+        inst,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        inst.call(
+            Method::POST,
+            "/api/v1/spaces",
+            Some(json!({"name": "s2", "description": long}))
+        )
+        .await
+    );
 }
 
 #[tokio::test]
 async fn bad_edits_and_queries_are_refused() {
     let inst = TestInstance::start().await;
     inst.create_space("s").await;
-    let (_, layer) = inst.import("space=s", "application/geo+json", points_geojson(3)).await;
+    let (_, layer) = inst
+        .import("space=s", "application/geo+json", points_geojson(3))
+        .await;
     let (_, dataset) = inst.import("space=s", "text/csv", "id,n\n1,1\n").await;
     let edits = format!("/api/v1/items/{}/edits", layer["id"].as_str().unwrap());
-    let body = refused!(inst, UNPROCESSABLE, "edits_rejected",
-        inst.call(Method::POST, &edits, Some(json!({"deletes": [1, 77]}))).await);
-    assert_eq!(body["details"]["results"][1]["error"]["code"], "row_not_found");
-    let body = refused!(inst, UNPROCESSABLE, "edits_rejected",
-        inst.call(Method::POST, &edits, Some(json!({"adds": [{"key": 2, "values": {}}]}))).await);
-    assert_eq!(body["details"]["results"][0]["error"]["code"], "duplicate_key");
-    let body = refused!(inst, UNPROCESSABLE, "edits_rejected",
-        inst.call(Method::POST, &edits, Some(json!({"adds": [{"geometry": {"type": "Point", "coordinates": [0]}}]}))).await);
-    assert_eq!(body["details"]["results"][0]["error"]["code"], "invalid_geometry");
-    let body = refused!(inst, UNPROCESSABLE, "edits_rejected",
-        inst.call(Method::POST, &edits, Some(json!({"updates": [{"key": 1, "values": {"n": "seven"}}]}))).await);
-    assert_eq!(body["details"]["results"][0]["error"]["code"], "schema_mismatch");
+    let body = refused!(
+        inst,
+        UNPROCESSABLE,
+        "edits_rejected",
+        inst.call(Method::POST, &edits, Some(json!({"deletes": [1, 77]})))
+            .await
+    );
+    assert_eq!(
+        body["details"]["results"][1]["error"]["code"],
+        "row_not_found"
+    );
+    let body = refused!(
+        inst,
+        UNPROCESSABLE,
+        "edits_rejected",
+        inst.call(
+            Method::POST,
+            &edits,
+            Some(json!({"adds": [{"key": 2, "values": {}}]}))
+        )
+        .await
+    );
+    assert_eq!(
+        body["details"]["results"][0]["error"]["code"],
+        "duplicate_key"
+    );
+    let body = refused!(
+        inst,
+        UNPROCESSABLE,
+        "edits_rejected",
+        inst.call(
+            Method::POST,
+            &edits,
+            Some(json!({"adds": [{"geometry": {"type": "Point", "coordinates": [0]}}]}))
+        )
+        .await
+    );
+    assert_eq!(
+        body["details"]["results"][0]["error"]["code"],
+        "invalid_geometry"
+    );
+    let body = refused!(
+        inst,
+        UNPROCESSABLE,
+        "edits_rejected",
+        inst.call(
+            Method::POST,
+            &edits,
+            Some(json!({"updates": [{"key": 1, "values": {"n": "seven"}}]}))
+        )
+        .await
+    );
+    assert_eq!(
+        body["details"]["results"][0]["error"]["code"],
+        "schema_mismatch"
+    );
     let dataset_id = dataset["id"].as_str().unwrap();
-    refused!(inst, UNPROCESSABLE, "edits_rejected",
-        inst.call(Method::POST, &format!("/api/v1/items/{dataset_id}/edits"), Some(json!({"adds": [{"values": {"n": 2}}]}))).await);
+    refused!(
+        inst,
+        UNPROCESSABLE,
+        "edits_rejected",
+        inst.call(
+            Method::POST,
+            &format!("/api/v1/items/{dataset_id}/edits"),
+            Some(json!({"adds": [{"values": {"n": 2}}]}))
+        )
+        .await
+    );
     let rows = format!("/api/v1/items/{}/rows", layer["id"].as_str().unwrap());
-    refused!(inst, StatusCode::BAD_REQUEST, "invalid_cursor", inst.call(Method::GET, &format!("{rows}?after=!!"), None).await);
-    refused!(inst, StatusCode::BAD_REQUEST, "invalid_request", inst.call(Method::GET, &format!("{rows}?bbox=1,2,3"), None).await);
-    refused!(inst, StatusCode::BAD_REQUEST, "invalid_request", inst.call(Method::GET, &format!("{rows}?where=nope:1"), None).await);
-    refused!(inst, StatusCode::BAD_REQUEST, "invalid_request",
-        inst.call(Method::GET, &format!("/api/v1/items/{dataset_id}/rows?bbox=0,0,1,1"), None).await);
-    refused!(inst, StatusCode::NOT_FOUND, "item_not_found", inst.call(Method::GET, "/api/v1/items/not-an-id", None).await);
-    refused!(inst, StatusCode::BAD_REQUEST, "invalid_request",
-        inst.call(Method::POST, "/api/v1/spaces", Some(json!({"name": "has space"}))).await);
-    refused!(inst, StatusCode::CONFLICT, "space_name_taken",
-        inst.call(Method::POST, "/api/v1/spaces", Some(json!({"name": "s"}))).await);
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "invalid_cursor",
+        inst.call(Method::GET, &format!("{rows}?after=!!"), None)
+            .await
+    );
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        inst.call(Method::GET, &format!("{rows}?bbox=1,2,3"), None)
+            .await
+    );
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        inst.call(Method::GET, &format!("{rows}?where=nope:1"), None)
+            .await
+    );
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        inst.call(
+            Method::GET,
+            &format!("/api/v1/items/{dataset_id}/rows?bbox=0,0,1,1"),
+            None
+        )
+        .await
+    );
+    refused!(
+        inst,
+        StatusCode::NOT_FOUND,
+        "item_not_found",
+        inst.call(Method::GET, "/api/v1/items/not-an-id", None)
+            .await
+    );
+    refused!(
+        inst,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        inst.call(
+            Method::POST,
+            "/api/v1/spaces",
+            Some(json!({"name": "has space"}))
+        )
+        .await
+    );
+    refused!(
+        inst,
+        StatusCode::CONFLICT,
+        "space_name_taken",
+        inst.call(Method::POST, "/api/v1/spaces", Some(json!({"name": "s"})))
+            .await
+    );
 }

@@ -1,7 +1,9 @@
 //! The `ferry` binary end to end against a real instance. The server runs on the test's runtime,
 //! so these tests use a multi-threaded runtime while the CLI process blocks one thread.
 
-use crate::harness::{TestInstance, ferry_json, ferry_with_token, points_geojson, stderr, stdout, temp_file};
+use crate::harness::{
+    TestInstance, ferry_json, ferry_with_token, points_geojson, stderr, stdout, temp_file,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_tour_covers_every_command() {
@@ -11,52 +13,137 @@ async fn cli_tour_covers_every_command() {
     let info = ferry_json(&inst, &["instance", "show"]);
     assert_eq!(info["title"], "Test instance");
     let table = stdout(&inst.ferry(&["instance", "show"]));
-    assert!(table.contains("fingerprint") && table.contains(info["fingerprint"].as_str().unwrap()), "{table}");
+    assert!(
+        table.contains("fingerprint") && table.contains(info["fingerprint"].as_str().unwrap()),
+        "{table}"
+    );
 
-    let space = ferry_json(&inst, &["space", "create", "harbor", "--description", "Harbor data"]);
+    let space = ferry_json(
+        &inst,
+        &["space", "create", "harbor", "--description", "Harbor data"],
+    );
     assert_eq!(space["name"], "harbor");
     assert!(stdout(&inst.ferry(&["space", "list"])).contains("Harbor data"));
-    ferry_json(&inst, &["space", "update", "harbor", "--description", "Port data"]);
-    assert_eq!(ferry_json(&inst, &["space", "show", "harbor"])["description"], "Port data");
+    ferry_json(
+        &inst,
+        &["space", "update", "harbor", "--description", "Port data"],
+    );
+    assert_eq!(
+        ferry_json(&inst, &["space", "show", "harbor"])["description"],
+        "Port data"
+    );
 
     let geojson = temp_file(work.path(), "points.geojson", points_geojson(50).as_bytes());
-    let layer = ferry_json(&inst, &["item", "import", geojson.to_str().unwrap(), "--space", "harbor", "--marking", "OFFICIAL", "--tag", "demo"]);
-    assert_eq!((layer["kind"].as_str(), layer["row_count"].as_i64()), (Some("feature_layer"), Some(50)));
+    let layer = ferry_json(
+        &inst,
+        &[
+            "item",
+            "import",
+            geojson.to_str().unwrap(),
+            "--space",
+            "harbor",
+            "--marking",
+            "OFFICIAL",
+            "--tag",
+            "demo",
+        ],
+    );
+    assert_eq!(
+        (layer["kind"].as_str(), layer["row_count"].as_i64()),
+        (Some("feature_layer"), Some(50))
+    );
     let id = layer["id"].as_str().unwrap().to_string();
-    let csv = temp_file(work.path(), "berths.csv", b"id,name,length\n1,North,120.5\n2,South,80\n");
-    let dataset = ferry_json(&inst, &["item", "import", csv.to_str().unwrap(), "--space", "harbor"]);
+    let csv = temp_file(
+        work.path(),
+        "berths.csv",
+        b"id,name,length\n1,North,120.5\n2,South,80\n",
+    );
+    let dataset = ferry_json(
+        &inst,
+        &["item", "import", csv.to_str().unwrap(), "--space", "harbor"],
+    );
     assert_eq!(dataset["kind"], "dataset");
     let pdf = temp_file(work.path(), "notes.pdf", b"%PDF-1.4 not really");
-    let file = ferry_json(&inst, &["item", "import", pdf.to_str().unwrap(), "--space", "harbor"]);
+    let file = ferry_json(
+        &inst,
+        &["item", "import", pdf.to_str().unwrap(), "--space", "harbor"],
+    );
     assert_eq!(file["kind"], "file");
 
     let items = ferry_json(&inst, &["item", "list", "--space", "harbor"]);
     assert_eq!(items.as_array().unwrap().len(), 3);
     let shown = stdout(&inst.ferry(&["item", "show", &id]));
-    assert!(shown.contains("OFFICIAL") && shown.contains("name: string"), "{shown}");
+    assert!(
+        shown.contains("OFFICIAL") && shown.contains("name: string"),
+        "{shown}"
+    );
 
     let exported = work.path().join("out.geojson");
-    let out = inst.ferry(&["item", "export", &id, "--output", exported.to_str().unwrap()]);
+    let out = inst.ferry(&[
+        "item",
+        "export",
+        &id,
+        "--output",
+        exported.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&exported).unwrap()).unwrap();
     let b: serde_json::Value = serde_json::from_str(&points_geojson(50)).unwrap();
     assert_eq!(a["features"], b["features"]);
     let csv_out = inst.ferry(&["item", "export", dataset["id"].as_str().unwrap()]);
-    assert_eq!(stdout(&csv_out), "id,name,length\n1,North,120.5\n2,South,80\n");
+    assert_eq!(
+        stdout(&csv_out),
+        "id,name,length\n1,North,120.5\n2,South,80\n"
+    );
     let file_out = inst.ferry(&["item", "export", file["id"].as_str().unwrap()]);
     assert_eq!(file_out.stdout, b"%PDF-1.4 not really");
 
-    let batch = temp_file(work.path(), "edits.json", br#"{"updates": [{"key": 1, "values": {"name": "first"}}], "deletes": [2]}"#);
-    let results = ferry_json(&inst, &["item", "edit", &id, "--file", batch.to_str().unwrap()]);
+    let batch = temp_file(
+        work.path(),
+        "edits.json",
+        br#"{"updates": [{"key": 1, "values": {"name": "first"}}], "deletes": [2]}"#,
+    );
+    let results = ferry_json(
+        &inst,
+        &["item", "edit", &id, "--file", batch.to_str().unwrap()],
+    );
     assert_eq!(results["item"]["row_count"], 49);
     let rows = ferry_json(&inst, &["item", "rows", &id, "--where", "name:first"]);
     assert_eq!(rows["rows"][0]["key"], 1);
-    let boxed = ferry_json(&inst, &["item", "rows", &id, "--bbox", "-180,-90,-178,-88", "--limit", "5"]);
+    let boxed = ferry_json(
+        &inst,
+        &[
+            "item",
+            "rows",
+            &id,
+            "--bbox",
+            "-180,-90,-178,-88",
+            "--limit",
+            "5",
+        ],
+    );
     assert!(!boxed["rows"].as_array().unwrap().is_empty());
-    let updated = ferry_json(&inst, &["item", "update", &id, "--title", "Moorings", "--marking", "SECRET"]);
-    assert_eq!((updated["title"].as_str(), updated["markings"][0].as_str()), (Some("Moorings"), Some("SECRET")));
+    let updated = ferry_json(
+        &inst,
+        &[
+            "item",
+            "update",
+            &id,
+            "--title",
+            "Moorings",
+            "--marking",
+            "SECRET",
+        ],
+    );
+    assert_eq!(
+        (updated["title"].as_str(), updated["markings"][0].as_str()),
+        (Some("Moorings"), Some("SECRET"))
+    );
 
-    let changes = ferry_json(&inst, &["changes", "harbor", "--after", "0", "--limit", "1000"]);
+    let changes = ferry_json(
+        &inst,
+        &["changes", "harbor", "--after", "0", "--limit", "1000"],
+    );
     assert!(changes["changes"].as_array().unwrap().len() >= 50);
     assert!(stdout(&inst.ferry(&["changes", "harbor"])).contains("epoch"));
 
@@ -64,15 +151,26 @@ async fn cli_tour_covers_every_command() {
     let secret = created["token"].as_str().unwrap();
     let as_viewer = ferry_with_token(&inst.url, secret, &["space", "create", "nope"]);
     assert!(!as_viewer.status.success());
-    assert!(stderr(&as_viewer).contains("forbidden"), "{}", stderr(&as_viewer));
+    assert!(
+        stderr(&as_viewer).contains("forbidden"),
+        "{}",
+        stderr(&as_viewer)
+    );
     assert!(stdout(&inst.ferry(&["token", "list"])).contains("ana"));
-    ferry_json(&inst, &["token", "revoke", created["info"]["id"].as_str().unwrap()]);
+    ferry_json(
+        &inst,
+        &["token", "revoke", created["info"]["id"].as_str().unwrap()],
+    );
     let revoked = ferry_with_token(&inst.url, secret, &["space", "list"]);
     assert!(stderr(&revoked).contains("revoked"), "{}", stderr(&revoked));
 
     let refused = inst.ferry(&["space", "delete", "harbor"]);
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("space_not_empty") && stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("space_not_empty") && stderr(&refused).contains("--force"),
+        "{}",
+        stderr(&refused)
+    );
     ferry_json(&inst, &["item", "delete", file["id"].as_str().unwrap()]);
     ferry_json(&inst, &["space", "delete", "harbor", "--force"]);
     assert_eq!(ferry_json(&inst, &["space", "list"]), serde_json::json!([]));
@@ -82,10 +180,21 @@ async fn cli_tour_covers_every_command() {
 async fn cli_reports_unreachable_servers_and_bad_files() {
     let out = ferry_with_token("http://127.0.0.1:9", "t", &["space", "list"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot reach the Ferry server"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the Ferry server"),
+        "{}",
+        stderr(&out)
+    );
     let inst = TestInstance::start().await;
     let out = inst.ferry(&["item", "import", "/nonexistent.csv", "--space", "x"]);
-    assert!(stderr(&out).contains("cannot open /nonexistent.csv"), "{}", stderr(&out));
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_ferry")).args(["item", "import", "--help"]).output().unwrap();
+    assert!(
+        stderr(&out).contains("cannot open /nonexistent.csv"),
+        "{}",
+        stderr(&out)
+    );
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["item", "import", "--help"])
+        .output()
+        .unwrap();
     assert!(stdout(&help).contains("--marking"));
 }

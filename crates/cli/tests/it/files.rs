@@ -4,7 +4,9 @@ use reqwest::{Method, StatusCode};
 const MIB: usize = 1 << 20;
 
 fn content(len: usize, seed: u32) -> Vec<u8> {
-    (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect()
+    (0..len)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+        .collect()
 }
 
 fn chunk_files(inst: &TestInstance) -> usize {
@@ -12,7 +14,17 @@ fn chunk_files(inst: &TestInstance) -> usize {
 }
 
 fn walk(p: &std::path::Path) -> usize {
-    std::fs::read_dir(p).map_or(0, |d| d.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
+    std::fs::read_dir(p).map_or(0, |d| {
+        d.flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
 }
 
 #[tokio::test]
@@ -20,7 +32,13 @@ async fn files_are_chunked_deduplicated_and_served_with_ranges() {
     let inst = TestInstance::start().await;
     inst.create_space("s").await;
     let bytes = content(2 * MIB + 12_345, 1);
-    let (status, item) = inst.import("space=s&file_name=scan.bin&title=Scan", "application/x-scan", bytes.clone()).await;
+    let (status, item) = inst
+        .import(
+            "space=s&file_name=scan.bin&title=Scan",
+            "application/x-scan",
+            bytes.clone(),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{item}");
     assert_eq!(item["kind"], "file");
     assert_eq!(item["file"]["size"], bytes.len());
@@ -29,7 +47,11 @@ async fn files_are_chunked_deduplicated_and_served_with_ranges() {
     assert_eq!(chunk_files(&inst), 3);
     let export = format!("/api/v1/items/{}/export", item["id"].as_str().unwrap());
 
-    let whole = inst.request(Method::GET, &export, Some(&inst.admin_token)).send().await.unwrap();
+    let whole = inst
+        .request(Method::GET, &export, Some(&inst.admin_token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(whole.headers()["content-type"], "application/x-scan");
     assert_eq!(whole.headers()["accept-ranges"], "bytes");
@@ -44,10 +66,21 @@ async fn files_are_chunked_deduplicated_and_served_with_ranges() {
         .await
         .unwrap();
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(part.headers()["content-range"], format!("bytes {from}-{to}/{}", bytes.len()).as_str());
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes {from}-{to}/{}", bytes.len()).as_str()
+    );
     assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[from..=to]);
-    let tail = inst.request(Method::GET, &export, Some(&inst.admin_token)).header("range", "bytes=-5").send().await.unwrap();
-    assert_eq!(tail.bytes().await.unwrap().as_ref(), &bytes[bytes.len() - 5..]);
+    let tail = inst
+        .request(Method::GET, &export, Some(&inst.admin_token))
+        .header("range", "bytes=-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tail.bytes().await.unwrap().as_ref(),
+        &bytes[bytes.len() - 5..]
+    );
     let outside = inst
         .request(Method::GET, &export, Some(&inst.admin_token))
         .header("range", format!("bytes={}-", bytes.len() + 10))
@@ -55,22 +88,43 @@ async fn files_are_chunked_deduplicated_and_served_with_ranges() {
         .await
         .unwrap();
     assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(outside.json::<serde_json::Value>().await.unwrap()["code"], "range_not_satisfiable");
+    assert_eq!(
+        outside.json::<serde_json::Value>().await.unwrap()["code"],
+        "range_not_satisfiable"
+    );
 
     // The same content again stores no new chunk; one changed chunk stores one.
-    let (_, copy) = inst.import("space=s", "application/octet-stream", bytes.clone()).await;
+    let (_, copy) = inst
+        .import("space=s", "application/octet-stream", bytes.clone())
+        .await;
     assert_eq!(chunk_files(&inst), 3);
     let mut edited = bytes.clone();
     edited[5] ^= 0xff;
-    let (_, changed) = inst.import("space=s", "application/octet-stream", edited).await;
+    let (_, changed) = inst
+        .import("space=s", "application/octet-stream", edited)
+        .await;
     assert_eq!(chunk_files(&inst), 4);
 
     // Deleting frees only chunks nothing else uses.
     for it in [&item, &copy] {
-        inst.call(Method::DELETE, &format!("/api/v1/items/{}", it["id"].as_str().unwrap()), None).await;
+        inst.call(
+            Method::DELETE,
+            &format!("/api/v1/items/{}", it["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     }
-    assert_eq!(chunk_files(&inst), 3, "the changed file still uses two shared chunks and its own");
-    inst.call(Method::DELETE, &format!("/api/v1/items/{}", changed["id"].as_str().unwrap()), None).await;
+    assert_eq!(
+        chunk_files(&inst),
+        3,
+        "the changed file still uses two shared chunks and its own"
+    );
+    inst.call(
+        Method::DELETE,
+        &format!("/api/v1/items/{}", changed["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
     assert_eq!(chunk_files(&inst), 0);
 }
 

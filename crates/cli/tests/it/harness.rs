@@ -75,7 +75,9 @@ impl TestInstance {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server ran cleanly");
+            task.await
+                .expect("server task")
+                .expect("server ran cleanly");
         }
     }
 
@@ -83,7 +85,12 @@ impl TestInstance {
         self.dir.path()
     }
 
-    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let builder = self.http.request(method, format!("{}{path}", self.url));
         match token {
             Some(t) => builder.bearer_auth(t),
@@ -92,11 +99,23 @@ impl TestInstance {
     }
 
     /// Sends as admin; returns the status and the JSON body (Null when empty or not JSON).
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call_as(&self.admin_token.clone(), method, path, body).await
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_as(&self.admin_token.clone(), method, path, body)
+            .await
     }
 
-    pub async fn call_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut builder = self.request(method, path, Some(token));
         if let Some(b) = body {
             builder = builder.json(&b);
@@ -111,9 +130,18 @@ impl TestInstance {
     }
 
     /// Imports raw bytes; returns status and body.
-    pub async fn import(&self, query: &str, content_type: &str, bytes: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    pub async fn import(
+        &self,
+        query: &str,
+        content_type: &str,
+        bytes: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
         let builder = self
-            .request(Method::POST, &format!("/api/v1/items/import?{query}"), Some(&self.admin_token))
+            .request(
+                Method::POST,
+                &format!("/api/v1/items/import?{query}"),
+                Some(&self.admin_token),
+            )
             .header("content-type", content_type)
             .body(bytes);
         into_json(builder.send().await.expect("import sent")).await
@@ -121,7 +149,11 @@ impl TestInstance {
 
     pub async fn create_space(&self, name: &str) -> Value {
         let (status, body) = self
-            .call(Method::POST, "/api/v1/spaces", Some(serde_json::json!({"name": name})))
+            .call(
+                Method::POST,
+                "/api/v1/spaces",
+                Some(serde_json::json!({"name": name})),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -129,7 +161,11 @@ impl TestInstance {
 
     pub async fn create_token(&self, name: &str, role: &str) -> String {
         let (status, body) = self
-            .call(Method::POST, "/api/v1/tokens", Some(serde_json::json!({"name": name, "role": role})))
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(serde_json::json!({"name": name, "role": role})),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["token"].as_str().unwrap().to_string()
@@ -138,7 +174,9 @@ impl TestInstance {
     /// Everything a bad input must leave untouched: items, last sequence, chunk files.
     pub async fn snapshot(&self) -> (Value, i64, usize) {
         let items = self.get("/api/v1/items").await;
-        let seq = self.get("/api/v1/instance").await["last_seq"].as_i64().unwrap();
+        let seq = self.get("/api/v1/instance").await["last_seq"]
+            .as_i64()
+            .unwrap();
         (items, seq, count_files(&self.data_dir().join("chunks")))
     }
 
@@ -179,21 +217,37 @@ pub fn ferry_json(instance: &TestInstance, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = instance.ferry(&all);
-    assert!(out.status.success(), "ferry {args:?} failed: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("ferry {args:?}: not JSON ({e}): {}", stdout(&out)))
+    assert!(
+        out.status.success(),
+        "ferry {args:?} failed: {}",
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ferry {args:?}: not JSON ({e}): {}", stdout(&out)))
 }
 
 async fn into_json(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let bytes = response.bytes().await.unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn count_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
-        .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
         .sum()
 }
 
@@ -216,5 +270,8 @@ pub fn points_geojson(n: usize) -> String {
             )
         })
         .collect();
-    format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","))
+    format!(
+        r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+        features.join(",")
+    )
 }

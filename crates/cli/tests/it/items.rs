@@ -7,19 +7,40 @@ async fn spaces_create_show_rename_and_delete() {
     let inst = TestInstance::start().await;
     let space = inst.create_space("harbor").await;
     let id = space["id"].as_str().unwrap();
-    assert_eq!(inst.get(&format!("/api/v1/spaces/{id}")).await["name"], "harbor");
+    assert_eq!(
+        inst.get(&format!("/api/v1/spaces/{id}")).await["name"],
+        "harbor"
+    );
     let (status, body) = inst
-        .call(Method::PATCH, "/api/v1/spaces/harbor", Some(json!({"name": "port", "description": "Port data"})))
+        .call(
+            Method::PATCH,
+            "/api/v1/spaces/harbor",
+            Some(json!({"name": "port", "description": "Port data"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(inst.get("/api/v1/spaces/port").await["description"], "Port data");
+    assert_eq!(
+        inst.get("/api/v1/spaces/port").await["description"],
+        "Port data"
+    );
     let (status, body) = inst.call(Method::GET, "/api/v1/spaces/harbor", None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("space_not_found")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("space_not_found"))
+    );
     inst.import("space=port", "text/csv", "id,v\n1,2\n").await;
     let (status, body) = inst.call(Method::DELETE, "/api/v1/spaces/port", None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("space_not_empty")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("space_not_empty"))
+    );
     assert!(body["message"].as_str().unwrap().contains("--force"));
-    assert_eq!(inst.call(Method::DELETE, "/api/v1/spaces/port?force=true", None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        inst.call(Method::DELETE, "/api/v1/spaces/port?force=true", None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(inst.get("/api/v1/spaces").await, json!([]));
     assert_eq!(inst.get("/api/v1/items").await, json!([]));
 }
@@ -30,7 +51,11 @@ async fn geojson_layer_round_trips_and_answers_queries() {
     inst.create_space("s").await;
     let source = points_geojson(2500);
     let (status, item) = inst
-        .import("space=s&title=Points&tag=demo&marking=SECRET&marking=EU", "application/geo+json", source.clone())
+        .import(
+            "space=s&title=Points&tag=demo&marking=SECRET&marking=EU",
+            "application/geo+json",
+            source.clone(),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{item}");
     assert_eq!(item["kind"], "feature_layer");
@@ -42,14 +67,26 @@ async fn geojson_layer_round_trips_and_answers_queries() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["name"].as_str().unwrap().into(), f["type"].as_str().unwrap().into()))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().into(),
+                f["type"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    assert!(fields.contains(&("n".into(), "integer".into())) && fields.contains(&("v".into(), "number".into())));
+    assert!(
+        fields.contains(&("n".into(), "integer".into()))
+            && fields.contains(&("v".into(), "number".into()))
+    );
     let id = item["id"].as_str().unwrap();
 
     // Export equals the input, feature by feature.
     let exported: Value = inst
-        .request(Method::GET, &format!("/api/v1/items/{id}/export"), Some(&inst.admin_token))
+        .request(
+            Method::GET,
+            &format!("/api/v1/items/{id}/export"),
+            Some(&inst.admin_token),
+        )
         .send()
         .await
         .unwrap()
@@ -68,7 +105,13 @@ async fn geojson_layer_round_trips_and_answers_queries() {
             None => format!("/api/v1/items/{id}/rows?limit=1000"),
         };
         let page = inst.get(&path).await;
-        keys.extend(page["rows"].as_array().unwrap().iter().map(|r| r["key"].as_i64().unwrap()));
+        keys.extend(
+            page["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["key"].as_i64().unwrap()),
+        );
         match page["next"].as_str() {
             Some(n) => after = Some(n.to_string()),
             None => break,
@@ -77,17 +120,38 @@ async fn geojson_layer_round_trips_and_answers_queries() {
     assert_eq!(keys, (1..=2500).collect::<Vec<i64>>());
 
     // Bounding box and equality filters.
-    let boxed = inst.get(&format!("/api/v1/items/{id}/rows?bbox=-179,-89,-176,-86&limit=10000")).await;
-    let boxed_keys: Vec<i64> = boxed["rows"].as_array().unwrap().iter().map(|r| r["key"].as_i64().unwrap()).collect();
+    let boxed = inst
+        .get(&format!(
+            "/api/v1/items/{id}/rows?bbox=-179,-89,-176,-86&limit=10000"
+        ))
+        .await;
+    let boxed_keys: Vec<i64> = boxed["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_i64().unwrap())
+        .collect();
     assert!(!boxed_keys.is_empty());
     for r in boxed["rows"].as_array().unwrap() {
         let c = &r["geometry"]["coordinates"];
-        assert!((-179.0..=-176.0).contains(&c[0].as_f64().unwrap()) && (-89.0..=-86.0).contains(&c[1].as_f64().unwrap()));
+        assert!(
+            (-179.0..=-176.0).contains(&c[0].as_f64().unwrap())
+                && (-89.0..=-86.0).contains(&c[1].as_f64().unwrap())
+        );
     }
-    let equal = inst.get(&format!("/api/v1/items/{id}/rows?where=n:3&where=name:p3&limit=10000")).await;
+    let equal = inst
+        .get(&format!(
+            "/api/v1/items/{id}/rows?where=n:3&where=name:p3&limit=10000"
+        ))
+        .await;
     assert_eq!(equal["rows"].as_array().unwrap().len(), 1);
-    let only_n = inst.get(&format!("/api/v1/items/{id}/rows?where=n:3&limit=10000")).await;
-    assert_eq!(only_n["rows"].as_array().unwrap().len(), (1..=2500).filter(|i| i % 7 == 3).count());
+    let only_n = inst
+        .get(&format!("/api/v1/items/{id}/rows?where=n:3&limit=10000"))
+        .await;
+    assert_eq!(
+        only_n["rows"].as_array().unwrap().len(),
+        (1..=2500).filter(|i| i % 7 == 3).count()
+    );
 }
 
 #[tokio::test]
@@ -95,28 +159,47 @@ async fn csv_and_ndjson_datasets_with_inferred_and_explicit_schemas() {
     let inst = TestInstance::start().await;
     inst.create_space("s").await;
     let csv = "code,name,score,active\nA1,Alpha,1.5,true\nB2,Beta,,false\n";
-    let (status, item) = inst.import("space=s&primary_key=code", "text/csv", csv).await;
+    let (status, item) = inst
+        .import("space=s&primary_key=code", "text/csv", csv)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{item}");
     assert_eq!(item["schema"]["primary_key"], "code");
     let id = item["id"].as_str().unwrap();
     let exported = inst
-        .request(Method::GET, &format!("/api/v1/items/{id}/export?format=csv"), Some(&inst.admin_token))
+        .request(
+            Method::GET,
+            &format!("/api/v1/items/{id}/export?format=csv"),
+            Some(&inst.admin_token),
+        )
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert_eq!(exported, "code,name,score,active\nA1,Alpha,1.5,true\nB2,Beta,,false\n");
+    assert_eq!(
+        exported,
+        "code,name,score,active\nA1,Alpha,1.5,true\nB2,Beta,,false\n"
+    );
 
     let schema = json!({"fields": [{"name": "id", "type": "integer"}, {"name": "label", "type": "string"}], "primary_key": "id"});
     let query = format!("space=s&schema={}", urlencode(&schema.to_string()));
-    let (status, item) = inst.import(&query, "application/x-ndjson", "{\"id\":1,\"label\":\"x\"}\n{\"id\":2}\n").await;
+    let (status, item) = inst
+        .import(
+            &query,
+            "application/x-ndjson",
+            "{\"id\":1,\"label\":\"x\"}\n{\"id\":2}\n",
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{item}");
     assert_eq!(item["schema"], schema);
     let id = item["id"].as_str().unwrap();
     let nd = inst
-        .request(Method::GET, &format!("/api/v1/items/{id}/export?format=ndjson"), Some(&inst.admin_token))
+        .request(
+            Method::GET,
+            &format!("/api/v1/items/{id}/export?format=ndjson"),
+            Some(&inst.admin_token),
+        )
         .send()
         .await
         .unwrap()
@@ -139,7 +222,9 @@ pub fn urlencode(s: &str) -> String {
 async fn edits_apply_all_or_nothing_with_a_result_per_edit() {
     let inst = TestInstance::start().await;
     inst.create_space("s").await;
-    let (_, item) = inst.import("space=s", "application/geo+json", points_geojson(5)).await;
+    let (_, item) = inst
+        .import("space=s", "application/geo+json", points_geojson(5))
+        .await;
     let id = item["id"].as_str().unwrap();
     let edits = format!("/api/v1/items/{id}/edits");
     let batch = json!({
@@ -153,20 +238,37 @@ async fn edits_apply_all_or_nothing_with_a_result_per_edit() {
     let results = out["results"].as_array().unwrap();
     assert_eq!(results.len(), 4);
     assert!(results.iter().all(|r| r["success"] == true));
-    assert_eq!(results[1]["key"], 101, "a feature added without an id gets the next one");
+    assert_eq!(
+        results[1]["key"], 101,
+        "a feature added without an id gets the next one"
+    );
     assert_eq!(out["item"]["row_count"], 6);
     assert_eq!(out["item"]["version"], 2);
-    let two = inst.get(&format!("/api/v1/items/{id}/rows?where=name:two")).await;
+    let two = inst
+        .get(&format!("/api/v1/items/{id}/rows?where=name:two"))
+        .await;
     assert_eq!(two["rows"][0]["geometry"]["coordinates"], json!([3.0, 4.0]));
-    assert_eq!(two["rows"][0]["values"]["n"], 2, "fields not named keep their value");
+    assert_eq!(
+        two["rows"][0]["values"]["n"], 2,
+        "fields not named keep their value"
+    );
 
     // One bad edit: nothing applies, each edit has its result.
     let before = inst.snapshot().await;
     let bad = json!({"adds": [{"key": 200, "values": {"name": "ok"}}], "updates": [{"key": 999, "values": {"name": "x"}}], "deletes": [1]});
     let (status, body) = inst.call(Method::POST, &edits, Some(bad)).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("edits_rejected")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("edits_rejected"))
+    );
     let results = body["details"]["results"].as_array().unwrap();
-    assert_eq!(results.iter().map(|r| r["success"].as_bool().unwrap()).collect::<Vec<_>>(), vec![true, false, true]);
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["success"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        vec![true, false, true]
+    );
     assert_eq!(results[1]["error"]["code"], "row_not_found");
     assert_eq!(inst.snapshot().await, before);
 }
@@ -175,19 +277,31 @@ async fn edits_apply_all_or_nothing_with_a_result_per_edit() {
 async fn item_metadata_updates_and_deletion() {
     let inst = TestInstance::start().await;
     inst.create_space("s").await;
-    let (_, item) = inst.import("space=s&title=Before", "text/csv", "id\n1\n").await;
+    let (_, item) = inst
+        .import("space=s&title=Before", "text/csv", "id\n1\n")
+        .await;
     let path = format!("/api/v1/items/{}", item["id"].as_str().unwrap());
     let (status, updated) = inst
-        .call(Method::PATCH, &path, Some(json!({"title": "After", "tags": ["b", "a", "b"], "markings": ["OFFICIAL"]})))
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"title": "After", "tags": ["b", "a", "b"], "markings": ["OFFICIAL"]})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["title"], "After");
     assert_eq!(updated["tags"], json!(["a", "b"]));
     assert_eq!(updated["version"], 2);
     assert!(updated["seq"].as_i64() > item["seq"].as_i64());
-    assert_eq!(inst.call(Method::DELETE, &path, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        inst.call(Method::DELETE, &path, None).await.0,
+        StatusCode::NO_CONTENT
+    );
     let (status, body) = inst.call(Method::GET, &path, None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("item_not_found")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("item_not_found"))
+    );
 }
 
 #[tokio::test]
@@ -200,12 +314,19 @@ async fn empty_items_can_be_created_and_filled_by_edits() {
     assert_eq!(status, StatusCode::CREATED, "{item}");
     let id = item["id"].as_str().unwrap();
     let (status, out) = inst
-        .call(Method::POST, &format!("/api/v1/items/{id}/edits"), Some(json!({"adds": [{"values": {"k": "a", "v": 1}}]})))
+        .call(
+            Method::POST,
+            &format!("/api/v1/items/{id}/edits"),
+            Some(json!({"adds": [{"values": {"k": "a", "v": 1}}]})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["results"][0]["key"], "a");
     let (status, body) = inst
         .call(Method::POST, "/api/v1/items", Some(json!({"space": "s", "kind": "dataset", "title": "No key", "schema": {"fields": []}})))
         .await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_schema")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_schema"))
+    );
 }

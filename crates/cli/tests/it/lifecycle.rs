@@ -11,7 +11,13 @@ async fn restart_keeps_identity_tokens_and_data() {
     let viewer = inst.create_token("v", "viewer").await;
     inst.create_space("kept").await;
     inst.import("space=kept", "text/csv", "id,n\n1,2\n").await;
-    let mode = |name: &str| std::fs::metadata(inst.data_dir().join(name)).unwrap().permissions().mode() & 0o777;
+    let mode = |name: &str| {
+        std::fs::metadata(inst.data_dir().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
     assert_eq!(mode("identity.key"), 0o600);
     assert_eq!(mode("admin-token"), 0o600);
 
@@ -19,8 +25,16 @@ async fn restart_keeps_identity_tokens_and_data() {
     let after = inst.get("/api/v1/instance").await;
     assert_eq!(after["id"], before["id"]);
     assert_eq!(after["fingerprint"], before["fingerprint"]);
-    assert_eq!(after["epoch"], before["epoch"], "a clean restart keeps the epoch");
-    assert_eq!(inst.call_as(&viewer, Method::GET, "/api/v1/items", None).await.1[0]["row_count"], 1);
+    assert_eq!(
+        after["epoch"], before["epoch"],
+        "a clean restart keeps the epoch"
+    );
+    assert_eq!(
+        inst.call_as(&viewer, Method::GET, "/api/v1/items", None)
+            .await
+            .1[0]["row_count"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -42,7 +56,10 @@ async fn a_restored_database_gets_a_new_epoch() {
     }
     let inst = inst.restart().await;
     let now = inst.get("/api/v1/instance").await;
-    assert_ne!(now["epoch"], epoch, "receivers must learn the data went back in time");
+    assert_ne!(
+        now["epoch"], epoch,
+        "receivers must learn the data went back in time"
+    );
     assert_eq!(inst.get("/api/v1/items").await, json!([]));
 }
 
@@ -52,7 +69,13 @@ async fn ferry_serve_process_starts_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--title", "Harbor Authority"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--title",
+            "Harbor Authority",
+        ])
         .env("FERRY_DATA_DIR", &data)
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -73,16 +96,39 @@ async fn ferry_serve_process_starts_answers_and_stops_on_sigterm() {
         .env_remove("FERRY_TOKEN")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["title"], "Harbor Authority");
-    assert_eq!(info["public_url"].as_str().unwrap(), std::fs::read_to_string(&endpoint).unwrap().trim());
+    assert_eq!(
+        info["public_url"].as_str().unwrap(),
+        std::fs::read_to_string(&endpoint).unwrap().trim()
+    );
 
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    assert!(status.status.success(), "graceful exit: {:?}", status.status);
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "graceful exit: {:?}",
+        status.status
+    );
     let log = String::from_utf8_lossy(&status.stderr);
-    assert!(log.contains("admin token:") && log.contains("Ferry stopped."), "{log}");
+    assert!(
+        log.contains("admin token:") && log.contains("Ferry stopped."),
+        "{log}"
+    );
     assert!(!endpoint.exists(), "the endpoint file goes with the server");
 }

@@ -1,7 +1,7 @@
+use super::JsonBody;
 use crate::auth::{self, AdminRole, AnyRole};
 use crate::error::ApiResult;
 use crate::state::{AppState, blocking};
-use super::JsonBody;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +11,10 @@ use ferry_proto::{ApiError, CreatedToken, InstanceInfo, NewToken, TokenId, Token
 /// Who this instance is.
 #[utoipa::path(get, path = "/api/v1/instance", tag = "instance",
     responses((status = 200, body = InstanceInfo), (status = 401, body = ApiError)))]
-pub(crate) async fn show_instance(State(state): State<AppState>, _caller: AnyRole) -> ApiResult<Json<InstanceInfo>> {
+pub(crate) async fn show_instance(
+    State(state): State<AppState>,
+    _caller: AnyRole,
+) -> ApiResult<Json<InstanceInfo>> {
     let store = state.store.clone();
     let record = blocking(move || store.instance()).await?;
     Ok(Json(InstanceInfo {
@@ -30,7 +33,10 @@ pub(crate) async fn show_instance(State(state): State<AppState>, _caller: AnyRol
 /// Every token, revoked ones included. Secrets are never shown.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = Vec<TokenInfo>), (status = 403, body = ApiError)))]
-pub(crate) async fn list_tokens(State(state): State<AppState>, _caller: AdminRole) -> ApiResult<Json<Vec<TokenInfo>>> {
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    _caller: AdminRole,
+) -> ApiResult<Json<Vec<TokenInfo>>> {
     let store = state.store.clone();
     Ok(Json(blocking(move || store.list_tokens()).await?))
 }

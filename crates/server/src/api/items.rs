@@ -10,10 +10,10 @@ use ferry_core::geometry::BBox;
 use ferry_core::schema::coerce_text;
 use ferry_core::{CoreError, Key, names};
 use ferry_proto::{
-    ApiError, EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem, RowPage,
+    ApiError, EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem,
+    RowPage,
 };
 use ferry_store::{ItemDraft, ItemShape, NoRows, RowQuery, StoreError};
-
 
 const DEFAULT_ROWS: usize = 100;
 const MAX_ROWS: usize = 10_000;
@@ -75,9 +75,13 @@ pub(crate) async fn list_items(
     _caller: AnyRole,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<Item>>> {
-    let space = QueryPairs::parse(query.as_deref()).get("space").map(str::to_string);
+    let space = QueryPairs::parse(query.as_deref())
+        .get("space")
+        .map(str::to_string);
     let store = state.store.clone();
-    Ok(Json(blocking(move || store.list_items(space.as_deref())).await?))
+    Ok(Json(
+        blocking(move || store.list_items(space.as_deref())).await?,
+    ))
 }
 
 /// Creates an empty dataset or feature layer with a given schema (fill it with edits).
@@ -88,7 +92,12 @@ pub(crate) async fn create_item(
     caller: EditorRole,
     JsonBody(new): JsonBody<NewItem>,
 ) -> ApiResult<(StatusCode, Json<Item>)> {
-    check_metadata(Some(&new.title), Some(&new.description), Some(&new.tags), Some(&new.markings))?;
+    check_metadata(
+        Some(&new.title),
+        Some(&new.description),
+        Some(&new.tags),
+        Some(&new.markings),
+    )?;
     check_new_schema(new.kind, &new.schema)?;
     let layer = new.kind == ItemKind::FeatureLayer;
     let draft = ItemDraft {
@@ -198,7 +207,10 @@ pub(crate) async fn query_rows(
 ) -> ApiResult<Json<RowPage>> {
     let id = parse_item_id(&id)?;
     let q = QueryPairs::parse(query.as_deref());
-    let limit = q.number::<usize>("limit")?.unwrap_or(DEFAULT_ROWS).clamp(1, MAX_ROWS);
+    let limit = q
+        .number::<usize>("limit")?
+        .unwrap_or(DEFAULT_ROWS)
+        .clamp(1, MAX_ROWS);
     let after = q.get("after").map(decode_cursor).transpose()?;
     let bbox = q.get("bbox").map(BBox::parse).transpose()?;
     let filters = q.all("where");
@@ -206,17 +218,30 @@ pub(crate) async fn query_rows(
     let page = blocking(move || {
         let item = store.item(id)?;
         if bbox.is_some() && item.kind != ItemKind::FeatureLayer {
-            return Err(CoreError::InvalidRequest("bbox filters apply to feature layers only".into()).into());
+            return Err(CoreError::InvalidRequest(
+                "bbox filters apply to feature layers only".into(),
+            )
+            .into());
         }
         let equals = filters
             .iter()
             .map(|f| equality_filter(&item, f))
             .collect::<Result<_, CoreError>>()?;
-        let rows = store.query_rows(id, &RowQuery { after, limit, bbox, equals })?;
+        let rows = store.query_rows(
+            id,
+            &RowQuery {
+                after,
+                limit,
+                bbox,
+                equals,
+            },
+        )?;
         Ok::<_, StoreError>(rows)
     })
     .await?;
-    let next = (page.len() == limit).then(|| page.last().map(|r| encode_cursor(&r.key))).flatten();
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|r| encode_cursor(&r.key)))
+        .flatten();
     Ok(Json(RowPage { rows: page, next }))
 }
 
@@ -283,4 +308,3 @@ pub(crate) async fn apply_edits(
         results: outcome.results,
     }))
 }
-

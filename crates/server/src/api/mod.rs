@@ -8,8 +8,8 @@ mod transfer;
 
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::AppState;
-use axum::extract::{FromRequest, Request};
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
 use ferry_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -45,10 +45,18 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(instance::list_tokens, instance::create_token))
         .routes(routes!(instance::revoke_token))
         .routes(routes!(spaces::list_spaces, spaces::create_space))
-        .routes(routes!(spaces::show_space, spaces::update_space, spaces::delete_space))
+        .routes(routes!(
+            spaces::show_space,
+            spaces::update_space,
+            spaces::delete_space
+        ))
         .routes(routes!(spaces::changes))
         .routes(routes!(items::list_items, items::create_item))
-        .routes(routes!(items::show_item, items::update_item, items::delete_item))
+        .routes(routes!(
+            items::show_item,
+            items::update_item,
+            items::delete_item
+        ))
         .routes(routes!(items::query_rows))
         .routes(routes!(items::apply_edits))
         .routes(routes!(transfer::import_item))
@@ -75,7 +83,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiFailure {
             ErrorCode::UnsupportedContentType,
             "this call takes a JSON body: send 'Content-Type: application/json'",
         ),
-        JsonRejection::BytesRejection(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+        JsonRejection::BytesRejection(r)
+            if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
             ApiFailure::new(
                 ErrorCode::BodyTooLarge,
                 "the request body is larger than this instance accepts (max_body_bytes)",
@@ -101,18 +111,28 @@ impl QueryPairs {
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn all(&self, name: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub(crate) fn number<T: std::str::FromStr>(&self, name: &str) -> ApiResult<Option<T>> {
         self.get(name)
             .map(|v| {
                 v.parse().map_err(|_| {
-                    ApiFailure::new(ErrorCode::InvalidRequest, format!("'{name}' must be a number, got '{v}'"))
+                    ApiFailure::new(
+                        ErrorCode::InvalidRequest,
+                        format!("'{name}' must be a number, got '{v}'"),
+                    )
                 })
             })
             .transpose()

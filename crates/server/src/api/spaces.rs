@@ -13,7 +13,10 @@ const MAX_CHANGES: usize = 10_000;
 
 #[utoipa::path(get, path = "/api/v1/spaces", tag = "spaces",
     responses((status = 200, body = Vec<Space>), (status = 401, body = ApiError)))]
-pub(crate) async fn list_spaces(State(state): State<AppState>, _caller: AnyRole) -> ApiResult<Json<Vec<Space>>> {
+pub(crate) async fn list_spaces(
+    State(state): State<AppState>,
+    _caller: AnyRole,
+) -> ApiResult<Json<Vec<Space>>> {
     let store = state.store.clone();
     Ok(Json(blocking(move || store.list_spaces()).await?))
 }
@@ -62,7 +65,9 @@ pub(crate) async fn update_space(
         names::check_description(d)?;
     }
     let store = state.store.clone();
-    Ok(Json(blocking(move || store.update_space(&space, &patch)).await?))
+    Ok(Json(
+        blocking(move || store.update_space(&space, &patch)).await?,
+    ))
 }
 
 /// Deletes a space; refuses one that holds items unless `force=true`.
@@ -97,7 +102,12 @@ pub(crate) async fn changes(
 ) -> ApiResult<Json<ChangePage>> {
     let q = QueryPairs::parse(query.as_deref());
     let after = q.number::<i64>("after")?.unwrap_or(0);
-    let limit = q.number::<usize>("limit")?.unwrap_or(DEFAULT_CHANGES).clamp(1, MAX_CHANGES);
+    let limit = q
+        .number::<usize>("limit")?
+        .unwrap_or(DEFAULT_CHANGES)
+        .clamp(1, MAX_CHANGES);
     let store = state.store.clone();
-    Ok(Json(blocking(move || store.changes(&space, after, limit)).await?))
+    Ok(Json(
+        blocking(move || store.changes(&space, after, limit)).await?,
+    ))
 }

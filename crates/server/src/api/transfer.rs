@@ -50,7 +50,9 @@ impl<R: Read> Read for LimitedRead<R> {
 fn too_large(limit: u64) -> ApiFailure {
     ApiFailure::new(
         ErrorCode::BodyTooLarge,
-        format!("the import is larger than this instance accepts ({limit} bytes); raise max_import_bytes in ferry.toml"),
+        format!(
+            "the import is larger than this instance accepts ({limit} bytes); raise max_import_bytes in ferry.toml"
+        ),
     )
 }
 
@@ -78,7 +80,10 @@ fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> A
     let explicit = format
         .map(|f| {
             ImportFormat::parse(f).ok_or_else(|| {
-                ApiFailure::new(ErrorCode::InvalidRequest, format!("unknown format '{f}': use geojson, csv or ndjson"))
+                ApiFailure::new(
+                    ErrorCode::InvalidRequest,
+                    format!("unknown format '{f}': use geojson, csv or ndjson"),
+                )
             })
         })
         .transpose()?;
@@ -86,7 +91,9 @@ fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> A
         "application/geo+json" => Some(ImportFormat::GeoJson),
         "application/json" if kind == Some(ItemKind::FeatureLayer) => Some(ImportFormat::GeoJson),
         "text/csv" => Some(ImportFormat::Csv),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Some(ImportFormat::Ndjson),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+            Some(ImportFormat::Ndjson)
+        }
         _ => None,
     };
     match (kind, explicit.or(from_media)) {
@@ -127,13 +134,21 @@ pub(crate) async fn import_item(
     let q = QueryPairs::parse(query.as_deref());
     let space = q
         .get("space")
-        .ok_or_else(|| ApiFailure::new(ErrorCode::InvalidRequest, "name the target space with 'space='"))?
+        .ok_or_else(|| {
+            ApiFailure::new(
+                ErrorCode::InvalidRequest,
+                "name the target space with 'space='",
+            )
+        })?
         .to_string();
     let kind = q
         .get("kind")
         .map(|k| {
             ItemKind::parse(k).ok_or_else(|| {
-                ApiFailure::new(ErrorCode::UnknownItemKind, format!("unknown item kind '{k}': use dataset, feature_layer or file"))
+                ApiFailure::new(
+                    ErrorCode::UnknownItemKind,
+                    format!("unknown item kind '{k}': use dataset, feature_layer or file"),
+                )
             })
         })
         .transpose()?;
@@ -146,7 +161,11 @@ pub(crate) async fn import_item(
             Target::Rows(f) => f.item_kind(),
             Target::File => ItemKind::File,
         },
-        title: q.get("title").or(file_name.as_deref()).unwrap_or("Untitled import").to_string(),
+        title: q
+            .get("title")
+            .or(file_name.as_deref())
+            .unwrap_or("Untitled import")
+            .to_string(),
         description: q.get("description").unwrap_or_default().to_string(),
         tags: names::normalize_set(q.all("tag")),
         markings: names::normalize_set(q.all("marking")),
@@ -154,7 +173,12 @@ pub(crate) async fn import_item(
         crs: None,
         file: None,
     };
-    check_metadata(Some(&draft.title), Some(&draft.description), Some(&draft.tags), Some(&draft.markings))?;
+    check_metadata(
+        Some(&draft.title),
+        Some(&draft.description),
+        Some(&draft.tags),
+        Some(&draft.markings),
+    )?;
     let limit = state.limits.max_import_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -170,7 +194,9 @@ pub(crate) async fn import_item(
     let exceeded = Arc::new(AtomicBool::new(false));
     let bytes_read = Arc::new(AtomicU64::new(0));
     let reader = LimitedRead {
-        inner: SyncIoBridge::new(StreamReader::new(body.into_data_stream().map_err(io::Error::other))),
+        inner: SyncIoBridge::new(StreamReader::new(
+            body.into_data_stream().map_err(io::Error::other),
+        )),
         limit,
         read: bytes_read.clone(),
         exceeded: exceeded.clone(),
@@ -187,20 +213,32 @@ pub(crate) async fn import_item(
         }
         Target::File => import_file(&state, draft, reader, media, file_name).await,
     };
-    state.metrics.bytes_imported.get_or_create(&metrics::kind(kind_label)).inc_by(bytes_read.load(Ordering::Relaxed));
+    state
+        .metrics
+        .bytes_imported
+        .get_or_create(&metrics::kind(kind_label))
+        .inc_by(bytes_read.load(Ordering::Relaxed));
     match outcome {
         Err(_) if exceeded.load(Ordering::Relaxed) => Err(too_large(limit)),
         Err(e) => Err(e),
         Ok(item) => {
-            state.metrics.rows_imported.get_or_create(&metrics::kind(kind_label)).inc_by(item.row_count as u64);
+            state
+                .metrics
+                .rows_imported
+                .get_or_create(&metrics::kind(kind_label))
+                .inc_by(item.row_count as u64);
             Ok((StatusCode::CREATED, Json(item)))
         }
     }
 }
 
 fn parse_schema(text: &str) -> ApiResult<Schema> {
-    serde_json::from_str(text)
-        .map_err(|e| ApiFailure::new(ErrorCode::InvalidSchema, format!("the schema is not valid JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        ApiFailure::new(
+            ErrorCode::InvalidSchema,
+            format!("the schema is not valid JSON: {e}"),
+        )
+    })
 }
 
 async fn import_rows(
@@ -218,7 +256,10 @@ async fn import_rows(
         let mut rows = start_import(format, reader, options);
         // The CRS is known once the parser has passed the GeoJSON `crs` member, which precedes
         // the features; the item row is written after the rows, so ask at the end.
-        let mut tracked = CrsTracking { rows: &mut rows, layer };
+        let mut tracked = CrsTracking {
+            rows: &mut rows,
+            layer,
+        };
         let item = store.create_item(&draft, &mut tracked)?;
         Ok::<_, StoreError>(item)
     })
@@ -261,7 +302,10 @@ async fn import_file(
                 Ok(n) => n,
                 Err(e) => {
                     discard(store.as_ref(), &chunks, writer.new_chunks());
-                    return Err(CoreError::InvalidRequest(format!("reading the upload failed: {e}")).into());
+                    return Err(CoreError::InvalidRequest(format!(
+                        "reading the upload failed: {e}"
+                    ))
+                    .into());
                 }
             };
             if let Err(e) = writer.write(&buf[..n]) {
@@ -311,7 +355,10 @@ impl ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(EXPORT_BUFFER)));
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(EXPORT_BUFFER),
+        ));
         self.sent += chunk.len() as u64;
         self.tx
             .blocking_send(Ok(chunk))
@@ -343,9 +390,16 @@ fn stream_body(
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
     let metrics = state.metrics.clone();
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(EXPORT_BUFFER), sent: 0 };
+        let mut out = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(EXPORT_BUFFER),
+            sent: 0,
+        };
         let result = produce(&mut out).and_then(|()| out.flush().map_err(StoreError::from));
-        metrics.bytes_exported.get_or_create(&metrics::kind(kind)).inc_by(out.sent);
+        metrics
+            .bytes_exported
+            .get_or_create(&metrics::kind(kind))
+            .inc_by(out.sent);
         if let Err(e) = result {
             tracing::warn!(error = %e, "export stopped part-way");
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
@@ -357,7 +411,13 @@ fn stream_body(
 fn attachment(title: &str, extension: &str) -> HeaderValue {
     let safe: String = title
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     HeaderValue::from_str(&format!("attachment; filename=\"{safe}.{extension}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
@@ -386,7 +446,10 @@ pub(crate) async fn export_item(
     }
     let format = match q.get("format") {
         Some(f) => ExportFormat::parse(f).ok_or_else(|| {
-            ApiFailure::new(ErrorCode::InvalidRequest, format!("unknown format '{f}': use geojson, csv or ndjson"))
+            ApiFailure::new(
+                ErrorCode::InvalidRequest,
+                format!("unknown format '{f}': use geojson, csv or ndjson"),
+            )
         })?,
         None => ExportFormat::default_for(item.kind).unwrap_or(ExportFormat::Ndjson),
     };
@@ -398,19 +461,26 @@ pub(crate) async fn export_item(
     };
     let disposition = attachment(&item.title, extension);
     let store = state.store.clone();
-    let body = stream_body(&state, item.kind.as_str(), move |out| write_export(store.as_ref(), &item, format, out));
+    let body = stream_body(&state, item.kind.as_str(), move |out| {
+        write_export(store.as_ref(), &item, format, out)
+    });
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type())), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.media_type()),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         body,
     )
         .into_response())
 }
 
 async fn export_file(state: &AppState, item: Item, headers: &HeaderMap) -> ApiResult<Response> {
-    let info = item
-        .file
-        .clone()
-        .ok_or_else(|| ApiFailure::internal(format!("file item {} has no content record", item.id)))?;
+    let info = item.file.clone().ok_or_else(|| {
+        ApiFailure::internal(format!("file item {} has no content record", item.id))
+    })?;
     let store = state.store.clone();
     let id = item.id;
     let chunks = blocking(move || store.file_chunks(id)).await?;
@@ -438,18 +508,32 @@ async fn export_file(state: &AppState, item: Item, headers: &HeaderMap) -> ApiRe
     });
     let mut response = Response::new(body);
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&info.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&info.media_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}\"", info.content_hash)).unwrap_or(HeaderValue::from_static("\"\"")));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", info.content_hash))
+            .unwrap_or(HeaderValue::from_static("\"\"")),
+    );
     let name = info.file_name.as_deref().unwrap_or(&item.title);
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", name.replace('"', "_"))) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        name.replace('"', "_")
+    )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if range.is_some() {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         let content_range = format!("bytes {start}-{end}/{}", info.size);
-        response.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&content_range).unwrap_or(HeaderValue::from_static("")));
+        response.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&content_range).unwrap_or(HeaderValue::from_static("")),
+        );
     }
     Ok(response)
 }
