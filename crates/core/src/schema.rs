@@ -586,3 +586,47 @@ mod tests {
         assert!(check_schema(&s, true).is_err());
     }
 }
+
+#[cfg(test)]
+mod laws {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e9f64..1e9).prop_map(Value::from),
+            "[a-z]{0,6}".prop_map(Value::from),
+            Just(Value::from("2024-05-06T07:08:09Z")),
+            Just(serde_json::json!([1, 2])),
+        ]
+    }
+
+    proptest! {
+        /// Inference never accepts a value that the schema it ends with would refuse: whatever
+        /// was stored while streaming stays valid under the final schema.
+        #[test]
+        fn accepted_values_fit_the_final_schema(values in proptest::collection::vec(scalar(), 1..20)) {
+            let mut builder = SchemaBuilder::infer(None);
+            let mut accepted = Vec::new();
+            for v in values {
+                let row: Map<String, Value> = [("f".to_string(), v.clone())].into_iter().collect();
+                if builder.observe(&row).is_ok() {
+                    accepted.push(v);
+                }
+            }
+            let field_type = builder.schema().field("f").map(|f| f.field_type).unwrap();
+            for v in &accepted {
+                prop_assert!(value_fits(field_type, v), "{v} does not fit {field_type:?}");
+            }
+            // And the final schema, enforced strictly, accepts them all again.
+            let mut strict = SchemaBuilder::enforce(&builder.schema());
+            for v in accepted {
+                let row: Map<String, Value> = [("f".to_string(), v)].into_iter().collect();
+                prop_assert!(strict.observe(&row).is_ok());
+            }
+        }
+    }
+}

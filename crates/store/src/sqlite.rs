@@ -1136,6 +1136,26 @@ mod tests {
 
     crate::store_conformance_tests!(open_temp());
 
+    /// "Changes after N" must walk indexes, never scan rows: its cost follows the changes.
+    #[test]
+    fn change_feed_queries_use_their_indexes() {
+        let store = open_temp();
+        let conn = store.writer.lock().unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([1, 2], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let items = plan(&items_query(
+            "i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq",
+        ));
+        assert!(items.contains("items_by_space_seq"), "{items}");
+        let rows = plan(
+            "SELECT key, seq, deleted, vals, geom FROM rows WHERE item_rid = ?1 AND seq > ?2 ORDER BY seq LIMIT 10",
+        );
+        assert!(rows.contains("rows_by_item_seq"), "{rows}");
+    }
+
     #[test]
     fn reopening_keeps_identity_and_data() {
         let dir = tempfile::tempdir().unwrap();
