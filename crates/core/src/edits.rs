@@ -7,9 +7,7 @@ use crate::geometry::{RawGeometry, combine_types, is_geographic};
 use crate::rows::{AddKey, EditPlan, RowAdd, RowUpdate};
 use crate::schema::{SchemaBuilder, check_schema};
 use crate::{CoreError, CoreResult, Key};
-use ferry_proto::{
-    ApiErrorBrief, EditBatch, EditOp, EditResult, GeometryType, ItemKind, RowInput, Schema,
-};
+use ferry_proto::{ApiErrorBrief, EditBatch, EditOp, EditResult, ItemKind, RowInput, Schema};
 use serde_json::Value;
 
 /// What the planner needs to know about the item being edited.
@@ -18,15 +16,12 @@ pub struct EditTarget<'a> {
     pub kind: ItemKind,
     pub schema: &'a Schema,
     pub crs: Option<&'a str>,
-    pub geometry_type: Option<GeometryType>,
 }
 
 /// The plan, or the result of every edit when any of them is refused.
 pub fn plan_edits(target: &EditTarget<'_>, batch: &EditBatch) -> Result<EditPlan, Vec<EditResult>> {
-    let mut plan = EditPlan {
-        geometry_type: target.geometry_type,
-        ..Default::default()
-    };
+    // The geometry type of what this batch writes; the store combines it with the layer's.
+    let mut plan = EditPlan::default();
     let mut results = Vec::with_capacity(batch.len());
     let mut failed = false;
     let mut note = |op, index, key: Option<Value>, outcome: CoreResult<()>| {
@@ -179,7 +174,7 @@ pub fn check_new_schema(kind: ItemKind, schema: &Schema) -> CoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_proto::{Field, FieldType};
+    use ferry_proto::{Field, FieldType, GeometryType};
     use serde_json::json;
 
     fn dataset_schema() -> Schema {
@@ -209,7 +204,6 @@ mod tests {
             kind: ItemKind::Dataset,
             schema: &schema,
             crs: None,
-            geometry_type: None,
         };
         let batch = EditBatch {
             adds: vec![input(json!({"values": {"id": 5, "v": 1.5}}))],
@@ -229,7 +223,6 @@ mod tests {
             kind: ItemKind::Dataset,
             schema: &schema,
             crs: None,
-            geometry_type: None,
         };
         let batch = EditBatch {
             adds: vec![
@@ -256,7 +249,6 @@ mod tests {
             kind: ItemKind::FeatureLayer,
             schema: &schema,
             crs: Some("EPSG:4326"),
-            geometry_type: Some(GeometryType::Point),
         };
         let batch = EditBatch {
             adds: vec![input(
@@ -270,7 +262,11 @@ mod tests {
         };
         let plan = plan_edits(&target, &batch).unwrap();
         assert_eq!(plan.adds[0].key, AddKey::Generate);
-        assert_eq!(plan.geometry_type, Some(GeometryType::Geometry));
+        assert_eq!(
+            plan.geometry_type,
+            Some(GeometryType::LineString),
+            "only what the batch writes"
+        );
         assert_eq!(
             plan.updates[0].geometry,
             Some(None),

@@ -18,8 +18,28 @@ pub fn check_space_name(name: &str) -> CoreResult<()> {
     Ok(())
 }
 
+/// Whether a name would be taken for an id where spaces are named by id or name.
 fn uuid_like(s: &str) -> bool {
-    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// A CRS is named `AUTHORITY:CODE`, e.g. `EPSG:4326` or `OGC:CRS84`.
+pub fn check_crs(crs: &str) -> CoreResult<()> {
+    let ok = crs.split_once(':').is_some_and(|(authority, code)| {
+        !authority.is_empty()
+            && authority.len() <= 16
+            && authority.chars().all(|c| c.is_ascii_alphanumeric())
+            && !code.is_empty()
+            && code.len() <= 32
+            && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::InvalidRequest(format!(
+            "CRS '{crs}' is not valid: name it AUTHORITY:CODE, e.g. EPSG:4326"
+        )))
+    }
 }
 
 pub fn check_title(title: &str) -> CoreResult<()> {
@@ -87,6 +107,17 @@ mod tests {
         assert!(check_space_name("a/b").is_err());
         assert!(check_space_name(&"x".repeat(65)).is_err());
         assert!(check_space_name("0191a3b4-0000-7000-8000-000000000000").is_err());
+        assert!(check_space_name("0123456789abcdef0123456789abcdef").is_err());
+        assert!(check_space_name("cafe").is_ok());
+    }
+
+    #[test]
+    fn crs_names() {
+        assert!(check_crs("EPSG:4326").is_ok());
+        assert!(check_crs("OGC:CRS84").is_ok());
+        for bad in ["4326", "EPSG:", ":4326", "EPSG:43 26", "EPSG:4326;drop"] {
+            assert!(check_crs(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

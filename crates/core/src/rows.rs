@@ -41,6 +41,6 @@ pub struct EditPlan {
     pub adds: Vec<RowAdd>,
     pub updates: Vec<RowUpdate>,
     pub deletes: Vec<Key>,
-    /// Geometry type of the layer after the batch.
+    /// Geometry type of the geometries the batch writes (the store combines it with the layer's).
     pub geometry_type: Option<GeometryType>,
 }

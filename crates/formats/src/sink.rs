@@ -41,6 +41,8 @@ pub(crate) struct Sink {
     pub(crate) crs: String,
     crs_locked: bool,
     rows: u64,
+    /// The largest integer key so far: a feature without an id gets the next one.
+    max_int_key: i64,
 }
 
 impl Sink {
@@ -67,6 +69,7 @@ impl Sink {
             crs: options.crs.clone(),
             crs_locked: false,
             rows: 0,
+            max_int_key: 0,
         }
     }
 
@@ -133,8 +136,13 @@ impl Sink {
         self.crs_locked = true;
         let key = match id {
             Some(v) if !v.is_null() => Key::from_value(v)?,
-            _ => Key::Int(self.rows as i64 + 1),
+            _ => Key::Int(self.max_int_key.checked_add(1).ok_or_else(|| {
+                CoreError::SchemaMismatch("no integer id is left for a feature without one".into())
+            })?),
         };
+        if let Key::Int(k) = key {
+            self.max_int_key = self.max_int_key.max(k);
+        }
         if let Some(g) = &geometry {
             self.geometry_type = Some(combine_types(self.geometry_type, g.geometry_type));
         }

@@ -38,8 +38,8 @@ fn geojson_features_stream_with_inferred_schema() {
     assert_eq!(rows[0].key, ferry_core::Key::Int(7));
     assert_eq!(
         rows[1].key,
-        ferry_core::Key::Int(2),
-        "missing ids are the feature's position"
+        ferry_core::Key::Int(8),
+        "a missing id is the next integer above the largest"
     );
     assert!(rows[1].geometry.is_none());
     let schema = shape.schema.unwrap();

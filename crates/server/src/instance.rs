@@ -183,9 +183,12 @@ impl Instance {
     /// Opens the data directory, creating everything on first start.
     pub fn open(config: Config) -> Result<Instance, StartError> {
         let dir = config.data_dir.clone();
-        fs::create_dir_all(&dir).map_err(data_dir_error(&dir))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-            .map_err(data_dir_error(&dir))?;
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(data_dir_error(&dir))?;
+            // Only a directory Ferry created is narrowed; an existing one keeps its owner's choice.
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                .map_err(data_dir_error(&dir))?;
+        }
         let identity = load_or_create_identity(&dir)?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join(DATABASE_FILE))?);
         check_epoch(&dir, store.as_ref())?;

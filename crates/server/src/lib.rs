@@ -107,6 +107,13 @@ pub async fn serve(
     if let Err(e) = instance::record_epoch(&instance.config.data_dir, instance.store.as_ref()) {
         tracing::warn!(error = %e, "could not record the epoch marker at shutdown");
     }
+    let store = instance.store.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap_or(Ok(()))
+    {
+        tracing::warn!(error = %e, "could not flush the database at shutdown");
+    }
     served
 }
 

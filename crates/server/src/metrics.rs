@@ -106,7 +106,11 @@ pub(crate) async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().to_string();
+    // Only standard methods become labels: made-up ones must not grow the label set.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_string(),
+        _ => "other".to_string(),
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -6,24 +6,71 @@
 
 use crate::StoreResult;
 use crate::types::ChunkRef;
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// 1 MiB: small enough that a resumed transfer loses little, large enough to keep the chunk table
 /// small (a 10 GB file has 10,000 chunks).
 pub const CHUNK_SIZE: usize = 1 << 20;
 
+/// Chunk files under one directory. Clones share the registry of chunks held by uploads in
+/// progress, which clean-up never removes.
 #[derive(Debug, Clone)]
 pub struct ChunkStore {
     root: PathBuf,
+    /// Chunks an uncommitted upload uses, with how many uploads use each.
+    held: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl ChunkStore {
     pub fn open(root: impl Into<PathBuf>) -> StoreResult<ChunkStore> {
         let root = root.into();
         fs::create_dir_all(&root)?;
-        Ok(ChunkStore { root })
+        Ok(ChunkStore {
+            root,
+            held: Arc::default(),
+        })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // The map stays consistent even if a holder panicked: recover it.
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lets clean-up remove these chunks again once no item uses them (after the upload
+    /// committed or gave up).
+    pub fn release(&self, chunks: &[ChunkRef]) {
+        let mut held = self.held();
+        for c in chunks {
+            if let Some(n) = held.get_mut(&c.hash) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(&c.hash);
+                }
+            }
+        }
+    }
+
+    /// Removes a chunk unless an upload holds it or `in_use` says an item references it. The
+    /// check and the removal happen under the registry lock, so an upload cannot pick the chunk
+    /// up in between.
+    pub fn remove_unused(
+        &self,
+        hash: &str,
+        in_use: impl FnOnce(&str) -> StoreResult<bool>,
+    ) -> StoreResult<bool> {
+        let held = self.held();
+        if held.contains_key(hash) || in_use(hash)? {
+            return Ok(false);
+        }
+        self.remove(hash)?;
+        drop(held);
+        Ok(true)
     }
 
     pub fn path(&self, hash: &str) -> PathBuf {
@@ -35,13 +82,16 @@ impl ChunkStore {
         self.path(hash).is_file()
     }
 
-    /// Stores a chunk; returns its reference and whether it was new.
+    /// Stores a chunk and holds it for the caller until [`ChunkStore::release`]; returns its
+    /// reference and whether it was new.
     pub fn put(&self, bytes: &[u8]) -> StoreResult<(ChunkRef, bool)> {
         let hash = blake3::hash(bytes).to_hex().to_string();
         let chunk = ChunkRef {
             hash: hash.clone(),
             len: bytes.len() as u64,
         };
+        // Held before looking at the disk: clean-up that runs from now on leaves it alone.
+        *self.held().entry(hash.clone()).or_insert(0) += 1;
         let path = self.path(&hash);
         if path.is_file() {
             return Ok((chunk, false));
@@ -58,7 +108,7 @@ impl ChunkStore {
         Ok(fs::read(self.path(hash))?)
     }
 
-    pub fn remove(&self, hash: &str) -> StoreResult<()> {
+    fn remove(&self, hash: &str) -> StoreResult<()> {
         match fs::remove_file(self.path(hash)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -155,9 +205,11 @@ impl ChunkWriter {
         Ok(self.written)
     }
 
-    /// Chunks created so far, for clean-up after a failed upload.
-    pub fn new_chunks(&self) -> &[String] {
-        &self.written.new_chunks
+    /// Gives up: releases the chunks written so far and returns those this upload created,
+    /// for clean-up.
+    pub fn abandon(self) -> Vec<String> {
+        self.store.release(&self.written.chunks);
+        self.written.new_chunks
     }
 }
 
@@ -185,5 +237,16 @@ mod tests {
         assert_eq!(store.count().unwrap(), 2);
         assert_eq!(file.content_hash, blake3::hash(&data).to_hex().to_string());
         assert_eq!(store.read(&file.chunks[2].hash).unwrap(), vec![7u8; 10]);
+
+        // Held by the (uncommitted) upload: clean-up leaves the chunks alone until released.
+        let hash = file.chunks[0].hash.clone();
+        assert!(!store.remove_unused(&hash, |_| Ok(false)).unwrap());
+        store.release(&file.chunks);
+        assert!(
+            !store.remove_unused(&hash, |_| Ok(true)).unwrap(),
+            "an item uses it"
+        );
+        assert!(store.remove_unused(&hash, |_| Ok(false)).unwrap());
+        assert!(!store.has(&hash));
     }
 }

@@ -395,6 +395,29 @@ pub fn edits_update_and_delete(store: &dyn Store) {
         "update without geometry keeps it"
     );
     assert!(store.row(item.id, &Key::Int(3)).unwrap().is_none());
+    // Generated keys stay clear of keys the same batch gives.
+    let mixed = EditPlan {
+        adds: vec![
+            RowAdd {
+                key: AddKey::Generate,
+                ..add(0)
+            },
+            add(50),
+            RowAdd {
+                key: AddKey::Generate,
+                ..add(0)
+            },
+        ],
+        ..Default::default()
+    };
+    let keys: Vec<_> = store
+        .apply_edits(item.id, &mixed)
+        .unwrap()
+        .results
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, vec![Some(json!(6)), Some(json!(50)), Some(json!(51))]);
     // A deleted key can be added again.
     let again = store
         .apply_edits(
@@ -405,7 +428,7 @@ pub fn edits_update_and_delete(store: &dyn Store) {
             },
         )
         .unwrap();
-    assert_eq!(again.item.row_count, 5);
+    assert_eq!(again.item.row_count, 8);
 }
 
 pub fn change_feed_order_and_tombstones(store: &dyn Store) {

@@ -28,6 +28,10 @@ use ferry_proto::{
 /// Everything Ferry persists, behind one narrow interface. Spaces are named by id or by name
 /// (`space_ref`).
 pub trait Store: Send + Sync + 'static {
+    /// Makes the database files complete and self-contained (everything flushed, background work
+    /// stopped), as at a clean shutdown. Reads and writes may still follow.
+    fn close(&self) -> StoreResult<()>;
+
     /// This instance's id and current data epoch.
     fn instance(&self) -> StoreResult<InstanceRecord>;
     /// Mints a new data epoch (after a restore or rebuild); receivers then resync.

@@ -23,8 +23,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    /// Wakes the checkpoint thread after a commit.
-    checkpoint: SyncSender<()>,
+    /// Wakes the checkpoint thread after a commit; `None` once the store is closed.
+    checkpoint: Mutex<Option<SyncSender<()>>>,
+    checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -79,16 +80,28 @@ impl SqliteStore {
         // so a large import answers as soon as its transaction commits.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
         let (wake, wakes) = sync_channel(1);
-        let checkpointer = open_connection(&path)?;
-        std::thread::Builder::new()
+        let checkpoint_conn = open_connection(&path)?;
+        let checkpointer = std::thread::Builder::new()
             .name("ferry-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &wakes))?;
+            .spawn(move || checkpoint_loop(&checkpoint_conn, &wakes))?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
-            checkpoint: wake,
+            checkpoint: Mutex::new(Some(wake)),
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
+    }
+
+    /// Stops the checkpoint thread and waits until its connection is closed.
+    fn stop_checkpointer(&self) {
+        if let Ok(mut wake) = self.checkpoint.lock() {
+            wake.take();
+        }
+        let thread = self.checkpointer.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -116,12 +129,20 @@ impl SqliteStore {
         let value = f(&tx)?;
         tx.commit()?;
         // A full channel means a checkpoint is already due; one more wake adds nothing.
-        let _ = self.checkpoint.try_send(());
+        if let Some(wake) = self.checkpoint.lock().map_err(poisoned)?.as_ref() {
+            let _ = wake.try_send(());
+        }
         Ok(value)
     }
 }
 
-/// Copies committed WAL frames into the database after writes, until the store is dropped.
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_checkpointer();
+    }
+}
+
+/// Copies committed WAL frames into the database after writes, until the store is closed.
 fn checkpoint_loop(conn: &Connection, wakes: &Receiver<()>) {
     while wakes.recv().is_ok() {
         // PASSIVE never blocks readers or the writer; frames it cannot copy yet wait for the next.
@@ -488,6 +509,7 @@ impl EditRun<'_, '_> {
         });
     }
 
+    /// The next integer key above every integer key stored or added so far in this batch.
     fn generated_key(&mut self) -> StoreResult<Key> {
         let next = match self.next_int_key {
             Some(n) => n,
@@ -497,16 +519,29 @@ impl EditRun<'_, '_> {
                     [self.rid],
                     |r| r.get(0),
                 )?;
-                max.unwrap_or(0) + 1
+                max.map_or(Some(1), |m| m.checked_add(1))
+                    .ok_or_else(no_key_left)?
             }
         };
-        self.next_int_key = Some(next + 1);
+        self.next_int_key = Some(next.checked_add(1).ok_or_else(no_key_left)?);
         Ok(Key::Int(next))
+    }
+
+    /// Keeps generated keys clear of an integer key the batch gives explicitly.
+    fn note_given_key(&mut self, key: &Key) {
+        if let (Key::Int(k), Some(next)) = (key, self.next_int_key)
+            && *k >= next
+        {
+            self.next_int_key = k.checked_add(1);
+        }
     }
 
     fn add(&mut self, add: &RowAdd) -> (Option<Key>, StoreResult<()>) {
         let key = match &add.key {
-            AddKey::Given(k) => k.clone(),
+            AddKey::Given(k) => {
+                self.note_given_key(k);
+                k.clone()
+            }
             AddKey::Generate => match self.generated_key() {
                 Ok(k) => k,
                 Err(e) => return (None, Err(e)),
@@ -582,6 +617,13 @@ impl EditRun<'_, '_> {
     }
 }
 
+fn no_key_left() -> StoreError {
+    ferry_core::CoreError::InvalidRequest(
+        "no integer key is left above the largest one; give the row a key".into(),
+    )
+    .into()
+}
+
 fn row_not_found(key: &Key) -> StoreError {
     ferry_core::CoreError::RowNotFound(format!(
         "no row with key {key}; `ferry item rows` lists the rows"
@@ -590,6 +632,14 @@ fn row_not_found(key: &Key) -> StoreError {
 }
 
 impl Store for SqliteStore {
+    fn close(&self) -> StoreResult<()> {
+        self.stop_checkpointer();
+        self.readers.lock().map_err(poisoned)?.clear();
+        let conn = self.writer.lock().map_err(poisoned)?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     fn instance(&self) -> StoreResult<InstanceRecord> {
         self.read(|c| {
             Ok(InstanceRecord {
@@ -920,16 +970,21 @@ impl Store for SqliteStore {
                 });
             }
             let item_seq = run.seqs.take();
+            // Combined here, inside the transaction, so concurrent batches cannot lose a type.
+            let geometry_type = match plan.geometry_type {
+                Some(t) => Some(ferry_core::geometry::combine_types(item.geometry_type, t)),
+                None => item.geometry_type,
+            };
             tx.execute(
                 "UPDATE items SET version = version + 1, seq = ?2, updated_at = ?3,
-                     row_count = row_count + ?4, geometry_type = coalesce(?5, geometry_type)
+                     row_count = row_count + ?4, geometry_type = ?5
                  WHERE rid = ?1",
                 params![
                     rid,
                     item_seq,
                     now(),
                     run.row_delta,
-                    plan.geometry_type.map(|g| g.as_str())
+                    geometry_type.map(|g| g.as_str())
                 ],
             )?;
             let results = run.results;
@@ -1172,5 +1227,27 @@ mod tests {
         let again = SqliteStore::open(&path).unwrap();
         assert_eq!(again.instance().unwrap(), before);
         assert_eq!(again.space("kept").unwrap().name, "kept");
+    }
+
+    /// After `close` the database file alone holds everything: a backup that copies only
+    /// `ferry.db` is complete.
+    #[test]
+    fn close_leaves_a_self_contained_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .create_space(&NewSpace {
+                name: "flushed".into(),
+                description: String::new(),
+            })
+            .unwrap();
+        store.close().unwrap();
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let copied = SqliteStore::open(&copy).unwrap();
+        assert_eq!(copied.space("flushed").unwrap().name, "flushed");
+        // The closed store still answers.
+        assert_eq!(store.list_spaces().unwrap().len(), 1);
     }
 }

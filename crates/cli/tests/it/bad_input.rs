@@ -148,57 +148,37 @@ async fn wrong_content_types_are_refused() {
         "unsupported_content_type",
         inst.import("space=s&kind=dataset", "image/png", "x").await
     );
-    let no_type = async {
-        let r = inst
-            .request(
-                Method::POST,
-                "/api/v1/items/import?space=s",
-                Some(&inst.admin_token),
-            )
-            .body("id\n1\n")
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json::<serde_json::Value>().await.unwrap())
-    };
-    refused!(
-        inst,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_content_type",
-        no_type.await
-    );
-    let text_body = async {
-        let r = inst
-            .request(Method::POST, "/api/v1/spaces", Some(&inst.admin_token))
-            .header("content-type", "text/plain")
-            .body(r#"{"name":"x"}"#)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json::<serde_json::Value>().await.unwrap())
-    };
-    refused!(
-        inst,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_content_type",
-        text_body.await
-    );
-    let bad_json = async {
-        let r = inst
-            .request(Method::POST, "/api/v1/spaces", Some(&inst.admin_token))
-            .header("content-type", "application/json")
-            .body(r#"{"name": 5}"#)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json::<serde_json::Value>().await.unwrap())
-    };
-    refused!(
-        inst,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        bad_json.await
-    );
+    let raw_posts = [
+        (
+            "/api/v1/items/import?space=s",
+            None,
+            "id\n1\n",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+        ),
+        (
+            "/api/v1/spaces",
+            Some("text/plain"),
+            r#"{"name":"x"}"#,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+        ),
+        (
+            "/api/v1/spaces",
+            Some("application/json"),
+            r#"{"name": 5}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (path, content_type, body, status, code) in raw_posts {
+        refused!(
+            inst,
+            status,
+            code,
+            inst.post_raw(path, content_type, body).await
+        );
+    }
 }
 
 #[tokio::test]
@@ -335,61 +315,58 @@ async fn bad_edits_and_queries_are_refused() {
         .await
     );
     let rows = format!("/api/v1/items/{}/rows", layer["id"].as_str().unwrap());
-    refused!(
-        inst,
-        StatusCode::BAD_REQUEST,
-        "invalid_cursor",
-        inst.call(Method::GET, &format!("{rows}?after=!!"), None)
-            .await
-    );
-    refused!(
-        inst,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        inst.call(Method::GET, &format!("{rows}?bbox=1,2,3"), None)
-            .await
-    );
-    refused!(
-        inst,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        inst.call(Method::GET, &format!("{rows}?where=nope:1"), None)
-            .await
-    );
-    refused!(
-        inst,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        inst.call(
+    let bad_calls = [
+        (
             Method::GET,
-            &format!("/api/v1/items/{dataset_id}/rows?bbox=0,0,1,1"),
-            None
-        )
-        .await
-    );
-    refused!(
-        inst,
-        StatusCode::NOT_FOUND,
-        "item_not_found",
-        inst.call(Method::GET, "/api/v1/items/not-an-id", None)
-            .await
-    );
-    refused!(
-        inst,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        inst.call(
+            format!("{rows}?after=!!"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+        ),
+        (
+            Method::GET,
+            format!("{rows}?bbox=1,2,3"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{rows}?where=nope:1"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/items/{dataset_id}/rows?bbox=0,0,1,1"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/api/v1/items/not-an-id".to_string(),
+            None,
+            StatusCode::NOT_FOUND,
+            "item_not_found",
+        ),
+        (
             Method::POST,
-            "/api/v1/spaces",
-            Some(json!({"name": "has space"}))
-        )
-        .await
-    );
-    refused!(
-        inst,
-        StatusCode::CONFLICT,
-        "space_name_taken",
-        inst.call(Method::POST, "/api/v1/spaces", Some(json!({"name": "s"})))
-            .await
-    );
+            "/api/v1/spaces".to_string(),
+            Some(json!({"name": "has space"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/spaces".to_string(),
+            Some(json!({"name": "s"})),
+            StatusCode::CONFLICT,
+            "space_name_taken",
+        ),
+    ];
+    for (method, path, body, status, code) in bad_calls {
+        refused!(inst, status, code, inst.call(method, &path, body).await);
+    }
 }

@@ -45,13 +45,9 @@ async fn files_are_chunked_deduplicated_and_served_with_ranges() {
     assert_eq!(item["file"]["chunk_count"], 3);
     assert_eq!(item["file"]["content_hash"], blake3_hex(&bytes));
     assert_eq!(chunk_files(&inst), 3);
-    let export = format!("/api/v1/items/{}/export", item["id"].as_str().unwrap());
+    let id = item["id"].as_str().unwrap().to_string();
 
-    let whole = inst
-        .request(Method::GET, &export, Some(&inst.admin_token))
-        .send()
-        .await
-        .unwrap();
+    let whole = inst.export(&id, "", &[]).await;
     assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(whole.headers()["content-type"], "application/x-scan");
     assert_eq!(whole.headers()["accept-ranges"], "bytes");
@@ -60,11 +56,8 @@ async fn files_are_chunked_deduplicated_and_served_with_ranges() {
     // A range across a chunk boundary.
     let (from, to) = (MIB - 10, MIB + 9);
     let part = inst
-        .request(Method::GET, &export, Some(&inst.admin_token))
-        .header("range", format!("bytes={from}-{to}"))
-        .send()
-        .await
-        .unwrap();
+        .export(&id, "", &[("range", format!("bytes={from}-{to}"))])
+        .await;
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         part.headers()["content-range"],
@@ -72,25 +65,51 @@ async fn files_are_chunked_deduplicated_and_served_with_ranges() {
     );
     assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[from..=to]);
     let tail = inst
-        .request(Method::GET, &export, Some(&inst.admin_token))
-        .header("range", "bytes=-5")
-        .send()
-        .await
-        .unwrap();
+        .export(&id, "", &[("range", "bytes=-5".to_string())])
+        .await;
     assert_eq!(
         tail.bytes().await.unwrap().as_ref(),
         &bytes[bytes.len() - 5..]
     );
     let outside = inst
-        .request(Method::GET, &export, Some(&inst.admin_token))
-        .header("range", format!("bytes={}-", bytes.len() + 10))
-        .send()
-        .await
-        .unwrap();
+        .export(
+            &id,
+            "",
+            &[("range", format!("bytes={}-", bytes.len() + 10))],
+        )
+        .await;
     assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        outside.headers()["content-range"],
+        format!("bytes */{}", bytes.len()).as_str()
+    );
     assert_eq!(
         outside.json::<serde_json::Value>().await.unwrap()["code"],
         "range_not_satisfiable"
+    );
+
+    let (_, empty) = inst
+        .import("space=s", "application/octet-stream", Vec::<u8>::new())
+        .await;
+    let empty_id = empty["id"].as_str().unwrap().to_string();
+    let none = inst
+        .export(&empty_id, "", &[("range", "bytes=0-".to_string())])
+        .await;
+    assert_eq!(
+        none.status(),
+        StatusCode::OK,
+        "a range of an empty file sends the (empty) file"
+    );
+    assert!(none.bytes().await.unwrap().is_empty());
+    inst.call(Method::DELETE, &format!("/api/v1/items/{empty_id}"), None)
+        .await;
+    let garbled = inst
+        .export(&id, "", &[("range", "pages=1-2".to_string())])
+        .await;
+    assert_eq!(
+        garbled.status(),
+        StatusCode::OK,
+        "a Range header Ferry cannot use is ignored"
     );
 
     // The same content again stores no new chunk; one changed chunk stores one.

@@ -147,6 +147,40 @@ impl TestInstance {
         into_json(builder.send().await.expect("import sent")).await
     }
 
+    /// `GET /api/v1/items/{id}/export{query}` as admin, with optional extra headers.
+    pub async fn export(
+        &self,
+        id: &str,
+        query: &str,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
+        let mut builder = self.request(
+            Method::GET,
+            &format!("/api/v1/items/{id}/export{query}"),
+            Some(&self.admin_token),
+        );
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        builder.send().await.expect("export sent")
+    }
+
+    /// A POST with a raw body and an optional Content-Type, as admin.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: &'static str,
+    ) -> (StatusCode, Value) {
+        let mut builder = self
+            .request(Method::POST, path, Some(&self.admin_token))
+            .body(body);
+        if let Some(t) = content_type {
+            builder = builder.header("content-type", t);
+        }
+        into_json(builder.send().await.expect("request sent")).await
+    }
+
     pub async fn create_space(&self, name: &str) -> Value {
         let (status, body) = self
             .call(

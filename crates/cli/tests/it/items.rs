@@ -81,18 +81,7 @@ async fn geojson_layer_round_trips_and_answers_queries() {
     let id = item["id"].as_str().unwrap();
 
     // Export equals the input, feature by feature.
-    let exported: Value = inst
-        .request(
-            Method::GET,
-            &format!("/api/v1/items/{id}/export"),
-            Some(&inst.admin_token),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let exported: Value = inst.export(id, "", &[]).await.json().await.unwrap();
     let original: Value = serde_json::from_str(&source).unwrap();
     assert_eq!(exported["features"], original["features"]);
 
@@ -166,14 +155,8 @@ async fn csv_and_ndjson_datasets_with_inferred_and_explicit_schemas() {
     assert_eq!(item["schema"]["primary_key"], "code");
     let id = item["id"].as_str().unwrap();
     let exported = inst
-        .request(
-            Method::GET,
-            &format!("/api/v1/items/{id}/export?format=csv"),
-            Some(&inst.admin_token),
-        )
-        .send()
+        .export(id, "?format=csv", &[])
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -195,14 +178,8 @@ async fn csv_and_ndjson_datasets_with_inferred_and_explicit_schemas() {
     assert_eq!(item["schema"], schema);
     let id = item["id"].as_str().unwrap();
     let nd = inst
-        .request(
-            Method::GET,
-            &format!("/api/v1/items/{id}/export?format=ndjson"),
-            Some(&inst.admin_token),
-        )
-        .send()
+        .export(id, "?format=ndjson", &[])
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -244,6 +221,10 @@ async fn edits_apply_all_or_nothing_with_a_result_per_edit() {
     );
     assert_eq!(out["item"]["row_count"], 6);
     assert_eq!(out["item"]["version"], 2);
+    assert_eq!(
+        out["item"]["geometry_type"], "Point",
+        "points added to a point layer keep its type"
+    );
     let two = inst
         .get(&format!("/api/v1/items/{id}/rows?where=name:two"))
         .await;

@@ -13,7 +13,7 @@ use ferry_proto::{
     ApiError, EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem,
     RowPage,
 };
-use ferry_store::{ItemDraft, ItemShape, NoRows, RowQuery, StoreError};
+use ferry_store::{ChunkStore, ItemDraft, ItemShape, NoRows, RowQuery, Store, StoreError};
 
 const DEFAULT_ROWS: usize = 100;
 const MAX_ROWS: usize = 10_000;
@@ -46,24 +46,26 @@ pub(crate) fn check_metadata(
     Ok(())
 }
 
-/// Deletes chunk files that no item references any more.
+/// Deletes those of `hashes` that no item references and no upload in progress holds.
+pub(crate) fn remove_unused_chunks(store: &dyn Store, chunks: &ChunkStore, hashes: &[String]) {
+    for h in hashes {
+        if let Err(e) = chunks.remove_unused(h, |h| store.chunk_in_use(h)) {
+            tracing::warn!(error = %e, chunk = %h, "could not remove an unused chunk; it stays on disk");
+        }
+    }
+}
+
+/// [`remove_unused_chunks`] for chunks an item deletion freed.
 pub(crate) async fn remove_chunks(state: &AppState, hashes: Vec<String>) {
     if hashes.is_empty() {
         return;
     }
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
-    let outcome = blocking(move || {
-        for h in hashes {
-            if !store.chunk_in_use(&h)? {
-                chunks.remove(&h)?;
-            }
-        }
+    let _ = blocking(move || {
+        remove_unused_chunks(store.as_ref(), &chunks, &hashes);
         Ok::<_, StoreError>(())
     })
     .await;
-    if let Err(e) = outcome {
-        tracing::warn!(error = ?e, "could not remove unused chunks; they will be left on disk");
-    }
 }
 
 /// Items, optionally of one space.
@@ -99,6 +101,9 @@ pub(crate) async fn create_item(
         Some(&new.markings),
     )?;
     check_new_schema(new.kind, &new.schema)?;
+    if let Some(crs) = &new.crs {
+        names::check_crs(crs)?;
+    }
     let layer = new.kind == ItemKind::FeatureLayer;
     let draft = ItemDraft {
         space_ref: new.space,
@@ -286,7 +291,6 @@ pub(crate) async fn apply_edits(
             kind: item.kind,
             schema: &schema,
             crs: item.crs.as_deref(),
-            geometry_type: item.geometry_type,
         };
         if !item.kind.has_rows() {
             return Err(StoreError::WrongItemKind {

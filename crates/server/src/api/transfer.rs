@@ -3,7 +3,7 @@
 //! feeds the response body.
 
 use super::QueryPairs;
-use super::items::{check_metadata, parse_item_id};
+use super::items::{check_metadata, parse_item_id, remove_unused_chunks};
 use crate::auth::{AnyRole, EditorRole};
 use crate::error::{ApiFailure, ApiResult};
 use crate::metrics;
@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use ferry_core::{CoreError, names};
 use ferry_formats::{ExportFormat, ImportFormat, ImportOptions, start_import, write_export};
 use ferry_proto::{ApiError, ErrorCode, FileInfo, Item, ItemKind, Schema};
-use ferry_store::{ChunkStore, ChunkWriter, ItemDraft, NoRows, RowSource, Store, StoreError};
+use ferry_store::{ChunkWriter, ItemDraft, NoRows, RowSource, Store, StoreError};
 use futures_util::TryStreamExt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -25,6 +25,9 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 const EXPORT_BUFFER: usize = 64 * 1024;
+/// An import holds the single database writer while it reads its body, so a body that stops
+/// arriving for this long is abandoned rather than blocking every other write.
+const UPLOAD_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 const READ_BUFFER: usize = 256 * 1024;
 
 /// Counts the bytes read and fails once they pass the limit.
@@ -45,6 +48,29 @@ impl<R: Read> Read for LimitedRead<R> {
         }
         Ok(n)
     }
+}
+
+/// The request body as a byte stream that fails when no data arrives for [`UPLOAD_IDLE_TIMEOUT`].
+fn stall_guard(body: Body) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Unpin {
+    let stream = body.into_data_stream().map_err(io::Error::other);
+    Box::pin(futures_util::stream::unfold(
+        Some(stream),
+        |state| async move {
+            let mut stream = state?;
+            match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, stream.try_next()).await {
+                Ok(Ok(Some(bytes))) => Some((Ok(bytes), Some(stream))),
+                Ok(Ok(None)) => None,
+                Ok(Err(e)) => Some((Err(e), None)),
+                Err(_) => Some((
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the upload stalled: no data for 60 s",
+                    )),
+                    None,
+                )),
+            }
+        },
+    ))
 }
 
 fn too_large(limit: u64) -> ApiFailure {
@@ -194,9 +220,7 @@ pub(crate) async fn import_item(
     let exceeded = Arc::new(AtomicBool::new(false));
     let bytes_read = Arc::new(AtomicU64::new(0));
     let reader = LimitedRead {
-        inner: SyncIoBridge::new(StreamReader::new(
-            body.into_data_stream().map_err(io::Error::other),
-        )),
+        inner: SyncIoBridge::new(StreamReader::new(stall_guard(body))),
         limit,
         read: bytes_read.clone(),
         exceeded: exceeded.clone(),
@@ -293,25 +317,28 @@ async fn import_file(
     file_name: Option<String>,
 ) -> ApiResult<Item> {
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
-    let written = blocking(move || {
+    blocking(move || {
         let mut writer = ChunkWriter::new(chunks.clone());
         let mut buf = vec![0u8; READ_BUFFER];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
+        let copied = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    if let Err(e) = writer.write(&buf[..n]) {
+                        break Err(e);
+                    }
+                }
                 Err(e) => {
-                    discard(store.as_ref(), &chunks, writer.new_chunks());
-                    return Err(CoreError::InvalidRequest(format!(
+                    break Err(CoreError::InvalidRequest(format!(
                         "reading the upload failed: {e}"
                     ))
                     .into());
                 }
-            };
-            if let Err(e) = writer.write(&buf[..n]) {
-                discard(store.as_ref(), &chunks, writer.new_chunks());
-                return Err(e);
             }
+        };
+        if let Err(e) = copied {
+            remove_unused_chunks(store.as_ref(), &chunks, &writer.abandon());
+            return Err(e);
         }
         let written = writer.finish()?;
         let info = FileInfo {
@@ -322,25 +349,15 @@ async fn import_file(
             chunk_count: written.chunks.len() as u64,
         };
         draft.file = Some((info, written.chunks.clone()));
-        match store.create_item(&draft, &mut NoRows::default()) {
-            Ok(item) => Ok(item),
-            Err(e) => {
-                discard(store.as_ref(), &chunks, &written.new_chunks);
-                Err(e)
-            }
+        let created = store.create_item(&draft, &mut NoRows::default());
+        // Committed (or given up): the item's reference, if any, now protects the chunks.
+        chunks.release(&written.chunks);
+        if created.is_err() {
+            remove_unused_chunks(store.as_ref(), &chunks, &written.new_chunks);
         }
+        created
     })
-    .await?;
-    Ok(written)
-}
-
-/// Removes chunks an unfinished upload created, unless a committed item uses them meanwhile.
-fn discard(store: &dyn Store, chunks: &ChunkStore, hashes: &[String]) {
-    for h in hashes {
-        if let Ok(false) = store.chunk_in_use(h) {
-            let _ = chunks.remove(h);
-        }
-    }
+    .await
 }
 
 /// An `io::Write` that feeds a response body through a bounded channel.
@@ -486,7 +503,10 @@ async fn export_file(state: &AppState, item: Item, headers: &HeaderMap) -> ApiRe
     let chunks = blocking(move || store.file_chunks(id)).await?;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
-        Some(raw) => byte_range(raw, info.size)?,
+        Some(raw) => match byte_range(raw, info.size) {
+            Ok(range) => range,
+            Err(()) => return Ok(range_not_satisfiable(raw, info.size)),
+        },
     };
     let (start, end) = range.unwrap_or((0, info.size.saturating_sub(1)));
     let length = if info.size == 0 { 0 } else { end - start + 1 };
@@ -538,19 +558,30 @@ async fn export_file(state: &AppState, item: Item, headers: &HeaderMap) -> ApiRe
     Ok(response)
 }
 
-/// One satisfiable byte range, `None` to send the whole file (several ranges are answered whole,
-/// as RFC 9110 allows), or 416.
-fn byte_range(raw: &str, size: u64) -> ApiResult<Option<(u64, u64)>> {
-    let unsatisfiable = || {
-        ApiFailure::new(
-            ErrorCode::RangeNotSatisfiable,
-            format!("the range '{raw}' is outside the file of {size} bytes"),
-        )
+/// The one byte range to send, or `None` for the whole file. A header Ferry cannot use (bad
+/// syntax, several ranges, an empty file) is ignored, as RFC 9110 allows; `Err` means 416.
+fn byte_range(raw: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Ok(parsed) = http_range_header::parse_range_header(raw) else {
+        return Ok(None);
     };
-    let parsed = http_range_header::parse_range_header(raw).map_err(|_| unsatisfiable())?;
-    let ranges = parsed.validate(size).map_err(|_| unsatisfiable())?;
+    if size == 0 {
+        return Ok(None);
+    }
+    let ranges = parsed.validate(size).map_err(|_| ())?;
     Ok(match ranges.as_slice() {
         [one] => Some((*one.start(), *one.end())),
         _ => None,
     })
+}
+
+fn range_not_satisfiable(raw: &str, size: u64) -> Response {
+    let failure = ApiFailure::new(
+        ErrorCode::RangeNotSatisfiable,
+        format!("the range '{raw}' is outside the file of {size} bytes"),
+    );
+    let mut response = failure.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        response.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    response
 }
