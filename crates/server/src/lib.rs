@@ -30,6 +30,12 @@ use tower_http::trace::TraceLayer;
 /// How often the epoch marker is refreshed while serving.
 const EPOCH_MARKER_INTERVAL: Duration = Duration::from_secs(30);
 
+/// The OpenAPI document of `/api/v1`, as served at `/api/v1/openapi.json`.
+pub fn openapi_json() -> String {
+    let (_, openapi) = api::routes().split_for_parts();
+    openapi.to_pretty_json().unwrap_or_default()
+}
+
 /// Builds the full router for an instance whose public URL is `public_url`.
 pub fn router(instance: &Instance, public_url: String) -> Router {
     let state = AppState {
@@ -124,5 +130,24 @@ async fn refresh_epoch_marker(dir: std::path::PathBuf, store: Arc<dyn ferry_stor
         let (dir, store) = (dir.clone(), store.clone());
         let _ =
             tokio::task::spawn_blocking(move || instance::record_epoch(&dir, store.as_ref())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed `docs/openapi.json` matches the code, so API changes show up in review.
+    /// Refresh it with `UPDATE_OPENAPI=1 cargo nextest run -p ferry-server`.
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        let generated = super::openapi_json();
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json is out of date; run UPDATE_OPENAPI=1 cargo nextest run -p ferry-server"
+        );
     }
 }

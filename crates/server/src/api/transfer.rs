@@ -18,9 +18,12 @@ use ferry_formats::{ExportFormat, ImportFormat, ImportOptions, start_import, wri
 use ferry_proto::{ApiError, ErrorCode, FileInfo, Item, ItemKind, Schema};
 use ferry_store::{ChunkWriter, ItemDraft, NoRows, RowSource, Store, StoreError};
 use futures_util::TryStreamExt;
+use std::future::Future;
 use std::io::{self, Read, Write};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
@@ -51,26 +54,55 @@ impl<R: Read> Read for LimitedRead<R> {
 }
 
 /// The request body as a byte stream that fails when no data arrives for [`UPLOAD_IDLE_TIMEOUT`].
-fn stall_guard(body: Body) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Unpin {
-    let stream = body.into_data_stream().map_err(io::Error::other);
-    Box::pin(futures_util::stream::unfold(
-        Some(stream),
-        |state| async move {
-            let mut stream = state?;
-            match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, stream.try_next()).await {
-                Ok(Ok(Some(bytes))) => Some((Ok(bytes), Some(stream))),
-                Ok(Ok(None)) => None,
-                Ok(Err(e)) => Some((Err(e), None)),
-                Err(_) => Some((
-                    Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the upload stalled: no data for 60 s",
-                    )),
-                    None,
-                )),
+/// One timer serves the whole upload: data arriving only notes the time (a timer per chunk costs
+/// more than the rest of the import's network handling).
+struct StallGuard<S> {
+    inner: S,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    last_data: tokio::time::Instant,
+    stalled: bool,
+}
+
+impl StallGuard<()> {
+    fn new(body: Body) -> StallGuard<impl futures_util::Stream<Item = io::Result<Bytes>> + Unpin> {
+        let now = tokio::time::Instant::now();
+        StallGuard {
+            inner: body.into_data_stream().map_err(io::Error::other),
+            timer: Box::pin(tokio::time::sleep_until(now + UPLOAD_IDLE_TIMEOUT)),
+            last_data: now,
+            stalled: false,
+        }
+    }
+}
+
+impl<S: futures_util::Stream<Item = io::Result<Bytes>> + Unpin> futures_util::Stream
+    for StallGuard<S>
+{
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.stalled {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(item) = Pin::new(&mut this.inner).poll_next(cx) {
+            this.last_data = tokio::time::Instant::now();
+            return Poll::Ready(item);
+        }
+        while this.timer.as_mut().poll(cx).is_ready() {
+            let deadline = this.last_data + UPLOAD_IDLE_TIMEOUT;
+            if tokio::time::Instant::now() >= deadline {
+                this.stalled = true;
+                let msg = format!(
+                    "the upload stalled: no data for {} s",
+                    UPLOAD_IDLE_TIMEOUT.as_secs()
+                );
+                return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::TimedOut, msg))));
             }
-        },
-    ))
+            this.timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    }
 }
 
 fn too_large(limit: u64) -> ApiFailure {
@@ -220,7 +252,7 @@ pub(crate) async fn import_item(
     let exceeded = Arc::new(AtomicBool::new(false));
     let bytes_read = Arc::new(AtomicU64::new(0));
     let reader = LimitedRead {
-        inner: SyncIoBridge::new(StreamReader::new(stall_guard(body))),
+        inner: SyncIoBridge::new(StreamReader::new(StallGuard::new(body))),
         limit,
         read: bytes_read.clone(),
         exceeded: exceeded.clone(),
@@ -584,4 +616,45 @@ fn range_not_satisfiable(raw: &str, size: u64) -> Response {
         response.headers_mut().insert(header::CONTENT_RANGE, v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_upload_fails_after_the_idle_timeout() {
+        let first = futures_util::stream::iter([Ok::<_, io::Error>(Bytes::from_static(b"abc"))]);
+        let mut guard = StallGuard::new(Body::from_stream(
+            first.chain(futures_util::stream::pending()),
+        ));
+        assert_eq!(guard.try_next().await.unwrap().unwrap(), "abc");
+        let started = tokio::time::Instant::now();
+        let err = guard.try_next().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= UPLOAD_IDLE_TIMEOUT);
+        assert!(
+            guard.try_next().await.unwrap().is_none(),
+            "a stalled upload stays ended"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_but_steady_upload_is_not_cut() {
+        let slow = futures_util::stream::unfold(0, |n| async move {
+            if n == 5 {
+                return None;
+            }
+            tokio::time::sleep(UPLOAD_IDLE_TIMEOUT / 2).await;
+            Some((Ok::<_, io::Error>(Bytes::from_static(b"x")), n + 1))
+        });
+        let guard = StallGuard::new(Body::from_stream(slow));
+        let chunks: Vec<_> = guard.try_collect().await.unwrap();
+        assert_eq!(
+            chunks.len(),
+            5,
+            "five chunks over 2.5 idle periods all arrive"
+        );
+    }
 }
