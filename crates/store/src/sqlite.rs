@@ -411,15 +411,41 @@ fn unused_chunks(conn: &Connection, hashes: Vec<String>) -> StoreResult<Vec<Stri
 
 // ---- rows ---------------------------------------------------------------------------------------
 
-const INSERT_ROW: &str =
-    "INSERT INTO rows (item_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
-     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)";
-const UPSERT_ROW: &str = "INSERT OR REPLACE INTO rows (item_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
-     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)";
+const INSERT_ROW: &str = "INSERT INTO rows
+     (item_rid, space_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
+     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10)";
+const UPSERT_ROW: &str = "INSERT OR REPLACE INTO rows
+     (item_rid, space_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
+     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Row changes of a space after a sequence. The rows index drives the loop (CROSS JOIN fixes the
+/// order) so rows come out in sequence order with no sort, whatever the planner's statistics.
+const ROW_CHANGES: &str = "SELECT r.key, r.seq, r.deleted, r.vals, r.geom, i.id
+     FROM rows AS r INDEXED BY rows_by_space_seq CROSS JOIN items AS i ON i.rid = r.item_rid
+     WHERE r.space_rid = ?1 AND r.seq > ?2 ORDER BY r.seq LIMIT ?3";
+
+/// Which item a row belongs to, and that item's space.
+#[derive(Debug, Clone, Copy)]
+struct RowOwner {
+    item_rid: i64,
+    space_rid: i64,
+}
+
+fn row_owner(conn: &Connection, item_rid: i64) -> StoreResult<RowOwner> {
+    let space_rid = conn.query_row(
+        "SELECT space_rid FROM items WHERE rid = ?1",
+        [item_rid],
+        |r| r.get(0),
+    )?;
+    Ok(RowOwner {
+        item_rid,
+        space_rid,
+    })
+}
 
 fn write_row(
     stmt: &mut rusqlite::CachedStatement<'_>,
-    rid: i64,
+    owner: RowOwner,
     key: &Key,
     seq: i64,
     values: &str,
@@ -427,7 +453,8 @@ fn write_row(
 ) -> rusqlite::Result<usize> {
     let bbox = geometry.and_then(|g| g.bbox);
     stmt.execute(params![
-        rid,
+        owner.item_rid,
+        owner.space_rid,
         KeySql(key),
         seq,
         values,
@@ -477,6 +504,7 @@ fn sql_of_json(v: &Value) -> SqlValue {
 struct EditRun<'t, 'c> {
     tx: &'t Transaction<'c>,
     rid: i64,
+    owner: RowOwner,
     seqs: SeqAlloc,
     results: Vec<EditResult>,
     failed: usize,
@@ -558,7 +586,7 @@ impl EditRun<'_, '_> {
             let mut stmt = self.tx.prepare_cached(UPSERT_ROW)?;
             write_row(
                 &mut stmt,
-                self.rid,
+                self.owner,
                 &key,
                 seq,
                 &to_json(&add.values)?,
@@ -583,7 +611,7 @@ impl EditRun<'_, '_> {
         match &update.geometry {
             Some(g) => write_row(
                 &mut stmt,
-                self.rid,
+                self.owner,
                 &update.key,
                 seq,
                 &to_json(&merged)?,
@@ -824,6 +852,10 @@ impl Store for SqliteStore {
                 ],
             )?;
             let rid = tx.last_insert_rowid();
+            let owner = RowOwner {
+                item_rid: rid,
+                space_rid,
+            };
             let mut seqs = SeqAlloc::begin(tx)?;
             let mut count = 0i64;
             {
@@ -831,7 +863,7 @@ impl Store for SqliteStore {
                 while let Some(row) = rows.next_row()? {
                     let inserted = write_row(
                         &mut stmt,
-                        rid,
+                        owner,
                         &row.key,
                         seqs.take(),
                         &row.values,
@@ -944,6 +976,7 @@ impl Store for SqliteStore {
             let mut run = EditRun {
                 tx,
                 rid,
+                owner: row_owner(tx, rid)?,
                 seqs: SeqAlloc::begin(tx)?,
                 results: Vec::new(),
                 failed: 0,
@@ -1127,41 +1160,65 @@ impl Store for SqliteStore {
             let tx = c.unchecked_transaction()?;
             let (space_rid, _) = find_space(&tx, space_ref)?;
             let epoch = meta(&tx, "epoch")?;
-            // Any row change also moves its item's seq, so only items changed after `after` can
-            // hold changed rows: the cost follows the changes, not the size of the space.
-            let mut stmt = tx.prepare(&items_query("i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq"))?;
-            let changed: Vec<(i64, bool, Item)> = stmt
-                .query_map(params![space_rid, after], decode_item)?
-                .map(|r| build_item(r?))
-                .collect::<StoreResult<_>>()?;
+            // Two index ranges, items(space_rid, seq) and rows(space_rid, seq), each read for at
+            // most `limit + 1` entries: a page costs O(limit), whatever the size of the space.
+            let page = limit as i64 + 1;
+            let mut items = tx.prepare(&items_query(
+                "i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
+            ))?;
             let mut changes = Vec::new();
-            let mut rows_stmt = tx.prepare(
-                "SELECT key, seq, deleted, vals, geom FROM rows WHERE item_rid = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?;
-            for (rid, deleted, item) in changed {
-                if deleted {
-                    changes.push(Change::ItemDeleted { seq: item.seq, item_id: item.id });
-                    continue;
-                }
-                let item_id = item.id;
-                let rows = rows_stmt.query_map(params![rid, after, limit as i64 + 1], |r| {
-                    Ok((key_from_sql(r.get_ref(0)?)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)? != 0, r.get::<_, Option<String>>(3)?, r.get::<_, Option<String>>(4)?))
+            for raw in items.query_map(params![space_rid, after, page], decode_item)? {
+                let (_, deleted, item) = build_item(raw?)?;
+                changes.push(if deleted {
+                    Change::ItemDeleted {
+                        seq: item.seq,
+                        item_id: item.id,
+                    }
+                } else {
+                    Change::Item {
+                        seq: item.seq,
+                        item: Box::new(item),
+                    }
+                });
+            }
+            let mut rows = tx.prepare(ROW_CHANGES)?;
+            let found = rows.query_map(params![space_rid, after, page], |r| {
+                Ok((
+                    key_from_sql(r.get_ref(0)?)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)? != 0,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?;
+            for r in found {
+                let (key, seq, deleted, vals, geom, item_id) = r?;
+                let item_id = item_id.parse().map_err(|_| {
+                    StoreError::Backend(format!("stored item id '{item_id}' is corrupt"))
                 })?;
-                for r in rows {
-                    let (key, seq, row_deleted, vals, geom) = r?;
-                    changes.push(if row_deleted {
-                        Change::RowDeleted { seq, item_id, key: key.to_value() }
-                    } else {
-                        Change::Row { seq, item_id, row: parse_row(key, seq, vals.as_deref().unwrap_or("{}"), geom.as_deref())? }
-                    });
-                }
-                changes.push(Change::Item { seq: item.seq, item: Box::new(item) });
+                changes.push(if deleted {
+                    Change::RowDeleted {
+                        seq,
+                        item_id,
+                        key: key.to_value(),
+                    }
+                } else {
+                    let row =
+                        parse_row(key, seq, vals.as_deref().unwrap_or("{}"), geom.as_deref())?;
+                    Change::Row { seq, item_id, row }
+                });
             }
             changes.sort_by_key(Change::seq);
             let has_more = changes.len() > limit;
             changes.truncate(limit);
             let next_after = changes.last().map_or(after, Change::seq);
-            Ok(ChangePage { epoch, changes, next_after, has_more })
+            Ok(ChangePage {
+                epoch,
+                changes,
+                next_after,
+                has_more,
+            })
         })
     }
 }
@@ -1202,13 +1259,13 @@ mod tests {
             rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
         };
         let items = plan(&items_query(
-            "i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq",
+            "i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT 10",
         ));
         assert!(items.contains("items_by_space_seq"), "{items}");
-        let rows = plan(
-            "SELECT key, seq, deleted, vals, geom FROM rows WHERE item_rid = ?1 AND seq > ?2 ORDER BY seq LIMIT 10",
-        );
-        assert!(rows.contains("rows_by_item_seq"), "{rows}");
+        assert!(!items.contains("TEMP B-TREE"), "no sort step: {items}");
+        let rows = plan(&ROW_CHANGES.replace("?3", "10"));
+        assert!(rows.contains("rows_by_space_seq"), "{rows}");
+        assert!(!rows.contains("TEMP B-TREE"), "no sort step: {rows}");
     }
 
     #[test]

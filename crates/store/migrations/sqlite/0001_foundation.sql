@@ -48,8 +48,10 @@ CREATE INDEX items_by_space_seq ON items(space_rid, seq);
 
 -- Rows of datasets and features of layers. `key` is an integer or text (ANY keeps the type, so
 -- integer keys sort numerically). Deleted rows stay as tombstones (deleted = 1, no values).
+-- `space_rid` repeats the item's space so that a space's change feed is one index range.
 CREATE TABLE rows (
     item_rid INTEGER NOT NULL,
+    space_rid INTEGER NOT NULL,
     key      ANY NOT NULL,
     seq      INTEGER NOT NULL,
     deleted  INTEGER NOT NULL DEFAULT 0,
@@ -61,7 +63,7 @@ CREATE TABLE rows (
     max_y    REAL,
     PRIMARY KEY (item_rid, key)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX rows_by_item_seq ON rows(item_rid, seq);
+CREATE INDEX rows_by_space_seq ON rows(space_rid, seq);
 
 CREATE TABLE file_chunks (
     item_rid INTEGER NOT NULL,
