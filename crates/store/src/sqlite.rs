@@ -1286,6 +1286,20 @@ mod tests {
         assert_eq!(again.space("kept").unwrap().name, "kept");
     }
 
+    #[test]
+    fn databases_run_in_wal_mode_with_migrations_applied() {
+        let store = open_temp();
+        let conn = store.writer.lock().unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
     /// After `close` the database file alone holds everything: a backup that copies only
     /// `ferry.db` is complete.
     #[test]

@@ -63,9 +63,19 @@ async fn a_restored_database_gets_a_new_epoch() {
     assert_eq!(inst.get("/api/v1/items").await, json!([]));
 }
 
-/// The real binary: first start, the CLI finding it through the data directory, and SIGTERM.
+/// The real binary: first start, the CLI finding it through the data directory, and a graceful
+/// stop on SIGTERM and on SIGINT.
 #[tokio::test]
 async fn ferry_serve_process_starts_answers_and_stops_on_sigterm() {
+    serve_answer_and_stop("-TERM").await;
+}
+
+#[tokio::test]
+async fn ferry_serve_process_stops_on_sigint() {
+    serve_answer_and_stop("-INT").await;
+}
+
+async fn serve_answer_and_stop(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -111,7 +121,7 @@ async fn ferry_serve_process_starts_answers_and_stops_on_sigterm() {
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap()
             .success()
