@@ -7,6 +7,8 @@
 mod error;
 mod ids;
 mod model;
+pub mod signing;
+pub mod ticket;
 
 pub use error::{ApiError, ErrorCode};
 pub use ids::{ItemId, SpaceId, TokenId};
