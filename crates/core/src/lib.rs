@@ -6,6 +6,8 @@ pub mod edits;
 mod error;
 pub mod geometry;
 pub mod names;
+pub mod peering;
+pub mod policy;
 pub mod rows;
 pub mod schema;
 

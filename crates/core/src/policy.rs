@@ -1,0 +1,243 @@
+//! Network policy: which peers may call this instance (ingress) and which it may call (egress).
+//!
+//! Rules match a peer by instance id, by address range (CIDR) or by host name. Evaluation is
+//! default-deny, and a matching deny rule wins over any allow rule, so an admin can carve an
+//! exception out of a broad allow. [`decide`] says which rule decided, so refusals can name it.
+
+use crate::{CoreError, CoreResult};
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Calls other instances make to this one.
+    Ingress,
+    /// Calls this instance makes to others.
+    Egress,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// What a rule matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Matcher {
+    /// A peer instance by its id.
+    Instance(String),
+    /// Peers whose address is in this range.
+    Cidr(IpNet),
+    /// Peers reached at this host name; `*.example.org` matches its subdomains.
+    Host(String),
+}
+
+impl Matcher {
+    /// Reads `instance:<id>`, `cidr:<range>`, `host:<name>`, or a bare range, address or host.
+    pub fn parse(text: &str) -> CoreResult<Matcher> {
+        let bad = |why: &str| {
+            CoreError::InvalidRequest(format!(
+                "'{text}' is not a peer pattern ({why}): use instance:<id>, a CIDR like 10.0.0.0/8, or a host like gis.example.org"
+            ))
+        };
+        let (kind, value) = match text.split_once(':') {
+            Some((k @ ("instance" | "cidr" | "host"), v)) => (k, v.trim()),
+            _ => ("", text.trim()),
+        };
+        match kind {
+            "instance" if !value.is_empty() => Ok(Matcher::Instance(value.to_string())),
+            "instance" => Err(bad("empty instance id")),
+            "cidr" => cidr(value).ok_or_else(|| bad("not a CIDR range")),
+            "host" => host(value).ok_or_else(|| bad("not a host name")),
+            _ => cidr(value)
+                .or_else(|| host(value))
+                .ok_or_else(|| bad("neither a range nor a host")),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        match self {
+            Matcher::Instance(id) => format!("instance:{id}"),
+            Matcher::Cidr(net) => format!("cidr:{net}"),
+            Matcher::Host(h) => format!("host:{h}"),
+        }
+    }
+
+    fn matches(&self, peer: &PeerAddress<'_>) -> bool {
+        match self {
+            Matcher::Instance(id) => peer.instance_id == Some(id.as_str()),
+            Matcher::Cidr(net) => peer.ip.is_some_and(|ip| net.contains(&ip)),
+            Matcher::Host(pattern) => peer.host.is_some_and(|h| host_matches(pattern, h)),
+        }
+    }
+}
+
+fn cidr(value: &str) -> Option<Matcher> {
+    value
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| value.parse::<IpAddr>().ok().map(IpNet::from))
+        .map(|net| Matcher::Cidr(net.trunc()))
+}
+
+fn host(value: &str) -> Option<Matcher> {
+    let name = value.strip_prefix("*.").unwrap_or(value);
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let ok = !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok);
+    ok.then(|| Matcher::Host(value.to_ascii_lowercase()))
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(domain) => host.ends_with(&format!(".{domain}")),
+        None => host == pattern,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub id: String,
+    pub direction: Direction,
+    pub effect: Effect,
+    pub matcher: Matcher,
+}
+
+/// What is known about the other side of a call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerAddress<'a> {
+    pub instance_id: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+    pub host: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision<'r> {
+    Allowed(&'r Rule),
+    /// Refused by this deny rule.
+    Denied(&'r Rule),
+    /// No rule matched: refused by default.
+    NoRule,
+}
+
+impl Decision<'_> {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allowed(_))
+    }
+}
+
+/// Decides a call: a matching deny wins, then a matching allow, else refused.
+pub fn decide<'r>(rules: &'r [Rule], direction: Direction, peer: &PeerAddress<'_>) -> Decision<'r> {
+    let matching = || {
+        rules
+            .iter()
+            .filter(move |r| r.direction == direction && r.matcher.matches(peer))
+    };
+    if let Some(deny) = matching().find(|r| r.effect == Effect::Deny) {
+        return Decision::Denied(deny);
+    }
+    matching()
+        .next()
+        .map_or(Decision::NoRule, Decision::Allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, direction: Direction, effect: Effect, pattern: &str) -> Rule {
+        Rule {
+            id: id.into(),
+            direction,
+            effect,
+            matcher: Matcher::parse(pattern).unwrap(),
+        }
+    }
+
+    fn peer<'a>(id: &'a str, ip: &str, host: &'a str) -> PeerAddress<'a> {
+        PeerAddress {
+            instance_id: Some(id),
+            ip: ip.parse().ok(),
+            host: Some(host),
+        }
+    }
+
+    #[test]
+    fn patterns_parse_and_render() {
+        assert_eq!(
+            Matcher::parse("10.1.2.3/8").unwrap().render(),
+            "cidr:10.0.0.0/8"
+        );
+        assert_eq!(
+            Matcher::parse("127.0.0.1").unwrap().render(),
+            "cidr:127.0.0.1/32"
+        );
+        assert_eq!(Matcher::parse("::1").unwrap().render(), "cidr:::1/128");
+        assert_eq!(
+            Matcher::parse("GIS.Example.org").unwrap().render(),
+            "host:gis.example.org"
+        );
+        assert_eq!(
+            Matcher::parse("instance:abc").unwrap().render(),
+            "instance:abc"
+        );
+        assert_eq!(
+            Matcher::parse("*.example.org").unwrap().render(),
+            "host:*.example.org"
+        );
+        for bad in ["", "instance:", "cidr:10.0.0.0/33", "host:bad_name", "a b"] {
+            assert!(Matcher::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_deny_then_allow_then_deny_wins() {
+        let p = peer("abc", "10.1.2.3", "gis.example.org");
+        assert_eq!(decide(&[], Direction::Ingress, &p), Decision::NoRule);
+        let rules = vec![
+            rule("r1", Direction::Ingress, Effect::Allow, "10.0.0.0/8"),
+            rule("r2", Direction::Egress, Effect::Allow, "*.example.org"),
+        ];
+        assert!(decide(&rules, Direction::Ingress, &p).is_allowed());
+        assert!(decide(&rules, Direction::Egress, &p).is_allowed());
+        assert_eq!(
+            decide(&rules, Direction::Ingress, &peer("abc", "192.168.0.1", "x")),
+            Decision::NoRule
+        );
+        let mut with_deny = rules.clone();
+        with_deny.push(rule("r3", Direction::Ingress, Effect::Deny, "instance:abc"));
+        assert_eq!(
+            decide(&with_deny, Direction::Ingress, &p),
+            Decision::Denied(&with_deny[2])
+        );
+        assert!(
+            decide(
+                &with_deny,
+                Direction::Ingress,
+                &peer("other", "10.9.9.9", "x")
+            )
+            .is_allowed()
+        );
+    }
+
+    #[test]
+    fn host_wildcards_match_subdomains_only() {
+        let rules = vec![rule("r", Direction::Egress, Effect::Allow, "*.example.org")];
+        assert!(decide(&rules, Direction::Egress, &peer("i", "", "a.example.org")).is_allowed());
+        assert!(decide(&rules, Direction::Egress, &peer("i", "", "A.B.EXAMPLE.ORG")).is_allowed());
+        assert!(!decide(&rules, Direction::Egress, &peer("i", "", "example.org")).is_allowed());
+        assert!(!decide(&rules, Direction::Egress, &peer("i", "", "badexample.org")).is_allowed());
+    }
+}
