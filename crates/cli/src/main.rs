@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod output;
 mod serve;
+mod trust;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -48,6 +49,11 @@ enum Command {
     Item(commands::ItemCmd),
     /// The change feed of a space.
     Changes(commands::ChangesArgs),
+    /// Network policy: which peers may call this instance, and which it may call.
+    Policy(trust::PolicyArgs),
+    /// The log of trust and security events.
+    #[command(subcommand)]
+    Audit(trust::AuditCmd),
     /// Benchmarks that print ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -113,6 +119,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Space(cmd) => commands::space(&connect()?, out, cmd).await,
         Command::Item(cmd) => commands::item(&connect()?, out, cmd).await,
         Command::Changes(args) => commands::changes(&connect()?, out, args).await,
+        Command::Policy(args) => trust::policy(&connect()?, out, args).await,
+        Command::Audit(cmd) => trust::audit(&connect()?, out, cmd).await,
         Command::Bench(cmd) => bench::run(out, cmd).await,
     }
 }

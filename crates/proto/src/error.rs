@@ -100,6 +100,8 @@ error_codes! {
     InvalidCursor = "invalid_cursor",
     /// A marking or tag is not well formed.
     InvalidMarking = "invalid_marking",
+    /// No such network policy rule.
+    PolicyRuleNotFound = "policy_rule_not_found",
     /// Something failed inside the server; the log has details.
     Internal = "internal",
 }

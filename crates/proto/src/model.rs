@@ -455,6 +455,41 @@ pub struct ChangePage {
     pub has_more: bool,
 }
 
+/// A network policy rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyRule {
+    pub id: String,
+    /// `ingress` (who may call this instance) or `egress` (whom it may call).
+    pub direction: String,
+    /// `allow` or `deny`; a matching deny wins.
+    pub effect: String,
+    /// `instance:<id>`, `cidr:<range>` or `host:<name>` (`*.domain` for subdomains).
+    pub pattern: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewPolicyRule {
+    pub direction: String,
+    pub effect: String,
+    pub pattern: String,
+}
+
+/// One trust or security event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: String,
+    /// Who did it: a token's name, or `peer:<instance id>` for another instance.
+    pub actor: String,
+    /// What happened, e.g. `policy.added`.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
 /// `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {

@@ -18,7 +18,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        SpaceNotFound | ItemNotFound | TokenNotFound => StatusCode::NOT_FOUND,
+        SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound => StatusCode::NOT_FOUND,
         SpaceNameTaken | SpaceNotEmpty | WrongItemKind => StatusCode::CONFLICT,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch
         | DuplicateKey | RowNotFound | EditsRejected => StatusCode::UNPROCESSABLE_ENTITY,
@@ -73,6 +73,7 @@ impl From<StoreError> for ApiFailure {
             StoreError::SpaceNotFound(_) => ErrorCode::SpaceNotFound,
             StoreError::ItemNotFound(_) => ErrorCode::ItemNotFound,
             StoreError::TokenNotFound(_) => ErrorCode::TokenNotFound,
+            StoreError::PolicyRuleNotFound(_) => ErrorCode::PolicyRuleNotFound,
             StoreError::SpaceNameTaken(_) => ErrorCode::SpaceNameTaken,
             StoreError::SpaceNotEmpty { .. } => ErrorCode::SpaceNotEmpty,
             StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,

@@ -13,6 +13,8 @@ pub enum StoreError {
     ItemNotFound(String),
     #[error("token {0} does not exist; `ferry token list` shows the tokens")]
     TokenNotFound(String),
+    #[error("policy rule {0} does not exist; `ferry policy list` shows the rules")]
+    PolicyRuleNotFound(String),
     #[error("a space named '{0}' already exists; choose another name")]
     SpaceNameTaken(String),
     #[error("space '{name}' still holds {items} item(s); delete them first or delete with --force")]

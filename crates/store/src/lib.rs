@@ -22,7 +22,8 @@ pub use types::*;
 
 use ferry_core::Key;
 use ferry_proto::{
-    ChangePage, Item, ItemId, ItemPatch, NewSpace, Role, Row, Space, SpacePatch, TokenId, TokenInfo,
+    AuditEntry, ChangePage, Item, ItemId, ItemPatch, NewPolicyRule, NewSpace, PolicyRule, Role,
+    Row, Space, SpacePatch, TokenId, TokenInfo,
 };
 
 /// Everything Ferry persists, behind one narrow interface. Spaces are named by id or by name
@@ -77,6 +78,28 @@ pub trait Store: Send + Sync + 'static {
     fn file_chunks(&self, id: ItemId) -> StoreResult<Vec<ChunkRef>>;
     /// Whether any item references the chunk.
     fn chunk_in_use(&self, hash: &str) -> StoreResult<bool>;
+
+    /// Adds a network policy rule (checked by the caller) and its audit entry, in one
+    /// transaction; adding a rule that exists returns it unchanged.
+    fn add_policy_rule(&self, rule: &NewPolicyRule, actor: &str) -> StoreResult<PolicyRule>;
+    fn list_policy_rules(&self) -> StoreResult<Vec<PolicyRule>>;
+    /// Removes a rule and records it in the audit log, in one transaction.
+    fn remove_policy_rule(&self, id: &str, actor: &str) -> StoreResult<PolicyRule>;
+
+    /// Appends to the audit log.
+    fn audit(&self, entry: &NewAuditEntry) -> StoreResult<()>;
+    /// Audit entries after `after`, oldest first.
+    fn list_audit(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Records a signed request's nonce; false if it was seen before (a replay). Forgets nonces
+    /// whose `expires_at` is before `now`.
+    fn remember_nonce(
+        &self,
+        key_id: &str,
+        nonce: &[u8; 16],
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
 
     /// What changed in a space after `after`, in sequence order, at most `limit` entries.
     /// Costs time proportional to the changes returned, not to the data in the space.

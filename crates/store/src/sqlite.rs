@@ -5,8 +5,9 @@ use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use ferry_core::Key;
 use ferry_proto::{
-    ApiErrorBrief, Change, ChangePage, EditOp, EditResult, ErrorCode, GeometryType, Item, ItemId,
-    ItemKind, ItemPatch, NewSpace, Role, Row, Space, SpaceId, SpacePatch, TokenId, TokenInfo,
+    ApiErrorBrief, AuditEntry, Change, ChangePage, EditOp, EditResult, ErrorCode, GeometryType,
+    Item, ItemId, ItemKind, ItemPatch, NewPolicyRule, NewSpace, PolicyRule, Role, Row, Space,
+    SpaceId, SpacePatch, TokenId, TokenInfo,
 };
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior, params};
@@ -16,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_foundation.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+    include_str!("../migrations/sqlite/0002_trust.sql"),
+];
 const MAX_IDLE_READERS: usize = 8;
 
 pub struct SqliteStore {
@@ -659,7 +663,140 @@ fn row_not_found(key: &Key) -> StoreError {
     .into()
 }
 
+// ---- trust: policy, audit, nonces -----------------------------------------------------------------
+
+const RULE_COLS: &str = "id, direction, effect, pattern, created_at";
+
+fn rule_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRule> {
+    Ok(PolicyRule {
+        id: r.get(0)?,
+        direction: r.get(1)?,
+        effect: r.get(2)?,
+        pattern: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+/// Appends an audit entry inside the caller's transaction, so a change and its record commit
+/// together.
+fn audit_in(conn: &Connection, entry: &NewAuditEntry) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            now(),
+            entry.actor,
+            entry.event,
+            entry.subject,
+            entry.detail.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+fn rule_audit(actor: &str, event: &str, rule: &PolicyRule) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: actor.to_string(),
+        event: event.to_string(),
+        subject: Some(rule.id.clone()),
+        detail: serde_json::json!({
+            "direction": rule.direction, "effect": rule.effect, "pattern": rule.pattern
+        }),
+    }
+}
+
 impl Store for SqliteStore {
+    fn add_policy_rule(&self, rule: &NewPolicyRule, actor: &str) -> StoreResult<PolicyRule> {
+        self.write(|tx| {
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {RULE_COLS} FROM policy_rules WHERE direction = ?1 AND effect = ?2 AND pattern = ?3"),
+                    params![rule.direction, rule.effect, rule.pattern],
+                    rule_from_row,
+                )
+                .optional()?;
+            if let Some(found) = existing {
+                return Ok(found);
+            }
+            let added = PolicyRule {
+                id: uuid::Uuid::now_v7().to_string(),
+                direction: rule.direction.clone(),
+                effect: rule.effect.clone(),
+                pattern: rule.pattern.clone(),
+                created_at: now(),
+            };
+            tx.execute(
+                "INSERT INTO policy_rules (id, direction, effect, pattern, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![added.id, added.direction, added.effect, added.pattern, added.created_at],
+            )?;
+            audit_in(tx, &rule_audit(actor, "policy.added", &added))?;
+            Ok(added)
+        })
+    }
+
+    fn list_policy_rules(&self) -> StoreResult<Vec<PolicyRule>> {
+        self.read(|c| {
+            c.prepare(&format!(
+                "SELECT {RULE_COLS} FROM policy_rules ORDER BY direction, created_at, id"
+            ))?
+            .query_map([], rule_from_row)?
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+        })
+    }
+
+    fn remove_policy_rule(&self, id: &str, actor: &str) -> StoreResult<PolicyRule> {
+        self.write(|tx| {
+            let rule = tx
+                .query_row(
+                    &format!("SELECT {RULE_COLS} FROM policy_rules WHERE id = ?1"),
+                    [id],
+                    rule_from_row,
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::PolicyRuleNotFound(id.to_string()))?;
+            tx.execute("DELETE FROM policy_rules WHERE id = ?1", [id])?;
+            audit_in(tx, &rule_audit(actor, "policy.removed", &rule))?;
+            Ok(rule)
+        })
+    }
+
+    fn audit(&self, entry: &NewAuditEntry) -> StoreResult<()> {
+        self.write(|tx| audit_in(tx, entry))
+    }
+
+    fn list_audit(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, at, actor, event, subject, detail FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?))
+            })?;
+            rows.map(|r| {
+                let (seq, at, actor, event, subject, detail) = r?;
+                Ok(AuditEntry { seq, at, actor, event, subject, detail: serde_json::from_str(&detail)? })
+            })
+            .collect()
+        })
+    }
+
+    fn remember_nonce(
+        &self,
+        key_id: &str,
+        nonce: &[u8; 16],
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM seen_nonces WHERE expires_at < ?1", [now])?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO seen_nonces (key_id, nonce, expires_at) VALUES (?1, ?2, ?3)",
+                params![key_id, &nonce[..], expires_at],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
+
     fn close(&self) -> StoreResult<()> {
         self.stop_checkpointer();
         self.readers.lock().map_err(poisoned)?.clear();

@@ -89,3 +89,12 @@ pub struct ChunkRef {
     pub hash: String,
     pub len: u64,
 }
+
+/// An audit event about to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    pub actor: String,
+    pub event: String,
+    pub subject: Option<String>,
+    pub detail: Value,
+}

@@ -11,3 +11,4 @@ mod files;
 mod harness;
 mod items;
 mod lifecycle;
+mod trust;

@@ -5,6 +5,7 @@ mod instance;
 mod items;
 mod spaces;
 mod transfer;
+mod trust;
 
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::AppState;
@@ -22,7 +23,7 @@ use utoipa_axum::routes;
     info(title = "Ferry API", description = "Administer a Ferry instance: spaces, items, rows, tokens and the change feed."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"))
+    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"))
 )]
 struct ApiDoc;
 
@@ -61,6 +62,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(items::apply_edits))
         .routes(routes!(transfer::import_item))
         .routes(routes!(transfer::export_item))
+        .routes(routes!(trust::list_policies, trust::add_policy))
+        .routes(routes!(trust::remove_policy))
+        .routes(routes!(trust::list_audit))
 }
 
 /// A JSON body whose every rejection becomes a Ferry error with a stable code.

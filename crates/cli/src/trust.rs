@@ -1,0 +1,137 @@
+//! `ferry policy` and `ferry audit`.
+
+use crate::client::{Client, segment};
+use crate::output::{Output, table};
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+use ferry_proto::{AuditEntry, NewPolicyRule, PolicyRule};
+use reqwest::Method;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Direction {
+    /// Who may call this instance.
+    Ingress,
+    /// Whom this instance may call.
+    Egress,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PolicyArgs {
+    #[arg(value_enum)]
+    direction: Direction,
+    #[command(subcommand)]
+    action: PolicyAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PolicyAction {
+    /// Allow peers matching PATTERN: instance:<id>, a CIDR (10.0.0.0/8), or a host (*.example.org).
+    Allow { pattern: String },
+    /// Refuse peers matching PATTERN, even where an allow rule matches.
+    Deny { pattern: String },
+    /// List this direction's rules.
+    List,
+    /// Remove a rule by id.
+    Remove { id: String },
+}
+
+fn rules_table(rules: &[PolicyRule]) -> comfy_table::Table {
+    let mut t = table(&["id", "direction", "effect", "pattern", "created"]);
+    for r in rules {
+        t.add_row(vec![
+            r.id.clone(),
+            r.direction.clone(),
+            r.effect.clone(),
+            r.pattern.clone(),
+            r.created_at.clone(),
+        ]);
+    }
+    t
+}
+
+pub(crate) async fn policy(client: &Client, out: Output, args: PolicyArgs) -> Result<()> {
+    let direction = args.direction.as_str();
+    let (effect, pattern) = match args.action {
+        PolicyAction::Allow { pattern } => ("allow", pattern),
+        PolicyAction::Deny { pattern } => ("deny", pattern),
+        PolicyAction::List => {
+            let all: Vec<PolicyRule> = client.get("/api/v1/policies").await?;
+            let rules: Vec<PolicyRule> = all
+                .into_iter()
+                .filter(|r| r.direction == direction)
+                .collect();
+            return out.show(&rules, |r| rules_table(r));
+        }
+        PolicyAction::Remove { id } => {
+            let rule: PolicyRule = client
+                .json(client.request(
+                    Method::DELETE,
+                    &format!("/api/v1/policies/{}", segment(&id)),
+                ))
+                .await?;
+            return out.done(
+                &rule,
+                &format!(
+                    "Removed {} rule: {} {}.",
+                    rule.direction, rule.effect, rule.pattern
+                ),
+            );
+        }
+    };
+    let new = NewPolicyRule {
+        direction: direction.to_string(),
+        effect: effect.to_string(),
+        pattern,
+    };
+    let rule: PolicyRule = client.call(Method::POST, "/api/v1/policies", &new).await?;
+    out.done(
+        &rule,
+        &format!("{direction} {effect} {} (rule {}).", rule.pattern, rule.id),
+    )
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AuditCmd {
+    /// Trust and security events, oldest first.
+    List {
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+pub(crate) async fn audit(client: &Client, out: Output, cmd: AuditCmd) -> Result<()> {
+    let AuditCmd::List { after, limit } = cmd;
+    let entries: Vec<AuditEntry> = client
+        .json(
+            client
+                .request(Method::GET, "/api/v1/audit")
+                .query(&[("after", after.to_string()), ("limit", limit.to_string())]),
+        )
+        .await?;
+    out.show(&entries, |e| {
+        let mut t = table(&["seq", "at", "actor", "event", "subject", "detail"]);
+        for a in e {
+            t.add_row(vec![
+                a.seq.to_string(),
+                a.at.clone(),
+                a.actor.clone(),
+                a.event.clone(),
+                a.subject.clone().unwrap_or_default(),
+                a.detail.to_string(),
+            ]);
+        }
+        t
+    })
+}
