@@ -198,3 +198,38 @@ async fn cli_reports_unreachable_servers_and_bad_files() {
         .unwrap();
     assert!(stdout(&help).contains("--marking"));
 }
+
+/// Long transfers show a progress bar on a terminal and nothing extra when output is piped.
+/// `script` (util-linux) gives the CLI a pseudo-terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_bars_show_on_terminals_only() {
+    let inst = TestInstance::start().await;
+    inst.create_space("p").await;
+    let work = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..8_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let file = temp_file(work.path(), "big.bin", &big);
+    let command = format!(
+        "{} --server {} --token {} item import {} --space p",
+        env!("CARGO_BIN_EXE_ferry"),
+        inst.url,
+        inst.admin_token,
+        file.display()
+    );
+    let on_terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = stdout(&on_terminal);
+    assert!(on_terminal.status.success(), "{shown}");
+    assert!(
+        shown.contains("uploading") && shown.contains("MiB"),
+        "no progress bar on a terminal: {shown}"
+    );
+
+    let piped = inst.ferry(&["item", "import", file.to_str().unwrap(), "--space", "p"]);
+    assert!(piped.status.success());
+    assert!(!stderr(&piped).contains("uploading"), "{}", stderr(&piped));
+    assert!(!stdout(&piped).contains("uploading"));
+}
