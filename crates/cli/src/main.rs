@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod commands;
 mod output;
+mod peers;
 mod serve;
 mod trust;
 
@@ -49,6 +50,9 @@ enum Command {
     Item(commands::ItemCmd),
     /// The change feed of a space.
     Changes(commands::ChangesArgs),
+    /// Peer connections with other instances.
+    #[command(subcommand)]
+    Peer(peers::PeerCmd),
     /// Network policy: which peers may call this instance, and which it may call.
     Policy(trust::PolicyArgs),
     /// The log of trust and security events.
@@ -119,6 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Space(cmd) => commands::space(&connect()?, out, cmd).await,
         Command::Item(cmd) => commands::item(&connect()?, out, cmd).await,
         Command::Changes(args) => commands::changes(&connect()?, out, args).await,
+        Command::Peer(cmd) => peers::peer(&connect()?, out, cmd).await,
         Command::Policy(args) => trust::policy(&connect()?, out, args).await,
         Command::Audit(cmd) => trust::audit(&connect()?, out, cmd).await,
         Command::Bench(cmd) => bench::run(out, cmd).await,

@@ -19,6 +19,21 @@ pub enum Role {
     Acceptor,
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Originator => "originator",
+            Role::Acceptor => "acceptor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Originator, Role::Acceptor]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// Originator: code issued, no response yet.
@@ -47,6 +62,21 @@ impl Phase {
             Phase::Deleted => "deleted",
             Phase::Revoked => "revoked",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        use Phase::*;
+        [
+            Requested,
+            Imported,
+            Approved,
+            Active,
+            Invalidated,
+            Deleted,
+            Revoked,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 
     pub fn is_final(self) -> bool {
@@ -144,6 +174,37 @@ pub fn apply(role: Role, status: Status, event: Event) -> Result<Status, NotAllo
     }
 }
 
+/// How long a new invite code stays valid when nobody says.
+pub const DEFAULT_VALIDITY_SECS: i64 = 24 * 3600;
+const MIN_VALIDITY_SECS: i64 = 5 * 60;
+const MAX_VALIDITY_SECS: i64 = 30 * 24 * 3600;
+
+/// Reads an invite's validity: `24h`, `30m`, `7d`, `1h 30m`, or ISO 8601 (`PT2H`); 5 minutes to
+/// 30 days.
+pub fn parse_validity(text: &str) -> crate::CoreResult<i64> {
+    let bad = || {
+        crate::CoreError::InvalidRequest(format!(
+            "validity '{text}' is not valid: give a duration from 5m to 30d, e.g. 24h"
+        ))
+    };
+    let text = text.trim();
+    let secs = match text
+        .strip_suffix('d')
+        .and_then(|d| d.trim().parse::<i64>().ok())
+    {
+        Some(days) => days.checked_mul(24 * 3600).ok_or_else(bad)?,
+        None => text
+            .parse::<jiff::SignedDuration>()
+            .map_err(|_| bad())?
+            .as_secs(),
+    };
+    if (MIN_VALIDITY_SECS..=MAX_VALIDITY_SECS).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(bad())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +228,18 @@ mod tests {
         events
             .iter()
             .try_fold(Status::new(role), |s, e| apply(role, s, *e))
+    }
+
+    #[test]
+    fn validity() {
+        assert_eq!(parse_validity("24h").unwrap(), 86_400);
+        assert_eq!(parse_validity("30m").unwrap(), 1_800);
+        assert_eq!(parse_validity("7d").unwrap(), 7 * 86_400);
+        assert_eq!(parse_validity("1h 30m").unwrap(), 5_400);
+        assert_eq!(parse_validity("PT2H").unwrap(), 7_200);
+        for bad in ["", "1m", "31d", "forever", "-2h"] {
+            assert!(parse_validity(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

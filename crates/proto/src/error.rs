@@ -100,6 +100,24 @@ error_codes! {
     InvalidCursor = "invalid_cursor",
     /// A marking or tag is not well formed.
     InvalidMarking = "invalid_marking",
+    /// No such peer connection.
+    PeerNotFound = "peer_not_found",
+    /// The peer connection's state does not allow this (e.g. activating before approval).
+    PeerStateConflict = "peer_state_conflict",
+    /// The invite code is not a Ferry peer code.
+    InviteWrongKind = "invite_wrong_kind",
+    /// The invite code is damaged or incomplete.
+    InviteMalformed = "invite_malformed",
+    /// The invite code's signature does not match its content.
+    InviteTampered = "invite_tampered",
+    /// The invite code was written by a format version this instance does not read.
+    InviteUnsupportedVersion = "invite_unsupported_version",
+    /// The invite code has expired.
+    InviteExpired = "invite_expired",
+    /// The invite code was already used (or replaced by a refreshed one).
+    InviteReused = "invite_reused",
+    /// The invite code was issued by this very instance.
+    InviteOwn = "invite_own",
     /// No such network policy rule.
     PolicyRuleNotFound = "policy_rule_not_found",
     /// Something failed inside the server; the log has details.

@@ -490,6 +490,80 @@ pub struct AuditEntry {
     pub detail: Value,
 }
 
+/// The other instance of a peer connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerInfo {
+    pub instance_id: String,
+    pub title: String,
+    pub url: String,
+    /// Compare it with what the other admin sees in `ferry instance show`.
+    pub fingerprint: String,
+}
+
+/// A peer connection as this instance sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerConnection {
+    pub id: String,
+    /// `originator` (created the request) or `acceptor` (imported the code).
+    pub role: String,
+    /// Shared by both sides' records of the same connection.
+    pub request_id: String,
+    /// `requested`, `imported`, `approved`, `active`, `invalidated`, `deleted` or `revoked`.
+    pub state: String,
+    pub disabled_here: bool,
+    pub disabled_there: bool,
+    /// Whether data may flow now: active and disabled by neither side.
+    pub carries_data: bool,
+    /// The local space the connection links, once chosen.
+    #[serde(default)]
+    pub space: Option<String>,
+    /// The originator's space, as offered in the code.
+    pub offered_space: String,
+    /// Data types this instance sends over the connection.
+    pub sends: Vec<String>,
+    /// Data types this instance receives.
+    pub receives: Vec<String>,
+    #[serde(default)]
+    pub peer: Option<PeerInfo>,
+    /// When the invite code expires (requests and imported codes).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Creates a peer request: the local space and the data types to export and import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewPeerRequest {
+    pub space: String,
+    /// Any of `datasets`, `features`, `files`.
+    #[serde(default)]
+    pub export: Vec<String>,
+    #[serde(default)]
+    pub import: Vec<String>,
+    /// How long the code stays valid, e.g. `24h` (default), `30m`, `7d`.
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
+/// A new or refreshed request, with its invite code (shown once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerRequestCreated {
+    pub connection: PeerConnection,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RefreshPeerRequest {
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ImportInviteCode {
+    pub code: String,
+}
+
 /// `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {

@@ -18,7 +18,16 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound => StatusCode::NOT_FOUND,
+        SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound | PeerNotFound => {
+            StatusCode::NOT_FOUND
+        }
+        InviteWrongKind
+        | InviteMalformed
+        | InviteTampered
+        | InviteUnsupportedVersion
+        | InviteOwn => StatusCode::BAD_REQUEST,
+        InviteExpired => StatusCode::GONE,
+        InviteReused | PeerStateConflict => StatusCode::CONFLICT,
         SpaceNameTaken | SpaceNotEmpty | WrongItemKind => StatusCode::CONFLICT,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch
         | DuplicateKey | RowNotFound | EditsRejected => StatusCode::UNPROCESSABLE_ENTITY,
@@ -74,6 +83,8 @@ impl From<StoreError> for ApiFailure {
             StoreError::ItemNotFound(_) => ErrorCode::ItemNotFound,
             StoreError::TokenNotFound(_) => ErrorCode::TokenNotFound,
             StoreError::PolicyRuleNotFound(_) => ErrorCode::PolicyRuleNotFound,
+            StoreError::PeerNotFound(_) => ErrorCode::PeerNotFound,
+            StoreError::PeerExists(_) => ErrorCode::InviteReused,
             StoreError::SpaceNameTaken(_) => ErrorCode::SpaceNameTaken,
             StoreError::SpaceNotEmpty { .. } => ErrorCode::SpaceNotEmpty,
             StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,
@@ -85,6 +96,32 @@ impl From<StoreError> for ApiFailure {
             StoreError::Backend(detail) => return ApiFailure::internal(detail),
         };
         ApiFailure::new(code, e.to_string())
+    }
+}
+
+impl From<ferry_proto::ticket::TicketError> for ApiFailure {
+    fn from(e: ferry_proto::ticket::TicketError) -> Self {
+        use ferry_proto::ticket::TicketError::*;
+        let code = match &e {
+            WrongKind => ErrorCode::InviteWrongKind,
+            Malformed(_) => ErrorCode::InviteMalformed,
+            Tampered => ErrorCode::InviteTampered,
+            UnsupportedVersion(_) => ErrorCode::InviteUnsupportedVersion,
+        };
+        ApiFailure::new(code, e.to_string())
+    }
+}
+
+impl From<ferry_core::peering::NotAllowed> for ApiFailure {
+    fn from(e: ferry_core::peering::NotAllowed) -> Self {
+        ApiFailure::new(
+            ErrorCode::PeerStateConflict,
+            format!(
+                "a connection that is {} cannot take '{:?}'; `ferry peer show` tells its state",
+                e.phase.as_str(),
+                e.event
+            ),
+        )
     }
 }
 

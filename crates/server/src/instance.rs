@@ -56,6 +56,11 @@ impl Identity {
         self.signing_key.verifying_key().to_bytes()
     }
 
+    /// Signs a peer offer and renders it as an invite code.
+    pub fn issue_peer_ticket(&self, offer: &ferry_proto::ticket::PeerOffer) -> String {
+        ferry_proto::ticket::PeerTicket::issue(offer, &self.signing_key)
+    }
+
     pub fn public_key_base64(&self) -> String {
         data_encoding::BASE64URL_NOPAD.encode(&self.public_key())
     }
@@ -83,7 +88,7 @@ pub struct Instance {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub chunks: ChunkStore,
-    pub identity: Identity,
+    pub identity: Arc<Identity>,
     /// Set on first start: where the new admin token was written.
     pub admin_token_created: Option<PathBuf>,
 }
@@ -208,7 +213,7 @@ impl Instance {
             config,
             store,
             chunks,
-            identity,
+            identity: Arc::new(identity),
             admin_token_created,
         })
     }

@@ -47,6 +47,7 @@ pub fn router(instance: &Instance, public_url: String) -> Router {
             public_key: instance.identity.public_key_base64(),
             fingerprint: instance.identity.fingerprint(),
         }),
+        identity: instance.identity.clone(),
         metrics: Arc::new(metrics::Metrics::new()),
         limits: Limits {
             max_body_bytes: instance.config.max_body_bytes,

@@ -10,6 +10,7 @@ pub(crate) struct AppState {
     pub store: Arc<dyn Store>,
     pub chunks: ChunkStore,
     pub info: Arc<InstanceFacts>,
+    pub identity: Arc<crate::instance::Identity>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
 }

@@ -24,7 +24,7 @@ macro_rules! store_conformance_tests {
             spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
             change_feed_pages, change_feed_is_per_space, epoch_rotation, item_deletion, files,
-            policy_rules_are_audited, nonces_refuse_replays);
+            policy_rules_are_audited, nonces_refuse_replays, peer_records);
     };
     (@each $open:expr; $($check:ident),*) => {
         $(
@@ -649,5 +649,91 @@ pub fn nonces_refuse_replays(store: &dyn Store) {
         store
             .remember_nonce("peer-a", &nonce, 2_000, 1_001)
             .unwrap()
+    );
+}
+
+pub fn peer_records(store: &dyn Store) {
+    use ferry_core::peering::{Event, Role as PeerRole, Status, apply};
+    use ferry_proto::ticket::DataTypes;
+    space(store, "roads");
+    let record = crate::PeerRecord {
+        id: "c1".into(),
+        role: PeerRole::Originator,
+        request_id: "0707".into(),
+        status: Status::new(PeerRole::Originator),
+        space: Some("roads".into()),
+        offered_space: "roads".into(),
+        sends: DataTypes {
+            datasets: false,
+            features: true,
+            files: false,
+        },
+        receives: DataTypes::NONE,
+        peer: None,
+        secret: Some(vec![1, 2, 3]),
+        expires_at: Some(1_900_000_000),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        updated_at: String::new(),
+    };
+    let audit = |event: &str| crate::NewAuditEntry {
+        actor: "admin".into(),
+        event: event.into(),
+        subject: Some("c1".into()),
+        detail: json!({}),
+    };
+    let stored = store
+        .insert_peer(&record, &audit("peer.requested"))
+        .unwrap();
+    assert_eq!(stored.space.as_deref(), Some("roads"));
+    assert_eq!(
+        (stored.sends, stored.secret.clone()),
+        (record.sends, record.secret.clone())
+    );
+    assert!(
+        matches!(store.insert_peer(&record, &audit("again")), Err(StoreError::PeerExists(id)) if id == "c1")
+    );
+    assert_eq!(
+        store
+            .peer_by_request(PeerRole::Originator, "0707")
+            .unwrap()
+            .unwrap()
+            .id,
+        "c1"
+    );
+    assert!(
+        store
+            .peer_by_request(PeerRole::Acceptor, "0707")
+            .unwrap()
+            .is_none()
+    );
+
+    let mut answered = stored.clone();
+    answered.status = apply(PeerRole::Originator, stored.status, Event::ResponseReceived).unwrap();
+    answered.peer = Some(crate::PeerIdentity {
+        instance_id: "peer-b".into(),
+        title: "Harbor".into(),
+        url: "http://127.0.0.1:1".into(),
+        public_key: [4; 32],
+    });
+    let updated = store
+        .update_peer(&answered, &audit("peer.approved"))
+        .unwrap();
+    assert_eq!(updated.status.phase, ferry_core::peering::Phase::Approved);
+    assert_eq!(updated.peer, answered.peer);
+    assert_eq!(store.list_peers().unwrap(), vec![updated]);
+    assert!(matches!(
+        store.peer("nope"),
+        Err(StoreError::PeerNotFound(_))
+    ));
+    let events: Vec<String> = store
+        .list_audit(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(
+        events,
+        vec!["peer.requested", "peer.approved"],
+        "the refused insert left no entry"
     );
 }

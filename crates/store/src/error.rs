@@ -13,6 +13,10 @@ pub enum StoreError {
     ItemNotFound(String),
     #[error("token {0} does not exist; `ferry token list` shows the tokens")]
     TokenNotFound(String),
+    #[error("peer connection {0} does not exist; `ferry peer list` shows them")]
+    PeerNotFound(String),
+    #[error("this invite code was already used here (connection {0})")]
+    PeerExists(String),
     #[error("policy rule {0} does not exist; `ferry policy list` shows the rules")]
     PolicyRuleNotFound(String),
     #[error("a space named '{0}' already exists; choose another name")]

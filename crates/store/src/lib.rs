@@ -101,6 +101,19 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<bool>;
 
+    /// Stores a new peer connection record and its audit entry, in one transaction. Refuses a
+    /// second record for the same role and request.
+    fn insert_peer(&self, record: &PeerRecord, audit: &NewAuditEntry) -> StoreResult<PeerRecord>;
+    /// Replaces a peer connection record (by id) and appends its audit entry, in one transaction.
+    fn update_peer(&self, record: &PeerRecord, audit: &NewAuditEntry) -> StoreResult<PeerRecord>;
+    fn peer(&self, id: &str) -> StoreResult<PeerRecord>;
+    fn peer_by_request(
+        &self,
+        role: ferry_core::peering::Role,
+        request_id: &str,
+    ) -> StoreResult<Option<PeerRecord>>;
+    fn list_peers(&self) -> StoreResult<Vec<PeerRecord>>;
+
     /// What changed in a space after `after`, in sequence order, at most `limit` entries.
     /// Costs time proportional to the changes returned, not to the data in the space.
     fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage>;

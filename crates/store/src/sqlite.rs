@@ -20,6 +20,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_foundation.sql"),
     include_str!("../migrations/sqlite/0002_trust.sql"),
+    include_str!("../migrations/sqlite/0003_peers.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -704,7 +705,225 @@ fn rule_audit(actor: &str, event: &str, rule: &PolicyRule) -> NewAuditEntry {
     }
 }
 
+// ---- peer connections ---------------------------------------------------------------------------
+
+const PEER_COLS: &str = "p.id, p.role, p.request_id, p.phase, p.disabled_here, p.disabled_there,
+    s.name, p.offered_space, p.sends, p.receives, p.peer_instance_id, p.peer_title, p.peer_url,
+    p.peer_public_key, p.secret, p.expires_at, p.created_at, p.updated_at";
+
+fn peers_query(filter: &str) -> String {
+    format!(
+        "SELECT {PEER_COLS} FROM peer_connections p LEFT JOIN spaces s ON s.rid = p.space_rid WHERE {filter}"
+    )
+}
+
+/// A peer row with its text columns still encoded.
+struct PeerRow {
+    text: [Option<String>; 13],
+    flags: [bool; 2],
+    public_key: Option<Vec<u8>>,
+    secret: Option<Vec<u8>>,
+    expires_at: Option<i64>,
+}
+
+fn peer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRow> {
+    let t = |i: usize| r.get::<_, Option<String>>(i);
+    Ok(PeerRow {
+        text: [
+            t(0)?,
+            t(1)?,
+            t(2)?,
+            t(3)?,
+            t(6)?,
+            t(7)?,
+            t(8)?,
+            t(9)?,
+            t(10)?,
+            t(11)?,
+            t(12)?,
+            t(16)?,
+            t(17)?,
+        ],
+        flags: [r.get::<_, i64>(4)? != 0, r.get::<_, i64>(5)? != 0],
+        public_key: r.get(13)?,
+        secret: r.get(14)?,
+        expires_at: r.get(15)?,
+    })
+}
+
+fn build_peer(row: PeerRow) -> StoreResult<PeerRecord> {
+    let corrupt =
+        |what: &str| StoreError::Backend(format!("stored peer connection has a bad {what}"));
+    let [
+        id,
+        role,
+        request_id,
+        phase,
+        space,
+        offered,
+        sends,
+        receives,
+        peer_id,
+        peer_title,
+        peer_url,
+        created,
+        updated,
+    ] = row.text;
+    let types = |t: Option<String>| -> StoreResult<ferry_proto::ticket::DataTypes> {
+        Ok(serde_json::from_str(&t.unwrap_or_default())?)
+    };
+    let peer = match (peer_id, row.public_key) {
+        (Some(instance_id), Some(key)) => Some(PeerIdentity {
+            instance_id,
+            title: peer_title.unwrap_or_default(),
+            url: peer_url.unwrap_or_default(),
+            public_key: key.try_into().map_err(|_| corrupt("peer key"))?,
+        }),
+        _ => None,
+    };
+    Ok(PeerRecord {
+        id: id.unwrap_or_default(),
+        role: role
+            .as_deref()
+            .and_then(ferry_core::peering::Role::parse)
+            .ok_or_else(|| corrupt("role"))?,
+        request_id: request_id.unwrap_or_default(),
+        status: ferry_core::peering::Status {
+            phase: phase
+                .as_deref()
+                .and_then(ferry_core::peering::Phase::parse)
+                .ok_or_else(|| corrupt("phase"))?,
+            disabled_here: row.flags[0],
+            disabled_there: row.flags[1],
+        },
+        space,
+        offered_space: offered.unwrap_or_default(),
+        sends: types(sends)?,
+        receives: types(receives)?,
+        peer,
+        secret: row.secret,
+        expires_at: row.expires_at,
+        created_at: created.unwrap_or_default(),
+        updated_at: updated.unwrap_or_default(),
+    })
+}
+
+fn find_peer(
+    conn: &Connection,
+    filter: &str,
+    param: &dyn ToSql,
+) -> StoreResult<Option<PeerRecord>> {
+    conn.query_row(&peers_query(filter), [param], peer_row)
+        .optional()?
+        .map(build_peer)
+        .transpose()
+}
+
+/// Writes every column of `record` (insert or replace by id).
+fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> StoreResult<()> {
+    let space_rid = record
+        .space
+        .as_deref()
+        .map(|s| find_space(tx, s).map(|(rid, _)| rid))
+        .transpose()?;
+    let verb = if replace { "REPLACE" } else { "INSERT" };
+    let peer = record.peer.as_ref();
+    let written = tx.execute(
+        &format!(
+            "{verb} INTO peer_connections (id, role, request_id, phase, disabled_here, disabled_there,
+                 space_rid, offered_space, sends, receives, peer_instance_id, peer_title, peer_url,
+                 peer_public_key, secret, expires_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ),
+        params![
+            record.id,
+            record.role.as_str(),
+            record.request_id,
+            record.status.phase.as_str(),
+            record.status.disabled_here,
+            record.status.disabled_there,
+            space_rid,
+            record.offered_space,
+            to_json(&record.sends)?,
+            to_json(&record.receives)?,
+            peer.map(|p| p.instance_id.as_str()),
+            peer.map(|p| p.title.as_str()),
+            peer.map(|p| p.url.as_str()),
+            peer.map(|p| p.public_key.to_vec()),
+            record.secret,
+            record.expires_at,
+            record.created_at,
+            now(),
+        ],
+    );
+    match written {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::PeerExists(record.request_id.clone())),
+        other => other.map(drop).map_err(Into::into),
+    }
+}
+
 impl Store for SqliteStore {
+    fn insert_peer(&self, record: &PeerRecord, audit: &NewAuditEntry) -> StoreResult<PeerRecord> {
+        self.write(|tx| {
+            if let Some(existing) = tx
+                .query_row(
+                    "SELECT id FROM peer_connections WHERE role = ?1 AND request_id = ?2",
+                    params![record.role.as_str(), record.request_id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+            {
+                return Err(StoreError::PeerExists(existing));
+            }
+            write_peer(tx, record, false)?;
+            audit_in(tx, audit)?;
+            find_peer(tx, "p.id = ?1", &record.id)?
+                .ok_or_else(|| StoreError::PeerNotFound(record.id.clone()))
+        })
+    }
+
+    fn update_peer(&self, record: &PeerRecord, audit: &NewAuditEntry) -> StoreResult<PeerRecord> {
+        self.write(|tx| {
+            find_peer(tx, "p.id = ?1", &record.id)?
+                .ok_or_else(|| StoreError::PeerNotFound(record.id.clone()))?;
+            write_peer(tx, record, true)?;
+            audit_in(tx, audit)?;
+            find_peer(tx, "p.id = ?1", &record.id)?
+                .ok_or_else(|| StoreError::PeerNotFound(record.id.clone()))
+        })
+    }
+
+    fn peer(&self, id: &str) -> StoreResult<PeerRecord> {
+        self.read(|c| {
+            find_peer(c, "p.id = ?1", &id)?.ok_or_else(|| StoreError::PeerNotFound(id.to_string()))
+        })
+    }
+
+    fn peer_by_request(
+        &self,
+        role: ferry_core::peering::Role,
+        request_id: &str,
+    ) -> StoreResult<Option<PeerRecord>> {
+        self.read(|c| {
+            c.query_row(
+                &peers_query("p.role = ?1 AND p.request_id = ?2"),
+                params![role.as_str(), request_id],
+                peer_row,
+            )
+            .optional()?
+            .map(build_peer)
+            .transpose()
+        })
+    }
+
+    fn list_peers(&self) -> StoreResult<Vec<PeerRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(&peers_query("1 = 1 ORDER BY p.created_at, p.id"))?;
+            let rows = stmt.query_map([], peer_row)?;
+            rows.map(|r| build_peer(r?)).collect()
+        })
+    }
+
     fn add_policy_rule(&self, rule: &NewPolicyRule, actor: &str) -> StoreResult<PolicyRule> {
         self.write(|tx| {
             let existing = tx

@@ -98,3 +98,33 @@ pub struct NewAuditEntry {
     pub subject: Option<String>,
     pub detail: Value,
 }
+
+/// A peer connection as stored: the server applies the rules (`ferry_core::peering`), the store
+/// keeps the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerRecord {
+    pub id: String,
+    pub role: ferry_core::peering::Role,
+    pub request_id: String,
+    pub status: ferry_core::peering::Status,
+    /// The local space the connection links (name), once chosen.
+    pub space: Option<String>,
+    /// The originator's space name, as offered in the code.
+    pub offered_space: String,
+    pub sends: ferry_proto::ticket::DataTypes,
+    pub receives: ferry_proto::ticket::DataTypes,
+    pub peer: Option<PeerIdentity>,
+    pub secret: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub instance_id: String,
+    pub title: String,
+    pub url: String,
+    pub public_key: [u8; 32],
+}

@@ -11,4 +11,5 @@ mod files;
 mod harness;
 mod items;
 mod lifecycle;
+mod peers;
 mod trust;

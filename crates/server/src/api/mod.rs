@@ -3,6 +3,7 @@
 
 mod instance;
 mod items;
+mod peers;
 mod spaces;
 mod transfer;
 mod trust;
@@ -23,7 +24,7 @@ use utoipa_axum::routes;
     info(title = "Ferry API", description = "Administer a Ferry instance: spaces, items, rows, tokens and the change feed."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"))
+    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"), (name = "peers"))
 )]
 struct ApiDoc;
 
@@ -65,6 +66,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(trust::list_policies, trust::add_policy))
         .routes(routes!(trust::remove_policy))
         .routes(routes!(trust::list_audit))
+        .routes(routes!(peers::list_peers))
+        .routes(routes!(peers::create_request))
+        .routes(routes!(peers::import_code))
+        .routes(routes!(peers::show_peer))
+        .routes(routes!(peers::refresh_request))
+        .routes(routes!(peers::invalidate_request))
 }
 
 /// A JSON body whose every rejection becomes a Ferry error with a stable code.

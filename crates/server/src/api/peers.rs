@@ -1,0 +1,340 @@
+//! Peer connections, local steps: the originator's request (invite code, refresh, invalidate) and
+//! the acceptor's import of a code. Every step is audited in the transaction that makes it.
+
+use super::JsonBody;
+use crate::auth::AdminRole;
+use crate::error::{ApiFailure, ApiResult};
+use crate::state::{AppState, blocking};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use ferry_core::CoreError;
+use ferry_core::peering::{self, Event, Phase, Role, Status};
+use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerTicket, TICKET_VERSION};
+use ferry_proto::{
+    ApiError, ErrorCode, ImportInviteCode, NewPeerRequest, PeerConnection, PeerInfo,
+    PeerRequestCreated, RefreshPeerRequest,
+};
+use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
+use serde_json::json;
+
+fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+    bytes
+}
+
+fn data_types(names: &[String]) -> Result<DataTypes, CoreError> {
+    DataTypes::parse(&names.join(",")).map_err(CoreError::InvalidRequest)
+}
+
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// The wire view of a record.
+pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
+    PeerConnection {
+        id: record.id.clone(),
+        role: record.role.as_str().to_string(),
+        request_id: record.request_id.clone(),
+        state: record.status.phase.as_str().to_string(),
+        disabled_here: record.status.disabled_here,
+        disabled_there: record.status.disabled_there,
+        carries_data: record.status.carries_data(),
+        space: record.space.clone(),
+        offered_space: record.offered_space.clone(),
+        sends: record.sends.names().iter().map(|s| s.to_string()).collect(),
+        receives: record
+            .receives
+            .names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        peer: record.peer.as_ref().map(|p| PeerInfo {
+            instance_id: p.instance_id.clone(),
+            title: p.title.clone(),
+            url: p.url.clone(),
+            fingerprint: crate::instance::fingerprint(&p.public_key),
+        }),
+        expires_at: record.expires_at.map(rfc3339),
+        created_at: record.created_at.clone(),
+        updated_at: record.updated_at.clone(),
+    }
+}
+
+fn audit(
+    actor: &str,
+    event: &str,
+    record: &PeerRecord,
+    detail: serde_json::Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: actor.to_string(),
+        event: event.to_string(),
+        subject: Some(record.id.clone()),
+        detail,
+    }
+}
+
+/// Mints a fresh secret and expiry for an originator's record and renders its code.
+fn issue_code(
+    state: &AppState,
+    instance_id: &str,
+    record: &mut PeerRecord,
+    validity_secs: i64,
+) -> String {
+    let secret = random::<32>();
+    let expires_at = unix_now() + validity_secs;
+    record.secret = Some(blake3::hash(&secret).as_bytes().to_vec());
+    record.expires_at = Some(expires_at);
+    let request_id: [u8; 16] = data_encoding::HEXLOWER
+        .decode(record.request_id.as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_default();
+    let offer = PeerOffer {
+        version: TICKET_VERSION,
+        request_id,
+        issuer: Issuer {
+            instance_id: instance_id.to_string(),
+            title: state.info.title.clone(),
+            url: state.info.public_url.clone(),
+            public_key: state.identity.public_key(),
+        },
+        space_name: record.offered_space.clone(),
+        export: record.sends,
+        import: record.receives,
+        expires_at,
+        secret,
+    };
+    state.identity.issue_peer_ticket(&offer)
+}
+
+/// Creates a peer request on a local space and returns its invite code.
+#[utoipa::path(post, path = "/api/v1/peers/requests", tag = "peers", request_body = NewPeerRequest,
+    responses((status = 201, body = PeerRequestCreated), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn create_request(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    JsonBody(new): JsonBody<NewPeerRequest>,
+) -> ApiResult<(StatusCode, Json<PeerRequestCreated>)> {
+    let sends = data_types(&new.export)?;
+    let receives = data_types(&new.import)?;
+    if sends.is_empty() && receives.is_empty() {
+        return Err(CoreError::InvalidRequest(
+            "a peer request exports or imports at least one data type: datasets, features or files"
+                .into(),
+        )
+        .into());
+    }
+    let validity = match &new.expires_in {
+        Some(text) => peering::parse_validity(text)?,
+        None => peering::DEFAULT_VALIDITY_SECS,
+    };
+    let store = state.store.clone();
+    let space_name = new.space.clone();
+    let (space, instance) =
+        blocking(move || Ok::<_, StoreError>((store.space(&space_name)?, store.instance()?)))
+            .await?;
+    let mut record = PeerRecord {
+        id: uuid_v7(),
+        role: Role::Originator,
+        request_id: data_encoding::HEXLOWER.encode(&random::<16>()),
+        status: Status::new(Role::Originator),
+        space: Some(space.name.clone()),
+        offered_space: space.name,
+        sends,
+        receives,
+        peer: None,
+        secret: None,
+        expires_at: None,
+        created_at: rfc3339(unix_now()),
+        updated_at: String::new(),
+    };
+    let code = issue_code(&state, &instance.id, &mut record, validity);
+    let entry = audit(
+        &caller.name,
+        "peer.requested",
+        &record,
+        json!({
+            "space": record.offered_space, "export": sends.names(), "import": receives.names(), "expires_at": record.expires_at,
+        }),
+    );
+    let store = state.store.clone();
+    let stored = blocking(move || store.insert_peer(&record, &entry)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PeerRequestCreated {
+            connection: view(&stored),
+            code,
+        }),
+    ))
+}
+
+fn uuid_v7() -> String {
+    ferry_proto::ItemId::generate().to_string()
+}
+
+async fn load(state: &AppState, id: String) -> ApiResult<PeerRecord> {
+    let store = state.store.clone();
+    blocking(move || store.peer(&id)).await
+}
+
+async fn save(state: &AppState, record: PeerRecord, entry: NewAuditEntry) -> ApiResult<PeerRecord> {
+    let store = state.store.clone();
+    blocking(move || store.update_peer(&record, &entry)).await
+}
+
+/// Replaces an unanswered request's code: new secret, new expiry; the old code stops working.
+#[utoipa::path(post, path = "/api/v1/peers/{id}/refresh", tag = "peers", request_body = RefreshPeerRequest,
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerRequestCreated), (status = 409, body = ApiError)))]
+pub(crate) async fn refresh_request(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RefreshPeerRequest>,
+) -> ApiResult<Json<PeerRequestCreated>> {
+    let validity = match &body.expires_in {
+        Some(text) => peering::parse_validity(text)?,
+        None => peering::DEFAULT_VALIDITY_SECS,
+    };
+    let mut record = load(&state, id).await?;
+    if record.role != Role::Originator || record.status.phase != Phase::Requested {
+        return Err(ApiFailure::new(
+            ErrorCode::PeerStateConflict,
+            format!(
+                "only an unanswered request can be refreshed; this connection is {}",
+                record.status.phase.as_str()
+            ),
+        ));
+    }
+    let store = state.store.clone();
+    let instance = blocking(move || store.instance()).await?;
+    let code = issue_code(&state, &instance.id, &mut record, validity);
+    let entry = audit(
+        &caller.name,
+        "peer.refreshed",
+        &record,
+        json!({"expires_at": record.expires_at}),
+    );
+    let saved = save(&state, record, entry).await?;
+    Ok(Json(PeerRequestCreated {
+        connection: view(&saved),
+        code,
+    }))
+}
+
+/// Withdraws an unanswered request; its code stops working.
+#[utoipa::path(post, path = "/api/v1/peers/{id}/invalidate", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
+pub(crate) async fn invalidate_request(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerConnection>> {
+    let mut record = load(&state, id).await?;
+    record.status = peering::apply(record.role, record.status, Event::Invalidate)?;
+    record.secret = None;
+    let entry = audit(&caller.name, "peer.invalidated", &record, json!({}));
+    Ok(Json(view(&save(&state, record, entry).await?)))
+}
+
+/// Checks an invite code and records what it offers. Nothing is sent to the issuer yet: the
+/// admin reviews the details, then approves.
+#[utoipa::path(post, path = "/api/v1/peers/import", tag = "peers", request_body = ImportInviteCode,
+    responses((status = 201, body = PeerConnection), (status = 400, body = ApiError), (status = 409, body = ApiError),
+              (status = 410, body = ApiError)))]
+pub(crate) async fn import_code(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    JsonBody(body): JsonBody<ImportInviteCode>,
+) -> ApiResult<(StatusCode, Json<PeerConnection>)> {
+    let offer = PeerTicket::parse(&body.code)
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "refused an invite code");
+        })?
+        .offer;
+    let store = state.store.clone();
+    let instance = blocking(move || store.instance()).await?;
+    if offer.issuer.instance_id == instance.id
+        || offer.issuer.public_key == state.identity.public_key()
+    {
+        return Err(ApiFailure::new(
+            ErrorCode::InviteOwn,
+            "this invite code was issued by this instance; enter it on the other instance",
+        ));
+    }
+    if offer.check_expiry(unix_now()).is_err() {
+        return Err(ApiFailure::new(
+            ErrorCode::InviteExpired,
+            format!(
+                "this invite code expired at {}; ask its issuer to refresh it",
+                rfc3339(offer.expires_at)
+            ),
+        ));
+    }
+    let record = PeerRecord {
+        id: uuid_v7(),
+        role: Role::Acceptor,
+        request_id: data_encoding::HEXLOWER.encode(&offer.request_id),
+        status: Status::new(Role::Acceptor),
+        space: None,
+        offered_space: offer.space_name.clone(),
+        // The mirror of the issuer's choice: what it exports, this side receives.
+        sends: offer.import,
+        receives: offer.export,
+        peer: Some(PeerIdentity {
+            instance_id: offer.issuer.instance_id.clone(),
+            title: offer.issuer.title.clone(),
+            url: offer.issuer.url.clone(),
+            public_key: offer.issuer.public_key,
+        }),
+        secret: Some(offer.secret.to_vec()),
+        expires_at: Some(offer.expires_at),
+        created_at: rfc3339(unix_now()),
+        updated_at: String::new(),
+    };
+    let entry = audit(
+        &caller.name,
+        "peer.code_imported",
+        &record,
+        json!({
+            "issuer": offer.issuer.instance_id, "issuer_title": offer.issuer.title, "space": offer.space_name,
+        }),
+    );
+    let store = state.store.clone();
+    let stored = blocking(move || store.insert_peer(&record, &entry)).await?;
+    Ok((StatusCode::CREATED, Json(view(&stored))))
+}
+
+/// Every peer connection of this instance, in every state.
+#[utoipa::path(get, path = "/api/v1/peers", tag = "peers",
+    responses((status = 200, body = Vec<PeerConnection>), (status = 403, body = ApiError)))]
+pub(crate) async fn list_peers(
+    State(state): State<AppState>,
+    _caller: AdminRole,
+) -> ApiResult<Json<Vec<PeerConnection>>> {
+    let store = state.store.clone();
+    let records = blocking(move || store.list_peers()).await?;
+    Ok(Json(records.iter().map(view).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/peers/{id}", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerConnection), (status = 404, body = ApiError)))]
+pub(crate) async fn show_peer(
+    State(state): State<AppState>,
+    _caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerConnection>> {
+    Ok(Json(view(&load(&state, id).await?)))
+}
