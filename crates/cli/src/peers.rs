@@ -5,7 +5,8 @@ use crate::output::{Output, fields, table};
 use anyhow::Result;
 use clap::Subcommand;
 use ferry_proto::{
-    ImportInviteCode, NewPeerRequest, PeerConnection, PeerRequestCreated, RefreshPeerRequest,
+    AcceptPeerResponse, ApprovePeer, ImportInviteCode, NewPeerRequest, PeerApproved, PeerChanged,
+    PeerCheck, PeerConnection, PeerRequestCreated, PeerSecurity, RefreshPeerRequest,
 };
 use reqwest::Method;
 
@@ -40,6 +41,49 @@ pub(crate) enum PeerCmd {
     },
     /// Withdraw an unanswered request.
     Invalidate { id: String },
+    /// Approve an imported code: the local space that receives, security, then answer the originator.
+    Approve {
+        id: String,
+        #[arg(long)]
+        space: String,
+        /// Markings that may leave over this connection (comma-separated); none by default.
+        #[arg(long)]
+        ceiling: Option<String>,
+        /// Markings given to items received over this connection (comma-separated).
+        #[arg(long)]
+        mark: Option<String>,
+        /// Write the signed response to this file instead of sending it (for sites with no path
+        /// to the originator); its admin runs `ferry peer accept-response FILE`.
+        #[arg(long)]
+        response_file: Option<std::path::PathBuf>,
+    },
+    /// Import a response file written by `ferry peer approve --response-file`.
+    AcceptResponse { file: std::path::PathBuf },
+    /// Activate an approved connection (the originator does this); data flows only after.
+    Activate { id: String },
+    /// Stop data on this side; the other side is told.
+    Disable { id: String },
+    /// Resume this side after a disable.
+    Enable { id: String },
+    /// Delete the connection; the other side's copy is revoked.
+    Delete { id: String },
+    /// Check both instances' policies for the connection and name any missing rule.
+    Check { id: String },
+}
+
+fn changed(out: Output, c: &PeerChanged, what: &str) -> Result<()> {
+    let told = if c.notified {
+        "the other instance was told".to_string()
+    } else {
+        format!(
+            "the other instance could not be told: {}",
+            c.notice_error.clone().unwrap_or_default()
+        )
+    };
+    out.done(
+        c,
+        &format!("Connection {} {what}; {told}.", c.connection.id),
+    )
 }
 
 fn split(types: &str) -> Vec<String> {
@@ -158,6 +202,109 @@ pub(crate) async fn peer(client: &Client, out: Output, cmd: PeerCmd) -> Result<(
                     created.code
                 ),
             )
+        }
+        PeerCmd::Approve {
+            id,
+            space,
+            ceiling,
+            mark,
+            response_file,
+        } => {
+            let security = PeerSecurity {
+                ceiling: ceiling.as_deref().map(split),
+                mark: mark.as_deref().map(split).unwrap_or_default(),
+            };
+            let body = ApprovePeer {
+                space,
+                security,
+                response_file: response_file.is_some(),
+            };
+            let approved: PeerApproved = client
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/peers/{}/approve", segment(&id)),
+                    &body,
+                )
+                .await?;
+            match (response_file, &approved.response) {
+                (Some(path), Some(text)) => {
+                    std::fs::write(&path, format!("{text}\n"))?;
+                    out.done(&approved, &format!("Approved. Give {} to the originator's admin: `ferry peer accept-response FILE`.", path.display()))
+                }
+                _ => out.done(
+                    &approved,
+                    "Approved; the originator was told and can now activate the connection.",
+                ),
+            }
+        }
+        PeerCmd::AcceptResponse { file } => {
+            let response = std::fs::read_to_string(&file)?;
+            let p: PeerConnection = client
+                .call(
+                    Method::POST,
+                    "/api/v1/peers/accept-response",
+                    &AcceptPeerResponse { response },
+                )
+                .await?;
+            out.show(&p, detail)
+        }
+        PeerCmd::Activate { id } => {
+            let p: PeerConnection = client
+                .json(client.request(
+                    Method::POST,
+                    &format!("/api/v1/peers/{}/activate", segment(&id)),
+                ))
+                .await?;
+            out.done(&p, &format!("Connection {} is active on both sides.", p.id))
+        }
+        PeerCmd::Disable { id } => {
+            let c: PeerChanged = client
+                .json(client.request(
+                    Method::POST,
+                    &format!("/api/v1/peers/{}/disable", segment(&id)),
+                ))
+                .await?;
+            changed(out, &c, "disabled")
+        }
+        PeerCmd::Enable { id } => {
+            let c: PeerChanged = client
+                .json(client.request(
+                    Method::POST,
+                    &format!("/api/v1/peers/{}/enable", segment(&id)),
+                ))
+                .await?;
+            changed(out, &c, "enabled")
+        }
+        PeerCmd::Delete { id } => {
+            let c: PeerChanged = client
+                .json(client.request(Method::DELETE, &format!("/api/v1/peers/{}", segment(&id))))
+                .await?;
+            changed(out, &c, "deleted")
+        }
+        PeerCmd::Check { id } => {
+            let check: PeerCheck = client
+                .json(client.request(
+                    Method::POST,
+                    &format!("/api/v1/peers/{}/check", segment(&id)),
+                ))
+                .await?;
+            let result = out.show(&check, |c| {
+                let mut t = table(&["ok", "finding"]);
+                for f in &c.findings {
+                    t.add_row(vec![
+                        if f.ok { "yes" } else { "NO" }.to_string(),
+                        f.message.clone(),
+                    ]);
+                }
+                t
+            });
+            if check.ok {
+                result
+            } else {
+                result.and(Err(anyhow::anyhow!(
+                    "a rule is missing; see the findings above"
+                )))
+            }
         }
         PeerCmd::Invalidate { id } => {
             let p: PeerConnection = client

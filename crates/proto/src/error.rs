@@ -118,6 +118,26 @@ error_codes! {
     InviteReused = "invite_reused",
     /// The invite code was issued by this very instance.
     InviteOwn = "invite_own",
+    /// A federation request carries no valid signature.
+    SignatureInvalid = "signature_invalid",
+    /// A federation request was signed outside the clock window.
+    SignatureStale = "signature_stale",
+    /// A federation request's body does not match its Content-Digest.
+    DigestMismatch = "digest_mismatch",
+    /// A federation request was seen before (same nonce).
+    RequestReplayed = "request_replayed",
+    /// The calling instance is not a known peer of this one.
+    PeerUnknown = "peer_unknown",
+    /// The calling instance's connection was deleted or revoked here.
+    PeerRevoked = "peer_revoked",
+    /// This instance's ingress policy does not admit the caller.
+    IngressDenied = "ingress_denied",
+    /// This instance's egress policy does not allow the call.
+    EgressDenied = "egress_denied",
+    /// The peer instance could not be reached.
+    PeerUnreachable = "peer_unreachable",
+    /// The peer instance answered with an error (in `details`).
+    PeerRefused = "peer_refused",
     /// No such network policy rule.
     PolicyRuleNotFound = "policy_rule_not_found",
     /// Something failed inside the server; the log has details.

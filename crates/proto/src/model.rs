@@ -500,6 +500,18 @@ pub struct PeerInfo {
     pub fingerprint: String,
 }
 
+/// Security settings of one side of a peer connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PeerSecurity {
+    /// Only items whose markings are all in this list leave over the connection; `None`: no
+    /// marked item leaves.
+    #[serde(default)]
+    pub ceiling: Option<Vec<String>>,
+    /// Markings given to every item received over the connection.
+    #[serde(default)]
+    pub mark: Vec<String>,
+}
+
 /// A peer connection as this instance sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PeerConnection {
@@ -528,8 +540,69 @@ pub struct PeerConnection {
     /// When the invite code expires (requests and imported codes).
     #[serde(default)]
     pub expires_at: Option<String>,
+    #[serde(default)]
+    pub security: PeerSecurity,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Approves an imported code: the local space that receives, and security settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovePeer {
+    pub space: String,
+    #[serde(default)]
+    pub security: PeerSecurity,
+    /// Return the signed response for a file instead of sending it to the originator.
+    #[serde(default)]
+    pub response_file: bool,
+}
+
+/// The outcome of an approval: the connection, and the response text when asked for as a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerApproved {
+    pub connection: PeerConnection,
+    #[serde(default)]
+    pub response: Option<String>,
+}
+
+/// The outcome of a local change the other side should hear of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerChanged {
+    pub connection: PeerConnection,
+    /// Whether the other instance confirmed it heard of the change.
+    pub notified: bool,
+    /// Why it could not be told, when it could not.
+    #[serde(default)]
+    pub notice_error: Option<String>,
+}
+
+/// One prerequisite of a connection, checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerCheckFinding {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Whether both instances' policies let the connection work, and which rule is missing where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerCheck {
+    pub ok: bool,
+    pub findings: Vec<PeerCheckFinding>,
+}
+
+/// A response carried as a file, imported by the originator's admin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AcceptPeerResponse {
+    pub response: String,
+}
+
+/// What a peer's state change notification says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerStateNotice {
+    /// Hex request id shared by both sides.
+    pub request_id: String,
+    /// `activated`, `disabled`, `enabled` or `deleted`.
+    pub event: String,
 }
 
 /// Creates a peer request: the local space and the data types to export and import.

@@ -166,50 +166,95 @@ pub struct PeerTicket {
 impl PeerTicket {
     /// Signs `offer` with the issuer's key and renders the invite code.
     pub fn issue(offer: &PeerOffer, key: &SigningKey) -> String {
-        let offer_bytes = postcard::to_allocvec(offer).expect("an offer always serializes");
-        let signature = key.sign(&offer_bytes).to_bytes().to_vec();
-        let signed = postcard::to_allocvec(&Signed {
-            offer: offer_bytes,
-            signature,
-        })
-        .expect("a signed ticket always serializes");
-        let body = data_encoding::BASE32_NOPAD.encode(&signed).to_lowercase();
-        format!("{PEER_TICKET_PREFIX}{body}")
+        encode_signed(PEER_TICKET_PREFIX, offer, key)
     }
 
     /// Decodes a code and checks its signature before anything else is looked at.
     pub fn parse(code: &str) -> Result<PeerTicket, TicketError> {
-        let body = code
-            .trim()
-            .strip_prefix(PEER_TICKET_PREFIX)
-            .ok_or(TicketError::WrongKind)?;
-        let bytes = data_encoding::BASE32_NOPAD
-            .decode(body.to_ascii_uppercase().as_bytes())
-            .map_err(|e| TicketError::Malformed(format!("not base32: {e}")))?;
-        let (signed, rest): (Signed, &[u8]) = postcard::take_from_bytes(&bytes)
-            .map_err(|e| TicketError::Malformed(format!("cannot decode: {e}")))?;
-        if !rest.is_empty() {
-            return Err(TicketError::Malformed("extra bytes at the end".into()));
-        }
-        let signature = Signature::from_slice(&signed.signature)
-            .map_err(|_| TicketError::Malformed("the signature has the wrong length".into()))?;
-        // The version byte comes first in the offer, so it can be read before the rest.
-        match signed.offer.first() {
-            Some(&TICKET_VERSION) => {}
-            Some(&v) => return Err(TicketError::UnsupportedVersion(v)),
-            None => return Err(TicketError::Malformed("empty offer".into())),
-        }
-        let (offer, rest): (PeerOffer, &[u8]) = postcard::take_from_bytes(&signed.offer)
-            .map_err(|e| TicketError::Malformed(format!("cannot decode the offer: {e}")))?;
-        if !rest.is_empty() {
-            return Err(TicketError::Malformed("extra bytes after the offer".into()));
-        }
-        let key = VerifyingKey::from_bytes(&offer.issuer.public_key)
-            .map_err(|_| TicketError::Tampered)?;
-        key.verify(&signed.offer, &signature)
-            .map_err(|_| TicketError::Tampered)?;
-        Ok(PeerTicket { offer })
+        decode_signed(PEER_TICKET_PREFIX, code, |o: &PeerOffer| {
+            o.issuer.public_key
+        })
+        .map(|offer| PeerTicket { offer })
     }
+}
+
+pub const PEER_RESPONSE_PREFIX: &str = "ferry1-response-";
+
+/// The acceptor's answer to an invite code: who it is, and the code's secret as proof that it
+/// holds the code. Signed by the acceptor; sent online or carried as a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerResponse {
+    pub version: u8,
+    pub request_id: [u8; 16],
+    pub acceptor: Issuer,
+    pub secret: [u8; 32],
+}
+
+impl PeerResponse {
+    pub fn issue(&self, key: &SigningKey) -> String {
+        encode_signed(PEER_RESPONSE_PREFIX, self, key)
+    }
+
+    /// Decodes a response and checks the acceptor's signature over it.
+    pub fn parse(text: &str) -> Result<PeerResponse, TicketError> {
+        decode_signed(PEER_RESPONSE_PREFIX, text, |r: &PeerResponse| {
+            r.acceptor.public_key
+        })
+    }
+}
+
+fn encode_signed<T: Serialize>(prefix: &str, value: &T, key: &SigningKey) -> String {
+    let body = postcard::to_allocvec(value).expect("ticket contents always serialize");
+    let signature = key.sign(&body).to_bytes().to_vec();
+    let signed = postcard::to_allocvec(&Signed {
+        offer: body,
+        signature,
+    })
+    .expect("a signed ticket always serializes");
+    format!(
+        "{prefix}{}",
+        data_encoding::BASE32_NOPAD.encode(&signed).to_lowercase()
+    )
+}
+
+/// Decodes `prefix` + base32 of a signed value, and checks the signature with the key the value
+/// names for its signer.
+fn decode_signed<T: for<'de> Deserialize<'de>>(
+    prefix: &str,
+    text: &str,
+    signer: impl Fn(&T) -> [u8; 32],
+) -> Result<T, TicketError> {
+    let body = text
+        .trim()
+        .strip_prefix(prefix)
+        .ok_or(TicketError::WrongKind)?;
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(body.to_ascii_uppercase().as_bytes())
+        .map_err(|e| TicketError::Malformed(format!("not base32: {e}")))?;
+    let (signed, rest): (Signed, &[u8]) = postcard::take_from_bytes(&bytes)
+        .map_err(|e| TicketError::Malformed(format!("cannot decode: {e}")))?;
+    if !rest.is_empty() {
+        return Err(TicketError::Malformed("extra bytes at the end".into()));
+    }
+    let signature = Signature::from_slice(&signed.signature)
+        .map_err(|_| TicketError::Malformed("the signature has the wrong length".into()))?;
+    // The version byte comes first, so it can be read before the rest.
+    match signed.offer.first() {
+        Some(&TICKET_VERSION) => {}
+        Some(&v) => return Err(TicketError::UnsupportedVersion(v)),
+        None => return Err(TicketError::Malformed("empty content".into())),
+    }
+    let (value, rest): (T, &[u8]) = postcard::take_from_bytes(&signed.offer)
+        .map_err(|e| TicketError::Malformed(format!("cannot decode the content: {e}")))?;
+    if !rest.is_empty() {
+        return Err(TicketError::Malformed(
+            "extra bytes after the content".into(),
+        ));
+    }
+    let key = VerifyingKey::from_bytes(&signer(&value)).map_err(|_| TicketError::Tampered)?;
+    key.verify(&signed.offer, &signature)
+        .map_err(|_| TicketError::Tampered)?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -306,6 +351,33 @@ mod tests {
         assert_eq!(
             PeerTicket::parse(&PeerTicket::issue(&future, &k)),
             Err(TicketError::UnsupportedVersion(9))
+        );
+    }
+
+    #[test]
+    fn responses_round_trip_and_are_signed_by_the_acceptor() {
+        let acceptor = key(2);
+        let response = PeerResponse {
+            version: TICKET_VERSION,
+            request_id: [7; 16],
+            acceptor: Issuer {
+                instance_id: "b".into(),
+                title: "Harbor".into(),
+                url: "http://127.0.0.1:2".into(),
+                public_key: acceptor.verifying_key().to_bytes(),
+            },
+            secret: [9; 32],
+        };
+        let text = response.issue(&acceptor);
+        assert!(text.starts_with(PEER_RESPONSE_PREFIX));
+        assert_eq!(PeerResponse::parse(&text).unwrap(), response);
+        assert_eq!(
+            PeerResponse::parse(&text.replace("ferry1-response-", "ferry1-peer-")),
+            Err(TicketError::WrongKind)
+        );
+        assert_eq!(
+            PeerResponse::parse(&response.issue(&key(3))),
+            Err(TicketError::Tampered)
         );
     }
 

@@ -27,6 +27,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InviteUnsupportedVersion
         | InviteOwn => StatusCode::BAD_REQUEST,
         InviteExpired => StatusCode::GONE,
+        SignatureInvalid | SignatureStale | RequestReplayed | PeerUnknown => {
+            StatusCode::UNAUTHORIZED
+        }
+        DigestMismatch => StatusCode::BAD_REQUEST,
+        PeerRevoked | IngressDenied | EgressDenied => StatusCode::FORBIDDEN,
+        PeerUnreachable | PeerRefused => StatusCode::BAD_GATEWAY,
         InviteReused | PeerStateConflict => StatusCode::CONFLICT,
         SpaceNameTaken | SpaceNotEmpty | WrongItemKind => StatusCode::CONFLICT,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch

@@ -56,6 +56,10 @@ impl Identity {
         self.signing_key.verifying_key().to_bytes()
     }
 
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing_key
+    }
+
     /// Signs a peer offer and renders it as an invite code.
     pub fn issue_peer_ticket(&self, offer: &ferry_proto::ticket::PeerOffer) -> String {
         ferry_proto::ticket::PeerTicket::issue(offer, &self.signing_key)

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 pub mod config;
 mod error;
+mod federation;
 pub mod instance;
 mod metrics;
 mod state;
@@ -38,10 +39,17 @@ pub fn openapi_json() -> String {
 
 /// Builds the full router for an instance whose public URL is `public_url`.
 pub fn router(instance: &Instance, public_url: String) -> Router {
+    let instance_id = instance.store.instance().map(|i| i.id).unwrap_or_default();
     let state = AppState {
+        federation: federation::FederationClient::new(
+            instance.identity.clone(),
+            instance_id.clone(),
+            instance.store.clone(),
+        ),
         store: instance.store.clone(),
         chunks: instance.chunks.clone(),
         info: Arc::new(InstanceFacts {
+            instance_id,
             title: instance.config.title.clone(),
             public_url,
             public_key: instance.identity.public_key_base64(),
@@ -59,6 +67,7 @@ pub fn router(instance: &Instance, public_url: String) -> Router {
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
     Router::new()
         .merge(api)
+        .merge(federation::routes())
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -107,6 +116,7 @@ pub async fn serve(
         instance.config.data_dir.clone(),
         instance.store.clone(),
     ));
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -11,6 +11,7 @@ pub(crate) struct AppState {
     pub chunks: ChunkStore,
     pub info: Arc<InstanceFacts>,
     pub identity: Arc<crate::instance::Identity>,
+    pub federation: crate::federation::FederationClient,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
 }
@@ -18,6 +19,7 @@ pub(crate) struct AppState {
 /// What the instance says about itself.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceFacts {
+    pub instance_id: String,
     pub title: String,
     pub public_url: String,
     pub public_key: String,

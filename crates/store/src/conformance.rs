@@ -672,6 +672,10 @@ pub fn peer_records(store: &dyn Store) {
         peer: None,
         secret: Some(vec![1, 2, 3]),
         expires_at: Some(1_900_000_000),
+        security: ferry_proto::PeerSecurity {
+            ceiling: Some(vec!["OFFICIAL".into()]),
+            mark: vec!["PARTNER".into()],
+        },
         created_at: "2026-01-01T00:00:00Z".into(),
         updated_at: String::new(),
     };

@@ -709,7 +709,7 @@ fn rule_audit(actor: &str, event: &str, rule: &PolicyRule) -> NewAuditEntry {
 
 const PEER_COLS: &str = "p.id, p.role, p.request_id, p.phase, p.disabled_here, p.disabled_there,
     s.name, p.offered_space, p.sends, p.receives, p.peer_instance_id, p.peer_title, p.peer_url,
-    p.peer_public_key, p.secret, p.expires_at, p.created_at, p.updated_at";
+    p.peer_public_key, p.secret, p.expires_at, p.created_at, p.updated_at, p.security";
 
 fn peers_query(filter: &str) -> String {
     format!(
@@ -719,7 +719,7 @@ fn peers_query(filter: &str) -> String {
 
 /// A peer row with its text columns still encoded.
 struct PeerRow {
-    text: [Option<String>; 13],
+    text: [Option<String>; 14],
     flags: [bool; 2],
     public_key: Option<Vec<u8>>,
     secret: Option<Vec<u8>>,
@@ -743,6 +743,7 @@ fn peer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRow> {
             t(12)?,
             t(16)?,
             t(17)?,
+            t(18)?,
         ],
         flags: [r.get::<_, i64>(4)? != 0, r.get::<_, i64>(5)? != 0],
         public_key: r.get(13)?,
@@ -768,6 +769,7 @@ fn build_peer(row: PeerRow) -> StoreResult<PeerRecord> {
         peer_url,
         created,
         updated,
+        security,
     ] = row.text;
     let types = |t: Option<String>| -> StoreResult<ferry_proto::ticket::DataTypes> {
         Ok(serde_json::from_str(&t.unwrap_or_default())?)
@@ -803,6 +805,7 @@ fn build_peer(row: PeerRow) -> StoreResult<PeerRecord> {
         peer,
         secret: row.secret,
         expires_at: row.expires_at,
+        security: serde_json::from_str(security.as_deref().unwrap_or("{}"))?,
         created_at: created.unwrap_or_default(),
         updated_at: updated.unwrap_or_default(),
     })
@@ -832,8 +835,8 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
         &format!(
             "{verb} INTO peer_connections (id, role, request_id, phase, disabled_here, disabled_there,
                  space_rid, offered_space, sends, receives, peer_instance_id, peer_title, peer_url,
-                 peer_public_key, secret, expires_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                 peer_public_key, secret, expires_at, created_at, updated_at, security)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
         ),
         params![
             record.id,
@@ -854,6 +857,7 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
             record.expires_at,
             record.created_at,
             now(),
+            to_json(&record.security)?,
         ],
     );
     match written {

@@ -117,6 +117,7 @@ pub struct PeerRecord {
     pub secret: Option<Vec<u8>>,
     /// Unix seconds.
     pub expires_at: Option<i64>,
+    pub security: ferry_proto::PeerSecurity,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -3,7 +3,7 @@
 
 mod instance;
 mod items;
-mod peers;
+pub(crate) mod peers;
 mod spaces;
 mod transfer;
 mod trust;
@@ -69,7 +69,13 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(peers::list_peers))
         .routes(routes!(peers::create_request))
         .routes(routes!(peers::import_code))
-        .routes(routes!(peers::show_peer))
+        .routes(routes!(peers::show_peer, peers::delete))
+        .routes(routes!(peers::approve))
+        .routes(routes!(peers::accept_response_file))
+        .routes(routes!(peers::activate))
+        .routes(routes!(peers::disable))
+        .routes(routes!(peers::enable))
+        .routes(routes!(peers::check))
         .routes(routes!(peers::refresh_request))
         .routes(routes!(peers::invalidate_request))
 }

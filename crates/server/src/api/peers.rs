@@ -1,21 +1,26 @@
-//! Peer connections, local steps: the originator's request (invite code, refresh, invalidate) and
-//! the acceptor's import of a code. Every step is audited in the transaction that makes it.
+//! Peer connections: the originator's request (invite code, refresh, invalidate), the acceptor's
+//! import and approval, activation, disable/enable/delete on either side, and the policy check.
+//! Every step is audited in the transaction that makes it; the other instance hears of each
+//! change over the signed federation channel.
 
 use super::JsonBody;
 use crate::auth::AdminRole;
 use crate::error::{ApiFailure, ApiResult};
+use crate::federation;
 use crate::state::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferry_core::CoreError;
 use ferry_core::peering::{self, Event, Phase, Role, Status};
-use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerTicket, TICKET_VERSION};
+use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerResponse, PeerTicket, TICKET_VERSION};
 use ferry_proto::{
-    ApiError, ErrorCode, ImportInviteCode, NewPeerRequest, PeerConnection, PeerInfo,
-    PeerRequestCreated, RefreshPeerRequest,
+    AcceptPeerResponse, ApiError, ApprovePeer, ErrorCode, ImportInviteCode, NewPeerRequest,
+    PeerApproved, PeerChanged, PeerCheck, PeerCheckFinding, PeerConnection, PeerInfo,
+    PeerRequestCreated, PeerStateNotice, RefreshPeerRequest,
 };
 use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
+use reqwest::Method;
 use serde_json::json;
 
 fn unix_now() -> i64 {
@@ -64,6 +69,7 @@ pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
             fingerprint: crate::instance::fingerprint(&p.public_key),
         }),
         expires_at: record.expires_at.map(rfc3339),
+        security: record.security.clone(),
         created_at: record.created_at.clone(),
         updated_at: record.updated_at.clone(),
     }
@@ -155,6 +161,7 @@ pub(crate) async fn create_request(
         peer: None,
         secret: None,
         expires_at: None,
+        security: Default::default(),
         created_at: rfc3339(unix_now()),
         updated_at: String::new(),
     };
@@ -187,7 +194,11 @@ async fn load(state: &AppState, id: String) -> ApiResult<PeerRecord> {
     blocking(move || store.peer(&id)).await
 }
 
-async fn save(state: &AppState, record: PeerRecord, entry: NewAuditEntry) -> ApiResult<PeerRecord> {
+pub(crate) async fn save_peer(
+    state: &AppState,
+    record: PeerRecord,
+    entry: NewAuditEntry,
+) -> ApiResult<PeerRecord> {
     let store = state.store.clone();
     blocking(move || store.update_peer(&record, &entry)).await
 }
@@ -225,7 +236,7 @@ pub(crate) async fn refresh_request(
         &record,
         json!({"expires_at": record.expires_at}),
     );
-    let saved = save(&state, record, entry).await?;
+    let saved = save_peer(&state, record, entry).await?;
     Ok(Json(PeerRequestCreated {
         connection: view(&saved),
         code,
@@ -245,7 +256,7 @@ pub(crate) async fn invalidate_request(
     record.status = peering::apply(record.role, record.status, Event::Invalidate)?;
     record.secret = None;
     let entry = audit(&caller.name, "peer.invalidated", &record, json!({}));
-    Ok(Json(view(&save(&state, record, entry).await?)))
+    Ok(Json(view(&save_peer(&state, record, entry).await?)))
 }
 
 /// Checks an invite code and records what it offers. Nothing is sent to the issuer yet: the
@@ -300,6 +311,7 @@ pub(crate) async fn import_code(
         }),
         secret: Some(offer.secret.to_vec()),
         expires_at: Some(offer.expires_at),
+        security: Default::default(),
         created_at: rfc3339(unix_now()),
         updated_at: String::new(),
     };
@@ -337,4 +349,276 @@ pub(crate) async fn show_peer(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
     Ok(Json(view(&load(&state, id).await?)))
+}
+
+fn conflict(message: impl Into<String>) -> ApiFailure {
+    ApiFailure::new(ErrorCode::PeerStateConflict, message)
+}
+
+fn peer_of(record: &PeerRecord) -> ApiResult<PeerIdentity> {
+    record
+        .peer
+        .clone()
+        .ok_or_else(|| conflict("the other instance of this connection is not known yet"))
+}
+
+/// Approves an imported code: picks the receiving space and security, and answers the originator
+/// online, or returns the signed response for a file.
+#[utoipa::path(post, path = "/api/v1/peers/{id}/approve", tag = "peers", request_body = ApprovePeer,
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerApproved), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
+pub(crate) async fn approve(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ApprovePeer>,
+) -> ApiResult<Json<PeerApproved>> {
+    let mut record = load(&state, id).await?;
+    if record.role != Role::Acceptor {
+        return Err(conflict(
+            "only the instance that imported the code approves; the originator activates",
+        ));
+    }
+    let status = peering::apply(record.role, record.status, Event::Approve)?;
+    if record.expires_at.is_some_and(|t| unix_now() >= t) {
+        return Err(ApiFailure::new(
+            ErrorCode::InviteExpired,
+            "the invite code expired; ask its issuer to refresh it",
+        ));
+    }
+    ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
+    ferry_core::names::check_markings(&body.security.mark)?;
+    let store = state.store.clone();
+    let space_name = body.space.clone();
+    let (space, instance) =
+        blocking(move || Ok::<_, StoreError>((store.space(&space_name)?, store.instance()?)))
+            .await?;
+    let peer = peer_of(&record)?;
+    let response = PeerResponse {
+        version: TICKET_VERSION,
+        request_id: request_id_bytes(&record.request_id),
+        acceptor: Issuer {
+            instance_id: instance.id,
+            title: state.info.title.clone(),
+            url: state.info.public_url.clone(),
+            public_key: state.identity.public_key(),
+        },
+        secret: record
+            .secret
+            .as_deref()
+            .and_then(|s| <[u8; 32]>::try_from(s).ok())
+            .ok_or_else(|| conflict("this connection no longer holds the code's secret"))?,
+    }
+    .issue(state.identity.signing_key());
+    if !body.response_file {
+        let answer: Result<PeerConnection, _> = state
+            .federation
+            .call(
+                &peer.url,
+                Some(&peer.instance_id),
+                Method::POST,
+                federation::RESPONSES_PATH,
+                &AcceptPeerResponse {
+                    response: response.clone(),
+                },
+            )
+            .await;
+        answer?;
+    }
+    record.status = status;
+    record.space = Some(space.name.clone());
+    record.security = body.security.clone();
+    record.secret = None;
+    let entry = audit(
+        &caller.name,
+        "peer.approved",
+        &record,
+        json!({
+            "space": space.name, "security": body.security, "delivery": if body.response_file { "file" } else { "online" },
+        }),
+    );
+    let saved = save_peer(&state, record, entry).await?;
+    Ok(Json(PeerApproved {
+        connection: view(&saved),
+        response: body.response_file.then_some(response),
+    }))
+}
+
+fn request_id_bytes(hex: &str) -> [u8; 16] {
+    data_encoding::HEXLOWER
+        .decode(hex.as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_default()
+}
+
+/// Imports a response file from the instance that approved one of this instance's requests.
+#[utoipa::path(post, path = "/api/v1/peers/accept-response", tag = "peers", request_body = AcceptPeerResponse,
+    responses((status = 200, body = PeerConnection), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn accept_response_file(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    JsonBody(body): JsonBody<AcceptPeerResponse>,
+) -> ApiResult<Json<PeerConnection>> {
+    let response = PeerResponse::parse(&body.response)?;
+    Ok(Json(view(
+        &federation::accept_response(&state, &response, &caller.name).await?,
+    )))
+}
+
+/// Activates an approved connection and tells the other instance; until then no data flows.
+#[utoipa::path(post, path = "/api/v1/peers/{id}/activate", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerConnection), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
+pub(crate) async fn activate(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerConnection>> {
+    let mut record = load(&state, id).await?;
+    let status = peering::apply(record.role, record.status, Event::Activate)?;
+    notify(&state, &record, "activated").await?;
+    record.status = status;
+    let entry = audit(&caller.name, "peer.activated", &record, json!({}));
+    Ok(Json(view(&save_peer(&state, record, entry).await?)))
+}
+
+/// Tells the other instance of a change, over the signed federation channel.
+async fn notify(state: &AppState, record: &PeerRecord, event: &str) -> ApiResult<()> {
+    let peer = peer_of(record)?;
+    let notice = PeerStateNotice {
+        request_id: record.request_id.clone(),
+        event: event.to_string(),
+    };
+    let _: PeerConnection = state
+        .federation
+        .call(
+            &peer.url,
+            Some(&peer.instance_id),
+            Method::POST,
+            federation::STATE_PATH,
+            &notice,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Applies a local change, then tells the other side; the change stands even if it cannot be told.
+async fn change(
+    state: AppState,
+    caller: String,
+    id: String,
+    event: Event,
+    name: &str,
+) -> ApiResult<Json<PeerChanged>> {
+    let mut record = load(&state, id).await?;
+    record.status = peering::apply(record.role, record.status, event)?;
+    let entry = audit(&caller, &format!("peer.{name}"), &record, json!({}));
+    let saved = save_peer(&state, record, entry).await?;
+    let told = if saved.peer.is_some() {
+        notify(&state, &saved, name).await
+    } else {
+        Ok(())
+    };
+    Ok(Json(PeerChanged {
+        connection: view(&saved),
+        notified: told.is_ok() && saved.peer.is_some(),
+        notice_error: told.err().map(|e| e.0.message),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/peers/{id}/disable", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
+pub(crate) async fn disable(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerChanged>> {
+    change(state, caller.name, id, Event::Disable, "disabled").await
+}
+
+#[utoipa::path(post, path = "/api/v1/peers/{id}/enable", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
+pub(crate) async fn enable(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerChanged>> {
+    change(state, caller.name, id, Event::Enable, "enabled").await
+}
+
+/// Deletes the connection here; the other instance revokes its copy and stops accepting this
+/// instance's key for it.
+#[utoipa::path(delete, path = "/api/v1/peers/{id}", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerChanged>> {
+    change(state, caller.name, id, Event::Delete, "deleted").await
+}
+
+/// Checks both instances' policies for this connection and says which rule is missing where.
+#[utoipa::path(post, path = "/api/v1/peers/{id}/check", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerCheck), (status = 409, body = ApiError)))]
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    _caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerCheck>> {
+    let record = load(&state, id).await?;
+    let peer = peer_of(&record)?;
+    let mut findings = Vec::new();
+    let mut note = |ok: bool, message: String| findings.push(PeerCheckFinding { ok, message });
+    let here = &state.info.title;
+    match state
+        .federation
+        .egress_allowed(&peer.url, Some(&peer.instance_id))
+        .await
+    {
+        Ok(()) => note(
+            true,
+            format!("'{here}' permits egress to '{}' ({})", peer.title, peer.url),
+        ),
+        Err(e) => note(false, ApiFailure::from(e).0.message),
+    }
+    let probe: Result<serde_json::Value, _> = state
+        .federation
+        .call(
+            &peer.url,
+            Some(&peer.instance_id),
+            Method::POST,
+            federation::PROBE_PATH,
+            &json!({}),
+        )
+        .await;
+    match probe {
+        Ok(answer) => {
+            note(
+                true,
+                format!("'{}' permits ingress from '{here}'", peer.title),
+            );
+            let back = answer["egress_to_caller"].as_bool().unwrap_or(false);
+            let detail = answer["egress_detail"].as_str().unwrap_or_default();
+            note(
+                back,
+                if back {
+                    format!("'{}' permits egress to '{here}'", peer.title)
+                } else {
+                    format!("'{}': {detail}", peer.title)
+                },
+            );
+        }
+        Err(federation::FederationError::Refused { error, .. }) => note(false, error.message),
+        Err(e) => note(false, ApiFailure::from(e).0.message),
+    }
+    Ok(Json(PeerCheck {
+        ok: findings.iter().all(|f| f.ok),
+        findings,
+    }))
 }

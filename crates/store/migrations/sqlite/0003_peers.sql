@@ -19,6 +19,8 @@ CREATE TABLE peer_connections (
     -- prove possession when it responds.
     secret           BLOB,
     expires_at       INTEGER,
+    -- JSON: the markings ceiling for what this side sends, the markings given to what it receives.
+    security         TEXT NOT NULL DEFAULT '{}',
     created_at       TEXT NOT NULL,
     updated_at       TEXT NOT NULL,
     UNIQUE (role, request_id)

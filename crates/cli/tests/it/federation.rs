@@ -1,0 +1,468 @@
+//! The whole peer connection flow between real instances over real HTTP, and the checks on
+//! every signed server-to-server request.
+
+use crate::harness::{TestInstance, ferry_json, stderr, temp_file};
+use ed25519_dalek::SigningKey;
+use ferry_proto::signing::{self, RequestTarget};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn instance(title: &str) -> TestInstance {
+    let title = title.to_string();
+    TestInstance::start_with(move |c| c.title = title).await
+}
+
+/// Lets two loopback instances talk: ingress from loopback, egress to 127.0.0.1.
+fn open_policies(inst: &TestInstance) {
+    ferry_json(inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
+    ferry_json(inst, &["policy", "egress", "allow", "127.0.0.1"]);
+}
+
+fn events(inst_log: &Value) -> Vec<String> {
+    inst_log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A requests, B imports: returns (A's connection id, B's connection id).
+async fn requested_and_imported(a: &TestInstance, b: &TestInstance) -> (String, String) {
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let created = ferry_json(
+        a,
+        &[
+            "peer", "request", "--space", "roads", "--export", "features", "--import", "datasets",
+        ],
+    );
+    let imported = ferry_json(b, &["peer", "import", created["code"].as_str().unwrap()]);
+    (
+        created["connection"]["id"].as_str().unwrap().to_string(),
+        imported["id"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn peer(inst: &TestInstance, id: &str) -> Value {
+    inst.get(&format!("/api/v1/peers/{id}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_flow_request_import_approve_activate() {
+    let (a, b) = (
+        instance("City GIS").await,
+        instance("Harbor Authority").await,
+    );
+    open_policies(&a);
+    open_policies(&b);
+    let (on_a, on_b) = requested_and_imported(&a, &b).await;
+    let approved = ferry_json(
+        &b,
+        &[
+            "peer",
+            "approve",
+            &on_b,
+            "--space",
+            "inbox",
+            "--ceiling",
+            "OFFICIAL",
+            "--mark",
+            "PARTNER",
+        ],
+    );
+    assert_eq!(approved["connection"]["state"], "approved");
+    assert_eq!(approved["connection"]["space"], "inbox");
+    assert_eq!(
+        approved["connection"]["security"],
+        json!({"ceiling": ["OFFICIAL"], "mark": ["PARTNER"]})
+    );
+    let a_side = peer(&a, &on_a).await;
+    let b_info = b.get("/api/v1/instance").await;
+    assert_eq!(a_side["state"], "approved");
+    assert_eq!(a_side["peer"]["instance_id"], b_info["id"]);
+    assert_eq!(
+        a_side["peer"]["fingerprint"], b_info["fingerprint"],
+        "A pinned B's key"
+    );
+
+    let active = ferry_json(&a, &["peer", "activate", &on_a]);
+    assert_eq!(
+        (active["state"].as_str(), active["carries_data"].as_bool()),
+        (Some("active"), Some(true))
+    );
+    let b_side = peer(&b, &on_b).await;
+    assert_eq!(
+        (b_side["state"].as_str(), b_side["carries_data"].as_bool()),
+        (Some("active"), Some(true))
+    );
+
+    let check = ferry_json(&a, &["peer", "check", &on_a]);
+    assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(
+        events(&a.get("/api/v1/audit").await)[2..],
+        ["peer.requested", "peer.approved", "peer.activated"]
+    );
+    assert_eq!(
+        events(&b.get("/api/v1/audit").await)[2..],
+        [
+            "peer.code_imported",
+            "peer.approved",
+            "peer.remote_activated"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_files_carry_the_approval_and_are_single_use() {
+    let (a, b) = (
+        instance("City GIS").await,
+        instance("Harbor Authority").await,
+    );
+    open_policies(&a);
+    open_policies(&b);
+    let (on_a, on_b) = requested_and_imported(&a, &b).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("response.txt");
+    ferry_json(
+        &b,
+        &[
+            "peer",
+            "approve",
+            &on_b,
+            "--space",
+            "inbox",
+            "--response-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        peer(&a, &on_a).await["state"],
+        "requested",
+        "nothing was sent"
+    );
+    let tampered = temp_file(
+        work.path(),
+        "bad.txt",
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replacen('a', "b", 1)
+            .as_bytes(),
+    );
+    let bad = a.ferry(&["peer", "accept-response", tampered.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("invite_"), "{}", stderr(&bad));
+    let accepted = ferry_json(&a, &["peer", "accept-response", file.to_str().unwrap()]);
+    assert_eq!(accepted["state"], "approved");
+    let again = a.ferry(&["peer", "accept-response", file.to_str().unwrap()]);
+    assert!(
+        stderr(&again).contains("invite_reused"),
+        "{}",
+        stderr(&again)
+    );
+    ferry_json(&a, &["peer", "activate", &on_a]);
+    assert_eq!(peer(&b, &on_b).await["state"], "active");
+}
+
+async fn active_pair() -> (TestInstance, TestInstance, String, String) {
+    let (a, b) = (
+        instance("City GIS").await,
+        instance("Harbor Authority").await,
+    );
+    open_policies(&a);
+    open_policies(&b);
+    let (on_a, on_b) = requested_and_imported(&a, &b).await;
+    ferry_json(&b, &["peer", "approve", &on_b, "--space", "inbox"]);
+    ferry_json(&a, &["peer", "activate", &on_a]);
+    (a, b, on_a, on_b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_enable_and_delete_reach_the_other_side() {
+    let (a, b, on_a, on_b) = active_pair().await;
+    let off = ferry_json(&b, &["peer", "disable", &on_b]);
+    assert_eq!(off["notified"], true);
+    let seen = peer(&a, &on_a).await;
+    assert_eq!(
+        (
+            seen["disabled_there"].as_bool(),
+            seen["carries_data"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    // A cannot undo B's disable: enabling on A only clears A's own half.
+    ferry_json(&a, &["peer", "disable", &on_a]);
+    ferry_json(&a, &["peer", "enable", &on_a]);
+    assert_eq!(peer(&a, &on_a).await["carries_data"], false);
+    ferry_json(&b, &["peer", "enable", &on_b]);
+    assert_eq!(peer(&a, &on_a).await["carries_data"], true);
+
+    let deleted = ferry_json(&a, &["peer", "delete", &on_a]);
+    assert_eq!(
+        (
+            deleted["connection"]["state"].as_str(),
+            deleted["notified"].as_bool()
+        ),
+        (Some("deleted"), Some(true))
+    );
+    assert_eq!(peer(&b, &on_b).await["state"], "revoked");
+    // The deleted connection's peer calling again is refused, and the refusal is audited.
+    let (status, body) = b
+        .call(Method::POST, &format!("/api/v1/peers/{on_b}/check"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["ok"], false);
+    let log = a.get("/api/v1/audit").await;
+    let refused: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "federation.refused")
+        .collect();
+    assert_eq!(refused.last().unwrap()["detail"]["code"], "peer_revoked");
+    let (status, answer) = b
+        .call(Method::POST, &format!("/api/v1/peers/{on_b}/disable"), None)
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::CONFLICT, Some("peer_state_conflict")),
+        "a revoked connection takes nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_are_checked_on_both_sides_with_exact_findings() {
+    let (a, b) = (
+        instance("City GIS").await,
+        instance("Harbor Authority").await,
+    );
+    ferry_json(&b, &["policy", "ingress", "allow", "127.0.0.0/8"]);
+    let (on_a, on_b) = requested_and_imported(&a, &b).await;
+    // B may not call out yet: its own egress policy refuses, and nothing changes.
+    let out = b.ferry(&["peer", "approve", &on_b, "--space", "inbox"]);
+    assert!(
+        stderr(&out).contains("egress_denied")
+            && stderr(&out).contains("ferry policy egress allow 127.0.0.1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(peer(&b, &on_b).await["state"], "imported");
+    ferry_json(&b, &["policy", "egress", "allow", "127.0.0.1"]);
+    // A does not admit B: B hears exactly which rule is missing on which side.
+    let out = b.ferry(&["peer", "approve", &on_b, "--space", "inbox"]);
+    let said = stderr(&out);
+    assert!(
+        said.contains("peer_refused") && said.contains("ingress_denied"),
+        "{said}"
+    );
+    assert!(
+        said.contains("instance 'City GIS' does not permit ingress from 'Harbor Authority'"),
+        "{said}"
+    );
+    assert!(
+        said.contains("ferry policy ingress allow instance:"),
+        "{said}"
+    );
+    assert_eq!(peer(&b, &on_b).await["state"], "imported");
+    assert_eq!(peer(&a, &on_a).await["state"], "requested");
+    ferry_json(&a, &["policy", "ingress", "allow", "127.0.0.0/8"]);
+    ferry_json(&b, &["peer", "approve", &on_b, "--space", "inbox"]);
+    // A lacks egress to B: activation is refused locally; check names the missing rule.
+    let out = a.ferry(&["peer", "activate", &on_a]);
+    assert!(stderr(&out).contains("egress_denied"), "{}", stderr(&out));
+    let check = a.ferry(&["--json", "peer", "check", &on_a]);
+    assert!(!check.status.success());
+    let findings: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(findings["findings"][0]["ok"], false);
+    assert!(
+        findings["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("egress"),
+        "{findings}"
+    );
+    ferry_json(&a, &["policy", "egress", "allow", "127.0.0.1"]);
+    assert_eq!(ferry_json(&a, &["peer", "check", &on_a])["ok"], true);
+}
+
+/// B's identity key, read from its data directory, to forge requests in the tests below.
+fn key_of(inst: &TestInstance) -> SigningKey {
+    let hex = std::fs::read_to_string(inst.data_dir().join("identity.key")).unwrap();
+    let seed: [u8; 32] = data_encoding::HEXLOWER
+        .decode(hex.trim().as_bytes())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    SigningKey::from_bytes(&seed)
+}
+
+struct Forged {
+    digest_header: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+fn forge(
+    key: &SigningKey,
+    key_id: &str,
+    path: &str,
+    body: &Value,
+    created: i64,
+    nonce: [u8; 16],
+) -> Forged {
+    let body = serde_json::to_vec(body).unwrap();
+    let digest = signing::body_digest(&body);
+    let target = RequestTarget {
+        method: "POST",
+        path_and_query: path,
+        body_digest: &digest,
+    };
+    Forged {
+        digest_header: signing::content_digest(&digest),
+        signature: signing::sign(key, key_id, &target, created, nonce),
+        body,
+    }
+}
+
+async fn send(inst: &TestInstance, path: &str, f: &Forged) -> (StatusCode, Value) {
+    let r = inst
+        .request(Method::POST, path, None)
+        .header("content-type", "application/json")
+        .header(signing::DIGEST_HEADER, &f.digest_header)
+        .header(signing::SIGNATURE_HEADER, &f.signature)
+        .body(f.body.clone())
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_requests_are_checked_before_any_handler_runs() {
+    let (a, b, on_a, _on_b) = active_pair().await;
+    let path = "/federation/v1/peer/state";
+    let b_id = b.get("/api/v1/instance").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request_id = peer(&a, &on_a).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let notice = json!({"request_id": request_id, "event": "disabled"});
+    let now = jiff::Timestamp::now().as_second();
+    let b_key = key_of(&b);
+    let stranger = SigningKey::from_bytes(&[42; 32]);
+
+    let mut tampered = forge(&b_key, &b_id, path, &notice, now, [1; 16]);
+    tampered.body =
+        serde_json::to_vec(&json!({"request_id": request_id, "event": "deleted"})).unwrap();
+    let cases = [
+        (
+            "wrong key",
+            forge(&stranger, &b_id, path, &notice, now, [2; 16]),
+            StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+        ),
+        (
+            "stale",
+            forge(&b_key, &b_id, path, &notice, now - 3600, [3; 16]),
+            StatusCode::UNAUTHORIZED,
+            "signature_stale",
+        ),
+        (
+            "body swapped",
+            tampered,
+            StatusCode::BAD_REQUEST,
+            "digest_mismatch",
+        ),
+        (
+            "unknown sender",
+            forge(&stranger, "someone-else", path, &notice, now, [4; 16]),
+            StatusCode::UNAUTHORIZED,
+            "peer_unknown",
+        ),
+        (
+            "signed for another path",
+            forge(&b_key, &b_id, "/federation/v1/probe", &notice, now, [5; 16]),
+            StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+        ),
+    ];
+    for (what, forged, status, code) in cases {
+        let (got, body) = send(&a, path, &forged).await;
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {body}"
+        );
+        assert_eq!(
+            peer(&a, &on_a).await["carries_data"],
+            true,
+            "{what} changed nothing"
+        );
+    }
+    let unsigned = a
+        .request(Method::POST, path, None)
+        .json(&notice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+
+    // A genuine request works once; its replay is refused.
+    let genuine = forge(&b_key, &b_id, path, &notice, now, [6; 16]);
+    assert_eq!(send(&a, path, &genuine).await.0, StatusCode::OK);
+    assert_eq!(peer(&a, &on_a).await["disabled_there"], true);
+    let (status, body) = send(&a, path, &genuine).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("request_replayed"))
+    );
+
+    // Outside the ingress policy: refused with its own code, even with a valid signature.
+    let rules = a.get("/api/v1/policies").await;
+    for r in rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["direction"] == "ingress")
+    {
+        a.call(
+            Method::DELETE,
+            &format!("/api/v1/policies/{}", r["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    }
+    let enable = json!({"request_id": request_id, "event": "enabled"});
+    let (status, body) = send(&a, path, &forge(&b_key, &b_id, path, &enable, now, [7; 16])).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("ingress_denied"))
+    );
+    assert_eq!(
+        peer(&a, &on_a).await["disabled_there"],
+        true,
+        "the refused enable changed nothing"
+    );
+
+    let log = a.get("/api/v1/audit").await;
+    let codes: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "federation.refused")
+        .map(|e| e["detail"]["code"].as_str().unwrap())
+        .collect();
+    for code in [
+        "signature_invalid",
+        "signature_stale",
+        "digest_mismatch",
+        "peer_unknown",
+        "request_replayed",
+        "ingress_denied",
+    ] {
+        assert!(codes.contains(&code), "audit lacks {code}: {codes:?}");
+    }
+}

@@ -1,0 +1,214 @@
+//! The one way this instance calls another: egress policy first, then a signed request with
+//! timeouts, and retries with backoff on transient failures. Local API requests never wait on a
+//! slow peer beyond [`TOTAL_TIMEOUT`] per attempt.
+
+use crate::error::ApiFailure;
+use crate::instance::Identity;
+use ferry_core::policy::{Decision, Direction, PeerAddress, Rule, decide};
+use ferry_proto::signing::{self, RequestTarget};
+use ferry_proto::{ApiError, ErrorCode};
+use ferry_store::Store;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const TOTAL_TIMEOUT: Duration = Duration::from_secs(20);
+const ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Why a call to a peer did not succeed.
+#[derive(Debug)]
+pub(crate) enum FederationError {
+    /// Our own egress policy forbids the call.
+    EgressDenied { host: String, rule: Option<String> },
+    /// No answer (connection refused, timed out) after every attempt.
+    Unreachable { url: String, reason: String },
+    /// The peer answered with an error.
+    Refused { status: u16, error: ApiError },
+}
+
+impl From<FederationError> for ApiFailure {
+    fn from(e: FederationError) -> Self {
+        match e {
+            FederationError::EgressDenied { host, rule } => ApiFailure::new(
+                ErrorCode::EgressDenied,
+                match rule {
+                    Some(id) => format!(
+                        "this instance's egress rule {id} denies calls to {host}; remove it with `ferry policy egress remove {id}`"
+                    ),
+                    None => format!(
+                        "this instance's egress policy does not allow calls to {host}: its admin can run `ferry policy egress allow {host}`"
+                    ),
+                },
+            ),
+            FederationError::Unreachable { url, reason } => ApiFailure::new(
+                ErrorCode::PeerUnreachable,
+                format!(
+                    "the peer at {url} could not be reached ({reason}); check that it is running and reachable, then retry"
+                ),
+            ),
+            FederationError::Refused { status, error } => ApiFailure::new(
+                ErrorCode::PeerRefused,
+                format!(
+                    "the peer refused: {} [{}]",
+                    error.message,
+                    error.code.as_str()
+                ),
+            )
+            .with_details(
+                serde_json::json!({"status": status, "code": error.code, "message": error.message}),
+            ),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct FederationClient {
+    http: reqwest::Client,
+    identity: Arc<Identity>,
+    instance_id: String,
+    store: Arc<dyn Store>,
+}
+
+impl FederationClient {
+    pub(crate) fn new(
+        identity: Arc<Identity>,
+        instance_id: String,
+        store: Arc<dyn Store>,
+    ) -> FederationClient {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(TOTAL_TIMEOUT)
+            .build()
+            .expect("an HTTP client with timeouts always builds");
+        FederationClient {
+            http,
+            identity,
+            instance_id,
+            store,
+        }
+    }
+
+    /// Whether our egress policy allows calling `base_url` (a peer with `instance_id`, if known).
+    pub(crate) async fn egress_allowed(
+        &self,
+        base_url: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), FederationError> {
+        let url = reqwest::Url::parse(base_url).map_err(|e| FederationError::Unreachable {
+            url: base_url.to_string(),
+            reason: format!("not a URL: {e}"),
+        })?;
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_string();
+        let store = self.store.clone();
+        let rules: Vec<Rule> = tokio::task::spawn_blocking(move || store.list_policy_rules())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(crate::federation::rule_of)
+            .collect();
+        let peer = PeerAddress {
+            instance_id,
+            ip: host.parse().ok(),
+            host: Some(&host),
+        };
+        match decide(&rules, Direction::Egress, &peer) {
+            Decision::Allowed(_) => Ok(()),
+            Decision::Denied(rule) => Err(FederationError::EgressDenied {
+                host,
+                rule: Some(rule.id.clone()),
+            }),
+            Decision::NoRule => Err(FederationError::EgressDenied { host, rule: None }),
+        }
+    }
+
+    /// Sends a signed JSON request to a peer and decodes its JSON answer.
+    pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        base_url: &str,
+        peer_instance: Option<&str>,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, FederationError> {
+        self.egress_allowed(base_url, peer_instance).await?;
+        let url = format!("{}{path}", base_url.trim_end_matches('/'));
+        let bytes = serde_json::to_vec(body).expect("request bodies always serialize");
+        let digest = signing::body_digest(&bytes);
+        let mut backoff = FIRST_BACKOFF;
+        let mut last_failure = String::new();
+        for attempt in 1..=ATTEMPTS {
+            // A fresh nonce and time per attempt: a retry is a new request, never a replay.
+            let mut nonce = [0u8; 16];
+            getrandom::fill(&mut nonce).expect("the operating system provides randomness");
+            let target = RequestTarget {
+                method: method.as_str(),
+                path_and_query: path,
+                body_digest: &digest,
+            };
+            let signature = signing::sign(
+                self.identity.signing_key(),
+                &self.instance_id,
+                &target,
+                jiff::Timestamp::now().as_second(),
+                nonce,
+            );
+            let sent = self
+                .http
+                .request(method.clone(), &url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(signing::DIGEST_HEADER, signing::content_digest(&digest))
+                .header(signing::SIGNATURE_HEADER, signature)
+                .body(bytes.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status().is_success() => {
+                    return response
+                        .json()
+                        .await
+                        .map_err(|e| FederationError::Unreachable {
+                            url: url.clone(),
+                            reason: format!("unreadable answer: {e}"),
+                        });
+                }
+                Ok(response) if !transient(response.status()) => {
+                    let status = response.status().as_u16();
+                    let error = response
+                        .json::<ApiError>()
+                        .await
+                        .unwrap_or_else(|_| ApiError {
+                            code: ErrorCode::Unknown,
+                            message: format!("HTTP {status} without a Ferry error body"),
+                            details: None,
+                        });
+                    return Err(FederationError::Refused { status, error });
+                }
+                Ok(response) => last_failure = format!("HTTP {}", response.status()),
+                Err(e) => last_failure = e.to_string(),
+            }
+            tracing::warn!(peer = %base_url, tries = attempt, retry_in_ms = backoff.as_millis() as u64, reason = %last_failure, "peer call failed");
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(backoff).await;
+                backoff *= 4;
+            }
+        }
+        Err(FederationError::Unreachable {
+            url,
+            reason: last_failure,
+        })
+    }
+}
+
+fn transient(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}

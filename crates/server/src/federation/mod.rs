@@ -1,0 +1,42 @@
+//! `/federation/v1`: the API only other Ferry instances call, and the client this instance calls
+//! them with. Every request is signed (`ferry_proto::signing`); [`inbound::SignedByPeer`] checks
+//! signature, clock, nonce, connection state and ingress policy before any handler runs.
+
+mod client;
+mod inbound;
+
+pub(crate) use client::{FederationClient, FederationError};
+pub(crate) use inbound::accept_response;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::post;
+use ferry_core::policy::{Direction, Effect, Matcher, Rule};
+use ferry_proto::PolicyRule;
+
+pub(crate) const RESPONSES_PATH: &str = "/federation/v1/peer/responses";
+pub(crate) const STATE_PATH: &str = "/federation/v1/peer/state";
+pub(crate) const PROBE_PATH: &str = "/federation/v1/probe";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(RESPONSES_PATH, post(inbound::peer_response))
+        .route(STATE_PATH, post(inbound::peer_state))
+        .route(PROBE_PATH, post(inbound::probe))
+}
+
+/// A stored policy rule as the evaluator's rule (rules are stored in canonical form).
+pub(crate) fn rule_of(rule: &PolicyRule) -> Option<Rule> {
+    Some(Rule {
+        id: rule.id.clone(),
+        direction: match rule.direction.as_str() {
+            "ingress" => Direction::Ingress,
+            _ => Direction::Egress,
+        },
+        effect: match rule.effect.as_str() {
+            "deny" => Effect::Deny,
+            _ => Effect::Allow,
+        },
+        matcher: Matcher::parse(&rule.pattern).ok()?,
+    })
+}
