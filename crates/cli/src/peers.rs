@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use ferry_proto::{
     AcceptPeerResponse, ApprovePeer, ImportInviteCode, NewPeerRequest, PeerApproved, PeerChanged,
-    PeerCheck, PeerConnection, PeerRequestCreated, PeerSecurity, RefreshPeerRequest,
+    PeerCheck, PeerConnection, PeerDetail, PeerRequestCreated, PeerSecurity, RefreshPeerRequest,
 };
 use reqwest::Method;
 
@@ -179,10 +179,19 @@ pub(crate) async fn peer(client: &Client, out: Output, cmd: PeerCmd) -> Result<(
             })
         }
         PeerCmd::Show { id } => {
-            let p: PeerConnection = client
+            let shown: PeerDetail = client
                 .get(&format!("/api/v1/peers/{}", segment(&id)))
                 .await?;
-            out.show(&p, detail)
+            out.show(&shown, |d| {
+                let mut t = detail(&d.connection);
+                let history: Vec<String> = d
+                    .history
+                    .iter()
+                    .map(|e| format!("{}  {}  by {}", e.at, e.event, e.actor))
+                    .collect();
+                t.add_row(vec!["history".to_string(), history.join("\n")]);
+                t
+            })
         }
         PeerCmd::Refresh { id, expires } => {
             let path = format!("/api/v1/peers/{}/refresh", segment(&id));

@@ -605,6 +605,13 @@ pub struct PeerStateNotice {
     pub event: String,
 }
 
+/// One connection with its history (its audit entries, oldest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerDetail {
+    pub connection: PeerConnection,
+    pub history: Vec<AuditEntry>,
+}
+
 /// Creates a peer request: the local space and the data types to export and import.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewPeerRequest {

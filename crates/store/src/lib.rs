@@ -90,6 +90,8 @@ pub trait Store: Send + Sync + 'static {
     fn audit(&self, entry: &NewAuditEntry) -> StoreResult<()>;
     /// Audit entries after `after`, oldest first.
     fn list_audit(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+    /// Every audit entry about one subject (a connection, a rule), oldest first.
+    fn audit_of(&self, subject: &str) -> StoreResult<Vec<AuditEntry>>;
 
     /// Records a signed request's nonce; false if it was seen before (a replay). Forgets nonces
     /// whose `expires_at` is before `now`.

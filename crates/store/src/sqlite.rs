@@ -678,6 +678,34 @@ fn rule_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyRule> {
     })
 }
 
+fn audit_rows(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<AuditEntry>> {
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (seq, at, actor, event, subject, detail) = r?;
+        Ok(AuditEntry {
+            seq,
+            at,
+            actor,
+            event,
+            subject,
+            detail: serde_json::from_str(&detail)?,
+        })
+    })
+    .collect()
+}
+
 /// Appends an audit entry inside the caller's transaction, so a change and its record commit
 /// together.
 fn audit_in(conn: &Connection, entry: &NewAuditEntry) -> StoreResult<()> {
@@ -992,14 +1020,16 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare(
                 "SELECT seq, at, actor, event, subject, detail FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![after, limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?))
-            })?;
-            rows.map(|r| {
-                let (seq, at, actor, event, subject, detail) = r?;
-                Ok(AuditEntry { seq, at, actor, event, subject, detail: serde_json::from_str(&detail)? })
-            })
-            .collect()
+            audit_rows(&mut stmt, params![after, limit as i64])
+        })
+    }
+
+    fn audit_of(&self, subject: &str) -> StoreResult<Vec<AuditEntry>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, at, actor, event, subject, detail FROM audit_log WHERE subject = ?1 ORDER BY seq",
+            )?;
+            audit_rows(&mut stmt, params![subject])
         })
     }
 

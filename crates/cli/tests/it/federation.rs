@@ -45,7 +45,7 @@ async fn requested_and_imported(a: &TestInstance, b: &TestInstance) -> (String, 
 }
 
 async fn peer(inst: &TestInstance, id: &str) -> Value {
-    inst.get(&format!("/api/v1/peers/{id}")).await
+    inst.get(&format!("/api/v1/peers/{id}")).await["connection"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +99,21 @@ async fn online_flow_request_import_approve_activate() {
 
     let check = ferry_json(&a, &["peer", "check", &on_a]);
     assert_eq!(check["ok"], true, "{check}");
+    let shown = ferry_json(&b, &["peer", "show", &on_b]);
+    let history: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            "peer.code_imported",
+            "peer.approved",
+            "peer.remote_activated"
+        ]
+    );
     assert_eq!(
         events(&a.get("/api/v1/audit").await)[2..],
         ["peer.requested", "peer.approved", "peer.activated"]

@@ -75,7 +75,7 @@ async fn a_code_carries_the_offer_to_the_other_instance() {
             request["id"].as_str().unwrap()
         ))
         .await;
-    assert_eq!(on_a["state"], "requested");
+    assert_eq!(on_a["connection"]["state"], "requested");
     assert_eq!(
         events(&a.get("/api/v1/audit").await),
         vec!["peer.requested"]

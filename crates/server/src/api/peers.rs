@@ -16,7 +16,7 @@ use ferry_core::peering::{self, Event, Phase, Role, Status};
 use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerResponse, PeerTicket, TICKET_VERSION};
 use ferry_proto::{
     AcceptPeerResponse, ApiError, ApprovePeer, ErrorCode, ImportInviteCode, NewPeerRequest,
-    PeerApproved, PeerChanged, PeerCheck, PeerCheckFinding, PeerConnection, PeerInfo,
+    PeerApproved, PeerChanged, PeerCheck, PeerCheckFinding, PeerConnection, PeerDetail, PeerInfo,
     PeerRequestCreated, PeerStateNotice, RefreshPeerRequest,
 };
 use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
@@ -342,13 +342,20 @@ pub(crate) async fn list_peers(
 
 #[utoipa::path(get, path = "/api/v1/peers/{id}", tag = "peers",
     params(("id" = String, Path, description = "Connection id")),
-    responses((status = 200, body = PeerConnection), (status = 404, body = ApiError)))]
+    responses((status = 200, body = PeerDetail), (status = 404, body = ApiError)))]
 pub(crate) async fn show_peer(
     State(state): State<AppState>,
     _caller: AdminRole,
     Path(id): Path<String>,
-) -> ApiResult<Json<PeerConnection>> {
-    Ok(Json(view(&load(&state, id).await?)))
+) -> ApiResult<Json<PeerDetail>> {
+    let record = load(&state, id).await?;
+    let store = state.store.clone();
+    let subject = record.id.clone();
+    let history = blocking(move || store.audit_of(&subject)).await?;
+    Ok(Json(PeerDetail {
+        connection: view(&record),
+        history,
+    }))
 }
 
 fn conflict(message: impl Into<String>) -> ApiFailure {
