@@ -481,3 +481,116 @@ async fn signed_requests_are_checked_before_any_handler_runs() {
         assert!(codes.contains(&code), "audit lacks {code}: {codes:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_is_down_gets_a_clear_error_and_local_changes_still_apply() {
+    let (a, mut b, on_a, _on_b) = active_pair().await;
+    b.stop().await;
+    let changed = ferry_json(&a, &["peer", "disable", &on_a]);
+    assert_eq!(
+        changed["connection"]["disabled_here"], true,
+        "the local change stands"
+    );
+    assert_eq!(changed["notified"], false);
+    assert!(
+        changed["notice_error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{changed}"
+    );
+    let (status, body) = a
+        .call(Method::POST, &format!("/api/v1/peers/{on_a}/check"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["ok"], false);
+    // The local API keeps answering.
+    assert_eq!(a.get("/api/v1/spaces").await.as_array().unwrap().len(), 1);
+}
+
+/// Two separate `ferry serve` processes, administered only through the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ferry_serve_processes_peer_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |name: &str, title: &str| {
+        let data = dir.path().join(name);
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--title", title])
+            .env("FERRY_DATA_DIR", &data)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        (data, child)
+    };
+    let (data_a, mut proc_a) = start("a", "City GIS");
+    let (data_b, mut proc_b) = start("b", "Harbor Authority");
+    for data in [&data_a, &data_b] {
+        for _ in 0..200 {
+            if data.join("endpoint").exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let ferry = |data: &std::path::Path, args: &[&str]| -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .arg("--json")
+            .env("FERRY_DATA_DIR", data)
+            .env_remove("FERRY_SERVER")
+            .env_remove("FERRY_TOKEN")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ferry {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    for data in [&data_a, &data_b] {
+        ferry(data, &["policy", "ingress", "allow", "127.0.0.0/8"]);
+        ferry(data, &["policy", "egress", "allow", "127.0.0.1"]);
+    }
+    ferry(&data_a, &["space", "create", "roads"]);
+    ferry(&data_b, &["space", "create", "inbox"]);
+    let created = ferry(
+        &data_a,
+        &[
+            "peer", "request", "--space", "roads", "--export", "features",
+        ],
+    );
+    let imported = ferry(
+        &data_b,
+        &["peer", "import", created["code"].as_str().unwrap()],
+    );
+    ferry(
+        &data_b,
+        &[
+            "peer",
+            "approve",
+            imported["id"].as_str().unwrap(),
+            "--space",
+            "inbox",
+        ],
+    );
+    ferry(
+        &data_a,
+        &[
+            "peer",
+            "activate",
+            created["connection"]["id"].as_str().unwrap(),
+        ],
+    );
+    for data in [&data_a, &data_b] {
+        let list = ferry(data, &["peer", "list"]);
+        assert_eq!(list[0]["state"], "active", "{list}");
+        assert_eq!(list[0]["carries_data"], true);
+    }
+    for p in [&mut proc_a, &mut proc_b] {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &p.id().to_string()])
+            .status();
+        assert!(p.wait().unwrap().success());
+    }
+}
