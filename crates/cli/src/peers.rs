@@ -6,7 +6,8 @@ use anyhow::Result;
 use clap::Subcommand;
 use ferry_proto::{
     AcceptPeerResponse, ApprovePeer, ImportInviteCode, NewPeerRequest, PeerApproved, PeerChanged,
-    PeerCheck, PeerConnection, PeerDetail, PeerRequestCreated, PeerSecurity, RefreshPeerRequest,
+    PeerCheck, PeerConnection, PeerDetail, PeerRequestCreated, PeerSecurity, ProposeSecurity,
+    RefreshPeerRequest,
 };
 use reqwest::Method;
 
@@ -69,6 +70,20 @@ pub(crate) enum PeerCmd {
     Delete { id: String },
     /// Check both instances' policies for the connection and name any missing rule.
     Check { id: String },
+    /// Propose new security settings for this side; they apply once the other side approves.
+    Security {
+        id: String,
+        /// Markings that may leave over this connection (comma-separated; empty for none).
+        #[arg(long)]
+        ceiling: Option<String>,
+        /// Markings given to items received over this connection (comma-separated).
+        #[arg(long)]
+        mark: Option<String>,
+    },
+    /// Approve the security change the other side proposed.
+    ApproveChange { id: String },
+    /// Reject the security change the other side proposed.
+    RejectChange { id: String },
 }
 
 fn changed(out: Output, c: &PeerChanged, what: &str) -> Result<()> {
@@ -118,6 +133,28 @@ fn detail(p: &PeerConnection) -> comfy_table::Table {
     }
     if let Some(e) = &p.expires_at {
         rows.push(("code expires", e.clone()));
+    }
+    let ceiling = |s: &ferry_proto::PeerSecurity| {
+        s.ceiling
+            .as_ref()
+            .map_or("(no marked items leave)".to_string(), |c| c.join(", "))
+    };
+    rows.push(("ceiling", ceiling(&p.security)));
+    rows.push(("marks received items", p.security.mark.join(", ")));
+    if let Some(pending) = &p.pending_security {
+        let who = if pending.proposed_by == "here" {
+            "proposed here, waiting for the peer"
+        } else {
+            "proposed by the peer: approve-change or reject-change"
+        };
+        rows.push((
+            "pending change",
+            format!(
+                "ceiling {}; mark {} ({who})",
+                ceiling(&pending.security),
+                pending.security.mark.join(", ")
+            ),
+        ));
     }
     fields(&rows)
 }
@@ -314,6 +351,41 @@ pub(crate) async fn peer(client: &Client, out: Output, cmd: PeerCmd) -> Result<(
                     "a rule is missing; see the findings above"
                 )))
             }
+        }
+        PeerCmd::Security { id, ceiling, mark } => {
+            let security = PeerSecurity {
+                ceiling: ceiling.as_deref().map(split),
+                mark: mark.as_deref().map(split).unwrap_or_default(),
+            };
+            let path = format!("/api/v1/peers/{}/security", segment(&id));
+            let p: PeerConnection = client
+                .call(Method::POST, &path, &ProposeSecurity { security })
+                .await?;
+            out.done(
+                &p,
+                "Proposed; the change applies once the other instance's admin approves it.",
+            )
+        }
+        PeerCmd::ApproveChange { id } => {
+            let p: PeerConnection = client
+                .json(client.request(
+                    Method::POST,
+                    &format!("/api/v1/peers/{}/security/approve", segment(&id)),
+                ))
+                .await?;
+            out.done(
+                &p,
+                "Approved; the other side's new security settings apply now.",
+            )
+        }
+        PeerCmd::RejectChange { id } => {
+            let p: PeerConnection = client
+                .json(client.request(
+                    Method::POST,
+                    &format!("/api/v1/peers/{}/security/reject", segment(&id)),
+                ))
+                .await?;
+            out.done(&p, "Rejected; the other side keeps its current settings.")
         }
         PeerCmd::Invalidate { id } => {
             let p: PeerConnection = client

@@ -512,6 +512,32 @@ pub struct PeerSecurity {
     pub mark: Vec<String>,
 }
 
+/// A change to one side's security settings, waiting for the other side's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingSecurity {
+    pub change_id: String,
+    /// `here` (this instance proposed it for its own settings) or `there` (the peer did).
+    pub proposed_by: String,
+    pub security: PeerSecurity,
+}
+
+/// Proposes new security settings for this side of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProposeSecurity {
+    pub security: PeerSecurity,
+}
+
+/// A security proposal, or a decision on one, sent between instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SecurityNotice {
+    pub request_id: String,
+    pub change_id: String,
+    /// `proposed` (with `security`), `approved` or `rejected`.
+    pub action: String,
+    #[serde(default)]
+    pub security: Option<PeerSecurity>,
+}
+
 /// A peer connection as this instance sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PeerConnection {
@@ -542,6 +568,8 @@ pub struct PeerConnection {
     pub expires_at: Option<String>,
     #[serde(default)]
     pub security: PeerSecurity,
+    #[serde(default)]
+    pub pending_security: Option<PendingSecurity>,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -676,6 +676,7 @@ pub fn peer_records(store: &dyn Store) {
             ceiling: Some(vec!["OFFICIAL".into()]),
             mark: vec!["PARTNER".into()],
         },
+        pending_security: None,
         created_at: "2026-01-01T00:00:00Z".into(),
         updated_at: String::new(),
     };

@@ -737,7 +737,8 @@ fn rule_audit(actor: &str, event: &str, rule: &PolicyRule) -> NewAuditEntry {
 
 const PEER_COLS: &str = "p.id, p.role, p.request_id, p.phase, p.disabled_here, p.disabled_there,
     s.name, p.offered_space, p.sends, p.receives, p.peer_instance_id, p.peer_title, p.peer_url,
-    p.peer_public_key, p.secret, p.expires_at, p.created_at, p.updated_at, p.security";
+    p.peer_public_key, p.secret, p.expires_at, p.created_at, p.updated_at, p.security,
+    p.pending_security";
 
 fn peers_query(filter: &str) -> String {
     format!(
@@ -747,7 +748,7 @@ fn peers_query(filter: &str) -> String {
 
 /// A peer row with its text columns still encoded.
 struct PeerRow {
-    text: [Option<String>; 14],
+    text: [Option<String>; 15],
     flags: [bool; 2],
     public_key: Option<Vec<u8>>,
     secret: Option<Vec<u8>>,
@@ -772,6 +773,7 @@ fn peer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRow> {
             t(16)?,
             t(17)?,
             t(18)?,
+            t(19)?,
         ],
         flags: [r.get::<_, i64>(4)? != 0, r.get::<_, i64>(5)? != 0],
         public_key: r.get(13)?,
@@ -798,6 +800,7 @@ fn build_peer(row: PeerRow) -> StoreResult<PeerRecord> {
         created,
         updated,
         security,
+        pending,
     ] = row.text;
     let types = |t: Option<String>| -> StoreResult<ferry_proto::ticket::DataTypes> {
         Ok(serde_json::from_str(&t.unwrap_or_default())?)
@@ -834,6 +837,7 @@ fn build_peer(row: PeerRow) -> StoreResult<PeerRecord> {
         secret: row.secret,
         expires_at: row.expires_at,
         security: serde_json::from_str(security.as_deref().unwrap_or("{}"))?,
+        pending_security: pending.as_deref().map(serde_json::from_str).transpose()?,
         created_at: created.unwrap_or_default(),
         updated_at: updated.unwrap_or_default(),
     })
@@ -863,8 +867,8 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
         &format!(
             "{verb} INTO peer_connections (id, role, request_id, phase, disabled_here, disabled_there,
                  space_rid, offered_space, sends, receives, peer_instance_id, peer_title, peer_url,
-                 peer_public_key, secret, expires_at, created_at, updated_at, security)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                 peer_public_key, secret, expires_at, created_at, updated_at, security, pending_security)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
         ),
         params![
             record.id,
@@ -886,6 +890,7 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
             record.created_at,
             now(),
             to_json(&record.security)?,
+            record.pending_security.as_ref().map(to_json).transpose()?,
         ],
     );
     match written {

@@ -118,6 +118,7 @@ pub struct PeerRecord {
     /// Unix seconds.
     pub expires_at: Option<i64>,
     pub security: ferry_proto::PeerSecurity,
+    pub pending_security: Option<ferry_proto::PendingSecurity>,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -594,3 +594,86 @@ async fn two_ferry_serve_processes_peer_through_the_cli() {
         assert!(p.wait().unwrap().success());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_changes_wait_for_the_other_sides_approval() {
+    let (a, b, on_a, on_b) = active_pair().await;
+    let proposed = ferry_json(
+        &b,
+        &[
+            "peer",
+            "security",
+            &on_b,
+            "--ceiling",
+            "OFFICIAL,RESTRICTED",
+            "--mark",
+            "PARTNER",
+        ],
+    );
+    assert_eq!(
+        proposed["security"],
+        json!({"ceiling": null, "mark": []}),
+        "nothing applies before approval"
+    );
+    assert_eq!(proposed["pending_security"]["proposed_by"], "here");
+    let seen = peer(&a, &on_a).await;
+    assert_eq!(seen["pending_security"]["proposed_by"], "there");
+    assert_eq!(
+        seen["pending_security"]["security"]["ceiling"],
+        json!(["OFFICIAL", "RESTRICTED"])
+    );
+    // A second proposal waits for the first; the proposer cannot approve its own change.
+    let (status, body) = b
+        .call(
+            Method::POST,
+            &format!("/api/v1/peers/{on_b}/security"),
+            Some(json!({"security": {"mark": ["X"]}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("peer_state_conflict"))
+    );
+    let (status, _) = b
+        .call(
+            Method::POST,
+            &format!("/api/v1/peers/{on_b}/security/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    ferry_json(&a, &["peer", "approve-change", &on_a]);
+    let applied = peer(&b, &on_b).await;
+    assert_eq!(
+        applied["security"],
+        json!({"ceiling": ["OFFICIAL", "RESTRICTED"], "mark": ["PARTNER"]})
+    );
+    assert_eq!(applied["pending_security"], Value::Null);
+    assert_eq!(peer(&a, &on_a).await["pending_security"], Value::Null);
+
+    // A rejected proposal leaves the settings as they were.
+    ferry_json(&b, &["peer", "security", &on_b, "--ceiling", ""]);
+    ferry_json(&a, &["peer", "reject-change", &on_a]);
+    assert_eq!(
+        peer(&b, &on_b).await["security"]["ceiling"],
+        json!(["OFFICIAL", "RESTRICTED"])
+    );
+
+    let b_events = events(&b.get("/api/v1/audit").await);
+    for e in [
+        "peer.security_change_requested",
+        "peer.security_change_approved_by_peer",
+        "peer.security_change_rejected_by_peer",
+    ] {
+        assert!(b_events.iter().any(|x| x == e), "{e} missing: {b_events:?}");
+    }
+    let a_events = events(&a.get("/api/v1/audit").await);
+    for e in [
+        "peer.security_change_received",
+        "peer.security_change_approved",
+        "peer.security_change_rejected",
+    ] {
+        assert!(a_events.iter().any(|x| x == e), "{e} missing: {a_events:?}");
+    }
+}

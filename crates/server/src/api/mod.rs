@@ -76,6 +76,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(peers::disable))
         .routes(routes!(peers::enable))
         .routes(routes!(peers::check))
+        .routes(routes!(peers::propose_security))
+        .routes(routes!(peers::approve_security))
+        .routes(routes!(peers::reject_security))
         .routes(routes!(peers::refresh_request))
         .routes(routes!(peers::invalidate_request))
 }

@@ -17,7 +17,8 @@ use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerResponse, PeerTicket
 use ferry_proto::{
     AcceptPeerResponse, ApiError, ApprovePeer, ErrorCode, ImportInviteCode, NewPeerRequest,
     PeerApproved, PeerChanged, PeerCheck, PeerCheckFinding, PeerConnection, PeerDetail, PeerInfo,
-    PeerRequestCreated, PeerStateNotice, RefreshPeerRequest,
+    PeerRequestCreated, PeerStateNotice, PendingSecurity, ProposeSecurity, RefreshPeerRequest,
+    SecurityNotice,
 };
 use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
 use reqwest::Method;
@@ -70,6 +71,7 @@ pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
         }),
         expires_at: record.expires_at.map(rfc3339),
         security: record.security.clone(),
+        pending_security: record.pending_security.clone(),
         created_at: record.created_at.clone(),
         updated_at: record.updated_at.clone(),
     }
@@ -162,6 +164,7 @@ pub(crate) async fn create_request(
         secret: None,
         expires_at: None,
         security: Default::default(),
+        pending_security: None,
         created_at: rfc3339(unix_now()),
         updated_at: String::new(),
     };
@@ -312,6 +315,7 @@ pub(crate) async fn import_code(
         secret: Some(offer.secret.to_vec()),
         expires_at: Some(offer.expires_at),
         security: Default::default(),
+        pending_security: None,
         created_at: rfc3339(unix_now()),
         updated_at: String::new(),
     };
@@ -628,4 +632,125 @@ pub(crate) async fn check(
         ok: findings.iter().all(|f| f.ok),
         findings,
     }))
+}
+
+async fn send_security(
+    state: &AppState,
+    record: &PeerRecord,
+    notice: &SecurityNotice,
+) -> ApiResult<()> {
+    let peer = peer_of(record)?;
+    let _: PeerConnection = state
+        .federation
+        .call(
+            &peer.url,
+            Some(&peer.instance_id),
+            Method::POST,
+            federation::SECURITY_PATH,
+            notice,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Proposes new security settings for this side. They take effect only once the other side's
+/// admin approves (`ferry peer approve-change`).
+#[utoipa::path(post, path = "/api/v1/peers/{id}/security", tag = "peers", request_body = ProposeSecurity,
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerConnection), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
+pub(crate) async fn propose_security(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ProposeSecurity>,
+) -> ApiResult<Json<PeerConnection>> {
+    ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
+    ferry_core::names::check_markings(&body.security.mark)?;
+    let mut record = load(&state, id).await?;
+    if !matches!(record.status.phase, Phase::Approved | Phase::Active) {
+        return Err(conflict(
+            "security changes apply to approved or active connections",
+        ));
+    }
+    if record.pending_security.is_some() {
+        return Err(conflict(
+            "a security change is already waiting; approve or reject it first",
+        ));
+    }
+    let change_id = uuid_v7();
+    let notice = SecurityNotice {
+        request_id: record.request_id.clone(),
+        change_id: change_id.clone(),
+        action: "proposed".into(),
+        security: Some(body.security.clone()),
+    };
+    send_security(&state, &record, &notice).await?;
+    record.pending_security = Some(PendingSecurity {
+        change_id,
+        proposed_by: "here".into(),
+        security: body.security.clone(),
+    });
+    let entry = audit(
+        &caller.name,
+        "peer.security_change_requested",
+        &record,
+        json!({"security": body.security}),
+    );
+    Ok(Json(view(&save_peer(&state, record, entry).await?)))
+}
+
+async fn decide_security(
+    state: AppState,
+    caller: String,
+    id: String,
+    approve: bool,
+) -> ApiResult<Json<PeerConnection>> {
+    let mut record = load(&state, id).await?;
+    let pending = record
+        .pending_security
+        .clone()
+        .filter(|p| p.proposed_by == "there")
+        .ok_or_else(|| {
+            conflict("no security change from the other side is waiting on this connection")
+        })?;
+    let action = if approve { "approved" } else { "rejected" };
+    let notice = SecurityNotice {
+        request_id: record.request_id.clone(),
+        change_id: pending.change_id.clone(),
+        action: action.into(),
+        security: None,
+    };
+    send_security(&state, &record, &notice).await?;
+    record.pending_security = None;
+    let entry = audit(
+        &caller,
+        &format!("peer.security_change_{action}"),
+        &record,
+        json!({"security": pending.security}),
+    );
+    Ok(Json(view(&save_peer(&state, record, entry).await?)))
+}
+
+/// Approves the other side's proposed security settings; they take effect there at once.
+#[utoipa::path(post, path = "/api/v1/peers/{id}/security/approve", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
+pub(crate) async fn approve_security(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerConnection>> {
+    decide_security(state, caller.name, id, true).await
+}
+
+/// Rejects the other side's proposed security settings; its current settings stay.
+#[utoipa::path(post, path = "/api/v1/peers/{id}/security/reject", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
+pub(crate) async fn reject_security(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PeerConnection>> {
+    decide_security(state, caller.name, id, false).await
 }

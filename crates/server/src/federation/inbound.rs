@@ -19,7 +19,9 @@ use ferry_proto::signing::{
     self, CLOCK_WINDOW_SECS, RequestTarget, SignatureError, SignatureHeader,
 };
 use ferry_proto::ticket::PeerResponse;
-use ferry_proto::{AcceptPeerResponse, ErrorCode, PeerConnection, PeerStateNotice};
+use ferry_proto::{
+    AcceptPeerResponse, ErrorCode, PeerConnection, PeerStateNotice, PendingSecurity, SecurityNotice,
+};
 use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
 use serde_json::json;
 use std::net::{IpAddr, SocketAddr};
@@ -354,10 +356,28 @@ pub(crate) async fn peer_state(
             ));
         }
     };
+    let record = record_of_sender(&state, &notice.request_id, &signed.sender).await?;
+    let mut record = record;
+    record.status = peering::apply(record.role, record.status, event)?;
+    let entry = NewAuditEntry {
+        actor: format!("peer:{}", signed.sender.instance_id),
+        event: format!("peer.remote_{}", notice.event),
+        subject: Some(record.id.clone()),
+        detail: json!({"request_id": notice.request_id}),
+    };
+    Ok(Json(view(&save_peer(&state, record, entry).await?)))
+}
+
+/// This instance's record of connection `request_id` with `sender` on the other end.
+async fn record_of_sender(
+    state: &AppState,
+    request_id: &str,
+    sender: &PeerIdentity,
+) -> ApiResult<PeerRecord> {
     let store = state.store.clone();
-    let request_id = notice.request_id.clone();
-    let sender = signed.sender.instance_id.clone();
-    let record = blocking(move || {
+    let request_id = request_id.to_string();
+    let sender = sender.instance_id.clone();
+    blocking(move || {
         let found = [Role::Originator, Role::Acceptor]
             .into_iter()
             .filter_map(|role| store.peer_by_request(role, &request_id).transpose())
@@ -374,14 +394,66 @@ pub(crate) async fn peer_state(
             ErrorCode::PeerNotFound,
             "no connection with the caller has this request id",
         )
-    })?;
-    let mut record = record;
-    record.status = peering::apply(record.role, record.status, event)?;
+    })
+}
+
+/// The other side proposed a change to its security settings, or decided on ours.
+pub(crate) async fn peer_security(
+    State(state): State<AppState>,
+    signed: SignedByPeer,
+) -> ApiResult<Json<PeerConnection>> {
+    let notice: SecurityNotice = json_body(&signed.body)?;
+    let mut record = record_of_sender(&state, &notice.request_id, &signed.sender).await?;
+    if record.status.phase.is_final() {
+        return Err(ApiFailure::new(
+            ErrorCode::PeerStateConflict,
+            "this connection is over",
+        ));
+    }
+    let pending_here = record
+        .pending_security
+        .as_ref()
+        .filter(|p| p.change_id == notice.change_id && p.proposed_by == "here")
+        .cloned();
+    let event = match (notice.action.as_str(), pending_here) {
+        ("proposed", _) if record.pending_security.is_some() => {
+            return Err(ApiFailure::new(
+                ErrorCode::PeerStateConflict,
+                "a security change is already waiting on this connection",
+            ));
+        }
+        ("proposed", _) => {
+            let security = notice.security.clone().ok_or_else(|| {
+                ApiFailure::new(ErrorCode::InvalidRequest, "a proposal carries its settings")
+            })?;
+            record.pending_security = Some(PendingSecurity {
+                change_id: notice.change_id.clone(),
+                proposed_by: "there".into(),
+                security,
+            });
+            "peer.security_change_received"
+        }
+        ("approved", Some(pending)) => {
+            record.security = pending.security;
+            record.pending_security = None;
+            "peer.security_change_approved_by_peer"
+        }
+        ("rejected", Some(_)) => {
+            record.pending_security = None;
+            "peer.security_change_rejected_by_peer"
+        }
+        _ => {
+            return Err(ApiFailure::new(
+                ErrorCode::PeerStateConflict,
+                "no such security change is waiting here",
+            ));
+        }
+    };
     let entry = NewAuditEntry {
         actor: format!("peer:{}", signed.sender.instance_id),
-        event: format!("peer.remote_{}", notice.event),
+        event: event.into(),
         subject: Some(record.id.clone()),
-        detail: json!({"request_id": notice.request_id}),
+        detail: json!({"change_id": notice.change_id, "security": notice.security}),
     };
     Ok(Json(view(&save_peer(&state, record, entry).await?)))
 }

@@ -17,12 +17,14 @@ use ferry_proto::PolicyRule;
 pub(crate) const RESPONSES_PATH: &str = "/federation/v1/peer/responses";
 pub(crate) const STATE_PATH: &str = "/federation/v1/peer/state";
 pub(crate) const PROBE_PATH: &str = "/federation/v1/probe";
+pub(crate) const SECURITY_PATH: &str = "/federation/v1/peer/security";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(RESPONSES_PATH, post(inbound::peer_response))
         .route(STATE_PATH, post(inbound::peer_state))
         .route(PROBE_PATH, post(inbound::probe))
+        .route(SECURITY_PATH, post(inbound::peer_security))
 }
 
 /// A stored policy rule as the evaluator's rule (rules are stored in canonical form).

@@ -21,6 +21,8 @@ CREATE TABLE peer_connections (
     expires_at       INTEGER,
     -- JSON: the markings ceiling for what this side sends, the markings given to what it receives.
     security         TEXT NOT NULL DEFAULT '{}',
+    -- JSON: a security change one side proposed and the other has not yet approved.
+    pending_security TEXT,
     created_at       TEXT NOT NULL,
     updated_at       TEXT NOT NULL,
     UNIQUE (role, request_id)
