@@ -116,6 +116,8 @@ error_codes! {
     InviteExpired = "invite_expired",
     /// The invite code was already used (or replaced by a refreshed one).
     InviteReused = "invite_reused",
+    /// The invite code names a known instance but carries another key than the one pinned for it.
+    InviteKeyMismatch = "invite_key_mismatch",
     /// The invite code was issued by this very instance.
     InviteOwn = "invite_own",
     /// A federation request carries no valid signature.

@@ -33,7 +33,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         DigestMismatch => StatusCode::BAD_REQUEST,
         PeerRevoked | IngressDenied | EgressDenied => StatusCode::FORBIDDEN,
         PeerUnreachable | PeerRefused => StatusCode::BAD_GATEWAY,
-        InviteReused | PeerStateConflict => StatusCode::CONFLICT,
+        InviteReused | InviteKeyMismatch | PeerStateConflict => StatusCode::CONFLICT,
         SpaceNameTaken | SpaceNotEmpty | WrongItemKind => StatusCode::CONFLICT,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch
         | DuplicateKey | RowNotFound | EditsRejected => StatusCode::UNPROCESSABLE_ENTITY,

@@ -677,3 +677,113 @@ async fn security_changes_wait_for_the_other_sides_approval() {
         assert!(a_events.iter().any(|x| x == e), "{e} missing: {a_events:?}");
     }
 }
+
+/// Three instances: A peers with B and with C. Each connection answers only to its own peer, a
+/// code claiming a known instance with another key is refused, and a refreshed-away code is dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_keep_their_connections_apart() {
+    let (a, b, a_b, b_a) = active_pair().await;
+    let c = instance("Port Police").await;
+    open_policies(&c);
+    c.create_space("inbox").await;
+    let to_c = ferry_json(
+        &a,
+        &["peer", "request", "--space", "roads", "--export", "files"],
+    );
+    let c_a = ferry_json(&c, &["peer", "import", to_c["code"].as_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ferry_json(&c, &["peer", "approve", &c_a, "--space", "inbox"]);
+    let a_c = to_c["connection"]["id"].as_str().unwrap().to_string();
+    ferry_json(&a, &["peer", "activate", &a_c]);
+    assert_eq!(
+        ferry_json(&a, &["peer", "list"]).as_array().unwrap().len(),
+        2
+    );
+
+    // B, a genuine peer of A, cannot act on the A–C connection.
+    let b_id = b.get("/api/v1/instance").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_c_request = peer(&a, &a_c).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let notice = json!({"request_id": a_c_request, "event": "disabled"});
+    let now = jiff::Timestamp::now().as_second();
+    let (status, body) = send(
+        &a,
+        "/federation/v1/peer/state",
+        &forge(
+            &key_of(&b),
+            &b_id,
+            "/federation/v1/peer/state",
+            &notice,
+            now,
+            [9; 16],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("peer_not_found"))
+    );
+    assert_eq!(peer(&a, &a_c).await["carries_data"], true);
+
+    // A code naming A's instance id with another key is refused by B, which pinned A's key.
+    let a_info = a.get("/api/v1/instance").await;
+    let impostor = SigningKey::from_bytes(&[77; 32]);
+    let forged_code = ferry_proto::ticket::PeerTicket::issue(
+        &ferry_proto::ticket::PeerOffer {
+            version: ferry_proto::ticket::TICKET_VERSION,
+            request_id: [5; 16],
+            issuer: ferry_proto::ticket::Issuer {
+                instance_id: a_info["id"].as_str().unwrap().into(),
+                title: "City GIS".into(),
+                url: a.url.clone(),
+                public_key: impostor.verifying_key().to_bytes(),
+            },
+            space_name: "roads".into(),
+            export: ferry_proto::ticket::DataTypes {
+                datasets: true,
+                features: false,
+                files: false,
+            },
+            import: ferry_proto::ticket::DataTypes::NONE,
+            expires_at: now + 3600,
+            secret: [1; 32],
+        },
+        &impostor,
+    );
+    let out = b.ferry(&["peer", "import", &forged_code]);
+    assert!(
+        stderr(&out).contains("invite_key_mismatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A refreshed-away code is dead: answering it is refused and nothing changes.
+    let fresh = ferry_json(
+        &a,
+        &["peer", "request", "--space", "roads", "--export", "files"],
+    );
+    let old_code = fresh["code"].as_str().unwrap().to_string();
+    let fresh_id = fresh["connection"]["id"].as_str().unwrap().to_string();
+    ferry_json(&a, &["peer", "refresh", &fresh_id]);
+    let c_old = ferry_json(&c, &["peer", "import", &old_code])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = c.ferry(&["peer", "approve", &c_old, "--space", "inbox"]);
+    assert!(stderr(&out).contains("invite_reused"), "{}", stderr(&out));
+    assert_eq!(peer(&a, &fresh_id).await["state"], "requested");
+    assert_eq!(peer(&c, &c_old).await["state"], "imported");
+
+    // B deletes its side: A's copy is revoked; A–C is untouched.
+    ferry_json(&b, &["peer", "delete", &b_a]);
+    assert_eq!(peer(&a, &a_b).await["state"], "revoked");
+    assert_eq!(peer(&a, &a_c).await["state"], "active");
+    assert_eq!(peer(&c, &c_a).await["carries_data"], true);
+}

@@ -287,6 +287,24 @@ pub(crate) async fn import_code(
             "this invite code was issued by this instance; enter it on the other instance",
         ));
     }
+    let store = state.store.clone();
+    let known = blocking(move || store.list_peers()).await?;
+    let issuer = &offer.issuer;
+    if let Some(pinned) = known
+        .iter()
+        .filter_map(|r| r.peer.as_ref())
+        .find(|p| p.instance_id == issuer.instance_id && p.public_key != issuer.public_key)
+    {
+        return Err(ApiFailure::new(
+            ErrorCode::InviteKeyMismatch,
+            format!(
+                "this code claims to come from '{}' (id {}) but carries another key than the one pinned for it (fingerprint {}); do not use it, and confirm with that instance's admin",
+                issuer.title,
+                issuer.instance_id,
+                crate::instance::fingerprint(&pinned.public_key)
+            ),
+        ));
+    }
     if offer.check_expiry(unix_now()).is_err() {
         return Err(ApiFailure::new(
             ErrorCode::InviteExpired,
