@@ -79,6 +79,11 @@ impl Phase {
         .find(|p| p.as_str() == s)
     }
 
+    /// Both sides completed the exchange of keys: the pinned key is trusted for requests.
+    pub fn is_established(self) -> bool {
+        matches!(self, Phase::Approved | Phase::Active)
+    }
+
     pub fn is_final(self) -> bool {
         matches!(self, Phase::Invalidated | Phase::Deleted | Phase::Revoked)
     }

@@ -191,7 +191,8 @@ impl SignatureHeader {
         let text = canonical(target, &self.key_id, self.created, &self.nonce);
         key.verify(&text, &Signature::from_bytes(&self.signature))
             .map_err(|_| SignatureError::BadSignature)?;
-        if (now - self.created).abs() > CLOCK_WINDOW_SECS {
+        // abs_diff: no overflow whatever `created` an attacker sends.
+        if now.abs_diff(self.created) > CLOCK_WINDOW_SECS.unsigned_abs() {
             return Err(SignatureError::Stale {
                 created: self.created,
                 now,
@@ -286,6 +287,19 @@ mod tests {
                 NOW
             ),
             Err(SignatureError::BadSignature)
+        );
+        let extreme = SignatureHeader {
+            created: i64::MIN,
+            ..parsed.clone()
+        };
+        assert!(
+            extreme
+                .verify(
+                    &pinned,
+                    &target("POST", "/federation/v1/ping?a=b", &digest),
+                    NOW
+                )
+                .is_err()
         );
         for now in [NOW + CLOCK_WINDOW_SECS + 1, NOW - CLOCK_WINDOW_SECS - 1] {
             assert!(matches!(

@@ -490,8 +490,15 @@ pub(crate) async fn accept_response_file(
     JsonBody(body): JsonBody<AcceptPeerResponse>,
 ) -> ApiResult<Json<PeerConnection>> {
     let response = PeerResponse::parse(&body.response)?;
+    let check = federation::check_response(&state, &response).await?;
+    if matches!(check, federation::ResponseCheck::Repeated(_)) {
+        return Err(ApiFailure::new(
+            ErrorCode::InviteReused,
+            "this response was already accepted",
+        ));
+    }
     Ok(Json(view(
-        &federation::accept_response(&state, &response, &caller.name).await?,
+        &federation::apply_response(&state, &response, check, &caller.name).await?,
     )))
 }
 
@@ -508,6 +515,8 @@ pub(crate) async fn activate(
     let status = peering::apply(record.role, record.status, Event::Activate)?;
     notify(&state, &record, "activated").await?;
     record.status = status;
+    // The code's secret served its purpose: once active, no response is accepted again.
+    record.secret = None;
     let entry = audit(&caller.name, "peer.activated", &record, json!({}));
     Ok(Json(view(&save_peer(&state, record, entry).await?)))
 }

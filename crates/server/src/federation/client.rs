@@ -82,6 +82,8 @@ impl FederationClient {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
+            // A redirect would send a signed request to a host the egress policy never saw.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with timeouts always builds");
         FederationClient {
@@ -106,7 +108,8 @@ impl FederationClient {
             .host_str()
             .unwrap_or_default()
             .trim_matches(['[', ']'])
-            .to_string();
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         let store = self.store.clone();
         let rules: Vec<Rule> = tokio::task::spawn_blocking(move || store.list_policy_rules())
             .await
@@ -118,7 +121,10 @@ impl FederationClient {
             .collect();
         let peer = PeerAddress {
             instance_id,
-            ip: host.parse().ok(),
+            ip: host
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| ip.to_canonical()),
             host: Some(&host),
         };
         match decide(&rules, Direction::Egress, &peer) {
@@ -142,6 +148,14 @@ impl FederationClient {
     ) -> Result<T, FederationError> {
         self.egress_allowed(base_url, peer_instance).await?;
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
+        // Sign what the peer will see: a peer URL may carry a path prefix before ours.
+        let signed_path = reqwest::Url::parse(&url).map_or_else(
+            |_| path.to_string(),
+            |u| match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_string(),
+            },
+        );
         let bytes = serde_json::to_vec(body).expect("request bodies always serialize");
         let digest = signing::body_digest(&bytes);
         let mut backoff = FIRST_BACKOFF;
@@ -152,7 +166,7 @@ impl FederationClient {
             getrandom::fill(&mut nonce).expect("the operating system provides randomness");
             let target = RequestTarget {
                 method: method.as_str(),
-                path_and_query: path,
+                path_and_query: &signed_path,
                 body_digest: &digest,
             };
             let signature = signing::sign(

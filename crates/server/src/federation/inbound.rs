@@ -48,6 +48,8 @@ struct Incoming {
     body: Bytes,
     remote: Option<IpAddr>,
     signature: Result<SignatureHeader, SignatureError>,
+    /// Set once the signature verified: only then is the claimed sender named in the audit log.
+    verified: bool,
 }
 
 impl Incoming {
@@ -56,7 +58,7 @@ impl Incoming {
         let remote = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+            .map(|c| c.0.ip().to_canonical());
         let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
             ApiFailure::new(
                 ErrorCode::BodyTooLarge,
@@ -74,6 +76,7 @@ impl Incoming {
             body,
             remote,
             signature,
+            verified: false,
         })
     }
 
@@ -83,8 +86,8 @@ impl Incoming {
             .map_or_else(|_| "unknown".to_string(), |s| s.key_id.clone())
     }
 
-    /// Digest, signature, clock, nonce and ingress, with `key` as the sender's key.
-    async fn check(&self, state: &AppState, key: &[u8; 32], sender_title: &str) -> ApiResult<()> {
+    /// Digest, signature and clock, with `key` as the sender's key. Writes nothing.
+    fn verify(&mut self, key: &[u8; 32]) -> ApiResult<()> {
         let signature = self.signature.clone().map_err(signature_failure)?;
         let content_digest = self
             .parts
@@ -104,10 +107,17 @@ impl Incoming {
             path_and_query: path,
             body_digest: &digest,
         };
-        let now = unix_now();
         signature
-            .verify(&key, &target, now)
+            .verify(&key, &target, unix_now())
             .map_err(signature_failure)?;
+        self.verified = true;
+        Ok(())
+    }
+
+    /// Nonce reuse and ingress policy, for a verified request.
+    async fn admit(&self, state: &AppState, sender_title: &str) -> ApiResult<()> {
+        let signature = self.signature.clone().map_err(signature_failure)?;
+        let now = unix_now();
         let store = state.store.clone();
         let (id, nonce) = (signature.key_id.clone(), signature.nonce);
         let fresh = blocking(move || {
@@ -125,13 +135,19 @@ impl Incoming {
 
     /// Records a refusal in the audit log, then passes it on.
     async fn refused(&self, state: &AppState, failure: ApiFailure) -> ApiFailure {
+        // An unverified header names nobody: the claim goes in the detail, not the actor.
+        let actor = if self.verified {
+            format!("peer:{}", self.sender())
+        } else {
+            "unverified".to_string()
+        };
         let entry = NewAuditEntry {
-            actor: format!("peer:{}", self.sender()),
+            actor,
             event: "federation.refused".into(),
             subject: Some(self.parts.uri.path().to_string()),
             detail: json!({
                 "code": failure.0.code, "reason": failure.0.message,
-                "ip": self.remote.map(|ip| ip.to_string()),
+                "ip": self.remote.map(|ip| ip.to_string()), "claimed_sender": self.sender(),
             }),
         };
         let store = state.store.clone();
@@ -188,10 +204,11 @@ async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<PeerIdentity> 
             .as_ref()
             .is_some_and(|p| p.instance_id == instance_id)
     };
+    // Only a completed exchange pins a key: a code merely imported for review does not.
     if let Some(live) = records
         .iter()
         .filter(of_sender)
-        .find(|r| !r.status.phase.is_final())
+        .find(|r| r.status.phase.is_established())
     {
         return Ok(live.peer.clone().expect("filtered on a pinned peer"));
     }
@@ -217,12 +234,11 @@ impl FromRequest<AppState> for SignedByPeer {
     type Rejection = ApiFailure;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiFailure> {
-        let incoming = Incoming::read(request).await?;
+        let mut incoming = Incoming::read(request).await?;
         let checked = async {
             let sender = pinned(state, &incoming.sender()).await?;
-            incoming
-                .check(state, &sender.public_key, &sender.title)
-                .await?;
+            incoming.verify(&sender.public_key)?;
+            incoming.admit(state, &sender.title).await?;
             Ok(sender)
         };
         match checked.await {
@@ -250,58 +266,84 @@ pub(crate) async fn peer_response(
     State(state): State<AppState>,
     request: Request,
 ) -> ApiResult<Json<PeerConnection>> {
-    let incoming = Incoming::read(request).await?;
+    let mut incoming = Incoming::read(request).await?;
+    // Cheap, write-free checks first (signature, then the one-time secret); nonce and ingress,
+    // which write, only for a request that proved it holds a live code.
     let checked = async {
         let body: AcceptPeerResponse = json_body(&incoming.body)?;
         let response = PeerResponse::parse(&body.response)?;
         if incoming.sender() != response.acceptor.instance_id {
             return Err(signature_failure(SignatureError::BadSignature));
         }
-        incoming
-            .check(
-                &state,
-                &response.acceptor.public_key,
-                &response.acceptor.title,
-            )
-            .await?;
-        Ok(response)
+        incoming.verify(&response.acceptor.public_key)?;
+        let answer = check_response(&state, &response).await?;
+        incoming.admit(&state, &response.acceptor.title).await?;
+        Ok((response, answer))
     };
-    let response = match checked.await {
+    let (response, answer) = match checked.await {
         Ok(r) => r,
         Err(failure) => return Err(incoming.refused(&state, failure).await),
     };
     let actor = format!("peer:{}", response.acceptor.instance_id);
     Ok(Json(view(
-        &accept_response(&state, &response, &actor).await?,
+        &apply_response(&state, &response, answer, &actor).await?,
     )))
 }
 
-/// Takes a valid response to one of this instance's requests: checks the one-time secret, pins
-/// the acceptor, and moves the request to approved. Used online and for response files.
-pub(crate) async fn accept_response(
+/// What a valid response does to its request.
+pub(crate) enum ResponseCheck {
+    /// First delivery: approve the request.
+    Fresh(PeerRecord),
+    /// The same response again (a retry whose answer was lost): nothing to do.
+    Repeated(PeerRecord),
+}
+
+/// Checks a response against its request without changing anything: the request exists, is
+/// unanswered (or was answered by this very response), not expired, the secret matches, and the
+/// acceptor's id is not pinned to another key on an established connection.
+pub(crate) async fn check_response(
     state: &AppState,
     response: &PeerResponse,
-    actor: &str,
-) -> ApiResult<PeerRecord> {
+) -> ApiResult<ResponseCheck> {
     let request_id = data_encoding::HEXLOWER.encode(&response.request_id);
     let store = state.store.clone();
     let id = request_id.clone();
-    let mut record = blocking(move || store.peer_by_request(Role::Originator, &id))
-        .await?
-        .ok_or_else(|| {
-            ApiFailure::new(
-                ErrorCode::PeerNotFound,
-                format!("this instance has no peer request {request_id}"),
-            )
-        })?;
+    let (record, known) = blocking(move || {
+        Ok::<_, StoreError>((
+            store.peer_by_request(Role::Originator, &id)?,
+            store.list_peers()?,
+        ))
+    })
+    .await?;
+    let record = record.ok_or_else(|| {
+        ApiFailure::new(
+            ErrorCode::PeerNotFound,
+            format!("this instance has no peer request {request_id}"),
+        )
+    })?;
+    let acceptor = &response.acceptor;
+    let secret_matches = record
+        .secret
+        .as_deref()
+        .and_then(|s| <[u8; 32]>::try_from(s).ok())
+        .map(blake3::Hash::from)
+        // blake3::Hash compares in constant time.
+        == Some(blake3::hash(&response.secret));
     let answered = || {
         ApiFailure::new(
             ErrorCode::InviteReused,
             "this invite code was already answered, refreshed or withdrawn; ask for a new code",
         )
     };
-    if record.status.phase != Phase::Requested {
-        return Err(answered());
+    let same_acceptor = record.peer.as_ref().is_some_and(|p| {
+        p.instance_id == acceptor.instance_id && p.public_key == acceptor.public_key
+    });
+    match record.status.phase {
+        Phase::Requested if secret_matches => {}
+        Phase::Approved | Phase::Active if secret_matches && same_acceptor => {
+            return Ok(ResponseCheck::Repeated(record));
+        }
+        _ => return Err(answered()),
     }
     if record.expires_at.is_some_and(|t| unix_now() >= t) {
         return Err(ApiFailure::new(
@@ -309,19 +351,39 @@ pub(crate) async fn accept_response(
             "this invite code expired before it was answered; ask for a new one",
         ));
     }
-    let presented = blake3::hash(&response.secret);
-    // blake3::Hash compares in constant time.
-    if record
-        .secret
-        .as_deref()
-        .and_then(|s| <[u8; 32]>::try_from(s).ok())
-        .map(blake3::Hash::from)
-        != Some(presented)
-    {
-        return Err(answered());
+    let conflicting = known
+        .iter()
+        .filter(|r| r.status.phase.is_established())
+        .find_map(|r| {
+            r.peer.as_ref().filter(|p| {
+                p.instance_id == acceptor.instance_id && p.public_key != acceptor.public_key
+            })
+        });
+    if let Some(pinned) = conflicting {
+        return Err(ApiFailure::new(
+            ErrorCode::InviteKeyMismatch,
+            format!(
+                "the response claims to come from instance {} but carries another key than the one pinned for it (fingerprint {})",
+                acceptor.instance_id,
+                crate::instance::fingerprint(&pinned.public_key)
+            ),
+        ));
     }
+    Ok(ResponseCheck::Fresh(record))
+}
+
+/// Approves the request a checked response answers: pins the acceptor.
+pub(crate) async fn apply_response(
+    state: &AppState,
+    response: &PeerResponse,
+    check: ResponseCheck,
+    actor: &str,
+) -> ApiResult<PeerRecord> {
+    let mut record = match check {
+        ResponseCheck::Repeated(record) => return Ok(record),
+        ResponseCheck::Fresh(record) => record,
+    };
     record.status = peering::apply(record.role, record.status, Event::ResponseReceived)?;
-    record.secret = None;
     let acceptor = &response.acceptor;
     record.peer = Some(PeerIdentity {
         instance_id: acceptor.instance_id.clone(),
@@ -358,6 +420,21 @@ pub(crate) async fn peer_state(
     };
     let record = record_of_sender(&state, &notice.request_id, &signed.sender).await?;
     let mut record = record;
+    // A retried notice whose first answer was lost finds the change already made: not an error.
+    let already = match event {
+        Event::Activated => record.status.phase == Phase::Active,
+        Event::RemoteDeleted => record.status.phase == Phase::Revoked,
+        Event::RemoteDisabled => {
+            record.status.disabled_there && record.status.phase == Phase::Active
+        }
+        Event::RemoteEnabled => {
+            !record.status.disabled_there && record.status.phase == Phase::Active
+        }
+        _ => false,
+    };
+    if already {
+        return Ok(Json(view(&record)));
+    }
     record.status = peering::apply(record.role, record.status, event)?;
     let entry = NewAuditEntry {
         actor: format!("peer:{}", signed.sender.instance_id),
@@ -376,17 +453,18 @@ async fn record_of_sender(
 ) -> ApiResult<PeerRecord> {
     let store = state.store.clone();
     let request_id = request_id.to_string();
-    let sender = sender.instance_id.clone();
+    let sender = sender.clone();
     blocking(move || {
         let found = [Role::Originator, Role::Acceptor]
             .into_iter()
             .filter_map(|role| store.peer_by_request(role, &request_id).transpose())
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok::<_, StoreError>(
-            found
-                .into_iter()
-                .find(|r| r.peer.as_ref().is_some_and(|p| p.instance_id == sender)),
-        )
+        // The same instance id and the same key: an id alone proves nothing.
+        Ok::<_, StoreError>(found.into_iter().find(|r| {
+            r.peer.as_ref().is_some_and(|p| {
+                p.instance_id == sender.instance_id && p.public_key == sender.public_key
+            })
+        }))
     })
     .await?
     .ok_or_else(|| {
@@ -415,7 +493,17 @@ pub(crate) async fn peer_security(
         .as_ref()
         .filter(|p| p.change_id == notice.change_id && p.proposed_by == "here")
         .cloned();
+    let mut applied = None;
     let event = match (notice.action.as_str(), pending_here) {
+        ("proposed", _)
+            if record
+                .pending_security
+                .as_ref()
+                .is_some_and(|p| p.change_id == notice.change_id && p.proposed_by == "there") =>
+        {
+            // The same proposal again (a retry): already recorded.
+            return Ok(Json(view(&record)));
+        }
         ("proposed", _) if record.pending_security.is_some() => {
             return Err(ApiFailure::new(
                 ErrorCode::PeerStateConflict,
@@ -434,6 +522,7 @@ pub(crate) async fn peer_security(
             "peer.security_change_received"
         }
         ("approved", Some(pending)) => {
+            applied = Some(pending.security.clone());
             record.security = pending.security;
             record.pending_security = None;
             "peer.security_change_approved_by_peer"
@@ -453,7 +542,7 @@ pub(crate) async fn peer_security(
         actor: format!("peer:{}", signed.sender.instance_id),
         event: event.into(),
         subject: Some(record.id.clone()),
-        detail: json!({"change_id": notice.change_id, "security": notice.security}),
+        detail: json!({"change_id": notice.change_id, "security": notice.security.or(applied)}),
     };
     Ok(Json(view(&save_peer(&state, record, entry).await?)))
 }

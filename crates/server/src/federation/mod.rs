@@ -6,7 +6,7 @@ mod client;
 mod inbound;
 
 pub(crate) use client::{FederationClient, FederationError};
-pub(crate) use inbound::accept_response;
+pub(crate) use inbound::{ResponseCheck, apply_response, check_response};
 
 use crate::state::AppState;
 use axum::Router;
