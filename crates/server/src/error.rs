@@ -91,6 +91,7 @@ impl From<StoreError> for ApiFailure {
             StoreError::PolicyRuleNotFound(_) => ErrorCode::PolicyRuleNotFound,
             StoreError::PeerNotFound(_) => ErrorCode::PeerNotFound,
             StoreError::PeerExists(_) => ErrorCode::InviteReused,
+            StoreError::PeerChanged(_) => ErrorCode::PeerStateConflict,
             StoreError::SpaceNameTaken(_) => ErrorCode::SpaceNameTaken,
             StoreError::SpaceNotEmpty { .. } => ErrorCode::SpaceNotEmpty,
             StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,

@@ -677,6 +677,7 @@ pub fn peer_records(store: &dyn Store) {
             mark: vec!["PARTNER".into()],
         },
         pending_security: None,
+        version: 0,
         created_at: "2026-01-01T00:00:00Z".into(),
         updated_at: String::new(),
     };
@@ -725,6 +726,13 @@ pub fn peer_records(store: &dyn Store) {
         .unwrap();
     assert_eq!(updated.status.phase, ferry_core::peering::Phase::Approved);
     assert_eq!(updated.peer, answered.peer);
+    assert_eq!(updated.version, stored.version + 1);
+    // A change based on the record as it was before is refused, and leaves no audit entry.
+    let stale = store.update_peer(&answered, &audit("stale"));
+    assert!(
+        matches!(stale, Err(StoreError::PeerChanged(_))),
+        "{stale:?}"
+    );
     assert_eq!(store.list_peers().unwrap(), vec![updated]);
     assert!(matches!(
         store.peer("nope"),

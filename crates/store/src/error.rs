@@ -15,6 +15,8 @@ pub enum StoreError {
     TokenNotFound(String),
     #[error("peer connection {0} does not exist; `ferry peer list` shows them")]
     PeerNotFound(String),
+    #[error("peer connection {0} changed meanwhile; look at it again and retry")]
+    PeerChanged(String),
     #[error("this invite code was already used here (connection {0})")]
     PeerExists(String),
     #[error("policy rule {0} does not exist; `ferry policy list` shows the rules")]

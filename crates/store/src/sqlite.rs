@@ -738,7 +738,7 @@ fn rule_audit(actor: &str, event: &str, rule: &PolicyRule) -> NewAuditEntry {
 const PEER_COLS: &str = "p.id, p.role, p.request_id, p.phase, p.disabled_here, p.disabled_there,
     s.name, p.offered_space, p.sends, p.receives, p.peer_instance_id, p.peer_title, p.peer_url,
     p.peer_public_key, p.secret, p.expires_at, p.created_at, p.updated_at, p.security,
-    p.pending_security";
+    p.pending_security, p.version";
 
 fn peers_query(filter: &str) -> String {
     format!(
@@ -753,6 +753,7 @@ struct PeerRow {
     public_key: Option<Vec<u8>>,
     secret: Option<Vec<u8>>,
     expires_at: Option<i64>,
+    version: i64,
 }
 
 fn peer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRow> {
@@ -779,6 +780,7 @@ fn peer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRow> {
         public_key: r.get(13)?,
         secret: r.get(14)?,
         expires_at: r.get(15)?,
+        version: r.get(20)?,
     })
 }
 
@@ -838,6 +840,7 @@ fn build_peer(row: PeerRow) -> StoreResult<PeerRecord> {
         expires_at: row.expires_at,
         security: serde_json::from_str(security.as_deref().unwrap_or("{}"))?,
         pending_security: pending.as_deref().map(serde_json::from_str).transpose()?,
+        version: row.version,
         created_at: created.unwrap_or_default(),
         updated_at: updated.unwrap_or_default(),
     })
@@ -867,8 +870,9 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
         &format!(
             "{verb} INTO peer_connections (id, role, request_id, phase, disabled_here, disabled_there,
                  space_rid, offered_space, sends, receives, peer_instance_id, peer_title, peer_url,
-                 peer_public_key, secret, expires_at, created_at, updated_at, security, pending_security)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+                 peer_public_key, secret, expires_at, created_at, updated_at, security, pending_security,
+                 version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
         ),
         params![
             record.id,
@@ -891,6 +895,7 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
             now(),
             to_json(&record.security)?,
             record.pending_security.as_ref().map(to_json).transpose()?,
+            record.version + i64::from(replace),
         ],
     );
     match written {
@@ -921,8 +926,12 @@ impl Store for SqliteStore {
 
     fn update_peer(&self, record: &PeerRecord, audit: &NewAuditEntry) -> StoreResult<PeerRecord> {
         self.write(|tx| {
-            find_peer(tx, "p.id = ?1", &record.id)?
+            let current = find_peer(tx, "p.id = ?1", &record.id)?
                 .ok_or_else(|| StoreError::PeerNotFound(record.id.clone()))?;
+            // One writer at a time, so this compare-and-set is atomic.
+            if current.version != record.version {
+                return Err(StoreError::PeerChanged(record.id.clone()));
+            }
             write_peer(tx, record, true)?;
             audit_in(tx, audit)?;
             find_peer(tx, "p.id = ?1", &record.id)?

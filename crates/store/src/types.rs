@@ -119,6 +119,9 @@ pub struct PeerRecord {
     pub expires_at: Option<i64>,
     pub security: ferry_proto::PeerSecurity,
     pub pending_security: Option<ferry_proto::PendingSecurity>,
+    /// Bumped by every update; [`crate::Store::update_peer`] refuses a record read before the last
+    /// update.
+    pub version: i64,
     pub created_at: String,
     pub updated_at: String,
 }

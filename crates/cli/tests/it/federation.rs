@@ -434,6 +434,10 @@ async fn signed_requests_are_checked_before_any_handler_runs() {
         (status, body["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("request_replayed"))
     );
+    // The same notice sent again as a new request (a retry) is harmless.
+    let retry = forge(&b_key, &b_id, path, &notice, now, [16; 16]);
+    assert_eq!(send(&a, path, &retry).await.0, StatusCode::OK);
+    assert_eq!(peer(&a, &on_a).await["disabled_there"], true);
 
     // Outside the ingress policy: refused with its own code, even with a valid signature.
     let rules = a.get("/api/v1/policies").await;
@@ -762,6 +766,43 @@ async fn three_instances_keep_their_connections_apart() {
         stderr(&out).contains("invite_key_mismatch"),
         "{}",
         stderr(&out)
+    );
+
+    // A response claiming B's instance id with another key is refused: ids are bound to keys.
+    let lure = ferry_json(
+        &a,
+        &["peer", "request", "--space", "roads", "--export", "files"],
+    );
+    let lure_offer = ferry_proto::ticket::PeerTicket::parse(lure["code"].as_str().unwrap())
+        .unwrap()
+        .offer;
+    let forged_response = ferry_proto::ticket::PeerResponse {
+        version: ferry_proto::ticket::TICKET_VERSION,
+        request_id: lure_offer.request_id,
+        acceptor: ferry_proto::ticket::Issuer {
+            instance_id: b_id.clone(),
+            title: "Harbor Authority".into(),
+            url: b.url.clone(),
+            public_key: impostor.verifying_key().to_bytes(),
+        },
+        secret: lure_offer.secret,
+    }
+    .issue(&impostor);
+    let (status, body) = a
+        .call(
+            Method::POST,
+            "/api/v1/peers/accept-response",
+            Some(json!({"response": forged_response})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invite_key_mismatch")),
+        "{body}"
+    );
+    assert_eq!(
+        peer(&a, lure["connection"]["id"].as_str().unwrap()).await["state"],
+        "requested"
     );
 
     // A refreshed-away code is dead: answering it is refused and nothing changes.

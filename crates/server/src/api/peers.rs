@@ -165,6 +165,7 @@ pub(crate) async fn create_request(
         expires_at: None,
         security: Default::default(),
         pending_security: None,
+        version: 0,
         created_at: rfc3339(unix_now()),
         updated_at: String::new(),
     };
@@ -334,6 +335,7 @@ pub(crate) async fn import_code(
         expires_at: Some(offer.expires_at),
         security: Default::default(),
         pending_security: None,
+        version: 0,
         created_at: rfc3339(unix_now()),
         updated_at: String::new(),
     };

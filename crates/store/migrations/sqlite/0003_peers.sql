@@ -23,6 +23,8 @@ CREATE TABLE peer_connections (
     security         TEXT NOT NULL DEFAULT '{}',
     -- JSON: a security change one side proposed and the other has not yet approved.
     pending_security TEXT,
+    -- Bumped by every update: an update based on an older read is refused.
+    version          INTEGER NOT NULL DEFAULT 0,
     created_at       TEXT NOT NULL,
     updated_at       TEXT NOT NULL,
     UNIQUE (role, request_id)
