@@ -298,6 +298,36 @@ async fn policies_are_checked_on_both_sides_with_exact_findings() {
     );
     ferry_json(&a, &["policy", "egress", "allow", "127.0.0.1"]);
     assert_eq!(ferry_json(&a, &["peer", "check", &on_a])["ok"], true);
+    // B stops allowing egress to A: A's check names B's missing rule, on B's side.
+    let b_rules = b.get("/api/v1/policies").await;
+    for r in b_rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["direction"] == "egress")
+    {
+        b.call(
+            Method::DELETE,
+            &format!("/api/v1/policies/{}", r["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    }
+    let check = a.ferry(&["--json", "peer", "check", &on_a]);
+    let findings: Value = serde_json::from_slice(&check.stdout).unwrap();
+    let missing: Vec<&str> = findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["ok"] == false)
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        vec![
+            "instance 'Harbor Authority' does not permit egress to 'City GIS': its admin can run `ferry policy egress allow 127.0.0.1`"
+        ]
+    );
 }
 
 /// B's identity key, read from its data directory, to forge requests in the tests below.

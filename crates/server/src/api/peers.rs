@@ -644,13 +644,19 @@ pub(crate) async fn check(
                 format!("'{}' permits ingress from '{here}'", peer.title),
             );
             let back = answer["egress_to_caller"].as_bool().unwrap_or(false);
-            let detail = answer["egress_detail"].as_str().unwrap_or_default();
+            let our_host = reqwest::Url::parse(&state.info.public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
             note(
                 back,
                 if back {
                     format!("'{}' permits egress to '{here}'", peer.title)
                 } else {
-                    format!("'{}': {detail}", peer.title)
+                    format!(
+                        "instance '{}' does not permit egress to '{here}': its admin can run `ferry policy egress allow {our_host}`",
+                        peer.title
+                    )
                 },
             );
         }

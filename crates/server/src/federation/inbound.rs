@@ -561,7 +561,7 @@ pub(crate) async fn probe(
         "instance_id": state.info.instance_id,
         "title": state.info.title,
         "ingress_from_caller": true,
+        // A yes or no only: the caller learns nothing about this instance's rules.
         "egress_to_caller": egress.is_ok(),
-        "egress_detail": egress.err().map(|e| ApiFailure::from(e).0.message),
     })))
 }
