@@ -44,6 +44,20 @@ async fn requested_and_imported(a: &TestInstance, b: &TestInstance) -> (String, 
     )
 }
 
+/// Removes every policy rule of one direction.
+async fn remove_rules(inst: &TestInstance, direction: &str) {
+    let rules = inst.get("/api/v1/policies").await;
+    for r in rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["direction"] == direction)
+    {
+        let path = format!("/api/v1/policies/{}", r["id"].as_str().unwrap());
+        inst.call(Method::DELETE, &path, None).await;
+    }
+}
+
 async fn peer(inst: &TestInstance, id: &str) -> Value {
     inst.get(&format!("/api/v1/peers/{id}")).await["connection"].clone()
 }
@@ -299,20 +313,7 @@ async fn policies_are_checked_on_both_sides_with_exact_findings() {
     ferry_json(&a, &["policy", "egress", "allow", "127.0.0.1"]);
     assert_eq!(ferry_json(&a, &["peer", "check", &on_a])["ok"], true);
     // B stops allowing egress to A: A's check names B's missing rule, on B's side.
-    let b_rules = b.get("/api/v1/policies").await;
-    for r in b_rules
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["direction"] == "egress")
-    {
-        b.call(
-            Method::DELETE,
-            &format!("/api/v1/policies/{}", r["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    }
+    remove_rules(&b, "egress").await;
     let check = a.ferry(&["--json", "peer", "check", &on_a]);
     let findings: Value = serde_json::from_slice(&check.stdout).unwrap();
     let missing: Vec<&str> = findings["findings"]
@@ -470,20 +471,7 @@ async fn signed_requests_are_checked_before_any_handler_runs() {
     assert_eq!(peer(&a, &on_a).await["disabled_there"], true);
 
     // Outside the ingress policy: refused with its own code, even with a valid signature.
-    let rules = a.get("/api/v1/policies").await;
-    for r in rules
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["direction"] == "ingress")
-    {
-        a.call(
-            Method::DELETE,
-            &format!("/api/v1/policies/{}", r["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    }
+    remove_rules(&a, "ingress").await;
     let enable = json!({"request_id": request_id, "event": "enabled"});
     let (status, body) = send(&a, path, &forge(&b_key, &b_id, path, &enable, now, [7; 16])).await;
     assert_eq!(
@@ -546,35 +534,11 @@ async fn a_peer_that_is_down_gets_a_clear_error_and_local_changes_still_apply() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ferry_serve_processes_peer_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let start = |name: &str, title: &str| {
-        let data = dir.path().join(name);
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--title", title])
-            .env("FERRY_DATA_DIR", &data)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        (data, child)
-    };
-    let (data_a, mut proc_a) = start("a", "City GIS");
-    let (data_b, mut proc_b) = start("b", "Harbor Authority");
-    for data in [&data_a, &data_b] {
-        for _ in 0..200 {
-            if data.join("endpoint").exists() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut proc_a = crate::harness::spawn_serve(&data_a, "City GIS").await;
+    let mut proc_b = crate::harness::spawn_serve(&data_b, "Harbor Authority").await;
     let ferry = |data: &std::path::Path, args: &[&str]| -> Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(args)
-            .arg("--json")
-            .env("FERRY_DATA_DIR", data)
-            .env_remove("FERRY_SERVER")
-            .env_remove("FERRY_TOKEN")
-            .output()
-            .unwrap();
+        let out = crate::harness::ferry_local(data, &[args, &["--json"]].concat());
         assert!(
             out.status.success(),
             "ferry {args:?}: {}",

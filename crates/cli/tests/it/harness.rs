@@ -309,3 +309,36 @@ pub fn points_geojson(n: usize) -> String {
         features.join(",")
     )
 }
+
+/// Starts a real `ferry serve` process on a free port, with `data` as its data directory, and
+/// waits until it has written its endpoint file.
+pub async fn spawn_serve(data: &Path, title: &str) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--title", title])
+        .env("FERRY_DATA_DIR", data)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ferry serve starts");
+    for _ in 0..200 {
+        if data.join("endpoint").exists() {
+            return child;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "ferry serve did not write {}/endpoint within 10 s",
+        data.display()
+    );
+}
+
+/// Runs the `ferry` CLI with no --server or --token: it finds the server and the admin token
+/// through the data directory, as a local admin would.
+pub fn ferry_local(data: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("FERRY_DATA_DIR", data)
+        .env_remove("FERRY_SERVER")
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .expect("ferry runs")
+}

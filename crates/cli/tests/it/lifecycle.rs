@@ -78,34 +78,10 @@ async fn ferry_serve_process_stops_on_sigint() {
 async fn serve_answer_and_stop(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--title",
-            "Harbor Authority",
-        ])
-        .env("FERRY_DATA_DIR", &data)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::harness::spawn_serve(&data, "Harbor Authority").await;
     let endpoint = data.join("endpoint");
-    for _ in 0..200 {
-        if endpoint.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(endpoint.exists(), "serve wrote its endpoint");
     // No --server or --token: the CLI uses the local data directory.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["instance", "show", "--json"])
-        .env("FERRY_DATA_DIR", &data)
-        .env_remove("FERRY_SERVER")
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = crate::harness::ferry_local(&data, &["instance", "show", "--json"]);
     assert!(
         out.status.success(),
         "{}",
