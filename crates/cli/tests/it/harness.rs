@@ -313,7 +313,7 @@ pub fn points_geojson(n: usize) -> String {
 /// Starts a real `ferry serve` process on a free port, with `data` as its data directory, and
 /// waits until it has written its endpoint file.
 pub async fn spawn_serve(data: &Path, title: &str) -> std::process::Child {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["serve", "--listen", "127.0.0.1:0", "--title", title])
         .env("FERRY_DATA_DIR", data)
         .stderr(std::process::Stdio::piped())
@@ -325,8 +325,10 @@ pub async fn spawn_serve(data: &Path, title: &str) -> std::process::Child {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let status = child.wait();
     panic!(
-        "ferry serve did not write {}/endpoint within 10 s",
+        "ferry serve did not write {}/endpoint within 10 s ({status:?})",
         data.display()
     );
 }

@@ -2,7 +2,6 @@ use crate::harness::TestInstance;
 use reqwest::Method;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 #[tokio::test]
 async fn restart_keeps_identity_tokens_and_data() {
