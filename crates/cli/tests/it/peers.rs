@@ -199,6 +199,36 @@ async fn bad_codes_are_refused_with_their_own_codes() {
     );
     assert_eq!(b.get("/api/v1/peers").await.as_array().unwrap().len(), 1);
 
+    // Deleting an imported code tells nobody: the issuer does not know this instance yet.
+    let imported_id = b.get("/api/v1/peers").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, dropped) = b
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/peers/{imported_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            dropped["connection"]["state"].as_str(),
+            dropped["notified"].as_bool()
+        ),
+        (Some("deleted"), Some(false))
+    );
+    let a_log = a.get("/api/v1/audit").await;
+    assert!(
+        a_log
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["event"] != "federation.refused"),
+        "{a_log}"
+    );
+
     // The CLI shows the reason.
     let out = b.ferry(&["peer", "import", "ferry1-peer-zzzz"]);
     assert!(!out.status.success());

@@ -552,18 +552,20 @@ async fn change(
     name: &str,
 ) -> ApiResult<Json<PeerChanged>> {
     let mut record = load(&state, id).await?;
+    // Only a connection both sides completed is known to the other side: nobody to tell before.
+    let known_there = record.status.phase.is_established();
     record.status = peering::apply(record.role, record.status, event)?;
     let entry = audit(&caller, &format!("peer.{name}"), &record, json!({}));
     let saved = save_peer(&state, record, entry).await?;
-    let told = if saved.peer.is_some() {
-        notify(&state, &saved, name).await
+    let told = if known_there {
+        notify(&state, &saved, name).await.map_err(|e| e.0.message)
     } else {
-        Ok(())
+        Err("the other instance does not know this connection yet".to_string())
     };
     Ok(Json(PeerChanged {
         connection: view(&saved),
-        notified: told.is_ok() && saved.peer.is_some(),
-        notice_error: told.err().map(|e| e.0.message),
+        notified: told.is_ok(),
+        notice_error: told.err(),
     }))
 }
 
