@@ -2,6 +2,7 @@
 //! and how a schema is inferred from data. The store and the server call these; nothing here knows
 //! about SQL or HTTP.
 
+pub mod collab;
 pub mod edits;
 mod error;
 pub mod geometry;

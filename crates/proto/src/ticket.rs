@@ -203,6 +203,47 @@ impl PeerResponse {
     }
 }
 
+pub const COLLAB_INVITATION_PREFIX: &str = "ferry1-collab-";
+
+/// One workspace offered in an invitation, with the guest's access mode in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferedWorkspace {
+    pub workspace_id: [u8; 16],
+    pub name: String,
+    pub description: String,
+    /// `send`, `receive` or `send_receive`.
+    pub mode: String,
+}
+
+/// A host's invitation to one guest, signed by the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollabInvitation {
+    pub version: u8,
+    pub invitation_id: [u8; 16],
+    pub host: Issuer,
+    pub collaboration_id: [u8; 16],
+    pub collaboration_name: String,
+    /// The guest instance's URL this invitation is meant for.
+    pub guest_url: String,
+    pub workspaces: Vec<OfferedWorkspace>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub secret: [u8; 32],
+}
+
+impl CollabInvitation {
+    pub fn issue(&self, key: &SigningKey) -> String {
+        encode_signed(COLLAB_INVITATION_PREFIX, self, key)
+    }
+
+    /// Decodes an invitation and checks the host's signature over it.
+    pub fn parse(text: &str) -> Result<CollabInvitation, TicketError> {
+        decode_signed(COLLAB_INVITATION_PREFIX, text, |i: &CollabInvitation| {
+            i.host.public_key
+        })
+    }
+}
+
 fn encode_signed<T: Serialize>(prefix: &str, value: &T, key: &SigningKey) -> String {
     let body = postcard::to_allocvec(value).expect("ticket contents always serialize");
     let signature = key.sign(&body).to_bytes().to_vec();
@@ -377,6 +418,49 @@ mod tests {
         );
         assert_eq!(
             PeerResponse::parse(&response.issue(&key(3))),
+            Err(TicketError::Tampered)
+        );
+    }
+
+    #[test]
+    fn collaboration_invitations_round_trip_and_are_signed_by_the_host() {
+        let host = key(5);
+        let invitation = CollabInvitation {
+            version: TICKET_VERSION,
+            invitation_id: [1; 16],
+            host: offer(&host).issuer,
+            collaboration_id: [2; 16],
+            collaboration_name: "Coastal data".into(),
+            guest_url: "https://harbor.example.org".into(),
+            workspaces: vec![
+                OfferedWorkspace {
+                    workspace_id: [3; 16],
+                    name: "Roads".into(),
+                    description: "".into(),
+                    mode: "send".into(),
+                },
+                OfferedWorkspace {
+                    workspace_id: [4; 16],
+                    name: "Berths".into(),
+                    description: "Quays".into(),
+                    mode: "send_receive".into(),
+                },
+            ],
+            expires_at: 1_900_000_000,
+            secret: [6; 32],
+        };
+        let text = invitation.issue(&host);
+        assert!(text.starts_with(COLLAB_INVITATION_PREFIX));
+        assert_eq!(CollabInvitation::parse(&text).unwrap(), invitation);
+        assert_eq!(
+            PeerTicket::parse(&text),
+            Err(TicketError::WrongKind),
+            "kinds never mix"
+        );
+        let mut forged = invitation.clone();
+        forged.host.public_key = key(6).verifying_key().to_bytes();
+        assert_eq!(
+            CollabInvitation::parse(&forged.issue(&host)),
             Err(TicketError::Tampered)
         );
     }
