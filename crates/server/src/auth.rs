@@ -28,8 +28,6 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 #[derive(Debug, Clone)]
 pub(crate) struct Caller<const MIN: u8> {
     pub name: String,
-    #[allow(dead_code, reason = "kept for handlers that vary by role")]
-    pub role: Role,
 }
 
 pub(crate) type AnyRole = Caller<0>;
@@ -88,9 +86,6 @@ impl<const MIN: u8> FromRequestParts<AppState> for Caller<MIN> {
                 ),
             ));
         }
-        Ok(Caller {
-            name: info.name,
-            role: info.role,
-        })
+        Ok(Caller { name: info.name })
     }
 }

@@ -246,62 +246,37 @@ async fn bad_edits_and_queries_are_refused() {
         .await;
     let (_, dataset) = inst.import("space=s", "text/csv", "id,n\n1,1\n").await;
     let edits = format!("/api/v1/items/{}/edits", layer["id"].as_str().unwrap());
-    let body = refused!(
-        inst,
-        UNPROCESSABLE,
-        "edits_rejected",
-        inst.call(Method::POST, &edits, Some(json!({"deletes": [1, 77]})))
-            .await
-    );
-    assert_eq!(
-        body["details"]["results"][1]["error"]["code"],
-        "row_not_found"
-    );
-    let body = refused!(
-        inst,
-        UNPROCESSABLE,
-        "edits_rejected",
-        inst.call(
-            Method::POST,
-            &edits,
-            Some(json!({"adds": [{"key": 2, "values": {}}]}))
-        )
-        .await
-    );
-    assert_eq!(
-        body["details"]["results"][0]["error"]["code"],
-        "duplicate_key"
-    );
-    let body = refused!(
-        inst,
-        UNPROCESSABLE,
-        "edits_rejected",
-        inst.call(
-            Method::POST,
-            &edits,
-            Some(json!({"adds": [{"geometry": {"type": "Point", "coordinates": [0]}}]}))
-        )
-        .await
-    );
-    assert_eq!(
-        body["details"]["results"][0]["error"]["code"],
-        "invalid_geometry"
-    );
-    let body = refused!(
-        inst,
-        UNPROCESSABLE,
-        "edits_rejected",
-        inst.call(
-            Method::POST,
-            &edits,
-            Some(json!({"updates": [{"key": 1, "values": {"n": "seven"}}]}))
-        )
-        .await
-    );
-    assert_eq!(
-        body["details"]["results"][0]["error"]["code"],
-        "schema_mismatch"
-    );
+    // Each batch is refused as a whole; `details` names the edit at fault and its own code.
+    let bad_batches = [
+        (json!({"deletes": [1, 77]}), 1, "row_not_found"),
+        (
+            json!({"adds": [{"key": 2, "values": {}}]}),
+            0,
+            "duplicate_key",
+        ),
+        (
+            json!({"adds": [{"geometry": {"type": "Point", "coordinates": [0]}}]}),
+            0,
+            "invalid_geometry",
+        ),
+        (
+            json!({"updates": [{"key": 1, "values": {"n": "seven"}}]}),
+            0,
+            "schema_mismatch",
+        ),
+    ];
+    for (batch, at, code) in bad_batches {
+        let body = refused!(
+            inst,
+            UNPROCESSABLE,
+            "edits_rejected",
+            inst.call(Method::POST, &edits, Some(batch)).await
+        );
+        assert_eq!(
+            body["details"]["results"][at]["error"]["code"], code,
+            "{body}"
+        );
+    }
     let dataset_id = dataset["id"].as_str().unwrap();
     refused!(
         inst,

@@ -1,7 +1,7 @@
 //! The whole peer connection flow between real instances over real HTTP, and the checks on
 //! every signed server-to-server request.
 
-use crate::harness::{TestInstance, ferry_json, stderr, temp_file};
+use crate::harness::{TestInstance, events, ferry_json, instance_id, stderr, temp_file};
 use ed25519_dalek::SigningKey;
 use ferry_proto::signing::{self, RequestTarget};
 use reqwest::{Method, StatusCode};
@@ -16,15 +16,6 @@ async fn instance(title: &str) -> TestInstance {
 fn open_policies(inst: &TestInstance) {
     ferry_json(inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
     ferry_json(inst, &["policy", "egress", "allow", "127.0.0.1"]);
-}
-
-fn events(inst_log: &Value) -> Vec<String> {
-    inst_log
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// A requests, B imports: returns (A's connection id, B's connection id).
@@ -387,10 +378,7 @@ async fn send(inst: &TestInstance, path: &str, f: &Forged) -> (StatusCode, Value
 async fn signed_requests_are_checked_before_any_handler_runs() {
     let (a, b, on_a, _on_b) = active_pair().await;
     let path = "/federation/v1/peer/state";
-    let b_id = b.get("/api/v1/instance").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b_id = instance_id(&b).await;
     let request_id = peer(&a, &on_a).await["request_id"]
         .as_str()
         .unwrap()
@@ -701,10 +689,7 @@ async fn three_instances_keep_their_connections_apart() {
     );
 
     // B, a genuine peer of A, cannot act on the A–C connection.
-    let b_id = b.get("/api/v1/instance").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b_id = instance_id(&b).await;
     let a_c_request = peer(&a, &a_c).await["request_id"]
         .as_str()
         .unwrap()

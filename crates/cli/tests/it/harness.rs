@@ -344,3 +344,20 @@ pub fn ferry_local(data: &Path, args: &[&str]) -> Output {
         .output()
         .expect("ferry runs")
 }
+
+/// The `event` of each audit entry, in order.
+pub fn events(log: &Value) -> Vec<String> {
+    log.as_array()
+        .expect("an audit log is a JSON array")
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// An instance's id, as it reports it.
+pub async fn instance_id(inst: &TestInstance) -> String {
+    inst.get("/api/v1/instance").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

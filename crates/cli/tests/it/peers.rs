@@ -1,23 +1,15 @@
 //! Peer connections between two real instances: the request and the import of its code.
 
-use crate::harness::{TestInstance, ferry_json, stderr};
+use crate::harness::{TestInstance, events, ferry_json, stderr};
 use ed25519_dalek::SigningKey;
 use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerTicket, TICKET_VERSION};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn two() -> (TestInstance, TestInstance) {
     let a = TestInstance::start_with(|c| c.title = "City GIS".into()).await;
     let b = TestInstance::start_with(|c| c.title = "Harbor Authority".into()).await;
     (a, b)
-}
-
-fn events(log: &Value) -> Vec<&str> {
-    log.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,14 +58,8 @@ async fn policy_rules_are_managed_and_audited() {
     );
 
     let log = ferry_json(&inst, &["audit", "list"]);
-    let events: Vec<&str> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        events,
+        crate::harness::events(&log),
         vec!["policy.added", "policy.added", "policy.removed"]
     );
     assert!(
