@@ -103,6 +103,210 @@ pub fn check_workspace(name: &str, description: &str) -> CoreResult<()> {
     Ok(())
 }
 
+/// The two roles in a collaboration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CollabRole {
+    Host,
+    Guest,
+}
+
+impl CollabRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollabRole::Host => "host",
+            CollabRole::Guest => "guest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CollabRole> {
+        match s {
+            "host" => Some(CollabRole::Host),
+            "guest" => Some(CollabRole::Guest),
+            _ => None,
+        }
+    }
+}
+
+/// Where a collaboration stands for this instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CollabState {
+    /// A guest accepted with a response file; the host has not confirmed yet.
+    AwaitingHost,
+    Active,
+    /// This guest left.
+    Left,
+    /// The host removed this guest.
+    Removed,
+    /// The host deleted the collaboration.
+    Deleted,
+}
+
+impl CollabState {
+    pub const ALL: [CollabState; 5] = [
+        CollabState::AwaitingHost,
+        CollabState::Active,
+        CollabState::Left,
+        CollabState::Removed,
+        CollabState::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollabState::AwaitingHost => "awaiting_host",
+            CollabState::Active => "active",
+            CollabState::Left => "left",
+            CollabState::Removed => "removed",
+            CollabState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CollabState> {
+        CollabState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Over for good: nothing more happens in it here.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            CollabState::Left | CollabState::Removed | CollabState::Deleted
+        )
+    }
+}
+
+/// What happens to a collaboration, from this instance's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CollabEvent {
+    /// Guest: the host confirmed this guest (its first snapshot arrived).
+    HostConfirmed,
+    /// Guest: this instance leaves.
+    Leave,
+    /// Guest: the host removed this instance.
+    RemovedByHost,
+    /// Host deletes it; a guest hears of that.
+    Delete,
+}
+
+/// A change the state machine refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAllowed {
+    pub role: CollabRole,
+    pub state: CollabState,
+    pub event: CollabEvent,
+}
+
+impl std::fmt::Display for NotAllowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.event {
+            CollabEvent::HostConfirmed => "be confirmed by the host",
+            CollabEvent::Leave => "be left",
+            CollabEvent::RemovedByHost => "have this guest removed",
+            CollabEvent::Delete => "be deleted",
+        };
+        write!(
+            f,
+            "a collaboration that is {} for this {} cannot {what}",
+            self.state.as_str(),
+            self.role.as_str()
+        )
+    }
+}
+
+/// The collaboration state machine for one instance.
+pub fn apply(
+    role: CollabRole,
+    state: CollabState,
+    event: CollabEvent,
+) -> Result<CollabState, NotAllowed> {
+    use CollabEvent as E;
+    use CollabState as S;
+    let next = match (role, state, event) {
+        (CollabRole::Host, S::Active, E::Delete) => Some(S::Deleted),
+        (CollabRole::Guest, S::AwaitingHost | S::Active, E::HostConfirmed) => Some(S::Active),
+        (CollabRole::Guest, S::AwaitingHost | S::Active, E::Leave) => Some(S::Left),
+        (CollabRole::Guest, S::AwaitingHost | S::Active, E::RemovedByHost) => Some(S::Removed),
+        (CollabRole::Guest, S::AwaitingHost | S::Active, E::Delete) => Some(S::Deleted),
+        _ => None,
+    };
+    next.ok_or(NotAllowed { role, state, event })
+}
+
+/// A guest's standing, as the host records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GuestStatus {
+    Active,
+    Left,
+    Removed,
+}
+
+impl GuestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestStatus::Active => "active",
+            GuestStatus::Left => "left",
+            GuestStatus::Removed => "removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GuestStatus> {
+        [GuestStatus::Active, GuestStatus::Left, GuestStatus::Removed]
+            .into_iter()
+            .find(|g| g.as_str() == s)
+    }
+}
+
+/// What a participant does with the items it received when a workspace or the collaboration
+/// ends for it. Never touches its own items or the linked space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DeletePolicy {
+    #[default]
+    Keep,
+    Delete,
+}
+
+impl DeletePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletePolicy::Keep => "keep",
+            DeletePolicy::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> CoreResult<DeletePolicy> {
+        match s {
+            "keep" => Ok(DeletePolicy::Keep),
+            "delete" => Ok(DeletePolicy::Delete),
+            other => Err(CoreError::InvalidRequest(format!(
+                "delete policy '{other}' is not valid: use keep or delete"
+            ))),
+        }
+    }
+}
+
+/// A workspace's config: feature layers as `copy` or `reference`, a positive item size limit, and
+/// two-way editing only on copies (a reference holds nothing to edit).
+pub fn check_workspace_config(
+    feature_layers: &str,
+    max_item_bytes: u64,
+    two_way_editing: bool,
+) -> CoreResult<()> {
+    if !matches!(feature_layers, "copy" | "reference") {
+        return Err(CoreError::InvalidRequest(format!(
+            "feature layers are shared as 'copy' or 'reference', not '{feature_layers}'"
+        )));
+    }
+    if max_item_bytes == 0 {
+        return Err(CoreError::InvalidRequest(
+            "the largest item size must be above zero".into(),
+        ));
+    }
+    if two_way_editing && feature_layers != "copy" {
+        return Err(CoreError::InvalidRequest(
+            "two-way editing needs feature layers shared as copies".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +341,66 @@ mod tests {
             for (j, to) in ALL.iter().enumerate() {
                 assert_eq!(channel(*from, *to), expected[i][j], "{from:?} -> {to:?}");
             }
+        }
+    }
+
+    /// Every (role, state, event) combination: the allowed ones and where they lead.
+    #[test]
+    fn state_machine_full_table() {
+        use CollabEvent as E;
+        use CollabState as S;
+        let events = [E::HostConfirmed, E::Leave, E::RemovedByHost, E::Delete];
+        let mut allowed = Vec::new();
+        for role in [CollabRole::Host, CollabRole::Guest] {
+            for state in S::ALL {
+                for event in events {
+                    if let Ok(next) = apply(role, state, event) {
+                        allowed.push((role, state, event, next));
+                    } else {
+                        assert_eq!(
+                            apply(role, state, event),
+                            Err(NotAllowed { role, state, event })
+                        );
+                    }
+                }
+            }
+        }
+        let guest = CollabRole::Guest;
+        assert_eq!(
+            allowed,
+            vec![
+                (CollabRole::Host, S::Active, E::Delete, S::Deleted),
+                (guest, S::AwaitingHost, E::HostConfirmed, S::Active),
+                (guest, S::AwaitingHost, E::Leave, S::Left),
+                (guest, S::AwaitingHost, E::RemovedByHost, S::Removed),
+                (guest, S::AwaitingHost, E::Delete, S::Deleted),
+                (guest, S::Active, E::HostConfirmed, S::Active),
+                (guest, S::Active, E::Leave, S::Left),
+                (guest, S::Active, E::RemovedByHost, S::Removed),
+                (guest, S::Active, E::Delete, S::Deleted),
+            ]
+        );
+        for state in S::ALL {
+            assert_eq!(CollabState::parse(state.as_str()), Some(state));
+            assert_eq!(
+                state.is_over(),
+                apply(guest, state, E::Leave).is_err() && state != S::AwaitingHost
+            );
+        }
+    }
+
+    #[test]
+    fn policies_and_configs() {
+        assert_eq!(DeletePolicy::parse("delete").unwrap(), DeletePolicy::Delete);
+        assert_eq!(DeletePolicy::default(), DeletePolicy::Keep);
+        assert!(DeletePolicy::parse("purge").is_err());
+        assert!(check_workspace_config("copy", 1, true).is_ok());
+        assert!(check_workspace_config("reference", 1, false).is_ok());
+        assert!(check_workspace_config("reference", 1, true).is_err());
+        assert!(check_workspace_config("link", 1, false).is_err());
+        assert!(check_workspace_config("copy", 0, false).is_err());
+        for g in [GuestStatus::Active, GuestStatus::Left, GuestStatus::Removed] {
+            assert_eq!(GuestStatus::parse(g.as_str()), Some(g));
         }
     }
 

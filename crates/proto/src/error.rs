@@ -142,6 +142,34 @@ error_codes! {
     PeerRefused = "peer_refused",
     /// No such network policy rule.
     PolicyRuleNotFound = "policy_rule_not_found",
+    /// No such collaboration.
+    CollabNotFound = "collab_not_found",
+    /// The collaboration's state does not allow this (e.g. it was deleted, or the guest left).
+    CollabStateConflict = "collab_state_conflict",
+    /// Only the collaboration's host may do this.
+    CollabHostOnly = "collab_host_only",
+    /// The calling guest was removed from the collaboration (or left it).
+    CollabGuestRemoved = "collab_guest_removed",
+    /// No such workspace in the collaboration.
+    WorkspaceNotFound = "workspace_not_found",
+    /// This instance already linked a space to the workspace; unlink it first.
+    WorkspaceAlreadyLinked = "workspace_already_linked",
+    /// This instance has not linked a space to the workspace.
+    WorkspaceNotLinked = "workspace_not_linked",
+    /// No such participant in the collaboration.
+    ParticipantNotFound = "participant_not_found",
+    /// The space is linked to a collaboration workspace or a peer connection.
+    SpaceLinked = "space_linked",
+    /// The invitation was issued for another instance's URL.
+    InviteWrongInstance = "invite_wrong_instance",
+    /// The invitation was refreshed: a newer code replaced this one.
+    InviteSuperseded = "invite_superseded",
+    /// The host withdrew the invitation.
+    InviteInvalidated = "invite_invalidated",
+    /// A guest's response is damaged, of another kind, or of an unknown format version.
+    ResponseInvalid = "response_invalid",
+    /// A guest's response does not match its signature: it was altered.
+    ResponseTampered = "response_tampered",
     /// Something failed inside the server; the log has details.
     Internal = "internal",
 }

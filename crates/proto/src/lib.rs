@@ -4,12 +4,14 @@
 //! Every `Serialize` here is a compatibility promise. Add fields as `Option` or with
 //! `#[serde(default)]`; never rename or repurpose one.
 
+mod collab;
 mod error;
 mod ids;
 mod model;
 pub mod signing;
 pub mod ticket;
 
+pub use collab::*;
 pub use error::{ApiError, ErrorCode};
 pub use ids::{ItemId, SpaceId, TokenId};
 pub use model::*;

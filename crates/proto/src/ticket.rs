@@ -244,6 +244,33 @@ impl CollabInvitation {
     }
 }
 
+pub const COLLAB_RESPONSE_PREFIX: &str = "ferry1-guest-";
+
+/// A guest's answer to an invitation: who it is, how to reach its people, and the invitation's
+/// secret as proof that it holds the invitation. Signed by the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollabResponse {
+    pub version: u8,
+    pub invitation_id: [u8; 16],
+    pub collaboration_id: [u8; 16],
+    pub guest: Issuer,
+    pub contact: String,
+    pub secret: [u8; 32],
+}
+
+impl CollabResponse {
+    pub fn issue(&self, key: &SigningKey) -> String {
+        encode_signed(COLLAB_RESPONSE_PREFIX, self, key)
+    }
+
+    /// Decodes a response and checks the guest's signature over it.
+    pub fn parse(text: &str) -> Result<CollabResponse, TicketError> {
+        decode_signed(COLLAB_RESPONSE_PREFIX, text, |r: &CollabResponse| {
+            r.guest.public_key
+        })
+    }
+}
+
 fn encode_signed<T: Serialize>(prefix: &str, value: &T, key: &SigningKey) -> String {
     let body = postcard::to_allocvec(value).expect("ticket contents always serialize");
     let signature = key.sign(&body).to_bytes().to_vec();
@@ -462,6 +489,30 @@ mod tests {
         assert_eq!(
             CollabInvitation::parse(&forged.issue(&host)),
             Err(TicketError::Tampered)
+        );
+    }
+
+    #[test]
+    fn guest_responses_round_trip_and_are_signed_by_the_guest() {
+        let guest = key(8);
+        let response = CollabResponse {
+            version: TICKET_VERSION,
+            invitation_id: [1; 16],
+            collaboration_id: [2; 16],
+            guest: offer(&guest).issuer,
+            contact: "Data desk <data@harbor.example.org>".into(),
+            secret: [6; 32],
+        };
+        let text = response.issue(&guest);
+        assert!(text.starts_with(COLLAB_RESPONSE_PREFIX));
+        assert_eq!(CollabResponse::parse(&text).unwrap(), response);
+        assert_eq!(CollabInvitation::parse(&text), Err(TicketError::WrongKind));
+        let mut forged = response.clone();
+        forged.contact = "someone else".into();
+        assert_eq!(
+            CollabResponse::parse(&forged.issue(&key(9))),
+            Err(TicketError::Tampered),
+            "signed by another key than the one it carries"
         );
     }
 

@@ -24,7 +24,8 @@ macro_rules! store_conformance_tests {
             spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
             change_feed_pages, change_feed_is_per_space, epoch_rotation, item_deletion, files,
-            policy_rules_are_audited, nonces_refuse_replays, peer_records);
+            policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
+            linked_spaces_are_not_deleted, arrivals_end_per_link);
     };
     (@each $open:expr; $($check:ident),*) => {
         $(
@@ -749,4 +750,160 @@ pub fn peer_records(store: &dyn Store) {
         vec!["peer.requested", "peer.approved"],
         "the refused insert left no entry"
     );
+}
+
+fn collab_record(id: &str, space_name: &str) -> crate::CollabRecord {
+    use ferry_core::collab::{CollabRole, CollabState, DeletePolicy};
+    crate::CollabRecord {
+        id: id.into(),
+        role: CollabRole::Host,
+        name: "Coast".into(),
+        description: String::new(),
+        state: CollabState::Active,
+        host: crate::PeerIdentity {
+            instance_id: "self".into(),
+            title: "Port".into(),
+            url: "http://127.0.0.1:1".into(),
+            public_key: [3; 32],
+        },
+        self_participant: "p-host".into(),
+        revision: 1,
+        delete_policy: DeletePolicy::Keep,
+        workspaces: vec![crate::WorkspaceRecord {
+            id: "w1".into(),
+            name: "Roads".into(),
+            description: String::new(),
+            config: Default::default(),
+            modes: [("p-guest".to_string(), "send".to_string())].into(),
+        }],
+        participants: vec![crate::ParticipantRecord {
+            id: "p-host".into(),
+            role: "host".into(),
+            title: "Port".into(),
+            status: "active".into(),
+            identity: None,
+            contact: None,
+        }],
+        invitations: vec![],
+        links: [("w1".to_string(), space_name.to_string())].into(),
+        version: 0,
+        created_at: "2026-01-01T00:00:00Z".into(),
+        updated_at: String::new(),
+    }
+}
+
+fn collab_audit(event: &str) -> crate::NewAuditEntry {
+    crate::NewAuditEntry {
+        actor: "admin".into(),
+        event: event.into(),
+        subject: Some("k1".into()),
+        detail: json!({}),
+    }
+}
+
+pub fn collab_records(store: &dyn Store) {
+    space(store, "roads");
+    space(store, "quays");
+    let record = collab_record("k1", "roads");
+    let stored = store
+        .insert_collab(&record, &collab_audit("collab.created"))
+        .unwrap();
+    assert_eq!(
+        (&stored.workspaces, &stored.links, stored.version),
+        (&record.workspaces, &record.links, 0)
+    );
+    assert!(matches!(
+        store.insert_collab(&record, &collab_audit("again")),
+        Err(StoreError::CollabExists(_))
+    ));
+    // Links follow a space's renaming: they hold the space, not its name.
+    store
+        .update_space(
+            "roads",
+            &SpacePatch {
+                name: Some("streets".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.collab("k1").unwrap().links["w1"], "streets");
+
+    let mut changed = store.collab("k1").unwrap();
+    changed.links.insert("w2".into(), "quays".into());
+    changed.revision = 2;
+    let updated = store
+        .update_collab(&changed, &collab_audit("collab.linked"))
+        .unwrap();
+    assert_eq!(updated.links.len(), 2);
+    assert_eq!((updated.revision, updated.version), (2, 1));
+    assert!(matches!(
+        store.update_collab(&changed, &collab_audit("stale")),
+        Err(StoreError::CollabChanged(_))
+    ));
+    let mut bad_link = updated.clone();
+    bad_link.links.insert("w3".into(), "nowhere".into());
+    assert!(matches!(
+        store.update_collab(&bad_link, &collab_audit("bad")),
+        Err(StoreError::SpaceNotFound(_))
+    ));
+    assert_eq!(store.list_collabs().unwrap(), vec![updated]);
+    assert!(matches!(
+        store.collab("nope"),
+        Err(StoreError::CollabNotFound(_))
+    ));
+    let events: Vec<String> = store
+        .list_audit(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, vec!["collab.created", "collab.linked"]);
+}
+
+pub fn linked_spaces_are_not_deleted(store: &dyn Store) {
+    space(store, "roads");
+    store
+        .insert_collab(&collab_record("k1", "roads"), &collab_audit("created"))
+        .unwrap();
+    let refused = store.delete_space("roads", true);
+    assert!(
+        matches!(&refused, Err(StoreError::SpaceLinked { links, .. }) if links.len() == 1),
+        "{refused:?}"
+    );
+    let mut unlinked = store.collab("k1").unwrap();
+    unlinked.links.clear();
+    store
+        .update_collab(&unlinked, &collab_audit("unlinked"))
+        .unwrap();
+    store.delete_space("roads", true).unwrap();
+}
+
+pub fn arrivals_end_per_link(store: &dyn Store) {
+    space(store, "inbox");
+    let by_one = layer(store, "inbox", 1);
+    let by_two = layer(store, "inbox", 1);
+    let own = layer(store, "inbox", 1);
+    store
+        .record_arrival(by_one.id, "collab:k1:w1", "far", "o1")
+        .unwrap();
+    store
+        .record_arrival(by_two.id, "collab:k1:w1", "far", "o2")
+        .unwrap();
+    store
+        .record_arrival(by_two.id, "peer:c9", "far", "o2")
+        .unwrap();
+    assert!(matches!(
+        store.record_arrival(ferry_proto::ItemId::generate(), "peer:c9", "far", "o3"),
+        Err(StoreError::ItemNotFound(_))
+    ));
+    // `_` in a prefix is a character, not a wildcard.
+    assert!(store.end_arrivals("collab:k_").unwrap().is_empty());
+    assert_eq!(
+        store.end_arrivals("collab:k1:").unwrap(),
+        vec![by_one.id],
+        "the item another link brought stays, and the instance's own item is never named"
+    );
+    assert!(store.end_arrivals("collab:k1:").unwrap().is_empty());
+    assert_eq!(store.end_arrivals("peer:c9").unwrap(), vec![by_two.id]);
+    assert!(store.item(own.id).is_ok());
 }

@@ -19,6 +19,14 @@ pub enum StoreError {
     PeerChanged(String),
     #[error("this invite code was already used here (connection {0})")]
     PeerExists(String),
+    #[error("collaboration {0} does not exist; `ferry collab list` shows them")]
+    CollabNotFound(String),
+    #[error("collaboration {0} changed meanwhile; look at it again and retry")]
+    CollabChanged(String),
+    #[error("this instance already takes part in collaboration {0}")]
+    CollabExists(String),
+    #[error("space '{name}' is linked to {}; unlink it first", links.join(", "))]
+    SpaceLinked { name: String, links: Vec<String> },
     #[error("policy rule {0} does not exist; `ferry policy list` shows the rules")]
     PolicyRuleNotFound(String),
     #[error("a space named '{0}' already exists; choose another name")]

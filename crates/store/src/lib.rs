@@ -116,6 +116,35 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<PeerRecord>>;
     fn list_peers(&self) -> StoreResult<Vec<PeerRecord>>;
 
+    /// Records a collaboration new to this instance, with its audit entry.
+    fn insert_collab(
+        &self,
+        record: &CollabRecord,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<CollabRecord>;
+    /// Replaces a collaboration (document and links) if nobody changed it since `record` was
+    /// read, with its audit entry, in one transaction.
+    fn update_collab(
+        &self,
+        record: &CollabRecord,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<CollabRecord>;
+    fn collab(&self, id: &str) -> StoreResult<CollabRecord>;
+    fn list_collabs(&self) -> StoreResult<Vec<CollabRecord>>;
+
+    /// Notes that live item `item` arrived by `link` as a copy of `origin_item` on
+    /// `origin_instance`.
+    fn record_arrival(
+        &self,
+        item: ItemId,
+        link: &str,
+        origin_instance: &str,
+        origin_item: &str,
+    ) -> StoreResult<()>;
+    /// Forgets every arrival by a link that starts with `link_prefix` (a workspace, or a whole
+    /// collaboration); returns the live items that no other link brought.
+    fn end_arrivals(&self, link_prefix: &str) -> StoreResult<Vec<ItemId>>;
+
     /// What changed in a space after `after`, in sequence order, at most `limit` entries.
     /// Costs time proportional to the changes returned, not to the data in the space.
     fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage>;

@@ -1,6 +1,8 @@
 //! The SQLite implementation of [`Store`]: one writer connection, a small pool of readers, WAL mode
 //! so readers never wait for the writer.
 
+mod collabs;
+
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use ferry_core::Key;
@@ -21,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_foundation.sql"),
     include_str!("../migrations/sqlite/0002_trust.sql"),
     include_str!("../migrations/sqlite/0003_peers.sql"),
+    include_str!("../migrations/sqlite/0004_collaborations.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -905,6 +908,46 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
 }
 
 impl Store for SqliteStore {
+    fn insert_collab(
+        &self,
+        record: &CollabRecord,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<CollabRecord> {
+        self.write(|tx| collabs::insert(tx, record, audit))
+    }
+
+    fn update_collab(
+        &self,
+        record: &CollabRecord,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<CollabRecord> {
+        self.write(|tx| collabs::update(tx, record, audit))
+    }
+
+    fn collab(&self, id: &str) -> StoreResult<CollabRecord> {
+        self.read(|c| {
+            collabs::find(c, id)?.ok_or_else(|| StoreError::CollabNotFound(id.to_string()))
+        })
+    }
+
+    fn list_collabs(&self) -> StoreResult<Vec<CollabRecord>> {
+        self.read(collabs::list)
+    }
+
+    fn record_arrival(
+        &self,
+        item: ItemId,
+        link: &str,
+        origin_instance: &str,
+        origin_item: &str,
+    ) -> StoreResult<()> {
+        self.write(|tx| collabs::record_arrival(tx, item, link, origin_instance, origin_item))
+    }
+
+    fn end_arrivals(&self, link_prefix: &str) -> StoreResult<Vec<ItemId>> {
+        self.write(|tx| collabs::end_arrivals(tx, link_prefix))
+    }
+
     fn insert_peer(&self, record: &PeerRecord, audit: &NewAuditEntry) -> StoreResult<PeerRecord> {
         self.write(|tx| {
             if let Some(existing) = tx
@@ -1205,6 +1248,13 @@ impl Store for SqliteStore {
     fn delete_space(&self, space_ref: &str, force: bool) -> StoreResult<Vec<String>> {
         self.write(|tx| {
             let (rid, space) = find_space(tx, space_ref)?;
+            let links = collabs::links_to_space(tx, rid)?;
+            if !links.is_empty() {
+                return Err(StoreError::SpaceLinked {
+                    name: space.name,
+                    links,
+                });
+            }
             if space.item_count > 0 && !force {
                 return Err(StoreError::SpaceNotEmpty {
                     name: space.name,
@@ -1221,8 +1271,13 @@ impl Store for SqliteStore {
                 freed.extend(tombstone_item(tx, item_rid, seqs.take())?);
             }
             seqs.finish(tx)?;
-            // The space and its feed go away together, tombstones included.
+            // The space and its feed go away together, tombstones included. Connections that
+            // are over keep their history without the space.
             tx.execute("DELETE FROM items WHERE space_rid = ?1", [rid])?;
+            tx.execute(
+                "UPDATE peer_connections SET space_rid = NULL WHERE space_rid = ?1",
+                [rid],
+            )?;
             tx.execute("DELETE FROM spaces WHERE rid = ?1", [rid])?;
             Ok(freed)
         })

@@ -133,3 +133,146 @@ pub struct PeerIdentity {
     pub url: String,
     pub public_key: [u8; 32],
 }
+
+/// A collaboration as this instance keeps it: one document, read and written whole, with a
+/// version for compare-and-set. The host keeps every guest's modes and the invitations; a guest
+/// keeps what the host's latest snapshot told it. `links` are this instance's own and never leave
+/// it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollabRecord {
+    /// Shared by every participant's record of the same collaboration.
+    pub id: String,
+    pub role: ferry_core::collab::CollabRole,
+    pub name: String,
+    pub description: String,
+    pub state: ferry_core::collab::CollabState,
+    /// The host (this instance itself when it hosts).
+    pub host: PeerIdentity,
+    /// This instance's participant id.
+    pub self_participant: String,
+    /// Host: bumped by every change guests should hear of. Guest: the last snapshot applied.
+    pub revision: i64,
+    pub delete_policy: ferry_core::collab::DeletePolicy,
+    pub workspaces: Vec<WorkspaceRecord>,
+    pub participants: Vec<ParticipantRecord>,
+    /// Host only.
+    pub invitations: Vec<InvitationRecord>,
+    /// Workspace id to the name of the local space linked to it.
+    pub links: std::collections::BTreeMap<String, String>,
+    /// Bumped by every update; [`crate::Store::update_collab`] refuses a stale record.
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WorkspaceRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub config: ferry_proto::WorkspaceConfig,
+    /// Participant id to access mode (`send`, `receive`, `send_receive`). Host: every guest in
+    /// the workspace. Guest: itself only.
+    pub modes: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ParticipantRecord {
+    pub id: String,
+    /// `host` or `guest`.
+    pub role: String,
+    pub title: String,
+    /// `active`, `left` or `removed`.
+    pub status: String,
+    /// Host only, for guests: who they are and how to reach their people.
+    #[serde(default)]
+    pub identity: Option<StoredIdentity>,
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
+/// A pinned identity in a form that serializes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredIdentity {
+    pub instance_id: String,
+    pub title: String,
+    pub url: String,
+    pub public_key: [u8; 32],
+}
+
+impl From<&StoredIdentity> for PeerIdentity {
+    fn from(s: &StoredIdentity) -> Self {
+        PeerIdentity {
+            instance_id: s.instance_id.clone(),
+            title: s.title.clone(),
+            url: s.url.clone(),
+            public_key: s.public_key,
+        }
+    }
+}
+
+impl From<&PeerIdentity> for StoredIdentity {
+    fn from(p: &PeerIdentity) -> Self {
+        StoredIdentity {
+            instance_id: p.instance_id.clone(),
+            title: p.title.clone(),
+            url: p.url.clone(),
+            public_key: p.public_key,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InvitationRecord {
+    pub id: String,
+    pub guest_url: String,
+    /// Workspace id to the offered mode.
+    pub access: std::collections::BTreeMap<String, String>,
+    /// BLAKE3 of the current code's one-time secret, hex.
+    pub secret_hash: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// `open`, `accepted` or `invalidated`.
+    pub state: String,
+    /// The participant that accepted it, and the response it accepted (BLAKE3, hex), so a
+    /// retried delivery of the same response is recognised.
+    #[serde(default)]
+    pub accepted_by: Option<String>,
+    #[serde(default)]
+    pub response_hash: Option<String>,
+    pub created_at: String,
+}
+
+impl CollabRecord {
+    pub fn workspace(&self, id_or_name: &str) -> Option<&WorkspaceRecord> {
+        self.workspaces
+            .iter()
+            .find(|w| w.id == id_or_name)
+            .or_else(|| self.workspaces.iter().find(|w| w.name == id_or_name))
+    }
+
+    pub fn participant(&self, id: &str) -> Option<&ParticipantRecord> {
+        self.participants.iter().find(|p| p.id == id)
+    }
+
+    /// A participant's part in a workspace, if it takes part: the host always, a guest by its
+    /// mode there. The input of [`ferry_core::collab::directions`] and
+    /// [`ferry_core::collab::channel`].
+    pub fn part_in(
+        &self,
+        workspace_id: &str,
+        participant_id: &str,
+    ) -> Option<ferry_core::collab::Participant> {
+        use ferry_core::collab::{AccessMode, Participant};
+        let participant = self.participant(participant_id)?;
+        if participant.status != "active" {
+            return None;
+        }
+        let workspace = self.workspaces.iter().find(|w| w.id == workspace_id)?;
+        if participant.role == "host" {
+            return Some(Participant::Host);
+        }
+        let mode = AccessMode::parse(workspace.modes.get(participant_id)?).ok()?;
+        Some(Participant::Guest(mode))
+    }
+}
