@@ -18,23 +18,28 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound | PeerNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound | PeerNotFound
+        | CollabNotFound | WorkspaceNotFound | ParticipantNotFound => StatusCode::NOT_FOUND,
         InviteWrongKind
         | InviteMalformed
         | InviteTampered
         | InviteUnsupportedVersion
-        | InviteOwn => StatusCode::BAD_REQUEST,
-        InviteExpired => StatusCode::GONE,
+        | InviteOwn
+        | InviteWrongInstance
+        | ResponseInvalid
+        | ResponseTampered => StatusCode::BAD_REQUEST,
+        InviteExpired | InviteSuperseded | InviteInvalidated => StatusCode::GONE,
         SignatureInvalid | SignatureStale | RequestReplayed | PeerUnknown => {
             StatusCode::UNAUTHORIZED
         }
         DigestMismatch => StatusCode::BAD_REQUEST,
-        PeerRevoked | IngressDenied | EgressDenied => StatusCode::FORBIDDEN,
+        PeerRevoked | IngressDenied | EgressDenied | CollabHostOnly | CollabGuestRemoved => {
+            StatusCode::FORBIDDEN
+        }
         PeerUnreachable | PeerRefused => StatusCode::BAD_GATEWAY,
         InviteReused | InviteKeyMismatch | PeerStateConflict => StatusCode::CONFLICT,
-        SpaceNameTaken | SpaceNotEmpty | WrongItemKind => StatusCode::CONFLICT,
+        SpaceNameTaken | SpaceNotEmpty | WrongItemKind | SpaceLinked => StatusCode::CONFLICT,
+        CollabStateConflict | WorkspaceAlreadyLinked | WorkspaceNotLinked => StatusCode::CONFLICT,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch
         | DuplicateKey | RowNotFound | EditsRejected => StatusCode::UNPROCESSABLE_ENTITY,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -92,6 +97,10 @@ impl From<StoreError> for ApiFailure {
             StoreError::PeerNotFound(_) => ErrorCode::PeerNotFound,
             StoreError::PeerExists(_) => ErrorCode::InviteReused,
             StoreError::PeerChanged(_) => ErrorCode::PeerStateConflict,
+            StoreError::CollabNotFound(_) => ErrorCode::CollabNotFound,
+            StoreError::CollabChanged(_) => ErrorCode::CollabStateConflict,
+            StoreError::CollabExists(_) => ErrorCode::InviteReused,
+            StoreError::SpaceLinked { .. } => ErrorCode::SpaceLinked,
             StoreError::SpaceNameTaken(_) => ErrorCode::SpaceNameTaken,
             StoreError::SpaceNotEmpty { .. } => ErrorCode::SpaceNotEmpty,
             StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,

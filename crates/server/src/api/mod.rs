@@ -1,6 +1,7 @@
 //! `/api/v1`: the REST API. Handlers parse, call the store on a blocking thread, and shape the
 //! answer; rules live in `ferry-core`, persistence in `ferry-store`.
 
+pub(crate) mod collabs;
 mod instance;
 mod items;
 pub(crate) mod peers;
@@ -24,7 +25,7 @@ use utoipa_axum::routes;
     info(title = "Ferry API", description = "Administer a Ferry instance: spaces, items, rows, tokens and the change feed."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"), (name = "peers"))
+    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"), (name = "peers"), (name = "collaborations"))
 )]
 struct ApiDoc;
 
@@ -81,6 +82,58 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(peers::reject_security))
         .routes(routes!(peers::refresh_request))
         .routes(routes!(peers::invalidate_request))
+        .routes(routes!(collabs::list_collabs, collabs::host::create))
+        .routes(routes!(collabs::show_collab, collabs::host::delete))
+        .routes(routes!(collabs::host::add_workspace))
+        .routes(routes!(
+            collabs::host::update_workspace,
+            collabs::host::delete_workspace
+        ))
+        .routes(routes!(collabs::link, collabs::unlink))
+        .routes(routes!(collabs::set_delete_policy))
+        .routes(routes!(collabs::host::set_access))
+        .routes(routes!(collabs::host::remove_guest))
+        .routes(routes!(
+            collabs::host::invite,
+            collabs::host::list_invitations
+        ))
+        .routes(routes!(collabs::host::refresh_invitation))
+        .routes(routes!(collabs::host::invalidate_invitation))
+        .routes(routes!(collabs::host::import_response))
+        .routes(routes!(collabs::guest::preview))
+        .routes(routes!(collabs::guest::accept))
+        .routes(routes!(collabs::guest::refresh))
+        .routes(routes!(collabs::guest::leave))
+}
+
+pub(crate) fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+pub(crate) fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+    bytes
+}
+
+/// A fresh 128-bit id, as lowercase hex: the form ids take inside signed tickets.
+pub(crate) fn hex_id() -> String {
+    data_encoding::HEXLOWER.encode(&random::<16>())
+}
+
+/// The bytes of an id made by [`hex_id`] (zeros for anything else).
+pub(crate) fn id_bytes(hex: &str) -> [u8; 16] {
+    data_encoding::HEXLOWER
+        .decode(hex.as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_default()
+}
+
+pub(crate) fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// A JSON body whose every rejection becomes a Ferry error with a stable code.

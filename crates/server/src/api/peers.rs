@@ -3,7 +3,7 @@
 //! Every step is audited in the transaction that makes it; the other instance hears of each
 //! change over the signed federation channel.
 
-use super::JsonBody;
+use super::{JsonBody, hex_id, id_bytes, random, rfc3339, unix_now};
 use crate::auth::AdminRole;
 use crate::error::{ApiFailure, ApiResult};
 use crate::federation;
@@ -24,24 +24,8 @@ use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
 use reqwest::Method;
 use serde_json::json;
 
-fn unix_now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
-    bytes
-}
-
 fn data_types(names: &[String]) -> Result<DataTypes, CoreError> {
     DataTypes::parse(&names.join(",")).map_err(CoreError::InvalidRequest)
-}
-
-fn rfc3339(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 /// The wire view of a record.
@@ -102,11 +86,7 @@ fn issue_code(
     let expires_at = unix_now() + validity_secs;
     record.secret = Some(blake3::hash(&secret).as_bytes().to_vec());
     record.expires_at = Some(expires_at);
-    let request_id: [u8; 16] = data_encoding::HEXLOWER
-        .decode(record.request_id.as_bytes())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or_default();
+    let request_id = id_bytes(&record.request_id);
     let offer = PeerOffer {
         version: TICKET_VERSION,
         request_id,
@@ -154,7 +134,7 @@ pub(crate) async fn create_request(
     let mut record = PeerRecord {
         id: uuid_v7(),
         role: Role::Originator,
-        request_id: data_encoding::HEXLOWER.encode(&random::<16>()),
+        request_id: hex_id(),
         status: Status::new(Role::Originator),
         space: Some(space.name.clone()),
         offered_space: space.name,
@@ -427,7 +407,7 @@ pub(crate) async fn approve(
     let peer = peer_of(&record)?;
     let response = PeerResponse {
         version: TICKET_VERSION,
-        request_id: request_id_bytes(&record.request_id),
+        request_id: id_bytes(&record.request_id),
         acceptor: Issuer {
             instance_id: instance.id,
             title: state.info.title.clone(),
@@ -473,14 +453,6 @@ pub(crate) async fn approve(
         connection: view(&saved),
         response: body.response_file.then_some(response),
     }))
-}
-
-fn request_id_bytes(hex: &str) -> [u8; 16] {
-    data_encoding::HEXLOWER
-        .decode(hex.as_bytes())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or_default()
 }
 
 /// Imports a response file from the instance that approved one of this instance's requests.

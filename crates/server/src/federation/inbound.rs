@@ -22,7 +22,8 @@ use ferry_proto::ticket::PeerResponse;
 use ferry_proto::{
     AcceptPeerResponse, ErrorCode, PeerConnection, PeerStateNotice, PendingSecurity, SecurityNotice,
 };
-use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
+use ferry_core::collab::{CollabRole, CollabState, GuestStatus};
+use ferry_store::{CollabRecord, NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
 use serde_json::json;
 use std::net::{IpAddr, SocketAddr};
 
@@ -33,7 +34,7 @@ fn unix_now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-fn signature_failure(e: SignatureError) -> ApiFailure {
+pub(super) fn signature_failure(e: SignatureError) -> ApiFailure {
     let code = match e {
         SignatureError::Malformed(_) | SignatureError::BadSignature => ErrorCode::SignatureInvalid,
         SignatureError::DigestMismatch => ErrorCode::DigestMismatch,
@@ -43,9 +44,9 @@ fn signature_failure(e: SignatureError) -> ApiFailure {
 }
 
 /// A request as received, before any check.
-struct Incoming {
+pub(super) struct Incoming {
     parts: Parts,
-    body: Bytes,
+    pub(super) body: Bytes,
     remote: Option<IpAddr>,
     signature: Result<SignatureHeader, SignatureError>,
     /// Set once the signature verified: only then is the claimed sender named in the audit log.
@@ -53,7 +54,7 @@ struct Incoming {
 }
 
 impl Incoming {
-    async fn read(request: Request) -> ApiResult<Incoming> {
+    pub(super) async fn read(request: Request) -> ApiResult<Incoming> {
         let (parts, body) = request.into_parts();
         let remote = parts
             .extensions
@@ -80,14 +81,14 @@ impl Incoming {
         })
     }
 
-    fn sender(&self) -> String {
+    pub(super) fn sender(&self) -> String {
         self.signature
             .as_ref()
             .map_or_else(|_| "unknown".to_string(), |s| s.key_id.clone())
     }
 
     /// Digest, signature and clock, with `key` as the sender's key. Writes nothing.
-    fn verify(&mut self, key: &[u8; 32]) -> ApiResult<()> {
+    pub(super) fn verify(&mut self, key: &[u8; 32]) -> ApiResult<()> {
         let signature = self.signature.clone().map_err(signature_failure)?;
         let content_digest = self
             .parts
@@ -115,7 +116,7 @@ impl Incoming {
     }
 
     /// Nonce reuse and ingress policy, for a verified request.
-    async fn admit(&self, state: &AppState, sender_title: &str) -> ApiResult<()> {
+    pub(super) async fn admit(&self, state: &AppState, sender_title: &str) -> ApiResult<()> {
         let signature = self.signature.clone().map_err(signature_failure)?;
         let now = unix_now();
         let store = state.store.clone();
@@ -134,7 +135,7 @@ impl Incoming {
     }
 
     /// Records a refusal in the audit log, then passes it on.
-    async fn refused(&self, state: &AppState, failure: ApiFailure) -> ApiFailure {
+    pub(super) async fn refused(&self, state: &AppState, failure: ApiFailure) -> ApiFailure {
         // An unverified header names nobody: the claim goes in the detail, not the actor.
         let actor = if self.verified {
             format!("peer:{}", self.sender())
@@ -195,32 +196,114 @@ async fn ingress_allowed(
     }
 }
 
-/// The pinned identity of a signed request's sender, from a connection that is not over.
+/// How this instance knows a sender, from one peer connection or collaboration.
+enum Acquaintance {
+    /// A live relation pins the sender's key.
+    Live(PeerIdentity),
+    /// A peer connection, or a collaboration joined as a guest, that is over.
+    RelationOver,
+    /// A collaboration this instance hosts removed the sender, or the sender left it.
+    GuestGone,
+    /// The sender was a guest of a collaboration this instance hosted and deleted.
+    CollabDeleted,
+}
+
+/// Every relation this instance has with `instance_id`: peer connections (a completed exchange
+/// pins a key; a code merely imported for review does not) and collaborations (the host pins
+/// each guest that joined; a guest pins its host from the signed invitation).
+fn acquaintances(
+    peers: &[PeerRecord],
+    collabs: &[CollabRecord],
+    instance_id: &str,
+) -> Vec<Acquaintance> {
+    let mut found = Vec::new();
+    for record in peers {
+        let Some(peer) = record.peer.as_ref().filter(|p| p.instance_id == instance_id) else {
+            continue;
+        };
+        found.push(if record.status.phase.is_established() {
+            Acquaintance::Live(peer.clone())
+        } else {
+            Acquaintance::RelationOver
+        });
+    }
+    for collab in collabs {
+        match collab.role {
+            CollabRole::Guest if collab.host.instance_id == instance_id => {
+                found.push(if collab.state.is_over() {
+                    Acquaintance::RelationOver
+                } else {
+                    Acquaintance::Live(collab.host.clone())
+                });
+            }
+            CollabRole::Host if collab.state == CollabState::Deleted => {
+                if collab.participants.iter().any(|p| {
+                    p.status == GuestStatus::Active.as_str()
+                        && p.identity.as_ref().is_some_and(|i| i.instance_id == instance_id)
+                }) {
+                    found.push(Acquaintance::CollabDeleted);
+                }
+            }
+            CollabRole::Host => {
+                for participant in &collab.participants {
+                    let Some(identity) = participant
+                        .identity
+                        .as_ref()
+                        .filter(|i| i.instance_id == instance_id)
+                    else {
+                        continue;
+                    };
+                    found.push(if participant.status == GuestStatus::Active.as_str() {
+                        Acquaintance::Live(identity.into())
+                    } else {
+                        Acquaintance::GuestGone
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The pinned identity of a signed request's sender, from a relation that is not over.
 async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<PeerIdentity> {
     let store = state.store.clone();
-    let records = blocking(move || store.list_peers()).await?;
-    let of_sender = |r: &&PeerRecord| {
-        r.peer
-            .as_ref()
-            .is_some_and(|p| p.instance_id == instance_id)
-    };
-    // Only a completed exchange pins a key: a code merely imported for review does not.
-    if let Some(live) = records
-        .iter()
-        .filter(of_sender)
-        .find(|r| r.status.phase.is_established())
-    {
-        return Ok(live.peer.clone().expect("filtered on a pinned peer"));
+    let (peers, collabs) =
+        blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?)))
+            .await?;
+    let known = acquaintances(&peers, &collabs, instance_id);
+    if let Some(identity) = known.iter().find_map(|a| match a {
+        Acquaintance::Live(identity) => Some(identity.clone()),
+        _ => None,
+    }) {
+        return Ok(identity);
     }
-    if records.iter().any(|r| of_sender(&r)) {
+    if known.iter().any(|a| matches!(a, Acquaintance::GuestGone)) {
+        return Err(ApiFailure::new(
+            ErrorCode::CollabGuestRemoved,
+            "the caller is no longer a guest of this instance's collaborations; its key is no longer accepted",
+        ));
+    }
+    if known
+        .iter()
+        .any(|a| matches!(a, Acquaintance::CollabDeleted))
+    {
+        // The code a guest that missed the deletion needs to learn of it.
+        return Err(ApiFailure::new(
+            ErrorCode::CollabNotFound,
+            "the collaboration the caller took part in was deleted by this instance, its host",
+        ));
+    }
+    if !known.is_empty() {
         return Err(ApiFailure::new(
             ErrorCode::PeerRevoked,
-            "the connection with this instance was deleted here; its key is no longer accepted",
+            "every connection or collaboration with the caller ended here; its key is no longer accepted",
         ));
     }
     Err(ApiFailure::new(
         ErrorCode::PeerUnknown,
-        "this instance has no connection with the caller",
+        "this instance has no connection or collaboration with the caller",
     ))
 }
 
@@ -251,7 +334,7 @@ impl FromRequest<AppState> for SignedByPeer {
     }
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
         ApiFailure::new(
             ErrorCode::InvalidRequest,

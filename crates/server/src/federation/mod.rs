@@ -3,6 +3,7 @@
 //! signature, clock, nonce, connection state and ingress policy before any handler runs.
 
 mod client;
+mod collabs;
 mod inbound;
 
 pub(crate) use client::{FederationClient, FederationError};
@@ -18,6 +19,10 @@ pub(crate) const RESPONSES_PATH: &str = "/federation/v1/peer/responses";
 pub(crate) const STATE_PATH: &str = "/federation/v1/peer/state";
 pub(crate) const PROBE_PATH: &str = "/federation/v1/probe";
 pub(crate) const SECURITY_PATH: &str = "/federation/v1/peer/security";
+pub(crate) const COLLAB_RESPONSES_PATH: &str = "/federation/v1/collab/responses";
+pub(crate) const COLLAB_SNAPSHOT_PATH: &str = "/federation/v1/collab/snapshot";
+pub(crate) const COLLAB_FETCH_PATH: &str = "/federation/v1/collab/fetch";
+pub(crate) const COLLAB_LEAVE_PATH: &str = "/federation/v1/collab/leave";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -25,6 +30,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(STATE_PATH, post(inbound::peer_state))
         .route(PROBE_PATH, post(inbound::probe))
         .route(SECURITY_PATH, post(inbound::peer_security))
+        .route(COLLAB_RESPONSES_PATH, post(collabs::guest_response))
+        .route(COLLAB_SNAPSHOT_PATH, post(collabs::snapshot))
+        .route(COLLAB_FETCH_PATH, post(collabs::fetch))
+        .route(COLLAB_LEAVE_PATH, post(collabs::leave))
 }
 
 /// A stored policy rule as the evaluator's rule (rules are stored in canonical form).

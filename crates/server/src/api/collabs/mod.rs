@@ -1,0 +1,445 @@
+//! Collaborations: one host, guests with an access mode per workspace, each participant linking
+//! its own spaces. The host's handlers are in [`host`], the guest's in [`guest`]; what both use
+//! (views, links, the delete policy, telling guests) is here.
+//!
+//! The host tells a guest about a change by sending it a [`CollabSnapshot`]: the whole of what
+//! that guest may know, with the host's revision. Snapshots are idempotent and order-proof (a
+//! guest keeps the highest revision), so a guest that missed one catches up with the next, or by
+//! fetching one.
+
+pub(crate) mod guest;
+pub(crate) mod host;
+
+use super::{JsonBody, unix_now};
+use crate::auth::AdminRole;
+use crate::error::{ApiFailure, ApiResult};
+use crate::federation;
+use crate::state::{AppState, blocking};
+use axum::Json;
+use axum::extract::{Path, State};
+use ferry_core::collab::{CollabRole, CollabState, DeletePolicy, GuestStatus};
+use ferry_proto::{
+    ApiError, CollabDetail, CollabSnapshot, Collaboration, ErrorCode, GuestAccess, LinkSpace,
+    ParticipantView, PeerInfo, SetDeletePolicy, SnapshotParticipant, SnapshotWorkspace,
+    WorkspaceView,
+};
+use ferry_store::{CollabRecord, NewAuditEntry, ParticipantRecord, PeerIdentity};
+use reqwest::Method;
+use serde_json::json;
+
+pub(crate) fn peer_info(identity: &PeerIdentity) -> PeerInfo {
+    PeerInfo {
+        instance_id: identity.instance_id.clone(),
+        title: identity.title.clone(),
+        url: identity.url.clone(),
+        fingerprint: crate::instance::fingerprint(&identity.public_key),
+    }
+}
+
+/// The admin's view of a collaboration on this instance.
+pub(crate) fn view(record: &CollabRecord) -> Collaboration {
+    let is_host = record.role == CollabRole::Host;
+    let title_of = |id: &str| {
+        record
+            .participant(id)
+            .map_or_else(|| id.to_string(), |p| p.title.clone())
+    };
+    let workspaces = record
+        .workspaces
+        .iter()
+        .map(|w| WorkspaceView {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            description: w.description.clone(),
+            config: w.config.clone(),
+            my_mode: if is_host {
+                "host".into()
+            } else {
+                w.modes
+                    .get(&record.self_participant)
+                    .cloned()
+                    .unwrap_or_default()
+            },
+            linked_space: record.links.get(&w.id).cloned(),
+            guests: if is_host {
+                w.modes
+                    .iter()
+                    .map(|(id, mode)| GuestAccess {
+                        participant_id: id.clone(),
+                        title: title_of(id),
+                        mode: mode.clone(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    let participants = record
+        .participants
+        .iter()
+        .map(|p| ParticipantView {
+            id: p.id.clone(),
+            title: p.title.clone(),
+            role: p.role.clone(),
+            status: p.status.clone(),
+            is_self: p.id == record.self_participant,
+            instance: p.identity.as_ref().map(|i| peer_info(&i.into())),
+            contact: p.contact.clone(),
+        })
+        .collect();
+    Collaboration {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        description: record.description.clone(),
+        role: record.role.as_str().into(),
+        state: record.state.as_str().into(),
+        host: peer_info(&record.host),
+        delete_policy: record.delete_policy.as_str().into(),
+        workspaces,
+        participants,
+        revision: record.revision,
+        created_at: record.created_at.clone(),
+        updated_at: record.updated_at.clone(),
+    }
+}
+
+/// What the host tells guest `participant`: its own standing and modes, the workspaces it takes
+/// part in, and the other participants by title, role and status. No link ever: the host does
+/// not tell even its own.
+pub(crate) fn snapshot_for(record: &CollabRecord, participant: &ParticipantRecord) -> CollabSnapshot {
+    let state = if record.state == CollabState::Deleted {
+        "deleted"
+    } else if participant.status == GuestStatus::Active.as_str() {
+        "active"
+    } else {
+        "removed"
+    };
+    CollabSnapshot {
+        collaboration_id: record.id.clone(),
+        name: record.name.clone(),
+        description: record.description.clone(),
+        revision: record.revision,
+        state: state.into(),
+        participant_id: participant.id.clone(),
+        workspaces: record
+            .workspaces
+            .iter()
+            .filter_map(|w| {
+                Some(SnapshotWorkspace {
+                    id: w.id.clone(),
+                    name: w.name.clone(),
+                    description: w.description.clone(),
+                    config: w.config.clone(),
+                    mode: w.modes.get(&participant.id)?.clone(),
+                })
+            })
+            .collect(),
+        participants: record
+            .participants
+            .iter()
+            .map(|p| SnapshotParticipant {
+                id: p.id.clone(),
+                title: p.title.clone(),
+                role: p.role.clone(),
+                status: p.status.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn audit(
+    actor: &str,
+    event: &str,
+    record: &CollabRecord,
+    detail: serde_json::Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: actor.to_string(),
+        event: event.to_string(),
+        subject: Some(record.id.clone()),
+        detail,
+    }
+}
+
+pub(crate) async fn load(state: &AppState, id: String) -> ApiResult<CollabRecord> {
+    let store = state.store.clone();
+    blocking(move || store.collab(&id)).await
+}
+
+pub(crate) async fn save(
+    state: &AppState,
+    record: CollabRecord,
+    entry: NewAuditEntry,
+) -> ApiResult<CollabRecord> {
+    let store = state.store.clone();
+    blocking(move || store.update_collab(&record, &entry)).await
+}
+
+pub(crate) fn conflict(message: impl Into<String>) -> ApiFailure {
+    ApiFailure::new(ErrorCode::CollabStateConflict, message)
+}
+
+/// Refuses changes to a collaboration that is over for this instance.
+pub(crate) fn ensure_not_over(record: &CollabRecord) -> ApiResult<()> {
+    if record.state.is_over() {
+        return Err(conflict(format!(
+            "collaboration '{}' is {} here; nothing more can change in it",
+            record.name,
+            record.state.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The arrival link of items received through a workspace (`None`: through any workspace).
+pub(crate) fn arrival_link(collab_id: &str, workspace_id: Option<&str>) -> String {
+    match workspace_id {
+        Some(w) => format!("collab:{collab_id}:{w}"),
+        None => format!("collab:{collab_id}:"),
+    }
+}
+
+/// A workspace (or, with `None`, the whole collaboration) ended for this instance: its items
+/// stop being tied to it, and the received ones go if the delete policy says so. Own items and
+/// linked spaces are never touched.
+pub(crate) async fn end_workspace(
+    state: &AppState,
+    record: &CollabRecord,
+    workspace_id: Option<&str>,
+) -> ApiResult<usize> {
+    let store = state.store.clone();
+    let link = arrival_link(&record.id, workspace_id);
+    let delete = record.delete_policy == DeletePolicy::Delete;
+    let collab_id = record.id.clone();
+    let workspace = workspace_id.map(str::to_string);
+    blocking(move || {
+        let orphaned = store.end_arrivals(&link)?;
+        if !delete || orphaned.is_empty() {
+            return Ok::<_, ferry_store::StoreError>(0);
+        }
+        for item in &orphaned {
+            store.delete_item(*item)?;
+        }
+        store.audit(&NewAuditEntry {
+            actor: "ferry".into(),
+            event: "collab.received_items_deleted".into(),
+            subject: Some(collab_id),
+            detail: json!({
+                "workspace": workspace, "items": orphaned.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        })?;
+        Ok(orphaned.len())
+    })
+    .await
+}
+
+/// Sends each named guest its snapshot; returns the titles of those that could not be told (they
+/// catch up at their next contact).
+pub(crate) async fn tell_guests(
+    state: &AppState,
+    record: &CollabRecord,
+    guests: &[String],
+) -> Vec<String> {
+    let mut not_told = Vec::new();
+    for participant in record
+        .participants
+        .iter()
+        .filter(|p| guests.contains(&p.id))
+    {
+        let Some(identity) = participant.identity.as_ref() else {
+            continue;
+        };
+        let sent: Result<serde_json::Value, _> = state
+            .federation
+            .call(
+                &identity.url,
+                Some(&identity.instance_id),
+                Method::POST,
+                federation::COLLAB_SNAPSHOT_PATH,
+                &snapshot_for(record, participant),
+            )
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(guest = %identity.instance_id, error = ?e, "could not tell a guest of a change");
+            not_told.push(participant.title.clone());
+        }
+    }
+    not_told
+}
+
+/// The ids of the guests taking part now.
+pub(crate) fn active_guests(record: &CollabRecord) -> Vec<String> {
+    record
+        .participants
+        .iter()
+        .filter(|p| p.role == "guest" && p.status == GuestStatus::Active.as_str())
+        .map(|p| p.id.clone())
+        .collect()
+}
+
+/// Every collaboration this instance hosts or joined, in every state.
+#[utoipa::path(get, path = "/api/v1/collabs", tag = "collaborations",
+    responses((status = 200, body = Vec<Collaboration>), (status = 403, body = ApiError)))]
+pub(crate) async fn list_collabs(
+    State(state): State<AppState>,
+    _caller: AdminRole,
+) -> ApiResult<Json<Vec<Collaboration>>> {
+    let store = state.store.clone();
+    let records = blocking(move || store.list_collabs()).await?;
+    Ok(Json(records.iter().map(view).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/collabs/{id}", tag = "collaborations",
+    params(("id" = String, Path, description = "Collaboration id")),
+    responses((status = 200, body = CollabDetail), (status = 404, body = ApiError)))]
+pub(crate) async fn show_collab(
+    State(state): State<AppState>,
+    _caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CollabDetail>> {
+    let record = load(&state, id).await?;
+    let store = state.store.clone();
+    let subject = record.id.clone();
+    let history = blocking(move || store.audit_of(&subject)).await?;
+    Ok(Json(CollabDetail {
+        collaboration: view(&record),
+        history,
+    }))
+}
+
+fn workspace_id(record: &CollabRecord, workspace: &str) -> ApiResult<String> {
+    record
+        .workspace(workspace)
+        .map(|w| w.id.clone())
+        .ok_or_else(|| {
+            ApiFailure::new(
+                ErrorCode::WorkspaceNotFound,
+                format!(
+                    "collaboration '{}' has no workspace '{workspace}' that this instance takes part in; `ferry collab show {}` lists them",
+                    record.name, record.id
+                ),
+            )
+        })
+}
+
+/// Links one of this instance's spaces to a workspace. Only this instance ever knows which.
+#[utoipa::path(post, path = "/api/v1/collabs/{id}/workspaces/{workspace}/link", tag = "collaborations",
+    request_body = LinkSpace,
+    params(("id" = String, Path, description = "Collaboration id"), ("workspace" = String, Path, description = "Workspace id or name")),
+    responses((status = 200, body = Collaboration), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn link(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path((id, workspace)): Path<(String, String)>,
+    JsonBody(body): JsonBody<LinkSpace>,
+) -> ApiResult<Json<Collaboration>> {
+    let mut record = load(&state, id).await?;
+    ensure_not_over(&record)?;
+    let workspace_id = workspace_id(&record, &workspace)?;
+    if let Some(linked) = record.links.get(&workspace_id) {
+        return Err(ApiFailure::new(
+            ErrorCode::WorkspaceAlreadyLinked,
+            format!(
+                "space '{linked}' is already linked to workspace '{workspace}'; a participant links one space per workspace: unlink it first"
+            ),
+        ));
+    }
+    let store = state.store.clone();
+    let space_name = body.space.clone();
+    let space = blocking(move || store.space(&space_name)).await?;
+    record
+        .links
+        .insert(workspace_id.clone(), space.name.clone());
+    let entry = audit(
+        &caller.name,
+        "collab.linked",
+        &record,
+        json!({"workspace": workspace_id, "space": space.name}),
+    );
+    Ok(Json(view(&save(&state, record, entry).await?)))
+}
+
+/// Unlinks this instance's space from a workspace. The space and its items stay.
+#[utoipa::path(delete, path = "/api/v1/collabs/{id}/workspaces/{workspace}/link", tag = "collaborations",
+    params(("id" = String, Path, description = "Collaboration id"), ("workspace" = String, Path, description = "Workspace id or name")),
+    responses((status = 200, body = Collaboration), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn unlink(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path((id, workspace)): Path<(String, String)>,
+) -> ApiResult<Json<Collaboration>> {
+    let mut record = load(&state, id).await?;
+    let workspace_id = workspace_id(&record, &workspace)?;
+    let Some(space) = record.links.remove(&workspace_id) else {
+        return Err(ApiFailure::new(
+            ErrorCode::WorkspaceNotLinked,
+            format!("this instance has no space linked to workspace '{workspace}'"),
+        ));
+    };
+    let entry = audit(
+        &caller.name,
+        "collab.unlinked",
+        &record,
+        json!({"workspace": workspace_id, "space": space}),
+    );
+    Ok(Json(view(&save(&state, record, entry).await?)))
+}
+
+/// Sets what happens to the items this instance received when a workspace or the collaboration
+/// ends for it.
+#[utoipa::path(put, path = "/api/v1/collabs/{id}/delete-policy", tag = "collaborations",
+    request_body = SetDeletePolicy,
+    params(("id" = String, Path, description = "Collaboration id")),
+    responses((status = 200, body = Collaboration), (status = 400, body = ApiError)))]
+pub(crate) async fn set_delete_policy(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<SetDeletePolicy>,
+) -> ApiResult<Json<Collaboration>> {
+    let policy = DeletePolicy::parse(&body.delete_policy)?;
+    let mut record = load(&state, id).await?;
+    ensure_not_over(&record)?;
+    record.delete_policy = policy;
+    let entry = audit(
+        &caller.name,
+        "collab.delete_policy_set",
+        &record,
+        json!({"delete_policy": policy.as_str()}),
+    );
+    Ok(Json(view(&save(&state, record, entry).await?)))
+}
+
+/// Whether `url` and this instance's public URL name the same place (scheme, host, port, path).
+pub(crate) fn same_url(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        reqwest::Url::parse(s.trim()).ok().map(|u| {
+            (
+                u.scheme().to_string(),
+                u.host_str().map(str::to_ascii_lowercase),
+                u.port_or_known_default(),
+                u.path().trim_end_matches('/').to_string(),
+            )
+        })
+    };
+    matches!((norm(a), norm(b)), (Some(x), Some(y)) if x == y)
+}
+
+pub(crate) fn expired(expires_at: i64) -> bool {
+    unix_now() >= expires_at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_url;
+
+    #[test]
+    fn urls_compare_by_place() {
+        assert!(same_url("http://127.0.0.1:8080", "http://127.0.0.1:8080/"));
+        assert!(same_url("https://Harbor.example.org", "https://harbor.example.org:443"));
+        assert!(!same_url("http://127.0.0.1:8080", "http://127.0.0.1:8081"));
+        assert!(!same_url("http://a.example/x", "http://a.example/y"));
+        assert!(!same_url("not a url", "not a url"));
+    }
+}
