@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod collabs;
 mod commands;
 mod output;
 mod peers;
@@ -53,6 +54,9 @@ enum Command {
     /// Peer connections with other instances.
     #[command(subcommand)]
     Peer(peers::PeerCmd),
+    /// Collaborations: one host, many guests, workspaces with an access mode per guest.
+    #[command(subcommand)]
+    Collab(collabs::CollabCmd),
     /// Network policy: which peers may call this instance, and which it may call.
     Policy(trust::PolicyArgs),
     /// The log of trust and security events.
@@ -124,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Item(cmd) => commands::item(&connect()?, out, cmd).await,
         Command::Changes(args) => commands::changes(&connect()?, out, args).await,
         Command::Peer(cmd) => peers::peer(&connect()?, out, cmd).await,
+        Command::Collab(cmd) => collabs::collab(&connect()?, out, cmd).await,
         Command::Policy(args) => trust::policy(&connect()?, out, args).await,
         Command::Audit(cmd) => trust::audit(&connect()?, out, cmd).await,
         Command::Bench(cmd) => bench::run(out, cmd).await,

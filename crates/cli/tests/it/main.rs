@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod change_feed;
 mod cli;
+mod collabs;
 mod federation;
 mod files;
 mod harness;

@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::request::Parts;
 use ed25519_dalek::VerifyingKey;
+use ferry_core::collab::{CollabRole, CollabState, GuestStatus};
 use ferry_core::peering::{self, Event, Phase, Role};
 use ferry_core::policy::{Decision, Direction, PeerAddress, decide};
 use ferry_proto::signing::{
@@ -22,7 +23,6 @@ use ferry_proto::ticket::PeerResponse;
 use ferry_proto::{
     AcceptPeerResponse, ErrorCode, PeerConnection, PeerStateNotice, PendingSecurity, SecurityNotice,
 };
-use ferry_core::collab::{CollabRole, CollabState, GuestStatus};
 use ferry_store::{CollabRecord, NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
 use serde_json::json;
 use std::net::{IpAddr, SocketAddr};
@@ -218,7 +218,11 @@ fn acquaintances(
 ) -> Vec<Acquaintance> {
     let mut found = Vec::new();
     for record in peers {
-        let Some(peer) = record.peer.as_ref().filter(|p| p.instance_id == instance_id) else {
+        let Some(peer) = record
+            .peer
+            .as_ref()
+            .filter(|p| p.instance_id == instance_id)
+        else {
             continue;
         };
         found.push(if record.status.phase.is_established() {
@@ -236,14 +240,6 @@ fn acquaintances(
                     Acquaintance::Live(collab.host.clone())
                 });
             }
-            CollabRole::Host if collab.state == CollabState::Deleted => {
-                if collab.participants.iter().any(|p| {
-                    p.status == GuestStatus::Active.as_str()
-                        && p.identity.as_ref().is_some_and(|i| i.instance_id == instance_id)
-                }) {
-                    found.push(Acquaintance::CollabDeleted);
-                }
-            }
             CollabRole::Host => {
                 for participant in &collab.participants {
                     let Some(identity) = participant
@@ -253,10 +249,11 @@ fn acquaintances(
                     else {
                         continue;
                     };
-                    found.push(if participant.status == GuestStatus::Active.as_str() {
-                        Acquaintance::Live(identity.into())
-                    } else {
-                        Acquaintance::GuestGone
+                    let active = participant.status == GuestStatus::Active.as_str();
+                    found.push(match collab.state {
+                        CollabState::Deleted if active => Acquaintance::CollabDeleted,
+                        _ if active => Acquaintance::Live(identity.into()),
+                        _ => Acquaintance::GuestGone,
                     });
                 }
             }
@@ -270,8 +267,7 @@ fn acquaintances(
 async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<PeerIdentity> {
     let store = state.store.clone();
     let (peers, collabs) =
-        blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?)))
-            .await?;
+        blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?))).await?;
     let known = acquaintances(&peers, &collabs, instance_id);
     if let Some(identity) = known.iter().find_map(|a| match a {
         Acquaintance::Live(identity) => Some(identity.clone()),

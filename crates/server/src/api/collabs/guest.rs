@@ -1,7 +1,9 @@
 //! The guest's side: reading and accepting an invitation, applying the host's snapshots, catching
 //! up with the host, and leaving.
 
-use super::{audit, conflict, end_workspace, ensure_not_over, expired, load, peer_info, same_url, save, view};
+use super::{
+    audit, conflict, end_workspace, ensure_not_over, expired, load, peer_info, same_url, save, view,
+};
 use crate::api::{JsonBody, rfc3339, unix_now};
 use crate::auth::AdminRole;
 use crate::error::{ApiFailure, ApiResult};
@@ -12,13 +14,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferry_core::collab::{self, AccessMode, CollabEvent, CollabRole, CollabState, DeletePolicy};
 use ferry_proto::ticket::{
-    COLLAB_INVITATION_PREFIX, CollabInvitation, CollabResponse, Issuer, TICKET_VERSION,
-    TicketError,
+    COLLAB_INVITATION_PREFIX, CollabInvitation, CollabResponse, Issuer, TICKET_VERSION, TicketError,
 };
 use ferry_proto::{
-    AcceptInvitation, ApiError, CollabChanged, CollabRef, CollabSnapshot, Collaboration,
-    ErrorCode, GuestResponse, InvitationAccepted, InvitationCode, InvitationPreview,
-    OfferedWorkspaceView,
+    AcceptInvitation, ApiError, CollabChanged, CollabRef, CollabSnapshot, Collaboration, ErrorCode,
+    GuestResponse, InvitationAccepted, InvitationCode, InvitationPreview, OfferedWorkspaceView,
 };
 use ferry_store::{CollabRecord, ParticipantRecord, PeerIdentity, StoreError, WorkspaceRecord};
 use reqwest::Method;
@@ -59,8 +59,7 @@ fn ticket_failure(e: TicketError) -> ApiFailure {
 async fn read_invitation(state: &AppState, code: &str) -> ApiResult<CollabInvitation> {
     let invitation = CollabInvitation::parse(code).map_err(ticket_failure)?;
     let host = &invitation.host;
-    if host.instance_id == state.info.instance_id
-        || host.public_key == state.identity.public_key()
+    if host.instance_id == state.info.instance_id || host.public_key == state.identity.public_key()
     {
         return Err(ApiFailure::new(
             ErrorCode::InviteOwn,
@@ -87,8 +86,7 @@ async fn read_invitation(state: &AppState, code: &str) -> ApiResult<CollabInvita
     }
     let store = state.store.clone();
     let (peers, collabs) =
-        blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?)))
-            .await?;
+        blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?))).await?;
     let collab_id = hex(&invitation.collaboration_id);
     if let Some(known) = collabs.iter().find(|c| c.id == collab_id) {
         return Err(ApiFailure::new(
@@ -141,7 +139,9 @@ pub(crate) async fn preview(
     _caller: AdminRole,
     JsonBody(body): JsonBody<InvitationCode>,
 ) -> ApiResult<Json<InvitationPreview>> {
-    Ok(Json(preview_of(&read_invitation(&state, &body.code).await?)))
+    Ok(Json(preview_of(
+        &read_invitation(&state, &body.code).await?,
+    )))
 }
 
 /// The guest's record of a collaboration it just accepted, before the host confirmed.
@@ -198,10 +198,9 @@ fn record_from_invitation(state: &AppState, invitation: &CollabInvitation) -> Co
 /// invitation was withdrawn or replaced, not merely that "the peer refused".
 fn host_refusal(e: FederationError) -> ApiFailure {
     match e {
-        FederationError::Refused { error, .. } => ApiFailure::new(
-            error.code,
-            format!("the host refused: {}", error.message),
-        ),
+        FederationError::Refused { error, .. } => {
+            ApiFailure::new(error.code, format!("the host refused: {}", error.message))
+        }
         other => other.into(),
     }
 }
@@ -441,7 +440,9 @@ pub(crate) async fn refresh(
         Err(e) => return Err(e.into()),
     };
     let actor = format!("{} (refresh)", caller.name);
-    Ok(Json(view(&apply_snapshot(&state, record, &snapshot, &actor).await?)))
+    Ok(Json(view(
+        &apply_snapshot(&state, record, &snapshot, &actor).await?,
+    )))
 }
 
 /// Leaves a collaboration: the host hears of it; linked spaces and items stay, received items

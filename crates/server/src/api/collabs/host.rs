@@ -282,7 +282,9 @@ pub(crate) async fn update_workspace(
             .iter()
             .any(|w| &w.name == name && w.id != target)
     {
-        return Err(invalid(format!("a workspace named '{name}' already exists")));
+        return Err(invalid(format!(
+            "a workspace named '{name}' already exists"
+        )));
     }
     let w = record
         .workspaces
@@ -895,7 +897,10 @@ pub(crate) async fn apply_response(
     Ok((saved, snapshot))
 }
 
-fn snapshot_of_invitation(record: &CollabRecord, invitation_id: &[u8; 16]) -> ApiResult<CollabSnapshot> {
+fn snapshot_of_invitation(
+    record: &CollabRecord,
+    invitation_id: &[u8; 16],
+) -> ApiResult<CollabSnapshot> {
     let id = data_encoding::HEXLOWER.encode(invitation_id);
     let participant = record
         .participant(&id)

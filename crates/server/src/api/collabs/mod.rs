@@ -39,11 +39,6 @@ pub(crate) fn peer_info(identity: &PeerIdentity) -> PeerInfo {
 /// The admin's view of a collaboration on this instance.
 pub(crate) fn view(record: &CollabRecord) -> Collaboration {
     let is_host = record.role == CollabRole::Host;
-    let title_of = |id: &str| {
-        record
-            .participant(id)
-            .map_or_else(|| id.to_string(), |p| p.title.clone())
-    };
     let workspaces = record
         .workspaces
         .iter()
@@ -61,13 +56,17 @@ pub(crate) fn view(record: &CollabRecord) -> Collaboration {
                     .unwrap_or_default()
             },
             linked_space: record.links.get(&w.id).cloned(),
+            // In the order guests joined, as the participant list shows them.
             guests: if is_host {
-                w.modes
+                record
+                    .participants
                     .iter()
-                    .map(|(id, mode)| GuestAccess {
-                        participant_id: id.clone(),
-                        title: title_of(id),
-                        mode: mode.clone(),
+                    .filter_map(|p| {
+                        Some(GuestAccess {
+                            participant_id: p.id.clone(),
+                            title: p.title.clone(),
+                            mode: w.modes.get(&p.id)?.clone(),
+                        })
                     })
                     .collect()
             } else {
@@ -107,7 +106,10 @@ pub(crate) fn view(record: &CollabRecord) -> Collaboration {
 /// What the host tells guest `participant`: its own standing and modes, the workspaces it takes
 /// part in, and the other participants by title, role and status. No link ever: the host does
 /// not tell even its own.
-pub(crate) fn snapshot_for(record: &CollabRecord, participant: &ParticipantRecord) -> CollabSnapshot {
+pub(crate) fn snapshot_for(
+    record: &CollabRecord,
+    participant: &ParticipantRecord,
+) -> CollabSnapshot {
     let state = if record.state == CollabState::Deleted {
         "deleted"
     } else if participant.status == GuestStatus::Active.as_str() {
@@ -437,7 +439,10 @@ mod tests {
     #[test]
     fn urls_compare_by_place() {
         assert!(same_url("http://127.0.0.1:8080", "http://127.0.0.1:8080/"));
-        assert!(same_url("https://Harbor.example.org", "https://harbor.example.org:443"));
+        assert!(same_url(
+            "https://Harbor.example.org",
+            "https://harbor.example.org:443"
+        ));
         assert!(!same_url("http://127.0.0.1:8080", "http://127.0.0.1:8081"));
         assert!(!same_url("http://a.example/x", "http://a.example/y"));
         assert!(!same_url("not a url", "not a url"));
