@@ -90,17 +90,32 @@ pub fn may_edit_two_way(guest: AccessMode) -> bool {
 
 /// Workspace names have at most 100 characters, descriptions at most 250.
 pub fn check_workspace(name: &str, description: &str) -> CoreResult<()> {
+    check_info("workspace", name, description)
+}
+
+/// Collaboration names and descriptions follow the same limits as workspaces'.
+pub fn check_collab(name: &str, description: &str) -> CoreResult<()> {
+    check_info("collaboration", name, description)
+}
+
+fn check_info(what: &str, name: &str, description: &str) -> CoreResult<()> {
     if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(CoreError::InvalidRequest(
-            "a workspace name has 1-100 characters".into(),
-        ));
+        return Err(CoreError::InvalidRequest(format!(
+            "a {what} name has 1-100 characters"
+        )));
     }
     if description.chars().count() > 250 {
-        return Err(CoreError::InvalidRequest(
-            "a workspace description has at most 250 characters".into(),
-        ));
+        return Err(CoreError::InvalidRequest(format!(
+            "a {what} description has at most 250 characters"
+        )));
     }
     Ok(())
+}
+
+/// Ids of collaborations, workspaces and invitations: 128 bits as 32 lowercase hex characters.
+/// Checked on everything another instance sends, since ids end up in stored link names.
+pub fn is_valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The two roles in a collaboration.
@@ -417,5 +432,16 @@ mod tests {
         assert!(check_workspace(&"x".repeat(101), "").is_err());
         assert!(check_workspace("Roads", &"x".repeat(251)).is_err());
         assert!(check_workspace(" ", "").is_err());
+        assert!(check_collab(&"x".repeat(100), &"y".repeat(250)).is_ok());
+        assert!(check_collab("", "").is_err());
+        assert!(is_valid_id("0123456789abcdef0123456789abcdef"));
+        for bad in [
+            "",
+            "a",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcdeg",
+        ] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
     }
 }

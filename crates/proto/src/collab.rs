@@ -316,3 +316,13 @@ pub struct SnapshotParticipant {
 pub struct CollabRef {
     pub collaboration_id: String,
 }
+
+/// Who an instance is, as it tells anyone who asks (`POST /federation/v1/identity`, unsigned):
+/// a host checks that the instance at an invitation's URL is the one that answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceIdentity {
+    pub instance_id: String,
+    pub title: String,
+    /// Ed25519, base64url without padding.
+    pub public_key: String,
+}

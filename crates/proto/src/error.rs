@@ -150,6 +150,10 @@ error_codes! {
     CollabHostOnly = "collab_host_only",
     /// The calling guest was removed from the collaboration (or left it).
     CollabGuestRemoved = "collab_guest_removed",
+    /// The host deleted the collaboration.
+    CollabDeleted = "collab_deleted",
+    /// No such invitation in the collaboration.
+    InvitationNotFound = "invitation_not_found",
     /// No such workspace in the collaboration.
     WorkspaceNotFound = "workspace_not_found",
     /// This instance already linked a space to the workspace; unlink it first.

@@ -19,7 +19,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound | PeerNotFound
-        | CollabNotFound | WorkspaceNotFound | ParticipantNotFound => StatusCode::NOT_FOUND,
+        | CollabNotFound | WorkspaceNotFound | ParticipantNotFound | InvitationNotFound => {
+            StatusCode::NOT_FOUND
+        }
         InviteWrongKind
         | InviteMalformed
         | InviteTampered
@@ -28,7 +30,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InviteWrongInstance
         | ResponseInvalid
         | ResponseTampered => StatusCode::BAD_REQUEST,
-        InviteExpired | InviteSuperseded | InviteInvalidated => StatusCode::GONE,
+        InviteExpired | InviteSuperseded | InviteInvalidated | CollabDeleted => StatusCode::GONE,
         SignatureInvalid | SignatureStale | RequestReplayed | PeerUnknown => {
             StatusCode::UNAUTHORIZED
         }

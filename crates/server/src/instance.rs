@@ -66,13 +66,18 @@ impl Identity {
     }
 
     pub fn public_key_base64(&self) -> String {
-        data_encoding::BASE64URL_NOPAD.encode(&self.public_key())
+        key_text(&self.public_key())
     }
 
     /// What people compare: 20 bytes of BLAKE3 over the public key, in groups of four.
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.public_key())
     }
+}
+
+/// A public key as text: base64url without padding.
+pub fn key_text(public_key: &[u8; 32]) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(public_key)
 }
 
 pub fn fingerprint(public_key: &[u8; 32]) -> String {

@@ -752,7 +752,7 @@ pub fn peer_records(store: &dyn Store) {
     );
 }
 
-fn collab_record(id: &str, space_name: &str) -> crate::CollabRecord {
+fn collab_record(id: &str, space: &ferry_proto::Space) -> crate::CollabRecord {
     use ferry_core::collab::{CollabRole, CollabState, DeletePolicy};
     crate::CollabRecord {
         id: id.into(),
@@ -785,7 +785,7 @@ fn collab_record(id: &str, space_name: &str) -> crate::CollabRecord {
             contact: None,
         }],
         invitations: vec![],
-        links: [("w1".to_string(), space_name.to_string())].into(),
+        links: [("w1".to_string(), space.into())].into(),
         version: 0,
         created_at: "2026-01-01T00:00:00Z".into(),
         updated_at: String::new(),
@@ -801,10 +801,15 @@ fn collab_audit(event: &str) -> crate::NewAuditEntry {
     }
 }
 
+fn space_of(store: &dyn Store, name: &str) -> ferry_proto::Space {
+    space(store, name);
+    store.space(name).unwrap()
+}
+
 pub fn collab_records(store: &dyn Store) {
-    space(store, "roads");
-    space(store, "quays");
-    let record = collab_record("k1", "roads");
+    let roads = space_of(store, "roads");
+    let quays = space_of(store, "quays");
+    let record = collab_record("k1", &roads);
     let stored = store
         .insert_collab(&record, &collab_audit("collab.created"))
         .unwrap();
@@ -826,10 +831,13 @@ pub fn collab_records(store: &dyn Store) {
             },
         )
         .unwrap();
-    assert_eq!(store.collab("k1").unwrap().links["w1"], "streets");
+    let renamed = store.collab("k1").unwrap();
+    assert_eq!(renamed.links["w1"].name, "streets");
+    assert_eq!(renamed.links["w1"].space_id, roads.id);
 
-    let mut changed = store.collab("k1").unwrap();
-    changed.links.insert("w2".into(), "quays".into());
+    // A record read before the rename saves without trouble: links hold the space's id.
+    let mut changed = renamed;
+    changed.links.insert("w2".into(), (&quays).into());
     changed.revision = 2;
     let updated = store
         .update_collab(&changed, &collab_audit("collab.linked"))
@@ -841,7 +849,13 @@ pub fn collab_records(store: &dyn Store) {
         Err(StoreError::CollabChanged(_))
     ));
     let mut bad_link = updated.clone();
-    bad_link.links.insert("w3".into(), "nowhere".into());
+    bad_link.links.insert(
+        "w3".into(),
+        crate::LinkedSpace {
+            space_id: ferry_proto::SpaceId::generate(),
+            name: "nowhere".into(),
+        },
+    );
     assert!(matches!(
         store.update_collab(&bad_link, &collab_audit("bad")),
         Err(StoreError::SpaceNotFound(_))
@@ -861,9 +875,9 @@ pub fn collab_records(store: &dyn Store) {
 }
 
 pub fn linked_spaces_are_not_deleted(store: &dyn Store) {
-    space(store, "roads");
+    let roads = space_of(store, "roads");
     store
-        .insert_collab(&collab_record("k1", "roads"), &collab_audit("created"))
+        .insert_collab(&collab_record("k1", &roads), &collab_audit("created"))
         .unwrap();
     let refused = store.delete_space("roads", true);
     assert!(
@@ -896,14 +910,39 @@ pub fn arrivals_end_per_link(store: &dyn Store) {
         store.record_arrival(ferry_proto::ItemId::generate(), "peer:c9", "far", "o3"),
         Err(StoreError::ItemNotFound(_))
     ));
-    // `_` in a prefix is a character, not a wildcard.
-    assert!(store.end_arrivals("collab:k_").unwrap().is_empty());
+    use crate::Arrivals;
+    let ended = |which, delete| {
+        store
+            .end_arrivals(which, delete, &collab_audit("ended"))
+            .unwrap()
+    };
+    // `_` in a prefix is a character, not a wildcard; a link is matched whole.
+    assert!(
+        ended(Arrivals::Under("collab:k_"), true)
+            .orphaned
+            .is_empty()
+    );
+    assert!(ended(Arrivals::Link("collab:k1"), true).orphaned.is_empty());
+    let first = ended(Arrivals::Under("collab:k1:"), false);
     assert_eq!(
-        store.end_arrivals("collab:k1:").unwrap(),
-        vec![by_one.id],
+        (first.orphaned, first.deleted),
+        (vec![by_one.id], false),
         "the item another link brought stays, and the instance's own item is never named"
     );
-    assert!(store.end_arrivals("collab:k1:").unwrap().is_empty());
-    assert_eq!(store.end_arrivals("peer:c9").unwrap(), vec![by_two.id]);
+    assert!(store.item(by_one.id).is_ok(), "kept: not asked to delete");
+    assert!(
+        ended(Arrivals::Under("collab:k1:"), true)
+            .orphaned
+            .is_empty()
+    );
+    let second = ended(Arrivals::Link("peer:c9"), true);
+    assert_eq!((second.orphaned, second.deleted), (vec![by_two.id], true));
+    assert!(matches!(
+        store.item(by_two.id),
+        Err(StoreError::ItemNotFound(_))
+    ));
+    let log = store.list_audit(0, 10).unwrap();
+    assert_eq!(log.len(), 1, "only the deletion is audited");
+    assert_eq!(log[0].detail["items"], json!([by_two.id]));
     assert!(store.item(own.id).is_ok());
 }

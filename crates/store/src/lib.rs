@@ -141,9 +141,15 @@ pub trait Store: Send + Sync + 'static {
         origin_instance: &str,
         origin_item: &str,
     ) -> StoreResult<()>;
-    /// Forgets every arrival by a link that starts with `link_prefix` (a workspace, or a whole
-    /// collaboration); returns the live items that no other link brought.
-    fn end_arrivals(&self, link_prefix: &str) -> StoreResult<Vec<ItemId>>;
+    /// Forgets the arrivals `which` names. Live items that no other link brought are returned;
+    /// with `delete_orphans` they are deleted too, and `audit` (its detail extended with the
+    /// deleted item ids) is recorded, all in one transaction.
+    fn end_arrivals(
+        &self,
+        which: Arrivals<'_>,
+        delete_orphans: bool,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<EndedArrivals>;
 
     /// What changed in a space after `after`, in sequence order, at most `limit` entries.
     /// Costs time proportional to the changes returned, not to the data in the space.

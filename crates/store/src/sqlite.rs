@@ -944,8 +944,38 @@ impl Store for SqliteStore {
         self.write(|tx| collabs::record_arrival(tx, item, link, origin_instance, origin_item))
     }
 
-    fn end_arrivals(&self, link_prefix: &str) -> StoreResult<Vec<ItemId>> {
-        self.write(|tx| collabs::end_arrivals(tx, link_prefix))
+    fn end_arrivals(
+        &self,
+        which: Arrivals<'_>,
+        delete_orphans: bool,
+        audit: &NewAuditEntry,
+    ) -> StoreResult<EndedArrivals> {
+        self.write(|tx| {
+            let orphaned = collabs::end_arrivals(tx, which)?;
+            if !delete_orphans || orphaned.is_empty() {
+                return Ok(EndedArrivals {
+                    orphaned: orphaned.into_iter().map(|(_, id)| id).collect(),
+                    ..Default::default()
+                });
+            }
+            let mut seqs = SeqAlloc::begin(tx)?;
+            let mut freed = Vec::new();
+            for (rid, _) in &orphaned {
+                freed.extend(tombstone_item(tx, *rid, seqs.take())?);
+            }
+            seqs.finish(tx)?;
+            let ids: Vec<ItemId> = orphaned.into_iter().map(|(_, id)| id).collect();
+            let mut entry = audit.clone();
+            if let Value::Object(detail) = &mut entry.detail {
+                detail.insert("items".into(), serde_json::to_value(&ids)?);
+            }
+            audit_in(tx, &entry)?;
+            Ok(EndedArrivals {
+                orphaned: ids,
+                deleted: true,
+                freed_chunks: freed,
+            })
+        })
     }
 
     fn insert_peer(&self, record: &PeerRecord, audit: &NewAuditEntry) -> StoreResult<PeerRecord> {

@@ -157,12 +157,46 @@ pub struct CollabRecord {
     pub participants: Vec<ParticipantRecord>,
     /// Host only.
     pub invitations: Vec<InvitationRecord>,
-    /// Workspace id to the name of the local space linked to it.
-    pub links: std::collections::BTreeMap<String, String>,
+    /// Workspace id to the local space linked to it.
+    pub links: std::collections::BTreeMap<String, LinkedSpace>,
     /// Bumped by every update; [`crate::Store::update_collab`] refuses a stale record.
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A local space linked to a workspace: held by id, so a renamed space stays linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedSpace {
+    pub space_id: ferry_proto::SpaceId,
+    pub name: String,
+}
+
+impl From<&ferry_proto::Space> for LinkedSpace {
+    fn from(space: &ferry_proto::Space) -> Self {
+        LinkedSpace {
+            space_id: space.id,
+            name: space.name.clone(),
+        }
+    }
+}
+
+/// Which arrivals end: those of one link, or of every link under a prefix (a collaboration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals<'a> {
+    Link(&'a str),
+    Under(&'a str),
+}
+
+/// What ending arrivals did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndedArrivals {
+    /// Live items no other link brought.
+    pub orphaned: Vec<ferry_proto::ItemId>,
+    /// Whether those were deleted.
+    pub deleted: bool,
+    /// Chunks no item uses any more, for the chunk store to remove.
+    pub freed_chunks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -240,6 +274,9 @@ pub struct InvitationRecord {
     pub accepted_by: Option<String>,
     #[serde(default)]
     pub response_hash: Option<String>,
+    /// How often a new code replaced the previous one.
+    #[serde(default)]
+    pub refreshes: u32,
     pub created_at: String,
 }
 

@@ -2,7 +2,9 @@
 //! modes per workspace, invitations online and as files, later changes, the privacy rule, and
 //! every refusal with its own code.
 
-use crate::harness::{TestInstance, events, ferry_json, stderr, stdout};
+use crate::harness::{
+    TestInstance, events, ferry_json, forge, key_of, send_forged, stderr, stdout,
+};
 use ed25519_dalek::SigningKey;
 use ferry_proto::ticket::{
     CollabInvitation, CollabResponse, Issuer, OfferedWorkspace, TICKET_VERSION,
@@ -1001,7 +1003,7 @@ async fn bad_invitations_and_responses_are_refused_and_change_nothing() {
         "invite_reused",
     );
 
-    // A guest trying host-only operations.
+    // A guest trying host-only operations, on its own instance...
     guest.create_space("mine").await;
     for args in [
         vec![
@@ -1036,6 +1038,63 @@ async fn bad_invitations_and_responses_are_refused_and_change_nothing() {
     ] {
         refused(&guest.ferry(&args), "collab_host_only");
     }
+    // ...and over federation: a guest pushing the collaboration's state to the host.
+    let snapshot = json!({
+        "collaboration_id": id, "name": "Taken over", "description": "", "revision": 99,
+        "state": "active", "participant_id": "x", "workspaces": [], "participants": [],
+    });
+    let path = "/federation/v1/collab/snapshot";
+    let guest_id = crate::harness::instance_id(&guest).await;
+    let now = jiff::Timestamp::now().as_second();
+    let pushed = forge(&key_of(&guest), &guest_id, path, &snapshot, now, [9; 16]);
+    let (status, body) = send_forged(&host, path, &pushed).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("collab_host_only"))
+    );
+    assert_eq!(collab(&host, &id).await["name"], "Coast");
+    let log = host.get("/api/v1/audit").await;
+    let last = log.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["event"].as_str(), last["detail"]["code"].as_str()),
+        (Some("federation.refused"), Some("collab_host_only"))
+    );
+
+    // An impostor answering an invitation meant for another URL, naming that URL as its own:
+    // the host asks the instance at that URL who it is, and refuses.
+    let for_other_text = text(&for_other);
+    let invitation = CollabInvitation::parse(&for_other_text).unwrap();
+    let impostor = SigningKey::from_bytes(&[11; 32]);
+    let forged = CollabResponse {
+        version: TICKET_VERSION,
+        invitation_id: invitation.invitation_id,
+        collaboration_id: invitation.collaboration_id,
+        guest: Issuer {
+            instance_id: "impostor".into(),
+            title: "Impostor".into(),
+            url: invitation.guest_url.clone(),
+            public_key: impostor.verifying_key().to_bytes(),
+        },
+        contact: String::new(),
+        secret: invitation.secret,
+    }
+    .issue(&impostor);
+    let forged_file = file(&host, "impostor.txt");
+    std::fs::write(&forged_file, forged).unwrap();
+    refused(
+        &host.ferry(&[
+            "collab",
+            "import-response",
+            "Coast",
+            forged_file.to_str().unwrap(),
+        ]),
+        "invite_wrong_instance",
+    );
+    assert_eq!(
+        host.get(&format!("/api/v1/collabs/{id}/invitations")).await[0]["state"],
+        "open"
+    );
+
     // And the host trying a guest's.
     refused(
         &host.ferry(&["collab", "leave", "Coast"]),

@@ -1,9 +1,10 @@
 //! The whole peer connection flow between real instances over real HTTP, and the checks on
 //! every signed server-to-server request.
 
-use crate::harness::{TestInstance, events, ferry_json, instance_id, stderr, temp_file};
+use crate::harness::{
+    TestInstance, events, ferry_json, forge, instance_id, key_of, send_forged, stderr, temp_file,
+};
 use ed25519_dalek::SigningKey;
-use ferry_proto::signing::{self, RequestTarget};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -323,57 +324,6 @@ async fn policies_are_checked_on_both_sides_with_exact_findings() {
 }
 
 /// B's identity key, read from its data directory, to forge requests in the tests below.
-fn key_of(inst: &TestInstance) -> SigningKey {
-    let hex = std::fs::read_to_string(inst.data_dir().join("identity.key")).unwrap();
-    let seed: [u8; 32] = data_encoding::HEXLOWER
-        .decode(hex.trim().as_bytes())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    SigningKey::from_bytes(&seed)
-}
-
-struct Forged {
-    digest_header: String,
-    signature: String,
-    body: Vec<u8>,
-}
-
-fn forge(
-    key: &SigningKey,
-    key_id: &str,
-    path: &str,
-    body: &Value,
-    created: i64,
-    nonce: [u8; 16],
-) -> Forged {
-    let body = serde_json::to_vec(body).unwrap();
-    let digest = signing::body_digest(&body);
-    let target = RequestTarget {
-        method: "POST",
-        path_and_query: path,
-        body_digest: &digest,
-    };
-    Forged {
-        digest_header: signing::content_digest(&digest),
-        signature: signing::sign(key, key_id, &target, created, nonce),
-        body,
-    }
-}
-
-async fn send(inst: &TestInstance, path: &str, f: &Forged) -> (StatusCode, Value) {
-    let r = inst
-        .request(Method::POST, path, None)
-        .header("content-type", "application/json")
-        .header(signing::DIGEST_HEADER, &f.digest_header)
-        .header(signing::SIGNATURE_HEADER, &f.signature)
-        .body(f.body.clone())
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_requests_are_checked_before_any_handler_runs() {
     let (a, b, on_a, _on_b) = active_pair().await;
@@ -424,7 +374,7 @@ async fn signed_requests_are_checked_before_any_handler_runs() {
         ),
     ];
     for (what, forged, status, code) in cases {
-        let (got, body) = send(&a, path, &forged).await;
+        let (got, body) = send_forged(&a, path, &forged).await;
         assert_eq!(
             (got, body["code"].as_str()),
             (status, Some(code)),
@@ -446,22 +396,23 @@ async fn signed_requests_are_checked_before_any_handler_runs() {
 
     // A genuine request works once; its replay is refused.
     let genuine = forge(&b_key, &b_id, path, &notice, now, [6; 16]);
-    assert_eq!(send(&a, path, &genuine).await.0, StatusCode::OK);
+    assert_eq!(send_forged(&a, path, &genuine).await.0, StatusCode::OK);
     assert_eq!(peer(&a, &on_a).await["disabled_there"], true);
-    let (status, body) = send(&a, path, &genuine).await;
+    let (status, body) = send_forged(&a, path, &genuine).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("request_replayed"))
     );
     // The same notice sent again as a new request (a retry) is harmless.
     let retry = forge(&b_key, &b_id, path, &notice, now, [16; 16]);
-    assert_eq!(send(&a, path, &retry).await.0, StatusCode::OK);
+    assert_eq!(send_forged(&a, path, &retry).await.0, StatusCode::OK);
     assert_eq!(peer(&a, &on_a).await["disabled_there"], true);
 
     // Outside the ingress policy: refused with its own code, even with a valid signature.
     remove_rules(&a, "ingress").await;
     let enable = json!({"request_id": request_id, "event": "enabled"});
-    let (status, body) = send(&a, path, &forge(&b_key, &b_id, path, &enable, now, [7; 16])).await;
+    let (status, body) =
+        send_forged(&a, path, &forge(&b_key, &b_id, path, &enable, now, [7; 16])).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("ingress_denied"))
@@ -696,7 +647,7 @@ async fn three_instances_keep_their_connections_apart() {
         .to_string();
     let notice = json!({"request_id": a_c_request, "event": "disabled"});
     let now = jiff::Timestamp::now().as_second();
-    let (status, body) = send(
+    let (status, body) = send_forged(
         &a,
         "/federation/v1/peer/state",
         &forge(

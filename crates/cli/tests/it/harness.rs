@@ -1,6 +1,8 @@
 //! Real instances for tests: each runs the real server in this process on 127.0.0.1:0 with its own
 //! SQLite file in a temporary directory, reached over real HTTP.
 
+use ed25519_dalek::SigningKey;
+use ferry_proto::signing::{self, RequestTarget};
 use ferry_server::{Config, Instance};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -360,4 +362,58 @@ pub async fn instance_id(inst: &TestInstance) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// The instance's own signing key, read from its data directory.
+pub fn key_of(inst: &TestInstance) -> SigningKey {
+    let hex = std::fs::read_to_string(inst.data_dir().join("identity.key")).unwrap();
+    let seed: [u8; 32] = data_encoding::HEXLOWER
+        .decode(hex.trim().as_bytes())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    SigningKey::from_bytes(&seed)
+}
+
+/// A signed federation request, made by hand.
+pub struct Forged {
+    pub digest_header: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+}
+
+pub fn forge(
+    key: &SigningKey,
+    key_id: &str,
+    path: &str,
+    body: &Value,
+    created: i64,
+    nonce: [u8; 16],
+) -> Forged {
+    let body = serde_json::to_vec(body).unwrap();
+    let digest = signing::body_digest(&body);
+    let target = RequestTarget {
+        method: "POST",
+        path_and_query: path,
+        body_digest: &digest,
+    };
+    Forged {
+        digest_header: signing::content_digest(&digest),
+        signature: signing::sign(key, key_id, &target, created, nonce),
+        body,
+    }
+}
+
+/// Sends a hand-made signed request.
+pub async fn send_forged(inst: &TestInstance, path: &str, f: &Forged) -> (StatusCode, Value) {
+    let r = inst
+        .request(Method::POST, path, None)
+        .header("content-type", "application/json")
+        .header(signing::DIGEST_HEADER, &f.digest_header)
+        .header(signing::SIGNATURE_HEADER, &f.signature)
+        .body(f.body.clone())
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
 }

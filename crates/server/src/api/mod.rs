@@ -118,7 +118,11 @@ pub(crate) fn random<const N: usize>() -> [u8; N] {
 
 /// A fresh 128-bit id, as lowercase hex: the form ids take inside signed tickets.
 pub(crate) fn hex_id() -> String {
-    data_encoding::HEXLOWER.encode(&random::<16>())
+    hex(&random::<16>())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 /// The bytes of an id made by [`hex_id`] (zeros for anything else).

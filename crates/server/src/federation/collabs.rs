@@ -3,14 +3,15 @@
 
 use super::inbound::{Incoming, SignedByPeer, json_body, signature_failure};
 use crate::api::collabs::{self, guest, host};
+use crate::api::hex;
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Request, State};
-use ferry_core::collab::{CollabRole, GuestStatus};
+use ferry_core::collab::{self, CollabRole, CollabState, GuestStatus};
 use ferry_proto::signing::SignatureError;
 use ferry_proto::{CollabRef, CollabSnapshot, ErrorCode, GuestResponse};
-use ferry_store::{CollabRecord, ParticipantRecord, PeerIdentity};
+use ferry_store::{CollabRecord, NewAuditEntry, ParticipantRecord, PeerIdentity};
 use serde_json::json;
 
 /// A guest's response, online. The guest is not pinned yet: the signed response carries its key,
@@ -30,6 +31,9 @@ pub(crate) async fn guest_response(
         incoming.verify(&response.guest.public_key)?;
         let check = host::check_response(&state, &response, &body.response).await?;
         incoming.admit(&state, &response.guest.title).await?;
+        if matches!(check, host::ResponseCheck::Fresh(_)) {
+            host::confirm_guest(&state, &response).await?;
+        }
         Ok((body, response, check))
     };
     let (body, response, check) = match checked.await {
@@ -37,14 +41,30 @@ pub(crate) async fn guest_response(
         Err(failure) => return Err(incoming.refused(&state, failure).await),
     };
     let actor = format!("peer:{}", response.guest.instance_id);
-    let joined = data_encoding::HEXLOWER.encode(&response.invitation_id);
-    let (saved, snapshot) =
-        host::apply_response(&state, &response, &body.response, check, &actor, "online").await?;
-    host::tell_others_later(&state, saved, joined);
+    let joined = hex(&response.invitation_id);
+    let repeated = matches!(check, host::ResponseCheck::Repeated(_));
+    let (saved, snapshot) = host::apply_response(
+        &state,
+        &response,
+        &body.response,
+        check,
+        &actor,
+        json!({"via": "online", "identity_confirmed": true}),
+    )
+    .await?;
+    if !repeated {
+        host::tell_others_later(&state, saved, joined);
+    }
     Ok(Json(snapshot))
 }
 
 async fn collab_of(state: &AppState, id: &str) -> ApiResult<CollabRecord> {
+    if !collab::is_valid_id(id) {
+        return Err(ApiFailure::new(
+            ErrorCode::CollabNotFound,
+            "no collaboration has that id",
+        ));
+    }
     let store = state.store.clone();
     let id = id.to_string();
     blocking(move || store.collab(&id)).await
@@ -54,13 +74,53 @@ fn same_instance(identity: &PeerIdentity, sender: &PeerIdentity) -> bool {
     identity.instance_id == sender.instance_id && identity.public_key == sender.public_key
 }
 
+/// Records a refusal a handler made after the request's checks passed, and passes it on. Store
+/// messages never go back to the caller: they may name local spaces.
+async fn refused(
+    state: &AppState,
+    signed: &SignedByPeer,
+    path: &str,
+    failure: ApiFailure,
+) -> ApiFailure {
+    let failure =
+        if failure.0.code == ErrorCode::Internal || failure.0.code == ErrorCode::SpaceNotFound {
+            ApiFailure::new(
+                ErrorCode::Internal,
+                "the instance could not apply the change; its log has the details",
+            )
+        } else {
+            failure
+        };
+    let entry = NewAuditEntry {
+        actor: format!("peer:{}", signed.sender.instance_id),
+        event: "federation.refused".into(),
+        subject: Some(path.to_string()),
+        detail: json!({"code": failure.0.code, "reason": failure.0.message}),
+    };
+    let store = state.store.clone();
+    if let Err(e) = blocking(move || store.audit(&entry)).await {
+        tracing::warn!(error = ?e, "could not record a refused federation call");
+    }
+    failure
+}
+
 /// The host pushes a snapshot; only the host of that collaboration may.
 pub(crate) async fn snapshot(
     State(state): State<AppState>,
     signed: SignedByPeer,
 ) -> ApiResult<Json<serde_json::Value>> {
+    match apply_pushed_snapshot(&state, &signed).await {
+        Ok(answer) => Ok(Json(answer)),
+        Err(failure) => Err(refused(&state, &signed, super::COLLAB_SNAPSHOT_PATH, failure).await),
+    }
+}
+
+async fn apply_pushed_snapshot(
+    state: &AppState,
+    signed: &SignedByPeer,
+) -> ApiResult<serde_json::Value> {
     let snapshot: CollabSnapshot = json_body(&signed.body)?;
-    let record = collab_of(&state, &snapshot.collaboration_id).await?;
+    let record = collab_of(state, &snapshot.collaboration_id).await?;
     if record.role == CollabRole::Host {
         return Err(ApiFailure::new(
             ErrorCode::CollabHostOnly,
@@ -69,18 +129,17 @@ pub(crate) async fn snapshot(
     }
     if !same_instance(&record.host, &signed.sender) {
         return Err(ApiFailure::new(
-            ErrorCode::CollabNotFound,
-            "the caller hosts no such collaboration with this instance",
+            ErrorCode::CollabHostOnly,
+            "only the host sends a collaboration's state, and the caller is not its host",
         ));
     }
     let actor = format!("peer:{}", signed.sender.instance_id);
-    let saved = guest::apply_snapshot(&state, record, &snapshot, &actor).await?;
-    Ok(Json(
-        json!({"state": saved.state.as_str(), "revision": saved.revision}),
-    ))
+    let saved = guest::apply_snapshot(state, record, &snapshot, &actor).await?;
+    Ok(json!({"state": saved.state.as_str(), "revision": saved.revision}))
 }
 
-/// The calling guest's participant record in a collaboration this instance hosts.
+/// The calling guest's participant record in a collaboration this instance hosts and has not
+/// deleted.
 fn calling_guest<'a>(
     record: &'a CollabRecord,
     sender: &PeerIdentity,
@@ -101,8 +160,8 @@ fn calling_guest<'a>(
         })
         .ok_or_else(|| {
             ApiFailure::new(
-                ErrorCode::CollabNotFound,
-                "the caller takes no part in that collaboration",
+                ErrorCode::ParticipantNotFound,
+                "the caller is not a guest of that collaboration",
             )
         })?;
     if participant.status != GuestStatus::Active.as_str() {
@@ -114,6 +173,12 @@ fn calling_guest<'a>(
             ),
         ));
     }
+    if record.state == CollabState::Deleted {
+        return Err(ApiFailure::new(
+            ErrorCode::CollabDeleted,
+            format!("the host deleted collaboration '{}'", record.name),
+        ));
+    }
     Ok(participant)
 }
 
@@ -122,10 +187,16 @@ pub(crate) async fn fetch(
     State(state): State<AppState>,
     signed: SignedByPeer,
 ) -> ApiResult<Json<CollabSnapshot>> {
-    let asked: CollabRef = json_body(&signed.body)?;
-    let record = collab_of(&state, &asked.collaboration_id).await?;
-    let participant = calling_guest(&record, &signed.sender)?;
-    Ok(Json(collabs::snapshot_for(&record, participant)))
+    let answer = async {
+        let asked: CollabRef = json_body(&signed.body)?;
+        let record = collab_of(&state, &asked.collaboration_id).await?;
+        let participant = calling_guest(&record, &signed.sender)?;
+        Ok(collabs::snapshot_for(&record, participant))
+    };
+    match answer.await {
+        Ok(snapshot) => Ok(Json(snapshot)),
+        Err(failure) => Err(refused(&state, &signed, super::COLLAB_FETCH_PATH, failure).await),
+    }
 }
 
 /// A guest leaves: it is marked as left, loses its modes, and the other guests hear of it.
@@ -133,8 +204,15 @@ pub(crate) async fn leave(
     State(state): State<AppState>,
     signed: SignedByPeer,
 ) -> ApiResult<Json<serde_json::Value>> {
+    match record_departure(&state, &signed).await {
+        Ok(()) => Ok(Json(json!({"left": true}))),
+        Err(failure) => Err(refused(&state, &signed, super::COLLAB_LEAVE_PATH, failure).await),
+    }
+}
+
+async fn record_departure(state: &AppState, signed: &SignedByPeer) -> ApiResult<()> {
     let asked: CollabRef = json_body(&signed.body)?;
-    let mut record = collab_of(&state, &asked.collaboration_id).await?;
+    let mut record = collab_of(state, &asked.collaboration_id).await?;
     let leaving = calling_guest(&record, &signed.sender)?.id.clone();
     for participant in record.participants.iter_mut().filter(|p| p.id == leaving) {
         participant.status = GuestStatus::Left.as_str().into();
@@ -149,7 +227,7 @@ pub(crate) async fn leave(
         &record,
         json!({"guest": leaving, "title": signed.sender.title}),
     );
-    let saved = collabs::save(&state, record, entry).await?;
-    host::tell_others_later(&state, saved, leaving);
-    Ok(Json(json!({"left": true})))
+    let saved = collabs::save(state, record, entry).await?;
+    host::tell_others_later(state, saved, leaving);
+    Ok(())
 }

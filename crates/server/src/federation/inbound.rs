@@ -287,7 +287,7 @@ async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<PeerIdentity> 
     {
         // The code a guest that missed the deletion needs to learn of it.
         return Err(ApiFailure::new(
-            ErrorCode::CollabNotFound,
+            ErrorCode::CollabDeleted,
             "the collaboration the caller took part in was deleted by this instance, its host",
         ));
     }

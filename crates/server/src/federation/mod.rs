@@ -10,10 +10,12 @@ pub(crate) use client::{FederationClient, FederationError};
 pub(crate) use inbound::{ResponseCheck, apply_response, check_response};
 
 use crate::state::AppState;
+use axum::Json;
 use axum::Router;
+use axum::extract::State;
 use axum::routing::post;
 use ferry_core::policy::{Direction, Effect, Matcher, Rule};
-use ferry_proto::PolicyRule;
+use ferry_proto::{InstanceIdentity, PolicyRule};
 
 pub(crate) const RESPONSES_PATH: &str = "/federation/v1/peer/responses";
 pub(crate) const STATE_PATH: &str = "/federation/v1/peer/state";
@@ -23,6 +25,7 @@ pub(crate) const COLLAB_RESPONSES_PATH: &str = "/federation/v1/collab/responses"
 pub(crate) const COLLAB_SNAPSHOT_PATH: &str = "/federation/v1/collab/snapshot";
 pub(crate) const COLLAB_FETCH_PATH: &str = "/federation/v1/collab/fetch";
 pub(crate) const COLLAB_LEAVE_PATH: &str = "/federation/v1/collab/leave";
+pub(crate) const IDENTITY_PATH: &str = "/federation/v1/identity";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -34,6 +37,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(COLLAB_SNAPSHOT_PATH, post(collabs::snapshot))
         .route(COLLAB_FETCH_PATH, post(collabs::fetch))
         .route(COLLAB_LEAVE_PATH, post(collabs::leave))
+        .route(IDENTITY_PATH, post(identity))
+}
+
+/// Who this instance is: public facts, answered to anyone.
+async fn identity(State(state): State<AppState>) -> Json<InstanceIdentity> {
+    Json(InstanceIdentity {
+        instance_id: state.info.instance_id.clone(),
+        title: state.info.title.clone(),
+        public_key: state.info.public_key.clone(),
+    })
 }
 
 /// A stored policy rule as the evaluator's rule (rules are stored in canonical form).

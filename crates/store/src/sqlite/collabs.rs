@@ -1,7 +1,7 @@
 //! Collaboration documents, their local links, and the arrival records of received items.
 
 use super::{audit_in, find_space, now, to_json};
-use crate::types::{CollabRecord, NewAuditEntry, PeerIdentity};
+use crate::types::{Arrivals, CollabRecord, LinkedSpace, NewAuditEntry, PeerIdentity};
 use crate::{StoreError, StoreResult};
 use ferry_core::collab::{CollabRole, CollabState, DeletePolicy};
 use ferry_proto::ItemId;
@@ -71,13 +71,21 @@ fn build(conn: &Connection, row: (Vec<String>, Vec<u8>, [i64; 2])) -> StoreResul
 fn links_of(
     conn: &Connection,
     collab_id: &str,
-) -> StoreResult<std::collections::BTreeMap<String, String>> {
+) -> StoreResult<std::collections::BTreeMap<String, LinkedSpace>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT l.workspace_id, s.name FROM collab_links l JOIN spaces s ON s.rid = l.space_rid
+        "SELECT l.workspace_id, s.id, s.name FROM collab_links l JOIN spaces s ON s.rid = l.space_rid
          WHERE l.collab_id = ?1",
     )?;
-    let rows = stmt.query_map([collab_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect::<Result<_, _>>().map_err(Into::into)
+    let rows = stmt.query_map([collab_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+    })?;
+    let mut links = std::collections::BTreeMap::new();
+    for row in rows {
+        let (workspace, id, name) = row?;
+        let space_id = id.parse().map_err(|_| corrupt("space id"))?;
+        links.insert(workspace, LinkedSpace { space_id, name });
+    }
+    Ok(links)
 }
 
 pub(super) fn find(conn: &Connection, id: &str) -> StoreResult<Option<CollabRecord>> {
@@ -135,7 +143,7 @@ fn write(tx: &Transaction<'_>, record: &CollabRecord, replace: bool) -> StoreRes
         [&record.id],
     )?;
     for (workspace_id, space) in &record.links {
-        let (space_rid, _) = find_space(tx, space)?;
+        let (space_rid, _) = find_space(tx, &space.space_id.to_string())?;
         tx.execute(
             "INSERT INTO collab_links (collab_id, workspace_id, space_rid) VALUES (?1, ?2, ?3)",
             params![record.id, workspace_id, space_rid],
@@ -209,17 +217,33 @@ pub(super) fn record_arrival(
     Ok(())
 }
 
-/// Forgets every arrival by a link starting with `link_prefix`; returns the live items no other
-/// link brought.
-pub(super) fn end_arrivals(tx: &Transaction<'_>, link_prefix: &str) -> StoreResult<Vec<ItemId>> {
-    let pattern = format!("{}%", link_prefix.replace('%', "\\%").replace('_', "\\_"));
+/// Forgets the arrivals `which` names; returns the live items (rid, id) no other link brought.
+pub(super) fn end_arrivals(
+    tx: &Transaction<'_>,
+    which: Arrivals<'_>,
+) -> StoreResult<Vec<(i64, ItemId)>> {
+    let (filter, param) = match which {
+        Arrivals::Link(link) => ("link = ?1", link.to_string()),
+        Arrivals::Under(prefix) => (
+            "link LIKE ?1 ESCAPE '\\'",
+            format!(
+                "{}%",
+                prefix
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            ),
+        ),
+    };
     let rids: Vec<i64> = tx
-        .prepare("SELECT DISTINCT item_rid FROM item_arrivals WHERE link LIKE ?1 ESCAPE '\\'")?
-        .query_map([&pattern], |r| r.get(0))?
+        .prepare(&format!(
+            "SELECT DISTINCT item_rid FROM item_arrivals WHERE {filter}"
+        ))?
+        .query_map([&param], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     tx.execute(
-        "DELETE FROM item_arrivals WHERE link LIKE ?1 ESCAPE '\\'",
-        [&pattern],
+        &format!("DELETE FROM item_arrivals WHERE {filter}"),
+        [&param],
     )?;
     let mut orphaned = Vec::new();
     for rid in rids {
@@ -232,7 +256,7 @@ pub(super) fn end_arrivals(tx: &Transaction<'_>, link_prefix: &str) -> StoreResu
             )
             .optional()?;
         if let Some(id) = id {
-            orphaned.push(id.parse().map_err(|_| corrupt("item id"))?);
+            orphaned.push((rid, id.parse().map_err(|_| corrupt("item id"))?));
         }
     }
     Ok(orphaned)

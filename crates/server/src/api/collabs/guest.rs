@@ -2,9 +2,10 @@
 //! up with the host, and leaving.
 
 use super::{
-    audit, conflict, end_workspace, ensure_not_over, expired, load, peer_info, same_url, save, view,
+    audit, conflict, end_workspace, ensure_not_over, expired, identity_of, load, peer_info,
+    same_url, save, view,
 };
-use crate::api::{JsonBody, rfc3339, unix_now};
+use crate::api::{JsonBody, hex, rfc3339, unix_now};
 use crate::auth::AdminRole;
 use crate::error::{ApiFailure, ApiResult};
 use crate::federation::{self, FederationError};
@@ -20,14 +21,10 @@ use ferry_proto::{
     AcceptInvitation, ApiError, CollabChanged, CollabRef, CollabSnapshot, Collaboration, ErrorCode,
     GuestResponse, InvitationAccepted, InvitationCode, InvitationPreview, OfferedWorkspaceView,
 };
-use ferry_store::{CollabRecord, ParticipantRecord, PeerIdentity, StoreError, WorkspaceRecord};
+use ferry_store::{CollabRecord, ParticipantRecord, StoreError, WorkspaceRecord};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::BTreeMap;
-
-fn hex(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(bytes)
-}
 
 fn ticket_failure(e: TicketError) -> ApiFailure {
     let (code, message) = match e {
@@ -98,7 +95,7 @@ async fn read_invitation(state: &AppState, code: &str) -> ApiResult<CollabInvita
             ),
         ));
     }
-    super::host::check_pinned_key(&peers, &collabs, host)?;
+    super::check_pinned_key(&peers, &collabs, host)?;
     Ok(invitation)
 }
 
@@ -119,15 +116,6 @@ fn preview_of(invitation: &CollabInvitation) -> InvitationPreview {
             })
             .collect(),
         expires_at: rfc3339(invitation.expires_at),
-    }
-}
-
-fn identity_of(issuer: &Issuer) -> PeerIdentity {
-    PeerIdentity {
-        instance_id: issuer.instance_id.clone(),
-        title: issuer.title.clone(),
-        url: issuer.url.clone(),
-        public_key: issuer.public_key,
     }
 }
 
@@ -287,6 +275,7 @@ pub(crate) fn merge_snapshot(
     record: &mut CollabRecord,
     snapshot: &CollabSnapshot,
 ) -> ApiResult<Merged> {
+    check_snapshot(record, snapshot)?;
     let event = match snapshot.state.as_str() {
         "active" => CollabEvent::HostConfirmed,
         "removed" => CollabEvent::RemovedByHost,
@@ -304,7 +293,6 @@ pub(crate) fn merge_snapshot(
     record.name = snapshot.name.clone();
     record.description = snapshot.description.clone();
     record.revision = snapshot.revision;
-    record.self_participant = snapshot.participant_id.clone();
     let mut workspaces = Vec::new();
     for w in &snapshot.workspaces {
         AccessMode::parse(&w.mode)?;
@@ -350,6 +338,29 @@ pub(crate) fn merge_snapshot(
     Ok(Merged { event, ended })
 }
 
+/// A snapshot must be about this collaboration and this guest, with well-formed ids.
+fn check_snapshot(record: &CollabRecord, snapshot: &CollabSnapshot) -> ApiResult<()> {
+    let invalid =
+        |what: &str| ApiFailure::new(ErrorCode::InvalidRequest, format!("the snapshot {what}"));
+    if snapshot.collaboration_id != record.id {
+        return Err(invalid("is about another collaboration"));
+    }
+    if snapshot.participant_id != record.self_participant {
+        return Err(invalid("is meant for another guest"));
+    }
+    if snapshot
+        .workspaces
+        .iter()
+        .any(|w| !collab::is_valid_id(&w.id))
+    {
+        return Err(invalid("names a workspace with a malformed id"));
+    }
+    for w in &snapshot.workspaces {
+        collab::check_workspace(&w.name, &w.description)?;
+    }
+    Ok(())
+}
+
 /// Applies a snapshot from the host to this guest's record, unless it is older than what this
 /// guest has; ends workspaces that went. Returns the record as saved.
 pub(crate) async fn apply_snapshot(
@@ -358,29 +369,43 @@ pub(crate) async fn apply_snapshot(
     snapshot: &CollabSnapshot,
     actor: &str,
 ) -> ApiResult<CollabRecord> {
-    if record.state.is_over() {
-        return Err(conflict(format!(
-            "collaboration '{}' is {} here",
-            record.name,
-            record.state.as_str()
-        )));
+    // Two snapshots may arrive together: the one that loses the race reads again and applies
+    // if it is still the newer one.
+    for _ in 0..3 {
+        if record.state.is_over() {
+            return Err(conflict(format!(
+                "collaboration '{}' is {} here",
+                record.name,
+                record.state.as_str()
+            )));
+        }
+        if snapshot.revision <= record.revision && record.state == CollabState::Active {
+            return Ok(record);
+        }
+        let mut merged_record = record.clone();
+        let merged = merge_snapshot(&mut merged_record, snapshot)?;
+        let entry = audit(
+            actor,
+            merged.event,
+            &merged_record,
+            json!({"revision": snapshot.revision, "state": snapshot.state}),
+        );
+        match save(state, merged_record, entry).await {
+            Ok(saved) => {
+                for workspace in &merged.ended {
+                    end_workspace(state, &saved, workspace.as_deref()).await?;
+                }
+                return Ok(saved);
+            }
+            Err(e) if e.0.code == ErrorCode::CollabStateConflict => {
+                record = load(state, record.id.clone()).await?;
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let stale = snapshot.revision <= record.revision && record.state == CollabState::Active;
-    if stale {
-        return Ok(record);
-    }
-    let merged = merge_snapshot(&mut record, snapshot)?;
-    let entry = audit(
-        actor,
-        merged.event,
-        &record,
-        json!({"revision": snapshot.revision, "state": snapshot.state}),
-    );
-    let saved = save(state, record, entry).await?;
-    for workspace in &merged.ended {
-        end_workspace(state, &saved, workspace.as_deref()).await?;
-    }
-    Ok(saved)
+    Err(conflict(
+        "the collaboration kept changing while a snapshot was applied; it applies at the next contact",
+    ))
 }
 
 fn guest_only(record: &CollabRecord, what: &str) -> ApiResult<()> {
@@ -427,14 +452,19 @@ pub(crate) async fn refresh(
         workspaces: Vec::new(),
         participants: Vec::new(),
     };
+    // Only a guest the host confirmed can learn this way that it was removed or that the
+    // collaboration was deleted: the host knows nothing of a guest still awaiting it.
+    let confirmed = record.state == CollabState::Active;
     let snapshot = match asked {
         Ok(snapshot) => snapshot,
         Err(FederationError::Refused { error, .. })
-            if error.code == ErrorCode::CollabGuestRemoved =>
+            if confirmed && error.code == ErrorCode::CollabGuestRemoved =>
         {
             ended("removed")
         }
-        Err(FederationError::Refused { error, .. }) if error.code == ErrorCode::CollabNotFound => {
+        Err(FederationError::Refused { error, .. })
+            if confirmed && error.code == ErrorCode::CollabDeleted =>
+        {
             ended("deleted")
         }
         Err(e) => return Err(e.into()),
@@ -457,29 +487,44 @@ pub(crate) async fn leave(
 ) -> ApiResult<Json<CollabChanged>> {
     let mut record = load(&state, id).await?;
     guest_only(&record, "leave; the host deletes the collaboration instead")?;
-    let told: Result<serde_json::Value, _> = state
-        .federation
-        .call(
-            &record.host.url,
-            Some(&record.host.instance_id),
-            Method::POST,
-            federation::COLLAB_LEAVE_PATH,
-            &CollabRef {
-                collaboration_id: record.id.clone(),
-            },
-        )
-        .await;
     record.state = collab::apply(record.role, record.state, CollabEvent::Leave)
         .map_err(|e| conflict(e.to_string()))?;
-    let unlinked: Vec<String> = std::mem::take(&mut record.links).into_values().collect();
+    let unlinked: Vec<String> = std::mem::take(&mut record.links)
+        .into_values()
+        .map(|l| l.name)
+        .collect();
     let entry = audit(
         &caller.name,
         "collab.left",
         &record,
-        json!({"unlinked_spaces": unlinked, "host_told": told.is_ok()}),
+        json!({"unlinked_spaces": unlinked}),
     );
+    // Left here first: leaving stands whether or not the host can be told now.
     let saved = save(&state, record, entry).await?;
     end_workspace(&state, &saved, None).await?;
+    let told = state
+        .federation
+        .call::<_, serde_json::Value>(
+            &saved.host.url,
+            Some(&saved.host.instance_id),
+            Method::POST,
+            federation::COLLAB_LEAVE_PATH,
+            &CollabRef {
+                collaboration_id: saved.id.clone(),
+            },
+        )
+        .await
+        .map_err(|e| ApiFailure::from(e).0.message);
+    if let Err(error) = &told {
+        let entry = audit(
+            "ferry",
+            "collab.host_not_told",
+            &saved,
+            json!({ "error": error }),
+        );
+        let store = state.store.clone();
+        blocking(move || store.audit(&entry)).await?;
+    }
     Ok(Json(CollabChanged {
         collaboration: view(&saved),
         not_notified: match told {

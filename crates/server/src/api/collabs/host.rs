@@ -5,7 +5,7 @@ use super::{
     active_guests, audit, conflict, end_workspace, ensure_not_over, expired, load, same_url, save,
     tell_guests, view,
 };
-use crate::api::{JsonBody, hex_id, id_bytes, random, rfc3339, unix_now};
+use crate::api::{JsonBody, hex, hex_id, id_bytes, random, rfc3339, unix_now};
 use crate::auth::AdminRole;
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::{AppState, blocking};
@@ -25,9 +25,10 @@ use ferry_proto::{
     RefreshInvitation, SetAccess, WorkspaceConfig, WorkspacePatch,
 };
 use ferry_store::{
-    CollabRecord, InvitationRecord, ParticipantRecord, PeerIdentity, StoreError, StoredIdentity,
-    WorkspaceRecord,
+    CollabRecord, InvitationRecord, LinkedSpace, ParticipantRecord, PeerIdentity, StoreError,
+    StoredIdentity, WorkspaceRecord,
 };
+use reqwest::Method;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -57,18 +58,6 @@ fn invalid(message: impl Into<String>) -> ApiFailure {
     ApiFailure::new(ErrorCode::InvalidRequest, message)
 }
 
-fn check_collab_text(name: &str, description: &str) -> ApiResult<()> {
-    if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(invalid("a collaboration name has 1-100 characters"));
-    }
-    if description.chars().count() > 250 {
-        return Err(invalid(
-            "a collaboration description has at most 250 characters",
-        ));
-    }
-    Ok(())
-}
-
 /// The guest a reference names: participant id, instance id or title.
 fn guest_id(record: &CollabRecord, reference: &str) -> ApiResult<String> {
     record
@@ -92,6 +81,19 @@ fn guest_id(record: &CollabRecord, reference: &str) -> ApiResult<String> {
                 ),
             )
         })
+}
+
+/// A guest that takes part now: only those have access modes.
+fn active_guest_id(record: &CollabRecord, reference: &str) -> ApiResult<String> {
+    let id = guest_id(record, reference)?;
+    match record.participant(&id) {
+        Some(p) if p.status == GuestStatus::Active.as_str() => Ok(id),
+        Some(p) => Err(conflict(format!(
+            "guest '{}' {} the collaboration; only a guest taking part has access modes",
+            p.title, p.status
+        ))),
+        None => Err(ApiFailure::internal("a resolved guest has no record")),
+    }
 }
 
 fn workspace_not_found(record: &CollabRecord, workspace: &str) -> ApiFailure {
@@ -141,7 +143,7 @@ fn new_workspace(
     }
     let mut modes = BTreeMap::new();
     for (guest, mode) in &new.access {
-        let id = guest_id(record, guest)?;
+        let id = active_guest_id(record, guest)?;
         modes.insert(id, AccessMode::parse(mode)?.as_str().to_string());
     }
     Ok((
@@ -156,6 +158,14 @@ fn new_workspace(
     ))
 }
 
+/// The local space a new workspace links, by name or id.
+async fn linked_space(state: &AppState, space: &str) -> ApiResult<LinkedSpace> {
+    let store = state.store.clone();
+    let space = space.to_string();
+    let found = blocking(move || store.space(&space)).await?;
+    Ok(LinkedSpace::from(&found))
+}
+
 /// Creates a collaboration hosted here, with its first workspaces and this instance's links.
 #[utoipa::path(post, path = "/api/v1/collabs", tag = "collaborations", request_body = NewCollab,
     responses((status = 201, body = Collaboration), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
@@ -164,7 +174,7 @@ pub(crate) async fn create(
     caller: AdminRole,
     JsonBody(new): JsonBody<NewCollab>,
 ) -> ApiResult<(StatusCode, Json<Collaboration>)> {
-    check_collab_text(&new.name, &new.description)?;
+    collab::check_collab(&new.name, &new.description)?;
     if new.workspaces.is_empty() {
         return Err(invalid("a collaboration has at least one workspace"));
     }
@@ -202,7 +212,9 @@ pub(crate) async fn create(
     };
     for workspace in &new.workspaces {
         let (workspace, space) = new_workspace(&record, workspace)?;
-        record.links.insert(workspace.id.clone(), space);
+        record
+            .links
+            .insert(workspace.id.clone(), linked_space(&state, &space).await?);
         record.workspaces.push(workspace);
     }
     let entry = audit(
@@ -254,7 +266,9 @@ pub(crate) async fn add_workspace(
         &record,
         json!({"workspace": workspace.id, "name": workspace.name, "access": workspace.modes}),
     );
-    record.links.insert(workspace.id.clone(), space);
+    record
+        .links
+        .insert(workspace.id.clone(), linked_space(&state, &space).await?);
     record.workspaces.push(workspace);
     save_and_tell(&state, record, entry, &[]).await
 }
@@ -338,7 +352,7 @@ pub(crate) async fn delete_workspace(
         &caller.name,
         "collab.workspace_deleted",
         &record,
-        json!({"workspace": target, "unlinked_space": unlinked}),
+        json!({"workspace": target, "unlinked_space": unlinked.map(|l| l.name)}),
     );
     let changed = save_and_tell(&state, record, entry, &[]).await?;
     let saved = load(&state, changed.collaboration.id.clone()).await?;
@@ -359,13 +373,7 @@ pub(crate) async fn set_access(
 ) -> ApiResult<Json<CollabChanged>> {
     let mut record = load(&state, id).await?;
     host_only(&record)?;
-    let guest = guest_id(&record, &guest)?;
-    if record
-        .participant(&guest)
-        .is_none_or(|p| p.status != GuestStatus::Active.as_str())
-    {
-        return Err(conflict("only a guest taking part has access modes"));
-    }
+    let guest = active_guest_id(&record, &guest)?;
     if body.access.is_empty() {
         return Err(invalid("give at least one workspace=mode"));
     }
@@ -441,8 +449,10 @@ pub(crate) async fn delete(
     host_only(&record)?;
     record.state = collab::apply(record.role, record.state, CollabEvent::Delete)
         .map_err(|e| conflict(e.to_string()))?;
-    let guests = active_guests(&record);
-    let unlinked: Vec<String> = std::mem::take(&mut record.links).into_values().collect();
+    let unlinked: Vec<String> = std::mem::take(&mut record.links)
+        .into_values()
+        .map(|l| l.name)
+        .collect();
     for invitation in &mut record.invitations {
         if invitation.state == "open" {
             invitation.state = "invalidated".into();
@@ -454,7 +464,8 @@ pub(crate) async fn delete(
         &record,
         json!({"unlinked_spaces": unlinked}),
     );
-    let changed = save_and_tell(&state, record, entry, &guests).await?;
+    // Every guest taking part hears; its snapshot says "deleted".
+    let changed = save_and_tell(&state, record, entry, &[]).await?;
     let saved = load(&state, changed.collaboration.id.clone()).await?;
     end_workspace(&state, &saved, None).await?;
     Ok(changed)
@@ -588,6 +599,7 @@ pub(crate) async fn invite(
         state: "open".into(),
         accepted_by: None,
         response_hash: None,
+        refreshes: 0,
         created_at: rfc3339(unix_now()),
     };
     let code = issue_invitation(&state, &record, &mut invitation, validity);
@@ -632,15 +644,18 @@ pub(crate) async fn list_invitations(
     ))
 }
 
-fn open_invitation(record: &mut CollabRecord, id: &str) -> ApiResult<usize> {
+fn open_invitation(record: &CollabRecord, id: &str) -> ApiResult<usize> {
     let index = record
         .invitations
         .iter()
         .position(|i| i.id == id)
         .ok_or_else(|| {
             ApiFailure::new(
-                ErrorCode::CollabNotFound,
-                format!("collaboration '{}' has no invitation {id}", record.name),
+                ErrorCode::InvitationNotFound,
+                format!(
+                    "collaboration '{}' has no invitation {id}; `ferry collab invitation list` shows them",
+                    record.name
+                ),
             )
         })?;
     let state = &record.invitations[index].state;
@@ -666,8 +681,9 @@ pub(crate) async fn refresh_invitation(
     let validity = validity(body.expires_in.as_deref())?;
     let mut record = load(&state, id).await?;
     host_only(&record)?;
-    let index = open_invitation(&mut record, &invitation)?;
+    let index = open_invitation(&record, &invitation)?;
     let mut refreshed = record.invitations[index].clone();
+    refreshed.refreshes += 1;
     let code = issue_invitation(&state, &record, &mut refreshed, validity);
     let entry = audit(
         &caller.name,
@@ -694,7 +710,7 @@ pub(crate) async fn invalidate_invitation(
 ) -> ApiResult<Json<InvitationView>> {
     let mut record = load(&state, id).await?;
     host_only(&record)?;
-    let index = open_invitation(&mut record, &invitation)?;
+    let index = open_invitation(&record, &invitation)?;
     record.invitations[index].state = "invalidated".into();
     record.invitations[index].secret_hash.clear();
     let entry = audit(
@@ -725,8 +741,7 @@ pub(crate) async fn check_response(
     response: &CollabResponse,
     text: &str,
 ) -> ApiResult<ResponseCheck> {
-    let collab_id = data_encoding::HEXLOWER.encode(&response.collaboration_id);
-    let invitation_id = data_encoding::HEXLOWER.encode(&response.invitation_id);
+    let collab_id = hex(&response.collaboration_id);
     let store = state.store.clone();
     let (record, peers, collabs) = blocking(move || {
         Ok::<_, StoreError>((
@@ -743,48 +758,28 @@ pub(crate) async fn check_response(
             "this instance is not the host of that collaboration",
         ));
     }
-    ensure_not_over(&record)?;
+    if record.state == CollabState::Deleted {
+        return Err(ApiFailure::new(
+            ErrorCode::CollabDeleted,
+            format!("the host deleted collaboration '{}'", record.name),
+        ));
+    }
+    let invitation_id = hex(&response.invitation_id);
     let invitation = record
         .invitations
         .iter()
         .find(|i| i.id == invitation_id)
         .ok_or_else(|| {
             ApiFailure::new(
-                ErrorCode::InviteInvalidated,
+                ErrorCode::InvitationNotFound,
                 "the host has no such invitation; ask for a new one",
             )
         })?;
+    if let Some(repeated) = check_invitation_state(&record, invitation, text)? {
+        return Ok(repeated);
+    }
+    check_invitation_secret(invitation, response)?;
     let guest = &response.guest;
-    match invitation.state.as_str() {
-        "invalidated" => {
-            return Err(ApiFailure::new(
-                ErrorCode::InviteInvalidated,
-                "the host withdrew this invitation; ask for a new one",
-            ));
-        }
-        "accepted" if invitation.response_hash.as_deref() == Some(&response_hash(text)) => {
-            return Ok(ResponseCheck::Repeated(record));
-        }
-        "accepted" => {
-            return Err(ApiFailure::new(
-                ErrorCode::InviteReused,
-                "this invitation was already accepted; ask the host for a new one",
-            ));
-        }
-        _ => {}
-    }
-    if blake3::hash(&response.secret).to_hex().as_str() != invitation.secret_hash {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteSuperseded,
-            "this invitation was refreshed: a newer code replaced it; use the newest one",
-        ));
-    }
-    if expired(invitation.expires_at) {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteExpired,
-            "this invitation expired before it was accepted; ask the host to refresh it",
-        ));
-    }
     if !same_url(&guest.url, &invitation.guest_url) {
         return Err(ApiFailure::new(
             ErrorCode::InviteWrongInstance,
@@ -794,45 +789,111 @@ pub(crate) async fn check_response(
             ),
         ));
     }
-    if record.participants.iter().any(|p| {
-        p.status == GuestStatus::Active.as_str()
-            && p.identity
-                .as_ref()
-                .is_some_and(|i| i.instance_id == guest.instance_id)
+    // A guest joins once: one that left or was removed needs no second record.
+    if let Some(known) = record.participants.iter().find(|p| {
+        p.identity
+            .as_ref()
+            .is_some_and(|i| i.instance_id == guest.instance_id)
     }) {
         return Err(ApiFailure::new(
             ErrorCode::InviteReused,
-            "this instance is a guest of the collaboration already",
+            format!(
+                "this instance was a guest of the collaboration already ({})",
+                known.status
+            ),
         ));
     }
-    check_pinned_key(&peers, &collabs, guest)?;
+    super::check_pinned_key(&peers, &collabs, guest)?;
     Ok(ResponseCheck::Fresh(record))
 }
 
-/// Refuses an identity whose id is pinned here to another key.
-pub(crate) fn check_pinned_key(
-    peers: &[ferry_store::PeerRecord],
-    collabs: &[CollabRecord],
-    who: &Issuer,
+/// Refuses a response to an invitation that is no longer open; recognises the very response
+/// that was accepted, as long as its guest still takes part.
+fn check_invitation_state(
+    record: &CollabRecord,
+    invitation: &InvitationRecord,
+    text: &str,
+) -> ApiResult<Option<ResponseCheck>> {
+    match invitation.state.as_str() {
+        "invalidated" => Err(ApiFailure::new(
+            ErrorCode::InviteInvalidated,
+            "the host withdrew this invitation; ask for a new one",
+        )),
+        "accepted" if invitation.response_hash.as_deref() == Some(&response_hash(text)) => {
+            let active = invitation
+                .accepted_by
+                .as_deref()
+                .and_then(|id| record.participant(id))
+                .is_some_and(|p| p.status == GuestStatus::Active.as_str());
+            if active {
+                Ok(Some(ResponseCheck::Repeated(record.clone())))
+            } else {
+                Err(ApiFailure::new(
+                    ErrorCode::CollabGuestRemoved,
+                    "the guest that answered this invitation no longer takes part",
+                ))
+            }
+        }
+        "accepted" => Err(ApiFailure::new(
+            ErrorCode::InviteReused,
+            "this invitation was already accepted; ask the host for a new one",
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// The response carries the current code's secret, before the code expired.
+fn check_invitation_secret(
+    invitation: &InvitationRecord,
+    response: &CollabResponse,
 ) -> ApiResult<()> {
-    let from_peers = peers.iter().filter_map(|r| r.peer.clone());
-    let from_collabs = collabs.iter().flat_map(|c| {
-        c.participants
-            .iter()
-            .filter_map(|p| p.identity.as_ref().map(PeerIdentity::from))
-            .chain(std::iter::once(c.host.clone()))
-    });
-    if let Some(pinned) = from_peers
-        .chain(from_collabs)
-        .find(|p| p.instance_id == who.instance_id && p.public_key != who.public_key)
+    if blake3::hash(&response.secret).to_hex().as_str() != invitation.secret_hash {
+        return Err(if invitation.refreshes > 0 {
+            ApiFailure::new(
+                ErrorCode::InviteSuperseded,
+                "this invitation was refreshed: a newer code replaced it; use the newest one",
+            )
+        } else {
+            ApiFailure::new(
+                ErrorCode::InviteTampered,
+                "the response does not carry this invitation's secret",
+            )
+        });
+    }
+    if expired(invitation.expires_at) {
+        return Err(ApiFailure::new(
+            ErrorCode::InviteExpired,
+            "this invitation expired before it was accepted; ask the host to refresh it",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the instance at the invitation's URL is the one that answered: a response names its
+/// own URL, so only asking that URL binds the invitation to it. `Err` when it cannot be asked.
+pub(crate) async fn confirm_guest(
+    state: &AppState,
+    response: &CollabResponse,
+) -> Result<(), ApiFailure> {
+    let guest = &response.guest;
+    let found: ferry_proto::InstanceIdentity = state
+        .federation
+        .call(
+            &guest.url,
+            None,
+            Method::POST,
+            crate::federation::IDENTITY_PATH,
+            &json!({}),
+        )
+        .await?;
+    if found.instance_id != guest.instance_id
+        || found.public_key != crate::instance::key_text(&guest.public_key)
     {
         return Err(ApiFailure::new(
-            ErrorCode::InviteKeyMismatch,
+            ErrorCode::InviteWrongInstance,
             format!(
-                "'{}' (id {}) carries another key than the one pinned for it (fingerprint {}); do not use it, and confirm with that instance's admin",
-                who.title,
-                who.instance_id,
-                crate::instance::fingerprint(&pinned.public_key)
+                "the instance at {} is not the one that answered this invitation",
+                guest.url
             ),
         ));
     }
@@ -846,7 +907,7 @@ pub(crate) async fn apply_response(
     text: &str,
     check: ResponseCheck,
     actor: &str,
-    delivery: &str,
+    delivery: serde_json::Value,
 ) -> ApiResult<(CollabRecord, CollabSnapshot)> {
     let mut record = match check {
         ResponseCheck::Repeated(record) => {
@@ -855,13 +916,13 @@ pub(crate) async fn apply_response(
         }
         ResponseCheck::Fresh(record) => record,
     };
-    let invitation_id = data_encoding::HEXLOWER.encode(&response.invitation_id);
+    let invitation_id = hex(&response.invitation_id);
     let guest = &response.guest;
     let invitation = record
         .invitations
         .iter_mut()
         .find(|i| i.id == invitation_id)
-        .expect("checked");
+        .ok_or_else(|| ApiFailure::internal("a checked invitation is gone"))?;
     invitation.state = "accepted".into();
     invitation.accepted_by = Some(invitation_id.clone());
     invitation.response_hash = Some(response_hash(text));
@@ -872,12 +933,7 @@ pub(crate) async fn apply_response(
         role: "guest".into(),
         title: guest.title.clone(),
         status: GuestStatus::Active.as_str().into(),
-        identity: Some(StoredIdentity {
-            instance_id: guest.instance_id.clone(),
-            title: guest.title.clone(),
-            url: guest.url.clone(),
-            public_key: guest.public_key,
-        }),
+        identity: Some(StoredIdentity::from(&super::identity_of(guest))),
         contact: Some(response.contact.clone()),
     });
     for w in &mut record.workspaces {
@@ -901,7 +957,7 @@ fn snapshot_of_invitation(
     record: &CollabRecord,
     invitation_id: &[u8; 16],
 ) -> ApiResult<CollabSnapshot> {
-    let id = data_encoding::HEXLOWER.encode(invitation_id);
+    let id = hex(invitation_id);
     let participant = record
         .participant(&id)
         .ok_or_else(|| ApiFailure::internal("an accepted invitation has no participant"))?;
@@ -932,7 +988,7 @@ pub(crate) async fn import_response(
     JsonBody(body): JsonBody<GuestResponse>,
 ) -> ApiResult<Json<CollabChanged>> {
     let response = parse_response(&body.response)?;
-    if data_encoding::HEXLOWER.encode(&response.collaboration_id) != id {
+    if hex(&response.collaboration_id) != id {
         let record = load(&state, id).await?;
         return Err(ApiFailure::new(
             ErrorCode::InvalidRequest,
@@ -949,13 +1005,20 @@ pub(crate) async fn import_response(
             "this response was already accepted",
         ));
     }
+    // Where the guest can be reached, ask it who it is; an air-gapped guest cannot be asked,
+    // and its admin's delivery of the file is the trust then.
+    let confirmed = match confirm_guest(&state, &response).await {
+        Ok(()) => true,
+        Err(e) if e.0.code == ErrorCode::InviteWrongInstance => return Err(e),
+        Err(_) => false,
+    };
     let (saved, _) = apply_response(
         &state,
         &response,
         &body.response,
         check,
         &caller.name,
-        "file",
+        json!({"via": "file", "identity_confirmed": confirmed}),
     )
     .await?;
     let not_notified = tell_guests(&state, &saved, &active_guests(&saved)).await;

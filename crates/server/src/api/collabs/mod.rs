@@ -23,9 +23,21 @@ use ferry_proto::{
     ParticipantView, PeerInfo, SetDeletePolicy, SnapshotParticipant, SnapshotWorkspace,
     WorkspaceView,
 };
-use ferry_store::{CollabRecord, NewAuditEntry, ParticipantRecord, PeerIdentity};
+use ferry_store::{
+    Arrivals, CollabRecord, EndedArrivals, LinkedSpace, NewAuditEntry, ParticipantRecord,
+    PeerIdentity, PeerRecord,
+};
 use reqwest::Method;
 use serde_json::json;
+
+pub(crate) fn identity_of(issuer: &ferry_proto::ticket::Issuer) -> PeerIdentity {
+    PeerIdentity {
+        instance_id: issuer.instance_id.clone(),
+        title: issuer.title.clone(),
+        url: issuer.url.clone(),
+        public_key: issuer.public_key,
+    }
+}
 
 pub(crate) fn peer_info(identity: &PeerIdentity) -> PeerInfo {
     PeerInfo {
@@ -55,7 +67,7 @@ pub(crate) fn view(record: &CollabRecord) -> Collaboration {
                     .cloned()
                     .unwrap_or_default()
             },
-            linked_space: record.links.get(&w.id).cloned(),
+            linked_space: record.links.get(&w.id).map(|l| l.name.clone()),
             // In the order guests joined, as the participant list shows them.
             guests: if is_host {
                 record
@@ -203,37 +215,44 @@ pub(crate) fn arrival_link(collab_id: &str, workspace_id: Option<&str>) -> Strin
 }
 
 /// A workspace (or, with `None`, the whole collaboration) ended for this instance: its items
-/// stop being tied to it, and the received ones go if the delete policy says so. Own items and
-/// linked spaces are never touched.
+/// stop being tied to it, and the received ones no other link brought go if the delete policy
+/// says so, in one transaction with the audit entry. Own items and linked spaces are never
+/// touched.
 pub(crate) async fn end_workspace(
     state: &AppState,
     record: &CollabRecord,
     workspace_id: Option<&str>,
-) -> ApiResult<usize> {
+) -> ApiResult<EndedArrivals> {
+    end_arrivals(state, record, workspace_id, record.delete_policy).await
+}
+
+/// Like [`end_workspace`] with the policy given: unlinking keeps items whatever the policy.
+async fn end_arrivals(
+    state: &AppState,
+    record: &CollabRecord,
+    workspace_id: Option<&str>,
+    policy: DeletePolicy,
+) -> ApiResult<EndedArrivals> {
     let store = state.store.clone();
     let link = arrival_link(&record.id, workspace_id);
-    let delete = record.delete_policy == DeletePolicy::Delete;
-    let collab_id = record.id.clone();
-    let workspace = workspace_id.map(str::to_string);
-    blocking(move || {
-        let orphaned = store.end_arrivals(&link)?;
-        if !delete || orphaned.is_empty() {
-            return Ok::<_, ferry_store::StoreError>(0);
-        }
-        for item in &orphaned {
-            store.delete_item(*item)?;
-        }
-        store.audit(&NewAuditEntry {
-            actor: "ferry".into(),
-            event: "collab.received_items_deleted".into(),
-            subject: Some(collab_id),
-            detail: json!({
-                "workspace": workspace, "items": orphaned.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            }),
-        })?;
-        Ok(orphaned.len())
+    let entry = audit(
+        "ferry",
+        "collab.received_items_deleted",
+        record,
+        json!({"workspace": workspace_id}),
+    );
+    let whole = workspace_id.is_none();
+    let ended = blocking(move || {
+        let which = if whole {
+            Arrivals::Under(&link)
+        } else {
+            Arrivals::Link(&link)
+        };
+        store.end_arrivals(which, policy == DeletePolicy::Delete, &entry)
     })
-    .await
+    .await?;
+    super::items::remove_chunks(state, ended.freed_chunks.clone()).await;
+    Ok(ended)
 }
 
 /// Sends each named guest its snapshot; returns the titles of those that could not be told (they
@@ -249,8 +268,32 @@ pub(crate) async fn tell_guests(
         .iter()
         .filter(|p| guests.contains(&p.id))
     {
+        if let Err(e) = tell_guest(state, record, participant).await {
+            not_told.push(participant.title.clone());
+            let entry = audit(
+                "ferry",
+                "collab.guest_not_told",
+                record,
+                json!({"guest": participant.id, "title": participant.title, "revision": record.revision, "error": e}),
+            );
+            let store = state.store.clone();
+            if let Err(e) = blocking(move || store.audit(&entry)).await {
+                tracing::warn!(error = ?e, "could not record a notice that failed");
+            }
+        }
+    }
+    not_told
+}
+
+/// Sends one guest its snapshot.
+async fn tell_guest(
+    state: &AppState,
+    record: &CollabRecord,
+    participant: &ParticipantRecord,
+) -> Result<(), String> {
+    {
         let Some(identity) = participant.identity.as_ref() else {
-            continue;
+            return Ok(());
         };
         let sent: Result<serde_json::Value, _> = state
             .federation
@@ -262,12 +305,11 @@ pub(crate) async fn tell_guests(
                 &snapshot_for(record, participant),
             )
             .await;
-        if let Err(e) = sent {
+        sent.map(drop).map_err(|e| {
             tracing::warn!(guest = %identity.instance_id, error = ?e, "could not tell a guest of a change");
-            not_told.push(participant.title.clone());
-        }
+            ApiFailure::from(e).0.message
+        })
     }
-    not_told
 }
 
 /// The ids of the guests taking part now.
@@ -343,7 +385,8 @@ pub(crate) async fn link(
         return Err(ApiFailure::new(
             ErrorCode::WorkspaceAlreadyLinked,
             format!(
-                "space '{linked}' is already linked to workspace '{workspace}'; a participant links one space per workspace: unlink it first"
+                "space '{}' is already linked to workspace '{workspace}'; a participant links one space per workspace: unlink it first",
+                linked.name
             ),
         ));
     }
@@ -352,7 +395,7 @@ pub(crate) async fn link(
     let space = blocking(move || store.space(&space_name)).await?;
     record
         .links
-        .insert(workspace_id.clone(), space.name.clone());
+        .insert(workspace_id.clone(), LinkedSpace::from(&space));
     let entry = audit(
         &caller.name,
         "collab.linked",
@@ -383,9 +426,12 @@ pub(crate) async fn unlink(
         &caller.name,
         "collab.unlinked",
         &record,
-        json!({"workspace": workspace_id, "space": space}),
+        json!({"workspace": workspace_id, "space": space.name}),
     );
-    Ok(Json(view(&save(&state, record, entry).await?)))
+    let saved = save(&state, record, entry).await?;
+    // What arrived stays in the space, no longer tied to the workspace.
+    end_arrivals(&state, &saved, Some(&workspace_id), DeletePolicy::Keep).await?;
+    Ok(Json(view(&saved)))
 }
 
 /// Sets what happens to the items this instance received when a workspace or the collaboration
@@ -413,7 +459,7 @@ pub(crate) async fn set_delete_policy(
     Ok(Json(view(&save(&state, record, entry).await?)))
 }
 
-/// Whether `url` and this instance's public URL name the same place (scheme, host, port, path).
+/// Whether two instance URLs name the same place (scheme, host, port, path).
 pub(crate) fn same_url(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         reqwest::Url::parse(s.trim()).ok().map(|u| {
@@ -430,6 +476,37 @@ pub(crate) fn same_url(a: &str, b: &str) -> bool {
 
 pub(crate) fn expired(expires_at: i64) -> bool {
     unix_now() >= expires_at
+}
+
+/// Refuses an identity whose id is pinned here to another key (by a peer connection or a
+/// collaboration).
+pub(crate) fn check_pinned_key(
+    peers: &[PeerRecord],
+    collabs: &[CollabRecord],
+    who: &ferry_proto::ticket::Issuer,
+) -> ApiResult<()> {
+    let from_peers = peers.iter().filter_map(|r| r.peer.clone());
+    let from_collabs = collabs.iter().flat_map(|c| {
+        c.participants
+            .iter()
+            .filter_map(|p| p.identity.as_ref().map(PeerIdentity::from))
+            .chain(std::iter::once(c.host.clone()))
+    });
+    if let Some(pinned) = from_peers
+        .chain(from_collabs)
+        .find(|p| p.instance_id == who.instance_id && p.public_key != who.public_key)
+    {
+        return Err(ApiFailure::new(
+            ErrorCode::InviteKeyMismatch,
+            format!(
+                "'{}' (id {}) carries another key than the one pinned for it (fingerprint {}); do not use it, and confirm with that instance's admin",
+                who.title,
+                who.instance_id,
+                crate::instance::fingerprint(&pinned.public_key)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
