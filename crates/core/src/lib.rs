@@ -11,6 +11,7 @@ pub mod peering;
 pub mod policy;
 pub mod rows;
 pub mod schema;
+pub mod sync;
 
 pub use error::{CoreError, CoreResult};
 pub use schema::{Key, SchemaBuilder};

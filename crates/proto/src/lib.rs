@@ -9,12 +9,14 @@ mod error;
 mod ids;
 mod model;
 pub mod signing;
+mod sync;
 pub mod ticket;
 
 pub use collab::*;
 pub use error::{ApiError, ErrorCode};
 pub use ids::{ItemId, SpaceId, TokenId};
 pub use model::*;
+pub use sync::*;
 
 /// Version of the `/api/v1` wire format, reported by `GET /api/v1/instance`.
 pub const API_VERSION: u32 = 1;

@@ -25,7 +25,8 @@ macro_rules! store_conformance_tests {
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
             change_feed_pages, change_feed_is_per_space, epoch_rotation, item_deletion, files,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
-            linked_spaces_are_not_deleted, arrivals_end_per_link);
+            linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
+            full_passes_sweep_and_retract, item_copies_and_pending_items, sync_runs_are_kept);
     };
     (@each $open:expr; $($check:ident),*) => {
         $(
@@ -945,4 +946,274 @@ pub fn arrivals_end_per_link(store: &dyn Store) {
     assert_eq!(log.len(), 1, "only the deletion is audited");
     assert_eq!(log[0].detail["items"], json!([by_two.id]));
     assert!(store.item(own.id).is_ok());
+}
+
+fn received(origin_item: &str, title: &str) -> crate::SyncOp {
+    crate::SyncOp::Item(Box::new(crate::ReceivedItem {
+        origin_instance: "far".into(),
+        origin_item: origin_item.into(),
+        kind: ItemKind::FeatureLayer,
+        title: title.into(),
+        description: String::new(),
+        tags: vec![],
+        markings: vec!["PARTNER".into()],
+        schema: Some(layer_schema()),
+        geometry_type: Some(ferry_proto::GeometryType::Point),
+        crs: None,
+        file: None,
+    }))
+}
+
+fn received_row(origin_item: &str, key: i64) -> crate::SyncOp {
+    crate::SyncOp::Row {
+        origin_item: origin_item.into(),
+        row: point_row(key, 1.0, 2.0),
+    }
+}
+
+fn cursor(seq: i64, resync: bool) -> crate::SyncCursor {
+    crate::SyncCursor {
+        epoch: "e1".into(),
+        scope: "s1".into(),
+        seq,
+        resync,
+    }
+}
+
+fn batch<'a>(
+    ops: &'a [crate::SyncOp],
+    cursor: &'a crate::SyncCursor,
+    link: &'a str,
+) -> crate::SyncBatch<'a> {
+    crate::SyncBatch {
+        channel: link,
+        link,
+        space: "inbox",
+        owner: "admin",
+        ops,
+        cursor,
+        copy_new_items: !cursor.resync,
+        delete_retracted: true,
+    }
+}
+
+fn items_in(store: &dyn Store, space: &str) -> Vec<ferry_proto::Item> {
+    store.list_items(Some(space)).unwrap()
+}
+
+pub fn sync_batches_apply_with_their_cursor(store: &dyn Store) {
+    space(store, "inbox");
+    let first = [
+        received("o1", "Berths"),
+        received_row("o1", 1),
+        received_row("o1", 2),
+    ];
+    let c1 = cursor(10, true);
+    let out = store
+        .apply_sync_batch(&batch(&first, &c1, "peer:c1"))
+        .unwrap();
+    assert_eq!((out.items, out.rows, out.retracted), (1, 2, 0));
+    assert_eq!(store.sync_cursor("peer:c1").unwrap(), Some(c1));
+    let item = &items_in(store, "inbox")[0];
+    assert_eq!((item.title.as_str(), item.row_count), ("Berths", 2));
+    assert_eq!(item.markings, vec!["PARTNER"]);
+    assert_eq!(
+        store.item_origin(item.id).unwrap(),
+        Some(("far".to_string(), "o1".to_string()))
+    );
+    let before = store.instance().unwrap().last_seq;
+
+    // Updates, a delete, an add; rows of an unknown item wait for its copy.
+    let second = [
+        crate::SyncOp::Row {
+            origin_item: "o1".into(),
+            row: point_row(1, 5.0, 6.0),
+        },
+        crate::SyncOp::RowDeleted {
+            origin_item: "o1".into(),
+            key: Key::Int(2),
+        },
+        received_row("o1", 3),
+        received_row("unknown", 1),
+    ];
+    let c2 = cursor(20, false);
+    store
+        .apply_sync_batch(&batch(&second, &c2, "peer:c1"))
+        .unwrap();
+    let item = store.item(item.id).unwrap();
+    assert_eq!(item.row_count, 2);
+    let row = store.row(item.id, &Key::Int(1)).unwrap().unwrap();
+    assert_eq!(row.geometry.unwrap()["coordinates"], json!([5.0, 6.0]));
+    assert!(store.row(item.id, &Key::Int(2)).unwrap().is_none());
+    // Received changes enter this instance's own feed, so they can travel on.
+    let page = store.changes("inbox", before, 100).unwrap();
+    assert!(page.changes.len() >= 3, "{page:?}");
+
+    // The same origin item by a second link is the same item.
+    let again = [received("o1", "Berths (renamed)")];
+    store
+        .apply_sync_batch(&batch(&again, &cursor(5, false), "collab:k:w"))
+        .unwrap();
+    assert_eq!(items_in(store, "inbox").len(), 1);
+    assert_eq!(store.item(item.id).unwrap().title, "Berths (renamed)");
+
+    // Retracted by one link, it stays for the other; by both, it goes.
+    let retract = [crate::SyncOp::Retract {
+        origin_instance: "far".into(),
+        origin_item: "o1".into(),
+    }];
+    let out = store
+        .apply_sync_batch(&batch(&retract, &cursor(21, false), "peer:c1"))
+        .unwrap();
+    assert_eq!(out.retracted, 1);
+    assert!(store.item(item.id).is_ok());
+    store
+        .apply_sync_batch(&batch(&retract, &cursor(6, false), "collab:k:w"))
+        .unwrap();
+    assert!(matches!(
+        store.item(item.id),
+        Err(StoreError::ItemNotFound(_))
+    ));
+
+    // A failing batch leaves neither its changes nor its cursor.
+    let bad = crate::SyncBatch {
+        space: "nowhere",
+        ..batch(&first, &c2, "peer:c2")
+    };
+    assert!(store.apply_sync_batch(&bad).is_err());
+    assert_eq!(store.sync_cursor("peer:c2").unwrap(), None);
+}
+
+pub fn full_passes_sweep_and_retract(store: &dyn Store) {
+    space(store, "inbox");
+    let link = "peer:c1";
+    let pass = cursor(0, true);
+    store.begin_resync(link, link, &pass).unwrap();
+    let ops = [
+        received("a", "A"),
+        received_row("a", 1),
+        received_row("a", 2),
+        received("b", "B"),
+        received_row("b", 1),
+    ];
+    store
+        .apply_sync_batch(&batch(&ops, &cursor(9, true), link))
+        .unwrap();
+    store
+        .finish_resync(&batch(&[], &cursor(9, false), link))
+        .unwrap();
+    assert_eq!(items_in(store, "inbox").len(), 2);
+
+    // A restored sender: a new epoch, and only A with one row. B and A's row 2 must go.
+    let restored = crate::SyncCursor {
+        epoch: "e2".into(),
+        ..cursor(0, true)
+    };
+    store.begin_resync(link, link, &restored).unwrap();
+    assert_eq!(store.sync_cursor(link).unwrap().unwrap().seq, 0);
+    let ops = [received("a", "A"), received_row("a", 1)];
+    let during = crate::SyncCursor {
+        seq: 4,
+        ..restored.clone()
+    };
+    store.apply_sync_batch(&batch(&ops, &during, link)).unwrap();
+    let done = crate::SyncCursor {
+        seq: 4,
+        resync: false,
+        ..restored
+    };
+    let out = store.finish_resync(&batch(&[], &done, link)).unwrap();
+    assert_eq!(out.retracted, 1);
+    let left = items_in(store, "inbox");
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].title.as_str(), left[0].row_count), ("A", 1));
+    assert!(store.row(left[0].id, &Key::Int(2)).unwrap().is_none());
+    assert_eq!(store.sync_cursor(link).unwrap(), Some(done));
+}
+
+pub fn item_copies_and_pending_items(store: &dyn Store) {
+    space(store, "inbox");
+    let link = "peer:c1";
+    // An item new to this instance in an incremental batch: rows older than the cursor never
+    // come, so it waits for a whole copy.
+    let ops = [received("a", "A"), received_row("a", 7)];
+    store
+        .apply_sync_batch(&batch(&ops, &cursor(50, false), link))
+        .unwrap();
+    let pending = store.pending_copies(link).unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|p| (p.origin_item.as_str(), p.title.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("a", "A")]
+    );
+    let copy = [
+        received("a", "A"),
+        received_row("a", 1),
+        received_row("a", 2),
+    ];
+    let out = store
+        .apply_item_copy(&batch(&copy, &cursor(50, false), link), "far", "a")
+        .unwrap();
+    assert_eq!(out.rows, 2);
+    assert!(store.pending_copies(link).unwrap().is_empty());
+    let item = &items_in(store, "inbox")[0];
+    assert_eq!(
+        item.row_count, 2,
+        "row 7 was not in the copy: gone at the origin"
+    );
+    assert!(store.row(item.id, &Key::Int(7)).unwrap().is_none());
+
+    let refused = crate::PendingCopy {
+        origin_instance: "far".into(),
+        origin_item: "z".into(),
+        title: "Too big".into(),
+        error_code: Some("item_too_large".into()),
+        error: Some("over the limit".into()),
+    };
+    store.mark_pending(link, &refused).unwrap();
+    assert_eq!(store.pending_copies(link).unwrap(), vec![refused]);
+    assert!(store.pending_copies("peer:other").unwrap().is_empty());
+}
+
+pub fn sync_runs_are_kept(store: &dyn Store) {
+    let run = |id: &str, link: &str, at: &str| ferry_proto::SyncRun {
+        id: id.into(),
+        link: link.into(),
+        trigger: "on_demand".into(),
+        status: "running".into(),
+        started_at: at.into(),
+        ended_at: None,
+        items_received: 0,
+        rows_received: 0,
+        items_retracted: 0,
+        bytes_received: 0,
+        errors: vec![],
+        message: None,
+    };
+    store
+        .record_run(&run("r1", "peer:a", "2026-01-01T00:00:00Z"))
+        .unwrap();
+    store
+        .record_run(&run("r2", "peer:b", "2026-01-01T00:00:01Z"))
+        .unwrap();
+    let mut done = run("r1", "peer:a", "2026-01-01T00:00:00Z");
+    done.status = "completed_with_failures".into();
+    done.rows_received = 5;
+    done.errors = vec![ferry_proto::SyncItemError {
+        origin_item: "o".into(),
+        title: "T".into(),
+        code: "item_too_large".into(),
+        message: "m".into(),
+    }];
+    store.record_run(&done).unwrap();
+    assert_eq!(store.list_runs(Some("peer:a"), 10).unwrap(), vec![done]);
+    let all: Vec<String> = store
+        .list_runs(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(all, vec!["r2", "r1"], "newest first");
 }

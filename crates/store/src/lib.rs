@@ -151,6 +151,35 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEntry,
     ) -> StoreResult<EndedArrivals>;
 
+    /// Where an inbound sync channel stands.
+    fn sync_cursor(&self, channel: &str) -> StoreResult<Option<SyncCursor>>;
+    /// Starts a full pass on a channel: its cursor goes back to 0 under `cursor`'s epoch and
+    /// scope, and every arrival by `link` is stale until the pass brings it again.
+    fn begin_resync(&self, channel: &str, link: &str, cursor: &SyncCursor) -> StoreResult<()>;
+    /// Applies a batch of received changes and the channel's new cursor, in one transaction.
+    fn apply_sync_batch(&self, batch: &SyncBatch<'_>) -> StoreResult<BatchOutcome>;
+    /// Applies a whole copy of one item, removes the rows it did not bring, and clears the item
+    /// from the channel's pending copies; the cursor stays.
+    fn apply_item_copy(
+        &self,
+        batch: &SyncBatch<'_>,
+        origin_instance: &str,
+        origin_item: &str,
+    ) -> StoreResult<BatchOutcome>;
+    /// Ends a full pass: sweeps what it did not bring, retracts items it did not mention, and
+    /// stores the final cursor.
+    fn finish_resync(&self, batch: &SyncBatch<'_>) -> StoreResult<BatchOutcome>;
+    /// Items a channel must copy whole at its next run (new ones, and refused ones to retry).
+    fn pending_copies(&self, channel: &str) -> StoreResult<Vec<PendingCopy>>;
+    /// Records an item a channel could not take, with why; the next run tries again.
+    fn mark_pending(&self, channel: &str, copy: &PendingCopy) -> StoreResult<()>;
+    /// Where an item came from (`origin instance`, `origin item`); `None` for its own items.
+    fn item_origin(&self, id: ItemId) -> StoreResult<Option<(String, String)>>;
+    /// Inserts or replaces a sync run.
+    fn record_run(&self, run: &SyncRunRecord) -> StoreResult<()>;
+    /// The latest runs, newest first, of one link or of all.
+    fn list_runs(&self, link: Option<&str>, limit: usize) -> StoreResult<Vec<SyncRunRecord>>;
+
     /// What changed in a space after `after`, in sequence order, at most `limit` entries.
     /// Costs time proportional to the changes returned, not to the data in the space.
     fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage>;

@@ -2,6 +2,7 @@
 //! so readers never wait for the writer.
 
 mod collabs;
+mod sync;
 
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
@@ -24,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_trust.sql"),
     include_str!("../migrations/sqlite/0003_peers.sql"),
     include_str!("../migrations/sqlite/0004_collaborations.sql"),
+    include_str!("../migrations/sqlite/0005_sync.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -908,6 +910,51 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
 }
 
 impl Store for SqliteStore {
+    fn sync_cursor(&self, channel: &str) -> StoreResult<Option<SyncCursor>> {
+        self.read(|c| sync::cursor(c, channel))
+    }
+
+    fn begin_resync(&self, channel: &str, link: &str, cursor: &SyncCursor) -> StoreResult<()> {
+        self.write(|tx| sync::begin_resync(tx, channel, link, cursor))
+    }
+
+    fn apply_sync_batch(&self, batch: &SyncBatch<'_>) -> StoreResult<BatchOutcome> {
+        self.write(|tx| sync::apply_batch(tx, batch))
+    }
+
+    fn apply_item_copy(
+        &self,
+        batch: &SyncBatch<'_>,
+        origin_instance: &str,
+        origin_item: &str,
+    ) -> StoreResult<BatchOutcome> {
+        self.write(|tx| sync::apply_item_copy(tx, batch, origin_instance, origin_item))
+    }
+
+    fn finish_resync(&self, batch: &SyncBatch<'_>) -> StoreResult<BatchOutcome> {
+        self.write(|tx| sync::finish_resync(tx, batch))
+    }
+
+    fn pending_copies(&self, channel: &str) -> StoreResult<Vec<PendingCopy>> {
+        self.read(|c| sync::pending(c, channel))
+    }
+
+    fn mark_pending(&self, channel: &str, copy: &PendingCopy) -> StoreResult<()> {
+        self.write(|tx| sync::mark_pending(tx, channel, copy))
+    }
+
+    fn item_origin(&self, id: ItemId) -> StoreResult<Option<(String, String)>> {
+        self.read(|c| sync::item_origin(c, id))
+    }
+
+    fn record_run(&self, run: &SyncRunRecord) -> StoreResult<()> {
+        self.write(|tx| sync::record_run(tx, run))
+    }
+
+    fn list_runs(&self, link: Option<&str>, limit: usize) -> StoreResult<Vec<SyncRunRecord>> {
+        self.read(|c| sync::runs(c, link, limit))
+    }
+
     fn insert_collab(
         &self,
         record: &CollabRecord,

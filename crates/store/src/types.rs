@@ -313,3 +313,88 @@ impl CollabRecord {
         Some(Participant::Guest(mode))
     }
 }
+
+/// Where an inbound channel stands: the sender's epoch and scope, and the feed position applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncCursor {
+    pub epoch: String,
+    pub scope: String,
+    pub seq: i64,
+    /// A full pass is under way: at its end, what it did not bring is retracted.
+    pub resync: bool,
+}
+
+/// An item as received: its origin and metadata (markings already include the link's own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedItem {
+    pub origin_instance: String,
+    pub origin_item: String,
+    pub kind: ItemKind,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub markings: Vec<String>,
+    pub schema: Option<ferry_proto::Schema>,
+    pub geometry_type: Option<GeometryType>,
+    pub crs: Option<String>,
+    pub file: Option<(FileInfo, Vec<ChunkRef>)>,
+}
+
+/// One checked change from a sender.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncOp {
+    Item(Box<ReceivedItem>),
+    Row {
+        origin_item: String,
+        row: RowRecord,
+    },
+    RowDeleted {
+        origin_item: String,
+        key: Key,
+    },
+    Retract {
+        origin_instance: String,
+        origin_item: String,
+    },
+}
+
+/// A batch to apply in one transaction with the channel's new cursor.
+#[derive(Debug, Clone)]
+pub struct SyncBatch<'a> {
+    /// The cursor's key: one per inbound channel.
+    pub channel: &'a str,
+    /// The arrival link received items are tied to.
+    pub link: &'a str,
+    /// The local space received items land in.
+    pub space: &'a str,
+    /// Who owns received items here.
+    pub owner: &'a str,
+    pub ops: &'a [SyncOp],
+    pub cursor: &'a SyncCursor,
+    /// Items new to this instance need a whole copy (rows older than the cursor never come).
+    pub copy_new_items: bool,
+    /// Whether a retracted item is deleted (the delete policy) or kept, untied from the link.
+    pub delete_retracted: bool,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub items: i64,
+    pub rows: i64,
+    pub retracted: i64,
+    pub freed_chunks: Vec<String>,
+}
+
+/// An item a channel must copy whole at its next run, and why, if it failed before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCopy {
+    pub origin_instance: String,
+    pub origin_item: String,
+    pub title: String,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A run as stored.
+pub type SyncRunRecord = ferry_proto::SyncRun;

@@ -1,0 +1,264 @@
+//! The sync planner's rules, pure: what a sender sends over a channel, and what a receiver
+//! accepts. The sender decides per item from its current state (never from what it believes the
+//! receiver has), and the receiver checks everything again against what it agreed to import.
+
+use ferry_proto::ItemKind;
+use ferry_proto::ticket::DataTypes;
+
+/// What one channel carries, as its sender sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendScope {
+    /// The data types that leave over the channel.
+    pub kinds: DataTypes,
+    /// Markings an item may carry and still leave; `None`: no marked item leaves.
+    pub ceiling: Option<Vec<String>>,
+    /// The receiving instance: items that came from it never go back to it.
+    pub receiver: String,
+}
+
+/// An item as the planner needs to see it.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemFacts<'a> {
+    pub kind: ItemKind,
+    pub markings: &'a [String],
+    /// The instance where the item was created.
+    pub origin_instance: &'a str,
+    pub deleted: bool,
+}
+
+/// Why an item leaves the receiver's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetractReason {
+    Deleted,
+    OutOfScope,
+}
+
+impl RetractReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetractReason::Deleted => "deleted",
+            RetractReason::OutOfScope => "out_of_scope",
+        }
+    }
+}
+
+/// The sender's decision for one changed item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Send,
+    /// The receiver must drop it if it has it: being filtered out is not the same as never
+    /// having existed.
+    Retract(RetractReason),
+    /// Never mentioned: it came from the receiver.
+    Skip,
+}
+
+pub fn carries(kinds: DataTypes, kind: ItemKind) -> bool {
+    match kind {
+        ItemKind::Dataset => kinds.datasets,
+        ItemKind::FeatureLayer => kinds.features,
+        ItemKind::File => kinds.files,
+    }
+}
+
+/// Whether every marking of an item is under the ceiling.
+pub fn within_ceiling(ceiling: Option<&[String]>, markings: &[String]) -> bool {
+    match ceiling {
+        None => markings.is_empty(),
+        Some(allowed) => markings.iter().all(|m| allowed.contains(m)),
+    }
+}
+
+/// What the sender does with a changed item.
+pub fn judge(scope: &SendScope, item: ItemFacts<'_>) -> Verdict {
+    if item.origin_instance == scope.receiver {
+        return Verdict::Skip;
+    }
+    if item.deleted {
+        return Verdict::Retract(RetractReason::Deleted);
+    }
+    if !carries(scope.kinds, item.kind) || !within_ceiling(scope.ceiling.as_deref(), item.markings)
+    {
+        return Verdict::Retract(RetractReason::OutOfScope);
+    }
+    Verdict::Send
+}
+
+impl SendScope {
+    /// A fingerprint of everything that decides the scope. A receiver's cursor belongs to one
+    /// fingerprint: when the scope changes, items that newly match were never sent, so the
+    /// receiver starts over.
+    pub fn fingerprint(&self) -> String {
+        let mut ceiling = self.ceiling.clone();
+        if let Some(c) = ceiling.as_mut() {
+            c.sort();
+            c.dedup();
+        }
+        let text = format!("{:?}|{:?}|{}", self.kinds.names(), ceiling, self.receiver);
+        blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
+    }
+}
+
+/// What a receiver agreed to import over a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agreement {
+    pub kinds: DataTypes,
+    /// The largest item accepted, in bytes.
+    pub max_item_bytes: u64,
+    /// This instance: nothing that originates here is taken back from elsewhere.
+    pub receiver: String,
+}
+
+/// Why a receiver refuses an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// A stable error code (`ErrorCode` spelling).
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The receiver's own check of an incoming item, whatever the sender decided.
+pub fn accept(
+    agreement: &Agreement,
+    kind: ItemKind,
+    origin: &str,
+    size: u64,
+) -> Result<(), Refusal> {
+    if origin == agreement.receiver {
+        return Err(Refusal {
+            code: "sync_refused",
+            message: "the item originates on this instance; it is not taken back".into(),
+        });
+    }
+    if !carries(agreement.kinds, kind) {
+        return Err(Refusal {
+            code: "sync_refused",
+            message: format!(
+                "{} items are not imported over this link (it imports: {})",
+                kind.as_str(),
+                agreement.kinds.names().join(", ")
+            ),
+        });
+    }
+    if size > agreement.max_item_bytes {
+        return Err(Refusal {
+            code: "item_too_large",
+            message: format!(
+                "the item has {size} bytes, more than the {} this link accepts",
+                agreement.max_item_bytes
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn types(datasets: bool, features: bool, files: bool) -> DataTypes {
+        DataTypes {
+            datasets,
+            features,
+            files,
+        }
+    }
+
+    fn scope(ceiling: Option<&[&str]>) -> SendScope {
+        SendScope {
+            kinds: types(true, true, false),
+            ceiling: ceiling.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            receiver: "b".into(),
+        }
+    }
+
+    fn facts<'a>(kind: ItemKind, markings: &'a [String], origin: &'a str) -> ItemFacts<'a> {
+        ItemFacts {
+            kind,
+            markings,
+            origin_instance: origin,
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn the_sender_sends_retracts_or_skips() {
+        let none: Vec<String> = vec![];
+        let official = vec!["OFFICIAL".to_string()];
+        let open = scope(None);
+        let ceiling = scope(Some(&["OFFICIAL"]));
+        assert_eq!(
+            judge(&open, facts(ItemKind::Dataset, &none, "a")),
+            Verdict::Send
+        );
+        assert_eq!(
+            judge(&open, facts(ItemKind::Dataset, &official, "a")),
+            Verdict::Retract(RetractReason::OutOfScope),
+            "no ceiling: no marked item leaves"
+        );
+        assert_eq!(
+            judge(&ceiling, facts(ItemKind::FeatureLayer, &official, "a")),
+            Verdict::Send
+        );
+        assert_eq!(
+            judge(&ceiling, facts(ItemKind::File, &none, "a")),
+            Verdict::Retract(RetractReason::OutOfScope),
+            "files are not sent"
+        );
+        assert_eq!(
+            judge(&ceiling, facts(ItemKind::Dataset, &none, "b")),
+            Verdict::Skip,
+            "never echoed back to where it came from"
+        );
+        let mut deleted = facts(ItemKind::Dataset, &none, "a");
+        deleted.deleted = true;
+        assert_eq!(
+            judge(&ceiling, deleted),
+            Verdict::Retract(RetractReason::Deleted)
+        );
+    }
+
+    #[test]
+    fn fingerprints_follow_the_scope() {
+        let a = scope(Some(&["OFFICIAL", "SECRET"]));
+        let b = scope(Some(&["SECRET", "OFFICIAL", "SECRET"]));
+        assert_eq!(
+            a.fingerprint(),
+            b.fingerprint(),
+            "order and repeats do not matter"
+        );
+        assert_ne!(a.fingerprint(), scope(Some(&["OFFICIAL"])).fingerprint());
+        assert_ne!(a.fingerprint(), scope(None).fingerprint());
+        let mut files = a.clone();
+        files.kinds.files = true;
+        assert_ne!(a.fingerprint(), files.fingerprint());
+    }
+
+    #[test]
+    fn the_receiver_checks_for_itself() {
+        let agreement = Agreement {
+            kinds: types(true, false, true),
+            max_item_bytes: 100,
+            receiver: "b".into(),
+        };
+        assert!(accept(&agreement, ItemKind::Dataset, "a", 100).is_ok());
+        assert_eq!(
+            accept(&agreement, ItemKind::FeatureLayer, "a", 1)
+                .unwrap_err()
+                .code,
+            "sync_refused"
+        );
+        assert_eq!(
+            accept(&agreement, ItemKind::File, "a", 101)
+                .unwrap_err()
+                .code,
+            "item_too_large"
+        );
+        assert_eq!(
+            accept(&agreement, ItemKind::Dataset, "b", 1)
+                .unwrap_err()
+                .code,
+            "sync_refused"
+        );
+    }
+}

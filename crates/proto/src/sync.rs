@@ -1,0 +1,180 @@
+//! Sync on the wire: what a receiver asks for, the records a sender streams back, and the sync
+//! history the admin API shows.
+//!
+//! A pull answers with NDJSON, one [`SyncRecord`] per line. Records between two `commit` records
+//! form a batch the receiver applies in one transaction together with the commit's cursor; the
+//! stream ends with an `end` record, so a cut-off stream is told apart from a finished one.
+
+use crate::model::{FileInfo, GeometryType, Schema};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// One side's name for a link both sides share: a peer connection (by the request id both sides
+/// keep) or a collaboration workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WireLink {
+    Peer {
+        request_id: String,
+    },
+    Collab {
+        collaboration_id: String,
+        workspace_id: String,
+    },
+}
+
+/// "Changes after this cursor, please."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PullRequest {
+    pub link: WireLink,
+    /// The sender's epoch the cursor belongs to; `None` on a first pull.
+    #[serde(default)]
+    pub epoch: Option<String>,
+    /// The scope fingerprint the cursor belongs to (see [`SyncRecord::Start`]).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Feed position after which changes are wanted; 0 for everything.
+    pub after: i64,
+}
+
+/// Asks for the whole current content of one item (after the item entered the receiver's view
+/// with rows older than its cursor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ItemPullRequest {
+    pub link: WireLink,
+    pub origin_instance: String,
+    pub origin_item: String,
+}
+
+/// Asks for one file chunk an item in scope uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChunkRequest {
+    pub link: WireLink,
+    /// BLAKE3, hex.
+    pub hash: String,
+}
+
+/// An item's description as it travels: its global identity and its metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WireItem {
+    /// The instance where the item was created, and its id there: one item however many paths
+    /// bring it.
+    pub origin_instance: String,
+    pub origin_item: String,
+    /// `dataset`, `feature_layer` or `file`.
+    pub kind: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub markings: Vec<String>,
+    #[serde(default)]
+    pub schema: Option<Schema>,
+    #[serde(default)]
+    pub geometry_type: Option<GeometryType>,
+    #[serde(default)]
+    pub crs: Option<String>,
+    #[serde(default)]
+    pub file: Option<FileInfo>,
+    /// The file's chunks, in order: (BLAKE3 hex, length).
+    #[serde(default)]
+    pub chunks: Vec<(String, u64)>,
+    /// Bytes of the item's content (rows or file), for the size limit.
+    #[serde(default)]
+    pub size: u64,
+}
+
+/// One line of a pull's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum SyncRecord {
+    /// First line: the sender's epoch and scope fingerprint. A receiver whose cursor has another
+    /// epoch or scope starts over from 0 (a full resync).
+    Start {
+        epoch: String,
+        scope: String,
+        /// True when the answer starts from 0 (everything in scope follows).
+        full: bool,
+    },
+    /// An item in scope was created or changed.
+    Item { item: Box<WireItem> },
+    /// A row of an item in scope was added or changed.
+    Row {
+        origin_item: String,
+        #[schema(value_type = Object)]
+        key: Value,
+        #[schema(value_type = Object)]
+        values: serde_json::Map<String, Value>,
+        #[serde(default)]
+        #[schema(value_type = Object)]
+        geometry: Option<Value>,
+    },
+    /// A row of an item in scope was deleted.
+    RowDeleted {
+        origin_item: String,
+        #[schema(value_type = Object)]
+        key: Value,
+    },
+    /// The item left the receiver's view: deleted at its origin, or no longer in scope (unshared,
+    /// a marking above the ceiling, a data type no longer sent).
+    Retract {
+        origin_instance: String,
+        origin_item: String,
+        /// `deleted` or `out_of_scope`.
+        reason: String,
+    },
+    /// Everything before this line is one batch, consistent up to feed position `seq`.
+    Commit { seq: i64 },
+    /// The last line: nothing more follows.
+    End { seq: i64 },
+}
+
+/// One sync run, as `ferry sync history` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SyncRun {
+    pub id: String,
+    /// `peer:<connection id>` or `collab:<collaboration id>:<workspace id>`.
+    pub link: String,
+    /// `scheduled`, `on_demand` or `realtime`.
+    pub trigger: String,
+    /// `submitted`, `running`, `completed`, `completed_with_failures`, `failed` or `skipped`.
+    pub status: String,
+    pub started_at: String,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    pub items_received: i64,
+    pub rows_received: i64,
+    pub items_retracted: i64,
+    pub bytes_received: i64,
+    /// Per-item errors: the item, and what went wrong.
+    pub errors: Vec<SyncItemError>,
+    /// Why the run failed, if it did.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SyncItemError {
+    pub origin_item: String,
+    pub title: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// The state of one link's sync, for `ferry sync status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LinkSyncStatus {
+    pub link: String,
+    /// What the link is, for people: the peer's title, or collaboration / workspace.
+    pub name: String,
+    /// Whether this instance receives on the link now.
+    pub receives: bool,
+    /// Whether this instance sends on the link now.
+    pub sends: bool,
+    #[serde(default)]
+    pub last_run: Option<SyncRun>,
+    pub running: bool,
+}

@@ -1,0 +1,595 @@
+//! Receiving side of sync: cursors, batches applied with their cursor, whole-item copies, full
+//! passes with their sweep, pending copies, and the run history.
+
+use super::{
+    KeySql, RowOwner, SeqAlloc, UPSERT_ROW, find_space, now, to_json, tombstone_item, write_row,
+};
+use crate::types::{
+    BatchOutcome, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp, SyncRunRecord,
+};
+use crate::{StoreError, StoreResult};
+use ferry_core::Key;
+use ferry_proto::ItemId;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::HashMap;
+
+pub(super) fn cursor(conn: &Connection, channel: &str) -> StoreResult<Option<SyncCursor>> {
+    conn.query_row(
+        "SELECT epoch, scope, seq, resync FROM sync_cursors WHERE channel = ?1",
+        [channel],
+        |r| {
+            Ok(SyncCursor {
+                epoch: r.get(0)?,
+                scope: r.get(1)?,
+                seq: r.get(2)?,
+                resync: r.get::<_, i64>(3)? != 0,
+            })
+        },
+    )
+    .optional()
+    .map_err(Into::into)
+}
+
+fn set_cursor(tx: &Transaction<'_>, channel: &str, cursor: &SyncCursor) -> StoreResult<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO sync_cursors (channel, epoch, scope, seq, resync, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            channel,
+            cursor.epoch,
+            cursor.scope,
+            cursor.seq,
+            cursor.resync,
+            now()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Starts a full pass: every arrival by `link` is stale until the pass brings it again.
+pub(super) fn begin_resync(
+    tx: &Transaction<'_>,
+    channel: &str,
+    link: &str,
+    cursor: &SyncCursor,
+) -> StoreResult<()> {
+    tx.execute("UPDATE item_arrivals SET stale = 1 WHERE link = ?1", [link])?;
+    tx.execute("DELETE FROM sync_copy_starts WHERE channel = ?1", [channel])?;
+    set_cursor(
+        tx,
+        channel,
+        &SyncCursor {
+            seq: 0,
+            resync: true,
+            ..cursor.clone()
+        },
+    )
+}
+
+/// The local item a received origin item is, if this instance has it.
+fn local_item(tx: &Connection, origin_item: &str) -> StoreResult<Option<i64>> {
+    tx.prepare_cached(
+        "SELECT a.item_rid FROM item_arrivals a JOIN items i ON i.rid = a.item_rid
+         WHERE a.origin_item = ?1 AND i.deleted = 0 LIMIT 1",
+    )?
+    .query_row([origin_item], |r| r.get(0))
+    .optional()
+    .map_err(Into::into)
+}
+
+/// Applies checked changes in one transaction, then the new cursor (if any).
+struct Apply<'t, 'c, 'b> {
+    tx: &'t Transaction<'c>,
+    batch: &'b SyncBatch<'b>,
+    space_rid: i64,
+    seqs: SeqAlloc,
+    /// Local item rid per origin item, and the row count change per item.
+    items: HashMap<String, i64>,
+    spaces: HashMap<i64, i64>,
+    row_delta: HashMap<i64, i64>,
+    outcome: BatchOutcome,
+}
+
+impl Apply<'_, '_, '_> {
+    fn item_rid(&mut self, origin_item: &str) -> StoreResult<Option<i64>> {
+        if let Some(rid) = self.items.get(origin_item) {
+            return Ok(Some(*rid));
+        }
+        let found = local_item(self.tx, origin_item)?;
+        if let Some(rid) = found {
+            self.items.insert(origin_item.to_string(), rid);
+        }
+        Ok(found)
+    }
+
+    fn op(&mut self, op: &SyncOp) -> StoreResult<()> {
+        match op {
+            SyncOp::Item(item) => self.item(item),
+            SyncOp::Row { origin_item, row } => {
+                // Rows of an item this instance does not hold (refused, waiting for a copy) wait
+                // for that copy.
+                let Some(rid) = self.item_rid(origin_item)? else {
+                    return Ok(());
+                };
+                self.row(rid, &row.key, Some(row))
+            }
+            SyncOp::RowDeleted { origin_item, key } => {
+                let Some(rid) = self.item_rid(origin_item)? else {
+                    return Ok(());
+                };
+                self.row(rid, key, None)
+            }
+            SyncOp::Retract {
+                origin_instance,
+                origin_item,
+            } => self.retract(origin_instance, origin_item),
+        }
+    }
+
+    fn item(&mut self, item: &ReceivedItem) -> StoreResult<()> {
+        let seq = self.seqs.take();
+        let file = item
+            .file
+            .as_ref()
+            .map(|(info, _)| to_json(info))
+            .transpose()?;
+        let existing = self.item_rid(&item.origin_item)?;
+        let rid = match existing {
+            Some(rid) => {
+                self.tx.execute(
+                    "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
+                         schema = ?6, geometry_type = ?7, crs = ?8, file = coalesce(?9, file),
+                         seq = ?10, version = version + 1, updated_at = ?11 WHERE rid = ?1",
+                    params![
+                        rid,
+                        item.title,
+                        item.description,
+                        to_json(&item.tags)?,
+                        to_json(&item.markings)?,
+                        item.schema.as_ref().map(to_json).transpose()?,
+                        item.geometry_type.map(|g| g.as_str()),
+                        item.crs,
+                        file,
+                        seq,
+                        now()
+                    ],
+                )?;
+                rid
+            }
+            None => self.create(item, seq, file)?,
+        };
+        self.tx.execute(
+            "INSERT INTO item_arrivals (item_rid, link, origin_instance, origin_item, stale)
+             VALUES (?1, ?2, ?3, ?4, 0)
+             ON CONFLICT (item_rid, link) DO UPDATE SET stale = 0",
+            params![rid, self.batch.link, item.origin_instance, item.origin_item],
+        )?;
+        if self.batch.cursor.resync {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
+                params![self.batch.channel, rid, seq],
+            )?;
+        } else if existing.is_none() && self.batch.copy_new_items {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO sync_pending (channel, origin_instance, origin_item, title)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    self.batch.channel,
+                    item.origin_instance,
+                    item.origin_item,
+                    item.title
+                ],
+            )?;
+        }
+        if let Some((_, chunks)) = &item.file {
+            self.replace_chunks(rid, chunks)?;
+        }
+        self.outcome.items += 1;
+        Ok(())
+    }
+
+    fn create(&mut self, item: &ReceivedItem, seq: i64, file: Option<String>) -> StoreResult<i64> {
+        let ts = now();
+        self.tx.execute(
+            "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
+                 created_at, updated_at, version, seq, crs, file, schema, geometry_type, row_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11, ?12, ?13, ?14, 0)",
+            params![
+                ItemId::generate().to_string(),
+                self.space_rid,
+                item.kind.as_str(),
+                item.title,
+                item.description,
+                to_json(&item.tags)?,
+                to_json(&item.markings)?,
+                self.batch.owner,
+                ts,
+                seq,
+                item.crs,
+                file,
+                item.schema.as_ref().map(to_json).transpose()?,
+                item.geometry_type.map(|g| g.as_str()),
+            ],
+        )?;
+        let rid = self.tx.last_insert_rowid();
+        self.items.insert(item.origin_item.clone(), rid);
+        self.spaces.insert(rid, self.space_rid);
+        Ok(rid)
+    }
+
+    fn replace_chunks(&mut self, rid: i64, chunks: &[crate::ChunkRef]) -> StoreResult<()> {
+        let old: Vec<String> = self
+            .tx
+            .prepare("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
+            .query_map([rid], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        self.tx
+            .execute("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO file_chunks (item_rid, idx, hash, len) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (idx, c) in chunks.iter().enumerate() {
+            stmt.execute(params![rid, idx as i64, c.hash, c.len as i64])?;
+        }
+        drop(stmt);
+        let freed = super::unused_chunks(self.tx, old)?;
+        self.outcome.freed_chunks.extend(freed);
+        Ok(())
+    }
+
+    /// Writes a row (`Some`) or its tombstone (`None`), keeping the item's row count.
+    fn row(
+        &mut self,
+        rid: i64,
+        key: &Key,
+        row: Option<&ferry_core::rows::RowRecord>,
+    ) -> StoreResult<()> {
+        let seq = self.seqs.take();
+        let delta =
+            match row {
+                Some(row) => {
+                    let updated = self.tx.prepare_cached(
+                    "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5, min_x = ?6, min_y = ?7,
+                         max_x = ?8, max_y = ?9 WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
+                )?
+                .execute(params![
+                    rid,
+                    KeySql(key),
+                    seq,
+                    row.values,
+                    row.geometry.as_ref().map(|g| g.text.as_str()),
+                    row.geometry.as_ref().and_then(|g| g.bbox).map(|b| b.min_x),
+                    row.geometry.as_ref().and_then(|g| g.bbox).map(|b| b.min_y),
+                    row.geometry.as_ref().and_then(|g| g.bbox).map(|b| b.max_x),
+                    row.geometry.as_ref().and_then(|g| g.bbox).map(|b| b.max_y),
+                ])?;
+                    if updated == 1 {
+                        0
+                    } else {
+                        let owner = self.owner(rid)?;
+                        let mut stmt = self.tx.prepare_cached(UPSERT_ROW)?;
+                        write_row(
+                            &mut stmt,
+                            owner,
+                            key,
+                            seq,
+                            &row.values,
+                            row.geometry.as_ref(),
+                        )?;
+                        1
+                    }
+                }
+                None => {
+                    let deleted = self
+                        .tx
+                        .prepare_cached(
+                            "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
+                         min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL
+                     WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
+                        )?
+                        .execute(params![rid, KeySql(key), seq])?;
+                    -(deleted as i64)
+                }
+            };
+        *self.row_delta.entry(rid).or_default() += delta;
+        self.outcome.rows += 1;
+        Ok(())
+    }
+
+    /// Rows repeat their item's space; an item that came by another link first may live in
+    /// another space than this link's.
+    fn owner(&mut self, rid: i64) -> StoreResult<RowOwner> {
+        let space_rid = match self.spaces.get(&rid) {
+            Some(s) => *s,
+            None => {
+                let s = self.tx.query_row(
+                    "SELECT space_rid FROM items WHERE rid = ?1",
+                    [rid],
+                    |r| r.get(0),
+                )?;
+                self.spaces.insert(rid, s);
+                s
+            }
+        };
+        Ok(RowOwner {
+            item_rid: rid,
+            space_rid,
+        })
+    }
+
+    fn retract(&mut self, origin_instance: &str, origin_item: &str) -> StoreResult<()> {
+        self.tx.execute(
+            "DELETE FROM sync_pending WHERE channel = ?1 AND origin_instance = ?2 AND origin_item = ?3",
+            params![self.batch.channel, origin_instance, origin_item],
+        )?;
+        let Some(rid) = self.item_rid(origin_item)? else {
+            return Ok(());
+        };
+        self.items.remove(origin_item);
+        self.retract_rid(rid)
+    }
+
+    /// Unties an item from this link; deletes it if the policy says so and no other link
+    /// brought it.
+    fn retract_rid(&mut self, rid: i64) -> StoreResult<()> {
+        self.tx.execute(
+            "DELETE FROM item_arrivals WHERE item_rid = ?1 AND link = ?2",
+            params![rid, self.batch.link],
+        )?;
+        let other_links: i64 = self.tx.query_row(
+            "SELECT count(*) FROM item_arrivals WHERE item_rid = ?1",
+            [rid],
+            |r| r.get(0),
+        )?;
+        if self.batch.delete_retracted && other_links == 0 {
+            let seq = self.seqs.take();
+            self.outcome
+                .freed_chunks
+                .extend(tombstone_item(self.tx, rid, seq)?);
+            self.row_delta.remove(&rid);
+        }
+        self.outcome.retracted += 1;
+        Ok(())
+    }
+
+    /// Moves every touched item to a new sequence, with its new row count.
+    fn finish(mut self) -> StoreResult<BatchOutcome> {
+        let touched: Vec<(i64, i64)> = self.row_delta.drain().collect();
+        for (rid, delta) in touched {
+            let seq = self.seqs.take();
+            self.tx.execute(
+                "UPDATE items SET seq = ?2, version = version + 1, updated_at = ?3,
+                     row_count = row_count + ?4 WHERE rid = ?1 AND deleted = 0",
+                params![rid, seq, now(), delta],
+            )?;
+        }
+        self.seqs.finish(self.tx)?;
+        Ok(self.outcome)
+    }
+}
+
+fn begin<'t, 'c, 'b>(
+    tx: &'t Transaction<'c>,
+    batch: &'b SyncBatch<'b>,
+) -> StoreResult<Apply<'t, 'c, 'b>> {
+    let (space_rid, _) = find_space(tx, batch.space)?;
+    Ok(Apply {
+        tx,
+        batch,
+        space_rid,
+        seqs: SeqAlloc::begin(tx)?,
+        items: HashMap::new(),
+        spaces: HashMap::new(),
+        row_delta: HashMap::new(),
+        outcome: BatchOutcome::default(),
+    })
+}
+
+pub(super) fn apply_batch(
+    tx: &Transaction<'_>,
+    batch: &SyncBatch<'_>,
+) -> StoreResult<BatchOutcome> {
+    let mut apply = begin(tx, batch)?;
+    for op in batch.ops {
+        apply.op(op)?;
+    }
+    let outcome = apply.finish()?;
+    set_cursor(tx, batch.channel, batch.cursor)?;
+    Ok(outcome)
+}
+
+/// Applies a whole copy of one item: its changes, then a sweep of the rows the copy did not
+/// bring (they are gone at the origin), and clears it from the pending copies.
+pub(super) fn apply_item_copy(
+    tx: &Transaction<'_>,
+    batch: &SyncBatch<'_>,
+    origin_instance: &str,
+    origin_item: &str,
+) -> StoreResult<BatchOutcome> {
+    let mut apply = begin(tx, batch)?;
+    let copy_start = apply.seqs.last + 1;
+    for op in batch.ops {
+        apply.op(op)?;
+    }
+    if let Some(rid) = apply.item_rid(origin_item)? {
+        let swept = sweep_rows(tx, rid, copy_start, &mut apply.seqs)?;
+        *apply.row_delta.entry(rid).or_default() -= swept;
+    }
+    let outcome = apply.finish()?;
+    tx.execute(
+        "DELETE FROM sync_pending WHERE channel = ?1 AND origin_instance = ?2 AND origin_item = ?3",
+        params![batch.channel, origin_instance, origin_item],
+    )?;
+    Ok(outcome)
+}
+
+/// Tombstones the live rows of an item last written before `before`; returns how many.
+fn sweep_rows(
+    tx: &Transaction<'_>,
+    rid: i64,
+    before: i64,
+    seqs: &mut SeqAlloc,
+) -> StoreResult<i64> {
+    let keys: Vec<Key> = tx
+        .prepare("SELECT key FROM rows WHERE item_rid = ?1 AND deleted = 0 AND seq < ?2")?
+        .query_map(params![rid, before], |r| super::key_from_sql(r.get_ref(0)?))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = tx.prepare_cached(
+        "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
+             min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL
+         WHERE item_rid = ?1 AND key = ?2",
+    )?;
+    for key in &keys {
+        stmt.execute(params![rid, KeySql(key), seqs.take()])?;
+    }
+    Ok(keys.len() as i64)
+}
+
+/// Ends a full pass: rows of each copied item that the pass did not bring are swept, and items
+/// the pass did not bring at all are retracted.
+pub(super) fn finish_resync(
+    tx: &Transaction<'_>,
+    batch: &SyncBatch<'_>,
+) -> StoreResult<BatchOutcome> {
+    let mut apply = begin(tx, batch)?;
+    let starts: Vec<(i64, i64)> = tx
+        .prepare("SELECT item_rid, seq FROM sync_copy_starts WHERE channel = ?1")?
+        .query_map([batch.channel], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (rid, start) in starts {
+        let swept = sweep_rows(tx, rid, start, &mut apply.seqs)?;
+        if swept > 0 {
+            *apply.row_delta.entry(rid).or_default() -= swept;
+        }
+    }
+    let stale: Vec<i64> = tx
+        .prepare("SELECT item_rid FROM item_arrivals WHERE link = ?1 AND stale = 1")?
+        .query_map([batch.link], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for rid in stale {
+        apply.retract_rid(rid)?;
+    }
+    let outcome = apply.finish()?;
+    tx.execute(
+        "DELETE FROM sync_copy_starts WHERE channel = ?1",
+        [batch.channel],
+    )?;
+    set_cursor(tx, batch.channel, batch.cursor)?;
+    Ok(outcome)
+}
+
+pub(super) fn pending(conn: &Connection, channel: &str) -> StoreResult<Vec<PendingCopy>> {
+    conn.prepare(
+        "SELECT origin_instance, origin_item, title, error_code, error FROM sync_pending
+         WHERE channel = ?1 ORDER BY origin_item",
+    )?
+    .query_map([channel], |r| {
+        Ok(PendingCopy {
+            origin_instance: r.get(0)?,
+            origin_item: r.get(1)?,
+            title: r.get(2)?,
+            error_code: r.get(3)?,
+            error: r.get(4)?,
+        })
+    })?
+    .collect::<Result<_, _>>()
+    .map_err(Into::into)
+}
+
+pub(super) fn mark_pending(
+    tx: &Transaction<'_>,
+    channel: &str,
+    copy: &PendingCopy,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO sync_pending
+             (channel, origin_instance, origin_item, title, error_code, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            channel,
+            copy.origin_instance,
+            copy.origin_item,
+            copy.title,
+            copy.error_code,
+            copy.error
+        ],
+    )?;
+    Ok(())
+}
+
+/// Where an item came from: `None` for the instance's own items.
+pub(super) fn item_origin(conn: &Connection, id: ItemId) -> StoreResult<Option<(String, String)>> {
+    conn.query_row(
+        "SELECT a.origin_instance, a.origin_item FROM item_arrivals a JOIN items i ON i.rid = a.item_rid
+         WHERE i.id = ?1 LIMIT 1",
+        [id.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(Into::into)
+}
+
+const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_received,
+    rows_received, items_retracted, bytes_received, errors, message";
+
+pub(super) fn record_run(tx: &Transaction<'_>, run: &SyncRunRecord) -> StoreResult<()> {
+    tx.execute(
+        &format!(
+            "INSERT OR REPLACE INTO sync_runs ({RUN_COLS}) VALUES
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        ),
+        params![
+            run.id,
+            run.link,
+            run.trigger,
+            run.status,
+            run.started_at,
+            run.ended_at,
+            run.items_received,
+            run.rows_received,
+            run.items_retracted,
+            run.bytes_received,
+            to_json(&run.errors)?,
+            run.message
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn runs(
+    conn: &Connection,
+    link: Option<&str>,
+    limit: usize,
+) -> StoreResult<Vec<SyncRunRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {RUN_COLS} FROM sync_runs WHERE ?1 IS NULL OR link = ?1
+         ORDER BY started_at DESC, id DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![link, limit as i64], |r| {
+        Ok((
+            SyncRunRecord {
+                id: r.get(0)?,
+                link: r.get(1)?,
+                trigger: r.get(2)?,
+                status: r.get(3)?,
+                started_at: r.get(4)?,
+                ended_at: r.get(5)?,
+                items_received: r.get(6)?,
+                rows_received: r.get(7)?,
+                items_retracted: r.get(8)?,
+                bytes_received: r.get(9)?,
+                errors: Vec::new(),
+                message: r.get(11)?,
+            },
+            r.get::<_, String>(10)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut run, errors) = row?;
+        run.errors =
+            serde_json::from_str(&errors).map_err(|e| StoreError::Backend(e.to_string()))?;
+        out.push(run);
+    }
+    Ok(out)
+}
