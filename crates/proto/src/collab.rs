@@ -143,6 +143,9 @@ pub struct Collaboration {
     /// `keep` or `delete`: what happens to items this instance received when a workspace or the
     /// collaboration ends for it.
     pub delete_policy: String,
+    /// This instance's own security for the collaboration (never sent to others).
+    #[serde(default)]
+    pub security: crate::PeerSecurity,
     pub workspaces: Vec<WorkspaceView>,
     pub participants: Vec<ParticipantView>,
     /// The host's revision this view reflects.
@@ -260,6 +263,13 @@ pub struct GuestResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LinkSpace {
     pub space: String,
+}
+
+/// This participant's security for a collaboration: which marked items may leave it, and the
+/// markings given to what it receives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SetCollabSecurity {
+    pub security: crate::PeerSecurity,
 }
 
 /// This participant's delete policy: `keep` or `delete`.

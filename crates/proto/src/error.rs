@@ -174,6 +174,16 @@ error_codes! {
     ResponseInvalid = "response_invalid",
     /// A guest's response does not match its signature: it was altered.
     ResponseTampered = "response_tampered",
+    /// No such link: a peer connection id, or COLLABORATION/WORKSPACE.
+    LinkNotFound = "link_not_found",
+    /// The link carries no data in that direction now (not active, disabled, or outside the mode).
+    LinkInactive = "link_inactive",
+    /// The receiver refused an item outside what it agreed to import.
+    SyncRefused = "sync_refused",
+    /// The item is larger than the link accepts.
+    ItemTooLarge = "item_too_large",
+    /// A sync stream ended before its end record.
+    SyncStreamCut = "sync_stream_cut",
     /// Something failed inside the server; the log has details.
     Internal = "internal",
 }

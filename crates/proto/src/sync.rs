@@ -132,6 +132,13 @@ pub enum SyncRecord {
     End { seq: i64 },
 }
 
+/// Runs one link now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SyncNow {
+    /// A peer connection id, COLLABORATION/WORKSPACE, or a link key.
+    pub link: String,
+}
+
 /// One sync run, as `ferry sync history` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SyncRun {

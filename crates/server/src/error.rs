@@ -19,9 +19,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound | PeerNotFound
-        | CollabNotFound | WorkspaceNotFound | ParticipantNotFound | InvitationNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        | CollabNotFound | WorkspaceNotFound | ParticipantNotFound | InvitationNotFound
+        | LinkNotFound => StatusCode::NOT_FOUND,
         InviteWrongKind
         | InviteMalformed
         | InviteTampered
@@ -41,7 +40,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         PeerUnreachable | PeerRefused => StatusCode::BAD_GATEWAY,
         InviteReused | InviteKeyMismatch | PeerStateConflict => StatusCode::CONFLICT,
         SpaceNameTaken | SpaceNotEmpty | WrongItemKind | SpaceLinked => StatusCode::CONFLICT,
-        CollabStateConflict | WorkspaceAlreadyLinked | WorkspaceNotLinked => StatusCode::CONFLICT,
+        CollabStateConflict | WorkspaceAlreadyLinked | WorkspaceNotLinked | LinkInactive => {
+            StatusCode::CONFLICT
+        }
+        SyncRefused | ItemTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+        SyncStreamCut => StatusCode::BAD_GATEWAY,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch
         | DuplicateKey | RowNotFound | EditsRejected => StatusCode::UNPROCESSABLE_ENTITY,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,

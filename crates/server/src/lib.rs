@@ -10,6 +10,7 @@ mod federation;
 pub mod instance;
 mod metrics;
 mod state;
+mod sync;
 
 pub use auth::{hash_token, new_token_secret};
 pub use config::{Config, ServeOptions};
@@ -57,6 +58,7 @@ pub fn router(instance: &Instance, public_url: String) -> Router {
         }),
         identity: instance.identity.clone(),
         metrics: Arc::new(metrics::Metrics::new()),
+        sync: Default::default(),
         limits: Limits {
             max_body_bytes: instance.config.max_body_bytes,
             max_import_bytes: instance.config.max_import_bytes,

@@ -24,8 +24,24 @@ pub(crate) struct KindLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RunLabels {
+    pub link: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LinkLabels {
+    pub link: String,
+}
+
 pub(crate) struct Metrics {
     registry: Registry,
+    pub sync_runs: Family<RunLabels, Counter>,
+    pub sync_rows: Family<LinkLabels, Counter>,
+    pub sync_bytes: Family<LinkLabels, Counter>,
+    /// Unix seconds of the last completed run per link: lag is now minus this.
+    pub sync_last_success: Family<LinkLabels, prometheus_client::metrics::gauge::Gauge>,
     pub requests: Family<RequestLabels, Counter>,
     pub request_seconds: Family<RequestLabels, Histogram>,
     pub rows_imported: Family<KindLabels, Counter>,
@@ -70,8 +86,37 @@ impl Metrics {
             "Bytes sent by exports",
             bytes_exported.clone(),
         );
+        let sync_runs = Family::<RunLabels, Counter>::default();
+        let sync_rows = Family::<LinkLabels, Counter>::default();
+        let sync_bytes = Family::<LinkLabels, Counter>::default();
+        let sync_last_success =
+            Family::<LinkLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "sync_runs",
+            "Sync runs by link and status",
+            sync_runs.clone(),
+        );
+        registry.register(
+            "sync_rows_received",
+            "Rows received by sync",
+            sync_rows.clone(),
+        );
+        registry.register(
+            "sync_bytes_received",
+            "Bytes received by sync",
+            sync_bytes.clone(),
+        );
+        registry.register(
+            "sync_last_success_timestamp_seconds",
+            "When the last run of a link completed (lag: now minus this)",
+            sync_last_success.clone(),
+        );
         Metrics {
             registry,
+            sync_runs,
+            sync_rows,
+            sync_bytes,
+            sync_last_success,
             requests,
             request_seconds,
             rows_imported,
@@ -128,4 +173,30 @@ pub(crate) async fn track(
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+impl Metrics {
+    /// Counts a finished sync run.
+    pub(crate) fn sync_run(&self, run: &ferry_proto::SyncRun) {
+        self.sync_runs
+            .get_or_create(&RunLabels {
+                link: run.link.clone(),
+                status: run.status.clone(),
+            })
+            .inc();
+        let link = LinkLabels {
+            link: run.link.clone(),
+        };
+        self.sync_rows
+            .get_or_create(&link)
+            .inc_by(run.rows_received.max(0) as u64);
+        self.sync_bytes
+            .get_or_create(&link)
+            .inc_by(run.bytes_received.max(0) as u64);
+        if run.status.starts_with("completed") {
+            self.sync_last_success
+                .get_or_create(&link)
+                .set(jiff::Timestamp::now().as_second());
+        }
+    }
 }

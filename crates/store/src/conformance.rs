@@ -770,6 +770,10 @@ fn collab_record(id: &str, space: &ferry_proto::Space) -> crate::CollabRecord {
         self_participant: "p-host".into(),
         revision: 1,
         delete_policy: DeletePolicy::Keep,
+        security: ferry_proto::PeerSecurity {
+            ceiling: Some(vec!["OFFICIAL".into()]),
+            mark: vec![],
+        },
         workspaces: vec![crate::WorkspaceRecord {
             id: "w1".into(),
             name: "Roads".into(),
@@ -1021,6 +1025,8 @@ pub fn sync_batches_apply_with_their_cursor(store: &dyn Store) {
         store.item_origin(item.id).unwrap(),
         Some(("far".to_string(), "o1".to_string()))
     );
+    assert_eq!(store.item_by_origin("far", "o1").unwrap(), Some(item.id));
+    assert_eq!(store.item_by_origin("near", "o1").unwrap(), None);
     let before = store.instance().unwrap().last_seq;
 
     // Updates, a delete, an add; rows of an unknown item wait for its copy.

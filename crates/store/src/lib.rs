@@ -175,6 +175,12 @@ pub trait Store: Send + Sync + 'static {
     fn mark_pending(&self, channel: &str, copy: &PendingCopy) -> StoreResult<()>;
     /// Where an item came from (`origin instance`, `origin item`); `None` for its own items.
     fn item_origin(&self, id: ItemId) -> StoreResult<Option<(String, String)>>;
+    /// The live local item that is a copy of `origin_item` from `origin_instance`.
+    fn item_by_origin(
+        &self,
+        origin_instance: &str,
+        origin_item: &str,
+    ) -> StoreResult<Option<ItemId>>;
     /// Inserts or replaces a sync run.
     fn record_run(&self, run: &SyncRunRecord) -> StoreResult<()>;
     /// The latest runs, newest first, of one link or of all.

@@ -947,6 +947,14 @@ impl Store for SqliteStore {
         self.read(|c| sync::item_origin(c, id))
     }
 
+    fn item_by_origin(
+        &self,
+        origin_instance: &str,
+        origin_item: &str,
+    ) -> StoreResult<Option<ItemId>> {
+        self.read(|c| sync::item_by_origin(c, origin_instance, origin_item))
+    }
+
     fn record_run(&self, run: &SyncRunRecord) -> StoreResult<()> {
         self.write(|tx| sync::record_run(tx, run))
     }

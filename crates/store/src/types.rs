@@ -153,6 +153,8 @@ pub struct CollabRecord {
     /// Host: bumped by every change guests should hear of. Guest: the last snapshot applied.
     pub revision: i64,
     pub delete_policy: ferry_core::collab::DeletePolicy,
+    /// This instance's own security for the collaboration: what may leave, what it marks.
+    pub security: ferry_proto::PeerSecurity,
     pub workspaces: Vec<WorkspaceRecord>,
     pub participants: Vec<ParticipantRecord>,
     /// Host only.

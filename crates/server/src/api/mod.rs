@@ -3,9 +3,10 @@
 
 pub(crate) mod collabs;
 mod instance;
-mod items;
+pub(crate) mod items;
 pub(crate) mod peers;
 mod spaces;
+mod sync;
 mod transfer;
 mod trust;
 
@@ -25,7 +26,7 @@ use utoipa_axum::routes;
     info(title = "Ferry API", description = "Administer a Ferry instance: spaces, items, rows, tokens and the change feed."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"), (name = "peers"), (name = "collaborations"))
+    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"), (name = "peers"), (name = "collaborations"), (name = "sync"))
 )]
 struct ApiDoc;
 
@@ -91,6 +92,10 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(collabs::link, collabs::unlink))
         .routes(routes!(collabs::set_delete_policy))
+        .routes(routes!(collabs::set_security))
+        .routes(routes!(sync::sync_now))
+        .routes(routes!(sync::sync_status))
+        .routes(routes!(sync::sync_history))
         .routes(routes!(collabs::host::set_access))
         .routes(routes!(collabs::host::remove_guest))
         .routes(routes!(

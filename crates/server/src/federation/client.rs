@@ -17,6 +17,8 @@ use std::time::Duration;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(20);
 const ATTEMPTS: u32 = 3;
+/// A stream that sends nothing for this long is given up.
+const STREAM_SILENCE: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Why a call to a peer did not succeed.
@@ -68,6 +70,7 @@ impl From<FederationError> for ApiFailure {
 #[derive(Clone)]
 pub(crate) struct FederationClient {
     http: reqwest::Client,
+    stream_http: reqwest::Client,
     identity: Arc<Identity>,
     instance_id: String,
     store: Arc<dyn Store>,
@@ -86,8 +89,15 @@ impl FederationClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with timeouts always builds");
+        let stream_http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(STREAM_SILENCE)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with timeouts always builds");
         FederationClient {
             http,
+            stream_http,
             identity,
             instance_id,
             store,
@@ -146,6 +156,50 @@ impl FederationClient {
         path: &str,
         body: &B,
     ) -> Result<T, FederationError> {
+        let response = self
+            .send(&self.http, base_url, peer_instance, method, path, body)
+            .await?;
+        let url = response.url().to_string();
+        response
+            .json()
+            .await
+            .map_err(|e| FederationError::Unreachable {
+                url,
+                reason: format!("unreadable answer: {e}"),
+            })
+    }
+
+    /// Sends a signed JSON request whose answer is a stream (a sync pull): no limit on the
+    /// whole exchange, only on silence.
+    pub(crate) async fn open_stream<B: Serialize>(
+        &self,
+        base_url: &str,
+        peer_instance: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::Response, FederationError> {
+        self.send(
+            &self.stream_http,
+            base_url,
+            Some(peer_instance),
+            Method::POST,
+            path,
+            body,
+        )
+        .await
+    }
+
+    /// Egress check, then the signed request, retried with backoff on transient failures;
+    /// returns a successful response, or the peer's refusal.
+    async fn send<B: Serialize>(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        peer_instance: Option<&str>,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::Response, FederationError> {
         self.egress_allowed(base_url, peer_instance).await?;
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         // Sign what the peer will see: a peer URL may carry a path prefix before ours.
@@ -176,8 +230,7 @@ impl FederationClient {
                 jiff::Timestamp::now().as_second(),
                 nonce,
             );
-            let sent = self
-                .http
+            let sent = http
                 .request(method.clone(), &url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(signing::DIGEST_HEADER, signing::content_digest(&digest))
@@ -186,15 +239,7 @@ impl FederationClient {
                 .send()
                 .await;
             match sent {
-                Ok(response) if response.status().is_success() => {
-                    return response
-                        .json()
-                        .await
-                        .map_err(|e| FederationError::Unreachable {
-                            url: url.clone(),
-                            reason: format!("unreadable answer: {e}"),
-                        });
-                }
+                Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) if !transient(response.status()) => {
                     let status = response.status().as_u16();
                     let error = response

@@ -330,7 +330,7 @@ impl FromRequest<AppState> for SignedByPeer {
     }
 }
 
-pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
         ApiFailure::new(
             ErrorCode::InvalidRequest,

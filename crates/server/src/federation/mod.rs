@@ -7,7 +7,7 @@ mod collabs;
 mod inbound;
 
 pub(crate) use client::{FederationClient, FederationError};
-pub(crate) use inbound::{ResponseCheck, apply_response, check_response};
+pub(crate) use inbound::{ResponseCheck, SignedByPeer, apply_response, check_response, json_body};
 
 use crate::state::AppState;
 use axum::Json;
@@ -26,6 +26,9 @@ pub(crate) const COLLAB_SNAPSHOT_PATH: &str = "/federation/v1/collab/snapshot";
 pub(crate) const COLLAB_FETCH_PATH: &str = "/federation/v1/collab/fetch";
 pub(crate) const COLLAB_LEAVE_PATH: &str = "/federation/v1/collab/leave";
 pub(crate) const IDENTITY_PATH: &str = "/federation/v1/identity";
+pub(crate) const SYNC_PULL_PATH: &str = "/federation/v1/sync/pull";
+pub(crate) const SYNC_ITEM_PATH: &str = "/federation/v1/sync/item";
+pub(crate) const SYNC_CHUNK_PATH: &str = "/federation/v1/sync/chunk";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -38,6 +41,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(COLLAB_FETCH_PATH, post(collabs::fetch))
         .route(COLLAB_LEAVE_PATH, post(collabs::leave))
         .route(IDENTITY_PATH, post(identity))
+        .route(SYNC_PULL_PATH, post(crate::sync::sender::pull))
+        .route(SYNC_ITEM_PATH, post(crate::sync::sender::pull_item))
+        .route(SYNC_CHUNK_PATH, post(crate::sync::sender::chunk))
 }
 
 /// Who this instance is: public facts, answered to anyone.

@@ -13,6 +13,9 @@ CREATE TABLE collaborations (
     self_participant TEXT NOT NULL,
     revision         INTEGER NOT NULL,
     delete_policy    TEXT NOT NULL,
+    -- JSON: the markings ceiling for what this instance sends, the markings it gives to what
+    -- it receives. This instance's own setting, never sent.
+    security         TEXT NOT NULL DEFAULT '{}',
     workspaces       TEXT NOT NULL,
     participants     TEXT NOT NULL,
     invitations      TEXT NOT NULL,

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 const COLS: &str = "id, role, name, description, state, host_instance_id, host_title, host_url,
     host_public_key, self_participant, revision, delete_policy, workspaces, participants,
-    invitations, version, created_at, updated_at";
+    invitations, version, created_at, updated_at, security";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("stored collaboration has a bad {what}"))
@@ -17,7 +17,7 @@ fn corrupt(what: &str) -> StoreError {
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<String>, Vec<u8>, [i64; 2])> {
     let mut text = Vec::with_capacity(16);
-    for i in [0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 12, 13, 14, 16, 17] {
+    for i in [0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 12, 13, 14, 16, 17, 18] {
         text.push(r.get::<_, String>(i)?);
     }
     Ok((text, r.get(8)?, [r.get(10)?, r.get(15)?]))
@@ -41,7 +41,8 @@ fn build(conn: &Connection, row: (Vec<String>, Vec<u8>, [i64; 2])) -> StoreResul
         invitations,
         created_at,
         updated_at,
-    ]: [String; 15] = text.try_into().map_err(|_| corrupt("row"))?;
+        security,
+    ]: [String; 16] = text.try_into().map_err(|_| corrupt("row"))?;
     let links = links_of(conn, &id)?;
     Ok(CollabRecord {
         role: CollabRole::parse(&role).ok_or_else(|| corrupt("role"))?,
@@ -53,6 +54,7 @@ fn build(conn: &Connection, row: (Vec<String>, Vec<u8>, [i64; 2])) -> StoreResul
             public_key: key.try_into().map_err(|_| corrupt("host key"))?,
         },
         delete_policy: DeletePolicy::parse(&policy).map_err(|_| corrupt("delete policy"))?,
+        security: serde_json::from_str(&security)?,
         workspaces: serde_json::from_str(&workspaces)?,
         participants: serde_json::from_str(&participants)?,
         invitations: serde_json::from_str(&invitations)?,
@@ -115,7 +117,7 @@ fn write(tx: &Transaction<'_>, record: &CollabRecord, replace: bool) -> StoreRes
     tx.execute(
         &format!(
             "{verb} INTO collaborations ({COLS}) VALUES
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
         ),
         params![
             record.id,
@@ -136,6 +138,7 @@ fn write(tx: &Transaction<'_>, record: &CollabRecord, replace: bool) -> StoreRes
             record.version + i64::from(replace),
             record.created_at,
             now(),
+            to_json(&record.security)?,
         ],
     )?;
     tx.execute(

@@ -529,6 +529,26 @@ pub(super) fn item_origin(conn: &Connection, id: ItemId) -> StoreResult<Option<(
     .map_err(Into::into)
 }
 
+pub(super) fn item_by_origin(
+    conn: &Connection,
+    origin_instance: &str,
+    origin_item: &str,
+) -> StoreResult<Option<ItemId>> {
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT i.id FROM item_arrivals a JOIN items i ON i.rid = a.item_rid
+             WHERE a.origin_item = ?1 AND a.origin_instance = ?2 AND i.deleted = 0 LIMIT 1",
+            params![origin_item, origin_instance],
+            |r| r.get(0),
+        )
+        .optional()?;
+    id.map(|id| {
+        id.parse()
+            .map_err(|_| StoreError::Backend("stored item id is corrupt".into()))
+    })
+    .transpose()
+}
+
 const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_received,
     rows_received, items_retracted, bytes_received, errors, message";
 

@@ -145,6 +145,7 @@ fn record_from_invitation(state: &AppState, invitation: &CollabInvitation) -> Co
         self_participant: self_participant.clone(),
         revision: 0,
         delete_policy: DeletePolicy::Keep,
+        security: Default::default(),
         workspaces: invitation
             .workspaces
             .iter()

@@ -195,6 +195,7 @@ pub(crate) async fn create(
         self_participant: self_participant.clone(),
         revision: 1,
         delete_policy: DeletePolicy::Keep,
+        security: Default::default(),
         workspaces: Vec::new(),
         participants: vec![ParticipantRecord {
             id: self_participant,

@@ -20,8 +20,8 @@ use axum::extract::{Path, State};
 use ferry_core::collab::{CollabRole, CollabState, DeletePolicy, GuestStatus};
 use ferry_proto::{
     ApiError, CollabDetail, CollabSnapshot, Collaboration, ErrorCode, GuestAccess, LinkSpace,
-    ParticipantView, PeerInfo, SetDeletePolicy, SnapshotParticipant, SnapshotWorkspace,
-    WorkspaceView,
+    ParticipantView, PeerInfo, SetCollabSecurity, SetDeletePolicy, SnapshotParticipant,
+    SnapshotWorkspace, WorkspaceView,
 };
 use ferry_store::{
     Arrivals, CollabRecord, EndedArrivals, LinkedSpace, NewAuditEntry, ParticipantRecord,
@@ -107,6 +107,7 @@ pub(crate) fn view(record: &CollabRecord) -> Collaboration {
         state: record.state.as_str().into(),
         host: peer_info(&record.host),
         delete_policy: record.delete_policy.as_str().into(),
+        security: record.security.clone(),
         workspaces,
         participants,
         revision: record.revision,
@@ -455,6 +456,32 @@ pub(crate) async fn set_delete_policy(
         "collab.delete_policy_set",
         &record,
         json!({"delete_policy": policy.as_str()}),
+    );
+    Ok(Json(view(&save(&state, record, entry).await?)))
+}
+
+/// Sets this instance's security for a collaboration: the markings ceiling for what it sends,
+/// and the markings it gives to what it receives. Its own setting: nobody else is asked or told.
+#[utoipa::path(put, path = "/api/v1/collabs/{id}/security", tag = "collaborations",
+    request_body = SetCollabSecurity,
+    params(("id" = String, Path, description = "Collaboration id")),
+    responses((status = 200, body = Collaboration), (status = 400, body = ApiError)))]
+pub(crate) async fn set_security(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<SetCollabSecurity>,
+) -> ApiResult<Json<Collaboration>> {
+    ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
+    ferry_core::names::check_markings(&body.security.mark)?;
+    let mut record = load(&state, id).await?;
+    ensure_not_over(&record)?;
+    record.security = body.security.clone();
+    let entry = audit(
+        &caller.name,
+        "collab.security_set",
+        &record,
+        json!({"security": body.security}),
     );
     Ok(Json(view(&save(&state, record, entry).await?)))
 }

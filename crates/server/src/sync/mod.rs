@@ -1,0 +1,385 @@
+//! The sync engine. A **link** is a peer connection or a collaboration workspace; a **channel** is
+//! one direction of flow on a link, from one instance to another. The receiver pulls: it asks
+//! the sender for changes after its cursor ([`receiver`]), and the sender streams what is in
+//! scope for that receiver ([`sender`]). Who may send what to whom is decided here, from the
+//! link's records, and nowhere else.
+
+pub(crate) mod receiver;
+pub(crate) mod sender;
+
+use crate::error::{ApiFailure, ApiResult};
+use crate::state::{AppState, blocking};
+use ferry_core::collab::{self, CollabRole, GuestStatus, Participant};
+use ferry_core::sync::{Agreement, SendScope};
+use ferry_proto::ticket::DataTypes;
+use ferry_proto::{ErrorCode, WireLink};
+use ferry_store::{CollabRecord, PeerIdentity, PeerRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A link as this instance names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Link {
+    Peer {
+        id: String,
+    },
+    Collab {
+        collab_id: String,
+        workspace_id: String,
+    },
+}
+
+impl Link {
+    /// `peer:<connection id>` or `collab:<collaboration id>:<workspace id>`; also the arrival
+    /// link of items received over it.
+    pub(crate) fn key(&self) -> String {
+        match self {
+            Link::Peer { id } => format!("peer:{id}"),
+            Link::Collab {
+                collab_id,
+                workspace_id,
+            } => format!("collab:{collab_id}:{workspace_id}"),
+        }
+    }
+
+    pub(crate) fn parse(key: &str) -> Option<Link> {
+        if let Some(id) = key.strip_prefix("peer:") {
+            return Some(Link::Peer { id: id.to_string() });
+        }
+        let rest = key.strip_prefix("collab:")?;
+        let (collab_id, workspace_id) = rest.split_once(':')?;
+        Some(Link::Collab {
+            collab_id: collab_id.to_string(),
+            workspace_id: workspace_id.to_string(),
+        })
+    }
+}
+
+/// One run at a time per link, however many triggers fire.
+#[derive(Default)]
+pub(crate) struct SyncLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl SyncLocks {
+    pub(crate) fn of(&self, link: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(link.to_string()).or_default().clone()
+    }
+}
+
+/// One inbound channel: where to pull from and what this instance agreed to take.
+#[derive(Debug, Clone)]
+pub(crate) struct Inbound {
+    /// The cursor's key.
+    pub(crate) channel: String,
+    /// The link's key: the arrival link of what comes in.
+    pub(crate) link: String,
+    pub(crate) wire: WireLink,
+    pub(crate) sender: PeerIdentity,
+    /// The local space received items land in.
+    pub(crate) space: String,
+    pub(crate) agreement: Agreement,
+    /// Markings given to every received item.
+    pub(crate) mark: Vec<String>,
+    pub(crate) delete_retracted: bool,
+}
+
+/// What one outbound channel sends: from which space, to whom, under which scope.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    pub(crate) space: String,
+    pub(crate) scope: SendScope,
+}
+
+const ALL_TYPES: DataTypes = DataTypes {
+    datasets: true,
+    features: true,
+    files: true,
+};
+
+fn inactive(message: impl Into<String>) -> ApiFailure {
+    ApiFailure::new(ErrorCode::LinkInactive, message)
+}
+
+fn same_instance(a: &PeerIdentity, b: &PeerIdentity) -> bool {
+    a.instance_id == b.instance_id && a.public_key == b.public_key
+}
+
+/// A peer connection that carries data now, and its other end.
+fn live_peer(record: &PeerRecord) -> ApiResult<(PeerIdentity, String)> {
+    if !record.status.carries_data() {
+        return Err(inactive(format!(
+            "peer connection {} carries no data now ({}{})",
+            record.id,
+            record.status.phase.as_str(),
+            if record.status.disabled_here || record.status.disabled_there {
+                ", disabled"
+            } else {
+                ""
+            }
+        )));
+    }
+    let peer = record
+        .peer
+        .clone()
+        .ok_or_else(|| inactive("the connection's other instance is not known"))?;
+    let space = record
+        .space
+        .clone()
+        .ok_or_else(|| inactive("the connection has no local space"))?;
+    Ok((peer, space))
+}
+
+/// The inbound channels of a link on this instance, with a name for people.
+pub(crate) async fn inbound(state: &AppState, link: &Link) -> ApiResult<(String, Vec<Inbound>)> {
+    let store = state.store.clone();
+    let me = state.info.instance_id.clone();
+    match link {
+        Link::Peer { id } => {
+            let id = id.clone();
+            let record = blocking(move || store.peer(&id)).await?;
+            let name = peer_name(&record);
+            let (peer, space) = live_peer(&record)?;
+            if record.receives.is_empty() {
+                return Ok((name, Vec::new()));
+            }
+            Ok((
+                name,
+                vec![Inbound {
+                    channel: link.key(),
+                    link: link.key(),
+                    wire: WireLink::Peer {
+                        request_id: record.request_id.clone(),
+                    },
+                    sender: peer,
+                    space,
+                    agreement: Agreement {
+                        kinds: record.receives,
+                        max_item_bytes: u64::MAX,
+                        receiver: me,
+                    },
+                    mark: record.security.mark.clone(),
+                    delete_retracted: true,
+                }],
+            ))
+        }
+        Link::Collab {
+            collab_id,
+            workspace_id,
+        } => {
+            let id = collab_id.clone();
+            let record = blocking(move || store.collab(&id)).await?;
+            collab_inbound(&record, workspace_id, link, me)
+        }
+    }
+}
+
+fn peer_name(record: &PeerRecord) -> String {
+    record.peer.as_ref().map_or_else(
+        || format!("peer connection {}", record.id),
+        |p| format!("peer {}", p.title),
+    )
+}
+
+fn collab_inbound(
+    record: &CollabRecord,
+    workspace_id: &str,
+    link: &Link,
+    me: String,
+) -> ApiResult<(String, Vec<Inbound>)> {
+    let workspace = record
+        .workspaces
+        .iter()
+        .find(|w| w.id == workspace_id)
+        .ok_or_else(|| {
+            ApiFailure::new(
+                ErrorCode::LinkNotFound,
+                format!(
+                    "collaboration '{}' has no workspace {workspace_id}",
+                    record.name
+                ),
+            )
+        })?;
+    let name = format!("{} / {}", record.name, workspace.name);
+    if record.state != collab::CollabState::Active {
+        return Err(inactive(format!(
+            "collaboration '{}' is {} here",
+            record.name,
+            record.state.as_str()
+        )));
+    }
+    let Some(space) = record.links.get(workspace_id) else {
+        return Err(inactive(format!(
+            "no space is linked to workspace '{}' here: `ferry collab link`",
+            workspace.name
+        )));
+    };
+    let me_part = record
+        .part_in(workspace_id, &record.self_participant)
+        .ok_or_else(|| inactive("this instance takes no part in the workspace"))?;
+    let senders: Vec<(String, PeerIdentity)> = match record.role {
+        CollabRole::Host => record
+            .participants
+            .iter()
+            .filter(|p| p.role == "guest" && p.status == GuestStatus::Active.as_str())
+            .filter(|p| {
+                record
+                    .part_in(workspace_id, &p.id)
+                    .is_some_and(|part| collab::channel(part, me_part))
+            })
+            .filter_map(|p| Some((p.id.clone(), p.identity.as_ref()?.into())))
+            .collect(),
+        CollabRole::Guest if collab::channel(Participant::Host, me_part) => {
+            vec![("host".to_string(), record.host.clone())]
+        }
+        CollabRole::Guest => Vec::new(),
+    };
+    let channels = senders
+        .into_iter()
+        .map(|(participant, sender)| Inbound {
+            channel: format!("{}:{participant}", link.key()),
+            link: link.key(),
+            wire: WireLink::Collab {
+                collaboration_id: record.id.clone(),
+                workspace_id: workspace_id.to_string(),
+            },
+            sender,
+            space: space.space_id.to_string(),
+            agreement: Agreement {
+                kinds: ALL_TYPES,
+                max_item_bytes: workspace.config.max_item_bytes,
+                receiver: me.clone(),
+            },
+            mark: record.security.mark.clone(),
+            delete_retracted: record.delete_policy == collab::DeletePolicy::Delete,
+        })
+        .collect();
+    Ok((name, channels))
+}
+
+/// The outbound channel from this instance to `receiver` on a wire link, if there is one: the
+/// receiver must be the link's other end, and the link must carry data that way now.
+pub(crate) async fn outbound(
+    state: &AppState,
+    receiver: &PeerIdentity,
+    wire: &WireLink,
+) -> ApiResult<Outbound> {
+    let store = state.store.clone();
+    match wire {
+        WireLink::Peer { request_id } => {
+            let request_id = request_id.clone();
+            let records = blocking(move || store.list_peers()).await?;
+            let record = records
+                .into_iter()
+                .find(|r| {
+                    r.request_id == request_id
+                        && r.peer.as_ref().is_some_and(|p| same_instance(p, receiver))
+                })
+                .ok_or_else(|| {
+                    ApiFailure::new(
+                        ErrorCode::LinkNotFound,
+                        "no connection with the caller has this request id",
+                    )
+                })?;
+            let (_, space) = live_peer(&record)?;
+            if record.sends.is_empty() {
+                return Err(inactive("this instance sends nothing over the connection"));
+            }
+            Ok(Outbound {
+                space,
+                scope: SendScope {
+                    kinds: record.sends,
+                    ceiling: record.security.ceiling.clone(),
+                    receiver: receiver.instance_id.clone(),
+                },
+            })
+        }
+        WireLink::Collab {
+            collaboration_id,
+            workspace_id,
+        } => {
+            let id = collaboration_id.clone();
+            let record = blocking(move || store.collab(&id))
+                .await
+                .map_err(|_| ApiFailure::new(ErrorCode::LinkNotFound, "no such collaboration"))?;
+            collab_outbound(&record, workspace_id, receiver)
+        }
+    }
+}
+
+fn collab_outbound(
+    record: &CollabRecord,
+    workspace_id: &str,
+    receiver: &PeerIdentity,
+) -> ApiResult<Outbound> {
+    if record.state != collab::CollabState::Active {
+        return Err(inactive("the collaboration is not active here"));
+    }
+    let receiver_part = match record.role {
+        CollabRole::Guest if same_instance(&record.host, receiver) => Some(Participant::Host),
+        CollabRole::Guest => None,
+        CollabRole::Host => record
+            .participants
+            .iter()
+            .find(|p| {
+                p.identity
+                    .as_ref()
+                    .is_some_and(|i| same_instance(&i.into(), receiver))
+            })
+            .and_then(|p| record.part_in(workspace_id, &p.id)),
+    };
+    let my_part = record.part_in(workspace_id, &record.self_participant);
+    match (my_part, receiver_part) {
+        (Some(from), Some(to)) if collab::channel(from, to) => {}
+        _ => {
+            return Err(inactive(
+                "the workspace carries nothing from this instance to the caller",
+            ));
+        }
+    }
+    let space = record
+        .links
+        .get(workspace_id)
+        .ok_or_else(|| inactive("no space is linked to the workspace here"))?;
+    Ok(Outbound {
+        space: space.space_id.to_string(),
+        scope: SendScope {
+            kinds: ALL_TYPES,
+            ceiling: record.security.ceiling.clone(),
+            receiver: receiver.instance_id.clone(),
+        },
+    })
+}
+
+/// Finds the link a person means: `peer:ID` / `collab:C:W` keys, a peer connection id, or
+/// `COLLABORATION/WORKSPACE` by names or ids.
+pub(crate) async fn resolve(state: &AppState, text: &str) -> ApiResult<Link> {
+    if let Some(link) = Link::parse(text) {
+        return Ok(link);
+    }
+    let store = state.store.clone();
+    let (peers, collabs) = blocking(move || {
+        Ok::<_, ferry_store::StoreError>((store.list_peers()?, store.list_collabs()?))
+    })
+    .await?;
+    if peers.iter().any(|p| p.id == text) {
+        return Ok(Link::Peer { id: text.into() });
+    }
+    if let Some((c, w)) = text.split_once('/') {
+        let found = collabs
+            .iter()
+            .filter(|r| r.id == c || r.name == c)
+            .find_map(|r| r.workspace(w).map(|ws| (r.id.clone(), ws.id.clone())));
+        if let Some((collab_id, workspace_id)) = found {
+            return Ok(Link::Collab {
+                collab_id,
+                workspace_id,
+            });
+        }
+    }
+    Err(ApiFailure::new(
+        ErrorCode::LinkNotFound,
+        format!(
+            "no link '{text}': give a peer connection id or COLLABORATION/WORKSPACE; `ferry sync status` lists them"
+        ),
+    ))
+}

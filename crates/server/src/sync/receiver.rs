@@ -1,0 +1,631 @@
+//! The receiving side: a run pulls every inbound channel of a link, applies each batch with its
+//! cursor, copies items that need a whole copy, and records what happened.
+//!
+//! Everything a sender streams is checked here again ([`ferry_core::sync::accept`], schemas,
+//! geometries): a sender that sends what this instance did not agree to import gets the item
+//! refused, recorded with its error, and retried at the next run.
+
+use super::{Inbound, Link};
+use crate::error::{ApiFailure, ApiResult};
+use crate::federation::{self, FederationError};
+use crate::state::{AppState, blocking};
+use axum::body::Bytes;
+use ferry_core::geometry::{RawGeometry, is_geographic};
+use ferry_core::schema::SchemaBuilder;
+use ferry_core::sync::accept;
+use ferry_core::{Key, rows::RowRecord};
+use ferry_proto::{
+    ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, SyncItemError, SyncRecord,
+    SyncRun, WireItem,
+};
+use ferry_store::{
+    BatchOutcome, ChunkRef, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
+};
+use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet};
+
+/// How a run was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    OnDemand,
+}
+
+impl Trigger {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Trigger::OnDemand => "on_demand",
+        }
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Runs one sync of `link`: every inbound channel, then the copies they need. A run of the same
+/// link still going makes this one `skipped`.
+pub(crate) async fn run_link(
+    state: &AppState,
+    link: &Link,
+    trigger: Trigger,
+) -> ApiResult<SyncRun> {
+    let key = link.key();
+    let mut run = SyncRun {
+        id: crate::api::hex_id(),
+        link: key.clone(),
+        trigger: trigger.as_str().into(),
+        status: "running".into(),
+        started_at: now(),
+        ended_at: None,
+        items_received: 0,
+        rows_received: 0,
+        items_retracted: 0,
+        bytes_received: 0,
+        errors: Vec::new(),
+        message: None,
+    };
+    let lock = state.sync.of(&key);
+    let Ok(_running) = lock.try_lock() else {
+        run.status = "skipped".into();
+        run.ended_at = Some(now());
+        run.message = Some("a run of this link was still going".into());
+        record(state, &run).await?;
+        return Ok(run);
+    };
+    record(state, &run).await?;
+    let outcome = match super::inbound(state, link).await {
+        Ok((_, channels)) => pull_all(state, &channels, &mut run).await,
+        Err(e) => Err(e),
+    };
+    run.ended_at = Some(now());
+    run.status = match (&outcome, run.errors.is_empty()) {
+        (Err(_), _) => "failed",
+        (Ok(()), true) => "completed",
+        (Ok(()), false) => "completed_with_failures",
+    }
+    .into();
+    if let Err(e) = outcome {
+        run.message = Some(format!("{} ({})", e.0.message, e.0.code.as_str()));
+    }
+    state.metrics.sync_run(&run);
+    record(state, &run).await?;
+    Ok(run)
+}
+
+async fn record(state: &AppState, run: &SyncRun) -> ApiResult<()> {
+    let store = state.store.clone();
+    let run = run.clone();
+    blocking(move || store.record_run(&run)).await
+}
+
+/// Pulls every channel; one that fails does not stop the others, but fails the run.
+async fn pull_all(state: &AppState, channels: &[Inbound], run: &mut SyncRun) -> ApiResult<()> {
+    let mut first_failure = None;
+    for channel in channels {
+        let pulled = pull(state, channel, run).await;
+        let copied = copy_pending(state, channel, run).await;
+        if let Err(e) = pulled.and(copied) {
+            tracing::warn!(channel = %channel.channel, error = %e.0.message, "a sync channel failed");
+            first_failure.get_or_insert(e);
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
+}
+
+/// Splits a byte stream into NDJSON records.
+struct Records {
+    body: futures_util::stream::BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    buffer: Vec<u8>,
+    bytes: i64,
+}
+
+impl Records {
+    fn new(response: reqwest::Response) -> Records {
+        Records {
+            body: response.bytes_stream().boxed(),
+            buffer: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The next record; `None` when the stream ended (cleanly or not: the caller knows by
+    /// whether it saw the end record).
+    async fn next(&mut self) -> ApiResult<Option<SyncRecord>> {
+        loop {
+            if let Some(at) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=at).collect();
+                self.bytes += line.len() as i64;
+                return serde_json::from_slice(&line).map(Some).map_err(|e| {
+                    ApiFailure::new(
+                        ErrorCode::InvalidRequest,
+                        format!("the sender streamed a record this instance cannot read: {e}"),
+                    )
+                });
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(cut(&e.to_string())),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+fn cut(why: &str) -> ApiFailure {
+    ApiFailure::new(
+        ErrorCode::SyncStreamCut,
+        format!(
+            "the sender's stream ended before its end record ({why}); what arrived before is kept and the next run goes on from there"
+        ),
+    )
+}
+
+/// Turns wire records into checked store operations, refusing items this instance did not agree
+/// to take.
+struct Checker<'a> {
+    state: &'a AppState,
+    channel: &'a Inbound,
+    /// Schemas (and whether geometries are lon/lat) of items in scope, by origin item.
+    shapes: HashMap<String, (Option<ferry_proto::Schema>, bool)>,
+    refused: HashSet<String>,
+    errors: Vec<SyncItemError>,
+}
+
+impl Checker<'_> {
+    async fn item(&mut self, wire: WireItem) -> ApiResult<Option<SyncOp>> {
+        let kind = match wire.kind.as_str() {
+            "dataset" => ItemKind::Dataset,
+            "feature_layer" => ItemKind::FeatureLayer,
+            "file" => ItemKind::File,
+            other => {
+                self.refuse(
+                    &wire,
+                    "sync_refused",
+                    format!("unknown item kind '{other}'"),
+                )
+                .await?;
+                return Ok(None);
+            }
+        };
+        if let Err(refusal) = accept(
+            &self.channel.agreement,
+            kind,
+            &wire.origin_instance,
+            wire.size,
+        ) {
+            self.refuse(&wire, refusal.code, refusal.message).await?;
+            return Ok(None);
+        }
+        if let Some(schema) = &wire.schema
+            && let Err(e) = ferry_core::edits::check_new_schema(kind, schema)
+        {
+            self.refuse(&wire, "invalid_schema", e.to_string()).await?;
+            return Ok(None);
+        }
+        let file = match (&wire.file, kind) {
+            (Some(info), ItemKind::File) => match self.fetch_chunks(&wire).await {
+                Ok(chunks) => Some((info.clone(), chunks)),
+                Err(e) => {
+                    self.refuse(&wire, e.0.code.as_str(), e.0.message).await?;
+                    return Ok(None);
+                }
+            },
+            _ => None,
+        };
+        self.refused.remove(&wire.origin_item);
+        let geographic = wire.crs.as_deref().is_none_or(is_geographic);
+        self.shapes
+            .insert(wire.origin_item.clone(), (wire.schema.clone(), geographic));
+        let mut markings = wire.markings.clone();
+        for m in &self.channel.mark {
+            if !markings.contains(m) {
+                markings.push(m.clone());
+            }
+        }
+        Ok(Some(SyncOp::Item(Box::new(ReceivedItem {
+            origin_instance: wire.origin_instance,
+            origin_item: wire.origin_item,
+            kind,
+            title: wire.title,
+            description: wire.description,
+            tags: wire.tags,
+            markings,
+            schema: wire.schema,
+            geometry_type: wire.geometry_type,
+            crs: wire.crs,
+            file,
+        }))))
+    }
+
+    /// Fetches the chunks of a file this instance lacks; only those travel.
+    async fn fetch_chunks(&self, wire: &WireItem) -> ApiResult<Vec<ChunkRef>> {
+        let mut refs = Vec::with_capacity(wire.chunks.len());
+        for (hash, len) in &wire.chunks {
+            if !self.state.chunks.has(hash) {
+                let response = self
+                    .state
+                    .federation
+                    .open_stream(
+                        &self.channel.sender.url,
+                        &self.channel.sender.instance_id,
+                        federation::SYNC_CHUNK_PATH,
+                        &ChunkRequest {
+                            link: self.channel.wire.clone(),
+                            hash: hash.clone(),
+                        },
+                    )
+                    .await?;
+                let bytes = response.bytes().await.map_err(|e| cut(&e.to_string()))?;
+                if blake3::hash(&bytes).to_hex().as_str() != hash || bytes.len() as u64 != *len {
+                    return Err(ApiFailure::new(
+                        ErrorCode::SyncRefused,
+                        "a file chunk did not match its hash",
+                    ));
+                }
+                let chunks = self.state.chunks.clone();
+                blocking(move || chunks.put(&bytes)).await?;
+            }
+            refs.push(ChunkRef {
+                hash: hash.clone(),
+                len: *len,
+            });
+        }
+        Ok(refs)
+    }
+
+    fn row(
+        &self,
+        origin_item: &str,
+        key: &serde_json::Value,
+        values: serde_json::Map<String, serde_json::Value>,
+        geometry: Option<serde_json::Value>,
+    ) -> Result<RowRecord, String> {
+        let key = Key::from_value(key).map_err(|e| e.to_string())?;
+        let (schema, geographic) = self
+            .shapes
+            .get(origin_item)
+            .cloned()
+            .unwrap_or((None, true));
+        if let Some(schema) = &schema {
+            SchemaBuilder::enforce(schema)
+                .observe(&values)
+                .map_err(|e| e.to_string())?;
+        }
+        let geometry = geometry
+            .map(|g| RawGeometry::from_value(&g).and_then(|r| r.validate(geographic)))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(RowRecord {
+            key,
+            values: serde_json::Value::Object(values).to_string(),
+            geometry,
+        })
+    }
+
+    /// Records an item as refused: its error goes in the run, and it is retried next run.
+    async fn refuse(&mut self, wire: &WireItem, code: &str, message: String) -> ApiResult<()> {
+        self.quarantine(
+            &wire.origin_instance,
+            &wire.origin_item,
+            &wire.title,
+            code,
+            message,
+        )
+        .await
+    }
+
+    async fn quarantine(
+        &mut self,
+        origin_instance: &str,
+        origin_item: &str,
+        title: &str,
+        code: &str,
+        message: String,
+    ) -> ApiResult<()> {
+        self.refused.insert(origin_item.to_string());
+        self.errors.push(SyncItemError {
+            origin_item: origin_item.to_string(),
+            title: title.to_string(),
+            code: code.to_string(),
+            message: message.clone(),
+        });
+        let copy = PendingCopy {
+            origin_instance: origin_instance.to_string(),
+            origin_item: origin_item.to_string(),
+            title: title.to_string(),
+            error_code: Some(code.to_string()),
+            error: Some(message),
+        };
+        let store = self.state.store.clone();
+        let channel = self.channel.channel.clone();
+        blocking(move || store.mark_pending(&channel, &copy)).await
+    }
+
+    /// One record to an operation, or `None` (refused, or nothing to apply).
+    async fn op(&mut self, record: SyncRecord) -> ApiResult<Option<SyncOp>> {
+        match record {
+            SyncRecord::Item { item } => self.item(*item).await,
+            SyncRecord::Row {
+                origin_item,
+                key,
+                values,
+                geometry,
+            } => {
+                if self.refused.contains(&origin_item) {
+                    return Ok(None);
+                }
+                match self.row(&origin_item, &key, values, geometry) {
+                    Ok(row) => Ok(Some(SyncOp::Row { origin_item, row })),
+                    Err(message) => {
+                        let origin = self.channel.sender.instance_id.clone();
+                        self.quarantine(&origin, &origin_item, "", "schema_mismatch", message)
+                            .await?;
+                        Ok(None)
+                    }
+                }
+            }
+            SyncRecord::RowDeleted { origin_item, key } => {
+                if self.refused.contains(&origin_item) {
+                    return Ok(None);
+                }
+                let key = Key::from_value(&key).map_err(ApiFailure::from)?;
+                Ok(Some(SyncOp::RowDeleted { origin_item, key }))
+            }
+            SyncRecord::Retract {
+                origin_instance,
+                origin_item,
+                ..
+            } => Ok(Some(SyncOp::Retract {
+                origin_instance,
+                origin_item,
+            })),
+            SyncRecord::Start { .. } | SyncRecord::Commit { .. } | SyncRecord::End { .. } => {
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn batch<'a>(
+    channel: &'a Inbound,
+    ops: &'a [SyncOp],
+    cursor: &'a SyncCursor,
+    owner: &'a str,
+) -> SyncBatch<'a> {
+    SyncBatch {
+        channel: &channel.channel,
+        link: &channel.link,
+        space: &channel.space,
+        owner,
+        ops,
+        cursor,
+        copy_new_items: !cursor.resync,
+        delete_retracted: channel.delete_retracted,
+    }
+}
+
+fn add(run: &mut SyncRun, outcome: &BatchOutcome) {
+    run.items_received += outcome.items;
+    run.rows_received += outcome.rows;
+    run.items_retracted += outcome.retracted;
+}
+
+/// Who owns received items here.
+const OWNER: &str = "ferry-sync";
+
+/// Pulls one channel from its cursor to the sender's end record.
+async fn pull(state: &AppState, channel: &Inbound, run: &mut SyncRun) -> ApiResult<()> {
+    let store = state.store.clone();
+    let key = channel.channel.clone();
+    let known = blocking(move || store.sync_cursor(&key)).await?;
+    let request = PullRequest {
+        link: channel.wire.clone(),
+        epoch: known.as_ref().map(|c| c.epoch.clone()),
+        scope: known.as_ref().map(|c| c.scope.clone()),
+        after: known.as_ref().map_or(0, |c| c.seq),
+    };
+    let response = state
+        .federation
+        .open_stream(
+            &channel.sender.url,
+            &channel.sender.instance_id,
+            federation::SYNC_PULL_PATH,
+            &request,
+        )
+        .await
+        .map_err(refusal)?;
+    let mut records = Records::new(response);
+    let Some(SyncRecord::Start { epoch, scope, full }) = records.next().await? else {
+        return Err(cut("no start record"));
+    };
+    let mut cursor = SyncCursor {
+        epoch,
+        scope,
+        seq: request.after,
+        resync: known.as_ref().is_some_and(|c| c.resync),
+    };
+    if full {
+        cursor.seq = 0;
+        cursor.resync = true;
+        let (store, c, key, link) = (
+            state.store.clone(),
+            cursor.clone(),
+            channel.channel.clone(),
+            channel.link.clone(),
+        );
+        blocking(move || store.begin_resync(&key, &link, &c)).await?;
+    }
+    let mut checker = Checker {
+        state,
+        channel,
+        shapes: HashMap::new(),
+        refused: HashSet::new(),
+        errors: Vec::new(),
+    };
+    let mut ops = Vec::new();
+    let result = loop {
+        let record = match records.next().await {
+            Ok(Some(record)) => record,
+            Ok(None) => break Err(cut("the connection closed")),
+            Err(e) => break Err(e),
+        };
+        match record {
+            SyncRecord::Commit { seq } => {
+                cursor.seq = seq;
+                let outcome = apply(state, channel, std::mem::take(&mut ops), &cursor).await?;
+                add(run, &outcome);
+            }
+            SyncRecord::End { seq } => {
+                cursor.seq = seq;
+                let ops = std::mem::take(&mut ops);
+                let outcome = if cursor.resync {
+                    cursor.resync = false;
+                    let outcome = apply(
+                        state,
+                        channel,
+                        ops,
+                        &SyncCursor {
+                            resync: true,
+                            ..cursor.clone()
+                        },
+                    )
+                    .await?;
+                    add(run, &outcome);
+                    finish(state, channel, &cursor).await?
+                } else {
+                    apply(state, channel, ops, &cursor).await?
+                };
+                add(run, &outcome);
+                break Ok(());
+            }
+            other => {
+                if let Some(op) = checker.op(other).await? {
+                    ops.push(op);
+                }
+            }
+        }
+    };
+    run.bytes_received += records.bytes;
+    run.errors.extend(checker.errors);
+    result
+}
+
+/// A refusal by the sender, with its own code: the admin needs to know why.
+fn refusal(e: FederationError) -> ApiFailure {
+    match e {
+        FederationError::Refused { error, .. } => {
+            ApiFailure::new(error.code, format!("the sender refused: {}", error.message))
+        }
+        other => other.into(),
+    }
+}
+
+async fn apply(
+    state: &AppState,
+    channel: &Inbound,
+    ops: Vec<SyncOp>,
+    cursor: &SyncCursor,
+) -> ApiResult<BatchOutcome> {
+    let (store, channel, cursor) = (state.store.clone(), channel.clone(), cursor.clone());
+    let outcome =
+        blocking(move || store.apply_sync_batch(&batch(&channel, &ops, &cursor, OWNER))).await?;
+    crate::api::items::remove_chunks(state, outcome.freed_chunks.clone()).await;
+    Ok(outcome)
+}
+
+async fn finish(
+    state: &AppState,
+    channel: &Inbound,
+    cursor: &SyncCursor,
+) -> ApiResult<BatchOutcome> {
+    let (store, channel, cursor) = (state.store.clone(), channel.clone(), cursor.clone());
+    let outcome =
+        blocking(move || store.finish_resync(&batch(&channel, &[], &cursor, OWNER))).await?;
+    crate::api::items::remove_chunks(state, outcome.freed_chunks.clone()).await;
+    Ok(outcome)
+}
+
+/// Copies whole every item the channel marked: new ones whose older rows never came, and refused
+/// ones, which are tried again.
+async fn copy_pending(state: &AppState, channel: &Inbound, run: &mut SyncRun) -> ApiResult<()> {
+    let store = state.store.clone();
+    let key = channel.channel.clone();
+    let pending = blocking(move || store.pending_copies(&key)).await?;
+    for copy in pending {
+        copy_item(state, channel, &copy, run).await?;
+    }
+    Ok(())
+}
+
+async fn copy_item(
+    state: &AppState,
+    channel: &Inbound,
+    copy: &PendingCopy,
+    run: &mut SyncRun,
+) -> ApiResult<()> {
+    let response = state
+        .federation
+        .open_stream(
+            &channel.sender.url,
+            &channel.sender.instance_id,
+            federation::SYNC_ITEM_PATH,
+            &ItemPullRequest {
+                link: channel.wire.clone(),
+                origin_instance: copy.origin_instance.clone(),
+                origin_item: copy.origin_item.clone(),
+            },
+        )
+        .await
+        .map_err(refusal)?;
+    let mut records = Records::new(response);
+    let mut checker = Checker {
+        state,
+        channel,
+        shapes: HashMap::new(),
+        refused: HashSet::new(),
+        errors: Vec::new(),
+    };
+    let mut ops = Vec::new();
+    let mut ended = false;
+    while let Some(record) = records.next().await? {
+        if matches!(record, SyncRecord::End { .. }) {
+            ended = true;
+            break;
+        }
+        if let Some(op) = checker.op(record).await? {
+            ops.push(op);
+        }
+    }
+    run.bytes_received += records.bytes;
+    let refused = !checker.errors.is_empty();
+    run.errors.extend(checker.errors);
+    if !ended {
+        return Err(cut("the connection closed"));
+    }
+    if refused {
+        return Ok(());
+    }
+    let cursor = SyncCursor {
+        epoch: String::new(),
+        scope: String::new(),
+        seq: 0,
+        resync: false,
+    };
+    let (store, ch, origin_instance, origin_item) = (
+        state.store.clone(),
+        channel.clone(),
+        copy.origin_instance.clone(),
+        copy.origin_item.clone(),
+    );
+    let outcome = blocking(move || {
+        store.apply_item_copy(
+            &batch(&ch, &ops, &cursor, OWNER),
+            &origin_instance,
+            &origin_item,
+        )
+    })
+    .await?;
+    crate::api::items::remove_chunks(state, outcome.freed_chunks.clone()).await;
+    add(run, &outcome);
+    Ok(())
+}

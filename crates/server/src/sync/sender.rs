@@ -1,0 +1,395 @@
+//! The sending side: answers a receiver's pull with the changes in scope after its cursor, as a
+//! stream of NDJSON records, and whole items and file chunks on request.
+//!
+//! Scope is decided per item from its current state ([`ferry_core::sync::judge`]), on every
+//! request: data types, markings under the ceiling, and never back to where an item came from.
+
+use super::Outbound;
+use crate::error::{ApiFailure, ApiResult};
+use crate::federation::{SignedByPeer, json_body};
+use crate::state::{AppState, blocking};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use ferry_core::sync::{ItemFacts, Verdict, judge};
+use ferry_proto::{
+    Change, ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, SyncRecord,
+    WireItem,
+};
+use ferry_store::{RowQuery, Store, StoreError};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// Feed entries read per page; each page ends with a commit record.
+const PAGE: usize = 2_000;
+/// Rows per page of a whole-item copy.
+const ITEM_PAGE: usize = 5_000;
+
+/// Writes records to the response as NDJSON lines; `false` once the receiver went away.
+struct Lines {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+}
+
+impl Lines {
+    fn send(&self, record: &SyncRecord) -> bool {
+        let mut line = serde_json::to_vec(record).expect("sync records always serialize");
+        line.push(b'\n');
+        self.tx.blocking_send(Ok(Bytes::from(line))).is_ok()
+    }
+}
+
+fn ndjson(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Response {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Runs `produce` on a blocking thread, streaming what it writes.
+fn stream_from(
+    produce: impl FnOnce(&Lines) -> Result<(), StoreError> + Send + 'static,
+) -> Response {
+    let (tx, rx) = mpsc::channel(32);
+    tokio::task::spawn_blocking(move || {
+        let lines = Lines { tx };
+        if let Err(e) = produce(&lines) {
+            // No end record follows: the receiver sees a cut stream and keeps its cursor.
+            tracing::warn!(error = %e, "a sync stream stopped early");
+        }
+    });
+    ndjson(rx)
+}
+
+/// The items a stream has judged, with their wire form when they are sent.
+struct Judged {
+    me: String,
+    /// Judged items: `Some` for those in scope, whose description already went out.
+    verdicts: HashMap<ItemId, Option<WireItem>>,
+}
+
+impl Judged {
+    fn origin(&self, store: &dyn Store, id: ItemId) -> Result<(String, String), StoreError> {
+        Ok(store
+            .item_origin(id)?
+            .unwrap_or_else(|| (self.me.clone(), id.to_string())))
+    }
+
+    fn wire(&self, store: &dyn Store, item: &Item) -> Result<WireItem, StoreError> {
+        let (origin_instance, origin_item) = self.origin(store, item.id)?;
+        let chunks = match item.kind {
+            ferry_proto::ItemKind::File => store
+                .file_chunks(item.id)?
+                .into_iter()
+                .map(|c| (c.hash, c.len))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(WireItem {
+            origin_instance,
+            origin_item,
+            kind: item.kind.as_str().to_string(),
+            title: item.title.clone(),
+            description: item.description.clone(),
+            tags: item.tags.clone(),
+            markings: item.markings.clone(),
+            schema: item.schema.clone(),
+            geometry_type: item.geometry_type,
+            crs: item.crs.clone(),
+            file: item.file.clone(),
+            chunks,
+            size: item.file.as_ref().map_or(0, |f| f.size),
+        })
+    }
+
+    /// Judges an item as it is now; the record to send for it, if any.
+    fn item_record(
+        &mut self,
+        store: &dyn Store,
+        scope: &ferry_core::sync::SendScope,
+        item: &Item,
+    ) -> Result<Option<SyncRecord>, StoreError> {
+        let (origin_instance, origin_item) = self.origin(store, item.id)?;
+        let facts = ItemFacts {
+            kind: item.kind,
+            markings: &item.markings,
+            origin_instance: &origin_instance,
+            deleted: false,
+        };
+        let record = match judge(scope, facts) {
+            Verdict::Send => {
+                let wire = self.wire(store, item)?;
+                self.verdicts.insert(item.id, Some(wire.clone()));
+                Some(SyncRecord::Item {
+                    item: Box::new(wire),
+                })
+            }
+            Verdict::Retract(reason) => {
+                self.verdicts.insert(item.id, None);
+                Some(SyncRecord::Retract {
+                    origin_instance,
+                    origin_item,
+                    reason: reason.as_str().into(),
+                })
+            }
+            Verdict::Skip => {
+                self.verdicts.insert(item.id, None);
+                None
+            }
+        };
+        Ok(record)
+    }
+
+    /// Before a row goes out, its item must be known to be in scope and described first.
+    fn row_allowed(
+        &mut self,
+        store: &dyn Store,
+        scope: &ferry_core::sync::SendScope,
+        id: ItemId,
+        lines: &Lines,
+    ) -> Result<Option<String>, StoreError> {
+        if !self.verdicts.contains_key(&id) {
+            match store.item(id) {
+                Ok(item) => {
+                    if let Some(record) = self.item_record(store, scope, &item)? {
+                        // A retraction for an item whose rows changed: it left the scope.
+                        lines.send(&record);
+                    }
+                }
+                Err(StoreError::ItemNotFound(_)) => {
+                    self.verdicts.insert(id, None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self
+            .verdicts
+            .get(&id)
+            .and_then(|w| w.as_ref())
+            .map(|w| w.origin_item.clone()))
+    }
+}
+
+/// `POST /federation/v1/sync/pull`: the changes in scope after the receiver's cursor.
+pub(crate) async fn pull(
+    State(state): State<AppState>,
+    signed: SignedByPeer,
+) -> ApiResult<Response> {
+    let request: PullRequest = json_body(&signed.body)?;
+    let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let store = state.store.clone();
+    let epoch = blocking(move || store.instance()).await?.epoch;
+    let scope_print = outbound.scope.fingerprint();
+    // Another epoch (the data went back in time) or another scope (items may newly match):
+    // the receiver's cursor means nothing here, so everything goes again.
+    let full = request.after == 0
+        || request.epoch.as_deref() != Some(&epoch)
+        || request.scope.as_deref() != Some(&scope_print);
+    let after = if full { 0 } else { request.after };
+    let store = state.store.clone();
+    let me = state.info.instance_id.clone();
+    let start = SyncRecord::Start {
+        epoch,
+        scope: scope_print,
+        full,
+    };
+    Ok(stream_from(move |lines| {
+        if !lines.send(&start) {
+            return Ok(());
+        }
+        send_changes(store.as_ref(), &outbound, me, after, lines)
+    }))
+}
+
+fn send_changes(
+    store: &dyn Store,
+    outbound: &Outbound,
+    me: String,
+    mut after: i64,
+    lines: &Lines,
+) -> Result<(), StoreError> {
+    let scope = &outbound.scope;
+    let mut judged = Judged {
+        me,
+        verdicts: HashMap::new(),
+    };
+    loop {
+        let page = store.changes(&outbound.space, after, PAGE)?;
+        for change in page.changes {
+            let record = match change {
+                Change::Item { item, .. } => judged.item_record(store, scope, &item)?,
+                Change::ItemDeleted { item_id, .. } => {
+                    judged.verdicts.insert(item_id, None);
+                    let (origin_instance, origin_item) = judged.origin(store, item_id)?;
+                    (origin_instance != scope.receiver).then(|| SyncRecord::Retract {
+                        origin_instance,
+                        origin_item,
+                        reason: "deleted".into(),
+                    })
+                }
+                Change::Row { item_id, row, .. } => judged
+                    .row_allowed(store, scope, item_id, lines)?
+                    .map(|origin_item| SyncRecord::Row {
+                        origin_item,
+                        key: row.key,
+                        values: row.values,
+                        geometry: row.geometry,
+                    }),
+                Change::RowDeleted { item_id, key, .. } => judged
+                    .row_allowed(store, scope, item_id, lines)?
+                    .map(|origin_item| SyncRecord::RowDeleted { origin_item, key }),
+            };
+            if let Some(record) = record
+                && !lines.send(&record)
+            {
+                return Ok(());
+            }
+        }
+        after = page.next_after;
+        if !lines.send(&SyncRecord::Commit { seq: after }) {
+            return Ok(());
+        }
+        if !page.has_more {
+            break;
+        }
+    }
+    lines.send(&SyncRecord::End { seq: after });
+    Ok(())
+}
+
+/// `POST /federation/v1/sync/item`: one item's whole current content, or its retraction when it
+/// is not (or no longer) in scope.
+pub(crate) async fn pull_item(
+    State(state): State<AppState>,
+    signed: SignedByPeer,
+) -> ApiResult<Response> {
+    let request: ItemPullRequest = json_body(&signed.body)?;
+    let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let store = state.store.clone();
+    let me = state.info.instance_id.clone();
+    Ok(stream_from(move |lines| {
+        send_item(store.as_ref(), &outbound, me, &request, lines)
+    }))
+}
+
+fn send_item(
+    store: &dyn Store,
+    outbound: &Outbound,
+    me: String,
+    request: &ItemPullRequest,
+    lines: &Lines,
+) -> Result<(), StoreError> {
+    let epoch = store.instance()?.epoch;
+    lines.send(&SyncRecord::Start {
+        epoch,
+        scope: outbound.scope.fingerprint(),
+        full: false,
+    });
+    let local = if request.origin_instance == me {
+        request.origin_item.parse::<ItemId>().ok()
+    } else {
+        store.item_by_origin(&request.origin_instance, &request.origin_item)?
+    };
+    let space = store.space(&outbound.space)?;
+    let item = match local.map(|id| store.item(id)) {
+        Some(Ok(item)) if item.space_id == space.id => Some(item),
+        Some(Err(e)) if !matches!(e, StoreError::ItemNotFound(_)) => return Err(e),
+        _ => None,
+    };
+    let mut judged = Judged {
+        me,
+        verdicts: HashMap::new(),
+    };
+    let record = match &item {
+        Some(item) => judged.item_record(store, &outbound.scope, item)?,
+        None => Some(SyncRecord::Retract {
+            origin_instance: request.origin_instance.clone(),
+            origin_item: request.origin_item.clone(),
+            reason: "deleted".into(),
+        }),
+    };
+    let Some(record) = record else {
+        lines.send(&SyncRecord::End { seq: 0 });
+        return Ok(());
+    };
+    let sending = matches!(record, SyncRecord::Item { .. });
+    lines.send(&record);
+    if let (true, Some(item)) = (sending, item)
+        && item.kind != ferry_proto::ItemKind::File
+    {
+        send_rows(store, &item, &request.origin_item, lines)?;
+    }
+    lines.send(&SyncRecord::Commit { seq: 0 });
+    lines.send(&SyncRecord::End { seq: 0 });
+    Ok(())
+}
+
+fn send_rows(
+    store: &dyn Store,
+    item: &Item,
+    origin_item: &str,
+    lines: &Lines,
+) -> Result<(), StoreError> {
+    let mut after = None;
+    loop {
+        let rows = store.query_rows(
+            item.id,
+            &RowQuery {
+                after: after.clone(),
+                limit: ITEM_PAGE,
+                ..Default::default()
+            },
+        )?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = Some(
+            ferry_core::Key::from_value(&last.key)
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+        );
+        let full = rows.len() == ITEM_PAGE;
+        for row in rows {
+            let record = SyncRecord::Row {
+                origin_item: origin_item.to_string(),
+                key: row.key,
+                values: row.values,
+                geometry: row.geometry,
+            };
+            if !lines.send(&record) {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// `POST /federation/v1/sync/chunk`: one chunk of a file in the link's space.
+pub(crate) async fn chunk(
+    State(state): State<AppState>,
+    signed: SignedByPeer,
+) -> ApiResult<Response> {
+    let request: ChunkRequest = json_body(&signed.body)?;
+    let _outbound: Outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let valid = request.hash.len() == 64 && request.hash.bytes().all(|b| b.is_ascii_hexdigit());
+    let (store, chunks) = (state.store.clone(), state.chunks.clone());
+    let hash = request.hash.clone();
+    let bytes = blocking(move || {
+        if !valid || !store.chunk_in_use(&hash)? {
+            return Ok::<_, StoreError>(None);
+        }
+        chunks.read(&hash).map(Some)
+    })
+    .await?
+    .ok_or_else(|| ApiFailure::new(ErrorCode::ItemNotFound, "no such chunk here"))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from(bytes),
+    )
+        .into_response())
+}
