@@ -7,6 +7,7 @@ mod commands;
 mod output;
 mod peers;
 mod serve;
+mod sync;
 mod trust;
 
 use clap::{Args, Parser, Subcommand};
@@ -57,6 +58,9 @@ enum Command {
     /// Collaborations: one host, many guests, workspaces with an access mode per guest.
     #[command(subcommand)]
     Collab(collabs::CollabCmd),
+    /// Sync: run a link now, see where links stand, and their history.
+    #[command(subcommand)]
+    Sync(sync::SyncCmd),
     /// Network policy: which peers may call this instance, and which it may call.
     Policy(trust::PolicyArgs),
     /// The log of trust and security events.
@@ -129,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Changes(args) => commands::changes(&connect()?, out, args).await,
         Command::Peer(cmd) => peers::peer(&connect()?, out, cmd).await,
         Command::Collab(cmd) => collabs::collab(&connect()?, out, cmd).await,
+        Command::Sync(cmd) => sync::sync(&connect()?, out, cmd).await,
         Command::Policy(args) => trust::policy(&connect()?, out, args).await,
         Command::Audit(cmd) => trust::audit(&connect()?, out, cmd).await,
         Command::Bench(cmd) => bench::run(out, cmd).await,

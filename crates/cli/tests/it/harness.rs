@@ -417,3 +417,91 @@ pub async fn send_forged(inst: &TestInstance, path: &str, f: &Forged) -> (Status
         .unwrap();
     (r.status(), r.json().await.unwrap_or(Value::Null))
 }
+
+type LineRewrite = dyn Fn(&str) -> Vec<String> + Send + Sync;
+
+/// An HTTP proxy in front of an instance: forwards every request unchanged, and lets a test
+/// rewrite the lines of sync streams on their way back (a misbehaving sender).
+pub struct Proxy {
+    pub url: String,
+    target: std::sync::Arc<std::sync::Mutex<String>>,
+    rewrite: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>>,
+}
+
+impl Proxy {
+    pub async fn start() -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let target = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let rewrite: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>> =
+            Default::default();
+        let (t, r) = (target.clone(), rewrite.clone());
+        let http = reqwest::Client::new();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (t, r, http) = (t.clone(), r.clone(), http.clone());
+            async move { forward(&http, &t, &r, request).await }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Proxy {
+            url,
+            target,
+            rewrite,
+        }
+    }
+
+    pub fn point_at(&self, url: &str) {
+        *self.target.lock().unwrap() = url.to_string();
+    }
+
+    /// Rewrites each line of every sync pull answer into zero or more lines.
+    pub fn rewrite_sync_lines(&self, f: impl Fn(&str) -> Vec<String> + Send + Sync + 'static) {
+        *self.rewrite.lock().unwrap() = Some(std::sync::Arc::new(f));
+    }
+}
+
+async fn forward(
+    http: &reqwest::Client,
+    target: &std::sync::Mutex<String>,
+    rewrite: &std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let url = format!("{}{path}", target.lock().unwrap());
+    let mut outgoing = http.request(parts.method.clone(), url).body(bytes.to_vec());
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let answer = outgoing.send().await.unwrap();
+    let status = answer.status();
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .cloned()
+        .unwrap_or_else(|| "application/json".parse().unwrap());
+    let mut body = answer.bytes().await.unwrap().to_vec();
+    let rewrite = rewrite.lock().unwrap().clone();
+    if let Some(f) = rewrite
+        && parts.uri.path() == "/federation/v1/sync/pull"
+    {
+        let text = String::from_utf8(body).unwrap();
+        body = text
+            .lines()
+            .flat_map(|l| f(l))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .into_bytes();
+    }
+    axum::response::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(axum::body::Body::from(body))
+        .unwrap()
+}

@@ -14,4 +14,5 @@ mod harness;
 mod items;
 mod lifecycle;
 mod peers;
+mod sync;
 mod trust;

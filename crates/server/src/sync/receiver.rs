@@ -73,10 +73,17 @@ pub(crate) async fn run_link(
         return Ok(run);
     };
     record(state, &run).await?;
+    let mut tally = Tally {
+        run,
+        received: HashSet::new(),
+        refused: HashSet::new(),
+    };
     let outcome = match super::inbound(state, link).await {
-        Ok((_, channels)) => pull_all(state, &channels, &mut run).await,
+        Ok((_, channels)) => pull_all(state, &channels, &mut tally).await,
         Err(e) => Err(e),
     };
+    let mut run = tally.run;
+    run.items_received = tally.received.len() as i64;
     run.ended_at = Some(now());
     run.status = match (&outcome, run.errors.is_empty()) {
         (Err(_), _) => "failed",
@@ -98,12 +105,37 @@ async fn record(state: &AppState, run: &SyncRun) -> ApiResult<()> {
     blocking(move || store.record_run(&run)).await
 }
 
+/// What a run did so far: its record, the items it brought, and the items it refused (each
+/// reported once, and not tried again in the same run).
+struct Tally {
+    run: SyncRun,
+    received: HashSet<String>,
+    refused: HashSet<String>,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: &BatchOutcome) {
+        self.run.rows_received += outcome.rows;
+        self.run.items_retracted += outcome.retracted;
+    }
+
+    fn absorb(&mut self, checker: Checker<'_>, bytes: i64) {
+        self.run.bytes_received += bytes;
+        self.received.extend(checker.received);
+        for error in checker.errors {
+            if self.refused.insert(error.origin_item.clone()) {
+                self.run.errors.push(error);
+            }
+        }
+    }
+}
+
 /// Pulls every channel; one that fails does not stop the others, but fails the run.
-async fn pull_all(state: &AppState, channels: &[Inbound], run: &mut SyncRun) -> ApiResult<()> {
+async fn pull_all(state: &AppState, channels: &[Inbound], tally: &mut Tally) -> ApiResult<()> {
     let mut first_failure = None;
     for channel in channels {
-        let pulled = pull(state, channel, run).await;
-        let copied = copy_pending(state, channel, run).await;
+        let pulled = pull(state, channel, tally).await;
+        let copied = copy_pending(state, channel, tally).await;
         if let Err(e) = pulled.and(copied) {
             tracing::warn!(channel = %channel.channel, error = %e.0.message, "a sync channel failed");
             first_failure.get_or_insert(e);
@@ -169,6 +201,8 @@ struct Checker<'a> {
     shapes: HashMap<String, (Option<ferry_proto::Schema>, bool)>,
     refused: HashSet<String>,
     errors: Vec<SyncItemError>,
+    /// Items that came through the checks.
+    received: HashSet<String>,
 }
 
 impl Checker<'_> {
@@ -213,6 +247,7 @@ impl Checker<'_> {
             _ => None,
         };
         self.refused.remove(&wire.origin_item);
+        self.received.insert(wire.origin_item.clone());
         let geographic = wire.crs.as_deref().is_none_or(is_geographic);
         self.shapes
             .insert(wire.origin_item.clone(), (wire.schema.clone(), geographic));
@@ -322,7 +357,10 @@ impl Checker<'_> {
         code: &str,
         message: String,
     ) -> ApiResult<()> {
-        self.refused.insert(origin_item.to_string());
+        if !self.refused.insert(origin_item.to_string()) {
+            return Ok(());
+        }
+        self.received.remove(origin_item);
         self.errors.push(SyncItemError {
             origin_item: origin_item.to_string(),
             title: title.to_string(),
@@ -404,17 +442,11 @@ fn batch<'a>(
     }
 }
 
-fn add(run: &mut SyncRun, outcome: &BatchOutcome) {
-    run.items_received += outcome.items;
-    run.rows_received += outcome.rows;
-    run.items_retracted += outcome.retracted;
-}
-
 /// Who owns received items here.
 const OWNER: &str = "ferry-sync";
 
 /// Pulls one channel from its cursor to the sender's end record.
-async fn pull(state: &AppState, channel: &Inbound, run: &mut SyncRun) -> ApiResult<()> {
+async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResult<()> {
     let store = state.store.clone();
     let key = channel.channel.clone();
     let known = blocking(move || store.sync_cursor(&key)).await?;
@@ -461,6 +493,7 @@ async fn pull(state: &AppState, channel: &Inbound, run: &mut SyncRun) -> ApiResu
         shapes: HashMap::new(),
         refused: HashSet::new(),
         errors: Vec::new(),
+        received: HashSet::new(),
     };
     let mut ops = Vec::new();
     let result = loop {
@@ -473,29 +506,24 @@ async fn pull(state: &AppState, channel: &Inbound, run: &mut SyncRun) -> ApiResu
             SyncRecord::Commit { seq } => {
                 cursor.seq = seq;
                 let outcome = apply(state, channel, std::mem::take(&mut ops), &cursor).await?;
-                add(run, &outcome);
+                tally.add(&outcome);
             }
             SyncRecord::End { seq } => {
                 cursor.seq = seq;
                 let ops = std::mem::take(&mut ops);
                 let outcome = if cursor.resync {
                     cursor.resync = false;
-                    let outcome = apply(
-                        state,
-                        channel,
-                        ops,
-                        &SyncCursor {
-                            resync: true,
-                            ..cursor.clone()
-                        },
-                    )
-                    .await?;
-                    add(run, &outcome);
+                    let during = SyncCursor {
+                        resync: true,
+                        ..cursor.clone()
+                    };
+                    let outcome = apply(state, channel, ops, &during).await?;
+                    tally.add(&outcome);
                     finish(state, channel, &cursor).await?
                 } else {
                     apply(state, channel, ops, &cursor).await?
                 };
-                add(run, &outcome);
+                tally.add(&outcome);
                 break Ok(());
             }
             other => {
@@ -505,8 +533,7 @@ async fn pull(state: &AppState, channel: &Inbound, run: &mut SyncRun) -> ApiResu
             }
         }
     };
-    run.bytes_received += records.bytes;
-    run.errors.extend(checker.errors);
+    tally.absorb(checker, records.bytes);
     result
 }
 
@@ -547,12 +574,15 @@ async fn finish(
 
 /// Copies whole every item the channel marked: new ones whose older rows never came, and refused
 /// ones, which are tried again.
-async fn copy_pending(state: &AppState, channel: &Inbound, run: &mut SyncRun) -> ApiResult<()> {
+async fn copy_pending(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResult<()> {
     let store = state.store.clone();
     let key = channel.channel.clone();
     let pending = blocking(move || store.pending_copies(&key)).await?;
     for copy in pending {
-        copy_item(state, channel, &copy, run).await?;
+        // Refused in this very run: the next run tries again.
+        if !tally.refused.contains(&copy.origin_item) {
+            copy_item(state, channel, &copy, tally).await?;
+        }
     }
     Ok(())
 }
@@ -561,7 +591,7 @@ async fn copy_item(
     state: &AppState,
     channel: &Inbound,
     copy: &PendingCopy,
-    run: &mut SyncRun,
+    tally: &mut Tally,
 ) -> ApiResult<()> {
     let response = state
         .federation
@@ -584,6 +614,7 @@ async fn copy_item(
         shapes: HashMap::new(),
         refused: HashSet::new(),
         errors: Vec::new(),
+        received: HashSet::new(),
     };
     let mut ops = Vec::new();
     let mut ended = false;
@@ -596,9 +627,8 @@ async fn copy_item(
             ops.push(op);
         }
     }
-    run.bytes_received += records.bytes;
     let refused = !checker.errors.is_empty();
-    run.errors.extend(checker.errors);
+    tally.absorb(checker, records.bytes);
     if !ended {
         return Err(cut("the connection closed"));
     }
@@ -626,6 +656,6 @@ async fn copy_item(
     })
     .await?;
     crate::api::items::remove_chunks(state, outcome.freed_chunks.clone()).await;
-    add(run, &outcome);
+    tally.add(&outcome);
     Ok(())
 }

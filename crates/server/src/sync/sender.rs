@@ -144,6 +144,30 @@ impl Judged {
         Ok(record)
     }
 
+    /// Judges an item first met through one of its rows, as it is now.
+    fn judge_unseen(
+        &mut self,
+        store: &dyn Store,
+        scope: &ferry_core::sync::SendScope,
+        id: ItemId,
+        lines: &Lines,
+    ) -> Result<(), StoreError> {
+        match store.item(id) {
+            Ok(item) => {
+                if let Some(record) = self.item_record(store, scope, &item)? {
+                    // A retraction for an item whose rows changed: it left the scope.
+                    lines.send(&record);
+                }
+                Ok(())
+            }
+            Err(StoreError::ItemNotFound(_)) => {
+                self.verdicts.insert(id, None);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Before a row goes out, its item must be known to be in scope and described first.
     fn row_allowed(
         &mut self,
@@ -153,18 +177,7 @@ impl Judged {
         lines: &Lines,
     ) -> Result<Option<String>, StoreError> {
         if !self.verdicts.contains_key(&id) {
-            match store.item(id) {
-                Ok(item) => {
-                    if let Some(record) = self.item_record(store, scope, &item)? {
-                        // A retraction for an item whose rows changed: it left the scope.
-                        lines.send(&record);
-                    }
-                }
-                Err(StoreError::ItemNotFound(_)) => {
-                    self.verdicts.insert(id, None);
-                }
-                Err(e) => return Err(e),
-            }
+            self.judge_unseen(store, scope, id, lines)?;
         }
         Ok(self
             .verdicts

@@ -1,0 +1,394 @@
+//! Sync between real instances over real HTTP: copies kept in sync incrementally, retraction,
+//! relay through a collaboration's host without echo, and a misbehaving sender.
+
+use crate::harness::{Proxy, TestInstance, ferry_json, points_geojson, stderr};
+use ferry_server::Config;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn instance(title: &str, tweak: impl FnOnce(&mut Config)) -> TestInstance {
+    let title = title.to_string();
+    let inst = TestInstance::start_with(move |c| {
+        c.title = title;
+        tweak(c);
+    })
+    .await;
+    ferry_json(&inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
+    ferry_json(&inst, &["policy", "egress", "allow", "127.0.0.1"]);
+    inst
+}
+
+/// A exports datasets and features from `roads` to B's `inbox`, which marks them PARTNER.
+async fn peered(a: &TestInstance, b: &TestInstance) -> (String, String) {
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let created = ferry_json(
+        a,
+        &[
+            "peer",
+            "request",
+            "--space",
+            "roads",
+            "--export",
+            "datasets,features",
+        ],
+    );
+    let code = created["code"].as_str().unwrap();
+    let imported = ferry_json(b, &["peer", "import", code]);
+    let on_b = imported["id"].as_str().unwrap().to_string();
+    ferry_json(
+        b,
+        &[
+            "peer", "approve", &on_b, "--space", "inbox", "--mark", "PARTNER",
+        ],
+    );
+    let on_a = created["connection"]["id"].as_str().unwrap().to_string();
+    ferry_json(a, &["peer", "activate", &on_a]);
+    (on_a, on_b)
+}
+
+/// Imports into `space`; returns the new item.
+async fn import(inst: &TestInstance, space: &str, title: &str, kind: &str, body: String) -> Value {
+    let (content_type, extra) = match kind {
+        "geojson" => ("application/geo+json", ""),
+        _ => ("text/csv", "&primary_key=id"),
+    };
+    let (status, item) = inst
+        .import(
+            &format!("space={space}&title={title}{extra}"),
+            content_type,
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    item
+}
+
+/// Every live row of an item as (key, values, geometry), in key order.
+async fn rows(inst: &TestInstance, item: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/items/{item}/rows?limit=10000");
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={a}"));
+        }
+        let page = inst.get(&path).await;
+        for r in page["rows"].as_array().unwrap() {
+            all.push(json!([r["key"], r["values"], r["geometry"]]));
+        }
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => return all,
+        }
+    }
+}
+
+/// Items of a space by title.
+async fn items(inst: &TestInstance, space: &str) -> std::collections::BTreeMap<String, Value> {
+    inst.get(&format!("/api/v1/items?space={space}"))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["title"].as_str().unwrap().to_string(), i.clone()))
+        .collect()
+}
+
+fn id(item: &Value) -> &str {
+    item["id"].as_str().unwrap()
+}
+
+async fn edit(inst: &TestInstance, item: &str, batch: Value) {
+    let (status, body) = inst
+        .call(
+            Method::POST,
+            &format!("/api/v1/items/{item}/edits"),
+            Some(batch),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+fn sync_now(inst: &TestInstance, link: &str) -> Value {
+    ferry_json(inst, &["sync", "now", link])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor Authority", |_| {}).await;
+    let (_on_a, on_b) = peered(&a, &b).await;
+    let layer = import(&a, "roads", "Berths", "geojson", points_geojson(300)).await;
+    let csv = "id,name,depth\n1,North,4.5\n2,South,7\n3,East,2.25\n".to_string();
+    let dataset = import(&a, "roads", "Depths", "csv", csv).await;
+    let secret = import(&a, "roads", "Secret", "csv", "id\n1\n".into()).await;
+    a.call(
+        Method::PATCH,
+        &format!("/api/v1/items/{}", id(&secret)),
+        Some(json!({"markings": ["OFFICIAL"]})),
+    )
+    .await;
+
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["trigger"], "on_demand");
+    assert_eq!(run["rows_received"], 303);
+    let got = items(&b, "inbox").await;
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        vec!["Berths", "Depths"],
+        "the OFFICIAL item stays home"
+    );
+    let copy = &got["Berths"];
+    assert_eq!(copy["row_count"], 300);
+    assert_eq!(
+        copy["markings"],
+        json!(["PARTNER"]),
+        "marked as the receiving admin set"
+    );
+    assert_eq!(copy["schema"], layer["schema"]);
+    assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&layer)).await);
+    assert_eq!(
+        rows(&b, id(&got["Depths"])).await,
+        rows(&a, id(&dataset)).await
+    );
+
+    // A delta: updates, a delete, an add. Only those travel.
+    edit(&a, id(&layer), json!({
+        "updates": [{"key": 1, "values": {"name": "renamed"}}, {"key": 2, "geometry": {"type": "Point", "coordinates": [1.0, 2.0]}}],
+        "deletes": [3],
+        "adds": [{"key": 1000, "values": {"name": "new", "n": 1, "v": 0.5}, "geometry": {"type": "Point", "coordinates": [3.0, 4.0]}}],
+    })).await;
+    let run = sync_now(&b, &on_b);
+    assert_eq!(
+        (run["status"].as_str(), run["rows_received"].as_i64()),
+        (Some("completed"), Some(4)),
+        "{run}"
+    );
+    assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&layer)).await);
+    assert_eq!(
+        b.get(&format!("/api/v1/items/{}", id(copy))).await["row_count"],
+        300
+    );
+
+    // Nothing to do: nothing moves.
+    let run = sync_now(&b, &on_b);
+    assert_eq!(
+        (
+            run["items_received"].as_i64(),
+            run["rows_received"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+
+    // Marked above the ceiling: retracted from B, not left behind as if it never existed.
+    a.call(
+        Method::PATCH,
+        &format!("/api/v1/items/{}", id(&dataset)),
+        Some(json!({"markings": ["OFFICIAL"]})),
+    )
+    .await;
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["items_retracted"], 1, "{run}");
+    assert!(!items(&b, "inbox").await.contains_key("Depths"));
+    // Back under the ceiling: it comes back whole, rows older than B's cursor included.
+    a.call(
+        Method::PATCH,
+        &format!("/api/v1/items/{}", id(&dataset)),
+        Some(json!({"markings": []})),
+    )
+    .await;
+    sync_now(&b, &on_b);
+    let back = &items(&b, "inbox").await["Depths"];
+    assert_eq!(rows(&b, id(back)).await, rows(&a, id(&dataset)).await);
+
+    // Deleted at the origin: deleted here.
+    a.call(
+        Method::DELETE,
+        &format!("/api/v1/items/{}", id(&layer)),
+        None,
+    )
+    .await;
+    sync_now(&b, &on_b);
+    assert!(!items(&b, "inbox").await.contains_key("Berths"));
+
+    // History and status tell what happened.
+    let history = ferry_json(&b, &["sync", "history", &on_b]);
+    assert_eq!(history.as_array().unwrap().len(), 6);
+    let status = ferry_json(&b, &["sync", "status"]);
+    let link = &status.as_array().unwrap()[0];
+    assert_eq!(
+        (link["receives"].as_bool(), link["sends"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let metrics = b
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("ferry_sync_runs_total"), "{metrics}");
+
+    // The sender down: the run fails with a clear error, and the local API stays up.
+    let mut a = a;
+    a.stop().await;
+    let out = b.ferry(&["sync", "now", &on_b]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("peer_unreachable"),
+        "{}",
+        stderr(&out)
+    );
+    let last = &ferry_json(&b, &["sync", "history", &on_b])[0];
+    assert_eq!(last["status"], "failed");
+    assert!(b.get("/api/v1/spaces").await.as_array().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collaboration_relays_through_its_host_and_never_echoes() {
+    let host = instance("Port Authority", |_| {}).await;
+    let sender = instance("City GIS", |_| {}).await;
+    let reader = instance("Harbor Pilots", |_| {}).await;
+    host.create_space("coast").await;
+    ferry_json(
+        &host,
+        &[
+            "collab",
+            "create",
+            "Coast",
+            "--workspace",
+            "Roads",
+            "--space",
+            "coast",
+        ],
+    );
+    for (guest, mode) in [(&sender, "Roads=send_receive"), (&reader, "Roads=receive")] {
+        let file = guest.data_dir().join("invitation.txt");
+        let url = guest.url.clone();
+        ferry_json(
+            &host,
+            &[
+                "collab",
+                "invite",
+                "Coast",
+                "--guest-url",
+                &url,
+                "--access",
+                mode,
+                "--file",
+                file.to_str().unwrap(),
+            ],
+        );
+        ferry_json(guest, &["collab", "accept", file.to_str().unwrap()]);
+        guest.create_space("mine").await;
+        ferry_json(guest, &["collab", "link", "Roads", "--space", "mine"]);
+    }
+    import(
+        &sender,
+        "mine",
+        "From the city",
+        "csv",
+        "id,v\n1,a\n2,b\n".into(),
+    )
+    .await;
+    import(&host, "coast", "From the port", "csv", "id,v\n1,x\n".into()).await;
+
+    // The host pulls from the guest that sends; the reader pulls from the host.
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(
+        (run["status"].as_str(), run["items_received"].as_i64()),
+        (Some("completed"), Some(1)),
+        "{run}"
+    );
+    assert_eq!(items(&host, "coast").await.len(), 2);
+    sync_now(&reader, "Coast/Roads");
+    let at_reader = items(&reader, "mine").await;
+    assert_eq!(
+        at_reader.keys().collect::<Vec<_>>(),
+        vec!["From the city", "From the port"]
+    );
+    assert_eq!(
+        rows(&reader, id(&at_reader["From the city"])).await.len(),
+        2
+    );
+
+    // The sending guest gets the host's item, never its own back.
+    let run = sync_now(&sender, "Coast/Roads");
+    assert_eq!(run["items_received"], 1, "{run}");
+    let at_sender = items(&sender, "mine").await;
+    assert_eq!(
+        at_sender.keys().collect::<Vec<_>>(),
+        vec!["From the city", "From the port"]
+    );
+
+    // A receive-only guest sends nothing: the host has no channel from it.
+    import(&reader, "mine", "Reader's own", "csv", "id\n1\n".into()).await;
+    sync_now(&host, "Coast/Roads");
+    assert!(!items(&host, "coast").await.contains_key("Reader's own"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misbehaving_sender_cannot_push_what_was_not_agreed() {
+    let proxy = Proxy::start().await;
+    let url = proxy.url.clone();
+    let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
+    proxy.point_at(&a.url);
+    let b = instance("Harbor Authority", |_| {}).await;
+    let b_id = crate::harness::instance_id(&b).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    // Datasets only.
+    let created = ferry_json(
+        &a,
+        &[
+            "peer", "request", "--space", "roads", "--export", "datasets",
+        ],
+    );
+    let imported = ferry_json(&b, &["peer", "import", created["code"].as_str().unwrap()]);
+    let on_b = imported["id"].as_str().unwrap().to_string();
+    ferry_json(&b, &["peer", "approve", &on_b, "--space", "inbox"]);
+    ferry_json(
+        &a,
+        &[
+            "peer",
+            "activate",
+            created["connection"]["id"].as_str().unwrap(),
+        ],
+    );
+    import(&a, "roads", "Honest", "csv", "id\n1\n".into()).await;
+
+    // On the way to B, every item grows a twin that B never agreed to: a feature layer, and an
+    // item that claims to come from B itself.
+    let b_id_copy = b_id.clone();
+    proxy.rewrite_sync_lines(move |line| {
+        let record: Value = serde_json::from_str(line).unwrap();
+        if record["t"] != "item" {
+            return vec![line.to_string()];
+        }
+        let mut layer = record.clone();
+        layer["item"]["kind"] = json!("feature_layer");
+        layer["item"]["origin_item"] = json!("smuggled-layer");
+        layer["item"]["title"] = json!("Smuggled layer");
+        let mut echo = record.clone();
+        echo["item"]["origin_instance"] = json!(b_id_copy);
+        echo["item"]["origin_item"] = json!("smuggled-echo");
+        echo["item"]["title"] = json!("Smuggled echo");
+        vec![line.to_string(), layer.to_string(), echo.to_string()]
+    });
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    let refused: Vec<&str> = run["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, vec!["sync_refused", "sync_refused"]);
+    assert_eq!(
+        items(&b, "inbox").await.keys().collect::<Vec<_>>(),
+        vec!["Honest"]
+    );
+}
