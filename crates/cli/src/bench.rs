@@ -16,6 +16,10 @@ pub(crate) enum BenchCmd {
     /// Import and export a generated feature layer through a real `ferry serve` process; baseline:
     /// inserting the same rows into a bare SQLite table.
     Import(ImportBench),
+    /// Sync a generated feature layer between two `ferry serve` processes: the initial copy, a
+    /// delta of 1% updates + 0.1% inserts + 0.1% deletes, and syncs with nothing to do; baseline:
+    /// inserting the same rows into a bare SQLite table.
+    Sync(ImportBench),
 }
 
 #[derive(Args, Debug)]
@@ -44,6 +48,16 @@ struct ImportReport {
 
 pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
     match cmd {
+        BenchCmd::Sync(args) => {
+            let temp = tempfile::tempdir()?;
+            let dir = args
+                .dir
+                .clone()
+                .unwrap_or_else(|| temp.path().to_path_buf());
+            std::fs::create_dir_all(&dir)?;
+            let report = crate::bench_sync::sync_bench(&dir, args.features).await?;
+            out.show(&report, crate::bench_sync::render)
+        }
         BenchCmd::Import(args) => {
             let temp = tempfile::tempdir()?;
             let dir = args
@@ -92,7 +106,7 @@ pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
 }
 
 /// One generated feature: a point, 2 integers, 2 floats, 3 short strings and a timestamp.
-struct Sample {
+pub(crate) struct Sample {
     id: u64,
     x: f64,
     y: f64,
@@ -106,7 +120,7 @@ struct Sample {
     ts: String,
 }
 
-fn sample(i: u64) -> Sample {
+pub(crate) fn sample(i: u64) -> Sample {
     let x = -180.0 + (i * 7919 % 3_600_000) as f64 / 10_000.0;
     let y = -90.0 + (i * 104_729 % 1_800_000) as f64 / 10_000.0;
     Sample {
@@ -129,7 +143,7 @@ fn sample(i: u64) -> Sample {
     }
 }
 
-fn write_geojson(path: &Path, n: u64) -> Result<u64> {
+pub(crate) fn write_geojson(path: &Path, n: u64) -> Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     w.write_all(br#"{"type":"FeatureCollection","features":["#)?;
     for i in 1..=n {
@@ -148,7 +162,7 @@ fn write_geojson(path: &Path, n: u64) -> Result<u64> {
 
 /// The baseline: the same rows, prepared in memory, inserted into a bare SQLite table with the
 /// pragmas Ferry uses, in one transaction.
-fn bare_sqlite_insert(path: &Path, n: u64) -> Result<Duration> {
+pub(crate) fn bare_sqlite_insert(path: &Path, n: u64) -> Result<Duration> {
     let rows: Vec<Sample> = (1..=n).map(sample).collect();
     let mut conn = rusqlite::Connection::open(path)?;
     conn.execute_batch(
@@ -182,14 +196,14 @@ fn bare_sqlite_insert(path: &Path, n: u64) -> Result<Duration> {
 }
 
 /// A `ferry serve` child process on a free port.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
-    token: String,
+    pub(crate) url: String,
+    pub(crate) token: String,
 }
 
 impl Server {
-    async fn start(data: &Path) -> Result<Server> {
+    pub(crate) async fn start(data: &Path) -> Result<Server> {
         let child = Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
@@ -214,7 +228,7 @@ impl Server {
     }
 
     /// Peak resident memory of the server process so far.
-    fn peak_rss_mib(&self) -> Result<f64> {
+    pub(crate) fn peak_rss_mib(&self) -> Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let kib: f64 = status
             .lines()

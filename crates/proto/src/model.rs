@@ -262,6 +262,9 @@ pub struct Item {
     pub version: i64,
     /// Change-feed sequence of the item's last change.
     pub seq: i64,
+    /// Change-feed position when the item was created: its rows are all newer than this.
+    #[serde(default)]
+    pub created_seq: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

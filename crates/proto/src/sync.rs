@@ -85,6 +85,9 @@ pub struct WireItem {
     /// Bytes of the item's content (rows or file), for the size limit.
     #[serde(default)]
     pub size: u64,
+    /// All the item's rows follow in this stream: it was created after the receiver's cursor.
+    #[serde(default)]
+    pub whole: bool,
 }
 
 /// One line of a pull's answer.
@@ -184,4 +187,86 @@ pub struct LinkSyncStatus {
     #[serde(default)]
     pub last_run: Option<SyncRun>,
     pub running: bool,
+}
+
+/// Every `row` line starts so: the receiver reads those with [`RawRowRecord`], without building
+/// maps for values it stores as text.
+pub const ROW_LINE_PREFIX: &str = r#"{"t":"row","#;
+
+/// A `row` record with its values and geometry left as JSON text.
+#[derive(Debug, Deserialize)]
+pub struct RawRowRecord<'a> {
+    #[serde(borrow)]
+    pub origin_item: std::borrow::Cow<'a, str>,
+    pub key: Value,
+    #[serde(borrow)]
+    pub values: &'a serde_json::value::RawValue,
+    #[serde(borrow, default)]
+    pub geometry: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Writes a `row` line (with its newline) from stored JSON text, decoding nothing.
+pub fn write_row_line(
+    out: &mut Vec<u8>,
+    origin_item: &str,
+    key: &Value,
+    values: &str,
+    geometry: Option<&str>,
+) {
+    out.extend_from_slice(ROW_LINE_PREFIX.as_bytes());
+    out.extend_from_slice(br#""origin_item":"#);
+    serde_json::to_writer(&mut *out, origin_item).expect("a string always serializes");
+    out.extend_from_slice(br#","key":"#);
+    serde_json::to_writer(&mut *out, key).expect("a key always serializes");
+    out.extend_from_slice(br#","values":"#);
+    out.extend_from_slice(values.as_bytes());
+    if let Some(g) = geometry {
+        out.extend_from_slice(br#","geometry":"#);
+        out.extend_from_slice(g.as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row line written from text reads back both ways: as a full record and on the fast path.
+    #[test]
+    fn row_lines_read_back() {
+        let mut out = Vec::new();
+        let values = r#"{"name":"a \"quoted\" name","n":3}"#;
+        let geometry = r#"{"type":"Point","coordinates":[1.5,2]}"#;
+        write_row_line(
+            &mut out,
+            "o1",
+            &serde_json::json!(7),
+            values,
+            Some(geometry),
+        );
+        let line = std::str::from_utf8(&out).unwrap().trim_end();
+        assert!(line.starts_with(ROW_LINE_PREFIX));
+        let record: SyncRecord = serde_json::from_str(line).unwrap();
+        let SyncRecord::Row {
+            origin_item,
+            key,
+            values: parsed,
+            geometry: g,
+        } = record
+        else {
+            panic!("not a row: {line}");
+        };
+        assert_eq!((origin_item.as_str(), key), ("o1", serde_json::json!(7)));
+        assert_eq!(parsed["name"], "a \"quoted\" name");
+        assert_eq!(g.unwrap()["coordinates"][0], 1.5);
+        let raw: RawRowRecord<'_> = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (raw.values.get(), raw.geometry.map(|g| g.get())),
+            (values, Some(geometry))
+        );
+        out.clear();
+        write_row_line(&mut out, "o1", &serde_json::json!("k"), "{}", None);
+        let raw: RawRowRecord<'_> = serde_json::from_slice(out.trim_ascii_end()).unwrap();
+        assert!(raw.geometry.is_none());
+    }
 }

@@ -119,6 +119,13 @@ pub async fn serve(
         instance.store.clone(),
     ));
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Small answers and stream chunks go out at once: without TCP_NODELAY, Nagle's algorithm
+    // and the peer's delayed ACK hold each exchange for tens of milliseconds.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

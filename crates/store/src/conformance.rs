@@ -965,6 +965,7 @@ fn received(origin_item: &str, title: &str) -> crate::SyncOp {
         geometry_type: Some(ferry_proto::GeometryType::Point),
         crs: None,
         file: None,
+        whole: false,
     }))
 }
 

@@ -189,4 +189,6 @@ pub trait Store: Send + Sync + 'static {
     /// What changed in a space after `after`, in sequence order, at most `limit` entries.
     /// Costs time proportional to the changes returned, not to the data in the space.
     fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage>;
+    /// [`Store::changes`] with rows as their stored JSON text, for passing on without decoding.
+    fn raw_changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<RawChangePage>;
 }

@@ -295,7 +295,7 @@ fn find_space(conn: &Connection, space_ref: &str) -> StoreResult<(i64, Space)> {
 
 const ITEM_COLS: &str = "i.rid, i.id, s.id, i.kind, i.title, i.description, i.tags, i.markings,
     i.owner, i.created_at, i.updated_at, i.version, i.seq, i.schema, i.geometry_type, i.crs,
-    i.file, i.row_count, i.deleted";
+    i.file, i.row_count, i.deleted, i.created_seq";
 
 /// An item row as read, before its JSON columns are decoded.
 struct ItemRow {
@@ -305,6 +305,7 @@ struct ItemRow {
     version: i64,
     seq: i64,
     row_count: i64,
+    created_seq: i64,
 }
 
 fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
@@ -327,6 +328,7 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         seq: r.get(12)?,
         row_count: r.get(17)?,
         deleted: r.get::<_, i64>(18)? != 0,
+        created_seq: r.get(19)?,
     })
 }
 
@@ -352,6 +354,7 @@ fn build_item(raw: (ItemRow, [Option<String>; 4])) -> StoreResult<(i64, bool, It
         updated_at: c(9),
         version: row.version,
         seq: row.seq,
+        created_seq: row.created_seq,
         schema: schema.map(|s| serde_json::from_str(&s)).transpose()?,
         geometry_type: geometry_type.and_then(|g| GeometryType::parse(&g)),
         crs,
@@ -1401,6 +1404,10 @@ impl Store for SqliteStore {
                 space_rid,
             };
             let mut seqs = SeqAlloc::begin(tx)?;
+            tx.execute(
+                "UPDATE items SET created_seq = ?2 WHERE rid = ?1",
+                params![rid, seqs.last + 1],
+            )?;
             let mut count = 0i64;
             {
                 let mut stmt = tx.prepare_cached(INSERT_ROW)?;
@@ -1700,6 +1707,38 @@ impl Store for SqliteStore {
     }
 
     fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage> {
+        let raw = self.raw_changes(space_ref, after, limit)?;
+        let mut changes = Vec::with_capacity(raw.changes.len());
+        for (seq, change) in raw.changes {
+            changes.push(match change {
+                RawChange::Item(item) => Change::Item { seq, item },
+                RawChange::ItemDeleted(item_id) => Change::ItemDeleted { seq, item_id },
+                RawChange::Row {
+                    item_id,
+                    key,
+                    values,
+                    geometry,
+                } => Change::Row {
+                    seq,
+                    item_id,
+                    row: parse_row(key, seq, &values, geometry.as_deref())?,
+                },
+                RawChange::RowDeleted { item_id, key } => Change::RowDeleted {
+                    seq,
+                    item_id,
+                    key: key.to_value(),
+                },
+            });
+        }
+        Ok(ChangePage {
+            epoch: raw.epoch,
+            changes,
+            next_after: raw.next_after,
+            has_more: raw.has_more,
+        })
+    }
+
+    fn raw_changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<RawChangePage> {
         self.read(|c| {
             let tx = c.unchecked_transaction()?;
             let (space_rid, _) = find_space(&tx, space_ref)?;
@@ -1714,15 +1753,9 @@ impl Store for SqliteStore {
             for raw in items.query_map(params![space_rid, after, page], decode_item)? {
                 let (_, deleted, item) = build_item(raw?)?;
                 changes.push(if deleted {
-                    Change::ItemDeleted {
-                        seq: item.seq,
-                        item_id: item.id,
-                    }
+                    (item.seq, RawChange::ItemDeleted(item.id))
                 } else {
-                    Change::Item {
-                        seq: item.seq,
-                        item: Box::new(item),
-                    }
+                    (item.seq, RawChange::Item(Box::new(item)))
                 });
             }
             let mut rows = tx.prepare(ROW_CHANGES)?;
@@ -1737,27 +1770,30 @@ impl Store for SqliteStore {
                 ))
             })?;
             for r in found {
-                let (key, seq, deleted, vals, geom, item_id) = r?;
+                let (key, seq, deleted, vals, geometry, item_id) = r?;
                 let item_id = item_id.parse().map_err(|_| {
                     StoreError::Backend(format!("stored item id '{item_id}' is corrupt"))
                 })?;
                 changes.push(if deleted {
-                    Change::RowDeleted {
-                        seq,
-                        item_id,
-                        key: key.to_value(),
-                    }
+                    (seq, RawChange::RowDeleted { item_id, key })
                 } else {
-                    let row =
-                        parse_row(key, seq, vals.as_deref().unwrap_or("{}"), geom.as_deref())?;
-                    Change::Row { seq, item_id, row }
+                    let values = vals.unwrap_or_else(|| "{}".to_string());
+                    (
+                        seq,
+                        RawChange::Row {
+                            item_id,
+                            key,
+                            values,
+                            geometry,
+                        },
+                    )
                 });
             }
-            changes.sort_by_key(Change::seq);
+            changes.sort_by_key(|(seq, _)| *seq);
             let has_more = changes.len() > limit;
             changes.truncate(limit);
-            let next_after = changes.last().map_or(after, Change::seq);
-            Ok(ChangePage {
+            let next_after = changes.last().map_or(after, |(seq, _)| *seq);
+            Ok(RawChangePage {
                 epoch,
                 changes,
                 next_after,

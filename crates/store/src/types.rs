@@ -340,6 +340,9 @@ pub struct ReceivedItem {
     pub geometry_type: Option<GeometryType>,
     pub crs: Option<String>,
     pub file: Option<(FileInfo, Vec<ChunkRef>)>,
+    /// All the item's rows follow in the same stream (it was created after the receiver's
+    /// cursor): no whole copy is needed.
+    pub whole: bool,
 }
 
 /// One checked change from a sender.
@@ -400,3 +403,31 @@ pub struct PendingCopy {
 
 /// A run as stored.
 pub type SyncRunRecord = ferry_proto::SyncRun;
+
+/// One entry of the change feed with rows as stored text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawChange {
+    Item(Box<Item>),
+    ItemDeleted(ferry_proto::ItemId),
+    Row {
+        item_id: ferry_proto::ItemId,
+        key: Key,
+        /// JSON object text.
+        values: String,
+        /// GeoJSON geometry text.
+        geometry: Option<String>,
+    },
+    RowDeleted {
+        item_id: ferry_proto::ItemId,
+        key: Key,
+    },
+}
+
+/// A page of [`RawChange`]s with their sequences, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawChangePage {
+    pub epoch: String,
+    pub changes: Vec<(i64, RawChange)>,
+    pub next_after: i64,
+    pub has_more: bool,
+}

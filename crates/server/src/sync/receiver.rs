@@ -15,8 +15,8 @@ use ferry_core::schema::SchemaBuilder;
 use ferry_core::sync::accept;
 use ferry_core::{Key, rows::RowRecord};
 use ferry_proto::{
-    ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, SyncItemError, SyncRecord,
-    SyncRun, WireItem,
+    ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, ROW_LINE_PREFIX, RawRowRecord,
+    SyncItemError, SyncRecord, SyncRun, WireItem,
 };
 use ferry_store::{
     BatchOutcome, ChunkRef, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
@@ -148,6 +148,8 @@ async fn pull_all(state: &AppState, channels: &[Inbound], tally: &mut Tally) -> 
 struct Records {
     body: futures_util::stream::BoxStream<'static, Result<Bytes, reqwest::Error>>,
     buffer: Vec<u8>,
+    /// Where the unread part of `buffer` starts.
+    read: usize,
     bytes: i64,
 }
 
@@ -156,18 +158,20 @@ impl Records {
         Records {
             body: response.bytes_stream().boxed(),
             buffer: Vec::new(),
+            read: 0,
             bytes: 0,
         }
     }
 
     /// The next record; `None` when the stream ended (cleanly or not: the caller knows by
     /// whether it saw the end record).
-    async fn next(&mut self) -> ApiResult<Option<SyncRecord>> {
+    async fn next(&mut self) -> ApiResult<Option<Incoming>> {
         loop {
-            if let Some(at) = self.buffer.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=at).collect();
+            if let Some(at) = self.buffer[self.read..].iter().position(|b| *b == b'\n') {
+                let line = &self.buffer[self.read..self.read + at + 1];
+                self.read += at + 1;
                 self.bytes += line.len() as i64;
-                return serde_json::from_slice(&line).map(Some).map_err(|e| {
+                return Incoming::read(line).map(Some).map_err(|e| {
                     ApiFailure::new(
                         ErrorCode::InvalidRequest,
                         format!("the sender streamed a record this instance cannot read: {e}"),
@@ -175,11 +179,42 @@ impl Records {
                 });
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => {
+                    // Drop what was read before taking more.
+                    self.buffer.drain(..self.read);
+                    self.read = 0;
+                    self.buffer.extend_from_slice(&chunk);
+                }
                 Some(Err(e)) => return Err(cut(&e.to_string())),
                 None => return Ok(None),
             }
         }
+    }
+}
+
+/// One streamed line: a row, read without decoding its values, or any other record.
+enum Incoming {
+    Row {
+        origin_item: String,
+        key: serde_json::Value,
+        values: String,
+        geometry: Option<String>,
+    },
+    Record(SyncRecord),
+}
+
+impl Incoming {
+    fn read(line: &[u8]) -> serde_json::Result<Incoming> {
+        if line.starts_with(ROW_LINE_PREFIX.as_bytes()) {
+            let row: RawRowRecord<'_> = serde_json::from_slice(line)?;
+            return Ok(Incoming::Row {
+                origin_item: row.origin_item.into_owned(),
+                key: row.key,
+                values: row.values.get().to_string(),
+                geometry: row.geometry.map(|g| g.get().to_string()),
+            });
+        }
+        serde_json::from_slice(line).map(Incoming::Record)
     }
 }
 
@@ -197,8 +232,8 @@ fn cut(why: &str) -> ApiFailure {
 struct Checker<'a> {
     state: &'a AppState,
     channel: &'a Inbound,
-    /// Schemas (and whether geometries are lon/lat) of items in scope, by origin item.
-    shapes: HashMap<String, (Option<ferry_proto::Schema>, bool)>,
+    /// Schema checks (and whether geometries are lon/lat) of items in scope, by origin item.
+    shapes: HashMap<String, (Option<SchemaBuilder>, bool)>,
     refused: HashSet<String>,
     errors: Vec<SyncItemError>,
     /// Items that came through the checks.
@@ -249,8 +284,10 @@ impl Checker<'_> {
         self.refused.remove(&wire.origin_item);
         self.received.insert(wire.origin_item.clone());
         let geographic = wire.crs.as_deref().is_none_or(is_geographic);
-        self.shapes
-            .insert(wire.origin_item.clone(), (wire.schema.clone(), geographic));
+        self.shapes.insert(
+            wire.origin_item.clone(),
+            (wire.schema.as_ref().map(SchemaBuilder::enforce), geographic),
+        );
         let mut markings = wire.markings.clone();
         for m in &self.channel.mark {
             if !markings.contains(m) {
@@ -269,6 +306,7 @@ impl Checker<'_> {
             geometry_type: wire.geometry_type,
             crs: wire.crs,
             file,
+            whole: wire.whole,
         }))))
     }
 
@@ -308,33 +346,55 @@ impl Checker<'_> {
         Ok(refs)
     }
 
+    /// Checks a row against its item's schema and geometry rules; the values stay as text.
     fn row(
-        &self,
+        &mut self,
         origin_item: &str,
         key: &serde_json::Value,
-        values: serde_json::Map<String, serde_json::Value>,
-        geometry: Option<serde_json::Value>,
+        values: String,
+        geometry: Option<String>,
     ) -> Result<RowRecord, String> {
         let key = Key::from_value(key).map_err(|e| e.to_string())?;
-        let (schema, geographic) = self
-            .shapes
-            .get(origin_item)
-            .cloned()
-            .unwrap_or((None, true));
-        if let Some(schema) = &schema {
-            SchemaBuilder::enforce(schema)
-                .observe(&values)
-                .map_err(|e| e.to_string())?;
+        let (schema, geographic) = match self.shapes.get_mut(origin_item) {
+            Some((schema, geographic)) => (schema.as_mut(), *geographic),
+            None => (None, true),
+        };
+        match schema {
+            Some(schema) => schema.observe_raw(&values),
+            None => SchemaBuilder::infer(None).observe_raw(&values),
         }
+        .map_err(|e| e.to_string())?;
         let geometry = geometry
-            .map(|g| RawGeometry::from_value(&g).and_then(|r| r.validate(geographic)))
+            .filter(|g| g.trim() != "null")
+            .map(|g| RawGeometry::validate_text(&g, geographic))
             .transpose()
             .map_err(|e| e.to_string())?;
         Ok(RowRecord {
             key,
-            values: serde_json::Value::Object(values).to_string(),
+            values,
             geometry,
         })
+    }
+
+    async fn row_op(
+        &mut self,
+        origin_item: String,
+        key: serde_json::Value,
+        values: String,
+        geometry: Option<String>,
+    ) -> ApiResult<Option<SyncOp>> {
+        if self.refused.contains(&origin_item) {
+            return Ok(None);
+        }
+        match self.row(&origin_item, &key, values, geometry) {
+            Ok(row) => Ok(Some(SyncOp::Row { origin_item, row })),
+            Err(message) => {
+                let origin = self.channel.sender.instance_id.clone();
+                self.quarantine(&origin, &origin_item, "", "schema_mismatch", message)
+                    .await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Records an item as refused: its error goes in the run, and it is retried next run.
@@ -379,8 +439,17 @@ impl Checker<'_> {
         blocking(move || store.mark_pending(&channel, &copy)).await
     }
 
-    /// One record to an operation, or `None` (refused, or nothing to apply).
-    async fn op(&mut self, record: SyncRecord) -> ApiResult<Option<SyncOp>> {
+    /// One line to an operation, or `None` (refused, or nothing to apply).
+    async fn op(&mut self, incoming: Incoming) -> ApiResult<Option<SyncOp>> {
+        let record = match incoming {
+            Incoming::Row {
+                origin_item,
+                key,
+                values,
+                geometry,
+            } => return self.row_op(origin_item, key, values, geometry).await,
+            Incoming::Record(record) => record,
+        };
         match record {
             SyncRecord::Item { item } => self.item(*item).await,
             SyncRecord::Row {
@@ -389,18 +458,9 @@ impl Checker<'_> {
                 values,
                 geometry,
             } => {
-                if self.refused.contains(&origin_item) {
-                    return Ok(None);
-                }
-                match self.row(&origin_item, &key, values, geometry) {
-                    Ok(row) => Ok(Some(SyncOp::Row { origin_item, row })),
-                    Err(message) => {
-                        let origin = self.channel.sender.instance_id.clone();
-                        self.quarantine(&origin, &origin_item, "", "schema_mismatch", message)
-                            .await?;
-                        Ok(None)
-                    }
-                }
+                let values = serde_json::Value::Object(values).to_string();
+                let geometry = geometry.map(|g| g.to_string());
+                self.row_op(origin_item, key, values, geometry).await
             }
             SyncRecord::RowDeleted { origin_item, key } => {
                 if self.refused.contains(&origin_item) {
@@ -467,7 +527,8 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         .await
         .map_err(refusal)?;
     let mut records = Records::new(response);
-    let Some(SyncRecord::Start { epoch, scope, full }) = records.next().await? else {
+    let Some(Incoming::Record(SyncRecord::Start { epoch, scope, full })) = records.next().await?
+    else {
         return Err(cut("no start record"));
     };
     let mut cursor = SyncCursor {
@@ -495,46 +556,93 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         errors: Vec::new(),
         received: HashSet::new(),
     };
+    let mut applier = Applier::default();
     let mut ops = Vec::new();
     let result = loop {
-        let record = match records.next().await {
-            Ok(Some(record)) => record,
+        let incoming = match records.next().await {
+            Ok(Some(incoming)) => incoming,
             Ok(None) => break Err(cut("the connection closed")),
             Err(e) => break Err(e),
         };
-        match record {
-            SyncRecord::Commit { seq } => {
+        match incoming {
+            Incoming::Record(SyncRecord::Commit { seq }) => {
                 cursor.seq = seq;
-                let outcome = apply(state, channel, std::mem::take(&mut ops), &cursor).await?;
-                tally.add(&outcome);
-            }
-            SyncRecord::End { seq } => {
-                cursor.seq = seq;
-                let ops = std::mem::take(&mut ops);
-                let outcome = if cursor.resync {
-                    cursor.resync = false;
-                    let during = SyncCursor {
-                        resync: true,
-                        ..cursor.clone()
-                    };
-                    let outcome = apply(state, channel, ops, &during).await?;
-                    tally.add(&outcome);
-                    finish(state, channel, &cursor).await?
-                } else {
-                    apply(state, channel, ops, &cursor).await?
-                };
-                tally.add(&outcome);
-                break Ok(());
-            }
-            other => {
-                if let Some(op) = checker.op(other).await? {
-                    ops.push(op);
+                // Applied while the next batch is read and checked.
+                if let Err(e) = applier
+                    .start(state, channel, std::mem::take(&mut ops), &cursor, tally)
+                    .await
+                {
+                    break Err(e);
                 }
             }
+            Incoming::Record(SyncRecord::End { seq }) => {
+                cursor.seq = seq;
+                let ended = applier
+                    .start(state, channel, std::mem::take(&mut ops), &cursor, tally)
+                    .await;
+                let ended = match ended {
+                    Ok(()) => applier.wait(tally).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = ended {
+                    break Err(e);
+                }
+                if cursor.resync {
+                    cursor.resync = false;
+                    match finish(state, channel, &cursor).await {
+                        Ok(outcome) => tally.add(&outcome),
+                        Err(e) => break Err(e),
+                    }
+                }
+                break Ok(());
+            }
+            other => match checker.op(other).await {
+                Ok(Some(op)) => ops.push(op),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            },
         }
     };
+    // Whatever was committed stays: a failure leaves the cursor at the last applied batch.
+    let waited = applier.wait(tally).await;
     tally.absorb(checker, records.bytes);
-    result
+    result.and(waited)
+}
+
+/// Applies batches one after the other, each while the next one is read.
+#[derive(Default)]
+struct Applier {
+    running: Option<tokio::task::JoinHandle<ApiResult<BatchOutcome>>>,
+}
+
+impl Applier {
+    /// Waits for the batch in flight, then starts this one.
+    async fn start(
+        &mut self,
+        state: &AppState,
+        channel: &Inbound,
+        ops: Vec<SyncOp>,
+        cursor: &SyncCursor,
+        tally: &mut Tally,
+    ) -> ApiResult<()> {
+        self.wait(tally).await?;
+        let (state, channel, cursor) = (state.clone(), channel.clone(), cursor.clone());
+        self.running = Some(tokio::spawn(async move {
+            apply(&state, &channel, ops, &cursor).await
+        }));
+        Ok(())
+    }
+
+    async fn wait(&mut self, tally: &mut Tally) -> ApiResult<()> {
+        let Some(running) = self.running.take() else {
+            return Ok(());
+        };
+        let outcome = running
+            .await
+            .map_err(|e| ApiFailure::internal(format!("a sync batch task failed: {e}")))??;
+        tally.add(&outcome);
+        Ok(())
+    }
 }
 
 /// A refusal by the sender, with its own code: the admin needs to know why.
@@ -619,7 +727,7 @@ async fn copy_item(
     let mut ops = Vec::new();
     let mut ended = false;
     while let Some(record) = records.next().await? {
-        if matches!(record, SyncRecord::End { .. }) {
+        if matches!(record, Incoming::Record(SyncRecord::End { .. })) {
             ended = true;
             break;
         }

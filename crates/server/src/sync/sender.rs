@@ -12,30 +12,67 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use ferry_core::Key;
 use ferry_core::sync::{ItemFacts, Verdict, judge};
 use ferry_proto::{
-    Change, ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, SyncRecord,
-    WireItem,
+    ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, SyncRecord, WireItem,
+    write_row_line,
 };
-use ferry_store::{RowQuery, Store, StoreError};
+use ferry_store::{RawChange, Store, StoreError};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 /// Feed entries read per page; each page ends with a commit record.
-const PAGE: usize = 2_000;
-/// Rows per page of a whole-item copy.
-const ITEM_PAGE: usize = 5_000;
+const PAGE: usize = 5_000;
 
-/// Writes records to the response as NDJSON lines; `false` once the receiver went away.
+/// Writes records to the response as NDJSON lines, in chunks of about [`CHUNK`] bytes (a commit
+/// or the end goes out at once); `false` once the receiver went away.
 struct Lines {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buffer: std::cell::RefCell<Vec<u8>>,
 }
 
+/// Bytes gathered before they are handed to the connection.
+const CHUNK: usize = 256 * 1024;
+
 impl Lines {
+    fn new(tx: mpsc::Sender<Result<Bytes, std::io::Error>>) -> Lines {
+        Lines {
+            tx,
+            buffer: std::cell::RefCell::new(Vec::with_capacity(CHUNK + 4096)),
+        }
+    }
+
     fn send(&self, record: &SyncRecord) -> bool {
-        let mut line = serde_json::to_vec(record).expect("sync records always serialize");
-        line.push(b'\n');
-        self.tx.blocking_send(Ok(Bytes::from(line))).is_ok()
+        let full = {
+            let mut buffer = self.buffer.borrow_mut();
+            serde_json::to_writer(&mut *buffer, record).expect("sync records always serialize");
+            buffer.push(b'\n');
+            buffer.len() >= CHUNK
+        };
+        let boundary = matches!(record, SyncRecord::Commit { .. } | SyncRecord::End { .. });
+        if full || boundary {
+            return self.flush();
+        }
+        true
+    }
+
+    /// A row line straight from stored text.
+    fn send_row(&self, origin_item: &str, key: &Key, values: &str, geometry: Option<&str>) -> bool {
+        let full = {
+            let mut buffer = self.buffer.borrow_mut();
+            write_row_line(&mut buffer, origin_item, &key.to_value(), values, geometry);
+            buffer.len() >= CHUNK
+        };
+        !full || self.flush()
+    }
+
+    fn flush(&self) -> bool {
+        let chunk = std::mem::replace(
+            &mut *self.buffer.borrow_mut(),
+            Vec::with_capacity(CHUNK + 4096),
+        );
+        chunk.is_empty() || self.tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
     }
 }
 
@@ -56,7 +93,7 @@ fn stream_from(
 ) -> Response {
     let (tx, rx) = mpsc::channel(32);
     tokio::task::spawn_blocking(move || {
-        let lines = Lines { tx };
+        let lines = Lines::new(tx);
         if let Err(e) = produce(&lines) {
             // No end record follows: the receiver sees a cut stream and keeps its cursor.
             tracing::warn!(error = %e, "a sync stream stopped early");
@@ -68,6 +105,8 @@ fn stream_from(
 /// The items a stream has judged, with their wire form when they are sent.
 struct Judged {
     me: String,
+    /// The receiver's cursor: items created after it have all their rows in this stream.
+    after: i64,
     /// Judged items: `Some` for those in scope, whose description already went out.
     verdicts: HashMap<ItemId, Option<WireItem>>,
 }
@@ -103,6 +142,7 @@ impl Judged {
             file: item.file.clone(),
             chunks,
             size: item.file.as_ref().map_or(0, |f| f.size),
+            whole: item.created_seq > self.after,
         })
     }
 
@@ -228,14 +268,15 @@ fn send_changes(
     let scope = &outbound.scope;
     let mut judged = Judged {
         me,
+        after,
         verdicts: HashMap::new(),
     };
     loop {
-        let page = store.changes(&outbound.space, after, PAGE)?;
-        for change in page.changes {
+        let page = store.raw_changes(&outbound.space, after, PAGE)?;
+        for (_, change) in page.changes {
             let record = match change {
-                Change::Item { item, .. } => judged.item_record(store, scope, &item)?,
-                Change::ItemDeleted { item_id, .. } => {
+                RawChange::Item(item) => judged.item_record(store, scope, &item)?,
+                RawChange::ItemDeleted(item_id) => {
                     judged.verdicts.insert(item_id, None);
                     let (origin_instance, origin_item) = judged.origin(store, item_id)?;
                     (origin_instance != scope.receiver).then(|| SyncRecord::Retract {
@@ -244,17 +285,25 @@ fn send_changes(
                         reason: "deleted".into(),
                     })
                 }
-                Change::Row { item_id, row, .. } => judged
+                RawChange::Row {
+                    item_id,
+                    key,
+                    values,
+                    geometry,
+                } => {
+                    if let Some(origin_item) = judged.row_allowed(store, scope, item_id, lines)?
+                        && !lines.send_row(&origin_item, &key, &values, geometry.as_deref())
+                    {
+                        return Ok(());
+                    }
+                    None
+                }
+                RawChange::RowDeleted { item_id, key } => judged
                     .row_allowed(store, scope, item_id, lines)?
-                    .map(|origin_item| SyncRecord::Row {
+                    .map(|origin_item| SyncRecord::RowDeleted {
                         origin_item,
-                        key: row.key,
-                        values: row.values,
-                        geometry: row.geometry,
+                        key: key.to_value(),
                     }),
-                Change::RowDeleted { item_id, key, .. } => judged
-                    .row_allowed(store, scope, item_id, lines)?
-                    .map(|origin_item| SyncRecord::RowDeleted { origin_item, key }),
             };
             if let Some(record) = record
                 && !lines.send(&record)
@@ -315,6 +364,7 @@ fn send_item(
     };
     let mut judged = Judged {
         me,
+        after: i64::MAX,
         verdicts: HashMap::new(),
     };
     let record = match &item {
@@ -347,39 +397,13 @@ fn send_rows(
     origin_item: &str,
     lines: &Lines,
 ) -> Result<(), StoreError> {
-    let mut after = None;
-    loop {
-        let rows = store.query_rows(
-            item.id,
-            &RowQuery {
-                after: after.clone(),
-                limit: ITEM_PAGE,
-                ..Default::default()
-            },
-        )?;
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        after = Some(
-            ferry_core::Key::from_value(&last.key)
-                .map_err(|e| StoreError::Backend(e.to_string()))?,
-        );
-        let full = rows.len() == ITEM_PAGE;
-        for row in rows {
-            let record = SyncRecord::Row {
-                origin_item: origin_item.to_string(),
-                key: row.key,
-                values: row.values,
-                geometry: row.geometry,
-            };
-            if !lines.send(&record) {
-                return Ok(());
-            }
+    let mut gone = false;
+    store.scan_rows(item.id, &mut |row| {
+        if !gone && !lines.send_row(origin_item, row.key, row.values, row.geometry) {
+            gone = true;
         }
-        if !full {
-            return Ok(());
-        }
-    }
+        Ok(())
+    })
 }
 
 /// `POST /federation/v1/sync/chunk`: one chunk of a file in the link's space.

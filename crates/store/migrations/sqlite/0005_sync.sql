@@ -1,5 +1,9 @@
 -- Sync: where each inbound channel stands, items waiting for a full copy (or quarantined with
 -- an error), and the history of runs.
+-- Where the feed stood when an item was created: a receiver whose cursor is older gets all of
+-- its rows in the stream, so it needs no separate whole copy.
+ALTER TABLE items ADD COLUMN created_seq INTEGER NOT NULL DEFAULT 0;
+
 CREATE INDEX item_arrivals_by_origin ON item_arrivals (origin_item, origin_instance);
 
 -- A full resync marks a link's arrivals stale; an item the pass brings is fresh again, and the

@@ -169,7 +169,7 @@ impl Apply<'_, '_, '_> {
                 "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
                 params![self.batch.channel, rid, seq],
             )?;
-        } else if existing.is_none() && self.batch.copy_new_items {
+        } else if existing.is_none() && self.batch.copy_new_items && !item.whole {
             self.tx.execute(
                 "INSERT OR IGNORE INTO sync_pending (channel, origin_instance, origin_item, title)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -192,8 +192,9 @@ impl Apply<'_, '_, '_> {
         let ts = now();
         self.tx.execute(
             "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
-                 created_at, updated_at, version, seq, crs, file, schema, geometry_type, row_count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11, ?12, ?13, ?14, 0)",
+                 created_at, updated_at, version, seq, crs, file, schema, geometry_type, row_count,
+                 created_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11, ?12, ?13, ?14, 0, ?10)",
             params![
                 ItemId::generate().to_string(),
                 self.space_rid,
@@ -245,52 +246,37 @@ impl Apply<'_, '_, '_> {
         row: Option<&ferry_core::rows::RowRecord>,
     ) -> StoreResult<()> {
         let seq = self.seqs.take();
-        let delta =
-            match row {
-                Some(row) => {
-                    let updated = self.tx.prepare_cached(
-                    "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5, min_x = ?6, min_y = ?7,
-                         max_x = ?8, max_y = ?9 WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
-                )?
-                .execute(params![
-                    rid,
-                    KeySql(key),
-                    seq,
-                    row.values,
-                    row.geometry.as_ref().map(|g| g.text.as_str()),
-                    row.geometry.as_ref().and_then(|g| g.bbox).map(|b| b.min_x),
-                    row.geometry.as_ref().and_then(|g| g.bbox).map(|b| b.min_y),
-                    row.geometry.as_ref().and_then(|g| g.bbox).map(|b| b.max_x),
-                    row.geometry.as_ref().and_then(|g| g.bbox).map(|b| b.max_y),
-                ])?;
-                    if updated == 1 {
-                        0
-                    } else {
-                        let owner = self.owner(rid)?;
-                        let mut stmt = self.tx.prepare_cached(UPSERT_ROW)?;
-                        write_row(
-                            &mut stmt,
-                            owner,
-                            key,
-                            seq,
-                            &row.values,
-                            row.geometry.as_ref(),
-                        )?;
-                        1
+        let delta = match row {
+            Some(row) => {
+                // Most received rows are new (a first copy): try the insert first.
+                let owner = self.owner(rid)?;
+                let mut insert = self.tx.prepare_cached(super::INSERT_ROW)?;
+                let geometry = row.geometry.as_ref();
+                match write_row(&mut insert, owner, key, seq, &row.values, geometry) {
+                    Ok(_) => 1,
+                    Err(e) if super::is_unique_violation(&e) => {
+                        drop(insert);
+                        let stored = super::stored_row(self.tx, rid, key)?;
+                        let was_live = matches!(stored, Some((false, _, _)));
+                        let mut upsert = self.tx.prepare_cached(UPSERT_ROW)?;
+                        write_row(&mut upsert, owner, key, seq, &row.values, geometry)?;
+                        i64::from(!was_live)
                     }
+                    Err(e) => return Err(e.into()),
                 }
-                None => {
-                    let deleted = self
-                        .tx
-                        .prepare_cached(
-                            "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
+            }
+            None => {
+                let deleted = self
+                    .tx
+                    .prepare_cached(
+                        "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
                          min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL
                      WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
-                        )?
-                        .execute(params![rid, KeySql(key), seq])?;
-                    -(deleted as i64)
-                }
-            };
+                    )?
+                    .execute(params![rid, KeySql(key), seq])?;
+                -(deleted as i64)
+            }
+        };
         *self.row_delta.entry(rid).or_default() += delta;
         self.outcome.rows += 1;
         Ok(())

@@ -1,0 +1,282 @@
+//! `ferry bench sync`: two real `ferry serve` processes peered on loopback. Measures the initial
+//! copy of a generated layer against a bare SQLite insert of the same rows (same run), a delta of
+//! 1% updates + 0.1% inserts + 0.1% deletes, and syncs with nothing to do at two layer sizes.
+
+use crate::bench::{Server, bare_sqlite_insert, write_geojson};
+use crate::output::fields;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SyncReport {
+    features: u64,
+    baseline_seconds: f64,
+    initial_copy_seconds: f64,
+    initial_copy_vs_baseline: f64,
+    delta_changes: u64,
+    delta_seconds: f64,
+    delta_bytes: i64,
+    noop_small_ms: f64,
+    noop_large_ms: f64,
+    sender_peak_rss_mib: f64,
+    receiver_peak_rss_mib: f64,
+}
+
+pub(crate) fn render(r: &SyncReport) -> comfy_table::Table {
+    fields(&[
+        ("features", r.features.to_string()),
+        (
+            "baseline: bare SQLite insert",
+            format!("{:.2} s", r.baseline_seconds),
+        ),
+        (
+            "initial copy",
+            format!(
+                "{:.2} s = {:.2}x baseline (target <= 3x)",
+                r.initial_copy_seconds, r.initial_copy_vs_baseline
+            ),
+        ),
+        (
+            "delta",
+            format!(
+                "{} changes: {:.3} s (target <= 0.25 s), {:.2} MB on the wire (target <= 3.5 MB)",
+                r.delta_changes,
+                r.delta_seconds,
+                r.delta_bytes as f64 / 1e6
+            ),
+        ),
+        (
+            "sync with nothing to do",
+            format!(
+                "{:.2} ms at 10,000 rows, {:.2} ms at {} rows (target <= 5 ms)",
+                r.noop_small_ms, r.noop_large_ms, r.features
+            ),
+        ),
+        (
+            "peak RSS",
+            format!(
+                "sender {:.0} MiB, receiver {:.0} MiB (target <= 100 MB each)",
+                r.sender_peak_rss_mib, r.receiver_peak_rss_mib
+            ),
+        ),
+    ])
+}
+
+struct Api {
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn send(
+        &self,
+        server: &Server,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", server.url))
+            .bearer_auth(&server.token);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("{path}: HTTP {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, server: &Server, path: &str, body: Value) -> Result<Value> {
+        self.send(server, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// Runs a sync of `link` on `server`; returns the run and how long the call took.
+    async fn sync(&self, server: &Server, link: &str) -> Result<(Value, Duration)> {
+        let started = Instant::now();
+        let run = self
+            .post(server, "/api/v1/sync/now", json!({"link": link}))
+            .await?;
+        let took = started.elapsed();
+        if !run["status"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("completed")
+        {
+            bail!("the sync run did not complete: {run}");
+        }
+        Ok((run, took))
+    }
+
+    async fn import(&self, server: &Server, file: &Path, title: &str) -> Result<Value> {
+        let bytes = tokio::fs::read(file).await?;
+        let response = self
+            .http
+            .post(format!(
+                "{}/api/v1/items/import?space=bench&title={title}",
+                server.url
+            ))
+            .bearer_auth(&server.token)
+            .header("content-type", "application/geo+json")
+            .body(bytes)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("import failed: {}", response.text().await?);
+        }
+        Ok(response.json().await?)
+    }
+}
+
+/// A exports features from `bench` to B's `inbox`; returns B's connection id.
+async fn peer(api: &Api, a: &Server, b: &Server) -> Result<String> {
+    for server in [a, b] {
+        for (direction, pattern) in [("ingress", "127.0.0.0/8"), ("egress", "127.0.0.1")] {
+            api.post(
+                server,
+                "/api/v1/policies",
+                json!({"direction": direction, "effect": "allow", "pattern": pattern}),
+            )
+            .await?;
+        }
+    }
+    api.post(a, "/api/v1/spaces", json!({"name": "bench"}))
+        .await?;
+    api.post(b, "/api/v1/spaces", json!({"name": "inbox"}))
+        .await?;
+    let request = api
+        .post(
+            a,
+            "/api/v1/peers/requests",
+            json!({"space": "bench", "export": ["features"], "import": []}),
+        )
+        .await?;
+    let imported = api
+        .post(b, "/api/v1/peers/import", json!({"code": request["code"]}))
+        .await?;
+    let on_b = imported["id"]
+        .as_str()
+        .context("no connection id")?
+        .to_string();
+    api.post(
+        b,
+        &format!("/api/v1/peers/{on_b}/approve"),
+        json!({"space": "inbox"}),
+    )
+    .await?;
+    let on_a = request["connection"]["id"]
+        .as_str()
+        .context("no connection id")?;
+    api.post(a, &format!("/api/v1/peers/{on_a}/activate"), json!({}))
+        .await?;
+    Ok(on_b)
+}
+
+/// The median time of several syncs with nothing to do.
+async fn noop(api: &Api, b: &Server, link: &str) -> Result<f64> {
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let (run, took) = api.sync(b, link).await?;
+        if run["rows_received"].as_i64() != Some(0) {
+            bail!("a sync with nothing to do moved rows: {run}");
+        }
+        times.push(took.as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// 1% updates, 0.1% inserts, 0.1% deletes, in batches; returns how many changes.
+async fn change(api: &Api, a: &Server, item: &str, n: u64) -> Result<u64> {
+    let (updates, inserts, deletes) = (n / 100, n / 1000, n / 1000);
+    let mut batch = json!({"adds": [], "updates": [], "deletes": []});
+    let mut pending = 0;
+    let flush = |batch: Value| async move {
+        api.post(a, &format!("/api/v1/items/{item}/edits"), batch)
+            .await
+    };
+    for i in 0..updates {
+        batch["updates"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"key": 1 + i * 97 % n, "values": {"a": -1}}));
+        pending += 1;
+        if pending == 5_000 {
+            flush(std::mem::replace(
+                &mut batch,
+                json!({"adds": [], "updates": [], "deletes": []}),
+            ))
+            .await?;
+            pending = 0;
+        }
+    }
+    for i in 0..inserts {
+        batch["adds"].as_array_mut().unwrap().push(json!({"key": n + 1 + i, "values": {"a": 1, "b": 2, "c": 0.5, "d": 1.5, "e": "new", "f": "k", "g": "z", "ts": "2026-01-01T00:00:00Z"}, "geometry": {"type": "Point", "coordinates": [1.0, 2.0]}}));
+    }
+    for i in 0..deletes {
+        batch["deletes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(2 + i * 89 % (n - 1)));
+    }
+    flush(batch).await?;
+    Ok(updates + inserts + deletes)
+}
+
+pub(crate) async fn sync_bench(dir: &Path, n: u64) -> Result<SyncReport> {
+    let small_n = 10_000.min(n);
+    eprintln!("generating {n} + {small_n} features...");
+    let large = dir.join("large.geojson");
+    let small = dir.join("small.geojson");
+    write_geojson(&large, n)?;
+    write_geojson(&small, small_n)?;
+    eprintln!("baseline: bare SQLite insert...");
+    let baseline = bare_sqlite_insert(&dir.join("baseline.db"), n)?;
+    let a = Server::start(&dir.join("sender")).await?;
+    let b = Server::start(&dir.join("receiver")).await?;
+    let api = Api {
+        http: reqwest::Client::new(),
+    };
+    let link = peer(&api, &a, &b).await?;
+
+    eprintln!("small layer: copy, then syncs with nothing to do...");
+    api.import(&a, &small, "small").await?;
+    api.sync(&b, &link).await?;
+    let noop_small_ms = noop(&api, &b, &link).await?;
+
+    eprintln!("large layer: import at the sender, then the initial copy...");
+    let item = api.import(&a, &large, "large").await?;
+    let (run, initial) = api.sync(&b, &link).await?;
+    if run["rows_received"].as_u64() != Some(n) {
+        bail!(
+            "the initial copy moved {} rows, expected {n}",
+            run["rows_received"]
+        );
+    }
+    let noop_large_ms = noop(&api, &b, &link).await?;
+
+    eprintln!("delta...");
+    let item_id = item["id"].as_str().context("no item id")?;
+    let changes = change(&api, &a, item_id, n).await?;
+    let (run, delta) = api.sync(&b, &link).await?;
+    Ok(SyncReport {
+        features: n,
+        baseline_seconds: baseline.as_secs_f64(),
+        initial_copy_seconds: initial.as_secs_f64(),
+        initial_copy_vs_baseline: initial.as_secs_f64() / baseline.as_secs_f64(),
+        delta_changes: changes,
+        delta_seconds: delta.as_secs_f64(),
+        delta_bytes: run["bytes_received"].as_i64().unwrap_or_default(),
+        noop_small_ms,
+        noop_large_ms,
+        sender_peak_rss_mib: a.peak_rss_mib()?,
+        receiver_peak_rss_mib: b.peak_rss_mib()?,
+    })
+}
