@@ -103,6 +103,23 @@ pub(crate) enum CollabCmd {
     },
     /// Remove a guest (host); it is told, and its calls are refused from then on.
     RemoveGuest { collab: String, guest: String },
+    /// Set this guest's sync schedule for a workspace: every 1h to 24h (default 24h), from a first
+    /// run time; or pause and resume it.
+    Schedule {
+        workspace: String,
+        #[arg(long)]
+        collab: Option<String>,
+        /// Interval, e.g. 6h or 90m.
+        #[arg(long)]
+        every: Option<String>,
+        /// RFC 3339 time of the first run.
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long, conflicts_with = "resume")]
+        pause: bool,
+        #[arg(long)]
+        resume: bool,
+    },
     /// Leave a collaboration (guest); the host is told. Spaces and items stay.
     Leave { collab: String },
     /// Catch up with the host now (guest).
@@ -622,6 +639,29 @@ pub(crate) async fn collab(client: &Client, out: Output, cmd: CollabCmd) -> Resu
             );
             let c: CollabChanged = client.json(client.request(Method::POST, &path)).await?;
             out.done(&c, &changed_message(&c, "Guest removed"))
+        }
+        CollabCmd::Schedule {
+            workspace,
+            collab,
+            every,
+            start,
+            pause,
+            resume,
+        } => {
+            let c = resolve_workspace(client, &workspace, collab.as_deref()).await?;
+            let w = c
+                .workspaces
+                .iter()
+                .find(|w| w.id == workspace || w.name == workspace)
+                .map(|w| w.id.clone())
+                .unwrap_or(workspace);
+            let body = ferry_proto::SetSchedule {
+                link: format!("collab:{}:{w}", c.id),
+                every,
+                start,
+                paused: (pause || resume).then_some(pause),
+            };
+            crate::sync::set(client, out, body).await
         }
         CollabCmd::Leave { collab } => {
             let id = resolve(client, &collab).await?.id;

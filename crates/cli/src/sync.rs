@@ -4,7 +4,7 @@ use crate::client::{Client, segment};
 use crate::output::{Output, table};
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use ferry_proto::{LinkSyncStatus, SyncNow, SyncRun};
+use ferry_proto::{LinkSyncStatus, SetSchedule, SyncNow, SyncRun, SyncSchedule};
 use reqwest::Method;
 
 /// LINK is a peer connection id, COLLABORATION/WORKSPACE (names or ids), or a link key as
@@ -15,6 +15,22 @@ pub(crate) enum SyncCmd {
     Now { link: String },
     /// Every link: which way data flows, the last run, whether one is running.
     Status,
+    /// When each link syncs: interval, start, paused, next run.
+    Schedules,
+    /// Set a link's schedule: every 1h to 24h (default 24h), from a first run time.
+    Schedule {
+        link: String,
+        /// Interval, e.g. 6h or 90m (1h to 24h).
+        #[arg(long)]
+        every: Option<String>,
+        /// RFC 3339 time of the first run, e.g. 2026-11-23T06:00:00Z.
+        #[arg(long)]
+        start: Option<String>,
+    },
+    /// Stop a link's scheduled runs (on-demand and realtime runs still happen).
+    Pause { link: String },
+    /// Resume a link's scheduled runs.
+    Resume { link: String },
     /// The latest runs of a link (or of all links), newest first.
     History {
         link: Option<String>,
@@ -66,6 +82,33 @@ fn runs_table(runs: &[SyncRun]) -> comfy_table::Table {
     t
 }
 
+fn schedules_table(list: &Vec<SyncSchedule>) -> comfy_table::Table {
+    let mut t = table(&["link", "every", "start", "paused", "next run", "set here"]);
+    for s in list {
+        t.add_row(vec![
+            s.link.clone(),
+            format!("{}h{:02}m", s.every_secs / 3600, s.every_secs % 3600 / 60),
+            s.start_at.clone().unwrap_or_default(),
+            s.paused.to_string(),
+            s.next_run.clone().unwrap_or_default(),
+            if s.owned {
+                "yes"
+            } else {
+                "no: the guests set it"
+            }
+            .to_string(),
+        ]);
+    }
+    t
+}
+
+pub(crate) async fn set(client: &Client, out: Output, body: SetSchedule) -> Result<()> {
+    let schedule: SyncSchedule = client
+        .call(Method::PUT, "/api/v1/sync/schedules", &body)
+        .await?;
+    out.show(&schedule, |s| schedules_table(&vec![s.clone()]))
+}
+
 pub(crate) async fn sync(client: &Client, out: Output, cmd: SyncCmd) -> Result<()> {
     match cmd {
         SyncCmd::Now { link } => {
@@ -101,6 +144,49 @@ pub(crate) async fn sync(client: &Client, out: Output, cmd: SyncCmd) -> Result<(
                 }
                 t
             })
+        }
+        SyncCmd::Schedules => {
+            let list: Vec<SyncSchedule> = client.get("/api/v1/sync/schedules").await?;
+            out.show(&list, schedules_table)
+        }
+        SyncCmd::Schedule { link, every, start } => {
+            set(
+                client,
+                out,
+                SetSchedule {
+                    link,
+                    every,
+                    start,
+                    paused: None,
+                },
+            )
+            .await
+        }
+        SyncCmd::Pause { link } => {
+            set(
+                client,
+                out,
+                SetSchedule {
+                    link,
+                    every: None,
+                    start: None,
+                    paused: Some(true),
+                },
+            )
+            .await
+        }
+        SyncCmd::Resume { link } => {
+            set(
+                client,
+                out,
+                SetSchedule {
+                    link,
+                    every: None,
+                    start: None,
+                    paused: Some(false),
+                },
+            )
+            .await
         }
         SyncCmd::History { link, limit } => {
             let mut path = format!("/api/v1/sync/history?limit={limit}");

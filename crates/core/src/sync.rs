@@ -152,6 +152,71 @@ pub fn accept(
     Ok(())
 }
 
+/// A link's schedule: every `every_secs`, from `start_at` (Unix seconds) if given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub every_secs: i64,
+    pub start_at: Option<i64>,
+    pub paused: bool,
+}
+
+pub const MIN_INTERVAL_SECS: i64 = 3600;
+pub const MAX_INTERVAL_SECS: i64 = 24 * 3600;
+
+impl Default for Schedule {
+    /// Once a day.
+    fn default() -> Self {
+        Schedule {
+            every_secs: MAX_INTERVAL_SECS,
+            start_at: None,
+            paused: false,
+        }
+    }
+}
+
+impl Schedule {
+    /// When the next scheduled run is due, given when the last run started (Unix seconds);
+    /// `None` while paused. Runs fall on `start_at + k * every` when a start is given.
+    pub fn next_run(&self, last_started: Option<i64>, now: i64) -> Option<i64> {
+        if self.paused {
+            return None;
+        }
+        let every = self.every_secs.max(1);
+        Some(match (self.start_at, last_started) {
+            (Some(start), None) => start,
+            (Some(start), Some(last)) if last < start => start,
+            (Some(start), Some(last)) => start + ((last - start) / every + 1) * every,
+            (None, None) => now,
+            (None, Some(last)) => last + every,
+        })
+    }
+
+    pub fn is_due(&self, last_started: Option<i64>, now: i64) -> bool {
+        self.next_run(last_started, now).is_some_and(|t| t <= now)
+    }
+}
+
+/// Parses an interval such as `6h` or `90m`: from 1 hour to 24 hours.
+pub fn parse_interval(text: &str) -> crate::CoreResult<i64> {
+    let bad = || {
+        crate::CoreError::InvalidRequest(format!(
+            "interval '{text}' is not valid: give 1h to 24h, e.g. 6h or 90m"
+        ))
+    };
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "h" => n * 3600,
+        "m" => n * 60,
+        _ => return Err(bad()),
+    };
+    if !(MIN_INTERVAL_SECS..=MAX_INTERVAL_SECS).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +281,41 @@ mod tests {
             judge(&ceiling, deleted),
             Verdict::Retract(RetractReason::Deleted)
         );
+    }
+
+    #[test]
+    fn schedules() {
+        let daily = Schedule::default();
+        assert!(daily.is_due(None, 100), "never ran: due at once");
+        assert_eq!(daily.next_run(Some(100), 200), Some(100 + 86_400));
+        assert!(!daily.is_due(Some(100), 100 + 86_399));
+        let anchored = Schedule {
+            every_secs: 3600,
+            start_at: Some(10_000),
+            paused: false,
+        };
+        assert_eq!(
+            anchored.next_run(None, 0),
+            Some(10_000),
+            "waits for its start"
+        );
+        assert!(!anchored.is_due(None, 9_999));
+        assert_eq!(
+            anchored.next_run(Some(10_050), 0),
+            Some(13_600),
+            "back on the grid"
+        );
+        assert_eq!(anchored.next_run(Some(5), 0), Some(10_000));
+        let paused = Schedule {
+            paused: true,
+            ..daily
+        };
+        assert_eq!(paused.next_run(None, 0), None);
+        assert_eq!(parse_interval("6h").unwrap(), 21_600);
+        assert_eq!(parse_interval("90m").unwrap(), 5_400);
+        for bad in ["30m", "25h", "1d", "h", "-2h", ""] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -47,6 +47,42 @@ pub struct ItemPullRequest {
     pub origin_item: String,
 }
 
+/// "I have changes for you on this link: pull now."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Poke {
+    pub link: WireLink,
+}
+
+/// A link's schedule, as `ferry sync schedules` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SyncSchedule {
+    pub link: String,
+    pub every_secs: i64,
+    /// The first run, RFC 3339; later runs fall on start + k * every.
+    #[serde(default)]
+    pub start_at: Option<String>,
+    pub paused: bool,
+    /// When the next scheduled run is due (absent while paused).
+    #[serde(default)]
+    pub next_run: Option<String>,
+    /// Whether this instance runs it (a collaboration's schedules belong to its guests).
+    pub owned: bool,
+}
+
+/// Changes a link's schedule; absent fields stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SetSchedule {
+    pub link: String,
+    /// `1h` to `24h` (e.g. `6h`, `90m`).
+    #[serde(default)]
+    pub every: Option<String>,
+    /// RFC 3339 time of the first run.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub paused: Option<bool>,
+}
+
 /// Asks for one file chunk an item in scope uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChunkRequest {

@@ -33,6 +33,11 @@ pub struct Config {
     pub title: String,
     pub max_body_bytes: u64,
     pub max_import_bytes: u64,
+    /// How often the scheduler looks for links whose sync is due.
+    pub sync_tick: std::time::Duration,
+    /// Whether item-level changes and runs poke the other side to pull at once (tests that count
+    /// what each run moves turn it off).
+    pub realtime: bool,
 }
 
 impl Config {
@@ -45,6 +50,8 @@ impl Config {
             title: "Ferry".to_string(),
             max_body_bytes: 16 << 20,
             max_import_bytes: 8 << 30,
+            sync_tick: std::time::Duration::from_secs(30),
+            realtime: true,
         }
     }
 }
@@ -81,6 +88,8 @@ impl ServeOptions {
                 .max_import_bytes
                 .or(file.max_import_bytes)
                 .unwrap_or(base.max_import_bytes),
+            sync_tick: base.sync_tick,
+            realtime: base.realtime,
             data_dir,
         })
     }

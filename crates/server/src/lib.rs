@@ -40,8 +40,12 @@ pub fn openapi_json() -> String {
 
 /// Builds the full router for an instance whose public URL is `public_url`.
 pub fn router(instance: &Instance, public_url: String) -> Router {
+    routes(app_state(instance, public_url))
+}
+
+fn app_state(instance: &Instance, public_url: String) -> AppState {
     let instance_id = instance.store.instance().map(|i| i.id).unwrap_or_default();
-    let state = AppState {
+    AppState {
         federation: federation::FederationClient::new(
             instance.identity.clone(),
             instance_id.clone(),
@@ -59,11 +63,15 @@ pub fn router(instance: &Instance, public_url: String) -> Router {
         identity: instance.identity.clone(),
         metrics: Arc::new(metrics::Metrics::new()),
         sync: Default::default(),
+        realtime: instance.config.realtime,
         limits: Limits {
             max_body_bytes: instance.config.max_body_bytes,
             max_import_bytes: instance.config.max_import_bytes,
         },
-    };
+    }
+}
+
+fn routes(state: AppState) -> Router {
     let (api, openapi) = api::routes().split_for_parts();
     let openapi = Arc::new(openapi);
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
@@ -113,7 +121,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let bound = listener.local_addr()?;
     let public_url = instance.public_url(bound);
-    let app = router(&instance, public_url);
+    let state = app_state(&instance, public_url);
+    let scheduler = tokio::spawn(sync::scheduler::run(
+        state.clone(),
+        instance.config.sync_tick,
+    ));
+    let app = routes(state);
     let marker = tokio::spawn(refresh_epoch_marker(
         instance.config.data_dir.clone(),
         instance.store.clone(),
@@ -130,6 +143,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     marker.abort();
+    scheduler.abort();
     if let Err(e) = instance::record_epoch(&instance.config.data_dir, instance.store.as_ref()) {
         tracing::warn!(error = %e, "could not record the epoch marker at shutdown");
     }

@@ -14,6 +14,8 @@ pub(crate) struct AppState {
     pub federation: crate::federation::FederationClient,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// Whether item-level changes poke receivers at once.
+    pub realtime: bool,
     /// One sync run per link at a time.
     pub sync: Arc<crate::sync::SyncLocks>,
 }

@@ -1223,4 +1223,20 @@ pub fn sync_runs_are_kept(store: &dyn Store) {
         .map(|r| r.id)
         .collect();
     assert_eq!(all, vec!["r2", "r1"], "newest first");
+
+    let every_6h = ferry_core::sync::Schedule {
+        every_secs: 21_600,
+        start_at: Some(1_900_000_000),
+        paused: false,
+    };
+    store.set_schedule("peer:a", &every_6h).unwrap();
+    let paused = ferry_core::sync::Schedule {
+        paused: true,
+        ..every_6h
+    };
+    store.set_schedule("peer:a", &paused).unwrap();
+    assert_eq!(
+        store.schedules().unwrap(),
+        vec![("peer:a".to_string(), paused)]
+    );
 }

@@ -181,6 +181,10 @@ pub trait Store: Send + Sync + 'static {
         origin_instance: &str,
         origin_item: &str,
     ) -> StoreResult<Option<ItemId>>;
+    /// Sets a link's schedule.
+    fn set_schedule(&self, link: &str, schedule: &ferry_core::sync::Schedule) -> StoreResult<()>;
+    /// Every schedule set, by link.
+    fn schedules(&self) -> StoreResult<Vec<(String, ferry_core::sync::Schedule)>>;
     /// Inserts or replaces a sync run.
     fn record_run(&self, run: &SyncRunRecord) -> StoreResult<()>;
     /// The latest runs, newest first, of one link or of all.

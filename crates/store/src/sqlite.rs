@@ -958,6 +958,14 @@ impl Store for SqliteStore {
         self.read(|c| sync::item_by_origin(c, origin_instance, origin_item))
     }
 
+    fn set_schedule(&self, link: &str, schedule: &ferry_core::sync::Schedule) -> StoreResult<()> {
+        self.write(|tx| sync::set_schedule(tx, link, schedule))
+    }
+
+    fn schedules(&self) -> StoreResult<Vec<(String, ferry_core::sync::Schedule)>> {
+        self.read(sync::schedules)
+    }
+
     fn record_run(&self, run: &SyncRunRecord) -> StoreResult<()> {
         self.write(|tx| sync::record_run(tx, run))
     }

@@ -425,6 +425,7 @@ type LineRewrite = dyn Fn(&str) -> Vec<String> + Send + Sync;
 pub struct Proxy {
     pub url: String,
     target: std::sync::Arc<std::sync::Mutex<String>>,
+    delay: std::sync::Arc<std::sync::Mutex<std::time::Duration>>,
     rewrite: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>>,
 }
 
@@ -435,18 +436,31 @@ impl Proxy {
         let target = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let rewrite: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>> =
             Default::default();
-        let (t, r) = (target.clone(), rewrite.clone());
+        let delay: std::sync::Arc<std::sync::Mutex<std::time::Duration>> = Default::default();
+        let (t, r, d) = (target.clone(), rewrite.clone(), delay.clone());
         let http = reqwest::Client::new();
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-            let (t, r, http) = (t.clone(), r.clone(), http.clone());
-            async move { forward(&http, &t, &r, request).await }
+            let (t, r, d, http) = (t.clone(), r.clone(), d.clone(), http.clone());
+            async move {
+                if request.uri().path() == "/federation/v1/sync/pull" {
+                    let pause = *d.lock().unwrap();
+                    tokio::time::sleep(pause).await;
+                }
+                forward(&http, &t, &r, request).await
+            }
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
         Proxy {
             url,
             target,
+            delay,
             rewrite,
         }
+    }
+
+    /// Holds every sync pull this long before passing it on.
+    pub fn delay_pulls(&self, pause: std::time::Duration) {
+        *self.delay.lock().unwrap() = pause;
     }
 
     pub fn point_at(&self, url: &str) {

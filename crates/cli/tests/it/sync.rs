@@ -10,6 +10,9 @@ async fn instance(title: &str, tweak: impl FnOnce(&mut Config)) -> TestInstance 
     let title = title.to_string();
     let inst = TestInstance::start_with(move |c| {
         c.title = title;
+        // Runs happen when a test asks, so it can count what each one moves.
+        c.realtime = false;
+        c.sync_tick = std::time::Duration::from_secs(3600);
         tweak(c);
     })
     .await;
@@ -328,6 +331,19 @@ async fn a_collaboration_relays_through_its_host_and_never_echoes() {
     import(&reader, "mine", "Reader's own", "csv", "id\n1\n".into()).await;
     sync_now(&host, "Coast/Roads");
     assert!(!items(&host, "coast").await.contains_key("Reader's own"));
+
+    // Each guest owns its schedule per workspace (receive-only guests too); the host follows.
+    let set = ferry_json(&reader, &["collab", "schedule", "Roads", "--every", "3h"]);
+    assert_eq!(
+        (set["every_secs"].as_i64(), set["owned"].as_bool()),
+        (Some(10_800), Some(true))
+    );
+    let out = host.ferry(&["sync", "schedule", "Coast/Roads", "--every", "2h"]);
+    assert!(
+        stderr(&out).contains("collab_host_only"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,5 +406,107 @@ async fn a_misbehaving_sender_cannot_push_what_was_not_agreed() {
     assert_eq!(
         items(&b, "inbox").await.keys().collect::<Vec<_>>(),
         vec!["Honest"]
+    );
+}
+
+async fn wait_for<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_pokes_and_one_run_at_a_time() {
+    let tick = std::time::Duration::from_millis(200);
+    let proxy = Proxy::start().await;
+    let url = proxy.url.clone();
+    let a = instance("City GIS", move |c| {
+        c.public_url = Some(url);
+        c.sync_tick = tick;
+        c.realtime = true;
+    })
+    .await;
+    proxy.point_at(&a.url);
+    let b = instance("Harbor Authority", move |c| {
+        c.sync_tick = tick;
+        c.realtime = true;
+    })
+    .await;
+    let (_on_a, on_b) = peered(&a, &b).await;
+    import(&a, "roads", "Before", "csv", "id\n1\n".into()).await;
+
+    // A new link is due at once: the scheduler copies what is there.
+    wait_for("a scheduled first run", || async {
+        items(&b, "inbox").await.contains_key("Before")
+    })
+    .await;
+
+    // An item-level change pokes the receiver, which pulls at once.
+    import(&a, "roads", "Announced", "csv", "id\n1\n".into()).await;
+    wait_for("a realtime run", || async {
+        items(&b, "inbox").await.contains_key("Announced")
+    })
+    .await;
+    let triggers: Vec<String> = ferry_json(&b, &["sync", "history", &on_b])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap().to_string())
+        .collect();
+    assert!(triggers.contains(&"realtime".to_string()), "{triggers:?}");
+
+    // A schedule whose first run is a second away: the scheduler starts it then.
+    let start = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(1))
+        .unwrap()
+        .to_string();
+    ferry_json(
+        &b,
+        &[
+            "sync", "schedule", &on_b, "--every", "6h", "--start", &start,
+        ],
+    );
+    wait_for("a scheduled run", || async {
+        ferry_json(&b, &["sync", "history", &on_b])[0]["trigger"] == "scheduled"
+    })
+    .await;
+
+    // Schedules: 1h to 24h; paused links have no next run.
+    let out = b.ferry(&["sync", "schedule", &on_b, "--every", "30m"]);
+    assert!(stderr(&out).contains("invalid_request"), "{}", stderr(&out));
+    let set = ferry_json(&b, &["sync", "schedule", &on_b, "--every", "2h"]);
+    assert_eq!(set["every_secs"], 7200);
+    let paused = ferry_json(&b, &["sync", "pause", &on_b]);
+    assert_eq!(
+        (paused["paused"].as_bool(), paused["next_run"].as_str()),
+        (Some(true), None)
+    );
+    let listed = ferry_json(&b, &["sync", "schedules"]);
+    assert_eq!(listed[0]["paused"], true);
+    let resumed = ferry_json(&b, &["sync", "resume", &on_b]);
+    assert!(resumed["next_run"].is_string(), "{resumed}");
+
+    // Two runs at once: the second is recorded as skipped, never started twice.
+    proxy.delay_pulls(std::time::Duration::from_millis(800));
+    let call = || {
+        b.call(
+            Method::POST,
+            "/api/v1/sync/now",
+            Some(json!({"link": on_b})),
+        )
+    };
+    let (first, second) = tokio::join!(call(), async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        call().await
+    });
+    let statuses = [first.1["status"].clone(), second.1["status"].clone()];
+    assert_eq!(
+        statuses,
+        [json!("completed"), json!("skipped")],
+        "{first:?} {second:?}"
     );
 }

@@ -123,6 +123,7 @@ pub(crate) async fn create_item(
     });
     let store = state.store.clone();
     let item = blocking(move || store.create_item(&draft, &mut rows)).await?;
+    crate::sync::changed(&state, item.space_id.to_string());
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -159,7 +160,9 @@ pub(crate) async fn update_item(
     patch.tags = patch.tags.map(names::normalize_set);
     patch.markings = patch.markings.map(names::normalize_set);
     let store = state.store.clone();
-    Ok(Json(blocking(move || store.update_item(id, &patch)).await?))
+    let item = blocking(move || store.update_item(id, &patch)).await?;
+    crate::sync::changed(&state, item.space_id.to_string());
+    Ok(Json(item))
 }
 
 /// Deletes an item (a tombstone stays in the change feed).
@@ -173,8 +176,13 @@ pub(crate) async fn delete_item(
 ) -> ApiResult<StatusCode> {
     let id = parse_item_id(&id)?;
     let store = state.store.clone();
-    let freed = blocking(move || store.delete_item(id)).await?;
+    let (space, freed) = blocking(move || {
+        let space = store.item(id)?.space_id;
+        Ok::<_, StoreError>((space, store.delete_item(id)?))
+    })
+    .await?;
     remove_chunks(&state, freed).await;
+    crate::sync::changed(&state, space.to_string());
     Ok(StatusCode::NO_CONTENT)
 }
 

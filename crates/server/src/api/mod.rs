@@ -96,6 +96,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sync::sync_now))
         .routes(routes!(sync::sync_status))
         .routes(routes!(sync::sync_history))
+        .routes(routes!(sync::list_schedules, sync::set_schedule))
         .routes(routes!(collabs::host::set_access))
         .routes(routes!(collabs::host::remove_guest))
         .routes(routes!(

@@ -2,13 +2,16 @@
 
 use super::{JsonBody, QueryPairs};
 use crate::auth::{AdminRole, AnyRole};
+use crate::error::ApiFailure;
 use crate::error::ApiResult;
 use crate::state::{AppState, blocking};
 use crate::sync::{self, Link, receiver::Trigger};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use ferry_core::collab::CollabRole;
-use ferry_proto::{ApiError, LinkSyncStatus, SyncNow, SyncRun};
+use ferry_proto::{
+    ApiError, ErrorCode, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, SyncSchedule,
+};
 use ferry_store::StoreError;
 
 /// Runs a link now and answers with the finished run.
@@ -41,21 +44,8 @@ pub(crate) async fn sync_status(
         ))
     })
     .await?;
-    let mut links: Vec<Link> = peers
-        .iter()
-        .filter(|p| p.status.phase.is_established())
-        .map(|p| Link::Peer { id: p.id.clone() })
-        .collect();
-    for c in collabs.iter().filter(|c| !c.state.is_over()) {
-        for w in &c.workspaces {
-            links.push(Link::Collab {
-                collab_id: c.id.clone(),
-                workspace_id: w.id.clone(),
-            });
-        }
-    }
     let mut answer = Vec::new();
-    for link in links {
+    for (link, _) in sync::all_links(&state).await? {
         let key = link.key();
         let (name, receives) = match sync::inbound(&state, &link).await {
             Ok((name, channels)) => (name, !channels.is_empty()),
@@ -80,7 +70,7 @@ pub(crate) async fn sync_status(
         };
         answer.push(LinkSyncStatus {
             last_run: runs.iter().find(|r| r.link == key).cloned(),
-            running: state.sync.of(&key).try_lock().is_err(),
+            running: state.sync.of(&key).running.try_lock().is_err(),
             link: key,
             name,
             receives,
@@ -110,4 +100,122 @@ pub(crate) async fn sync_history(
     Ok(Json(
         blocking(move || store.list_runs(link.as_deref(), limit)).await?,
     ))
+}
+
+fn schedule_view(
+    key: String,
+    schedule: ferry_core::sync::Schedule,
+    last_started: Option<i64>,
+    owned: bool,
+) -> SyncSchedule {
+    let now = jiff::Timestamp::now().as_second();
+    SyncSchedule {
+        link: key,
+        every_secs: schedule.every_secs,
+        start_at: schedule.start_at.map(super::rfc3339),
+        paused: schedule.paused,
+        next_run: owned
+            .then(|| schedule.next_run(last_started, now))
+            .flatten()
+            .map(super::rfc3339),
+        owned,
+    }
+}
+
+/// When each link syncs: its interval, start, whether paused, and the next run.
+#[utoipa::path(get, path = "/api/v1/sync/schedules", tag = "sync",
+    responses((status = 200, body = Vec<SyncSchedule>)))]
+pub(crate) async fn list_schedules(
+    State(state): State<AppState>,
+    _caller: AnyRole,
+) -> ApiResult<Json<Vec<SyncSchedule>>> {
+    let links = sync::all_links(&state).await?;
+    let store = state.store.clone();
+    let (schedules, runs) =
+        blocking(move || Ok::<_, StoreError>((store.schedules()?, store.list_runs(None, 10_000)?)))
+            .await?;
+    let schedules: std::collections::HashMap<_, _> = schedules.into_iter().collect();
+    Ok(Json(
+        links
+            .into_iter()
+            .map(|(link, owned)| {
+                let key = link.key();
+                let last = runs
+                    .iter()
+                    .filter(|r| r.link == key && r.status != "skipped")
+                    .filter_map(|r| r.started_at.parse::<jiff::Timestamp>().ok())
+                    .map(|t| t.as_second())
+                    .max();
+                let schedule = schedules.get(&key).copied().unwrap_or_default();
+                schedule_view(key, schedule, last, owned)
+            })
+            .collect(),
+    ))
+}
+
+/// Sets a link's schedule: interval (1h to 24h), first run, pause or resume. A collaboration's
+/// schedules belong to its guests.
+#[utoipa::path(put, path = "/api/v1/sync/schedules", tag = "sync", request_body = SetSchedule,
+    responses((status = 200, body = SyncSchedule), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn set_schedule(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    JsonBody(body): JsonBody<SetSchedule>,
+) -> ApiResult<Json<SyncSchedule>> {
+    let link = sync::resolve(&state, &body.link).await?;
+    let key = link.key();
+    let owned = sync::all_links(&state)
+        .await?
+        .into_iter()
+        .find(|(l, _)| *l == link)
+        .map(|(_, owned)| owned)
+        .ok_or_else(|| {
+            ApiFailure::new(
+                ErrorCode::LinkNotFound,
+                format!("link {key} is not active here"),
+            )
+        })?;
+    if !owned {
+        return Err(ApiFailure::new(
+            ErrorCode::CollabHostOnly,
+            "a collaboration's guests set its sync schedules; the host follows them",
+        ));
+    }
+    let store = state.store.clone();
+    let k = key.clone();
+    let mut schedule = blocking(move || store.schedules())
+        .await?
+        .into_iter()
+        .find(|(l, _)| *l == k)
+        .map(|(_, s)| s)
+        .unwrap_or_default();
+    if let Some(every) = &body.every {
+        schedule.every_secs = ferry_core::sync::parse_interval(every)?;
+    }
+    if let Some(start) = &body.start {
+        let at: jiff::Timestamp = start.parse().map_err(|_| {
+            ApiFailure::new(
+                ErrorCode::InvalidRequest,
+                format!("'{start}' is not an RFC 3339 time, e.g. 2026-11-23T06:00:00Z"),
+            )
+        })?;
+        schedule.start_at = Some(at.as_second());
+    }
+    if let Some(paused) = body.paused {
+        schedule.paused = paused;
+    }
+    let store = state.store.clone();
+    let (k, s) = (key.clone(), schedule);
+    let entry = ferry_store::NewAuditEntry {
+        actor: caller.name,
+        event: "sync.schedule_set".into(),
+        subject: Some(key.clone()),
+        detail: serde_json::json!({"every_secs": schedule.every_secs, "start_at": schedule.start_at, "paused": schedule.paused}),
+    };
+    blocking(move || {
+        store.set_schedule(&k, &s)?;
+        store.audit(&entry)
+    })
+    .await?;
+    Ok(Json(schedule_view(key, schedule, None, true)))
 }

@@ -283,6 +283,7 @@ pub(crate) async fn import_item(
                 .rows_imported
                 .get_or_create(&metrics::kind(kind_label))
                 .inc_by(item.row_count as u64);
+            crate::sync::changed(&state, item.space_id.to_string());
             Ok((StatusCode::CREATED, Json(item)))
         }
     }

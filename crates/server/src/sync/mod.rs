@@ -5,6 +5,7 @@
 //! link's records, and nowhere else.
 
 pub(crate) mod receiver;
+pub(crate) mod scheduler;
 pub(crate) mod sender;
 
 use crate::error::{ApiFailure, ApiResult};
@@ -57,10 +58,18 @@ impl Link {
 
 /// One run at a time per link, however many triggers fire.
 #[derive(Default)]
-pub(crate) struct SyncLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub(crate) struct SyncLocks(Mutex<HashMap<String, Arc<LinkLock>>>);
+
+/// A link's run lock, and whether a poke came while a run was going (the running run then goes
+/// once more, so no change announced by a poke waits for the next schedule).
+#[derive(Default)]
+pub(crate) struct LinkLock {
+    pub(crate) running: tokio::sync::Mutex<()>,
+    pub(crate) again: std::sync::atomic::AtomicBool,
+}
 
 impl SyncLocks {
-    pub(crate) fn of(&self, link: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn of(&self, link: &str) -> Arc<LinkLock> {
         let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(link.to_string()).or_default().clone()
     }
@@ -382,4 +391,223 @@ pub(crate) async fn resolve(state: &AppState, text: &str) -> ApiResult<Link> {
             "no link '{text}': give a peer connection id or COLLABORATION/WORKSPACE; `ferry sync status` lists them"
         ),
     ))
+}
+
+/// The instances that receive from this one on a link now, with the link's wire name: those to
+/// poke when something changed here.
+pub(crate) async fn receivers(
+    state: &AppState,
+    link: &Link,
+) -> ApiResult<Vec<(PeerIdentity, WireLink)>> {
+    let store = state.store.clone();
+    match link {
+        Link::Peer { id } => {
+            let id = id.clone();
+            let record = blocking(move || store.peer(&id)).await?;
+            let Ok((peer, _)) = live_peer(&record) else {
+                return Ok(Vec::new());
+            };
+            if record.sends.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![(
+                peer,
+                WireLink::Peer {
+                    request_id: record.request_id,
+                },
+            )])
+        }
+        Link::Collab {
+            collab_id,
+            workspace_id,
+        } => {
+            let id = collab_id.clone();
+            let record = blocking(move || store.collab(&id)).await?;
+            if record.state != collab::CollabState::Active
+                || !record.links.contains_key(workspace_id)
+            {
+                return Ok(Vec::new());
+            }
+            let Some(me) = record.part_in(workspace_id, &record.self_participant) else {
+                return Ok(Vec::new());
+            };
+            let wire = WireLink::Collab {
+                collaboration_id: record.id.clone(),
+                workspace_id: workspace_id.clone(),
+            };
+            let to: Vec<PeerIdentity> = match record.role {
+                CollabRole::Guest if collab::channel(me, Participant::Host) => {
+                    vec![record.host.clone()]
+                }
+                CollabRole::Guest => Vec::new(),
+                CollabRole::Host => record
+                    .participants
+                    .iter()
+                    .filter(|p| {
+                        record
+                            .part_in(workspace_id, &p.id)
+                            .is_some_and(|part| collab::channel(me, part))
+                    })
+                    .filter_map(|p| Some(p.identity.as_ref()?.into()))
+                    .collect(),
+            };
+            Ok(to.into_iter().map(|p| (p, wire.clone())).collect())
+        }
+    }
+}
+
+/// This instance's name for a wire link the caller shares with it.
+pub(crate) async fn local_link(
+    state: &AppState,
+    caller: &PeerIdentity,
+    wire: &WireLink,
+) -> ApiResult<Link> {
+    match wire {
+        WireLink::Peer { request_id } => {
+            let store = state.store.clone();
+            let records = blocking(move || store.list_peers()).await?;
+            records
+                .into_iter()
+                .find(|r| {
+                    &r.request_id == request_id
+                        && r.peer.as_ref().is_some_and(|p| same_instance(p, caller))
+                })
+                .map(|r| Link::Peer { id: r.id })
+                .ok_or_else(|| {
+                    ApiFailure::new(
+                        ErrorCode::LinkNotFound,
+                        "no connection with the caller has this request id",
+                    )
+                })
+        }
+        WireLink::Collab {
+            collaboration_id,
+            workspace_id,
+        } => Ok(Link::Collab {
+            collab_id: collaboration_id.clone(),
+            workspace_id: workspace_id.clone(),
+        }),
+    }
+}
+
+/// Every link of this instance that is not over.
+pub(crate) async fn all_links(state: &AppState) -> ApiResult<Vec<(Link, bool)>> {
+    let store = state.store.clone();
+    let (peers, collabs) = blocking(move || {
+        Ok::<_, ferry_store::StoreError>((store.list_peers()?, store.list_collabs()?))
+    })
+    .await?;
+    // The bool: whether this instance owns the link's schedule (a collaboration's guests do).
+    let mut links: Vec<(Link, bool)> = peers
+        .iter()
+        .filter(|p| p.status.phase.is_established())
+        .map(|p| (Link::Peer { id: p.id.clone() }, true))
+        .collect();
+    for c in collabs.iter().filter(|c| !c.state.is_over()) {
+        for w in &c.workspaces {
+            links.push((
+                Link::Collab {
+                    collab_id: c.id.clone(),
+                    workspace_id: w.id.clone(),
+                },
+                c.role == CollabRole::Guest,
+            ));
+        }
+    }
+    Ok(links)
+}
+
+/// Links whose local space is `space_id`: what to poke when something in that space changed.
+pub(crate) async fn links_of_space(state: &AppState, space_id: &str) -> ApiResult<Vec<Link>> {
+    let store = state.store.clone();
+    let space_id = space_id.to_string();
+    blocking(move || {
+        let space = store.space(&space_id)?;
+        let mut links: Vec<Link> = store
+            .list_peers()?
+            .into_iter()
+            .filter(|p| p.space.as_deref() == Some(space.name.as_str()))
+            .map(|p| Link::Peer { id: p.id })
+            .collect();
+        for c in store.list_collabs()? {
+            for (workspace_id, linked) in &c.links {
+                if linked.space_id == space.id {
+                    links.push(Link::Collab {
+                        collab_id: c.id.clone(),
+                        workspace_id: workspace_id.clone(),
+                    });
+                }
+            }
+        }
+        Ok::<_, ferry_store::StoreError>(links)
+    })
+    .await
+}
+
+/// Something changed in a space: every instance that receives from it is asked to pull now.
+/// In the background; a receiver that cannot be reached catches up at its next run.
+pub(crate) fn changed(state: &AppState, space_id: String) {
+    if !state.realtime {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let Ok(links) = links_of_space(&state, &space_id).await else {
+            return;
+        };
+        for link in links {
+            poke_receivers(&state, &link).await;
+        }
+    });
+}
+
+/// Asks each receiver of a link to pull now.
+pub(crate) async fn poke_receivers(state: &AppState, link: &Link) {
+    if !state.realtime {
+        return;
+    }
+    let Ok(receivers) = receivers(state, link).await else {
+        return;
+    };
+    for (receiver, wire) in receivers {
+        let poked: Result<serde_json::Value, _> = state
+            .federation
+            .call(
+                &receiver.url,
+                Some(&receiver.instance_id),
+                reqwest::Method::POST,
+                crate::federation::SYNC_POKE_PATH,
+                &ferry_proto::Poke { link: wire },
+            )
+            .await;
+        if let Err(e) = poked {
+            tracing::info!(receiver = %receiver.instance_id, error = ?e, "a receiver could not be poked; it catches up at its next run");
+        }
+    }
+}
+
+/// `POST /federation/v1/sync/poke`: the caller has changes for this instance; pull now, in the
+/// background.
+pub(crate) async fn poked(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    signed: crate::federation::SignedByPeer,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let poke: ferry_proto::Poke = crate::federation::json_body(&signed.body)?;
+    let link = local_link(&state, &signed.sender, &poke.link).await?;
+    let (_, channels) = inbound(&state, &link).await?;
+    if !channels
+        .iter()
+        .any(|c| same_instance(&c.sender, &signed.sender))
+    {
+        return Err(inactive(
+            "this instance takes nothing from the caller on that link",
+        ));
+    }
+    let background = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = receiver::run_link(&background, &link, receiver::Trigger::Realtime).await {
+            tracing::warn!(error = %e.0.message, "a realtime sync failed");
+        }
+    });
+    Ok(axum::Json(serde_json::json!({"pulling": true})))
 }

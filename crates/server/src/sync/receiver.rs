@@ -23,17 +23,23 @@ use ferry_store::{
 };
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 
 /// How a run was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Trigger {
+    Scheduled,
     OnDemand,
+    /// The other side poked: it has changes.
+    Realtime,
 }
 
 impl Trigger {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
+            Trigger::Scheduled => "scheduled",
             Trigger::OnDemand => "on_demand",
+            Trigger::Realtime => "realtime",
         }
     }
 }
@@ -50,9 +56,35 @@ pub(crate) async fn run_link(
     trigger: Trigger,
 ) -> ApiResult<SyncRun> {
     let key = link.key();
-    let mut run = SyncRun {
+    // Scheduled and on-demand runs sync both ways: the other side is asked to pull what this
+    // side has. A poked run does not poke back.
+    if trigger != Trigger::Realtime {
+        super::poke_receivers(state, link).await;
+    }
+    let lock = state.sync.of(&key);
+    let Ok(_running) = lock.running.try_lock() else {
+        if trigger == Trigger::Realtime {
+            lock.again.store(true, Ordering::SeqCst);
+        }
+        let mut run = new_run(&key, trigger);
+        run.status = "skipped".into();
+        run.ended_at = Some(now());
+        run.message = Some("a run of this link was still going".into());
+        record(state, &run).await?;
+        return Ok(run);
+    };
+    let mut run = one_run(state, link, trigger).await?;
+    // Pokes that came meanwhile announced changes this run may have missed.
+    while lock.again.swap(false, Ordering::SeqCst) {
+        run = one_run(state, link, Trigger::Realtime).await?;
+    }
+    Ok(run)
+}
+
+fn new_run(key: &str, trigger: Trigger) -> SyncRun {
+    SyncRun {
         id: crate::api::hex_id(),
-        link: key.clone(),
+        link: key.to_string(),
         trigger: trigger.as_str().into(),
         status: "running".into(),
         started_at: now(),
@@ -63,15 +95,12 @@ pub(crate) async fn run_link(
         bytes_received: 0,
         errors: Vec::new(),
         message: None,
-    };
-    let lock = state.sync.of(&key);
-    let Ok(_running) = lock.try_lock() else {
-        run.status = "skipped".into();
-        run.ended_at = Some(now());
-        run.message = Some("a run of this link was still going".into());
-        record(state, &run).await?;
-        return Ok(run);
-    };
+    }
+}
+
+/// One run, with the link's lock held.
+async fn one_run(state: &AppState, link: &Link, trigger: Trigger) -> ApiResult<SyncRun> {
+    let run = new_run(&link.key(), trigger);
     record(state, &run).await?;
     let mut tally = Tally {
         run,

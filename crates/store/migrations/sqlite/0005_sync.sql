@@ -55,3 +55,12 @@ CREATE TABLE sync_runs (
     message         TEXT
 ) STRICT;
 CREATE INDEX sync_runs_by_link ON sync_runs (link, started_at);
+
+-- Schedules set for links; a link without one syncs once a day.
+CREATE TABLE sync_schedules (
+    link       TEXT PRIMARY KEY,
+    every_secs INTEGER NOT NULL,
+    start_at   INTEGER,
+    paused     INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+) STRICT;

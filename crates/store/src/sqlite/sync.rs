@@ -599,3 +599,40 @@ pub(super) fn runs(
     }
     Ok(out)
 }
+
+pub(super) fn set_schedule(
+    tx: &Transaction<'_>,
+    link: &str,
+    schedule: &ferry_core::sync::Schedule,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO sync_schedules (link, every_secs, start_at, paused, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            link,
+            schedule.every_secs,
+            schedule.start_at,
+            schedule.paused,
+            now()
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn schedules(
+    conn: &Connection,
+) -> StoreResult<Vec<(String, ferry_core::sync::Schedule)>> {
+    conn.prepare("SELECT link, every_secs, start_at, paused FROM sync_schedules ORDER BY link")?
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                ferry_core::sync::Schedule {
+                    every_secs: r.get(1)?,
+                    start_at: r.get(2)?,
+                    paused: r.get::<_, i64>(3)? != 0,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
