@@ -8,6 +8,7 @@ mod bad_input;
 mod change_feed;
 mod cli;
 mod collabs;
+mod faults;
 mod federation;
 mod files;
 mod harness;

@@ -1,0 +1,362 @@
+//! Faults during sync: `ferry serve` processes killed with SIGKILL at random points, and a proxy
+//! that cuts streams. After each fault, syncing again leaves the receiver equal to the sender:
+//! no row lost, none duplicated.
+
+use crate::harness::{Proxy, TestInstance, ferry_json, ferry_local, points_geojson};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A `ferry serve` process that can be killed and started again on the same address.
+struct Process {
+    data: PathBuf,
+    title: String,
+    listen: String,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Process {
+    async fn start(data: PathBuf, title: &str) -> Process {
+        let mut p = Process {
+            data,
+            title: title.into(),
+            listen: format!("127.0.0.1:{}", free_port()),
+            child: None,
+        };
+        p.launch().await;
+        p
+    }
+
+    async fn launch(&mut self) {
+        let endpoint = self.data.join("endpoint");
+        let _ = std::fs::remove_file(&endpoint);
+        let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["serve", "--listen", &self.listen, "--title", &self.title])
+            .env("FERRY_DATA_DIR", &self.data)
+            .env("RUST_LOG", "error")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ferry serve starts");
+        self.child = Some(child);
+        for _ in 0..400 {
+            if endpoint.exists()
+                && reqwest::get(format!("http://{}/healthz", self.listen))
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("ferry serve at {} did not come up", self.listen);
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Value {
+        let out = ferry_local(&self.data, &{
+            let mut all = vec!["--json"];
+            all.extend_from_slice(args);
+            all
+        });
+        assert!(
+            out.status.success(),
+            "ferry {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.data.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Every row of every item of a space, by item title: (key, values, geometry), in key order.
+async fn contents(url: &str, token: &str, space: &str) -> Vec<(String, Vec<Value>)> {
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let token = token.to_string();
+        async move {
+            let r = http.get(path).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let items = get(format!("{url}/api/v1/items?space={space}")).await;
+    let mut out = Vec::new();
+    for item in items.as_array().unwrap() {
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!(
+                "{url}/api/v1/items/{}/rows?limit=10000",
+                item["id"].as_str().unwrap()
+            );
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let page = get(path).await;
+            for r in page["rows"].as_array().unwrap() {
+                rows.push(json!([r["key"], r["values"], r["geometry"]]));
+            }
+            match page["next"].as_str() {
+                Some(n) => after = Some(n.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            rows.len() as i64,
+            item["row_count"].as_i64().unwrap(),
+            "row count of {}",
+            item["title"]
+        );
+        out.push((item["title"].as_str().unwrap().to_string(), rows));
+    }
+    out.sort_by(|x, y| x.0.cmp(&y.0));
+    out
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A small deterministic generator: trials differ, and a failing seed can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Kills the receiver, then the sender, at random points of large syncs, many times; after each
+/// kill and restart, one more sync makes the receiver equal to the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_processes_lose_and_duplicate_nothing() {
+    let trials: u64 = std::env::var("FERRY_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seed = std::env::var("FERRY_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| jiff::Timestamp::now().as_nanosecond() as u64);
+    eprintln!("kill trials: {trials}, seed {seed}");
+    let mut random = Lcg(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut sender = Process::start(dir.path().join("sender"), "City GIS").await;
+    let mut receiver = Process::start(dir.path().join("receiver"), "Harbor Authority").await;
+    for p in [&sender, &receiver] {
+        p.cli(&["policy", "ingress", "allow", "127.0.0.0/8"]);
+        p.cli(&["policy", "egress", "allow", "127.0.0.1"]);
+    }
+    sender.cli(&["space", "create", "roads"]);
+    receiver.cli(&["space", "create", "inbox"]);
+    let request = sender.cli(&[
+        "peer",
+        "request",
+        "--space",
+        "roads",
+        "--export",
+        "features,datasets",
+    ]);
+    let imported = receiver.cli(&["peer", "import", request["code"].as_str().unwrap()]);
+    let link = imported["id"].as_str().unwrap().to_string();
+    receiver.cli(&["peer", "approve", &link, "--space", "inbox"]);
+    sender.cli(&[
+        "peer",
+        "activate",
+        request["connection"]["id"].as_str().unwrap(),
+    ]);
+    let layer = write(dir.path(), "layer.geojson", &points_geojson(20_000));
+    let first = sender.cli(&[
+        "item", "import", &layer, "--space", "roads", "--title", "Big",
+    ]);
+    let big = first["id"].as_str().unwrap().to_string();
+
+    for trial in 0..trials {
+        // New work for this trial: changes to the big layer and a new item.
+        let edits = json!({
+            "updates": (0..200).map(|i| json!({"key": 1 + (trial * 997 + i * 89) % 20_000, "values": {"name": format!("t{trial}-{i}")}})).collect::<Vec<_>>(),
+            "deletes": [20_000 - trial],
+        });
+        let edit_file = write(dir.path(), "edits.json", &edits.to_string());
+        sender.cli(&["item", "edit", &big, "--file", &edit_file]);
+        let extra = write(
+            dir.path(),
+            "extra.geojson",
+            &points_geojson(2_000 + 500 * trial as usize),
+        );
+        sender.cli(&[
+            "item",
+            "import",
+            &extra,
+            "--space",
+            "roads",
+            "--title",
+            &format!("Extra {trial}"),
+        ]);
+
+        let kill_receiver = trial % 2 == 0;
+        let mut run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["sync", "now", &link])
+            .env("FERRY_DATA_DIR", &receiver.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(random.below(1_500))).await;
+        if kill_receiver {
+            receiver.kill();
+            receiver.launch().await;
+        } else {
+            sender.kill();
+            sender.launch().await;
+        }
+        let _ = run.wait();
+        let last = receiver.cli(&["sync", "now", &link]);
+        assert_eq!(
+            last["status"], "completed",
+            "trial {trial} (seed {seed}): {last}"
+        );
+        assert_eq!(
+            contents(&receiver.url(), &receiver.token(), "inbox").await,
+            contents(&sender.url(), &sender.token(), "roads").await,
+            "trial {trial} (seed {seed}): the receiver differs from the sender"
+        );
+    }
+}
+
+/// A proxy that delays, then cuts sync streams short: each cut run fails with its own code and
+/// keeps what it applied; the next whole run converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_streams_resume_and_converge() {
+    let proxy = Proxy::start().await;
+    let url = proxy.url.clone();
+    let a = TestInstance::start_with(move |c| {
+        c.title = "City GIS".into();
+        c.public_url = Some(url);
+        c.realtime = false;
+    })
+    .await;
+    proxy.point_at(&a.url);
+    let b = TestInstance::start_with(|c| {
+        c.title = "Harbor Authority".into();
+        c.realtime = false;
+    })
+    .await;
+    for inst in [&a, &b] {
+        ferry_json(inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
+        ferry_json(inst, &["policy", "egress", "allow", "127.0.0.1"]);
+    }
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let request = ferry_json(
+        &a,
+        &[
+            "peer", "request", "--space", "roads", "--export", "features",
+        ],
+    );
+    let imported = ferry_json(&b, &["peer", "import", request["code"].as_str().unwrap()]);
+    let link = imported["id"].as_str().unwrap().to_string();
+    ferry_json(&b, &["peer", "approve", &link, "--space", "inbox"]);
+    ferry_json(
+        &a,
+        &[
+            "peer",
+            "activate",
+            request["connection"]["id"].as_str().unwrap(),
+        ],
+    );
+    let (status, _) = a
+        .import(
+            "space=roads&title=Big",
+            "application/geo+json",
+            points_geojson(12_000),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Each stream is cut short: no end record arrives, and the next run resumes from the last commit.
+    proxy.delay_pulls(std::time::Duration::from_millis(50));
+    let mut applied_before = 0;
+    for cut_after in [3usize, 5_200, 2_000] {
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        proxy.rewrite_sync_lines(move |line| {
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < cut_after {
+                vec![line.to_string()]
+            } else {
+                vec![]
+            }
+        });
+        let out = b.ferry(&["sync", "now", &link]);
+        assert!(
+            !out.status.success(),
+            "cut after {cut_after}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let run = &ferry_json(&b, &["sync", "history", &link])[0];
+        assert_eq!(run["status"], "failed", "{run}");
+        assert!(
+            run["message"].as_str().unwrap().contains("sync_stream_cut"),
+            "{run}"
+        );
+        let rows: i64 = b
+            .get("/api/v1/items?space=inbox")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["row_count"].as_i64().unwrap())
+            .sum();
+        assert!(rows >= applied_before, "committed batches stay");
+        applied_before = rows;
+    }
+    assert!(
+        applied_before > 0 && applied_before < 12_000,
+        "{applied_before}"
+    );
+    proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
+    let run = ferry_json(&b, &["sync", "now", &link]);
+    assert_eq!(run["status"], "completed");
+    assert_eq!(
+        contents(&b.url, &b.admin_token, "inbox").await,
+        contents(&a.url, &a.admin_token, "roads").await
+    );
+}
