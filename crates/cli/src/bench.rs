@@ -46,25 +46,23 @@ struct ImportReport {
     server_peak_rss_mib: f64,
 }
 
+/// The directory to work in: the one given, or a temporary one removed when the guard drops.
+pub(crate) fn work_dir(given: Option<PathBuf>) -> Result<(tempfile::TempDir, PathBuf)> {
+    let temp = tempfile::tempdir()?;
+    let dir = given.unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    Ok((temp, dir))
+}
+
 pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Sync(args) => {
-            let temp = tempfile::tempdir()?;
-            let dir = args
-                .dir
-                .clone()
-                .unwrap_or_else(|| temp.path().to_path_buf());
-            std::fs::create_dir_all(&dir)?;
+            let (_temp, dir) = work_dir(args.dir.clone())?;
             let report = crate::bench_sync::sync_bench(&dir, args.features).await?;
             out.show(&report, crate::bench_sync::render)
         }
         BenchCmd::Import(args) => {
-            let temp = tempfile::tempdir()?;
-            let dir = args
-                .dir
-                .clone()
-                .unwrap_or_else(|| temp.path().to_path_buf());
-            std::fs::create_dir_all(&dir)?;
+            let (_temp, dir) = work_dir(args.dir.clone())?;
             let report = import_bench(&dir, args.features).await?;
             out.show(&report, |r| {
                 fields(&[

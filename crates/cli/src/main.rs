@@ -5,6 +5,7 @@ mod bench_sync;
 mod client;
 mod collabs;
 mod commands;
+mod demo;
 mod output;
 mod peers;
 mod serve;
@@ -37,6 +38,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start three instances on loopback (a collaboration and a peer connection), load sample
+    /// data, sync, and show what arrived where.
+    Demo(demo::DemoArgs),
     /// Run an instance: HTTP API, metrics, change feed.
     Serve(serve::ServeArgs),
     /// This instance's identity.
@@ -127,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Demo(args) => demo::run(out, args).await,
         Command::Instance(cmd) => commands::instance(&connect()?, out, cmd).await,
         Command::Token(cmd) => commands::token(&connect()?, out, cmd).await,
         Command::Space(cmd) => commands::space(&connect()?, out, cmd).await,

@@ -510,3 +510,54 @@ async fn schedules_pokes_and_one_run_at_a_time() {
         "{first:?} {second:?}"
     );
 }
+
+/// `ferry demo` joins three instances, loads data, syncs, and shows what arrived where.
+#[test]
+fn the_demo_shows_what_arrived_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--json", "demo", "--exit", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let at = |instance: &str| -> Vec<(String, i64)> {
+        let mut items: Vec<(String, i64)> = rows
+            .iter()
+            .filter(|r| r["instance"] == instance)
+            .map(|r| {
+                (
+                    r["item"].as_str().unwrap().to_string(),
+                    r["rows"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        items.sort();
+        items
+    };
+    let names = |instance: &str| at(instance).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+    assert_eq!(
+        names("Port Authority"),
+        vec!["Berths", "Road works", "Survey notes"]
+    );
+    assert_eq!(
+        names("City GIS"),
+        vec!["Berths", "Road works", "Survey notes", "Traffic counts"]
+    );
+    assert_eq!(
+        names("Harbor Pilots"),
+        vec!["Berths", "Road works", "Survey notes", "Traffic counts"],
+        "relayed through the host, and over the peer connection"
+    );
+    assert!(at("Harbor Pilots").contains(&("Berths".to_string(), 250)));
+    let counts = rows
+        .iter()
+        .find(|r| r["instance"] == "Harbor Pilots" && r["item"] == "Traffic counts")
+        .unwrap();
+    assert_eq!(counts["markings"], json!(["PARTNER"]));
+}
