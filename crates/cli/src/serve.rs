@@ -25,6 +25,9 @@ pub(crate) struct ServeArgs {
     /// Largest import in bytes (default 8 GiB).
     #[arg(long, env = "FERRY_MAX_IMPORT_BYTES")]
     max_import_bytes: Option<u64>,
+    /// Poke the other side of a link to pull at once when something changes (default true).
+    #[arg(long, env = "FERRY_REALTIME")]
+    realtime: Option<bool>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
@@ -38,6 +41,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         title: args.title,
         max_body_bytes: args.max_body_bytes,
         max_import_bytes: args.max_import_bytes,
+        realtime: args.realtime,
     };
     let config = options.resolve(&crate::client::default_data_dir())?;
     let data_dir = config.data_dir.clone();

@@ -194,6 +194,17 @@ impl Schedule {
     pub fn is_due(&self, last_started: Option<i64>, now: i64) -> bool {
         self.next_run(last_started, now).is_some_and(|t| t <= now)
     }
+
+    /// After `failures` failed runs in a row (the last started at `last_failed`), the next try
+    /// comes after a backoff that doubles from a minute up to the interval, unless the schedule
+    /// is due sooner anyway. `None` while paused.
+    pub fn retry_at(&self, last_failed: i64, failures: u32) -> Option<i64> {
+        if self.paused {
+            return None;
+        }
+        let doubling = 60i64.saturating_mul(1 << failures.saturating_sub(1).min(20));
+        Some(last_failed + doubling.min(self.every_secs.max(60)))
+    }
 }
 
 /// Parses an interval such as `6h` or `90m`: from 1 hour to 24 hours.
@@ -311,6 +322,12 @@ mod tests {
             ..daily
         };
         assert_eq!(paused.next_run(None, 0), None);
+        assert_eq!(paused.retry_at(0, 1), None);
+        let retries: Vec<i64> = (1..=9).map(|f| anchored.retry_at(0, f).unwrap()).collect();
+        assert_eq!(
+            retries,
+            vec![60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
+        );
         assert_eq!(parse_interval("6h").unwrap(), 21_600);
         assert_eq!(parse_interval("90m").unwrap(), 5_400);
         for bad in ["30m", "25h", "1d", "h", "-2h", ""] {

@@ -21,6 +21,8 @@ pub struct ServeOptions {
     pub max_body_bytes: Option<u64>,
     /// Largest import body, in bytes.
     pub max_import_bytes: Option<u64>,
+    /// Whether changes poke receivers at once (default true).
+    pub realtime: Option<bool>,
 }
 
 /// Settings in force.
@@ -89,7 +91,7 @@ impl ServeOptions {
                 .or(file.max_import_bytes)
                 .unwrap_or(base.max_import_bytes),
             sync_tick: base.sync_tick,
-            realtime: base.realtime,
+            realtime: self.realtime.or(file.realtime).unwrap_or(base.realtime),
             data_dir,
         })
     }
@@ -118,7 +120,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(CONFIG_FILE),
-            "title = \"From file\"\nlisten = \"127.0.0.1:9999\"\nmax_body_bytes = 10\n",
+            "title = \"From file\"\nlisten = \"127.0.0.1:9999\"\nmax_body_bytes = 10\nrealtime = false\n",
         )
         .unwrap();
         let flags = ServeOptions {
@@ -130,6 +132,7 @@ mod tests {
         assert_eq!(c.title, "From flag");
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.max_body_bytes, 10);
+        assert!(!c.realtime);
         assert_eq!(c.max_import_bytes, Config::new("x").max_import_bytes);
     }
 

@@ -34,13 +34,21 @@ async fn start_due(state: &AppState) -> crate::error::ApiResult<()> {
         }
         let key = link.key();
         let schedule = schedules.get(&key).copied().unwrap_or_default();
-        let last_started = runs
+        let mut tried = runs
             .iter()
-            .filter(|r| r.link == key && r.status != "skipped")
-            .filter_map(|r| r.started_at.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.as_second())
-            .max();
-        if schedule.is_due(last_started, now) {
+            .filter(|r| r.link == key && r.status != "skipped");
+        let last_started = tried.clone().filter_map(|r| started(&r.started_at)).max();
+        // Runs are newest first: count the failures at the head.
+        let failures = tried.by_ref().take_while(|r| r.status == "failed").count() as u32;
+        let due = match (failures, last_started) {
+            (0, _) | (_, None) => schedule.is_due(last_started, now),
+            // A link whose last runs failed (a peer down) is tried again with backoff.
+            (n, Some(last)) => {
+                schedule.is_due(last_started, now)
+                    || schedule.retry_at(last, n).is_some_and(|t| t <= now)
+            }
+        };
+        if due {
             let state = state.clone();
             tokio::spawn(async move {
                 if let Err(e) = receiver::run_link(&state, &link, Trigger::Scheduled).await {
@@ -50,4 +58,8 @@ async fn start_due(state: &AppState) -> crate::error::ApiResult<()> {
         }
     }
     Ok(())
+}
+
+fn started(at: &str) -> Option<i64> {
+    at.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
