@@ -426,6 +426,9 @@ pub struct Proxy {
     pub url: String,
     target: std::sync::Arc<std::sync::Mutex<String>>,
     delay: std::sync::Arc<std::sync::Mutex<std::time::Duration>>,
+    /// Chunk requests seen, and how many more may pass (`usize::MAX`: all).
+    chunks_seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    chunks_allowed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     rewrite: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>>,
 }
 
@@ -437,14 +440,29 @@ impl Proxy {
         let rewrite: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>> =
             Default::default();
         let delay: std::sync::Arc<std::sync::Mutex<std::time::Duration>> = Default::default();
+        let chunks_seen: std::sync::Arc<std::sync::atomic::AtomicUsize> = Default::default();
+        let chunks_allowed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
         let (t, r, d) = (target.clone(), rewrite.clone(), delay.clone());
+        let (seen, allowed) = (chunks_seen.clone(), chunks_allowed.clone());
         let http = reqwest::Client::new();
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
             let (t, r, d, http) = (t.clone(), r.clone(), d.clone(), http.clone());
+            let (seen, allowed) = (seen.clone(), allowed.clone());
             async move {
                 if request.uri().path() == "/federation/v1/sync/pull" {
                     let pause = *d.lock().unwrap();
                     tokio::time::sleep(pause).await;
+                }
+                if request.uri().path() == "/federation/v1/sync/chunk" {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let n = seen.fetch_add(1, SeqCst);
+                    if n >= allowed.load(SeqCst) {
+                        // The connection drops mid-transfer.
+                        return axum::response::Response::builder()
+                            .status(500)
+                            .body(axum::body::Body::from("cut"))
+                            .unwrap();
+                    }
                 }
                 forward(&http, &t, &r, request).await
             }
@@ -454,8 +472,22 @@ impl Proxy {
             url,
             target,
             delay,
+            chunks_seen,
+            chunks_allowed,
             rewrite,
         }
+    }
+
+    /// File chunk requests seen so far.
+    pub fn chunk_requests(&self) -> usize {
+        self.chunks_seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets `n` more chunk requests through, then fails the rest (`usize::MAX`: all pass).
+    pub fn allow_chunks(&self, n: usize) {
+        let seen = self.chunk_requests();
+        self.chunks_allowed
+            .store(seen.saturating_add(n), std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Holds every sync pull this long before passing it on.

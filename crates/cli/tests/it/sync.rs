@@ -561,3 +561,95 @@ fn the_demo_shows_what_arrived_where() {
         .unwrap();
     assert_eq!(counts["markings"], json!(["PARTNER"]));
 }
+
+/// Pseudo-random bytes that do not compress or repeat.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
+    let proxy = Proxy::start().await;
+    let url = proxy.url.clone();
+    let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
+    proxy.point_at(&a.url);
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let created = ferry_json(
+        &a,
+        &["peer", "request", "--space", "roads", "--export", "files"],
+    );
+    let imported = ferry_json(&b, &["peer", "import", created["code"].as_str().unwrap()]);
+    let link = imported["id"].as_str().unwrap().to_string();
+    ferry_json(&b, &["peer", "approve", &link, "--space", "inbox"]);
+    ferry_json(
+        &a,
+        &[
+            "peer",
+            "activate",
+            created["connection"]["id"].as_str().unwrap(),
+        ],
+    );
+    const MIB: usize = 1 << 20;
+    let survey = noise(4 * MIB, 1);
+    let (status, _) = a
+        .import(
+            "space=roads&title=Survey",
+            "application/octet-stream",
+            survey.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // The transfer is cut after two chunks: the item fails, the chunks that came stay.
+    proxy.allow_chunks(2);
+    let run = sync_now(&b, &link);
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert!(!items(&b, "inbox").await.contains_key("Survey"));
+    let before = proxy.chunk_requests();
+    proxy.allow_chunks(usize::MAX);
+    let run = sync_now(&b, &link);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        proxy.chunk_requests() - before,
+        2,
+        "only the two missing chunks travel"
+    );
+    let copy = &items(&b, "inbox").await["Survey"];
+    let bytes = b.export(id(copy), "", &[]).await.bytes().await.unwrap();
+    assert!(
+        bytes.as_ref() == survey.as_slice(),
+        "the copy has the same bytes"
+    );
+
+    // A second file sharing three chunks with the first: one chunk travels.
+    let mut revised = survey[..3 * MIB].to_vec();
+    revised.extend(noise(MIB, 2));
+    let before = proxy.chunk_requests();
+    let (status, _) = a
+        .import(
+            "space=roads&title=Survey v2",
+            "application/octet-stream",
+            revised.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let run = sync_now(&b, &link);
+    assert_eq!(proxy.chunk_requests() - before, 1, "{run}");
+    assert!(
+        run["bytes_received"].as_i64().unwrap() < (MIB + MIB / 4) as i64,
+        "{run}"
+    );
+    let copy = &items(&b, "inbox").await["Survey v2"];
+    let bytes = b.export(id(copy), "", &[]).await.bytes().await.unwrap();
+    assert!(bytes.as_ref() == revised.as_slice());
+}

@@ -149,7 +149,7 @@ impl Tally {
     }
 
     fn absorb(&mut self, checker: Checker<'_>, bytes: i64) {
-        self.run.bytes_received += bytes;
+        self.run.bytes_received += bytes + checker.chunk_bytes;
         self.received.extend(checker.received);
         for error in checker.errors {
             if self.refused.insert(error.origin_item.clone()) {
@@ -267,6 +267,8 @@ struct Checker<'a> {
     errors: Vec<SyncItemError>,
     /// Items that came through the checks.
     received: HashSet<String>,
+    /// File bytes fetched (only chunks this instance lacked).
+    chunk_bytes: i64,
 }
 
 impl Checker<'_> {
@@ -340,7 +342,7 @@ impl Checker<'_> {
     }
 
     /// Fetches the chunks of a file this instance lacks; only those travel.
-    async fn fetch_chunks(&self, wire: &WireItem) -> ApiResult<Vec<ChunkRef>> {
+    async fn fetch_chunks(&mut self, wire: &WireItem) -> ApiResult<Vec<ChunkRef>> {
         let mut refs = Vec::with_capacity(wire.chunks.len());
         for (hash, len) in &wire.chunks {
             if !self.state.chunks.has(hash) {
@@ -358,6 +360,7 @@ impl Checker<'_> {
                     )
                     .await?;
                 let bytes = response.bytes().await.map_err(|e| cut(&e.to_string()))?;
+                self.chunk_bytes += bytes.len() as i64;
                 if blake3::hash(&bytes).to_hex().as_str() != hash || bytes.len() as u64 != *len {
                     return Err(ApiFailure::new(
                         ErrorCode::SyncRefused,
@@ -584,6 +587,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         refused: HashSet::new(),
         errors: Vec::new(),
         received: HashSet::new(),
+        chunk_bytes: 0,
     };
     let mut applier = Applier::default();
     let mut ops = Vec::new();
@@ -752,6 +756,7 @@ async fn copy_item(
         refused: HashSet::new(),
         errors: Vec::new(),
         received: HashSet::new(),
+        chunk_bytes: 0,
     };
     let mut ops = Vec::new();
     let mut ended = false;
