@@ -86,6 +86,8 @@ struct Apply<'t, 'c, 'b> {
     /// Local item rid per origin item, and the row count change per item.
     items: HashMap<String, i64>,
     spaces: HashMap<i64, i64>,
+    /// Per item: whether its next row is tried as an insert first.
+    inserting: HashMap<i64, bool>,
     row_delta: HashMap<i64, i64>,
     outcome: BatchOutcome,
 }
@@ -247,24 +249,7 @@ impl Apply<'_, '_, '_> {
     ) -> StoreResult<()> {
         let seq = self.seqs.take();
         let delta = match row {
-            Some(row) => {
-                // Most received rows are new (a first copy): try the insert first.
-                let owner = self.owner(rid)?;
-                let mut insert = self.tx.prepare_cached(super::INSERT_ROW)?;
-                let geometry = row.geometry.as_ref();
-                match write_row(&mut insert, owner, key, seq, &row.values, geometry) {
-                    Ok(_) => 1,
-                    Err(e) if super::is_unique_violation(&e) => {
-                        drop(insert);
-                        let stored = super::stored_row(self.tx, rid, key)?;
-                        let was_live = matches!(stored, Some((false, _, _)));
-                        let mut upsert = self.tx.prepare_cached(UPSERT_ROW)?;
-                        write_row(&mut upsert, owner, key, seq, &row.values, geometry)?;
-                        i64::from(!was_live)
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            Some(row) => self.write(rid, key, seq, row)?,
             None => {
                 let deleted = self
                     .tx
@@ -280,6 +265,57 @@ impl Apply<'_, '_, '_> {
         *self.row_delta.entry(rid).or_default() += delta;
         self.outcome.rows += 1;
         Ok(())
+    }
+
+    /// Writes a received row; returns the change in the item's live rows. A first copy is all
+    /// new rows and a delta mostly changed ones, so each item tries first what worked for its
+    /// last row: the insert, or the update of a live row.
+    fn write(
+        &mut self,
+        rid: i64,
+        key: &Key,
+        seq: i64,
+        row: &ferry_core::rows::RowRecord,
+    ) -> StoreResult<i64> {
+        let owner = self.owner(rid)?;
+        let geometry = row.geometry.as_ref();
+        let inserting = *self.inserting.entry(rid).or_insert(true);
+        if inserting {
+            let mut insert = self.tx.prepare_cached(super::INSERT_ROW)?;
+            match write_row(&mut insert, owner, key, seq, &row.values, geometry) {
+                Ok(_) => return Ok(1),
+                Err(e) if super::is_unique_violation(&e) => {
+                    self.inserting.insert(rid, false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let bbox = geometry.and_then(|g| g.bbox);
+        let updated = self
+            .tx
+            .prepare_cached(
+                "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5, min_x = ?6, min_y = ?7,
+                     max_x = ?8, max_y = ?9 WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
+            )?
+            .execute(params![
+                rid,
+                KeySql(key),
+                seq,
+                row.values,
+                geometry.map(|g| g.text.as_str()),
+                bbox.map(|b| b.min_x),
+                bbox.map(|b| b.min_y),
+                bbox.map(|b| b.max_x),
+                bbox.map(|b| b.max_y),
+            ])?;
+        if updated == 1 {
+            return Ok(0);
+        }
+        // Absent or a tombstone: the row comes (back) to life.
+        self.inserting.insert(rid, true);
+        let mut upsert = self.tx.prepare_cached(UPSERT_ROW)?;
+        write_row(&mut upsert, owner, key, seq, &row.values, geometry)?;
+        Ok(1)
     }
 
     /// Rows repeat their item's space; an item that came by another link first may live in
@@ -366,6 +402,7 @@ fn begin<'t, 'c, 'b>(
         seqs: SeqAlloc::begin(tx)?,
         items: HashMap::new(),
         spaces: HashMap::new(),
+        inserting: HashMap::new(),
         row_delta: HashMap::new(),
         outcome: BatchOutcome::default(),
     })
