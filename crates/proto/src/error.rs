@@ -174,6 +174,8 @@ error_codes! {
     ResponseInvalid = "response_invalid",
     /// A guest's response does not match its signature: it was altered.
     ResponseTampered = "response_tampered",
+    /// The item is a copy received from another instance: only its origin changes it.
+    ItemReceived = "item_received",
     /// No such link: a peer connection id, or COLLABORATION/WORKSPACE.
     LinkNotFound = "link_not_found",
     /// The link carries no data in that direction now (not active, disabled, or outside the mode).

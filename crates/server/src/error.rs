@@ -44,6 +44,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::CONFLICT
         }
         SyncRefused | ItemTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+        ItemReceived => StatusCode::CONFLICT,
         SyncStreamCut => StatusCode::BAD_GATEWAY,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch
         | DuplicateKey | RowNotFound | EditsRejected => StatusCode::UNPROCESSABLE_ENTITY,

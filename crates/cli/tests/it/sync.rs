@@ -151,6 +151,26 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
         "marked as the receiving admin set"
     );
     assert_eq!(copy["schema"], layer["schema"]);
+    assert_eq!(copy["owner"], "admin", "owned by the receiving admin");
+    // Only the origin changes a copy.
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            format!("/api/v1/items/{}", id(copy)),
+            json!({"title": "mine now"}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/items/{}/edits", id(copy)),
+            json!({"deletes": [1]}),
+        ),
+    ] {
+        let (status, answer) = b.call(method, &path, Some(body)).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::CONFLICT, Some("item_received"))
+        );
+    }
     assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&layer)).await);
     assert_eq!(
         rows(&b, id(&got["Depths"])).await,

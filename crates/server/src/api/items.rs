@@ -159,10 +159,26 @@ pub(crate) async fn update_item(
     )?;
     patch.tags = patch.tags.map(names::normalize_set);
     patch.markings = patch.markings.map(names::normalize_set);
+    refuse_received(&state, id).await?;
     let store = state.store.clone();
     let item = blocking(move || store.update_item(id, &patch)).await?;
     crate::sync::changed(&state, item.space_id.to_string());
     Ok(Json(item))
+}
+
+/// A received copy changes only at its origin: local edits would be lost at the next sync, or
+/// make the copy drift from its origin.
+async fn refuse_received(state: &AppState, id: ItemId) -> ApiResult<()> {
+    let store = state.store.clone();
+    if let Some((instance, item)) = blocking(move || store.item_origin(id)).await? {
+        return Err(ApiFailure::new(
+            ErrorCode::ItemReceived,
+            format!(
+                "item {id} is a copy of item {item} on instance {instance}; change it at its origin"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Deletes an item (a tombstone stays in the change feed).
@@ -291,6 +307,7 @@ pub(crate) async fn apply_edits(
         ))
         .into());
     }
+    refuse_received(&state, id).await?;
     let store = state.store.clone();
     let outcome = blocking(move || {
         let item = store.item(id)?;

@@ -534,8 +534,8 @@ fn batch<'a>(
     }
 }
 
-/// Who owns received items here.
-const OWNER: &str = "ferry-sync";
+/// Who owns received items here: the receiving instance's admin.
+const OWNER: &str = "admin";
 
 /// Pulls one channel from its cursor to the sender's end record.
 async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResult<()> {
