@@ -53,15 +53,21 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-fn open_connection(path: &Path) -> StoreResult<Connection> {
+/// Page cache of the writer, which does the heavy work (imports, received batches).
+const WRITER_CACHE_KIB: i64 = 32_000;
+/// Page cache of each reader: up to [`MAX_IDLE_READERS`] of them stay open, so together they
+/// must stay small (a feed scan would otherwise fill every reader's cache with the whole table).
+const READER_CACHE_KIB: i64 = 4_000;
+
+fn open_connection(path: &Path, cache_kib: i64) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 10000;
-         PRAGMA cache_size = -32000;",
-    )?;
+         PRAGMA cache_size = -{cache_kib};"
+    ))?;
     Ok(conn)
 }
 
@@ -69,7 +75,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
-        let mut conn = open_connection(&path)?;
+        let mut conn = open_connection(&path, WRITER_CACHE_KIB)?;
         let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
         migrations
             .to_latest(&mut conn)
@@ -90,7 +96,7 @@ impl SqliteStore {
         // so a large import answers as soon as its transaction commits.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
         let (wake, wakes) = sync_channel(1);
-        let checkpoint_conn = open_connection(&path)?;
+        let checkpoint_conn = open_connection(&path, READER_CACHE_KIB)?;
         let checkpointer = std::thread::Builder::new()
             .name("ferry-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpoint_conn, &wakes))?;
@@ -122,7 +128,7 @@ impl SqliteStore {
         let pooled = self.readers.lock().map_err(poisoned)?.pop();
         let conn = match pooled {
             Some(c) => c,
-            None => open_connection(&self.path)?,
+            None => open_connection(&self.path, READER_CACHE_KIB)?,
         };
         let result = f(&conn);
         let mut pool = self.readers.lock().map_err(poisoned)?;
