@@ -997,7 +997,6 @@ fn batch<'a>(
         owner: "admin",
         ops,
         cursor,
-        copy_new_items: !cursor.resync,
         delete_retracted: true,
     }
 }

@@ -376,8 +376,6 @@ pub struct SyncBatch<'a> {
     pub owner: &'a str,
     pub ops: &'a [SyncOp],
     pub cursor: &'a SyncCursor,
-    /// Items new to this instance need a whole copy (rows older than the cursor never come).
-    pub copy_new_items: bool,
     /// Whether a retracted item is deleted (the delete policy) or kept, untied from the link.
     pub delete_retracted: bool,
 }

@@ -16,8 +16,7 @@ use std::path::PathBuf;
 async fn instance(title: &str) -> TestInstance {
     let title = title.to_string();
     let inst = TestInstance::start_with(move |c| c.title = title).await;
-    ferry_json(&inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
-    ferry_json(&inst, &["policy", "egress", "allow", "127.0.0.1"]);
+    crate::harness::open_policies(&inst);
     inst
 }
 

@@ -2,7 +2,9 @@
 //! that cuts streams. After each fault, syncing again leaves the receiver equal to the sender:
 //! no row lost, none duplicated.
 
-use crate::harness::{Proxy, TestInstance, ferry_json, ferry_local, points_geojson};
+use crate::harness::{
+    Proxy, TestInstance, ferry_json, ferry_local, open_policies, peered, points_geojson,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -299,28 +301,11 @@ async fn cut_streams_resume_and_converge() {
     })
     .await;
     for inst in [&a, &b] {
-        ferry_json(inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
-        ferry_json(inst, &["policy", "egress", "allow", "127.0.0.1"]);
+        open_policies(inst);
     }
     a.create_space("roads").await;
     b.create_space("inbox").await;
-    let request = ferry_json(
-        &a,
-        &[
-            "peer", "request", "--space", "roads", "--export", "features",
-        ],
-    );
-    let imported = ferry_json(&b, &["peer", "import", request["code"].as_str().unwrap()]);
-    let link = imported["id"].as_str().unwrap().to_string();
-    ferry_json(&b, &["peer", "approve", &link, "--space", "inbox"]);
-    ferry_json(
-        &a,
-        &[
-            "peer",
-            "activate",
-            request["connection"]["id"].as_str().unwrap(),
-        ],
-    );
+    let (_, link) = peered(&a, &b, "features", &[]);
     let (status, _) = a
         .import(
             "space=roads&title=Big",

@@ -2,7 +2,8 @@
 //! every signed server-to-server request.
 
 use crate::harness::{
-    TestInstance, events, ferry_json, forge, instance_id, key_of, send_forged, stderr, temp_file,
+    TestInstance, events, ferry_json, forge, instance_id, key_of, open_policies, send_forged,
+    stderr, temp_file,
 };
 use ed25519_dalek::SigningKey;
 use reqwest::{Method, StatusCode};
@@ -11,12 +12,6 @@ use serde_json::{Value, json};
 async fn instance(title: &str) -> TestInstance {
     let title = title.to_string();
     TestInstance::start_with(move |c| c.title = title).await
-}
-
-/// Lets two loopback instances talk: ingress from loopback, egress to 127.0.0.1.
-fn open_policies(inst: &TestInstance) {
-    ferry_json(inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
-    ferry_json(inst, &["policy", "egress", "allow", "127.0.0.1"]);
 }
 
 /// A requests, B imports: returns (A's connection id, B's connection id).

@@ -551,3 +551,32 @@ async fn forward(
         .body(axum::body::Body::from(body))
         .unwrap()
 }
+
+/// Lets loopback instances talk: ingress from loopback, egress to 127.0.0.1.
+pub fn open_policies(inst: &TestInstance) {
+    ferry_json(inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
+    ferry_json(inst, &["policy", "egress", "allow", "127.0.0.1"]);
+}
+
+/// An active peer connection from A's space `roads` to B's space `inbox`, A exporting
+/// `export`; B's approval adds `approve_extra` (e.g. `--mark PARTNER`). Returns the connection
+/// id on A and on B.
+pub fn peered(
+    a: &TestInstance,
+    b: &TestInstance,
+    export: &str,
+    approve_extra: &[&str],
+) -> (String, String) {
+    let created = ferry_json(
+        a,
+        &["peer", "request", "--space", "roads", "--export", export],
+    );
+    let imported = ferry_json(b, &["peer", "import", created["code"].as_str().unwrap()]);
+    let on_b = imported["id"].as_str().unwrap().to_string();
+    let mut approve = vec!["peer", "approve", &on_b, "--space", "inbox"];
+    approve.extend_from_slice(approve_extra);
+    ferry_json(b, &approve);
+    let on_a = created["connection"]["id"].as_str().unwrap().to_string();
+    ferry_json(a, &["peer", "activate", &on_a]);
+    (on_a, on_b)
+}

@@ -1,7 +1,9 @@
 //! Sync between real instances over real HTTP: copies kept in sync incrementally, retraction,
 //! relay through a collaboration's host without echo, and a misbehaving sender.
 
-use crate::harness::{Proxy, TestInstance, ferry_json, points_geojson, stderr};
+use crate::harness::{
+    Proxy, TestInstance, ferry_json, open_policies, peered, points_geojson, stderr,
+};
 use ferry_server::Config;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -16,38 +18,8 @@ async fn instance(title: &str, tweak: impl FnOnce(&mut Config)) -> TestInstance 
         tweak(c);
     })
     .await;
-    ferry_json(&inst, &["policy", "ingress", "allow", "127.0.0.0/8"]);
-    ferry_json(&inst, &["policy", "egress", "allow", "127.0.0.1"]);
+    open_policies(&inst);
     inst
-}
-
-/// A exports datasets and features from `roads` to B's `inbox`, which marks them PARTNER.
-async fn peered(a: &TestInstance, b: &TestInstance) -> (String, String) {
-    a.create_space("roads").await;
-    b.create_space("inbox").await;
-    let created = ferry_json(
-        a,
-        &[
-            "peer",
-            "request",
-            "--space",
-            "roads",
-            "--export",
-            "datasets,features",
-        ],
-    );
-    let code = created["code"].as_str().unwrap();
-    let imported = ferry_json(b, &["peer", "import", code]);
-    let on_b = imported["id"].as_str().unwrap().to_string();
-    ferry_json(
-        b,
-        &[
-            "peer", "approve", &on_b, "--space", "inbox", "--mark", "PARTNER",
-        ],
-    );
-    let on_a = created["connection"]["id"].as_str().unwrap().to_string();
-    ferry_json(a, &["peer", "activate", &on_a]);
-    (on_a, on_b)
 }
 
 /// Imports into `space`; returns the new item.
@@ -121,7 +93,9 @@ fn sync_now(inst: &TestInstance, link: &str) -> Value {
 async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
     let a = instance("City GIS", |_| {}).await;
     let b = instance("Harbor Authority", |_| {}).await;
-    let (_on_a, on_b) = peered(&a, &b).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (_on_a, on_b) = peered(&a, &b, "datasets,features", &["--mark", "PARTNER"]);
     let layer = import(&a, "roads", "Berths", "geojson", points_geojson(300)).await;
     let csv = "id,name,depth\n1,North,4.5\n2,South,7\n3,East,2.25\n".to_string();
     let dataset = import(&a, "roads", "Depths", "csv", csv).await;
@@ -195,6 +169,14 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
         300
     );
 
+    // A link that does not exist, and one that carries nothing now: each its own code.
+    let out = b.ferry(&["sync", "now", "nope"]);
+    assert!(stderr(&out).contains("link_not_found"), "{}", stderr(&out));
+    ferry_json(&b, &["peer", "disable", &on_b]);
+    let out = b.ferry(&["sync", "now", &on_b]);
+    assert!(stderr(&out).contains("link_inactive"), "{}", stderr(&out));
+    ferry_json(&b, &["peer", "enable", &on_b]);
+
     // Nothing to do: nothing moves.
     let run = sync_now(&b, &on_b);
     assert_eq!(
@@ -238,7 +220,11 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
 
     // History and status tell what happened.
     let history = ferry_json(&b, &["sync", "history", &on_b]);
-    assert_eq!(history.as_array().unwrap().len(), 6);
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        7,
+        "the run on the disabled link included"
+    );
     let status = ferry_json(&b, &["sync", "status"]);
     let link = &status.as_array().unwrap()[0];
     assert_eq!(
@@ -377,23 +363,7 @@ async fn a_misbehaving_sender_cannot_push_what_was_not_agreed() {
     a.create_space("roads").await;
     b.create_space("inbox").await;
     // Datasets only.
-    let created = ferry_json(
-        &a,
-        &[
-            "peer", "request", "--space", "roads", "--export", "datasets",
-        ],
-    );
-    let imported = ferry_json(&b, &["peer", "import", created["code"].as_str().unwrap()]);
-    let on_b = imported["id"].as_str().unwrap().to_string();
-    ferry_json(&b, &["peer", "approve", &on_b, "--space", "inbox"]);
-    ferry_json(
-        &a,
-        &[
-            "peer",
-            "activate",
-            created["connection"]["id"].as_str().unwrap(),
-        ],
-    );
+    let (_, on_b) = peered(&a, &b, "datasets", &[]);
     import(&a, "roads", "Honest", "csv", "id\n1\n".into()).await;
 
     // On the way to B, every item grows a twin that B never agreed to: a feature layer, and an
@@ -456,7 +426,9 @@ async fn schedules_pokes_and_one_run_at_a_time() {
         c.realtime = true;
     })
     .await;
-    let (_on_a, on_b) = peered(&a, &b).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (_on_a, on_b) = peered(&a, &b, "datasets,features", &["--mark", "PARTNER"]);
     import(&a, "roads", "Before", "csv", "id\n1\n".into()).await;
 
     // A new link is due at once: the scheduler copies what is there.
@@ -604,21 +576,7 @@ async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
     let b = instance("Harbor Authority", |_| {}).await;
     a.create_space("roads").await;
     b.create_space("inbox").await;
-    let created = ferry_json(
-        &a,
-        &["peer", "request", "--space", "roads", "--export", "files"],
-    );
-    let imported = ferry_json(&b, &["peer", "import", created["code"].as_str().unwrap()]);
-    let link = imported["id"].as_str().unwrap().to_string();
-    ferry_json(&b, &["peer", "approve", &link, "--space", "inbox"]);
-    ferry_json(
-        &a,
-        &[
-            "peer",
-            "activate",
-            created["connection"]["id"].as_str().unwrap(),
-        ],
-    );
+    let (_, link) = peered(&a, &b, "files", &[]);
     const MIB: usize = 1 << 20;
     let survey = noise(4 * MIB, 1);
     let (status, _) = a

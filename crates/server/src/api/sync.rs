@@ -5,14 +5,12 @@ use crate::auth::{AdminRole, AnyRole};
 use crate::error::ApiFailure;
 use crate::error::ApiResult;
 use crate::state::{AppState, blocking};
-use crate::sync::{self, Link, receiver::Trigger};
+use crate::sync::{self, receiver::Trigger};
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use ferry_core::collab::CollabRole;
 use ferry_proto::{
     ApiError, ErrorCode, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, SyncSchedule,
 };
-use ferry_store::StoreError;
 
 /// Runs a link now and answers with the finished run.
 #[utoipa::path(post, path = "/api/v1/sync/now", tag = "sync", request_body = SyncNow,
@@ -35,15 +33,6 @@ pub(crate) async fn sync_status(
     State(state): State<AppState>,
     _caller: AnyRole,
 ) -> ApiResult<Json<Vec<LinkSyncStatus>>> {
-    let store = state.store.clone();
-    let (peers, collabs, runs) = blocking(move || {
-        Ok::<_, StoreError>((
-            store.list_peers()?,
-            store.list_collabs()?,
-            store.list_runs(None, 1_000)?,
-        ))
-    })
-    .await?;
     let mut answer = Vec::new();
     for (link, _) in sync::all_links(&state).await? {
         let key = link.key();
@@ -51,25 +40,15 @@ pub(crate) async fn sync_status(
             Ok((name, channels)) => (name, !channels.is_empty()),
             Err(e) => (e.0.message.clone(), false),
         };
-        let sends = match &link {
-            Link::Peer { id } => peers
-                .iter()
-                .find(|p| &p.id == id)
-                .is_some_and(|p| p.status.carries_data() && !p.sends.is_empty()),
-            Link::Collab {
-                collab_id,
-                workspace_id,
-            } => collabs
-                .iter()
-                .find(|c| &c.id == collab_id)
-                .is_some_and(|c| {
-                    c.part_in(workspace_id, &c.self_participant)
-                        .is_some_and(|p| ferry_core::collab::directions(p).sends)
-                        && (c.role == CollabRole::Guest || c.participants.len() > 1)
-                }),
-        };
+        let sends = !sync::receivers(&state, &link).await?.is_empty();
+        let store = state.store.clone();
+        let k = key.clone();
+        let last_run = blocking(move || store.list_runs(Some(&k), 1))
+            .await?
+            .into_iter()
+            .next();
         answer.push(LinkSyncStatus {
-            last_run: runs.iter().find(|r| r.link == key).cloned(),
+            last_run,
             running: state.sync.of(&key).running.try_lock().is_err(),
             link: key,
             name,
@@ -129,28 +108,19 @@ pub(crate) async fn list_schedules(
     State(state): State<AppState>,
     _caller: AnyRole,
 ) -> ApiResult<Json<Vec<SyncSchedule>>> {
-    let links = sync::all_links(&state).await?;
     let store = state.store.clone();
-    let (schedules, runs) =
-        blocking(move || Ok::<_, StoreError>((store.schedules()?, store.list_runs(None, 10_000)?)))
-            .await?;
-    let schedules: std::collections::HashMap<_, _> = schedules.into_iter().collect();
-    Ok(Json(
-        links
-            .into_iter()
-            .map(|(link, owned)| {
-                let key = link.key();
-                let last = runs
-                    .iter()
-                    .filter(|r| r.link == key && r.status != "skipped")
-                    .filter_map(|r| r.started_at.parse::<jiff::Timestamp>().ok())
-                    .map(|t| t.as_second())
-                    .max();
-                let schedule = schedules.get(&key).copied().unwrap_or_default();
-                schedule_view(key, schedule, last, owned)
-            })
-            .collect(),
-    ))
+    let schedules: std::collections::HashMap<_, _> = blocking(move || store.schedules())
+        .await?
+        .into_iter()
+        .collect();
+    let mut answer = Vec::new();
+    for (link, owned) in sync::all_links(&state).await? {
+        let key = link.key();
+        let (last, _) = sync::scheduler::recent_runs(&state, &key).await?;
+        let schedule = schedules.get(&key).copied().unwrap_or_default();
+        answer.push(schedule_view(key, schedule, last, owned));
+    }
+    Ok(Json(answer))
 }
 
 /// Sets a link's schedule: interval (1h to 24h), first run, pause or resume. A collaboration's

@@ -529,7 +529,6 @@ fn batch<'a>(
         owner,
         ops,
         cursor,
-        copy_new_items: !cursor.resync,
         delete_retracted: channel.delete_retracted,
     }
 }

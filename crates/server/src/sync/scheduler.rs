@@ -22,11 +22,10 @@ pub(crate) async fn run(state: AppState, tick: Duration) {
 async fn start_due(state: &AppState) -> crate::error::ApiResult<()> {
     let links = super::all_links(state).await?;
     let store = state.store.clone();
-    let (schedules, runs) = blocking(move || {
-        Ok::<_, ferry_store::StoreError>((store.schedules()?, store.list_runs(None, 10_000)?))
-    })
-    .await?;
-    let schedules: HashMap<String, Schedule> = schedules.into_iter().collect();
+    let schedules: HashMap<String, Schedule> = blocking(move || store.schedules())
+        .await?
+        .into_iter()
+        .collect();
     let now = jiff::Timestamp::now().as_second();
     for (link, owned) in links {
         if !owned {
@@ -34,20 +33,13 @@ async fn start_due(state: &AppState) -> crate::error::ApiResult<()> {
         }
         let key = link.key();
         let schedule = schedules.get(&key).copied().unwrap_or_default();
-        let mut tried = runs
-            .iter()
-            .filter(|r| r.link == key && r.status != "skipped");
-        let last_started = tried.clone().filter_map(|r| started(&r.started_at)).max();
-        // Runs are newest first: count the failures at the head.
-        let failures = tried.by_ref().take_while(|r| r.status == "failed").count() as u32;
-        let due = match (failures, last_started) {
-            (0, _) | (_, None) => schedule.is_due(last_started, now),
+        let (last_started, failures) = recent_runs(state, &key).await?;
+        let due = schedule.is_due(last_started, now)
             // A link whose last runs failed (a peer down) is tried again with backoff.
-            (n, Some(last)) => {
-                schedule.is_due(last_started, now)
-                    || schedule.retry_at(last, n).is_some_and(|t| t <= now)
-            }
-        };
+            || (failures > 0
+                && last_started
+                    .and_then(|last| schedule.retry_at(last, failures))
+                    .is_some_and(|t| t <= now));
         if due {
             let state = state.clone();
             tokio::spawn(async move {
@@ -60,6 +52,22 @@ async fn start_due(state: &AppState) -> crate::error::ApiResult<()> {
     Ok(())
 }
 
-fn started(at: &str) -> Option<i64> {
-    at.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
+/// When a link's last run that was not skipped started, and how many of its latest runs failed
+/// in a row.
+pub(crate) async fn recent_runs(
+    state: &AppState,
+    link: &str,
+) -> crate::error::ApiResult<(Option<i64>, u32)> {
+    let store = state.store.clone();
+    let link = link.to_string();
+    let runs = blocking(move || store.list_runs(Some(&link), 50)).await?;
+    let mut tried = runs.iter().filter(|r| r.status != "skipped");
+    let last_started = tried
+        .clone()
+        .next()
+        .and_then(|r| r.started_at.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second());
+    // Runs come newest first: the failures at the head are the ones in a row.
+    let failures = tried.by_ref().take_while(|r| r.status == "failed").count() as u32;
+    Ok((last_started, failures))
 }

@@ -171,7 +171,9 @@ impl Apply<'_, '_, '_> {
                 "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
                 params![self.batch.channel, rid, seq],
             )?;
-        } else if existing.is_none() && self.batch.copy_new_items && !item.whole {
+        } else if existing.is_none() && !item.whole {
+            // New here, outside a full pass, with rows older than the cursor: those never come
+            // in the stream, so the item is copied whole.
             self.tx.execute(
                 "INSERT OR IGNORE INTO sync_pending (channel, origin_instance, origin_item, title)
                  VALUES (?1, ?2, ?3, ?4)",

@@ -3,7 +3,7 @@
 
 use super::{
     active_guests, audit, conflict, end_workspace, ensure_not_over, expired, load, same_url, save,
-    tell_guests, view,
+    tell_guests, view, workspace_id,
 };
 use crate::api::{JsonBody, hex, hex_id, id_bytes, random, rfc3339, unix_now};
 use crate::auth::AdminRole;
@@ -96,16 +96,6 @@ fn active_guest_id(record: &CollabRecord, reference: &str) -> ApiResult<String> 
     }
 }
 
-fn workspace_not_found(record: &CollabRecord, workspace: &str) -> ApiFailure {
-    ApiFailure::new(
-        ErrorCode::WorkspaceNotFound,
-        format!(
-            "collaboration '{}' has no workspace '{workspace}'; `ferry collab show {}` lists them",
-            record.name, record.id
-        ),
-    )
-}
-
 /// Workspace references (id or name) to access modes, checked against the collaboration.
 /// `none` is allowed where `allow_none` (taking a guest out of a workspace).
 fn resolve_access(
@@ -116,10 +106,7 @@ fn resolve_access(
     access
         .iter()
         .map(|(workspace, mode)| {
-            let id = record
-                .workspace(workspace)
-                .map(|w| w.id.clone())
-                .ok_or_else(|| workspace_not_found(record, workspace))?;
+            let id = workspace_id(record, workspace)?;
             let mode = match mode.as_str() {
                 "none" if allow_none => None,
                 other => Some(AccessMode::parse(other)?),
@@ -287,10 +274,7 @@ pub(crate) async fn update_workspace(
 ) -> ApiResult<Json<CollabChanged>> {
     let mut record = load(&state, id).await?;
     host_only(&record)?;
-    let target = record
-        .workspace(&workspace)
-        .map(|w| w.id.clone())
-        .ok_or_else(|| workspace_not_found(&record, &workspace))?;
+    let target = workspace_id(&record, &workspace)?;
     if let Some(name) = &patch.name
         && record
             .workspaces
@@ -338,10 +322,7 @@ pub(crate) async fn delete_workspace(
 ) -> ApiResult<Json<CollabChanged>> {
     let mut record = load(&state, id).await?;
     host_only(&record)?;
-    let target = record
-        .workspace(&workspace)
-        .map(|w| w.id.clone())
-        .ok_or_else(|| workspace_not_found(&record, &workspace))?;
+    let target = workspace_id(&record, &workspace)?;
     if record.workspaces.len() == 1 {
         return Err(conflict(
             "a collaboration keeps at least one workspace; delete the collaboration instead",

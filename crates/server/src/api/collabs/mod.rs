@@ -353,7 +353,8 @@ pub(crate) async fn show_collab(
     }))
 }
 
-fn workspace_id(record: &CollabRecord, workspace: &str) -> ApiResult<String> {
+/// The id of the workspace a reference (id or name) names.
+pub(crate) fn workspace_id(record: &CollabRecord, workspace: &str) -> ApiResult<String> {
     record
         .workspace(workspace)
         .map(|w| w.id.clone())
@@ -361,7 +362,7 @@ fn workspace_id(record: &CollabRecord, workspace: &str) -> ApiResult<String> {
             ApiFailure::new(
                 ErrorCode::WorkspaceNotFound,
                 format!(
-                    "collaboration '{}' has no workspace '{workspace}' that this instance takes part in; `ferry collab show {}` lists them",
+                    "collaboration '{}' has no workspace '{workspace}' here; `ferry collab show {}` lists them",
                     record.name, record.id
                 ),
             )
