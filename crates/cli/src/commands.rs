@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ferry_proto::{
     ChangePage, CreatedToken, EditBatch, EditResults, InstanceInfo, Item, ItemPatch, NewSpace,
-    NewToken, Role, RowPage, Space, SpacePatch, TokenInfo,
+    NewToken, Role, RowPage, Space, SpacePatch, SyncAs, TokenInfo,
 };
 use futures_util::TryStreamExt;
 use reqwest::Method;
@@ -235,6 +235,10 @@ pub(crate) enum ItemCmd {
         /// Remove every marking.
         #[arg(long, conflicts_with = "markings")]
         clear_markings: bool,
+        /// How links send the item: `link` (as the link's config says), `copy`, or `reference`
+        /// (receivers read rows from here on demand; datasets and layers only).
+        #[arg(long, value_parser = ["link", "copy", "reference"])]
+        sync_as: Option<String>,
     },
     /// Delete an item.
     Delete { id: String },
@@ -325,6 +329,13 @@ fn item_detail(i: &Item) -> comfy_table::Table {
     ];
     if i.kind.has_rows() {
         rows.push(("rows", i.row_count.to_string()));
+        rows.push(("sync as", i.sync_as.as_str().to_string()));
+    }
+    if i.reference {
+        rows.push((
+            "reference",
+            "yes: rows are read from the item's origin on demand".to_string(),
+        ));
     }
     if let Some(g) = i.geometry_type {
         rows.push(("geometry", g.as_str().to_string()));
@@ -580,15 +591,22 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
             tags,
             markings,
             clear_markings,
+            sync_as,
         } => {
             let markings = if clear_markings {
                 Some(Vec::new())
             } else {
                 markings
             };
-            if title.is_none() && description.is_none() && tags.is_none() && markings.is_none() {
+            let sync_as = sync_as.as_deref().and_then(SyncAs::parse);
+            if title.is_none()
+                && description.is_none()
+                && tags.is_none()
+                && markings.is_none()
+                && sync_as.is_none()
+            {
                 bail!(
-                    "nothing to change: pass --title, --description, --tag, --marking or --clear-markings"
+                    "nothing to change: pass --title, --description, --tag, --marking, --clear-markings or --sync-as"
                 );
             }
             let patch = ItemPatch {
@@ -596,6 +614,7 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 description,
                 tags,
                 markings,
+                sync_as,
             };
             let item: Item = client
                 .call(

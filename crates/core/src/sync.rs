@@ -2,8 +2,8 @@
 //! accepts. The sender decides per item from its current state (never from what it believes the
 //! receiver has), and the receiver checks everything again against what it agreed to import.
 
-use ferry_proto::ItemKind;
 use ferry_proto::ticket::DataTypes;
+use ferry_proto::{ItemKind, SyncAs};
 
 /// What one channel carries, as its sender sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,39 @@ pub struct SendScope {
     pub ceiling: Option<Vec<String>>,
     /// The receiving instance: items that came from it never go back to it.
     pub receiver: String,
+    pub delivery: DeliveryRules,
+}
+
+/// A link's rules for copies and references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryRules {
+    /// Feature layers that follow the link's config go by reference (a `reference` workspace).
+    pub layers_by_reference: bool,
+    /// Whether the link takes references at all: two-way editing needs copies.
+    pub references_allowed: bool,
+}
+
+impl DeliveryRules {
+    /// A peer connection: copies, and references for items that ask for them.
+    pub const PEER: DeliveryRules = DeliveryRules {
+        layers_by_reference: false,
+        references_allowed: true,
+    };
+
+    /// Whether an item goes by reference. An item's own choice wins over the link's config;
+    /// files always go as copies (a reference reads rows). An item that asks for a reference
+    /// where the link takes none is still offered as one, and the receiver refuses it with a
+    /// clear error: never a silent copy of what its owner wanted kept home.
+    pub fn by_reference(self, kind: ItemKind, sync_as: SyncAs) -> bool {
+        if !kind.has_rows() {
+            return false;
+        }
+        match sync_as {
+            SyncAs::Copy => false,
+            SyncAs::Reference => true,
+            SyncAs::Link => self.layers_by_reference && kind == ItemKind::FeatureLayer,
+        }
+    }
 }
 
 /// An item as the planner needs to see it.
@@ -94,7 +127,13 @@ impl SendScope {
             c.sort();
             c.dedup();
         }
-        let text = format!("{:?}|{:?}|{}", self.kinds.names(), ceiling, self.receiver);
+        let text = format!(
+            "{:?}|{:?}|{}|{:?}",
+            self.kinds.names(),
+            ceiling,
+            self.receiver,
+            self.delivery
+        );
         blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
     }
 }
@@ -107,6 +146,33 @@ pub struct Agreement {
     pub max_item_bytes: u64,
     /// This instance: nothing that originates here is taken back from elsewhere.
     pub receiver: String,
+    /// Whether items may come by reference.
+    pub references_allowed: bool,
+}
+
+/// The receiver's check of how an item comes: a reference only where the link takes them, and
+/// only for items with rows.
+pub fn accept_delivery(
+    agreement: &Agreement,
+    kind: ItemKind,
+    reference: bool,
+) -> Result<(), Refusal> {
+    if !reference {
+        return Ok(());
+    }
+    if !kind.has_rows() {
+        return Err(Refusal {
+            code: "delivery_refused",
+            message: "a file is offered by reference; files travel as copies only".into(),
+        });
+    }
+    if !agreement.references_allowed {
+        return Err(Refusal {
+            code: "delivery_refused",
+            message: "the item is offered by reference, but this link takes copies only (two-way editing needs them); its owner can share it as a copy".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Why a receiver refuses an item.
@@ -245,6 +311,7 @@ mod tests {
             kinds: types(true, true, false),
             ceiling: ceiling.map(|c| c.iter().map(|s| s.to_string()).collect()),
             receiver: "b".into(),
+            delivery: DeliveryRules::PEER,
         }
     }
 
@@ -357,6 +424,7 @@ mod tests {
             kinds: types(true, false, true),
             max_item_bytes: 100,
             receiver: "b".into(),
+            references_allowed: false,
         };
         assert!(accept(&agreement, ItemKind::Dataset, "a", 100).is_ok());
         assert_eq!(
@@ -377,5 +445,41 @@ mod tests {
                 .code,
             "sync_refused"
         );
+    }
+
+    #[test]
+    fn copies_and_references_follow_the_item_then_the_link() {
+        let workspace = DeliveryRules {
+            layers_by_reference: true,
+            references_allowed: true,
+        };
+        let layer = ItemKind::FeatureLayer;
+        assert!(workspace.by_reference(layer, SyncAs::Link));
+        assert!(!workspace.by_reference(ItemKind::Dataset, SyncAs::Link));
+        assert!(!workspace.by_reference(layer, SyncAs::Copy));
+        assert!(DeliveryRules::PEER.by_reference(ItemKind::Dataset, SyncAs::Reference));
+        assert!(!DeliveryRules::PEER.by_reference(layer, SyncAs::Link));
+        // Files always travel as copies.
+        assert!(!workspace.by_reference(ItemKind::File, SyncAs::Reference));
+        // The rules are part of the scope: changing them starts a full pass.
+        let mut other = scope(None);
+        other.delivery = workspace;
+        assert_ne!(scope(None).fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn a_reference_is_refused_where_the_link_takes_copies_only() {
+        let mut agreement = Agreement {
+            kinds: types(true, true, true),
+            max_item_bytes: 100,
+            receiver: "b".into(),
+            references_allowed: false,
+        };
+        assert!(accept_delivery(&agreement, ItemKind::FeatureLayer, false).is_ok());
+        let refused = accept_delivery(&agreement, ItemKind::FeatureLayer, true).unwrap_err();
+        assert_eq!(refused.code, "delivery_refused");
+        agreement.references_allowed = true;
+        assert!(accept_delivery(&agreement, ItemKind::FeatureLayer, true).is_ok());
+        assert!(accept_delivery(&agreement, ItemKind::File, true).is_err());
     }
 }

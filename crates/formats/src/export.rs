@@ -66,6 +66,10 @@ fn io(e: std::io::Error) -> StoreError {
     StoreError::Backend(format!("writing the export failed: {e}"))
 }
 
+/// Hands each row to the visitor, in key order: a store's scan, or pages read from elsewhere.
+pub type ScanRows<'s> =
+    dyn FnMut(&mut dyn FnMut(RawRow<'_>) -> StoreResult<()>) -> StoreResult<()> + 's;
+
 /// Writes every live row of `item` to `out` in `format`.
 pub fn write_export(
     store: &dyn Store,
@@ -73,15 +77,27 @@ pub fn write_export(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> StoreResult<()> {
+    write_rows(item, format, out, &mut |visit| {
+        store.scan_rows(item.id, visit)
+    })
+}
+
+/// Writes the rows `scan` gives to `out` in `format`.
+pub fn write_rows(
+    item: &Item,
+    format: ExportFormat,
+    out: &mut dyn Write,
+    scan: &mut ScanRows<'_>,
+) -> StoreResult<()> {
     format.check(item.kind)?;
     match format {
-        ExportFormat::GeoJson => geojson(store, item, out),
-        ExportFormat::Ndjson => ndjson(store, item, out),
-        ExportFormat::Csv => csv(store, item, out),
+        ExportFormat::GeoJson => geojson(scan, item, out),
+        ExportFormat::Ndjson => ndjson(scan, item, out),
+        ExportFormat::Csv => csv(scan, item, out),
     }
 }
 
-fn geojson(store: &dyn Store, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
+fn geojson(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
     out.write_all(br#"{"type":"FeatureCollection","#)
         .map_err(io)?;
     if let Some(crs) = item.crs.as_deref().filter(|c| !is_geographic(c)) {
@@ -96,7 +112,7 @@ fn geojson(store: &dyn Store, item: &Item, out: &mut dyn Write) -> StoreResult<(
     }
     out.write_all(br#""features":["#).map_err(io)?;
     let mut first = true;
-    store.scan_rows(item.id, &mut |row: RawRow<'_>| {
+    scan(&mut |row: RawRow<'_>| {
         let sep = if first { "" } else { ",\n" };
         first = false;
         write!(
@@ -111,9 +127,9 @@ fn geojson(store: &dyn Store, item: &Item, out: &mut dyn Write) -> StoreResult<(
     out.write_all(b"]}\n").map_err(io)
 }
 
-fn ndjson(store: &dyn Store, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
+fn ndjson(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
     let layer = item.kind == ItemKind::FeatureLayer;
-    store.scan_rows(item.id, &mut |row: RawRow<'_>| {
+    scan(&mut |row: RawRow<'_>| {
         if layer {
             writeln!(
                 out,
@@ -129,7 +145,7 @@ fn ndjson(store: &dyn Store, item: &Item, out: &mut dyn Write) -> StoreResult<()
     })
 }
 
-fn csv(store: &dyn Store, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
+fn csv(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
     let fields: Vec<String> = item
         .schema
         .iter()
@@ -138,7 +154,7 @@ fn csv(store: &dyn Store, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
     let mut writer = csv::Writer::from_writer(out);
     let csv_err = |e: csv::Error| StoreError::Backend(format!("writing the export failed: {e}"));
     writer.write_record(&fields).map_err(csv_err)?;
-    store.scan_rows(item.id, &mut |row: RawRow<'_>| {
+    scan(&mut |row: RawRow<'_>| {
         let values: Map<String, Value> = serde_json::from_str(row.values)?;
         let cells = fields
             .iter()

@@ -10,7 +10,7 @@ mod geojson;
 mod ndjson;
 mod sink;
 
-pub use export::{ExportFormat, write_export};
+pub use export::{ExportFormat, ScanRows, write_export, write_rows};
 pub use sink::ImportStream;
 
 use ferry_core::CoreError;

@@ -184,6 +184,10 @@ error_codes! {
     SyncRefused = "sync_refused",
     /// The item is larger than the link accepts.
     ItemTooLarge = "item_too_large",
+    /// The item was offered by reference (or as a copy) where the link does not take that.
+    DeliveryRefused = "delivery_refused",
+    /// A referenced item's rows could not be read from its origin now.
+    ReferenceUnavailable = "reference_unavailable",
     /// A sync stream ended before its end record.
     SyncStreamCut = "sync_stream_cut",
     /// Something failed inside the server; the log has details.

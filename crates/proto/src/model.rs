@@ -276,6 +276,47 @@ pub struct Item {
     pub row_count: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileInfo>,
+    /// How links send the item: as their config says (`link`), or always as a `copy` or a
+    /// `reference` (datasets and layers only).
+    #[serde(default)]
+    pub sync_as: SyncAs,
+    /// A received reference: this instance holds the metadata only and reads rows from the
+    /// item's origin when asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reference: bool,
+}
+
+/// How an item travels over links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncAs {
+    /// As the link's config says (feature layers in a `reference` workspace go as references,
+    /// everything else as copies).
+    #[default]
+    Link,
+    /// Receivers hold the data.
+    Copy,
+    /// Receivers hold the metadata and read rows from this instance on demand.
+    Reference,
+}
+
+impl SyncAs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncAs::Link => "link",
+            SyncAs::Copy => "copy",
+            SyncAs::Reference => "reference",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SyncAs> {
+        match s {
+            "link" => Some(SyncAs::Link),
+            "copy" => Some(SyncAs::Copy),
+            "reference" => Some(SyncAs::Reference),
+            _ => None,
+        }
+    }
 }
 
 /// Creates an empty dataset or layer (to be filled by edits). Imports use `POST /api/v1/items/import`.
@@ -308,6 +349,9 @@ pub struct ItemPatch {
     pub tags: Option<Vec<String>>,
     #[serde(default)]
     pub markings: Option<Vec<String>>,
+    /// How links send the item (`reference` for datasets and layers only).
+    #[serde(default)]
+    pub sync_as: Option<SyncAs>,
 }
 
 /// One row of a dataset or one feature of a layer.

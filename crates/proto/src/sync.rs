@@ -47,6 +47,18 @@ pub struct ItemPullRequest {
     pub origin_item: String,
 }
 
+/// Reads rows of an item the caller holds by reference: `query` is the query string of
+/// `GET /api/v1/items/{id}/rows` (`after`, `limit`, `bbox`, `where`), run at the origin after it
+/// checks that the item is still in the link's scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReferenceRowsRequest {
+    pub link: WireLink,
+    pub origin_instance: String,
+    pub origin_item: String,
+    #[serde(default)]
+    pub query: String,
+}
+
 /// "I have changes for you on this link: pull now."
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Poke {
@@ -124,6 +136,13 @@ pub struct WireItem {
     /// All the item's rows follow in this stream: it was created after the receiver's cursor.
     #[serde(default)]
     pub whole: bool,
+    /// Sent by reference: no rows follow, ever; the receiver reads them from the sender on
+    /// demand (`/federation/v1/sync/rows`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reference: bool,
+    /// Live rows at the sender (what a reference shows as its row count).
+    #[serde(default)]
+    pub row_count: i64,
 }
 
 /// One line of a pull's answer.

@@ -43,7 +43,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         CollabStateConflict | WorkspaceAlreadyLinked | WorkspaceNotLinked | LinkInactive => {
             StatusCode::CONFLICT
         }
-        SyncRefused | ItemTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+        SyncRefused | ItemTooLarge | DeliveryRefused => StatusCode::UNPROCESSABLE_ENTITY,
+        ReferenceUnavailable => StatusCode::BAD_GATEWAY,
         ItemReceived => StatusCode::CONFLICT,
         SyncStreamCut => StatusCode::BAD_GATEWAY,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch

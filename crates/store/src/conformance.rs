@@ -26,7 +26,8 @@ macro_rules! store_conformance_tests {
             change_feed_pages, change_feed_is_per_space, epoch_rotation, item_deletion, files,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
-            full_passes_sweep_and_retract, item_copies_and_pending_items, sync_runs_are_kept);
+            full_passes_sweep_and_retract, item_copies_and_pending_items, sync_runs_are_kept,
+            references_hold_no_rows);
     };
     (@each $open:expr; $($check:ident),*) => {
         $(
@@ -966,7 +967,18 @@ fn received(origin_item: &str, title: &str) -> crate::SyncOp {
         crs: None,
         file: None,
         whole: false,
+        reference: false,
+        row_count: 0,
     }))
+}
+
+fn received_reference(origin_item: &str, row_count: i64) -> crate::SyncOp {
+    let crate::SyncOp::Item(mut item) = received(origin_item, "Parcels") else {
+        unreachable!("received() makes an item")
+    };
+    item.reference = true;
+    item.row_count = row_count;
+    crate::SyncOp::Item(item)
 }
 
 fn received_row(origin_item: &str, key: i64) -> crate::SyncOp {
@@ -1238,4 +1250,51 @@ pub fn sync_runs_are_kept(store: &dyn Store) {
         store.schedules().unwrap(),
         vec![("peer:a".to_string(), paused)]
     );
+}
+
+pub fn references_hold_no_rows(store: &dyn Store) {
+    space(store, "inbox");
+    let c = cursor(10, false);
+    // A reference arrives with the origin's row count; rows sent for it anyway are not kept.
+    let ops = [received_reference("r1", 40), received_row("r1", 1)];
+    store.apply_sync_batch(&batch(&ops, &c, "peer:c1")).unwrap();
+    let item = &items_in(store, "inbox")[0];
+    assert!(item.reference);
+    assert_eq!(item.row_count, 40);
+    assert!(store.row(item.id, &Key::Int(1)).unwrap().is_none());
+    assert!(
+        store.pending_copies("peer:c1").unwrap().is_empty(),
+        "a reference needs no whole copy"
+    );
+    let links = store.item_links(item.id).unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        (links[0].link.as_str(), links[0].origin_item.as_str()),
+        ("peer:c1", "r1")
+    );
+
+    // It becomes a copy: a whole copy is queued, and rows are kept again.
+    let mut copy = received("r1", "Parcels");
+    if let crate::SyncOp::Item(item) = &mut copy {
+        item.row_count = 40;
+    }
+    let ops = [copy, received_row("r1", 1), received_row("r1", 2)];
+    store
+        .apply_sync_batch(&batch(&ops, &cursor(11, false), "peer:c1"))
+        .unwrap();
+    let item = store.item(item.id).unwrap();
+    assert!(!item.reference);
+    assert_eq!(item.row_count, 2, "a copy counts the rows it holds");
+    let pending = store.pending_copies("peer:c1").unwrap();
+    assert_eq!(pending.len(), 1, "its older rows come in a whole copy");
+
+    // And back to a reference: the rows held here go.
+    let ops = [received_reference("r1", 41)];
+    store
+        .apply_sync_batch(&batch(&ops, &cursor(12, false), "peer:c1"))
+        .unwrap();
+    let item = store.item(item.id).unwrap();
+    assert!(item.reference);
+    assert_eq!(item.row_count, 41);
+    assert!(store.row(item.id, &Key::Int(2)).unwrap().is_none());
 }

@@ -175,6 +175,8 @@ pub trait Store: Send + Sync + 'static {
     fn mark_pending(&self, channel: &str, copy: &PendingCopy) -> StoreResult<()>;
     /// Where an item came from (`origin instance`, `origin item`); `None` for its own items.
     fn item_origin(&self, id: ItemId) -> StoreResult<Option<(String, String)>>;
+    /// The links that brought an item, each with the origin it named.
+    fn item_links(&self, id: ItemId) -> StoreResult<Vec<ItemLink>>;
     /// The live local item that is a copy of `origin_item` from `origin_instance`.
     fn item_by_origin(
         &self,

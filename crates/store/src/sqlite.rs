@@ -10,7 +10,7 @@ use ferry_core::Key;
 use ferry_proto::{
     ApiErrorBrief, AuditEntry, Change, ChangePage, EditOp, EditResult, ErrorCode, GeometryType,
     Item, ItemId, ItemKind, ItemPatch, NewPolicyRule, NewSpace, PolicyRule, Role, Row, Space,
-    SpaceId, SpacePatch, TokenId, TokenInfo,
+    SpaceId, SpacePatch, SyncAs, TokenId, TokenInfo,
 };
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior, params};
@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_peers.sql"),
     include_str!("../migrations/sqlite/0004_collaborations.sql"),
     include_str!("../migrations/sqlite/0005_sync.sql"),
+    include_str!("../migrations/sqlite/0006_references.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -301,7 +302,7 @@ fn find_space(conn: &Connection, space_ref: &str) -> StoreResult<(i64, Space)> {
 
 const ITEM_COLS: &str = "i.rid, i.id, s.id, i.kind, i.title, i.description, i.tags, i.markings,
     i.owner, i.created_at, i.updated_at, i.version, i.seq, i.schema, i.geometry_type, i.crs,
-    i.file, i.row_count, i.deleted, i.created_seq";
+    i.file, i.row_count, i.deleted, i.created_seq, i.sync_as, i.reference";
 
 /// An item row as read, before its JSON columns are decoded.
 struct ItemRow {
@@ -312,6 +313,8 @@ struct ItemRow {
     seq: i64,
     row_count: i64,
     created_seq: i64,
+    sync_as: String,
+    reference: bool,
 }
 
 fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
@@ -335,6 +338,8 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         row_count: r.get(17)?,
         deleted: r.get::<_, i64>(18)? != 0,
         created_seq: r.get(19)?,
+        sync_as: r.get(20)?,
+        reference: r.get::<_, i64>(21)? != 0,
     })
 }
 
@@ -366,6 +371,8 @@ fn build_item(raw: (ItemRow, [Option<String>; 4])) -> StoreResult<(i64, bool, It
         crs,
         row_count: row.row_count,
         file: file.map(|f| serde_json::from_str(&f)).transpose()?,
+        sync_as: SyncAs::parse(&row.sync_as).ok_or_else(|| corrupt("sync_as"))?,
+        reference: row.reference,
     };
     Ok((row.rid, row.deleted, item))
 }
@@ -956,6 +963,10 @@ impl Store for SqliteStore {
         self.read(|c| sync::item_origin(c, id))
     }
 
+    fn item_links(&self, id: ItemId) -> StoreResult<Vec<crate::ItemLink>> {
+        self.read(|c| sync::item_links(c, id))
+    }
+
     fn item_by_origin(
         &self,
         origin_instance: &str,
@@ -1508,7 +1519,7 @@ impl Store for SqliteStore {
             let mut seqs = SeqAlloc::begin(tx)?;
             tx.execute(
                 "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
-                     version = version + 1, seq = ?6, updated_at = ?7 WHERE rid = ?1",
+                     version = version + 1, seq = ?6, updated_at = ?7, sync_as = ?8 WHERE rid = ?1",
                 params![
                     rid,
                     patch.title.as_ref().unwrap_or(&item.title),
@@ -1517,6 +1528,7 @@ impl Store for SqliteStore {
                     to_json(patch.markings.as_ref().unwrap_or(&item.markings))?,
                     seqs.take(),
                     now(),
+                    patch.sync_as.unwrap_or(item.sync_as).as_str(),
                 ],
             )?;
             seqs.finish(tx)?;

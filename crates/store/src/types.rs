@@ -326,6 +326,14 @@ pub struct SyncCursor {
     pub resync: bool,
 }
 
+/// A link that brought an item here, and the origin identity it gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemLink {
+    pub link: String,
+    pub origin_instance: String,
+    pub origin_item: String,
+}
+
 /// An item as received: its origin and metadata (markings already include the link's own).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedItem {
@@ -343,6 +351,9 @@ pub struct ReceivedItem {
     /// All the item's rows follow in the same stream (it was created after the receiver's
     /// cursor): no whole copy is needed.
     pub whole: bool,
+    /// A reference: the rows stay at the origin; `row_count` is the origin's.
+    pub reference: bool,
+    pub row_count: i64,
 }
 
 /// One checked change from a sender.

@@ -256,29 +256,26 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
     assert!(b.get("/api/v1/spaces").await.as_array().is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_collaboration_relays_through_its_host_and_never_echoes() {
-    let host = instance("Port Authority", |_| {}).await;
-    let sender = instance("City GIS", |_| {}).await;
-    let reader = instance("Harbor Pilots", |_| {}).await;
-    host.create_space("coast").await;
-    ferry_json(
-        &host,
-        &[
-            "collab",
-            "create",
-            "Coast",
-            "--workspace",
-            "Roads",
-            "--space",
-            "coast",
-        ],
-    );
-    for (guest, mode) in [(&sender, "Roads=send_receive"), (&reader, "Roads=receive")] {
+/// The host's collaboration "Coast" with one workspace "Roads" (`config`: its flags), each guest
+/// invited with its mode and linked with its space "mine".
+fn coast(host: &TestInstance, guests: &[(&TestInstance, &str)], config: &[&str]) {
+    let mut create = vec![
+        "collab",
+        "create",
+        "Coast",
+        "--workspace",
+        "Roads",
+        "--space",
+        "coast",
+    ];
+    create.extend_from_slice(config);
+    ferry_json(host, &["space", "create", "coast"]);
+    ferry_json(host, &create);
+    for (guest, mode) in guests {
         let file = guest.data_dir().join("invitation.txt");
         let url = guest.url.clone();
         ferry_json(
-            &host,
+            host,
             &[
                 "collab",
                 "invite",
@@ -292,9 +289,21 @@ async fn a_collaboration_relays_through_its_host_and_never_echoes() {
             ],
         );
         ferry_json(guest, &["collab", "accept", file.to_str().unwrap()]);
-        guest.create_space("mine").await;
+        ferry_json(guest, &["space", "create", "mine"]);
         ferry_json(guest, &["collab", "link", "Roads", "--space", "mine"]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collaboration_relays_through_its_host_and_never_echoes() {
+    let host = instance("Port Authority", |_| {}).await;
+    let sender = instance("City GIS", |_| {}).await;
+    let reader = instance("Harbor Pilots", |_| {}).await;
+    coast(
+        &host,
+        &[(&sender, "Roads=send_receive"), (&reader, "Roads=receive")],
+        &[],
+    );
     import(
         &sender,
         "mine",
@@ -630,4 +639,185 @@ async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
     let copy = &items(&b, "inbox").await["Survey v2"];
     let bytes = b.export(id(copy), "", &[]).await.bytes().await.unwrap();
     assert!(bytes.as_ref() == revised.as_slice());
+}
+
+async fn set_sync_as(inst: &TestInstance, item: &str, how: &str) {
+    let updated = ferry_json(inst, &["item", "update", item, "--sync-as", how]);
+    assert_eq!(updated["sync_as"], how, "{updated}");
+}
+
+/// A row read: status and body.
+async fn read(inst: &TestInstance, item: &str) -> (StatusCode, Value) {
+    inst.call(
+        Method::GET,
+        &format!("/api/v1/items/{item}/rows?limit=10000"),
+        None,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_read_rows_from_the_origin_at_read_time() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (on_a, on_b) = peered(&a, &b, "datasets,features", &[]);
+    // More than one export page (10,000 rows).
+    let layer = import(&a, "roads", "Berths", "geojson", points_geojson(10_050)).await;
+    import(&a, "roads", "Depths", "csv", "id,d\n1,4\n2,7\n".into()).await;
+    set_sync_as(&a, id(&layer), "reference").await;
+    // A file cannot go by reference: it is refused, not silently copied.
+    let (status, _) = a
+        .import(
+            "space=roads&title=Chart",
+            "application/octet-stream",
+            vec![7u8; 100],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let chart = items(&a, "roads").await["Chart"].clone();
+    let out = a.ferry(&["item", "update", id(&chart), "--sync-as", "reference"]);
+    assert!(stderr(&out).contains("invalid_request"), "{}", stderr(&out));
+
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["rows_received"], 2,
+        "only the copy's rows travel: {run}"
+    );
+    let got = items(&b, "inbox").await;
+    let reference = &got["Berths"];
+    assert_eq!(
+        (
+            reference["reference"].as_bool(),
+            reference["row_count"].as_i64()
+        ),
+        (Some(true), Some(10_050))
+    );
+    assert!(got["Depths"].get("reference").is_none(), "a copy");
+    assert_eq!(rows(&b, id(reference)).await, rows(&a, id(&layer)).await);
+    // Filters and pages are the origin's.
+    let page = b
+        .get(&format!(
+            "/api/v1/items/{}/rows?limit=5&where=name:p7",
+            id(reference)
+        ))
+        .await;
+    assert_eq!(page["rows"].as_array().unwrap().len(), 1, "{page}");
+
+    // Read at read time: an edit at the origin shows at once, with no sync.
+    edit(
+        &a,
+        id(&layer),
+        json!({"updates": [{"key": 1, "values": {"name": "renamed"}}]}),
+    )
+    .await;
+    assert_eq!(rows(&b, id(reference)).await, rows(&a, id(&layer)).await);
+    let (status, exported) = b
+        .call(
+            Method::GET,
+            &format!("/api/v1/items/{}/export?format=geojson", id(reference)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        exported["features"].as_array().unwrap().len(),
+        10_050,
+        "every page"
+    );
+    assert_eq!(exported["features"][0]["properties"]["name"], "renamed");
+
+    // The origin checks access at every read: marked above the ceiling, or the link off, and
+    // the rows are not given, with a clear error.
+    a.call(
+        Method::PATCH,
+        &format!("/api/v1/items/{}", id(&layer)),
+        Some(json!({"markings": ["OFFICIAL"]})),
+    )
+    .await;
+    let (status, refused) = read(&b, id(reference)).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("reference_unavailable")),
+        "{refused}"
+    );
+    assert!(
+        refused["message"].as_str().unwrap().contains("not shared"),
+        "{refused}"
+    );
+    a.call(
+        Method::PATCH,
+        &format!("/api/v1/items/{}", id(&layer)),
+        Some(json!({"markings": []})),
+    )
+    .await;
+    assert_eq!(read(&b, id(reference)).await.0, StatusCode::OK);
+    ferry_json(&a, &["peer", "disable", &on_a]);
+    let (status, refused) = read(&b, id(reference)).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("reference_unavailable")),
+        "{refused}"
+    );
+    ferry_json(&a, &["peer", "enable", &on_a]);
+
+    // Back to a copy: the rows come whole and stay readable with the origin gone.
+    set_sync_as(&a, id(&layer), "copy").await;
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    let copy = &items(&b, "inbox").await["Berths"];
+    assert_eq!(copy["id"], reference["id"], "the same item, now a copy");
+    assert!(copy.get("reference").is_none(), "{copy}");
+    let expected = rows(&a, id(&layer)).await;
+    let mut a = a;
+    a.stop().await;
+    assert_eq!(rows(&b, id(copy)).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_workspace_relays_references_and_copies_fail_loudly() {
+    let host = instance("Port Authority", |_| {}).await;
+    let sender = instance("City GIS", |_| {}).await;
+    let reader = instance("Harbor Pilots", |_| {}).await;
+    coast(
+        &host,
+        &[(&sender, "Roads=send"), (&reader, "Roads=receive")],
+        &["--reference", "--max-item-bytes", "1000"],
+    );
+    let layer = import(&sender, "mine", "Berths", "geojson", points_geojson(40)).await;
+    import(&sender, "mine", "Depths", "csv", "id,d\n1,4\n".into()).await;
+    let (status, _) = sender
+        .import(
+            "space=mine&title=Chart",
+            "application/octet-stream",
+            vec![1u8; 5000],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Layers go by reference, datasets as copies; the file too large to copy fails with its
+    // error (never downgraded to a reference), and the run goes on.
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "item_too_large", "{run}");
+    assert_eq!(run["rows_received"], 1, "{run}");
+    let at_host = items(&host, "coast").await;
+    assert_eq!(at_host.keys().collect::<Vec<_>>(), vec!["Berths", "Depths"]);
+    assert_eq!(at_host["Berths"]["reference"], true);
+    // The reader's reference reads through the host, which reads from the sender.
+    sync_now(&reader, "Coast/Roads");
+    let at_reader = items(&reader, "mine").await;
+    assert_eq!(at_reader["Berths"]["reference"], true);
+    edit(&sender, id(&layer), json!({"deletes": [1, 2]})).await;
+    let read = rows(&reader, id(&at_reader["Berths"])).await;
+    assert_eq!(read.len(), 38);
+    assert_eq!(read, rows(&sender, id(&layer)).await);
+    // A guest's own choice wins over the workspace's: a copy, rows and all.
+    set_sync_as(&sender, id(&layer), "copy").await;
+    sync_now(&host, "Coast/Roads");
+    let copy = &items(&host, "coast").await["Berths"];
+    assert!(copy.get("reference").is_none(), "{copy}");
+    assert_eq!(copy["row_count"], 38);
 }

@@ -11,7 +11,7 @@ use ferry_core::schema::coerce_text;
 use ferry_core::{CoreError, Key, names};
 use ferry_proto::{
     ApiError, EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem,
-    RowPage,
+    RowPage, SyncAs,
 };
 use ferry_store::{ChunkStore, ItemDraft, ItemShape, NoRows, RowQuery, Store, StoreError};
 
@@ -161,7 +161,16 @@ pub(crate) async fn update_item(
     patch.markings = patch.markings.map(names::normalize_set);
     refuse_received(&state, id).await?;
     let store = state.store.clone();
-    let item = blocking(move || store.update_item(id, &patch)).await?;
+    let item = blocking(move || {
+        if patch.sync_as == Some(SyncAs::Reference) && !store.item(id)?.kind.has_rows() {
+            return Err(CoreError::InvalidRequest(
+                "files travel as copies only: sync_as 'reference' applies to datasets and feature layers".into(),
+            )
+            .into());
+        }
+        store.update_item(id, &patch)
+    })
+    .await?;
     crate::sync::changed(&state, item.space_id.to_string());
     Ok(Json(item))
 }
@@ -235,7 +244,18 @@ pub(crate) async fn query_rows(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<RowPage>> {
     let id = parse_item_id(&id)?;
-    let q = QueryPairs::parse(query.as_deref());
+    Ok(Json(row_page(&state, id, query.unwrap_or_default()).await?))
+}
+
+/// A page of an item's rows: from this instance's store, or from the item's origin when it is
+/// a reference.
+pub(crate) async fn row_page(state: &AppState, id: ItemId, query: String) -> ApiResult<RowPage> {
+    let store = state.store.clone();
+    let item = blocking(move || store.item(id)).await?;
+    if item.reference {
+        return crate::sync::reference::read_rows(state, &item, query).await;
+    }
+    let q = QueryPairs::parse(Some(&query));
     let limit = q
         .number::<usize>("limit")?
         .unwrap_or(DEFAULT_ROWS)
@@ -245,7 +265,6 @@ pub(crate) async fn query_rows(
     let filters = q.all("where");
     let store = state.store.clone();
     let page = blocking(move || {
-        let item = store.item(id)?;
         if bbox.is_some() && item.kind != ItemKind::FeatureLayer {
             return Err(CoreError::InvalidRequest(
                 "bbox filters apply to feature layers only".into(),
@@ -271,7 +290,7 @@ pub(crate) async fn query_rows(
     let next = (page.len() == limit)
         .then(|| page.last().map(|r| encode_cursor(&r.key)))
         .flatten();
-    Ok(Json(RowPage { rows: page, next }))
+    Ok(RowPage { rows: page, next })
 }
 
 /// `field:value` with the value typed by the schema.

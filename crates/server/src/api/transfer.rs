@@ -14,7 +14,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_core::{CoreError, names};
-use ferry_formats::{ExportFormat, ImportFormat, ImportOptions, start_import, write_export};
+use ferry_formats::{
+    ExportFormat, ImportFormat, ImportOptions, start_import, write_export, write_rows,
+};
 use ferry_proto::{ApiError, ErrorCode, FileInfo, Item, ItemKind, Schema};
 use ferry_store::{ChunkWriter, ItemDraft, NoRows, RowSource, Store, StoreError};
 use futures_util::TryStreamExt;
@@ -458,6 +460,40 @@ fn stream_body(
     Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
+/// Rows read from a referenced item's origin, a page at a time. The first page is read before
+/// the answer starts, so an origin that cannot be read is a clean error, not a cut export.
+async fn reference_export(state: &AppState, item: Item, format: ExportFormat) -> ApiResult<Body> {
+    const PAGE: usize = 10_000;
+    let first = crate::sync::reference::read_rows(state, &item, format!("limit={PAGE}")).await?;
+    let (background, runtime) = (state.clone(), tokio::runtime::Handle::current());
+    Ok(stream_body(state, item.kind.as_str(), move |out| {
+        let mut page = Some(first);
+        write_rows(&item, format, out, &mut |visit| {
+            while let Some(current) = page.take() {
+                for row in &current.rows {
+                    let key = ferry_core::Key::from_value(&row.key)
+                        .map_err(|e| StoreError::Backend(e.to_string()))?;
+                    let values = serde_json::Value::Object(row.values.clone()).to_string();
+                    let geometry = row.geometry.as_ref().map(|g| g.to_string());
+                    visit(ferry_store::RawRow {
+                        key: &key,
+                        values: &values,
+                        geometry: geometry.as_deref(),
+                    })?;
+                }
+                if let Some(after) = &current.next {
+                    let query = format!("limit={PAGE}&after={after}");
+                    let next = runtime
+                        .block_on(crate::sync::reference::read_rows(&background, &item, query))
+                        .map_err(|e| StoreError::Backend(e.0.message))?;
+                    page = Some(next);
+                }
+            }
+            Ok(())
+        })
+    }))
+}
+
 fn attachment(title: &str, extension: &str) -> HeaderValue {
     let safe: String = title
         .chars()
@@ -510,10 +546,14 @@ pub(crate) async fn export_item(
         ExportFormat::Ndjson => "ndjson",
     };
     let disposition = attachment(&item.title, extension);
-    let store = state.store.clone();
-    let body = stream_body(&state, item.kind.as_str(), move |out| {
-        write_export(store.as_ref(), &item, format, out)
-    });
+    let body = if item.reference {
+        reference_export(&state, item, format).await?
+    } else {
+        let store = state.store.clone();
+        stream_body(&state, item.kind.as_str(), move |out| {
+            write_export(store.as_ref(), &item, format, out)
+        })
+    };
     Ok((
         [
             (

@@ -30,6 +30,7 @@ pub(crate) const SYNC_PULL_PATH: &str = "/federation/v1/sync/pull";
 pub(crate) const SYNC_ITEM_PATH: &str = "/federation/v1/sync/item";
 pub(crate) const SYNC_CHUNK_PATH: &str = "/federation/v1/sync/chunk";
 pub(crate) const SYNC_POKE_PATH: &str = "/federation/v1/sync/poke";
+pub(crate) const SYNC_ROWS_PATH: &str = "/federation/v1/sync/rows";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -46,6 +47,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(SYNC_ITEM_PATH, post(crate::sync::sender::pull_item))
         .route(SYNC_CHUNK_PATH, post(crate::sync::sender::chunk))
         .route(SYNC_POKE_PATH, post(crate::sync::poked))
+        .route(SYNC_ROWS_PATH, post(crate::sync::reference::rows))
 }
 
 /// Who this instance is: public facts, answered to anyone.

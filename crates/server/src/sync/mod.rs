@@ -5,13 +5,14 @@
 //! link's records, and nowhere else.
 
 pub(crate) mod receiver;
+pub(crate) mod reference;
 pub(crate) mod scheduler;
 pub(crate) mod sender;
 
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::{AppState, blocking};
 use ferry_core::collab::{self, CollabRole, GuestStatus, Participant};
-use ferry_core::sync::{Agreement, SendScope};
+use ferry_core::sync::{Agreement, DeliveryRules, SendScope};
 use ferry_proto::ticket::DataTypes;
 use ferry_proto::{ErrorCode, WireLink};
 use ferry_store::{CollabRecord, PeerIdentity, PeerRecord};
@@ -165,6 +166,7 @@ pub(crate) async fn inbound(state: &AppState, link: &Link) -> ApiResult<(String,
                         kinds: record.receives,
                         max_item_bytes: u64::MAX,
                         receiver: me,
+                        references_allowed: DeliveryRules::PEER.references_allowed,
                     },
                     mark: record.security.mark.clone(),
                     delete_retracted: true,
@@ -257,6 +259,7 @@ fn collab_inbound(
                 kinds: ALL_TYPES,
                 max_item_bytes: workspace.config.max_item_bytes,
                 receiver: me.clone(),
+                references_allowed: workspace_delivery(&workspace.config).references_allowed,
             },
             mark: record.security.mark.clone(),
             delete_retracted: record.delete_policy == collab::DeletePolicy::Delete,
@@ -299,6 +302,7 @@ pub(crate) async fn outbound(
                     kinds: record.sends,
                     ceiling: record.security.ceiling.clone(),
                     receiver: receiver.instance_id.clone(),
+                    delivery: DeliveryRules::PEER,
                 },
             })
         }
@@ -349,14 +353,29 @@ fn collab_outbound(
         .links
         .get(workspace_id)
         .ok_or_else(|| inactive("no space is linked to the workspace here"))?;
+    let config = record
+        .workspaces
+        .iter()
+        .find(|w| w.id == workspace_id)
+        .map(|w| workspace_delivery(&w.config))
+        .ok_or_else(|| ApiFailure::new(ErrorCode::LinkNotFound, "no such workspace"))?;
     Ok(Outbound {
         space: space.space_id.to_string(),
         scope: SendScope {
             kinds: ALL_TYPES,
             ceiling: record.security.ceiling.clone(),
             receiver: receiver.instance_id.clone(),
+            delivery: config,
         },
     })
+}
+
+/// A workspace's copy and reference rules, from its config.
+fn workspace_delivery(config: &ferry_proto::WorkspaceConfig) -> DeliveryRules {
+    DeliveryRules {
+        layers_by_reference: config.feature_layers == "reference",
+        references_allowed: !config.two_way_editing,
+    }
 }
 
 /// Finds the link a person means: `peer:ID` / `collab:C:W` keys, a peer connection id, or

@@ -12,7 +12,7 @@ use crate::state::{AppState, blocking};
 use axum::body::Bytes;
 use ferry_core::geometry::{RawGeometry, is_geographic};
 use ferry_core::schema::SchemaBuilder;
-use ferry_core::sync::accept;
+use ferry_core::sync::{accept, accept_delivery};
 use ferry_core::{Key, rows::RowRecord};
 use ferry_proto::{
     ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, ROW_LINE_PREFIX, RawRowRecord,
@@ -296,6 +296,10 @@ impl Checker<'_> {
             self.refuse(&wire, refusal.code, refusal.message).await?;
             return Ok(None);
         }
+        if let Err(refusal) = accept_delivery(&self.channel.agreement, kind, wire.reference) {
+            self.refuse(&wire, refusal.code, refusal.message).await?;
+            return Ok(None);
+        }
         if let Some(schema) = &wire.schema
             && let Err(e) = ferry_core::edits::check_new_schema(kind, schema)
         {
@@ -338,6 +342,8 @@ impl Checker<'_> {
             crs: wire.crs,
             file,
             whole: wire.whole,
+            reference: wire.reference,
+            row_count: wire.row_count,
         }))))
     }
 

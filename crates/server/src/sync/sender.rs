@@ -118,7 +118,12 @@ impl Judged {
             .unwrap_or_else(|| (self.me.clone(), id.to_string())))
     }
 
-    fn wire(&self, store: &dyn Store, item: &Item) -> Result<WireItem, StoreError> {
+    fn wire(
+        &self,
+        store: &dyn Store,
+        scope: &ferry_core::sync::SendScope,
+        item: &Item,
+    ) -> Result<WireItem, StoreError> {
         let (origin_instance, origin_item) = self.origin(store, item.id)?;
         let chunks = match item.kind {
             ferry_proto::ItemKind::File => store
@@ -143,6 +148,8 @@ impl Judged {
             chunks,
             size: item.file.as_ref().map_or(0, |f| f.size),
             whole: item.created_seq > self.after,
+            reference: scope.delivery.by_reference(item.kind, item.sync_as),
+            row_count: item.row_count,
         })
     }
 
@@ -162,7 +169,7 @@ impl Judged {
         };
         let record = match judge(scope, facts) {
             Verdict::Send => {
-                let wire = self.wire(store, item)?;
+                let wire = self.wire(store, scope, item)?;
                 self.verdicts.insert(item.id, Some(wire.clone()));
                 Some(SyncRecord::Item {
                     item: Box::new(wire),
@@ -208,7 +215,8 @@ impl Judged {
         }
     }
 
-    /// Before a row goes out, its item must be known to be in scope and described first.
+    /// Before a row goes out, its item must be known to be in scope, sent as a copy, and
+    /// described first.
     fn row_allowed(
         &mut self,
         store: &dyn Store,
@@ -223,6 +231,7 @@ impl Judged {
             .verdicts
             .get(&id)
             .and_then(|w| w.as_ref())
+            .filter(|w| !w.reference)
             .map(|w| w.origin_item.clone()))
     }
 }
@@ -351,17 +360,13 @@ fn send_item(
         scope: outbound.scope.fingerprint(),
         full: false,
     });
-    let local = if request.origin_instance == me {
-        request.origin_item.parse::<ItemId>().ok()
-    } else {
-        store.item_by_origin(&request.origin_instance, &request.origin_item)?
-    };
-    let space = store.space(&outbound.space)?;
-    let item = match local.map(|id| store.item(id)) {
-        Some(Ok(item)) if item.space_id == space.id => Some(item),
-        Some(Err(e)) if !matches!(e, StoreError::ItemNotFound(_)) => return Err(e),
-        _ => None,
-    };
+    let item = item_in_space(
+        store,
+        outbound,
+        &me,
+        &request.origin_instance,
+        &request.origin_item,
+    )?;
     let mut judged = Judged {
         me,
         after: i64::MAX,
@@ -379,7 +384,7 @@ fn send_item(
         lines.send(&SyncRecord::End { seq: 0 });
         return Ok(());
     };
-    let sending = matches!(record, SyncRecord::Item { .. });
+    let sending = matches!(&record, SyncRecord::Item { item } if !item.reference);
     lines.send(&record);
     if let (true, Some(item)) = (sending, item)
         && item.kind != ferry_proto::ItemKind::File
@@ -389,6 +394,27 @@ fn send_item(
     lines.send(&SyncRecord::Commit { seq: 0 });
     lines.send(&SyncRecord::End { seq: 0 });
     Ok(())
+}
+
+/// The live local item an origin identity names, if it is in the channel's space.
+pub(super) fn item_in_space(
+    store: &dyn Store,
+    outbound: &Outbound,
+    me: &str,
+    origin_instance: &str,
+    origin_item: &str,
+) -> Result<Option<Item>, StoreError> {
+    let local = if origin_instance == me {
+        origin_item.parse::<ItemId>().ok()
+    } else {
+        store.item_by_origin(origin_instance, origin_item)?
+    };
+    let space = store.space(&outbound.space)?;
+    match local.map(|id| store.item(id)) {
+        Some(Ok(item)) if item.space_id == space.id => Ok(Some(item)),
+        Some(Err(e)) if !matches!(e, StoreError::ItemNotFound(_)) => Err(e),
+        _ => Ok(None),
+    }
 }
 
 fn send_rows(

@@ -88,6 +88,8 @@ struct Apply<'t, 'c, 'b> {
     spaces: HashMap<i64, i64>,
     /// Per item: whether its next row is tried as an insert first.
     inserting: HashMap<i64, bool>,
+    /// Per item: whether it is a reference (its rows stay at the origin).
+    references: HashMap<i64, bool>,
     row_delta: HashMap<i64, i64>,
     outcome: BatchOutcome,
 }
@@ -104,23 +106,35 @@ impl Apply<'_, '_, '_> {
         Ok(found)
     }
 
+    fn is_reference(&mut self, rid: i64) -> StoreResult<bool> {
+        if let Some(reference) = self.references.get(&rid) {
+            return Ok(*reference);
+        }
+        let reference =
+            self.tx
+                .query_row("SELECT reference FROM items WHERE rid = ?1", [rid], |r| {
+                    r.get::<_, bool>(0)
+                })?;
+        self.references.insert(rid, reference);
+        Ok(reference)
+    }
+
     fn op(&mut self, op: &SyncOp) -> StoreResult<()> {
         match op {
             SyncOp::Item(item) => self.item(item),
             SyncOp::Row { origin_item, row } => {
                 // Rows of an item this instance does not hold (refused, waiting for a copy) wait
                 // for that copy.
-                let Some(rid) = self.item_rid(origin_item)? else {
-                    return Ok(());
-                };
-                self.row(rid, &row.key, Some(row))
+                match self.item_rid(origin_item)? {
+                    Some(rid) if !self.is_reference(rid)? => self.row(rid, &row.key, Some(row)),
+                    // Rows of a reference stay at the origin, whatever a sender sends.
+                    _ => Ok(()),
+                }
             }
-            SyncOp::RowDeleted { origin_item, key } => {
-                let Some(rid) = self.item_rid(origin_item)? else {
-                    return Ok(());
-                };
-                self.row(rid, key, None)
-            }
+            SyncOp::RowDeleted { origin_item, key } => match self.item_rid(origin_item)? {
+                Some(rid) if !self.is_reference(rid)? => self.row(rid, key, None),
+                _ => Ok(()),
+            },
             SyncOp::Retract {
                 origin_instance,
                 origin_item,
@@ -136,12 +150,22 @@ impl Apply<'_, '_, '_> {
             .map(|(info, _)| to_json(info))
             .transpose()?;
         let existing = self.item_rid(&item.origin_item)?;
+        let mut became_copy = false;
         let rid = match existing {
             Some(rid) => {
+                let was_reference = self.is_reference(rid)?;
+                if item.reference && !was_reference {
+                    // Now a reference: the rows held here go; reads go to the origin.
+                    sweep_rows(self.tx, rid, i64::MAX, &mut self.seqs)?;
+                    self.row_delta.remove(&rid);
+                }
+                became_copy = was_reference && !item.reference;
                 self.tx.execute(
                     "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
                          schema = ?6, geometry_type = ?7, crs = ?8, file = coalesce(?9, file),
-                         seq = ?10, version = version + 1, updated_at = ?11 WHERE rid = ?1",
+                         seq = ?10, version = version + 1, updated_at = ?11, reference = ?12,
+                         row_count = CASE WHEN ?12 THEN ?13 WHEN reference THEN 0 ELSE row_count END
+                     WHERE rid = ?1",
                     params![
                         rid,
                         item.title,
@@ -153,13 +177,16 @@ impl Apply<'_, '_, '_> {
                         item.crs,
                         file,
                         seq,
-                        now()
+                        now(),
+                        item.reference,
+                        item.row_count,
                     ],
                 )?;
                 rid
             }
             None => self.create(item, seq, file)?,
         };
+        self.references.insert(rid, item.reference);
         self.tx.execute(
             "INSERT INTO item_arrivals (item_rid, link, origin_instance, origin_item, stale)
              VALUES (?1, ?2, ?3, ?4, 0)
@@ -171,9 +198,9 @@ impl Apply<'_, '_, '_> {
                 "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
                 params![self.batch.channel, rid, seq],
             )?;
-        } else if existing.is_none() && !item.whole {
-            // New here, outside a full pass, with rows older than the cursor: those never come
-            // in the stream, so the item is copied whole.
+        } else if (existing.is_none() && !item.whole && !item.reference) || became_copy {
+            // New here (or a reference that became a copy), outside a full pass, with rows older
+            // than the cursor: those never come in the stream, so the item is copied whole.
             self.tx.execute(
                 "INSERT OR IGNORE INTO sync_pending (channel, origin_instance, origin_item, title)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -197,8 +224,9 @@ impl Apply<'_, '_, '_> {
         self.tx.execute(
             "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
                  created_at, updated_at, version, seq, crs, file, schema, geometry_type, row_count,
-                 created_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11, ?12, ?13, ?14, 0, ?10)",
+                 created_seq, reference)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11, ?12, ?13, ?14, ?15, ?10,
+                 ?16)",
             params![
                 ItemId::generate().to_string(),
                 self.space_rid,
@@ -214,6 +242,8 @@ impl Apply<'_, '_, '_> {
                 file,
                 item.schema.as_ref().map(to_json).transpose()?,
                 item.geometry_type.map(|g| g.as_str()),
+                if item.reference { item.row_count } else { 0 },
+                item.reference,
             ],
         )?;
         let rid = self.tx.last_insert_rowid();
@@ -405,6 +435,7 @@ fn begin<'t, 'c, 'b>(
         items: HashMap::new(),
         spaces: HashMap::new(),
         inserting: HashMap::new(),
+        references: HashMap::new(),
         row_delta: HashMap::new(),
         outcome: BatchOutcome::default(),
     })
@@ -551,6 +582,22 @@ pub(super) fn item_origin(conn: &Connection, id: ItemId) -> StoreResult<Option<(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()
+    .map_err(Into::into)
+}
+
+pub(super) fn item_links(conn: &Connection, id: ItemId) -> StoreResult<Vec<crate::ItemLink>> {
+    conn.prepare(
+        "SELECT a.link, a.origin_instance, a.origin_item FROM item_arrivals a
+         JOIN items i ON i.rid = a.item_rid WHERE i.id = ?1 ORDER BY a.link",
+    )?
+    .query_map([id.to_string()], |r| {
+        Ok(crate::ItemLink {
+            link: r.get(0)?,
+            origin_instance: r.get(1)?,
+            origin_item: r.get(2)?,
+        })
+    })?
+    .collect::<Result<_, _>>()
     .map_err(Into::into)
 }
 

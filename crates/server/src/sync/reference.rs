@@ -1,0 +1,134 @@
+//! References: received items whose rows stay at their origin. The receiver keeps the metadata;
+//! a read of the rows goes to the instance that sent the item, signed, over a link that brought
+//! it. That instance checks, at read time, that the caller may still see the item (the link
+//! carries data to the caller, the item is in the link's space and scope) and answers from its
+//! own store, or, if it holds a reference too (a collaboration host relaying a guest's layer),
+//! from its own origin in turn.
+
+use super::{Link, Outbound};
+use crate::error::{ApiFailure, ApiResult};
+use crate::federation::{self, FederationError, SignedByPeer, json_body};
+use crate::state::{AppState, blocking};
+use axum::Json;
+use axum::extract::State;
+use ferry_core::sync::{ItemFacts, Verdict, judge};
+use ferry_proto::{ErrorCode, Item, ItemId, ReferenceRowsRequest, RowPage};
+use ferry_store::{Store, StoreError};
+
+/// A page of a referenced item's rows, read from where it came from. `query` is the rows
+/// query string, passed on as it is.
+pub(crate) async fn read_rows(state: &AppState, item: &Item, query: String) -> ApiResult<RowPage> {
+    let store = state.store.clone();
+    let id = item.id;
+    let links = blocking(move || store.item_links(id)).await?;
+    let mut failures = Vec::new();
+    for arrival in links {
+        let Some(link) = Link::parse(&arrival.link) else {
+            continue;
+        };
+        let mut channels = match super::inbound(state, &link).await {
+            Ok((_, channels)) => channels,
+            Err(e) => {
+                failures.push(e.0.message);
+                continue;
+            }
+        };
+        // The item's own origin first, when it is one of the senders.
+        channels.sort_by_key(|c| c.sender.instance_id != arrival.origin_instance);
+        for channel in channels {
+            let request = ReferenceRowsRequest {
+                link: channel.wire.clone(),
+                origin_instance: arrival.origin_instance.clone(),
+                origin_item: arrival.origin_item.clone(),
+                query: query.clone(),
+            };
+            let answer: Result<RowPage, FederationError> = state
+                .federation
+                .call(
+                    &channel.sender.url,
+                    Some(&channel.sender.instance_id),
+                    reqwest::Method::POST,
+                    federation::SYNC_ROWS_PATH,
+                    &request,
+                )
+                .await;
+            match answer {
+                Ok(page) => return Ok(page),
+                Err(e) => failures.push(ApiFailure::from(e).0.message),
+            }
+        }
+    }
+    let why = if failures.is_empty() {
+        "no link that brought it carries data now".to_string()
+    } else {
+        failures.join("; ")
+    };
+    Err(ApiFailure::new(
+        ErrorCode::ReferenceUnavailable,
+        format!(
+            "item {} is a reference: its rows live at its origin and could not be read now ({why})",
+            item.id
+        ),
+    ))
+}
+
+/// `POST /federation/v1/sync/rows`: rows of an item the caller holds by reference, if it may
+/// still see the item.
+pub(crate) async fn rows(
+    State(state): State<AppState>,
+    signed: SignedByPeer,
+) -> ApiResult<Json<RowPage>> {
+    let request: ReferenceRowsRequest = json_body(&signed.body)?;
+    let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let store = state.store.clone();
+    let me = state.info.instance_id.clone();
+    let (origin_instance, origin_item) =
+        (request.origin_instance.clone(), request.origin_item.clone());
+    let id = blocking(move || {
+        visible_item(
+            store.as_ref(),
+            &outbound,
+            &me,
+            &origin_instance,
+            &origin_item,
+        )
+    })
+    .await?
+    .ok_or_else(|| {
+        ApiFailure::new(
+            ErrorCode::ItemNotFound,
+            format!(
+                "item {} is not shared with the caller over this link (any more)",
+                request.origin_item
+            ),
+        )
+    })?;
+    Ok(Json(
+        crate::api::items::row_page(&state, id, request.query).await?,
+    ))
+}
+
+/// The local item an origin identity names, if it is in the channel's space and scope now.
+fn visible_item(
+    store: &dyn Store,
+    outbound: &Outbound,
+    me: &str,
+    origin_instance: &str,
+    origin_item: &str,
+) -> Result<Option<ItemId>, StoreError> {
+    let Some(item) =
+        super::sender::item_in_space(store, outbound, me, origin_instance, origin_item)?
+    else {
+        return Ok(None);
+    };
+    let origin = store
+        .item_origin(item.id)?
+        .map_or_else(|| me.to_string(), |(instance, _)| instance);
+    let facts = ItemFacts {
+        kind: item.kind,
+        markings: &item.markings,
+        origin_instance: &origin,
+        deleted: false,
+    };
+    Ok((judge(&outbound.scope, facts) == Verdict::Send).then_some(item.id))
+}
