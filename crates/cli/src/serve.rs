@@ -28,6 +28,9 @@ pub(crate) struct ServeArgs {
     /// Poke the other side of a link to pull at once when something changes (default true).
     #[arg(long, env = "FERRY_REALTIME")]
     realtime: Option<bool>,
+    /// Ask senders for LZ4-compressed sync streams (default true; false saves CPU on a fast LAN).
+    #[arg(long, env = "FERRY_COMPRESS_SYNC")]
+    compress_sync: Option<bool>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
@@ -42,6 +45,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_import_bytes: args.max_import_bytes,
         realtime: args.realtime,
+        compress_sync: args.compress_sync,
     };
     let config = options.resolve(&crate::client::default_data_dir())?;
     let data_dir = config.data_dir.clone();

@@ -36,6 +36,9 @@ pub struct PullRequest {
     pub scope: Option<String>,
     /// Feed position after which changes are wanted; 0 for everything.
     pub after: i64,
+    /// Stream encodings the receiver reads (`lz4-frames`); the sender picks one or none.
+    #[serde(default)]
+    pub encodings: Vec<String>,
 }
 
 /// Asks for the whole current content of one item (after the item entered the receiver's view
@@ -45,6 +48,9 @@ pub struct ItemPullRequest {
     pub link: WireLink,
     pub origin_instance: String,
     pub origin_item: String,
+    /// As in [`PullRequest::encodings`].
+    #[serde(default)]
+    pub encodings: Vec<String>,
 }
 
 /// Reads rows of an item the caller holds by reference: `query` is the query string of

@@ -23,6 +23,8 @@ pub struct ServeOptions {
     pub max_import_bytes: Option<u64>,
     /// Whether changes poke receivers at once (default true).
     pub realtime: Option<bool>,
+    /// Whether sync streams this instance pulls are asked for compressed (default true).
+    pub compress_sync: Option<bool>,
 }
 
 /// Settings in force.
@@ -40,6 +42,8 @@ pub struct Config {
     /// Whether item-level changes and runs poke the other side to pull at once (tests that count
     /// what each run moves turn it off).
     pub realtime: bool,
+    /// Whether this instance asks senders for LZ4-compressed sync streams.
+    pub compress_sync: bool,
 }
 
 impl Config {
@@ -54,6 +58,7 @@ impl Config {
             max_import_bytes: 8 << 30,
             sync_tick: std::time::Duration::from_secs(30),
             realtime: true,
+            compress_sync: true,
         }
     }
 }
@@ -92,6 +97,10 @@ impl ServeOptions {
                 .unwrap_or(base.max_import_bytes),
             sync_tick: base.sync_tick,
             realtime: self.realtime.or(file.realtime).unwrap_or(base.realtime),
+            compress_sync: self
+                .compress_sync
+                .or(file.compress_sync)
+                .unwrap_or(base.compress_sync),
             data_dir,
         })
     }

@@ -64,6 +64,7 @@ fn app_state(instance: &Instance, public_url: String) -> AppState {
         metrics: Arc::new(metrics::Metrics::new()),
         sync: Default::default(),
         realtime: instance.config.realtime,
+        compress_sync: instance.config.compress_sync,
         limits: Limits {
             max_body_bytes: instance.config.max_body_bytes,
             max_import_bytes: instance.config.max_import_bytes,

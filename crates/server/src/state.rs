@@ -16,6 +16,8 @@ pub(crate) struct AppState {
     pub limits: Limits,
     /// Whether item-level changes poke receivers at once.
     pub realtime: bool,
+    /// Whether pulls ask for compressed streams.
+    pub compress_sync: bool,
     /// One sync run per link at a time.
     pub sync: Arc<crate::sync::SyncLocks>,
 }

@@ -527,16 +527,22 @@ async fn forward(
     }
     let answer = outgoing.send().await.unwrap();
     let status = answer.status();
-    let content_type = answer
-        .headers()
-        .get("content-type")
-        .cloned()
-        .unwrap_or_else(|| "application/json".parse().unwrap());
+    let headers = answer.headers().clone();
+    let framed = headers
+        .get(ferry_proto::frames::ENCODING_HEADER)
+        .is_some_and(|v| v.as_bytes() == ferry_proto::frames::LZ4_FRAMES.as_bytes());
     let mut body = answer.bytes().await.unwrap().to_vec();
     let rewrite = rewrite.lock().unwrap().clone();
     if let Some(f) = rewrite
         && parts.uri.path() == "/federation/v1/sync/pull"
     {
+        if framed {
+            let mut decoder = ferry_proto::frames::FrameDecoder::default();
+            decoder.push(&body);
+            let mut plain = Vec::new();
+            while decoder.next_into(&mut plain).unwrap() {}
+            body = plain;
+        }
         let text = String::from_utf8(body).unwrap();
         body = text
             .lines()
@@ -544,12 +550,17 @@ async fn forward(
             .map(|l| format!("{l}\n"))
             .collect::<String>()
             .into_bytes();
+        if framed {
+            body = ferry_proto::frames::encode_frame(&body);
+        }
     }
-    axum::response::Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .body(axum::body::Body::from(body))
-        .unwrap()
+    let mut response = axum::response::Response::builder().status(status);
+    for (name, value) in &headers {
+        if name != "content-length" && name != "transfer-encoding" {
+            response = response.header(name, value);
+        }
+    }
+    response.body(axum::body::Body::from(body)).unwrap()
 }
 
 /// Lets loopback instances talk: ingress from loopback, egress to 127.0.0.1.

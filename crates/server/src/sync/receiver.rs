@@ -14,6 +14,7 @@ use ferry_core::geometry::{RawGeometry, is_geographic};
 use ferry_core::schema::SchemaBuilder;
 use ferry_core::sync::{accept, accept_delivery};
 use ferry_core::{Key, rows::RowRecord};
+use ferry_proto::frames;
 use ferry_proto::{
     ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, ROW_LINE_PREFIX, RawRowRecord,
     SyncItemError, SyncRecord, SyncRun, WireItem,
@@ -173,19 +174,36 @@ async fn pull_all(state: &AppState, channels: &[Inbound], tally: &mut Tally) -> 
     first_failure.map_or(Ok(()), Err)
 }
 
-/// Splits a byte stream into NDJSON records.
+/// The stream encodings this instance asks senders for.
+fn encodings(state: &AppState) -> Vec<String> {
+    if state.compress_sync {
+        vec![frames::LZ4_FRAMES.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Splits a byte stream (plain, or LZ4 frames when the sender says so) into NDJSON records.
 struct Records {
     body: futures_util::stream::BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    /// Set when the body comes in compressed frames.
+    frames: Option<frames::FrameDecoder>,
     buffer: Vec<u8>,
     /// Where the unread part of `buffer` starts.
     read: usize,
+    /// Bytes on the wire.
     bytes: i64,
 }
 
 impl Records {
     fn new(response: reqwest::Response) -> Records {
+        let framed = response
+            .headers()
+            .get(frames::ENCODING_HEADER)
+            .is_some_and(|v| v.as_bytes() == frames::LZ4_FRAMES.as_bytes());
         Records {
             body: response.bytes_stream().boxed(),
+            frames: framed.then(frames::FrameDecoder::default),
             buffer: Vec::new(),
             read: 0,
             bytes: 0,
@@ -199,7 +217,6 @@ impl Records {
             if let Some(at) = self.buffer[self.read..].iter().position(|b| *b == b'\n') {
                 let line = &self.buffer[self.read..self.read + at + 1];
                 self.read += at + 1;
-                self.bytes += line.len() as i64;
                 return Incoming::read(line).map(Some).map_err(|e| {
                     ApiFailure::new(
                         ErrorCode::InvalidRequest,
@@ -209,15 +226,31 @@ impl Records {
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => {
+                    self.bytes += chunk.len() as i64;
                     // Drop what was read before taking more.
                     self.buffer.drain(..self.read);
                     self.read = 0;
-                    self.buffer.extend_from_slice(&chunk);
+                    self.take(&chunk)?;
                 }
                 Some(Err(e)) => return Err(cut(&e.to_string())),
                 None => return Ok(None),
             }
         }
+    }
+
+    fn take(&mut self, chunk: &[u8]) -> ApiResult<()> {
+        let Some(frames) = self.frames.as_mut() else {
+            self.buffer.extend_from_slice(chunk);
+            return Ok(());
+        };
+        frames.push(chunk);
+        while frames.next_into(&mut self.buffer).map_err(|e| {
+            ApiFailure::new(
+                ErrorCode::InvalidRequest,
+                format!("the sender's compressed stream is corrupt: {e}"),
+            )
+        })? {}
+        Ok(())
     }
 }
 
@@ -552,6 +585,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         epoch: known.as_ref().map(|c| c.epoch.clone()),
         scope: known.as_ref().map(|c| c.scope.clone()),
         after: known.as_ref().map_or(0, |c| c.seq),
+        encodings: encodings(state),
     };
     let response = state
         .federation
@@ -749,6 +783,7 @@ async fn copy_item(
                 link: channel.wire.clone(),
                 origin_instance: copy.origin_instance.clone(),
                 origin_item: copy.origin_item.clone(),
+                encodings: encodings(state),
             },
         )
         .await

@@ -14,6 +14,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use ferry_core::Key;
 use ferry_core::sync::{ItemFacts, Verdict, judge};
+use ferry_proto::frames;
 use ferry_proto::{
     ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, SyncRecord, WireItem,
     write_row_line,
@@ -30,16 +31,19 @@ const PAGE: usize = 5_000;
 struct Lines {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     buffer: std::cell::RefCell<Vec<u8>>,
+    /// Each chunk goes out as an LZ4 frame.
+    compress: bool,
 }
 
 /// Bytes gathered before they are handed to the connection.
 const CHUNK: usize = 256 * 1024;
 
 impl Lines {
-    fn new(tx: mpsc::Sender<Result<Bytes, std::io::Error>>) -> Lines {
+    fn new(tx: mpsc::Sender<Result<Bytes, std::io::Error>>, compress: bool) -> Lines {
         Lines {
             tx,
             buffer: std::cell::RefCell::new(Vec::with_capacity(CHUNK + 4096)),
+            compress,
         }
     }
 
@@ -72,34 +76,55 @@ impl Lines {
             &mut *self.buffer.borrow_mut(),
             Vec::with_capacity(CHUNK + 4096),
         );
-        chunk.is_empty() || self.tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        if chunk.is_empty() {
+            return true;
+        }
+        let chunk = if self.compress {
+            frames::encode_frame(&chunk)
+        } else {
+            chunk
+        };
+        self.tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
     }
 }
 
-fn ndjson(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Response {
+fn ndjson(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>, compress: bool) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
-    (
+    let mut response = (
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(stream),
     )
-        .into_response()
+        .into_response();
+    if compress {
+        response.headers_mut().insert(
+            frames::ENCODING_HEADER,
+            header::HeaderValue::from_static(frames::LZ4_FRAMES),
+        );
+    }
+    response
 }
 
-/// Runs `produce` on a blocking thread, streaming what it writes.
+/// Whether the receiver reads compressed frames.
+fn wants_frames(encodings: &[String]) -> bool {
+    encodings.iter().any(|e| e == frames::LZ4_FRAMES)
+}
+
+/// Runs `produce` on a blocking thread, streaming what it writes (compressed if `compress`).
 fn stream_from(
+    compress: bool,
     produce: impl FnOnce(&Lines) -> Result<(), StoreError> + Send + 'static,
 ) -> Response {
     let (tx, rx) = mpsc::channel(32);
     tokio::task::spawn_blocking(move || {
-        let lines = Lines::new(tx);
+        let lines = Lines::new(tx, compress);
         if let Err(e) = produce(&lines) {
             // No end record follows: the receiver sees a cut stream and keeps its cursor.
             tracing::warn!(error = %e, "a sync stream stopped early");
         }
     });
-    ndjson(rx)
+    ndjson(rx, compress)
 }
 
 /// The items a stream has judged, with their wire form when they are sent.
@@ -259,12 +284,15 @@ pub(crate) async fn pull(
         scope: scope_print,
         full,
     };
-    Ok(stream_from(move |lines| {
-        if !lines.send(&start) {
-            return Ok(());
-        }
-        send_changes(store.as_ref(), &outbound, me, after, lines)
-    }))
+    Ok(stream_from(
+        wants_frames(&request.encodings),
+        move |lines| {
+            if !lines.send(&start) {
+                return Ok(());
+            }
+            send_changes(store.as_ref(), &outbound, me, after, lines)
+        },
+    ))
 }
 
 fn send_changes(
@@ -342,9 +370,10 @@ pub(crate) async fn pull_item(
     let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
-    Ok(stream_from(move |lines| {
-        send_item(store.as_ref(), &outbound, me, &request, lines)
-    }))
+    Ok(stream_from(
+        wants_frames(&request.encodings),
+        move |lines| send_item(store.as_ref(), &outbound, me, &request, lines),
+    ))
 }
 
 fn send_item(
