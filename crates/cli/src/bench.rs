@@ -233,6 +233,13 @@ impl Server {
         bail!("ferry serve did not start within 15 s")
     }
 
+    /// Starts a new peak-memory measurement: the kernel's high-water mark goes back to the
+    /// current resident size (`/proc/PID/clear_refs`, value 5).
+    pub(crate) fn reset_peak_rss(&self) -> Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+            .context("cannot reset the server's peak memory")
+    }
+
     /// Peak resident memory of the server process so far.
     pub(crate) fn peak_rss_mib(&self) -> Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
