@@ -409,6 +409,40 @@ async fn a_misbehaving_sender_cannot_push_what_was_not_agreed() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_bounded_by_bytes_as_well_as_count() {
+    let proxy = Proxy::start().await;
+    let url = proxy.url.clone();
+    let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
+    proxy.point_at(&a.url);
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (_, on_b) = peered(&a, &b, "datasets", &[]);
+    // 2,000 rows of ~6 KB: one page by count, but 12 MB of rows.
+    let filler = "x".repeat(6_000);
+    let csv: String = std::iter::once("id,note\n".to_string())
+        .chain((1..=2_000).map(|i| format!("{i},{filler}\n")))
+        .collect();
+    let dataset = import(&a, "roads", "Notes", "csv", csv).await;
+    let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = commits.clone();
+    proxy.rewrite_sync_lines(move |line| {
+        if line.starts_with(r#"{"t":"commit""#) {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        vec![line.to_string()]
+    });
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert!(
+        commits.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the 8 MiB bound ends a batch before the page does"
+    );
+    let copy = &items(&b, "inbox").await["Notes"];
+    assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&dataset)).await);
+}
+
 async fn wait_for<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
     for _ in 0..200 {
         if check().await {

@@ -174,6 +174,10 @@ async fn pull_all(state: &AppState, channels: &[Inbound], tally: &mut Tally) -> 
     first_failure.map_or(Ok(()), Err)
 }
 
+/// The most a pull holds between two commits: well above what an honest sender puts in a batch
+/// (`sender::BATCH_BYTES` of row text, or one page of feed entries).
+const MAX_BATCH_BYTES: usize = 8 * super::sender::BATCH_BYTES;
+
 /// The stream encodings this instance asks senders for.
 fn encodings(state: &AppState) -> Vec<String> {
     if state.compress_sync {
@@ -193,6 +197,8 @@ struct Records {
     read: usize,
     /// Bytes on the wire.
     bytes: i64,
+    /// Bytes of the lines read, uncompressed.
+    line_bytes: usize,
 }
 
 impl Records {
@@ -207,6 +213,7 @@ impl Records {
             buffer: Vec::new(),
             read: 0,
             bytes: 0,
+            line_bytes: 0,
         }
     }
 
@@ -217,6 +224,7 @@ impl Records {
             if let Some(at) = self.buffer[self.read..].iter().position(|b| *b == b'\n') {
                 let line = &self.buffer[self.read..self.read + at + 1];
                 self.read += at + 1;
+                self.line_bytes += line.len();
                 return Incoming::read(line).map(Some).map_err(|e| {
                     ApiFailure::new(
                         ErrorCode::InvalidRequest,
@@ -630,6 +638,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
     };
     let mut applier = Applier::default();
     let mut ops = Vec::new();
+    let mut batch_start = records.line_bytes;
     let result = loop {
         let incoming = match records.next().await {
             Ok(Some(incoming)) => incoming,
@@ -639,6 +648,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         match incoming {
             Incoming::Record(SyncRecord::Commit { seq }) => {
                 cursor.seq = seq;
+                batch_start = records.line_bytes;
                 // Applied while the next batch is read and checked.
                 if let Err(e) = applier
                     .start(state, channel, std::mem::take(&mut ops), &cursor, tally)
@@ -669,7 +679,18 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
                 break Ok(());
             }
             other => match checker.op(other).await {
-                Ok(Some(op)) => ops.push(op),
+                Ok(Some(op)) => {
+                    ops.push(op);
+                    if records.line_bytes - batch_start > MAX_BATCH_BYTES {
+                        break Err(ApiFailure::new(
+                            ErrorCode::SyncRefused,
+                            format!(
+                                "the sender sent more than {} MiB without a commit; this instance does not hold more in one batch",
+                                MAX_BATCH_BYTES >> 20
+                            ),
+                        ));
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => break Err(e),
             },

@@ -26,6 +26,10 @@ use tokio::sync::mpsc;
 /// Feed entries read per page; each page ends with a commit record.
 const PAGE: usize = 5_000;
 
+/// Row text after which a batch ends early (with a commit), whatever the count: a receiver
+/// holds one batch in memory while it checks it.
+pub(super) const BATCH_BYTES: usize = 8 << 20;
+
 /// Writes records to the response as NDJSON lines, in chunks of about [`CHUNK`] bytes (a commit
 /// or the end goes out at once); `false` once the receiver went away.
 struct Lines {
@@ -310,7 +314,14 @@ fn send_changes(
     };
     loop {
         let page = store.raw_changes(&outbound.space, after, PAGE)?;
-        for (_, change) in page.changes {
+        let mut batch_bytes = 0;
+        for (seq, change) in page.changes {
+            if let RawChange::Row {
+                values, geometry, ..
+            } = &change
+            {
+                batch_bytes += values.len() + geometry.as_ref().map_or(0, String::len);
+            }
             let record = match change {
                 RawChange::Item(item) => judged.item_record(store, scope, &item)?,
                 RawChange::ItemDeleted(item_id) => {
@@ -346,6 +357,12 @@ fn send_changes(
                 && !lines.send(&record)
             {
                 return Ok(());
+            }
+            if batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
+                if !lines.send(&SyncRecord::Commit { seq }) {
+                    return Ok(());
+                }
             }
         }
         after = page.next_after;
