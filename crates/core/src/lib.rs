@@ -14,4 +14,9 @@ pub mod schema;
 pub mod sync;
 
 pub use error::{CoreError, CoreResult};
+
+/// Hash maps on the per-row paths (schema fields, items of a sync batch): foldhash instead of
+/// SipHash, randomly seeded per map, so hashing stays cheap and still resists crafted keys.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 pub use schema::{Key, SchemaBuilder};

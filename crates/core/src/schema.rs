@@ -8,7 +8,6 @@
 use crate::{CoreError, CoreResult};
 use ferry_proto::{Field, FieldType, Schema};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
 /// Name of the key column Ferry adds to a dataset imported without a primary key.
 pub const GENERATED_KEY: &str = "_id";
@@ -178,7 +177,7 @@ fn seen_fits(t: FieldType, seen: &Seen<'_>) -> bool {
 pub struct SchemaBuilder {
     /// `None` until a non-null value was seen.
     fields: Vec<(String, Option<FieldType>)>,
-    index: HashMap<String, usize>,
+    index: crate::FastMap<String, usize>,
     primary_key: Option<String>,
     /// An explicit schema: no new fields, no widening.
     strict: bool,
@@ -189,7 +188,7 @@ impl SchemaBuilder {
     pub fn infer(primary_key: Option<String>) -> SchemaBuilder {
         SchemaBuilder {
             fields: Vec::new(),
-            index: HashMap::new(),
+            index: crate::FastMap::default(),
             primary_key,
             strict: false,
         }

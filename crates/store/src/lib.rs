@@ -78,6 +78,8 @@ pub trait Store: Send + Sync + 'static {
     fn file_chunks(&self, id: ItemId) -> StoreResult<Vec<ChunkRef>>;
     /// Whether any item references the chunk.
     fn chunk_in_use(&self, hash: &str) -> StoreResult<bool>;
+    /// The live items whose files use the chunk.
+    fn items_with_chunk(&self, hash: &str) -> StoreResult<Vec<ItemId>>;
 
     /// Adds a network policy rule (checked by the caller) and its audit entry, in one
     /// transaction; adding a rule that exists returns it unchanged.

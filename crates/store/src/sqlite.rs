@@ -1732,6 +1732,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn items_with_chunk(&self, hash: &str) -> StoreResult<Vec<ItemId>> {
+        self.read(|c| {
+            let ids: Vec<String> = c
+                .prepare_cached(
+                    "SELECT DISTINCT i.id FROM file_chunks f JOIN items i ON i.rid = f.item_rid
+                     WHERE f.hash = ?1 AND i.deleted = 0",
+                )?
+                .query_map([hash], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            ids.iter()
+                .map(|id| {
+                    id.parse()
+                        .map_err(|_| StoreError::Backend("stored item id is corrupt".into()))
+                })
+                .collect()
+        })
+    }
+
     fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage> {
         let raw = self.raw_changes(space_ref, after, limit)?;
         let mut changes = Vec::with_capacity(raw.changes.len());

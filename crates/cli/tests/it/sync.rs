@@ -362,18 +362,24 @@ async fn a_collaboration_relays_through_its_host_and_never_echoes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_misbehaving_sender_cannot_push_what_was_not_agreed() {
+/// A (reached through a proxy) peered to B for `export`: the proxy, A, B, and the link on B.
+async fn peered_behind_proxy(export: &str) -> (Proxy, TestInstance, TestInstance, String) {
     let proxy = Proxy::start().await;
     let url = proxy.url.clone();
     let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
     proxy.point_at(&a.url);
     let b = instance("Harbor Authority", |_| {}).await;
-    let b_id = crate::harness::instance_id(&b).await;
     a.create_space("roads").await;
     b.create_space("inbox").await;
+    let (_, on_b) = peered(&a, &b, export, &[]);
+    (proxy, a, b, on_b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misbehaving_sender_cannot_push_what_was_not_agreed() {
     // Datasets only.
-    let (_, on_b) = peered(&a, &b, "datasets", &[]);
+    let (proxy, a, b, on_b) = peered_behind_proxy("datasets").await;
+    let b_id = crate::harness::instance_id(&b).await;
     import(&a, "roads", "Honest", "csv", "id\n1\n".into()).await;
 
     // On the way to B, every item grows a twin that B never agreed to: a feature layer, and an
@@ -411,14 +417,7 @@ async fn a_misbehaving_sender_cannot_push_what_was_not_agreed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_bounded_by_bytes_as_well_as_count() {
-    let proxy = Proxy::start().await;
-    let url = proxy.url.clone();
-    let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
-    proxy.point_at(&a.url);
-    let b = instance("Harbor Authority", |_| {}).await;
-    a.create_space("roads").await;
-    b.create_space("inbox").await;
-    let (_, on_b) = peered(&a, &b, "datasets", &[]);
+    let (proxy, a, b, on_b) = peered_behind_proxy("datasets").await;
     // 2,000 rows of ~6 KB: one page by count, but 12 MB of rows.
     let filler = "x".repeat(6_000);
     let csv: String = std::iter::once("id,note\n".to_string())
@@ -613,14 +612,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
-    let proxy = Proxy::start().await;
-    let url = proxy.url.clone();
-    let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
-    proxy.point_at(&a.url);
-    let b = instance("Harbor Authority", |_| {}).await;
-    a.create_space("roads").await;
-    b.create_space("inbox").await;
-    let (_, link) = peered(&a, &b, "files", &[]);
+    let (proxy, a, b, link) = peered_behind_proxy("files").await;
     const MIB: usize = 1 << 20;
     let survey = noise(4 * MIB, 1);
     let (status, _) = a
@@ -674,6 +666,46 @@ async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
     let copy = &items(&b, "inbox").await["Survey v2"];
     let bytes = b.export(id(copy), "", &[]).await.bytes().await.unwrap();
     assert!(bytes.as_ref() == revised.as_slice());
+
+    // The chunk endpoint gives only chunks of files the link sends now: not those of a file
+    // marked above the ceiling, even to a caller that knows the hash.
+    let secret = noise(1000, 3);
+    let (status, _) = a
+        .import(
+            "space=roads&title=Secret&marking=OFFICIAL",
+            "application/octet-stream",
+            secret.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let request_id = ferry_json(&b, &["peer", "show", &link])["connection"]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b_id = crate::harness::instance_id(&b).await;
+    let ask = |hash: String, nonce: u8| {
+        let body = json!({"link": {"kind": "peer", "request_id": request_id}, "hash": hash});
+        let now = jiff::Timestamp::now().as_second();
+        crate::harness::forge(
+            &crate::harness::key_of(&b),
+            &b_id,
+            "/federation/v1/sync/chunk",
+            &body,
+            now,
+            [nonce; 16],
+        )
+    };
+    let path = "/federation/v1/sync/chunk";
+    let hidden = ask(blake3::hash(&secret).to_hex().to_string(), 1);
+    let (status, answer) = crate::harness::send_forged(&a, path, &hidden).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("item_not_found")),
+        "{answer}"
+    );
+    let shared = ask(blake3::hash(&survey[..MIB]).to_hex().to_string(), 2);
+    let (status, _) = crate::harness::send_forged(&a, path, &shared).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 async fn set_sync_as(inst: &TestInstance, item: &str, how: &str) {

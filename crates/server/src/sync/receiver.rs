@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use ferry_core::geometry::{RawGeometry, is_geographic};
 use ferry_core::schema::SchemaBuilder;
 use ferry_core::sync::{accept, accept_delivery};
+use ferry_core::{FastMap, FastSet};
 use ferry_core::{Key, rows::RowRecord};
 use ferry_proto::frames;
 use ferry_proto::{
@@ -23,7 +24,7 @@ use ferry_store::{
     BatchOutcome, ChunkRef, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
 };
 use futures_util::StreamExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 /// How a run was started.
@@ -221,7 +222,7 @@ impl Records {
     /// whether it saw the end record).
     async fn next(&mut self) -> ApiResult<Option<Incoming>> {
         loop {
-            if let Some(at) = self.buffer[self.read..].iter().position(|b| *b == b'\n') {
+            if let Some(at) = memchr::memchr(b'\n', &self.buffer[self.read..]) {
                 let line = &self.buffer[self.read..self.read + at + 1];
                 self.read += at + 1;
                 self.line_bytes += line.len();
@@ -303,8 +304,8 @@ struct Checker<'a> {
     state: &'a AppState,
     channel: &'a Inbound,
     /// Schema checks (and whether geometries are lon/lat) of items in scope, by origin item.
-    shapes: HashMap<String, (Option<SchemaBuilder>, bool)>,
-    refused: HashSet<String>,
+    shapes: FastMap<String, (Option<SchemaBuilder>, bool)>,
+    refused: FastSet<String>,
     errors: Vec<SyncItemError>,
     /// Items that came through the checks.
     received: HashSet<String>,
@@ -630,8 +631,8 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
     let mut checker = Checker {
         state,
         channel,
-        shapes: HashMap::new(),
-        refused: HashSet::new(),
+        shapes: FastMap::default(),
+        refused: FastSet::default(),
         errors: Vec::new(),
         received: HashSet::new(),
         chunk_bytes: 0,
@@ -813,8 +814,8 @@ async fn copy_item(
     let mut checker = Checker {
         state,
         channel,
-        shapes: HashMap::new(),
-        refused: HashSet::new(),
+        shapes: FastMap::default(),
+        refused: FastSet::default(),
         errors: Vec::new(),
         received: HashSet::new(),
         chunk_bytes: 0,

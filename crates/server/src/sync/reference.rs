@@ -11,7 +11,6 @@ use crate::federation::{self, FederationError, SignedByPeer, json_body};
 use crate::state::{AppState, blocking};
 use axum::Json;
 use axum::extract::State;
-use ferry_core::sync::{ItemFacts, Verdict, judge};
 use ferry_proto::{ErrorCode, Item, ItemId, ReferenceRowsRequest, RowPage};
 use ferry_store::{Store, StoreError};
 
@@ -121,14 +120,5 @@ fn visible_item(
     else {
         return Ok(None);
     };
-    let origin = store
-        .item_origin(item.id)?
-        .map_or_else(|| me.to_string(), |(instance, _)| instance);
-    let facts = ItemFacts {
-        kind: item.kind,
-        markings: &item.markings,
-        origin_instance: &origin,
-        deleted: false,
-    };
-    Ok((judge(&outbound.scope, facts) == Verdict::Send).then_some(item.id))
+    Ok(super::sender::in_scope(store, outbound, me, &item)?.then_some(item.id))
 }

@@ -20,7 +20,6 @@ use ferry_proto::{
     write_row_line,
 };
 use ferry_store::{RawChange, Store, StoreError};
-use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 /// Feed entries read per page; each page ends with a commit record.
@@ -137,7 +136,7 @@ struct Judged {
     /// The receiver's cursor: items created after it have all their rows in this stream.
     after: i64,
     /// Judged items: `Some` for those in scope, whose description already went out.
-    verdicts: HashMap<ItemId, Option<WireItem>>,
+    verdicts: ferry_core::FastMap<ItemId, Option<WireItem>>,
 }
 
 impl Judged {
@@ -252,7 +251,7 @@ impl Judged {
         scope: &ferry_core::sync::SendScope,
         id: ItemId,
         lines: &Lines,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<&str>, StoreError> {
         if !self.verdicts.contains_key(&id) {
             self.judge_unseen(store, scope, id, lines)?;
         }
@@ -261,7 +260,7 @@ impl Judged {
             .get(&id)
             .and_then(|w| w.as_ref())
             .filter(|w| !w.reference)
-            .map(|w| w.origin_item.clone()))
+            .map(|w| w.origin_item.as_str()))
     }
 }
 
@@ -310,7 +309,7 @@ fn send_changes(
     let mut judged = Judged {
         me,
         after,
-        verdicts: HashMap::new(),
+        verdicts: ferry_core::FastMap::default(),
     };
     loop {
         let page = store.raw_changes(&outbound.space, after, PAGE)?;
@@ -340,7 +339,7 @@ fn send_changes(
                     geometry,
                 } => {
                     if let Some(origin_item) = judged.row_allowed(store, scope, item_id, lines)?
-                        && !lines.send_row(&origin_item, &key, &values, geometry.as_deref())
+                        && !lines.send_row(origin_item, &key, &values, geometry.as_deref())
                     {
                         return Ok(());
                     }
@@ -349,7 +348,7 @@ fn send_changes(
                 RawChange::RowDeleted { item_id, key } => judged
                     .row_allowed(store, scope, item_id, lines)?
                     .map(|origin_item| SyncRecord::RowDeleted {
-                        origin_item,
+                        origin_item: origin_item.to_string(),
                         key: key.to_value(),
                     }),
             };
@@ -416,7 +415,7 @@ fn send_item(
     let mut judged = Judged {
         me,
         after: i64::MAX,
-        verdicts: HashMap::new(),
+        verdicts: ferry_core::FastMap::default(),
     };
     let record = match &item {
         Some(item) => judged.item_record(store, &outbound.scope, item)?,
@@ -484,21 +483,68 @@ pub(crate) async fn chunk(
     signed: SignedByPeer,
 ) -> ApiResult<Response> {
     let request: ChunkRequest = json_body(&signed.body)?;
-    let _outbound: Outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let outbound: Outbound = super::outbound(&state, &signed.sender, &request.link).await?;
     let valid = request.hash.len() == 64 && request.hash.bytes().all(|b| b.is_ascii_hexdigit());
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
+    let me = state.info.instance_id.clone();
     let hash = request.hash.clone();
     let bytes = blocking(move || {
-        if !valid || !store.chunk_in_use(&hash)? {
+        if !valid || !chunk_visible(store.as_ref(), &outbound, &me, &hash)? {
             return Ok::<_, StoreError>(None);
         }
         chunks.read(&hash).map(Some)
     })
     .await?
-    .ok_or_else(|| ApiFailure::new(ErrorCode::ItemNotFound, "no such chunk here"))?;
+    .ok_or_else(|| {
+        ApiFailure::new(
+            ErrorCode::ItemNotFound,
+            "no file shared with the caller over this link has that chunk",
+        )
+    })?;
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         Body::from(bytes),
     )
         .into_response())
+}
+
+/// Whether a chunk belongs to a file the channel sends now: in its space and scope.
+fn chunk_visible(
+    store: &dyn Store,
+    outbound: &Outbound,
+    me: &str,
+    hash: &str,
+) -> Result<bool, StoreError> {
+    let space = store.space(&outbound.space)?;
+    for id in store.items_with_chunk(hash)? {
+        let item = match store.item(id) {
+            Ok(item) => item,
+            Err(StoreError::ItemNotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        if item.space_id == space.id && in_scope(store, outbound, me, &item)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether the channel sends the item now (its data types, markings, and never back to where
+/// it came from).
+pub(super) fn in_scope(
+    store: &dyn Store,
+    outbound: &Outbound,
+    me: &str,
+    item: &Item,
+) -> Result<bool, StoreError> {
+    let origin = store
+        .item_origin(item.id)?
+        .map_or_else(|| me.to_string(), |(instance, _)| instance);
+    let facts = ItemFacts {
+        kind: item.kind,
+        markings: &item.markings,
+        origin_instance: &origin,
+        deleted: false,
+    };
+    Ok(judge(&outbound.scope, facts) == Verdict::Send)
 }

@@ -8,10 +8,10 @@ use crate::types::{
     BatchOutcome, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp, SyncRunRecord,
 };
 use crate::{StoreError, StoreResult};
+use ferry_core::FastMap;
 use ferry_core::Key;
 use ferry_proto::ItemId;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use std::collections::HashMap;
 
 pub(super) fn cursor(conn: &Connection, channel: &str) -> StoreResult<Option<SyncCursor>> {
     conn.query_row(
@@ -84,13 +84,13 @@ struct Apply<'t, 'c, 'b> {
     space_rid: i64,
     seqs: SeqAlloc,
     /// Local item rid per origin item, and the row count change per item.
-    items: HashMap<String, i64>,
-    spaces: HashMap<i64, i64>,
+    items: FastMap<String, i64>,
+    spaces: FastMap<i64, i64>,
     /// Per item: whether its next row is tried as an insert first.
-    inserting: HashMap<i64, bool>,
+    inserting: FastMap<i64, bool>,
     /// Per item: whether it is a reference (its rows stay at the origin).
-    references: HashMap<i64, bool>,
-    row_delta: HashMap<i64, i64>,
+    references: FastMap<i64, bool>,
+    row_delta: FastMap<i64, i64>,
     outcome: BatchOutcome,
 }
 
@@ -432,11 +432,11 @@ fn begin<'t, 'c, 'b>(
         batch,
         space_rid,
         seqs: SeqAlloc::begin(tx)?,
-        items: HashMap::new(),
-        spaces: HashMap::new(),
-        inserting: HashMap::new(),
-        references: HashMap::new(),
-        row_delta: HashMap::new(),
+        items: FastMap::default(),
+        spaces: FastMap::default(),
+        inserting: FastMap::default(),
+        references: FastMap::default(),
+        row_delta: FastMap::default(),
         outcome: BatchOutcome::default(),
     })
 }
