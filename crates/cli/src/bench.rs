@@ -194,6 +194,9 @@ pub(crate) fn bare_sqlite_insert(path: &Path, n: u64) -> Result<Duration> {
 }
 
 /// A `ferry serve` child process on a free port.
+/// `sysconf(_SC_CLK_TCK)` on Linux.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
 pub(crate) struct Server {
     child: Child,
     pub(crate) url: String,
@@ -238,6 +241,19 @@ impl Server {
     pub(crate) fn reset_peak_rss(&self) -> Result<()> {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
             .context("cannot reset the server's peak memory")
+    }
+
+    /// CPU time (user + system) the server process has used so far, in seconds.
+    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which may hold spaces, so split after its ')').
+        let after = stat.rsplit_once(')').context("unexpected /proc stat")?.1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| -> Result<f64> {
+            Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
+        };
+        // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
+        Ok((ticks(11)? + ticks(12)?) / CLOCK_TICKS_PER_SECOND)
     }
 
     /// Peak resident memory of the server process so far.

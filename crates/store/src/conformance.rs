@@ -1166,15 +1166,38 @@ pub fn item_copies_and_pending_items(store: &dyn Store) {
             .collect::<Vec<_>>(),
         vec![("a", "A")]
     );
-    let copy = [
-        received("a", "A"),
-        received_row("a", 1),
-        received_row("a", 2),
-    ];
+    // The copy comes in two parts; the item stays pending until the last.
+    let first = [received("a", "A"), received_row("a", 1)];
+    let mut part = crate::CopyPart::default();
     let out = store
-        .apply_item_copy(&batch(&copy, &cursor(50, false), link), "far", "a")
+        .apply_item_copy(
+            &batch(&first, &cursor(50, false), link),
+            "far",
+            "a",
+            &mut part,
+        )
         .unwrap();
-    assert_eq!(out.rows, 2);
+    assert_eq!(out.rows, 1);
+    assert!(part.start.is_some());
+    assert_eq!(store.pending_copies(link).unwrap().len(), 1);
+    assert!(
+        store
+            .row(items_in(store, "inbox")[0].id, &Key::Int(7))
+            .unwrap()
+            .is_some(),
+        "nothing is swept before the last part"
+    );
+    let second = [received_row("a", 2)];
+    part.last = true;
+    let out = store
+        .apply_item_copy(
+            &batch(&second, &cursor(50, false), link),
+            "far",
+            "a",
+            &mut part,
+        )
+        .unwrap();
+    assert_eq!(out.rows, 1);
     assert!(store.pending_copies(link).unwrap().is_empty());
     let item = &items_in(store, "inbox")[0];
     assert_eq!(

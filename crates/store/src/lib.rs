@@ -160,13 +160,15 @@ pub trait Store: Send + Sync + 'static {
     fn begin_resync(&self, channel: &str, link: &str, cursor: &SyncCursor) -> StoreResult<()>;
     /// Applies a batch of received changes and the channel's new cursor, in one transaction.
     fn apply_sync_batch(&self, batch: &SyncBatch<'_>) -> StoreResult<BatchOutcome>;
-    /// Applies a whole copy of one item, removes the rows it did not bring, and clears the item
-    /// from the channel's pending copies; the cursor stays.
+    /// Applies one part of a whole copy of one item, in its own transaction; the cursor stays.
+    /// The first part marks where the copy starts; the last removes the rows no part brought
+    /// (they are gone at the origin) and clears the item from the channel's pending copies.
     fn apply_item_copy(
         &self,
         batch: &SyncBatch<'_>,
         origin_instance: &str,
         origin_item: &str,
+        part: &mut CopyPart,
     ) -> StoreResult<BatchOutcome>;
     /// Ends a full pass: sweeps what it did not bring, retracts items it did not mention, and
     /// stores the final cursor.

@@ -943,8 +943,9 @@ impl Store for SqliteStore {
         batch: &SyncBatch<'_>,
         origin_instance: &str,
         origin_item: &str,
+        part: &mut crate::CopyPart,
     ) -> StoreResult<BatchOutcome> {
-        self.write(|tx| sync::apply_item_copy(tx, batch, origin_instance, origin_item))
+        self.write(|tx| sync::apply_item_copy(tx, batch, origin_instance, origin_item, part))
     }
 
     fn finish_resync(&self, batch: &SyncBatch<'_>) -> StoreResult<BatchOutcome> {

@@ -326,6 +326,17 @@ pub struct SyncCursor {
     pub resync: bool,
 }
 
+/// Where a whole copy of an item stands: parts apply one after the other, so a copy of any size
+/// holds one part in memory. A copy cut between parts starts again; its end sweeps what the new
+/// copy did not bring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyPart {
+    /// The feed position the copy started at; set by the first part.
+    pub start: Option<i64>,
+    /// This part ends the copy.
+    pub last: bool,
+}
+
 /// A link that brought an item here, and the origin identity it gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemLink {

@@ -21,7 +21,7 @@ use ferry_proto::{
     SyncItemError, SyncRecord, SyncRun, WireItem,
 };
 use ferry_store::{
-    BatchOutcome, ChunkRef, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
+    BatchOutcome, ChunkRef, CopyPart, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
 };
 use futures_util::StreamExt;
 use std::collections::HashSet;
@@ -821,6 +821,8 @@ async fn copy_item(
         chunk_bytes: 0,
     };
     let mut ops = Vec::new();
+    let mut part = CopyPart::default();
+    let mut part_bytes = records.line_bytes;
     let mut ended = false;
     while let Some(record) = records.next().await? {
         if matches!(record, Incoming::Record(SyncRecord::End { .. })) {
@@ -830,36 +832,68 @@ async fn copy_item(
         if let Some(op) = checker.op(record).await? {
             ops.push(op);
         }
+        if !checker.errors.is_empty() {
+            // Refused: it stays pending with its error, and the next run copies it again.
+            break;
+        }
+        // A large item is applied in parts, so memory holds one part, not the whole item.
+        if ops.len() >= COPY_PART_OPS
+            || records.line_bytes - part_bytes >= super::sender::BATCH_BYTES
+        {
+            let outcome =
+                apply_copy_part(state, channel, copy, std::mem::take(&mut ops), &mut part).await?;
+            tally.add(&outcome);
+            part_bytes = records.line_bytes;
+        }
     }
     let refused = !checker.errors.is_empty();
     tally.absorb(checker, records.bytes);
-    if !ended {
-        return Err(cut("the connection closed"));
-    }
     if refused {
         return Ok(());
     }
+    if !ended {
+        return Err(cut("the connection closed"));
+    }
+    part.last = true;
+    let outcome = apply_copy_part(state, channel, copy, ops, &mut part).await?;
+    tally.add(&outcome);
+    Ok(())
+}
+
+/// Operations per part of a whole-item copy.
+const COPY_PART_OPS: usize = 5_000;
+
+async fn apply_copy_part(
+    state: &AppState,
+    channel: &Inbound,
+    copy: &PendingCopy,
+    ops: Vec<SyncOp>,
+    part: &mut CopyPart,
+) -> ApiResult<BatchOutcome> {
     let cursor = SyncCursor {
         epoch: String::new(),
         scope: String::new(),
         seq: 0,
         resync: false,
     };
-    let (store, ch, origin_instance, origin_item) = (
+    let (store, ch, origin_instance, origin_item, mut this_part) = (
         state.store.clone(),
         channel.clone(),
         copy.origin_instance.clone(),
         copy.origin_item.clone(),
+        *part,
     );
-    let outcome = blocking(move || {
-        store.apply_item_copy(
+    let (outcome, this_part) = blocking(move || {
+        let outcome = store.apply_item_copy(
             &batch(&ch, &ops, &cursor, OWNER),
             &origin_instance,
             &origin_item,
-        )
+            &mut this_part,
+        )?;
+        Ok::<_, ferry_store::StoreError>((outcome, this_part))
     })
     .await?;
+    *part = this_part;
     crate::api::items::remove_chunks(state, outcome.freed_chunks.clone()).await;
-    tally.add(&outcome);
-    Ok(())
+    Ok(outcome)
 }

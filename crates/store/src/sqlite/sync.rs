@@ -454,18 +454,22 @@ pub(super) fn apply_batch(
     Ok(outcome)
 }
 
-/// Applies a whole copy of one item: its changes, then a sweep of the rows the copy did not
-/// bring (they are gone at the origin), and clears it from the pending copies.
+/// Applies one part of a whole copy of one item; the last part sweeps the rows the copy did not
+/// bring (they are gone at the origin) and clears the item from the pending copies.
 pub(super) fn apply_item_copy(
     tx: &Transaction<'_>,
     batch: &SyncBatch<'_>,
     origin_instance: &str,
     origin_item: &str,
+    part: &mut crate::CopyPart,
 ) -> StoreResult<BatchOutcome> {
     let mut apply = begin(tx, batch)?;
-    let copy_start = apply.seqs.last + 1;
+    let copy_start = *part.start.get_or_insert(apply.seqs.last + 1);
     for op in batch.ops {
         apply.op(op)?;
+    }
+    if !part.last {
+        return apply.finish();
     }
     if let Some(rid) = apply.item_rid(origin_item)? {
         let swept = sweep_rows(tx, rid, copy_start, &mut apply.seqs)?;
