@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Serialize)]
 pub(crate) struct SyncReport {
     features: u64,
+    /// The mean of the bare insert measured before the servers start and again after the copy,
+    /// so a machine that slows down during the run does not skew the ratio.
     baseline_seconds: f64,
+    baseline_runs: [f64; 2],
     initial_copy_seconds: f64,
     initial_copy_vs_baseline: f64,
     /// CPU seconds both servers used during the copy: steadier than wall time on a busy machine.
@@ -32,7 +35,10 @@ pub(crate) fn render(r: &SyncReport) -> comfy_table::Table {
         ("features", r.features.to_string()),
         (
             "baseline: bare SQLite insert",
-            format!("{:.2} s", r.baseline_seconds),
+            format!(
+                "{:.2} s (mean of {:.2} s before the servers start and {:.2} s after the copy)",
+                r.baseline_seconds, r.baseline_runs[0], r.baseline_runs[1]
+            ),
         ),
         (
             "initial copy",
@@ -246,7 +252,7 @@ pub(crate) async fn sync_bench(dir: &Path, n: u64) -> Result<SyncReport> {
     write_geojson(&large, n)?;
     write_geojson(&small, small_n)?;
     eprintln!("baseline: bare SQLite insert...");
-    let baseline = bare_sqlite_insert(&dir.join("baseline.db"), n)?;
+    let baseline_before = bare_sqlite_insert(&dir.join("baseline-before.db"), n)?;
     let a = Server::start(&dir.join("sender")).await?;
     let b = Server::start(&dir.join("receiver")).await?;
     let api = Api {
@@ -268,6 +274,9 @@ pub(crate) async fn sync_bench(dir: &Path, n: u64) -> Result<SyncReport> {
     let cpu_before = a.cpu_seconds()? + b.cpu_seconds()?;
     let (run, initial) = api.sync(&b, &link).await?;
     let initial_copy_cpu_seconds = a.cpu_seconds()? + b.cpu_seconds()? - cpu_before;
+    settle().await;
+    let baseline_after = bare_sqlite_insert(&dir.join("baseline-after.db"), n)?;
+    let baseline = (baseline_before + baseline_after) / 2;
     let (sender_peak_rss_mib, receiver_peak_rss_mib) = (a.peak_rss_mib()?, b.peak_rss_mib()?);
     if run["rows_received"].as_u64() != Some(n) {
         bail!(
@@ -285,6 +294,7 @@ pub(crate) async fn sync_bench(dir: &Path, n: u64) -> Result<SyncReport> {
     Ok(SyncReport {
         features: n,
         baseline_seconds: baseline.as_secs_f64(),
+        baseline_runs: [baseline_before.as_secs_f64(), baseline_after.as_secs_f64()],
         initial_copy_seconds: initial.as_secs_f64(),
         initial_copy_vs_baseline: initial.as_secs_f64() / baseline.as_secs_f64(),
         initial_copy_cpu_seconds,
