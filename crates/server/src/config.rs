@@ -129,7 +129,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(CONFIG_FILE),
-            "title = \"From file\"\nlisten = \"127.0.0.1:9999\"\nmax_body_bytes = 10\nrealtime = false\n",
+            "title = \"From file\"\nlisten = \"127.0.0.1:9999\"\nmax_body_bytes = 10\nrealtime = false\ncompress_sync = false\n",
         )
         .unwrap();
         let flags = ServeOptions {
@@ -142,6 +142,8 @@ mod tests {
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.max_body_bytes, 10);
         assert!(!c.realtime);
+        assert!(!c.compress_sync);
+        assert!(Config::new("x").compress_sync, "compressed by default");
         assert_eq!(c.max_import_bytes, Config::new("x").max_import_bytes);
     }
 
