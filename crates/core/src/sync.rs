@@ -127,13 +127,12 @@ impl SendScope {
             c.sort();
             c.dedup();
         }
-        let text = format!(
-            "{:?}|{:?}|{}|{:?}",
-            self.kinds.names(),
-            ceiling,
-            self.receiver,
-            self.delivery
-        );
+        let mut text = format!("{:?}|{:?}|{}", self.kinds.names(), ceiling, self.receiver);
+        // Only rules other than a peer connection's count, so cursors from before references
+        // existed stay valid.
+        if self.delivery != DeliveryRules::PEER {
+            text.push_str(&format!("|{:?}", self.delivery));
+        }
         blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
     }
 }

@@ -63,6 +63,10 @@ pub struct ReferenceRowsRequest {
     pub origin_item: String,
     #[serde(default)]
     pub query: String,
+    /// The instances this read already passed through, the reader first: a read never goes
+    /// back to one of them, and stops after a few hops.
+    #[serde(default)]
+    pub via: Vec<String>,
 }
 
 /// "I have changes for you on this link: pull now."
@@ -149,6 +153,9 @@ pub struct WireItem {
     /// Live rows at the sender (what a reference shows as its row count).
     #[serde(default)]
     pub row_count: i64,
+    /// The owner's choice of copy or reference, which holds on every further hop.
+    #[serde(default)]
+    pub sync_as: crate::SyncAs,
 }
 
 /// One line of a pull's answer.

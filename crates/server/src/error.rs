@@ -44,7 +44,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::CONFLICT
         }
         SyncRefused | ItemTooLarge | DeliveryRefused => StatusCode::UNPROCESSABLE_ENTITY,
-        ReferenceUnavailable => StatusCode::BAD_GATEWAY,
+        // Not 502: federation calls retry those, and every hop would multiply the retries.
+        ReferenceUnavailable => StatusCode::FAILED_DEPENDENCY,
         ItemReceived => StatusCode::CONFLICT,
         SyncStreamCut => StatusCode::BAD_GATEWAY,
         MalformedGeojson | MalformedCsv | MalformedNdjson | InvalidGeometry | SchemaMismatch

@@ -969,6 +969,7 @@ fn received(origin_item: &str, title: &str) -> crate::SyncOp {
         whole: false,
         reference: false,
         row_count: 0,
+        sync_as: ferry_proto::SyncAs::Link,
     }))
 }
 

@@ -1036,27 +1036,35 @@ impl Store for SqliteStore {
     ) -> StoreResult<EndedArrivals> {
         self.write(|tx| {
             let orphaned = collabs::end_arrivals(tx, which)?;
-            if !delete_orphans || orphaned.is_empty() {
+            // A reference with no link left can never be read again: it goes whatever the
+            // policy (it holds no data to keep).
+            let doomed: Vec<(i64, ItemId)> = orphaned
+                .iter()
+                .filter(|(_, _, reference)| delete_orphans || *reference)
+                .map(|(rid, id, _)| (*rid, *id))
+                .collect();
+            let orphaned: Vec<ItemId> = orphaned.into_iter().map(|(_, id, _)| id).collect();
+            if doomed.is_empty() {
                 return Ok(EndedArrivals {
-                    orphaned: orphaned.into_iter().map(|(_, id)| id).collect(),
+                    orphaned,
                     ..Default::default()
                 });
             }
             let mut seqs = SeqAlloc::begin(tx)?;
             let mut freed = Vec::new();
-            for (rid, _) in &orphaned {
+            for (rid, _) in &doomed {
                 freed.extend(tombstone_item(tx, *rid, seqs.take())?);
             }
             seqs.finish(tx)?;
-            let ids: Vec<ItemId> = orphaned.into_iter().map(|(_, id)| id).collect();
+            let ids: Vec<ItemId> = doomed.into_iter().map(|(_, id)| id).collect();
             let mut entry = audit.clone();
             if let Value::Object(detail) = &mut entry.detail {
                 detail.insert("items".into(), serde_json::to_value(&ids)?);
             }
             audit_in(tx, &entry)?;
             Ok(EndedArrivals {
-                orphaned: ids,
-                deleted: true,
+                orphaned,
+                deleted: delete_orphans,
                 freed_chunks: freed,
             })
         })

@@ -365,6 +365,8 @@ pub struct ReceivedItem {
     /// A reference: the rows stay at the origin; `row_count` is the origin's.
     pub reference: bool,
     pub row_count: i64,
+    /// The owner's choice of copy or reference, kept so it holds on every further hop.
+    pub sync_as: ferry_proto::SyncAs,
 }
 
 /// One checked change from a sender.

@@ -725,13 +725,22 @@ async fn read(inst: &TestInstance, item: &str) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_read_rows_from_the_origin_at_read_time() {
-    let a = instance("City GIS", |_| {}).await;
-    let b = instance("Harbor Authority", |_| {}).await;
-    a.create_space("roads").await;
-    b.create_space("inbox").await;
-    let (on_a, on_b) = peered(&a, &b, "datasets,features", &[]);
+    let (proxy, a, b, on_b) = peered_behind_proxy("datasets,features").await;
+    let on_a = ferry_json(&a, &["peer", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // More than one export page (10,000 rows).
     let layer = import(&a, "roads", "Berths", "geojson", points_geojson(10_050)).await;
+    // Every row line on the wire for the layer is counted: a reference's rows never travel.
+    let leaked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (counter, layer_id) = (leaked.clone(), id(&layer).to_string());
+    proxy.rewrite_sync_lines(move |line| {
+        if line.starts_with(ferry_proto::ROW_LINE_PREFIX) && line.contains(&layer_id) {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        vec![line.to_string()]
+    });
     import(&a, "roads", "Depths", "csv", "id,d\n1,4\n2,7\n".into()).await;
     set_sync_as(&a, id(&layer), "reference").await;
     // A file cannot go by reference: it is refused, not silently copied.
@@ -753,6 +762,7 @@ async fn references_read_rows_from_the_origin_at_read_time() {
         run["rows_received"], 2,
         "only the copy's rows travel: {run}"
     );
+    assert_eq!(leaked.load(std::sync::atomic::Ordering::SeqCst), 0);
     let got = items(&b, "inbox").await;
     let reference = &got["Berths"];
     assert_eq!(
@@ -807,7 +817,7 @@ async fn references_read_rows_from_the_origin_at_read_time() {
     let (status, refused) = read(&b, id(reference)).await;
     assert_eq!(
         (status, refused["code"].as_str()),
-        (StatusCode::BAD_GATEWAY, Some("reference_unavailable")),
+        (StatusCode::FAILED_DEPENDENCY, Some("reference_unavailable")),
         "{refused}"
     );
     assert!(
@@ -825,7 +835,7 @@ async fn references_read_rows_from_the_origin_at_read_time() {
     let (status, refused) = read(&b, id(reference)).await;
     assert_eq!(
         (status, refused["code"].as_str()),
-        (StatusCode::BAD_GATEWAY, Some("reference_unavailable")),
+        (StatusCode::FAILED_DEPENDENCY, Some("reference_unavailable")),
         "{refused}"
     );
     ferry_json(&a, &["peer", "enable", &on_a]);
@@ -850,11 +860,13 @@ async fn a_reference_workspace_relays_references_and_copies_fail_loudly() {
     let reader = instance("Harbor Pilots", |_| {}).await;
     coast(
         &host,
-        &[(&sender, "Roads=send"), (&reader, "Roads=receive")],
+        &[(&sender, "Roads=send"), (&reader, "Roads=send_receive")],
         &["--reference", "--max-item-bytes", "1000"],
     );
     let layer = import(&sender, "mine", "Berths", "geojson", points_geojson(40)).await;
     import(&sender, "mine", "Depths", "csv", "id,d\n1,4\n".into()).await;
+    let gauges = import(&sender, "mine", "Gauges", "csv", "id,g\n1,9\n2,8\n".into()).await;
+    set_sync_as(&sender, id(&gauges), "reference").await;
     let (status, _) = sender
         .import(
             "space=mine&title=Chart",
@@ -864,27 +876,93 @@ async fn a_reference_workspace_relays_references_and_copies_fail_loudly() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    // Layers go by reference, datasets as copies; the file too large to copy fails with its
-    // error (never downgraded to a reference), and the run goes on.
+    // Layers go by reference, datasets as copies unless their owner says otherwise; the file
+    // too large to copy fails with its error (never downgraded to a reference), and the run
+    // goes on.
     let run = sync_now(&host, "Coast/Roads");
     assert_eq!(run["status"], "completed_with_failures", "{run}");
     assert_eq!(run["errors"][0]["code"], "item_too_large", "{run}");
     assert_eq!(run["rows_received"], 1, "{run}");
     let at_host = items(&host, "coast").await;
-    assert_eq!(at_host.keys().collect::<Vec<_>>(), vec!["Berths", "Depths"]);
+    assert_eq!(
+        at_host.keys().collect::<Vec<_>>(),
+        vec!["Berths", "Depths", "Gauges"]
+    );
     assert_eq!(at_host["Berths"]["reference"], true);
-    // The reader's reference reads through the host, which reads from the sender.
+    assert_eq!(at_host["Gauges"]["reference"], true);
+    // The reader's references read through the host, which reads from the sender; the
+    // owner's choice holds on the second hop too.
     sync_now(&reader, "Coast/Roads");
     let at_reader = items(&reader, "mine").await;
     assert_eq!(at_reader["Berths"]["reference"], true);
+    assert_eq!(at_reader["Gauges"]["reference"], true);
+    assert_eq!(
+        rows(&reader, id(&at_reader["Gauges"])).await,
+        rows(&sender, id(&gauges)).await
+    );
     edit(&sender, id(&layer), json!({"deletes": [1, 2]})).await;
-    let read = rows(&reader, id(&at_reader["Berths"])).await;
-    assert_eq!(read.len(), 38);
-    assert_eq!(read, rows(&sender, id(&layer)).await);
+    let berths = rows(&reader, id(&at_reader["Berths"])).await;
+    assert_eq!(berths.len(), 38);
+    assert_eq!(berths, rows(&sender, id(&layer)).await);
+
+    // The reader sends too, so the host also has the layer from it. When the origin refuses,
+    // that is final: the read does not wander back and forth between host and reader.
+    sync_now(&host, "Coast/Roads");
+    sender
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/items/{}", id(&layer)),
+            Some(json!({"markings": ["OFFICIAL"]})),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let (status, refused) = read(&reader, id(&at_reader["Berths"])).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (StatusCode::FAILED_DEPENDENCY, Some("reference_unavailable")),
+        "{refused}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    sender
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/items/{}", id(&layer)),
+            Some(json!({"markings": []})),
+        )
+        .await;
+
     // A guest's own choice wins over the workspace's: a copy, rows and all.
     set_sync_as(&sender, id(&layer), "copy").await;
     sync_now(&host, "Coast/Roads");
     let copy = &items(&host, "coast").await["Berths"];
     assert!(copy.get("reference").is_none(), "{copy}");
     assert_eq!(copy["row_count"], 38);
+
+    // A reference whose link ends can never be read again: it goes, even under the `keep`
+    // policy that keeps copies.
+    let run = sync_now(&reader, "Coast/Roads");
+    assert_eq!(run["status"], "completed", "{run}");
+    ferry_json(&reader, &["collab", "unlink", "Roads"]);
+    let left = items(&reader, "mine").await;
+    assert_eq!(left.keys().collect::<Vec<_>>(), vec!["Berths", "Depths"]);
+    assert!(left["Berths"].get("reference").is_none(), "a copy stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_way_workspace_takes_copies_only() {
+    let host = instance("Port Authority", |_| {}).await;
+    let sender = instance("City GIS", |_| {}).await;
+    coast(&host, &[(&sender, "Roads=send_receive")], &["--two-way"]);
+    let layer = import(&sender, "mine", "Berths", "geojson", points_geojson(10)).await;
+    set_sync_as(&sender, id(&layer), "reference").await;
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "delivery_refused", "{run}");
+    assert!(items(&host, "coast").await.is_empty());
+    // Shared as a copy, it comes whole at the next run.
+    set_sync_as(&sender, id(&layer), "copy").await;
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(run["status"], "completed", "{run}");
+    let copy = &items(&host, "coast").await["Berths"];
+    assert_eq!(rows(&host, id(copy)).await, rows(&sender, id(&layer)).await);
 }

@@ -244,17 +244,23 @@ pub(crate) async fn query_rows(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<RowPage>> {
     let id = parse_item_id(&id)?;
-    Ok(Json(row_page(&state, id, query.unwrap_or_default()).await?))
+    Ok(Json(
+        row_page(&state, id, query.unwrap_or_default(), Vec::new()).await?,
+    ))
 }
 
 /// A page of an item's rows: from this instance's store, or from the item's origin when it is
 /// a reference.
-pub(crate) async fn row_page(state: &AppState, id: ItemId, query: String) -> ApiResult<RowPage> {
+pub(crate) async fn row_page(
+    state: &AppState,
+    id: ItemId,
+    query: String,
+    via: Vec<String>,
+) -> ApiResult<RowPage> {
     let store = state.store.clone();
     let item = blocking(move || store.item(id)).await?;
-    if item.reference {
-        return crate::sync::reference::read_rows(state, &item, query).await;
-    }
+    // Checked here first, also for a reference: a bad query is the caller's mistake, not the
+    // origin's.
     let q = QueryPairs::parse(Some(&query));
     let limit = q
         .number::<usize>("limit")?
@@ -262,20 +268,23 @@ pub(crate) async fn row_page(state: &AppState, id: ItemId, query: String) -> Api
         .clamp(1, MAX_ROWS);
     let after = q.get("after").map(decode_cursor).transpose()?;
     let bbox = q.get("bbox").map(BBox::parse).transpose()?;
-    let filters = q.all("where");
+    if bbox.is_some() && item.kind != ItemKind::FeatureLayer {
+        return Err(ApiFailure::new(
+            ErrorCode::InvalidRequest,
+            "bbox filters apply to feature layers only",
+        ));
+    }
+    let equals = q
+        .all("where")
+        .iter()
+        .map(|f| equality_filter(&item, f))
+        .collect::<Result<_, CoreError>>()?;
+    if item.reference {
+        return crate::sync::reference::read_rows(state, &item, query, via).await;
+    }
     let store = state.store.clone();
     let page = blocking(move || {
-        if bbox.is_some() && item.kind != ItemKind::FeatureLayer {
-            return Err(CoreError::InvalidRequest(
-                "bbox filters apply to feature layers only".into(),
-            )
-            .into());
-        }
-        let equals = filters
-            .iter()
-            .map(|f| equality_filter(&item, f))
-            .collect::<Result<_, CoreError>>()?;
-        let rows = store.query_rows(
+        store.query_rows(
             id,
             &RowQuery {
                 after,
@@ -283,8 +292,7 @@ pub(crate) async fn row_page(state: &AppState, id: ItemId, query: String) -> Api
                 bbox,
                 equals,
             },
-        )?;
-        Ok::<_, StoreError>(rows)
+        )
     })
     .await?;
     let next = (page.len() == limit)

@@ -464,7 +464,9 @@ fn stream_body(
 /// the answer starts, so an origin that cannot be read is a clean error, not a cut export.
 async fn reference_export(state: &AppState, item: Item, format: ExportFormat) -> ApiResult<Body> {
     const PAGE: usize = 10_000;
-    let first = crate::sync::reference::read_rows(state, &item, format!("limit={PAGE}")).await?;
+    let first =
+        crate::sync::reference::read_rows(state, &item, format!("limit={PAGE}"), Vec::new())
+            .await?;
     let (background, runtime) = (state.clone(), tokio::runtime::Handle::current());
     Ok(stream_body(state, item.kind.as_str(), move |out| {
         let mut page = Some(first);
@@ -484,7 +486,12 @@ async fn reference_export(state: &AppState, item: Item, format: ExportFormat) ->
                 if let Some(after) = &current.next {
                     let query = format!("limit={PAGE}&after={after}");
                     let next = runtime
-                        .block_on(crate::sync::reference::read_rows(&background, &item, query))
+                        .block_on(crate::sync::reference::read_rows(
+                            &background,
+                            &item,
+                            query,
+                            Vec::new(),
+                        ))
                         .map_err(|e| StoreError::Backend(e.0.message))?;
                     page = Some(next);
                 }

@@ -98,6 +98,10 @@ pub(crate) struct Inbound {
 pub(crate) struct Outbound {
     pub(crate) space: String,
     pub(crate) scope: SendScope,
+    /// Where the receiver is this link's only other end (a peer, or the host seen from a
+    /// guest): what arrived over the link came from it and never goes back. A host relays
+    /// between guests on one link, so it has none and relies on the origin check.
+    pub(crate) echo_link: Option<String>,
 }
 
 const ALL_TYPES: DataTypes = DataTypes {
@@ -304,6 +308,7 @@ pub(crate) async fn outbound(
                     receiver: receiver.instance_id.clone(),
                     delivery: DeliveryRules::PEER,
                 },
+                echo_link: Some(Link::Peer { id: record.id }.key()),
             })
         }
         WireLink::Collab {
@@ -359,6 +364,13 @@ fn collab_outbound(
         .find(|w| w.id == workspace_id)
         .map(|w| workspace_delivery(&w.config))
         .ok_or_else(|| ApiFailure::new(ErrorCode::LinkNotFound, "no such workspace"))?;
+    let echo_link = (record.role == CollabRole::Guest).then(|| {
+        Link::Collab {
+            collab_id: record.id.clone(),
+            workspace_id: workspace_id.to_string(),
+        }
+        .key()
+    });
     Ok(Outbound {
         space: space.space_id.to_string(),
         scope: SendScope {
@@ -367,6 +379,7 @@ fn collab_outbound(
             receiver: receiver.instance_id.clone(),
             delivery: config,
         },
+        echo_link,
     })
 }
 

@@ -175,8 +175,8 @@ async fn pull_all(state: &AppState, channels: &[Inbound], tally: &mut Tally) -> 
     first_failure.map_or(Ok(()), Err)
 }
 
-/// The most a pull holds between two commits: well above what an honest sender puts in a batch
-/// (`sender::BATCH_BYTES` of row text, or one page of feed entries).
+/// The most a pull holds between two commits (and the longest line): well above what an honest
+/// sender puts in a batch (`sender::BATCH_BYTES`, plus the line that crossed it).
 const MAX_BATCH_BYTES: usize = 8 * super::sender::BATCH_BYTES;
 
 /// The stream encodings this instance asks senders for.
@@ -240,6 +240,15 @@ impl Records {
                     self.buffer.drain(..self.read);
                     self.read = 0;
                     self.take(&chunk)?;
+                    if self.buffer.len() > MAX_BATCH_BYTES {
+                        return Err(ApiFailure::new(
+                            ErrorCode::SyncRefused,
+                            format!(
+                                "the sender sent a line of more than {} MiB; this instance does not hold one",
+                                MAX_BATCH_BYTES >> 20
+                            ),
+                        ));
+                    }
                 }
                 Some(Err(e)) => return Err(cut(&e.to_string())),
                 None => return Ok(None),
@@ -255,7 +264,7 @@ impl Records {
         frames.push(chunk);
         while frames.next_into(&mut self.buffer).map_err(|e| {
             ApiFailure::new(
-                ErrorCode::InvalidRequest,
+                ErrorCode::SyncRefused,
                 format!("the sender's compressed stream is corrupt: {e}"),
             )
         })? {}
@@ -386,6 +395,7 @@ impl Checker<'_> {
             whole: wire.whole,
             reference: wire.reference,
             row_count: wire.row_count,
+            sync_as: wire.sync_as,
         }))))
     }
 

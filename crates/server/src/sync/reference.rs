@@ -14,9 +14,24 @@ use axum::extract::State;
 use ferry_proto::{ErrorCode, Item, ItemId, ReferenceRowsRequest, RowPage};
 use ferry_store::{Store, StoreError};
 
+/// How many instances a read may pass through (a host relaying a guest's layer is one).
+const MAX_HOPS: usize = 4;
+
 /// A page of a referenced item's rows, read from where it came from. `query` is the rows
-/// query string, passed on as it is.
-pub(crate) async fn read_rows(state: &AppState, item: &Item, query: String) -> ApiResult<RowPage> {
+/// query string, passed on as it is; `via` the instances the read already passed through.
+///
+/// The instances that sent the item are asked, its origin first. A refusal by the origin is
+/// final (it decides who may read); a read never goes back through an instance it passed.
+pub(crate) async fn read_rows(
+    state: &AppState,
+    item: &Item,
+    query: String,
+    mut via: Vec<String>,
+) -> ApiResult<RowPage> {
+    if via.len() >= MAX_HOPS {
+        return Err(unavailable(item, "it passed through too many instances"));
+    }
+    via.push(state.info.instance_id.clone());
     let store = state.store.clone();
     let id = item.id;
     let links = blocking(move || store.item_links(id)).await?;
@@ -32,7 +47,7 @@ pub(crate) async fn read_rows(state: &AppState, item: &Item, query: String) -> A
                 continue;
             }
         };
-        // The item's own origin first, when it is one of the senders.
+        channels.retain(|c| !via.contains(&c.sender.instance_id));
         channels.sort_by_key(|c| c.sender.instance_id != arrival.origin_instance);
         for channel in channels {
             let request = ReferenceRowsRequest {
@@ -40,6 +55,7 @@ pub(crate) async fn read_rows(state: &AppState, item: &Item, query: String) -> A
                 origin_instance: arrival.origin_instance.clone(),
                 origin_item: arrival.origin_item.clone(),
                 query: query.clone(),
+                via: via.clone(),
             };
             let answer: Result<RowPage, FederationError> = state
                 .federation
@@ -53,6 +69,11 @@ pub(crate) async fn read_rows(state: &AppState, item: &Item, query: String) -> A
                 .await;
             match answer {
                 Ok(page) => return Ok(page),
+                Err(e @ FederationError::Refused { .. })
+                    if channel.sender.instance_id == arrival.origin_instance =>
+                {
+                    return Err(unavailable(item, &ApiFailure::from(e).0.message));
+                }
                 Err(e) => failures.push(ApiFailure::from(e).0.message),
             }
         }
@@ -62,13 +83,17 @@ pub(crate) async fn read_rows(state: &AppState, item: &Item, query: String) -> A
     } else {
         failures.join("; ")
     };
-    Err(ApiFailure::new(
+    Err(unavailable(item, &why))
+}
+
+fn unavailable(item: &Item, why: &str) -> ApiFailure {
+    ApiFailure::new(
         ErrorCode::ReferenceUnavailable,
         format!(
             "item {} is a reference: its rows live at its origin and could not be read now ({why})",
             item.id
         ),
-    ))
+    )
 }
 
 /// `POST /federation/v1/sync/rows`: rows of an item the caller holds by reference, if it may
@@ -78,6 +103,12 @@ pub(crate) async fn rows(
     signed: SignedByPeer,
 ) -> ApiResult<Json<RowPage>> {
     let request: ReferenceRowsRequest = json_body(&signed.body)?;
+    if request.via.contains(&state.info.instance_id) {
+        return Err(ApiFailure::new(
+            ErrorCode::ReferenceUnavailable,
+            "this read already passed through this instance",
+        ));
+    }
     let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
@@ -103,7 +134,7 @@ pub(crate) async fn rows(
         )
     })?;
     Ok(Json(
-        crate::api::items::row_page(&state, id, request.query).await?,
+        crate::api::items::row_page(&state, id, request.query, request.via).await?,
     ))
 }
 

@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 /// Feed entries read per page; each page ends with a commit record.
 const PAGE: usize = 5_000;
 
-/// Row text after which a batch ends early (with a commit), whatever the count: a receiver
-/// holds one batch in memory while it checks it.
+/// Bytes after which a batch ends early (with a commit), whatever the count: a receiver holds
+/// one batch in memory while it checks it.
 pub(super) const BATCH_BYTES: usize = 8 << 20;
 
 /// Writes records to the response as NDJSON lines, in chunks of about [`CHUNK`] bytes (a commit
@@ -36,6 +36,8 @@ struct Lines {
     buffer: std::cell::RefCell<Vec<u8>>,
     /// Each chunk goes out as an LZ4 frame.
     compress: bool,
+    /// Bytes written since the last commit record: what the receiver holds in memory.
+    since_commit: std::cell::Cell<usize>,
 }
 
 /// Bytes gathered before they are handed to the connection.
@@ -47,17 +49,24 @@ impl Lines {
             tx,
             buffer: std::cell::RefCell::new(Vec::with_capacity(CHUNK + 4096)),
             compress,
+            since_commit: std::cell::Cell::new(0),
         }
     }
 
     fn send(&self, record: &SyncRecord) -> bool {
         let full = {
             let mut buffer = self.buffer.borrow_mut();
+            let before = buffer.len();
             serde_json::to_writer(&mut *buffer, record).expect("sync records always serialize");
             buffer.push(b'\n');
+            self.since_commit
+                .set(self.since_commit.get() + buffer.len() - before);
             buffer.len() >= CHUNK
         };
         let boundary = matches!(record, SyncRecord::Commit { .. } | SyncRecord::End { .. });
+        if boundary {
+            self.since_commit.set(0);
+        }
         if full || boundary {
             return self.flush();
         }
@@ -68,7 +77,10 @@ impl Lines {
     fn send_row(&self, origin_item: &str, key: &Key, values: &str, geometry: Option<&str>) -> bool {
         let full = {
             let mut buffer = self.buffer.borrow_mut();
+            let before = buffer.len();
             write_row_line(&mut buffer, origin_item, &key.to_value(), values, geometry);
+            self.since_commit
+                .set(self.since_commit.get() + buffer.len() - before);
             buffer.len() >= CHUNK
         };
         !full || self.flush()
@@ -137,9 +149,19 @@ struct Judged {
     after: i64,
     /// Judged items: `Some` for those in scope, whose description already went out.
     verdicts: ferry_core::FastMap<ItemId, Option<WireItem>>,
+    /// See [`Outbound::echo_link`].
+    echo_link: Option<String>,
 }
 
 impl Judged {
+    /// Whether the item arrived here over the very link it would go out on, from the receiver.
+    fn came_from_receiver(&self, store: &dyn Store, id: ItemId) -> Result<bool, StoreError> {
+        let Some(link) = &self.echo_link else {
+            return Ok(false);
+        };
+        Ok(store.item_links(id)?.iter().any(|l| &l.link == link))
+    }
+
     fn origin(&self, store: &dyn Store, id: ItemId) -> Result<(String, String), StoreError> {
         Ok(store
             .item_origin(id)?
@@ -176,8 +198,10 @@ impl Judged {
             chunks,
             size: item.file.as_ref().map_or(0, |f| f.size),
             whole: item.created_seq > self.after,
-            reference: scope.delivery.by_reference(item.kind, item.sync_as),
+            // What this instance holds only by reference goes on as one: it has no rows to copy.
+            reference: item.reference || scope.delivery.by_reference(item.kind, item.sync_as),
             row_count: item.row_count,
+            sync_as: item.sync_as,
         })
     }
 
@@ -188,6 +212,10 @@ impl Judged {
         scope: &ferry_core::sync::SendScope,
         item: &Item,
     ) -> Result<Option<SyncRecord>, StoreError> {
+        if self.came_from_receiver(store, item.id)? {
+            self.verdicts.insert(item.id, None);
+            return Ok(None);
+        }
         let (origin_instance, origin_item) = self.origin(store, item.id)?;
         let facts = ItemFacts {
             kind: item.kind,
@@ -310,17 +338,11 @@ fn send_changes(
         me,
         after,
         verdicts: ferry_core::FastMap::default(),
+        echo_link: outbound.echo_link.clone(),
     };
     loop {
         let page = store.raw_changes(&outbound.space, after, PAGE)?;
-        let mut batch_bytes = 0;
         for (seq, change) in page.changes {
-            if let RawChange::Row {
-                values, geometry, ..
-            } = &change
-            {
-                batch_bytes += values.len() + geometry.as_ref().map_or(0, String::len);
-            }
             let record = match change {
                 RawChange::Item(item) => judged.item_record(store, scope, &item)?,
                 RawChange::ItemDeleted(item_id) => {
@@ -357,11 +379,8 @@ fn send_changes(
             {
                 return Ok(());
             }
-            if batch_bytes >= BATCH_BYTES {
-                batch_bytes = 0;
-                if !lines.send(&SyncRecord::Commit { seq }) {
-                    return Ok(());
-                }
+            if lines.since_commit.get() >= BATCH_BYTES && !lines.send(&SyncRecord::Commit { seq }) {
+                return Ok(());
             }
         }
         after = page.next_after;
@@ -416,6 +435,7 @@ fn send_item(
         me,
         after: i64::MAX,
         verdicts: ferry_core::FastMap::default(),
+        echo_link: outbound.echo_link.clone(),
     };
     let record = match &item {
         Some(item) => judged.item_record(store, &outbound.scope, item)?,

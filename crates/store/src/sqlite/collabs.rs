@@ -224,7 +224,7 @@ pub(super) fn record_arrival(
 pub(super) fn end_arrivals(
     tx: &Transaction<'_>,
     which: Arrivals<'_>,
-) -> StoreResult<Vec<(i64, ItemId)>> {
+) -> StoreResult<Vec<(i64, ItemId, bool)>> {
     let (filter, param) = match which {
         Arrivals::Link(link) => ("link = ?1", link.to_string()),
         Arrivals::Under(prefix) => (
@@ -250,16 +250,16 @@ pub(super) fn end_arrivals(
     )?;
     let mut orphaned = Vec::new();
     for rid in rids {
-        let id: Option<String> = tx
+        let found: Option<(String, bool)> = tx
             .query_row(
-                "SELECT i.id FROM items i WHERE i.rid = ?1 AND i.deleted = 0
+                "SELECT i.id, i.reference FROM items i WHERE i.rid = ?1 AND i.deleted = 0
                    AND NOT EXISTS (SELECT 1 FROM item_arrivals a WHERE a.item_rid = i.rid)",
                 [rid],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if let Some(id) = id {
-            orphaned.push((rid, id.parse().map_err(|_| corrupt("item id"))?));
+        if let Some((id, reference)) = found {
+            orphaned.push((rid, id.parse().map_err(|_| corrupt("item id"))?, reference));
         }
     }
     Ok(orphaned)

@@ -53,7 +53,13 @@ pub(super) fn begin_resync(
     link: &str,
     cursor: &SyncCursor,
 ) -> StoreResult<()> {
-    tx.execute("UPDATE item_arrivals SET stale = 1 WHERE link = ?1", [link])?;
+    // Only what this channel brought: another guest's items on the same link are not its to
+    // retract.
+    tx.execute(
+        "UPDATE item_arrivals SET stale = 1
+         WHERE link = ?1 AND (channel = ?2 OR channel IS NULL)",
+        params![link, channel],
+    )?;
     tx.execute("DELETE FROM sync_copy_starts WHERE channel = ?1", [channel])?;
     set_cursor(
         tx,
@@ -119,6 +125,35 @@ impl Apply<'_, '_, '_> {
         Ok(reference)
     }
 
+    /// Records that this batch's link brings the item, and how (copy or reference).
+    fn arrive(&mut self, rid: i64, item: &ReceivedItem) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT INTO item_arrivals
+                 (item_rid, link, origin_instance, origin_item, stale, reference, channel)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
+             ON CONFLICT (item_rid, link) DO UPDATE SET stale = 0, reference = ?5, channel = ?6",
+            params![
+                rid,
+                self.batch.link,
+                item.origin_instance,
+                item.origin_item,
+                item.reference,
+                self.batch.channel
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// An item is a reference only while every link that brings it brings it as one.
+    fn all_links_refer(&mut self, rid: i64) -> StoreResult<bool> {
+        let copies: i64 = self.tx.query_row(
+            "SELECT count(*) FROM item_arrivals WHERE item_rid = ?1 AND reference = 0",
+            [rid],
+            |r| r.get(0),
+        )?;
+        Ok(copies == 0)
+    }
+
     fn op(&mut self, op: &SyncOp) -> StoreResult<()> {
         match op {
             SyncOp::Item(item) => self.item(item),
@@ -153,18 +188,21 @@ impl Apply<'_, '_, '_> {
         let mut became_copy = false;
         let rid = match existing {
             Some(rid) => {
+                self.arrive(rid, item)?;
                 let was_reference = self.is_reference(rid)?;
-                if item.reference && !was_reference {
+                let reference = self.all_links_refer(rid)?;
+                if reference && !was_reference {
                     // Now a reference: the rows held here go; reads go to the origin.
                     sweep_rows(self.tx, rid, i64::MAX, &mut self.seqs)?;
                     self.row_delta.remove(&rid);
                 }
-                became_copy = was_reference && !item.reference;
+                became_copy = was_reference && !reference;
                 self.tx.execute(
                     "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
                          schema = ?6, geometry_type = ?7, crs = ?8, file = coalesce(?9, file),
                          seq = ?10, version = version + 1, updated_at = ?11, reference = ?12,
-                         row_count = CASE WHEN ?12 THEN ?13 WHEN reference THEN 0 ELSE row_count END
+                         row_count = CASE WHEN ?12 THEN ?13 WHEN reference THEN 0 ELSE row_count END,
+                         sync_as = ?14
                      WHERE rid = ?1",
                     params![
                         rid,
@@ -178,21 +216,21 @@ impl Apply<'_, '_, '_> {
                         file,
                         seq,
                         now(),
-                        item.reference,
+                        reference,
                         item.row_count,
+                        item.sync_as.as_str(),
                     ],
                 )?;
+                self.references.insert(rid, reference);
                 rid
             }
-            None => self.create(item, seq, file)?,
+            None => {
+                let rid = self.create(item, seq, file)?;
+                self.arrive(rid, item)?;
+                self.references.insert(rid, item.reference);
+                rid
+            }
         };
-        self.references.insert(rid, item.reference);
-        self.tx.execute(
-            "INSERT INTO item_arrivals (item_rid, link, origin_instance, origin_item, stale)
-             VALUES (?1, ?2, ?3, ?4, 0)
-             ON CONFLICT (item_rid, link) DO UPDATE SET stale = 0",
-            params![rid, self.batch.link, item.origin_instance, item.origin_item],
-        )?;
         if self.batch.cursor.resync {
             self.tx.execute(
                 "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
@@ -224,9 +262,9 @@ impl Apply<'_, '_, '_> {
         self.tx.execute(
             "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
                  created_at, updated_at, version, seq, crs, file, schema, geometry_type, row_count,
-                 created_seq, reference)
+                 created_seq, reference, sync_as)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11, ?12, ?13, ?14, ?15, ?10,
-                 ?16)",
+                 ?16, ?17)",
             params![
                 ItemId::generate().to_string(),
                 self.space_rid,
@@ -244,6 +282,7 @@ impl Apply<'_, '_, '_> {
                 item.geometry_type.map(|g| g.as_str()),
                 if item.reference { item.row_count } else { 0 },
                 item.reference,
+                item.sync_as.as_str(),
             ],
         )?;
         let rid = self.tx.last_insert_rowid();
@@ -395,7 +434,8 @@ impl Apply<'_, '_, '_> {
             [rid],
             |r| r.get(0),
         )?;
-        if self.batch.delete_retracted && other_links == 0 {
+        // A reference with no link left can never be read: it goes whatever the policy.
+        if other_links == 0 && (self.batch.delete_retracted || self.is_reference(rid)?) {
             let seq = self.seqs.take();
             self.outcome
                 .freed_chunks
@@ -523,8 +563,11 @@ pub(super) fn finish_resync(
         }
     }
     let stale: Vec<i64> = tx
-        .prepare("SELECT item_rid FROM item_arrivals WHERE link = ?1 AND stale = 1")?
-        .query_map([batch.link], |r| r.get(0))?
+        .prepare(
+            "SELECT item_rid FROM item_arrivals
+             WHERE link = ?1 AND stale = 1 AND (channel = ?2 OR channel IS NULL)",
+        )?
+        .query_map(params![batch.link, batch.channel], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for rid in stale {
         apply.retract_rid(rid)?;
