@@ -193,10 +193,10 @@ pub(crate) fn bare_sqlite_insert(path: &Path, n: u64) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// A `ferry serve` child process on a free port.
 /// `sysconf(_SC_CLK_TCK)` on Linux.
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
+/// A `ferry serve` child process on a free port.
 pub(crate) struct Server {
     child: Child,
     pub(crate) url: String,
