@@ -682,30 +682,40 @@ async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
         .as_str()
         .unwrap()
         .to_string();
-    let b_id = crate::harness::instance_id(&b).await;
-    let ask = |hash: String, nonce: u8| {
-        let body = json!({"link": {"kind": "peer", "request_id": request_id}, "hash": hash});
-        let now = jiff::Timestamp::now().as_second();
-        crate::harness::forge(
-            &crate::harness::key_of(&b),
-            &b_id,
-            "/federation/v1/sync/chunk",
-            &body,
-            now,
-            [nonce; 16],
-        )
-    };
     let path = "/federation/v1/sync/chunk";
-    let hidden = ask(blake3::hash(&secret).to_hex().to_string(), 1);
-    let (status, answer) = crate::harness::send_forged(&a, path, &hidden).await;
+    let link = json!({"kind": "peer", "request_id": request_id});
+    let hidden = json!({"link": link, "hash": blake3::hash(&secret).to_hex().to_string()});
+    let (status, answer) =
+        crate::harness::send_forged(&a, path, &signed_by(&b, path, &hidden, 1).await).await;
     assert_eq!(
         (status, answer["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("item_not_found")),
         "{answer}"
     );
-    let shared = ask(blake3::hash(&survey[..MIB]).to_hex().to_string(), 2);
-    let (status, _) = crate::harness::send_forged(&a, path, &shared).await;
+    let shared = json!({"link": link, "hash": blake3::hash(&survey[..MIB]).to_hex().to_string()});
+    let (status, _) =
+        crate::harness::send_forged(&a, path, &signed_by(&b, path, &shared, 2).await).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// A federation request from `from`, signed with its key, made by hand (as a misbehaving
+/// instance could).
+async fn signed_by(
+    from: &TestInstance,
+    path: &str,
+    body: &Value,
+    nonce: u8,
+) -> crate::harness::Forged {
+    let from_id = crate::harness::instance_id(from).await;
+    let now = jiff::Timestamp::now().as_second();
+    crate::harness::forge(
+        &crate::harness::key_of(from),
+        &from_id,
+        path,
+        body,
+        now,
+        [nonce; 16],
+    )
 }
 
 async fn set_sync_as(inst: &TestInstance, item: &str, how: &str) {
@@ -805,6 +815,34 @@ async fn references_read_rows_from_the_origin_at_read_time() {
         "every page"
     );
     assert_eq!(exported["features"][0]["properties"]["name"], "renamed");
+
+    // The read endpoint answers only for items the link shares: not for one in another space,
+    // even to the connected instance asking by hand.
+    a.create_space("elsewhere").await;
+    let private = import(&a, "elsewhere", "Private", "csv", "id\n1\n".into()).await;
+    let request_id = ferry_json(&b, &["peer", "show", &on_b])["connection"]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_id = crate::harness::instance_id(&a).await;
+    let path = "/federation/v1/sync/rows";
+    let ask = |item: &str| {
+        json!({"link": {"kind": "peer", "request_id": request_id}, "origin_instance": a_id,
+               "origin_item": item, "query": "limit=5"})
+    };
+    let (status, answer) =
+        crate::harness::send_forged(&a, path, &signed_by(&b, path, &ask(id(&private)), 1).await)
+            .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("item_not_found")),
+        "{answer}"
+    );
+    let (status, answer) =
+        crate::harness::send_forged(&a, path, &signed_by(&b, path, &ask(id(&layer)), 2).await)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["rows"].as_array().unwrap().len(), 5);
 
     // The origin checks access at every read: marked above the ceiling, or the link off, and
     // the rows are not given, with a clear error.
