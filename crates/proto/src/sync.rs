@@ -69,6 +69,15 @@ pub struct ReferenceRowsRequest {
     pub via: Vec<String>,
 }
 
+/// The answer to a [`ReferenceRowsRequest`]: a page of rows, and the item's markings as the
+/// answering instance sees them now, so an instance that relays the read can check them against
+/// its own link to the reader (its copy of the markings may be older).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReferenceRows {
+    pub page: crate::RowPage,
+    pub markings: Vec<String>,
+}
+
 /// "I have changes for you on this link: pull now."
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Poke {

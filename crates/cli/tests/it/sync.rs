@@ -100,12 +100,7 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
     let csv = "id,name,depth\n1,North,4.5\n2,South,7\n3,East,2.25\n".to_string();
     let dataset = import(&a, "roads", "Depths", "csv", csv).await;
     let secret = import(&a, "roads", "Secret", "csv", "id\n1\n".into()).await;
-    a.call(
-        Method::PATCH,
-        &format!("/api/v1/items/{}", id(&secret)),
-        Some(json!({"markings": ["OFFICIAL"]})),
-    )
-    .await;
+    set_markings(&a, id(&secret), json!(["OFFICIAL"])).await;
 
     let run = sync_now(&b, &on_b);
     assert_eq!(run["status"], "completed", "{run}");
@@ -188,22 +183,12 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
     );
 
     // Marked above the ceiling: retracted from B, not left behind as if it never existed.
-    a.call(
-        Method::PATCH,
-        &format!("/api/v1/items/{}", id(&dataset)),
-        Some(json!({"markings": ["OFFICIAL"]})),
-    )
-    .await;
+    set_markings(&a, id(&dataset), json!(["OFFICIAL"])).await;
     let run = sync_now(&b, &on_b);
     assert_eq!(run["items_retracted"], 1, "{run}");
     assert!(!items(&b, "inbox").await.contains_key("Depths"));
     // Back under the ceiling: it comes back whole, rows older than B's cursor included.
-    a.call(
-        Method::PATCH,
-        &format!("/api/v1/items/{}", id(&dataset)),
-        Some(json!({"markings": []})),
-    )
-    .await;
+    set_markings(&a, id(&dataset), json!([])).await;
     sync_now(&b, &on_b);
     let back = &items(&b, "inbox").await["Depths"];
     assert_eq!(rows(&b, id(back)).await, rows(&a, id(&dataset)).await);
@@ -718,6 +703,17 @@ async fn signed_by(
     )
 }
 
+async fn set_markings(inst: &TestInstance, item: &str, markings: Value) {
+    let (status, body) = inst
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/items/{item}"),
+            Some(json!({"markings": markings})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 async fn set_sync_as(inst: &TestInstance, item: &str, how: &str) {
     let updated = ferry_json(inst, &["item", "update", item, "--sync-as", how]);
     assert_eq!(updated["sync_as"], how, "{updated}");
@@ -842,16 +838,16 @@ async fn references_read_rows_from_the_origin_at_read_time() {
         crate::harness::send_forged(&a, path, &signed_by(&b, path, &ask(id(&layer)), 2).await)
             .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["rows"].as_array().unwrap().len(), 5);
+    assert_eq!(answer["page"]["rows"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        answer["markings"],
+        json!([]),
+        "the item's markings at the origin"
+    );
 
     // The origin checks access at every read: marked above the ceiling, or the link off, and
     // the rows are not given, with a clear error.
-    a.call(
-        Method::PATCH,
-        &format!("/api/v1/items/{}", id(&layer)),
-        Some(json!({"markings": ["OFFICIAL"]})),
-    )
-    .await;
+    set_markings(&a, id(&layer), json!(["OFFICIAL"])).await;
     let (status, refused) = read(&b, id(reference)).await;
     assert_eq!(
         (status, refused["code"].as_str()),
@@ -862,12 +858,7 @@ async fn references_read_rows_from_the_origin_at_read_time() {
         refused["message"].as_str().unwrap().contains("not shared"),
         "{refused}"
     );
-    a.call(
-        Method::PATCH,
-        &format!("/api/v1/items/{}", id(&layer)),
-        Some(json!({"markings": []})),
-    )
-    .await;
+    set_markings(&a, id(&layer), json!([])).await;
     assert_eq!(read(&b, id(reference)).await.0, StatusCode::OK);
     ferry_json(&a, &["peer", "disable", &on_a]);
     let (status, refused) = read(&b, id(reference)).await;
@@ -946,13 +937,7 @@ async fn a_reference_workspace_relays_references_and_copies_fail_loudly() {
     // The reader sends too, so the host also has the layer from it. When the origin refuses,
     // that is final: the read does not wander back and forth between host and reader.
     sync_now(&host, "Coast/Roads");
-    sender
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/items/{}", id(&layer)),
-            Some(json!({"markings": ["OFFICIAL"]})),
-        )
-        .await;
+    set_markings(&sender, id(&layer), json!(["OFFICIAL"])).await;
     let started = std::time::Instant::now();
     let (status, refused) = read(&reader, id(&at_reader["Berths"])).await;
     assert_eq!(
@@ -961,13 +946,35 @@ async fn a_reference_workspace_relays_references_and_copies_fail_loudly() {
         "{refused}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    sender
+    set_markings(&sender, id(&layer), json!([])).await;
+
+    // A relaying host judges the read with the markings the item has at its origin now: the
+    // sender lets PARTNER items go to the host, the host lets no marked item go on, and the
+    // host's copy of the markings is older than the change.
+    let collab_id = ferry_json(&sender, &["collab", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = sender
         .call(
-            Method::PATCH,
-            &format!("/api/v1/items/{}", id(&layer)),
-            Some(json!({"markings": []})),
+            Method::PUT,
+            &format!("/api/v1/collabs/{collab_id}/security"),
+            Some(json!({"security": {"ceiling": ["PARTNER"], "mark": []}})),
         )
         .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        read(&reader, id(&at_reader["Berths"])).await.0,
+        StatusCode::OK
+    );
+    set_markings(&sender, id(&layer), json!(["PARTNER"])).await;
+    let (status, refused) = read(&reader, id(&at_reader["Berths"])).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (StatusCode::FAILED_DEPENDENCY, Some("reference_unavailable")),
+        "{refused}"
+    );
+    set_markings(&sender, id(&layer), json!([])).await;
 
     // A guest's own choice wins over the workspace's: a copy, rows and all.
     set_sync_as(&sender, id(&layer), "copy").await;

@@ -11,7 +11,7 @@ use ferry_core::schema::coerce_text;
 use ferry_core::{CoreError, Key, names};
 use ferry_proto::{
     ApiError, EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem,
-    RowPage, SyncAs,
+    ReferenceRows, RowPage, SyncAs,
 };
 use ferry_store::{ChunkStore, ItemDraft, ItemShape, NoRows, RowQuery, Store, StoreError};
 
@@ -245,18 +245,21 @@ pub(crate) async fn query_rows(
 ) -> ApiResult<Json<RowPage>> {
     let id = parse_item_id(&id)?;
     Ok(Json(
-        row_page(&state, id, query.unwrap_or_default(), Vec::new()).await?,
+        row_page(&state, id, query.unwrap_or_default(), Vec::new())
+            .await?
+            .page,
     ))
 }
 
 /// A page of an item's rows: from this instance's store, or from the item's origin when it is
 /// a reference.
+/// A page of an item's rows, with the item's markings as they stand where the rows came from.
 pub(crate) async fn row_page(
     state: &AppState,
     id: ItemId,
     query: String,
     via: Vec<String>,
-) -> ApiResult<RowPage> {
+) -> ApiResult<ReferenceRows> {
     let store = state.store.clone();
     let item = blocking(move || store.item(id)).await?;
     // Checked here first, also for a reference: a bad query is the caller's mistake, not the
@@ -298,7 +301,10 @@ pub(crate) async fn row_page(
     let next = (page.len() == limit)
         .then(|| page.last().map(|r| encode_cursor(&r.key)))
         .flatten();
-    Ok(RowPage { rows: page, next })
+    Ok(ReferenceRows {
+        page: RowPage { rows: page, next },
+        markings: item.markings,
+    })
 }
 
 /// `field:value` with the value typed by the schema.

@@ -466,7 +466,8 @@ async fn reference_export(state: &AppState, item: Item, format: ExportFormat) ->
     const PAGE: usize = 10_000;
     let first =
         crate::sync::reference::read_rows(state, &item, format!("limit={PAGE}"), Vec::new())
-            .await?;
+            .await?
+            .page;
     let (background, runtime) = (state.clone(), tokio::runtime::Handle::current());
     Ok(stream_body(state, item.kind.as_str(), move |out| {
         let mut page = Some(first);
@@ -492,7 +493,8 @@ async fn reference_export(state: &AppState, item: Item, format: ExportFormat) ->
                             query,
                             Vec::new(),
                         ))
-                        .map_err(|e| StoreError::Backend(e.0.message))?;
+                        .map_err(|e| StoreError::Backend(e.0.message))?
+                        .page;
                     page = Some(next);
                 }
             }

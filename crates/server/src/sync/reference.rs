@@ -11,7 +11,7 @@ use crate::federation::{self, FederationError, SignedByPeer, json_body};
 use crate::state::{AppState, blocking};
 use axum::Json;
 use axum::extract::State;
-use ferry_proto::{ErrorCode, Item, ItemId, ReferenceRowsRequest, RowPage};
+use ferry_proto::{ErrorCode, Item, ReferenceRows, ReferenceRowsRequest};
 use ferry_store::{Store, StoreError};
 
 /// How many instances a read may pass through (a host relaying a guest's layer is one).
@@ -27,7 +27,7 @@ pub(crate) async fn read_rows(
     item: &Item,
     query: String,
     mut via: Vec<String>,
-) -> ApiResult<RowPage> {
+) -> ApiResult<ReferenceRows> {
     if via.len() >= MAX_HOPS {
         return Err(unavailable(item, "it passed through too many instances"));
     }
@@ -57,7 +57,7 @@ pub(crate) async fn read_rows(
                 query: query.clone(),
                 via: via.clone(),
             };
-            let answer: Result<RowPage, FederationError> = state
+            let answer: Result<ReferenceRows, FederationError> = state
                 .federation
                 .call(
                     &channel.sender.url,
@@ -68,7 +68,15 @@ pub(crate) async fn read_rows(
                 )
                 .await;
             match answer {
-                Ok(page) => return Ok(page),
+                Ok(mut answer) => {
+                    // As this instance's copy of the item would be marked after its next sync.
+                    for m in &channel.mark {
+                        if !answer.markings.contains(m) {
+                            answer.markings.push(m.clone());
+                        }
+                    }
+                    return Ok(answer);
+                }
                 Err(e @ FederationError::Refused { .. })
                     if channel.sender.instance_id == arrival.origin_instance =>
                 {
@@ -101,7 +109,7 @@ fn unavailable(item: &Item, why: &str) -> ApiFailure {
 pub(crate) async fn rows(
     State(state): State<AppState>,
     signed: SignedByPeer,
-) -> ApiResult<Json<RowPage>> {
+) -> ApiResult<Json<ReferenceRows>> {
     let request: ReferenceRowsRequest = json_body(&signed.body)?;
     if request.via.contains(&state.info.instance_id) {
         return Err(ApiFailure::new(
@@ -110,21 +118,7 @@ pub(crate) async fn rows(
         ));
     }
     let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
-    let store = state.store.clone();
-    let me = state.info.instance_id.clone();
-    let (origin_instance, origin_item) =
-        (request.origin_instance.clone(), request.origin_item.clone());
-    let id = blocking(move || {
-        visible_item(
-            store.as_ref(),
-            &outbound,
-            &me,
-            &origin_instance,
-            &origin_item,
-        )
-    })
-    .await?
-    .ok_or_else(|| {
+    let not_shared = || {
         ApiFailure::new(
             ErrorCode::ItemNotFound,
             format!(
@@ -132,10 +126,34 @@ pub(crate) async fn rows(
                 request.origin_item
             ),
         )
-    })?;
-    Ok(Json(
-        crate::api::items::row_page(&state, id, request.query, request.via).await?,
-    ))
+    };
+    let (store, me) = (state.store.clone(), state.info.instance_id.clone());
+    let (origin_instance, origin_item, scope) = (
+        request.origin_instance.clone(),
+        request.origin_item.clone(),
+        outbound.clone(),
+    );
+    let item =
+        blocking(move || visible_item(store.as_ref(), &scope, &me, &origin_instance, &origin_item))
+            .await?
+            .ok_or_else(not_shared)?;
+    let answer = crate::api::items::row_page(&state, item.id, request.query, request.via).await?;
+    if item.reference {
+        // Relayed: judged again with the markings the item has at its origin now, not the
+        // ones this instance saw at its last sync.
+        let (store, me) = (state.store.clone(), state.info.instance_id.clone());
+        let current = Item {
+            markings: answer.markings.clone(),
+            ..item
+        };
+        let still =
+            blocking(move || super::sender::in_scope(store.as_ref(), &outbound, &me, &current))
+                .await?;
+        if !still {
+            return Err(not_shared());
+        }
+    }
+    Ok(Json(answer))
 }
 
 /// The local item an origin identity names, if it is in the channel's space and scope now.
@@ -145,11 +163,11 @@ fn visible_item(
     me: &str,
     origin_instance: &str,
     origin_item: &str,
-) -> Result<Option<ItemId>, StoreError> {
+) -> Result<Option<Item>, StoreError> {
     let Some(item) =
         super::sender::item_in_space(store, outbound, me, origin_instance, origin_item)?
     else {
         return Ok(None);
     };
-    Ok(super::sender::in_scope(store, outbound, me, &item)?.then_some(item.id))
+    Ok(super::sender::in_scope(store, outbound, me, &item)?.then_some(item))
 }
