@@ -304,6 +304,12 @@ const ITEM_COLS: &str = "i.rid, i.id, s.id, i.kind, i.title, i.description, i.ta
     i.owner, i.created_at, i.updated_at, i.version, i.seq, i.schema, i.geometry_type, i.crs,
     i.file, i.row_count, i.deleted, i.created_seq, i.sync_as, i.reference";
 
+/// An item id as stored in a text column.
+fn stored_item_id(text: &str) -> StoreResult<ItemId> {
+    text.parse()
+        .map_err(|_| StoreError::Backend(format!("stored item id '{text}' is corrupt")))
+}
+
 /// An item row as read, before its JSON columns are decoded.
 struct ItemRow {
     rid: i64,
@@ -1750,12 +1756,7 @@ impl Store for SqliteStore {
                 )?
                 .query_map([hash], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            ids.iter()
-                .map(|id| {
-                    id.parse()
-                        .map_err(|_| StoreError::Backend("stored item id is corrupt".into()))
-                })
-                .collect()
+            ids.iter().map(|id| stored_item_id(id)).collect()
         })
     }
 
@@ -1824,9 +1825,7 @@ impl Store for SqliteStore {
             })?;
             for r in found {
                 let (key, seq, deleted, vals, geometry, item_id) = r?;
-                let item_id = item_id.parse().map_err(|_| {
-                    StoreError::Backend(format!("stored item id '{item_id}' is corrupt"))
-                })?;
+                let item_id = stored_item_id(&item_id)?;
                 changes.push(if deleted {
                     (seq, RawChange::RowDeleted { item_id, key })
                 } else {

@@ -39,6 +39,13 @@ async fn import(inst: &TestInstance, space: &str, title: &str, kind: &str, body:
     item
 }
 
+/// Imports bytes as a file item (`query`: space, title, markings...); returns the new item.
+async fn import_file(inst: &TestInstance, query: &str, bytes: Vec<u8>) -> Value {
+    let (status, item) = inst.import(query, "application/octet-stream", bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    item
+}
+
 /// Every live row of an item as (key, values, geometry), in key order.
 async fn rows(inst: &TestInstance, item: &str) -> Vec<Value> {
     let mut all = Vec::new();
@@ -600,14 +607,7 @@ async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
     let (proxy, a, b, link) = peered_behind_proxy("files").await;
     const MIB: usize = 1 << 20;
     let survey = noise(4 * MIB, 1);
-    let (status, _) = a
-        .import(
-            "space=roads&title=Survey",
-            "application/octet-stream",
-            survey.clone(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    import_file(&a, "space=roads&title=Survey", survey.clone()).await;
 
     // The transfer is cut after two chunks: the item fails, the chunks that came stay.
     proxy.allow_chunks(2);
@@ -634,14 +634,7 @@ async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
     let mut revised = survey[..3 * MIB].to_vec();
     revised.extend(noise(MIB, 2));
     let before = proxy.chunk_requests();
-    let (status, _) = a
-        .import(
-            "space=roads&title=Survey v2",
-            "application/octet-stream",
-            revised.clone(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    import_file(&a, "space=roads&title=Survey v2", revised.clone()).await;
     let run = sync_now(&b, &link);
     assert_eq!(proxy.chunk_requests() - before, 1, "{run}");
     assert!(
@@ -655,14 +648,12 @@ async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
     // The chunk endpoint gives only chunks of files the link sends now: not those of a file
     // marked above the ceiling, even to a caller that knows the hash.
     let secret = noise(1000, 3);
-    let (status, _) = a
-        .import(
-            "space=roads&title=Secret&marking=OFFICIAL",
-            "application/octet-stream",
-            secret.clone(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    import_file(
+        &a,
+        "space=roads&title=Secret&marking=OFFICIAL",
+        secret.clone(),
+    )
+    .await;
     let request_id = ferry_json(&b, &["peer", "show", &link])["connection"]["request_id"]
         .as_str()
         .unwrap()
@@ -750,15 +741,7 @@ async fn references_read_rows_from_the_origin_at_read_time() {
     import(&a, "roads", "Depths", "csv", "id,d\n1,4\n2,7\n".into()).await;
     set_sync_as(&a, id(&layer), "reference").await;
     // A file cannot go by reference: it is refused, not silently copied.
-    let (status, _) = a
-        .import(
-            "space=roads&title=Chart",
-            "application/octet-stream",
-            vec![7u8; 100],
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let chart = items(&a, "roads").await["Chart"].clone();
+    let chart = import_file(&a, "space=roads&title=Chart", vec![7u8; 100]).await;
     let out = a.ferry(&["item", "update", id(&chart), "--sync-as", "reference"]);
     assert!(stderr(&out).contains("invalid_request"), "{}", stderr(&out));
 
@@ -896,14 +879,7 @@ async fn a_reference_workspace_relays_references_and_copies_fail_loudly() {
     import(&sender, "mine", "Depths", "csv", "id,d\n1,4\n".into()).await;
     let gauges = import(&sender, "mine", "Gauges", "csv", "id,g\n1,9\n2,8\n".into()).await;
     set_sync_as(&sender, id(&gauges), "reference").await;
-    let (status, _) = sender
-        .import(
-            "space=mine&title=Chart",
-            "application/octet-stream",
-            vec![1u8; 5000],
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    import_file(&sender, "space=mine&title=Chart", vec![1u8; 5000]).await;
 
     // Layers go by reference, datasets as copies unless their owner says otherwise; the file
     // too large to copy fails with its error (never downgraded to a reference), and the run

@@ -53,16 +53,21 @@ impl Lines {
         }
     }
 
+    /// Appends with `write`, counting the bytes; whether the buffer is full.
+    fn append(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let mut buffer = self.buffer.borrow_mut();
+        let before = buffer.len();
+        write(&mut buffer);
+        self.since_commit
+            .set(self.since_commit.get() + buffer.len() - before);
+        buffer.len() >= CHUNK
+    }
+
     fn send(&self, record: &SyncRecord) -> bool {
-        let full = {
-            let mut buffer = self.buffer.borrow_mut();
-            let before = buffer.len();
+        let full = self.append(|buffer| {
             serde_json::to_writer(&mut *buffer, record).expect("sync records always serialize");
             buffer.push(b'\n');
-            self.since_commit
-                .set(self.since_commit.get() + buffer.len() - before);
-            buffer.len() >= CHUNK
-        };
+        });
         let boundary = matches!(record, SyncRecord::Commit { .. } | SyncRecord::End { .. });
         if boundary {
             self.since_commit.set(0);
@@ -75,14 +80,9 @@ impl Lines {
 
     /// A row line straight from stored text.
     fn send_row(&self, origin_item: &str, key: &Key, values: &str, geometry: Option<&str>) -> bool {
-        let full = {
-            let mut buffer = self.buffer.borrow_mut();
-            let before = buffer.len();
-            write_row_line(&mut buffer, origin_item, &key.to_value(), values, geometry);
-            self.since_commit
-                .set(self.since_commit.get() + buffer.len() - before);
-            buffer.len() >= CHUNK
-        };
+        let full = self.append(|buffer| {
+            write_row_line(buffer, origin_item, &key.to_value(), values, geometry);
+        });
         !full || self.flush()
     }
 
@@ -154,18 +154,8 @@ struct Judged {
 }
 
 impl Judged {
-    /// Whether the item arrived here over the very link it would go out on, from the receiver.
-    fn came_from_receiver(&self, store: &dyn Store, id: ItemId) -> Result<bool, StoreError> {
-        let Some(link) = &self.echo_link else {
-            return Ok(false);
-        };
-        Ok(store.item_links(id)?.iter().any(|l| &l.link == link))
-    }
-
     fn origin(&self, store: &dyn Store, id: ItemId) -> Result<(String, String), StoreError> {
-        Ok(store
-            .item_origin(id)?
-            .unwrap_or_else(|| (self.me.clone(), id.to_string())))
+        origin_of(store, &self.me, id)
     }
 
     fn wire(
@@ -212,18 +202,15 @@ impl Judged {
         scope: &ferry_core::sync::SendScope,
         item: &Item,
     ) -> Result<Option<SyncRecord>, StoreError> {
-        if self.came_from_receiver(store, item.id)? {
-            self.verdicts.insert(item.id, None);
-            return Ok(None);
-        }
         let (origin_instance, origin_item) = self.origin(store, item.id)?;
-        let facts = ItemFacts {
-            kind: item.kind,
-            markings: &item.markings,
-            origin_instance: &origin_instance,
-            deleted: false,
-        };
-        let record = match judge(scope, facts) {
+        let verdict = verdict(
+            store,
+            scope,
+            self.echo_link.as_deref(),
+            &origin_instance,
+            item,
+        )?;
+        let record = match verdict {
             Verdict::Send => {
                 let wire = self.wire(store, scope, item)?;
                 self.verdicts.insert(item.id, Some(wire.clone()));
@@ -549,22 +536,50 @@ fn chunk_visible(
     Ok(false)
 }
 
-/// Whether the channel sends the item now (its data types, markings, and never back to where
-/// it came from).
+/// Where a local item comes from: (origin instance, item id there); its own items originate here.
+fn origin_of(store: &dyn Store, me: &str, id: ItemId) -> Result<(String, String), StoreError> {
+    Ok(store
+        .item_origin(id)?
+        .unwrap_or_else(|| (me.to_string(), id.to_string())))
+}
+
+/// The sender's verdict on an item as it is now: skipped if it arrived over the very link it
+/// would leave by (`echo_link`: it came from the receiver), else the planner's judgement.
+fn verdict(
+    store: &dyn Store,
+    scope: &ferry_core::sync::SendScope,
+    echo_link: Option<&str>,
+    origin_instance: &str,
+    item: &Item,
+) -> Result<Verdict, StoreError> {
+    if let Some(link) = echo_link
+        && store.item_links(item.id)?.iter().any(|l| l.link == link)
+    {
+        return Ok(Verdict::Skip);
+    }
+    let facts = ItemFacts {
+        kind: item.kind,
+        markings: &item.markings,
+        origin_instance,
+        deleted: false,
+    };
+    Ok(judge(scope, facts))
+}
+
+/// Whether the channel sends the item now: the same verdict as a pull's.
 pub(super) fn in_scope(
     store: &dyn Store,
     outbound: &Outbound,
     me: &str,
     item: &Item,
 ) -> Result<bool, StoreError> {
-    let origin = store
-        .item_origin(item.id)?
-        .map_or_else(|| me.to_string(), |(instance, _)| instance);
-    let facts = ItemFacts {
-        kind: item.kind,
-        markings: &item.markings,
-        origin_instance: &origin,
-        deleted: false,
-    };
-    Ok(judge(&outbound.scope, facts) == Verdict::Send)
+    let (origin, _) = origin_of(store, me, item.id)?;
+    let verdict = verdict(
+        store,
+        &outbound.scope,
+        outbound.echo_link.as_deref(),
+        &origin,
+        item,
+    )?;
+    Ok(verdict == Verdict::Send)
 }

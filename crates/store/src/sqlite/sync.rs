@@ -661,11 +661,7 @@ pub(super) fn item_by_origin(
             |r| r.get(0),
         )
         .optional()?;
-    id.map(|id| {
-        id.parse()
-            .map_err(|_| StoreError::Backend("stored item id is corrupt".into()))
-    })
-    .transpose()
+    id.as_deref().map(super::stored_item_id).transpose()
 }
 
 const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_received,
