@@ -23,7 +23,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $open;
             spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
-            change_feed_pages, change_feed_is_per_space, epoch_rotation, item_deletion, files,
+            change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, epoch_rotation, item_deletion, files,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
             full_passes_sweep_and_retract, item_copies_and_pending_items, sync_runs_are_kept,
@@ -509,6 +509,37 @@ pub fn change_feed_pages(store: &dyn Store) {
     assert_eq!(after, store.instance().unwrap().last_seq);
 }
 
+/// Rows of skipped items are left out of raw pages; pages still reach every other change.
+pub fn change_feed_skips_rows_of_items(store: &dyn Store) {
+    space(store, "s");
+    let big = layer(store, "s", 10);
+    let small = layer(store, "s", 3);
+    let mut after = 0;
+    let (mut items, mut rows) = (0, Vec::new());
+    loop {
+        let page = store.raw_changes("s", after, 2, &[big.id]).unwrap();
+        assert!(page.changes.len() <= 2);
+        for (_, change) in &page.changes {
+            match change {
+                crate::RawChange::Item(_) => items += 1,
+                crate::RawChange::Row { item_id, .. } => rows.push(*item_id),
+                other => panic!("unexpected change {other:?}"),
+            }
+        }
+        after = page.next_after;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(items, 2, "both items are still described");
+    assert_eq!(
+        rows,
+        vec![small.id; 3],
+        "only the rows of the item not skipped"
+    );
+    assert_eq!(after, store.instance().unwrap().last_seq);
+}
+
 pub fn change_feed_is_per_space(store: &dyn Store) {
     space(store, "a");
     space(store, "b");
@@ -973,6 +1004,15 @@ fn received(origin_item: &str, title: &str) -> crate::SyncOp {
     }))
 }
 
+/// An item whose rows all follow in the same stream (small, and new or in a full pass).
+fn received_whole(origin_item: &str, title: &str) -> crate::SyncOp {
+    let crate::SyncOp::Item(mut item) = received(origin_item, title) else {
+        unreachable!("received() makes an item")
+    };
+    item.whole = true;
+    crate::SyncOp::Item(item)
+}
+
 fn received_reference(origin_item: &str, row_count: i64) -> crate::SyncOp {
     let crate::SyncOp::Item(mut item) = received(origin_item, "Parcels") else {
         unreachable!("received() makes an item")
@@ -1109,11 +1149,13 @@ pub fn full_passes_sweep_and_retract(store: &dyn Store) {
     let pass = cursor(0, true);
     store.begin_resync(link, link, &pass).unwrap();
     let ops = [
-        received("a", "A"),
+        received_whole("a", "A"),
         received_row("a", 1),
         received_row("a", 2),
-        received("b", "B"),
+        received_whole("b", "B"),
         received_row("b", 1),
+        // A large item: the sender leaves its rows to a whole copy.
+        received("big", "Big"),
     ];
     store
         .apply_sync_batch(&batch(&ops, &cursor(9, true), link))
@@ -1121,7 +1163,23 @@ pub fn full_passes_sweep_and_retract(store: &dyn Store) {
     store
         .finish_resync(&batch(&[], &cursor(9, false), link))
         .unwrap();
-    assert_eq!(items_in(store, "inbox").len(), 2);
+    assert_eq!(items_in(store, "inbox").len(), 3);
+    let pending = store.pending_copies(link).unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].origin_item, "big");
+    let copy = [received("big", "Big"), received_row("big", 1)];
+    store
+        .apply_item_copy(
+            &batch(&copy, &cursor(0, false), link),
+            "far",
+            "big",
+            &mut crate::CopyPart {
+                last: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(store.pending_copies(link).unwrap().is_empty());
 
     // A restored sender: a new epoch, and only A with one row. B and A's row 2 must go.
     let restored = crate::SyncCursor {
@@ -1130,7 +1188,11 @@ pub fn full_passes_sweep_and_retract(store: &dyn Store) {
     };
     store.begin_resync(link, link, &restored).unwrap();
     assert_eq!(store.sync_cursor(link).unwrap().unwrap().seq, 0);
-    let ops = [received("a", "A"), received_row("a", 1)];
+    let ops = [
+        received_whole("a", "A"),
+        received_row("a", 1),
+        received("big", "Big"),
+    ];
     let during = crate::SyncCursor {
         seq: 4,
         ..restored.clone()
@@ -1143,10 +1205,15 @@ pub fn full_passes_sweep_and_retract(store: &dyn Store) {
     };
     let out = store.finish_resync(&batch(&[], &done, link)).unwrap();
     assert_eq!(out.retracted, 1);
-    let left = items_in(store, "inbox");
-    assert_eq!(left.len(), 1);
+    let mut left = items_in(store, "inbox");
+    left.sort_by(|x, y| x.title.cmp(&y.title));
+    assert_eq!(left.len(), 2);
     assert_eq!((left[0].title.as_str(), left[0].row_count), ("A", 1));
     assert!(store.row(left[0].id, &Key::Int(2)).unwrap().is_none());
+    // The large item keeps its rows until its whole copy replaces them: a full pass never
+    // sweeps what it leaves to a copy.
+    assert_eq!((left[1].title.as_str(), left[1].row_count), ("Big", 1));
+    assert_eq!(store.pending_copies(link).unwrap().len(), 1);
     assert_eq!(store.sync_cursor(link).unwrap(), Some(done));
 }
 

@@ -200,5 +200,13 @@ pub trait Store: Send + Sync + 'static {
     /// Costs time proportional to the changes returned, not to the data in the space.
     fn changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<ChangePage>;
     /// [`Store::changes`] with rows as their stored JSON text, for passing on without decoding.
-    fn raw_changes(&self, space_ref: &str, after: i64, limit: usize) -> StoreResult<RawChangePage>;
+    /// Rows of the items in `skip_rows` are left out, cheaply: a page holds up to `limit` of the
+    /// other entries, however many skipped rows lie between them.
+    fn raw_changes(
+        &self,
+        space_ref: &str,
+        after: i64,
+        limit: usize,
+        skip_rows: &[ItemId],
+    ) -> StoreResult<RawChangePage>;
 }

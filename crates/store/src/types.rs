@@ -335,6 +335,9 @@ pub struct CopyPart {
     pub start: Option<i64>,
     /// This part ends the copy.
     pub last: bool,
+    /// The item held live rows when the copy started: the last part sweeps those the copy did
+    /// not bring again. A first copy has nothing to sweep and skips the scan of its rows.
+    pub had_rows: bool,
 }
 
 /// A link that brought an item here, and the origin identity it gave.
@@ -359,8 +362,8 @@ pub struct ReceivedItem {
     pub geometry_type: Option<GeometryType>,
     pub crs: Option<String>,
     pub file: Option<(FileInfo, Vec<ChunkRef>)>,
-    /// All the item's rows follow in the same stream (it was created after the receiver's
-    /// cursor): no whole copy is needed.
+    /// All the item's rows follow in the same stream (a small item created after the receiver's
+    /// cursor, or in a full pass): no whole copy is needed.
     pub whole: bool,
     /// A reference: the rows stay at the origin; `row_count` is the origin's.
     pub reference: bool,

@@ -306,16 +306,20 @@ async fn cut_streams_resume_and_converge() {
     a.create_space("roads").await;
     b.create_space("inbox").await;
     let (_, link) = peered(&a, &b, "features", &[]);
-    let (status, _) = a
-        .import(
-            "space=roads&title=Big",
-            "application/geo+json",
-            points_geojson(12_000),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    // The small layer's rows stream inline; the large one is copied whole by `/sync/item`.
+    for (title, n) in [("Small", 6_000), ("Big", 12_000)] {
+        let (status, _) = a
+            .import(
+                &format!("space=roads&title={title}"),
+                "application/geo+json",
+                points_geojson(n),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
 
-    // Each stream is cut short: no end record arrives, and the next run resumes from the last commit.
+    // Each stream is cut short: no end record arrives, and the next run resumes from the last
+    // commit (a whole copy, from its start).
     proxy.delay_pulls(std::time::Duration::from_millis(50));
     let mut applied_before = 0;
     for cut_after in [3usize, 5_200, 2_000] {
@@ -351,7 +355,7 @@ async fn cut_streams_resume_and_converge() {
         applied_before = rows;
     }
     assert!(
-        applied_before > 0 && applied_before < 12_000,
+        applied_before > 0 && applied_before < 18_000,
         "{applied_before}"
     );
     proxy.rewrite_sync_lines(|line| vec![line.to_string()]);

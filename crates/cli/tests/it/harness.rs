@@ -499,7 +499,7 @@ impl Proxy {
         *self.target.lock().unwrap() = url.to_string();
     }
 
-    /// Rewrites each line of every sync pull answer into zero or more lines.
+    /// Rewrites each line of every sync pull and whole-item answer into zero or more lines.
     pub fn rewrite_sync_lines(&self, f: impl Fn(&str) -> Vec<String> + Send + Sync + 'static) {
         *self.rewrite.lock().unwrap() = Some(std::sync::Arc::new(f));
     }
@@ -533,8 +533,9 @@ async fn forward(
         .is_some_and(|v| v.as_bytes() == ferry_proto::frames::LZ4_FRAMES.as_bytes());
     let mut body = answer.bytes().await.unwrap().to_vec();
     let rewrite = rewrite.lock().unwrap().clone();
+    let streamed = ["/federation/v1/sync/pull", "/federation/v1/sync/item"];
     if let Some(f) = rewrite
-        && parts.uri.path() == "/federation/v1/sync/pull"
+        && streamed.contains(&parts.uri.path())
     {
         if framed {
             let mut decoder = ferry_proto::frames::FrameDecoder::default();

@@ -25,7 +25,8 @@ use ferry_store::{
 };
 use futures_util::StreamExt;
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// How a run was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +257,11 @@ impl Records {
         }
     }
 
+    /// Whether a whole line is buffered: the next record needs no read from the connection.
+    fn has_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.buffer[self.read..]).is_some()
+    }
+
     fn take(&mut self, chunk: &[u8]) -> ApiResult<()> {
         let Some(frames) = self.frames.as_mut() else {
             self.buffer.extend_from_slice(chunk);
@@ -270,6 +276,94 @@ impl Records {
         })? {}
         Ok(())
     }
+}
+
+/// Records handed from the reading task at most this many at a time.
+const READ_BLOCK: usize = 256;
+
+/// A block of parsed records, each with the length of its line.
+type Block = Vec<(Incoming, usize)>;
+
+/// Records read and parsed on their own task, a block at a time, so that reading and parsing
+/// one part of a stream overlaps checking (and applying) the part before.
+struct ReadAhead {
+    blocks: tokio::sync::mpsc::Receiver<ApiResult<Block>>,
+    block: std::vec::IntoIter<(Incoming, usize)>,
+    /// Bytes of the lines handed out, uncompressed.
+    line_bytes: usize,
+    /// Bytes on the wire so far, as the reading task counts them.
+    wire_bytes: Arc<AtomicI64>,
+}
+
+impl ReadAhead {
+    fn spawn(response: reqwest::Response) -> ReadAhead {
+        let (tx, blocks) = tokio::sync::mpsc::channel(8);
+        let wire_bytes = Arc::new(AtomicI64::new(0));
+        let counted = wire_bytes.clone();
+        // Dropping the `ReadAhead` closes the channel: the task stops and the connection closes.
+        tokio::spawn(async move {
+            let mut records = Records::new(response);
+            loop {
+                let (block, end) = read_block(&mut records).await;
+                counted.store(records.bytes, Ordering::Relaxed);
+                if !block.is_empty() && tx.send(Ok(block)).await.is_err() {
+                    return;
+                }
+                match end {
+                    None => {}
+                    Some(Ok(())) => return,
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        ReadAhead {
+            blocks,
+            block: Vec::new().into_iter(),
+            line_bytes: 0,
+            wire_bytes,
+        }
+    }
+
+    /// The next record; `None` when the stream ended (cleanly or not: the caller knows by
+    /// whether it saw the end record).
+    async fn next(&mut self) -> ApiResult<Option<Incoming>> {
+        loop {
+            if let Some((incoming, len)) = self.block.next() {
+                self.line_bytes += len;
+                return Ok(Some(incoming));
+            }
+            match self.blocks.recv().await {
+                Some(Ok(block)) => self.block = block.into_iter(),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn wire_bytes(&self) -> i64 {
+        self.wire_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads records until a block is full, or until the next one would wait on the connection
+/// (what arrived goes on at once); with how the stream ended, if it did.
+async fn read_block(records: &mut Records) -> (Block, Option<ApiResult<()>>) {
+    let mut block = Vec::with_capacity(READ_BLOCK);
+    while block.len() < READ_BLOCK {
+        if !block.is_empty() && !records.has_line() {
+            break;
+        }
+        let before = records.line_bytes;
+        match records.next().await {
+            Ok(Some(incoming)) => block.push((incoming, records.line_bytes - before)),
+            Ok(None) => return (block, Some(Ok(()))),
+            Err(e) => return (block, Some(Err(e))),
+        }
+    }
+    (block, None)
 }
 
 /// One streamed line: a row, read without decoding its values, or any other record.
@@ -616,7 +710,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         )
         .await
         .map_err(refusal)?;
-    let mut records = Records::new(response);
+    let mut records = ReadAhead::spawn(response);
     let Some(Incoming::Record(SyncRecord::Start { epoch, scope, full })) = records.next().await?
     else {
         return Err(cut("no start record"));
@@ -661,18 +755,15 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
                 cursor.seq = seq;
                 batch_start = records.line_bytes;
                 // Applied while the next batch is read and checked.
-                if let Err(e) = applier
-                    .start(state, channel, std::mem::take(&mut ops), &cursor, tally)
-                    .await
-                {
+                let batch = apply(state, channel, std::mem::take(&mut ops), &cursor);
+                if let Err(e) = applier.start(tally, batch).await {
                     break Err(e);
                 }
             }
             Incoming::Record(SyncRecord::End { seq }) => {
                 cursor.seq = seq;
-                let ended = applier
-                    .start(state, channel, std::mem::take(&mut ops), &cursor, tally)
-                    .await;
+                let batch = apply(state, channel, std::mem::take(&mut ops), &cursor);
+                let ended = applier.start(tally, batch).await;
                 let ended = match ended {
                     Ok(()) => applier.wait(tally).await,
                     Err(e) => Err(e),
@@ -709,11 +800,12 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
     };
     // Whatever was committed stays: a failure leaves the cursor at the last applied batch.
     let waited = applier.wait(tally).await;
-    tally.absorb(checker, records.bytes);
+    tally.absorb(checker, records.wire_bytes());
     result.and(waited)
 }
 
-/// Applies batches one after the other, each while the next one is read.
+/// Applies batches (or parts of a whole copy) one after the other, each while the next one is
+/// read.
 #[derive(Default)]
 struct Applier {
     running: Option<tokio::task::JoinHandle<ApiResult<BatchOutcome>>>,
@@ -723,17 +815,11 @@ impl Applier {
     /// Waits for the batch in flight, then starts this one.
     async fn start(
         &mut self,
-        state: &AppState,
-        channel: &Inbound,
-        ops: Vec<SyncOp>,
-        cursor: &SyncCursor,
         tally: &mut Tally,
+        batch: impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static,
     ) -> ApiResult<()> {
         self.wait(tally).await?;
-        let (state, channel, cursor) = (state.clone(), channel.clone(), cursor.clone());
-        self.running = Some(tokio::spawn(async move {
-            apply(&state, &channel, ops, &cursor).await
-        }));
+        self.running = Some(tokio::spawn(batch));
         Ok(())
     }
 
@@ -759,17 +845,22 @@ fn refusal(e: FederationError) -> ApiFailure {
     }
 }
 
-async fn apply(
+/// Applies one batch with its cursor.
+fn apply(
     state: &AppState,
     channel: &Inbound,
     ops: Vec<SyncOp>,
     cursor: &SyncCursor,
-) -> ApiResult<BatchOutcome> {
-    let (store, channel, cursor) = (state.store.clone(), channel.clone(), cursor.clone());
-    let outcome =
-        blocking(move || store.apply_sync_batch(&batch(&channel, &ops, &cursor, OWNER))).await?;
-    crate::api::items::remove_chunks(state, outcome.freed_chunks.clone()).await;
-    Ok(outcome)
+) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
+    let (state, channel, cursor) = (state.clone(), channel.clone(), cursor.clone());
+    async move {
+        let store = state.store.clone();
+        let outcome =
+            blocking(move || store.apply_sync_batch(&batch(&channel, &ops, &cursor, OWNER)))
+                .await?;
+        crate::api::items::remove_chunks(&state, outcome.freed_chunks.clone()).await;
+        Ok(outcome)
+    }
 }
 
 async fn finish(
@@ -820,7 +911,7 @@ async fn copy_item(
         )
         .await
         .map_err(refusal)?;
-    let mut records = Records::new(response);
+    let mut records = ReadAhead::spawn(response);
     let mut checker = Checker {
         state,
         channel,
@@ -831,79 +922,88 @@ async fn copy_item(
         chunk_bytes: 0,
     };
     let mut ops = Vec::new();
-    let mut part = CopyPart::default();
+    let part = Arc::new(Mutex::new(CopyPart::default()));
+    let mut applier = Applier::default();
     let mut part_bytes = records.line_bytes;
-    let mut ended = false;
-    while let Some(record) = records.next().await? {
+    let read = loop {
+        let record = match records.next().await {
+            Ok(Some(record)) => record,
+            Ok(None) => break Err(cut("the connection closed")),
+            Err(e) => break Err(e),
+        };
         if matches!(record, Incoming::Record(SyncRecord::End { .. })) {
-            ended = true;
-            break;
+            break Ok(());
         }
-        if let Some(op) = checker.op(record).await? {
-            ops.push(op);
+        match checker.op(record).await {
+            Ok(Some(op)) => ops.push(op),
+            Ok(None) => {}
+            Err(e) => break Err(e),
         }
         if !checker.errors.is_empty() {
             // Refused: it stays pending with its error, and the next run copies it again.
-            break;
+            break Ok(());
         }
-        // A large item is applied in parts, so memory holds one part, not the whole item.
+        // A large item is applied in parts, so memory holds one part, not the whole item; each
+        // part is applied while the next one is read.
         if ops.len() >= COPY_PART_OPS
             || records.line_bytes - part_bytes >= super::sender::BATCH_BYTES
         {
-            let outcome =
-                apply_copy_part(state, channel, copy, std::mem::take(&mut ops), &mut part).await?;
-            tally.add(&outcome);
+            let next =
+                apply_copy_part(state, channel, copy, std::mem::take(&mut ops), &part, false);
+            if let Err(e) = applier.start(tally, next).await {
+                break Err(e);
+            }
             part_bytes = records.line_bytes;
         }
-    }
+    };
     let refused = !checker.errors.is_empty();
-    tally.absorb(checker, records.bytes);
+    tally.absorb(checker, records.wire_bytes());
+    // Parts already applied stay: the next copy of the item sweeps what it does not bring again.
+    applier.wait(tally).await?;
+    read?;
     if refused {
         return Ok(());
     }
-    if !ended {
-        return Err(cut("the connection closed"));
-    }
-    part.last = true;
-    let outcome = apply_copy_part(state, channel, copy, ops, &mut part).await?;
-    tally.add(&outcome);
-    Ok(())
+    let last = apply_copy_part(state, channel, copy, ops, &part, true);
+    applier.start(tally, last).await?;
+    applier.wait(tally).await
 }
 
 /// Operations per part of a whole-item copy.
 const COPY_PART_OPS: usize = 5_000;
 
-async fn apply_copy_part(
+/// Applies one part of a whole copy; parts run one after the other and share where the copy
+/// stands.
+fn apply_copy_part(
     state: &AppState,
     channel: &Inbound,
     copy: &PendingCopy,
     ops: Vec<SyncOp>,
-    part: &mut CopyPart,
-) -> ApiResult<BatchOutcome> {
+    part: &Arc<Mutex<CopyPart>>,
+    last: bool,
+) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
     let cursor = SyncCursor {
         epoch: String::new(),
         scope: String::new(),
         seq: 0,
         resync: false,
     };
-    let (store, ch, origin_instance, origin_item, mut this_part) = (
-        state.store.clone(),
-        channel.clone(),
-        copy.origin_instance.clone(),
-        copy.origin_item.clone(),
-        *part,
-    );
-    let (outcome, this_part) = blocking(move || {
-        let outcome = store.apply_item_copy(
-            &batch(&ch, &ops, &cursor, OWNER),
-            &origin_instance,
-            &origin_item,
-            &mut this_part,
-        )?;
-        Ok::<_, ferry_store::StoreError>((outcome, this_part))
-    })
-    .await?;
-    *part = this_part;
-    crate::api::items::remove_chunks(state, outcome.freed_chunks.clone()).await;
-    Ok(outcome)
+    let (state, channel, copy, part) = (state.clone(), channel.clone(), copy.clone(), part.clone());
+    async move {
+        let store = state.store.clone();
+        let outcome = blocking(move || {
+            // Parts run one at a time (the applier waits for each), so the lock is never contended.
+            let mut part = part.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            part.last = last;
+            store.apply_item_copy(
+                &batch(&channel, &ops, &cursor, OWNER),
+                &copy.origin_instance,
+                &copy.origin_item,
+                &mut part,
+            )
+        })
+        .await?;
+        crate::api::items::remove_chunks(&state, outcome.freed_chunks.clone()).await;
+        Ok(outcome)
+    }
 }

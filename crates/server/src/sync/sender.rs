@@ -25,6 +25,12 @@ use tokio::sync::mpsc;
 /// Feed entries read per page; each page ends with a commit record.
 const PAGE: usize = 5_000;
 
+/// Items with more live rows than this do not stream inline when all their rows would follow
+/// (an item created after the receiver's cursor, or any item in a full pass): the receiver copies
+/// them whole by `/sync/item`, one scan in key order, where the stream would read each row through
+/// the sequence index. Rows of smaller items are cheaper inline than a request per item.
+pub(crate) const INLINE_ROWS: i64 = 10_000;
+
 /// Bytes after which a batch ends early (with a commit), whatever the count: a receiver holds
 /// one batch in memory while it checks it.
 pub(super) const BATCH_BYTES: usize = 8 << 20;
@@ -147,8 +153,9 @@ struct Judged {
     me: String,
     /// The receiver's cursor: items created after it have all their rows in this stream.
     after: i64,
-    /// Judged items: `Some` for those in scope, whose description already went out.
-    verdicts: ferry_core::FastMap<ItemId, Option<WireItem>>,
+    /// Judged items: `Some(origin item)` for those whose rows go in this stream (in scope, sent
+    /// as a copy, not left to a whole copy), their description already out.
+    verdicts: ferry_core::FastMap<ItemId, Option<String>>,
     /// See [`Outbound::echo_link`].
     echo_link: Option<String>,
 }
@@ -187,7 +194,7 @@ impl Judged {
             file: item.file.clone(),
             chunks,
             size: item.file.as_ref().map_or(0, |f| f.size),
-            whole: item.created_seq > self.after,
+            whole: item.created_seq > self.after && item.row_count <= INLINE_ROWS,
             // What this instance holds only by reference goes on as one: it has no rows to copy.
             reference: item.reference || scope.delivery.by_reference(item.kind, item.sync_as),
             row_count: item.row_count,
@@ -213,7 +220,11 @@ impl Judged {
         let record = match verdict {
             Verdict::Send => {
                 let wire = self.wire(store, scope, item)?;
-                self.verdicts.insert(item.id, Some(wire.clone()));
+                // A large item new to the receiver goes whole by `/sync/item`, not row by row.
+                let copied_later = item.created_seq > self.after && !wire.whole;
+                let rows_follow = !wire.reference && !copied_later;
+                self.verdicts
+                    .insert(item.id, rows_follow.then(|| wire.origin_item.clone()));
                 Some(SyncRecord::Item {
                     item: Box::new(wire),
                 })
@@ -258,8 +269,8 @@ impl Judged {
         }
     }
 
-    /// Before a row goes out, its item must be known to be in scope, sent as a copy, and
-    /// described first.
+    /// Before a row goes out, its item must be known to be in scope, sent as a copy whose rows
+    /// follow in this stream, and described first.
     fn row_allowed(
         &mut self,
         store: &dyn Store,
@@ -270,12 +281,7 @@ impl Judged {
         if !self.verdicts.contains_key(&id) {
             self.judge_unseen(store, scope, id, lines)?;
         }
-        Ok(self
-            .verdicts
-            .get(&id)
-            .and_then(|w| w.as_ref())
-            .filter(|w| !w.reference)
-            .map(|w| w.origin_item.as_str()))
+        Ok(self.verdicts.get(&id).and_then(|o| o.as_deref()))
     }
 }
 
@@ -328,7 +334,13 @@ fn send_changes(
         echo_link: outbound.echo_link.clone(),
     };
     loop {
-        let page = store.raw_changes(&outbound.space, after, PAGE)?;
+        // Rows of items judged not to go in this stream are skipped in the store, unread.
+        let skip: Vec<ItemId> = judged
+            .verdicts
+            .iter()
+            .filter_map(|(id, rows)| rows.is_none().then_some(*id))
+            .collect();
+        let page = store.raw_changes(&outbound.space, after, PAGE, &skip)?;
         for (seq, change) in page.changes {
             let record = match change {
                 RawChange::Item(item) => judged.item_record(store, scope, &item)?,

@@ -98,7 +98,26 @@ struct Apply<'t, 'c, 'b> {
     references: FastMap<i64, bool>,
     row_delta: FastMap<i64, i64>,
     outcome: BatchOutcome,
+    /// The row statements, prepared once per batch rather than looked up per row.
+    insert_row: Option<rusqlite::CachedStatement<'t>>,
+    update_row: Option<rusqlite::CachedStatement<'t>>,
 }
+
+/// The statement in `slot`, prepared on first use.
+fn held<'s, 't>(
+    slot: &'s mut Option<rusqlite::CachedStatement<'t>>,
+    tx: &'t Connection,
+    sql: &str,
+) -> StoreResult<&'s mut rusqlite::CachedStatement<'t>> {
+    if slot.is_none() {
+        *slot = Some(tx.prepare_cached(sql)?);
+    }
+    Ok(slot.as_mut().expect("prepared just above"))
+}
+
+/// Updates a live row in place.
+const UPDATE_ROW: &str = "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5, min_x = ?6, min_y = ?7,
+     max_x = ?8, max_y = ?9 WHERE item_rid = ?1 AND key = ?2 AND deleted = 0";
 
 impl Apply<'_, '_, '_> {
     fn item_rid(&mut self, origin_item: &str) -> StoreResult<Option<i64>> {
@@ -231,14 +250,17 @@ impl Apply<'_, '_, '_> {
                 rid
             }
         };
-        if self.batch.cursor.resync {
+        let resync = self.batch.cursor.resync;
+        // Rows that never come in the stream: those of an item new here with rows older than the
+        // cursor, or of a large item the sender leaves to a whole copy (also in a full pass).
+        let rows_missing = !item.whole && !item.reference && (existing.is_none() || resync);
+        if resync && item.whole {
             self.tx.execute(
                 "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
                 params![self.batch.channel, rid, seq],
             )?;
-        } else if (existing.is_none() && !item.whole && !item.reference) || became_copy {
-            // New here (or a reference that became a copy), outside a full pass, with rows older
-            // than the cursor: those never come in the stream, so the item is copied whole.
+        } else if rows_missing || became_copy {
+            // Copied whole; the copy's last part sweeps the rows it did not bring.
             self.tx.execute(
                 "INSERT OR IGNORE INTO sync_pending (channel, origin_instance, origin_item, title)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -352,8 +374,8 @@ impl Apply<'_, '_, '_> {
         let geometry = row.geometry.as_ref();
         let inserting = *self.inserting.entry(rid).or_insert(true);
         if inserting {
-            let mut insert = self.tx.prepare_cached(super::INSERT_ROW)?;
-            match write_row(&mut insert, owner, key, seq, &row.values, geometry) {
+            let insert = held(&mut self.insert_row, self.tx, super::INSERT_ROW)?;
+            match write_row(insert, owner, key, seq, &row.values, geometry) {
                 Ok(_) => return Ok(1),
                 Err(e) if super::is_unique_violation(&e) => {
                     self.inserting.insert(rid, false);
@@ -362,23 +384,17 @@ impl Apply<'_, '_, '_> {
             }
         }
         let bbox = geometry.and_then(|g| g.bbox);
-        let updated = self
-            .tx
-            .prepare_cached(
-                "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5, min_x = ?6, min_y = ?7,
-                     max_x = ?8, max_y = ?9 WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
-            )?
-            .execute(params![
-                rid,
-                KeySql(key),
-                seq,
-                row.values,
-                geometry.map(|g| g.text.as_str()),
-                bbox.map(|b| b.min_x),
-                bbox.map(|b| b.min_y),
-                bbox.map(|b| b.max_x),
-                bbox.map(|b| b.max_y),
-            ])?;
+        let updated = held(&mut self.update_row, self.tx, UPDATE_ROW)?.execute(params![
+            rid,
+            KeySql(key),
+            seq,
+            row.values,
+            geometry.map(|g| g.text.as_str()),
+            bbox.map(|b| b.min_x),
+            bbox.map(|b| b.min_y),
+            bbox.map(|b| b.max_x),
+            bbox.map(|b| b.max_y),
+        ])?;
         if updated == 1 {
             return Ok(0);
         }
@@ -478,6 +494,8 @@ fn begin<'t, 'c, 'b>(
         references: FastMap::default(),
         row_delta: FastMap::default(),
         outcome: BatchOutcome::default(),
+        insert_row: None,
+        update_row: None,
     })
 }
 
@@ -504,15 +522,29 @@ pub(super) fn apply_item_copy(
     part: &mut crate::CopyPart,
 ) -> StoreResult<BatchOutcome> {
     let mut apply = begin(tx, batch)?;
-    let copy_start = *part.start.get_or_insert(apply.seqs.last + 1);
+    if part.start.is_none() {
+        part.start = Some(apply.seqs.last + 1);
+        part.had_rows = match apply.item_rid(origin_item)? {
+            Some(rid) => tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM rows WHERE item_rid = ?1 AND deleted = 0)",
+                [rid],
+                |r| r.get(0),
+            )?,
+            None => false,
+        };
+    }
     for op in batch.ops {
         apply.op(op)?;
     }
     if !part.last {
         return apply.finish();
     }
-    if let Some(rid) = apply.item_rid(origin_item)? {
-        let swept = sweep_rows(tx, rid, copy_start, &mut apply.seqs)?;
+    // Rows older than the copy exist only if the item had rows when it started: later writes
+    // all take newer sequence numbers.
+    if let (true, Some(start), Some(rid)) =
+        (part.had_rows, part.start, apply.item_rid(origin_item)?)
+    {
+        let swept = sweep_rows(tx, rid, start, &mut apply.seqs)?;
         *apply.row_delta.entry(rid).or_default() -= swept;
     }
     let outcome = apply.finish()?;
