@@ -63,7 +63,8 @@ const READER_CACHE_KIB: i64 = 4_000;
 fn open_connection(path: &Path, cache_kib: i64) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA page_size = 8192;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 10000;
@@ -159,21 +160,23 @@ impl Drop for SqliteStore {
     }
 }
 
-/// The shortest time between two checkpoints. A stream of commits (a sync applying batch after
-/// batch) is checkpointed a few times a second, not once per commit: pages that every commit
-/// touches (the right edge of a growing table, its index, the item) are copied once per
-/// checkpoint, and each checkpoint syncs the files to disk.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long a checkpoint waits after the commit that asked for it. A burst of commits (a sync
+/// applying batch after batch) is checkpointed a few times a second, not once per commit, and a
+/// short burst only once it is over, off its path: pages that every commit touches (the right
+/// edge of a growing table, its index, the item) are copied once per checkpoint, and each
+/// checkpoint syncs the files to disk.
+const CHECKPOINT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Copies committed WAL frames into the database after writes, until the store is closed.
 fn checkpoint_loop(conn: &Connection, wakes: &Receiver<()>) {
     while wakes.recv().is_ok() {
+        // Commits meanwhile leave one wake in the channel: this checkpoint takes them all, and
+        // the wake left is a cheap no-op later.
+        std::thread::sleep(CHECKPOINT_DELAY);
         // PASSIVE never blocks readers or the writer; frames it cannot copy yet wait for the next.
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next write");
         }
-        // Commits meanwhile leave one wake in the channel: the next checkpoint takes them all.
-        std::thread::sleep(CHECKPOINT_EVERY);
     }
 }
 
