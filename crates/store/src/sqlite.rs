@@ -63,8 +63,7 @@ const READER_CACHE_KIB: i64 = 4_000;
 fn open_connection(path: &Path, cache_kib: i64) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch(&format!(
-        "PRAGMA page_size = 8192;
-         PRAGMA journal_mode = WAL;
+        "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 10000;
