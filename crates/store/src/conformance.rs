@@ -234,6 +234,24 @@ pub fn import_and_query(store: &dyn Store) {
         .unwrap();
     let keys: Vec<_> = in_box.iter().map(|r| r.key.clone()).collect();
     assert_eq!(keys, vec![json!(3), json!(4), json!(5)]);
+    // A box that is exactly one point still finds it (a point's stored maximum is its minimum).
+    let on_point = store
+        .query_rows(
+            item.id,
+            &RowQuery {
+                limit: 100,
+                bbox: Some(BBox {
+                    min_x: 4.0,
+                    min_y: 2.0,
+                    max_x: 4.0,
+                    max_y: 2.0,
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let keys: Vec<_> = on_point.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(keys, vec![json!(4)]);
     let equal = store
         .query_rows(
             item.id,

@@ -500,7 +500,7 @@ fn write_row(
     values: &str,
     geometry: Option<&ferry_core::geometry::Geometry>,
 ) -> rusqlite::Result<usize> {
-    let bbox = geometry.and_then(|g| g.bbox);
+    let [min_x, min_y, max_x, max_y] = stored_bbox(geometry);
     stmt.execute(params![
         owner.item_rid,
         owner.space_rid,
@@ -508,11 +508,26 @@ fn write_row(
         seq,
         values,
         geometry.map(|g| g.text.as_str()),
-        bbox.map(|b| b.min_x),
-        bbox.map(|b| b.min_y),
-        bbox.map(|b| b.max_x),
-        bbox.map(|b| b.max_y),
+        min_x,
+        min_y,
+        max_x,
+        max_y,
     ])
+}
+
+/// A geometry's bounding box as stored: `min_x, min_y, max_x, max_y`, where a maximum equal to
+/// its minimum (always, for a point) is left NULL and read back as the minimum (`coalesce`):
+/// most layers are points, and their rows are 16 bytes shorter.
+fn stored_bbox(geometry: Option<&ferry_core::geometry::Geometry>) -> [Option<f64>; 4] {
+    match geometry.and_then(|g| g.bbox) {
+        Some(b) => [
+            Some(b.min_x),
+            Some(b.min_y),
+            (b.max_x != b.min_x).then_some(b.max_x),
+            (b.max_y != b.min_y).then_some(b.max_y),
+        ],
+        None => [None; 4],
+    }
 }
 
 fn parse_row(key: Key, seq: i64, vals: &str, geom: Option<&str>) -> StoreResult<Row> {
@@ -1654,7 +1669,10 @@ impl Store for SqliteStore {
                 });
             }
             if let Some(b) = query.bbox {
-                sql.push_str(" AND max_x >= ? AND min_x <= ? AND max_y >= ? AND min_y <= ?");
+                sql.push_str(
+                    " AND coalesce(max_x, min_x) >= ? AND min_x <= ?
+                      AND coalesce(max_y, min_y) >= ? AND min_y <= ?",
+                );
                 args.extend([b.min_x, b.max_x, b.min_y, b.max_y].map(SqlValue::Real));
             }
             for (field, value) in &query.equals {

@@ -383,17 +383,17 @@ impl Apply<'_, '_, '_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let bbox = geometry.and_then(|g| g.bbox);
+        let [min_x, min_y, max_x, max_y] = super::stored_bbox(geometry);
         let updated = held(&mut self.update_row, self.tx, UPDATE_ROW)?.execute(params![
             rid,
             KeySql(key),
             seq,
             row.values,
             geometry.map(|g| g.text.as_str()),
-            bbox.map(|b| b.min_x),
-            bbox.map(|b| b.min_y),
-            bbox.map(|b| b.max_x),
-            bbox.map(|b| b.max_y),
+            min_x,
+            min_y,
+            max_x,
+            max_y,
         ])?;
         if updated == 1 {
             return Ok(0);
