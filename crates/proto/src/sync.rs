@@ -152,9 +152,15 @@ pub struct WireItem {
     /// Bytes of the item's content (rows or file), for the size limit.
     #[serde(default)]
     pub size: u64,
-    /// All the item's rows follow in this stream: it was created after the receiver's cursor.
+    /// All the item's rows are newer than the receiver's cursor (it was created after it, or the
+    /// stream is a full pass): they all follow in this stream, unless `copy_whole`.
     #[serde(default)]
     pub whole: bool,
+    /// None of the item's rows are in this stream (a large item new to the receiver): the
+    /// receiver copies it whole (`/federation/v1/sync/item`), one scan at the sender instead of a
+    /// lookup per row.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copy_whole: bool,
     /// Sent by reference: no rows follow, ever; the receiver reads them from the sender on
     /// demand (`/federation/v1/sync/rows`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -1016,6 +1016,7 @@ fn received(origin_item: &str, title: &str) -> crate::SyncOp {
         crs: None,
         file: None,
         whole: false,
+        copy_whole: false,
         reference: false,
         row_count: 0,
         sync_as: ferry_proto::SyncAs::Link,
@@ -1028,6 +1029,15 @@ fn received_whole(origin_item: &str, title: &str) -> crate::SyncOp {
         unreachable!("received() makes an item")
     };
     item.whole = true;
+    crate::SyncOp::Item(item)
+}
+
+/// A large item whose rows the sender leaves to a whole copy.
+fn received_large(origin_item: &str, title: &str) -> crate::SyncOp {
+    let crate::SyncOp::Item(mut item) = received_whole(origin_item, title) else {
+        unreachable!("received() makes an item")
+    };
+    item.copy_whole = true;
     crate::SyncOp::Item(item)
 }
 
@@ -1173,7 +1183,7 @@ pub fn full_passes_sweep_and_retract(store: &dyn Store) {
         received_whole("b", "B"),
         received_row("b", 1),
         // A large item: the sender leaves its rows to a whole copy.
-        received("big", "Big"),
+        received_large("big", "Big"),
     ];
     store
         .apply_sync_batch(&batch(&ops, &cursor(9, true), link))
@@ -1209,7 +1219,10 @@ pub fn full_passes_sweep_and_retract(store: &dyn Store) {
     let ops = [
         received_whole("a", "A"),
         received_row("a", 1),
-        received("big", "Big"),
+        received_large("big", "Big"),
+        // Older than the cursor of a resumed pass: its rows come in the stream, no copy needed.
+        received("c", "C"),
+        received_row("c", 1),
     ];
     let during = crate::SyncCursor {
         seq: 4,
@@ -1225,13 +1238,19 @@ pub fn full_passes_sweep_and_retract(store: &dyn Store) {
     assert_eq!(out.retracted, 1);
     let mut left = items_in(store, "inbox");
     left.sort_by(|x, y| x.title.cmp(&y.title));
-    assert_eq!(left.len(), 2);
+    assert_eq!(left.len(), 3);
     assert_eq!((left[0].title.as_str(), left[0].row_count), ("A", 1));
     assert!(store.row(left[0].id, &Key::Int(2)).unwrap().is_none());
     // The large item keeps its rows until its whole copy replaces them: a full pass never
     // sweeps what it leaves to a copy.
     assert_eq!((left[1].title.as_str(), left[1].row_count), ("Big", 1));
-    assert_eq!(store.pending_copies(link).unwrap().len(), 1);
+    assert_eq!((left[2].title.as_str(), left[2].row_count), ("C", 1));
+    let pending = store.pending_copies(link).unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "only the large item waits for a copy: {pending:?}"
+    );
     assert_eq!(store.sync_cursor(link).unwrap(), Some(done));
 }
 

@@ -18,7 +18,7 @@ use rusqlite_migration::{M, Migrations};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_foundation.sql"),
@@ -169,9 +169,16 @@ const CHECKPOINT_DELAY: std::time::Duration = std::time::Duration::from_millis(2
 /// Copies committed WAL frames into the database after writes, until the store is closed.
 fn checkpoint_loop(conn: &Connection, wakes: &Receiver<()>) {
     while wakes.recv().is_ok() {
-        // Commits meanwhile leave one wake in the channel: this checkpoint takes them all, and
-        // the wake left is a cheap no-op later.
-        std::thread::sleep(CHECKPOINT_DELAY);
+        // Commits meanwhile wake it again: this checkpoint takes them all. A store that closes
+        // meanwhile checkpoints on its own (`close`), so the thread ends at once.
+        let due = std::time::Instant::now() + CHECKPOINT_DELAY;
+        loop {
+            match wakes.recv_timeout(due.saturating_duration_since(std::time::Instant::now())) {
+                Ok(()) => continue,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
         // PASSIVE never blocks readers or the writer; frames it cannot copy yet wait for the next.
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next write");

@@ -362,9 +362,11 @@ pub struct ReceivedItem {
     pub geometry_type: Option<GeometryType>,
     pub crs: Option<String>,
     pub file: Option<(FileInfo, Vec<ChunkRef>)>,
-    /// All the item's rows follow in the same stream (a small item created after the receiver's
-    /// cursor, or in a full pass): no whole copy is needed.
+    /// All the item's rows follow in the same stream (it was created after the receiver's
+    /// cursor): no whole copy is needed, unless `copy_whole`.
     pub whole: bool,
+    /// None of the item's rows are in the stream: the item is copied whole.
+    pub copy_whole: bool,
     /// A reference: the rows stay at the origin; `row_count` is the origin's.
     pub reference: bool,
     pub row_count: i64,

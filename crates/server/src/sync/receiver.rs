@@ -278,8 +278,13 @@ impl Records {
     }
 }
 
-/// Records handed from the reading task at most this many at a time.
+/// Records handed from the reading task at most this many at a time...
 const READ_BLOCK: usize = 256;
+/// ...and lines of at most about this many bytes (a block holds at least one line).
+const READ_BLOCK_BYTES: usize = 1 << 20;
+/// Bytes of lines the reading task may have read ahead of the consumer, so that memory stays
+/// bounded whatever a sender's lines and frames are like.
+const READ_AHEAD_BYTES: u32 = 16 << 20;
 
 /// A block of parsed records, each with the length of its line.
 type Block = Vec<(Incoming, usize)>;
@@ -287,7 +292,9 @@ type Block = Vec<(Incoming, usize)>;
 /// Records read and parsed on their own task, a block at a time, so that reading and parsing
 /// one part of a stream overlaps checking (and applying) the part before.
 struct ReadAhead {
-    blocks: tokio::sync::mpsc::Receiver<ApiResult<Block>>,
+    /// Each block with the read-ahead budget it holds.
+    blocks: tokio::sync::mpsc::Receiver<ApiResult<(Block, u32)>>,
+    budget: Arc<tokio::sync::Semaphore>,
     block: std::vec::IntoIter<(Incoming, usize)>,
     /// Bytes of the lines handed out, uncompressed.
     line_bytes: usize,
@@ -300,14 +307,25 @@ impl ReadAhead {
         let (tx, blocks) = tokio::sync::mpsc::channel(8);
         let wire_bytes = Arc::new(AtomicI64::new(0));
         let counted = wire_bytes.clone();
+        let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_BYTES as usize));
+        let held = budget.clone();
         // Dropping the `ReadAhead` closes the channel: the task stops and the connection closes.
         tokio::spawn(async move {
             let mut records = Records::new(response);
             loop {
                 let (block, end) = read_block(&mut records).await;
                 counted.store(records.bytes, Ordering::Relaxed);
-                if !block.is_empty() && tx.send(Ok(block)).await.is_err() {
-                    return;
+                if !block.is_empty() {
+                    let bytes: usize = block.iter().map(|(_, len)| len).sum();
+                    let permits = bytes.min(READ_AHEAD_BYTES as usize) as u32;
+                    // Waits while the consumer is that far behind; given back as it takes a block.
+                    let Ok(permit) = held.acquire_many(permits).await else {
+                        return;
+                    };
+                    permit.forget();
+                    if tx.send(Ok((block, permits))).await.is_err() {
+                        return;
+                    }
                 }
                 match end {
                     None => {}
@@ -321,6 +339,7 @@ impl ReadAhead {
         });
         ReadAhead {
             blocks,
+            budget,
             block: Vec::new().into_iter(),
             line_bytes: 0,
             wire_bytes,
@@ -336,7 +355,10 @@ impl ReadAhead {
                 return Ok(Some(incoming));
             }
             match self.blocks.recv().await {
-                Some(Ok(block)) => self.block = block.into_iter(),
+                Some(Ok((block, permits))) => {
+                    self.budget.add_permits(permits as usize);
+                    self.block = block.into_iter();
+                }
                 Some(Err(e)) => return Err(e),
                 None => return Ok(None),
             }
@@ -352,7 +374,8 @@ impl ReadAhead {
 /// (what arrived goes on at once); with how the stream ended, if it did.
 async fn read_block(records: &mut Records) -> (Block, Option<ApiResult<()>>) {
     let mut block = Vec::with_capacity(READ_BLOCK);
-    while block.len() < READ_BLOCK {
+    let start = records.line_bytes;
+    while block.len() < READ_BLOCK && records.line_bytes - start < READ_BLOCK_BYTES {
         if !block.is_empty() && !records.has_line() {
             break;
         }
@@ -487,6 +510,7 @@ impl Checker<'_> {
             crs: wire.crs,
             file,
             whole: wire.whole,
+            copy_whole: wire.copy_whole,
             reference: wire.reference,
             row_count: wire.row_count,
             sync_as: wire.sync_as,

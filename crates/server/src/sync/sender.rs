@@ -158,9 +158,25 @@ struct Judged {
     verdicts: ferry_core::FastMap<ItemId, Option<String>>,
     /// See [`Outbound::echo_link`].
     echo_link: Option<String>,
+    /// Items whose rows this stream leaves to a whole copy.
+    left_out: ferry_core::FastSet<ItemId>,
 }
 
 impl Judged {
+    /// Whether a large item new to the receiver goes whole by `/sync/item` rather than row by
+    /// row. Decided once per stream: an item described again (it changed meanwhile) keeps what
+    /// its first description said, so no row falls between the two ways.
+    fn left_to_copy(&self, item: &Item) -> bool {
+        if item.created_seq <= self.after {
+            return false;
+        }
+        match self.verdicts.get(&item.id) {
+            Some(Some(_)) => false,
+            _ if self.left_out.contains(&item.id) => true,
+            _ => item.row_count > INLINE_ROWS,
+        }
+    }
+
     fn origin(&self, store: &dyn Store, id: ItemId) -> Result<(String, String), StoreError> {
         origin_of(store, &self.me, id)
     }
@@ -194,7 +210,8 @@ impl Judged {
             file: item.file.clone(),
             chunks,
             size: item.file.as_ref().map_or(0, |f| f.size),
-            whole: item.created_seq > self.after && item.row_count <= INLINE_ROWS,
+            whole: item.created_seq > self.after,
+            copy_whole: self.left_to_copy(item),
             // What this instance holds only by reference goes on as one: it has no rows to copy.
             reference: item.reference || scope.delivery.by_reference(item.kind, item.sync_as),
             row_count: item.row_count,
@@ -220,9 +237,10 @@ impl Judged {
         let record = match verdict {
             Verdict::Send => {
                 let wire = self.wire(store, scope, item)?;
-                // A large item new to the receiver goes whole by `/sync/item`, not row by row.
-                let copied_later = item.created_seq > self.after && !wire.whole;
-                let rows_follow = !wire.reference && !copied_later;
+                if wire.copy_whole {
+                    self.left_out.insert(item.id);
+                }
+                let rows_follow = !wire.reference && !wire.copy_whole;
                 self.verdicts
                     .insert(item.id, rows_follow.then(|| wire.origin_item.clone()));
                 Some(SyncRecord::Item {
@@ -332,6 +350,7 @@ fn send_changes(
         after,
         verdicts: ferry_core::FastMap::default(),
         echo_link: outbound.echo_link.clone(),
+        left_out: ferry_core::FastSet::default(),
     };
     loop {
         // Rows of items judged not to go in this stream are skipped in the store, unread.
@@ -435,6 +454,7 @@ fn send_item(
         after: i64::MAX,
         verdicts: ferry_core::FastMap::default(),
         echo_link: outbound.echo_link.clone(),
+        left_out: ferry_core::FastSet::default(),
     };
     let record = match &item {
         Some(item) => judged.item_record(store, &outbound.scope, item)?,
@@ -594,4 +614,56 @@ pub(super) fn in_scope(
         item,
     )?;
     Ok(verdict == Verdict::Send)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_proto::SpaceId;
+
+    fn layer(row_count: i64, created_seq: i64) -> Item {
+        serde_json::from_value(serde_json::json!({
+            "id": ItemId::generate(), "space_id": SpaceId::generate(), "kind": "feature_layer",
+            "title": "Layer", "description": "", "tags": [], "markings": [], "owner": "admin",
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "version": 1, "seq": created_seq + 1, "created_seq": created_seq,
+            "row_count": row_count,
+        }))
+        .unwrap()
+    }
+
+    fn judged(after: i64) -> Judged {
+        Judged {
+            me: "here".into(),
+            after,
+            verdicts: ferry_core::FastMap::default(),
+            echo_link: None,
+            left_out: ferry_core::FastSet::default(),
+        }
+    }
+
+    #[test]
+    fn large_new_items_are_left_to_a_whole_copy_once_per_stream() {
+        let mut judged = judged(10);
+        assert!(judged.left_to_copy(&layer(INLINE_ROWS + 1, 11)));
+        assert!(
+            !judged.left_to_copy(&layer(INLINE_ROWS, 11)),
+            "small: inline"
+        );
+        assert!(
+            !judged.left_to_copy(&layer(INLINE_ROWS + 1, 9)),
+            "older than the cursor: its changes stream, whatever its size"
+        );
+        // Described small, then grown during the stream: its rows keep streaming.
+        let mut grown = layer(100, 11);
+        judged.verdicts.insert(grown.id, Some("o1".into()));
+        grown.row_count = INLINE_ROWS * 2;
+        assert!(!judged.left_to_copy(&grown));
+        // Left to a copy, then shrunk during the stream: still left to the copy.
+        let mut shrunk = layer(INLINE_ROWS * 2, 11);
+        judged.left_out.insert(shrunk.id);
+        judged.verdicts.insert(shrunk.id, None);
+        shrunk.row_count = 5;
+        assert!(judged.left_to_copy(&shrunk));
+    }
 }

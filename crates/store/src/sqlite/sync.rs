@@ -250,16 +250,17 @@ impl Apply<'_, '_, '_> {
                 rid
             }
         };
-        let resync = self.batch.cursor.resync;
-        // Rows that never come in the stream: those of an item new here with rows older than the
-        // cursor, or of a large item the sender leaves to a whole copy (also in a full pass).
-        let rows_missing = !item.whole && !item.reference && (existing.is_none() || resync);
-        if resync && item.whole {
+        // A large item the sender leaves to a whole copy (also in a full pass): none of its rows
+        // come in the stream.
+        let left_out = item.copy_whole && !item.reference;
+        // An item new here with rows older than the cursor: those never come in the stream.
+        let older_rows = existing.is_none() && !item.whole && !item.reference;
+        if self.batch.cursor.resync && !left_out {
             self.tx.execute(
                 "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
                 params![self.batch.channel, rid, seq],
             )?;
-        } else if rows_missing || became_copy {
+        } else if left_out || older_rows || became_copy {
             // Copied whole; the copy's last part sweeps the rows it did not bring.
             self.tx.execute(
                 "INSERT OR IGNORE INTO sync_pending (channel, origin_instance, origin_item, title)
