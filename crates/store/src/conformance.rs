@@ -26,7 +26,8 @@ macro_rules! store_conformance_tests {
             change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, epoch_rotation, item_deletion, files,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
-            full_passes_sweep_and_retract, item_copies_and_pending_items, sync_runs_are_kept,
+            full_passes_sweep_and_retract, item_copies_and_pending_items,
+            a_retracted_copy_keeps_what_another_link_brings, sync_runs_are_kept,
             references_hold_no_rows);
     };
     (@each $open:expr; $($check:ident),*) => {
@@ -1252,6 +1253,37 @@ pub fn full_passes_sweep_and_retract(store: &dyn Store) {
         "only the large item waits for a copy: {pending:?}"
     );
     assert_eq!(store.sync_cursor(link).unwrap(), Some(done));
+}
+
+/// A whole copy answered with a retraction (the item left this link's scope) unties the item
+/// from that link only: the rows another link brings stay.
+pub fn a_retracted_copy_keeps_what_another_link_brings(store: &dyn Store) {
+    space(store, "inbox");
+    for link in ["peer:c1", "peer:c2"] {
+        let ops = [received_whole("s", "Shared"), received_row("s", 1)];
+        store
+            .apply_sync_batch(&batch(&ops, &cursor(5, false), link))
+            .unwrap();
+    }
+    let retract = [crate::SyncOp::Retract {
+        origin_instance: "far".into(),
+        origin_item: "s".into(),
+    }];
+    store
+        .apply_item_copy(
+            &batch(&retract, &cursor(0, false), "peer:c1"),
+            "far",
+            "s",
+            &mut crate::CopyPart {
+                last: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let left = items_in(store, "inbox");
+    assert_eq!(left.len(), 1, "peer:c2 still brings it");
+    assert_eq!(left[0].row_count, 1);
+    assert!(store.row(left[0].id, &Key::Int(1)).unwrap().is_some());
 }
 
 pub fn item_copies_and_pending_items(store: &dyn Store) {

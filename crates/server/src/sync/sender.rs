@@ -158,22 +158,22 @@ struct Judged {
     verdicts: ferry_core::FastMap<ItemId, Option<String>>,
     /// See [`Outbound::echo_link`].
     echo_link: Option<String>,
-    /// Items whose rows this stream leaves to a whole copy.
-    left_out: ferry_core::FastSet<ItemId>,
 }
 
 impl Judged {
-    /// Whether a large item new to the receiver goes whole by `/sync/item` rather than row by
-    /// row. Decided once per stream: an item described again (it changed meanwhile) keeps what
-    /// its first description said, so no row falls between the two ways.
+    /// Whether an item new to the receiver goes whole by `/sync/item` rather than row by row: a
+    /// large one, or one whose earlier rows this stream already passed by (it was out of scope,
+    /// a reference or left to a copy when first judged). An item described again (it changed
+    /// meanwhile) keeps streaming rows once it has, so no row falls between the two ways. Items
+    /// older than the cursor need no such care: a receiver that lacks one copies it whole anyway.
     fn left_to_copy(&self, item: &Item) -> bool {
         if item.created_seq <= self.after {
             return false;
         }
         match self.verdicts.get(&item.id) {
             Some(Some(_)) => false,
-            _ if self.left_out.contains(&item.id) => true,
-            _ => item.row_count > INLINE_ROWS,
+            Some(None) => true,
+            None => item.row_count > INLINE_ROWS,
         }
     }
 
@@ -237,9 +237,6 @@ impl Judged {
         let record = match verdict {
             Verdict::Send => {
                 let wire = self.wire(store, scope, item)?;
-                if wire.copy_whole {
-                    self.left_out.insert(item.id);
-                }
                 let rows_follow = !wire.reference && !wire.copy_whole;
                 self.verdicts
                     .insert(item.id, rows_follow.then(|| wire.origin_item.clone()));
@@ -350,7 +347,6 @@ fn send_changes(
         after,
         verdicts: ferry_core::FastMap::default(),
         echo_link: outbound.echo_link.clone(),
-        left_out: ferry_core::FastSet::default(),
     };
     loop {
         // Rows of items judged not to go in this stream are skipped in the store, unread.
@@ -454,7 +450,6 @@ fn send_item(
         after: i64::MAX,
         verdicts: ferry_core::FastMap::default(),
         echo_link: outbound.echo_link.clone(),
-        left_out: ferry_core::FastSet::default(),
     };
     let record = match &item {
         Some(item) => judged.item_record(store, &outbound.scope, item)?,
@@ -638,7 +633,6 @@ mod tests {
             after,
             verdicts: ferry_core::FastMap::default(),
             echo_link: None,
-            left_out: ferry_core::FastSet::default(),
         }
     }
 
@@ -659,9 +653,9 @@ mod tests {
         judged.verdicts.insert(grown.id, Some("o1".into()));
         grown.row_count = INLINE_ROWS * 2;
         assert!(!judged.left_to_copy(&grown));
-        // Left to a copy, then shrunk during the stream: still left to the copy.
+        // Left to a copy (or out of scope) when first judged, small now: its earlier rows were
+        // passed by, so only a whole copy brings them.
         let mut shrunk = layer(INLINE_ROWS * 2, 11);
-        judged.left_out.insert(shrunk.id);
         judged.verdicts.insert(shrunk.id, None);
         shrunk.row_count = 5;
         assert!(judged.left_to_copy(&shrunk));

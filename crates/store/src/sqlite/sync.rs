@@ -541,9 +541,11 @@ pub(super) fn apply_item_copy(
         return apply.finish();
     }
     // Rows older than the copy exist only if the item had rows when it started: later writes
-    // all take newer sequence numbers.
+    // all take newer sequence numbers. A copy answered with a retraction brought nothing: what
+    // another link brings stays.
     if let (true, Some(start), Some(rid)) =
         (part.had_rows, part.start, apply.item_rid(origin_item)?)
+        && arrives_by(tx, rid, batch.link)?
     {
         let swept = sweep_rows(tx, rid, start, &mut apply.seqs)?;
         *apply.row_delta.entry(rid).or_default() -= swept;
@@ -554,6 +556,16 @@ pub(super) fn apply_item_copy(
         params![batch.channel, origin_instance, origin_item],
     )?;
     Ok(outcome)
+}
+
+/// Whether `link` still brings the item.
+fn arrives_by(tx: &Transaction<'_>, rid: i64, link: &str) -> StoreResult<bool> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM item_arrivals WHERE item_rid = ?1 AND link = ?2)",
+        params![rid, link],
+        |r| r.get(0),
+    )
+    .map_err(Into::into)
 }
 
 /// Tombstones the live rows of an item last written before `before`; returns how many.
