@@ -218,41 +218,27 @@ pub fn import_and_query(store: &dyn Store) {
     let second = page(Some(Key::Int(10)));
     assert_eq!(second[0].key, json!(11), "integer keys sort numerically");
     assert_eq!(page(Some(Key::Int(20))).len(), 5);
-    let in_box = store
-        .query_rows(
-            item.id,
-            &RowQuery {
-                limit: 100,
-                bbox: Some(BBox {
-                    min_x: 2.5,
-                    min_y: 0.0,
-                    max_x: 5.0,
-                    max_y: 10.0,
-                }),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let keys: Vec<_> = in_box.iter().map(|r| r.key.clone()).collect();
-    assert_eq!(keys, vec![json!(3), json!(4), json!(5)]);
+    let in_box = |min_x, min_y, max_x, max_y| -> Vec<serde_json::Value> {
+        let bbox = BBox {
+            min_x,
+            min_y,
+            max_x,
+            max_y,
+        };
+        let query = RowQuery {
+            limit: 100,
+            bbox: Some(bbox),
+            ..Default::default()
+        };
+        let rows = store.query_rows(item.id, &query).unwrap();
+        rows.into_iter().map(|r| r.key).collect()
+    };
+    assert_eq!(
+        in_box(2.5, 0.0, 5.0, 10.0),
+        vec![json!(3), json!(4), json!(5)]
+    );
     // A box that is exactly one point still finds it (a point's stored maximum is its minimum).
-    let on_point = store
-        .query_rows(
-            item.id,
-            &RowQuery {
-                limit: 100,
-                bbox: Some(BBox {
-                    min_x: 4.0,
-                    min_y: 2.0,
-                    max_x: 4.0,
-                    max_y: 2.0,
-                }),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let keys: Vec<_> = on_point.iter().map(|r| r.key.clone()).collect();
-    assert_eq!(keys, vec![json!(4)]);
+    assert_eq!(in_box(4.0, 2.0, 4.0, 2.0), vec![json!(4)]);
     let equal = store
         .query_rows(
             item.id,

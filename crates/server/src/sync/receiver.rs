@@ -869,6 +869,23 @@ fn refusal(e: FederationError) -> ApiFailure {
     }
 }
 
+/// Runs one store write of received data on a blocking thread, then removes the file chunks it
+/// left unused.
+fn store_write(
+    state: &AppState,
+    write: impl FnOnce(&dyn ferry_store::Store) -> ferry_store::StoreResult<BatchOutcome>
+    + Send
+    + 'static,
+) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
+    let state = state.clone();
+    async move {
+        let store = state.store.clone();
+        let outcome = blocking(move || write(store.as_ref())).await?;
+        crate::api::items::remove_chunks(&state, outcome.freed_chunks.clone()).await;
+        Ok(outcome)
+    }
+}
+
 /// Applies one batch with its cursor.
 fn apply(
     state: &AppState,
@@ -876,15 +893,10 @@ fn apply(
     ops: Vec<SyncOp>,
     cursor: &SyncCursor,
 ) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
-    let (state, channel, cursor) = (state.clone(), channel.clone(), cursor.clone());
-    async move {
-        let store = state.store.clone();
-        let outcome =
-            blocking(move || store.apply_sync_batch(&batch(&channel, &ops, &cursor, OWNER)))
-                .await?;
-        crate::api::items::remove_chunks(&state, outcome.freed_chunks.clone()).await;
-        Ok(outcome)
-    }
+    let (channel, cursor) = (channel.clone(), cursor.clone());
+    store_write(state, move |store| {
+        store.apply_sync_batch(&batch(&channel, &ops, &cursor, OWNER))
+    })
 }
 
 async fn finish(
@@ -892,11 +904,11 @@ async fn finish(
     channel: &Inbound,
     cursor: &SyncCursor,
 ) -> ApiResult<BatchOutcome> {
-    let (store, channel, cursor) = (state.store.clone(), channel.clone(), cursor.clone());
-    let outcome =
-        blocking(move || store.finish_resync(&batch(&channel, &[], &cursor, OWNER))).await?;
-    crate::api::items::remove_chunks(state, outcome.freed_chunks.clone()).await;
-    Ok(outcome)
+    let (channel, cursor) = (channel.clone(), cursor.clone());
+    store_write(state, move |store| {
+        store.finish_resync(&batch(&channel, &[], &cursor, OWNER))
+    })
+    .await
 }
 
 /// Copies whole every item the channel marked: new ones whose older rows never came, and refused
@@ -1012,22 +1024,16 @@ fn apply_copy_part(
         seq: 0,
         resync: false,
     };
-    let (state, channel, copy, part) = (state.clone(), channel.clone(), copy.clone(), part.clone());
-    async move {
-        let store = state.store.clone();
-        let outcome = blocking(move || {
-            // Parts run one at a time (the applier waits for each), so the lock is never contended.
-            let mut part = part.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            part.last = last;
-            store.apply_item_copy(
-                &batch(&channel, &ops, &cursor, OWNER),
-                &copy.origin_instance,
-                &copy.origin_item,
-                &mut part,
-            )
-        })
-        .await?;
-        crate::api::items::remove_chunks(&state, outcome.freed_chunks.clone()).await;
-        Ok(outcome)
-    }
+    let (channel, copy, part) = (channel.clone(), copy.clone(), part.clone());
+    store_write(state, move |store| {
+        // Parts run one at a time (the applier waits for each), so the lock is never contended.
+        let mut part = part.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        part.last = last;
+        store.apply_item_copy(
+            &batch(&channel, &ops, &cursor, OWNER),
+            &copy.origin_instance,
+            &copy.origin_item,
+            &mut part,
+        )
+    })
 }

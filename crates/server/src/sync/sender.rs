@@ -196,6 +196,8 @@ impl Judged {
                 .collect(),
             _ => Vec::new(),
         };
+        // What this instance holds only by reference goes on as one: it has no rows to copy.
+        let reference = item.reference || scope.delivery.by_reference(item.kind, item.sync_as);
         Ok(WireItem {
             origin_instance,
             origin_item,
@@ -211,9 +213,8 @@ impl Judged {
             chunks,
             size: item.file.as_ref().map_or(0, |f| f.size),
             whole: item.created_seq > self.after,
-            copy_whole: self.left_to_copy(item),
-            // What this instance holds only by reference goes on as one: it has no rows to copy.
-            reference: item.reference || scope.delivery.by_reference(item.kind, item.sync_as),
+            copy_whole: !reference && self.left_to_copy(item),
+            reference,
             row_count: item.row_count,
             sync_as: item.sync_as,
         })

@@ -109,10 +109,11 @@ fn held<'s, 't>(
     tx: &'t Connection,
     sql: &str,
 ) -> StoreResult<&'s mut rusqlite::CachedStatement<'t>> {
-    if slot.is_none() {
-        *slot = Some(tx.prepare_cached(sql)?);
-    }
-    Ok(slot.as_mut().expect("prepared just above"))
+    let stmt = match slot.take() {
+        Some(stmt) => stmt,
+        None => tx.prepare_cached(sql)?,
+    };
+    Ok(slot.insert(stmt))
 }
 
 /// Updates a live row in place.
