@@ -229,6 +229,8 @@ impl SchemaBuilder {
                 failure: &mut failure,
             },
         );
+        // Text after the object is refused too: a compact row's values end where its tab is.
+        let parsed = parsed.and_then(|()| de.end());
         match (failure, parsed) {
             (Some(e), _) => Err(e),
             (None, Ok(())) => Ok(()),
@@ -539,6 +541,9 @@ mod tests {
         let err = raw.observe_raw(r#"{"a": "no"}"#).unwrap_err();
         assert_eq!(err.code(), ferry_proto::ErrorCode::SchemaMismatch);
         assert!(raw.observe_raw("[1]").is_err());
+        let err = raw.observe_raw(r#"{"a": 1} {"a": 2}"#).unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
+        raw.observe_raw(" {\"a\": 1}\n").unwrap();
     }
 
     #[test]

@@ -302,12 +302,73 @@ pub fn write_row_line(
     out.extend_from_slice(br#","key":"#);
     serde_json::to_writer(&mut *out, key).expect("a key always serializes");
     out.extend_from_slice(br#","values":"#);
-    out.extend_from_slice(values.as_bytes());
+    push_one_line(out, values);
     if let Some(g) = geometry {
         out.extend_from_slice(br#","geometry":"#);
-        out.extend_from_slice(g.as_bytes());
+        push_one_line(out, g);
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// A receiver that lists this among its `encodings` reads compact row lines in a whole-item copy
+/// (`/sync/item`); a sender that writes them says so in [`ROWS_HEADER`].
+pub const COMPACT_ROWS: &str = "compact-rows";
+
+/// The response header by which a sender says its row lines are compact.
+pub const ROWS_HEADER: &str = "x-ferry-rows";
+
+/// Writes a compact row line of a whole-item copy: the key, the values and the geometry (empty
+/// when there is none) as JSON text separated by tabs, then a newline. The stream is of one item,
+/// so the line does not name it, and the receiver finds the parts without scanning the JSON.
+pub fn write_compact_row(out: &mut Vec<u8>, key: &Value, values: &str, geometry: Option<&str>) {
+    serde_json::to_writer(&mut *out, key).expect("a key always serializes");
+    out.push(b'\t');
+    push_one_line(out, values);
+    out.push(b'\t');
+    if let Some(g) = geometry {
+        push_one_line(out, g);
+    }
+    out.push(b'\n');
+}
+
+/// The parts of a compact row line, still JSON text: each is checked by whoever reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactRow<'a> {
+    pub key: &'a [u8],
+    pub values: &'a str,
+    pub geometry: Option<&'a str>,
+}
+
+/// Splits a compact row line (without its newline) into its three parts.
+pub fn read_compact_row(line: &[u8]) -> Result<CompactRow<'_>, String> {
+    let mut parts = line.splitn(4, |b| *b == b'\t');
+    let (Some(key), Some(values), Some(geometry), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("a compact row line has three tab-separated parts".into());
+    };
+    let text = |part| std::str::from_utf8(part).map_err(|e| format!("a row is not UTF-8: {e}"));
+    Ok(CompactRow {
+        key,
+        values: text(values)?,
+        geometry: (!geometry.is_empty()).then(|| text(geometry)).transpose()?,
+    })
+}
+
+/// Appends stored JSON text on one line. JSON allows a raw tab, newline or carriage return only
+/// as whitespace between tokens (inside strings they are escaped), so each becomes a space: the
+/// same JSON, and it cannot break a line or a compact row. Text stored as it was imported may be
+/// pretty-printed.
+fn push_one_line(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    if memchr::memchr3(b'\n', b'\r', b'\t', bytes).is_none() {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.extend(bytes.iter().map(|&b| match b {
+        b'\n' | b'\r' | b'\t' => b' ',
+        other => other,
+    }));
 }
 
 #[cfg(test)]
@@ -351,5 +412,46 @@ mod tests {
         write_row_line(&mut out, "o1", &serde_json::json!("k"), "{}", None);
         let raw: RawRowRecord<'_> = serde_json::from_slice(out.trim_ascii_end()).unwrap();
         assert!(raw.geometry.is_none());
+    }
+
+    /// Pretty-printed stored text goes out on one line, as the same JSON.
+    #[test]
+    fn stored_text_with_line_breaks_stays_on_its_line() {
+        let values = "{\n\t\"name\": \"a\\tb\",\r\n  \"n\": 3\n}";
+        let geometry = "{ \"type\": \"Point\",\n \"coordinates\": [1, 2] }";
+        let mut out = Vec::new();
+        write_row_line(
+            &mut out,
+            "o1",
+            &serde_json::json!(1),
+            values,
+            Some(geometry),
+        );
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+        let raw: RawRowRecord<'_> = serde_json::from_slice(out.trim_ascii_end()).unwrap();
+        let parsed: Value = serde_json::from_str(raw.values.get()).unwrap();
+        assert_eq!(parsed, serde_json::from_str::<Value>(values).unwrap());
+        assert_eq!(parsed["name"], "a\tb", "escapes inside strings are kept");
+
+        out.clear();
+        write_compact_row(&mut out, &serde_json::json!(1), values, Some(geometry));
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+        let row = read_compact_row(out.strip_suffix(b"\n").unwrap()).unwrap();
+        let parsed: Value = serde_json::from_str(row.values).unwrap();
+        assert_eq!(parsed, serde_json::from_str::<Value>(values).unwrap());
+        let g: Value = serde_json::from_str(row.geometry.unwrap()).unwrap();
+        assert_eq!(g["coordinates"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn compact_rows_read_back_and_malformed_ones_are_refused() {
+        let mut out = Vec::new();
+        write_compact_row(&mut out, &serde_json::json!("k\t1"), r#"{"a":1}"#, None);
+        let row = read_compact_row(out.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!(row.key, br#""k\t1""#, "a tab in a key is escaped");
+        assert_eq!((row.values, row.geometry), (r#"{"a":1}"#, None));
+        for bad in [&b"1\t{}"[..], b"1\t{}\t\t", b"1", b"1\t\xff\t"] {
+            assert!(read_compact_row(bad).is_err(), "{bad:?}");
+        }
     }
 }

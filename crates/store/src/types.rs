@@ -379,7 +379,7 @@ pub struct ReceivedItem {
 pub enum SyncOp {
     Item(Box<ReceivedItem>),
     Row {
-        origin_item: String,
+        origin_item: std::sync::Arc<str>,
         row: RowRecord,
     },
     RowDeleted {

@@ -987,3 +987,66 @@ async fn a_two_way_workspace_takes_copies_only() {
     let copy = &items(&host, "coast").await["Berths"];
     assert_eq!(rows(&host, id(copy)).await, rows(&sender, id(&layer)).await);
 }
+
+/// A pretty-printed GeoJSON file of `n` points: properties and geometries stored as imported,
+/// across several lines, and a string holding a tab.
+fn pretty_points(n: usize) -> String {
+    let mut layer: Value = serde_json::from_str(&points_geojson(n)).unwrap();
+    for feature in layer["features"].as_array_mut().unwrap() {
+        feature["properties"]["note"] = json!("tab\there");
+    }
+    serde_json::to_string_pretty(&layer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pretty_printed_imports_sync_inline_and_whole() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (_on_a, on_b) = peered(&a, &b, "features", &[]);
+    // Small enough to stream inline; large enough to be copied whole by `/sync/item`.
+    let small = import(&a, "roads", "Small", "geojson", pretty_points(40)).await;
+    let large = import(&a, "roads", "Large", "geojson", pretty_points(10_050)).await;
+    let run = sync_now(&b, &on_b);
+    assert_eq!(
+        (run["status"].as_str(), run["rows_received"].as_i64()),
+        (Some("completed"), Some(10_090)),
+        "{run}"
+    );
+    let got = items(&b, "inbox").await;
+    for (title, sent) in [("Small", &small), ("Large", &large)] {
+        let copy = rows(&b, id(&got[title])).await;
+        assert_eq!(copy, rows(&a, id(sent)).await, "{title}");
+        assert_eq!(copy[0][1]["note"], "tab\there", "{title}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_rows_a_sender_tampers_with_are_refused() {
+    let (proxy, a, b, on_b) = peered_behind_proxy("features").await;
+    // Large enough to be copied whole, in compact rows.
+    let layer = import(&a, "roads", "Large", "geojson", points_geojson(10_050)).await;
+    // Text after row 7's values: each part of a compact row must be one JSON value.
+    proxy.rewrite_sync_lines(|line| {
+        let mut parts: Vec<String> = line.split('\t').map(str::to_string).collect();
+        if parts.len() == 3 && parts[0] == "7" {
+            parts[1].push_str(r#" {"smuggled":true}"#);
+        }
+        vec![parts.join("\t")]
+    });
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "schema_mismatch", "{run}");
+    let copy = &items(&b, "inbox").await["Large"];
+    assert!(
+        rows(&b, id(copy)).await.is_empty(),
+        "nothing of the tampered copy is kept"
+    );
+
+    // The sender behaves again: the next run copies the item.
+    proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&layer)).await);
+}

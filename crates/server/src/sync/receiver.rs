@@ -17,8 +17,8 @@ use ferry_core::{FastMap, FastSet};
 use ferry_core::{Key, rows::RowRecord};
 use ferry_proto::frames;
 use ferry_proto::{
-    ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, ROW_LINE_PREFIX, RawRowRecord,
-    SyncItemError, SyncRecord, SyncRun, WireItem,
+    COMPACT_ROWS, ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, ROW_LINE_PREFIX,
+    ROWS_HEADER, RawRowRecord, SyncItemError, SyncRecord, SyncRun, WireItem, read_compact_row,
 };
 use ferry_store::{
     BatchOutcome, ChunkRef, CopyPart, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
@@ -189,11 +189,20 @@ fn encodings(state: &AppState) -> Vec<String> {
     }
 }
 
+/// What this instance asks for when it copies an item whole: compact rows as well.
+fn copy_encodings(state: &AppState) -> Vec<String> {
+    let mut encodings = encodings(state);
+    encodings.push(COMPACT_ROWS.to_string());
+    encodings
+}
+
 /// Splits a byte stream (plain, or LZ4 frames when the sender says so) into NDJSON records.
 struct Records {
     body: futures_util::stream::BoxStream<'static, Result<Bytes, reqwest::Error>>,
     /// Set when the body comes in compressed frames.
     frames: Option<frames::FrameDecoder>,
+    /// Whether rows come as compact lines (a whole-item copy whose sender writes them).
+    compact_rows: bool,
     buffer: Vec<u8>,
     /// Where the unread part of `buffer` starts.
     read: usize,
@@ -209,9 +218,14 @@ impl Records {
             .headers()
             .get(frames::ENCODING_HEADER)
             .is_some_and(|v| v.as_bytes() == frames::LZ4_FRAMES.as_bytes());
+        let compact_rows = response
+            .headers()
+            .get(ROWS_HEADER)
+            .is_some_and(|v| v.as_bytes() == COMPACT_ROWS.as_bytes());
         Records {
             body: response.bytes_stream().boxed(),
             frames: framed.then(frames::FrameDecoder::default),
+            compact_rows,
             buffer: Vec::new(),
             read: 0,
             bytes: 0,
@@ -227,12 +241,14 @@ impl Records {
                 let line = &self.buffer[self.read..self.read + at + 1];
                 self.read += at + 1;
                 self.line_bytes += line.len();
-                return Incoming::read(line).map(Some).map_err(|e| {
-                    ApiFailure::new(
-                        ErrorCode::InvalidRequest,
-                        format!("the sender streamed a record this instance cannot read: {e}"),
-                    )
-                });
+                return Incoming::read(line, self.compact_rows)
+                    .map(Some)
+                    .map_err(|e| {
+                        ApiFailure::new(
+                            ErrorCode::InvalidRequest,
+                            format!("the sender streamed a record this instance cannot read: {e}"),
+                        )
+                    });
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => {
@@ -392,7 +408,8 @@ async fn read_block(records: &mut Records) -> (Block, Option<ApiResult<()>>) {
 /// One streamed line: a row, read without decoding its values, or any other record.
 enum Incoming {
     Row {
-        origin_item: String,
+        /// `None` for a compact row: the item the stream copies.
+        origin_item: Option<String>,
         key: serde_json::Value,
         values: String,
         geometry: Option<String>,
@@ -401,17 +418,31 @@ enum Incoming {
 }
 
 impl Incoming {
-    fn read(line: &[u8]) -> serde_json::Result<Incoming> {
-        if line.starts_with(ROW_LINE_PREFIX.as_bytes()) {
-            let row: RawRowRecord<'_> = serde_json::from_slice(line)?;
+    /// Reads a line (with its newline). Records are JSON objects; in a stream of compact rows,
+    /// any other line is a row.
+    fn read(line: &[u8], compact_rows: bool) -> Result<Incoming, String> {
+        let json_error = |e: serde_json::Error| e.to_string();
+        if compact_rows && !line.starts_with(b"{") {
+            let row = read_compact_row(line.strip_suffix(b"\n").unwrap_or(line))?;
             return Ok(Incoming::Row {
-                origin_item: row.origin_item.into_owned(),
+                origin_item: None,
+                key: serde_json::from_slice(row.key).map_err(json_error)?,
+                values: row.values.to_string(),
+                geometry: row.geometry.map(str::to_string),
+            });
+        }
+        if line.starts_with(ROW_LINE_PREFIX.as_bytes()) {
+            let row: RawRowRecord<'_> = serde_json::from_slice(line).map_err(json_error)?;
+            return Ok(Incoming::Row {
+                origin_item: Some(row.origin_item.into_owned()),
                 key: row.key,
                 values: row.values.get().to_string(),
                 geometry: row.geometry.map(|g| g.get().to_string()),
             });
         }
-        serde_json::from_slice(line).map(Incoming::Record)
+        serde_json::from_slice(line)
+            .map(Incoming::Record)
+            .map_err(json_error)
     }
 }
 
@@ -437,6 +468,8 @@ struct Checker<'a> {
     received: HashSet<String>,
     /// File bytes fetched (only chunks this instance lacked).
     chunk_bytes: i64,
+    /// The item a whole-item copy stream is of: its compact rows do not name it.
+    copying: Option<Arc<str>>,
 }
 
 impl Checker<'_> {
@@ -586,12 +619,12 @@ impl Checker<'_> {
 
     async fn row_op(
         &mut self,
-        origin_item: String,
+        origin_item: Arc<str>,
         key: serde_json::Value,
         values: String,
         geometry: Option<String>,
     ) -> ApiResult<Option<SyncOp>> {
-        if self.refused.contains(&origin_item) {
+        if self.refused.contains(&*origin_item) {
             return Ok(None);
         }
         match self.row(&origin_item, &key, values, geometry) {
@@ -655,7 +688,19 @@ impl Checker<'_> {
                 key,
                 values,
                 geometry,
-            } => return self.row_op(origin_item, key, values, geometry).await,
+            } => {
+                let origin_item = match (origin_item, &self.copying) {
+                    (Some(named), _) => Arc::from(named),
+                    (None, Some(copying)) => copying.clone(),
+                    (None, None) => {
+                        return Err(ApiFailure::new(
+                            ErrorCode::SyncRefused,
+                            "the sender streamed a row that names no item",
+                        ));
+                    }
+                };
+                return self.row_op(origin_item, key, values, geometry).await;
+            }
             Incoming::Record(record) => record,
         };
         match record {
@@ -668,7 +713,7 @@ impl Checker<'_> {
             } => {
                 let values = serde_json::Value::Object(values).to_string();
                 let geometry = geometry.map(|g| g.to_string());
-                self.row_op(origin_item, key, values, geometry).await
+                self.row_op(origin_item.into(), key, values, geometry).await
             }
             SyncRecord::RowDeleted { origin_item, key } => {
                 if self.refused.contains(&origin_item) {
@@ -764,6 +809,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         errors: Vec::new(),
         received: HashSet::new(),
         chunk_bytes: 0,
+        copying: None,
     };
     let mut applier = Applier::default();
     let mut ops = Vec::new();
@@ -942,7 +988,7 @@ async fn copy_item(
                 link: channel.wire.clone(),
                 origin_instance: copy.origin_instance.clone(),
                 origin_item: copy.origin_item.clone(),
-                encodings: encodings(state),
+                encodings: copy_encodings(state),
             },
         )
         .await
@@ -956,8 +1002,9 @@ async fn copy_item(
         errors: Vec::new(),
         received: HashSet::new(),
         chunk_bytes: 0,
+        copying: Some(copy.origin_item.as_str().into()),
     };
-    let mut ops = Vec::new();
+    let mut ops = Vec::with_capacity(COPY_PART_OPS);
     let part = Arc::new(Mutex::new(CopyPart::default()));
     let mut applier = Applier::default();
     let mut part_bytes = records.line_bytes;
@@ -984,8 +1031,8 @@ async fn copy_item(
         if ops.len() >= COPY_PART_OPS
             || records.line_bytes - part_bytes >= super::sender::BATCH_BYTES
         {
-            let next =
-                apply_copy_part(state, channel, copy, std::mem::take(&mut ops), &part, false);
+            let part_ops = std::mem::replace(&mut ops, Vec::with_capacity(COPY_PART_OPS));
+            let next = apply_copy_part(state, channel, copy, part_ops, &part, false);
             if let Err(e) = applier.start(tally, next).await {
                 break Err(e);
             }

@@ -16,8 +16,8 @@ use ferry_core::Key;
 use ferry_core::sync::{ItemFacts, Verdict, judge};
 use ferry_proto::frames;
 use ferry_proto::{
-    ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, SyncRecord, WireItem,
-    write_row_line,
+    COMPACT_ROWS, ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, ROWS_HEADER,
+    SyncRecord, WireItem, write_compact_row, write_row_line,
 };
 use ferry_store::{RawChange, Store, StoreError};
 use tokio::sync::mpsc;
@@ -89,6 +89,13 @@ impl Lines {
         let full = self.append(|buffer| {
             write_row_line(buffer, origin_item, &key.to_value(), values, geometry);
         });
+        !full || self.flush()
+    }
+
+    /// A compact row line (of a whole-item copy) straight from stored text.
+    fn send_compact_row(&self, key: &Key, values: &str, geometry: Option<&str>) -> bool {
+        let full =
+            self.append(|buffer| write_compact_row(buffer, &key.to_value(), values, geometry));
         !full || self.flush()
     }
 
@@ -420,10 +427,16 @@ pub(crate) async fn pull_item(
     let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
-    Ok(stream_from(
-        wants_frames(&request.encodings),
-        move |lines| send_item(store.as_ref(), &outbound, me, &request, lines),
-    ))
+    let compact = request.encodings.iter().any(|e| e == COMPACT_ROWS);
+    let mut response = stream_from(wants_frames(&request.encodings), move |lines| {
+        send_item(store.as_ref(), &outbound, me, &request, compact, lines)
+    });
+    if compact {
+        response
+            .headers_mut()
+            .insert(ROWS_HEADER, header::HeaderValue::from_static(COMPACT_ROWS));
+    }
+    Ok(response)
 }
 
 fn send_item(
@@ -431,6 +444,7 @@ fn send_item(
     outbound: &Outbound,
     me: String,
     request: &ItemPullRequest,
+    compact: bool,
     lines: &Lines,
 ) -> Result<(), StoreError> {
     let epoch = store.instance()?.epoch;
@@ -469,7 +483,7 @@ fn send_item(
     if let (true, Some(item)) = (sending, item)
         && item.kind != ferry_proto::ItemKind::File
     {
-        send_rows(store, &item, &request.origin_item, lines)?;
+        send_rows(store, &item, &request.origin_item, compact, lines)?;
     }
     lines.send(&SyncRecord::Commit { seq: 0 });
     lines.send(&SyncRecord::End { seq: 0 });
@@ -501,12 +515,16 @@ fn send_rows(
     store: &dyn Store,
     item: &Item,
     origin_item: &str,
+    compact: bool,
     lines: &Lines,
 ) -> Result<(), StoreError> {
     let mut gone = false;
     store.scan_rows(item.id, &mut |row| {
-        if !gone && !lines.send_row(origin_item, row.key, row.values, row.geometry) {
-            gone = true;
+        if !gone {
+            gone = !match compact {
+                true => lines.send_compact_row(row.key, row.values, row.geometry),
+                false => lines.send_row(origin_item, row.key, row.values, row.geometry),
+            };
         }
         Ok(())
     })
