@@ -178,6 +178,9 @@ pub struct SchemaBuilder {
     /// `None` until a non-null value was seen.
     fields: Vec<(String, Option<FieldType>)>,
     index: crate::FastMap<String, usize>,
+    /// The field after the last one seen: rows mostly list their fields in the schema's order,
+    /// so it is tried before the map.
+    expected: usize,
     primary_key: Option<String>,
     /// An explicit schema: no new fields, no widening.
     strict: bool,
@@ -189,6 +192,7 @@ impl SchemaBuilder {
         SchemaBuilder {
             fields: Vec::new(),
             index: crate::FastMap::default(),
+            expected: 0,
             primary_key,
             strict: false,
         }
@@ -211,6 +215,7 @@ impl SchemaBuilder {
 
     /// Checks one row's values and, when inferring, learns from them.
     pub fn observe(&mut self, values: &Map<String, Value>) -> CoreResult<()> {
+        self.expected = 0;
         for (name, value) in values {
             self.observe_value(name, Seen::of(value))?;
         }
@@ -220,6 +225,7 @@ impl SchemaBuilder {
     /// Like [`SchemaBuilder::observe`], for a JSON object given as text: no map is built, which
     /// keeps large imports fast. Refuses text that is not a JSON object.
     pub fn observe_raw(&mut self, object: &str) -> CoreResult<()> {
+        self.expected = 0;
         let mut failure = None;
         let mut de = serde_json::Deserializer::from_str(object);
         let parsed = serde::Deserializer::deserialize_map(
@@ -241,7 +247,7 @@ impl SchemaBuilder {
     }
 
     fn observe_value(&mut self, name: &str, seen: Seen<'_>) -> CoreResult<()> {
-        let Some(&i) = self.index.get(name) else {
+        let Some(i) = self.position(name) else {
             if self.strict {
                 return Err(CoreError::SchemaMismatch(format!(
                     "field '{name}' is not in the schema"
@@ -249,9 +255,18 @@ impl SchemaBuilder {
             }
             self.index.insert(name.to_string(), self.fields.len());
             self.fields.push((name.to_string(), type_of(&seen)));
+            self.expected = self.fields.len();
             return Ok(());
         };
+        self.expected = i + 1;
         let slot = &mut self.fields[i].1;
+        // Most values fit the type their field has: that is checked first, and alone (a
+        // timestamp is parsed once).
+        if let Some(old) = *slot
+            && seen_fits(old, &seen)
+        {
+            return Ok(());
+        }
         match (*slot, type_of(&seen)) {
             (_, None) => Ok(()),
             (None, Some(new)) if !self.strict => {
@@ -272,6 +287,13 @@ impl SchemaBuilder {
                 &seen,
                 false,
             )),
+        }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        match self.fields.get(self.expected) {
+            Some((field, _)) if field == name => Some(self.expected),
+            _ => self.index.get(name).copied(),
         }
     }
 
@@ -544,6 +566,27 @@ mod tests {
         let err = raw.observe_raw(r#"{"a": 1} {"a": 2}"#).unwrap_err();
         assert!(err.to_string().contains("trailing"), "{err}");
         raw.observe_raw(" {\"a\": 1}\n").unwrap();
+    }
+
+    /// Fields in any order are found, whatever order the rows before used.
+    #[test]
+    fn fields_in_any_order_are_checked_alike() {
+        let mut b = SchemaBuilder::infer(None);
+        b.observe_raw(r#"{"a": 1, "b": "x", "t": "2024-01-01T00:00:00Z"}"#)
+            .unwrap();
+        b.observe_raw(r#"{"t": "2024-01-02T00:00:00Z", "b": "y", "a": 2}"#)
+            .unwrap();
+        b.observe_raw(r#"{"b": "z", "c": 1.5, "a": 3}"#).unwrap();
+        let err = b.observe_raw(r#"{"c": 1, "b": 2}"#).unwrap_err();
+        assert!(err.to_string().contains("field 'b'"), "{err}");
+        let mut strict = SchemaBuilder::enforce(&b.schema());
+        strict
+            .observe_raw(r#"{"c": 2, "t": "2024-01-03T00:00:00Z", "a": 4}"#)
+            .unwrap();
+        let err = strict.observe_raw(r#"{"a": 5, "t": "soon"}"#).unwrap_err();
+        assert!(err.to_string().contains("field 't'"), "{err}");
+        let err = strict.observe_raw(r#"{"a": 5, "d": 1}"#).unwrap_err();
+        assert!(err.to_string().contains("not in the schema"), "{err}");
     }
 
     #[test]
