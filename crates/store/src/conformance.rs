@@ -5,8 +5,8 @@
 //! the rule that broke.
 
 use crate::{
-    AddKey, EditPlan, ItemDraft, ItemShape, NoRows, RawRow, RowAdd, RowQuery, RowRecord, RowSource,
-    RowUpdate, Store, StoreError,
+    AddKey, EditPlan, ItemDraft, ItemShape, NoRows, RawChange, RawRow, RowAdd, RowQuery, RowRecord,
+    RowSource, RowUpdate, Store, StoreError,
 };
 use ferry_core::geometry::{BBox, RawGeometry};
 use ferry_core::{CoreError, CoreResult, Key};
@@ -28,7 +28,7 @@ macro_rules! store_conformance_tests {
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
             full_passes_sweep_and_retract, item_copies_and_pending_items,
             a_retracted_copy_keeps_what_another_link_brings, sync_runs_are_kept,
-            references_hold_no_rows);
+            references_hold_no_rows, geometry_text_reads_back_as_written);
     };
     (@each $open:expr; $($check:ident),*) => {
         $(
@@ -128,6 +128,40 @@ fn points(n: i64) -> VecRows {
 fn layer(store: &dyn Store, space_name: &str, n: i64) -> ferry_proto::Item {
     store
         .create_item(&draft(space_name, ItemKind::FeatureLayer), &mut points(n))
+        .expect("create layer")
+}
+
+/// Geometry texts as they may come (compact, spaced, 3D, other key orders, other types).
+pub const GEOMETRY_TEXTS: [&str; 6] = [
+    r#"{"type":"Point","coordinates":[1.5,-2.25]}"#,
+    r#"{"type":"Point","coordinates":[1,2]}"#,
+    r#"{ "type": "Point", "coordinates": [3, 4] }"#,
+    r#"{"type":"Point","coordinates":[1,2,3]}"#,
+    r#"{"coordinates":[5,6],"type":"Point"}"#,
+    r#"{"type":"LineString","coordinates":[[0,0],[1,1]]}"#,
+];
+
+/// A layer with one row per [`GEOMETRY_TEXTS`] (keys from 1) and one without a geometry.
+pub fn layer_of_geometry_texts(store: &dyn Store, space_name: &str) -> ferry_proto::Item {
+    let mut rows: Vec<RowRecord> = GEOMETRY_TEXTS
+        .iter()
+        .zip(1..)
+        .map(|(text, key)| RowRecord {
+            geometry: Some(RawGeometry::validate_text(text, true).expect("valid geometry")),
+            ..point_row(key, 0.0, 0.0)
+        })
+        .collect();
+    rows.push(RowRecord {
+        geometry: None,
+        ..point_row(GEOMETRY_TEXTS.len() as i64 + 1, 0.0, 0.0)
+    });
+    let mut source = VecRows {
+        rows: rows.into_iter(),
+        fail_at_end: None,
+        schema: layer_schema(),
+    };
+    store
+        .create_item(&draft(space_name, ItemKind::FeatureLayer), &mut source)
         .expect("create layer")
 }
 
@@ -1443,4 +1477,73 @@ pub fn references_hold_no_rows(store: &dyn Store) {
     assert!(item.reference);
     assert_eq!(item.row_count, 41);
     assert!(store.row(item.id, &Key::Int(2)).unwrap().is_none());
+}
+
+/// Geometry texts read back byte for byte, however the store keeps them: in scans (exports and
+/// whole copies), in the change feed, and parsed in queries, also after an edit of the values.
+pub fn geometry_text_reads_back_as_written(store: &dyn Store) {
+    space(store, "s");
+    let item = layer_of_geometry_texts(store, "s");
+    let mut expected: Vec<Option<String>> =
+        GEOMETRY_TEXTS.iter().map(|t| Some(t.to_string())).collect();
+    expected.push(None);
+    let parsed = |text: &Option<String>| {
+        text.as_deref()
+            .map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap())
+    };
+    let check = |when: &str| {
+        let mut scanned = Vec::new();
+        store
+            .scan_rows(item.id, &mut |r: RawRow<'_>| {
+                scanned.push(r.geometry.map(str::to_string));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(scanned, expected, "scan {when}");
+        let fed: Vec<Option<String>> = store
+            .raw_changes("s", 0, 100, &[])
+            .unwrap()
+            .changes
+            .into_iter()
+            .filter_map(|(_, change)| match change {
+                RawChange::Row { key, geometry, .. } => Some((key, geometry)),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
+        assert_eq!(fed, expected, "change feed {when}");
+        let queried: Vec<_> = store
+            .query_rows(
+                item.id,
+                &RowQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .into_iter()
+            .map(|r| r.geometry)
+            .collect();
+        assert_eq!(
+            queried,
+            expected.iter().map(parsed).collect::<Vec<_>>(),
+            "query {when}"
+        );
+        let one = store.row(item.id, &Key::Int(1)).unwrap().unwrap();
+        assert_eq!(one.geometry, parsed(&expected[0]), "row {when}");
+    };
+    check("after the import");
+    let plan = EditPlan {
+        updates: (1..=expected.len() as i64)
+            .map(|key| RowUpdate {
+                key: Key::Int(key),
+                values: json!({"n": 7}).as_object().unwrap().clone(),
+                geometry: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    store.apply_edits(item.id, &plan).unwrap();
+    check("after an edit of the values");
 }

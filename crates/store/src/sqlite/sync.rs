@@ -391,7 +391,7 @@ impl Apply<'_, '_, '_> {
             KeySql(key),
             seq,
             row.values,
-            geometry.map(|g| g.text.as_str()),
+            geometry.map(|g| super::stored_geometry(&g.text)),
             min_x,
             min_y,
             max_x,
