@@ -137,6 +137,11 @@ pub struct Geometry {
     pub text: String,
 }
 
+/// How most points are written (by Ferry, and by most tools). Such text is checked without
+/// building a geometry, and the store keeps only the coordinates between the two.
+pub const POINT_PREFIX: &str = r#"{"type":"Point","coordinates":["#;
+pub const POINT_SUFFIX: &str = "]}";
+
 /// Whether coordinates must be longitude/latitude (EPSG:4326, the GeoJSON default).
 pub fn is_geographic(crs: &str) -> bool {
     matches!(crs, "EPSG:4326" | "OGC:CRS84")
@@ -160,6 +165,9 @@ impl RawGeometry {
     /// Parses and validates a geometry given as JSON text, keeping that text as the stored form
     /// (imports: nothing is re-encoded).
     pub fn validate_text(text: &str, geographic: bool) -> CoreResult<Geometry> {
+        if let Some(point) = plain_point(text.trim(), geographic)? {
+            return Ok(point);
+        }
         let raw: RawGeometry = serde_json::from_str(text)
             .map_err(|e| CoreError::InvalidGeometry(format!("not a GeoJSON geometry: {e}")))?;
         let mut bbox = BBox::empty();
@@ -220,6 +228,42 @@ impl RawGeometry {
     }
 }
 
+/// A point written exactly as [`POINT_PREFIX`] `x,y` [`POINT_SUFFIX`] (most rows of most layers),
+/// checked without building a geometry; `None` for any other text, which the full parse judges
+/// (and explains). The numbers are read by the same JSON parser, so the box is the same.
+fn plain_point(text: &str, geographic: bool) -> CoreResult<Option<Geometry>> {
+    let Some(coordinates) = text
+        .strip_prefix(POINT_PREFIX)
+        .and_then(|rest| rest.strip_suffix(POINT_SUFFIX))
+    else {
+        return Ok(None);
+    };
+    let mut xyz = [0.0; 3];
+    let mut count = 0;
+    for part in coordinates.split(',') {
+        let (Some(slot), Ok(number)) = (xyz.get_mut(count), serde_json::from_str::<f64>(part))
+        else {
+            return Ok(None);
+        };
+        *slot = number;
+        count += 1;
+    }
+    if count < 2 {
+        return Ok(None);
+    }
+    let mut bbox = BBox::empty();
+    Check {
+        geographic,
+        bbox: &mut bbox,
+    }
+    .point(&xyz[..count])?;
+    Ok(Some(Geometry {
+        geometry_type: GeometryType::Point,
+        bbox: Some(bbox),
+        text: text.to_string(),
+    }))
+}
+
 fn invalid(msg: &str) -> CoreError {
     CoreError::InvalidGeometry(msg.to_string())
 }
@@ -256,11 +300,19 @@ impl Check<'_> {
         let mut xyz = [0.0; 3];
         for (slot, item) in xyz.iter_mut().zip(items) {
             match item {
-                Coords::Num(n) if n.is_finite() => *slot = *n,
-                _ => return Err(invalid("a position holds finite numbers only")),
+                Coords::Num(n) => *slot = *n,
+                Coords::List(_) => return Err(invalid("a position holds finite numbers only")),
             }
         }
-        let [x, y, _] = xyz;
+        self.point(&xyz[..items.len()])
+    }
+
+    /// Checks a position of 2 or 3 numbers and adds it to the box.
+    fn point(&mut self, xyz: &[f64]) -> CoreResult<()> {
+        if !xyz.iter().all(|n| n.is_finite()) {
+            return Err(invalid("a position holds finite numbers only"));
+        }
+        let (x, y) = (xyz[0], xyz[1]);
         if self.geographic && !((-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y)) {
             return Err(invalid(&format!(
                 "position [{x}, {y}] is outside longitude -180..180 / latitude -90..90 (EPSG:4326)"
@@ -366,5 +418,61 @@ mod tests {
         assert!(BBox::parse("1,0,0,1").is_err());
         assert!(BBox::parse("0,0,1").is_err());
         assert!(BBox::parse("a,b,c,d").is_err());
+    }
+
+    /// Points in the plain form take a shortcut; it must judge exactly as the full parse does.
+    #[test]
+    fn plain_points_are_judged_as_the_full_parse_judges_them() {
+        let full = |text: &str, geographic| {
+            serde_json::from_str::<RawGeometry>(text)
+                .map_err(|e| CoreError::InvalidGeometry(e.to_string()))
+                .and_then(|raw| {
+                    let mut bbox = BBox::empty();
+                    let t = raw.check(geographic, &mut bbox, 0)?;
+                    Ok((t, bbox))
+                })
+        };
+        let cases = [
+            "[1.5,-2.25]",
+            "[1,2]",
+            "[-0,1e-3]",
+            "[0.1,0.30000000000000004]",
+            "[1,2,3]",
+            "[ 1 , 2 ]",
+            "[500,1]",
+            "[1e999,1]",
+            "[1]",
+            "[1,2,3,4]",
+            "[1,\"2\"]",
+            "[[1,2]]",
+            "[1,2],[3,4]",
+            "[]",
+        ];
+        for case in cases {
+            let text = format!(r#"{{"type":"Point","coordinates":{case}}}"#);
+            for geographic in [true, false] {
+                let fast = RawGeometry::validate_text(&text, geographic);
+                match (fast, full(&text, geographic)) {
+                    (Ok(g), Ok((t, bbox))) => {
+                        assert_eq!((g.geometry_type, g.bbox), (t, Some(bbox)), "{text}");
+                        assert_eq!(g.text, text);
+                    }
+                    (Err(a), Err(_)) => {
+                        assert_eq!(a.code(), ferry_proto::ErrorCode::InvalidGeometry, "{text}")
+                    }
+                    (fast, full) => panic!("{text}: {fast:?} but {full:?}"),
+                }
+            }
+        }
+        assert!(
+            plain_point(r#"{"type":"Point","coordinates":[1,2]}"#, true)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            plain_point(r#"{"type":"Point","coordinates":[[1,2]]}"#, true)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -7,6 +7,7 @@ mod sync;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use ferry_core::Key;
+use ferry_core::geometry::{POINT_PREFIX, POINT_SUFFIX};
 use ferry_proto::{
     ApiErrorBrief, AuditEntry, Change, ChangePage, EditOp, EditResult, ErrorCode, GeometryType,
     Item, ItemId, ItemKind, ItemPatch, NewPolicyRule, NewSpace, PolicyRule, Role, Row, Space,
@@ -537,14 +538,10 @@ fn stored_bbox(geometry: Option<&ferry_core::geometry::Geometry>) -> [Option<f64
     }
 }
 
-/// How a 2D point written exactly so is stored: its coordinates alone, the text between
-/// [`POINT_PREFIX`] and [`POINT_SUFFIX`]. Most layers are points, and this is about a sixth of
-/// their rows; every other geometry text (a JSON object) is stored as it is, and the two are told
-/// apart by the object's `{`. Nothing is parsed or formatted, so the text reads back byte for
-/// byte.
-const POINT_PREFIX: &str = r#"{"type":"Point","coordinates":["#;
-const POINT_SUFFIX: &str = "]}";
-
+/// How a point written exactly as [`POINT_PREFIX`] ... [`POINT_SUFFIX`] is stored: the
+/// coordinates between the two alone. Most layers are points, and this is about a sixth of their
+/// rows; every other geometry text (a JSON object) is stored as it is, and the two are told apart
+/// by the object's `{`. Nothing is parsed or formatted, so the text reads back byte for byte.
 fn stored_geometry(text: &str) -> &str {
     text.strip_prefix(POINT_PREFIX)
         .and_then(|rest| rest.strip_suffix(POINT_SUFFIX))
