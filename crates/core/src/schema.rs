@@ -226,6 +226,12 @@ impl SchemaBuilder {
     /// keeps large imports fast. Refuses text that is not a JSON object.
     pub fn observe_raw(&mut self, object: &str) -> CoreResult<()> {
         self.expected = 0;
+        if let Some(fields) = flat::fields(object) {
+            for (name, seen) in fields {
+                self.observe_value(name, seen)?;
+            }
+            return Ok(());
+        }
         let mut failure = None;
         let mut de = serde_json::Deserializer::from_str(object);
         let parsed = serde::Deserializer::deserialize_map(
@@ -413,6 +419,8 @@ pub fn value_to_text(value: &Value) -> std::borrow::Cow<'_, str> {
 }
 
 /// Serde visitors that read a JSON object's fields without building a map.
+mod flat;
+
 mod raw {
     use super::{SchemaBuilder, Seen};
     use crate::CoreError;
@@ -444,7 +452,7 @@ mod raw {
     }
 
     /// A value reduced to what type checks need.
-    struct Scalar<'a>(Seen<'a>);
+    pub(super) struct Scalar<'a>(pub(super) Seen<'a>);
 
     impl<'de> Deserialize<'de> for Scalar<'de> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -554,7 +554,12 @@ fn geometry_text(stored: &str) -> std::borrow::Cow<'_, str> {
     if stored.starts_with('{') {
         stored.into()
     } else {
-        format!("{POINT_PREFIX}{stored}{POINT_SUFFIX}").into()
+        let mut text =
+            String::with_capacity(POINT_PREFIX.len() + stored.len() + POINT_SUFFIX.len());
+        text.push_str(POINT_PREFIX);
+        text.push_str(stored);
+        text.push_str(POINT_SUFFIX);
+        text.into()
     }
 }
 
