@@ -1,6 +1,10 @@
-//! `ferry bench sync`: two real `ferry serve` processes peered on loopback. Measures the initial
-//! copy of a generated layer against a bare SQLite insert of the same rows (same run), a delta of
-//! 1% updates + 0.1% inserts + 0.1% deletes, and syncs with nothing to do at two layer sizes.
+//! `ferry bench sync`: real `ferry serve` processes peered on loopback. Measures the initial copy
+//! of a generated layer against a bare SQLite insert of the same rows (same run), a delta of 1%
+//! updates + 0.1% inserts + 0.1% deletes, and syncs with nothing to do at two layer sizes.
+//!
+//! The copy is measured [`COPIES`] times, into as many receivers, each between two bare inserts
+//! (the one before it and the one after): a machine whose speed drifts during the run skews no
+//! ratio, and the median of the ratios is reported with each of them.
 
 use crate::bench::{Server, bare_sqlite_insert, write_geojson};
 use crate::output::fields;
@@ -10,41 +14,64 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// How many times the initial copy is measured.
+const COPIES: usize = 3;
+
 #[derive(Debug, Serialize)]
 pub(crate) struct SyncReport {
     features: u64,
-    /// The mean of the bare insert measured before the servers start and again after the copy,
-    /// so a machine that slows down during the run does not skew the ratio.
+    /// Each bare insert, in the order measured: one before each copy and one after the last.
+    baseline_runs: Vec<f64>,
+    /// The mean of the two bare inserts around the copy whose ratio is the median.
     baseline_seconds: f64,
-    baseline_runs: [f64; 2],
+    /// Each copy's time, and its ratio to the mean of the bare inserts just before and after it.
+    initial_copy_runs: Vec<f64>,
+    initial_copy_ratios: Vec<f64>,
+    /// The copy whose ratio is the median.
     initial_copy_seconds: f64,
     initial_copy_vs_baseline: f64,
-    /// CPU seconds both servers used during the copy: steadier than wall time on a busy machine.
+    /// CPU seconds both servers used during that copy: steadier than wall time on a busy machine.
     initial_copy_cpu_seconds: f64,
     delta_changes: u64,
     delta_seconds: f64,
     delta_bytes: i64,
     noop_small_ms: f64,
     noop_large_ms: f64,
+    /// Peak memory during the first copy, the one right after the import (the initial copy of a
+    /// fresh pair of instances)...
     sender_peak_rss_mib: f64,
     receiver_peak_rss_mib: f64,
+    /// ...and the most during any copy: later ones follow the delta's edits, whose memory the
+    /// sender's allocator may still hold.
+    sender_peak_rss_mib_any_copy: f64,
+    receiver_peak_rss_mib_any_copy: f64,
 }
 
 pub(crate) fn render(r: &SyncReport) -> comfy_table::Table {
+    let copy_label = format!("initial copy (median of {COPIES})");
     fields(&[
         ("features", r.features.to_string()),
         (
             "baseline: bare SQLite insert",
             format!(
-                "{:.2} s (mean of {:.2} s before the servers start and {:.2} s after the copy)",
-                r.baseline_seconds, r.baseline_runs[0], r.baseline_runs[1]
+                "{:.2} s around the median copy (each run: {})",
+                r.baseline_seconds,
+                seconds(&r.baseline_runs)
             ),
         ),
         (
-            "initial copy",
+            &copy_label,
             format!(
-                "{:.2} s = {:.2}x baseline (target <= 3x); {:.2} CPU s in both servers",
-                r.initial_copy_seconds, r.initial_copy_vs_baseline, r.initial_copy_cpu_seconds
+                "{:.2} s = {:.2}x baseline (target <= 3x); {:.2} CPU s in both servers; each copy: {} = {}",
+                r.initial_copy_seconds,
+                r.initial_copy_vs_baseline,
+                r.initial_copy_cpu_seconds,
+                seconds(&r.initial_copy_runs),
+                r.initial_copy_ratios
+                    .iter()
+                    .map(|x| format!("{x:.2}x"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ),
         (
@@ -66,11 +93,21 @@ pub(crate) fn render(r: &SyncReport) -> comfy_table::Table {
         (
             "peak RSS during the copy",
             format!(
-                "sender {:.0} MiB, receiver {:.0} MiB (target <= 100 MB each)",
-                r.sender_peak_rss_mib, r.receiver_peak_rss_mib
+                "sender {:.0} MiB, receiver {:.0} MiB in the first copy (target <= 100 MB each); {:.0} and {:.0} MiB at most in any copy",
+                r.sender_peak_rss_mib,
+                r.receiver_peak_rss_mib,
+                r.sender_peak_rss_mib_any_copy,
+                r.receiver_peak_rss_mib_any_copy
             ),
         ),
     ])
+}
+
+fn seconds(runs: &[f64]) -> String {
+    runs.iter()
+        .map(|s| format!("{s:.2} s"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Api {
@@ -143,20 +180,29 @@ impl Api {
     }
 }
 
-/// A exports features from `bench` to B's `inbox`; returns B's connection id.
-async fn peer(api: &Api, a: &Server, b: &Server) -> Result<String> {
-    for server in [a, b] {
-        for (direction, pattern) in [("ingress", "127.0.0.0/8"), ("egress", "127.0.0.1")] {
-            api.post(
-                server,
-                "/api/v1/policies",
-                json!({"direction": direction, "effect": "allow", "pattern": pattern}),
-            )
-            .await?;
-        }
-    }
+/// Opens both servers' policies to loopback and creates A's `bench` space.
+async fn prepare_sender(api: &Api, a: &Server) -> Result<()> {
+    open_loopback(api, a).await?;
     api.post(a, "/api/v1/spaces", json!({"name": "bench"}))
         .await?;
+    Ok(())
+}
+
+async fn open_loopback(api: &Api, server: &Server) -> Result<()> {
+    for (direction, pattern) in [("ingress", "127.0.0.0/8"), ("egress", "127.0.0.1")] {
+        api.post(
+            server,
+            "/api/v1/policies",
+            json!({"direction": direction, "effect": "allow", "pattern": pattern}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A exports features from `bench` to B's `inbox`; returns B's connection id.
+async fn peer(api: &Api, a: &Server, b: &Server) -> Result<String> {
+    open_loopback(api, b).await?;
     api.post(b, "/api/v1/spaces", json!({"name": "inbox"}))
         .await?;
     let request = api
@@ -251,59 +297,138 @@ pub(crate) async fn sync_bench(dir: &Path, n: u64) -> Result<SyncReport> {
     let small = dir.join("small.geojson");
     write_geojson(&large, n)?;
     write_geojson(&small, small_n)?;
-    eprintln!("baseline: bare SQLite insert...");
-    let baseline_before = bare_sqlite_insert(&dir.join("baseline-before.db"), n)?;
     let a = Server::start(&dir.join("sender")).await?;
-    let b = Server::start(&dir.join("receiver")).await?;
+    let mut receivers = Vec::with_capacity(COPIES);
+    for i in 0..COPIES {
+        receivers.push(Server::start(&dir.join(format!("receiver-{i}"))).await?);
+    }
     let api = Api {
         http: reqwest::Client::new(),
     };
-    let link = peer(&api, &a, &b).await?;
+    prepare_sender(&api, &a).await?;
+    let mut links = Vec::with_capacity(COPIES);
+    for b in &receivers {
+        links.push(peer(&api, &a, b).await?);
+    }
+    let (b, link) = (&receivers[0], &links[0]);
 
     eprintln!("small layer: copy, then syncs with nothing to do...");
     api.import(&a, &small, "small").await?;
-    api.sync(&b, &link).await?;
-    let noop_small_ms = noop(&api, &b, &link).await?;
+    for (receiver, link) in receivers.iter().zip(&links) {
+        api.sync(receiver, link).await?;
+    }
+    let noop_small_ms = noop(&api, b, link).await?;
 
-    eprintln!("large layer: import at the sender, then the initial copy...");
+    eprintln!(
+        "large layer: import at the sender, then {COPIES} initial copies between bare inserts, and the delta after the first..."
+    );
     let item = api.import(&a, &large, "large").await?;
+    settle().await;
+    let mut baselines = vec![bare_insert_seconds(dir, n)?];
+    let mut copies = Vec::with_capacity(COPIES);
+    let (mut noop_large_ms, mut delta_run) = (0.0, None);
+    for (i, (receiver, link)) in receivers.iter().zip(&links).enumerate() {
+        let copy = measure_copy(&api, &a, receiver, link, n).await?;
+        settle().await;
+        baselines.push(bare_insert_seconds(dir, n)?);
+        copies.push(copy);
+        if i == 0 {
+            // The delta is measured after one copy, on its receiver; it adds as many rows as it
+            // deletes, so later copies move the same number.
+            noop_large_ms = noop(&api, b, link).await?;
+            let item_id = item["id"].as_str().context("no item id")?;
+            let changes = change(&api, &a, item_id, n).await?;
+            settle().await;
+            let (run, took) = api.sync(b, link).await?;
+            delta_run = Some((changes, took, run));
+        }
+    }
+    let (delta_changes, delta, run) = delta_run.context("no delta was measured")?;
+    let ratios: Vec<f64> = copies
+        .iter()
+        .zip(baselines.windows(2))
+        .map(|(copy, around)| copy.seconds / ((around[0] + around[1]) / 2.0))
+        .collect();
+    let median = median_index(&ratios);
+    Ok(SyncReport {
+        features: n,
+        baseline_seconds: (baselines[median] + baselines[median + 1]) / 2.0,
+        baseline_runs: baselines,
+        initial_copy_runs: copies.iter().map(|c| c.seconds).collect(),
+        initial_copy_seconds: copies[median].seconds,
+        initial_copy_vs_baseline: ratios[median],
+        initial_copy_ratios: ratios,
+        initial_copy_cpu_seconds: copies[median].cpu_seconds,
+        delta_changes,
+        delta_seconds: delta.as_secs_f64(),
+        delta_bytes: run["bytes_received"].as_i64().unwrap_or_default(),
+        noop_small_ms,
+        noop_large_ms,
+        sender_peak_rss_mib: copies[0].sender_peak_rss_mib,
+        receiver_peak_rss_mib: copies[0].receiver_peak_rss_mib,
+        sender_peak_rss_mib_any_copy: copies
+            .iter()
+            .map(|c| c.sender_peak_rss_mib)
+            .fold(0.0, f64::max),
+        receiver_peak_rss_mib_any_copy: copies
+            .iter()
+            .map(|c| c.receiver_peak_rss_mib)
+            .fold(0.0, f64::max),
+    })
+}
+
+/// One measured initial copy.
+struct Copy {
+    seconds: f64,
+    cpu_seconds: f64,
+    sender_peak_rss_mib: f64,
+    receiver_peak_rss_mib: f64,
+}
+
+async fn measure_copy(
+    api: &Api,
+    a: &Server,
+    receiver: &Server,
+    link: &str,
+    n: u64,
+) -> Result<Copy> {
     settle().await;
     // Memory is measured during the copy, not the import before it.
     a.reset_peak_rss()?;
-    b.reset_peak_rss()?;
-    let cpu_before = a.cpu_seconds()? + b.cpu_seconds()?;
-    let (run, initial) = api.sync(&b, &link).await?;
-    let initial_copy_cpu_seconds = a.cpu_seconds()? + b.cpu_seconds()? - cpu_before;
-    settle().await;
-    let baseline_after = bare_sqlite_insert(&dir.join("baseline-after.db"), n)?;
-    let baseline = (baseline_before + baseline_after) / 2;
-    let (sender_peak_rss_mib, receiver_peak_rss_mib) = (a.peak_rss_mib()?, b.peak_rss_mib()?);
+    receiver.reset_peak_rss()?;
+    let cpu_before = a.cpu_seconds()? + receiver.cpu_seconds()?;
+    let (run, took) = api.sync(receiver, link).await?;
+    let cpu_seconds = a.cpu_seconds()? + receiver.cpu_seconds()? - cpu_before;
     if run["rows_received"].as_u64() != Some(n) {
         bail!(
             "the initial copy moved {} rows, expected {n}",
             run["rows_received"]
         );
     }
-    let noop_large_ms = noop(&api, &b, &link).await?;
-
-    eprintln!("delta...");
-    let item_id = item["id"].as_str().context("no item id")?;
-    let changes = change(&api, &a, item_id, n).await?;
-    settle().await;
-    let (run, delta) = api.sync(&b, &link).await?;
-    Ok(SyncReport {
-        features: n,
-        baseline_seconds: baseline.as_secs_f64(),
-        baseline_runs: [baseline_before.as_secs_f64(), baseline_after.as_secs_f64()],
-        initial_copy_seconds: initial.as_secs_f64(),
-        initial_copy_vs_baseline: initial.as_secs_f64() / baseline.as_secs_f64(),
-        initial_copy_cpu_seconds,
-        delta_changes: changes,
-        delta_seconds: delta.as_secs_f64(),
-        delta_bytes: run["bytes_received"].as_i64().unwrap_or_default(),
-        noop_small_ms,
-        noop_large_ms,
-        sender_peak_rss_mib,
-        receiver_peak_rss_mib,
+    Ok(Copy {
+        seconds: took.as_secs_f64(),
+        cpu_seconds,
+        sender_peak_rss_mib: a.peak_rss_mib()?,
+        receiver_peak_rss_mib: receiver.peak_rss_mib()?,
     })
+}
+
+/// One bare insert of the layer's rows into a fresh SQLite file, removed afterwards.
+fn bare_insert_seconds(dir: &Path, n: u64) -> Result<f64> {
+    let path = dir.join("baseline.db");
+    let took = bare_sqlite_insert(&path, n)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        if Path::new(&file).exists() {
+            std::fs::remove_file(&file)?;
+        }
+    }
+    Ok(took.as_secs_f64())
+}
+
+/// Where the median of `values` is (the lower one of an even count).
+fn median_index(values: &[f64]) -> usize {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+    order[(values.len() - 1) / 2]
 }
