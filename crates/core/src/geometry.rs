@@ -165,8 +165,13 @@ impl RawGeometry {
     /// Parses and validates a geometry given as JSON text, keeping that text as the stored form
     /// (imports: nothing is re-encoded).
     pub fn validate_text(text: &str, geographic: bool) -> CoreResult<Geometry> {
-        if let Some(point) = plain_point(text.trim(), geographic)? {
+        let text = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        if let Some(point) = plain_point(text, geographic)? {
             return Ok(point);
+        }
+        // A geometry is an object: serde would also fill the struct from an array.
+        if !text.starts_with('{') {
+            return Err(invalid("a GeoJSON geometry is a JSON object"));
         }
         let raw: RawGeometry = serde_json::from_str(text)
             .map_err(|e| CoreError::InvalidGeometry(format!("not a GeoJSON geometry: {e}")))?;
@@ -175,7 +180,7 @@ impl RawGeometry {
         Ok(Geometry {
             geometry_type,
             bbox: bbox.min_x.is_finite().then_some(bbox),
-            text: text.trim().to_string(),
+            text: text.to_string(),
         })
     }
 
@@ -464,6 +469,21 @@ mod tests {
                 }
             }
         }
+        // Arrays are not geometries, whatever serde would make of them; only JSON whitespace
+        // surrounds a geometry.
+        for text in [
+            r#"["Point",[1,2]]"#,
+            "\u{a0}{\"type\":\"Point\",\"coordinates\":[1,2]}",
+            "\u{b}{\"type\":\"LineString\",\"coordinates\":[[1,2],[3,4]]}",
+        ] {
+            assert!(RawGeometry::validate_text(text, true).is_err(), "{text}");
+        }
+        let padded =
+            RawGeometry::validate_text(" \n{\"type\":\"Point\",\"coordinates\":[1,2]}\t", true);
+        assert_eq!(
+            padded.unwrap().text,
+            r#"{"type":"Point","coordinates":[1,2]}"#
+        );
         assert!(
             plain_point(r#"{"type":"Point","coordinates":[1,2]}"#, true)
                 .unwrap()

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_collaborations.sql"),
     include_str!("../migrations/sqlite/0005_sync.sql"),
     include_str!("../migrations/sqlite/0006_references.sql"),
+    include_str!("../migrations/sqlite/0007_point_coordinates.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -540,18 +541,24 @@ fn stored_bbox(geometry: Option<&ferry_core::geometry::Geometry>) -> [Option<f64
 
 /// How a point written exactly as [`POINT_PREFIX`] ... [`POINT_SUFFIX`] is stored: the
 /// coordinates between the two alone. Most layers are points, and this is about a sixth of their
-/// rows; every other geometry text (a JSON object) is stored as it is, and the two are told apart
-/// by the object's `{`. Nothing is parsed or formatted, so the text reads back byte for byte.
+/// rows; every other geometry text is stored as it is, and the two are told apart by their first
+/// character (coordinates start with a number). Nothing is parsed or formatted, so the text reads
+/// back byte for byte.
 fn stored_geometry(text: &str) -> &str {
     text.strip_prefix(POINT_PREFIX)
         .and_then(|rest| rest.strip_suffix(POINT_SUFFIX))
-        .filter(|coordinates| !coordinates.starts_with('{'))
+        .filter(|coordinates| is_coordinates(coordinates))
         .unwrap_or(text)
+}
+
+/// Coordinates start with a number; a geometry's text never does.
+fn is_coordinates(stored: &str) -> bool {
+    stored.starts_with(|c: char| c == '-' || c.is_ascii_digit())
 }
 
 /// The geometry text a stored form stands for (see [`stored_geometry`]).
 fn geometry_text(stored: &str) -> std::borrow::Cow<'_, str> {
-    if stored.starts_with('{') {
+    if !is_coordinates(stored) {
         stored.into()
     } else {
         let mut text =
@@ -564,9 +571,9 @@ fn geometry_text(stored: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn owned_geometry_text(stored: String) -> String {
-    match stored.starts_with('{') {
-        true => stored,
-        false => geometry_text(&stored).into_owned(),
+    match is_coordinates(&stored) {
+        false => stored,
+        true => geometry_text(&stored).into_owned(),
     }
 }
 
@@ -2045,6 +2052,22 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    /// A database written by a newer Ferry (here: one migration ahead) is refused, not misread.
+    #[test]
+    fn a_database_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        SqliteStore::open(&path).unwrap().close().unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            .unwrap();
+        drop(conn);
+        let Err(e) = SqliteStore::open(&path) else {
+            panic!("a newer database opened");
+        };
+        assert!(e.to_string().contains("migrating"), "{e}");
     }
 
     /// After `close` the database file alone holds everything: a backup that copies only

@@ -1022,31 +1022,63 @@ async fn pretty_printed_imports_sync_inline_and_whole() {
     }
 }
 
+/// Rewrites row 7 of a compact-row stream.
+fn tamper_row_7(edit: fn(&mut Vec<String>)) -> impl Fn(&str) -> Vec<String> + Send + Sync {
+    move |line: &str| {
+        let mut parts: Vec<String> = line.split('\t').map(str::to_string).collect();
+        if parts.len() == 3 && parts[0] == "7" {
+            edit(&mut parts);
+        }
+        vec![parts.join("\t")]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compact_rows_a_sender_tampers_with_are_refused() {
     let (proxy, a, b, on_b) = peered_behind_proxy("features").await;
     // Large enough to be copied whole, in compact rows.
     let layer = import(&a, "roads", "Large", "geojson", points_geojson(10_050)).await;
-    // Text after row 7's values: each part of a compact row must be one JSON value.
-    proxy.rewrite_sync_lines(|line| {
-        let mut parts: Vec<String> = line.split('\t').map(str::to_string).collect();
-        if parts.len() == 3 && parts[0] == "7" {
-            parts[1].push_str(r#" {"smuggled":true}"#);
-        }
-        vec![parts.join("\t")]
+    let copy_rows = async || {
+        let copy = &items(&b, "inbox").await["Large"];
+        rows(&b, id(copy)).await
+    };
+    // Parts that are not what they must be: the row is refused, and the item with it.
+    let bad_rows: [fn(&mut Vec<String>); 4] = [
+        |p| p[1].push_str(r#" {"smuggled":true}"#),
+        |p| p[1] = "[1]".into(),
+        |p| p[2] = r#"{"type":"Point","coordinates":[500,1]}"#.into(),
+        |p| p[0] = "1.5".into(),
+    ];
+    for edit in bad_rows {
+        proxy.rewrite_sync_lines(tamper_row_7(edit));
+        let run = sync_now(&b, &on_b);
+        assert_eq!(run["status"], "completed_with_failures", "{run}");
+        assert_eq!(run["errors"][0]["code"], "schema_mismatch", "{run}");
+        assert!(
+            copy_rows().await.is_empty(),
+            "nothing of a tampered copy is kept"
+        );
+    }
+    // A stream that cannot be read, or rows before their item: the run fails.
+    proxy.rewrite_sync_lines(tamper_row_7(|p| p.push("extra".into())));
+    let out = b.ferry(&["sync", "now", &on_b]);
+    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+    proxy.rewrite_sync_lines(|line| match line.starts_with(r#"{"t":"item""#) {
+        true => vec![],
+        false => vec![line.to_string()],
     });
-    let run = sync_now(&b, &on_b);
-    assert_eq!(run["status"], "completed_with_failures", "{run}");
-    assert_eq!(run["errors"][0]["code"], "schema_mismatch", "{run}");
-    let copy = &items(&b, "inbox").await["Large"];
+    let out = b.ferry(&["sync", "now", &on_b]);
     assert!(
-        rows(&b, id(copy)).await.is_empty(),
-        "nothing of the tampered copy is kept"
+        stderr(&out).contains("before describing the item"),
+        "{}",
+        stderr(&out)
     );
+    assert!(copy_rows().await.is_empty());
 
     // The sender behaves again: the next run copies the item.
     proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
     let run = sync_now(&b, &on_b);
     assert_eq!(run["status"], "completed", "{run}");
+    let copy = &items(&b, "inbox").await["Large"];
     assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&layer)).await);
 }

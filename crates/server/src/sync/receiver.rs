@@ -680,6 +680,24 @@ impl Checker<'_> {
         blocking(move || store.mark_pending(&channel, &copy)).await
     }
 
+    /// The item a row of a whole copy belongs to: the copied one, described (and so checked)
+    /// before its rows, whatever a sender streams.
+    fn copied_row(&self, named: Option<&str>, copying: &Arc<str>) -> ApiResult<Arc<str>> {
+        if named.is_some_and(|named| named != &**copying) {
+            return Err(ApiFailure::new(
+                ErrorCode::SyncRefused,
+                "the sender streamed a row of another item in a whole copy",
+            ));
+        }
+        if !self.shapes.contains_key(&**copying) && !self.refused.contains(&**copying) {
+            return Err(ApiFailure::new(
+                ErrorCode::SyncRefused,
+                "the sender streamed rows of a whole copy before describing the item",
+            ));
+        }
+        Ok(copying.clone())
+    }
+
     /// One line to an operation, or `None` (refused, or nothing to apply).
     async fn op(&mut self, incoming: Incoming) -> ApiResult<Option<SyncOp>> {
         let record = match incoming {
@@ -690,8 +708,8 @@ impl Checker<'_> {
                 geometry,
             } => {
                 let origin_item = match (origin_item, &self.copying) {
-                    (Some(named), _) => Arc::from(named),
-                    (None, Some(copying)) => copying.clone(),
+                    (Some(named), None) => Arc::from(named),
+                    (named, Some(copying)) => self.copied_row(named.as_deref(), copying)?,
                     (None, None) => {
                         return Err(ApiFailure::new(
                             ErrorCode::SyncRefused,
@@ -1083,4 +1101,54 @@ fn apply_copy_part(
             &mut part,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows come as `row` records from any sender, and as compact lines only from one that said
+    /// it writes them; a record is a record either way.
+    #[test]
+    fn lines_read_as_what_the_stream_holds() {
+        let mut record = Vec::new();
+        ferry_proto::write_row_line(&mut record, "o1", &serde_json::json!(7), r#"{"a":1}"#, None);
+        for compact_rows in [false, true] {
+            let Ok(Incoming::Row {
+                origin_item, key, ..
+            }) = Incoming::read(&record, compact_rows)
+            else {
+                panic!("a row record is a row");
+            };
+            assert_eq!(
+                (origin_item.as_deref(), key),
+                (Some("o1"), serde_json::json!(7))
+            );
+        }
+        let mut compact = Vec::new();
+        ferry_proto::write_compact_row(&mut compact, &serde_json::json!(8), r#"{"a":1}"#, None);
+        let Ok(Incoming::Row {
+            origin_item,
+            key,
+            values,
+            geometry,
+        }) = Incoming::read(&compact, true)
+        else {
+            panic!("a compact row is a row");
+        };
+        assert_eq!(
+            (origin_item, key, values.as_str(), geometry),
+            (None, serde_json::json!(8), r#"{"a":1}"#, None)
+        );
+        assert!(
+            Incoming::read(&compact, false).is_err(),
+            "not from a sender that did not say so"
+        );
+        let end = br#"{"t":"end","seq":3}
+"#;
+        assert!(matches!(
+            Incoming::read(end, true),
+            Ok(Incoming::Record(SyncRecord::End { .. }))
+        ));
+    }
 }
