@@ -1082,3 +1082,28 @@ async fn compact_rows_a_sender_tampers_with_are_refused() {
     let copy = &items(&b, "inbox").await["Large"];
     assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&layer)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_must_follow_their_item_description() {
+    let (proxy, a, b, on_b) = peered_behind_proxy("datasets").await;
+    let csv = "id,name\n1,North\n2,South\n".to_string();
+    let dataset = import(&a, "roads", "Depths", "csv", csv).await;
+    // A sender that streams rows without describing their item first: they would go unchecked
+    // against the item's schema, so the stream is refused and nothing is applied.
+    proxy.rewrite_sync_lines(|line| match line.starts_with(r#"{"t":"item""#) {
+        true => vec![],
+        false => vec![line.to_string()],
+    });
+    let out = b.ferry(&["sync", "now", &on_b]);
+    assert!(
+        stderr(&out).contains("before describing the item"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(items(&b, "inbox").await.is_empty());
+    proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    let copy = &items(&b, "inbox").await["Depths"];
+    assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&dataset)).await);
+}

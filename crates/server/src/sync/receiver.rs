@@ -596,10 +596,10 @@ impl Checker<'_> {
         geometry: Option<String>,
     ) -> Result<RowRecord, String> {
         let key = Key::from_value(key).map_err(|e| e.to_string())?;
-        let (schema, geographic) = match self.shapes.get_mut(origin_item) {
-            Some((schema, geographic)) => (schema.as_mut(), *geographic),
-            None => (None, true),
+        let Some((schema, geographic)) = self.shapes.get_mut(origin_item) else {
+            return Err(format!("item {origin_item} was not described"));
         };
+        let (schema, geographic) = (schema.as_mut(), *geographic);
         match schema {
             Some(schema) => schema.observe_raw(&values),
             None => SchemaBuilder::infer(None).observe_raw(&values),
@@ -627,6 +627,7 @@ impl Checker<'_> {
         if self.refused.contains(&*origin_item) {
             return Ok(None);
         }
+        self.described(&origin_item)?;
         match self.row(&origin_item, &key, values, geometry) {
             Ok(row) => Ok(Some(SyncOp::Row { origin_item, row })),
             Err(message) => {
@@ -680,8 +681,7 @@ impl Checker<'_> {
         blocking(move || store.mark_pending(&channel, &copy)).await
     }
 
-    /// The item a row of a whole copy belongs to: the copied one, described (and so checked)
-    /// before its rows, whatever a sender streams.
+    /// The item a row of a whole copy belongs to: the copied one, whatever a sender streams.
     fn copied_row(&self, named: Option<&str>, copying: &Arc<str>) -> ApiResult<Arc<str>> {
         if named.is_some_and(|named| named != &**copying) {
             return Err(ApiFailure::new(
@@ -689,13 +689,21 @@ impl Checker<'_> {
                 "the sender streamed a row of another item in a whole copy",
             ));
         }
-        if !self.shapes.contains_key(&**copying) && !self.refused.contains(&**copying) {
-            return Err(ApiFailure::new(
-                ErrorCode::SyncRefused,
-                "the sender streamed rows of a whole copy before describing the item",
-            ));
-        }
         Ok(copying.clone())
+    }
+
+    /// An honest sender describes an item before its first row in a stream, so every row is
+    /// checked against the schema of its item as this stream describes it.
+    fn described(&self, origin_item: &str) -> ApiResult<()> {
+        match self.shapes.contains_key(origin_item) {
+            true => Ok(()),
+            false => Err(ApiFailure::new(
+                ErrorCode::SyncRefused,
+                format!(
+                    "the sender streamed a row of item {origin_item} before describing the item"
+                ),
+            )),
+        }
     }
 
     /// One line to an operation, or `None` (refused, or nothing to apply).
@@ -737,6 +745,7 @@ impl Checker<'_> {
                 if self.refused.contains(&origin_item) {
                     return Ok(None);
                 }
+                self.described(&origin_item)?;
                 let key = Key::from_value(&key).map_err(ApiFailure::from)?;
                 Ok(Some(SyncOp::RowDeleted { origin_item, key }))
             }
