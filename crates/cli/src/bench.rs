@@ -16,9 +16,10 @@ pub(crate) enum BenchCmd {
     /// Import and export a generated feature layer through a real `ferry serve` process; baseline:
     /// inserting the same rows into a bare SQLite table.
     Import(ImportBench),
-    /// Sync a generated feature layer between two `ferry serve` processes: the initial copy, a
-    /// delta of 1% updates + 0.1% inserts + 0.1% deletes, and syncs with nothing to do; baseline:
-    /// inserting the same rows into a bare SQLite table.
+    /// Sync a generated feature layer from one `ferry serve` process to three: the initial copy
+    /// into each (the median reported), a delta of 1% updates + 0.1% inserts + 0.1% deletes, and
+    /// syncs with nothing to do; baseline: inserting the same rows into a bare SQLite table,
+    /// before and after each copy.
     Sync(ImportBench),
 }
 
