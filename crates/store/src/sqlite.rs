@@ -60,10 +60,9 @@ fn now() -> String {
 const WRITER_CACHE_KIB: i64 = 32_000;
 /// Page cache of each reader: up to [`MAX_IDLE_READERS`] of them stay open, so together they
 /// must stay small (a feed scan would otherwise fill every reader's cache with the whole table).
-/// A cache is never emptied while its connection lives: with 8 idle readers of 4 MB, a
-/// sender's memory crept from about 65 to 84–106 MiB over the sync benchmark's copies, edits
-/// and pulls; with 4 of 2 MB it stays at 72–79 MiB, and the benchmarks are as fast (the
-/// interior pages of a million-row table fit in 2 MB; scans read each leaf once anyway).
+/// A cache is never emptied while its connection lives, so idle readers hold at most 4 × 2 MB;
+/// that is enough for the interior pages of a million-row table, and scans read each leaf once
+/// anyway (the benchmarks ran as fast as with 8 of 4 MB).
 const READER_CACHE_KIB: i64 = 2_000;
 
 fn open_connection(path: &Path, cache_kib: i64) -> StoreResult<Connection> {
