@@ -142,6 +142,12 @@ pub struct Geometry {
 pub const POINT_PREFIX: &str = r#"{"type":"Point","coordinates":["#;
 pub const POINT_SUFFIX: &str = "]}";
 
+/// The text between [`POINT_PREFIX`] and [`POINT_SUFFIX`], if `text` is a point written so
+/// (checked or not).
+pub fn plain_point_coordinates(text: &str) -> Option<&str> {
+    text.strip_prefix(POINT_PREFIX)?.strip_suffix(POINT_SUFFIX)
+}
+
 /// Whether coordinates must be longitude/latitude (EPSG:4326, the GeoJSON default).
 pub fn is_geographic(crs: &str) -> bool {
     matches!(crs, "EPSG:4326" | "OGC:CRS84")
@@ -237,10 +243,7 @@ impl RawGeometry {
 /// checked without building a geometry; `None` for any other text, which the full parse judges
 /// (and explains). The numbers are read by the same JSON parser, so the box is the same.
 fn plain_point(text: &str, geographic: bool) -> CoreResult<Option<Geometry>> {
-    let Some(coordinates) = text
-        .strip_prefix(POINT_PREFIX)
-        .and_then(|rest| rest.strip_suffix(POINT_SUFFIX))
-    else {
+    let Some(coordinates) = plain_point_coordinates(text) else {
         return Ok(None);
     };
     let mut xyz = [0.0; 3];

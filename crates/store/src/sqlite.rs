@@ -7,7 +7,7 @@ mod sync;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use ferry_core::Key;
-use ferry_core::geometry::{POINT_PREFIX, POINT_SUFFIX};
+use ferry_core::geometry::{POINT_PREFIX, POINT_SUFFIX, plain_point_coordinates};
 use ferry_proto::{
     ApiErrorBrief, AuditEntry, Change, ChangePage, EditOp, EditResult, ErrorCode, GeometryType,
     Item, ItemId, ItemKind, ItemPatch, NewPolicyRule, NewSpace, PolicyRule, Role, Row, Space,
@@ -548,8 +548,7 @@ fn stored_bbox(geometry: Option<&ferry_core::geometry::Geometry>) -> [Option<f64
 /// character (coordinates start with a number). Nothing is parsed or formatted, so the text reads
 /// back byte for byte.
 fn stored_geometry(text: &str) -> &str {
-    text.strip_prefix(POINT_PREFIX)
-        .and_then(|rest| rest.strip_suffix(POINT_SUFFIX))
+    plain_point_coordinates(text)
         .filter(|coordinates| is_coordinates(coordinates))
         .unwrap_or(text)
 }

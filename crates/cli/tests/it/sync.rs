@@ -1022,6 +1022,21 @@ async fn pretty_printed_imports_sync_inline_and_whole() {
     }
 }
 
+/// A sender that leaves out every item description: the run on `link` fails, refusing rows
+/// that would go unchecked against their item's schema.
+fn refused_without_descriptions(proxy: &Proxy, b: &TestInstance, link: &str) {
+    proxy.rewrite_sync_lines(|line| match line.starts_with(r#"{"t":"item""#) {
+        true => vec![],
+        false => vec![line.to_string()],
+    });
+    let out = b.ferry(&["sync", "now", link]);
+    assert!(
+        stderr(&out).contains("before describing the item"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// Rewrites row 7 of a compact-row stream.
 fn tamper_row_7(edit: fn(&mut Vec<String>)) -> impl Fn(&str) -> Vec<String> + Send + Sync {
     move |line: &str| {
@@ -1063,16 +1078,7 @@ async fn compact_rows_a_sender_tampers_with_are_refused() {
     proxy.rewrite_sync_lines(tamper_row_7(|p| p.push("extra".into())));
     let out = b.ferry(&["sync", "now", &on_b]);
     assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
-    proxy.rewrite_sync_lines(|line| match line.starts_with(r#"{"t":"item""#) {
-        true => vec![],
-        false => vec![line.to_string()],
-    });
-    let out = b.ferry(&["sync", "now", &on_b]);
-    assert!(
-        stderr(&out).contains("before describing the item"),
-        "{}",
-        stderr(&out)
-    );
+    refused_without_descriptions(&proxy, &b, &on_b);
     assert!(copy_rows().await.is_empty());
 
     // The sender behaves again: the next run copies the item.
@@ -1088,18 +1094,8 @@ async fn rows_must_follow_their_item_description() {
     let (proxy, a, b, on_b) = peered_behind_proxy("datasets").await;
     let csv = "id,name\n1,North\n2,South\n".to_string();
     let dataset = import(&a, "roads", "Depths", "csv", csv).await;
-    // A sender that streams rows without describing their item first: they would go unchecked
-    // against the item's schema, so the stream is refused and nothing is applied.
-    proxy.rewrite_sync_lines(|line| match line.starts_with(r#"{"t":"item""#) {
-        true => vec![],
-        false => vec![line.to_string()],
-    });
-    let out = b.ferry(&["sync", "now", &on_b]);
-    assert!(
-        stderr(&out).contains("before describing the item"),
-        "{}",
-        stderr(&out)
-    );
+    // Nothing of a refused stream is applied.
+    refused_without_descriptions(&proxy, &b, &on_b);
     assert!(items(&b, "inbox").await.is_empty());
     proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
     let run = sync_now(&b, &on_b);

@@ -455,13 +455,42 @@ fn cut(why: &str) -> ApiFailure {
     )
 }
 
+/// What a row of an item is checked against: the item's schema, if it has one, and whether its
+/// geometries are lon/lat.
+type Shape = (Option<SchemaBuilder>, bool);
+
+/// Checks a row against its item's schema and geometry rules; the values stay as text.
+fn check_row(
+    (schema, geographic): &mut Shape,
+    key: &serde_json::Value,
+    values: String,
+    geometry: Option<String>,
+) -> Result<RowRecord, String> {
+    let key = Key::from_value(key).map_err(|e| e.to_string())?;
+    match schema {
+        Some(schema) => schema.observe_raw(&values),
+        None => SchemaBuilder::infer(None).observe_raw(&values),
+    }
+    .map_err(|e| e.to_string())?;
+    let geometry = geometry
+        .filter(|g| g.trim() != "null")
+        .map(|g| RawGeometry::validate_text(&g, *geographic))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok(RowRecord {
+        key,
+        values,
+        geometry,
+    })
+}
+
 /// Turns wire records into checked store operations, refusing items this instance did not agree
 /// to take.
 struct Checker<'a> {
     state: &'a AppState,
     channel: &'a Inbound,
     /// Schema checks (and whether geometries are lon/lat) of items in scope, by origin item.
-    shapes: FastMap<String, (Option<SchemaBuilder>, bool)>,
+    shapes: FastMap<String, Shape>,
     refused: FastSet<String>,
     errors: Vec<SyncItemError>,
     /// Items that came through the checks.
@@ -587,36 +616,6 @@ impl Checker<'_> {
         Ok(refs)
     }
 
-    /// Checks a row against its item's schema and geometry rules; the values stay as text.
-    fn row(
-        &mut self,
-        origin_item: &str,
-        key: &serde_json::Value,
-        values: String,
-        geometry: Option<String>,
-    ) -> Result<RowRecord, String> {
-        let key = Key::from_value(key).map_err(|e| e.to_string())?;
-        let Some((schema, geographic)) = self.shapes.get_mut(origin_item) else {
-            return Err(format!("item {origin_item} was not described"));
-        };
-        let (schema, geographic) = (schema.as_mut(), *geographic);
-        match schema {
-            Some(schema) => schema.observe_raw(&values),
-            None => SchemaBuilder::infer(None).observe_raw(&values),
-        }
-        .map_err(|e| e.to_string())?;
-        let geometry = geometry
-            .filter(|g| g.trim() != "null")
-            .map(|g| RawGeometry::validate_text(&g, geographic))
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        Ok(RowRecord {
-            key,
-            values,
-            geometry,
-        })
-    }
-
     async fn row_op(
         &mut self,
         origin_item: Arc<str>,
@@ -627,8 +626,8 @@ impl Checker<'_> {
         if self.refused.contains(&*origin_item) {
             return Ok(None);
         }
-        self.described(&origin_item)?;
-        match self.row(&origin_item, &key, values, geometry) {
+        let shape = self.described(&origin_item)?;
+        match check_row(shape, &key, values, geometry) {
             Ok(row) => Ok(Some(SyncOp::Row { origin_item, row })),
             Err(message) => {
                 let origin = self.channel.sender.instance_id.clone();
@@ -694,16 +693,15 @@ impl Checker<'_> {
 
     /// An honest sender describes an item before its first row in a stream, so every row is
     /// checked against the schema of its item as this stream describes it.
-    fn described(&self, origin_item: &str) -> ApiResult<()> {
-        match self.shapes.contains_key(origin_item) {
-            true => Ok(()),
-            false => Err(ApiFailure::new(
+    fn described(&mut self, origin_item: &str) -> ApiResult<&mut Shape> {
+        self.shapes.get_mut(origin_item).ok_or_else(|| {
+            ApiFailure::new(
                 ErrorCode::SyncRefused,
                 format!(
                     "the sender streamed a row of item {origin_item} before describing the item"
                 ),
-            )),
-        }
+            )
+        })
     }
 
     /// One line to an operation, or `None` (refused, or nothing to apply).
