@@ -65,6 +65,37 @@ const WRITER_CACHE_KIB: i64 = 32_000;
 /// anyway (the benchmarks ran as fast as with 8 of 4 MB).
 const READER_CACHE_KIB: i64 = 2_000;
 
+/// How many prepared statements each connection keeps. The store runs a few dozen distinct
+/// statements; parsing one again costs more than running it when it touches a row or two, which
+/// is most of a sync with nothing to do.
+const STATEMENT_CACHE: usize = 96;
+
+/// `execute` and `query_row` through the connection's prepared-statement cache.
+trait CachedStatements {
+    fn execute_cached(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize>;
+    fn query_row_cached<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl CachedStatements for Connection {
+    fn execute_cached(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 fn open_connection(path: &Path, cache_kib: i64) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch(&format!(
@@ -74,6 +105,7 @@ fn open_connection(path: &Path, cache_kib: i64) -> StoreResult<Connection> {
          PRAGMA busy_timeout = 10000;
          PRAGMA cache_size = -{cache_kib};"
     ))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -92,7 +124,7 @@ impl SqliteStore {
             ("epoch", uuid::Uuid::new_v4().to_string()),
             ("seq", "0".to_string()),
         ] {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
                 params![key, value],
             )?;
@@ -214,7 +246,7 @@ impl SeqAlloc {
     }
 
     fn finish(self, tx: &Transaction<'_>) -> StoreResult<()> {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE meta SET value = ?1 WHERE key = 'seq'",
             [self.last.to_string()],
         )?;
@@ -223,7 +255,7 @@ impl SeqAlloc {
 }
 
 fn meta(conn: &Connection, key: &str) -> StoreResult<String> {
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+    conn.query_row_cached("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .map_err(Into::into)
 }
 
@@ -311,7 +343,7 @@ fn find_space(conn: &Connection, space_ref: &str) -> StoreResult<(i64, Space)> {
     } else {
         "name"
     };
-    conn.query_row(
+    conn.query_row_cached(
         &format!("SELECT {SPACE_COLS} FROM spaces s WHERE s.{by} = ?1"),
         [space_ref],
         space_from_row,
@@ -412,7 +444,7 @@ fn items_query(filter: &str) -> String {
 /// A live item and its row id.
 fn find_item(conn: &Connection, id: ItemId) -> StoreResult<(i64, Item)> {
     let raw = conn
-        .query_row(&items_query("i.id = ?1"), [id.to_string()], decode_item)
+        .query_row_cached(&items_query("i.id = ?1"), [id.to_string()], decode_item)
         .optional()?;
     match raw.map(build_item).transpose()? {
         Some((rid, false, item)) => Ok((rid, item)),
@@ -439,12 +471,12 @@ fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
 /// Removes an item's rows and chunks and leaves its tombstone. Returns chunks no longer used.
 fn tombstone_item(tx: &Transaction<'_>, rid: i64, seq: i64) -> StoreResult<Vec<String>> {
     let hashes: Vec<String> = tx
-        .prepare("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
+        .prepare_cached("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
         .query_map([rid], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    tx.execute("DELETE FROM rows WHERE item_rid = ?1", [rid])?;
-    tx.execute("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
-    tx.execute(
+    tx.execute_cached("DELETE FROM rows WHERE item_rid = ?1", [rid])?;
+    tx.execute_cached("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
+    tx.execute_cached(
         "UPDATE items SET deleted = 1, seq = ?2, version = version + 1, updated_at = ?3,
              row_count = 0 WHERE rid = ?1",
         params![rid, seq, now()],
@@ -493,7 +525,7 @@ struct RowOwner {
 }
 
 fn row_owner(conn: &Connection, item_rid: i64) -> StoreResult<RowOwner> {
-    let space_rid = conn.query_row(
+    let space_rid = conn.query_row_cached(
         "SELECT space_rid FROM items WHERE rid = ?1",
         [item_rid],
         |r| r.get(0),
@@ -657,7 +689,7 @@ impl EditRun<'_, '_> {
         let next = match self.next_int_key {
             Some(n) => n,
             None => {
-                let max: Option<i64> = self.tx.query_row(
+                let max: Option<i64> = self.tx.query_row_cached(
                     "SELECT max(key) FROM rows WHERE item_rid = ?1 AND typeof(key) = 'integer'",
                     [self.rid],
                     |r| r.get(0),
@@ -735,7 +767,7 @@ impl EditRun<'_, '_> {
             None => {
                 // Geometry unchanged: keep the stored text and bounding box.
                 drop(stmt);
-                self.tx.execute(
+                self.tx.execute_cached(
                     "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5 WHERE item_rid = ?1 AND key = ?2",
                     params![self.rid, KeySql(&update.key), seq, to_json(&merged)?, geom],
                 )?
@@ -749,7 +781,7 @@ impl EditRun<'_, '_> {
             return Err(row_not_found(key));
         }
         let seq = self.seqs.take();
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
                  min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL
              WHERE item_rid = ?1 AND key = ?2",
@@ -819,7 +851,7 @@ fn audit_rows(
 /// Appends an audit entry inside the caller's transaction, so a change and its record commit
 /// together.
 fn audit_in(conn: &Connection, entry: &NewAuditEntry) -> StoreResult<()> {
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO audit_log (at, actor, event, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             now(),
@@ -961,7 +993,7 @@ fn find_peer(
     filter: &str,
     param: &dyn ToSql,
 ) -> StoreResult<Option<PeerRecord>> {
-    conn.query_row(&peers_query(filter), [param], peer_row)
+    conn.query_row_cached(&peers_query(filter), [param], peer_row)
         .optional()?
         .map(build_peer)
         .transpose()
@@ -976,7 +1008,7 @@ fn write_peer(tx: &Transaction<'_>, record: &PeerRecord, replace: bool) -> Store
         .transpose()?;
     let verb = if replace { "REPLACE" } else { "INSERT" };
     let peer = record.peer.as_ref();
-    let written = tx.execute(
+    let written = tx.execute_cached(
         &format!(
             "{verb} INTO peer_connections (id, role, request_id, phase, disabled_here, disabled_there,
                  space_rid, offered_space, sends, receives, peer_instance_id, peer_title, peer_url,
@@ -1162,7 +1194,7 @@ impl Store for SqliteStore {
     fn insert_peer(&self, record: &PeerRecord, audit: &NewAuditEntry) -> StoreResult<PeerRecord> {
         self.write(|tx| {
             if let Some(existing) = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT id FROM peer_connections WHERE role = ?1 AND request_id = ?2",
                     params![record.role.as_str(), record.request_id],
                     |r| r.get::<_, String>(0),
@@ -1205,7 +1237,7 @@ impl Store for SqliteStore {
         request_id: &str,
     ) -> StoreResult<Option<PeerRecord>> {
         self.read(|c| {
-            c.query_row(
+            c.query_row_cached(
                 &peers_query("p.role = ?1 AND p.request_id = ?2"),
                 params![role.as_str(), request_id],
                 peer_row,
@@ -1218,7 +1250,7 @@ impl Store for SqliteStore {
 
     fn list_peers(&self) -> StoreResult<Vec<PeerRecord>> {
         self.read(|c| {
-            let mut stmt = c.prepare(&peers_query("1 = 1 ORDER BY p.created_at, p.id"))?;
+            let mut stmt = c.prepare_cached(&peers_query("1 = 1 ORDER BY p.created_at, p.id"))?;
             let rows = stmt.query_map([], peer_row)?;
             rows.map(|r| build_peer(r?)).collect()
         })
@@ -1227,7 +1259,7 @@ impl Store for SqliteStore {
     fn add_policy_rule(&self, rule: &NewPolicyRule, actor: &str) -> StoreResult<PolicyRule> {
         self.write(|tx| {
             let existing = tx
-                .query_row(
+                .query_row_cached(
                     &format!("SELECT {RULE_COLS} FROM policy_rules WHERE direction = ?1 AND effect = ?2 AND pattern = ?3"),
                     params![rule.direction, rule.effect, rule.pattern],
                     rule_from_row,
@@ -1243,7 +1275,7 @@ impl Store for SqliteStore {
                 pattern: rule.pattern.clone(),
                 created_at: now(),
             };
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO policy_rules (id, direction, effect, pattern, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![added.id, added.direction, added.effect, added.pattern, added.created_at],
             )?;
@@ -1254,7 +1286,7 @@ impl Store for SqliteStore {
 
     fn list_policy_rules(&self) -> StoreResult<Vec<PolicyRule>> {
         self.read(|c| {
-            c.prepare(&format!(
+            c.prepare_cached(&format!(
                 "SELECT {RULE_COLS} FROM policy_rules ORDER BY direction, created_at, id"
             ))?
             .query_map([], rule_from_row)?
@@ -1266,14 +1298,14 @@ impl Store for SqliteStore {
     fn remove_policy_rule(&self, id: &str, actor: &str) -> StoreResult<PolicyRule> {
         self.write(|tx| {
             let rule = tx
-                .query_row(
+                .query_row_cached(
                     &format!("SELECT {RULE_COLS} FROM policy_rules WHERE id = ?1"),
                     [id],
                     rule_from_row,
                 )
                 .optional()?
                 .ok_or_else(|| StoreError::PolicyRuleNotFound(id.to_string()))?;
-            tx.execute("DELETE FROM policy_rules WHERE id = ?1", [id])?;
+            tx.execute_cached("DELETE FROM policy_rules WHERE id = ?1", [id])?;
             audit_in(tx, &rule_audit(actor, "policy.removed", &rule))?;
             Ok(rule)
         })
@@ -1285,7 +1317,7 @@ impl Store for SqliteStore {
 
     fn list_audit(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditEntry>> {
         self.read(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT seq, at, actor, event, subject, detail FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             audit_rows(&mut stmt, params![after, limit as i64])
@@ -1294,7 +1326,7 @@ impl Store for SqliteStore {
 
     fn audit_of(&self, subject: &str) -> StoreResult<Vec<AuditEntry>> {
         self.read(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT seq, at, actor, event, subject, detail FROM audit_log WHERE subject = ?1 ORDER BY seq",
             )?;
             audit_rows(&mut stmt, params![subject])
@@ -1309,8 +1341,8 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreResult<bool> {
         self.write(|tx| {
-            tx.execute("DELETE FROM seen_nonces WHERE expires_at < ?1", [now])?;
-            let inserted = tx.execute(
+            tx.execute_cached("DELETE FROM seen_nonces WHERE expires_at < ?1", [now])?;
+            let inserted = tx.execute_cached(
                 "INSERT OR IGNORE INTO seen_nonces (key_id, nonce, expires_at) VALUES (?1, ?2, ?3)",
                 params![key_id, &nonce[..], expires_at],
             )?;
@@ -1339,7 +1371,7 @@ impl Store for SqliteStore {
     fn rotate_epoch(&self) -> StoreResult<String> {
         let epoch = uuid::Uuid::new_v4().to_string();
         self.write(|tx| {
-            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'epoch'", [&epoch])?;
+            tx.execute_cached("UPDATE meta SET value = ?1 WHERE key = 'epoch'", [&epoch])?;
             Ok(())
         })?;
         Ok(epoch)
@@ -1359,7 +1391,7 @@ impl Store for SqliteStore {
             revoked_at: None,
         };
         self.write(|tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO tokens (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![info.id.to_string(), info.name, role.as_str(), &secret_hash[..], info.created_at],
             )?;
@@ -1382,7 +1414,7 @@ impl Store for SqliteStore {
 
     fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
         self.read(|c| {
-            c.prepare(&format!(
+            c.prepare_cached(&format!(
                 "SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at, id"
             ))?
             .query_map([], token_from_row)?
@@ -1393,11 +1425,11 @@ impl Store for SqliteStore {
 
     fn revoke_token(&self, id: TokenId) -> StoreResult<TokenInfo> {
         self.write(|tx| {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
                 params![id.to_string(), now()],
             )?;
-            tx.query_row(
+            tx.query_row_cached(
                 &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
                 [id.to_string()],
                 token_from_row,
@@ -1412,7 +1444,7 @@ impl Store for SqliteStore {
     fn create_space(&self, new: &NewSpace) -> StoreResult<Space> {
         self.write(|tx| {
             let ts = now();
-            let inserted = tx.execute(
+            let inserted = tx.execute_cached(
                 "INSERT INTO spaces (id, name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![SpaceId::generate().to_string(), new.name, new.description, ts],
             );
@@ -1426,7 +1458,7 @@ impl Store for SqliteStore {
 
     fn list_spaces(&self) -> StoreResult<Vec<Space>> {
         self.read(|c| {
-            c.prepare(&format!(
+            c.prepare_cached(&format!(
                 "SELECT {SPACE_COLS} FROM spaces s ORDER BY s.name"
             ))?
             .query_map([], space_from_row)?
@@ -1444,7 +1476,7 @@ impl Store for SqliteStore {
             let (rid, space) = find_space(tx, space_ref)?;
             let name = patch.name.clone().unwrap_or(space.name);
             let description = patch.description.clone().unwrap_or(space.description);
-            let updated = tx.execute(
+            let updated = tx.execute_cached(
                 "UPDATE spaces SET name = ?2, description = ?3, updated_at = ?4 WHERE rid = ?1",
                 params![rid, name, description, now()],
             );
@@ -1473,7 +1505,7 @@ impl Store for SqliteStore {
                 });
             }
             let item_rids: Vec<i64> = tx
-                .prepare("SELECT rid FROM items WHERE space_rid = ?1")?
+                .prepare_cached("SELECT rid FROM items WHERE space_rid = ?1")?
                 .query_map([rid], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             let mut freed = Vec::new();
@@ -1484,12 +1516,12 @@ impl Store for SqliteStore {
             seqs.finish(tx)?;
             // The space and its feed go away together, tombstones included. Connections that
             // are over keep their history without the space.
-            tx.execute("DELETE FROM items WHERE space_rid = ?1", [rid])?;
-            tx.execute(
+            tx.execute_cached("DELETE FROM items WHERE space_rid = ?1", [rid])?;
+            tx.execute_cached(
                 "UPDATE peer_connections SET space_rid = NULL WHERE space_rid = ?1",
                 [rid],
             )?;
-            tx.execute("DELETE FROM spaces WHERE rid = ?1", [rid])?;
+            tx.execute_cached("DELETE FROM spaces WHERE rid = ?1", [rid])?;
             Ok(freed)
         })
     }
@@ -1499,7 +1531,7 @@ impl Store for SqliteStore {
             let (space_rid, _) = find_space(tx, &draft.space_ref)?;
             let id = ItemId::generate();
             let ts = now();
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
                      created_at, updated_at, version, seq, crs, file)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, 0, ?10, ?11)",
@@ -1527,7 +1559,7 @@ impl Store for SqliteStore {
                 space_rid,
             };
             let mut seqs = SeqAlloc::begin(tx)?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE items SET created_seq = ?2 WHERE rid = ?1",
                 params![rid, seqs.last + 1],
             )?;
@@ -1566,7 +1598,7 @@ impl Store for SqliteStore {
                 }
             }
             let shape = rows.shape();
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE items SET seq = ?2, schema = ?3, geometry_type = ?4, row_count = ?5,
                      crs = coalesce(?6, crs) WHERE rid = ?1",
                 params![
@@ -1593,7 +1625,7 @@ impl Store for SqliteStore {
             match space_ref {
                 Some(s) => {
                     let (rid, _) = find_space(c, s)?;
-                    let mut stmt = c.prepare(&items_query(
+                    let mut stmt = c.prepare_cached(&items_query(
                         "i.space_rid = ?1 AND i.deleted = 0 ORDER BY i.rid",
                     ))?;
                     for r in stmt.query_map([rid], decode_item)? {
@@ -1601,7 +1633,8 @@ impl Store for SqliteStore {
                     }
                 }
                 None => {
-                    let mut stmt = c.prepare(&items_query("i.deleted = 0 ORDER BY i.rid"))?;
+                    let mut stmt =
+                        c.prepare_cached(&items_query("i.deleted = 0 ORDER BY i.rid"))?;
                     for r in stmt.query_map([], decode_item)? {
                         raw.push(r?);
                     }
@@ -1615,7 +1648,7 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let (rid, item) = find_item(tx, id)?;
             let mut seqs = SeqAlloc::begin(tx)?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
                      version = version + 1, seq = ?6, updated_at = ?7, sync_as = ?8 WHERE rid = ?1",
                 params![
@@ -1683,7 +1716,7 @@ impl Store for SqliteStore {
                 Some(t) => Some(ferry_core::geometry::combine_types(item.geometry_type, t)),
                 None => item.geometry_type,
             };
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE items SET version = version + 1, seq = ?2, updated_at = ?3,
                      row_count = row_count + ?4, geometry_type = ?5
                  WHERE rid = ?1",
@@ -1736,7 +1769,7 @@ impl Store for SqliteStore {
             }
             sql.push_str(" ORDER BY key LIMIT ?");
             args.push(SqlValue::Integer(query.limit as i64));
-            let mut stmt = c.prepare(&sql)?;
+            let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((
                     key_from_sql(r.get_ref(0)?)?,
@@ -1763,7 +1796,7 @@ impl Store for SqliteStore {
             let tx = c.unchecked_transaction()?;
             let (rid, item) = find_item(&tx, id)?;
             require_rows(id, &item)?;
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare_cached(
                 "SELECT key, vals, geom FROM rows WHERE item_rid = ?1 AND deleted = 0 ORDER BY key",
             )?;
             let mut rows = stmt.query([rid])?;
@@ -1789,7 +1822,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             let (rid, item) = find_item(c, id)?;
             require_rows(id, &item)?;
-            c.query_row(
+            c.query_row_cached(
                 "SELECT seq, vals, geom FROM rows WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
                 params![rid, KeySql(key)],
                 |r| {
@@ -1816,7 +1849,7 @@ impl Store for SqliteStore {
                     expected: "file",
                 });
             }
-            c.prepare("SELECT hash, len FROM file_chunks WHERE item_rid = ?1 ORDER BY idx")?
+            c.prepare_cached("SELECT hash, len FROM file_chunks WHERE item_rid = ?1 ORDER BY idx")?
                 .query_map([rid], |r| {
                     Ok(ChunkRef {
                         hash: r.get(0)?,
@@ -1894,7 +1927,7 @@ impl Store for SqliteStore {
             // Two index ranges, items(space_rid, seq) and rows(space_rid, seq), each read for at
             // most `limit + 1` entries: a page costs O(limit), whatever the size of the space.
             let page = limit as i64 + 1;
-            let mut items = tx.prepare(&items_query(
+            let mut items = tx.prepare_cached(&items_query(
                 "i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
             ))?;
             let mut changes = Vec::new();
@@ -1906,7 +1939,7 @@ impl Store for SqliteStore {
                     (item.seq, RawChange::Item(Box::new(item)))
                 });
             }
-            let mut rows = tx.prepare(ROW_CHANGES)?;
+            let mut rows = tx.prepare_cached(ROW_CHANGES)?;
             let found = rows.query_map(params![space_rid, after, page, skip_rows], |r| {
                 Ok((
                     key_from_sql(r.get_ref(0)?)?,

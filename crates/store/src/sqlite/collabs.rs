@@ -1,6 +1,6 @@
 //! Collaboration documents, their local links, and the arrival records of received items.
 
-use super::{audit_in, find_space, now, to_json};
+use super::{CachedStatements, audit_in, find_space, now, to_json};
 use crate::types::{Arrivals, CollabRecord, LinkedSpace, NewAuditEntry, PeerIdentity};
 use crate::{StoreError, StoreResult};
 use ferry_core::collab::{CollabRole, CollabState, DeletePolicy};
@@ -91,7 +91,7 @@ fn links_of(
 }
 
 pub(super) fn find(conn: &Connection, id: &str) -> StoreResult<Option<CollabRecord>> {
-    conn.query_row(
+    conn.query_row_cached(
         &format!("SELECT {COLS} FROM collaborations WHERE id = ?1"),
         [id],
         from_row,
@@ -102,7 +102,7 @@ pub(super) fn find(conn: &Connection, id: &str) -> StoreResult<Option<CollabReco
 }
 
 pub(super) fn list(conn: &Connection) -> StoreResult<Vec<CollabRecord>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM collaborations ORDER BY created_at, id"
     ))?;
     let rows = stmt
@@ -114,7 +114,7 @@ pub(super) fn list(conn: &Connection) -> StoreResult<Vec<CollabRecord>> {
 /// Writes the whole document and its links; `replace` for an update of an existing one.
 fn write(tx: &Transaction<'_>, record: &CollabRecord, replace: bool) -> StoreResult<()> {
     let verb = if replace { "REPLACE" } else { "INSERT" };
-    tx.execute(
+    tx.execute_cached(
         &format!(
             "{verb} INTO collaborations ({COLS}) VALUES
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
@@ -141,13 +141,13 @@ fn write(tx: &Transaction<'_>, record: &CollabRecord, replace: bool) -> StoreRes
             to_json(&record.security)?,
         ],
     )?;
-    tx.execute(
+    tx.execute_cached(
         "DELETE FROM collab_links WHERE collab_id = ?1",
         [&record.id],
     )?;
     for (workspace_id, space) in &record.links {
         let (space_rid, _) = find_space(tx, &space.space_id.to_string())?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO collab_links (collab_id, workspace_id, space_rid) VALUES (?1, ?2, ?3)",
             params![record.id, workspace_id, space_rid],
         )?;
@@ -186,7 +186,7 @@ pub(super) fn update(
 
 /// What a space is linked to, for refusing its deletion: workspace and connection names.
 pub(super) fn links_to_space(conn: &Connection, space_rid: i64) -> StoreResult<Vec<String>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT 'collaboration ' || c.name || ', workspace ' || l.workspace_id
            FROM collab_links l JOIN collaborations c ON c.id = l.collab_id WHERE l.space_rid = ?1
          UNION ALL
@@ -205,14 +205,14 @@ pub(super) fn record_arrival(
     origin_item: &str,
 ) -> StoreResult<()> {
     let rid: i64 = tx
-        .query_row(
+        .query_row_cached(
             "SELECT rid FROM items WHERE id = ?1 AND deleted = 0",
             [item.to_string()],
             |r| r.get(0),
         )
         .optional()?
         .ok_or_else(|| StoreError::ItemNotFound(item.to_string()))?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR REPLACE INTO item_arrivals (item_rid, link, origin_instance, origin_item)
          VALUES (?1, ?2, ?3, ?4)",
         params![rid, link, origin_instance, origin_item],
@@ -239,19 +239,19 @@ pub(super) fn end_arrivals(
         ),
     };
     let rids: Vec<i64> = tx
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "SELECT DISTINCT item_rid FROM item_arrivals WHERE {filter}"
         ))?
         .query_map([&param], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    tx.execute(
+    tx.execute_cached(
         &format!("DELETE FROM item_arrivals WHERE {filter}"),
         [&param],
     )?;
     let mut orphaned = Vec::new();
     for rid in rids {
         let found: Option<(String, bool)> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT i.id, i.reference FROM items i WHERE i.rid = ?1 AND i.deleted = 0
                    AND NOT EXISTS (SELECT 1 FROM item_arrivals a WHERE a.item_rid = i.rid)",
                 [rid],

@@ -2,7 +2,8 @@
 //! passes with their sweep, pending copies, and the run history.
 
 use super::{
-    KeySql, RowOwner, SeqAlloc, UPSERT_ROW, find_space, now, to_json, tombstone_item, write_row,
+    CachedStatements, KeySql, RowOwner, SeqAlloc, UPSERT_ROW, find_space, now, to_json,
+    tombstone_item, write_row,
 };
 use crate::types::{
     BatchOutcome, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp, SyncRunRecord,
@@ -14,7 +15,7 @@ use ferry_proto::ItemId;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 pub(super) fn cursor(conn: &Connection, channel: &str) -> StoreResult<Option<SyncCursor>> {
-    conn.query_row(
+    conn.query_row_cached(
         "SELECT epoch, scope, seq, resync FROM sync_cursors WHERE channel = ?1",
         [channel],
         |r| {
@@ -31,7 +32,7 @@ pub(super) fn cursor(conn: &Connection, channel: &str) -> StoreResult<Option<Syn
 }
 
 fn set_cursor(tx: &Transaction<'_>, channel: &str, cursor: &SyncCursor) -> StoreResult<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR REPLACE INTO sync_cursors (channel, epoch, scope, seq, resync, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -55,12 +56,12 @@ pub(super) fn begin_resync(
 ) -> StoreResult<()> {
     // Only what this channel brought: another guest's items on the same link are not its to
     // retract.
-    tx.execute(
+    tx.execute_cached(
         "UPDATE item_arrivals SET stale = 1
          WHERE link = ?1 AND (channel = ?2 OR channel IS NULL)",
         params![link, channel],
     )?;
-    tx.execute("DELETE FROM sync_copy_starts WHERE channel = ?1", [channel])?;
+    tx.execute_cached("DELETE FROM sync_copy_starts WHERE channel = ?1", [channel])?;
     set_cursor(
         tx,
         channel,
@@ -138,7 +139,7 @@ impl Apply<'_, '_, '_> {
         }
         let reference =
             self.tx
-                .query_row("SELECT reference FROM items WHERE rid = ?1", [rid], |r| {
+                .query_row_cached("SELECT reference FROM items WHERE rid = ?1", [rid], |r| {
                     r.get::<_, bool>(0)
                 })?;
         self.references.insert(rid, reference);
@@ -147,7 +148,7 @@ impl Apply<'_, '_, '_> {
 
     /// Records that this batch's link brings the item, and how (copy or reference).
     fn arrive(&mut self, rid: i64, item: &ReceivedItem) -> StoreResult<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO item_arrivals
                  (item_rid, link, origin_instance, origin_item, stale, reference, channel)
              VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
@@ -166,7 +167,7 @@ impl Apply<'_, '_, '_> {
 
     /// An item is a reference only while every link that brings it brings it as one.
     fn all_links_refer(&mut self, rid: i64) -> StoreResult<bool> {
-        let copies: i64 = self.tx.query_row(
+        let copies: i64 = self.tx.query_row_cached(
             "SELECT count(*) FROM item_arrivals WHERE item_rid = ?1 AND reference = 0",
             [rid],
             |r| r.get(0),
@@ -217,7 +218,7 @@ impl Apply<'_, '_, '_> {
                     self.row_delta.remove(&rid);
                 }
                 became_copy = was_reference && !reference;
-                self.tx.execute(
+                self.tx.execute_cached(
                     "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
                          schema = ?6, geometry_type = ?7, crs = ?8, file = coalesce(?9, file),
                          seq = ?10, version = version + 1, updated_at = ?11, reference = ?12,
@@ -257,13 +258,13 @@ impl Apply<'_, '_, '_> {
         // An item new here with rows older than the cursor: those never come in the stream.
         let older_rows = existing.is_none() && !item.whole && !item.reference;
         if self.batch.cursor.resync && !left_out {
-            self.tx.execute(
+            self.tx.execute_cached(
                 "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
                 params![self.batch.channel, rid, seq],
             )?;
         } else if left_out || older_rows || became_copy {
             // Copied whole; the copy's last part sweeps the rows it did not bring.
-            self.tx.execute(
+            self.tx.execute_cached(
                 "INSERT OR IGNORE INTO sync_pending (channel, origin_instance, origin_item, title)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![
@@ -283,7 +284,7 @@ impl Apply<'_, '_, '_> {
 
     fn create(&mut self, item: &ReceivedItem, seq: i64, file: Option<String>) -> StoreResult<i64> {
         let ts = now();
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
                  created_at, updated_at, version, seq, crs, file, schema, geometry_type, row_count,
                  created_seq, reference, sync_as)
@@ -318,11 +319,11 @@ impl Apply<'_, '_, '_> {
     fn replace_chunks(&mut self, rid: i64, chunks: &[crate::ChunkRef]) -> StoreResult<()> {
         let old: Vec<String> = self
             .tx
-            .prepare("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
+            .prepare_cached("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
             .query_map([rid], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         self.tx
-            .execute("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
+            .execute_cached("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO file_chunks (item_rid, idx, hash, len) VALUES (?1, ?2, ?3, ?4)",
         )?;
@@ -413,7 +414,7 @@ impl Apply<'_, '_, '_> {
         let space_rid = match self.spaces.get(&rid) {
             Some(s) => *s,
             None => {
-                let s = self.tx.query_row(
+                let s = self.tx.query_row_cached(
                     "SELECT space_rid FROM items WHERE rid = ?1",
                     [rid],
                     |r| r.get(0),
@@ -429,7 +430,7 @@ impl Apply<'_, '_, '_> {
     }
 
     fn retract(&mut self, origin_instance: &str, origin_item: &str) -> StoreResult<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "DELETE FROM sync_pending WHERE channel = ?1 AND origin_instance = ?2 AND origin_item = ?3",
             params![self.batch.channel, origin_instance, origin_item],
         )?;
@@ -443,11 +444,11 @@ impl Apply<'_, '_, '_> {
     /// Unties an item from this link; deletes it if the policy says so and no other link
     /// brought it.
     fn retract_rid(&mut self, rid: i64) -> StoreResult<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "DELETE FROM item_arrivals WHERE item_rid = ?1 AND link = ?2",
             params![rid, self.batch.link],
         )?;
-        let other_links: i64 = self.tx.query_row(
+        let other_links: i64 = self.tx.query_row_cached(
             "SELECT count(*) FROM item_arrivals WHERE item_rid = ?1",
             [rid],
             |r| r.get(0),
@@ -469,7 +470,7 @@ impl Apply<'_, '_, '_> {
         let touched: Vec<(i64, i64)> = self.row_delta.drain().collect();
         for (rid, delta) in touched {
             let seq = self.seqs.take();
-            self.tx.execute(
+            self.tx.execute_cached(
                 "UPDATE items SET seq = ?2, version = version + 1, updated_at = ?3,
                      row_count = row_count + ?4 WHERE rid = ?1 AND deleted = 0",
                 params![rid, seq, now(), delta],
@@ -527,7 +528,7 @@ pub(super) fn apply_item_copy(
     if part.start.is_none() {
         part.start = Some(apply.seqs.last + 1);
         part.had_rows = match apply.item_rid(origin_item)? {
-            Some(rid) => tx.query_row(
+            Some(rid) => tx.query_row_cached(
                 "SELECT EXISTS (SELECT 1 FROM rows WHERE item_rid = ?1 AND deleted = 0)",
                 [rid],
                 |r| r.get(0),
@@ -552,7 +553,7 @@ pub(super) fn apply_item_copy(
         *apply.row_delta.entry(rid).or_default() -= swept;
     }
     let outcome = apply.finish()?;
-    tx.execute(
+    tx.execute_cached(
         "DELETE FROM sync_pending WHERE channel = ?1 AND origin_instance = ?2 AND origin_item = ?3",
         params![batch.channel, origin_instance, origin_item],
     )?;
@@ -561,7 +562,7 @@ pub(super) fn apply_item_copy(
 
 /// Whether `link` still brings the item.
 fn arrives_by(tx: &Transaction<'_>, rid: i64, link: &str) -> StoreResult<bool> {
-    tx.query_row(
+    tx.query_row_cached(
         "SELECT EXISTS (SELECT 1 FROM item_arrivals WHERE item_rid = ?1 AND link = ?2)",
         params![rid, link],
         |r| r.get(0),
@@ -577,7 +578,7 @@ fn sweep_rows(
     seqs: &mut SeqAlloc,
 ) -> StoreResult<i64> {
     let keys: Vec<Key> = tx
-        .prepare("SELECT key FROM rows WHERE item_rid = ?1 AND deleted = 0 AND seq < ?2")?
+        .prepare_cached("SELECT key FROM rows WHERE item_rid = ?1 AND deleted = 0 AND seq < ?2")?
         .query_map(params![rid, before], |r| super::key_from_sql(r.get_ref(0)?))?
         .collect::<Result<_, _>>()?;
     let mut stmt = tx.prepare_cached(
@@ -599,7 +600,7 @@ pub(super) fn finish_resync(
 ) -> StoreResult<BatchOutcome> {
     let mut apply = begin(tx, batch)?;
     let starts: Vec<(i64, i64)> = tx
-        .prepare("SELECT item_rid, seq FROM sync_copy_starts WHERE channel = ?1")?
+        .prepare_cached("SELECT item_rid, seq FROM sync_copy_starts WHERE channel = ?1")?
         .query_map([batch.channel], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (rid, start) in starts {
@@ -609,7 +610,7 @@ pub(super) fn finish_resync(
         }
     }
     let stale: Vec<i64> = tx
-        .prepare(
+        .prepare_cached(
             "SELECT item_rid FROM item_arrivals
              WHERE link = ?1 AND stale = 1 AND (channel = ?2 OR channel IS NULL)",
         )?
@@ -619,7 +620,7 @@ pub(super) fn finish_resync(
         apply.retract_rid(rid)?;
     }
     let outcome = apply.finish()?;
-    tx.execute(
+    tx.execute_cached(
         "DELETE FROM sync_copy_starts WHERE channel = ?1",
         [batch.channel],
     )?;
@@ -628,7 +629,7 @@ pub(super) fn finish_resync(
 }
 
 pub(super) fn pending(conn: &Connection, channel: &str) -> StoreResult<Vec<PendingCopy>> {
-    conn.prepare(
+    conn.prepare_cached(
         "SELECT origin_instance, origin_item, title, error_code, error FROM sync_pending
          WHERE channel = ?1 ORDER BY origin_item",
     )?
@@ -650,7 +651,7 @@ pub(super) fn mark_pending(
     channel: &str,
     copy: &PendingCopy,
 ) -> StoreResult<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR REPLACE INTO sync_pending
              (channel, origin_instance, origin_item, title, error_code, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -668,7 +669,7 @@ pub(super) fn mark_pending(
 
 /// Where an item came from: `None` for the instance's own items.
 pub(super) fn item_origin(conn: &Connection, id: ItemId) -> StoreResult<Option<(String, String)>> {
-    conn.query_row(
+    conn.query_row_cached(
         "SELECT a.origin_instance, a.origin_item FROM item_arrivals a JOIN items i ON i.rid = a.item_rid
          WHERE i.id = ?1 LIMIT 1",
         [id.to_string()],
@@ -679,7 +680,7 @@ pub(super) fn item_origin(conn: &Connection, id: ItemId) -> StoreResult<Option<(
 }
 
 pub(super) fn item_links(conn: &Connection, id: ItemId) -> StoreResult<Vec<crate::ItemLink>> {
-    conn.prepare(
+    conn.prepare_cached(
         "SELECT a.link, a.origin_instance, a.origin_item FROM item_arrivals a
          JOIN items i ON i.rid = a.item_rid WHERE i.id = ?1 ORDER BY a.link",
     )?
@@ -700,7 +701,7 @@ pub(super) fn item_by_origin(
     origin_item: &str,
 ) -> StoreResult<Option<ItemId>> {
     let id: Option<String> = conn
-        .query_row(
+        .query_row_cached(
             "SELECT i.id FROM item_arrivals a JOIN items i ON i.rid = a.item_rid
              WHERE a.origin_item = ?1 AND a.origin_instance = ?2 AND i.deleted = 0 LIMIT 1",
             params![origin_item, origin_instance],
@@ -714,7 +715,7 @@ const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_r
     rows_received, items_retracted, bytes_received, errors, message";
 
 pub(super) fn record_run(tx: &Transaction<'_>, run: &SyncRunRecord) -> StoreResult<()> {
-    tx.execute(
+    tx.execute_cached(
         &format!(
             "INSERT OR REPLACE INTO sync_runs ({RUN_COLS}) VALUES
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
@@ -742,7 +743,7 @@ pub(super) fn runs(
     link: Option<&str>,
     limit: usize,
 ) -> StoreResult<Vec<SyncRunRecord>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {RUN_COLS} FROM sync_runs WHERE ?1 IS NULL OR link = ?1
          ORDER BY started_at DESC, id DESC LIMIT ?2"
     ))?;
@@ -780,7 +781,7 @@ pub(super) fn set_schedule(
     link: &str,
     schedule: &ferry_core::sync::Schedule,
 ) -> StoreResult<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR REPLACE INTO sync_schedules (link, every_secs, start_at, paused, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -797,17 +798,19 @@ pub(super) fn set_schedule(
 pub(super) fn schedules(
     conn: &Connection,
 ) -> StoreResult<Vec<(String, ferry_core::sync::Schedule)>> {
-    conn.prepare("SELECT link, every_secs, start_at, paused FROM sync_schedules ORDER BY link")?
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                ferry_core::sync::Schedule {
-                    every_secs: r.get(1)?,
-                    start_at: r.get(2)?,
-                    paused: r.get::<_, i64>(3)? != 0,
-                },
-            ))
-        })?
-        .collect::<Result<_, _>>()
-        .map_err(Into::into)
+    conn.prepare_cached(
+        "SELECT link, every_secs, start_at, paused FROM sync_schedules ORDER BY link",
+    )?
+    .query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            ferry_core::sync::Schedule {
+                every_secs: r.get(1)?,
+                start_at: r.get(2)?,
+                paused: r.get::<_, i64>(3)? != 0,
+            },
+        ))
+    })?
+    .collect::<Result<_, _>>()
+    .map_err(Into::into)
 }
