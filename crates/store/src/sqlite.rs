@@ -65,9 +65,9 @@ const WRITER_CACHE_KIB: i64 = 32_000;
 /// anyway (the benchmarks ran as fast as with 8 of 4 MB).
 const READER_CACHE_KIB: i64 = 2_000;
 
-/// How many prepared statements each connection keeps. The store runs a few dozen distinct
-/// statements; parsing one again costs more than running it when it touches a row or two, which
-/// is most of a sync with nothing to do.
+/// How many prepared statements each connection keeps, least recently used dropped first. The
+/// store has about a hundred in all, few of them on any one path; parsing one again costs more
+/// than running it when it touches a row or two, which is most of a sync with nothing to do.
 const STATEMENT_CACHE: usize = 96;
 
 /// `execute` and `query_row` through the connection's prepared-statement cache.
