@@ -46,10 +46,19 @@ fn run_line(r: &SyncRun) -> String {
     )
 }
 
+/// Items, rows and bytes a run moved: received by a receive run, sent by a send run.
+fn moved(r: &SyncRun) -> [i64; 3] {
+    match r.direction.as_str() {
+        "send" => [r.items_sent, r.rows_sent, r.bytes_sent],
+        _ => [r.items_received, r.rows_received, r.bytes_received],
+    }
+}
+
 fn runs_table(runs: &[SyncRun]) -> comfy_table::Table {
     let mut t = table(&[
         "started",
         "link",
+        "direction",
         "trigger",
         "status",
         "items",
@@ -67,15 +76,17 @@ fn runs_table(runs: &[SyncRun]) -> comfy_table::Table {
         if let Some(m) = &r.message {
             errors.insert(0, m.clone());
         }
+        let [items, rows, bytes] = moved(r);
         t.add_row(vec![
             r.started_at.clone(),
             r.link.clone(),
+            r.direction.clone(),
             r.trigger.clone(),
             r.status.clone(),
-            r.items_received.to_string(),
-            r.rows_received.to_string(),
+            items.to_string(),
+            rows.to_string(),
             r.items_retracted.to_string(),
-            r.bytes_received.to_string(),
+            bytes.to_string(),
             errors.join("\n"),
         ]);
     }

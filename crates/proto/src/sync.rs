@@ -39,6 +39,19 @@ pub struct PullRequest {
     /// Stream encodings the receiver reads (`lz4-frames`); the sender picks one or none.
     #[serde(default)]
     pub encodings: Vec<String>,
+    /// The receiver's run this request belongs to.
+    #[serde(default)]
+    pub run: Option<RunTag>,
+}
+
+/// Names the receiver's run a request belongs to, so the sender records what it sent for that
+/// run as one send run of its own, whatever the number of requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunTag {
+    /// The receiver's run id (32 lowercase hex digits; anything else is ignored).
+    pub id: String,
+    /// `scheduled`, `on_demand` or `realtime`.
+    pub trigger: String,
 }
 
 /// Asks for the whole current content of one item (after the item entered the receiver's view
@@ -51,6 +64,9 @@ pub struct ItemPullRequest {
     /// As in [`PullRequest::encodings`].
     #[serde(default)]
     pub encodings: Vec<String>,
+    /// As in [`PullRequest::run`].
+    #[serde(default)]
+    pub run: Option<RunTag>,
 }
 
 /// Reads rows of an item the caller holds by reference: `query` is the query string of
@@ -120,6 +136,9 @@ pub struct ChunkRequest {
     pub link: WireLink,
     /// BLAKE3, hex.
     pub hash: String,
+    /// As in [`PullRequest::run`].
+    #[serde(default)]
+    pub run: Option<RunTag>,
 }
 
 /// An item's description as it travels: its global identity and its metadata.
@@ -231,22 +250,39 @@ pub struct SyncRun {
     pub id: String,
     /// `peer:<connection id>` or `collab:<collaboration id>:<workspace id>`.
     pub link: String,
-    /// `scheduled`, `on_demand` or `realtime`.
+    /// `scheduled`, `on_demand` or `realtime` (a send run: its receiver's run's; `unknown`
+    /// when the receiver did not name its run).
     pub trigger: String,
     /// `submitted`, `running`, `completed`, `completed_with_failures`, `failed` or `skipped`.
     pub status: String,
+    /// `receive`: this instance pulled; `send`: it served the other side's run of that pull
+    /// (its requests, however many, are one send run).
+    #[serde(default = "receive")]
+    pub direction: String,
     pub started_at: String,
     #[serde(default)]
     pub ended_at: Option<String>,
     pub items_received: i64,
     pub rows_received: i64,
+    /// Items retracted here (a receive run) or retractions sent (a send run).
     pub items_retracted: i64,
     pub bytes_received: i64,
+    /// Item descriptions, rows (updates and deletes included) and bytes a send run sent.
+    #[serde(default)]
+    pub items_sent: i64,
+    #[serde(default)]
+    pub rows_sent: i64,
+    #[serde(default)]
+    pub bytes_sent: i64,
     /// Per-item errors: the item, and what went wrong.
     pub errors: Vec<SyncItemError>,
     /// Why the run failed, if it did.
     #[serde(default)]
     pub message: Option<String>,
+}
+
+fn receive() -> String {
+    "receive".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

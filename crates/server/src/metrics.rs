@@ -7,6 +7,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -40,8 +41,13 @@ pub(crate) struct Metrics {
     pub sync_runs: Family<RunLabels, Counter>,
     pub sync_rows: Family<LinkLabels, Counter>,
     pub sync_bytes: Family<LinkLabels, Counter>,
-    /// Unix seconds of the last completed run per link: lag is now minus this.
-    pub sync_last_success: Family<LinkLabels, prometheus_client::metrics::gauge::Gauge>,
+    pub sync_rows_sent: Family<LinkLabels, Counter>,
+    pub sync_bytes_sent: Family<LinkLabels, Counter>,
+    /// Unix seconds of the last completed run per link.
+    pub sync_last_success: Family<LinkLabels, Gauge>,
+    /// Seconds since then, set from `last_success` at each scrape.
+    sync_lag: Family<LinkLabels, Gauge>,
+    last_success: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     pub requests: Family<RequestLabels, Counter>,
     pub request_seconds: Family<RequestLabels, Histogram>,
     pub rows_imported: Family<KindLabels, Counter>,
@@ -89,8 +95,10 @@ impl Metrics {
         let sync_runs = Family::<RunLabels, Counter>::default();
         let sync_rows = Family::<LinkLabels, Counter>::default();
         let sync_bytes = Family::<LinkLabels, Counter>::default();
-        let sync_last_success =
-            Family::<LinkLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        let sync_rows_sent = Family::<LinkLabels, Counter>::default();
+        let sync_bytes_sent = Family::<LinkLabels, Counter>::default();
+        let sync_last_success = Family::<LinkLabels, Gauge>::default();
+        let sync_lag = Family::<LinkLabels, Gauge>::default();
         registry.register(
             "sync_runs",
             "Sync runs by link and status",
@@ -107,16 +115,35 @@ impl Metrics {
             sync_bytes.clone(),
         );
         registry.register(
+            "sync_rows_sent",
+            "Rows sent by sync (updates and deletes included)",
+            sync_rows_sent.clone(),
+        );
+        registry.register(
+            "sync_bytes_sent",
+            "Bytes sent by sync",
+            sync_bytes_sent.clone(),
+        );
+        registry.register(
             "sync_last_success_timestamp_seconds",
-            "When the last run of a link completed (lag: now minus this)",
+            "When the last run of a link completed",
             sync_last_success.clone(),
+        );
+        registry.register(
+            "sync_lag_seconds",
+            "Seconds since the last completed run of a link, as of this scrape",
+            sync_lag.clone(),
         );
         Metrics {
             registry,
             sync_runs,
             sync_rows,
             sync_bytes,
+            sync_rows_sent,
+            sync_bytes_sent,
             sync_last_success,
+            sync_lag,
+            last_success: Default::default(),
             requests,
             request_seconds,
             rows_imported,
@@ -126,6 +153,17 @@ impl Metrics {
     }
 
     pub(crate) fn render(&self) -> String {
+        let now = jiff::Timestamp::now().as_second();
+        for (link, at) in self
+            .last_success
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            self.sync_lag
+                .get_or_create(&LinkLabels { link: link.clone() })
+                .set(now - at);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -194,9 +232,25 @@ impl Metrics {
             .get_or_create(&link)
             .inc_by(run.bytes_received.max(0) as u64);
         if run.status.starts_with("completed") {
-            self.sync_last_success
-                .get_or_create(&link)
-                .set(jiff::Timestamp::now().as_second());
+            let now = jiff::Timestamp::now().as_second();
+            self.sync_last_success.get_or_create(&link).set(now);
+            self.last_success
+                .lock()
+                .expect("metrics lock")
+                .insert(run.link.clone(), now);
         }
+    }
+
+    /// Counts what a served request sent.
+    pub(crate) fn sync_sent(&self, link: &str, rows: i64, bytes: i64) {
+        let link = LinkLabels {
+            link: link.to_string(),
+        };
+        self.sync_rows_sent
+            .get_or_create(&link)
+            .inc_by(rows.max(0) as u64);
+        self.sync_bytes_sent
+            .get_or_create(&link)
+            .inc_by(bytes.max(0) as u64);
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::{
     AddKey, EditPlan, ItemDraft, ItemShape, NoRows, RawChange, RawRow, RowAdd, RowQuery, RowRecord,
-    RowSource, RowUpdate, Store, StoreError,
+    RowSource, RowUpdate, SentPart, Store, StoreError,
 };
 use ferry_core::geometry::{BBox, RawGeometry};
 use ferry_core::{CoreError, CoreResult, Key};
@@ -1389,6 +1389,10 @@ pub fn sync_runs_are_kept(store: &dyn Store) {
         bytes_received: 0,
         errors: vec![],
         message: None,
+        direction: "receive".into(),
+        items_sent: 0,
+        rows_sent: 0,
+        bytes_sent: 0,
     };
     store
         .record_run(&run("r1", "peer:a", "2026-01-01T00:00:00Z"))
@@ -1414,6 +1418,46 @@ pub fn sync_runs_are_kept(store: &dyn Store) {
         .map(|r| r.id)
         .collect();
     assert_eq!(all, vec!["r2", "r1"], "newest first");
+
+    // What the requests of one run of the other side sent adds up in one send run; a failed
+    // request makes it failed for good; requests of no named run each make their own.
+    let part = |peer_run: Option<&str>, rows: i64, failure: Option<&str>| SentPart {
+        link: "peer:s".into(),
+        peer_run: peer_run.map(String::from),
+        trigger: "scheduled".into(),
+        items: 1,
+        rows,
+        retracted: 2,
+        bytes: 100,
+        failure: failure.map(String::from),
+    };
+    store.record_sent(&part(Some("x"), 10, None)).unwrap();
+    store
+        .record_sent(&part(Some("x"), 5, Some("the receiver went away")))
+        .unwrap();
+    store.record_sent(&part(Some("x"), 1, None)).unwrap();
+    store.record_sent(&part(None, 7, None)).unwrap();
+    store.record_sent(&part(None, 8, None)).unwrap();
+    let sent = store.list_runs(Some("peer:s"), 10).unwrap();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let x = sent
+        .iter()
+        .find(|r| r.rows_sent == 16)
+        .expect("the summed run");
+    assert_eq!(
+        (x.direction.as_str(), x.status.as_str(), x.trigger.as_str()),
+        ("send", "failed", "scheduled")
+    );
+    assert_eq!((x.items_sent, x.items_retracted, x.bytes_sent), (3, 6, 300));
+    assert_eq!(x.message.as_deref(), Some("the receiver went away"));
+    assert_eq!((x.rows_received, x.bytes_received), (0, 0));
+    let mut alone: Vec<i64> = sent.iter().map(|r| r.rows_sent).collect();
+    alone.sort();
+    assert_eq!(alone, vec![7, 8, 16]);
+    assert!(
+        store.list_runs(Some("peer:a"), 10).unwrap()[0].direction == "receive",
+        "receive runs stay receive runs"
+    );
 
     let every_6h = ferry_core::sync::Schedule {
         every_secs: 21_600,

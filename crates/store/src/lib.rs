@@ -193,6 +193,9 @@ pub trait Store: Send + Sync + 'static {
     fn schedules(&self) -> StoreResult<Vec<(String, ferry_core::sync::Schedule)>>;
     /// Inserts or replaces a sync run.
     fn record_run(&self, run: &SyncRunRecord) -> StoreResult<()>;
+    /// Adds what one served request sent to the send run of the other side's run it belongs
+    /// to, creating it on the first request.
+    fn record_sent(&self, sent: &SentPart) -> StoreResult<()>;
     /// The latest runs, newest first, of one link or of all.
     fn list_runs(&self, link: Option<&str>, limit: usize) -> StoreResult<Vec<SyncRunRecord>>;
 

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_sync.sql"),
     include_str!("../migrations/sqlite/0006_references.sql"),
     include_str!("../migrations/sqlite/0007_point_coordinates.sql"),
+    include_str!("../migrations/sqlite/0008_send_runs.sql"),
 ];
 const MAX_IDLE_READERS: usize = 4;
 
@@ -1110,6 +1111,10 @@ impl Store for SqliteStore {
 
     fn record_run(&self, run: &SyncRunRecord) -> StoreResult<()> {
         self.write(|tx| sync::record_run(tx, run))
+    }
+
+    fn record_sent(&self, sent: &SentPart) -> StoreResult<()> {
+        self.write(|tx| sync::record_sent(tx, sent))
     }
 
     fn list_runs(&self, link: Option<&str>, limit: usize) -> StoreResult<Vec<SyncRunRecord>> {

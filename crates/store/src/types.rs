@@ -431,6 +431,22 @@ pub struct PendingCopy {
 /// A run as stored.
 pub type SyncRunRecord = ferry_proto::SyncRun;
 
+/// What one served request (a pull, an item copy, a chunk) sent over a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentPart {
+    pub link: String,
+    /// The other side's run the request belongs to; `None` makes a send run of its own.
+    pub peer_run: Option<String>,
+    pub trigger: String,
+    pub items: i64,
+    pub rows: i64,
+    pub retracted: i64,
+    pub bytes: i64,
+    /// Why the request stopped early (the receiver went away, a store error); the send run is
+    /// then `failed`, whatever its other requests did.
+    pub failure: Option<String>,
+}
+
 /// One entry of the change feed with rows as stored text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawChange {

@@ -80,14 +80,7 @@ async fn health_and_openapi_need_no_token() {
         assert!(spec["paths"][path].is_object(), "openapi lacks {path}");
     }
     assert!(spec["components"]["schemas"]["ApiError"].is_object());
-    let metrics = inst
-        .request(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = inst.metrics().await;
     assert!(metrics.contains("ferry_http_requests_total"), "{metrics}");
 }
 

@@ -125,6 +125,12 @@ impl TestInstance {
         into_json(builder.send().await.expect("request sent")).await
     }
 
+    /// The Prometheus text page (`/metrics` needs no token).
+    pub async fn metrics(&self) -> String {
+        let response = self.request(Method::GET, "/metrics", None).send().await;
+        response.unwrap().text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         let (status, body) = self.call(Method::GET, path, None).await;
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");

@@ -102,7 +102,7 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
     let b = instance("Harbor Authority", |_| {}).await;
     a.create_space("roads").await;
     b.create_space("inbox").await;
-    let (_on_a, on_b) = peered(&a, &b, "datasets,features", &["--mark", "PARTNER"]);
+    let (on_a, on_b) = peered(&a, &b, "datasets,features", &["--mark", "PARTNER"]);
     let layer = import(&a, "roads", "Berths", "geojson", points_geojson(300)).await;
     let csv = "id,name,depth\n1,North,4.5\n2,South,7\n3,East,2.25\n".to_string();
     let dataset = import(&a, "roads", "Depths", "csv", csv).await;
@@ -113,6 +113,29 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["trigger"], "on_demand");
     assert_eq!(run["rows_received"], 303);
+    // The sender keeps the same run from its side: one send run for the receiver's requests.
+    let sent = ferry_json(&a, &["sync", "history", &on_a]);
+    let sent = &sent.as_array().unwrap()[..];
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (
+            &sent[0]["direction"],
+            &sent[0]["trigger"],
+            &sent[0]["status"]
+        ),
+        (&json!("send"), &json!("on_demand"), &json!("completed"))
+    );
+    assert_eq!(
+        (&sent[0]["items_sent"], &sent[0]["rows_sent"]),
+        (&json!(2), &json!(303))
+    );
+    assert_eq!(
+        sent[0]["bytes_sent"], run["bytes_received"],
+        "{sent:?} {run}"
+    );
+    assert_eq!(sent[0]["rows_received"], 0);
+    let table = String::from_utf8(a.ferry(&["sync", "history", &on_a]).stdout).unwrap();
+    assert!(table.contains("send") && table.contains("303"), "{table}");
     let got = items(&b, "inbox").await;
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
@@ -223,15 +246,61 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
         (link["receives"].as_bool(), link["sends"].as_bool()),
         (Some(true), Some(false))
     );
-    let metrics = b
-        .request(Method::GET, "/metrics", None)
-        .send()
-        .await
+    let metrics = b.metrics().await;
+    // The figures are the history's: runs by status, rows and bytes moved, and the lag.
+    let history = history.as_array().unwrap();
+    let total = |field: &str| {
+        history
+            .iter()
+            .map(|r| r[field].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    let completed = history
+        .iter()
+        .filter(|r| r["status"] == "completed")
+        .count();
+    let link = format!("link=\"peer:{on_b}\"");
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("ferry_sync_runs_total{{{link},status=\"completed\"}}")
+        ),
+        Some(completed as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("ferry_sync_rows_received_total{{{link}}}")
+        ),
+        Some(total("rows_received") as f64)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("ferry_sync_bytes_received_total{{{link}}}")
+        ),
+        Some(total("bytes_received") as f64)
+    );
+    let lag = metric(&metrics, &format!("ferry_sync_lag_seconds{{{link}}}")).unwrap();
+    assert!((0.0..60.0).contains(&lag), "{lag}");
+    let sent_metrics = a.metrics().await;
+    let sent = ferry_json(&a, &["sync", "history", &on_a]);
+    let sent_rows: i64 = sent
+        .as_array()
         .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("ferry_sync_runs_total"), "{metrics}");
+        .iter()
+        .map(|r| r["rows_sent"].as_i64().unwrap())
+        .sum();
+    assert!(sent_rows >= 304, "{sent}");
+    assert_eq!(
+        metric(
+            &sent_metrics,
+            &format!("ferry_sync_rows_sent_total{{link=\"peer:{on_a}\"}}")
+        ),
+        Some(sent_rows as f64),
+        "{sent_metrics}"
+    );
 
     // The sender down: the run fails with a clear error, and the local API stays up.
     let mut a = a;
@@ -1102,4 +1171,10 @@ async fn rows_must_follow_their_item_description() {
     assert_eq!(run["status"], "completed", "{run}");
     let copy = &items(&b, "inbox").await["Depths"];
     assert_eq!(rows(&b, id(copy)).await, rows(&a, id(&dataset)).await);
+}
+
+/// The value of one metric line (`name{labels} value`) in a Prometheus text page.
+fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }

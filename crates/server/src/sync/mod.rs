@@ -96,6 +96,8 @@ pub(crate) struct Inbound {
 /// What one outbound channel sends: from which space, to whom, under which scope.
 #[derive(Debug, Clone)]
 pub(crate) struct Outbound {
+    /// The link's key here (see [`Link::key`]): what the send runs are recorded under.
+    pub(crate) link: String,
     pub(crate) space: String,
     pub(crate) scope: SendScope,
     /// Where the receiver is this link's only other end (a peer, or the host seen from a
@@ -301,6 +303,10 @@ pub(crate) async fn outbound(
                 return Err(inactive("this instance sends nothing over the connection"));
             }
             Ok(Outbound {
+                link: Link::Peer {
+                    id: record.id.clone(),
+                }
+                .key(),
                 space,
                 scope: SendScope {
                     kinds: record.sends,
@@ -364,14 +370,14 @@ fn collab_outbound(
         .find(|w| w.id == workspace_id)
         .map(|w| workspace_delivery(&w.config))
         .ok_or_else(|| ApiFailure::new(ErrorCode::LinkNotFound, "no such workspace"))?;
-    let echo_link = (record.role == CollabRole::Guest).then(|| {
-        Link::Collab {
-            collab_id: record.id.clone(),
-            workspace_id: workspace_id.to_string(),
-        }
-        .key()
-    });
+    let link = Link::Collab {
+        collab_id: record.id.clone(),
+        workspace_id: workspace_id.to_string(),
+    }
+    .key();
+    let echo_link = (record.role == CollabRole::Guest).then(|| link.clone());
     Ok(Outbound {
+        link,
         space: space.space_id.to_string(),
         scope: SendScope {
             kinds: ALL_TYPES,

@@ -18,7 +18,8 @@ use ferry_core::{Key, rows::RowRecord};
 use ferry_proto::frames;
 use ferry_proto::{
     COMPACT_ROWS, ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, ROW_LINE_PREFIX,
-    ROWS_HEADER, RawRowRecord, SyncItemError, SyncRecord, SyncRun, WireItem, read_compact_row,
+    ROWS_HEADER, RawRowRecord, RunTag, SyncItemError, SyncRecord, SyncRun, WireItem,
+    read_compact_row,
 };
 use ferry_store::{
     BatchOutcome, ChunkRef, CopyPart, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
@@ -44,6 +45,12 @@ impl Trigger {
             Trigger::OnDemand => "on_demand",
             Trigger::Realtime => "realtime",
         }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Trigger> {
+        [Trigger::Scheduled, Trigger::OnDemand, Trigger::Realtime]
+            .into_iter()
+            .find(|t| t.as_str() == text)
     }
 }
 
@@ -98,6 +105,10 @@ fn new_run(key: &str, trigger: Trigger) -> SyncRun {
         bytes_received: 0,
         errors: Vec::new(),
         message: None,
+        direction: "receive".into(),
+        items_sent: 0,
+        rows_sent: 0,
+        bytes_sent: 0,
     }
 }
 
@@ -146,6 +157,14 @@ struct Tally {
 }
 
 impl Tally {
+    /// Names this run in its requests, so the sender counts them as one send run.
+    fn tag(&self) -> RunTag {
+        RunTag {
+            id: self.run.id.clone(),
+            trigger: self.run.trigger.clone(),
+        }
+    }
+
     fn add(&mut self, outcome: &BatchOutcome) {
         self.run.rows_received += outcome.rows;
         self.run.items_retracted += outcome.retracted;
@@ -499,6 +518,8 @@ struct Checker<'a> {
     chunk_bytes: i64,
     /// The item a whole-item copy stream is of: its compact rows do not name it.
     copying: Option<Arc<str>>,
+    /// The run, named in chunk requests.
+    run: RunTag,
 }
 
 impl Checker<'_> {
@@ -594,6 +615,7 @@ impl Checker<'_> {
                         &ChunkRequest {
                             link: self.channel.wire.clone(),
                             hash: hash.clone(),
+                            run: Some(self.run.clone()),
                         },
                     )
                     .await?;
@@ -793,6 +815,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         scope: known.as_ref().map(|c| c.scope.clone()),
         after: known.as_ref().map_or(0, |c| c.seq),
         encodings: encodings(state),
+        run: Some(tally.tag()),
     };
     let response = state
         .federation
@@ -835,6 +858,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
         received: HashSet::new(),
         chunk_bytes: 0,
         copying: None,
+        run: tally.tag(),
     };
     let mut applier = Applier::default();
     let mut ops = Vec::new();
@@ -1014,6 +1038,7 @@ async fn copy_item(
                 origin_instance: copy.origin_instance.clone(),
                 origin_item: copy.origin_item.clone(),
                 encodings: copy_encodings(state),
+                run: Some(tally.tag()),
             },
         )
         .await
@@ -1028,6 +1053,7 @@ async fn copy_item(
         received: HashSet::new(),
         chunk_bytes: 0,
         copying: Some(copy.origin_item.as_str().into()),
+        run: tally.tag(),
     };
     let mut ops = Vec::with_capacity(COPY_PART_OPS);
     let part = Arc::new(Mutex::new(CopyPart::default()));

@@ -17,9 +17,10 @@ use ferry_core::sync::{ItemFacts, Verdict, judge};
 use ferry_proto::frames;
 use ferry_proto::{
     COMPACT_ROWS, ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, ROWS_HEADER,
-    SyncRecord, WireItem, write_compact_row, write_row_line,
+    RunTag, SyncRecord, WireItem, write_compact_row, write_row_line,
 };
-use ferry_store::{RawChange, Store, StoreError};
+use ferry_store::{RawChange, SentPart, Store, StoreError};
+use std::cell::Cell;
 use tokio::sync::mpsc;
 
 /// Feed entries read per page; each page ends with a commit record.
@@ -44,6 +45,35 @@ struct Lines {
     compress: bool,
     /// Bytes written since the last commit record: what the receiver holds in memory.
     since_commit: std::cell::Cell<usize>,
+    /// What went out, for the send run.
+    sent: Sent,
+}
+
+/// What a stream sent so far.
+#[derive(Default)]
+struct Sent {
+    /// Items described, each counted once however often it is described again.
+    items: std::cell::RefCell<ferry_core::FastSet<String>>,
+    rows: Cell<i64>,
+    retracted: Cell<i64>,
+    bytes: Cell<i64>,
+    /// The receiver stopped reading before the stream ended.
+    gone: Cell<bool>,
+}
+
+impl Sent {
+    fn count(&self, record: &SyncRecord) {
+        let counter = match record {
+            SyncRecord::Item { item } => {
+                self.items.borrow_mut().insert(item.origin_item.clone());
+                return;
+            }
+            SyncRecord::Row { .. } | SyncRecord::RowDeleted { .. } => &self.rows,
+            SyncRecord::Retract { .. } => &self.retracted,
+            _ => return,
+        };
+        counter.set(counter.get() + 1);
+    }
 }
 
 /// Bytes gathered before they are handed to the connection.
@@ -56,6 +86,7 @@ impl Lines {
             buffer: std::cell::RefCell::new(Vec::with_capacity(CHUNK + 4096)),
             compress,
             since_commit: std::cell::Cell::new(0),
+            sent: Sent::default(),
         }
     }
 
@@ -70,6 +101,7 @@ impl Lines {
     }
 
     fn send(&self, record: &SyncRecord) -> bool {
+        self.sent.count(record);
         let full = self.append(|buffer| {
             serde_json::to_writer(&mut *buffer, record).expect("sync records always serialize");
             buffer.push(b'\n');
@@ -86,6 +118,7 @@ impl Lines {
 
     /// A row line straight from stored text.
     fn send_row(&self, origin_item: &str, key: &Key, values: &str, geometry: Option<&str>) -> bool {
+        self.sent.rows.set(self.sent.rows.get() + 1);
         let full = self.append(|buffer| {
             write_row_line(buffer, origin_item, &key.to_value(), values, geometry);
         });
@@ -94,6 +127,7 @@ impl Lines {
 
     /// A compact row line (of a whole-item copy) straight from stored text.
     fn send_compact_row(&self, key: &Key, values: &str, geometry: Option<&str>) -> bool {
+        self.sent.rows.set(self.sent.rows.get() + 1);
         let full =
             self.append(|buffer| write_compact_row(buffer, &key.to_value(), values, geometry));
         !full || self.flush()
@@ -112,7 +146,14 @@ impl Lines {
         } else {
             chunk
         };
-        self.tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        self.sent
+            .bytes
+            .set(self.sent.bytes.get() + chunk.len() as i64);
+        let delivered = self.tx.blocking_send(Ok(Bytes::from(chunk))).is_ok();
+        if !delivered {
+            self.sent.gone.set(true);
+        }
+        delivered
     }
 }
 
@@ -139,20 +180,93 @@ fn wants_frames(encodings: &[String]) -> bool {
     encodings.iter().any(|e| e == frames::LZ4_FRAMES)
 }
 
-/// Runs `produce` on a blocking thread, streaming what it writes (compressed if `compress`).
+/// Runs `produce` on a blocking thread, streaming what it writes (compressed if `compress`),
+/// then records what went out in `run`.
 fn stream_from(
     compress: bool,
+    run: SendRun,
     produce: impl FnOnce(&Lines) -> Result<(), StoreError> + Send + 'static,
 ) -> Response {
     let (tx, rx) = mpsc::channel(32);
     tokio::task::spawn_blocking(move || {
         let lines = Lines::new(tx, compress);
-        if let Err(e) = produce(&lines) {
+        let failure = match produce(&lines) {
             // No end record follows: the receiver sees a cut stream and keeps its cursor.
-            tracing::warn!(error = %e, "a sync stream stopped early");
-        }
+            Err(e) => {
+                tracing::warn!(error = %e, "a sync stream stopped early");
+                Some(format!("the stream stopped early: {e}"))
+            }
+            Ok(()) if lines.sent.gone.get() => {
+                Some("the receiver stopped reading before the stream ended".into())
+            }
+            Ok(()) => None,
+        };
+        let sent = &lines.sent;
+        run.record(Counts {
+            items: sent.items.borrow().len() as i64,
+            rows: sent.rows.get(),
+            retracted: sent.retracted.get(),
+            bytes: sent.bytes.get(),
+            failure,
+        });
     });
     ndjson(rx, compress)
+}
+
+/// The send run a served request adds to: the receiver's run it names, on this link.
+pub(super) struct SendRun {
+    state: AppState,
+    link: String,
+    peer_run: Option<String>,
+    trigger: String,
+}
+
+/// What one served request sent.
+struct Counts {
+    items: i64,
+    rows: i64,
+    retracted: i64,
+    bytes: i64,
+    failure: Option<String>,
+}
+
+impl SendRun {
+    /// A run tag that is not a run id and a known trigger is ignored: the request then makes
+    /// a send run of its own, its trigger `unknown`.
+    fn new(state: &AppState, outbound: &Outbound, tag: Option<&RunTag>) -> SendRun {
+        let tag = tag.filter(|t| {
+            t.id.len() == 32
+                && t.id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                && super::receiver::Trigger::parse(&t.trigger).is_some()
+        });
+        SendRun {
+            state: state.clone(),
+            link: outbound.link.clone(),
+            peer_run: tag.map(|t| t.id.clone()),
+            trigger: tag.map_or_else(|| "unknown".into(), |t| t.trigger.clone()),
+        }
+    }
+
+    /// Adds `counts` to the run, on a blocking thread. A failure to record is logged: what
+    /// was sent has gone either way.
+    fn record(self, counts: Counts) {
+        self.state
+            .metrics
+            .sync_sent(&self.link, counts.rows, counts.bytes);
+        let part = SentPart {
+            link: self.link,
+            peer_run: self.peer_run,
+            trigger: self.trigger,
+            items: counts.items,
+            rows: counts.rows,
+            retracted: counts.retracted,
+            bytes: counts.bytes,
+            failure: counts.failure,
+        };
+        if let Err(e) = self.state.store.record_sent(&part) {
+            tracing::warn!(error = %e, link = %part.link, "cannot record a send run");
+        }
+    }
 }
 
 /// The items a stream has judged, with their wire form when they are sent.
@@ -331,8 +445,10 @@ pub(crate) async fn pull(
         scope: scope_print,
         full,
     };
+    let run = SendRun::new(&state, &outbound, request.run.as_ref());
     Ok(stream_from(
         wants_frames(&request.encodings),
+        run,
         move |lines| {
             if !lines.send(&start) {
                 return Ok(());
@@ -428,7 +544,8 @@ pub(crate) async fn pull_item(
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
     let compact = request.encodings.iter().any(|e| e == COMPACT_ROWS);
-    let mut response = stream_from(wants_frames(&request.encodings), move |lines| {
+    let run = SendRun::new(&state, &outbound, request.run.as_ref());
+    let mut response = stream_from(wants_frames(&request.encodings), run, move |lines| {
         send_item(store.as_ref(), &outbound, me, &request, compact, lines)
     });
     if compact {
@@ -541,11 +658,20 @@ pub(crate) async fn chunk(
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
     let me = state.info.instance_id.clone();
     let hash = request.hash.clone();
+    let run = SendRun::new(&state, &outbound, request.run.as_ref());
     let bytes = blocking(move || {
         if !valid || !chunk_visible(store.as_ref(), &outbound, &me, &hash)? {
             return Ok::<_, StoreError>(None);
         }
-        chunks.read(&hash).map(Some)
+        let bytes = chunks.read(&hash)?;
+        run.record(Counts {
+            items: 0,
+            rows: 0,
+            retracted: 0,
+            bytes: bytes.len() as i64,
+            failure: None,
+        });
+        Ok(Some(bytes))
     })
     .await?
     .ok_or_else(|| {

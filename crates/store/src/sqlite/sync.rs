@@ -6,7 +6,7 @@ use super::{
     tombstone_item, write_row,
 };
 use crate::types::{
-    BatchOutcome, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp, SyncRunRecord,
+    BatchOutcome, PendingCopy, ReceivedItem, SentPart, SyncBatch, SyncCursor, SyncOp, SyncRunRecord,
 };
 use crate::{StoreError, StoreResult};
 use ferry_core::FastMap;
@@ -712,13 +712,14 @@ pub(super) fn item_by_origin(
 }
 
 const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_received,
-    rows_received, items_retracted, bytes_received, errors, message";
+    rows_received, items_retracted, bytes_received, errors, message, direction, items_sent,
+    rows_sent, bytes_sent";
 
 pub(super) fn record_run(tx: &Transaction<'_>, run: &SyncRunRecord) -> StoreResult<()> {
     tx.execute_cached(
         &format!(
             "INSERT OR REPLACE INTO sync_runs ({RUN_COLS}) VALUES
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
         ),
         params![
             run.id,
@@ -732,7 +733,48 @@ pub(super) fn record_run(tx: &Transaction<'_>, run: &SyncRunRecord) -> StoreResu
             run.items_retracted,
             run.bytes_received,
             to_json(&run.errors)?,
-            run.message
+            run.message,
+            run.direction,
+            run.items_sent,
+            run.rows_sent,
+            run.bytes_sent
+        ],
+    )?;
+    Ok(())
+}
+
+/// Adds a served request's counts to its send run. A failure sticks: the run's status says
+/// whether every request of it went through.
+pub(super) fn record_sent(tx: &Transaction<'_>, sent: &SentPart) -> StoreResult<()> {
+    let now = now();
+    let status = match sent.failure {
+        Some(_) => "failed",
+        None => "completed",
+    };
+    tx.execute_cached(
+        "INSERT INTO sync_runs (id, link, trigger, status, started_at, ended_at, direction,
+             peer_run, items_sent, rows_sent, items_retracted, bytes_sent, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'send', ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (link, peer_run) WHERE peer_run IS NOT NULL DO UPDATE SET
+             ended_at = excluded.ended_at,
+             items_sent = items_sent + excluded.items_sent,
+             rows_sent = rows_sent + excluded.rows_sent,
+             items_retracted = items_retracted + excluded.items_retracted,
+             bytes_sent = bytes_sent + excluded.bytes_sent,
+             status = CASE WHEN status = 'failed' THEN status ELSE excluded.status END,
+             message = coalesce(message, excluded.message)",
+        params![
+            uuid::Uuid::new_v4().simple().to_string(),
+            sent.link,
+            sent.trigger,
+            status,
+            now,
+            sent.peer_run,
+            sent.items,
+            sent.rows,
+            sent.retracted,
+            sent.bytes,
+            sent.failure
         ],
     )?;
     Ok(())
@@ -762,6 +804,10 @@ pub(super) fn runs(
                 bytes_received: r.get(9)?,
                 errors: Vec::new(),
                 message: r.get(11)?,
+                direction: r.get(12)?,
+                items_sent: r.get(13)?,
+                rows_sent: r.get(14)?,
+                bytes_sent: r.get(15)?,
             },
             r.get::<_, String>(10)?,
         ))
