@@ -219,7 +219,7 @@ pub(crate) enum ItemCmd {
         #[arg(long)]
         file: PathBuf,
     },
-    /// Change an item's title, description, tags or markings.
+    /// Change an item's title, description, tags or markings, or move it to another space.
     Update {
         id: String,
         #[arg(long)]
@@ -239,6 +239,10 @@ pub(crate) enum ItemCmd {
         /// (receivers read rows from here on demand; datasets and layers only).
         #[arg(long, value_parser = ["link", "copy", "reference"])]
         sync_as: Option<String>,
+        /// Move the item to this space (name or id; admins only): links of the space it leaves
+        /// retract it from their receivers, links of the new one send it.
+        #[arg(long)]
+        space: Option<String>,
     },
     /// Delete an item.
     Delete { id: String },
@@ -592,6 +596,7 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
             markings,
             clear_markings,
             sync_as,
+            space,
         } => {
             let markings = if clear_markings {
                 Some(Vec::new())
@@ -604,9 +609,10 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 && tags.is_none()
                 && markings.is_none()
                 && sync_as.is_none()
+                && space.is_none()
             {
                 bail!(
-                    "nothing to change: pass --title, --description, --tag, --marking, --clear-markings or --sync-as"
+                    "nothing to change: pass --title, --description, --tag, --marking, --clear-markings, --sync-as or --space"
                 );
             }
             let patch = ItemPatch {
@@ -615,6 +621,7 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 tags,
                 markings,
                 sync_as,
+                space,
             };
             let item: Item = client
                 .call(
@@ -669,6 +676,9 @@ pub(crate) async fn changes(client: &Client, out: Output, args: ChangesArgs) -> 
                 }
                 ferry_proto::Change::ItemDeleted { item_id, .. } => {
                     ("item deleted", item_id.to_string(), String::new())
+                }
+                ferry_proto::Change::ItemLeft { item_id, .. } => {
+                    ("item moved out", item_id.to_string(), String::new())
                 }
                 ferry_proto::Change::Row { item_id, row, .. } => {
                     ("row", item_id.to_string(), row.key.to_string())

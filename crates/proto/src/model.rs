@@ -352,6 +352,10 @@ pub struct ItemPatch {
     /// How links send the item (`reference` for datasets and layers only).
     #[serde(default)]
     pub sync_as: Option<SyncAs>,
+    /// Moves the item to this space (id or name; admins only): links of the space it leaves
+    /// retract it, links of the new one send it.
+    #[serde(default)]
+    pub space: Option<String>,
 }
 
 /// One row of a dataset or one feature of a layer.
@@ -468,6 +472,8 @@ pub enum Change {
     Item { seq: i64, item: Box<Item> },
     /// The item was deleted (a tombstone).
     ItemDeleted { seq: i64, item_id: ItemId },
+    /// The item moved to another space.
+    ItemLeft { seq: i64, item_id: ItemId },
     /// A row was added or updated; carries its current content.
     Row { seq: i64, item_id: ItemId, row: Row },
     /// A row was deleted (a tombstone).
@@ -484,6 +490,7 @@ impl Change {
         match self {
             Change::Item { seq, .. }
             | Change::ItemDeleted { seq, .. }
+            | Change::ItemLeft { seq, .. }
             | Change::Row { seq, .. }
             | Change::RowDeleted { seq, .. } => *seq,
         }

@@ -28,6 +28,8 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 #[derive(Debug, Clone)]
 pub(crate) struct Caller<const MIN: u8> {
     pub name: String,
+    /// The caller's own role, at least `MIN`'s (for the calls that ask more of some requests).
+    pub role: Role,
 }
 
 pub(crate) type AnyRole = Caller<0>;
@@ -86,6 +88,9 @@ impl<const MIN: u8> FromRequestParts<AppState> for Caller<MIN> {
                 ),
             ));
         }
-        Ok(Caller { name: info.name })
+        Ok(Caller {
+            name: info.name,
+            role: info.role,
+        })
     }
 }

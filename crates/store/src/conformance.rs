@@ -23,7 +23,8 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $open;
             spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
-            change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, epoch_rotation, item_deletion, files,
+            change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, moved_items_change_feeds,
+            epoch_rotation, item_deletion, files,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
             full_passes_sweep_and_retract, item_copies_and_pending_items,
@@ -595,6 +596,97 @@ pub fn change_feed_is_per_space(store: &dyn Store) {
         store.changes("nope", 0, 10),
         Err(StoreError::SpaceNotFound(_))
     ));
+}
+
+pub fn moved_items_change_feeds(store: &dyn Store) {
+    space(store, "a");
+    space(store, "b");
+    let item = layer(store, "a", 3);
+    let mark = store.instance().unwrap().last_seq;
+    let move_to = |to: &str| {
+        store
+            .update_item(
+                item.id,
+                &ItemPatch {
+                    space: Some(to.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    };
+    let moved = move_to("b");
+    assert_eq!(moved.space_id, store.space("b").unwrap().id);
+    assert_eq!(store.space("a").unwrap().item_count, 0);
+    // The space it left says so after its last position; the other has the item and its rows.
+    let left = store.changes("a", mark, 100).unwrap();
+    assert!(
+        matches!(&left.changes[..], [Change::ItemLeft { item_id, seq }] if *item_id == item.id && *seq == moved.seq),
+        "{:?}",
+        left.changes
+    );
+    assert!(store.changes("a", 0, 100).unwrap().changes.len() == 1);
+    let arrived = store.changes("b", 0, 100).unwrap();
+    assert_eq!(arrived.changes.len(), 4, "{:?}", arrived.changes);
+    assert!(
+        arrived
+            .changes
+            .iter()
+            .all(|c| matches!(c, Change::Item { .. } | Change::Row { .. }))
+    );
+    assert_eq!(
+        store
+            .query_rows(
+                item.id,
+                &RowQuery {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .len(),
+        3
+    );
+    // Back again: the departure from "a" is gone, one from "b" is recorded.
+    let back = move_to("a");
+    let a = store.changes("a", 0, 100).unwrap();
+    assert!(
+        a.changes
+            .iter()
+            .all(|c| !matches!(c, Change::ItemLeft { .. })),
+        "{:?}",
+        a.changes
+    );
+    assert_eq!(a.changes.len(), 4);
+    let b = store.changes("b", 0, 100).unwrap();
+    assert!(matches!(&b.changes[..], [Change::ItemLeft { seq, .. }] if *seq == back.seq));
+    // Moving to where it is changes its metadata position only; to no space, nothing.
+    let same = move_to("a");
+    assert!(
+        store
+            .changes("b", back.seq, 100)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    assert_eq!(same.space_id, back.space_id);
+    let err = store
+        .update_item(
+            item.id,
+            &ItemPatch {
+                space: Some("nope".into()),
+                title: Some("Lost".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SpaceNotFound(_)), "{err:?}");
+    assert_eq!(
+        store.item(item.id).unwrap().title,
+        "Test",
+        "nothing changed"
+    );
+    // A space deleted takes its departures along.
+    store.delete_space("b", true).unwrap();
 }
 
 pub fn epoch_rotation(store: &dyn Store) {

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_references.sql"),
     include_str!("../migrations/sqlite/0007_point_coordinates.sql"),
     include_str!("../migrations/sqlite/0008_send_runs.sql"),
+    include_str!("../migrations/sqlite/0009_item_departures.sql"),
 ];
 const MAX_IDLE_READERS: usize = 4;
 
@@ -357,6 +358,42 @@ fn find_space(conn: &Connection, space_ref: &str) -> StoreResult<(i64, Space)> {
 }
 
 // ---- items --------------------------------------------------------------------------------------
+
+/// Moves an item and its rows to another space, at feed position `seq`: the old space's feed
+/// records the departure (its receivers retract the item), and the new space's feed has the
+/// item at `seq` and its rows at their own positions, so a receiver of the new space copies
+/// the item whole (or finds its rows in a full pass).
+fn move_item(
+    tx: &Transaction<'_>,
+    rid: i64,
+    item: &Item,
+    space_ref: &str,
+    seq: i64,
+) -> StoreResult<()> {
+    let (to, _) = find_space(tx, space_ref)?;
+    let (from, _) = find_space(tx, &item.space_id.to_string())?;
+    if to == from {
+        return Ok(());
+    }
+    tx.execute_cached(
+        "UPDATE items SET space_rid = ?2 WHERE rid = ?1",
+        params![rid, to],
+    )?;
+    tx.execute_cached(
+        "UPDATE rows SET space_rid = ?2 WHERE item_rid = ?1",
+        params![rid, to],
+    )?;
+    let id = item.id.to_string();
+    tx.execute_cached(
+        "INSERT OR REPLACE INTO item_departures (space_rid, item_id, seq) VALUES (?1, ?2, ?3)",
+        params![from, id, seq],
+    )?;
+    tx.execute_cached(
+        "DELETE FROM item_departures WHERE space_rid = ?1 AND item_id = ?2",
+        params![to, id],
+    )?;
+    Ok(())
+}
 
 const ITEM_COLS: &str = "i.rid, i.id, s.id, i.kind, i.title, i.description, i.tags, i.markings,
     i.owner, i.created_at, i.updated_at, i.version, i.seq, i.schema, i.geometry_type, i.crs,
@@ -1656,6 +1693,7 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let (rid, item) = find_item(tx, id)?;
             let mut seqs = SeqAlloc::begin(tx)?;
+            let seq = seqs.take();
             tx.execute_cached(
                 "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
                      version = version + 1, seq = ?6, updated_at = ?7, sync_as = ?8 WHERE rid = ?1",
@@ -1665,11 +1703,14 @@ impl Store for SqliteStore {
                     patch.description.as_ref().unwrap_or(&item.description),
                     to_json(patch.tags.as_ref().unwrap_or(&item.tags))?,
                     to_json(patch.markings.as_ref().unwrap_or(&item.markings))?,
-                    seqs.take(),
+                    seq,
                     now(),
                     patch.sync_as.unwrap_or(item.sync_as).as_str(),
                 ],
             )?;
+            if let Some(space) = &patch.space {
+                move_item(tx, rid, &item, space, seq)?;
+            }
             seqs.finish(tx)?;
             Ok(find_item(tx, id)?.1)
         })
@@ -1895,6 +1936,7 @@ impl Store for SqliteStore {
             changes.push(match change {
                 RawChange::Item(item) => Change::Item { seq, item },
                 RawChange::ItemDeleted(item_id) => Change::ItemDeleted { seq, item_id },
+                RawChange::ItemLeft(item_id) => Change::ItemLeft { seq, item_id },
                 RawChange::Row {
                     item_id,
                     key,
@@ -1932,8 +1974,8 @@ impl Store for SqliteStore {
             let tx = c.unchecked_transaction()?;
             let (space_rid, _) = find_space(&tx, space_ref)?;
             let epoch = meta(&tx, "epoch")?;
-            // Two index ranges, items(space_rid, seq) and rows(space_rid, seq), each read for at
-            // most `limit + 1` entries: a page costs O(limit), whatever the size of the space.
+            // Three index ranges, items, departures and rows by (space_rid, seq), each read for
+            // at most `limit + 1` entries: a page costs O(limit), whatever the size of the space.
             let page = limit as i64 + 1;
             let mut items = tx.prepare_cached(&items_query(
                 "i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
@@ -1946,6 +1988,17 @@ impl Store for SqliteStore {
                 } else {
                     (item.seq, RawChange::Item(Box::new(item)))
                 });
+            }
+            let mut departures = tx.prepare_cached(
+                "SELECT seq, item_id FROM item_departures
+                 WHERE space_rid = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let left = departures.query_map(params![space_rid, after, page], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for departure in left {
+                let (seq, item_id) = departure?;
+                changes.push((seq, RawChange::ItemLeft(stored_item_id(&item_id)?)));
             }
             let mut rows = tx.prepare_cached(ROW_CHANGES)?;
             let found = rows.query_map(params![space_rid, after, page, skip_rows], |r| {

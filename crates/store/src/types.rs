@@ -452,6 +452,8 @@ pub struct SentPart {
 pub enum RawChange {
     Item(Box<Item>),
     ItemDeleted(ferry_proto::ItemId),
+    /// The item moved to another space.
+    ItemLeft(ferry_proto::ItemId),
     Row {
         item_id: ferry_proto::ItemId,
         key: Key,

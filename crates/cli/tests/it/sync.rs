@@ -96,6 +96,81 @@ fn sync_now(inst: &TestInstance, link: &str) -> Value {
     ferry_json(inst, &["sync", "now", link])
 }
 
+/// Moving an item out of the linked space unshares it: the receiver retracts it. Moved back,
+/// it is copied whole again, every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_moved_out_of_the_linked_space_are_retracted() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    a.create_space("drafts").await;
+    b.create_space("inbox").await;
+    let (_on_a, on_b) = peered(&a, &b, "datasets,features", &[]);
+    let layer = import(&a, "roads", "Berths", "geojson", points_geojson(40)).await;
+    assert_eq!(sync_now(&b, &on_b)["rows_received"], 40);
+
+    // Only an admin decides who receives an item.
+    let editor = a.create_token("ed", "editor").await;
+    let path = format!("/api/v1/items/{}", id(&layer));
+    let (status, body) = a
+        .call_as(
+            &editor,
+            Method::PATCH,
+            &path,
+            Some(json!({"space": "drafts"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden"))
+    );
+    let (status, body) = a
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"space": "nowhere", "title": "X"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(a.get(&path).await["title"], "Berths", "nothing changed");
+
+    let moved = ferry_json(&a, &["item", "update", id(&layer), "--space", "drafts"]);
+    assert_eq!(
+        moved["space_id"],
+        a.get("/api/v1/spaces/drafts").await["id"]
+    );
+    let run = sync_now(&b, &on_b);
+    assert_eq!(
+        (&run["status"], &run["items_retracted"]),
+        (&json!("completed"), &json!(1)),
+        "{run}"
+    );
+    assert!(items(&b, "inbox").await.is_empty(), "retracted");
+
+    // The receiver's copy was its origin's to move; back home, the item travels again whole.
+    ferry_json(&a, &["item", "update", id(&layer), "--space", "roads"]);
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["rows_received"], 40, "{run}");
+    let copy = &items(&b, "inbox").await["Berths"];
+    assert_eq!(copy["row_count"], 40);
+    let (status, body) = b
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/items/{}", id(copy)),
+            Some(json!({"space": "inbox"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::CONFLICT, &json!("item_received"))
+    );
+    assert_eq!(
+        sync_now(&b, &on_b)["rows_received"],
+        0,
+        "nothing more to do"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
     let a = instance("City GIS", |_| {}).await;

@@ -140,17 +140,29 @@ pub(crate) async fn show_item(
     Ok(Json(blocking(move || store.item(id)).await?))
 }
 
-/// Changes an item's title, description, tags or markings.
+/// Changes an item's title, description, tags or markings, or moves it to another space
+/// (admins only: links of the space it leaves retract it).
 #[utoipa::path(patch, path = "/api/v1/items/{id}", tag = "items", request_body = ItemPatch,
     params(("id" = String, Path, description = "Item id")),
-    responses((status = 200, body = Item), (status = 404, body = ApiError)))]
+    responses((status = 200, body = Item), (status = 403, body = ApiError),
+        (status = 404, body = ApiError)))]
 pub(crate) async fn update_item(
     State(state): State<AppState>,
-    _caller: EditorRole,
+    caller: EditorRole,
     Path(id): Path<String>,
     JsonBody(mut patch): JsonBody<ItemPatch>,
 ) -> ApiResult<Json<Item>> {
     let id = parse_item_id(&id)?;
+    if patch.space.is_some() && caller.role < ferry_proto::Role::Admin {
+        return Err(ApiFailure::new(
+            ErrorCode::Forbidden,
+            format!(
+                "'{}' has role {}, but moving an item to another space needs admin: it decides who receives the item",
+                caller.name,
+                caller.role.as_str()
+            ),
+        ));
+    }
     check_metadata(
         patch.title.as_deref(),
         patch.description.as_deref(),
@@ -161,16 +173,20 @@ pub(crate) async fn update_item(
     patch.markings = patch.markings.map(names::normalize_set);
     refuse_received(&state, id).await?;
     let store = state.store.clone();
-    let item = blocking(move || {
+    let (from, item) = blocking(move || {
         if patch.sync_as == Some(SyncAs::Reference) && !store.item(id)?.kind.has_rows() {
             return Err(CoreError::InvalidRequest(
                 "files travel as copies only: sync_as 'reference' applies to datasets and feature layers".into(),
             )
             .into());
         }
-        store.update_item(id, &patch)
+        let from = store.item(id)?.space_id;
+        Ok::<_, ApiFailure>((from, store.update_item(id, &patch)?))
     })
     .await?;
+    if from != item.space_id {
+        crate::sync::changed(&state, from.to_string());
+    }
     crate::sync::changed(&state, item.space_id.to_string());
     Ok(Json(item))
 }

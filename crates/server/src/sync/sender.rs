@@ -302,6 +302,25 @@ impl Judged {
         origin_of(store, &self.me, id)
     }
 
+    /// The retraction of an item gone from the space (none to the instance it came from).
+    fn retract(
+        &mut self,
+        store: &dyn Store,
+        scope: &ferry_core::sync::SendScope,
+        id: ItemId,
+        reason: &str,
+    ) -> Result<Option<SyncRecord>, StoreError> {
+        self.verdicts.insert(id, None);
+        let (origin_instance, origin_item) = self.origin(store, id)?;
+        Ok(
+            (origin_instance != scope.receiver).then(|| SyncRecord::Retract {
+                origin_instance,
+                origin_item,
+                reason: reason.into(),
+            }),
+        )
+    }
+
     fn wire(
         &self,
         store: &dyn Store,
@@ -484,13 +503,11 @@ fn send_changes(
             let record = match change {
                 RawChange::Item(item) => judged.item_record(store, scope, &item)?,
                 RawChange::ItemDeleted(item_id) => {
-                    judged.verdicts.insert(item_id, None);
-                    let (origin_instance, origin_item) = judged.origin(store, item_id)?;
-                    (origin_instance != scope.receiver).then(|| SyncRecord::Retract {
-                        origin_instance,
-                        origin_item,
-                        reason: "deleted".into(),
-                    })
+                    judged.retract(store, scope, item_id, "deleted")?
+                }
+                // Moved to another space: out of this link's scope.
+                RawChange::ItemLeft(item_id) => {
+                    judged.retract(store, scope, item_id, "out_of_scope")?
                 }
                 RawChange::Row {
                     item_id,
