@@ -12,7 +12,12 @@ use reqwest::Method;
 #[derive(Subcommand, Debug)]
 pub(crate) enum SyncCmd {
     /// Sync a link now: pull what its other side has for this instance.
-    Now { link: String },
+    Now {
+        link: String,
+        /// Answer at once with the run submitted; `ferry sync history LINK` tells how it went.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Every link: which way data flows, the last run, whether one is running.
     Status,
     /// When each link syncs: interval, start, paused, next run.
@@ -122,10 +127,12 @@ pub(crate) async fn set(client: &Client, out: Output, body: SetSchedule) -> Resu
 
 pub(crate) async fn sync(client: &Client, out: Output, cmd: SyncCmd) -> Result<()> {
     match cmd {
-        SyncCmd::Now { link } => {
-            let run: SyncRun = client
-                .call(Method::POST, "/api/v1/sync/now", &SyncNow { link })
-                .await?;
+        SyncCmd::Now { link, no_wait } => {
+            let body = SyncNow {
+                link,
+                wait: !no_wait,
+            };
+            let run: SyncRun = client.call(Method::POST, "/api/v1/sync/now", &body).await?;
             let failed = run.status == "failed";
             out.show(&run, |r| runs_table(std::slice::from_ref(r)))?;
             if failed {
@@ -134,7 +141,12 @@ pub(crate) async fn sync(client: &Client, out: Output, cmd: SyncCmd) -> Result<(
                     run.message.clone().unwrap_or_default()
                 );
             }
-            if !out.json {
+            if !out.json && run.status == "submitted" {
+                eprintln!(
+                    "Submitted run {}; `ferry sync history {}` tells how it goes.",
+                    run.id, run.link
+                );
+            } else if !out.json {
                 eprintln!("{}", run_line(&run));
             }
             Ok(())

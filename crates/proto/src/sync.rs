@@ -242,6 +242,13 @@ pub enum SyncRecord {
 pub struct SyncNow {
     /// A peer connection id, COLLABORATION/WORKSPACE, or a link key.
     pub link: String,
+    /// `false`: answer at once with the run `submitted` (202), and run it in the background.
+    #[serde(default = "yes")]
+    pub wait: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One sync run, as `ferry sync history` shows it.

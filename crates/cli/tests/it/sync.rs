@@ -680,6 +680,68 @@ async fn schedules_pokes_and_one_run_at_a_time() {
         [json!("completed"), json!("skipped")],
         "{first:?} {second:?}"
     );
+    let run_in_history = |id: Value| {
+        let b = &b;
+        let on_b = &on_b;
+        async move {
+            let history = ferry_json(b, &["sync", "history", on_b]);
+            history
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id)
+                .cloned()
+        }
+    };
+    let skipped = run_in_history(second.1["id"].clone()).await.unwrap();
+    assert_eq!(skipped["status"], "skipped");
+    assert!(skipped["message"].as_str().unwrap().contains("still going"));
+
+    // A scheduled run that falls due during a long run is skipped too.
+    // (Schedules count whole seconds: the run falls due on the second after next.)
+    proxy.delay_pulls(std::time::Duration::from_millis(3000));
+    let due = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 2)
+        .unwrap()
+        .to_string();
+    ferry_json(
+        &b,
+        &["sync", "schedule", &on_b, "--every", "1h", "--start", &due],
+    );
+    let long = call().await;
+    assert_eq!(long.1["status"], "completed", "{long:?}");
+    let history = ferry_json(&b, &["sync", "history", &on_b]);
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["trigger"] == "scheduled" && r["status"] == "skipped"),
+        "{history}"
+    );
+
+    // A run submitted without waiting answers at once, then runs in the background.
+    proxy.delay_pulls(std::time::Duration::from_millis(800));
+    let (status, submitted) = b
+        .call(
+            Method::POST,
+            "/api/v1/sync/now",
+            Some(json!({"link": on_b, "wait": false})),
+        )
+        .await;
+    assert_eq!(
+        (status, &submitted["status"]),
+        (StatusCode::ACCEPTED, &json!("submitted")),
+        "{submitted}"
+    );
+    let id = submitted["id"].clone();
+    wait_for("the submitted run to be running", || async {
+        run_in_history(id.clone()).await.unwrap()["status"] == "running"
+    })
+    .await;
+    wait_for("the submitted run to complete", || async {
+        run_in_history(id.clone()).await.unwrap()["status"] == "completed"
+    })
+    .await;
 }
 
 /// `ferry demo` joins three instances, loads data, syncs, and shows what arrived where.

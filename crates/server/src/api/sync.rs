@@ -8,22 +8,28 @@ use crate::state::{AppState, blocking};
 use crate::sync::{self, receiver::Trigger};
 use axum::Json;
 use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
 use ferry_proto::{
     ApiError, ErrorCode, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, SyncSchedule,
 };
 
-/// Runs a link now and answers with the finished run.
+/// Runs a link now and answers with the finished run, or (`wait: false`) with the run
+/// submitted to run in the background.
 #[utoipa::path(post, path = "/api/v1/sync/now", tag = "sync", request_body = SyncNow,
-    responses((status = 200, body = SyncRun), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+    responses((status = 200, body = SyncRun), (status = 202, body = SyncRun),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn sync_now(
     State(state): State<AppState>,
     _caller: AdminRole,
     JsonBody(body): JsonBody<SyncNow>,
-) -> ApiResult<Json<SyncRun>> {
+) -> ApiResult<(StatusCode, Json<SyncRun>)> {
     let link = sync::resolve(&state, &body.link).await?;
-    Ok(Json(
-        sync::receiver::run_link(&state, &link, Trigger::OnDemand).await?,
-    ))
+    if !body.wait {
+        let run = sync::receiver::submit(&state, link, Trigger::OnDemand).await?;
+        return Ok((StatusCode::ACCEPTED, Json(run)));
+    }
+    let run = sync::receiver::run_link(&state, &link, Trigger::OnDemand).await?;
+    Ok((StatusCode::OK, Json(run)))
 }
 
 /// Every link of this instance: which way data flows now, and its last run.

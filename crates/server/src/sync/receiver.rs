@@ -65,28 +65,47 @@ pub(crate) async fn run_link(
     link: &Link,
     trigger: Trigger,
 ) -> ApiResult<SyncRun> {
-    let key = link.key();
+    run_as(state, link, new_run(&link.key(), trigger)).await
+}
+
+/// Records a run of `link` as `submitted` and starts it in the background; the run's record
+/// (`sync history`) tells how it went.
+pub(crate) async fn submit(state: &AppState, link: Link, trigger: Trigger) -> ApiResult<SyncRun> {
+    let mut run = new_run(&link.key(), trigger);
+    run.status = "submitted".into();
+    record(state, &run).await?;
+    let (state, submitted) = (state.clone(), run.clone());
+    tokio::spawn(async move {
+        if let Err(e) = run_as(&state, &link, submitted).await {
+            tracing::warn!(link = %link.key(), error = %e.0.message, "a submitted sync run failed");
+        }
+    });
+    Ok(run)
+}
+
+/// Runs `link` under the record `run` (its id and trigger).
+async fn run_as(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<SyncRun> {
+    let trigger = Trigger::parse(&run.trigger).unwrap_or(Trigger::OnDemand);
     // Scheduled and on-demand runs sync both ways: the other side is asked to pull what this
     // side has. A poked run does not poke back.
     if trigger != Trigger::Realtime {
         super::poke_receivers(state, link).await;
     }
-    let lock = state.sync.of(&key);
+    let lock = state.sync.of(&run.link);
     let Ok(_running) = lock.running.try_lock() else {
         if trigger == Trigger::Realtime {
             lock.again.store(true, Ordering::SeqCst);
         }
-        let mut run = new_run(&key, trigger);
         run.status = "skipped".into();
         run.ended_at = Some(now());
         run.message = Some("a run of this link was still going".into());
         record(state, &run).await?;
         return Ok(run);
     };
-    let mut run = one_run(state, link, trigger).await?;
+    let mut run = one_run(state, link, run).await?;
     // Pokes that came meanwhile announced changes this run may have missed.
     while lock.again.swap(false, Ordering::SeqCst) {
-        run = one_run(state, link, Trigger::Realtime).await?;
+        run = one_run(state, link, new_run(&run.link, Trigger::Realtime)).await?;
     }
     Ok(run)
 }
@@ -113,8 +132,9 @@ fn new_run(key: &str, trigger: Trigger) -> SyncRun {
 }
 
 /// One run, with the link's lock held.
-async fn one_run(state: &AppState, link: &Link, trigger: Trigger) -> ApiResult<SyncRun> {
-    let run = new_run(&link.key(), trigger);
+async fn one_run(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<SyncRun> {
+    run.status = "running".into();
+    run.started_at = now();
     record(state, &run).await?;
     let mut tally = Tally {
         run,
