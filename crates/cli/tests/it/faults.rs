@@ -359,6 +359,19 @@ async fn cut_streams_resume_and_converge() {
         "{applied_before}"
     );
     proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
+    // Connections dropped mid-body, inside a frame or between records: the same.
+    for cut_bytes in [700usize, 150_000] {
+        proxy.drop_sync_after(Some(cut_bytes));
+        let out = b.ferry(&["sync", "now", &link]);
+        assert!(!out.status.success(), "dropped after {cut_bytes} bytes");
+        let run = &ferry_json(&b, &["sync", "history", &link])[0];
+        assert_eq!(run["status"], "failed", "{run}");
+        assert!(
+            run["message"].as_str().unwrap().contains("sync_stream_cut"),
+            "{run}"
+        );
+    }
+    proxy.drop_sync_after(None);
     let run = ferry_json(&b, &["sync", "now", &link]);
     assert_eq!(run["status"], "completed");
     assert_eq!(

@@ -436,6 +436,8 @@ pub struct Proxy {
     chunks_seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     chunks_allowed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     rewrite: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>>,
+    /// Sync answers stop after this many bytes, their connection dropped mid-body.
+    drop_after: std::sync::Arc<std::sync::Mutex<Option<usize>>>,
 }
 
 impl Proxy {
@@ -448,11 +450,18 @@ impl Proxy {
         let delay: std::sync::Arc<std::sync::Mutex<std::time::Duration>> = Default::default();
         let chunks_seen: std::sync::Arc<std::sync::atomic::AtomicUsize> = Default::default();
         let chunks_allowed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
-        let (t, r, d) = (target.clone(), rewrite.clone(), delay.clone());
+        let drop_after: std::sync::Arc<std::sync::Mutex<Option<usize>>> = Default::default();
+        let (t, r, d, cut) = (
+            target.clone(),
+            rewrite.clone(),
+            delay.clone(),
+            drop_after.clone(),
+        );
         let (seen, allowed) = (chunks_seen.clone(), chunks_allowed.clone());
         let http = reqwest::Client::new();
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
             let (t, r, d, http) = (t.clone(), r.clone(), d.clone(), http.clone());
+            let cut = *cut.lock().unwrap();
             let (seen, allowed) = (seen.clone(), allowed.clone());
             async move {
                 if request.uri().path() == "/federation/v1/sync/pull" {
@@ -470,7 +479,12 @@ impl Proxy {
                             .unwrap();
                     }
                 }
-                forward(&http, &t, &r, request).await
+                let streamed = SYNC_STREAMS.contains(&request.uri().path());
+                let response = forward(&http, &t, &r, request).await;
+                match cut {
+                    Some(bytes) if streamed => drop_mid_body(response, bytes).await,
+                    _ => response,
+                }
             }
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -481,7 +495,14 @@ impl Proxy {
             chunks_seen,
             chunks_allowed,
             rewrite,
+            drop_after,
         }
+    }
+
+    /// Sync pulls and whole-item answers send this many bytes, then their connection drops
+    /// (`None`: whole answers again).
+    pub fn drop_sync_after(&self, bytes: Option<usize>) {
+        *self.drop_after.lock().unwrap() = bytes;
     }
 
     /// File chunk requests seen so far.
@@ -509,6 +530,33 @@ impl Proxy {
     pub fn rewrite_sync_lines(&self, f: impl Fn(&str) -> Vec<String> + Send + Sync + 'static) {
         *self.rewrite.lock().unwrap() = Some(std::sync::Arc::new(f));
     }
+}
+
+/// The federation calls that answer with a sync stream.
+const SYNC_STREAMS: [&str; 2] = ["/federation/v1/sync/pull", "/federation/v1/sync/item"];
+
+/// The first `bytes` of the response's body, then an error that makes the server drop the
+/// connection before the body is complete.
+async fn drop_mid_body(
+    response: axum::response::Response,
+    bytes: usize,
+) -> axum::response::Response {
+    let (parts, body) = response.into_parts();
+    let mut whole = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let head = whole.split_to(bytes.min(whole.len()));
+    // The head goes out (with the status line and headers) before the connection drops.
+    let body = futures_util::stream::unfold(Some(head), |head| async move {
+        match head {
+            Some(head) => Some((Ok(head), None)),
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut");
+                Some((Err::<axum::body::Bytes, _>(cut), None))
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(body);
+    axum::response::Response::from_parts(parts, body)
 }
 
 async fn forward(
@@ -539,9 +587,8 @@ async fn forward(
         .is_some_and(|v| v.as_bytes() == ferry_proto::frames::LZ4_FRAMES.as_bytes());
     let mut body = answer.bytes().await.unwrap().to_vec();
     let rewrite = rewrite.lock().unwrap().clone();
-    let streamed = ["/federation/v1/sync/pull", "/federation/v1/sync/item"];
     if let Some(f) = rewrite
-        && streamed.contains(&parts.uri.path())
+        && SYNC_STREAMS.contains(&parts.uri.path())
     {
         if framed {
             let mut decoder = ferry_proto::frames::FrameDecoder::default();
