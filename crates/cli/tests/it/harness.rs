@@ -31,7 +31,7 @@ impl TestInstance {
         let mut config = Config::new(dir.path());
         config.title = "Test instance".into();
         tweak(&mut config);
-        let mut instance = Self::launch(dir, config).await;
+        let mut instance = Self::launch(dir, config, "127.0.0.1:0").await;
         instance.admin_token = std::fs::read_to_string(instance.dir.path().join("admin-token"))
             .expect("admin token written at first start")
             .trim()
@@ -39,12 +39,12 @@ impl TestInstance {
         instance
     }
 
-    async fn launch(dir: tempfile::TempDir, config: Config) -> TestInstance {
+    async fn launch(dir: tempfile::TempDir, config: Config, address: &str) -> TestInstance {
         let instance = tokio::task::spawn_blocking(move || Instance::open(config))
             .await
             .unwrap()
             .expect("instance opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(ferry_server::serve(instance, listener, async {
@@ -60,14 +60,16 @@ impl TestInstance {
         }
     }
 
-    /// Stops gracefully and starts again on the same data directory (a new port).
+    /// Stops gracefully and starts again on the same data directory and address, as an
+    /// instance that restarts keeps its URL.
     pub async fn restart(mut self) -> TestInstance {
         self.stop().await;
         let token = std::mem::take(&mut self.admin_token);
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         let mut config = Config::new(dir.path());
         config.title = "Test instance".into();
-        let mut again = Self::launch(dir, config).await;
+        let address = self.url.trim_start_matches("http://").to_string();
+        let mut again = Self::launch(dir, config, &address).await;
         again.admin_token = token;
         again
     }

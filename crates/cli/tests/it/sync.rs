@@ -377,7 +377,15 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
         "{sent_metrics}"
     );
 
-    // The sender down: the run fails with a clear error, and the local API stays up.
+    // The sender down: the run fails with a clear error, and the local API stays up. Changes
+    // made before it went down arrive once it is back.
+    let depths = id(&dataset).to_string();
+    edit(
+        &a,
+        &depths,
+        json!({"updates": [{"key": 1, "values": {"depth": 9.5}}]}),
+    )
+    .await;
     let mut a = a;
     a.stop().await;
     let out = b.ferry(&["sync", "now", &on_b]);
@@ -390,6 +398,15 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
     let last = &ferry_json(&b, &["sync", "history", &on_b])[0];
     assert_eq!(last["status"], "failed");
     assert!(b.get("/api/v1/spaces").await.as_array().is_some());
+    let a = a.restart().await;
+    let run = sync_now(&b, &on_b);
+    assert_eq!(
+        (run["status"].as_str(), run["rows_received"].as_i64()),
+        (Some("completed"), Some(1)),
+        "{run}"
+    );
+    let copy = &items(&b, "inbox").await["Depths"];
+    assert_eq!(rows(&b, id(copy)).await, rows(&a, &depths).await);
 }
 
 /// The host's collaboration "Coast" with one workspace "Roads" (`config`: its flags), each guest
