@@ -6,8 +6,8 @@ use anyhow::Result;
 use clap::Subcommand;
 use ferry_proto::{
     AcceptPeerResponse, ApprovePeer, ImportInviteCode, NewPeerRequest, PeerApproved, PeerChanged,
-    PeerCheck, PeerConnection, PeerDetail, PeerRequestCreated, PeerSecurity, ProposeSecurity,
-    RefreshPeerRequest,
+    PeerCheck, PeerConnection, PeerDetail, PeerRequestCreated, PeerSecurity, PeerSends,
+    ProposeSecurity, RefreshPeerRequest,
 };
 use reqwest::Method;
 
@@ -79,6 +79,14 @@ pub(crate) enum PeerCmd {
         /// Markings given to items received over this connection (comma-separated).
         #[arg(long)]
         mark: Option<String>,
+    },
+    /// Send fewer data types from now on (more would need a new connection); the other side
+    /// retracts items of the types left out at its next run.
+    Sends {
+        id: String,
+        /// The data types to go on sending (comma-separated; `none` for nothing).
+        #[arg(long)]
+        types: String,
     },
     /// Approve the security change the other side proposed.
     ApproveChange { id: String },
@@ -365,6 +373,18 @@ pub(crate) async fn peer(client: &Client, out: Output, cmd: PeerCmd) -> Result<(
                 &p,
                 "Proposed; the change applies once the other instance's admin approves it.",
             )
+        }
+        PeerCmd::Sends { id, types } => {
+            let path = format!("/api/v1/peers/{}/sends", segment(&id));
+            let body = PeerSends {
+                sends: split(&types),
+            };
+            let p: PeerConnection = client.call(Method::PUT, &path, &body).await?;
+            let now = match p.sends.join(", ") {
+                names if names.is_empty() => "nothing".to_string(),
+                names => names,
+            };
+            out.done(&p, &format!("The connection now sends {now}."))
         }
         PeerCmd::ApproveChange { id } => {
             let p: PeerConnection = client

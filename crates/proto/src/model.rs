@@ -575,6 +575,14 @@ pub struct PendingSecurity {
     pub security: PeerSecurity,
 }
 
+/// The data types this side of a connection sends from now on: the ones it sends already, or
+/// fewer (the other side approved no more).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerSends {
+    /// Any of `datasets`, `features`, `files`; empty to send nothing.
+    pub sends: Vec<String>,
+}
+
 /// Proposes new security settings for this side of a connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProposeSecurity {

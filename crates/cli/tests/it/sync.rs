@@ -96,6 +96,43 @@ fn sync_now(inst: &TestInstance, link: &str) -> Value {
     ferry_json(inst, &["sync", "now", link])
 }
 
+/// A sender that stops sending a data type: the receiver retracts the items of that type at its
+/// next run. Sending more than was approved needs a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_types_no_longer_sent_are_retracted() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (on_a, on_b) = peered(&a, &b, "datasets,features", &[]);
+    import(&a, "roads", "Berths", "geojson", points_geojson(20)).await;
+    import(&a, "roads", "Depths", "csv", "id,depth\n1,4.5\n".into()).await;
+    sync_now(&b, &on_b);
+    assert_eq!(items(&b, "inbox").await.len(), 2);
+
+    let out = a.ferry(&["peer", "sends", &on_a, "--types", "datasets,files"]);
+    assert!(
+        stderr(&out).contains("create a new connection"),
+        "{}",
+        stderr(&out)
+    );
+    let narrowed = ferry_json(&a, &["peer", "sends", &on_a, "--types", "datasets"]);
+    assert_eq!(narrowed["sends"], json!(["datasets"]));
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["items_retracted"], 1, "{run}");
+    let left = items(&b, "inbox").await;
+    assert_eq!(left.keys().collect::<Vec<_>>(), vec!["Depths"]);
+    // Nothing at all is not a narrowing: that is what disabling is for.
+    let out = a.ferry(&["peer", "sends", &on_a, "--types", "none"]);
+    assert!(stderr(&out).contains("invalid_request"), "{}", stderr(&out));
+    let out = a.ferry(&["peer", "sends", &on_a, "--types", "features"]);
+    assert!(
+        !out.status.success(),
+        "what was given up needs a new connection"
+    );
+    assert_eq!(sync_now(&b, &on_b)["items_received"], 0);
+}
+
 /// Moving an item out of the linked space unshares it: the receiver retracts it. Moved back,
 /// it is copied whole again, every row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

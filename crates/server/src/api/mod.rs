@@ -79,6 +79,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(peers::enable))
         .routes(routes!(peers::check))
         .routes(routes!(peers::propose_security))
+        .routes(routes!(peers::narrow_sends))
         .routes(routes!(peers::approve_security))
         .routes(routes!(peers::reject_security))
         .routes(routes!(peers::refresh_request))

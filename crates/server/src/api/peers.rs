@@ -17,8 +17,8 @@ use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerResponse, PeerTicket
 use ferry_proto::{
     AcceptPeerResponse, ApiError, ApprovePeer, ErrorCode, ImportInviteCode, NewPeerRequest,
     PeerApproved, PeerChanged, PeerCheck, PeerCheckFinding, PeerConnection, PeerDetail, PeerInfo,
-    PeerRequestCreated, PeerStateNotice, PendingSecurity, ProposeSecurity, RefreshPeerRequest,
-    SecurityNotice,
+    PeerRequestCreated, PeerSends, PeerStateNotice, PendingSecurity, ProposeSecurity,
+    RefreshPeerRequest, SecurityNotice,
 };
 use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
 use reqwest::Method;
@@ -660,6 +660,67 @@ async fn send_security(
         )
         .await?;
     Ok(())
+}
+
+/// Narrows the data types this side sends. Fewer is this side's own decision; more would need
+/// the other side's approval, so it is refused. Items of a type no longer sent leave the
+/// other side's view: its next run starts a full pass (the scope changed) that retracts them.
+#[utoipa::path(put, path = "/api/v1/peers/{id}/sends", tag = "peers", request_body = PeerSends,
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = PeerConnection), (status = 400, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub(crate) async fn narrow_sends(
+    State(state): State<AppState>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PeerSends>,
+) -> ApiResult<Json<PeerConnection>> {
+    let sends = data_types(&body.sends)?;
+    let mut record = load(&state, id).await?;
+    if !matches!(record.status.phase, Phase::Approved | Phase::Active) {
+        return Err(conflict(
+            "what a connection sends changes once it is approved; before, the code says it",
+        ));
+    }
+    let was = record.sends;
+    let more = (sends.datasets && !was.datasets)
+        || (sends.features && !was.features)
+        || (sends.files && !was.files);
+    if sends.is_empty() {
+        return Err(CoreError::InvalidRequest(
+            "a connection sends at least one data type; to send nothing, disable the connection (`ferry peer disable`) or delete it".into(),
+        )
+        .into());
+    }
+    if more {
+        return Err(conflict(format!(
+            "this connection was approved to send {}; to send more, create a new connection",
+            list_or_nothing(was)
+        )));
+    }
+    record.sends = sends;
+    let entry = audit(
+        &caller.name,
+        "peer.sends_narrowed",
+        &record,
+        json!({"from": was.names(), "to": sends.names()}),
+    );
+    let saved = save_peer(&state, record, entry).await?;
+    crate::sync::poke_receivers(
+        &state,
+        &crate::sync::Link::Peer {
+            id: saved.id.clone(),
+        },
+    )
+    .await;
+    Ok(Json(view(&saved)))
+}
+
+fn list_or_nothing(types: DataTypes) -> String {
+    match types.names() {
+        names if names.is_empty() => "nothing".into(),
+        names => names.join(", "),
+    }
 }
 
 /// Proposes new security settings for this side. They take effect only once the other side's
