@@ -550,6 +550,37 @@ async fn a_collaboration_relays_through_its_host_and_never_echoes() {
         "{}",
         stderr(&out)
     );
+
+    // A retraction follows each receiver's delete policy: the reader keeps (the default),
+    // the sending guest deletes. An item that comes back is still one item.
+    ferry_json(&sender, &["collab", "delete-policy", "Coast", "delete"]);
+    ferry_json(&host, &["space", "create", "archive"]);
+    let port = id(&items(&host, "coast").await["From the port"]).to_string();
+    ferry_json(&host, &["item", "update", &port, "--space", "archive"]);
+    for guest in [&reader, &sender] {
+        let run = sync_now(guest, "Coast/Roads");
+        assert_eq!(run["items_retracted"], 1, "{run}");
+    }
+    assert!(
+        items(&reader, "mine").await.contains_key("From the port"),
+        "kept"
+    );
+    assert!(
+        !items(&sender, "mine").await.contains_key("From the port"),
+        "deleted"
+    );
+    ferry_json(&host, &["item", "update", &port, "--space", "coast"]);
+    for guest in [&reader, &sender] {
+        sync_now(guest, "Coast/Roads");
+        let titles: Vec<String> = ferry_json(guest, &["item", "list", "--space", "mine"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_string())
+            .filter(|t| t == "From the port")
+            .collect();
+        assert_eq!(titles.len(), 1, "one item, however it came back");
+    }
 }
 
 /// A (reached through a proxy) peered to B for `export`: the proxy, A, B, and the link on B.

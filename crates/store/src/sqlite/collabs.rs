@@ -244,6 +244,9 @@ pub(super) fn end_arrivals(
         ))?
         .query_map([&param], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
+    for &rid in &rids {
+        super::sync::keep_origin(tx, rid)?;
+    }
     tx.execute_cached(
         &format!("DELETE FROM item_arrivals WHERE {filter}"),
         [&param],

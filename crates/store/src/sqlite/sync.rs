@@ -76,8 +76,10 @@ pub(super) fn begin_resync(
 /// The local item a received origin item is, if this instance has it.
 fn local_item(tx: &Connection, origin_item: &str) -> StoreResult<Option<i64>> {
     tx.prepare_cached(
-        "SELECT a.item_rid FROM item_arrivals a JOIN items i ON i.rid = a.item_rid
-         WHERE a.origin_item = ?1 AND i.deleted = 0 LIMIT 1",
+        "SELECT i.rid FROM (SELECT item_rid, origin_item FROM item_arrivals
+             UNION ALL SELECT item_rid, origin_item FROM kept_origins) o
+         JOIN items i ON i.rid = o.item_rid
+         WHERE o.origin_item = ?1 AND i.deleted = 0 LIMIT 1",
     )?
     .query_row([origin_item], |r| r.get(0))
     .optional()
@@ -148,6 +150,8 @@ impl Apply<'_, '_, '_> {
 
     /// Records that this batch's link brings the item, and how (copy or reference).
     fn arrive(&mut self, rid: i64, item: &ReceivedItem) -> StoreResult<()> {
+        self.tx
+            .execute_cached("DELETE FROM kept_origins WHERE item_rid = ?1", [rid])?;
         self.tx.execute_cached(
             "INSERT INTO item_arrivals
                  (item_rid, link, origin_instance, origin_item, stale, reference, channel)
@@ -444,6 +448,7 @@ impl Apply<'_, '_, '_> {
     /// Unties an item from this link; deletes it if the policy says so and no other link
     /// brought it.
     fn retract_rid(&mut self, rid: i64) -> StoreResult<()> {
+        keep_origin(self.tx, rid)?;
         self.tx.execute_cached(
             "DELETE FROM item_arrivals WHERE item_rid = ?1 AND link = ?2",
             params![rid, self.batch.link],
@@ -668,9 +673,24 @@ pub(super) fn mark_pending(
 }
 
 /// Where an item came from: `None` for the instance's own items.
+/// Remembers where an item came from before a link lets go of it, in case it is kept (see
+/// `kept_origins`); an item that arrives again, or is deleted, forgets it.
+pub(super) fn keep_origin(tx: &Transaction<'_>, rid: i64) -> StoreResult<()> {
+    tx.execute_cached(
+        "INSERT OR REPLACE INTO kept_origins (item_rid, origin_instance, origin_item)
+         SELECT item_rid, origin_instance, origin_item FROM item_arrivals
+         WHERE item_rid = ?1 LIMIT 1",
+        [rid],
+    )?;
+    Ok(())
+}
+
 pub(super) fn item_origin(conn: &Connection, id: ItemId) -> StoreResult<Option<(String, String)>> {
     conn.query_row_cached(
-        "SELECT a.origin_instance, a.origin_item FROM item_arrivals a JOIN items i ON i.rid = a.item_rid
+        "SELECT o.origin_instance, o.origin_item FROM items i
+         JOIN (SELECT item_rid, origin_instance, origin_item FROM item_arrivals
+               UNION ALL SELECT item_rid, origin_instance, origin_item FROM kept_origins) o
+           ON o.item_rid = i.rid
          WHERE i.id = ?1 LIMIT 1",
         [id.to_string()],
         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -702,8 +722,10 @@ pub(super) fn item_by_origin(
 ) -> StoreResult<Option<ItemId>> {
     let id: Option<String> = conn
         .query_row_cached(
-            "SELECT i.id FROM item_arrivals a JOIN items i ON i.rid = a.item_rid
-             WHERE a.origin_item = ?1 AND a.origin_instance = ?2 AND i.deleted = 0 LIMIT 1",
+            "SELECT i.id FROM (SELECT item_rid, origin_instance, origin_item FROM item_arrivals
+                 UNION ALL SELECT item_rid, origin_instance, origin_item FROM kept_origins) o
+             JOIN items i ON i.rid = o.item_rid
+             WHERE o.origin_item = ?1 AND o.origin_instance = ?2 AND i.deleted = 0 LIMIT 1",
             params![origin_item, origin_instance],
             |r| r.get(0),
         )
