@@ -18,6 +18,8 @@ pub struct TestInstance {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     http: reqwest::Client,
+    /// What it was started with, for a restart.
+    config: Config,
 }
 
 impl TestInstance {
@@ -40,6 +42,7 @@ impl TestInstance {
     }
 
     async fn launch(dir: tempfile::TempDir, config: Config, address: &str) -> TestInstance {
+        let kept = config.clone();
         let instance = tokio::task::spawn_blocking(move || Instance::open(config))
             .await
             .unwrap()
@@ -57,6 +60,7 @@ impl TestInstance {
             shutdown: Some(tx),
             task: Some(task),
             http: reqwest::Client::new(),
+            config: kept,
         }
     }
 
@@ -66,12 +70,26 @@ impl TestInstance {
         self.stop().await;
         let token = std::mem::take(&mut self.admin_token);
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        let mut config = Config::new(dir.path());
-        config.title = "Test instance".into();
+        let config = self.config.clone();
         let address = self.url.trim_start_matches("http://").to_string();
         let mut again = Self::launch(dir, config, &address).await;
         again.admin_token = token;
         again
+    }
+
+    /// Copies the (stopped) instance's database aside, as an operator's backup.
+    pub fn back_up(&self) {
+        let db = self.data_dir().join("ferry.db");
+        std::fs::copy(db, self.data_dir().join("backup.db")).unwrap();
+    }
+
+    /// Puts the backup back in place of the (stopped) instance's database.
+    pub fn restore_backup(&self) {
+        let dir = self.data_dir();
+        std::fs::copy(dir.join("backup.db"), dir.join("ferry.db")).unwrap();
+        for extra in ["ferry.db-wal", "ferry.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(extra));
+        }
     }
 
     pub async fn stop(&mut self) {

@@ -42,17 +42,12 @@ async fn a_restored_database_gets_a_new_epoch() {
     inst.create_space("s").await;
     let epoch = inst.get("/api/v1/instance").await["epoch"].clone();
     inst.stop().await;
-    let db = inst.data_dir().join("ferry.db");
-    let backup = inst.data_dir().join("backup.db");
-    std::fs::copy(&db, &backup).unwrap();
+    inst.back_up();
     let mut inst = inst.restart().await;
     inst.import("space=s", "text/csv", "id\n1\n2\n").await;
     inst.stop().await;
     // Restore the older database file, as an operator restoring a backup would.
-    std::fs::copy(&backup, &db).unwrap();
-    for extra in ["ferry.db-wal", "ferry.db-shm"] {
-        let _ = std::fs::remove_file(inst.data_dir().join(extra));
-    }
+    inst.restore_backup();
     let inst = inst.restart().await;
     let now = inst.get("/api/v1/instance").await;
     assert_ne!(

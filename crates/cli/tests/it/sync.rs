@@ -96,6 +96,98 @@ fn sync_now(inst: &TestInstance, link: &str) -> Value {
     ferry_json(inst, &["sync", "now", link])
 }
 
+/// One connection, both ways: each side pulls the types the other sends, and nothing echoes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_way_peer_connection_carries_each_way_its_types() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let created = ferry_json(
+        &a,
+        &[
+            "peer", "request", "--space", "roads", "--export", "features", "--import", "datasets",
+        ],
+    );
+    let on_b = ferry_json(&b, &["peer", "import", created["code"].as_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ferry_json(&b, &["peer", "approve", &on_b, "--space", "inbox"]);
+    let on_a = created["connection"]["id"].as_str().unwrap().to_string();
+    ferry_json(&a, &["peer", "activate", &on_a]);
+
+    import(&a, "roads", "Berths", "geojson", points_geojson(5)).await;
+    import(&a, "roads", "City table", "csv", "id\n1\n".into()).await;
+    import(&b, "inbox", "Depths", "csv", "id,depth\n1,4.5\n".into()).await;
+    import(&b, "inbox", "Harbor layer", "geojson", points_geojson(3)).await;
+    assert_eq!(sync_now(&b, &on_b)["items_received"], 1);
+    assert_eq!(sync_now(&a, &on_a)["items_received"], 1);
+    let at_a = items(&a, "roads").await;
+    let at_b = items(&b, "inbox").await;
+    assert_eq!(
+        at_a.keys().collect::<Vec<_>>(),
+        vec!["Berths", "City table", "Depths"],
+        "A receives datasets only"
+    );
+    assert_eq!(
+        at_b.keys().collect::<Vec<_>>(),
+        vec!["Berths", "Depths", "Harbor layer"],
+        "B receives features only"
+    );
+    // Nothing goes back where it came from, however often each side runs.
+    for _ in 0..2 {
+        assert_eq!(sync_now(&a, &on_a)["items_received"], 0);
+        assert_eq!(sync_now(&b, &on_b)["items_received"], 0);
+    }
+    assert_eq!(items(&a, "roads").await.len(), 3);
+}
+
+/// A sender restored from a backup went back in time: its new epoch makes the receiver's next
+/// pull a full pass that converges to the restored state (rows it no longer has swept, items it
+/// no longer has retracted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_restored_from_a_backup_is_followed_back_in_time() {
+    let mut a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (_on_a, on_b) = peered(&a, &b, "datasets,features", &[]);
+    let layer = import(&a, "roads", "Berths", "geojson", points_geojson(10)).await;
+    sync_now(&b, &on_b);
+    let epoch = a.get("/api/v1/instance").await["epoch"].clone();
+
+    a.stop().await;
+    a.back_up();
+    let mut a = a.restart().await;
+    let added: Vec<Value> = (11..=15)
+        .map(|k| json!({"key": k, "values": {"name": "late", "n": k, "v": 0.5}, "geometry": {"type": "Point", "coordinates": [1.0, 2.0]}}))
+        .collect();
+    edit(&a, id(&layer), json!({"adds": added, "deletes": [1]})).await;
+    import(&a, "roads", "Depths", "csv", "id,depth\n1,4.5\n".into()).await;
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(items(&b, "inbox").await["Berths"]["row_count"], 14, "{run}");
+
+    a.stop().await;
+    a.restore_backup();
+    let a = a.restart().await;
+    assert_ne!(a.get("/api/v1/instance").await["epoch"], epoch);
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    let at_b = items(&b, "inbox").await;
+    assert_eq!(
+        at_b.keys().collect::<Vec<_>>(),
+        vec!["Berths"],
+        "Depths retracted"
+    );
+    assert_eq!(at_b["Berths"]["row_count"], 10);
+    assert_eq!(
+        rows(&b, id(&at_b["Berths"])).await,
+        rows(&a, id(&layer)).await
+    );
+}
+
 /// A sender that stops sending a data type: the receiver retracts the items of that type at its
 /// next run. Sending more than was approved needs a new connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -701,10 +793,18 @@ async fn schedules_pokes_and_one_run_at_a_time() {
     })
     .await;
 
-    // An item-level change pokes the receiver, which pulls at once.
-    import(&a, "roads", "Announced", "csv", "id\n1\n".into()).await;
+    // An item-level change pokes the receiver, which pulls at once: a new item, new metadata.
+    let announced = import(&a, "roads", "Announced", "csv", "id\n1\n".into()).await;
     wait_for("a realtime run", || async {
         items(&b, "inbox").await.contains_key("Announced")
+    })
+    .await;
+    ferry_json(
+        &a,
+        &["item", "update", id(&announced), "--title", "Renamed"],
+    );
+    wait_for("a realtime run after a metadata change", || async {
+        items(&b, "inbox").await.contains_key("Renamed")
     })
     .await;
     let triggers: Vec<String> = ferry_json(&b, &["sync", "history", &on_b])
