@@ -374,6 +374,15 @@ async fn cut_streams_resume_and_converge() {
     proxy.drop_sync_after(None);
     let run = ferry_json(&b, &["sync", "now", &link]);
     assert_eq!(run["status"], "completed");
+    // Every stream came compressed, the receiver's default.
+    let encodings = proxy.sync_encodings();
+    assert!(
+        !encodings.is_empty()
+            && encodings
+                .iter()
+                .all(|e| e == ferry_proto::frames::LZ4_FRAMES),
+        "{encodings:?}"
+    );
     assert_eq!(
         contents(&b.url, &b.admin_token, "inbox").await,
         contents(&a.url, &a.admin_token, "roads").await

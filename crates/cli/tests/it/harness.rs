@@ -458,6 +458,8 @@ pub struct Proxy {
     rewrite: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>>,
     /// Sync answers stop after this many bytes, their connection dropped mid-body.
     drop_after: std::sync::Arc<std::sync::Mutex<Option<usize>>>,
+    /// The stream encoding of each sync answer passed on (`plain` when none).
+    encodings: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -471,6 +473,8 @@ impl Proxy {
         let chunks_seen: std::sync::Arc<std::sync::atomic::AtomicUsize> = Default::default();
         let chunks_allowed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
         let drop_after: std::sync::Arc<std::sync::Mutex<Option<usize>>> = Default::default();
+        let encodings: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let seen_encodings = encodings.clone();
         let (t, r, d, cut) = (
             target.clone(),
             rewrite.clone(),
@@ -482,6 +486,7 @@ impl Proxy {
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
             let (t, r, d, http) = (t.clone(), r.clone(), d.clone(), http.clone());
             let cut = *cut.lock().unwrap();
+            let seen_encodings = seen_encodings.clone();
             let (seen, allowed) = (seen.clone(), allowed.clone());
             async move {
                 if request.uri().path() == "/federation/v1/sync/pull" {
@@ -501,6 +506,13 @@ impl Proxy {
                 }
                 let streamed = SYNC_STREAMS.contains(&request.uri().path());
                 let response = forward(&http, &t, &r, request).await;
+                if streamed {
+                    let encoding = response
+                        .headers()
+                        .get(ferry_proto::frames::ENCODING_HEADER)
+                        .map_or("plain", |v| v.to_str().unwrap_or("unreadable"));
+                    seen_encodings.lock().unwrap().push(encoding.to_string());
+                }
                 match cut {
                     Some(bytes) if streamed => drop_mid_body(response, bytes).await,
                     _ => response,
@@ -516,7 +528,13 @@ impl Proxy {
             chunks_allowed,
             rewrite,
             drop_after,
+            encodings,
         }
+    }
+
+    /// The stream encoding of each sync answer so far (`plain` when none).
+    pub fn sync_encodings(&self) -> Vec<String> {
+        self.encodings.lock().unwrap().clone()
     }
 
     /// Sync pulls and whole-item answers send this many bytes, then their connection drops

@@ -923,6 +923,19 @@ async fn schedules_pokes_and_one_run_at_a_time() {
         run_in_history(id.clone()).await.unwrap()["status"] == "running"
     })
     .await;
+    let status = ferry_json(&b, &["sync", "status"]);
+    let link = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["link"] == format!("peer:{on_b}"))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&link["running"], &link["last_run"]["id"]),
+        (&json!(true), &id),
+        "{link}"
+    );
     wait_for("the submitted run to complete", || async {
         run_in_history(id.clone()).await.unwrap()["status"] == "completed"
     })

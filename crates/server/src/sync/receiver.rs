@@ -1204,4 +1204,62 @@ mod tests {
             Ok(Incoming::Record(SyncRecord::End { .. }))
         ));
     }
+
+    /// Several batches are in flight: while the consumer still holds the first record, the
+    /// reading task takes the stream on, batch after batch, up to its byte budget.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_are_read_ahead_of_the_one_being_applied() {
+        let mut body = Vec::new();
+        let mut record = |r: &SyncRecord| {
+            serde_json::to_writer(&mut body, r).unwrap();
+            body.push(b'\n');
+        };
+        record(&SyncRecord::Start {
+            epoch: "e".into(),
+            scope: "s".into(),
+            full: false,
+        });
+        let batches = 30;
+        for seq in 1..=batches {
+            for key in 0..20 {
+                let mut line = Vec::new();
+                ferry_proto::write_row_line(&mut line, "o1", &serde_json::json!(key), "{}", None);
+                body.extend_from_slice(&line);
+            }
+            serde_json::to_writer(&mut body, &SyncRecord::Commit { seq }).unwrap();
+            body.push(b'\n');
+        }
+        serde_json::to_writer(&mut body, &SyncRecord::End { seq: batches }).unwrap();
+        body.push(b'\n');
+        let total = body.len() as i64;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/", axum::routing::get(move || async move { body }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let mut records = ReadAhead::spawn(reqwest::get(&url).await.unwrap());
+        let first = records.next().await.unwrap();
+        assert!(matches!(
+            first,
+            Some(Incoming::Record(SyncRecord::Start { .. }))
+        ));
+        for _ in 0..500 {
+            if records.wire_bytes() == total {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            records.wire_bytes(),
+            total,
+            "every batch read ahead of the first"
+        );
+        let mut commits = 0;
+        while let Some(incoming) = records.next().await.unwrap() {
+            if let Incoming::Record(SyncRecord::Commit { .. }) = incoming {
+                commits += 1;
+            }
+        }
+        assert_eq!(commits, batches);
+    }
 }
