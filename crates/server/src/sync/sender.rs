@@ -23,8 +23,10 @@ use ferry_store::{RawChange, SentPart, Store, StoreError};
 use std::cell::Cell;
 use tokio::sync::mpsc;
 
-/// Feed entries read per page; each page ends with a commit record.
-const PAGE: usize = 5_000;
+/// Feed entries read per page; each page ends with a commit record. Small enough that the
+/// receiver's applying one batch overlaps its reading the next for most of a delta
+/// (ARCHITECTURE, "Batches are bounded by count and bytes").
+const PAGE: usize = 2_000;
 
 /// Items with more live rows than this do not stream inline when all their rows would follow
 /// (an item created after the receiver's cursor, or any item in a full pass): the receiver copies

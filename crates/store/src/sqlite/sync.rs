@@ -512,12 +512,33 @@ pub(super) fn apply_batch(
     batch: &SyncBatch<'_>,
 ) -> StoreResult<BatchOutcome> {
     let mut apply = begin(tx, batch)?;
-    for op in batch.ops {
+    for op in in_key_order(batch.ops) {
         apply.op(op)?;
     }
     let outcome = apply.finish()?;
     set_cursor(tx, batch.channel, batch.cursor)?;
     Ok(outcome)
+}
+
+/// The ops of a batch with each run of row changes sorted by item and key (a stable sort: the
+/// changes of one row keep their order; item records and retractions stay where they are). A
+/// delta's changes come in the order they were made, scattered over the table; in key order,
+/// each B-tree is walked once from left to right, and the pages two changes share are near.
+fn in_key_order(ops: &[SyncOp]) -> Vec<&SyncOp> {
+    fn row_of(op: &SyncOp) -> Option<(&str, &Key)> {
+        match op {
+            SyncOp::Row { origin_item, row } => Some((origin_item, &row.key)),
+            SyncOp::RowDeleted { origin_item, key } => Some((origin_item, key)),
+            _ => None,
+        }
+    }
+    let mut ordered: Vec<&SyncOp> = ops.iter().collect();
+    for run in ordered.chunk_by_mut(|a, b| row_of(a).is_some() == row_of(b).is_some()) {
+        if row_of(run[0]).is_some() {
+            run.sort_by(|a, b| row_of(a).cmp(&row_of(b)));
+        }
+    }
+    ordered
 }
 
 /// Applies one part of a whole copy of one item; the last part sweeps the rows the copy did not
@@ -881,4 +902,75 @@ pub(super) fn schedules(
     })?
     .collect::<Result<_, _>>()
     .map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(item: &str, key: i64, values: &str) -> SyncOp {
+        SyncOp::Row {
+            origin_item: item.into(),
+            row: crate::RowRecord {
+                key: Key::Int(key),
+                values: values.into(),
+                geometry: None,
+            },
+        }
+    }
+
+    fn deleted(item: &str, key: i64) -> SyncOp {
+        SyncOp::RowDeleted {
+            origin_item: item.into(),
+            key: Key::Int(key),
+        }
+    }
+
+    /// What each op is, in order: `item:key:values` for rows, `-item:key` for deletes.
+    fn names(ops: &[&SyncOp]) -> Vec<String> {
+        ops.iter()
+            .map(|op| match op {
+                SyncOp::Row { origin_item, row } => {
+                    format!("{origin_item}:{}:{}", row.key.to_value(), row.values)
+                }
+                SyncOp::RowDeleted { origin_item, key } => {
+                    format!("-{origin_item}:{}", key.to_value())
+                }
+                SyncOp::Retract { origin_item, .. } => format!("retract {origin_item}"),
+                SyncOp::Item(item) => format!("item {}", item.origin_item),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_changes_go_in_key_order_and_each_row_keeps_its_own_order() {
+        let retract = SyncOp::Retract {
+            origin_instance: "i".into(),
+            origin_item: "gone".into(),
+        };
+        let ops = vec![
+            row("b", 9, "1"),
+            row("a", 5, "1"),
+            deleted("b", 9),
+            row("a", 2, "1"),
+            row("b", 9, "2"),
+            retract,
+            row("a", 7, "1"),
+            row("a", 1, "1"),
+        ];
+        assert_eq!(
+            names(&in_key_order(&ops)),
+            vec![
+                "a:2:1",
+                "a:5:1",
+                "b:9:1",
+                "-b:9",
+                "b:9:2",
+                "retract gone",
+                "a:1:1",
+                "a:7:1"
+            ],
+            "sorted within each run of rows; the retraction stays between them"
+        );
+    }
 }
