@@ -579,7 +579,8 @@ pub struct PendingSecurity {
 /// fewer (the other side approved no more).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PeerSends {
-    /// Any of `datasets`, `features`, `files`; empty to send nothing.
+    /// Any of `datasets`, `features`, `files`; at least one (to send nothing, disable the
+    /// connection).
     pub sends: Vec<String>,
 }
 

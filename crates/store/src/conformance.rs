@@ -28,7 +28,8 @@ macro_rules! store_conformance_tests {
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
             full_passes_sweep_and_retract, item_copies_and_pending_items,
-            a_retracted_copy_keeps_what_another_link_brings, sync_runs_are_kept,
+            a_retracted_copy_keeps_what_another_link_brings, kept_items_keep_their_origin,
+            sync_runs_are_kept,
             references_hold_no_rows, geometry_text_reads_back_as_written);
     };
     (@each $open:expr; $($check:ident),*) => {
@@ -1398,6 +1399,49 @@ pub fn a_retracted_copy_keeps_what_another_link_brings(store: &dyn Store) {
     assert!(store.row(left[0].id, &Key::Int(1)).unwrap().is_some());
 }
 
+pub fn kept_items_keep_their_origin(store: &dyn Store) {
+    space(store, "inbox");
+    let ops = [received_whole("k", "Kept"), received_row("k", 1)];
+    store
+        .apply_sync_batch(&batch(&ops, &cursor(5, false), "peer:c1"))
+        .unwrap();
+    let retract = [crate::SyncOp::Retract {
+        origin_instance: "far".into(),
+        origin_item: "k".into(),
+    }];
+    let at6 = cursor(6, false);
+    let keep = crate::SyncBatch {
+        delete_retracted: false,
+        ..batch(&retract, &at6, "peer:c1")
+    };
+    let out = store.apply_sync_batch(&keep).unwrap();
+    assert_eq!(out.retracted, 1);
+    let kept = items_in(store, "inbox");
+    assert_eq!(kept.len(), 1, "kept by the policy");
+    let id = kept[0].id;
+    assert_eq!(
+        store.item_origin(id).unwrap(),
+        Some(("far".to_string(), "k".to_string())),
+        "still a copy of its origin"
+    );
+    assert_eq!(store.item_by_origin("far", "k").unwrap(), Some(id));
+    // Another link that never brought it cannot retract (and so delete) it.
+    let out = store
+        .apply_sync_batch(&batch(&retract, &cursor(7, false), "peer:c2"))
+        .unwrap();
+    assert_eq!(out.retracted, 0);
+    assert_eq!(items_in(store, "inbox").len(), 1);
+    // Back in scope with rows older than the cursor: one item, copied whole again.
+    let back = [received("k", "Kept")];
+    store
+        .apply_sync_batch(&batch(&back, &cursor(9, false), "peer:c1"))
+        .unwrap();
+    assert_eq!(items_in(store, "inbox").len(), 1);
+    let pending = store.pending_copies("peer:c1").unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].origin_item, "k");
+}
+
 pub fn item_copies_and_pending_items(store: &dyn Store) {
     space(store, "inbox");
     let link = "peer:c1";
@@ -1502,9 +1546,12 @@ pub fn sync_runs_are_kept(store: &dyn Store) {
         message: "m".into(),
     }];
     store.record_run(&done).unwrap();
-    assert_eq!(store.list_runs(Some("peer:a"), 10).unwrap(), vec![done]);
+    assert_eq!(
+        store.list_runs(Some("peer:a"), None, 10).unwrap(),
+        vec![done]
+    );
     let all: Vec<String> = store
-        .list_runs(None, 10)
+        .list_runs(None, None, 10)
         .unwrap()
         .into_iter()
         .map(|r| r.id)
@@ -1530,7 +1577,7 @@ pub fn sync_runs_are_kept(store: &dyn Store) {
     store.record_sent(&part(Some("x"), 1, None)).unwrap();
     store.record_sent(&part(None, 7, None)).unwrap();
     store.record_sent(&part(None, 8, None)).unwrap();
-    let sent = store.list_runs(Some("peer:s"), 10).unwrap();
+    let sent = store.list_runs(Some("peer:s"), None, 10).unwrap();
     assert_eq!(sent.len(), 3, "{sent:?}");
     let x = sent
         .iter()
@@ -1547,9 +1594,35 @@ pub fn sync_runs_are_kept(store: &dyn Store) {
     alone.sort();
     assert_eq!(alone, vec![7, 8, 16]);
     assert!(
-        store.list_runs(Some("peer:a"), 10).unwrap()[0].direction == "receive",
+        store.list_runs(Some("peer:a"), None, 10).unwrap()[0].direction == "receive",
         "receive runs stay receive runs"
     );
+    assert!(
+        store
+            .list_runs(Some("peer:s"), Some("receive"), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_runs(Some("peer:s"), Some("send"), 10)
+            .unwrap()
+            .len(),
+        3
+    );
+    // A link keeps its newest thousand finished runs of each direction.
+    for i in 0..1_005 {
+        let mut r = run(
+            &format!("p{i}"),
+            "peer:busy",
+            &format!("2026-02-01T00:{:02}:{:02}Z", i / 60, i % 60),
+        );
+        r.ended_at = Some(r.started_at.clone());
+        store.record_run(&r).unwrap();
+    }
+    let kept = store.list_runs(Some("peer:busy"), None, 2_000).unwrap();
+    assert_eq!(kept.len(), 1_000);
+    assert_eq!(kept.last().unwrap().id, "p5", "the oldest went first");
 
     let every_6h = ferry_core::sync::Schedule {
         every_secs: 21_600,

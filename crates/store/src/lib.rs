@@ -196,8 +196,14 @@ pub trait Store: Send + Sync + 'static {
     /// Adds what one served request sent to the send run of the other side's run it belongs
     /// to, creating it on the first request.
     fn record_sent(&self, sent: &SentPart) -> StoreResult<()>;
-    /// The latest runs, newest first, of one link or of all.
-    fn list_runs(&self, link: Option<&str>, limit: usize) -> StoreResult<Vec<SyncRunRecord>>;
+    /// The latest runs, newest first, of one link or of all, of one direction (`receive` or
+    /// `send`) or both.
+    fn list_runs(
+        &self,
+        link: Option<&str>,
+        direction: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<SyncRunRecord>>;
 
     /// What changed in a space after `after`, in sequence order, at most `limit` entries.
     /// Costs time proportional to the changes returned, not to the data in the space.

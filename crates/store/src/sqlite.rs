@@ -360,30 +360,36 @@ fn find_space(conn: &Connection, space_ref: &str) -> StoreResult<(i64, Space)> {
 
 // ---- items --------------------------------------------------------------------------------------
 
-/// Moves an item and its rows to another space, at feed position `seq`: the old space's feed
-/// records the departure (its receivers retract the item), and the new space's feed has the
-/// item at `seq` and its rows at their own positions, so a receiver of the new space copies
-/// the item whole (or finds its rows in a full pass).
+/// Moves an item and its rows to another space, at the item's new feed position (the last
+/// one `seqs` gave): the old space's feed records the departure (its receivers retract the
+/// item), and in the new one the item is as if created there: created at that position, its
+/// rows after it in key order. So the rule "an item created after a receiver's cursor has all
+/// its rows after it too" holds for the moved item, in a delta and in a full pass alike.
 fn move_item(
     tx: &Transaction<'_>,
     rid: i64,
     item: &Item,
     space_ref: &str,
-    seq: i64,
+    seqs: &mut SeqAlloc,
 ) -> StoreResult<()> {
     let (to, _) = find_space(tx, space_ref)?;
     let (from, _) = find_space(tx, &item.space_id.to_string())?;
     if to == from {
         return Ok(());
     }
+    let seq = seqs.last;
     tx.execute_cached(
-        "UPDATE items SET space_rid = ?2 WHERE rid = ?1",
-        params![rid, to],
+        "UPDATE items SET space_rid = ?2, created_seq = ?3 WHERE rid = ?1",
+        params![rid, to, seq],
     )?;
-    tx.execute_cached(
-        "UPDATE rows SET space_rid = ?2 WHERE item_rid = ?1",
-        params![rid, to],
+    let moved = tx.execute_cached(
+        "UPDATE rows SET space_rid = ?2, seq = ?3 + n.place
+         FROM (SELECT key AS k, row_number() OVER (ORDER BY key) AS place
+               FROM rows WHERE item_rid = ?1) AS n
+         WHERE rows.item_rid = ?1 AND rows.key = n.k",
+        params![rid, to, seq],
     )?;
+    seqs.last += moved as i64;
     let id = item.id.to_string();
     tx.execute_cached(
         "INSERT OR REPLACE INTO item_departures (space_rid, item_id, seq) VALUES (?1, ?2, ?3)",
@@ -1155,8 +1161,13 @@ impl Store for SqliteStore {
         self.write(|tx| sync::record_sent(tx, sent))
     }
 
-    fn list_runs(&self, link: Option<&str>, limit: usize) -> StoreResult<Vec<SyncRunRecord>> {
-        self.read(|c| sync::runs(c, link, limit))
+    fn list_runs(
+        &self,
+        link: Option<&str>,
+        direction: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<SyncRunRecord>> {
+        self.read(|c| sync::runs(c, link, direction, limit))
     }
 
     fn insert_collab(
@@ -1710,7 +1721,7 @@ impl Store for SqliteStore {
                 ],
             )?;
             if let Some(space) = &patch.space {
-                move_item(tx, rid, &item, space, seq)?;
+                move_item(tx, rid, &item, space, &mut seqs)?;
             }
             seqs.finish(tx)?;
             Ok(find_item(tx, id)?.1)

@@ -49,7 +49,7 @@ pub(crate) async fn sync_status(
         let sends = !sync::receivers(&state, &link).await?.is_empty();
         let store = state.store.clone();
         let k = key.clone();
-        let last_run = blocking(move || store.list_runs(Some(&k), 1))
+        let last_run = blocking(move || store.list_runs(Some(&k), None, 1))
             .await?
             .into_iter()
             .next();
@@ -83,7 +83,7 @@ pub(crate) async fn sync_history(
     };
     let store = state.store.clone();
     Ok(Json(
-        blocking(move || store.list_runs(link.as_deref(), limit)).await?,
+        blocking(move || store.list_runs(link.as_deref(), None, limit)).await?,
     ))
 }
 

@@ -52,15 +52,16 @@ async fn start_due(state: &AppState) -> crate::error::ApiResult<()> {
     Ok(())
 }
 
-/// When a link's last run that was not skipped started, and how many of its latest runs failed
-/// in a row.
+/// When this side's last pull on a link (a receive run that was not skipped) started, and how
+/// many of its latest pulls failed in a row. Send runs do not count: how often the other side
+/// pulls must not move this side's schedule.
 pub(crate) async fn recent_runs(
     state: &AppState,
     link: &str,
 ) -> crate::error::ApiResult<(Option<i64>, u32)> {
     let store = state.store.clone();
     let link = link.to_string();
-    let runs = blocking(move || store.list_runs(Some(&link), 50)).await?;
+    let runs = blocking(move || store.list_runs(Some(&link), Some("receive"), 50)).await?;
     let mut tried = runs.iter().filter(|r| r.status != "skipped");
     let last_started = tried
         .clone()

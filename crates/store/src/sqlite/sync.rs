@@ -210,6 +210,16 @@ impl Apply<'_, '_, '_> {
             .map(|(info, _)| to_json(info))
             .transpose()?;
         let existing = self.item_rid(&item.origin_item)?;
+        // Kept after every link let go of it: changes made meanwhile never came, so it is copied
+        // again, as if new here.
+        let was_kept = match existing {
+            Some(rid) => !self.tx.query_row_cached(
+                "SELECT EXISTS (SELECT 1 FROM item_arrivals WHERE item_rid = ?1)",
+                [rid],
+                |r| r.get::<_, bool>(0),
+            )?,
+            None => false,
+        };
         let mut became_copy = false;
         let rid = match existing {
             Some(rid) => {
@@ -260,7 +270,7 @@ impl Apply<'_, '_, '_> {
         // come in the stream.
         let left_out = item.copy_whole && !item.reference;
         // An item new here with rows older than the cursor: those never come in the stream.
-        let older_rows = existing.is_none() && !item.whole && !item.reference;
+        let older_rows = (existing.is_none() || was_kept) && !item.whole && !item.reference;
         if self.batch.cursor.resync && !left_out {
             self.tx.execute_cached(
                 "INSERT OR IGNORE INTO sync_copy_starts (channel, item_rid, seq) VALUES (?1, ?2, ?3)",
@@ -448,6 +458,11 @@ impl Apply<'_, '_, '_> {
     /// Unties an item from this link; deletes it if the policy says so and no other link
     /// brought it.
     fn retract_rid(&mut self, rid: i64) -> StoreResult<()> {
+        // A link retracts only what it brought: an item kept from another link, or held
+        // through another one only, is not this link's to delete.
+        if !arrives_by(self.tx, rid, self.batch.link)? {
+            return Ok(());
+        }
         keep_origin(self.tx, rid)?;
         self.tx.execute_cached(
             "DELETE FROM item_arrivals WHERE item_rid = ?1 AND link = ?2",
@@ -758,6 +773,21 @@ const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_r
     rows_received, items_retracted, bytes_received, errors, message, direction, items_sent,
     rows_sent, bytes_sent";
 
+/// Runs kept per link and direction: a peer decides how often it pulls, so the history of what
+/// was sent to it must not grow without bound.
+const RUNS_KEPT: i64 = 1_000;
+
+/// Drops a link's runs of one direction beyond the newest [`RUNS_KEPT`].
+fn prune_runs(tx: &Transaction<'_>, link: &str, direction: &str) -> StoreResult<()> {
+    tx.execute_cached(
+        "DELETE FROM sync_runs WHERE link = ?1 AND direction = ?2 AND started_at < (
+             SELECT started_at FROM sync_runs WHERE link = ?1 AND direction = ?2
+             ORDER BY started_at DESC LIMIT 1 OFFSET ?3)",
+        params![link, direction, RUNS_KEPT - 1],
+    )?;
+    Ok(())
+}
+
 pub(super) fn record_run(tx: &Transaction<'_>, run: &SyncRunRecord) -> StoreResult<()> {
     tx.execute_cached(
         &format!(
@@ -783,6 +813,9 @@ pub(super) fn record_run(tx: &Transaction<'_>, run: &SyncRunRecord) -> StoreResu
             run.bytes_sent
         ],
     )?;
+    if run.ended_at.is_some() {
+        prune_runs(tx, &run.link, &run.direction)?;
+    }
     Ok(())
 }
 
@@ -820,19 +853,21 @@ pub(super) fn record_sent(tx: &Transaction<'_>, sent: &SentPart) -> StoreResult<
             sent.failure
         ],
     )?;
-    Ok(())
+    prune_runs(tx, &sent.link, "send")
 }
 
 pub(super) fn runs(
     conn: &Connection,
     link: Option<&str>,
+    direction: Option<&str>,
     limit: usize,
 ) -> StoreResult<Vec<SyncRunRecord>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RUN_COLS} FROM sync_runs WHERE ?1 IS NULL OR link = ?1
+        "SELECT {RUN_COLS} FROM sync_runs WHERE (?1 IS NULL OR link = ?1)
+             AND (?3 IS NULL OR direction = ?3)
          ORDER BY started_at DESC, id DESC LIMIT ?2"
     ))?;
-    let rows = stmt.query_map(params![link, limit as i64], |r| {
+    let rows = stmt.query_map(params![link, limit as i64, direction], |r| {
         Ok((
             SyncRunRecord {
                 id: r.get(0)?,
