@@ -105,12 +105,17 @@ fn routes(state: AppState) -> Router {
 }
 
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Links that ended have no lag: their figures go. If the links cannot be read, all stay.
+    let live: Option<Vec<String>> = sync::all_links(&state)
+        .await
+        .ok()
+        .map(|links| links.iter().map(|(link, _)| link.key()).collect());
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.render(live.as_deref()),
     )
 }
 

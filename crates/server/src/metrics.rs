@@ -152,18 +152,31 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn render(&self) -> String {
+    /// The text page. `live`: the links that still exist, when known; the lag and last success
+    /// of the others are dropped (an ended link has no lag to alert on).
+    pub(crate) fn render(&self, live: Option<&[String]>) -> String {
         let now = jiff::Timestamp::now().as_second();
-        for (link, at) in self
+        let mut last_success = self
             .last_success
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(live) = live {
+            last_success.retain(|link, _| {
+                let keep = live.contains(link);
+                if !keep {
+                    let labels = LinkLabels { link: link.clone() };
+                    self.sync_lag.remove(&labels);
+                    self.sync_last_success.remove(&labels);
+                }
+                keep
+            });
+        }
+        for (link, at) in last_success.iter() {
             self.sync_lag
                 .get_or_create(&LinkLabels { link: link.clone() })
                 .set(now - at);
         }
+        drop(last_success);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

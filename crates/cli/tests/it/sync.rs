@@ -298,6 +298,12 @@ async fn items_moved_out_of_the_linked_space_are_retracted() {
         0,
         "nothing more to do"
     );
+
+    // A link that ended has no lag to report.
+    let lag = format!("ferry_sync_lag_seconds{{link=\"peer:{on_b}\"}}");
+    assert!(b.metrics().await.contains(&lag));
+    ferry_json(&b, &["peer", "delete", &on_b]);
+    assert!(!b.metrics().await.contains(&lag));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
