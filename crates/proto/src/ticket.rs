@@ -100,6 +100,13 @@ impl DataTypes {
         self == DataTypes::NONE
     }
 
+    /// Whether every type carried here is carried by `other` too.
+    pub fn is_within(self, other: DataTypes) -> bool {
+        (!self.datasets || other.datasets)
+            && (!self.features || other.features)
+            && (!self.files || other.files)
+    }
+
     /// The names of the types carried, in a fixed order.
     pub fn names(self) -> Vec<&'static str> {
         [
@@ -539,6 +546,11 @@ mod tests {
             DataTypes::parse("files,datasets").unwrap().names(),
             vec!["datasets", "files"]
         );
+        let types = |t: &str| DataTypes::parse(t).unwrap();
+        assert!(types("features").is_within(types("features,files")));
+        assert!(types("").is_within(types("datasets")));
+        assert!(!types("features,datasets").is_within(types("features,files")));
+        assert!(types("datasets,features,files").is_within(types("files,features,datasets")));
     }
 
     proptest! {

@@ -43,9 +43,9 @@ pub(crate) struct Metrics {
     pub sync_bytes: Family<LinkLabels, Counter>,
     pub sync_rows_sent: Family<LinkLabels, Counter>,
     pub sync_bytes_sent: Family<LinkLabels, Counter>,
-    /// Unix seconds of the last completed run per link.
-    pub sync_last_success: Family<LinkLabels, Gauge>,
-    /// Seconds since then, set from `last_success` at each scrape.
+    /// Unix seconds of the last completed run per link, and the seconds since: both set from
+    /// `last_success` at each scrape (a family cannot be listed, so the map is the record).
+    sync_last_success: Family<LinkLabels, Gauge>,
     sync_lag: Family<LinkLabels, Gauge>,
     last_success: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     pub requests: Family<RequestLabels, Counter>,
@@ -172,9 +172,9 @@ impl Metrics {
             });
         }
         for (link, at) in last_success.iter() {
-            self.sync_lag
-                .get_or_create(&LinkLabels { link: link.clone() })
-                .set(now - at);
+            let labels = LinkLabels { link: link.clone() };
+            self.sync_last_success.get_or_create(&labels).set(*at);
+            self.sync_lag.get_or_create(&labels).set(now - at);
         }
         drop(last_success);
         let mut out = String::new();
@@ -245,12 +245,10 @@ impl Metrics {
             .get_or_create(&link)
             .inc_by(run.bytes_received.max(0) as u64);
         if run.status.starts_with("completed") {
-            let now = jiff::Timestamp::now().as_second();
-            self.sync_last_success.get_or_create(&link).set(now);
             self.last_success
                 .lock()
-                .expect("metrics lock")
-                .insert(run.link.clone(), now);
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(run.link.clone(), jiff::Timestamp::now().as_second());
         }
     }
 

@@ -1414,7 +1414,7 @@ async fn pretty_printed_imports_sync_inline_and_whole() {
     let b = instance("Harbor Authority", |_| {}).await;
     a.create_space("roads").await;
     b.create_space("inbox").await;
-    let (_on_a, on_b) = peered(&a, &b, "features", &[]);
+    let (on_a, on_b) = peered(&a, &b, "features", &[]);
     // Small enough to stream inline; large enough to be copied whole by `/sync/item`.
     let small = import(&a, "roads", "Small", "geojson", pretty_points(40)).await;
     let large = import(&a, "roads", "Large", "geojson", pretty_points(10_050)).await;
@@ -1430,6 +1430,13 @@ async fn pretty_printed_imports_sync_inline_and_whole() {
         assert_eq!(copy, rows(&a, id(sent)).await, "{title}");
         assert_eq!(copy[0][1]["note"], "tab\there", "{title}");
     }
+    // The sender's side of that run: the pull and the whole copy, each item counted once.
+    let sent = &ferry_json(&a, &["sync", "history", &on_a])[0];
+    assert_eq!(
+        (&sent["items_sent"], &sent["rows_sent"]),
+        (&json!(2), &json!(10_090)),
+        "{sent}"
+    );
 }
 
 /// A sender that leaves out every item description: the run on `link` fails, refusing rows

@@ -683,16 +683,13 @@ pub(crate) async fn narrow_sends(
         ));
     }
     let was = record.sends;
-    let more = (sends.datasets && !was.datasets)
-        || (sends.features && !was.features)
-        || (sends.files && !was.files);
     if sends.is_empty() {
         return Err(CoreError::InvalidRequest(
             "a connection sends at least one data type; to send nothing, disable the connection (`ferry peer disable`) or delete it".into(),
         )
         .into());
     }
-    if more {
+    if !sends.is_within(was) {
         return Err(conflict(format!(
             "this connection was approved to send {}; to send more, create a new connection",
             list_or_nothing(was)

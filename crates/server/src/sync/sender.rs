@@ -64,6 +64,10 @@ struct Sent {
 }
 
 impl Sent {
+    fn add_row(&self) {
+        self.rows.set(self.rows.get() + 1);
+    }
+
     fn count(&self, record: &SyncRecord) {
         let counter = match record {
             SyncRecord::Item { item } => {
@@ -120,7 +124,7 @@ impl Lines {
 
     /// A row line straight from stored text.
     fn send_row(&self, origin_item: &str, key: &Key, values: &str, geometry: Option<&str>) -> bool {
-        self.sent.rows.set(self.sent.rows.get() + 1);
+        self.sent.add_row();
         let full = self.append(|buffer| {
             write_row_line(buffer, origin_item, &key.to_value(), values, geometry);
         });
@@ -129,7 +133,7 @@ impl Lines {
 
     /// A compact row line (of a whole-item copy) straight from stored text.
     fn send_compact_row(&self, key: &Key, values: &str, geometry: Option<&str>) -> bool {
-        self.sent.rows.set(self.sent.rows.get() + 1);
+        self.sent.add_row();
         let full =
             self.append(|buffer| write_compact_row(buffer, &key.to_value(), values, geometry));
         !full || self.flush()
@@ -204,13 +208,15 @@ fn stream_from(
             Ok(()) => None,
         };
         let sent = &lines.sent;
-        run.record(Counts {
-            items: sent.items.borrow().len() as i64,
-            rows: sent.rows.get(),
-            retracted: sent.retracted.get(),
-            bytes: sent.bytes.get(),
-            failure,
-        });
+        let mut part = run.part;
+        if run.counts_items {
+            part.items = sent.items.borrow().len() as i64;
+        }
+        part.rows = sent.rows.get();
+        part.retracted = sent.retracted.get();
+        part.bytes = sent.bytes.get();
+        part.failure = failure;
+        record_sent(&run.state, part);
     });
     ndjson(rx, compress)
 }
@@ -218,18 +224,11 @@ fn stream_from(
 /// The send run a served request adds to: the receiver's run it names, on this link.
 pub(super) struct SendRun {
     state: AppState,
-    link: String,
-    peer_run: Option<String>,
-    trigger: String,
-}
-
-/// What one served request sent.
-struct Counts {
-    items: i64,
-    rows: i64,
-    retracted: i64,
-    bytes: i64,
-    failure: Option<String>,
+    /// Named, with nothing counted yet.
+    part: SentPart,
+    /// Whether the items the stream describes count as sent: a pull's do; a whole-item copy's
+    /// item was counted when the pull described it.
+    counts_items: bool,
 }
 
 impl SendRun {
@@ -243,31 +242,27 @@ impl SendRun {
         });
         SendRun {
             state: state.clone(),
-            link: outbound.link.clone(),
-            peer_run: tag.map(|t| t.id.clone()),
-            trigger: tag.map_or_else(|| "unknown".into(), |t| t.trigger.clone()),
+            part: SentPart {
+                link: outbound.link.clone(),
+                peer_run: tag.map(|t| t.id.clone()),
+                trigger: tag.map_or_else(|| "unknown".into(), |t| t.trigger.clone()),
+                items: 0,
+                rows: 0,
+                retracted: 0,
+                bytes: 0,
+                failure: None,
+            },
+            counts_items: true,
         }
     }
+}
 
-    /// Adds `counts` to the run, on a blocking thread. A failure to record is logged: what
-    /// was sent has gone either way.
-    fn record(self, counts: Counts) {
-        self.state
-            .metrics
-            .sync_sent(&self.link, counts.rows, counts.bytes);
-        let part = SentPart {
-            link: self.link,
-            peer_run: self.peer_run,
-            trigger: self.trigger,
-            items: counts.items,
-            rows: counts.rows,
-            retracted: counts.retracted,
-            bytes: counts.bytes,
-            failure: counts.failure,
-        };
-        if let Err(e) = self.state.store.record_sent(&part) {
-            tracing::warn!(error = %e, link = %part.link, "cannot record a send run");
-        }
+/// Adds what a served request sent to its send run and the metrics. A failure to record is
+/// logged: what was sent has gone either way.
+fn record_sent(state: &AppState, part: SentPart) {
+    state.metrics.sync_sent(&part.link, part.rows, part.bytes);
+    if let Err(e) = state.store.record_sent(&part) {
+        tracing::warn!(error = %e, link = %part.link, "cannot record a send run");
     }
 }
 
@@ -563,7 +558,10 @@ pub(crate) async fn pull_item(
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
     let compact = request.encodings.iter().any(|e| e == COMPACT_ROWS);
-    let run = SendRun::new(&state, &outbound, request.run.as_ref());
+    let run = SendRun {
+        counts_items: false,
+        ..SendRun::new(&state, &outbound, request.run.as_ref())
+    };
     let mut response = stream_from(wants_frames(&request.encodings), run, move |lines| {
         send_item(store.as_ref(), &outbound, me, &request, compact, lines)
     });
@@ -683,13 +681,9 @@ pub(crate) async fn chunk(
             return Ok::<_, StoreError>(None);
         }
         let bytes = chunks.read(&hash)?;
-        run.record(Counts {
-            items: 0,
-            rows: 0,
-            retracted: 0,
-            bytes: bytes.len() as i64,
-            failure: None,
-        });
+        let mut part = run.part;
+        part.bytes = bytes.len() as i64;
+        record_sent(&run.state, part);
         Ok(Some(bytes))
     })
     .await?
