@@ -214,6 +214,20 @@ async fn data_types_no_longer_sent_are_retracted() {
     assert_eq!(run["items_retracted"], 1, "{run}");
     let left = items(&b, "inbox").await;
     assert_eq!(left.keys().collect::<Vec<_>>(), vec!["Depths"]);
+    // Before approval, the invite code says what is sent.
+    let pending = ferry_json(
+        &a,
+        &[
+            "peer", "request", "--space", "roads", "--export", "features",
+        ],
+    );
+    let id_pending = pending["connection"]["id"].as_str().unwrap();
+    let out = a.ferry(&["peer", "sends", id_pending, "--types", "features"]);
+    assert!(
+        stderr(&out).contains("once it is approved"),
+        "{}",
+        stderr(&out)
+    );
     // Nothing at all is not a narrowing: that is what disabling is for.
     let out = a.ferry(&["peer", "sends", &on_a, "--types", "none"]);
     assert!(stderr(&out).contains("invalid_request"), "{}", stderr(&out));
