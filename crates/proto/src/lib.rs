@@ -15,7 +15,7 @@ pub mod ticket;
 
 pub use collab::*;
 pub use error::{ApiError, ErrorCode};
-pub use ids::{ItemId, SpaceId, TokenId};
+pub use ids::{BadChunkHash, ChunkHash, ItemId, SpaceId, TokenId};
 pub use model::*;
 pub use sync::*;
 

@@ -134,8 +134,8 @@ pub struct SetSchedule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChunkRequest {
     pub link: WireLink,
-    /// BLAKE3, hex.
-    pub hash: String,
+    /// BLAKE3, 64 lowercase hex digits.
+    pub hash: crate::ChunkHash,
     /// As in [`PullRequest::run`].
     #[serde(default)]
     pub run: Option<RunTag>,
@@ -165,9 +165,11 @@ pub struct WireItem {
     pub crs: Option<String>,
     #[serde(default)]
     pub file: Option<FileInfo>,
-    /// The file's chunks, in order: (BLAKE3 hex, length).
+    /// The file's chunks, in order: (BLAKE3, 64 lowercase hex digits; length). A record with any
+    /// other hash does not parse.
     #[serde(default)]
-    pub chunks: Vec<(String, u64)>,
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub chunks: Vec<(crate::ChunkHash, u64)>,
     /// Bytes of the item's content (rows or file), for the size limit.
     #[serde(default)]
     pub size: u64,

@@ -6,6 +6,7 @@
 
 use crate::StoreResult;
 use crate::types::ChunkRef;
+use ferry_proto::ChunkHash;
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
@@ -22,7 +23,7 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 pub struct ChunkStore {
     root: PathBuf,
     /// Chunks an uncommitted upload uses, with how many uploads use each.
-    held: Arc<Mutex<HashMap<String, usize>>>,
+    held: Arc<Mutex<HashMap<ChunkHash, usize>>>,
 }
 
 impl ChunkStore {
@@ -35,7 +36,7 @@ impl ChunkStore {
         })
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<ChunkHash, usize>> {
         // The map stays consistent even if a holder panicked: recover it.
         self.held
             .lock()
@@ -61,8 +62,8 @@ impl ChunkStore {
     /// up in between.
     pub fn remove_unused(
         &self,
-        hash: &str,
-        in_use: impl FnOnce(&str) -> StoreResult<bool>,
+        hash: &ChunkHash,
+        in_use: impl FnOnce(&ChunkHash) -> StoreResult<bool>,
     ) -> StoreResult<bool> {
         let held = self.held();
         if held.contains_key(hash) || in_use(hash)? {
@@ -73,25 +74,27 @@ impl ChunkStore {
         Ok(true)
     }
 
-    pub fn path(&self, hash: &str) -> PathBuf {
-        let prefix = hash.get(..2).unwrap_or("xx");
-        self.root.join(prefix).join(hash)
+    /// Where a chunk lives: `<root>/<first two hex digits>/<64 hex digits>`. A [`ChunkHash`] is
+    /// hex digits only, so the path never leaves the root.
+    fn path(&self, hash: &ChunkHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.root.join(&hex[..2]).join(hex)
     }
 
-    pub fn has(&self, hash: &str) -> bool {
+    pub fn has(&self, hash: &ChunkHash) -> bool {
         self.path(hash).is_file()
     }
 
     /// Stores a chunk and holds it for the caller until [`ChunkStore::release`]; returns its
     /// reference and whether it was new.
     pub fn put(&self, bytes: &[u8]) -> StoreResult<(ChunkRef, bool)> {
-        let hash = blake3::hash(bytes).to_hex().to_string();
+        let hash = ChunkHash::of(bytes);
         let chunk = ChunkRef {
-            hash: hash.clone(),
+            hash,
             len: bytes.len() as u64,
         };
         // Held before looking at the disk: clean-up that runs from now on leaves it alone.
-        *self.held().entry(hash.clone()).or_insert(0) += 1;
+        *self.held().entry(hash).or_insert(0) += 1;
         let path = self.path(&hash);
         if path.is_file() {
             return Ok((chunk, false));
@@ -104,11 +107,11 @@ impl ChunkStore {
         Ok((chunk, true))
     }
 
-    pub fn read(&self, hash: &str) -> StoreResult<Vec<u8>> {
+    pub fn read(&self, hash: &ChunkHash) -> StoreResult<Vec<u8>> {
         Ok(fs::read(self.path(hash))?)
     }
 
-    fn remove(&self, hash: &str) -> StoreResult<()> {
+    fn remove(&self, hash: &ChunkHash) -> StoreResult<()> {
         match fs::remove_file(self.path(hash)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -145,7 +148,7 @@ pub struct WrittenFile {
     pub chunks: Vec<ChunkRef>,
     /// Chunks this write created (the rest already existed): the ones to remove if the item is
     /// not committed.
-    pub new_chunks: Vec<String>,
+    pub new_chunks: Vec<ChunkHash>,
 }
 
 /// Cuts a byte stream into chunks as it arrives. Holds at most one chunk in memory.
@@ -190,7 +193,7 @@ impl ChunkWriter {
     fn flush_chunk(&mut self) -> StoreResult<()> {
         let (chunk, created) = self.store.put(&self.buffer)?;
         if created {
-            self.written.new_chunks.push(chunk.hash.clone());
+            self.written.new_chunks.push(chunk.hash);
         }
         self.written.chunks.push(chunk);
         self.buffer.clear();
@@ -207,7 +210,7 @@ impl ChunkWriter {
 
     /// Gives up: releases the chunks written so far and returns those this upload created,
     /// for clean-up.
-    pub fn abandon(self) -> Vec<String> {
+    pub fn abandon(self) -> Vec<ChunkHash> {
         self.store.release(&self.written.chunks);
         self.written.new_chunks
     }
@@ -239,7 +242,7 @@ mod tests {
         assert_eq!(store.read(&file.chunks[2].hash).unwrap(), vec![7u8; 10]);
 
         // Held by the (uncommitted) upload: clean-up leaves the chunks alone until released.
-        let hash = file.chunks[0].hash.clone();
+        let hash = file.chunks[0].hash;
         assert!(!store.remove_unused(&hash, |_| Ok(false)).unwrap());
         store.release(&file.chunks);
         assert!(

@@ -729,11 +729,11 @@ pub fn files(store: &dyn Store) {
     space(store, "s");
     let chunks = vec![
         crate::ChunkRef {
-            hash: "aa".repeat(32),
+            hash: ferry_proto::ChunkHash::from_bytes([0xaa; 32]),
             len: 10,
         },
         crate::ChunkRef {
-            hash: "bb".repeat(32),
+            hash: ferry_proto::ChunkHash::from_bytes([0xbb; 32]),
             len: 5,
         },
     ];

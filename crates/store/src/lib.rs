@@ -22,8 +22,8 @@ pub use types::*;
 
 use ferry_core::Key;
 use ferry_proto::{
-    AuditEntry, ChangePage, Item, ItemId, ItemPatch, NewPolicyRule, NewSpace, PolicyRule, Role,
-    Row, Space, SpacePatch, TokenId, TokenInfo,
+    AuditEntry, ChangePage, ChunkHash, Item, ItemId, ItemPatch, NewPolicyRule, NewSpace,
+    PolicyRule, Role, Row, Space, SpacePatch, TokenId, TokenInfo,
 };
 
 /// Everything Ferry persists, behind one narrow interface. Spaces are named by id or by name
@@ -51,7 +51,7 @@ pub trait Store: Send + Sync + 'static {
     fn update_space(&self, space_ref: &str, patch: &SpacePatch) -> StoreResult<Space>;
     /// Refuses a space that holds items unless `force`, which deletes them too.
     /// Returns the chunks no item references any more.
-    fn delete_space(&self, space_ref: &str, force: bool) -> StoreResult<Vec<String>>;
+    fn delete_space(&self, space_ref: &str, force: bool) -> StoreResult<Vec<ChunkHash>>;
 
     /// Creates an item and its rows in one transaction: all rows or nothing.
     fn create_item(&self, draft: &ItemDraft, rows: &mut dyn RowSource) -> StoreResult<Item>;
@@ -59,7 +59,7 @@ pub trait Store: Send + Sync + 'static {
     fn list_items(&self, space_ref: Option<&str>) -> StoreResult<Vec<Item>>;
     fn update_item(&self, id: ItemId, patch: &ItemPatch) -> StoreResult<Item>;
     /// Leaves a tombstone for the change feed. Returns the chunks no item references any more.
-    fn delete_item(&self, id: ItemId) -> StoreResult<Vec<String>>;
+    fn delete_item(&self, id: ItemId) -> StoreResult<Vec<ChunkHash>>;
 
     /// Applies a checked batch all or nothing. On any failure nothing is written and the error
     /// carries the result of every edit.
@@ -77,9 +77,9 @@ pub trait Store: Send + Sync + 'static {
     /// The chunks of a file item, in order.
     fn file_chunks(&self, id: ItemId) -> StoreResult<Vec<ChunkRef>>;
     /// Whether any item references the chunk.
-    fn chunk_in_use(&self, hash: &str) -> StoreResult<bool>;
+    fn chunk_in_use(&self, hash: &ChunkHash) -> StoreResult<bool>;
     /// The live items whose files use the chunk.
-    fn items_with_chunk(&self, hash: &str) -> StoreResult<Vec<ItemId>>;
+    fn items_with_chunk(&self, hash: &ChunkHash) -> StoreResult<Vec<ItemId>>;
 
     /// Adds a network policy rule (checked by the caller) and its audit entry, in one
     /// transaction; adding a rule that exists returns it unchanged.

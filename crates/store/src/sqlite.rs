@@ -9,9 +9,9 @@ use crate::{Store, StoreError, StoreResult};
 use ferry_core::Key;
 use ferry_core::geometry::{POINT_PREFIX, POINT_SUFFIX, plain_point_coordinates};
 use ferry_proto::{
-    ApiErrorBrief, AuditEntry, Change, ChangePage, EditOp, EditResult, ErrorCode, GeometryType,
-    Item, ItemId, ItemKind, ItemPatch, NewPolicyRule, NewSpace, PolicyRule, Role, Row, Space,
-    SpaceId, SpacePatch, SyncAs, TokenId, TokenInfo,
+    ApiErrorBrief, AuditEntry, Change, ChangePage, ChunkHash, EditOp, EditResult, ErrorCode,
+    GeometryType, Item, ItemId, ItemKind, ItemPatch, NewPolicyRule, NewSpace, PolicyRule, Role,
+    Row, Space, SpaceId, SpacePatch, SyncAs, TokenId, TokenInfo,
 };
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior, params};
@@ -517,11 +517,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
 }
 
 /// Removes an item's rows and chunks and leaves its tombstone. Returns chunks no longer used.
-fn tombstone_item(tx: &Transaction<'_>, rid: i64, seq: i64) -> StoreResult<Vec<String>> {
-    let hashes: Vec<String> = tx
-        .prepare_cached("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
-        .query_map([rid], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+fn tombstone_item(tx: &Transaction<'_>, rid: i64, seq: i64) -> StoreResult<Vec<ChunkHash>> {
+    let hashes = item_chunk_hashes(tx, rid)?;
     tx.execute_cached("DELETE FROM rows WHERE item_rid = ?1", [rid])?;
     tx.execute_cached("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
     tx.execute_cached(
@@ -532,11 +529,28 @@ fn tombstone_item(tx: &Transaction<'_>, rid: i64, seq: i64) -> StoreResult<Vec<S
     unused_chunks(tx, hashes)
 }
 
-fn unused_chunks(conn: &Connection, hashes: Vec<String>) -> StoreResult<Vec<String>> {
+/// The distinct chunks an item's file uses.
+fn item_chunk_hashes(conn: &Connection, rid: i64) -> StoreResult<Vec<ChunkHash>> {
+    conn.prepare_cached("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
+        .query_map([rid], |r| stored_chunk_hash(r, 0))?
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
+/// A chunk hash read back from `file_chunks`: written from a [`ChunkHash`], so anything else is a
+/// damaged database, refused rather than used as a file name.
+fn stored_chunk_hash(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<ChunkHash> {
+    let text: String = row.get(idx)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn unused_chunks(conn: &Connection, hashes: Vec<ChunkHash>) -> StoreResult<Vec<ChunkHash>> {
     let mut stmt = conn.prepare_cached("SELECT 1 FROM file_chunks WHERE hash = ?1 LIMIT 1")?;
     let mut unused = Vec::new();
     for h in hashes {
-        if !stmt.exists([&h])? {
+        if !stmt.exists([h.to_hex()])? {
             unused.push(h);
         }
     }
@@ -1545,7 +1559,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete_space(&self, space_ref: &str, force: bool) -> StoreResult<Vec<String>> {
+    fn delete_space(&self, space_ref: &str, force: bool) -> StoreResult<Vec<ChunkHash>> {
         self.write(|tx| {
             let (rid, space) = find_space(tx, space_ref)?;
             let links = collabs::links_to_space(tx, rid)?;
@@ -1651,7 +1665,7 @@ impl Store for SqliteStore {
                     "INSERT INTO file_chunks (item_rid, idx, hash, len) VALUES (?1, ?2, ?3, ?4)",
                 )?;
                 for (idx, c) in chunks.iter().enumerate() {
-                    stmt.execute(params![rid, idx as i64, c.hash, c.len as i64])?;
+                    stmt.execute(params![rid, idx as i64, c.hash.to_hex(), c.len as i64])?;
                 }
             }
             let shape = rows.shape();
@@ -1728,7 +1742,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete_item(&self, id: ItemId) -> StoreResult<Vec<String>> {
+    fn delete_item(&self, id: ItemId) -> StoreResult<Vec<ChunkHash>> {
         self.write(|tx| {
             let (rid, _) = find_item(tx, id)?;
             let mut seqs = SeqAlloc::begin(tx)?;
@@ -1913,7 +1927,7 @@ impl Store for SqliteStore {
             c.prepare_cached("SELECT hash, len FROM file_chunks WHERE item_rid = ?1 ORDER BY idx")?
                 .query_map([rid], |r| {
                     Ok(ChunkRef {
-                        hash: r.get(0)?,
+                        hash: stored_chunk_hash(r, 0)?,
                         len: r.get::<_, i64>(1)? as u64,
                     })
                 })?
@@ -1922,20 +1936,18 @@ impl Store for SqliteStore {
         })
     }
 
-    fn chunk_in_use(&self, hash: &str) -> StoreResult<bool> {
-        self.read(|c| {
-            Ok(!unused_chunks(c, vec![hash.to_string()])?.is_empty()).map(|unused: bool| !unused)
-        })
+    fn chunk_in_use(&self, hash: &ChunkHash) -> StoreResult<bool> {
+        self.read(|c| Ok(unused_chunks(c, vec![*hash])?.is_empty()))
     }
 
-    fn items_with_chunk(&self, hash: &str) -> StoreResult<Vec<ItemId>> {
+    fn items_with_chunk(&self, hash: &ChunkHash) -> StoreResult<Vec<ItemId>> {
         self.read(|c| {
             let ids: Vec<String> = c
                 .prepare_cached(
                     "SELECT DISTINCT i.id FROM file_chunks f JOIN items i ON i.rid = f.item_rid
                      WHERE f.hash = ?1 AND i.deleted = 0",
                 )?
-                .query_map([hash], |r| r.get(0))?
+                .query_map([hash.to_hex()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             ids.iter().map(|id| stored_item_id(id)).collect()
         })

@@ -85,8 +85,7 @@ pub struct RawRow<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRef {
-    /// BLAKE3, hex.
-    pub hash: String,
+    pub hash: ferry_proto::ChunkHash,
     pub len: u64,
 }
 
@@ -198,7 +197,7 @@ pub struct EndedArrivals {
     /// Whether those were deleted.
     pub deleted: bool,
     /// Chunks no item uses any more, for the chunk store to remove.
-    pub freed_chunks: Vec<String>,
+    pub freed_chunks: Vec<ferry_proto::ChunkHash>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -415,7 +414,7 @@ pub struct BatchOutcome {
     pub items: i64,
     pub rows: i64,
     pub retracted: i64,
-    pub freed_chunks: Vec<String>,
+    pub freed_chunks: Vec<ferry_proto::ChunkHash>,
 }
 
 /// An item a channel must copy whole at its next run, and why, if it failed before.

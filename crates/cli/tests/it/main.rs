@@ -12,6 +12,7 @@ mod faults;
 mod federation;
 mod files;
 mod harness;
+mod hostile;
 mod items;
 mod lifecycle;
 mod peers;

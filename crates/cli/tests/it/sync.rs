@@ -8,7 +8,7 @@ use ferry_server::Config;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn instance(title: &str, tweak: impl FnOnce(&mut Config)) -> TestInstance {
+pub(crate) async fn instance(title: &str, tweak: impl FnOnce(&mut Config)) -> TestInstance {
     let title = title.to_string();
     let inst = TestInstance::start_with(move |c| {
         c.title = title;
@@ -23,7 +23,13 @@ async fn instance(title: &str, tweak: impl FnOnce(&mut Config)) -> TestInstance 
 }
 
 /// Imports into `space`; returns the new item.
-async fn import(inst: &TestInstance, space: &str, title: &str, kind: &str, body: String) -> Value {
+pub(crate) async fn import(
+    inst: &TestInstance,
+    space: &str,
+    title: &str,
+    kind: &str,
+    body: String,
+) -> Value {
     let (content_type, extra) = match kind {
         "geojson" => ("application/geo+json", ""),
         _ => ("text/csv", "&primary_key=id"),
@@ -40,14 +46,14 @@ async fn import(inst: &TestInstance, space: &str, title: &str, kind: &str, body:
 }
 
 /// Imports bytes as a file item (`query`: space, title, markings...); returns the new item.
-async fn import_file(inst: &TestInstance, query: &str, bytes: Vec<u8>) -> Value {
+pub(crate) async fn import_file(inst: &TestInstance, query: &str, bytes: Vec<u8>) -> Value {
     let (status, item) = inst.import(query, "application/octet-stream", bytes).await;
     assert_eq!(status, StatusCode::CREATED, "{item}");
     item
 }
 
 /// Every live row of an item as (key, values, geometry), in key order.
-async fn rows(inst: &TestInstance, item: &str) -> Vec<Value> {
+pub(crate) async fn rows(inst: &TestInstance, item: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -67,7 +73,10 @@ async fn rows(inst: &TestInstance, item: &str) -> Vec<Value> {
 }
 
 /// Items of a space by title.
-async fn items(inst: &TestInstance, space: &str) -> std::collections::BTreeMap<String, Value> {
+pub(crate) async fn items(
+    inst: &TestInstance,
+    space: &str,
+) -> std::collections::BTreeMap<String, Value> {
     inst.get(&format!("/api/v1/items?space={space}"))
         .await
         .as_array()
@@ -77,11 +86,11 @@ async fn items(inst: &TestInstance, space: &str) -> std::collections::BTreeMap<S
         .collect()
 }
 
-fn id(item: &Value) -> &str {
+pub(crate) fn id(item: &Value) -> &str {
     item["id"].as_str().unwrap()
 }
 
-async fn edit(inst: &TestInstance, item: &str, batch: Value) {
+pub(crate) async fn edit(inst: &TestInstance, item: &str, batch: Value) {
     let (status, body) = inst
         .call(
             Method::POST,
@@ -92,7 +101,7 @@ async fn edit(inst: &TestInstance, item: &str, batch: Value) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-fn sync_now(inst: &TestInstance, link: &str) -> Value {
+pub(crate) fn sync_now(inst: &TestInstance, link: &str) -> Value {
     ferry_json(inst, &["sync", "now", link])
 }
 
@@ -560,7 +569,7 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
 
 /// The host's collaboration "Coast" with one workspace "Roads" (`config`: its flags), each guest
 /// invited with its mode and linked with its space "mine".
-fn coast(host: &TestInstance, guests: &[(&TestInstance, &str)], config: &[&str]) {
+pub(crate) fn coast(host: &TestInstance, guests: &[(&TestInstance, &str)], config: &[&str]) {
     let mut create = vec![
         "collab",
         "create",
@@ -696,7 +705,9 @@ async fn a_collaboration_relays_through_its_host_and_never_echoes() {
 }
 
 /// A (reached through a proxy) peered to B for `export`: the proxy, A, B, and the link on B.
-async fn peered_behind_proxy(export: &str) -> (Proxy, TestInstance, TestInstance, String) {
+pub(crate) async fn peered_behind_proxy(
+    export: &str,
+) -> (Proxy, TestInstance, TestInstance, String) {
     let proxy = Proxy::start().await;
     let url = proxy.url.clone();
     let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
@@ -1014,7 +1025,7 @@ fn the_demo_shows_what_arrived_where() {
 }
 
 /// Pseudo-random bytes that do not compress or repeat.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed;
     (0..len)
         .map(|_| {
@@ -1100,7 +1111,7 @@ async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
 
 /// A federation request from `from`, signed with its key, made by hand (as a misbehaving
 /// instance could).
-async fn signed_by(
+pub(crate) async fn signed_by(
     from: &TestInstance,
     path: &str,
     body: &Value,
@@ -1118,7 +1129,7 @@ async fn signed_by(
     )
 }
 
-async fn set_markings(inst: &TestInstance, item: &str, markings: Value) {
+pub(crate) async fn set_markings(inst: &TestInstance, item: &str, markings: Value) {
     let (status, body) = inst
         .call(
             Method::PATCH,

@@ -47,7 +47,11 @@ pub(crate) fn check_metadata(
 }
 
 /// Deletes those of `hashes` that no item references and no upload in progress holds.
-pub(crate) fn remove_unused_chunks(store: &dyn Store, chunks: &ChunkStore, hashes: &[String]) {
+pub(crate) fn remove_unused_chunks(
+    store: &dyn Store,
+    chunks: &ChunkStore,
+    hashes: &[ferry_proto::ChunkHash],
+) {
     for h in hashes {
         if let Err(e) = chunks.remove_unused(h, |h| store.chunk_in_use(h)) {
             tracing::warn!(error = %e, chunk = %h, "could not remove an unused chunk; it stays on disk");
@@ -56,7 +60,7 @@ pub(crate) fn remove_unused_chunks(store: &dyn Store, chunks: &ChunkStore, hashe
 }
 
 /// [`remove_unused_chunks`] for chunks an item deletion freed.
-pub(crate) async fn remove_chunks(state: &AppState, hashes: Vec<String>) {
+pub(crate) async fn remove_chunks(state: &AppState, hashes: Vec<ferry_proto::ChunkHash>) {
     if hashes.is_empty() {
         return;
     }

@@ -17,9 +17,9 @@ use ferry_core::{FastMap, FastSet};
 use ferry_core::{Key, rows::RowRecord};
 use ferry_proto::frames;
 use ferry_proto::{
-    COMPACT_ROWS, ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest, ROW_LINE_PREFIX,
-    ROWS_HEADER, RawRowRecord, RunTag, SyncItemError, SyncRecord, SyncRun, WireItem,
-    read_compact_row,
+    COMPACT_ROWS, ChunkHash, ChunkRequest, ErrorCode, ItemKind, ItemPullRequest, PullRequest,
+    ROW_LINE_PREFIX, ROWS_HEADER, RawRowRecord, RunTag, SyncItemError, SyncRecord, SyncRun,
+    WireItem, read_compact_row,
 };
 use ferry_store::{
     BatchOutcome, ChunkRef, CopyPart, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
@@ -284,7 +284,7 @@ impl Records {
                     .map(Some)
                     .map_err(|e| {
                         ApiFailure::new(
-                            ErrorCode::InvalidRequest,
+                            ErrorCode::SyncRefused,
                             format!("the sender streamed a record this instance cannot read: {e}"),
                         )
                     });
@@ -634,14 +634,14 @@ impl Checker<'_> {
                         federation::SYNC_CHUNK_PATH,
                         &ChunkRequest {
                             link: self.channel.wire.clone(),
-                            hash: hash.clone(),
+                            hash: *hash,
                             run: Some(self.run.clone()),
                         },
                     )
                     .await?;
                 let bytes = response.bytes().await.map_err(|e| cut(&e.to_string()))?;
                 self.chunk_bytes += bytes.len() as i64;
-                if blake3::hash(&bytes).to_hex().as_str() != hash || bytes.len() as u64 != *len {
+                if ChunkHash::of(&bytes) != *hash || bytes.len() as u64 != *len {
                     return Err(ApiFailure::new(
                         ErrorCode::SyncRefused,
                         "a file chunk did not match its hash",
@@ -651,7 +651,7 @@ impl Checker<'_> {
                 blocking(move || chunks.put(&bytes)).await?;
             }
             refs.push(ChunkRef {
-                hash: hash.clone(),
+                hash: *hash,
                 len: *len,
             });
         }

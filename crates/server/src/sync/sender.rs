@@ -671,13 +671,12 @@ pub(crate) async fn chunk(
 ) -> ApiResult<Response> {
     let request: ChunkRequest = json_body(&signed.body)?;
     let outbound: Outbound = super::outbound(&state, &signed.sender, &request.link).await?;
-    let valid = request.hash.len() == 64 && request.hash.bytes().all(|b| b.is_ascii_hexdigit());
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
     let me = state.info.instance_id.clone();
-    let hash = request.hash.clone();
+    let hash = request.hash;
     let run = SendRun::new(&state, &outbound, request.run.as_ref());
     let bytes = blocking(move || {
-        if !valid || !chunk_visible(store.as_ref(), &outbound, &me, &hash)? {
+        if !chunk_visible(store.as_ref(), &outbound, &me, &hash)? {
             return Ok::<_, StoreError>(None);
         }
         let bytes = chunks.read(&hash)?;
@@ -705,7 +704,7 @@ fn chunk_visible(
     store: &dyn Store,
     outbound: &Outbound,
     me: &str,
-    hash: &str,
+    hash: &ferry_proto::ChunkHash,
 ) -> Result<bool, StoreError> {
     let space = store.space(&outbound.space)?;
     for id in store.items_with_chunk(hash)? {

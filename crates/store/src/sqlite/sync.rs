@@ -331,18 +331,14 @@ impl Apply<'_, '_, '_> {
     }
 
     fn replace_chunks(&mut self, rid: i64, chunks: &[crate::ChunkRef]) -> StoreResult<()> {
-        let old: Vec<String> = self
-            .tx
-            .prepare_cached("SELECT DISTINCT hash FROM file_chunks WHERE item_rid = ?1")?
-            .query_map([rid], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let old = super::item_chunk_hashes(self.tx, rid)?;
         self.tx
             .execute_cached("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO file_chunks (item_rid, idx, hash, len) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for (idx, c) in chunks.iter().enumerate() {
-            stmt.execute(params![rid, idx as i64, c.hash, c.len as i64])?;
+            stmt.execute(params![rid, idx as i64, c.hash.to_hex(), c.len as i64])?;
         }
         drop(stmt);
         let freed = super::unused_chunks(self.tx, old)?;
