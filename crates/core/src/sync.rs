@@ -15,6 +15,35 @@ pub struct SendScope {
     /// The receiving instance: items that came from it never go back to it.
     pub receiver: String,
     pub delivery: DeliveryRules,
+    /// Whose items the channel carries: the same rule its receiver applies.
+    pub origins: Origins,
+}
+
+/// Whose items a channel may carry, as (origin instance) ids. A peer connection carries each
+/// side's own items; a guest sends its host its own items; a host sends its guests the items of
+/// the workspace's participants (its own and its guests'). Sender and receiver both apply it:
+/// the sender to what it sends, the receiver to what it lets a link create, change or retract,
+/// so no link can touch an item that another link brought from a third instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origins(Vec<String>);
+
+impl Origins {
+    /// One instance's own items.
+    pub fn only(instance: impl Into<String>) -> Origins {
+        Origins(vec![instance.into()])
+    }
+
+    /// The items of any of these instances.
+    pub fn any_of(instances: impl IntoIterator<Item = String>) -> Origins {
+        let mut ids: Vec<String> = instances.into_iter().collect();
+        ids.sort();
+        ids.dedup();
+        Origins(ids)
+    }
+
+    pub fn allows(&self, origin_instance: &str) -> bool {
+        self.0.iter().any(|id| id == origin_instance)
+    }
 }
 
 /// A link's rules for copies and references.
@@ -110,7 +139,9 @@ pub fn judge(scope: &SendScope, item: ItemFacts<'_>) -> Verdict {
     if item.deleted {
         return Verdict::Retract(RetractReason::Deleted);
     }
-    if !carries(scope.kinds, item.kind) || !within_ceiling(scope.ceiling.as_deref(), item.markings)
+    if !scope.origins.allows(item.origin_instance)
+        || !carries(scope.kinds, item.kind)
+        || !within_ceiling(scope.ceiling.as_deref(), item.markings)
     {
         return Verdict::Retract(RetractReason::OutOfScope);
     }
@@ -127,7 +158,14 @@ impl SendScope {
             c.sort();
             c.dedup();
         }
-        let mut text = format!("{:?}|{:?}|{}", self.kinds.names(), ceiling, self.receiver);
+        // `origins:1` marks cursors kept since a channel carries only the items of its origins:
+        // older cursors start over, and the full pass retracts what such a link relayed before.
+        let mut text = format!(
+            "{:?}|{:?}|{}|origins:1",
+            self.kinds.names(),
+            ceiling,
+            self.receiver
+        );
         // Only rules other than a peer connection's count, so cursors from before references
         // existed stay valid.
         if self.delivery != DeliveryRules::PEER {
@@ -147,6 +185,8 @@ pub struct Agreement {
     pub receiver: String,
     /// Whether items may come by reference.
     pub references_allowed: bool,
+    /// Whose items the channel may bring (see [`Origins`]).
+    pub origins: Origins,
 }
 
 /// The receiver's check of how an item comes: a reference only where the link takes them, and
@@ -193,6 +233,14 @@ pub fn accept(
         return Err(Refusal {
             code: "sync_refused",
             message: "the item originates on this instance; it is not taken back".into(),
+        });
+    }
+    if !agreement.origins.allows(origin) {
+        return Err(Refusal {
+            code: "origin_not_allowed",
+            message: format!(
+                "the item comes from instance {origin}, whose items this link does not bring (a peer brings its own items, a collaboration host those of the workspace's participants)"
+            ),
         });
     }
     if !carries(agreement.kinds, kind) {
@@ -311,6 +359,7 @@ mod tests {
             ceiling: ceiling.map(|c| c.iter().map(|s| s.to_string()).collect()),
             receiver: "b".into(),
             delivery: DeliveryRules::PEER,
+            origins: Origins::any_of(["a".to_string(), "b".to_string()]),
         }
     }
 
@@ -357,6 +406,11 @@ mod tests {
         assert_eq!(
             judge(&ceiling, deleted),
             Verdict::Retract(RetractReason::Deleted)
+        );
+        assert_eq!(
+            judge(&open, facts(ItemKind::Dataset, &none, "c")),
+            Verdict::Retract(RetractReason::OutOfScope),
+            "an item from a third instance is not the channel's to carry"
         );
     }
 
@@ -424,8 +478,15 @@ mod tests {
             max_item_bytes: 100,
             receiver: "b".into(),
             references_allowed: false,
+            origins: Origins::only("a"),
         };
         assert!(accept(&agreement, ItemKind::Dataset, "a", 100).is_ok());
+        assert_eq!(
+            accept(&agreement, ItemKind::Dataset, "c", 1)
+                .unwrap_err()
+                .code,
+            "origin_not_allowed"
+        );
         assert_eq!(
             accept(&agreement, ItemKind::FeatureLayer, "a", 1)
                 .unwrap_err()
@@ -473,6 +534,7 @@ mod tests {
             max_item_bytes: 100,
             receiver: "b".into(),
             references_allowed: false,
+            origins: Origins::only("a"),
         };
         assert!(accept_delivery(&agreement, ItemKind::FeatureLayer, false).is_ok());
         let refused = accept_delivery(&agreement, ItemKind::FeatureLayer, true).unwrap_err();

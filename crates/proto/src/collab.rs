@@ -319,6 +319,10 @@ pub struct SnapshotParticipant {
     pub title: String,
     pub role: String,
     pub status: String,
+    /// The participant's instance id: a guest takes from its host only items that originate
+    /// at a participant. Relayed items name their origin instance anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 /// Names a collaboration in a guest-to-host call.

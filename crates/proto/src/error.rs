@@ -182,6 +182,9 @@ error_codes! {
     LinkInactive = "link_inactive",
     /// The receiver refused an item outside what it agreed to import.
     SyncRefused = "sync_refused",
+    /// A link brought an item whose origin it may not bring: a peer brings its own items, a
+    /// collaboration host those of the workspace's participants.
+    OriginNotAllowed = "origin_not_allowed",
     /// The item is larger than the link accepts.
     ItemTooLarge = "item_too_large",
     /// The item was offered by reference (or as a copy) where the link does not take that.

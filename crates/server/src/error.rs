@@ -43,7 +43,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         CollabStateConflict | WorkspaceAlreadyLinked | WorkspaceNotLinked | LinkInactive => {
             StatusCode::CONFLICT
         }
-        SyncRefused | ItemTooLarge | DeliveryRefused => StatusCode::UNPROCESSABLE_ENTITY,
+        SyncRefused | OriginNotAllowed | ItemTooLarge | DeliveryRefused => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         // Not 502: federation calls retry those, and every hop would multiply the retries.
         ReferenceUnavailable => StatusCode::FAILED_DEPENDENCY,
         ItemReceived => StatusCode::CONFLICT,

@@ -952,6 +952,7 @@ fn collab_record(id: &str, space: &ferry_proto::Space) -> crate::CollabRecord {
             status: "active".into(),
             identity: None,
             contact: None,
+            instance_id: None,
         }],
         invitations: vec![],
         links: [("w1".to_string(), space.into())].into(),
@@ -1164,9 +1165,14 @@ fn received_reference(origin_item: &str, row_count: i64) -> crate::SyncOp {
     crate::SyncOp::Item(item)
 }
 
+/// An item of the far instance, as rows name it.
+fn far(origin_item: &str) -> std::sync::Arc<crate::Origin> {
+    crate::Origin::new("far", origin_item).into()
+}
+
 fn received_row(origin_item: &str, key: i64) -> crate::SyncOp {
     crate::SyncOp::Row {
-        origin_item: origin_item.into(),
+        origin: far(origin_item),
         row: point_row(key, 1.0, 2.0),
     }
 }
@@ -1227,11 +1233,11 @@ pub fn sync_batches_apply_with_their_cursor(store: &dyn Store) {
     // Updates, a delete, an add; rows of an unknown item wait for its copy.
     let second = [
         crate::SyncOp::Row {
-            origin_item: "o1".into(),
+            origin: far("o1"),
             row: point_row(1, 5.0, 6.0),
         },
         crate::SyncOp::RowDeleted {
-            origin_item: "o1".into(),
+            origin: far("o1"),
             key: Key::Int(2),
         },
         received_row("o1", 3),
@@ -1257,6 +1263,47 @@ pub fn sync_batches_apply_with_their_cursor(store: &dyn Store) {
         .unwrap();
     assert_eq!(items_in(store, "inbox").len(), 1);
     assert_eq!(store.item(item.id).unwrap().title, "Berths (renamed)");
+
+    // Another instance's item with the same id is another item: its description, rows,
+    // deletions and retraction never touch this one.
+    let crate::SyncOp::Item(mut impostor) = received_whole("o1", "Impostor") else {
+        unreachable!("received() makes an item")
+    };
+    impostor.origin_instance = "near".into();
+    let near = std::sync::Arc::new(crate::Origin::new("near", "o1"));
+    let other = [
+        crate::SyncOp::Item(impostor),
+        crate::SyncOp::Row {
+            origin: near.clone(),
+            row: point_row(1, 9.0, 9.0),
+        },
+        crate::SyncOp::RowDeleted {
+            origin: near,
+            key: Key::Int(3),
+        },
+    ];
+    store
+        .apply_sync_batch(&batch(&other, &cursor(1, false), "peer:c9"))
+        .unwrap();
+    let unchanged = store.item(item.id).unwrap();
+    assert_eq!(
+        (unchanged.title.as_str(), unchanged.row_count),
+        ("Berths (renamed)", 2)
+    );
+    let row = store.row(item.id, &Key::Int(1)).unwrap().unwrap();
+    assert_eq!(row.geometry.unwrap()["coordinates"], json!([5.0, 6.0]));
+    assert!(store.row(item.id, &Key::Int(3)).unwrap().is_some());
+    let impostor = store.item_by_origin("near", "o1").unwrap().unwrap();
+    assert_ne!(impostor, item.id);
+    let retract_near = [crate::SyncOp::Retract {
+        origin_instance: "near".into(),
+        origin_item: "o1".into(),
+    }];
+    store
+        .apply_sync_batch(&batch(&retract_near, &cursor(2, false), "peer:c9"))
+        .unwrap();
+    assert!(store.item(item.id).is_ok());
+    assert_eq!(items_in(store, "inbox").len(), 1);
 
     // Retracted by one link, it stays for the other; by both, it goes.
     let retract = [crate::SyncOp::Retract {

@@ -224,6 +224,19 @@ pub struct ParticipantRecord {
     pub identity: Option<StoredIdentity>,
     #[serde(default)]
     pub contact: Option<String>,
+    /// Guest only: the participant's instance id, as the host's snapshot gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+}
+
+impl ParticipantRecord {
+    /// The participant's instance, where this instance knows it.
+    pub fn instance(&self) -> Option<&str> {
+        self.identity
+            .as_ref()
+            .map(|i| i.instance_id.as_str())
+            .or(self.instance_id.as_deref())
+    }
 }
 
 /// A pinned identity in a form that serializes.
@@ -373,16 +386,40 @@ pub struct ReceivedItem {
     pub sync_as: ferry_proto::SyncAs,
 }
 
+impl ReceivedItem {
+    pub fn origin(&self) -> Origin {
+        Origin::new(&self.origin_instance, &self.origin_item)
+    }
+}
+
+/// A received item's global identity: the instance where it was created, and its id there.
+/// Received items are found by both, never by the item id alone: ids are chosen by whoever
+/// created the item, so only the pair tells one instance's item from another's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    pub instance: String,
+    pub item: String,
+}
+
+impl Origin {
+    pub fn new(instance: impl Into<String>, item: impl Into<String>) -> Origin {
+        Origin {
+            instance: instance.into(),
+            item: item.into(),
+        }
+    }
+}
+
 /// One checked change from a sender.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncOp {
     Item(Box<ReceivedItem>),
     Row {
-        origin_item: std::sync::Arc<str>,
+        origin: std::sync::Arc<Origin>,
         row: RowRecord,
     },
     RowDeleted {
-        origin_item: String,
+        origin: std::sync::Arc<Origin>,
         key: Key,
     },
     Retract {

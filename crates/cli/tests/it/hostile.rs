@@ -70,3 +70,109 @@ async fn a_chunk_hash_from_a_peer_never_names_a_file() {
     let bytes = b.export(id(copy), "", &[]).await.bytes().await.unwrap();
     assert_eq!(bytes.as_ref(), noise(1000, 1).as_slice());
 }
+
+/// A hand-made description of a dataset `item` of `origin` with an `id` key and a number `m`;
+/// `whole`: all its rows follow in the stream (none do).
+fn forged_item(origin: &str, item: &str, title: &str, whole: bool) -> Value {
+    json!({"t": "item", "item": {
+        "origin_instance": origin, "origin_item": item, "kind": "dataset", "title": title,
+        "schema": {"fields": [{"name": "id", "type": "integer"}, {"name": "m", "type": "number"}],
+                   "primary_key": "id"},
+        "whole": whole, "row_count": 0}})
+}
+
+/// Every pull's answer gets `lines` right after its start record, which says `full` when asked
+/// (a full pass: what it does not describe is swept).
+fn inject_after_start(lines: Vec<Value>, full: bool) -> impl Fn(&str) -> Vec<String> + Send + Sync {
+    move |line| {
+        let mut record: Value = serde_json::from_str(line).unwrap();
+        if record["t"] != "start" {
+            return vec![line.to_string()];
+        }
+        if full {
+            record["full"] = json!(true);
+        }
+        std::iter::once(record.to_string())
+            .chain(lines.iter().map(Value::to_string))
+            .collect()
+    }
+}
+
+/// B holds an item that came from C. A, peered with B too, tries every way to touch it: describe
+/// it with a new title and rows, describe it in a full pass with no rows (to sweep them), delete
+/// its rows, and retract it. None of it reaches C's item, and every run says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_touch_what_another_peer_brought() {
+    let (proxy, a, b, a_on_b) = peered_behind_proxy("datasets").await;
+    let c = crate::sync::instance("Tide Office", |_| {}).await;
+    c.create_space("roads").await;
+    let (_, c_on_b) = crate::harness::peered(&c, &b, "datasets", &[]);
+    let c_id = crate::harness::instance_id(&c).await;
+    let gauges = crate::sync::import(&c, "roads", "Gauges", "csv", "id,m\n1,0.5\n2,0.7\n".into());
+    let gauges = id(&gauges.await).to_string();
+    crate::sync::import(&a, "roads", "Honest", "csv", "id\n1\n".into()).await;
+    assert_eq!(sync_now(&b, &c_on_b)["status"], "completed");
+    let held = items(&b, "inbox").await["Gauges"].clone();
+    let rows_before = crate::sync::rows(&b, id(&held)).await;
+    assert_eq!(rows_before.len(), 2);
+
+    // A describes C's item with a new title, a changed row and a deleted one.
+    proxy.rewrite_sync_lines(inject_after_start(
+        vec![
+            forged_item(&c_id, &gauges, "Hijacked", false),
+            json!({"t": "row", "origin_item": gauges, "key": 1, "values": {"id": 1, "m": 99.0}}),
+            json!({"t": "row_deleted", "origin_item": gauges, "key": 2}),
+        ],
+        false,
+    ));
+    let run = sync_now(&b, &a_on_b);
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "origin_not_allowed", "{run}");
+    assert!(
+        run["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&c_id),
+        "{run}"
+    );
+    assert!(items(&b, "inbox").await.contains_key("Honest"));
+
+    // A full pass that describes C's item with no rows would sweep them all.
+    proxy.rewrite_sync_lines(inject_after_start(
+        vec![forged_item(&c_id, &gauges, "Swept", true)],
+        true,
+    ));
+    let run = sync_now(&b, &a_on_b);
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "origin_not_allowed", "{run}");
+
+    // A retraction of C's item: A never brought it, so it is not A's to retract.
+    proxy.rewrite_sync_lines(inject_after_start(
+        vec![
+            json!({"t": "retract", "origin_instance": c_id, "origin_item": gauges,
+            "reason": "deleted"}),
+        ],
+        false,
+    ));
+    let run = sync_now(&b, &a_on_b);
+    assert_eq!(run["items_retracted"], 0, "{run}");
+
+    // An item of A's own that reuses C's item id is A's own item: a second item, not C's.
+    let a_id = crate::harness::instance_id(&a).await;
+    proxy.rewrite_sync_lines(inject_after_start(
+        vec![forged_item(&a_id, &gauges, "Same id, other instance", true)],
+        false,
+    ));
+    let run = sync_now(&b, &a_on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+
+    let now = items(&b, "inbox").await;
+    let kept = &now["Gauges"];
+    assert_eq!(id(kept), id(&held), "C's item is still the one C brought");
+    assert_eq!(kept["version"], held["version"], "and nothing changed it");
+    assert_eq!(crate::sync::rows(&b, id(kept)).await, rows_before);
+    assert!(now.contains_key("Same id, other instance"), "{now:?}");
+    assert!(!now.contains_key("Hijacked") && !now.contains_key("Swept"));
+    // C's own next run still finds its item in place.
+    assert_eq!(sync_now(&b, &c_on_b)["status"], "completed");
+}

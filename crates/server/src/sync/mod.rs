@@ -12,7 +12,7 @@ pub(crate) mod sender;
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::{AppState, blocking};
 use ferry_core::collab::{self, CollabRole, GuestStatus, Participant};
-use ferry_core::sync::{Agreement, DeliveryRules, SendScope};
+use ferry_core::sync::{Agreement, DeliveryRules, Origins, SendScope};
 use ferry_proto::ticket::DataTypes;
 use ferry_proto::{ErrorCode, WireLink};
 use ferry_store::{CollabRecord, PeerIdentity, PeerRecord};
@@ -166,14 +166,15 @@ pub(crate) async fn inbound(state: &AppState, link: &Link) -> ApiResult<(String,
                     wire: WireLink::Peer {
                         request_id: record.request_id.clone(),
                     },
-                    sender: peer,
-                    space,
                     agreement: Agreement {
                         kinds: record.receives,
                         max_item_bytes: u64::MAX,
                         receiver: me,
                         references_allowed: DeliveryRules::PEER.references_allowed,
+                        origins: Origins::only(peer.instance_id.clone()),
                     },
+                    sender: peer,
+                    space,
                     mark: record.security.mark.clone(),
                     delete_retracted: true,
                 }],
@@ -253,6 +254,17 @@ fn collab_inbound(
     let channels = senders
         .into_iter()
         .map(|(participant, sender)| Inbound {
+            agreement: Agreement {
+                kinds: ALL_TYPES,
+                max_item_bytes: workspace.config.max_item_bytes,
+                receiver: me.clone(),
+                references_allowed: workspace_delivery(&workspace.config).references_allowed,
+                // A guest brings its host its own items; a host brings the participants'.
+                origins: match record.role {
+                    CollabRole::Host => Origins::only(sender.instance_id.clone()),
+                    CollabRole::Guest => participant_origins(record, None),
+                },
+            },
             channel: format!("{}:{participant}", link.key()),
             link: link.key(),
             wire: WireLink::Collab {
@@ -261,12 +273,6 @@ fn collab_inbound(
             },
             sender,
             space: space.space_id.to_string(),
-            agreement: Agreement {
-                kinds: ALL_TYPES,
-                max_item_bytes: workspace.config.max_item_bytes,
-                receiver: me.clone(),
-                references_allowed: workspace_delivery(&workspace.config).references_allowed,
-            },
             mark: record.security.mark.clone(),
             delete_retracted: record.delete_policy == collab::DeletePolicy::Delete,
         })
@@ -313,6 +319,7 @@ pub(crate) async fn outbound(
                     ceiling: record.security.ceiling.clone(),
                     receiver: receiver.instance_id.clone(),
                     delivery: DeliveryRules::PEER,
+                    origins: Origins::only(state.info.instance_id.clone()),
                 },
                 echo_link: Some(Link::Peer { id: record.id }.key()),
             })
@@ -325,7 +332,7 @@ pub(crate) async fn outbound(
             let record = blocking(move || store.collab(&id))
                 .await
                 .map_err(|_| ApiFailure::new(ErrorCode::LinkNotFound, "no such collaboration"))?;
-            collab_outbound(&record, workspace_id, receiver)
+            collab_outbound(&record, workspace_id, receiver, &state.info.instance_id)
         }
     }
 }
@@ -334,6 +341,7 @@ fn collab_outbound(
     record: &CollabRecord,
     workspace_id: &str,
     receiver: &PeerIdentity,
+    me: &str,
 ) -> ApiResult<Outbound> {
     if record.state != collab::CollabState::Active {
         return Err(inactive("the collaboration is not active here"));
@@ -384,9 +392,26 @@ fn collab_outbound(
             ceiling: record.security.ceiling.clone(),
             receiver: receiver.instance_id.clone(),
             delivery: config,
+            origins: match record.role {
+                CollabRole::Guest => Origins::only(me),
+                CollabRole::Host => participant_origins(record, Some(workspace_id)),
+            },
         },
         echo_link,
     })
+}
+
+/// The instances whose items travel between a collaboration's participants: the host and its
+/// active guests (on a host, those with a part in `workspace_id`; a guest knows the guests'
+/// instances from its host's snapshot, not their parts).
+fn participant_origins(record: &CollabRecord, workspace_id: Option<&str>) -> Origins {
+    let guests = record
+        .participants
+        .iter()
+        .filter(|p| p.role == "guest" && p.status == GuestStatus::Active.as_str())
+        .filter(|p| workspace_id.is_none_or(|w| record.part_in(w, &p.id).is_some()))
+        .filter_map(|p| p.instance().map(str::to_string));
+    Origins::any_of(std::iter::once(record.host.instance_id.clone()).chain(guests))
 }
 
 /// A workspace's copy and reference rules, from its config.

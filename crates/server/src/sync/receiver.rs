@@ -22,7 +22,8 @@ use ferry_proto::{
     WireItem, read_compact_row,
 };
 use ferry_store::{
-    BatchOutcome, ChunkRef, CopyPart, PendingCopy, ReceivedItem, SyncBatch, SyncCursor, SyncOp,
+    BatchOutcome, ChunkRef, CopyPart, Origin, PendingCopy, ReceivedItem, SyncBatch, SyncCursor,
+    SyncOp,
 };
 use futures_util::StreamExt;
 use std::collections::HashSet;
@@ -528,8 +529,9 @@ fn check_row(
 struct Checker<'a> {
     state: &'a AppState,
     channel: &'a Inbound,
-    /// Schema checks (and whether geometries are lon/lat) of items in scope, by origin item.
-    shapes: FastMap<String, Shape>,
+    /// Items this stream described, by the item id its rows name: the full origin (instance and
+    /// item) the rows belong to, and their schema check (and whether geometries are lon/lat).
+    shapes: FastMap<String, (Arc<Origin>, Shape)>,
     refused: FastSet<String>,
     errors: Vec<SyncItemError>,
     /// Items that came through the checks.
@@ -537,13 +539,14 @@ struct Checker<'a> {
     /// File bytes fetched (only chunks this instance lacked).
     chunk_bytes: i64,
     /// The item a whole-item copy stream is of: its compact rows do not name it.
-    copying: Option<Arc<str>>,
+    copying: Option<Arc<Origin>>,
     /// The run, named in chunk requests.
     run: RunTag,
 }
 
 impl Checker<'_> {
     async fn item(&mut self, wire: WireItem) -> ApiResult<Option<SyncOp>> {
+        self.check_identity(&wire)?;
         let kind = match wire.kind.as_str() {
             "dataset" => ItemKind::Dataset,
             "feature_layer" => ItemKind::FeatureLayer,
@@ -590,9 +593,13 @@ impl Checker<'_> {
         self.refused.remove(&wire.origin_item);
         self.received.insert(wire.origin_item.clone());
         let geographic = wire.crs.as_deref().is_none_or(is_geographic);
+        let origin = Arc::new(Origin::new(&wire.origin_instance, &wire.origin_item));
         self.shapes.insert(
             wire.origin_item.clone(),
-            (wire.schema.as_ref().map(SchemaBuilder::enforce), geographic),
+            (
+                origin,
+                (wire.schema.as_ref().map(SchemaBuilder::enforce), geographic),
+            ),
         );
         let mut markings = wire.markings.clone();
         for m in &self.channel.mark {
@@ -618,6 +625,33 @@ impl Checker<'_> {
             row_count: wire.row_count,
             sync_as: wire.sync_as,
         }))))
+    }
+
+    /// One item id names one item in a stream: rows name an item by its id alone, so a stream
+    /// that gave the same id to items of two instances could write one's rows into the other.
+    /// A whole copy describes the copied item and no other.
+    fn check_identity(&self, wire: &WireItem) -> ApiResult<()> {
+        let same = |origin: &Origin| {
+            origin.instance == wire.origin_instance && origin.item == wire.origin_item
+        };
+        if let Some(copying) = &self.copying
+            && !same(copying)
+        {
+            return Err(ApiFailure::new(
+                ErrorCode::SyncRefused,
+                "the sender described another item in a whole copy",
+            ));
+        }
+        match self.shapes.get(&wire.origin_item) {
+            Some((origin, _)) if !same(origin) => Err(ApiFailure::new(
+                ErrorCode::SyncRefused,
+                format!(
+                    "the sender described item {} as coming from two instances in one stream",
+                    wire.origin_item
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Fetches the chunks of a file this instance lacks; only those travel.
@@ -668,13 +702,20 @@ impl Checker<'_> {
         if self.refused.contains(&*origin_item) {
             return Ok(None);
         }
-        let shape = self.described(&origin_item)?;
+        let (origin, shape) = self.described(&origin_item)?;
+        let origin = origin.clone();
         match check_row(shape, &key, values, geometry) {
-            Ok(row) => Ok(Some(SyncOp::Row { origin_item, row })),
+            Ok(row) => Ok(Some(SyncOp::Row { origin, row })),
             Err(message) => {
-                let origin = self.channel.sender.instance_id.clone();
-                self.quarantine(&origin, &origin_item, "", "schema_mismatch", message)
-                    .await?;
+                // The item's own origin: a relayed item is copied again from there.
+                self.quarantine(
+                    &origin.instance,
+                    &origin.item,
+                    "",
+                    "schema_mismatch",
+                    message,
+                )
+                .await?;
                 Ok(None)
             }
         }
@@ -723,19 +764,19 @@ impl Checker<'_> {
     }
 
     /// The item a row of a whole copy belongs to: the copied one, whatever a sender streams.
-    fn copied_row(&self, named: Option<&str>, copying: &Arc<str>) -> ApiResult<Arc<str>> {
-        if named.is_some_and(|named| named != &**copying) {
+    fn copied_row(&self, named: Option<&str>, copying: &Origin) -> ApiResult<Arc<str>> {
+        if named.is_some_and(|named| named != copying.item) {
             return Err(ApiFailure::new(
                 ErrorCode::SyncRefused,
                 "the sender streamed a row of another item in a whole copy",
             ));
         }
-        Ok(copying.clone())
+        Ok(copying.item.as_str().into())
     }
 
     /// An honest sender describes an item before its first row in a stream, so every row is
     /// checked against the schema of its item as this stream describes it.
-    fn described(&mut self, origin_item: &str) -> ApiResult<&mut Shape> {
+    fn described(&mut self, origin_item: &str) -> ApiResult<&mut (Arc<Origin>, Shape)> {
         self.shapes.get_mut(origin_item).ok_or_else(|| {
             ApiFailure::new(
                 ErrorCode::SyncRefused,
@@ -785,9 +826,9 @@ impl Checker<'_> {
                 if self.refused.contains(&origin_item) {
                     return Ok(None);
                 }
-                self.described(&origin_item)?;
+                let origin = self.described(&origin_item)?.0.clone();
                 let key = Key::from_value(&key).map_err(ApiFailure::from)?;
-                Ok(Some(SyncOp::RowDeleted { origin_item, key }))
+                Ok(Some(SyncOp::RowDeleted { origin, key }))
             }
             SyncRecord::Retract {
                 origin_instance,
@@ -1072,7 +1113,10 @@ async fn copy_item(
         errors: Vec::new(),
         received: HashSet::new(),
         chunk_bytes: 0,
-        copying: Some(copy.origin_item.as_str().into()),
+        copying: Some(Arc::new(Origin::new(
+            &copy.origin_instance,
+            &copy.origin_item,
+        ))),
         run: tally.tag(),
     };
     let mut ops = Vec::with_capacity(COPY_PART_OPS);

@@ -6,7 +6,8 @@ use super::{
     tombstone_item, write_row,
 };
 use crate::types::{
-    BatchOutcome, PendingCopy, ReceivedItem, SentPart, SyncBatch, SyncCursor, SyncOp, SyncRunRecord,
+    BatchOutcome, Origin, PendingCopy, ReceivedItem, SentPart, SyncBatch, SyncCursor, SyncOp,
+    SyncRunRecord,
 };
 use crate::{StoreError, StoreResult};
 use ferry_core::FastMap;
@@ -73,15 +74,16 @@ pub(super) fn begin_resync(
     )
 }
 
-/// The local item a received origin item is, if this instance has it.
-fn local_item(tx: &Connection, origin_item: &str) -> StoreResult<Option<i64>> {
+/// The local item a received origin item is, if this instance has it: found by its origin
+/// instance and item id together, so one instance's item id never finds another's item.
+fn local_item(tx: &Connection, origin: &Origin) -> StoreResult<Option<i64>> {
     tx.prepare_cached(
-        "SELECT i.rid FROM (SELECT item_rid, origin_item FROM item_arrivals
-             UNION ALL SELECT item_rid, origin_item FROM kept_origins) o
+        "SELECT i.rid FROM (SELECT item_rid, origin_instance, origin_item FROM item_arrivals
+             UNION ALL SELECT item_rid, origin_instance, origin_item FROM kept_origins) o
          JOIN items i ON i.rid = o.item_rid
-         WHERE o.origin_item = ?1 AND i.deleted = 0 LIMIT 1",
+         WHERE o.origin_item = ?1 AND o.origin_instance = ?2 AND i.deleted = 0 LIMIT 1",
     )?
-    .query_row([origin_item], |r| r.get(0))
+    .query_row(params![origin.item, origin.instance], |r| r.get(0))
     .optional()
     .map_err(Into::into)
 }
@@ -92,8 +94,8 @@ struct Apply<'t, 'c, 'b> {
     batch: &'b SyncBatch<'b>,
     space_rid: i64,
     seqs: SeqAlloc,
-    /// Local item rid per origin item, and the row count change per item.
-    items: FastMap<String, i64>,
+    /// Local item rid per origin item.
+    items: FastMap<Origin, i64>,
     spaces: FastMap<i64, i64>,
     /// Per item: whether its next row is tried as an insert first.
     inserting: FastMap<i64, bool>,
@@ -124,13 +126,13 @@ const UPDATE_ROW: &str = "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5, min_x 
      max_x = ?8, max_y = ?9 WHERE item_rid = ?1 AND key = ?2 AND deleted = 0";
 
 impl Apply<'_, '_, '_> {
-    fn item_rid(&mut self, origin_item: &str) -> StoreResult<Option<i64>> {
-        if let Some(rid) = self.items.get(origin_item) {
+    fn item_rid(&mut self, origin: &Origin) -> StoreResult<Option<i64>> {
+        if let Some(rid) = self.items.get(origin) {
             return Ok(Some(*rid));
         }
-        let found = local_item(self.tx, origin_item)?;
+        let found = local_item(self.tx, origin)?;
         if let Some(rid) = found {
-            self.items.insert(origin_item.to_string(), rid);
+            self.items.insert(origin.clone(), rid);
         }
         Ok(found)
     }
@@ -182,16 +184,16 @@ impl Apply<'_, '_, '_> {
     fn op(&mut self, op: &SyncOp) -> StoreResult<()> {
         match op {
             SyncOp::Item(item) => self.item(item),
-            SyncOp::Row { origin_item, row } => {
+            SyncOp::Row { origin, row } => {
                 // Rows of an item this instance does not hold (refused, waiting for a copy) wait
                 // for that copy.
-                match self.item_rid(origin_item)? {
+                match self.item_rid(origin)? {
                     Some(rid) if !self.is_reference(rid)? => self.row(rid, &row.key, Some(row)),
                     // Rows of a reference stay at the origin, whatever a sender sends.
                     _ => Ok(()),
                 }
             }
-            SyncOp::RowDeleted { origin_item, key } => match self.item_rid(origin_item)? {
+            SyncOp::RowDeleted { origin, key } => match self.item_rid(origin)? {
                 Some(rid) if !self.is_reference(rid)? => self.row(rid, key, None),
                 _ => Ok(()),
             },
@@ -209,7 +211,7 @@ impl Apply<'_, '_, '_> {
             .as_ref()
             .map(|(info, _)| to_json(info))
             .transpose()?;
-        let existing = self.item_rid(&item.origin_item)?;
+        let existing = self.item_rid(&item.origin())?;
         // Kept after every link let go of it: changes made meanwhile never came, so it is copied
         // again, as if new here.
         let was_kept = match existing {
@@ -325,7 +327,7 @@ impl Apply<'_, '_, '_> {
             ],
         )?;
         let rid = self.tx.last_insert_rowid();
-        self.items.insert(item.origin_item.clone(), rid);
+        self.items.insert(item.origin(), rid);
         self.spaces.insert(rid, self.space_rid);
         Ok(rid)
     }
@@ -444,10 +446,11 @@ impl Apply<'_, '_, '_> {
             "DELETE FROM sync_pending WHERE channel = ?1 AND origin_instance = ?2 AND origin_item = ?3",
             params![self.batch.channel, origin_instance, origin_item],
         )?;
-        let Some(rid) = self.item_rid(origin_item)? else {
+        let origin = Origin::new(origin_instance, origin_item);
+        let Some(rid) = self.item_rid(&origin)? else {
             return Ok(());
         };
-        self.items.remove(origin_item);
+        self.items.remove(&origin);
         self.retract_rid(rid)
     }
 
@@ -536,10 +539,10 @@ pub(super) fn apply_batch(
 /// delta's changes come in the order they were made, scattered over the table; in key order,
 /// each B-tree is walked once from left to right, and the pages two changes share are near.
 fn in_key_order(ops: &[SyncOp]) -> Vec<&SyncOp> {
-    fn row_of(op: &SyncOp) -> Option<(&str, &Key)> {
+    fn row_of(op: &SyncOp) -> Option<(&Origin, &Key)> {
         match op {
-            SyncOp::Row { origin_item, row } => Some((origin_item, &row.key)),
-            SyncOp::RowDeleted { origin_item, key } => Some((origin_item, key)),
+            SyncOp::Row { origin, row } => Some((origin, &row.key)),
+            SyncOp::RowDeleted { origin, key } => Some((origin, key)),
             _ => None,
         }
     }
@@ -562,9 +565,10 @@ pub(super) fn apply_item_copy(
     part: &mut crate::CopyPart,
 ) -> StoreResult<BatchOutcome> {
     let mut apply = begin(tx, batch)?;
+    let origin = Origin::new(origin_instance, origin_item);
     if part.start.is_none() {
         part.start = Some(apply.seqs.last + 1);
-        part.had_rows = match apply.item_rid(origin_item)? {
+        part.had_rows = match apply.item_rid(&origin)? {
             Some(rid) => tx.query_row_cached(
                 "SELECT EXISTS (SELECT 1 FROM rows WHERE item_rid = ?1 AND deleted = 0)",
                 [rid],
@@ -582,8 +586,7 @@ pub(super) fn apply_item_copy(
     // Rows older than the copy exist only if the item had rows when it started: later writes
     // all take newer sequence numbers. A copy answered with a retraction brought nothing: what
     // another link brings stays.
-    if let (true, Some(start), Some(rid)) =
-        (part.had_rows, part.start, apply.item_rid(origin_item)?)
+    if let (true, Some(start), Some(rid)) = (part.had_rows, part.start, apply.item_rid(&origin)?)
         && arrives_by(tx, rid, batch.link)?
     {
         let swept = sweep_rows(tx, rid, start, &mut apply.seqs)?;
@@ -939,9 +942,13 @@ pub(super) fn schedules(
 mod tests {
     use super::*;
 
+    fn origin(item: &str) -> std::sync::Arc<Origin> {
+        Origin::new("i", item).into()
+    }
+
     fn row(item: &str, key: i64, values: &str) -> SyncOp {
         SyncOp::Row {
-            origin_item: item.into(),
+            origin: origin(item),
             row: crate::RowRecord {
                 key: Key::Int(key),
                 values: values.into(),
@@ -952,7 +959,7 @@ mod tests {
 
     fn deleted(item: &str, key: i64) -> SyncOp {
         SyncOp::RowDeleted {
-            origin_item: item.into(),
+            origin: origin(item),
             key: Key::Int(key),
         }
     }
@@ -961,11 +968,11 @@ mod tests {
     fn names(ops: &[&SyncOp]) -> Vec<String> {
         ops.iter()
             .map(|op| match op {
-                SyncOp::Row { origin_item, row } => {
-                    format!("{origin_item}:{}:{}", row.key.to_value(), row.values)
+                SyncOp::Row { origin, row } => {
+                    format!("{}:{}:{}", origin.item, row.key.to_value(), row.values)
                 }
-                SyncOp::RowDeleted { origin_item, key } => {
-                    format!("-{origin_item}:{}", key.to_value())
+                SyncOp::RowDeleted { origin, key } => {
+                    format!("-{}:{}", origin.item, key.to_value())
                 }
                 SyncOp::Retract { origin_item, .. } => format!("retract {origin_item}"),
                 SyncOp::Item(item) => format!("item {}", item.origin_item),

@@ -165,6 +165,7 @@ fn record_from_invitation(state: &AppState, invitation: &CollabInvitation) -> Co
                 status: "active".into(),
                 identity: None,
                 contact: None,
+                instance_id: None,
             },
             ParticipantRecord {
                 id: self_participant,
@@ -173,6 +174,7 @@ fn record_from_invitation(state: &AppState, invitation: &CollabInvitation) -> Co
                 status: "active".into(),
                 identity: None,
                 contact: None,
+                instance_id: None,
             },
         ],
         invitations: Vec::new(),
@@ -322,6 +324,7 @@ pub(crate) fn merge_snapshot(
             status: p.status.clone(),
             identity: None,
             contact: None,
+            instance_id: p.instance_id.clone(),
         })
         .collect();
     let current: Vec<String> = record.workspaces.iter().map(|w| w.id.clone()).collect();

@@ -191,6 +191,7 @@ pub(crate) async fn create(
             status: GuestStatus::Active.as_str().into(),
             identity: None,
             contact: None,
+            instance_id: None,
         }],
         invitations: Vec::new(),
         links: BTreeMap::new(),
@@ -917,6 +918,7 @@ pub(crate) async fn apply_response(
         status: GuestStatus::Active.as_str().into(),
         identity: Some(StoredIdentity::from(&super::identity_of(guest))),
         contact: Some(response.contact.clone()),
+        instance_id: None,
     });
     for w in &mut record.workspaces {
         if let Some(mode) = access.get(&w.id) {

@@ -158,6 +158,10 @@ pub(crate) fn snapshot_for(
                 title: p.title.clone(),
                 role: p.role.clone(),
                 status: p.status.clone(),
+                instance_id: match p.role.as_str() {
+                    "host" => Some(record.host.instance_id.clone()),
+                    _ => p.instance().map(str::to_string),
+                },
             })
             .collect(),
     }
