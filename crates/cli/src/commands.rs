@@ -49,8 +49,34 @@ pub(crate) enum TokenCmd {
     },
     /// List tokens (never their secrets).
     List,
-    /// Revoke a token at once.
+    /// Revoke a token at once. The last admin token that is not revoked cannot be.
     Revoke { id: String },
+    /// Create a new admin token offline, straight in the data directory (for its owner, when no
+    /// admin token works); it is written to the directory's admin-token file. Works whether or
+    /// not the instance is running.
+    Recover {
+        #[command(flatten)]
+        data_dir: crate::DataDirArg,
+    },
+}
+
+/// `ferry token recover`: needs the data directory, not the API.
+pub(crate) fn recover_token(out: Output, data_dir: Option<std::path::PathBuf>) -> Result<()> {
+    let dir = data_dir.unwrap_or_else(crate::client::default_data_dir);
+    let actor = format!(
+        "local:{}",
+        std::env::var("USER").unwrap_or_else(|_| "owner".into())
+    );
+    let (info, path) = ferry_server::instance::recover_admin_token(&dir, &actor)?;
+    out.done(
+        &info,
+        &format!(
+            "Created admin token {} ('{}'); its secret is in {}.",
+            info.id,
+            info.name,
+            path.display()
+        ),
+    )
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -98,6 +124,7 @@ pub(crate) async fn token(client: &Client, out: Output, cmd: TokenCmd) -> Result
                 &format!("Revoked token {} ('{}').", info.id, info.name),
             )
         }
+        TokenCmd::Recover { data_dir } => recover_token(out, data_dir.data_dir),
     }
 }
 

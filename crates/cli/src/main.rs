@@ -133,6 +133,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(out, args).await,
         Command::Instance(cmd) => commands::instance(&connect()?, out, cmd).await,
+        Command::Token(commands::TokenCmd::Recover { data_dir }) => {
+            commands::recover_token(out, data_dir.data_dir)
+        }
         Command::Token(cmd) => commands::token(&connect()?, out, cmd).await,
         Command::Space(cmd) => commands::space(&connect()?, out, cmd).await,
         Command::Item(cmd) => commands::item(&connect()?, out, cmd).await,

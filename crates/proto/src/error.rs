@@ -68,6 +68,8 @@ error_codes! {
     ItemNotFound = "item_not_found",
     /// No such token.
     TokenNotFound = "token_not_found",
+    /// The token is the last admin token that is not revoked.
+    LastAdminToken = "last_admin_token",
     /// A space with that name already exists.
     SpaceNameTaken = "space_name_taken",
     /// The space still holds items.

@@ -38,7 +38,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         PeerUnreachable | PeerRefused => StatusCode::BAD_GATEWAY,
-        InviteReused | InviteKeyMismatch | PeerStateConflict => StatusCode::CONFLICT,
+        InviteReused | InviteKeyMismatch | PeerStateConflict | LastAdminToken => {
+            StatusCode::CONFLICT
+        }
         SpaceNameTaken | SpaceNotEmpty | WrongItemKind | SpaceLinked => StatusCode::CONFLICT,
         CollabStateConflict | WorkspaceAlreadyLinked | WorkspaceNotLinked | LinkInactive => {
             StatusCode::CONFLICT
@@ -114,6 +116,7 @@ impl From<StoreError> for ApiFailure {
             StoreError::SpaceNameTaken(_) => ErrorCode::SpaceNameTaken,
             StoreError::SpaceNotEmpty { .. } => ErrorCode::SpaceNotEmpty,
             StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,
+            StoreError::LastAdminToken(_) => ErrorCode::LastAdminToken,
             StoreError::EditsRejected { results, .. } => {
                 let details = serde_json::json!({ "results": results });
                 return ApiFailure::new(ErrorCode::EditsRejected, e.to_string())

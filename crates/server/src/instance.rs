@@ -193,6 +193,39 @@ pub fn record_epoch(dir: &Path, store: &dyn Store) -> Result<(), StartError> {
         .map_err(data_dir_error(dir))
 }
 
+/// Creates a new admin token straight in a data directory's database, for its owner: the way
+/// back when no admin token works (lost, or revoked outside Ferry's own guard). Whoever can
+/// read and write the data directory owns the instance anyway, so this asks nothing more. The
+/// token goes to the `admin-token` file (mode 0600) and the audit log records the recovery.
+pub fn recover_admin_token(
+    dir: &Path,
+    actor: &str,
+) -> Result<(ferry_proto::TokenInfo, PathBuf), StartError> {
+    let database = dir.join(DATABASE_FILE);
+    if !database.is_file() {
+        return Err(StartError::DataDir {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no Ferry database here; pass the instance's --data-dir (or FERRY_DATA_DIR)",
+            ),
+        });
+    }
+    let store = SqliteStore::open(database)?;
+    let token = auth::new_token_secret();
+    let info = store.create_token(
+        "recovered-admin",
+        Role::Admin,
+        auth::hash_token(&token),
+        actor,
+    )?;
+    store.close()?;
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    let _ = fs::remove_file(&path);
+    write_private(&path, format!("{token}\n").as_bytes()).map_err(data_dir_error(dir))?;
+    Ok((info, path))
+}
+
 impl Instance {
     /// Opens the data directory, creating everything on first start.
     pub fn open(config: Config) -> Result<Instance, StartError> {
@@ -209,7 +242,7 @@ impl Instance {
         let chunks = ChunkStore::open(dir.join("chunks"))?;
         let admin_token_created = if store.list_tokens()?.is_empty() {
             let token = auth::new_token_secret();
-            store.create_token("admin", Role::Admin, auth::hash_token(&token))?;
+            store.create_token("admin", Role::Admin, auth::hash_token(&token), "ferry")?;
             let path = dir.join(ADMIN_TOKEN_FILE);
             // A stale file from an earlier database would hold a token that no longer works.
             let _ = fs::remove_file(&path);

@@ -23,7 +23,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $open;
             spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
-            change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, moved_items_change_feeds,
+            change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, moved_items_change_feeds, marking_changes_are_audited,
             epoch_rotation, item_deletion, files,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
@@ -210,11 +210,13 @@ pub fn spaces_lifecycle(store: &dyn Store) {
 
 pub fn tokens_lifecycle(store: &dyn Store) {
     let hash = [9u8; 32];
-    let t = store.create_token("ana", Role::Editor, hash).unwrap();
+    let t = store
+        .create_token("ana", Role::Editor, hash, "admin")
+        .unwrap();
     let found = store.token_by_hash(hash).unwrap().unwrap();
     assert_eq!(found, t);
     assert!(store.token_by_hash([1u8; 32]).unwrap().is_none());
-    let revoked = store.revoke_token(t.id).unwrap();
+    let revoked = store.revoke_token(t.id, "root").unwrap();
     assert!(revoked.revoked_at.is_some());
     assert!(
         store
@@ -225,10 +227,54 @@ pub fn tokens_lifecycle(store: &dyn Store) {
             .is_some()
     );
     assert!(matches!(
-        store.revoke_token(ferry_proto::TokenId::generate()),
+        store.revoke_token(ferry_proto::TokenId::generate(), "root"),
         Err(StoreError::TokenNotFound(_))
     ));
     assert_eq!(store.list_tokens().unwrap().len(), 1);
+
+    // The last live admin token stays: nobody could administer the instance without one.
+    let first = store
+        .create_token("admin", Role::Admin, [1u8; 32], "setup")
+        .unwrap();
+    assert!(matches!(
+        store.revoke_token(first.id, "admin"),
+        Err(StoreError::LastAdminToken(_))
+    ));
+    let second = store
+        .create_token("ops", Role::Admin, [2u8; 32], "admin")
+        .unwrap();
+    store.revoke_token(first.id, "ops").unwrap();
+    assert!(matches!(
+        store.revoke_token(second.id, "ops"),
+        Err(StoreError::LastAdminToken(_))
+    ));
+    assert!(
+        store
+            .token_by_hash([2u8; 32])
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+
+    // Every creation and revocation is audited, with who did it; a refusal is not.
+    let log: Vec<(String, String, Option<String>)> = store
+        .list_audit(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event, e.actor, e.subject))
+        .collect();
+    let id = |t: &ferry_proto::TokenInfo| Some(t.id.to_string());
+    assert_eq!(
+        log,
+        vec![
+            ("token.created".into(), "admin".into(), id(&t)),
+            ("token.revoked".into(), "root".into(), id(&t)),
+            ("token.created".into(), "setup".into(), id(&first)),
+            ("token.created".into(), "admin".into(), id(&second)),
+            ("token.revoked".into(), "ops".into(), id(&first)),
+        ]
+    );
 }
 
 pub fn import_and_query(store: &dyn Store) {
@@ -512,6 +558,7 @@ pub fn change_feed_order_and_tombstones(store: &dyn Store) {
                 title: Some("Renamed".into()),
                 ..Default::default()
             },
+            "ed",
         )
         .unwrap();
     let meta = store.changes("s", mark, 100).unwrap();
@@ -612,6 +659,7 @@ pub fn moved_items_change_feeds(store: &dyn Store) {
                     space: Some(to.into()),
                     ..Default::default()
                 },
+                "admin",
             )
             .unwrap()
     };
@@ -678,6 +726,7 @@ pub fn moved_items_change_feeds(store: &dyn Store) {
                 title: Some("Lost".into()),
                 ..Default::default()
             },
+            "admin",
         )
         .unwrap_err();
     assert!(matches!(err, StoreError::SpaceNotFound(_)), "{err:?}");
@@ -686,8 +735,65 @@ pub fn moved_items_change_feeds(store: &dyn Store) {
         "Test",
         "nothing changed"
     );
+    // Each move is audited with who made it, from where, to where; a move to where the item
+    // is, or one refused, is not.
+    let moves: Vec<(String, String, serde_json::Value)> = store
+        .audit_of(&item.id.to_string())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event, e.actor, e.detail))
+        .collect();
+    let moved = |from: &str, to: &str| {
+        (
+            "item.moved".to_string(),
+            "admin".to_string(),
+            json!({"title": "Test", "from": from, "to": to}),
+        )
+    };
+    assert_eq!(moves, vec![moved("a", "b"), moved("b", "a")]);
     // A space deleted takes its departures along.
     store.delete_space("b", true).unwrap();
+}
+
+pub fn marking_changes_are_audited(store: &dyn Store) {
+    space(store, "s");
+    let item = layer(store, "s", 1);
+    let mark = |markings: &[&str], actor: &str| {
+        let patch = ItemPatch {
+            markings: Some(markings.iter().map(|m| m.to_string()).collect()),
+            ..Default::default()
+        };
+        store.update_item(item.id, &patch, actor).unwrap()
+    };
+    mark(&["OFFICIAL"], "ana");
+    mark(&["OFFICIAL"], "ana");
+    mark(&[], "bob");
+    let retitled = ItemPatch {
+        title: Some("Other".into()),
+        ..Default::default()
+    };
+    store.update_item(item.id, &retitled, "carl").unwrap();
+    let log: Vec<(String, String, serde_json::Value)> = store
+        .audit_of(&item.id.to_string())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event, e.actor, e.detail))
+        .collect();
+    let changed = |actor: &str, from: &[&str], to: &[&str]| {
+        (
+            "item.markings_changed".to_string(),
+            actor.to_string(),
+            json!({"title": "Test", "from": from, "to": to}),
+        )
+    };
+    assert_eq!(
+        log,
+        vec![
+            changed("ana", &[], &["OFFICIAL"]),
+            changed("bob", &["OFFICIAL"], &[])
+        ],
+        "only changes of markings, each once"
+    );
 }
 
 pub fn epoch_rotation(store: &dyn Store) {

@@ -45,6 +45,10 @@ pub enum StoreError {
         total: usize,
         results: Vec<EditResult>,
     },
+    #[error(
+        "token {0} is the last admin token that is not revoked; create another admin token first (`ferry token create NAME --role admin`), or recover one offline with `ferry token recover`"
+    )]
+    LastAdminToken(String),
     #[error("storage failure: {0}")]
     Backend(String),
 }

@@ -38,12 +38,20 @@ pub trait Store: Send + Sync + 'static {
     /// Mints a new data epoch (after a restore or rebuild); receivers then resync.
     fn rotate_epoch(&self) -> StoreResult<String>;
 
-    fn create_token(&self, name: &str, role: Role, secret_hash: [u8; 32])
-    -> StoreResult<TokenInfo>;
+    /// Creates a token and audits it (`token.created`, by `actor`), in one transaction.
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret_hash: [u8; 32],
+        actor: &str,
+    ) -> StoreResult<TokenInfo>;
     /// The token with this secret hash, revoked or not.
     fn token_by_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<TokenInfo>>;
     fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
-    fn revoke_token(&self, id: TokenId) -> StoreResult<TokenInfo>;
+    /// Revokes a token and audits it (`token.revoked`). Refuses the last live admin token:
+    /// without one, nobody could administer the instance over its API.
+    fn revoke_token(&self, id: TokenId, actor: &str) -> StoreResult<TokenInfo>;
 
     fn create_space(&self, new: &NewSpace) -> StoreResult<Space>;
     fn list_spaces(&self) -> StoreResult<Vec<Space>>;
@@ -57,7 +65,9 @@ pub trait Store: Send + Sync + 'static {
     fn create_item(&self, draft: &ItemDraft, rows: &mut dyn RowSource) -> StoreResult<Item>;
     fn item(&self, id: ItemId) -> StoreResult<Item>;
     fn list_items(&self, space_ref: Option<&str>) -> StoreResult<Vec<Item>>;
-    fn update_item(&self, id: ItemId, patch: &ItemPatch) -> StoreResult<Item>;
+    /// Changes an item; a change of its markings (`item.markings_changed`) or its space
+    /// (`item.moved`) is audited, by `actor`, in the same transaction.
+    fn update_item(&self, id: ItemId, patch: &ItemPatch, actor: &str) -> StoreResult<Item>;
     /// Leaves a tombstone for the change feed. Returns the chunks no item references any more.
     fn delete_item(&self, id: ItemId) -> StoreResult<Vec<ChunkHash>>;
 

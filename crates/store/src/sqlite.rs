@@ -926,6 +926,44 @@ fn audit_in(conn: &Connection, entry: &NewAuditEntry) -> StoreResult<()> {
     Ok(())
 }
 
+fn token_audit(actor: &str, event: &str, token: &TokenInfo) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: actor.to_string(),
+        event: event.to_string(),
+        subject: Some(token.id.to_string()),
+        detail: serde_json::json!({"name": token.name, "role": token.role.as_str()}),
+    }
+}
+
+/// The audit entries of an item change: its markings and its space, each when it changes.
+fn item_change_audits(
+    actor: &str,
+    before: &Item,
+    after: &Item,
+    spaces: [&str; 2],
+) -> Vec<NewAuditEntry> {
+    let entry = |event: &str, detail: Value| NewAuditEntry {
+        actor: actor.to_string(),
+        event: event.to_string(),
+        subject: Some(before.id.to_string()),
+        detail,
+    };
+    let mut entries = Vec::new();
+    if before.markings != after.markings {
+        entries.push(entry(
+            "item.markings_changed",
+            serde_json::json!({"title": after.title, "from": before.markings, "to": after.markings}),
+        ));
+    }
+    if before.space_id != after.space_id {
+        entries.push(entry(
+            "item.moved",
+            serde_json::json!({"title": after.title, "from": spaces[0], "to": spaces[1]}),
+        ));
+    }
+    entries
+}
+
 fn rule_audit(actor: &str, event: &str, rule: &PolicyRule) -> NewAuditEntry {
     NewAuditEntry {
         actor: actor.to_string(),
@@ -1453,6 +1491,7 @@ impl Store for SqliteStore {
         name: &str,
         role: Role,
         secret_hash: [u8; 32],
+        actor: &str,
     ) -> StoreResult<TokenInfo> {
         let info = TokenInfo {
             id: TokenId::generate(),
@@ -1466,7 +1505,7 @@ impl Store for SqliteStore {
                 "INSERT INTO tokens (id, name, role, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![info.id.to_string(), info.name, role.as_str(), &secret_hash[..], info.created_at],
             )?;
-            Ok(())
+            audit_in(tx, &token_audit(actor, "token.created", &info))
         })?;
         Ok(info)
     }
@@ -1494,21 +1533,40 @@ impl Store for SqliteStore {
         })
     }
 
-    fn revoke_token(&self, id: TokenId) -> StoreResult<TokenInfo> {
+    fn revoke_token(&self, id: TokenId, actor: &str) -> StoreResult<TokenInfo> {
         self.write(|tx| {
+            let find = |tx: &Transaction<'_>| -> StoreResult<TokenInfo> {
+                tx.query_row_cached(
+                    &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
+                    [id.to_string()],
+                    token_from_row,
+                )
+                .optional()?
+                .map(token_info)
+                .transpose()?
+                .ok_or_else(|| StoreError::TokenNotFound(id.to_string()))
+            };
+            let token = find(tx)?;
+            if token.revoked_at.is_some() {
+                return Ok(token);
+            }
+            if token.role == Role::Admin {
+                let live_admins: i64 = tx.query_row_cached(
+                    "SELECT count(*) FROM tokens WHERE role = 'admin' AND revoked_at IS NULL",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if live_admins <= 1 {
+                    return Err(StoreError::LastAdminToken(id.to_string()));
+                }
+            }
             tx.execute_cached(
-                "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
                 params![id.to_string(), now()],
             )?;
-            tx.query_row_cached(
-                &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
-                [id.to_string()],
-                token_from_row,
-            )
-            .optional()?
-            .map(token_info)
-            .transpose()?
-            .ok_or_else(|| StoreError::TokenNotFound(id.to_string()))
+            let revoked = find(tx)?;
+            audit_in(tx, &token_audit(actor, "token.revoked", &revoked))?;
+            Ok(revoked)
         })
     }
 
@@ -1715,7 +1773,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn update_item(&self, id: ItemId, patch: &ItemPatch) -> StoreResult<Item> {
+    fn update_item(&self, id: ItemId, patch: &ItemPatch, actor: &str) -> StoreResult<Item> {
         self.write(|tx| {
             let (rid, item) = find_item(tx, id)?;
             let mut seqs = SeqAlloc::begin(tx)?;
@@ -1738,7 +1796,14 @@ impl Store for SqliteStore {
                 move_item(tx, rid, &item, space, &mut seqs)?;
             }
             seqs.finish(tx)?;
-            Ok(find_item(tx, id)?.1)
+            let updated = find_item(tx, id)?.1;
+            let names = [&item.space_id, &updated.space_id]
+                .map(|s| find_space(tx, &s.to_string()).map(|(_, space)| space.name));
+            let [from, to] = names;
+            for entry in item_change_audits(actor, &item, &updated, [&from?, &to?]) {
+                audit_in(tx, &entry)?;
+            }
+            Ok(updated)
         })
     }
 

@@ -116,11 +116,11 @@ async fn online_flow_request_import_approve_activate() {
         ]
     );
     assert_eq!(
-        events(&a.get("/api/v1/audit").await)[2..],
+        events(&a.get("/api/v1/audit").await)[3..],
         ["peer.requested", "peer.approved", "peer.activated"]
     );
     assert_eq!(
-        events(&b.get("/api/v1/audit").await)[2..],
+        events(&b.get("/api/v1/audit").await)[3..],
         [
             "peer.code_imported",
             "peer.approved",

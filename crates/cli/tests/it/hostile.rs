@@ -176,3 +176,187 @@ async fn a_peer_cannot_touch_what_another_peer_brought() {
     // C's own next run still finds its item in place.
     assert_eq!(sync_now(&b, &c_on_b)["status"], "completed");
 }
+
+/// The audit entries of one kind of event: (actor, subject, detail).
+async fn audited(inst: &TestInstance, event: &str) -> Vec<(Value, Value, Value)> {
+    audited_as(inst, &inst.admin_token, event).await
+}
+
+async fn audited_as(inst: &TestInstance, token: &str, event: &str) -> Vec<(Value, Value, Value)> {
+    let (status, log) = inst
+        .call_as(
+            token,
+            reqwest::Method::GET,
+            "/api/v1/audit?limit=10000",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{log}");
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == event)
+        .map(|e| {
+            (
+                e["actor"].clone(),
+                e["subject"].clone(),
+                e["detail"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// An editor cannot declassify an item (and so let it leave over a link whose ceiling it now
+/// fits): markings, like the space an item is in, are an admin's call, and every change of
+/// either is in the audit log with who made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_change_markings_and_every_change_is_audited() {
+    let a = TestInstance::start().await;
+    a.create_space("roads").await;
+    a.create_space("archive").await;
+    let (status, item) = a
+        .import(
+            "space=roads&title=Berths&marking=OFFICIAL&primary_key=id",
+            "text/csv",
+            "id\n1\n",
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{item}");
+    let path = format!("/api/v1/items/{}", id(&item));
+    let editor = a.create_token("ed", "editor").await;
+
+    let declassify = json!({"markings": []});
+    let (status, body) = a
+        .call_as(
+            &editor,
+            reqwest::Method::PATCH,
+            &path,
+            Some(declassify.clone()),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "forbidden");
+    assert!(
+        body["message"].as_str().unwrap().contains("markings"),
+        "{body}"
+    );
+    assert_eq!(a.get(&path).await["markings"], json!(["OFFICIAL"]));
+    // An editor still edits the rest of the metadata.
+    let (status, body) = a
+        .call_as(
+            &editor,
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"title": "Quays"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert!(audited(&a, "item.markings_changed").await.is_empty());
+
+    let (status, body) = a
+        .call(reqwest::Method::PATCH, &path, Some(declassify))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    ferry_json(&a, &["item", "update", id(&item), "--space", "archive"]);
+    assert_eq!(
+        audited(&a, "item.markings_changed").await,
+        vec![(
+            json!("admin"),
+            json!(id(&item)),
+            json!({"title": "Quays", "from": ["OFFICIAL"], "to": []})
+        )]
+    );
+    assert_eq!(
+        audited(&a, "item.moved").await,
+        vec![(
+            json!("admin"),
+            json!(id(&item)),
+            json!({"title": "Quays", "from": "roads", "to": "archive"})
+        )]
+    );
+    // The CLI shows them too.
+    let log = crate::harness::events(&ferry_json(&a, &["audit", "list"]));
+    assert!(
+        log.contains(&"item.markings_changed".to_string())
+            && log.contains(&"item.moved".to_string()),
+        "{log:?}"
+    );
+}
+
+/// Tokens: every creation and revocation is audited; the last admin token cannot be revoked
+/// (nobody could administer the instance any more); the owner of the data directory can always
+/// make a new admin token offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_audited_and_the_last_admin_token_stays() {
+    let a = TestInstance::start().await;
+    let created = ferry_json(&a, &["token", "create", "ops", "--role", "admin"]);
+    let ops = created["info"]["id"].as_str().unwrap().to_string();
+    let ops_secret = created["token"].as_str().unwrap().to_string();
+    let tokens = ferry_json(&a, &["token", "list"]);
+    let first = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // ops revokes the first admin token; then ops is the last one, and stays.
+    let out = crate::harness::ferry_with_token(&a.url, &ops_secret, &["token", "revoke", &first]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = crate::harness::ferry_with_token(&a.url, &ops_secret, &["token", "revoke", &ops]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("last_admin_token"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("ferry token recover"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The owner of the data directory recovers an admin token while the instance runs.
+    let out = crate::harness::ferry_local(a.data_dir(), &["--json", "token", "recover"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recovered: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(recovered["role"], "admin");
+    let secret = std::fs::read_to_string(a.data_dir().join("admin-token")).unwrap();
+    let out = crate::harness::ferry_with_token(&a.url, secret.trim(), &["token", "list"]);
+    assert!(
+        out.status.success(),
+        "the recovered token works: {}",
+        stderr(&out)
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = crate::harness::ferry_local(elsewhere.path(), &["token", "recover"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no Ferry database here"),
+        "{}",
+        stderr(&out)
+    );
+
+    let created: Vec<Value> = audited_as(&a, secret.trim(), "token.created")
+        .await
+        .into_iter()
+        .map(|(actor, ..)| actor)
+        .collect();
+    let owner = format!(
+        "local:{}",
+        std::env::var("USER").unwrap_or_else(|_| "owner".into())
+    );
+    assert_eq!(created, [json!("ferry"), json!("admin"), json!(owner)]);
+    let revoked = audited_as(&a, secret.trim(), "token.revoked").await;
+    assert_eq!(
+        revoked,
+        vec![(
+            json!("ops"),
+            json!(first),
+            json!({"name": "admin", "role": "admin"})
+        )]
+    );
+}

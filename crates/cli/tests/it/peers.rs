@@ -70,11 +70,11 @@ async fn a_code_carries_the_offer_to_the_other_instance() {
     assert_eq!(on_a["connection"]["state"], "requested");
     assert_eq!(
         events(&a.get("/api/v1/audit").await),
-        vec!["peer.requested"]
+        vec!["token.created", "peer.requested"]
     );
     assert_eq!(
         events(&b.get("/api/v1/audit").await),
-        vec!["peer.code_imported"]
+        vec!["token.created", "peer.code_imported"]
     );
     let shown =
         crate::harness::stdout(&b.ferry(&["peer", "show", imported["id"].as_str().unwrap()]));
@@ -169,7 +169,11 @@ async fn bad_codes_are_refused_with_their_own_codes() {
         json!([]),
         "no refused code left a record"
     );
-    assert_eq!(b.get("/api/v1/audit").await, json!([]));
+    assert_eq!(
+        events(&b.get("/api/v1/audit").await),
+        vec!["token.created"],
+        "the first admin token only"
+    );
 
     // Once imported, the same code is refused; A cannot import its own code.
     assert_eq!(import(code.clone()).await.0, StatusCode::CREATED);
@@ -283,7 +287,12 @@ async fn requests_are_listed_refreshed_and_invalidated() {
     );
     assert_eq!(
         events(&a.get("/api/v1/audit").await),
-        vec!["peer.requested", "peer.refreshed", "peer.invalidated"]
+        vec![
+            "token.created",
+            "peer.requested",
+            "peer.refreshed",
+            "peer.invalidated"
+        ]
     );
 
     for (body, code) in [

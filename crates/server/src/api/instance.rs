@@ -56,7 +56,8 @@ pub(crate) async fn create_token(
     let token = auth::new_token_secret();
     let hash = auth::hash_token(&token);
     let store = state.store.clone();
-    let info = blocking(move || store.create_token(&name, new.role, hash)).await?;
+    let actor = caller.name.clone();
+    let info = blocking(move || store.create_token(&name, new.role, hash, &actor)).await?;
     tracing::info!(by = %caller.name, token = %info.id, name = %info.name, role = info.role.as_str(), "token created");
     Ok((StatusCode::CREATED, Json(CreatedToken { token, info })))
 }
@@ -74,7 +75,8 @@ pub(crate) async fn revoke_token(
         .parse()
         .map_err(|_| ferry_store::StoreError::TokenNotFound(id.clone()))?;
     let store = state.store.clone();
-    let info = blocking(move || store.revoke_token(id)).await?;
+    let actor = caller.name.clone();
+    let info = blocking(move || store.revoke_token(id, &actor)).await?;
     tracing::info!(by = %caller.name, token = %info.id, "token revoked");
     Ok(Json(info))
 }

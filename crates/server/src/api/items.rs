@@ -157,11 +157,18 @@ pub(crate) async fn update_item(
     JsonBody(mut patch): JsonBody<ItemPatch>,
 ) -> ApiResult<Json<Item>> {
     let id = parse_item_id(&id)?;
-    if patch.space.is_some() && caller.role < ferry_proto::Role::Admin {
+    // Where an item is and how it is marked decide which links it leaves by.
+    let admin_only = [
+        (patch.space.is_some(), "moving an item to another space"),
+        (patch.markings.is_some(), "changing an item's markings"),
+    ];
+    if let Some((_, what)) = admin_only.iter().find(|(asked, _)| *asked)
+        && caller.role < ferry_proto::Role::Admin
+    {
         return Err(ApiFailure::new(
             ErrorCode::Forbidden,
             format!(
-                "'{}' has role {}, but moving an item to another space needs admin: it decides who receives the item",
+                "'{}' has role {}, but {what} needs admin: it decides who receives the item",
                 caller.name,
                 caller.role.as_str()
             ),
@@ -177,6 +184,7 @@ pub(crate) async fn update_item(
     patch.markings = patch.markings.map(names::normalize_set);
     refuse_received(&state, id).await?;
     let store = state.store.clone();
+    let actor = caller.name.clone();
     let (from, item) = blocking(move || {
         if patch.sync_as == Some(SyncAs::Reference) && !store.item(id)?.kind.has_rows() {
             return Err(CoreError::InvalidRequest(
@@ -185,7 +193,7 @@ pub(crate) async fn update_item(
             .into());
         }
         let from = store.item(id)?.space_id;
-        Ok::<_, ApiFailure>((from, store.update_item(id, &patch)?))
+        Ok::<_, ApiFailure>((from, store.update_item(id, &patch, &actor)?))
     })
     .await?;
     if from != item.space_id {
