@@ -23,7 +23,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $open;
             spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
-            change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, moved_items_change_feeds, marking_changes_are_audited,
+            change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, moved_items_change_feeds, marking_changes_are_audited, markings_of_several_links_add_up,
             epoch_rotation, item_deletion, files,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
@@ -753,6 +753,54 @@ pub fn moved_items_change_feeds(store: &dyn Store) {
     assert_eq!(moves, vec![moved("a", "b"), moved("b", "a")]);
     // A space deleted takes its departures along.
     store.delete_space("b", true).unwrap();
+}
+
+pub fn markings_of_several_links_add_up(store: &dyn Store) {
+    space(store, "inbox");
+    let arrive = |link: &str, markings: &[&str]| {
+        let crate::SyncOp::Item(mut item) = received("o1", "Berths") else {
+            unreachable!("received() makes an item")
+        };
+        item.markings = markings.iter().map(|m| m.to_string()).collect();
+        store
+            .apply_sync_batch(&batch(
+                &[crate::SyncOp::Item(item)],
+                &cursor(1, false),
+                link,
+            ))
+            .unwrap();
+        items_in(store, "inbox")[0].markings.clone()
+    };
+    assert_eq!(arrive("peer:p", &["PARTNER"]), vec!["PARTNER"]);
+    // A second link marks it otherwise: both stand, whichever link spoke last.
+    assert_eq!(arrive("collab:k:w", &["COAST"]), vec!["COAST", "PARTNER"]);
+    assert_eq!(arrive("peer:p", &["PARTNER"]), vec!["COAST", "PARTNER"]);
+    assert_eq!(
+        arrive("collab:k:w", &[]),
+        vec!["PARTNER"],
+        "a link's own marks fall with it"
+    );
+    let id = items_in(store, "inbox")[0].id.to_string();
+    let log: Vec<(String, String, serde_json::Value)> = store
+        .audit_of(&id)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event, e.actor, e.detail))
+        .collect();
+    let changed = |link: &str, from: &[&str], to: &[&str]| {
+        (
+            "item.markings_changed".to_string(),
+            format!("sync:{link}"),
+            json!({"from": from, "to": to}),
+        )
+    };
+    assert_eq!(
+        log,
+        vec![
+            changed("collab:k:w", &["PARTNER"], &["COAST", "PARTNER"]),
+            changed("collab:k:w", &["COAST", "PARTNER"], &["PARTNER"]),
+        ]
+    );
 }
 
 pub fn marking_changes_are_audited(store: &dyn Store) {

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_send_runs.sql"),
     include_str!("../migrations/sqlite/0009_item_departures.sql"),
     include_str!("../migrations/sqlite/0010_kept_origins.sql"),
+    include_str!("../migrations/sqlite/0011_arrival_markings.sql"),
 ];
 const MAX_IDLE_READERS: usize = 4;
 

@@ -360,3 +360,58 @@ async fn tokens_are_audited_and_the_last_admin_token_stays() {
         )]
     );
 }
+
+/// The same item arrives over a peer connection that marks arrivals PARTNER and over a
+/// collaboration workspace that marks nothing: it keeps PARTNER, whichever link ran last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markings_from_two_links_add_up() {
+    let a = crate::sync::instance("City GIS", |_| {}).await;
+    let b = crate::sync::instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (_, on_b) = crate::harness::peered(&a, &b, "datasets", &["--mark", "PARTNER"]);
+    crate::sync::import(&a, "roads", "Depths", "csv", "id,m\n1,4.5\n".into()).await;
+    assert_eq!(sync_now(&b, &on_b)["status"], "completed");
+    let marked =
+        |items: &std::collections::BTreeMap<String, Value>| items["Depths"]["markings"].clone();
+    assert_eq!(marked(&items(&b, "inbox").await), json!(["PARTNER"]));
+
+    // A also shares its space with B through a collaboration that marks nothing.
+    ferry_json(
+        &a,
+        &[
+            "collab",
+            "create",
+            "Coast",
+            "--workspace",
+            "Roads",
+            "--space",
+            "roads",
+        ],
+    );
+    let file = b.data_dir().join("invitation.txt");
+    ferry_json(
+        &a,
+        &[
+            "collab",
+            "invite",
+            "Coast",
+            "--guest-url",
+            &b.url,
+            "--access",
+            "Roads=receive",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    ferry_json(&b, &["collab", "accept", file.to_str().unwrap()]);
+    ferry_json(&b, &["collab", "link", "Roads", "--space", "inbox"]);
+    for link in ["Coast/Roads", &on_b, "Coast/Roads"] {
+        let run = sync_now(&b, link);
+        assert_eq!(run["status"], "completed", "{run}");
+        let now = items(&b, "inbox").await;
+        assert_eq!(now.len(), 1, "one item by two links");
+        assert_eq!(marked(&now), json!(["PARTNER"]), "after a run of {link}");
+    }
+    assert!(audited(&b, "item.markings_changed").await.is_empty());
+}

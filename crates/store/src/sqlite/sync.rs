@@ -150,25 +150,64 @@ impl Apply<'_, '_, '_> {
         Ok(reference)
     }
 
-    /// Records that this batch's link brings the item, and how (copy or reference).
+    /// Records that this batch's link brings the item, how (copy or reference), and with which
+    /// markings.
     fn arrive(&mut self, rid: i64, item: &ReceivedItem) -> StoreResult<()> {
         self.tx
             .execute_cached("DELETE FROM kept_origins WHERE item_rid = ?1", [rid])?;
         self.tx.execute_cached(
             "INSERT INTO item_arrivals
-                 (item_rid, link, origin_instance, origin_item, stale, reference, channel)
-             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
-             ON CONFLICT (item_rid, link) DO UPDATE SET stale = 0, reference = ?5, channel = ?6",
+                 (item_rid, link, origin_instance, origin_item, stale, reference, channel, markings)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7)
+             ON CONFLICT (item_rid, link) DO UPDATE
+                 SET stale = 0, reference = ?5, channel = ?6, markings = ?7",
             params![
                 rid,
                 self.batch.link,
                 item.origin_instance,
                 item.origin_item,
                 item.reference,
-                self.batch.channel
+                self.batch.channel,
+                to_json(&item.markings)?,
             ],
         )?;
         Ok(())
+    }
+
+    /// The item's markings: all those its links gave it, together. One link never lowers what
+    /// another marked; they fall only when the link that gave them describes the item again
+    /// without them (the origin lowered its own) or no longer brings it.
+    fn arrival_markings(&mut self, rid: i64) -> StoreResult<Vec<String>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT markings FROM item_arrivals WHERE item_rid = ?1")?;
+        let mut all = Vec::new();
+        for text in stmt.query_map([rid], |r| r.get::<_, Option<String>>(0))? {
+            if let Some(text) = text? {
+                all.extend(serde_json::from_str::<Vec<String>>(&text)?);
+            }
+        }
+        Ok(ferry_core::names::normalize_set(all))
+    }
+
+    /// Audits a change of a received item's markings, made by the link that brought it.
+    fn audit_markings(&mut self, rid: i64, before: &str, after: &[String]) -> StoreResult<()> {
+        let before: Vec<String> = serde_json::from_str(before)?;
+        if before == after {
+            return Ok(());
+        }
+        let id: String =
+            self.tx
+                .query_row_cached("SELECT id FROM items WHERE rid = ?1", [rid], |r| r.get(0))?;
+        super::audit_in(
+            self.tx,
+            &crate::NewAuditEntry {
+                actor: format!("sync:{}", self.batch.link),
+                event: "item.markings_changed".into(),
+                subject: Some(id),
+                detail: serde_json::json!({"from": before, "to": after}),
+            },
+        )
     }
 
     /// An item is a reference only while every link that brings it brings it as one.
@@ -226,6 +265,13 @@ impl Apply<'_, '_, '_> {
         let rid = match existing {
             Some(rid) => {
                 self.arrive(rid, item)?;
+                let before: String = self.tx.query_row_cached(
+                    "SELECT markings FROM items WHERE rid = ?1",
+                    [rid],
+                    |r| r.get(0),
+                )?;
+                let markings = self.arrival_markings(rid)?;
+                self.audit_markings(rid, &before, &markings)?;
                 let was_reference = self.is_reference(rid)?;
                 let reference = self.all_links_refer(rid)?;
                 if reference && !was_reference {
@@ -246,7 +292,7 @@ impl Apply<'_, '_, '_> {
                         item.title,
                         item.description,
                         to_json(&item.tags)?,
-                        to_json(&item.markings)?,
+                        to_json(&markings)?,
                         item.schema.as_ref().map(to_json).transpose()?,
                         item.geometry_type.map(|g| g.as_str()),
                         item.crs,
