@@ -217,6 +217,10 @@ impl SchemaBuilder {
     pub fn observe(&mut self, values: &Map<String, Value>) -> CoreResult<()> {
         self.expected = 0;
         for (name, value) in values {
+            // The values object is level 1.
+            if 1 + depth_of(value) > MAX_JSON_DEPTH {
+                return Err(too_deep(name));
+            }
             self.observe_value(name, Seen::of(value))?;
         }
         Ok(())
@@ -418,13 +422,44 @@ pub fn value_to_text(value: &Value) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// How deep a row's values may nest: the values object is level 1, an array or object in one of
+/// its properties level 2, and so on. Imports, edits and received rows are all held to it, so
+/// stored values always read back: readers parse with serde_json's limit of 128 levels, which
+/// leaves room for the envelopes (row pages, change pages, sync records) around the values.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+fn too_deep(name: &str) -> CoreError {
+    CoreError::SchemaMismatch(format!(
+        "property '{name}' nests arrays or objects more than {} levels deep; flatten it",
+        MAX_JSON_DEPTH - 1
+    ))
+}
+
+/// How many levels of arrays and objects a value has (0 for a scalar), without recursion.
+fn depth_of(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
+}
+
 /// Serde visitors that read a JSON object's fields without building a map.
 mod flat;
 
 mod raw {
-    use super::{SchemaBuilder, Seen};
+    use super::{MAX_JSON_DEPTH, SchemaBuilder, Seen};
     use crate::CoreError;
-    use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{
+        self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    };
     use std::borrow::Cow;
     use std::fmt;
 
@@ -440,7 +475,16 @@ mod raw {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-                let seen: Scalar<'de> = map.next_value()?;
+                let seen: Scalar<'de> = match map.next_value() {
+                    Ok(seen) => seen,
+                    Err(e) if e.to_string().starts_with(TOO_DEEP) => {
+                        let e = super::too_deep(&name);
+                        let msg = e.to_string();
+                        *self.failure = Some(e);
+                        return Err(de::Error::custom(msg));
+                    }
+                    Err(e) => return Err(e),
+                };
                 if let Err(e) = self.builder.observe_value(&name, seen.0) {
                     let msg = e.to_string();
                     *self.failure = Some(e);
@@ -495,13 +539,80 @@ mod raw {
         fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
             Ok(Scalar(Seen::Str(Cow::Owned(v.to_string()))))
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
+            Nested { level: 2 }.visit_seq(seq)?;
             Ok(Scalar(Seen::Nested))
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
+            Nested { level: 2 }.visit_map(map)?;
             Ok(Scalar(Seen::Nested))
+        }
+    }
+
+    /// Starts the error of a value nested too deep, so the field's name can be added to it.
+    const TOO_DEEP: &str = "nested too deep";
+
+    /// Reads over a nested value whose arrays or objects sit at `level`, refusing any deeper
+    /// than [`MAX_JSON_DEPTH`]. (serde's `IgnoredAny` skips without any limit.)
+    #[derive(Clone, Copy)]
+    struct Nested {
+        level: usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Nested {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Nested {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let inner = self.entered()?;
+            while seq.next_element_seed(inner)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let inner = self.entered()?;
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                map.next_value_seed(inner)?;
+            }
+            Ok(())
+        }
+    }
+
+    impl Nested {
+        /// Entering an array or object at this level: refused past the limit; else what the
+        /// values inside it are read with.
+        fn entered<E: de::Error>(self) -> Result<Nested, E> {
+            if self.level > MAX_JSON_DEPTH {
+                return Err(E::custom(TOO_DEEP));
+            }
+            Ok(Nested {
+                level: self.level + 1,
+            })
         }
     }
 }
@@ -513,6 +624,41 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn values_nested_deeper_than_readers_read_are_refused() {
+        let nested = |levels: usize| {
+            format!(
+                r#"{{"deep":{}1{}}}"#,
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        for (levels, fits) in [
+            (MAX_JSON_DEPTH, true),
+            (MAX_JSON_DEPTH + 1, false),
+            (200_000, false),
+        ] {
+            let text = nested(levels);
+            let raw = SchemaBuilder::infer(None).observe_raw(&text);
+            assert_eq!(raw.is_ok(), fits, "{levels} levels: {raw:?}");
+            if !fits {
+                let message = raw.unwrap_err().to_string();
+                assert!(
+                    message.contains("'deep'") && message.contains("levels deep"),
+                    "{message}"
+                );
+            }
+            if levels < 120 {
+                // What a reader parses back, and the map form imports use.
+                let value: Value = serde_json::from_str(&text).unwrap();
+                let parsed = SchemaBuilder::infer(None).observe(value.as_object().unwrap());
+                assert_eq!(parsed.is_ok(), fits, "{levels} levels");
+            }
+        }
+        let objects = format!(r#"{{"a":{}1{}}}"#, r#"{"b":"#.repeat(70), "}".repeat(70));
+        assert!(SchemaBuilder::infer(None).observe_raw(&objects).is_err());
     }
 
     #[test]

@@ -415,3 +415,88 @@ async fn markings_from_two_links_add_up() {
     }
     assert!(audited(&b, "item.markings_changed").await.is_empty());
 }
+
+/// A value nested `levels` deep: arrays around a 1.
+fn nested(levels: usize) -> String {
+    format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+/// Values nested deeper than readers read are refused at import and in a received stream, so
+/// no item ever holds a row its own API cannot answer with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_values_are_refused_at_import_and_on_arrival() {
+    let (proxy, a, b, on_b) = peered_behind_proxy("datasets,features").await;
+    let deep = nested(200_000);
+    let feature = |props: &str, coordinates: &str| {
+        format!(
+            r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{props},"geometry":{{"type":"Point","coordinates":{coordinates}}}}}]}}"#
+        )
+    };
+    let before = a.snapshot().await;
+    for body in [
+        feature(&format!(r#"{{"deep":{deep}}}"#), "[1,2]"),
+        feature(r#"{"ok":1}"#, &deep),
+    ] {
+        let (status, error) = a
+            .import("space=roads&title=Deep", "application/geo+json", body)
+            .await;
+        assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    }
+    let ndjson = format!("{{\"id\":1,\"deep\":{}}}\n", nested(100));
+    let (status, error) = a
+        .import(
+            "space=roads&title=Deep&primary_key=id",
+            "application/x-ndjson",
+            ndjson,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["code"], "schema_mismatch", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("levels deep"),
+        "{error}"
+    );
+    assert_eq!(a.snapshot().await, before, "nothing stored");
+
+    // As deep as the limit allows is fine, and reads back.
+    let fits = format!("{{\"id\":1,\"deep\":{}}}\n", nested(63));
+    let (status, item) = a
+        .import(
+            "space=roads&title=Fits&primary_key=id",
+            "application/x-ndjson",
+            fits,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{item}");
+    assert_eq!(crate::sync::rows(&a, id(&item)).await.len(), 1);
+
+    // A sender that streams a row nested deeper gets the item refused; the receiver's feed and
+    // rows still answer.
+    proxy.rewrite_sync_lines(move |line| {
+        if !line.starts_with(r#"{"t":"row""#) {
+            return vec![line.to_string()];
+        }
+        let mut row: Value = serde_json::from_str(line).unwrap();
+        row["values"]["deep"] = json!("placeholder");
+        let text = row.to_string();
+        vec![text.replace(r#""placeholder""#, &nested(100_000))]
+    });
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "schema_mismatch", "{run}");
+    let (status, page) = b
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/spaces/inbox/changes?after=0",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
+    assert_eq!(sync_now(&b, &on_b)["status"], "completed");
+    let copy = &items(&b, "inbox").await["Fits"];
+    assert_eq!(
+        crate::sync::rows(&b, id(copy)).await,
+        crate::sync::rows(&a, id(&item)).await
+    );
+}
