@@ -159,9 +159,16 @@ impl SignatureHeader {
                 return Err(bad("a parameter appears twice"));
             }
         }
+        // An instance id: a UUID, or at least something shaped like one. Anything longer or
+        // stranger is refused here, before it can be looked up, logged or quoted back.
         let key_id = key_id
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| bad("no key"))?;
+            .filter(|k| {
+                (1..=64).contains(&k.len())
+                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            .ok_or_else(|| {
+                bad("key must be an instance id (at most 64 letters, digits and '-')")
+            })?;
         let created = created
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| bad("created must be Unix seconds"))?;

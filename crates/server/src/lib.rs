@@ -63,6 +63,7 @@ fn app_state(instance: &Instance, public_url: String) -> AppState {
         identity: instance.identity.clone(),
         metrics: Arc::new(metrics::Metrics::new()),
         sync: Default::default(),
+        refusals: Default::default(),
         realtime: instance.config.realtime,
         compress_sync: instance.config.compress_sync,
         limits: Limits {
@@ -132,7 +133,8 @@ pub async fn serve(
         state.clone(),
         instance.config.sync_tick,
     ));
-    let app = routes(state);
+    let refusals = tokio::spawn(flush_refusals(state.clone()));
+    let app = routes(state.clone());
     let marker = tokio::spawn(refresh_epoch_marker(
         instance.config.data_dir.clone(),
         instance.store.clone(),
@@ -150,6 +152,8 @@ pub async fn serve(
         .await;
     marker.abort();
     scheduler.abort();
+    refusals.abort();
+    federation::flush_refusals(&state, true).await;
     if let Err(e) = instance::record_epoch(&instance.config.data_dir, instance.store.as_ref()) {
         tracing::warn!(error = %e, "could not record the epoch marker at shutdown");
     }
@@ -161,6 +165,15 @@ pub async fn serve(
         tracing::warn!(error = %e, "could not flush the database at shutdown");
     }
     served
+}
+
+/// Writes the counts of refused federation calls once their minute is over.
+async fn flush_refusals(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(20));
+    loop {
+        tick.tick().await;
+        federation::flush_refusals(&state, false).await;
+    }
 }
 
 async fn refresh_epoch_marker(dir: std::path::PathBuf, store: Arc<dyn ferry_store::Store>) {

@@ -20,6 +20,8 @@ pub(crate) struct AppState {
     pub compress_sync: bool,
     /// One sync run per link at a time.
     pub sync: Arc<crate::sync::SyncLocks>,
+    /// Refused federation calls, counted so a flood of them cannot fill the audit log.
+    pub refusals: Arc<crate::federation::RefusalLog>,
 }
 
 /// What the instance says about itself.

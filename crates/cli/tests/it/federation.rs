@@ -272,7 +272,7 @@ async fn policies_are_checked_on_both_sides_with_exact_findings() {
         "{said}"
     );
     assert!(
-        said.contains("instance 'City GIS' does not permit ingress from 'Harbor Authority'"),
+        said.contains("instance 'City GIS' does not permit ingress from the caller at 127.0.0.1"),
         "{said}"
     );
     assert!(

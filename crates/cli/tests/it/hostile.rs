@@ -500,3 +500,67 @@ async fn deeply_nested_values_are_refused_at_import_and_on_arrival() {
         crate::sync::rows(&a, id(&item)).await
     );
 }
+
+/// 10,000 refused federation calls, each with a 50 KB claim, from one source in a burst: the
+/// audit log takes the first refusal (its claim cut short) and, once the minute is over (or at
+/// shutdown), one count of the rest. Ingress is judged before anything else is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_calls_costs_the_audit_log_a_few_rows() {
+    use futures_util::StreamExt;
+    let a = TestInstance::start().await;
+    let before = a
+        .get("/api/v1/audit?limit=10000")
+        .await
+        .as_array()
+        .unwrap()
+        .len();
+    let claim = "f".repeat(50_000);
+    let signature = format!("v1;key={claim};created=1;nonce={};sig=AA", "0".repeat(32));
+    let http = reqwest::Client::new();
+    let url = format!("{}/federation/v1/sync/pull", a.url);
+    let calls = 10_000;
+    let refused = futures_util::stream::iter(0..calls)
+        .map(|_| {
+            let request = http
+                .post(&url)
+                .header(ferry_proto::signing::SIGNATURE_HEADER, &signature)
+                .body("{}");
+            async move { request.send().await.unwrap().status() }
+        })
+        .buffer_unordered(32)
+        .filter(|status| std::future::ready(*status == reqwest::StatusCode::FORBIDDEN))
+        .count()
+        .await;
+    assert_eq!(refused, calls, "every call refused with 403");
+
+    let log = a.get("/api/v1/audit?limit=10000").await;
+    let added = &log.as_array().unwrap()[before..];
+    assert!((1..=4).contains(&added.len()), "{added:?}");
+    assert!(
+        added.iter().all(|e| e["event"] == "federation.refused"),
+        "{added:?}"
+    );
+    assert_eq!(added[0]["detail"]["code"], "ingress_denied");
+    let bytes = serde_json::to_string(added).unwrap().len();
+    assert!(
+        bytes < 600 * added.len(),
+        "{bytes} bytes for {} entries",
+        added.len()
+    );
+
+    // At shutdown the count of the rest is written: every call is accounted for.
+    let a = a.restart().await;
+    let log = a.get("/api/v1/audit?limit=10000").await;
+    let entries = &log.as_array().unwrap()[before..];
+    let counted: u64 = entries
+        .iter()
+        .map(|e| match e["event"].as_str() {
+            Some("federation.refused_repeatedly") => e["detail"]["count"].as_u64().unwrap(),
+            _ => 1,
+        })
+        .sum();
+    assert_eq!(counted, calls as u64, "{entries:?}");
+    assert!(entries.len() <= 8, "{entries:?}");
+    let bytes = serde_json::to_string(entries).unwrap().len();
+    assert!(bytes < 4_000, "{bytes} bytes");
+}

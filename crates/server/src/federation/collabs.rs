@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use ferry_core::collab::{self, CollabRole, CollabState, GuestStatus};
 use ferry_proto::signing::SignatureError;
 use ferry_proto::{CollabRef, CollabSnapshot, ErrorCode, GuestResponse};
-use ferry_store::{CollabRecord, NewAuditEntry, ParticipantRecord, PeerIdentity};
+use ferry_store::{CollabRecord, ParticipantRecord, PeerIdentity};
 use serde_json::json;
 
 /// A guest's response, online. The guest is not pinned yet: the signed response carries its key,
@@ -23,6 +23,7 @@ pub(crate) async fn guest_response(
     let mut incoming = Incoming::read(request).await?;
     // Write-free checks first; nonce and ingress, which write, only for a live invitation.
     let checked = async {
+        incoming.precheck_ingress(&state).await?;
         let body: GuestResponse = json_body(&incoming.body)?;
         let response = host::parse_response(&body.response)?;
         if incoming.sender() != response.guest.instance_id {
@@ -91,16 +92,16 @@ async fn refused(
         } else {
             failure
         };
-    let entry = NewAuditEntry {
-        actor: format!("peer:{}", signed.sender.instance_id),
-        event: "federation.refused".into(),
-        subject: Some(path.to_string()),
-        detail: json!({"code": failure.0.code, "reason": failure.0.message}),
+    let peer = format!("peer:{}", signed.sender.instance_id);
+    let refusal = super::refusals::Refusal {
+        source: peer.clone(),
+        actor: peer,
+        path: path.to_string(),
+        code: failure.0.code,
+        reason: failure.0.message.clone(),
+        claimed_sender: None,
     };
-    let store = state.store.clone();
-    if let Err(e) = blocking(move || store.audit(&entry)).await {
-        tracing::warn!(error = ?e, "could not record a refused federation call");
-    }
+    super::record_refusal(state, refusal).await;
     failure
 }
 

@@ -131,31 +131,51 @@ impl Incoming {
                 "this signed request was already received; a replay is refused",
             ));
         }
-        ingress_allowed(state, &self.sender(), self.remote, sender_title).await
+        ingress_allowed(
+            state,
+            &self.sender(),
+            self.remote,
+            &format!("'{sender_title}'"),
+        )
+        .await
     }
 
-    /// Records a refusal in the audit log, then passes it on.
+    /// Records a refusal in the audit log (as [`super::refusals::RefusalLog`] allows), then
+    /// passes it on.
     pub(super) async fn refused(&self, state: &AppState, failure: ApiFailure) -> ApiFailure {
+        let ip = self
+            .remote
+            .map_or_else(|| "unknown address".to_string(), |ip| ip.to_string());
         // An unverified header names nobody: the claim goes in the detail, not the actor.
-        let actor = if self.verified {
-            format!("peer:{}", self.sender())
+        let (source, actor, claimed_sender) = if self.verified {
+            let peer = format!("peer:{}", self.sender());
+            (peer.clone(), peer, None)
         } else {
-            "unverified".to_string()
+            (ip, "unverified".to_string(), Some(self.sender()))
         };
-        let entry = NewAuditEntry {
+        let refusal = super::refusals::Refusal {
+            source,
             actor,
-            event: "federation.refused".into(),
-            subject: Some(self.parts.uri.path().to_string()),
-            detail: json!({
-                "code": failure.0.code, "reason": failure.0.message,
-                "ip": self.remote.map(|ip| ip.to_string()), "claimed_sender": self.sender(),
-            }),
+            path: self.parts.uri.path().to_string(),
+            code: failure.0.code,
+            reason: failure.0.message.clone(),
+            claimed_sender,
         };
-        let store = state.store.clone();
-        if let Err(e) = blocking(move || store.audit(&entry)).await {
-            tracing::warn!(error = ?e, "could not record a refused federation call");
-        }
+        super::record_refusal(state, refusal).await;
         failure
+    }
+
+    /// Ingress policy on what is known before any check: the caller's address and the instance
+    /// it claims to be. A caller no rule could admit is turned away before its signature is
+    /// even read, at the cost of one policy evaluation. Admitted callers are judged again once
+    /// verified ([`Incoming::admit`]).
+    pub(super) async fn precheck_ingress(&self, state: &AppState) -> ApiResult<()> {
+        let claimed = self.signature.as_ref().ok().map(|s| s.key_id.as_str());
+        let who = match self.remote {
+            Some(ip) => format!("the caller at {ip}"),
+            None => "the caller".to_string(),
+        };
+        ingress_allowed(state, claimed.unwrap_or(""), self.remote, &who).await
     }
 }
 
@@ -176,20 +196,22 @@ async fn ingress_allowed(
         ip,
         host: None,
     };
+    // A claim is cut short: it is quoted back, and may be written to the audit log.
+    let instance_id = super::refusals::truncated(instance_id);
     let hint = format!("its admin can run `ferry policy ingress allow instance:{instance_id}`");
     match decide(&rules, Direction::Ingress, &peer) {
         Decision::Allowed(_) => Ok(()),
         Decision::Denied(rule) => Err(ApiFailure::new(
             ErrorCode::IngressDenied,
             format!(
-                "instance '{}' denies ingress from '{title}' (id {instance_id}) by rule {}; {hint}",
+                "instance '{}' denies ingress from {title} (id {instance_id}) by rule {}; {hint}",
                 state.info.title, rule.id
             ),
         )),
         Decision::NoRule => Err(ApiFailure::new(
             ErrorCode::IngressDenied,
             format!(
-                "instance '{}' does not permit ingress from '{title}' (id {instance_id}): {hint}",
+                "instance '{}' does not permit ingress from {title} (id {instance_id}): {hint}",
                 state.info.title
             ),
         )),
@@ -315,6 +337,7 @@ impl FromRequest<AppState> for SignedByPeer {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiFailure> {
         let mut incoming = Incoming::read(request).await?;
         let checked = async {
+            incoming.precheck_ingress(state).await?;
             let sender = pinned(state, &incoming.sender()).await?;
             incoming.verify(&sender.public_key)?;
             incoming.admit(state, &sender.title).await?;
@@ -349,6 +372,7 @@ pub(crate) async fn peer_response(
     // Cheap, write-free checks first (signature, then the one-time secret); nonce and ingress,
     // which write, only for a request that proved it holds a live code.
     let checked = async {
+        incoming.precheck_ingress(&state).await?;
         let body: AcceptPeerResponse = json_body(&incoming.body)?;
         let response = PeerResponse::parse(&body.response)?;
         if incoming.sender() != response.acceptor.instance_id {

@@ -5,9 +5,11 @@
 mod client;
 mod collabs;
 mod inbound;
+mod refusals;
 
 pub(crate) use client::{FederationClient, FederationError};
 pub(crate) use inbound::{ResponseCheck, SignedByPeer, apply_response, check_response, json_body};
+pub(crate) use refusals::RefusalLog;
 
 use crate::state::AppState;
 use axum::Json;
@@ -48,6 +50,33 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(SYNC_CHUNK_PATH, post(crate::sync::sender::chunk))
         .route(SYNC_POKE_PATH, post(crate::sync::poked))
         .route(SYNC_ROWS_PATH, post(crate::sync::reference::rows))
+}
+
+/// Writes a refused call to the audit log, as [`RefusalLog`] allows: the first of its source and
+/// code in a minute, and summaries of the minutes before.
+async fn record_refusal(state: &AppState, refusal: refusals::Refusal) {
+    let minute = jiff::Timestamp::now().as_second().div_euclid(60);
+    write_audit(state, state.refusals.note(refusal, minute)).await;
+}
+
+/// Writes the summaries of refusals repeated in minutes that are over (`None`: all, at
+/// shutdown).
+pub(crate) async fn flush_refusals(state: &AppState, all: bool) {
+    let minute = (!all).then(|| jiff::Timestamp::now().as_second().div_euclid(60));
+    write_audit(state, state.refusals.flush(minute)).await;
+}
+
+async fn write_audit(state: &AppState, entries: Vec<ferry_store::NewAuditEntry>) {
+    if entries.is_empty() {
+        return;
+    }
+    let store = state.store.clone();
+    let written =
+        crate::state::blocking(move || entries.iter().try_for_each(|entry| store.audit(entry)))
+            .await;
+    if let Err(e) = written {
+        tracing::warn!(error = ?e, "could not record refused federation calls");
+    }
 }
 
 /// Who this instance is: public facts, answered to anyone.
