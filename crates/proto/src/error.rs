@@ -184,6 +184,8 @@ error_codes! {
     LinkInactive = "link_inactive",
     /// The receiver refused an item outside what it agreed to import.
     SyncRefused = "sync_refused",
+    /// Another instance answered with more than this instance reads for that answer.
+    PeerAnswerTooLarge = "peer_answer_too_large",
     /// A link brought an item whose origin it may not bring: a peer brings its own items, a
     /// collaboration host those of the workspace's participants.
     OriginNotAllowed = "origin_not_allowed",

@@ -460,6 +460,9 @@ pub struct Proxy {
     drop_after: std::sync::Arc<std::sync::Mutex<Option<usize>>>,
     /// The stream encoding of each sync answer passed on (`plain` when none).
     encodings: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Paths answered by the proxy itself with this many bytes of zeros (a hostile peer's
+    /// endless answer), streamed.
+    floods: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 impl Proxy {
@@ -475,6 +478,9 @@ impl Proxy {
         let drop_after: std::sync::Arc<std::sync::Mutex<Option<usize>>> = Default::default();
         let encodings: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
         let seen_encodings = encodings.clone();
+        let floods: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
+            Default::default();
+        let flooded = floods.clone();
         let (t, r, d, cut) = (
             target.clone(),
             rewrite.clone(),
@@ -488,7 +494,11 @@ impl Proxy {
             let cut = *cut.lock().unwrap();
             let seen_encodings = seen_encodings.clone();
             let (seen, allowed) = (seen.clone(), allowed.clone());
+            let flood = flooded.lock().unwrap().get(request.uri().path()).copied();
             async move {
+                if let Some(bytes) = flood {
+                    return endless_answer(bytes);
+                }
                 if request.uri().path() == "/federation/v1/sync/pull" {
                     let pause = *d.lock().unwrap();
                     tokio::time::sleep(pause).await;
@@ -529,7 +539,14 @@ impl Proxy {
             rewrite,
             drop_after,
             encodings,
+            floods,
         }
+    }
+
+    /// Answers every request to `path` with `bytes` bytes of zeros, streamed: a peer whose answer
+    /// never ends.
+    pub fn flood_answers(&self, path: &str, bytes: u64) {
+        self.floods.lock().unwrap().insert(path.to_string(), bytes);
     }
 
     /// The stream encoding of each sync answer so far (`plain` when none).
@@ -572,6 +589,21 @@ impl Proxy {
 
 /// The federation calls that answer with a sync stream.
 const SYNC_STREAMS: [&str; 2] = ["/federation/v1/sync/pull", "/federation/v1/sync/item"];
+
+/// A 200 answer of `bytes` zeros, made as it is sent (64 KiB at a time, no length given).
+fn endless_answer(bytes: u64) -> axum::response::Response {
+    const PIECE: u64 = 64 << 10;
+    let pieces = bytes.div_ceil(PIECE);
+    let body = futures_util::StreamExt::map(futures_util::stream::iter(0..pieces), move |i| {
+        let len = PIECE.min(bytes - i * PIECE) as usize;
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![0u8; len]))
+    });
+    axum::response::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(body))
+        .unwrap()
+}
 
 /// The first `bytes` of the response's body, then an error that makes the server drop the
 /// connection before the body is complete.

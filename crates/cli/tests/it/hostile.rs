@@ -564,3 +564,42 @@ async fn a_flood_of_refused_calls_costs_the_audit_log_a_few_rows() {
     let bytes = serde_json::to_string(entries).unwrap().len();
     assert!(bytes < 4_000, "{bytes} bytes");
 }
+
+/// This process's peak resident memory, in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024
+}
+
+/// A peer that answers a check, or a 1 KB file chunk, with 768 MiB: the receiver reads no more
+/// than it expects of that answer (a control answer 4 MiB, a chunk its declared length), says
+/// so, and memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_answers_from_a_peer_are_cut_short() {
+    let (proxy, a, b, on_b) = peered_behind_proxy("files").await;
+    import_file(&a, "space=roads&title=Survey", noise(1000, 1)).await;
+    const HUGE: u64 = 768 << 20;
+
+    proxy.flood_answers("/federation/v1/probe", HUGE);
+    let check = b.ferry(&["--json", "peer", "check", &on_b]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        stderr(&check)
+    );
+    assert!(
+        said.contains("answered with more than the 4194304 bytes"),
+        "{said}"
+    );
+
+    proxy.flood_answers("/federation/v1/sync/chunk", HUGE);
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "peer_answer_too_large", "{run}");
+    assert!(items(&b, "inbox").await.is_empty());
+
+    let peak = peak_rss_mib();
+    assert!(peak < 150, "peak resident memory {peak} MiB");
+}

@@ -20,6 +20,10 @@ const ATTEMPTS: u32 = 3;
 /// A stream that sends nothing for this long is given up.
 const STREAM_SILENCE: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The largest control answer (a snapshot, a connection, a probe) this instance reads.
+pub(crate) const CONTROL_ANSWER_BYTES: usize = 4 << 20;
+/// The largest error body read from a peer that refused.
+const ERROR_ANSWER_BYTES: usize = 64 << 10;
 
 /// Why a call to a peer did not succeed.
 #[derive(Debug)]
@@ -30,6 +34,8 @@ pub(crate) enum FederationError {
     Unreachable { url: String, reason: String },
     /// The peer answered with an error.
     Refused { status: u16, error: ApiError },
+    /// The peer's answer was larger than this instance reads for it.
+    TooLarge { url: String, limit: usize },
 }
 
 impl From<FederationError> for ApiFailure {
@@ -50,6 +56,12 @@ impl From<FederationError> for ApiFailure {
                 ErrorCode::PeerUnreachable,
                 format!(
                     "the peer at {url} could not be reached ({reason}); check that it is running and reachable, then retry"
+                ),
+            ),
+            FederationError::TooLarge { url, limit } => ApiFailure::new(
+                ErrorCode::PeerAnswerTooLarge,
+                format!(
+                    "the peer at {url} answered with more than the {limit} bytes this instance reads for that answer; nothing of it was used"
                 ),
             ),
             FederationError::Refused { status, error } => ApiFailure::new(
@@ -147,7 +159,8 @@ impl FederationClient {
         }
     }
 
-    /// Sends a signed JSON request to a peer and decodes its JSON answer.
+    /// Sends a signed JSON request to a peer and decodes its JSON answer, of at most
+    /// [`CONTROL_ANSWER_BYTES`].
     pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         base_url: &str,
@@ -156,17 +169,36 @@ impl FederationClient {
         path: &str,
         body: &B,
     ) -> Result<T, FederationError> {
+        self.call_bounded(
+            base_url,
+            peer_instance,
+            method,
+            path,
+            body,
+            CONTROL_ANSWER_BYTES,
+        )
+        .await
+    }
+
+    /// [`FederationClient::call`] for an answer of at most `limit` bytes.
+    pub(crate) async fn call_bounded<B: Serialize, T: DeserializeOwned>(
+        &self,
+        base_url: &str,
+        peer_instance: Option<&str>,
+        method: Method,
+        path: &str,
+        body: &B,
+        limit: usize,
+    ) -> Result<T, FederationError> {
         let response = self
             .send(&self.http, base_url, peer_instance, method, path, body)
             .await?;
         let url = response.url().to_string();
-        response
-            .json()
-            .await
-            .map_err(|e| FederationError::Unreachable {
-                url,
-                reason: format!("unreadable answer: {e}"),
-            })
+        let bytes = read_bounded(response, limit).await?;
+        serde_json::from_slice(&bytes).map_err(|e| FederationError::Unreachable {
+            url,
+            reason: format!("unreadable answer: {e}"),
+        })
     }
 
     /// Sends a signed JSON request whose answer is a stream (a sync pull): no limit on the
@@ -242,10 +274,11 @@ impl FederationClient {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) if !transient(response.status()) => {
                     let status = response.status().as_u16();
-                    let error = response
-                        .json::<ApiError>()
+                    let error = read_bounded(response, ERROR_ANSWER_BYTES)
                         .await
-                        .unwrap_or_else(|_| ApiError {
+                        .ok()
+                        .and_then(|body| serde_json::from_slice::<ApiError>(&body).ok())
+                        .unwrap_or_else(|| ApiError {
                             code: ErrorCode::Unknown,
                             message: format!("HTTP {status} without a Ferry error body"),
                             details: None,
@@ -265,6 +298,33 @@ impl FederationClient {
             url,
             reason: last_failure,
         })
+    }
+}
+
+/// Reads an answer's body, refusing one of more than `limit` bytes as soon as it says so or
+/// sends so much: a peer cannot make this instance hold more than it expects of that answer.
+pub(crate) async fn read_bounded(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, FederationError> {
+    let url = response.url().to_string();
+    let too_large = |url: String| FederationError::TooLarge { url, limit };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large(url));
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > limit => return Err(too_large(url)),
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(FederationError::Unreachable {
+                    url,
+                    reason: format!("the answer was cut: {e}"),
+                });
+            }
+        }
     }
 }
 

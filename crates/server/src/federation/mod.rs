@@ -7,7 +7,7 @@ mod collabs;
 mod inbound;
 mod refusals;
 
-pub(crate) use client::{FederationClient, FederationError};
+pub(crate) use client::{FederationClient, FederationError, read_bounded};
 pub(crate) use inbound::{ResponseCheck, SignedByPeer, apply_response, check_response, json_body};
 pub(crate) use refusals::RefusalLog;
 

@@ -658,6 +658,15 @@ impl Checker<'_> {
     async fn fetch_chunks(&mut self, wire: &WireItem) -> ApiResult<Vec<ChunkRef>> {
         let mut refs = Vec::with_capacity(wire.chunks.len());
         for (hash, len) in &wire.chunks {
+            if *len > ferry_store::CHUNK_SIZE as u64 {
+                return Err(ApiFailure::new(
+                    ErrorCode::SyncRefused,
+                    format!(
+                        "the sender described a file chunk of {len} bytes; chunks hold at most {}",
+                        ferry_store::CHUNK_SIZE
+                    ),
+                ));
+            }
             if !self.state.chunks.has(hash) {
                 let response = self
                     .state
@@ -673,7 +682,8 @@ impl Checker<'_> {
                         },
                     )
                     .await?;
-                let bytes = response.bytes().await.map_err(|e| cut(&e.to_string()))?;
+                // No more than the chunk's declared length is read.
+                let bytes = federation::read_bounded(response, *len as usize).await?;
                 self.chunk_bytes += bytes.len() as i64;
                 if ChunkHash::of(&bytes) != *hash || bytes.len() as u64 != *len {
                     return Err(ApiFailure::new(

@@ -59,12 +59,13 @@ pub(crate) async fn read_rows(
             };
             let answer: Result<ReferenceRows, FederationError> = state
                 .federation
-                .call(
+                .call_bounded(
                     &channel.sender.url,
                     Some(&channel.sender.instance_id),
                     reqwest::Method::POST,
                     federation::SYNC_ROWS_PATH,
                     &request,
+                    ROWS_ANSWER_BYTES,
                 )
                 .await;
             match answer {
@@ -93,6 +94,10 @@ pub(crate) async fn read_rows(
     };
     Err(unavailable(item, &why))
 }
+
+/// The largest page of rows read from another instance for a reference (a page holds at most
+/// 10,000 rows).
+const ROWS_ANSWER_BYTES: usize = 32 << 20;
 
 fn unavailable(item: &Item, why: &str) -> ApiFailure {
     ApiFailure::new(
