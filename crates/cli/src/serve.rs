@@ -31,6 +31,15 @@ pub(crate) struct ServeArgs {
     /// Ask senders for LZ4-compressed sync streams (default true; false saves CPU on a fast LAN).
     #[arg(long, env = "FERRY_COMPRESS_SYNC")]
     compress_sync: Option<bool>,
+    /// Most connections open at once (default 1024); past it, the one quiet longest is closed.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a client has to send a request's head (default 10).
+    #[arg(long, env = "FERRY_HEADER_READ_TIMEOUT_SECS")]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection may move nothing before it is closed (default 120).
+    #[arg(long, env = "FERRY_IDLE_TIMEOUT_SECS")]
+    idle_timeout_secs: Option<u64>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
@@ -46,6 +55,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         max_import_bytes: args.max_import_bytes,
         realtime: args.realtime,
         compress_sync: args.compress_sync,
+        max_connections: args.max_connections,
+        header_read_timeout_secs: args.header_read_timeout_secs,
+        idle_timeout_secs: args.idle_timeout_secs,
     };
     let config = options.resolve(&crate::client::default_data_dir())?;
     let data_dir = config.data_dir.clone();

@@ -25,6 +25,12 @@ pub struct ServeOptions {
     pub realtime: Option<bool>,
     /// Whether sync streams this instance pulls are asked for compressed (default true).
     pub compress_sync: Option<bool>,
+    /// Most connections open at once (default 1024); past it, the quietest one is closed.
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's head (default 10).
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection may move nothing before it is closed (default 120).
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// Settings in force.
@@ -44,6 +50,8 @@ pub struct Config {
     pub realtime: bool,
     /// Whether this instance asks senders for LZ4-compressed sync streams.
     pub compress_sync: bool,
+    /// Limits on the connections clients and peers open.
+    pub connections: crate::ConnectionLimits,
 }
 
 impl Config {
@@ -59,6 +67,7 @@ impl Config {
             sync_tick: std::time::Duration::from_secs(30),
             realtime: true,
             compress_sync: true,
+            connections: crate::ConnectionLimits::default(),
         }
     }
 }
@@ -101,6 +110,20 @@ impl ServeOptions {
                 .compress_sync
                 .or(file.compress_sync)
                 .unwrap_or(base.compress_sync),
+            connections: crate::ConnectionLimits {
+                max_connections: self
+                    .max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(base.connections.max_connections),
+                header_read: self
+                    .header_read_timeout_secs
+                    .or(file.header_read_timeout_secs)
+                    .map_or(base.connections.header_read, std::time::Duration::from_secs),
+                idle: self
+                    .idle_timeout_secs
+                    .or(file.idle_timeout_secs)
+                    .map_or(base.connections.idle, std::time::Duration::from_secs),
+            },
             data_dir,
         })
     }

@@ -8,6 +8,7 @@ pub mod config;
 mod error;
 mod federation;
 pub mod instance;
+mod listen;
 mod metrics;
 mod state;
 mod sync;
@@ -16,6 +17,7 @@ pub use auth::{hash_token, new_token_secret};
 pub use config::{Config, ServeOptions};
 pub use error::status_of;
 pub use instance::{Instance, StartError};
+pub use listen::ConnectionLimits;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -139,17 +141,7 @@ pub async fn serve(
         instance.config.data_dir.clone(),
         instance.store.clone(),
     ));
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // Small answers and stream chunks go out at once: without TCP_NODELAY, Nagle's algorithm
-    // and the peer's delayed ACK hold each exchange for tens of milliseconds.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = listen::serve(listener, app, instance.config.connections, shutdown).await;
     marker.abort();
     scheduler.abort();
     refusals.abort();

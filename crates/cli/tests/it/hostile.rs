@@ -603,3 +603,128 @@ async fn endless_answers_from_a_peer_are_cut_short() {
     let peak = peak_rss_mib();
     assert!(peak < 150, "peak resident memory {peak} MiB");
 }
+
+/// Waits (at most 15 s) until the server closes `stream`: a read that ends or fails.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = std::time::Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // A 408 or similar may come before the close.
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// 300 connections that send nothing, on an instance that allows 64: `/healthz` still answers
+/// (the quietest connection makes room). Connections that send a request's head a byte at a
+/// time, or nothing at all, are cut after the time limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_connections_cannot_lock_others_out() {
+    use tokio::io::AsyncWriteExt;
+    let a = TestInstance::start_with(|c| {
+        c.connections = ferry_server::ConnectionLimits {
+            max_connections: 64,
+            header_read: std::time::Duration::from_secs(1),
+            idle: std::time::Duration::from_secs(2),
+        };
+    })
+    .await;
+    let address = a.url.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for _ in 0..3 {
+        let fresh = reqwest::Client::new();
+        let health = fresh
+            .get(format!("{}/healthz", a.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), reqwest::StatusCode::OK);
+    }
+
+    // A slow client: the head of its request never completes in time.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let dribble = async {
+        for _ in 0..40 {
+            if slow.write_all(b"X").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    dribble.await;
+    assert!(closed_by_server(&mut slow).await, "a slow head is cut");
+    // A connection that never sends a byte is closed too.
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert!(
+        closed_by_server(&mut silent).await,
+        "an idle connection is closed"
+    );
+    for stream in &mut idle {
+        assert!(
+            closed_by_server(stream).await,
+            "every idle connection is closed in the end"
+        );
+    }
+}
+
+/// A real `ferry serve` limited to 256 file descriptors, and 300 connections that send nothing:
+/// `/healthz` still answers, because running out of descriptors closes the quietest
+/// connection (the default cap of 1,024 is never reached).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_closes_the_quietest_connection() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        // Long time limits: only making room can let the health check in.
+        .arg(
+            r#"ulimit -n 256 && exec "$0" serve --listen 127.0.0.1:0 --title Tight \
+               --header-read-timeout-secs 600 --idle-timeout-secs 600"#,
+        )
+        .arg(env!("CARGO_BIN_EXE_ferry"))
+        .env("FERRY_DATA_DIR", data.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = data.path().join("endpoint");
+    for _ in 0..200 {
+        if endpoint.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let url = std::fs::read_to_string(&endpoint)
+        .unwrap()
+        .trim()
+        .to_string();
+    let address = url.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let answered = async {
+        for _ in 0..20 {
+            let fresh = reqwest::Client::new();
+            if let Ok(r) = fresh.get(format!("{url}/healthz")).send().await {
+                return r.status();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        reqwest::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), answered).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status.ok(), Some(reqwest::StatusCode::OK));
+}
