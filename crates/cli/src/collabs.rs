@@ -527,7 +527,10 @@ pub(crate) async fn collab(client: &Client, out: Output, cmd: CollabCmd) -> Resu
                 return out.show(&preview, preview_table);
             }
             if !out.json {
-                println!("{}", preview_table(&preview));
+                println!(
+                    "{}",
+                    crate::output::for_terminal(&preview_table(&preview).to_string())
+                );
             }
             let body = AcceptInvitation {
                 code,

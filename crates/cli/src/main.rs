@@ -113,7 +113,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", output::for_terminal(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

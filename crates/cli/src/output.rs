@@ -21,7 +21,7 @@ impl Output {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
-            println!("{}", render(value));
+            println!("{}", for_terminal(&render(value).to_string()));
         }
         Ok(())
     }
@@ -31,11 +31,36 @@ impl Output {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
-            println!("{message}");
+            println!("{}", for_terminal(message));
         }
         Ok(())
     }
 }
+
+/// Text made safe for a terminal: every control character but the newline is shown as an
+/// escape (`\x1b`, `\r`, `\u{9b}`), so a title another instance chose cannot move the cursor,
+/// rewrite lines or change colours on the admin's screen. JSON output needs no such care: it
+/// escapes control characters itself.
+pub(crate) fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => safe.push('\n'),
+            '\r' => safe.push_str("\\r"),
+            '\t' => safe.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                safe.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => safe.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => safe.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(safe)
+}
+
 
 pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -73,4 +98,19 @@ pub(crate) fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     }
     bar.set_message(what.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_terminal;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(for_terminal("Harbor\nPilots"), "Harbor\nPilots");
+        assert_eq!(
+            for_terminal("\u{1b}[2J\u{1b}]0;pwned\u{7}Evil\r\u{9b}31m"),
+            "\\x1b[2J\\x1b]0;pwned\\x07Evil\\r\\u{9b}31m"
+        );
+        assert_eq!(for_terminal("Città"), "Città");
+    }
 }

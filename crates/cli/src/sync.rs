@@ -147,7 +147,7 @@ pub(crate) async fn sync(client: &Client, out: Output, cmd: SyncCmd) -> Result<(
                     run.id, run.link
                 );
             } else if !out.json {
-                eprintln!("{}", run_line(&run));
+                eprintln!("{}", crate::output::for_terminal(&run_line(&run)));
             }
             Ok(())
         }

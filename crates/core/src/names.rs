@@ -15,6 +15,13 @@ pub fn check_space_name(name: &str) -> CoreResult<()> {
             "space name '{name}' looks like an id; choose a name that is not a UUID"
         )));
     }
+    // Names end up in URLs (`/api/v1/spaces/{name}`) and paths, where dots alone mean "here"
+    // and "up".
+    if name.chars().all(|c| c == '.') {
+        return Err(CoreError::InvalidRequest(format!(
+            "space name '{name}' is only dots; add a letter or digit"
+        )));
+    }
     Ok(())
 }
 
@@ -109,6 +116,10 @@ mod tests {
         assert!(check_space_name("0191a3b4-0000-7000-8000-000000000000").is_err());
         assert!(check_space_name("0123456789abcdef0123456789abcdef").is_err());
         assert!(check_space_name("cafe").is_ok());
+        for dots in [".", "..", "..."] {
+            assert!(check_space_name(dots).is_err(), "{dots}");
+        }
+        assert!(check_space_name(".hidden").is_ok());
     }
 
     #[test]

@@ -184,6 +184,11 @@ pub struct SchemaBuilder {
     primary_key: Option<String>,
     /// An explicit schema: no new fields, no widening.
     strict: bool,
+    /// Which row each field was last seen in (by `row`), so a name given twice in one row is
+    /// caught: JSON text may repeat a key, and a stored row must read back as it was meant.
+    seen_in: Vec<u64>,
+    /// The row being observed, counted from 1.
+    row: u64,
 }
 
 impl SchemaBuilder {
@@ -195,15 +200,22 @@ impl SchemaBuilder {
             expected: 0,
             primary_key,
             strict: false,
+            seen_in: Vec::new(),
+            row: 0,
         }
+    }
+
+    fn push_field(&mut self, name: &str, field_type: Option<FieldType>) {
+        self.index.insert(name.to_string(), self.fields.len());
+        self.fields.push((name.to_string(), field_type));
+        self.seen_in.push(self.row);
     }
 
     /// Enforces a given schema.
     pub fn enforce(schema: &Schema) -> SchemaBuilder {
         let mut b = SchemaBuilder::infer(schema.primary_key.clone());
         for f in &schema.fields {
-            b.index.insert(f.name.clone(), b.fields.len());
-            b.fields.push((f.name.clone(), Some(f.field_type)));
+            b.push_field(&f.name, Some(f.field_type));
         }
         b.strict = true;
         b
@@ -216,6 +228,7 @@ impl SchemaBuilder {
     /// Checks one row's values and, when inferring, learns from them.
     pub fn observe(&mut self, values: &Map<String, Value>) -> CoreResult<()> {
         self.expected = 0;
+        self.row += 1;
         for (name, value) in values {
             // The values object is level 1.
             if 1 + depth_of(value) > MAX_JSON_DEPTH {
@@ -230,6 +243,7 @@ impl SchemaBuilder {
     /// keeps large imports fast. Refuses text that is not a JSON object.
     pub fn observe_raw(&mut self, object: &str) -> CoreResult<()> {
         self.expected = 0;
+        self.row += 1;
         if let Some(fields) = flat::fields(object) {
             for (name, seen) in fields {
                 self.observe_value(name, seen)?;
@@ -263,11 +277,15 @@ impl SchemaBuilder {
                     "field '{name}' is not in the schema"
                 )));
             }
-            self.index.insert(name.to_string(), self.fields.len());
-            self.fields.push((name.to_string(), type_of(&seen)));
+            self.push_field(name, type_of(&seen));
             self.expected = self.fields.len();
             return Ok(());
         };
+        if std::mem::replace(&mut self.seen_in[i], self.row) == self.row {
+            return Err(CoreError::SchemaMismatch(format!(
+                "property '{name}' appears twice in one row; give each property once"
+            )));
+        }
         self.expected = i + 1;
         let slot = &mut self.fields[i].1;
         // Most values fit the type their field has: that is checked first, and alone (a
@@ -624,6 +642,24 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_property_given_twice_in_a_row_is_refused() {
+        let mut b = SchemaBuilder::infer(None);
+        b.observe_raw(r#"{"a":1,"b":2}"#).unwrap();
+        b.observe_raw(r#"{"b":3,"a":1}"#).unwrap();
+        for twice in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,"b":7,"a":2}"#,
+            r#"{"c":1,"c":2}"#,
+        ] {
+            let e = b.observe_raw(twice).unwrap_err().to_string();
+            assert!(e.contains("appears twice"), "{twice}: {e}");
+        }
+        let mut strict = SchemaBuilder::enforce(&b.schema());
+        assert!(strict.observe_raw(r#"{"a":1,"b":2}"#).is_ok());
+        assert!(strict.observe_raw(r#"{"b":2,"b":2}"#).is_err());
     }
 
     #[test]

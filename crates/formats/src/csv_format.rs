@@ -40,6 +40,12 @@ pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
             "line 1: the header must name every column".into(),
         ));
     }
+    let mut names = std::collections::HashSet::new();
+    if let Some(twice) = headers.iter().find(|h| !names.insert(h.as_str())) {
+        return Err(CoreError::MalformedCsv(format!(
+            "line 1: the header names column '{twice}' twice; each column needs a name of its own"
+        )));
+    }
     sink.choose_key(headers.iter().any(|h| h == "id"));
     if let Some(KeyRule::Column(pk)) = sink.key_rule()
         && !headers.contains(pk)

@@ -237,7 +237,13 @@ impl Instance {
                 .map_err(data_dir_error(&dir))?;
         }
         let identity = load_or_create_identity(&dir)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join(DATABASE_FILE))?);
+        let database = dir.join(DATABASE_FILE);
+        if !database.exists() {
+            // Created private before SQLite opens it: SQLite gives its WAL and shared-memory
+            // files the database file's mode, and the directory may be open to others.
+            write_private(&database, b"").map_err(data_dir_error(&dir))?;
+        }
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(database)?);
         check_epoch(&dir, store.as_ref())?;
         let chunks = ChunkStore::open(dir.join("chunks"))?;
         let admin_token_created = if store.list_tokens()?.is_empty() {

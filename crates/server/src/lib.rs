@@ -107,7 +107,12 @@ fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `/metrics`, for any token: its figures name links and their traffic. (Prometheus sends one
+/// with `authorization: {credentials: ...}` in its scrape config.)
+async fn render_metrics(
+    State(state): State<AppState>,
+    _caller: auth::AnyRole,
+) -> impl IntoResponse {
     // Links that ended have no lag: their figures go. If the links cannot be read, all stay.
     let live: Option<Vec<String>> = sync::all_links(&state)
         .await

@@ -145,10 +145,12 @@ impl TestInstance {
         into_json(builder.send().await.expect("request sent")).await
     }
 
-    /// The Prometheus text page (`/metrics` needs no token).
+    /// The Prometheus text page (`/metrics` needs a token, of any role).
     pub async fn metrics(&self) -> String {
-        let response = self.request(Method::GET, "/metrics", None).send().await;
-        response.unwrap().text().await.unwrap()
+        let response = self.request(Method::GET, "/metrics", Some(&self.admin_token));
+        let response = response.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> Value {

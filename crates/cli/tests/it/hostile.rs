@@ -728,3 +728,140 @@ async fn running_out_of_descriptors_closes_the_quietest_connection() {
     let _ = child.wait();
     assert_eq!(status.ok(), Some(reqwest::StatusCode::OK));
 }
+
+/// The small ones: each a door that stood ajar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_holes_are_closed() {
+    use reqwest::{Method, StatusCode};
+    let a = TestInstance::start().await;
+    a.create_space("roads").await;
+
+    // /metrics names links and their traffic: it needs a token (any role).
+    let bare = a
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    let viewer = a.create_token("prometheus", "viewer").await;
+    let scraped = a
+        .request(Method::GET, "/metrics", Some(&viewer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+
+    // A CSV header naming a column twice would silently keep one of them.
+    let (status, body) = a
+        .import("space=roads&title=Twice", "text/csv", "id,id\n1,2\n")
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("malformed_csv")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("'id' twice"),
+        "{body}"
+    );
+    // So would a GeoJSON feature with a property key twice.
+    let geojson = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"depth":1,"depth":2},"geometry":{"type":"Point","coordinates":[4.4,51.9]}}]}"#;
+    let (status, body) = a
+        .import("space=roads&title=Twice", "application/geo+json", geojson)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("appears twice"),
+        "{body}"
+    );
+
+    // Space names that are only dots.
+    for name in [".", ".."] {
+        let (status, body) = a
+            .call(Method::POST, "/api/v1/spaces", Some(json!({"name": name})))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{name}: {body}"
+        );
+    }
+
+    // 1,500 filters: a clear refusal, not a 500.
+    let (_, item) = a
+        .import(
+            "space=roads&title=Depths&primary_key=id",
+            "text/csv",
+            "id,m\n1,2\n",
+        )
+        .await;
+    let filters = "&where=m:2".repeat(1_500);
+    let (status, body) = a
+        .call(
+            Method::GET,
+            &format!("/api/v1/items/{}/rows?limit=5{filters}", id(&item)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "{body}"
+    );
+    let (status, page) = a
+        .call(
+            Method::GET,
+            &format!("/api/v1/items/{}/rows?where=m:2", id(&item)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, page["rows"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1))
+    );
+
+    // A suffix range longer than the file is the whole file.
+    let (_, file) = a
+        .import(
+            "space=roads&title=Note",
+            "application/octet-stream",
+            "twelve bytes",
+        )
+        .await;
+    let whole = a
+        .export(id(&file), "", &[("range", "bytes=-5000".to_string())])
+        .await;
+    assert_eq!(whole.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(whole.headers()["content-range"], "bytes 0-11/12");
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), b"twelve bytes");
+}
+
+/// A title another instance chose reaches the admin's terminal as text: its escape sequences
+/// are shown, not obeyed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn titles_from_other_instances_cannot_drive_the_terminal() {
+    let evil = "\u{1b}[2J\u{1b}]0;owned\u{7}City\rGIS\u{9b}31m";
+    let a = crate::sync::instance(evil, |_| {}).await;
+    let b = crate::sync::instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    let created = ferry_json(
+        &a,
+        &[
+            "peer", "request", "--space", "roads", "--export", "datasets",
+        ],
+    );
+    let code = created["code"].as_str().unwrap();
+    for args in [vec!["peer", "import", code], vec!["peer", "list"]] {
+        let out = b.ferry(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let shown = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !shown.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: {shown:?}"
+        );
+        assert!(shown.contains(r"\x1b[2J"), "{args:?}: {shown}");
+    }
+    // Scripts get the title as it is, in JSON.
+    let listed = ferry_json(&b, &["peer", "list"]);
+    assert_eq!(listed[0]["peer"]["title"], evil, "{listed}");
+}

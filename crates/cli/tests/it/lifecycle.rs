@@ -19,6 +19,9 @@ async fn restart_keeps_identity_tokens_and_data() {
     };
     assert_eq!(mode("identity.key"), 0o600);
     assert_eq!(mode("admin-token"), 0o600);
+    // The test's data directory existed before Ferry started: its database is private anyway.
+    assert_eq!(mode("ferry.db"), 0o600);
+    assert_eq!(mode("ferry.db-wal"), 0o600);
 
     let inst = inst.restart().await;
     let after = inst.get("/api/v1/instance").await;

@@ -305,8 +305,17 @@ pub(crate) async fn row_page(
             "bbox filters apply to feature layers only",
         ));
     }
-    let equals = q
-        .all("where")
+    let filters = q.all("where");
+    if filters.len() > MAX_FILTERS {
+        return Err(ApiFailure::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "{} 'where' filters given; at most {MAX_FILTERS} are taken (each narrows the page further)",
+                filters.len()
+            ),
+        ));
+    }
+    let equals = filters
         .iter()
         .map(|f| equality_filter(&item, f))
         .collect::<Result<_, CoreError>>()?;
@@ -334,6 +343,10 @@ pub(crate) async fn row_page(
         markings: item.markings,
     })
 }
+
+/// The most `where` filters one query takes: each becomes a condition of its own, and the
+/// database refuses statements past a few hundred of them.
+const MAX_FILTERS: usize = 64;
 
 /// `field:value` with the value typed by the schema.
 fn equality_filter(item: &Item, filter: &str) -> Result<(String, serde_json::Value), CoreError> {

@@ -649,6 +649,12 @@ fn byte_range(raw: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     if size == 0 {
         return Ok(None);
     }
+    // A suffix longer than the file means the whole file (RFC 9110 §14.1.2), not a 416.
+    if let Some(suffix) = raw.trim().strip_prefix("bytes=-")
+        && suffix.parse::<u64>().is_ok_and(|n| n >= size)
+    {
+        return Ok(Some((0, size - 1)));
+    }
     let ranges = parsed.validate(size).map_err(|_| ())?;
     Ok(match ranges.as_slice() {
         [one] => Some((*one.start(), *one.end())),
@@ -672,6 +678,24 @@ fn range_not_satisfiable(raw: &str, size: u64) -> Response {
 mod tests {
     use super::*;
     use futures_util::StreamExt;
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        assert_eq!(byte_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(byte_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(byte_range("bytes=-100", 100), Ok(Some((0, 99))));
+        assert_eq!(
+            byte_range("bytes=-5000", 100),
+            Ok(Some((0, 99))),
+            "a suffix longer than the file is the whole file"
+        );
+        assert_eq!(
+            byte_range("bytes=100-", 100),
+            Err(()),
+            "starts past the end"
+        );
+        assert_eq!(byte_range("lines=1-2", 100), Ok(None), "ignored");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_upload_fails_after_the_idle_timeout() {
