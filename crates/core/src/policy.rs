@@ -153,9 +153,96 @@ pub fn decide<'r>(rules: &'r [Rule], direction: Direction, peer: &PeerAddress<'_
         .map_or(Decision::NoRule, Decision::Allowed)
 }
 
+/// What a resolved destination address of an egress call is judged to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination<'r> {
+    Allowed,
+    /// An address rule denies it.
+    Denied(&'r Rule),
+    /// An internal address (loopback, private, link-local, ...) that no address rule opens.
+    Internal,
+}
+
+/// Judges where an egress call really goes, address by address, once its host name is
+/// resolved. Who the peer is (an instance rule) or what it is called (a host rule) says
+/// nothing about where its URL leads: a peer's self-issued invite code, or a name that resolves
+/// somewhere new, could point this instance at its own internal services. So a deny rule on an
+/// address always wins, and an internal address is reached only through a rule for that
+/// address itself (`ferry policy egress allow 10.0.0.0/8`).
+pub fn judge_destination(rules: &[Rule], ip: IpAddr) -> Destination<'_> {
+    let ip = ip.to_canonical();
+    let address_rules = rules.iter().filter(|r| {
+        r.direction == Direction::Egress
+            && matches!(&r.matcher, Matcher::Cidr(net) if net.contains(&ip))
+    });
+    if let Some(deny) = address_rules.clone().find(|r| r.effect == Effect::Deny) {
+        return Destination::Denied(deny);
+    }
+    if is_internal(ip) && address_rules.clone().next().is_none() {
+        return Destination::Internal;
+    }
+    Destination::Allowed
+}
+
+/// Addresses that lead inside a network rather than to another organization's server.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                // Shared address space (carrier-grade NAT), RFC 6598.
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                // Unique local (fc00::/7) and link-local (fe80::/10).
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_addresses_need_a_rule_of_their_own() {
+        let rules = vec![
+            rule("i", Direction::Egress, Effect::Allow, "instance:peer"),
+            rule("h", Direction::Egress, Effect::Allow, "*.example.org"),
+            rule("lab", Direction::Egress, Effect::Allow, "10.1.0.0/16"),
+            rule("no", Direction::Egress, Effect::Deny, "203.0.113.0/24"),
+            rule("in", Direction::Ingress, Effect::Allow, "192.168.0.0/16"),
+        ];
+        let judge = |ip: &str| judge_destination(&rules, ip.parse().unwrap());
+        assert_eq!(judge("198.51.100.7"), Destination::Allowed, "public");
+        assert_eq!(judge("10.1.2.3"), Destination::Allowed, "its own rule");
+        assert_eq!(judge("203.0.113.9"), Destination::Denied(&rules[3]));
+        for internal in [
+            "127.0.0.1",
+            "10.2.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert_eq!(judge(internal), Destination::Internal, "{internal}");
+        }
+    }
 
     fn rule(id: &str, direction: Direction, effect: Effect, pattern: &str) -> Rule {
         Rule {

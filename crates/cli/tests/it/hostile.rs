@@ -865,3 +865,63 @@ async fn titles_from_other_instances_cannot_drive_the_terminal() {
     let listed = ferry_json(&b, &["peer", "list"]);
     assert_eq!(listed[0]["peer"]["title"], evil, "{listed}");
 }
+
+/// Egress rules that name an instance or a host name do not open internal addresses: the
+/// address a call really goes to is judged too. A peer whose self-issued code names a loopback
+/// URL (here `http://localhost:PORT`) is not reached until an address rule says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_judges_the_address_a_call_really_goes_to() {
+    let proxy = crate::harness::Proxy::start().await;
+    let port = proxy.url.rsplit(':').next().unwrap().to_string();
+    let public = format!("http://localhost:{port}");
+    let a = crate::sync::instance("City GIS", move |c| c.public_url = Some(public)).await;
+    proxy.point_at(&a.url);
+    let b = TestInstance::start().await;
+    ferry_json(&b, &["policy", "ingress", "allow", "127.0.0.0/8"]);
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let a_id = crate::harness::instance_id(&a).await;
+    let created = ferry_json(
+        &a,
+        &[
+            "peer", "request", "--space", "roads", "--export", "datasets",
+        ],
+    );
+    let imported = ferry_json(&b, &["peer", "import", created["code"].as_str().unwrap()]);
+    let on_b = imported["id"].as_str().unwrap().to_string();
+    let approve = || b.ferry(&["peer", "approve", &on_b, "--space", "inbox"]);
+
+    for rule in ["localhost", &format!("instance:{a_id}")] {
+        let added = ferry_json(&b, &["policy", "egress", "allow", rule]);
+        let out = approve();
+        assert!(!out.status.success(), "{rule}");
+        let said = stderr(&out);
+        assert!(said.contains("egress_denied"), "{rule}: {said}");
+        assert!(
+            said.contains("internal address") && said.contains("127.0.0.1"),
+            "{rule}: {said}"
+        );
+        assert_eq!(
+            ferry_json(&b, &["peer", "show", &on_b])["connection"]["state"],
+            "imported"
+        );
+        ferry_json(
+            &b,
+            &["policy", "egress", "remove", added["id"].as_str().unwrap()],
+        );
+    }
+    // An address rule opens it, and a deny on the address wins over every allow.
+    ferry_json(
+        &b,
+        &["policy", "egress", "allow", &format!("instance:{a_id}")],
+    );
+    let deny = ferry_json(&b, &["policy", "egress", "deny", "127.0.0.0/8"]);
+    assert!(stderr(&approve()).contains("egress_denied"));
+    ferry_json(
+        &b,
+        &["policy", "egress", "remove", deny["id"].as_str().unwrap()],
+    );
+    ferry_json(&b, &["policy", "egress", "allow", "127.0.0.1"]);
+    let out = approve();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -4,7 +4,9 @@
 
 use crate::error::ApiFailure;
 use crate::instance::Identity;
-use ferry_core::policy::{Decision, Direction, PeerAddress, Rule, decide};
+use ferry_core::policy::{
+    Decision, Destination, Direction, PeerAddress, Rule, decide, judge_destination,
+};
 use ferry_proto::signing::{self, RequestTarget};
 use ferry_proto::{ApiError, ErrorCode};
 use ferry_store::Store;
@@ -30,6 +32,8 @@ const ERROR_ANSWER_BYTES: usize = 64 << 10;
 pub(crate) enum FederationError {
     /// Our own egress policy forbids the call.
     EgressDenied { host: String, rule: Option<String> },
+    /// The peer's name or URL leads to an internal address no address rule opens.
+    EgressInternal { host: String, ip: std::net::IpAddr },
     /// No answer (connection refused, timed out) after every attempt.
     Unreachable { url: String, reason: String },
     /// The peer answered with an error.
@@ -51,6 +55,12 @@ impl From<FederationError> for ApiFailure {
                         "this instance's egress policy does not allow calls to {host}: its admin can run `ferry policy egress allow {host}`"
                     ),
                 },
+            ),
+            FederationError::EgressInternal { host, ip } => ApiFailure::new(
+                ErrorCode::EgressDenied,
+                format!(
+                    "calls to {host} would reach {ip}, an internal address; a rule for an instance or a host name does not open internal addresses: its admin can run `ferry policy egress allow {ip}` if that is meant"
+                ),
             ),
             FederationError::Unreachable { url, reason } => ApiFailure::new(
                 ErrorCode::PeerUnreachable,
@@ -94,7 +104,11 @@ impl FederationClient {
         instance_id: String,
         store: Arc<dyn Store>,
     ) -> FederationClient {
+        let resolver = Arc::new(PolicyResolver {
+            store: store.clone(),
+        });
         let http = reqwest::Client::builder()
+            .dns_resolver(resolver.clone())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
             // A redirect would send a signed request to a host the egress policy never saw.
@@ -102,6 +116,7 @@ impl FederationClient {
             .build()
             .expect("an HTTP client with timeouts always builds");
         let stream_http = reqwest::Client::builder()
+            .dns_resolver(resolver)
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(STREAM_SILENCE)
             .redirect(reqwest::redirect::Policy::none())
@@ -132,15 +147,7 @@ impl FederationClient {
             .trim_matches(['[', ']'])
             .trim_end_matches('.')
             .to_ascii_lowercase();
-        let store = self.store.clone();
-        let rules: Vec<Rule> = tokio::task::spawn_blocking(move || store.list_policy_rules())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(crate::federation::rule_of)
-            .collect();
+        let rules = egress_rules(&self.store).await;
         let peer = PeerAddress {
             instance_id,
             ip: host
@@ -150,13 +157,52 @@ impl FederationClient {
             host: Some(&host),
         };
         match decide(&rules, Direction::Egress, &peer) {
-            Decision::Allowed(_) => Ok(()),
-            Decision::Denied(rule) => Err(FederationError::EgressDenied {
-                host,
-                rule: Some(rule.id.clone()),
-            }),
-            Decision::NoRule => Err(FederationError::EgressDenied { host, rule: None }),
+            Decision::Allowed(_) => {}
+            Decision::Denied(rule) => {
+                return Err(FederationError::EgressDenied {
+                    host,
+                    rule: Some(rule.id.clone()),
+                });
+            }
+            Decision::NoRule => return Err(FederationError::EgressDenied { host, rule: None }),
         }
+        // Then where the call would really go. The resolver judges again when it connects, so
+        // a name cannot lead elsewhere in between.
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addresses: Vec<std::net::IpAddr> = match peer.ip {
+            Some(ip) => vec![ip],
+            None => match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(found) => found.map(|a| a.ip()).collect(),
+                Err(e) => {
+                    return Err(FederationError::Unreachable {
+                        url: base_url.to_string(),
+                        reason: format!("cannot resolve {host}: {e}"),
+                    });
+                }
+            },
+        };
+        let mut first_refusal = None;
+        for ip in addresses {
+            match judge_destination(&rules, ip) {
+                Destination::Allowed => return Ok(()),
+                Destination::Denied(rule) => {
+                    first_refusal.get_or_insert(FederationError::EgressDenied {
+                        host: ip.to_string(),
+                        rule: Some(rule.id.clone()),
+                    });
+                }
+                Destination::Internal => {
+                    first_refusal.get_or_insert(FederationError::EgressInternal {
+                        host: host.clone(),
+                        ip,
+                    });
+                }
+            }
+        }
+        Err(first_refusal.unwrap_or(FederationError::Unreachable {
+            url: base_url.to_string(),
+            reason: format!("{host} resolves to no address"),
+        }))
     }
 
     /// Sends a signed JSON request to a peer and decodes its JSON answer, of at most
@@ -297,6 +343,46 @@ impl FederationClient {
         Err(FederationError::Unreachable {
             url,
             reason: last_failure,
+        })
+    }
+}
+
+/// This instance's egress rules (none if they cannot be read: then nothing is allowed).
+async fn egress_rules(store: &Arc<dyn Store>) -> Vec<Rule> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.list_policy_rules())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(crate::federation::rule_of)
+        .collect()
+}
+
+/// Resolves host names for the federation client and keeps only the addresses egress policy
+/// lets it reach, so the address it connects to is one that was judged.
+struct PolicyResolver {
+    store: Arc<dyn Store>,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let store = self.store.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let rules = egress_rules(&store).await;
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<std::net::SocketAddr> = found
+                .filter(|a| judge_destination(&rules, a.ip()) == Destination::Allowed)
+                .collect();
+            if allowed.is_empty() {
+                return Err(format!(
+                    "egress policy allows none of the addresses {host} resolves to"
+                )
+                .into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
