@@ -184,6 +184,11 @@ error_codes! {
     LinkInactive = "link_inactive",
     /// The receiver refused an item outside what it agreed to import.
     SyncRefused = "sync_refused",
+    /// An answer from another instance is not signed by its pinned key (changed on the way).
+    AnswerSignatureInvalid = "answer_signature_invalid",
+    /// A sync stream's batch is not signed by the sender's pinned key (changed on the way):
+    /// nothing of it was applied.
+    StreamSignatureInvalid = "stream_signature_invalid",
     /// Another instance answered with more than this instance reads for that answer.
     PeerAnswerTooLarge = "peer_answer_too_large",
     /// A link brought an item whose origin it may not bring: a peer brings its own items, a

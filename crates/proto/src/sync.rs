@@ -237,6 +237,10 @@ pub enum SyncRecord {
     Commit { seq: i64 },
     /// The last line: nothing more follows.
     End { seq: i64 },
+    /// The sender's signature over every line before this one (see
+    /// [`crate::signing::StreamSignature`]); follows every `commit` and `end`, and comes every
+    /// few thousand rows in a whole-item copy. A receiver applies only what a valid one covers.
+    Sig { sig: String },
 }
 
 /// Runs one link now.

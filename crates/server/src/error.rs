@@ -37,7 +37,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         PeerRevoked | IngressDenied | EgressDenied | CollabHostOnly | CollabGuestRemoved => {
             StatusCode::FORBIDDEN
         }
-        PeerUnreachable | PeerRefused | PeerAnswerTooLarge => StatusCode::BAD_GATEWAY,
+        PeerUnreachable
+        | PeerRefused
+        | PeerAnswerTooLarge
+        | AnswerSignatureInvalid
+        | StreamSignatureInvalid => StatusCode::BAD_GATEWAY,
         InviteReused | InviteKeyMismatch | PeerStateConflict | LastAdminToken => {
             StatusCode::CONFLICT
         }

@@ -81,7 +81,7 @@ fn routes(state: AppState) -> Router {
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
     Router::new()
         .merge(api)
-        .merge(federation::routes())
+        .merge(federation::routes(state.clone()))
         .route(
             "/api/v1/openapi.json",
             get(move || {

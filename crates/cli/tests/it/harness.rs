@@ -465,7 +465,15 @@ pub struct Proxy {
     /// Paths answered by the proxy itself with this many bytes of zeros (a hostile peer's
     /// endless answer), streamed.
     floods: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    /// The sender's key, when the proxy plays the sender itself: rewritten streams are signed
+    /// again with it. Without it the proxy is a man in the middle, whose changes show.
+    signer: std::sync::Arc<std::sync::Mutex<Option<SigningKey>>>,
+    /// Control answers (by path) changed on their way back, as a man in the middle would.
+    answer_rewrites:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, AnswerRewrite>>>,
 }
+
+type AnswerRewrite = std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 impl Proxy {
     pub async fn start() -> Proxy {
@@ -483,6 +491,12 @@ impl Proxy {
         let floods: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
             Default::default();
         let flooded = floods.clone();
+        let signer: std::sync::Arc<std::sync::Mutex<Option<SigningKey>>> = Default::default();
+        let signs = signer.clone();
+        let answer_rewrites: std::sync::Arc<
+            std::sync::Mutex<std::collections::HashMap<String, AnswerRewrite>>,
+        > = Default::default();
+        let rewrites_answers = answer_rewrites.clone();
         let (t, r, d, cut) = (
             target.clone(),
             rewrite.clone(),
@@ -497,6 +511,12 @@ impl Proxy {
             let seen_encodings = seen_encodings.clone();
             let (seen, allowed) = (seen.clone(), allowed.clone());
             let flood = flooded.lock().unwrap().get(request.uri().path()).copied();
+            let key = signs.lock().unwrap().clone();
+            let answer_rewrite = rewrites_answers
+                .lock()
+                .unwrap()
+                .get(request.uri().path())
+                .cloned();
             async move {
                 if let Some(bytes) = flood {
                     return endless_answer(bytes);
@@ -517,7 +537,11 @@ impl Proxy {
                     }
                 }
                 let streamed = SYNC_STREAMS.contains(&request.uri().path());
-                let response = forward(&http, &t, &r, request).await;
+                let response = forward(&http, &t, &r, key, request).await;
+                let response = match answer_rewrite {
+                    Some(f) => rewrite_answer(response, &*f).await,
+                    None => response,
+                };
                 if streamed {
                     let encoding = response
                         .headers()
@@ -542,7 +566,23 @@ impl Proxy {
             drop_after,
             encodings,
             floods,
+            signer,
+            answer_rewrites,
         }
+    }
+
+    /// Changes every answer to `path` with `f` (its body as text) on the way back.
+    pub fn rewrite_answers(&self, path: &str, f: impl Fn(&str) -> String + Send + Sync + 'static) {
+        self.answer_rewrites
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), std::sync::Arc::new(f));
+    }
+
+    /// The proxy plays the sender whose key this is: streams it rewrites carry valid
+    /// signatures again, as a hostile sender's own would.
+    pub fn sign_as(&self, key: SigningKey) {
+        *self.signer.lock().unwrap() = Some(key);
     }
 
     /// Answers every request to `path` with `bytes` bytes of zeros, streamed: a peer whose answer
@@ -592,6 +632,18 @@ impl Proxy {
 /// The federation calls that answer with a sync stream.
 const SYNC_STREAMS: [&str; 2] = ["/federation/v1/sync/pull", "/federation/v1/sync/item"];
 
+/// The answer with its body changed by `f`, its headers (the signature too) as they were.
+async fn rewrite_answer(
+    response: axum::response::Response,
+    f: &(dyn Fn(&str) -> String + Send + Sync),
+) -> axum::response::Response {
+    let (mut parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let changed = f(&String::from_utf8_lossy(&body));
+    parts.headers.remove("content-length");
+    axum::response::Response::from_parts(parts, axum::body::Body::from(changed))
+}
+
 /// A 200 answer of `bytes` zeros, made as it is sent (64 KiB at a time, no length given).
 fn endless_answer(bytes: u64) -> axum::response::Response {
     const PIECE: u64 = 64 << 10;
@@ -635,9 +687,16 @@ async fn forward(
     http: &reqwest::Client,
     target: &std::sync::Mutex<String>,
     rewrite: &std::sync::Mutex<Option<std::sync::Arc<LineRewrite>>>,
+    signer: Option<SigningKey>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
     let (parts, body) = request.into_parts();
+    let nonce = parts
+        .headers
+        .get(signing::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| signing::SignatureHeader::parse(v).ok())
+        .map_or([0; 16], |s| s.nonce);
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     let path = parts
         .uri
@@ -670,12 +729,7 @@ async fn forward(
             body = plain;
         }
         let text = String::from_utf8(body).unwrap();
-        body = text
-            .lines()
-            .flat_map(|l| f(l))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
-            .into_bytes();
+        body = rewrite_stream(&text, &*f, signer.as_ref(), nonce).into_bytes();
         if framed {
             body = ferry_proto::frames::encode_frame(&body);
         }
@@ -687,6 +741,47 @@ async fn forward(
         }
     }
     response.body(axum::body::Body::from(body)).unwrap()
+}
+
+/// A sync stream with every line but its `sig` records rewritten by `f`; each `sig` record `f`
+/// keeps is made again over the new lines when the proxy holds the sender's key, else kept as
+/// it was.
+fn rewrite_stream(
+    text: &str,
+    f: &LineRewrite,
+    signer: Option<&SigningKey>,
+    nonce: [u8; 16],
+) -> String {
+    let mut signature = signing::StreamSignature::new(nonce);
+    let mut out = String::new();
+    let mut emit = |line: String, signature: &mut signing::StreamSignature| {
+        let line = format!("{line}\n");
+        signature.line(line.as_bytes());
+        out.push_str(&line);
+    };
+    for line in text.lines() {
+        if !line.starts_with(r#"{"t":"sig""#) {
+            for rewritten in f(line) {
+                emit(rewritten, &mut signature);
+            }
+            continue;
+        }
+        // A rewrite that drops a sig record (a stream cut short) drops it.
+        if f(line).is_empty() {
+            continue;
+        }
+        let sig = match signer {
+            Some(key) => {
+                let sig = ferry_proto::SyncRecord::Sig {
+                    sig: signature.sign(key),
+                };
+                serde_json::to_string(&sig).unwrap()
+            }
+            None => line.to_string(),
+        };
+        emit(sig, &mut signature);
+    }
+    out
 }
 
 /// Lets loopback instances talk: ingress from loopback, egress to 127.0.0.1.

@@ -925,3 +925,83 @@ async fn egress_judges_the_address_a_call_really_goes_to() {
     let out = approve();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A man in the middle (a proxy without A's key) changes traffic from A to B: a row in a sync
+/// batch, or a control answer. B refuses each with its own code and applies nothing of the
+/// changed batch; once the traffic is left alone, everything arrives as A has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_changed_in_flight_are_refused() {
+    let mitm = crate::harness::Proxy::start().await;
+    let url = mitm.url.clone();
+    let a = crate::sync::instance("City GIS", move |c| c.public_url = Some(url)).await;
+    mitm.point_at(&a.url);
+    let b = crate::sync::instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (_, on_b) = crate::harness::peered(&a, &b, "datasets", &[]);
+    let item =
+        crate::sync::import(&a, "roads", "Depths", "csv", "id,m\n1,4.5\n2,7.25\n".into()).await;
+
+    // A row's value is changed inside a signed batch.
+    mitm.rewrite_sync_lines(|line| vec![line.replace("7.25", "0.5")]);
+    let run = failed_run(&b, &on_b);
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("stream_signature_invalid"),
+        "{run}"
+    );
+    assert!(
+        items(&b, "inbox").await.is_empty(),
+        "nothing of the batch applied"
+    );
+    let cursor_free = b.get("/api/v1/sync/status").await;
+    assert!(
+        !cursor_free.to_string().contains("\"completed\""),
+        "{cursor_free}"
+    );
+
+    // A batch dropped whole: the next signature no longer covers what came before it.
+    mitm.rewrite_sync_lines(|line| {
+        if line.starts_with(r#"{"t":"row""#) {
+            vec![]
+        } else {
+            vec![line.to_string()]
+        }
+    });
+    let run = failed_run(&b, &on_b);
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("stream_signature_invalid"),
+        "{run}"
+    );
+    assert!(items(&b, "inbox").await.is_empty());
+
+    // A control answer changed: `peer check` says the answer is not A's.
+    mitm.rewrite_sync_lines(|line| vec![line.to_string()]);
+    mitm.rewrite_answers("/federation/v1/probe", |body| body.replace("true", "false"));
+    let check = b.ferry(&["--json", "peer", "check", &on_b]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        stderr(&check)
+    );
+    assert!(
+        said.contains("not signed by the peer's pinned key"),
+        "{said}"
+    );
+    mitm.rewrite_answers("/federation/v1/probe", |body| body.to_string());
+
+    // Left alone, the same traffic verifies and everything arrives.
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    let copy = &items(&b, "inbox").await["Depths"];
+    assert_eq!(
+        crate::sync::rows(&b, id(copy)).await,
+        crate::sync::rows(&a, id(&item)).await
+    );
+    assert_eq!(ferry_json(&b, &["peer", "check", &on_b])["ok"], true);
+}

@@ -712,6 +712,8 @@ pub(crate) async fn peered_behind_proxy(
     let url = proxy.url.clone();
     let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
     proxy.point_at(&a.url);
+    // The proxy plays A: what it rewrites, A itself could have sent.
+    proxy.sign_as(crate::harness::key_of(&a));
     let b = instance("Harbor Authority", |_| {}).await;
     a.create_space("roads").await;
     b.create_space("inbox").await;

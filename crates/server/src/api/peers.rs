@@ -425,8 +425,7 @@ pub(crate) async fn approve(
         let answer: Result<PeerConnection, _> = state
             .federation
             .call(
-                &peer.url,
-                Some(&peer.instance_id),
+                crate::federation::Callee::of(&peer),
                 Method::POST,
                 federation::RESPONSES_PATH,
                 &AcceptPeerResponse {
@@ -505,8 +504,7 @@ async fn notify(state: &AppState, record: &PeerRecord, event: &str) -> ApiResult
     let _: PeerConnection = state
         .federation
         .call(
-            &peer.url,
-            Some(&peer.instance_id),
+            crate::federation::Callee::of(&peer),
             Method::POST,
             federation::STATE_PATH,
             &notice,
@@ -604,8 +602,7 @@ pub(crate) async fn check(
     let probe: Result<serde_json::Value, _> = state
         .federation
         .call(
-            &peer.url,
-            Some(&peer.instance_id),
+            crate::federation::Callee::of(&peer),
             Method::POST,
             federation::PROBE_PATH,
             &json!({}),
@@ -652,8 +649,7 @@ async fn send_security(
     let _: PeerConnection = state
         .federation
         .call(
-            &peer.url,
-            Some(&peer.instance_id),
+            crate::federation::Callee::of(&peer),
             Method::POST,
             federation::SECURITY_PATH,
             notice,

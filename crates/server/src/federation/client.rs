@@ -40,6 +40,9 @@ pub(crate) enum FederationError {
     Refused { status: u16, error: ApiError },
     /// The peer's answer was larger than this instance reads for it.
     TooLarge { url: String, limit: usize },
+    /// The answer's signature is missing or does not verify with the peer's pinned key: it was
+    /// changed on the way, or does not come from that peer.
+    Unverified { url: String, why: String },
 }
 
 impl From<FederationError> for ApiFailure {
@@ -66,6 +69,12 @@ impl From<FederationError> for ApiFailure {
                 ErrorCode::PeerUnreachable,
                 format!(
                     "the peer at {url} could not be reached ({reason}); check that it is running and reachable, then retry"
+                ),
+            ),
+            FederationError::Unverified { url, why } => ApiFailure::new(
+                ErrorCode::AnswerSignatureInvalid,
+                format!(
+                    "the answer from {url} is not signed by the peer's pinned key ({why}); nothing of it was used. Something between the instances may be changing traffic"
                 ),
             ),
             FederationError::TooLarge { url, limit } => ApiFailure::new(
@@ -209,38 +218,30 @@ impl FederationClient {
     /// [`CONTROL_ANSWER_BYTES`].
     pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
-        base_url: &str,
-        peer_instance: Option<&str>,
+        peer: Callee<'_>,
         method: Method,
         path: &str,
         body: &B,
     ) -> Result<T, FederationError> {
-        self.call_bounded(
-            base_url,
-            peer_instance,
-            method,
-            path,
-            body,
-            CONTROL_ANSWER_BYTES,
-        )
-        .await
+        self.call_bounded(peer, method, path, body, CONTROL_ANSWER_BYTES)
+            .await
     }
 
-    /// [`FederationClient::call`] for an answer of at most `limit` bytes.
+    /// [`FederationClient::call`] for an answer of at most `limit` bytes. The answer must be
+    /// signed by the peer's key for this request.
     pub(crate) async fn call_bounded<B: Serialize, T: DeserializeOwned>(
         &self,
-        base_url: &str,
-        peer_instance: Option<&str>,
+        peer: Callee<'_>,
         method: Method,
         path: &str,
         body: &B,
         limit: usize,
     ) -> Result<T, FederationError> {
-        let response = self
-            .send(&self.http, base_url, peer_instance, method, path, body)
-            .await?;
+        let (response, nonce) = self.send(&self.http, peer, method, path, body).await?;
         let url = response.url().to_string();
+        let (status, signature) = answer_facts(&response);
         let bytes = read_bounded(response, limit).await?;
+        verify(peer, &url, signature.as_deref(), &nonce, status, &bytes)?;
         serde_json::from_slice(&bytes).map_err(|e| FederationError::Unreachable {
             url,
             reason: format!("unreadable answer: {e}"),
@@ -248,23 +249,16 @@ impl FederationClient {
     }
 
     /// Sends a signed JSON request whose answer is a stream (a sync pull): no limit on the
-    /// whole exchange, only on silence.
+    /// whole exchange, only on silence. Returns the answer and the request's nonce, which the
+    /// stream's signatures are bound to: the caller checks them as it reads.
     pub(crate) async fn open_stream<B: Serialize>(
         &self,
-        base_url: &str,
-        peer_instance: &str,
+        peer: Callee<'_>,
         path: &str,
         body: &B,
-    ) -> Result<reqwest::Response, FederationError> {
-        self.send(
-            &self.stream_http,
-            base_url,
-            Some(peer_instance),
-            Method::POST,
-            path,
-            body,
-        )
-        .await
+    ) -> Result<(reqwest::Response, [u8; 16]), FederationError> {
+        self.send(&self.stream_http, peer, Method::POST, path, body)
+            .await
     }
 
     /// Egress check, then the signed request, retried with backoff on transient failures;
@@ -272,13 +266,13 @@ impl FederationClient {
     async fn send<B: Serialize>(
         &self,
         http: &reqwest::Client,
-        base_url: &str,
-        peer_instance: Option<&str>,
+        peer: Callee<'_>,
         method: Method,
         path: &str,
         body: &B,
-    ) -> Result<reqwest::Response, FederationError> {
-        self.egress_allowed(base_url, peer_instance).await?;
+    ) -> Result<(reqwest::Response, [u8; 16]), FederationError> {
+        let base_url = peer.url;
+        self.egress_allowed(base_url, peer.instance_id).await?;
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         // Sign what the peer will see: a peer URL may carry a path prefix before ours.
         let signed_path = reqwest::Url::parse(&url).map_or_else(
@@ -317,13 +311,23 @@ impl FederationClient {
                 .send()
                 .await;
             match sent {
-                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_success() => return Ok((response, nonce)),
                 Ok(response) if !transient(response.status()) => {
-                    let status = response.status().as_u16();
-                    let error = read_bounded(response, ERROR_ANSWER_BYTES)
-                        .await
+                    let (status, signature) = answer_facts(&response);
+                    let answer_url = response.url().to_string();
+                    let body = read_bounded(response, ERROR_ANSWER_BYTES).await?;
+                    // A refusal is an answer like any other: a forged one would make this
+                    // instance give up on a peer that never refused.
+                    verify(
+                        peer,
+                        &answer_url,
+                        signature.as_deref(),
+                        &nonce,
+                        status,
+                        &body,
+                    )?;
+                    let error = serde_json::from_slice::<ApiError>(&body)
                         .ok()
-                        .and_then(|body| serde_json::from_slice::<ApiError>(&body).ok())
                         .unwrap_or_else(|| ApiError {
                             code: ErrorCode::Unknown,
                             message: format!("HTTP {status} without a Ferry error body"),
@@ -345,6 +349,65 @@ impl FederationClient {
             reason: last_failure,
         })
     }
+}
+
+/// The instance a call goes to: where it is, who it is, and the key its answers must be
+/// signed with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Callee<'a> {
+    pub(crate) url: &'a str,
+    /// Known for every peer but one whose identity the call is to check.
+    pub(crate) instance_id: Option<&'a str>,
+    pub(crate) public_key: &'a [u8; 32],
+}
+
+impl<'a> Callee<'a> {
+    /// An instance as a signed code names it.
+    pub(crate) fn issuer(issuer: &'a ferry_proto::ticket::Issuer) -> Callee<'a> {
+        Callee {
+            url: &issuer.url,
+            instance_id: Some(&issuer.instance_id),
+            public_key: &issuer.public_key,
+        }
+    }
+
+    /// A pinned peer.
+    pub(crate) fn of(peer: &'a ferry_store::PeerIdentity) -> Callee<'a> {
+        Callee {
+            url: &peer.url,
+            instance_id: Some(&peer.instance_id),
+            public_key: &peer.public_key,
+        }
+    }
+}
+
+/// An answer's status and its `Ferry-Answer-Signature`, if any.
+fn answer_facts(response: &reqwest::Response) -> (u16, Option<String>) {
+    let signature = response
+        .headers()
+        .get(signing::ANSWER_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (response.status().as_u16(), signature)
+}
+
+/// Checks an answer's signature against the callee's key and the request's nonce.
+fn verify(
+    peer: Callee<'_>,
+    url: &str,
+    signature: Option<&str>,
+    nonce: &[u8; 16],
+    status: u16,
+    body: &[u8],
+) -> Result<(), FederationError> {
+    let unverified = |why: String| FederationError::Unverified {
+        url: url.to_string(),
+        why,
+    };
+    let key = ed25519_dalek::VerifyingKey::from_bytes(peer.public_key)
+        .map_err(|_| unverified("the pinned key is not an Ed25519 key".into()))?;
+    signing::verify_answer(signature, &key, nonce, status, body)
+        .map_err(|e| unverified(e.to_string()))
 }
 
 /// This instance's egress rules (none if they cannot be read: then nothing is allowed).

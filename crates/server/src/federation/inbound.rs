@@ -329,6 +329,8 @@ async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<PeerIdentity> 
 pub(crate) struct SignedByPeer {
     pub(crate) sender: PeerIdentity,
     pub(crate) body: Bytes,
+    /// The request's nonce: a sync stream that answers it is signed for it.
+    pub(crate) nonce: [u8; 16],
 }
 
 impl FromRequest<AppState> for SignedByPeer {
@@ -346,6 +348,7 @@ impl FromRequest<AppState> for SignedByPeer {
         match checked.await {
             Ok(sender) => Ok(SignedByPeer {
                 sender,
+                nonce: incoming.signature.as_ref().map_or([0; 16], |s| s.nonce),
                 body: incoming.body,
             }),
             Err(failure) => Err(incoming.refused(state, failure).await),

@@ -7,7 +7,7 @@ mod collabs;
 mod inbound;
 mod refusals;
 
-pub(crate) use client::{FederationClient, FederationError, read_bounded};
+pub(crate) use client::{Callee, FederationClient, FederationError, read_bounded};
 pub(crate) use inbound::{ResponseCheck, SignedByPeer, apply_response, check_response, json_body};
 pub(crate) use refusals::RefusalLog;
 
@@ -15,6 +15,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use ferry_core::policy::{Direction, Effect, Matcher, Rule};
 use ferry_proto::{InstanceIdentity, PolicyRule};
@@ -34,7 +35,51 @@ pub(crate) const SYNC_CHUNK_PATH: &str = "/federation/v1/sync/chunk";
 pub(crate) const SYNC_POKE_PATH: &str = "/federation/v1/sync/poke";
 pub(crate) const SYNC_ROWS_PATH: &str = "/federation/v1/sync/rows";
 
-pub(crate) fn routes() -> Router<AppState> {
+/// Answers that are streams, not control answers: sync streams sign themselves batch by batch,
+/// and a chunk is checked against the hash its signed file description gives.
+const STREAM_PATHS: [&str; 3] = [SYNC_PULL_PATH, SYNC_ITEM_PATH, SYNC_CHUNK_PATH];
+
+/// The largest control answer signed (and so sent); answers are a few KiB.
+const MAX_SIGNED_ANSWER: usize = 8 << 20;
+
+/// Signs every federation answer but a successful stream, for the request it answers (its
+/// nonce): `Ferry-Answer-Signature` (see `ferry_proto::signing`).
+async fn sign_answers(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let nonce = request
+        .headers()
+        .get(ferry_proto::signing::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| ferry_proto::signing::SignatureHeader::parse(v).ok())
+        .map_or([0; 16], |s| s.nonce);
+    let stream = STREAM_PATHS.contains(&request.uri().path());
+    let response = next.run(request).await;
+    if stream && response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_SIGNED_ANSWER).await else {
+        return crate::error::ApiFailure::internal("an answer too large to sign").into_response();
+    };
+    let signature = ferry_proto::signing::sign_answer(
+        state.identity.signing_key(),
+        &state.info.instance_id,
+        &nonce,
+        parts.status.as_u16(),
+        &body,
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&signature) {
+        parts
+            .headers
+            .insert(ferry_proto::signing::ANSWER_SIGNATURE_HEADER, value);
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route(RESPONSES_PATH, post(inbound::peer_response))
         .route(STATE_PATH, post(inbound::peer_state))
@@ -50,6 +95,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(SYNC_CHUNK_PATH, post(crate::sync::sender::chunk))
         .route(SYNC_POKE_PATH, post(crate::sync::poked))
         .route(SYNC_ROWS_PATH, post(crate::sync::reference::rows))
+        .layer(axum::middleware::from_fn_with_state(state, sign_answers))
 }
 
 /// Writes a refused call to the audit log, as [`RefusalLog`] allows: the first of its source and

@@ -636,8 +636,7 @@ pub(crate) async fn poke_receivers(state: &AppState, link: &Link) {
         let poked: Result<serde_json::Value, _> = state
             .federation
             .call(
-                &receiver.url,
-                Some(&receiver.instance_id),
+                crate::federation::Callee::of(&receiver),
                 reqwest::Method::POST,
                 crate::federation::SYNC_POKE_PATH,
                 &ferry_proto::Poke { link: wire },

@@ -60,8 +60,7 @@ pub(crate) async fn read_rows(
             let answer: Result<ReferenceRows, FederationError> = state
                 .federation
                 .call_bounded(
-                    &channel.sender.url,
-                    Some(&channel.sender.instance_id),
+                    crate::federation::Callee::of(&channel.sender),
                     reqwest::Method::POST,
                     federation::SYNC_ROWS_PATH,
                     &request,

@@ -7,6 +7,7 @@
 use super::Outbound;
 use crate::error::{ApiFailure, ApiResult};
 use crate::federation::{SignedByPeer, json_body};
+use crate::instance::Identity;
 use crate::state::{AppState, blocking};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -15,12 +16,14 @@ use axum::response::{IntoResponse, Response};
 use ferry_core::Key;
 use ferry_core::sync::{ItemFacts, Verdict, judge};
 use ferry_proto::frames;
+use ferry_proto::signing::StreamSignature;
 use ferry_proto::{
     COMPACT_ROWS, ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, ROWS_HEADER,
     RunTag, SyncRecord, WireItem, write_compact_row, write_row_line,
 };
 use ferry_store::{RawChange, SentPart, Store, StoreError};
 use std::cell::Cell;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Feed entries read per page; each page ends with a commit record. Small enough that the
@@ -47,8 +50,23 @@ struct Lines {
     compress: bool,
     /// Bytes written since the last commit record: what the receiver holds in memory.
     since_commit: std::cell::Cell<usize>,
+    /// Rows written since the last `sig` record.
+    rows_since_sig: Cell<usize>,
+    /// Every line so far, for the `sig` records.
+    signature: std::cell::RefCell<StreamSignature>,
+    identity: Arc<Identity>,
     /// What went out, for the send run.
     sent: Sent,
+}
+
+/// A whole-item copy is signed at least every this many rows (or [`BATCH_BYTES`]): a receiver
+/// applies a copy in parts, each once the signature covering it verified.
+const COPY_SIGNED_ROWS: usize = 5_000;
+
+/// Who signs a stream, for which request.
+pub(super) struct StreamSigner {
+    pub(super) identity: Arc<Identity>,
+    pub(super) nonce: [u8; 16],
 }
 
 /// What a stream sent so far.
@@ -86,21 +104,30 @@ impl Sent {
 const CHUNK: usize = 256 * 1024;
 
 impl Lines {
-    fn new(tx: mpsc::Sender<Result<Bytes, std::io::Error>>, compress: bool) -> Lines {
+    fn new(
+        tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+        compress: bool,
+        signer: StreamSigner,
+    ) -> Lines {
         Lines {
             tx,
             buffer: std::cell::RefCell::new(Vec::with_capacity(CHUNK + 4096)),
             compress,
             since_commit: std::cell::Cell::new(0),
+            rows_since_sig: Cell::new(0),
+            signature: std::cell::RefCell::new(StreamSignature::new(signer.nonce)),
+            identity: signer.identity,
             sent: Sent::default(),
         }
     }
 
-    /// Appends with `write`, counting the bytes; whether the buffer is full.
+    /// Appends one line with `write`, counting its bytes and feeding it to the signature;
+    /// whether the buffer is full.
     fn append(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         let mut buffer = self.buffer.borrow_mut();
         let before = buffer.len();
         write(&mut buffer);
+        self.signature.borrow_mut().line(&buffer[before..]);
         self.since_commit
             .set(self.since_commit.get() + buffer.len() - before);
         buffer.len() >= CHUNK
@@ -108,18 +135,29 @@ impl Lines {
 
     fn send(&self, record: &SyncRecord) -> bool {
         self.sent.count(record);
-        let full = self.append(|buffer| {
+        self.append(|buffer| {
             serde_json::to_writer(&mut *buffer, record).expect("sync records always serialize");
             buffer.push(b'\n');
         });
         let boundary = matches!(record, SyncRecord::Commit { .. } | SyncRecord::End { .. });
         if boundary {
-            self.since_commit.set(0);
+            // Every batch, and the end, is signed before it leaves.
+            return self.sign_here();
         }
-        if full || boundary {
-            return self.flush();
-        }
-        true
+        self.buffer.borrow().len() < CHUNK || self.flush()
+    }
+
+    /// Writes a `sig` record over everything so far, and sends what is buffered.
+    fn sign_here(&self) -> bool {
+        let sig = self.signature.borrow().sign(self.identity.signing_key());
+        self.append(|buffer| {
+            serde_json::to_writer(&mut *buffer, &SyncRecord::Sig { sig })
+                .expect("sync records always serialize");
+            buffer.push(b'\n');
+        });
+        self.since_commit.set(0);
+        self.rows_since_sig.set(0);
+        self.flush()
     }
 
     /// A row line straight from stored text.
@@ -128,6 +166,7 @@ impl Lines {
         let full = self.append(|buffer| {
             write_row_line(buffer, origin_item, &key.to_value(), values, geometry);
         });
+        self.rows_since_sig.set(self.rows_since_sig.get() + 1);
         !full || self.flush()
     }
 
@@ -136,7 +175,15 @@ impl Lines {
         self.sent.add_row();
         let full =
             self.append(|buffer| write_compact_row(buffer, &key.to_value(), values, geometry));
+        self.rows_since_sig.set(self.rows_since_sig.get() + 1);
         !full || self.flush()
+    }
+
+    /// In a whole-item copy: a `sig` record once enough rows went out since the last one.
+    fn sign_copy_part(&self) -> bool {
+        let due =
+            self.rows_since_sig.get() >= COPY_SIGNED_ROWS || self.since_commit.get() >= BATCH_BYTES;
+        !due || self.sign_here()
     }
 
     fn flush(&self) -> bool {
@@ -191,11 +238,12 @@ fn wants_frames(encodings: &[String]) -> bool {
 fn stream_from(
     compress: bool,
     run: SendRun,
+    signer: StreamSigner,
     produce: impl FnOnce(&Lines) -> Result<(), StoreError> + Send + 'static,
 ) -> Response {
     let (tx, rx) = mpsc::channel(32);
     tokio::task::spawn_blocking(move || {
-        let lines = Lines::new(tx, compress);
+        let lines = Lines::new(tx, compress, signer);
         let failure = match produce(&lines) {
             // No end record follows: the receiver sees a cut stream and keeps its cursor.
             Err(e) => {
@@ -465,6 +513,10 @@ pub(crate) async fn pull(
     Ok(stream_from(
         wants_frames(&request.encodings),
         run,
+        StreamSigner {
+            identity: state.identity.clone(),
+            nonce: signed.nonce,
+        },
         move |lines| {
             if !lines.send(&start) {
                 return Ok(());
@@ -562,9 +614,16 @@ pub(crate) async fn pull_item(
         counts_items: false,
         ..SendRun::new(&state, &outbound, request.run.as_ref())
     };
-    let mut response = stream_from(wants_frames(&request.encodings), run, move |lines| {
-        send_item(store.as_ref(), &outbound, me, &request, compact, lines)
-    });
+    let signer = StreamSigner {
+        identity: state.identity.clone(),
+        nonce: signed.nonce,
+    };
+    let mut response = stream_from(
+        wants_frames(&request.encodings),
+        run,
+        signer,
+        move |lines| send_item(store.as_ref(), &outbound, me, &request, compact, lines),
+    );
     if compact {
         response
             .headers_mut()
@@ -658,7 +717,7 @@ fn send_rows(
             gone = !match compact {
                 true => lines.send_compact_row(row.key, row.values, row.geometry),
                 false => lines.send_row(origin_item, row.key, row.values, row.geometry),
-            };
+            } || !lines.sign_copy_part();
         }
         Ok(())
     })

@@ -231,8 +231,7 @@ pub(crate) async fn accept(
         let snapshot: CollabSnapshot = state
             .federation
             .call(
-                &invitation.host.url,
-                Some(&invitation.host.instance_id),
+                crate::federation::Callee::issuer(&invitation.host),
                 Method::POST,
                 federation::COLLAB_RESPONSES_PATH,
                 &GuestResponse {
@@ -436,8 +435,7 @@ pub(crate) async fn refresh(
     let asked: Result<CollabSnapshot, _> = state
         .federation
         .call(
-            &record.host.url,
-            Some(&record.host.instance_id),
+            crate::federation::Callee::of(&record.host),
             Method::POST,
             federation::COLLAB_FETCH_PATH,
             &CollabRef {
@@ -509,8 +507,7 @@ pub(crate) async fn leave(
     let told = state
         .federation
         .call::<_, serde_json::Value>(
-            &saved.host.url,
-            Some(&saved.host.instance_id),
+            crate::federation::Callee::of(&saved.host),
             Method::POST,
             federation::COLLAB_LEAVE_PATH,
             &CollabRef {

@@ -859,28 +859,43 @@ pub(crate) async fn confirm_guest(
     response: &CollabResponse,
 ) -> Result<(), ApiFailure> {
     let guest = &response.guest;
-    let found: ferry_proto::InstanceIdentity = state
+    let callee = crate::federation::Callee {
+        instance_id: None,
+        ..crate::federation::Callee::issuer(guest)
+    };
+    let found: ferry_proto::InstanceIdentity = match state
         .federation
         .call(
-            &guest.url,
-            None,
+            callee,
             Method::POST,
             crate::federation::IDENTITY_PATH,
             &json!({}),
         )
-        .await?;
+        .await
+    {
+        Ok(found) => found,
+        // Answered, but not with the key that signed the response: another instance.
+        Err(crate::federation::FederationError::Unverified { .. }) => {
+            return Err(wrong_instance(guest));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if found.instance_id != guest.instance_id
         || found.public_key != crate::instance::key_text(&guest.public_key)
     {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteWrongInstance,
-            format!(
-                "the instance at {} is not the one that answered this invitation",
-                guest.url
-            ),
-        ));
+        return Err(wrong_instance(guest));
     }
     Ok(())
+}
+
+fn wrong_instance(guest: &ferry_proto::ticket::Issuer) -> ApiFailure {
+    ApiFailure::new(
+        ErrorCode::InviteWrongInstance,
+        format!(
+            "the instance at {} is not the one that answered this invitation",
+            guest.url
+        ),
+    )
 }
 
 /// Lets the guest of a checked response in: pins it, gives it the invitation's modes.

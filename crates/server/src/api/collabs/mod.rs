@@ -303,8 +303,7 @@ async fn tell_guest(
         let sent: Result<serde_json::Value, _> = state
             .federation
             .call(
-                &identity.url,
-                Some(&identity.instance_id),
+                crate::federation::Callee::of(&PeerIdentity::from(identity)),
                 Method::POST,
                 federation::COLLAB_SNAPSHOT_PATH,
                 &snapshot_for(record, participant),
