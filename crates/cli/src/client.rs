@@ -75,9 +75,33 @@ impl std::fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
+/// How the CLI reaches its server: the certificates it trusts besides the system's, and whether
+/// a token may go to a plain http:// server off loopback.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Transport {
+    pub(crate) ca_bundle: Option<PathBuf>,
+    pub(crate) allow_plain_http: bool,
+}
+
 impl Client {
-    pub(crate) fn new(target: Target) -> Result<Client> {
+    pub(crate) fn new(target: Target, transport: &Transport) -> Result<Client> {
+        let tls = ferry_server::tls::client_config(transport.ca_bundle.as_deref())?;
+        let server = reqwest::Url::parse(&target.server)
+            .with_context(|| format!("--server {} is not a URL", target.server))?;
+        let loopback = server.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        if server.scheme() == "http" && !loopback && !transport.allow_plain_http {
+            anyhow::bail!(
+                "{} is plain HTTP: the token would travel in clear. Use the server's https:// URL, or pass --allow-plain-http if this network is yours alone",
+                target.server
+            );
+        }
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .context("cannot build the HTTP client")?;

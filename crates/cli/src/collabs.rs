@@ -333,6 +333,9 @@ fn detail(c: &Collaboration) -> comfy_table::Table {
     let mut rows = summary(c);
     rows.push(("workspaces", workspace_lines(c)));
     rows.push(("participants", participant_lines(c)));
+    for warning in &c.warnings {
+        rows.push(("WARNING", warning.clone()));
+    }
     fields(&rows)
 }
 

@@ -32,6 +32,12 @@ struct Cli {
     /// Print JSON for scripts instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// PEM certificates to trust besides the system's, for a server under a private CA.
+    #[arg(long, global = true, env = "FERRY_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
+    /// Send the token to a server at a plain http:// URL off loopback (it travels in clear).
+    #[arg(long, global = true, env = "FERRY_ALLOW_PLAIN_HTTP")]
+    allow_plain_http: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +101,7 @@ fn init_logging(default: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    ferry_server::tls::install_default_provider();
     init_logging(if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
@@ -127,7 +134,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli.token.clone(),
             &client::default_data_dir(),
         )?;
-        client::Client::new(target)
+        client::Client::new(
+            target,
+            &client::Transport {
+                ca_bundle: cli.ca_bundle.clone(),
+                allow_plain_http: cli.allow_plain_http,
+            },
+        )
     };
     match cli.command {
         Command::Serve(args) => serve::run(args).await,

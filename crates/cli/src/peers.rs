@@ -142,6 +142,9 @@ fn detail(p: &PeerConnection) -> comfy_table::Table {
     if let Some(e) = &p.expires_at {
         rows.push(("code expires", e.clone()));
     }
+    for warning in &p.warnings {
+        rows.push(("WARNING", warning.clone()));
+    }
     let ceiling = |s: &ferry_proto::PeerSecurity| {
         s.ceiling
             .as_ref()

@@ -40,6 +40,18 @@ pub(crate) struct ServeArgs {
     /// Seconds a connection may move nothing before it is closed (default 120).
     #[arg(long, env = "FERRY_IDLE_TIMEOUT_SECS")]
     idle_timeout_secs: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); read again on SIGHUP.
+    #[arg(long, env = "FERRY_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "FERRY_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
+    /// PEM certificates to trust besides the system's, for peers under a private CA.
+    #[arg(long, env = "FERRY_TLS_CA_BUNDLE")]
+    tls_ca_bundle: Option<std::path::PathBuf>,
+    /// Call peers at plain http:// URLs off loopback (a lab setting: traffic is unencrypted).
+    #[arg(long, env = "FERRY_ALLOW_PLAIN_HTTP")]
+    allow_plain_http: Option<bool>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
@@ -58,6 +70,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         max_connections: args.max_connections,
         header_read_timeout_secs: args.header_read_timeout_secs,
         idle_timeout_secs: args.idle_timeout_secs,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_ca_bundle: args.tls_ca_bundle,
+        allow_plain_http: args.allow_plain_http,
     };
     let config = options.resolve(&crate::client::default_data_dir())?;
     let data_dir = config.data_dir.clone();

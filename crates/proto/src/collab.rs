@@ -152,6 +152,10 @@ pub struct Collaboration {
     pub revision: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// What an admin should know about the collaboration, such as a participant's URL on plain
+    /// HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A collaboration with its audit history.

@@ -184,6 +184,8 @@ error_codes! {
     LinkInactive = "link_inactive",
     /// The receiver refused an item outside what it agreed to import.
     SyncRefused = "sync_refused",
+    /// The peer's URL is plain HTTP off loopback, and this instance does not allow that.
+    PlainHttpRefused = "plain_http_refused",
     /// An answer from another instance is not signed by its pinned key (changed on the way).
     AnswerSignatureInvalid = "answer_signature_invalid",
     /// A sync stream's batch is not signed by the sender's pinned key (changed on the way):

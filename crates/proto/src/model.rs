@@ -635,6 +635,9 @@ pub struct PeerConnection {
     pub pending_security: Option<PendingSecurity>,
     pub created_at: String,
     pub updated_at: String,
+    /// What an admin should know about the connection, such as a peer URL on plain HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Approves an imported code: the local space that receives, and security settings.

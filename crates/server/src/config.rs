@@ -31,6 +31,15 @@ pub struct ServeOptions {
     pub header_read_timeout_secs: Option<u64>,
     /// Seconds a connection may move nothing before it is closed (default 120).
     pub idle_timeout_secs: Option<u64>,
+    /// PEM certificate chain to serve HTTPS with (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificates trusted besides the system's roots, for peers under a private CA.
+    pub tls_ca_bundle: Option<PathBuf>,
+    /// Lets this instance call peers at plain `http://` URLs off loopback: a lab setting, never
+    /// for real data (default false).
+    pub allow_plain_http: Option<bool>,
 }
 
 /// Settings in force.
@@ -52,6 +61,13 @@ pub struct Config {
     pub compress_sync: bool,
     /// Limits on the connections clients and peers open.
     pub connections: crate::ConnectionLimits,
+    /// Certificate and key files to serve HTTPS with; plain HTTP when `None` (on loopback, or
+    /// behind a proxy that terminates TLS).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// PEM certificates trusted besides the system's roots.
+    pub tls_ca_bundle: Option<PathBuf>,
+    /// Whether peers at plain `http://` URLs off loopback may be called.
+    pub allow_plain_http: bool,
 }
 
 impl Config {
@@ -68,6 +84,9 @@ impl Config {
             realtime: true,
             compress_sync: true,
             connections: crate::ConnectionLimits::default(),
+            tls: None,
+            tls_ca_bundle: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -81,6 +100,10 @@ pub enum ConfigError {
     },
     #[error("{path} is not valid: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error(
+        "a TLS certificate needs its key and a key its certificate: give both --tls-cert and --tls-key"
+    )]
+    TlsHalf,
 }
 
 impl ServeOptions {
@@ -124,6 +147,19 @@ impl ServeOptions {
                     .or(file.idle_timeout_secs)
                     .map_or(base.connections.idle, std::time::Duration::from_secs),
             },
+            tls: match (
+                self.tls_cert.or(file.tls_cert),
+                self.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => return Err(ConfigError::TlsHalf),
+            },
+            tls_ca_bundle: self.tls_ca_bundle.or(file.tls_ca_bundle),
+            allow_plain_http: self
+                .allow_plain_http
+                .or(file.allow_plain_http)
+                .unwrap_or(base.allow_plain_http),
             data_dir,
         })
     }

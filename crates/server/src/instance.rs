@@ -30,6 +30,8 @@ pub enum StartError {
     Identity { path: PathBuf, message: String },
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 fn data_dir_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -98,6 +100,8 @@ pub struct Instance {
     pub store: Arc<dyn Store>,
     pub chunks: ChunkStore,
     pub identity: Arc<Identity>,
+    /// What this instance trusts when it calls others over HTTPS.
+    pub client_tls: rustls::ClientConfig,
     /// Set on first start: where the new admin token was written.
     pub admin_token_created: Option<PathBuf>,
 }
@@ -257,19 +261,30 @@ impl Instance {
         } else {
             None
         };
+        let client_tls = crate::tls::client_config(config.tls_ca_bundle.as_deref())?;
+        if let Some((cert, key)) = &config.tls {
+            // Refused now rather than when the listener starts.
+            crate::tls::ServerTls::load(cert, key)?;
+        }
         Ok(Instance {
             config,
             store,
             chunks,
             identity: Arc::new(identity),
+            client_tls,
             admin_token_created,
         })
     }
 
     pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         self.config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
+            .unwrap_or_else(|| format!("{scheme}://{bound}"))
     }
 }

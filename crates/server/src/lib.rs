@@ -12,6 +12,7 @@ mod listen;
 mod metrics;
 mod state;
 mod sync;
+pub mod tls;
 
 pub use auth::{hash_token, new_token_secret};
 pub use config::{Config, ServeOptions};
@@ -52,6 +53,10 @@ fn app_state(instance: &Instance, public_url: String) -> AppState {
             instance.identity.clone(),
             instance_id.clone(),
             instance.store.clone(),
+            federation::Transport {
+                tls: instance.client_tls.clone(),
+                allow_plain_http: instance.config.allow_plain_http,
+            },
         ),
         store: instance.store.clone(),
         chunks: instance.chunks.clone(),
@@ -146,7 +151,17 @@ pub async fn serve(
         instance.config.data_dir.clone(),
         instance.store.clone(),
     ));
-    let served = listen::serve(listener, app, instance.config.connections, shutdown).await;
+    let tls = match &instance.config.tls {
+        Some((cert, key)) => Some(Arc::new(
+            tls::ServerTls::load(cert, key).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
+    let reloads = tls.clone().map(|tls| tokio::spawn(reload_on_hangup(tls)));
+    let served = listen::serve(listener, app, instance.config.connections, tls, shutdown).await;
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     marker.abort();
     scheduler.abort();
     refusals.abort();
@@ -162,6 +177,22 @@ pub async fn serve(
         tracing::warn!(error = %e, "could not flush the database at shutdown");
     }
     served
+}
+
+/// Reads the certificate and key again on every SIGHUP: a renewed certificate is served from
+/// the next connection on, with no restart. A file that does not read leaves the old one.
+async fn reload_on_hangup(tls: Arc<tls::ServerTls>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP; the TLS certificate is read at start only");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::warn!(error = %e, "TLS certificate not reloaded; the old one stays"),
+        }
+    }
 }
 
 /// Writes the counts of refused federation calls once their minute is over.

@@ -104,6 +104,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<crate::tls::ServerTls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let open = Arc::new(Mutex::new(Open {
@@ -149,23 +150,30 @@ pub(crate) async fn serve(
             started: open_connections(&open).started,
         };
         let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request| {
-            request.extensions_mut().insert(ConnectInfo(remote));
-            tower::ServiceExt::oneshot(app.clone(), request)
-        });
-        let connection = http.serve_connection(TokioIo::new(io), service);
-        let (open, mut stop) = (open.clone(), stop.clone());
+        let (open, stop, http) = (open.clone(), stop.clone(), http.clone());
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         tasks.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let stopping = tokio::select! {
-                _ = connection.as_mut() => false,
-                () = close.notified() => false,
-                stopped = stop.wait_for(|stopping| *stopping) => stopped.is_ok(),
+            let served = Served {
+                app,
+                remote,
+                http,
+                close,
+                stop,
             };
-            if stopping {
-                // Finish the request in flight, take no other.
-                connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
+            match acceptor {
+                None => served.run(io).await,
+                // The handshake counts as reading the request's head.
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(limits.header_read, acceptor.accept(io));
+                    tokio::select! {
+                        handshake = handshake => match handshake {
+                            Ok(Ok(tls)) => served.run(tls).await,
+                            Ok(Err(e)) => tracing::debug!(%remote, error = %e, "a TLS handshake failed"),
+                            Err(_) => tracing::debug!(%remote, "a TLS handshake took too long"),
+                        },
+                        () = served.close.notified() => {}
+                    }
+                }
             }
             open_connections(&open).connections.remove(&id);
         });
@@ -177,6 +185,41 @@ pub(crate) async fn serve(
     while tasks.join_next().await.is_some() {}
     sweeper.abort();
     Ok(())
+}
+
+/// One connection's HTTP, over TCP or TLS.
+struct Served {
+    app: Router,
+    remote: std::net::SocketAddr,
+    http: hyper::server::conn::http1::Builder,
+    /// Closes the connection at once (it was quiet longest, or idle too long).
+    close: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Served {
+    async fn run<I>(mut self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (app, remote) = (self.app.clone(), self.remote);
+        let service = hyper::service::service_fn(move |mut request| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            tower::ServiceExt::oneshot(app.clone(), request)
+        });
+        let connection = self.http.serve_connection(TokioIo::new(io), service);
+        let mut connection = std::pin::pin!(connection);
+        let stopping = tokio::select! {
+            _ = connection.as_mut() => false,
+            () = self.close.notified() => false,
+            stopped = self.stop.wait_for(|stopping| *stopping) => stopped.is_ok(),
+        };
+        if stopping {
+            // Finish the request in flight, take no other.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// Registers a new connection, making room by closing the quietest one when at the cap.

@@ -179,6 +179,7 @@ impl Lcg {
 /// kill and restart, one more sync makes the receiver equal to the sender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_processes_lose_and_duplicate_nothing() {
+    ferry_server::tls::install_default_provider();
     let trials: u64 = std::env::var("FERRY_KILL_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -29,6 +29,7 @@ impl TestInstance {
 
     /// Starts an instance after `tweak` adjusts its configuration.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestInstance {
+        ferry_server::tls::install_default_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::new(dir.path());
         config.title = "Test instance".into();
@@ -477,6 +478,7 @@ type AnswerRewrite = std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 impl Proxy {
     pub async fn start() -> Proxy {
+        ferry_server::tls::install_default_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let target = std::sync::Arc::new(std::sync::Mutex::new(String::new()));

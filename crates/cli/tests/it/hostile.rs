@@ -683,6 +683,7 @@ async fn idle_and_slow_connections_cannot_lock_others_out() {
 /// connection (the default cap of 1,024 is never reached).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_out_of_descriptors_closes_the_quietest_connection() {
+    ferry_server::tls::install_default_provider();
     let data = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new("sh")
         .arg("-c")

@@ -58,6 +58,11 @@ pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
         pending_security: record.pending_security.clone(),
         created_at: record.created_at.clone(),
         updated_at: record.updated_at.clone(),
+        warnings: record
+            .peer
+            .iter()
+            .filter_map(|p| federation::transport_warning(&p.title, &p.url))
+            .collect(),
     }
 }
 

@@ -32,6 +32,8 @@ const ERROR_ANSWER_BYTES: usize = 64 << 10;
 pub(crate) enum FederationError {
     /// Our own egress policy forbids the call.
     EgressDenied { host: String, rule: Option<String> },
+    /// The peer's URL is plain `http://` off loopback, and plain HTTP is not allowed.
+    PlainHttp { url: String },
     /// The peer's name or URL leads to an internal address no address rule opens.
     EgressInternal { host: String, ip: std::net::IpAddr },
     /// No answer (connection refused, timed out) after every attempt.
@@ -58,6 +60,12 @@ impl From<FederationError> for ApiFailure {
                         "this instance's egress policy does not allow calls to {host}: its admin can run `ferry policy egress allow {host}`"
                     ),
                 },
+            ),
+            FederationError::PlainHttp { url } => ApiFailure::new(
+                ErrorCode::PlainHttpRefused,
+                format!(
+                    "{url} is plain HTTP: rows, codes and tokens would travel in clear, so this instance does not call it. Ask the peer's admin for its https:// URL; for a lab only, set allow_plain_http = true in ferry.toml (or --allow-plain-http true)"
+                ),
             ),
             FederationError::EgressInternal { host, ip } => ApiFailure::new(
                 ErrorCode::EgressDenied,
@@ -105,6 +113,14 @@ pub(crate) struct FederationClient {
     identity: Arc<Identity>,
     instance_id: String,
     store: Arc<dyn Store>,
+    allow_plain_http: bool,
+}
+
+/// How this instance reaches others: the certificates it trusts, and whether plain HTTP off
+/// loopback is allowed (a lab setting).
+pub(crate) struct Transport {
+    pub(crate) tls: rustls::ClientConfig,
+    pub(crate) allow_plain_http: bool,
 }
 
 impl FederationClient {
@@ -112,11 +128,13 @@ impl FederationClient {
         identity: Arc<Identity>,
         instance_id: String,
         store: Arc<dyn Store>,
+        transport: Transport,
     ) -> FederationClient {
         let resolver = Arc::new(PolicyResolver {
             store: store.clone(),
         });
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(transport.tls.clone())
             .dns_resolver(resolver.clone())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
@@ -125,6 +143,7 @@ impl FederationClient {
             .build()
             .expect("an HTTP client with timeouts always builds");
         let stream_http = reqwest::Client::builder()
+            .use_preconfigured_tls(transport.tls)
             .dns_resolver(resolver)
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(STREAM_SILENCE)
@@ -137,6 +156,22 @@ impl FederationClient {
             identity,
             instance_id,
             store,
+            allow_plain_http: transport.allow_plain_http,
+        }
+    }
+
+    /// Refuses a peer URL whose traffic would travel in clear: `http://` off loopback, unless
+    /// the admin allowed plain HTTP (a lab).
+    fn transport_allowed(&self, base_url: &str) -> Result<(), FederationError> {
+        match plain_http_off_loopback(base_url) {
+            Some(true) if !self.allow_plain_http => Err(FederationError::PlainHttp {
+                url: base_url.to_string(),
+            }),
+            None => Err(FederationError::Unreachable {
+                url: base_url.to_string(),
+                reason: "not an http:// or https:// URL".into(),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -272,6 +307,7 @@ impl FederationClient {
         body: &B,
     ) -> Result<(reqwest::Response, [u8; 16]), FederationError> {
         let base_url = peer.url;
+        self.transport_allowed(base_url)?;
         self.egress_allowed(base_url, peer.instance_id).await?;
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         // Sign what the peer will see: a peer URL may carry a path prefix before ours.
@@ -349,6 +385,34 @@ impl FederationClient {
             reason: last_failure,
         })
     }
+}
+
+/// `Some(true)` for a plain `http://` URL whose host is not loopback, `Some(false)` for HTTPS or
+/// loopback, `None` for anything else.
+pub(crate) fn plain_http_off_loopback(url: &str) -> Option<bool> {
+    let url = reqwest::Url::parse(url).ok()?;
+    match url.scheme() {
+        "https" => Some(false),
+        "http" => {
+            let host = url.host_str()?.trim_matches(['[', ']']);
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical().is_loopback());
+            Some(!loopback)
+        }
+        _ => None,
+    }
+}
+
+/// The warning `peer show` and `collab show` give for a peer `title` at `url`, if its traffic
+/// would travel in clear.
+pub(crate) fn transport_warning(title: &str, url: &str) -> Option<String> {
+    (plain_http_off_loopback(url) == Some(true)).then(|| {
+        format!(
+            "'{title}' is at {url}, plain HTTP: calls to it are refused unless this instance allows plain HTTP (a lab setting), and then they travel unencrypted"
+        )
+    })
 }
 
 /// The instance a call goes to: where it is, who it is, and the key its answers must be

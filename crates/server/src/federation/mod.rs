@@ -7,7 +7,9 @@ mod collabs;
 mod inbound;
 mod refusals;
 
-pub(crate) use client::{Callee, FederationClient, FederationError, read_bounded};
+pub(crate) use client::{
+    Callee, FederationClient, FederationError, Transport, read_bounded, transport_warning,
+};
 pub(crate) use inbound::{ResponseCheck, SignedByPeer, apply_response, check_response, json_body};
 pub(crate) use refusals::RefusalLog;
 

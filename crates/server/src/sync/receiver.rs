@@ -1416,6 +1416,7 @@ mod tests {
             key: key.verifying_key(),
             lines: StreamSignature::new([9; 16]),
         };
+        crate::tls::install_default_provider();
         let mut records = ReadAhead::spawn(reqwest::get(&url).await.unwrap(), verifier);
         let first = records.next().await.unwrap();
         assert!(matches!(

@@ -113,6 +113,15 @@ pub(crate) fn view(record: &CollabRecord) -> Collaboration {
         revision: record.revision,
         created_at: record.created_at.clone(),
         updated_at: record.updated_at.clone(),
+        warnings: std::iter::once((record.host.title.as_str(), record.host.url.as_str()))
+            .chain(
+                record
+                    .participants
+                    .iter()
+                    .filter_map(|p| Some((p.title.as_str(), p.identity.as_ref()?.url.as_str()))),
+            )
+            .filter_map(|(title, url)| crate::federation::transport_warning(title, url))
+            .collect(),
     }
 }
 
