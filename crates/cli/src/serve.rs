@@ -87,7 +87,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             )
         })?;
     let bound = listener.local_addr()?;
-    let url = format!("http://{bound}");
+    // The local CLI's way in: HTTPS when this instance serves it (trust its CA with
+    // --ca-bundle or FERRY_CA_BUNDLE when it is private).
+    let scheme = if instance.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{bound}");
     std::fs::write(
         data_dir.join(ferry_server::instance::ENDPOINT_FILE),
         format!("{url}\n"),

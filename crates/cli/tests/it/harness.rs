@@ -49,7 +49,15 @@ impl TestInstance {
             .unwrap()
             .expect("instance opens");
         let listener = tokio::net::TcpListener::bind(address).await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if kept.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
+        let http = match &kept.tls_ca_bundle {
+            Some(ca) => reqwest::Client::builder()
+                .use_preconfigured_tls(ferry_server::tls::client_config(Some(ca)).unwrap())
+                .build()
+                .unwrap(),
+            None => reqwest::Client::new(),
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(ferry_server::serve(instance, listener, async {
             let _ = rx.await;
@@ -60,7 +68,7 @@ impl TestInstance {
             dir,
             shutdown: Some(tx),
             task: Some(task),
-            http: reqwest::Client::new(),
+            http,
             config: kept,
         }
     }
@@ -245,9 +253,18 @@ impl TestInstance {
         (items, seq, count_files(&self.data_dir().join("chunks")))
     }
 
-    /// Runs the real `ferry` binary against this instance.
+    /// Runs the real `ferry` binary against this instance (trusting its test CA, if any).
     pub fn ferry(&self, args: &[&str]) -> Output {
-        ferry_with_token(&self.url, &self.admin_token, args)
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command
+            .args(["--server", &self.url, "--token", &self.admin_token])
+            .args(args)
+            .env_remove("FERRY_SERVER")
+            .env_remove("FERRY_TOKEN");
+        if let Some(ca) = &self.config.tls_ca_bundle {
+            command.env("FERRY_CA_BUNDLE", ca);
+        }
+        command.output().expect("ferry runs")
     }
 }
 
@@ -784,6 +801,89 @@ fn rewrite_stream(
         emit(sig, &mut signature);
     }
     out
+}
+
+/// A private PKI made with `openssl` for a test: a CA, and a certificate it signed for
+/// 127.0.0.1 and localhost.
+pub struct TestPki {
+    _dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestPki {
+    pub fn new(name: &str) -> TestPki {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |file: &str| dir.path().join(file);
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs (Debian's openssl package; .ci/run installs it)");
+            assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let ca_subject = format!("/CN={name} test CA");
+        let mut ca = vec![
+            "req", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem",
+        ];
+        ca.extend(ec);
+        ca.extend(["-subj", &ca_subject]);
+        run(&ca);
+        let mut csr = vec![
+            "req",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=localhost",
+        ];
+        csr.extend(ec);
+        run(&csr);
+        std::fs::write(
+            path("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "leaf.pem",
+            "-extfile",
+            "leaf.ext",
+        ]);
+        TestPki {
+            ca: path("ca.pem"),
+            cert: path("leaf.pem"),
+            key: path("leaf.key"),
+            _dir: dir,
+        }
+    }
+
+    /// Serves HTTPS with this PKI's certificate and trusts its CA.
+    pub fn apply(&self, config: &mut Config) {
+        config.tls = Some((self.cert.clone(), self.key.clone()));
+        config.tls_ca_bundle = Some(self.ca.clone());
+    }
 }
 
 /// Lets loopback instances talk: ingress from loopback, egress to 127.0.0.1.
