@@ -1168,8 +1168,9 @@ async fn a_renewed_certificate_is_served_after_sighup() {
 
     std::fs::copy(&second.cert, &cert).unwrap();
     std::fs::copy(&second.key, &key).unwrap();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+    let hup = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -HUP {}", child.id()))
         .status()
         .unwrap();
     assert!(hup.success());
@@ -1186,4 +1187,72 @@ async fn a_renewed_certificate_is_served_after_sighup() {
     let _ = child.wait();
     assert!(renewed, "the renewed certificate is served");
     assert!(old_refused, "the old one no longer is");
+}
+
+/// In a collaboration, a guest brings its host its own items only: a guest that describes
+/// another guest's item (here G1 forging G2's) is refused, and the host's copy stays G2's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_cannot_touch_another_guests_item_at_the_host() {
+    let proxy = crate::harness::Proxy::start().await;
+    let proxy_url = proxy.url.clone();
+    let host = crate::sync::instance("Port Authority", |_| {}).await;
+    let g1 = crate::sync::instance("City GIS", move |c| c.public_url = Some(proxy_url)).await;
+    proxy.point_at(&g1.url);
+    proxy.sign_as(crate::harness::key_of(&g1));
+    let g2 = crate::sync::instance("Harbor Pilots", |_| {}).await;
+    ferry_json(&host, &["space", "create", "coast"]);
+    ferry_json(
+        &host,
+        &[
+            "collab",
+            "create",
+            "Coast",
+            "--workspace",
+            "Roads",
+            "--space",
+            "coast",
+        ],
+    );
+    for (guest, url, mode) in [
+        (&g1, proxy.url.as_str(), "Roads=send_receive"),
+        (&g2, g2.url.as_str(), "Roads=send"),
+    ] {
+        let file = guest.data_dir().join("invitation.txt");
+        ferry_json(
+            &host,
+            &[
+                "collab",
+                "invite",
+                "Coast",
+                "--guest-url",
+                url,
+                "--access",
+                mode,
+                "--file",
+                file.to_str().unwrap(),
+            ],
+        );
+        ferry_json(guest, &["collab", "accept", file.to_str().unwrap()]);
+        ferry_json(guest, &["space", "create", "mine"]);
+        ferry_json(guest, &["collab", "link", "Roads", "--space", "mine"]);
+    }
+    let theirs = crate::sync::import(&g2, "mine", "Soundings", "csv", "id,m\n1,3.5\n".into()).await;
+    assert_eq!(sync_now(&host, "Coast/Roads")["status"], "completed");
+    let held = items(&host, "coast").await["Soundings"].clone();
+
+    let g2_id = crate::harness::instance_id(&g2).await;
+    proxy.rewrite_sync_lines(inject_after_start(
+        vec![forged_item(&g2_id, id(&theirs), "Forged by City GIS", true)],
+        true,
+    ));
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "origin_not_allowed", "{run}");
+    let now = items(&host, "coast").await;
+    assert_eq!(now["Soundings"]["version"], held["version"], "untouched");
+    assert_eq!(
+        crate::sync::rows(&host, id(&now["Soundings"])).await.len(),
+        1
+    );
+    assert!(!now.contains_key("Forged by City GIS"));
 }
