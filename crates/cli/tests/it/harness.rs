@@ -381,6 +381,22 @@ pub async fn spawn_serve(data: &Path, title: &str) -> std::process::Child {
     );
 }
 
+/// Waits (up to 10 s) for a `ferry serve` process to write the endpoint file in its data
+/// directory; returns the URL in it.
+pub async fn endpoint_of(data: &Path) -> String {
+    let endpoint = data.join("endpoint");
+    for _ in 0..200 {
+        if let Ok(url) = std::fs::read_to_string(&endpoint) {
+            return url.trim().to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "ferry serve did not write {} within 10 s",
+        endpoint.display()
+    );
+}
+
 /// Runs the `ferry` CLI with no --server or --token: it finds the server and the admin token
 /// through the data directory, as a local admin would.
 pub fn ferry_local(data: &Path, args: &[&str]) -> Output {

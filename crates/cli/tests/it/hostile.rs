@@ -701,17 +701,7 @@ async fn running_out_of_descriptors_closes_the_quietest_connection() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let endpoint = data.path().join("endpoint");
-    for _ in 0..200 {
-        if endpoint.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let url = std::fs::read_to_string(&endpoint)
-        .unwrap()
-        .trim()
-        .to_string();
+    let url = crate::harness::endpoint_of(data.path()).await;
     let address = url.trim_start_matches("http://").to_string();
     let mut idle = Vec::new();
     for _ in 0..300 {
@@ -732,6 +722,20 @@ async fn running_out_of_descriptors_closes_the_quietest_connection() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status.ok(), Some(reqwest::StatusCode::OK));
+}
+
+/// Asserts an answer is the refusal `(status, code)`; returns its body.
+fn refused_with(
+    (status, body): (reqwest::StatusCode, Value),
+    expected: reqwest::StatusCode,
+    code: &str,
+) -> Value {
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (expected, Some(code)),
+        "{body}"
+    );
+    body
 }
 
 /// The small ones: each a door that stood ajar.
@@ -757,14 +761,8 @@ async fn small_holes_are_closed() {
     assert_eq!(scraped.status(), StatusCode::OK);
 
     // A CSV header naming a column twice would silently keep one of them.
-    let (status, body) = a
-        .import("space=roads&title=Twice", "text/csv", "id,id\n1,2\n")
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("malformed_csv")),
-        "{body}"
-    );
+    let csv = a.import("space=roads&title=Twice", "text/csv", "id,id\n1,2\n");
+    let body = refused_with(csv.await, StatusCode::UNPROCESSABLE_ENTITY, "malformed_csv");
     assert!(
         body["message"].as_str().unwrap().contains("'id' twice"),
         "{body}"
@@ -782,14 +780,8 @@ async fn small_holes_are_closed() {
 
     // Space names that are only dots.
     for name in [".", ".."] {
-        let (status, body) = a
-            .call(Method::POST, "/api/v1/spaces", Some(json!({"name": name})))
-            .await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_request")),
-            "{name}: {body}"
-        );
+        let created = a.call(Method::POST, "/api/v1/spaces", Some(json!({"name": name})));
+        refused_with(created.await, StatusCode::BAD_REQUEST, "invalid_request");
     }
 
     // 1,500 filters: a clear refusal, not a 500.
@@ -801,17 +793,11 @@ async fn small_holes_are_closed() {
         )
         .await;
     let filters = "&where=m:2".repeat(1_500);
-    let (status, body) = a
-        .call(
-            Method::GET,
-            &format!("/api/v1/items/{}/rows?limit=5{filters}", id(&item)),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_request")),
-        "{body}"
+    let path = format!("/api/v1/items/{}/rows?limit=5{filters}", id(&item));
+    refused_with(
+        a.call(Method::GET, &path, None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
     );
     let (status, page) = a
         .call(
@@ -1151,17 +1137,7 @@ async fn a_renewed_certificate_is_served_after_sighup() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let endpoint = data.path().join("endpoint");
-    for _ in 0..200 {
-        if endpoint.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let url = std::fs::read_to_string(&endpoint)
-        .unwrap()
-        .trim()
-        .to_string();
+    let url = crate::harness::endpoint_of(data.path()).await;
     assert!(url.starts_with("https://"), "{url}");
     assert!(trusted_by(&first.ca, &url).await);
     assert!(!trusted_by(&second.ca, &url).await);
@@ -1200,42 +1176,9 @@ async fn a_guest_cannot_touch_another_guests_item_at_the_host() {
     proxy.point_at(&g1.url);
     proxy.sign_as(crate::harness::key_of(&g1));
     let g2 = crate::sync::instance("Harbor Pilots", |_| {}).await;
-    ferry_json(&host, &["space", "create", "coast"]);
-    ferry_json(
-        &host,
-        &[
-            "collab",
-            "create",
-            "Coast",
-            "--workspace",
-            "Roads",
-            "--space",
-            "coast",
-        ],
-    );
-    for (guest, url, mode) in [
-        (&g1, proxy.url.as_str(), "Roads=send_receive"),
-        (&g2, g2.url.as_str(), "Roads=send"),
-    ] {
-        let file = guest.data_dir().join("invitation.txt");
-        ferry_json(
-            &host,
-            &[
-                "collab",
-                "invite",
-                "Coast",
-                "--guest-url",
-                url,
-                "--access",
-                mode,
-                "--file",
-                file.to_str().unwrap(),
-            ],
-        );
-        ferry_json(guest, &["collab", "accept", file.to_str().unwrap()]);
-        ferry_json(guest, &["space", "create", "mine"]);
-        ferry_json(guest, &["collab", "link", "Roads", "--space", "mine"]);
-    }
+    crate::sync::coast(&host, &[], &[]);
+    crate::sync::join_coast(&host, &g1, &proxy.url, "Roads=send_receive");
+    crate::sync::join_coast(&host, &g2, &g2.url, "Roads=send");
     let theirs = crate::sync::import(&g2, "mine", "Soundings", "csv", "id,m\n1,3.5\n".into()).await;
     assert_eq!(sync_now(&host, "Coast/Roads")["status"], "completed");
     let held = items(&host, "coast").await["Soundings"].clone();

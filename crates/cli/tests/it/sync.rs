@@ -583,26 +583,29 @@ pub(crate) fn coast(host: &TestInstance, guests: &[(&TestInstance, &str)], confi
     ferry_json(host, &["space", "create", "coast"]);
     ferry_json(host, &create);
     for (guest, mode) in guests {
-        let file = guest.data_dir().join("invitation.txt");
-        let url = guest.url.clone();
-        ferry_json(
-            host,
-            &[
-                "collab",
-                "invite",
-                "Coast",
-                "--guest-url",
-                &url,
-                "--access",
-                mode,
-                "--file",
-                file.to_str().unwrap(),
-            ],
-        );
-        ferry_json(guest, &["collab", "accept", file.to_str().unwrap()]);
-        ferry_json(guest, &["space", "create", "mine"]);
-        ferry_json(guest, &["collab", "link", "Roads", "--space", "mine"]);
+        join_coast(host, guest, &guest.url, mode);
     }
+}
+
+/// `guest`, reached at `url`, joins the host's "Coast" with `mode` and links its space "mine".
+pub(crate) fn join_coast(host: &TestInstance, guest: &TestInstance, url: &str, mode: &str) {
+    let file = guest.data_dir().join("invitation.txt");
+    let file = file.to_str().unwrap();
+    let invite = [
+        "collab",
+        "invite",
+        "Coast",
+        "--guest-url",
+        url,
+        "--access",
+        mode,
+        "--file",
+        file,
+    ];
+    ferry_json(host, &invite);
+    ferry_json(guest, &["collab", "accept", file]);
+    ferry_json(guest, &["space", "create", "mine"]);
+    ferry_json(guest, &["collab", "link", "Roads", "--space", "mine"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
