@@ -197,15 +197,29 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 // Shared address space (carrier-grade NAT), RFC 6598.
                 || (a == 100 && (64..128).contains(&b))
+                // Benchmarking, RFC 2544.
+                || (a == 198 && (b == 18 || b == 19))
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let first = s[0];
+            // IPv6 forms that carry an IPv4 address: judged by that address.
+            let embedded = |hi: u16, lo: u16| {
+                is_internal(IpAddr::V4(std::net::Ipv4Addr::from(
+                    (u32::from(hi) << 16) | u32::from(lo),
+                )))
+            };
+            let ipv4_compatible = s[..6] == [0; 6];
+            let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 // Unique local (fc00::/7) and link-local (fe80::/10).
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || ((ipv4_compatible || nat64) && embedded(s[6], s[7]))
+                // 6to4 (2002::/16) carries the IPv4 address in its next 32 bits.
+                || (first == 0x2002 && embedded(s[1], s[2]))
         }
     }
 }
@@ -225,6 +239,12 @@ mod tests {
         ];
         let judge = |ip: &str| judge_destination(&rules, ip.parse().unwrap());
         assert_eq!(judge("198.51.100.7"), Destination::Allowed, "public");
+        assert_eq!(judge("2001:db8::1"), Destination::Allowed, "public IPv6");
+        assert_eq!(
+            judge("64:ff9b::c633:6407"),
+            Destination::Allowed,
+            "NAT64 of a public address"
+        );
         assert_eq!(judge("10.1.2.3"), Destination::Allowed, "its own rule");
         assert_eq!(judge("203.0.113.9"), Destination::Denied(&rules[3]));
         for internal in [

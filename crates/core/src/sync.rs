@@ -158,13 +158,15 @@ impl SendScope {
             c.sort();
             c.dedup();
         }
-        // `origins:1` marks cursors kept since a channel carries only the items of its origins:
-        // older cursors start over, and the full pass retracts what such a link relayed before.
+        // The origins too: a participant who joins or leaves changes what a host relays, and
+        // the full pass that follows retracts what no longer belongs (and cursors from before
+        // links were held to their origins start over for the same reason).
         let mut text = format!(
-            "{:?}|{:?}|{}|origins:1",
+            "{:?}|{:?}|{}|origins:{:?}",
             self.kinds.names(),
             ceiling,
-            self.receiver
+            self.receiver,
+            self.origins.0
         );
         // Only rules other than a peer connection's count, so cursors from before references
         // existed stay valid.
@@ -469,6 +471,13 @@ mod tests {
         let mut files = a.clone();
         files.kinds.files = true;
         assert_ne!(a.fingerprint(), files.fingerprint());
+        let mut joined = a.clone();
+        joined.origins = Origins::any_of(["a", "b", "c"].map(String::from));
+        assert_ne!(
+            a.fingerprint(),
+            joined.fingerprint(),
+            "a participant joined"
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@
 //!
 //! ```text
 //! ferry-answer-v1
+//! <request METHOD>
+//! <request path and query>
+//! <hex SHA-256 of the request body>
 //! <request nonce: 32 hex digits>
 //! <HTTP status>
 //! <hex SHA-256 of the answer body>
@@ -162,25 +165,36 @@ pub fn sign(
     )
 }
 
+/// The request an answer answers: what its signature is bound to, besides its own status and
+/// body.
+#[derive(Debug, Clone, Copy)]
+pub struct AnsweredRequest<'a> {
+    pub target: RequestTarget<'a>,
+    pub nonce: &'a [u8; 16],
+}
+
 /// The text an answer's signature covers.
-fn answer_text(nonce: &[u8; 16], status: u16, body: &[u8]) -> Vec<u8> {
+fn answer_text(request: &AnsweredRequest<'_>, status: u16, body: &[u8]) -> Vec<u8> {
     format!(
-        "ferry-answer-v1\n{}\n{status}\n{}",
-        data_encoding::HEXLOWER.encode(nonce),
+        "ferry-answer-v1\n{}\n{}\n{}\n{}\n{status}\n{}",
+        request.target.method.to_ascii_uppercase(),
+        request.target.path_and_query,
+        data_encoding::HEXLOWER.encode(request.target.body_digest),
+        data_encoding::HEXLOWER.encode(request.nonce),
         data_encoding::HEXLOWER.encode(&body_digest(body)),
     )
     .into_bytes()
 }
 
-/// The `Ferry-Answer-Signature` header value for an answer to the request with `nonce`.
+/// The `Ferry-Answer-Signature` header value for an answer to `request`.
 pub fn sign_answer(
     key: &SigningKey,
     key_id: &str,
-    nonce: &[u8; 16],
+    request: &AnsweredRequest<'_>,
     status: u16,
     body: &[u8],
 ) -> String {
-    let signature = key.sign(&answer_text(nonce, status, body));
+    let signature = key.sign(&answer_text(request, status, body));
     format!(
         "v1;key={key_id};sig={}",
         data_encoding::BASE64URL_NOPAD.encode(&signature.to_bytes())
@@ -188,11 +202,11 @@ pub fn sign_answer(
 }
 
 /// Checks an answer's `Ferry-Answer-Signature` header against the key of the instance that was
-/// called and the nonce of the request it answers.
+/// called and the request it answers.
 pub fn verify_answer(
     header: Option<&str>,
     key: &VerifyingKey,
-    nonce: &[u8; 16],
+    request: &AnsweredRequest<'_>,
     status: u16,
     body: &[u8],
 ) -> Result<(), SignatureError> {
@@ -209,10 +223,21 @@ pub fn verify_answer(
             SignatureError::Malformed("the answer signature is not v1;key=..;sig=..".into())
         })?;
     key.verify(
-        &answer_text(nonce, status, body),
+        &answer_text(request, status, body),
         &Signature::from_bytes(&signature),
     )
     .map_err(|_| SignatureError::BadSignature)
+}
+
+/// The digest a `Content-Digest` header claims, without the body (what an answer is bound to;
+/// the request's own signature check compares it with the body).
+pub fn claimed_digest(header: Option<&str>) -> Option<[u8; 32]> {
+    header?
+        .trim()
+        .strip_prefix("sha-256=:")
+        .and_then(|s| s.strip_suffix(':'))
+        .and_then(|b64| data_encoding::BASE64.decode(b64.as_bytes()).ok())
+        .and_then(|d| <[u8; 32]>::try_from(d).ok())
 }
 
 /// The text a sync stream's `sig` record covers: everything before it.
@@ -454,37 +479,67 @@ mod tests {
 
     #[test]
     fn answers_verify_only_unchanged_and_for_their_request() {
-        let nonce = [7u8; 16];
-        let header = sign_answer(&key(), KEY_ID, &nonce, 200, br#"{"ok":true}"#);
-        let pinned = key().verifying_key();
-        let check = |h: Option<&str>, n: &[u8; 16], status, body: &[u8]| {
-            verify_answer(h, &pinned, n, status, body)
+        let digest = body_digest(b"{}");
+        let answered = |path, nonce| AnsweredRequest {
+            target: RequestTarget {
+                method: "POST",
+                path_and_query: path,
+                body_digest: &digest,
+            },
+            nonce,
         };
-        assert_eq!(check(Some(&header), &nonce, 200, br#"{"ok":true}"#), Ok(()));
+        let probe = answered("/federation/v1/probe", &[7u8; 16]);
+        let body = br#"{"ok":true}"#;
+        let header = sign_answer(&key(), KEY_ID, &probe, 200, body);
+        let pinned = key().verifying_key();
         assert_eq!(
-            check(Some(&header), &nonce, 200, br#"{"ok":false}"#),
+            verify_answer(Some(&header), &pinned, &probe, 200, body),
+            Ok(())
+        );
+        let refused = |request: &AnsweredRequest<'_>, status, body: &[u8]| {
+            verify_answer(Some(&header), &pinned, request, status, body)
+        };
+        assert_eq!(
+            refused(&probe, 200, br#"{"ok":false}"#),
             Err(SignatureError::BadSignature)
         );
         assert_eq!(
-            check(Some(&header), &nonce, 403, br#"{"ok":true}"#),
+            refused(&probe, 403, body),
             Err(SignatureError::BadSignature)
         );
+        let other_request = answered("/federation/v1/probe", &[8u8; 16]);
         assert_eq!(
-            check(Some(&header), &[8u8; 16], 200, br#"{"ok":true}"#),
-            Err(SignatureError::BadSignature),
-            "another request's answer"
+            refused(&other_request, 200, body),
+            Err(SignatureError::BadSignature)
+        );
+        let other_path = answered("/federation/v1/identity", &[7u8; 16]);
+        assert_eq!(
+            refused(&other_path, 200, body),
+            Err(SignatureError::BadSignature)
+        );
+        let other_body = body_digest(b"{ }");
+        let other_digest = AnsweredRequest {
+            target: RequestTarget {
+                body_digest: &other_body,
+                ..probe.target
+            },
+            ..probe
+        };
+        assert_eq!(
+            refused(&other_digest, 200, body),
+            Err(SignatureError::BadSignature)
         );
         assert!(matches!(
-            check(None, &nonce, 200, b""),
+            verify_answer(None, &pinned, &probe, 200, b""),
             Err(SignatureError::Malformed(_))
         ));
         assert!(matches!(
-            check(Some("v1;key=x;sig=!!"), &nonce, 200, b""),
+            verify_answer(Some("v1;key=x;sig=!!"), &pinned, &probe, 200, b""),
             Err(SignatureError::Malformed(_))
         ));
         let other = SigningKey::from_bytes(&[6; 32]).verifying_key();
         assert_eq!(
-            verify_answer(Some(&header), &other, &nonce, 200, br#"{"ok":true}"#),
+            verify_answer(Some(&header), &other, &probe, 200, body),
             Err(SignatureError::BadSignature)
         );
     }

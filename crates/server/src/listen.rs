@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -54,7 +54,25 @@ const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 struct Open {
     started: Instant,
     next_id: u64,
-    connections: HashMap<u64, (Arc<AtomicU64>, Arc<Notify>)>,
+    connections: HashMap<u64, Connection>,
+}
+
+/// What the accept loop knows of an open connection.
+struct Connection {
+    /// When it last moved a byte (milliseconds on [`Open::started`]'s clock).
+    active: Arc<AtomicU64>,
+    /// Requests it has in flight: a connection whose handler is at work is never closed for
+    /// quiet (a `sync now` may take minutes before it answers).
+    busy: Arc<AtomicUsize>,
+    close: Arc<Notify>,
+}
+
+impl Connection {
+    /// How long it has been quiet, if it is idle (no request in flight).
+    fn quiet_for(&self, now: u64) -> Option<u64> {
+        (self.busy.load(Ordering::Relaxed) == 0)
+            .then(|| now.saturating_sub(self.active.load(Ordering::Relaxed)))
+    }
 }
 
 impl Open {
@@ -68,12 +86,12 @@ impl Open {
         let quietest = self
             .connections
             .iter()
-            .map(|(id, (active, _))| (*id, now.saturating_sub(active.load(Ordering::Relaxed))))
+            .filter_map(|(id, c)| Some((*id, c.quiet_for(now)?)))
             .filter(|(_, quiet)| *quiet >= at_least.as_millis() as u64)
             .max_by_key(|(_, quiet)| *quiet);
         match quietest.and_then(|(id, _)| self.connections.remove(&id)) {
-            Some((_, close)) => {
-                close.notify_one();
+            Some(connection) => {
+                connection.close.notify_one();
                 true
             }
             None => false,
@@ -83,11 +101,12 @@ impl Open {
     /// Closes every connection quiet for `at_least`.
     fn close_idle(&mut self, at_least: Duration) {
         let now = self.now_ms();
-        self.connections.retain(|_, (active, close)| {
-            let idle =
-                now.saturating_sub(active.load(Ordering::Relaxed)) >= at_least.as_millis() as u64;
+        self.connections.retain(|_, connection| {
+            let idle = connection
+                .quiet_for(now)
+                .is_some_and(|quiet| quiet >= at_least.as_millis() as u64);
             if idle {
-                close.notify_one();
+                connection.close.notify_one();
             }
             !idle
         });
@@ -140,7 +159,7 @@ pub(crate) async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
-        let Some((id, active, close)) = admit(&open, limits.max_connections) else {
+        let Some((id, active, busy, close)) = admit(&open, limits.max_connections) else {
             tracing::warn!(%remote, "too many connections, none quiet: a new one is refused");
             continue;
         };
@@ -157,6 +176,7 @@ pub(crate) async fn serve(
                 app,
                 remote,
                 http,
+                busy,
                 close,
                 stop,
             };
@@ -192,6 +212,7 @@ struct Served {
     app: Router,
     remote: std::net::SocketAddr,
     http: hyper::server::conn::http1::Builder,
+    busy: Arc<AtomicUsize>,
     /// Closes the connection at once (it was quiet longest, or idle too long).
     close: Arc<Notify>,
     stop: watch::Receiver<bool>,
@@ -202,10 +223,16 @@ impl Served {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (app, remote) = (self.app.clone(), self.remote);
+        let (app, remote, busy) = (self.app.clone(), self.remote, self.busy.clone());
         let service = hyper::service::service_fn(move |mut request| {
             request.extensions_mut().insert(ConnectInfo(remote));
-            tower::ServiceExt::oneshot(app.clone(), request)
+            let working = InFlight::start(&busy);
+            let answered = tower::ServiceExt::oneshot(app.clone(), request);
+            async move {
+                let answer = answered.await;
+                drop(working);
+                answer
+            }
         });
         let connection = self.http.serve_connection(TokioIo::new(io), service);
         let mut connection = std::pin::pin!(connection);
@@ -222,18 +249,47 @@ impl Served {
     }
 }
 
+/// A request in flight on a connection, counted until it is answered (or dropped).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(busy: &Arc<AtomicUsize>) -> InFlight {
+        busy.fetch_add(1, Ordering::Relaxed);
+        InFlight(busy.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A new connection's id and handles: when it last moved a byte, its requests in flight, and
+/// what closes it.
+type Admitted = (u64, Arc<AtomicU64>, Arc<AtomicUsize>, Arc<Notify>);
+
 /// Registers a new connection, making room by closing the quietest one when at the cap.
-fn admit(open: &Mutex<Open>, max: usize) -> Option<(u64, Arc<AtomicU64>, Arc<Notify>)> {
+fn admit(open: &Mutex<Open>, max: usize) -> Option<Admitted> {
     let mut open = open_connections(open);
     if open.connections.len() >= max.max(1) && !open.evict_quietest(EVICTABLE_AFTER) {
         return None;
     }
     let id = open.next_id;
     open.next_id += 1;
-    let active = Arc::new(AtomicU64::new(open.now_ms()));
-    let close = Arc::new(Notify::new());
-    open.connections.insert(id, (active.clone(), close.clone()));
-    Some((id, active, close))
+    let connection = Connection {
+        active: Arc::new(AtomicU64::new(open.now_ms())),
+        busy: Arc::default(),
+        close: Arc::new(Notify::new()),
+    };
+    let admitted = (
+        id,
+        connection.active.clone(),
+        connection.busy.clone(),
+        connection.close.clone(),
+    );
+    open.connections.insert(id, connection);
+    Some(admitted)
 }
 
 /// Closes connections idle for `idle`, checking a few times per `idle`.

@@ -133,7 +133,10 @@ impl FederationClient {
         let resolver = Arc::new(PolicyResolver {
             store: store.clone(),
         });
+        // No HTTP proxy from the environment: a proxy would resolve peer names itself, past the
+        // resolver that judges every address.
         let http = reqwest::Client::builder()
+            .no_proxy()
             .use_preconfigured_tls(transport.tls.clone())
             .dns_resolver(resolver.clone())
             .connect_timeout(CONNECT_TIMEOUT)
@@ -143,6 +146,7 @@ impl FederationClient {
             .build()
             .expect("an HTTP client with timeouts always builds");
         let stream_http = reqwest::Client::builder()
+            .no_proxy()
             .use_preconfigured_tls(transport.tls)
             .dns_resolver(resolver)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -272,11 +276,11 @@ impl FederationClient {
         body: &B,
         limit: usize,
     ) -> Result<T, FederationError> {
-        let (response, nonce) = self.send(&self.http, peer, method, path, body).await?;
+        let (response, exchange) = self.send(&self.http, peer, method, path, body).await?;
         let url = response.url().to_string();
         let (status, signature) = answer_facts(&response);
         let bytes = read_bounded(response, limit).await?;
-        verify(peer, &url, signature.as_deref(), &nonce, status, &bytes)?;
+        exchange.verify(peer, &url, signature.as_deref(), status, &bytes)?;
         serde_json::from_slice(&bytes).map_err(|e| FederationError::Unreachable {
             url,
             reason: format!("unreadable answer: {e}"),
@@ -292,8 +296,10 @@ impl FederationClient {
         path: &str,
         body: &B,
     ) -> Result<(reqwest::Response, [u8; 16]), FederationError> {
-        self.send(&self.stream_http, peer, Method::POST, path, body)
-            .await
+        let (response, exchange) = self
+            .send(&self.stream_http, peer, Method::POST, path, body)
+            .await?;
+        Ok((response, exchange.nonce))
     }
 
     /// Egress check, then the signed request, retried with backoff on transient failures;
@@ -305,7 +311,7 @@ impl FederationClient {
         method: Method,
         path: &str,
         body: &B,
-    ) -> Result<(reqwest::Response, [u8; 16]), FederationError> {
+    ) -> Result<(reqwest::Response, Exchange), FederationError> {
         let base_url = peer.url;
         self.transport_allowed(base_url)?;
         self.egress_allowed(base_url, peer.instance_id).await?;
@@ -346,22 +352,21 @@ impl FederationClient {
                 .body(bytes.clone())
                 .send()
                 .await;
+            let exchange = Exchange {
+                method: method.as_str().to_string(),
+                path: signed_path.clone(),
+                digest,
+                nonce,
+            };
             match sent {
-                Ok(response) if response.status().is_success() => return Ok((response, nonce)),
+                Ok(response) if response.status().is_success() => return Ok((response, exchange)),
                 Ok(response) if !transient(response.status()) => {
                     let (status, signature) = answer_facts(&response);
                     let answer_url = response.url().to_string();
                     let body = read_bounded(response, ERROR_ANSWER_BYTES).await?;
                     // A refusal is an answer like any other: a forged one would make this
                     // instance give up on a peer that never refused.
-                    verify(
-                        peer,
-                        &answer_url,
-                        signature.as_deref(),
-                        &nonce,
-                        status,
-                        &body,
-                    )?;
+                    exchange.verify(peer, &answer_url, signature.as_deref(), status, &body)?;
                     let error = serde_json::from_slice::<ApiError>(&body)
                         .ok()
                         .unwrap_or_else(|| ApiError {
@@ -455,23 +460,41 @@ fn answer_facts(response: &reqwest::Response) -> (u16, Option<String>) {
     (response.status().as_u16(), signature)
 }
 
-/// Checks an answer's signature against the callee's key and the request's nonce.
-fn verify(
-    peer: Callee<'_>,
-    url: &str,
-    signature: Option<&str>,
-    nonce: &[u8; 16],
-    status: u16,
-    body: &[u8],
-) -> Result<(), FederationError> {
-    let unverified = |why: String| FederationError::Unverified {
-        url: url.to_string(),
-        why,
-    };
-    let key = ed25519_dalek::VerifyingKey::from_bytes(peer.public_key)
-        .map_err(|_| unverified("the pinned key is not an Ed25519 key".into()))?;
-    signing::verify_answer(signature, &key, nonce, status, body)
-        .map_err(|e| unverified(e.to_string()))
+/// A request as sent: what its answer's signature must be bound to.
+pub(crate) struct Exchange {
+    method: String,
+    path: String,
+    digest: [u8; 32],
+    nonce: [u8; 16],
+}
+
+impl Exchange {
+    /// Checks an answer's signature against the callee's key and this request.
+    fn verify(
+        &self,
+        peer: Callee<'_>,
+        url: &str,
+        signature: Option<&str>,
+        status: u16,
+        body: &[u8],
+    ) -> Result<(), FederationError> {
+        let unverified = |why: String| FederationError::Unverified {
+            url: url.to_string(),
+            why,
+        };
+        let key = ed25519_dalek::VerifyingKey::from_bytes(peer.public_key)
+            .map_err(|_| unverified("the pinned key is not an Ed25519 key".into()))?;
+        let answered = signing::AnsweredRequest {
+            target: RequestTarget {
+                method: &self.method,
+                path_and_query: &self.path,
+                body_digest: &self.digest,
+            },
+            nonce: &self.nonce,
+        };
+        signing::verify_answer(signature, &key, &answered, status, body)
+            .map_err(|e| unverified(e.to_string()))
+    }
 }
 
 /// This instance's egress rules (none if they cannot be read: then nothing is allowed).

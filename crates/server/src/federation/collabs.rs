@@ -20,10 +20,9 @@ pub(crate) async fn guest_response(
     State(state): State<AppState>,
     request: Request,
 ) -> ApiResult<Json<CollabSnapshot>> {
-    let mut incoming = Incoming::read(request).await?;
+    let mut incoming = Incoming::read(request, &state).await?;
     // Write-free checks first; nonce and ingress, which write, only for a live invitation.
     let checked = async {
-        incoming.precheck_ingress(&state).await?;
         let body: GuestResponse = json_body(&incoming.body)?;
         let response = host::parse_response(&body.response)?;
         if incoming.sender() != response.guest.instance_id {

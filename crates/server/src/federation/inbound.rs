@@ -29,6 +29,8 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Federation bodies are small control messages.
 const MAX_BODY: usize = 1 << 20;
+/// ...and arrive quickly: a body sent a byte at a time does not hold a connection for long.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn unix_now() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -54,31 +56,51 @@ pub(super) struct Incoming {
 }
 
 impl Incoming {
-    pub(super) async fn read(request: Request) -> ApiResult<Incoming> {
+    /// Reads a request: its headers, then, if ingress policy could admit the caller at all, its
+    /// body, within [`BODY_DEADLINE`]. A refusal is audited.
+    pub(super) async fn read(request: Request, state: &AppState) -> ApiResult<Incoming> {
         let (parts, body) = request.into_parts();
         let remote = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_canonical());
-        let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-            ApiFailure::new(
-                ErrorCode::BodyTooLarge,
-                "federation requests carry at most 1 MiB",
-            )
-        })?;
         let signature = parts
             .headers
             .get(signing::SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| SignatureError::Malformed("no Ferry-Signature header".into()))
             .and_then(SignatureHeader::parse);
-        Ok(Incoming {
+        let mut incoming = Incoming {
             parts,
-            body,
+            body: Bytes::new(),
             remote,
             signature,
             verified: false,
-        })
+        };
+        // Before the body: a caller no rule admits gets nothing read, however slowly it sends.
+        if let Err(failure) = incoming.precheck_ingress(state).await {
+            return Err(incoming.refused(state, failure).await);
+        }
+        let read = axum::body::to_bytes(body, MAX_BODY);
+        incoming.body = match tokio::time::timeout(BODY_DEADLINE, read).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => {
+                return Err(ApiFailure::new(
+                    ErrorCode::BodyTooLarge,
+                    "federation requests carry at most 1 MiB",
+                ));
+            }
+            Err(_) => {
+                return Err(ApiFailure::new(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        BODY_DEADLINE.as_secs()
+                    ),
+                ));
+            }
+        };
+        Ok(incoming)
     }
 
     pub(super) fn sender(&self) -> String {
@@ -145,7 +167,7 @@ impl Incoming {
     pub(super) async fn refused(&self, state: &AppState, failure: ApiFailure) -> ApiFailure {
         let ip = self
             .remote
-            .map_or_else(|| "unknown address".to_string(), |ip| ip.to_string());
+            .map_or_else(|| "unknown address".to_string(), super::refusals::source_of);
         // An unverified header names nobody: the claim goes in the detail, not the actor.
         let (source, actor, claimed_sender) = if self.verified {
             let peer = format!("peer:{}", self.sender());
@@ -337,9 +359,8 @@ impl FromRequest<AppState> for SignedByPeer {
     type Rejection = ApiFailure;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiFailure> {
-        let mut incoming = Incoming::read(request).await?;
+        let mut incoming = Incoming::read(request, state).await?;
         let checked = async {
-            incoming.precheck_ingress(state).await?;
             let sender = pinned(state, &incoming.sender()).await?;
             incoming.verify(&sender.public_key)?;
             incoming.admit(state, &sender.title).await?;
@@ -371,11 +392,10 @@ pub(crate) async fn peer_response(
     State(state): State<AppState>,
     request: Request,
 ) -> ApiResult<Json<PeerConnection>> {
-    let mut incoming = Incoming::read(request).await?;
+    let mut incoming = Incoming::read(request, &state).await?;
     // Cheap, write-free checks first (signature, then the one-time secret); nonce and ingress,
     // which write, only for a request that proved it holds a live code.
     let checked = async {
-        incoming.precheck_ingress(&state).await?;
         let body: AcceptPeerResponse = json_body(&incoming.body)?;
         let response = PeerResponse::parse(&body.response)?;
         if incoming.sender() != response.acceptor.instance_id {

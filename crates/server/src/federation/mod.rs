@@ -41,8 +41,9 @@ pub(crate) const SYNC_ROWS_PATH: &str = "/federation/v1/sync/rows";
 /// and a chunk is checked against the hash its signed file description gives.
 const STREAM_PATHS: [&str; 3] = [SYNC_PULL_PATH, SYNC_ITEM_PATH, SYNC_CHUNK_PATH];
 
-/// The largest control answer signed (and so sent); answers are a few KiB.
-const MAX_SIGNED_ANSWER: usize = 8 << 20;
+/// The largest control answer signed (and so sent): most are a few KiB, a page of reference rows
+/// at most what a reader takes of one (`reference::ROWS_ANSWER_BYTES`).
+const MAX_SIGNED_ANSWER: usize = 32 << 20;
 
 /// Signs every federation answer but a successful stream, for the request it answers (its
 /// nonce): `Ferry-Answer-Signature` (see `ferry_proto::signing`).
@@ -51,14 +52,26 @@ async fn sign_answers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let nonce = request
-        .headers()
-        .get(ferry_proto::signing::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| ferry_proto::signing::SignatureHeader::parse(v).ok())
-        .map_or([0; 16], |s| s.nonce);
+    use ferry_proto::signing;
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Answers are bound to the request they answer: its method, path, body digest and nonce.
+    // A request with no signature to bind to gets its answer unsigned, which no Ferry client
+    // accepts: this instance is no signing oracle for anyone.
+    let nonce = header(signing::SIGNATURE_HEADER)
+        .and_then(|v| signing::SignatureHeader::parse(v).ok())
+        .map(|s| s.nonce);
+    let digest = signing::claimed_digest(header(signing::DIGEST_HEADER)).unwrap_or([0; 32]);
+    let method = request.method().as_str().to_string();
+    let path = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_string(),
+        |p| p.as_str().to_string(),
+    );
     let stream = STREAM_PATHS.contains(&request.uri().path());
     let response = next.run(request).await;
+    let Some(nonce) = nonce else {
+        return response;
+    };
     if stream && response.status().is_success() {
         return response;
     }
@@ -66,10 +79,18 @@ async fn sign_answers(
     let Ok(body) = axum::body::to_bytes(body, MAX_SIGNED_ANSWER).await else {
         return crate::error::ApiFailure::internal("an answer too large to sign").into_response();
     };
-    let signature = ferry_proto::signing::sign_answer(
+    let answered = signing::AnsweredRequest {
+        target: signing::RequestTarget {
+            method: &method,
+            path_and_query: &path,
+            body_digest: &digest,
+        },
+        nonce: &nonce,
+    };
+    let signature = signing::sign_answer(
         state.identity.signing_key(),
         &state.info.instance_id,
-        &nonce,
+        &answered,
         parts.status.as_u16(),
         &body,
     );

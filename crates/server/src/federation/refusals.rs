@@ -21,8 +21,23 @@ pub(crate) const MAX_CLAIM_CHARS: usize = 128;
 /// caller that varies its address cannot grow the table without bound.
 const MAX_SOURCES: usize = 4096;
 
-/// The key for refusals of sources past [`MAX_SOURCES`].
+/// The key for refusals of sources past [`MAX_SOURCES`], or past [`MAX_FIRSTS_PER_MINUTE`].
 const OTHER_SOURCES: &str = "other sources";
+
+/// Refusals written one by one in a minute, all sources together; the rest are counted.
+const MAX_FIRSTS_PER_MINUTE: usize = 256;
+
+/// The source a refusal from `ip` is counted under: an IPv6 caller holds a whole /64, and
+/// counting each of its addresses apart would let it write a row per address.
+pub(crate) fn source_of(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        v4 => v4.to_string(),
+    }
+}
 
 /// `text` cut to [`MAX_CLAIM_CHARS`] characters, marked when cut.
 pub(crate) fn truncated(text: &str) -> String {
@@ -76,6 +91,8 @@ struct Window {
 #[derive(Debug, Default)]
 pub(crate) struct RefusalLog {
     windows: Mutex<HashMap<(String, ErrorCode), Window>>,
+    /// The minute being counted, and how many refusals were written one by one in it.
+    firsts: Mutex<(i64, usize)>,
 }
 
 impl RefusalLog {
@@ -85,8 +102,15 @@ impl RefusalLog {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let mut due = summaries(&mut windows, minute);
         let mut key = (refusal.source.clone(), refusal.code);
-        if !windows.contains_key(&key) && windows.len() >= MAX_SOURCES {
-            key.0 = OTHER_SOURCES.to_string();
+        if !windows.contains_key(&key) {
+            let mut firsts = self.firsts.lock().unwrap_or_else(|p| p.into_inner());
+            if firsts.0 != minute {
+                *firsts = (minute, 0);
+            }
+            firsts.1 += 1;
+            if windows.len() >= MAX_SOURCES || firsts.1 > MAX_FIRSTS_PER_MINUTE {
+                key.0 = OTHER_SOURCES.to_string();
+            }
         }
         match windows.get_mut(&key) {
             Some(window) => {
@@ -203,8 +227,20 @@ mod tests {
             log.note(refusal(&format!("source {i}"), ErrorCode::IngressDenied), 7);
         }
         let windows = log.windows.lock().unwrap();
-        assert_eq!(windows.len(), MAX_SOURCES + 1);
+        assert_eq!(
+            windows.len(),
+            MAX_FIRSTS_PER_MINUTE + 1,
+            "one minute writes at most so many"
+        );
         let other = &windows[&(OTHER_SOURCES.to_string(), ErrorCode::IngressDenied)];
-        assert_eq!(other.repeats, 99);
+        assert_eq!(
+            other.repeats as usize,
+            MAX_SOURCES + 100 - MAX_FIRSTS_PER_MINUTE - 1
+        );
+        assert_eq!(
+            source_of("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(source_of("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
     }
 }

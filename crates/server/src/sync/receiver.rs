@@ -291,6 +291,34 @@ impl StreamVerifier {
     }
 }
 
+/// A file's chunks as its description gives them: each at most a chunk long, together the
+/// file's size (what the size limit was judged on).
+fn described_chunks(wire: &WireItem, info: &ferry_proto::FileInfo) -> ApiResult<Vec<ChunkRef>> {
+    let refused = |message: String| ApiFailure::new(ErrorCode::SyncRefused, message);
+    let mut total: u64 = 0;
+    let mut refs = Vec::with_capacity(wire.chunks.len());
+    for (hash, len) in &wire.chunks {
+        if *len > ferry_store::CHUNK_SIZE as u64 {
+            return Err(refused(format!(
+                "the sender described a file chunk of {len} bytes; chunks hold at most {}",
+                ferry_store::CHUNK_SIZE
+            )));
+        }
+        total = total.saturating_add(*len);
+        refs.push(ChunkRef {
+            hash: *hash,
+            len: *len,
+        });
+    }
+    if total != info.size || total != wire.size {
+        return Err(refused(format!(
+            "the sender described a file of {} bytes whose chunks hold {total}",
+            info.size
+        )));
+    }
+    Ok(refs)
+}
+
 /// How a `sig` record's line starts, as senders write it.
 const SIG_LINE_PREFIX: &str = r#"{"t":"sig""#;
 
@@ -639,8 +667,9 @@ impl Checker<'_> {
             self.refuse(&wire, "invalid_schema", e.to_string()).await?;
             return Ok(None);
         }
+        // A file's chunks are fetched once the batch describing it verified (`fetch_files`).
         let file = match (&wire.file, kind) {
-            (Some(info), ItemKind::File) => match self.fetch_chunks(&wire).await {
+            (Some(info), ItemKind::File) => match described_chunks(&wire, info) {
                 Ok(chunks) => Some((info.clone(), chunks)),
                 Err(e) => {
                     self.refuse(&wire, e.0.code.as_str(), e.0.message).await?;
@@ -686,6 +715,32 @@ impl Checker<'_> {
         }))))
     }
 
+    /// A retraction, if this link may bring the item at all (and, in a whole copy, if it is the
+    /// copied item): a link never retracts what another brought.
+    fn retract_op(
+        &mut self,
+        origin_instance: String,
+        origin_item: String,
+    ) -> ApiResult<Option<SyncOp>> {
+        if self.copying.as_ref().is_some_and(|copying| {
+            copying.instance != origin_instance || copying.item != origin_item
+        }) {
+            return Err(ApiFailure::new(
+                ErrorCode::SyncRefused,
+                "the sender retracted another item in a whole copy",
+            ));
+        }
+        // An honest sender retracts items of other origins that pass through its space (it
+        // never sent them here); nothing here is that link's to touch.
+        if !self.channel.agreement.origins.allows(&origin_instance) {
+            return Ok(None);
+        }
+        Ok(Some(SyncOp::Retract {
+            origin_instance,
+            origin_item,
+        }))
+    }
+
     /// One item id names one item in a stream: rows name an item by its id alone, so a stream
     /// that gave the same id to items of two instances could write one's rows into the other.
     /// A whole copy describes the copied item and no other.
@@ -713,52 +768,70 @@ impl Checker<'_> {
         }
     }
 
-    /// Fetches the chunks of a file this instance lacks; only those travel.
-    async fn fetch_chunks(&mut self, wire: &WireItem) -> ApiResult<Vec<ChunkRef>> {
-        let mut refs = Vec::with_capacity(wire.chunks.len());
-        for (hash, len) in &wire.chunks {
-            if *len > ferry_store::CHUNK_SIZE as u64 {
-                return Err(ApiFailure::new(
-                    ErrorCode::SyncRefused,
-                    format!(
-                        "the sender described a file chunk of {len} bytes; chunks hold at most {}",
-                        ferry_store::CHUNK_SIZE
-                    ),
-                ));
-            }
-            if !self.state.chunks.has(hash) {
-                // A chunk is checked against its hash, from the signed description of its file.
-                let (response, _) = self
-                    .state
-                    .federation
-                    .open_stream(
-                        federation::Callee::of(&self.channel.sender),
-                        federation::SYNC_CHUNK_PATH,
-                        &ChunkRequest {
-                            link: self.channel.wire.clone(),
-                            hash: *hash,
-                            run: Some(self.run.clone()),
-                        },
-                    )
-                    .await?;
-                // No more than the chunk's declared length is read.
-                let bytes = federation::read_bounded(response, *len as usize).await?;
-                self.chunk_bytes += bytes.len() as i64;
-                if ChunkHash::of(&bytes) != *hash || bytes.len() as u64 != *len {
-                    return Err(ApiFailure::new(
-                        ErrorCode::SyncRefused,
-                        "a file chunk did not match its hash",
-                    ));
+    /// Fetches the chunks that the files of a verified batch use and this instance lacks (only
+    /// those travel). A file whose chunks cannot be had is refused and left out of the batch.
+    /// Returns the chunks fetched: held until the batch is applied, then to be released.
+    async fn fetch_files(&mut self, ops: &mut Vec<SyncOp>) -> ApiResult<Vec<ChunkRef>> {
+        let mut fetched = Vec::new();
+        let mut refused = Vec::new();
+        for (at, op) in ops.iter().enumerate() {
+            let SyncOp::Item(item) = op else { continue };
+            let Some((_, chunks)) = &item.file else {
+                continue;
+            };
+            for chunk in chunks {
+                match self.fetch_chunk(chunk).await {
+                    Ok(true) => fetched.push(chunk.clone()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        refused.push((at, e));
+                        break;
+                    }
                 }
-                let chunks = self.state.chunks.clone();
-                blocking(move || chunks.put(&bytes)).await?;
             }
-            refs.push(ChunkRef {
-                hash: *hash,
-                len: *len,
-            });
         }
-        Ok(refs)
+        for (at, e) in refused.into_iter().rev() {
+            let SyncOp::Item(item) = ops.remove(at) else {
+                continue;
+            };
+            let (instance, item_id, title) = (item.origin_instance, item.origin_item, item.title);
+            self.quarantine(&instance, &item_id, &title, e.0.code.as_str(), e.0.message)
+                .await?;
+        }
+        Ok(fetched)
+    }
+
+    /// Fetches one chunk if this instance lacks it; whether it did. The chunk is checked
+    /// against its hash, from the signed description of its file.
+    async fn fetch_chunk(&mut self, chunk: &ChunkRef) -> ApiResult<bool> {
+        if self.state.chunks.has(&chunk.hash) {
+            return Ok(false);
+        }
+        let (response, _) = self
+            .state
+            .federation
+            .open_stream(
+                federation::Callee::of(&self.channel.sender),
+                federation::SYNC_CHUNK_PATH,
+                &ChunkRequest {
+                    link: self.channel.wire.clone(),
+                    hash: chunk.hash,
+                    run: Some(self.run.clone()),
+                },
+            )
+            .await?;
+        // No more than the chunk's declared length is read.
+        let bytes = federation::read_bounded(response, chunk.len as usize).await?;
+        self.chunk_bytes += bytes.len() as i64;
+        if ChunkHash::of(&bytes) != chunk.hash || bytes.len() as u64 != chunk.len {
+            return Err(ApiFailure::new(
+                ErrorCode::SyncRefused,
+                "a file chunk did not match its hash",
+            ));
+        }
+        let chunks = self.state.chunks.clone();
+        blocking(move || chunks.put(&bytes)).await?;
+        Ok(true)
     }
 
     async fn row_op(
@@ -820,6 +893,10 @@ impl Checker<'_> {
             code: code.to_string(),
             message: message.clone(),
         });
+        // An item of an origin the link may not bring is never asked for again over it.
+        if code == ErrorCode::OriginNotAllowed.as_str() {
+            return Ok(());
+        }
         // Written once the batch that refused it verified: nothing unverified is stored.
         self.marks.push(PendingCopy {
             origin_instance: origin_instance.to_string(),
@@ -920,10 +997,7 @@ impl Checker<'_> {
                 origin_instance,
                 origin_item,
                 ..
-            } => Ok(Some(SyncOp::Retract {
-                origin_instance,
-                origin_item,
-            })),
+            } => self.retract_op(origin_instance, origin_item),
             SyncRecord::Start { .. }
             | SyncRecord::Commit { .. }
             | SyncRecord::End { .. }
@@ -1026,6 +1100,10 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
                 let Some(boundary) = unsigned.take() else {
                     continue;
                 };
+                let fetched = match checker.fetch_files(&mut ops).await {
+                    Ok(fetched) => fetched,
+                    Err(e) => break Err(e),
+                };
                 if let Err(e) = checker.write_marks().await {
                     break Err(e);
                 }
@@ -1046,13 +1124,15 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
                         batch_start = records.line_bytes;
                         // Applied while the next batch is read and checked.
                         let batch = apply(state, channel, std::mem::take(&mut ops), &cursor);
+                        let batch = releasing(state, fetched, batch);
                         if let Err(e) = applier.start(tally, batch).await {
                             break Err(e);
                         }
                     }
                     SyncRecord::End { seq } => {
                         cursor.seq = seq;
-                        break finish_pull(state, channel, &mut applier, tally, ops, cursor).await;
+                        let last = releasing(state, fetched, apply(state, channel, ops, &cursor));
+                        break finish_pull(state, channel, &mut applier, tally, last, cursor).await;
                     }
                     _ => unreachable!("only boundaries wait for a signature"),
                 }
@@ -1087,11 +1167,10 @@ async fn finish_pull(
     channel: &Inbound,
     applier: &mut Applier,
     tally: &mut Tally,
-    ops: Vec<SyncOp>,
+    last: impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static,
     mut cursor: SyncCursor,
 ) -> ApiResult<()> {
-    let batch = apply(state, channel, ops, &cursor);
-    applier.start(tally, batch).await?;
+    applier.start(tally, last).await?;
     applier.wait(tally).await?;
     if cursor.resync {
         cursor.resync = false;
@@ -1159,6 +1238,21 @@ fn store_write(
     }
 }
 
+/// `write`, then the release of the chunks its files fetched: until a batch is applied,
+/// clean-up leaves them alone.
+fn releasing(
+    state: &AppState,
+    fetched: Vec<ChunkRef>,
+    write: impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static,
+) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
+    let chunks = state.chunks.clone();
+    async move {
+        let outcome = write.await;
+        chunks.release(&fetched);
+        outcome
+    }
+}
+
 /// Applies one batch with its cursor.
 fn apply(
     state: &AppState,
@@ -1191,8 +1285,11 @@ async fn copy_pending(state: &AppState, channel: &Inbound, tally: &mut Tally) ->
     let key = channel.channel.clone();
     let pending = blocking(move || store.pending_copies(&key)).await?;
     for copy in pending {
-        // Refused in this very run: the next run tries again.
-        if !tally.refused.contains(&copy.origin_item) {
+        // Refused in this very run: the next run tries again. One of an origin the link may
+        // not bring (queued before links were held to their origins) is never asked for.
+        if !tally.refused.contains(&copy.origin_item)
+            && channel.agreement.origins.allows(&copy.origin_instance)
+        {
             copy_item(state, channel, &copy, tally).await?;
         }
     }
@@ -1255,9 +1352,13 @@ async fn copy_item(
             // so memory holds one part, not the whole item; each part is applied while the next
             // one is read.
             Incoming::Verified => {
+                let fetched = match checker.fetch_files(&mut ops).await {
+                    Ok(fetched) => fetched,
+                    Err(e) => break Err(e),
+                };
                 let part_ops = std::mem::replace(&mut ops, Vec::with_capacity(COPY_PART_OPS));
                 let next = apply_copy_part(state, channel, copy, part_ops, &part, false);
-                if let Err(e) = applier.start(tally, next).await {
+                if let Err(e) = applier.start(tally, releasing(state, fetched, next)).await {
                     break Err(e);
                 }
                 part_bytes = records.line_bytes;

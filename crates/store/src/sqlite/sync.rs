@@ -505,7 +505,7 @@ impl Apply<'_, '_, '_> {
     fn retract_rid(&mut self, rid: i64) -> StoreResult<()> {
         // A link retracts only what it brought: an item kept from another link, or held
         // through another one only, is not this link's to delete.
-        if !arrives_by(self.tx, rid, self.batch.link)? {
+        if !arrives_by(self.tx, rid, self.batch)? {
             return Ok(());
         }
         keep_origin(self.tx, rid)?;
@@ -633,7 +633,7 @@ pub(super) fn apply_item_copy(
     // all take newer sequence numbers. A copy answered with a retraction brought nothing: what
     // another link brings stays.
     if let (true, Some(start), Some(rid)) = (part.had_rows, part.start, apply.item_rid(&origin)?)
-        && arrives_by(tx, rid, batch.link)?
+        && arrives_by(tx, rid, batch)?
     {
         let swept = sweep_rows(tx, rid, start, &mut apply.seqs)?;
         *apply.row_delta.entry(rid).or_default() -= swept;
@@ -646,11 +646,13 @@ pub(super) fn apply_item_copy(
     Ok(outcome)
 }
 
-/// Whether `link` still brings the item.
-fn arrives_by(tx: &Transaction<'_>, rid: i64, link: &str) -> StoreResult<bool> {
+/// Whether the batch's channel still brings the item: on a host, the guests of one workspace
+/// share a link, and one guest's channel must not sweep or retract what another brought.
+fn arrives_by(tx: &Transaction<'_>, rid: i64, batch: &SyncBatch<'_>) -> StoreResult<bool> {
     tx.query_row_cached(
-        "SELECT EXISTS (SELECT 1 FROM item_arrivals WHERE item_rid = ?1 AND link = ?2)",
-        params![rid, link],
+        "SELECT EXISTS (SELECT 1 FROM item_arrivals WHERE item_rid = ?1 AND link = ?2
+             AND (channel = ?3 OR channel IS NULL))",
+        params![rid, batch.link, batch.channel],
         |r| r.get(0),
     )
     .map_err(Into::into)
