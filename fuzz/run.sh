@@ -13,8 +13,12 @@ targets=("$@")
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
     echo "== $target: $seconds s"
+    # An import parses on a thread of its own, which may still be finishing when the next
+    # input starts: LeakSanitizer takes its memory for a leak. Leaks are not checked there.
+    leaks=1
+    [ "$target" = imports ] && leaks=0
     # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain take them.
     RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
         -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-        -print_final_stats=1
+        -detect_leaks="$leaks" -print_final_stats=1
 done
