@@ -940,7 +940,19 @@ async fn schedules_pokes_and_one_run_at_a_time() {
         "{history}"
     );
 
-    // A run submitted without waiting answers at once, then runs in the background.
+    // A run submitted without waiting answers at once, then runs in the background. The
+    // schedule is paused first, and any run still going is let finish: a run of the link
+    // going at the same moment would make the submitted one `skipped`.
+    ferry_json(&b, &["sync", "pause", &on_b]);
+    wait_for("no run of the link going", || async {
+        let status = ferry_json(&b, &["sync", "status"]);
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["running"] == json!(false))
+    })
+    .await;
     proxy.delay_pulls(std::time::Duration::from_millis(800));
     let (status, submitted) = b
         .call(
