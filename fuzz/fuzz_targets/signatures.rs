@@ -4,7 +4,8 @@
 
 use ed25519_dalek::SigningKey;
 use ferry_proto::signing::{
-    RequestTarget, SignatureHeader, StreamSignature, check_body, verify_answer,
+    AnsweredRequest, RequestTarget, SignatureHeader, StreamSignature, check_body, claimed_digest,
+    verify_answer,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -27,8 +28,17 @@ fuzz_target!(|data: &[u8]| {
             "a forged request signature verified"
         );
     }
+    let digest = claimed_digest(Some(header)).unwrap_or([0; 32]);
+    let answered = AnsweredRequest {
+        target: RequestTarget {
+            method: "POST",
+            path_and_query: "/federation/v1/probe",
+            body_digest: &digest,
+        },
+        nonce: &[1; 16],
+    };
     assert!(
-        verify_answer(Some(header), &key, &[1; 16], 200, body).is_err(),
+        verify_answer(Some(header), &key, &answered, 200, body).is_err(),
         "a forged answer signature verified"
     );
     let mut stream = StreamSignature::new([1; 16]);
