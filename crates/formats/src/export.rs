@@ -127,19 +127,21 @@ fn geojson(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreRe
     out.write_all(b"]}\n").map_err(io)
 }
 
+/// One object per line, always: stored text may be pretty-printed (as it was imported), and
+/// its line breaks become spaces (the same JSON).
 fn ndjson(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
     let layer = item.kind == ItemKind::FeatureLayer;
     scan(&mut |row: RawRow<'_>| {
+        let values = ferry_proto::one_line(row.values);
         if layer {
             writeln!(
                 out,
-                r#"{{"id":{},"geometry":{},"properties":{}}}"#,
+                r#"{{"id":{},"geometry":{},"properties":{values}}}"#,
                 row.key.to_value(),
-                row.geometry.unwrap_or("null"),
-                row.values
+                ferry_proto::one_line(row.geometry.unwrap_or("null")),
             )
         } else {
-            writeln!(out, "{}", row.values)
+            writeln!(out, "{values}")
         }
         .map_err(io)
     })

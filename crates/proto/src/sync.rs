@@ -409,15 +409,16 @@ pub fn read_compact_row(line: &[u8]) -> Result<CompactRow<'_>, String> {
 /// same JSON, and it cannot break a line or a compact row. Text stored as it was imported may be
 /// pretty-printed.
 fn push_one_line(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
-    if memchr::memchr3(b'\n', b'\r', b'\t', bytes).is_none() {
-        out.extend_from_slice(bytes);
-        return;
+    out.extend_from_slice(one_line(text).as_bytes());
+}
+
+/// Stored JSON text on one line (see [`write_row_line`]): what NDJSON, one object per line,
+/// needs as well.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if memchr::memchr3(b'\n', b'\r', b'\t', text.as_bytes()).is_none() {
+        return std::borrow::Cow::Borrowed(text);
     }
-    out.extend(bytes.iter().map(|&b| match b {
-        b'\n' | b'\r' | b'\t' => b' ',
-        other => other,
-    }));
+    std::borrow::Cow::Owned(text.replace(['\n', '\r', '\t'], " "))
 }
 
 #[cfg(test)]

@@ -311,3 +311,99 @@ async fn empty_items_can_be_created_and_filled_by_edits() {
         (StatusCode::BAD_REQUEST, Some("invalid_schema"))
     );
 }
+
+/// Numbers written through the edit API read back digit for digit, at the edges of f64 too.
+#[tokio::test]
+async fn numbers_come_back_exactly_through_edits() {
+    let inst = TestInstance::start().await;
+    inst.create_space("s").await;
+    let (status, item) = inst
+        .import(
+            "space=s&primary_key=id",
+            "application/x-ndjson",
+            "{\"id\":1,\"x\":0.5}\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let id = item["id"].as_str().unwrap();
+    let numbers = [
+        "-116916.63774434407",
+        "0.30000000000000004",
+        "1.7976931348623157e308",
+        "5e-324",
+        "2.2250738585072014e-308",
+        "9007199254740993.5",
+    ];
+    let adds: Vec<String> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!(r#"{{"key":{},"values":{{"x":{n}}}}}"#, i + 10))
+        .collect();
+    let body = format!(r#"{{"adds":[{}]}}"#, adds.join(","));
+    let answer = inst
+        .request(
+            Method::POST,
+            &format!("/api/v1/items/{id}/edits"),
+            Some(&inst.admin_token),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    // Compared as text: the test reads no number through a float parser of its own.
+    let rows = inst
+        .request(
+            Method::GET,
+            &format!("/api/v1/items/{id}/rows?limit=100"),
+            Some(&inst.admin_token),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        // `1e+308` and `1e308` are one number.
+        .replace("e+", "e");
+    for n in numbers {
+        let expected: f64 = n.parse().unwrap();
+        let written = format!("{expected:?}");
+        assert!(
+            rows.contains(&format!(r#""x":{written}"#)) || rows.contains(&format!(r#""x":{n}"#)),
+            "{n} (shortest form {written}) not found in {rows}"
+        );
+    }
+}
+
+/// NDJSON is one object per line, whatever the layout of the GeoJSON the layer came from.
+#[tokio::test]
+async fn ndjson_exports_one_object_per_line_from_pretty_printed_imports() {
+    let inst = TestInstance::start().await;
+    inst.create_space("s").await;
+    let (status, item) = inst
+        .import(
+            "space=s",
+            "application/geo+json",
+            crate::sync::pretty_points(59),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let id = item["id"].as_str().unwrap();
+    let text = inst
+        .export(id, "?format=ndjson", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 59, "{text}");
+    for line in lines {
+        let feature: Value = serde_json::from_str(line).unwrap();
+        assert!(
+            feature["properties"].is_object() && feature["geometry"].is_object(),
+            "{line}"
+        );
+    }
+}

@@ -1442,7 +1442,7 @@ async fn a_two_way_workspace_takes_copies_only() {
 
 /// A pretty-printed GeoJSON file of `n` points: properties and geometries stored as imported,
 /// across several lines, and a string holding a tab.
-fn pretty_points(n: usize) -> String {
+pub(crate) fn pretty_points(n: usize) -> String {
     let mut layer: Value = serde_json::from_str(&points_geojson(n)).unwrap();
     for feature in layer["features"].as_array_mut().unwrap() {
         feature["properties"]["note"] = json!("tab\there");
