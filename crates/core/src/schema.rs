@@ -382,10 +382,17 @@ pub fn infer_text_type<'a>(cells: impl Iterator<Item = &'a str>) -> FieldType {
     best.unwrap_or(FieldType::String)
 }
 
+/// A cell's type, as its text says. A cell is a number only if writing that number back gives
+/// the same text: `07585` (a postcode), `+5` or `1.50` would come back changed, so they are text.
 fn text_type(cell: &str) -> FieldType {
-    if cell.parse::<i64>().is_ok() {
+    if cell.parse::<i64>().is_ok_and(|n| n.to_string() == cell) {
         FieldType::Integer
-    } else if cell.parse::<f64>().is_ok_and(f64::is_finite) {
+    } else if cell
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .is_some_and(|n| n.to_string() == cell)
+    {
         FieldType::Number
     } else if cell == "true" || cell == "false" {
         FieldType::Boolean
@@ -787,6 +794,18 @@ mod tests {
         );
         assert_eq!(infer_text_type(["1", "2.5"].into_iter()), FieldType::Number);
         assert_eq!(infer_text_type(["1", "x"].into_iter()), FieldType::String);
+        // Text that would come back changed as a number stays text.
+        for changed in ["07585", "+5", "1.50", "1e3", "0x1F", " 7"] {
+            assert_eq!(
+                infer_text_type(["12", changed].into_iter()),
+                FieldType::String,
+                "{changed}"
+            );
+        }
+        assert_eq!(
+            infer_text_type(["-116916.63774434407", "0.5", "-0.0"].into_iter()),
+            FieldType::Number
+        );
         assert_eq!(
             infer_text_type(["true", "false"].into_iter()),
             FieldType::Boolean

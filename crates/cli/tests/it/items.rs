@@ -342,3 +342,37 @@ async fn ndjson_exports_one_object_per_line_from_pretty_printed_imports() {
         );
     }
 }
+
+/// CSV cells that would change when written back as numbers (a postcode's leading zero, a
+/// price's trailing zero) are text, and export exactly as they came.
+#[tokio::test]
+async fn csv_text_that_looks_like_numbers_comes_back_as_it_was() {
+    let inst = TestInstance::start().await;
+    inst.create_space("s").await;
+    let csv = "id,zip,price,count\n1,07585,12.50,3\n2,12345,7.25,4\n";
+    let (status, item) = inst.import("space=s", "text/csv", csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let types: Vec<(&str, &str)> = item["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), f["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id", "integer"),
+            ("zip", "string"),
+            ("price", "string"),
+            ("count", "integer")
+        ]
+    );
+    let id = item["id"].as_str().unwrap();
+    let exported = inst
+        .export(id, "?format=csv", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(exported, csv);
+}
