@@ -938,11 +938,11 @@ fn token_audit(actor: &str, event: &str, token: &TokenInfo) -> NewAuditEntry {
 
 /// The audit entries of an item change: its markings and its space, each when it changes.
 fn item_change_audits(
+    tx: &Transaction<'_>,
     actor: &str,
     before: &Item,
     after: &Item,
-    spaces: [&str; 2],
-) -> Vec<NewAuditEntry> {
+) -> StoreResult<Vec<NewAuditEntry>> {
     let entry = |event: &str, detail: Value| NewAuditEntry {
         actor: actor.to_string(),
         event: event.to_string(),
@@ -957,12 +957,15 @@ fn item_change_audits(
         ));
     }
     if before.space_id != after.space_id {
+        let name = |id: SpaceId| find_space(tx, &id.to_string()).map(|(_, space)| space.name);
         entries.push(entry(
             "item.moved",
-            serde_json::json!({"title": after.title, "from": spaces[0], "to": spaces[1]}),
+            serde_json::json!({
+                "title": after.title, "from": name(before.space_id)?, "to": name(after.space_id)?
+            }),
         ));
     }
-    entries
+    Ok(entries)
 }
 
 fn rule_audit(actor: &str, event: &str, rule: &PolicyRule) -> NewAuditEntry {
@@ -1798,10 +1801,7 @@ impl Store for SqliteStore {
             }
             seqs.finish(tx)?;
             let updated = find_item(tx, id)?.1;
-            let names = [&item.space_id, &updated.space_id]
-                .map(|s| find_space(tx, &s.to_string()).map(|(_, space)| space.name));
-            let [from, to] = names;
-            for entry in item_change_audits(actor, &item, &updated, [&from?, &to?]) {
+            for entry in item_change_audits(tx, actor, &item, &updated)? {
                 audit_in(tx, &entry)?;
             }
             Ok(updated)

@@ -204,6 +204,13 @@ impl TestInstance {
         builder.send().await.expect("export sent")
     }
 
+    /// An export's body as text (`query`: `?format=...`).
+    pub async fn export_text(&self, id: &str, query: &str) -> String {
+        let response = self.export(id, query, &[]).await;
+        assert_eq!(response.status(), StatusCode::OK, "export {id}{query}");
+        response.text().await.unwrap()
+    }
+
     /// A POST with a raw body and an optional Content-Type, as admin.
     pub async fn post_raw(
         &self,

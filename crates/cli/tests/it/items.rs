@@ -154,12 +154,7 @@ async fn csv_and_ndjson_datasets_with_inferred_and_explicit_schemas() {
     assert_eq!(status, StatusCode::CREATED, "{item}");
     assert_eq!(item["schema"]["primary_key"], "code");
     let id = item["id"].as_str().unwrap();
-    let exported = inst
-        .export(id, "?format=csv", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let exported = inst.export_text(id, "?format=csv").await;
     assert_eq!(
         exported,
         "code,name,score,active\nA1,Alpha,1.5,true\nB2,Beta,,false\n"
@@ -177,12 +172,7 @@ async fn csv_and_ndjson_datasets_with_inferred_and_explicit_schemas() {
     assert_eq!(status, StatusCode::CREATED, "{item}");
     assert_eq!(item["schema"], schema);
     let id = item["id"].as_str().unwrap();
-    let nd = inst
-        .export(id, "?format=ndjson", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let nd = inst.export_text(id, "?format=ndjson").await;
     assert_eq!(nd, "{\"id\":1,\"label\":\"x\"}\n{\"id\":2}\n");
 }
 
@@ -326,12 +316,7 @@ async fn ndjson_exports_one_object_per_line_from_pretty_printed_imports() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{item}");
     let id = item["id"].as_str().unwrap();
-    let text = inst
-        .export(id, "?format=ndjson", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = inst.export_text(id, "?format=ndjson").await;
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 59, "{text}");
     for line in lines {
@@ -368,11 +353,6 @@ async fn csv_text_that_looks_like_numbers_comes_back_as_it_was() {
         ]
     );
     let id = item["id"].as_str().unwrap();
-    let exported = inst
-        .export(id, "?format=csv", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let exported = inst.export_text(id, "?format=csv").await;
     assert_eq!(exported, csv);
 }
