@@ -127,6 +127,9 @@ pub(crate) enum CollabCmd {
     /// What happens to items this instance received when a workspace or the collaboration ends
     /// for it: keep (default) or delete.
     DeletePolicy { collab: String, policy: String },
+    /// Check both sides' network policies for every direction the collaboration carries (on a
+    /// host: with each guest; on a guest: with its host), and say which rule is missing where.
+    Check { collab: String },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -452,6 +455,16 @@ pub(crate) async fn collab(client: &Client, out: Output, cmd: CollabCmd) -> Resu
                 }
                 t
             })
+        }
+        CollabCmd::Check { collab } => {
+            let id = resolve(client, &collab).await?.id;
+            let check: ferry_proto::PolicyCheck = client
+                .json(client.request(
+                    Method::POST,
+                    &format!("/api/v1/collabs/{}/check", segment(&id)),
+                ))
+                .await?;
+            crate::peers::show_policy_check(out, &check)
         }
         CollabCmd::Show { collab } => {
             let id = resolve(client, &collab).await?.id;

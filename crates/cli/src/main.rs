@@ -72,7 +72,8 @@ enum Command {
     /// Sync: run a link now, see where links stand, and their history.
     #[command(subcommand)]
     Sync(sync::SyncCmd),
-    /// Network policy: which peers may call this instance, and which it may call.
+    /// Network policy: which instances data may go to (egress) and come from (ingress). Data
+    /// from S to R needs S's egress to R and R's ingress from S.
     Policy(trust::PolicyArgs),
     /// The log of trust and security events.
     #[command(subcommand)]

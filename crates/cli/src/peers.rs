@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use ferry_proto::{
     AcceptPeerResponse, ApprovePeer, ImportInviteCode, NewPeerRequest, PeerApproved, PeerChanged,
-    PeerCheck, PeerConnection, PeerDetail, PeerRequestCreated, PeerSecurity, PeerSends,
+    PeerConnection, PeerDetail, PeerRequestCreated, PeerSecurity, PeerSends, PolicyCheck,
     ProposeSecurity, RefreshPeerRequest,
 };
 use reqwest::Method;
@@ -68,7 +68,8 @@ pub(crate) enum PeerCmd {
     Enable { id: String },
     /// Delete the connection; the other side's copy is revoked.
     Delete { id: String },
-    /// Check both instances' policies for the connection and name any missing rule.
+    /// Check both instances' network policies for each direction the connection carries (the
+    /// sender's egress, the receiver's ingress) and say which rule is missing where.
     Check { id: String },
     /// Propose new security settings for this side; they apply once the other side approves.
     Security {
@@ -339,29 +340,13 @@ pub(crate) async fn peer(client: &Client, out: Output, cmd: PeerCmd) -> Result<(
             changed(out, &c, "deleted")
         }
         PeerCmd::Check { id } => {
-            let check: PeerCheck = client
+            let check: PolicyCheck = client
                 .json(client.request(
                     Method::POST,
                     &format!("/api/v1/peers/{}/check", segment(&id)),
                 ))
                 .await?;
-            let result = out.show(&check, |c| {
-                let mut t = table(&["ok", "finding"]);
-                for f in &c.findings {
-                    t.add_row(vec![
-                        if f.ok { "yes" } else { "NO" }.to_string(),
-                        f.message.clone(),
-                    ]);
-                }
-                t
-            });
-            if check.ok {
-                result
-            } else {
-                result.and(Err(anyhow::anyhow!(
-                    "a rule is missing; see the findings above"
-                )))
-            }
+            show_policy_check(out, &check)
         }
         PeerCmd::Security { id, ceiling, mark } => {
             let security = PeerSecurity {
@@ -422,5 +407,29 @@ pub(crate) async fn peer(client: &Client, out: Output, cmd: PeerCmd) -> Result<(
                 &format!("Request {} withdrawn; its code no longer works.", p.id),
             )
         }
+    }
+}
+
+/// A policy check as a table (flow, instance, rule, ok, finding); fails when a rule is missing.
+pub(crate) fn show_policy_check(out: Output, check: &PolicyCheck) -> anyhow::Result<()> {
+    let result = out.show(check, |c| {
+        let mut t = table(&["flow", "instance", "rule", "ok", "finding"]);
+        for f in &c.findings {
+            t.add_row(vec![
+                f.flow.clone(),
+                f.instance.clone(),
+                f.rule.clone(),
+                if f.ok { "yes" } else { "NO" }.to_string(),
+                f.message.clone(),
+            ]);
+        }
+        t
+    });
+    if check.ok {
+        result
+    } else {
+        result.and(Err(anyhow::anyhow!(
+            "a rule is missing; see the findings above"
+        )))
     }
 }

@@ -9,9 +9,9 @@ use reqwest::Method;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum Direction {
-    /// Who may call this instance.
+    /// Data coming to this instance, from the instances a rule matches.
     Ingress,
-    /// Whom this instance may call.
+    /// Data leaving this instance, for the instances a rule matches.
     Egress,
 }
 
@@ -34,9 +34,10 @@ pub(crate) struct PolicyArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum PolicyAction {
-    /// Allow peers matching PATTERN: instance:<id>, a CIDR (10.0.0.0/8), or a host (*.example.org).
+    /// Allow data to or from instances matching PATTERN: instance:<id>, a CIDR (10.0.0.0/8), or
+    /// the host of their URL (*.example.org). Internal addresses need a CIDR rule of their own.
     Allow { pattern: String },
-    /// Refuse peers matching PATTERN, even where an allow rule matches.
+    /// Refuse data to or from instances matching PATTERN, even where an allow rule matches.
     Deny { pattern: String },
     /// List this direction's rules.
     List,

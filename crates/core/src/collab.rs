@@ -83,6 +83,15 @@ pub fn channel(from: Participant, to: Participant) -> bool {
     one_is_host && directions(from).sends && directions(to).receives
 }
 
+/// Which ways data moves between `me` and `other` in one workspace, seen from `me`: what the
+/// network policies of the two instances must permit.
+pub fn flows(me: Participant, other: Participant) -> crate::policy::Flows {
+    crate::policy::Flows {
+        sends: channel(me, other),
+        receives: channel(other, me),
+    }
+}
+
 /// Two-way editing of feature layers needs send-and-receive on the guest's side.
 pub fn may_edit_two_way(guest: AccessMode) -> bool {
     guest == AccessMode::SendReceive

@@ -1,8 +1,15 @@
-//! Network policy: which peers may call this instance (ingress) and which it may call (egress).
+//! Network policy: which instances data may go to (egress) and come from (ingress).
 //!
-//! Rules match a peer by instance id, by address range (CIDR) or by host name. Evaluation is
-//! default-deny, and a matching deny rule wins over any allow rule, so an admin can carve an
-//! exception out of a broad allow. [`decide`] says which rule decided, so refusals can name it.
+//! Rules govern data, not connections. For data to flow from instance S to instance R, S must
+//! permit egress to R and R must permit ingress from S. Which of the two opens a TCP
+//! connection is a transport detail: the calls a link needs (handshake, notices, pulls) may
+//! happen between two instances whose rules let data flow between them in some direction the
+//! link carries ([`Verdict::permits_any`]), and the data itself is judged per direction.
+//!
+//! Rules match a peer by instance id, by address range (CIDR) or by host name (of its URL).
+//! Evaluation is default-deny, and a matching deny rule wins over any allow rule, so an admin
+//! can carve an exception out of a broad allow. [`decide`] says which rule decided, so refusals
+//! can name it.
 
 use crate::{CoreError, CoreResult};
 use ipnet::IpNet;
@@ -10,9 +17,9 @@ use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
-    /// Calls other instances make to this one.
+    /// Data coming to this instance from another.
     Ingress,
-    /// Calls this instance makes to others.
+    /// Data leaving this instance for another.
     Egress,
 }
 
@@ -153,6 +160,89 @@ pub fn decide<'r>(rules: &'r [Rule], direction: Direction, peer: &PeerAddress<'_
         .map_or(Decision::NoRule, Decision::Allowed)
 }
 
+/// Which ways data moves between this instance and one other, over the links they share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flows {
+    /// Data leaves this instance for the other: egress here, ingress there.
+    pub sends: bool,
+    /// Data comes from the other: ingress here, egress there.
+    pub receives: bool,
+}
+
+impl Flows {
+    pub const SENDS: Flows = Flows {
+        sends: true,
+        receives: false,
+    };
+    pub const RECEIVES: Flows = Flows {
+        sends: false,
+        receives: true,
+    };
+    pub const BOTH: Flows = Flows {
+        sends: true,
+        receives: true,
+    };
+
+    pub fn union(self, other: Flows) -> Flows {
+        Flows {
+            sends: self.sends || other.sends,
+            receives: self.receives || other.receives,
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        !self.sends && !self.receives
+    }
+
+    /// The rule this instance needs for each way data moves: egress to send, ingress to receive.
+    pub fn directions(self) -> impl Iterator<Item = Direction> {
+        [
+            self.sends.then_some(Direction::Egress),
+            self.receives.then_some(Direction::Ingress),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// This instance's rules judged for one peer, in both directions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict<'r> {
+    pub egress: Decision<'r>,
+    pub ingress: Decision<'r>,
+}
+
+/// Judges a peer in both directions.
+pub fn judge<'r>(rules: &'r [Rule], peer: &PeerAddress<'_>) -> Verdict<'r> {
+    Verdict {
+        egress: decide(rules, Direction::Egress, peer),
+        ingress: decide(rules, Direction::Ingress, peer),
+    }
+}
+
+impl<'r> Verdict<'r> {
+    pub fn on(&self, direction: Direction) -> &Decision<'r> {
+        match direction {
+            Direction::Egress => &self.egress,
+            Direction::Ingress => &self.ingress,
+        }
+    }
+
+    /// Whether data may move in some way `flows` has: what any call between the two needs.
+    pub fn permits_any(&self, flows: Flows) -> bool {
+        flows.directions().any(|d| self.on(d).is_allowed())
+    }
+
+    /// The directions of `flows` these rules refuse, each with the decision that refused it.
+    pub fn refused(&self, flows: Flows) -> Vec<(Direction, &Decision<'r>)> {
+        flows
+            .directions()
+            .map(|d| (d, self.on(d)))
+            .filter(|(_, decision)| !decision.is_allowed())
+            .collect()
+    }
+}
+
 /// What a resolved destination address of an egress call is judged to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination<'r> {
@@ -163,25 +253,38 @@ pub enum Destination<'r> {
     Internal,
 }
 
-/// Judges where an egress call really goes, address by address, once its host name is
-/// resolved. Who the peer is (an instance rule) or what it is called (a host rule) says
-/// nothing about where its URL leads: a peer's self-issued invite code, or a name that resolves
-/// somewhere new, could point this instance at its own internal services. So a deny rule on an
-/// address always wins, and an internal address is reached only through a rule for that
-/// address itself (`ferry policy egress allow 10.0.0.0/8`).
-pub fn judge_destination(rules: &[Rule], ip: IpAddr) -> Destination<'_> {
+/// Judges where a call for data moving in `flows` really goes, address by address, once its
+/// host name is resolved. Who the peer is (an instance rule) or what it is called (a host rule)
+/// says nothing about where its URL leads: a peer's self-issued invite code, or a name that
+/// resolves somewhere new, could point this instance at its own internal services. So a deny
+/// rule on the address refuses the direction it is for, and an internal address is reached only
+/// through an allow rule for that address itself (`ferry policy ingress allow 10.0.0.0/8`), in
+/// a direction of `flows` that no address rule denies.
+pub fn judge_destination(rules: &[Rule], ip: IpAddr, flows: Flows) -> Destination<'_> {
     let ip = ip.to_canonical();
-    let address_rules = rules.iter().filter(|r| {
-        r.direction == Direction::Egress
-            && matches!(&r.matcher, Matcher::Cidr(net) if net.contains(&ip))
-    });
-    if let Some(deny) = address_rules.clone().find(|r| r.effect == Effect::Deny) {
-        return Destination::Denied(deny);
+    let address_rules = |direction: Direction| {
+        rules.iter().filter(move |r| {
+            r.direction == direction
+                && matches!(&r.matcher, Matcher::Cidr(net) if net.contains(&ip))
+        })
+    };
+    let mut first_deny = None;
+    let mut internal_opened = false;
+    let mut open = false;
+    for direction in flows.directions() {
+        if let Some(deny) = address_rules(direction).find(|r| r.effect == Effect::Deny) {
+            first_deny.get_or_insert(deny);
+            continue;
+        }
+        open = true;
+        internal_opened |= address_rules(direction).next().is_some();
     }
-    if is_internal(ip) && address_rules.clone().next().is_none() {
-        return Destination::Internal;
+    match first_deny {
+        Some(deny) if !open => Destination::Denied(deny),
+        _ if !open => Destination::Internal,
+        _ if is_internal(ip) && !internal_opened => Destination::Internal,
+        _ => Destination::Allowed,
     }
-    Destination::Allowed
 }
 
 /// Addresses that lead inside a network rather than to another organization's server.
@@ -237,7 +340,7 @@ mod tests {
             rule("no", Direction::Egress, Effect::Deny, "203.0.113.0/24"),
             rule("in", Direction::Ingress, Effect::Allow, "192.168.0.0/16"),
         ];
-        let judge = |ip: &str| judge_destination(&rules, ip.parse().unwrap());
+        let judge = |ip: &str| judge_destination(&rules, ip.parse().unwrap(), Flows::SENDS);
         assert_eq!(judge("198.51.100.7"), Destination::Allowed, "public");
         assert_eq!(judge("2001:db8::1"), Destination::Allowed, "public IPv6");
         assert_eq!(
@@ -336,6 +439,53 @@ mod tests {
                 &peer("other", "10.9.9.9", "x")
             )
             .is_allowed()
+        );
+    }
+
+    #[test]
+    fn a_call_needs_one_direction_of_its_link_and_data_its_own() {
+        let p = peer("abc", "10.1.2.3", "gis.example.org");
+        let rules = vec![rule(
+            "in",
+            Direction::Ingress,
+            Effect::Allow,
+            "instance:abc",
+        )];
+        let verdict = judge(&rules, &p);
+        assert!(verdict.permits_any(Flows::RECEIVES));
+        assert!(verdict.permits_any(Flows::BOTH));
+        assert!(!verdict.permits_any(Flows::SENDS), "an export needs egress");
+        let refused = verdict.refused(Flows::BOTH);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0], (Direction::Egress, &Decision::NoRule));
+        assert!(judge(&[], &p).refused(Flows::BOTH).len() == 2);
+    }
+
+    #[test]
+    fn address_rules_count_in_the_directions_a_call_serves() {
+        let rules = vec![
+            rule("in", Direction::Ingress, Effect::Allow, "10.1.0.0/16"),
+            rule("out-no", Direction::Egress, Effect::Deny, "10.1.2.0/24"),
+        ];
+        let ip = "10.1.2.3".parse().unwrap();
+        // A pull (this instance receives) reaches an internal address its ingress rule names...
+        assert_eq!(
+            judge_destination(&rules, ip, Flows::RECEIVES),
+            Destination::Allowed
+        );
+        // ...an egress deny for that address does not stop data coming in...
+        assert_eq!(
+            judge_destination(&rules, ip, Flows::BOTH),
+            Destination::Allowed
+        );
+        // ...but stops a call that only sends.
+        assert_eq!(
+            judge_destination(&rules, ip, Flows::SENDS),
+            Destination::Denied(&rules[1])
+        );
+        assert_eq!(
+            judge_destination(&rules, "10.9.0.1".parse().unwrap(), Flows::BOTH),
+            Destination::Internal
         );
     }
 

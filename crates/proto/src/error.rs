@@ -134,10 +134,15 @@ error_codes! {
     PeerUnknown = "peer_unknown",
     /// The calling instance's connection was deleted or revoked here.
     PeerRevoked = "peer_revoked",
-    /// This instance's ingress policy does not admit the caller.
+    /// The receiving instance's ingress policy does not permit data from the sending one; the
+    /// message names the instance and the rule (or that no rule allows it).
     IngressDenied = "ingress_denied",
-    /// This instance's egress policy does not allow the call.
+    /// The sending instance's egress policy does not permit data to the receiving one; the
+    /// message names the instance and the rule (or that no rule allows it).
     EgressDenied = "egress_denied",
+    /// This instance's policy permits data to flow with the other instance in no direction
+    /// their link carries (neither egress to it nor ingress from it); the message names both.
+    PolicyDenied = "policy_denied",
     /// The peer instance could not be reached.
     PeerUnreachable = "peer_unreachable",
     /// The peer instance answered with an error (in `details`).

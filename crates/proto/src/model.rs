@@ -513,7 +513,8 @@ pub struct ChangePage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyRule {
     pub id: String,
-    /// `ingress` (who may call this instance) or `egress` (whom it may call).
+    /// `ingress` (data from the instances it matches may come here) or `egress` (data may go
+    /// to them). Data from S to R needs S's egress rule and R's ingress rule.
     pub direction: String,
     /// `allow` or `deny`; a matching deny wins.
     pub effect: String,
@@ -670,18 +671,27 @@ pub struct PeerChanged {
     pub notice_error: Option<String>,
 }
 
-/// One prerequisite of a connection, checked.
+/// One rule a flow of data needs, and whether its instance has it. For data from S to R, S
+/// needs egress to R and R needs ingress from S.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct PeerCheckFinding {
+pub struct PolicyFinding {
+    /// The flow, `SENDER -> RECEIVER` by titles.
+    pub flow: String,
+    /// The title of the instance whose rule this is.
+    pub instance: String,
+    /// `egress` (the sender's) or `ingress` (the receiver's).
+    pub rule: String,
     pub ok: bool,
+    /// What holds, or which rule is missing and how to add it.
     pub message: String,
 }
 
-/// Whether both instances' policies let the connection work, and which rule is missing where.
+/// Whether both instances' policies let a link's data flow, per direction, and which rule is
+/// missing where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct PeerCheck {
+pub struct PolicyCheck {
     pub ok: bool,
-    pub findings: Vec<PeerCheckFinding>,
+    pub findings: Vec<PolicyFinding>,
 }
 
 /// A response carried as a file, imported by the originator's admin.

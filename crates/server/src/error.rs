@@ -34,8 +34,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         DigestMismatch => StatusCode::BAD_REQUEST,
-        PeerRevoked | IngressDenied | EgressDenied | PlainHttpRefused | CollabHostOnly
-        | CollabGuestRemoved => StatusCode::FORBIDDEN,
+        PeerRevoked | IngressDenied | EgressDenied | PolicyDenied | PlainHttpRefused
+        | CollabHostOnly | CollabGuestRemoved => StatusCode::FORBIDDEN,
         PeerUnreachable
         | PeerRefused
         | PeerAnswerTooLarge

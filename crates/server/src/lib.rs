@@ -51,7 +51,7 @@ fn app_state(instance: &Instance, public_url: String) -> AppState {
     AppState {
         federation: federation::FederationClient::new(
             instance.identity.clone(),
-            instance_id.clone(),
+            (instance_id.clone(), instance.config.title.clone()),
             instance.store.clone(),
             federation::Transport {
                 tls: instance.client_tls.clone(),

@@ -544,7 +544,7 @@ async fn a_flood_of_refused_calls_costs_the_audit_log_a_few_rows() {
                 || e["event"] == "federation.refused_repeatedly"),
         "{added:?}"
     );
-    assert_eq!(added[0]["detail"]["code"], "ingress_denied");
+    assert_eq!(added[0]["detail"]["code"], "policy_denied");
     let bytes = serde_json::to_string(added).unwrap().len();
     assert!(
         bytes < 600 * added.len(),
@@ -857,18 +857,18 @@ async fn titles_from_other_instances_cannot_drive_the_terminal() {
     assert_eq!(listed[0]["peer"]["title"], evil, "{listed}");
 }
 
-/// Egress rules that name an instance or a host name do not open internal addresses: the
-/// address a call really goes to is judged too. A peer whose self-issued code names a loopback
-/// URL (here `http://localhost:PORT`) is not reached until an address rule says so.
+/// Rules that name an instance or a host name do not open internal addresses: the address a
+/// call really goes to is judged too. A peer whose self-issued code names a loopback URL (here
+/// `http://localhost:PORT`) is not reached until an address rule says so, in a direction the
+/// call serves (an approval of an import: ingress).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn egress_judges_the_address_a_call_really_goes_to() {
+async fn policy_judges_the_address_a_call_really_goes_to() {
     let proxy = crate::harness::Proxy::start().await;
     let port = proxy.url.rsplit(':').next().unwrap().to_string();
     let public = format!("http://localhost:{port}");
     let a = crate::sync::instance("City GIS", move |c| c.public_url = Some(public)).await;
     proxy.point_at(&a.url);
     let b = TestInstance::start().await;
-    ferry_json(&b, &["policy", "ingress", "allow", "127.0.0.0/8"]);
     a.create_space("roads").await;
     b.create_space("inbox").await;
     let a_id = crate::harness::instance_id(&a).await;
@@ -883,13 +883,17 @@ async fn egress_judges_the_address_a_call_really_goes_to() {
     let approve = || b.ferry(&["peer", "approve", &on_b, "--space", "inbox"]);
 
     for rule in ["localhost", &format!("instance:{a_id}")] {
-        let added = ferry_json(&b, &["policy", "egress", "allow", rule]);
+        let added = ferry_json(&b, &["policy", "ingress", "allow", rule]);
         let out = approve();
         assert!(!out.status.success(), "{rule}");
         let said = stderr(&out);
-        assert!(said.contains("egress_denied"), "{rule}: {said}");
+        assert!(said.contains("ingress_denied"), "{rule}: {said}");
         assert!(
             said.contains("internal address") && said.contains("127.0.0.1"),
+            "{rule}: {said}"
+        );
+        assert!(
+            said.contains("ferry policy ingress allow 127.0.0.1"),
             "{rule}: {said}"
         );
         assert_eq!(
@@ -898,21 +902,32 @@ async fn egress_judges_the_address_a_call_really_goes_to() {
         );
         ferry_json(
             &b,
-            &["policy", "egress", "remove", added["id"].as_str().unwrap()],
+            &["policy", "ingress", "remove", added["id"].as_str().unwrap()],
         );
     }
-    // An address rule opens it, and a deny on the address wins over every allow.
+    // An address rule for the other direction does not open it: the approval serves an import.
+    let egress = ferry_json(&b, &["policy", "egress", "allow", "127.0.0.1"]);
     ferry_json(
         &b,
-        &["policy", "egress", "allow", &format!("instance:{a_id}")],
+        &["policy", "ingress", "allow", &format!("instance:{a_id}")],
     );
-    let deny = ferry_json(&b, &["policy", "egress", "deny", "127.0.0.0/8"]);
-    assert!(stderr(&approve()).contains("egress_denied"));
+    assert!(stderr(&approve()).contains("internal address"));
     ferry_json(
         &b,
-        &["policy", "egress", "remove", deny["id"].as_str().unwrap()],
+        &["policy", "egress", "remove", egress["id"].as_str().unwrap()],
     );
-    ferry_json(&b, &["policy", "egress", "allow", "127.0.0.1"]);
+    // A deny on the address wins over every allow.
+    let deny = ferry_json(&b, &["policy", "ingress", "deny", "127.0.0.0/8"]);
+    let said = stderr(&approve());
+    assert!(
+        said.contains("ingress_denied") && said.contains(deny["id"].as_str().unwrap()),
+        "{said}"
+    );
+    ferry_json(
+        &b,
+        &["policy", "ingress", "remove", deny["id"].as_str().unwrap()],
+    );
+    ferry_json(&b, &["policy", "ingress", "allow", "127.0.0.1"]);
     let out = approve();
     assert!(out.status.success(), "{}", stderr(&out));
 }
@@ -1089,7 +1104,7 @@ async fn plain_http_peers_off_loopback_are_refused_unless_allowed() {
         "imported"
     );
 
-    // Allowed (a lab): the call is no longer refused for its transport; egress decides.
+    // Allowed (a lab): the call is no longer refused for its transport; policy decides.
     let b = crate::sync::instance("Harbor Lab", |c| c.allow_plain_http = true).await;
     b.create_space("inbox").await;
     let imported = ferry_json(&b, &["peer", "import", created["code"].as_str().unwrap()]);
@@ -1097,7 +1112,8 @@ async fn plain_http_peers_off_loopback_are_refused_unless_allowed() {
     let said = stderr(&b.ferry(&["peer", "approve", &on_b, "--space", "inbox"]));
     assert!(!said.contains("plain_http_refused"), "{said}");
     assert!(
-        said.contains("egress_denied") && said.contains("192.0.2.10"),
+        said.contains("ingress_denied")
+            && said.contains("'Harbor Lab' does not permit ingress from 'Far Away'"),
         "{said}"
     );
 }

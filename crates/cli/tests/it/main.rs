@@ -16,5 +16,6 @@ mod hostile;
 mod items;
 mod lifecycle;
 mod peers;
+mod policy;
 mod sync;
 mod trust;

@@ -93,6 +93,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(collabs::link, collabs::unlink))
         .routes(routes!(collabs::set_delete_policy))
+        .routes(routes!(collabs::check))
         .routes(routes!(collabs::set_security))
         .routes(routes!(sync::sync_now))
         .routes(routes!(sync::sync_status))

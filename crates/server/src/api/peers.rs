@@ -7,6 +7,7 @@ use super::{JsonBody, hex_id, id_bytes, random, rfc3339, unix_now};
 use crate::auth::AdminRole;
 use crate::error::{ApiFailure, ApiResult};
 use crate::federation;
+use crate::federation::policy::peer_flows;
 use crate::state::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,9 +17,9 @@ use ferry_core::peering::{self, Event, Phase, Role, Status};
 use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerResponse, PeerTicket, TICKET_VERSION};
 use ferry_proto::{
     AcceptPeerResponse, ApiError, ApprovePeer, ErrorCode, ImportInviteCode, NewPeerRequest,
-    PeerApproved, PeerChanged, PeerCheck, PeerCheckFinding, PeerConnection, PeerDetail, PeerInfo,
-    PeerRequestCreated, PeerSends, PeerStateNotice, PendingSecurity, ProposeSecurity,
-    RefreshPeerRequest, SecurityNotice,
+    PeerApproved, PeerChanged, PeerConnection, PeerDetail, PeerInfo, PeerRequestCreated, PeerSends,
+    PeerStateNotice, PendingSecurity, PolicyCheck, ProposeSecurity, RefreshPeerRequest,
+    SecurityNotice,
 };
 use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
 use reqwest::Method;
@@ -430,7 +431,7 @@ pub(crate) async fn approve(
         let answer: Result<PeerConnection, _> = state
             .federation
             .call(
-                crate::federation::Callee::of(&peer),
+                crate::federation::Callee::of(&peer, peer_flows(&record)),
                 Method::POST,
                 federation::RESPONSES_PATH,
                 &AcceptPeerResponse {
@@ -509,7 +510,7 @@ async fn notify(state: &AppState, record: &PeerRecord, event: &str) -> ApiResult
     let _: PeerConnection = state
         .federation
         .call(
-            crate::federation::Callee::of(&peer),
+            crate::federation::Callee::of(&peer, peer_flows(record)),
             Method::POST,
             federation::STATE_PATH,
             &notice,
@@ -579,67 +580,21 @@ pub(crate) async fn delete(
     change(state, caller.name, id, Event::Delete, "deleted").await
 }
 
-/// Checks both instances' policies for this connection and says which rule is missing where.
+/// Checks both instances' policies for this connection: for each direction it carries, the
+/// sender's egress to the receiver and the receiver's ingress from the sender.
 #[utoipa::path(post, path = "/api/v1/peers/{id}/check", tag = "peers",
     params(("id" = String, Path, description = "Connection id")),
-    responses((status = 200, body = PeerCheck), (status = 409, body = ApiError)))]
+    responses((status = 200, body = PolicyCheck), (status = 409, body = ApiError)))]
 pub(crate) async fn check(
     State(state): State<AppState>,
     _caller: AdminRole,
     Path(id): Path<String>,
-) -> ApiResult<Json<PeerCheck>> {
+) -> ApiResult<Json<PolicyCheck>> {
     let record = load(&state, id).await?;
     let peer = peer_of(&record)?;
-    let mut findings = Vec::new();
-    let mut note = |ok: bool, message: String| findings.push(PeerCheckFinding { ok, message });
-    let here = &state.info.title;
-    match state
-        .federation
-        .egress_allowed(&peer.url, Some(&peer.instance_id))
-        .await
-    {
-        Ok(()) => note(
-            true,
-            format!("'{here}' permits egress to '{}' ({})", peer.title, peer.url),
-        ),
-        Err(e) => note(false, ApiFailure::from(e).0.message),
-    }
-    let probe: Result<serde_json::Value, _> = state
-        .federation
-        .call(
-            crate::federation::Callee::of(&peer),
-            Method::POST,
-            federation::PROBE_PATH,
-            &json!({}),
-        )
-        .await;
-    match probe {
-        Ok(answer) => {
-            note(
-                true,
-                format!("'{}' permits ingress from '{here}'", peer.title),
-            );
-            let back = answer["egress_to_caller"].as_bool().unwrap_or(false);
-            let our_host = reqwest::Url::parse(&state.info.public_url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_default();
-            note(
-                back,
-                if back {
-                    format!("'{}' permits egress to '{here}'", peer.title)
-                } else {
-                    format!(
-                        "instance '{}' does not permit egress to '{here}': its admin can run `ferry policy egress allow {our_host}`",
-                        peer.title
-                    )
-                },
-            );
-        }
-        Err(federation::FederationError::Refused { error, .. }) => note(false, error.message),
-        Err(e) => note(false, ApiFailure::from(e).0.message),
-    }
-    Ok(Json(PeerCheck {
+    let flows = peer_flows(&record);
+    let findings = federation::policy::check_flows(&state, &peer, flows).await;
+    Ok(Json(PolicyCheck {
         ok: findings.iter().all(|f| f.ok),
         findings,
     }))
@@ -654,7 +609,7 @@ async fn send_security(
     let _: PeerConnection = state
         .federation
         .call(
-            crate::federation::Callee::of(&peer),
+            crate::federation::Callee::of(&peer, peer_flows(record)),
             Method::POST,
             federation::SECURITY_PATH,
             notice,

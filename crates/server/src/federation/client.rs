@@ -1,12 +1,12 @@
-//! The one way this instance calls another: egress policy first, then a signed request with
-//! timeouts, and retries with backoff on transient failures. Local API requests never wait on a
+//! The one way this instance calls another: network policy first (for the directions of data
+//! the call serves), then a signed request with timeouts, and retries with backoff on transient
+//! failures. Local API requests never wait on a
 //! slow peer beyond [`TOTAL_TIMEOUT`] per attempt.
 
+use super::policy::{Party, admit_call};
 use crate::error::ApiFailure;
 use crate::instance::Identity;
-use ferry_core::policy::{
-    Decision, Destination, Direction, PeerAddress, Rule, decide, judge_destination,
-};
+use ferry_core::policy::{Destination, Flows, judge_destination};
 use ferry_proto::signing::{self, RequestTarget};
 use ferry_proto::{ApiError, ErrorCode};
 use ferry_store::Store;
@@ -30,12 +30,22 @@ const ERROR_ANSWER_BYTES: usize = 64 << 10;
 /// Why a call to a peer did not succeed.
 #[derive(Debug)]
 pub(crate) enum FederationError {
-    /// Our own egress policy forbids the call.
-    EgressDenied { host: String, rule: Option<String> },
+    /// This instance's policy lets no data move with the callee in a direction the call serves.
+    Policy(ApiFailure),
+    /// An address rule refuses where the call would go.
+    AddressDenied {
+        ip: std::net::IpAddr,
+        rule: String,
+        flows: Flows,
+    },
     /// The peer's URL is plain `http://` off loopback, and plain HTTP is not allowed.
     PlainHttp { url: String },
     /// The peer's name or URL leads to an internal address no address rule opens.
-    EgressInternal { host: String, ip: std::net::IpAddr },
+    Internal {
+        host: String,
+        ip: std::net::IpAddr,
+        flows: Flows,
+    },
     /// No answer (connection refused, timed out) after every attempt.
     Unreachable { url: String, reason: String },
     /// The peer answered with an error.
@@ -50,16 +60,14 @@ pub(crate) enum FederationError {
 impl From<FederationError> for ApiFailure {
     fn from(e: FederationError) -> Self {
         match e {
-            FederationError::EgressDenied { host, rule } => ApiFailure::new(
-                ErrorCode::EgressDenied,
-                match rule {
-                    Some(id) => format!(
-                        "this instance's egress rule {id} denies calls to {host}; remove it with `ferry policy egress remove {id}`"
-                    ),
-                    None => format!(
-                        "this instance's egress policy does not allow calls to {host}: its admin can run `ferry policy egress allow {host}`"
-                    ),
-                },
+            FederationError::Policy(failure) => failure,
+            FederationError::AddressDenied { ip, rule, flows } => ApiFailure::new(
+                refusal_code(flows),
+                format!(
+                    "this instance's rule {rule} denies {} the address {ip}; its admin can remove it with `ferry policy {} remove {rule}`",
+                    rule_words(flows).1,
+                    rule_words(flows).0,
+                ),
             ),
             FederationError::PlainHttp { url } => ApiFailure::new(
                 ErrorCode::PlainHttpRefused,
@@ -67,10 +75,11 @@ impl From<FederationError> for ApiFailure {
                     "{url} is plain HTTP: rows, codes and tokens would travel in clear, so this instance does not call it. Ask the peer's admin for its https:// URL; for a lab only, set allow_plain_http = true in ferry.toml (or --allow-plain-http true)"
                 ),
             ),
-            FederationError::EgressInternal { host, ip } => ApiFailure::new(
-                ErrorCode::EgressDenied,
+            FederationError::Internal { host, ip, flows } => ApiFailure::new(
+                refusal_code(flows),
                 format!(
-                    "calls to {host} would reach {ip}, an internal address; a rule for an instance or a host name does not open internal addresses: its admin can run `ferry policy egress allow {ip}` if that is meant"
+                    "calls to {host} would reach {ip}, an internal address; a rule for an instance or a host name does not open internal addresses: its admin can run `ferry policy {} allow {ip}` if that is meant",
+                    rule_words(flows).0
                 ),
             ),
             FederationError::Unreachable { url, reason } => ApiFailure::new(
@@ -106,12 +115,32 @@ impl From<FederationError> for ApiFailure {
     }
 }
 
+/// The code of a refusal of a call serving `flows`: the one direction's, or both's.
+fn refusal_code(flows: Flows) -> ErrorCode {
+    match (flows.sends, flows.receives) {
+        (true, false) => ErrorCode::EgressDenied,
+        (false, true) => ErrorCode::IngressDenied,
+        _ => ErrorCode::PolicyDenied,
+    }
+}
+
+/// The rule direction that opens a call serving `flows`, and how data relates to the address.
+fn rule_words(flows: Flows) -> (&'static str, &'static str) {
+    if flows.sends && !flows.receives {
+        ("egress", "data to")
+    } else {
+        ("ingress", "data from")
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct FederationClient {
     http: reqwest::Client,
     stream_http: reqwest::Client,
     identity: Arc<Identity>,
     instance_id: String,
+    /// This instance's title, for refusals.
+    title: String,
     store: Arc<dyn Store>,
     allow_plain_http: bool,
 }
@@ -126,7 +155,7 @@ pub(crate) struct Transport {
 impl FederationClient {
     pub(crate) fn new(
         identity: Arc<Identity>,
-        instance_id: String,
+        (instance_id, title): (String, String),
         store: Arc<dyn Store>,
         transport: Transport,
     ) -> FederationClient {
@@ -159,6 +188,7 @@ impl FederationClient {
             stream_http,
             identity,
             instance_id,
+            title,
             store,
             allow_plain_http: transport.allow_plain_http,
         }
@@ -179,51 +209,38 @@ impl FederationClient {
         }
     }
 
-    /// Whether our egress policy allows calling `base_url` (a peer with `instance_id`, if known).
-    pub(crate) async fn egress_allowed(
-        &self,
-        base_url: &str,
-        instance_id: Option<&str>,
-    ) -> Result<(), FederationError> {
-        let url = reqwest::Url::parse(base_url).map_err(|e| FederationError::Unreachable {
-            url: base_url.to_string(),
-            reason: format!("not a URL: {e}"),
-        })?;
-        let host = url
-            .host_str()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
-        let rules = egress_rules(&self.store).await;
-        let peer = PeerAddress {
-            instance_id,
-            ip: host
-                .parse::<std::net::IpAddr>()
-                .ok()
-                .map(|ip| ip.to_canonical()),
-            host: Some(&host),
+    /// Whether this instance's policy allows a call to `peer`: data may move with it in a
+    /// direction the call serves, and the addresses its URL leads to are open for that.
+    pub(crate) async fn call_allowed(&self, peer: Callee<'_>) -> Result<(), FederationError> {
+        let party = Party::new(peer.title, peer.instance_id.unwrap_or(""), peer.url, None);
+        let host = party
+            .host
+            .clone()
+            .ok_or_else(|| FederationError::Unreachable {
+                url: peer.url.to_string(),
+                reason: "not a URL with a host".into(),
+            })?;
+        let rules = super::policy::rules(&self.store).await;
+        // A call for no data (a policy probe) is judged only on where it goes, as if for either.
+        let flows = if peer.flows.is_empty() {
+            Flows::BOTH
+        } else {
+            admit_call(&rules, &self.title, &party, peer.flows).map_err(FederationError::Policy)?;
+            peer.flows
         };
-        match decide(&rules, Direction::Egress, &peer) {
-            Decision::Allowed(_) => {}
-            Decision::Denied(rule) => {
-                return Err(FederationError::EgressDenied {
-                    host,
-                    rule: Some(rule.id.clone()),
-                });
-            }
-            Decision::NoRule => return Err(FederationError::EgressDenied { host, rule: None }),
-        }
         // Then where the call would really go. The resolver judges again when it connects, so
         // a name cannot lead elsewhere in between.
-        let port = url.port_or_known_default().unwrap_or(443);
-        let addresses: Vec<std::net::IpAddr> = match peer.ip {
+        let port = reqwest::Url::parse(peer.url)
+            .ok()
+            .and_then(|u| u.port_or_known_default())
+            .unwrap_or(443);
+        let addresses: Vec<std::net::IpAddr> = match party.ip {
             Some(ip) => vec![ip],
             None => match tokio::net::lookup_host((host.as_str(), port)).await {
                 Ok(found) => found.map(|a| a.ip()).collect(),
                 Err(e) => {
                     return Err(FederationError::Unreachable {
-                        url: base_url.to_string(),
+                        url: peer.url.to_string(),
                         reason: format!("cannot resolve {host}: {e}"),
                     });
                 }
@@ -231,24 +248,26 @@ impl FederationClient {
         };
         let mut first_refusal = None;
         for ip in addresses {
-            match judge_destination(&rules, ip) {
+            match judge_destination(&rules, ip, flows) {
                 Destination::Allowed => return Ok(()),
                 Destination::Denied(rule) => {
-                    first_refusal.get_or_insert(FederationError::EgressDenied {
-                        host: ip.to_string(),
-                        rule: Some(rule.id.clone()),
+                    first_refusal.get_or_insert(FederationError::AddressDenied {
+                        ip,
+                        rule: rule.id.clone(),
+                        flows,
                     });
                 }
                 Destination::Internal => {
-                    first_refusal.get_or_insert(FederationError::EgressInternal {
+                    first_refusal.get_or_insert(FederationError::Internal {
                         host: host.clone(),
                         ip,
+                        flows,
                     });
                 }
             }
         }
         Err(first_refusal.unwrap_or(FederationError::Unreachable {
-            url: base_url.to_string(),
+            url: peer.url.to_string(),
             reason: format!("{host} resolves to no address"),
         }))
     }
@@ -314,7 +333,7 @@ impl FederationClient {
     ) -> Result<(reqwest::Response, Exchange), FederationError> {
         let base_url = peer.url;
         self.transport_allowed(base_url)?;
-        self.egress_allowed(base_url, peer.instance_id).await?;
+        self.call_allowed(peer).await?;
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         // Sign what the peer will see: a peer URL may carry a path prefix before ours.
         let signed_path = reqwest::Url::parse(&url).map_or_else(
@@ -425,27 +444,36 @@ pub(crate) fn transport_warning(title: &str, url: &str) -> Option<String> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Callee<'a> {
     pub(crate) url: &'a str,
+    pub(crate) title: &'a str,
     /// Known for every peer but one whose identity the call is to check.
     pub(crate) instance_id: Option<&'a str>,
     pub(crate) public_key: &'a [u8; 32],
+    /// The directions of data the call serves: those of the link it is for (a handshake, a
+    /// notice), or the one way data will move (a pull receives, a poke sends); none for a call
+    /// that carries no data (a policy probe).
+    pub(crate) flows: Flows,
 }
 
 impl<'a> Callee<'a> {
     /// An instance as a signed code names it.
-    pub(crate) fn issuer(issuer: &'a ferry_proto::ticket::Issuer) -> Callee<'a> {
+    pub(crate) fn issuer(issuer: &'a ferry_proto::ticket::Issuer, flows: Flows) -> Callee<'a> {
         Callee {
             url: &issuer.url,
+            title: &issuer.title,
             instance_id: Some(&issuer.instance_id),
             public_key: &issuer.public_key,
+            flows,
         }
     }
 
     /// A pinned peer.
-    pub(crate) fn of(peer: &'a ferry_store::PeerIdentity) -> Callee<'a> {
+    pub(crate) fn of(peer: &'a ferry_store::PeerIdentity, flows: Flows) -> Callee<'a> {
         Callee {
             url: &peer.url,
+            title: &peer.title,
             instance_id: Some(&peer.instance_id),
             public_key: &peer.public_key,
+            flows,
         }
     }
 }
@@ -497,21 +525,10 @@ impl Exchange {
     }
 }
 
-/// This instance's egress rules (none if they cannot be read: then nothing is allowed).
-async fn egress_rules(store: &Arc<dyn Store>) -> Vec<Rule> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.list_policy_rules())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(crate::federation::rule_of)
-        .collect()
-}
-
-/// Resolves host names for the federation client and keeps only the addresses egress policy
-/// lets it reach, so the address it connects to is one that was judged.
+/// Resolves host names for the federation client and keeps only the addresses policy lets it
+/// reach, so the address it connects to is one that was judged. It does not know which way the
+/// call's data moves, so it keeps an address open in either direction: the exact judgement is
+/// [`FederationClient::call_allowed`]'s, just before.
 struct PolicyResolver {
     store: Arc<dyn Store>,
 }
@@ -521,14 +538,14 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let store = self.store.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let rules = egress_rules(&store).await;
+            let rules = super::policy::rules(&store).await;
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
             let allowed: Vec<std::net::SocketAddr> = found
-                .filter(|a| judge_destination(&rules, a.ip()) == Destination::Allowed)
+                .filter(|a| judge_destination(&rules, a.ip(), Flows::BOTH) == Destination::Allowed)
                 .collect();
             if allowed.is_empty() {
                 return Err(format!(
-                    "egress policy allows none of the addresses {host} resolves to"
+                    "network policy allows none of the addresses {host} resolves to"
                 )
                 .into());
             }

@@ -30,9 +30,11 @@ pub(crate) async fn guest_response(
         }
         incoming.verify(&response.guest.public_key)?;
         let check = host::check_response(&state, &response, &body.response).await?;
-        incoming.admit(&state, &response.guest.title).await?;
+        let flows = check.invitation_flows(&response);
+        let party = incoming.party(&response.guest.title, &response.guest.url);
+        incoming.admit(&state, &party, flows).await?;
         if matches!(check, host::ResponseCheck::Fresh(_)) {
-            host::confirm_guest(&state, &response).await?;
+            host::confirm_guest(&state, &response, flows).await?;
         }
         Ok((body, response, check))
     };

@@ -3,8 +3,10 @@
 //! Order of checks (each refusal has its own code and is written to the audit log): the body
 //! against its digest, the signature against the sender's pinned key (or, for a response to an
 //! invite code, the key the signed response carries), the clock window, nonce reuse, the state of
-//! the sender's connection, and this instance's ingress policy.
+//! the sender's connection, and this instance's network policy (data may flow with the sender in
+//! a direction their links carry; see [`super::policy`]).
 
+use super::policy::{Party, admit_call, collab_flows, peer_flows};
 use crate::api::peers::{save_peer, view};
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::{AppState, blocking};
@@ -15,7 +17,7 @@ use axum::http::request::Parts;
 use ed25519_dalek::VerifyingKey;
 use ferry_core::collab::{CollabRole, CollabState, GuestStatus};
 use ferry_core::peering::{self, Event, Phase, Role};
-use ferry_core::policy::{Decision, Direction, PeerAddress, decide};
+use ferry_core::policy::Flows;
 use ferry_proto::signing::{
     self, CLOCK_WINDOW_SECS, RequestTarget, SignatureError, SignatureHeader,
 };
@@ -78,7 +80,7 @@ impl Incoming {
             verified: false,
         };
         // Before the body: a caller no rule admits gets nothing read, however slowly it sends.
-        if let Err(failure) = incoming.precheck_ingress(state).await {
+        if let Err(failure) = incoming.precheck_policy(state).await {
             return Err(incoming.refused(state, failure).await);
         }
         let read = axum::body::to_bytes(body, MAX_BODY);
@@ -137,8 +139,14 @@ impl Incoming {
         Ok(())
     }
 
-    /// Nonce reuse and ingress policy, for a verified request.
-    pub(super) async fn admit(&self, state: &AppState, sender_title: &str) -> ApiResult<()> {
+    /// Nonce reuse and network policy, for a verified request from `sender`, whose links with
+    /// this instance carry `flows`.
+    pub(super) async fn admit(
+        &self,
+        state: &AppState,
+        sender: &Party,
+        flows: Flows,
+    ) -> ApiResult<()> {
         let signature = self.signature.clone().map_err(signature_failure)?;
         let now = unix_now();
         let store = state.store.clone();
@@ -153,13 +161,13 @@ impl Incoming {
                 "this signed request was already received; a replay is refused",
             ));
         }
-        ingress_allowed(
-            state,
-            &self.sender(),
-            self.remote,
-            &format!("'{sender_title}'"),
-        )
-        .await
+        let rules = super::policy::rules(&state.store).await;
+        admit_call(&rules, &state.info.title, sender, flows)
+    }
+
+    /// The verified sender, as policy matches it: its address is where the request came from.
+    pub(super) fn party(&self, title: &str, url: &str) -> Party {
+        Party::new(title, &self.sender(), url, self.remote)
     }
 
     /// Records a refusal in the audit log (as [`super::refusals::RefusalLog`] allows), then
@@ -187,63 +195,20 @@ impl Incoming {
         failure
     }
 
-    /// Ingress policy on what is known before any check: the caller's address and the instance
-    /// it claims to be. A caller no rule could admit is turned away before its signature is
-    /// even read, at the cost of one policy evaluation. Admitted callers are judged again once
+    /// Policy on what is known before any check: the caller's address and the instance it
+    /// claims to be. A caller no rule could admit is turned away before its signature is even
+    /// read, at the cost of one policy evaluation. Admitted callers are judged again once
     /// verified ([`Incoming::admit`]).
-    pub(super) async fn precheck_ingress(&self, state: &AppState) -> ApiResult<()> {
+    pub(super) async fn precheck_policy(&self, state: &AppState) -> ApiResult<()> {
         let claimed = self.signature.as_ref().ok().map(|s| s.key_id.as_str());
-        let who = match self.remote {
-            Some(ip) => format!("the caller at {ip}"),
-            None => "the caller".to_string(),
-        };
-        ingress_allowed(state, claimed.unwrap_or(""), self.remote, &who).await
-    }
-}
-
-async fn ingress_allowed(
-    state: &AppState,
-    instance_id: &str,
-    ip: Option<IpAddr>,
-    title: &str,
-) -> ApiResult<()> {
-    let store = state.store.clone();
-    let rules: Vec<_> = blocking(move || store.list_policy_rules())
-        .await?
-        .iter()
-        .filter_map(super::rule_of)
-        .collect();
-    let peer = PeerAddress {
-        instance_id: Some(instance_id),
-        ip,
-        host: None,
-    };
-    // A claim is cut short: it is quoted back, and may be written to the audit log.
-    let instance_id = super::refusals::truncated(instance_id);
-    let hint = format!("its admin can run `ferry policy ingress allow instance:{instance_id}`");
-    match decide(&rules, Direction::Ingress, &peer) {
-        Decision::Allowed(_) => Ok(()),
-        Decision::Denied(rule) => Err(ApiFailure::new(
-            ErrorCode::IngressDenied,
-            format!(
-                "instance '{}' denies ingress from {title} (id {instance_id}) by rule {}; {hint}",
-                state.info.title, rule.id
-            ),
-        )),
-        Decision::NoRule => Err(ApiFailure::new(
-            ErrorCode::IngressDenied,
-            format!(
-                "instance '{}' does not permit ingress from {title} (id {instance_id}): {hint}",
-                state.info.title
-            ),
-        )),
+        super::policy::could_admit(state, claimed.unwrap_or(""), self.remote).await
     }
 }
 
 /// How this instance knows a sender, from one peer connection or collaboration.
 enum Acquaintance {
-    /// A live relation pins the sender's key.
-    Live(PeerIdentity),
+    /// A live relation pins the sender's key, and carries data in these directions.
+    Live(PeerIdentity, Flows),
     /// A peer connection, or a collaboration joined as a guest, that is over.
     RelationOver,
     /// A collaboration this instance hosts removed the sender, or the sender left it.
@@ -270,7 +235,7 @@ fn acquaintances(
             continue;
         };
         found.push(if record.status.phase.is_established() {
-            Acquaintance::Live(peer.clone())
+            Acquaintance::Live(peer.clone(), peer_flows(record))
         } else {
             Acquaintance::RelationOver
         });
@@ -281,7 +246,7 @@ fn acquaintances(
                 found.push(if collab.state.is_over() {
                     Acquaintance::RelationOver
                 } else {
-                    Acquaintance::Live(collab.host.clone())
+                    Acquaintance::Live(collab.host.clone(), collab_flows(collab, instance_id))
                 });
             }
             CollabRole::Host => {
@@ -296,7 +261,9 @@ fn acquaintances(
                     let active = participant.status == GuestStatus::Active.as_str();
                     found.push(match collab.state {
                         CollabState::Deleted if active => Acquaintance::CollabDeleted,
-                        _ if active => Acquaintance::Live(identity.into()),
+                        _ if active => {
+                            Acquaintance::Live(identity.into(), collab_flows(collab, instance_id))
+                        }
                         _ => Acquaintance::GuestGone,
                     });
                 }
@@ -307,17 +274,20 @@ fn acquaintances(
     found
 }
 
-/// The pinned identity of a signed request's sender, from a relation that is not over.
-async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<PeerIdentity> {
+/// The pinned identity of a signed request's sender, from a relation that is not over, and the
+/// directions all its live relations with this instance carry.
+async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<(PeerIdentity, Flows)> {
     let store = state.store.clone();
     let (peers, collabs) =
         blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?))).await?;
     let known = acquaintances(&peers, &collabs, instance_id);
-    if let Some(identity) = known.iter().find_map(|a| match a {
-        Acquaintance::Live(identity) => Some(identity.clone()),
+    let mut live = known.iter().filter_map(|a| match a {
+        Acquaintance::Live(identity, flows) => Some((identity, *flows)),
         _ => None,
-    }) {
-        return Ok(identity);
+    });
+    if let Some((identity, flows)) = live.next() {
+        let flows = live.fold(flows, |all, (_, more)| all.union(more));
+        return Ok((identity.clone(), flows));
     }
     if known.iter().any(|a| matches!(a, Acquaintance::GuestGone)) {
         return Err(ApiFailure::new(
@@ -350,6 +320,8 @@ async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<PeerIdentity> 
 /// A request signed by a peer this instance has pinned, with every check passed.
 pub(crate) struct SignedByPeer {
     pub(crate) sender: PeerIdentity,
+    /// Where the request came from.
+    pub(crate) remote: Option<IpAddr>,
     pub(crate) body: Bytes,
     /// The request's nonce: a sync stream that answers it is signed for it.
     pub(crate) nonce: [u8; 16],
@@ -361,14 +333,16 @@ impl FromRequest<AppState> for SignedByPeer {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiFailure> {
         let mut incoming = Incoming::read(request, state).await?;
         let checked = async {
-            let sender = pinned(state, &incoming.sender()).await?;
+            let (sender, flows) = pinned(state, &incoming.sender()).await?;
             incoming.verify(&sender.public_key)?;
-            incoming.admit(state, &sender.title).await?;
+            let party = incoming.party(&sender.title, &sender.url);
+            incoming.admit(state, &party, flows).await?;
             Ok(sender)
         };
         match checked.await {
             Ok(sender) => Ok(SignedByPeer {
                 sender,
+                remote: incoming.remote,
                 nonce: incoming.signature.as_ref().map_or([0; 16], |s| s.nonce),
                 body: incoming.body,
             }),
@@ -403,7 +377,11 @@ pub(crate) async fn peer_response(
         }
         incoming.verify(&response.acceptor.public_key)?;
         let answer = check_response(&state, &response).await?;
-        incoming.admit(&state, &response.acceptor.title).await?;
+        let acceptor = &response.acceptor;
+        let party = incoming.party(&acceptor.title, &acceptor.url);
+        incoming
+            .admit(&state, &party, peer_flows(answer.record()))
+            .await?;
         Ok((response, answer))
     };
     let (response, answer) = match checked.await {
@@ -422,6 +400,14 @@ pub(crate) enum ResponseCheck {
     Fresh(PeerRecord),
     /// The same response again (a retry whose answer was lost): nothing to do.
     Repeated(PeerRecord),
+}
+
+impl ResponseCheck {
+    fn record(&self) -> &PeerRecord {
+        match self {
+            ResponseCheck::Fresh(r) | ResponseCheck::Repeated(r) => r,
+        }
+    }
 }
 
 /// Checks a response against its request without changing anything: the request exists, is
@@ -673,21 +659,20 @@ pub(crate) async fn peer_security(
     Ok(Json(view(&save_peer(&state, record, entry).await?)))
 }
 
-/// Answers a signed probe: reaching here means this instance admits the caller; the answer adds
-/// whether this instance may call the caller back.
+/// Answers a signed probe: reaching here means this instance's rules let data flow with the
+/// caller in some direction their links carry; the answer says which.
 pub(crate) async fn probe(
     State(state): State<AppState>,
     signed: SignedByPeer,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let egress = state
-        .federation
-        .egress_allowed(&signed.sender.url, Some(&signed.sender.instance_id))
-        .await;
+    let rules = super::policy::rules(&state.store).await;
+    let party = Party::of(&signed.sender, signed.remote);
+    let verdict = ferry_core::policy::judge(&rules, &party.address());
     Ok(Json(json!({
         "instance_id": state.info.instance_id,
         "title": state.info.title,
-        "ingress_from_caller": true,
-        // A yes or no only: the caller learns nothing about this instance's rules.
-        "egress_to_caller": egress.is_ok(),
+        // Yes or no only: the caller learns nothing more about this instance's rules.
+        "ingress_from_caller": verdict.ingress.is_allowed(),
+        "egress_to_caller": verdict.egress.is_allowed(),
     })))
 }

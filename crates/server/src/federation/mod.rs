@@ -5,6 +5,7 @@
 mod client;
 mod collabs;
 mod inbound;
+pub(crate) mod policy;
 mod refusals;
 
 pub(crate) use client::{

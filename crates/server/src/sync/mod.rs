@@ -12,6 +12,7 @@ pub(crate) mod sender;
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::{AppState, blocking};
 use ferry_core::collab::{self, CollabRole, GuestStatus, Participant};
+use ferry_core::policy::Flows;
 use ferry_core::sync::{Agreement, DeliveryRules, Origins, SendScope};
 use ferry_proto::ticket::DataTypes;
 use ferry_proto::{ErrorCode, WireLink};
@@ -280,9 +281,24 @@ fn collab_inbound(
     Ok((name, channels))
 }
 
-/// The outbound channel from this instance to `receiver` on a wire link, if there is one: the
-/// receiver must be the link's other end, and the link must carry data that way now.
+/// The outbound channel from this instance to the caller on a wire link, if there is one: the
+/// caller must be the link's other end, the link must carry data that way now, and this
+/// instance's egress rules must permit data to the caller. Everything a sender serves (a pull,
+/// an item, a chunk, reference rows) comes through here.
 pub(crate) async fn outbound(
+    state: &AppState,
+    caller: &crate::federation::SignedByPeer,
+    wire: &WireLink,
+) -> ApiResult<Outbound> {
+    let receiver = &caller.sender;
+    let outbound = channel_to(state, receiver, wire).await?;
+    let party = crate::federation::policy::Party::of(receiver, caller.remote);
+    crate::federation::policy::data_permitted(state, &party, ferry_core::policy::Direction::Egress)
+        .await?;
+    Ok(outbound)
+}
+
+async fn channel_to(
     state: &AppState,
     receiver: &PeerIdentity,
     wire: &WireLink,
@@ -636,7 +652,7 @@ pub(crate) async fn poke_receivers(state: &AppState, link: &Link) {
         let poked: Result<serde_json::Value, _> = state
             .federation
             .call(
-                crate::federation::Callee::of(&receiver),
+                crate::federation::Callee::of(&receiver, Flows::SENDS),
                 reqwest::Method::POST,
                 crate::federation::SYNC_POKE_PATH,
                 &ferry_proto::Poke { link: wire },

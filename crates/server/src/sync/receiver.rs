@@ -11,6 +11,7 @@ use crate::federation::{self, FederationError};
 use crate::state::{AppState, blocking};
 use axum::body::Bytes;
 use ferry_core::geometry::{RawGeometry, is_geographic};
+use ferry_core::policy::Flows;
 use ferry_core::schema::SchemaBuilder;
 use ferry_core::sync::{accept, accept_delivery};
 use ferry_core::{FastMap, FastSet};
@@ -811,7 +812,7 @@ impl Checker<'_> {
             .state
             .federation
             .open_stream(
-                federation::Callee::of(&self.channel.sender),
+                federation::Callee::of(&self.channel.sender, Flows::RECEIVES),
                 federation::SYNC_CHUNK_PATH,
                 &ChunkRequest {
                     link: self.channel.wire.clone(),
@@ -1042,7 +1043,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
     let (response, nonce) = state
         .federation
         .open_stream(
-            federation::Callee::of(&channel.sender),
+            federation::Callee::of(&channel.sender, Flows::RECEIVES),
             federation::SYNC_PULL_PATH,
             &request,
         )
@@ -1305,7 +1306,7 @@ async fn copy_item(
     let (response, nonce) = state
         .federation
         .open_stream(
-            federation::Callee::of(&channel.sender),
+            federation::Callee::of(&channel.sender, Flows::RECEIVES),
             federation::SYNC_ITEM_PATH,
             &ItemPullRequest {
                 link: channel.wire.clone(),

@@ -11,6 +11,7 @@ use crate::federation::{self, FederationError, SignedByPeer, json_body};
 use crate::state::{AppState, blocking};
 use axum::Json;
 use axum::extract::State;
+use ferry_core::policy::Flows;
 use ferry_proto::{ErrorCode, Item, ReferenceRows, ReferenceRowsRequest};
 use ferry_store::{Store, StoreError};
 
@@ -60,7 +61,7 @@ pub(crate) async fn read_rows(
             let answer: Result<ReferenceRows, FederationError> = state
                 .federation
                 .call_bounded(
-                    crate::federation::Callee::of(&channel.sender),
+                    crate::federation::Callee::of(&channel.sender, Flows::RECEIVES),
                     reqwest::Method::POST,
                     federation::SYNC_ROWS_PATH,
                     &request,
@@ -121,7 +122,7 @@ pub(crate) async fn rows(
             "this read already passed through this instance",
         ));
     }
-    let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let outbound = super::outbound(&state, &signed, &request.link).await?;
     let not_shared = || {
         ApiFailure::new(
             ErrorCode::ItemNotFound,

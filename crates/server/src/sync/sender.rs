@@ -492,7 +492,7 @@ pub(crate) async fn pull(
     signed: SignedByPeer,
 ) -> ApiResult<Response> {
     let request: PullRequest = json_body(&signed.body)?;
-    let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let outbound = super::outbound(&state, &signed, &request.link).await?;
     let store = state.store.clone();
     let epoch = blocking(move || store.instance()).await?.epoch;
     let scope_print = outbound.scope.fingerprint();
@@ -606,7 +606,7 @@ pub(crate) async fn pull_item(
     signed: SignedByPeer,
 ) -> ApiResult<Response> {
     let request: ItemPullRequest = json_body(&signed.body)?;
-    let outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let outbound = super::outbound(&state, &signed, &request.link).await?;
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
     let compact = request.encodings.iter().any(|e| e == COMPACT_ROWS);
@@ -729,7 +729,7 @@ pub(crate) async fn chunk(
     signed: SignedByPeer,
 ) -> ApiResult<Response> {
     let request: ChunkRequest = json_body(&signed.body)?;
-    let outbound: Outbound = super::outbound(&state, &signed.sender, &request.link).await?;
+    let outbound: Outbound = super::outbound(&state, &signed, &request.link).await?;
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
     let me = state.info.instance_id.clone();
     let hash = request.hash;

@@ -8,6 +8,7 @@ use super::{
 use crate::api::{JsonBody, hex, rfc3339, unix_now};
 use crate::auth::AdminRole;
 use crate::error::{ApiFailure, ApiResult};
+use crate::federation::policy::collab_flows;
 use crate::federation::{self, FederationError};
 use crate::state::{AppState, blocking};
 use axum::Json;
@@ -231,7 +232,10 @@ pub(crate) async fn accept(
         let snapshot: CollabSnapshot = state
             .federation
             .call(
-                crate::federation::Callee::issuer(&invitation.host),
+                crate::federation::Callee::issuer(
+                    &invitation.host,
+                    collab_flows(&record, &invitation.host.instance_id),
+                ),
                 Method::POST,
                 federation::COLLAB_RESPONSES_PATH,
                 &GuestResponse {
@@ -435,7 +439,10 @@ pub(crate) async fn refresh(
     let asked: Result<CollabSnapshot, _> = state
         .federation
         .call(
-            crate::federation::Callee::of(&record.host),
+            crate::federation::Callee::of(
+                &record.host,
+                collab_flows(&record, &record.host.instance_id),
+            ),
             Method::POST,
             federation::COLLAB_FETCH_PATH,
             &CollabRef {
@@ -507,7 +514,10 @@ pub(crate) async fn leave(
     let told = state
         .federation
         .call::<_, serde_json::Value>(
-            crate::federation::Callee::of(&saved.host),
+            crate::federation::Callee::of(
+                &saved.host,
+                collab_flows(&saved, &saved.host.instance_id),
+            ),
             Method::POST,
             federation::COLLAB_LEAVE_PATH,
             &CollabRef {

@@ -714,6 +714,20 @@ pub(crate) enum ResponseCheck {
     Repeated(CollabRecord),
 }
 
+impl ResponseCheck {
+    /// The directions of data the answered invitation offers, between this host and the guest.
+    pub(crate) fn invitation_flows(&self, response: &CollabResponse) -> ferry_core::policy::Flows {
+        let (ResponseCheck::Fresh(record) | ResponseCheck::Repeated(record)) = self;
+        let id = hex(&response.invitation_id);
+        record
+            .invitations
+            .iter()
+            .find(|i| i.id == id)
+            .map(|i| crate::federation::policy::invitation_flows(&i.access))
+            .unwrap_or_default()
+    }
+}
+
 fn response_hash(text: &str) -> String {
     blake3::hash(text.trim().as_bytes()).to_hex().to_string()
 }
@@ -857,11 +871,12 @@ fn check_invitation_secret(
 pub(crate) async fn confirm_guest(
     state: &AppState,
     response: &CollabResponse,
+    flows: ferry_core::policy::Flows,
 ) -> Result<(), ApiFailure> {
     let guest = &response.guest;
     let callee = crate::federation::Callee {
         instance_id: None,
-        ..crate::federation::Callee::issuer(guest)
+        ..crate::federation::Callee::issuer(guest, flows)
     };
     let found: ferry_proto::InstanceIdentity = match state
         .federation
@@ -1006,7 +1021,8 @@ pub(crate) async fn import_response(
     }
     // Where the guest can be reached, ask it who it is; an air-gapped guest cannot be asked,
     // and its admin's delivery of the file is the trust then.
-    let confirmed = match confirm_guest(&state, &response).await {
+    let flows = check.invitation_flows(&response);
+    let confirmed = match confirm_guest(&state, &response, flows).await {
         Ok(()) => true,
         Err(e) if e.0.code == ErrorCode::InviteWrongInstance => return Err(e),
         Err(_) => false,

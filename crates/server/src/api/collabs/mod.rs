@@ -14,14 +14,15 @@ use super::{JsonBody, unix_now};
 use crate::auth::AdminRole;
 use crate::error::{ApiFailure, ApiResult};
 use crate::federation;
+use crate::federation::policy::collab_flows;
 use crate::state::{AppState, blocking};
 use axum::Json;
 use axum::extract::{Path, State};
 use ferry_core::collab::{CollabRole, CollabState, DeletePolicy, GuestStatus};
 use ferry_proto::{
     ApiError, CollabDetail, CollabSnapshot, Collaboration, ErrorCode, GuestAccess, LinkSpace,
-    ParticipantView, PeerInfo, SetCollabSecurity, SetDeletePolicy, SnapshotParticipant,
-    SnapshotWorkspace, WorkspaceView,
+    ParticipantView, PeerInfo, PolicyCheck, SetCollabSecurity, SetDeletePolicy,
+    SnapshotParticipant, SnapshotWorkspace, WorkspaceView,
 };
 use ferry_store::{
     Arrivals, CollabRecord, EndedArrivals, LinkedSpace, NewAuditEntry, ParticipantRecord,
@@ -312,7 +313,10 @@ async fn tell_guest(
         let sent: Result<serde_json::Value, _> = state
             .federation
             .call(
-                crate::federation::Callee::of(&PeerIdentity::from(identity)),
+                crate::federation::Callee::of(
+                    &PeerIdentity::from(identity),
+                    collab_flows(record, &identity.instance_id),
+                ),
                 Method::POST,
                 federation::COLLAB_SNAPSHOT_PATH,
                 &snapshot_for(record, participant),
@@ -446,6 +450,37 @@ pub(crate) async fn unlink(
     // What arrived stays in the space, no longer tied to the workspace.
     end_arrivals(&state, &saved, Some(&workspace_id), DeletePolicy::Keep).await?;
     Ok(Json(view(&saved)))
+}
+
+/// Checks the network policies a collaboration needs, per direction its workspaces carry: on a
+/// guest, between it and its host; on a host, between it and each active guest.
+#[utoipa::path(post, path = "/api/v1/collabs/{id}/check", tag = "collaborations",
+    params(("id" = String, Path, description = "Collaboration id")),
+    responses((status = 200, body = PolicyCheck), (status = 404, body = ApiError)))]
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    _caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PolicyCheck>> {
+    let record = load(&state, id).await?;
+    let others: Vec<PeerIdentity> = match record.role {
+        CollabRole::Guest => vec![record.host.clone()],
+        CollabRole::Host => record
+            .participants
+            .iter()
+            .filter(|p| p.role == "guest" && p.status == GuestStatus::Active.as_str())
+            .filter_map(|p| p.identity.as_ref().map(PeerIdentity::from))
+            .collect(),
+    };
+    let mut findings = Vec::new();
+    for other in &others {
+        let flows = collab_flows(&record, &other.instance_id);
+        findings.extend(federation::policy::check_flows(&state, other, flows).await);
+    }
+    Ok(Json(PolicyCheck {
+        ok: findings.iter().all(|f| f.ok),
+        findings,
+    }))
 }
 
 /// Sets what happens to the items this instance received when a workspace or the collaboration
