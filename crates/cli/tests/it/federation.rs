@@ -666,7 +666,7 @@ async fn three_instances_keep_their_connections_apart() {
     );
     let old_code = fresh["code"].as_str().unwrap().to_string();
     let fresh_id = fresh["connection"]["id"].as_str().unwrap().to_string();
-    ferry_json(&a, &["peer", "refresh", &fresh_id]);
+    let refreshed = ferry_json(&a, &["peer", "refresh", &fresh_id, "--expires", "7d"]);
     let c_old = ferry_json(&c, &["peer", "import", &old_code])["id"]
         .as_str()
         .unwrap()
@@ -675,6 +675,16 @@ async fn three_instances_keep_their_connections_apart() {
     assert!(stderr(&out).contains("invite_reused"), "{}", stderr(&out));
     assert_eq!(peer(&a, &fresh_id).await["state"], "requested");
     assert_eq!(peer(&c, &c_old).await["state"], "imported");
+    // The refreshed code is what refresh is for: it takes the stale one's place on C, even once
+    // C deleted the stale record, and the approval goes through.
+    ferry_json(&c, &["peer", "delete", &c_old]);
+    let c_new = ferry_json(&c, &["peer", "import", refreshed["code"].as_str().unwrap()]);
+    assert_eq!(c_new["id"].as_str(), Some(c_old.as_str()), "{c_new}");
+    assert_eq!(c_new["state"], "imported");
+    let out = c.ferry(&["peer", "import", &old_code]);
+    assert!(stderr(&out).contains("invite_superseded"), "{}", stderr(&out));
+    ferry_json(&c, &["peer", "approve", &c_old, "--space", "inbox"]);
+    assert_eq!(peer(&a, &fresh_id).await["state"], "approved");
 
     // B deletes its side: A's copy is revoked; A–C is untouched.
     ferry_json(&b, &["peer", "delete", &b_a]);

@@ -334,7 +334,39 @@ pub(crate) async fn import_code(
         }),
     );
     let store = state.store.clone();
-    let stored = blocking(move || store.insert_peer(&record, &entry)).await?;
+    let request_id = record.request_id.clone();
+    let earlier = blocking(move || store.peer_by_request(Role::Acceptor, &request_id)).await?;
+    let store = state.store.clone();
+    let stored = match earlier {
+        // A refreshed code for a request this side imported but never answered (or deleted
+        // before answering): the new code takes the old one's place. Refresh exists for this.
+        // The same code again changes nothing new; an older one is refused.
+        Some(earlier)
+            if earlier.space.is_none()
+                && earlier.secret != record.secret
+                && earlier.expires_at >= record.expires_at =>
+        {
+            return Err(ApiFailure::new(
+                ErrorCode::InviteSuperseded,
+                "a newer code for this request was imported already; use that one",
+            ));
+        }
+        Some(earlier) if earlier.space.is_none() => {
+            let renewed = PeerRecord {
+                id: earlier.id.clone(),
+                version: earlier.version,
+                created_at: earlier.created_at.clone(),
+                ..record
+            };
+            let entry = NewAuditEntry {
+                event: "peer.code_reimported".into(),
+                subject: Some(earlier.id),
+                ..entry
+            };
+            blocking(move || store.update_peer(&renewed, &entry)).await?
+        }
+        _ => blocking(move || store.insert_peer(&record, &entry)).await?,
+    };
     Ok((StatusCode::CREATED, Json(view(&stored))))
 }
 
