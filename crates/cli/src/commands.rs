@@ -282,7 +282,9 @@ pub(crate) struct ImportArgs {
     file: PathBuf,
     #[arg(long)]
     space: String,
-    /// dataset, feature_layer or file (default: from the file's extension).
+    /// dataset, feature_layer or file (default: from the file's extension: .geojson,
+    /// .geojsonl/.geojsons (GeoJSON text sequences), .csv, .ndjson/.jsonl; anything else is a
+    /// file). A layer from a file of another extension is read as GeoJSON or a text sequence.
     #[arg(long)]
     kind: Option<String>,
     #[arg(long)]
@@ -400,7 +402,8 @@ fn item_detail(i: &Item) -> comfy_table::Table {
     fields(&rows)
 }
 
-/// Content type for an import, from the file's extension.
+/// Content type for an import, from the file's extension (and, for a layer asked for by
+/// `--kind` in a file whose extension says nothing, from its first line).
 fn content_type(path: &Path, kind: Option<&str>) -> &'static str {
     let ext = path
         .extension()
@@ -410,11 +413,29 @@ fn content_type(path: &Path, kind: Option<&str>) -> &'static str {
     match (kind, ext.as_str()) {
         (Some("file"), _) => "application/octet-stream",
         (_, "geojson") => "application/geo+json",
-        (Some("feature_layer"), "json") => "application/json",
+        (_, "geojsonl" | "geojsons" | "geojsonseq") => "application/geo+json-seq",
         (_, "csv") => "text/csv",
         (_, "ndjson" | "jsonl") => "application/x-ndjson",
+        (Some("feature_layer"), _) if first_line_is_a_feature(path) => "application/geo+json-seq",
+        (Some("feature_layer"), _) => "application/geo+json",
         _ => "application/octet-stream",
     }
+}
+
+/// Whether a file starts with one GeoJSON Feature on its own line: a text sequence, not a
+/// FeatureCollection.
+fn first_line_is_a_feature(path: &Path) -> bool {
+    use std::io::{BufRead, Read};
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(file).take(16 << 20);
+    if reader.read_line(&mut line).is_err() {
+        return false;
+    }
+    serde_json::from_str::<serde_json::Value>(line.trim_start_matches('\u{1e}'))
+        .is_ok_and(|v| v["type"] == "Feature")
 }
 
 async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {

@@ -1,4 +1,5 @@
-//! GeoJSON FeatureCollection reader.
+//! GeoJSON readers: a FeatureCollection, or a GeoJSON text sequence (RFC 8142: features each
+//! after an ASCII record separator, or one feature per line as in `.geojsonl`).
 //!
 //! A small scanner cuts the input into top-level members and single features without parsing
 //! them (it tracks only nesting and strings); each feature is then parsed from its own byte slice,
@@ -16,9 +17,16 @@ use std::io::Read;
 
 const BUFFER: usize = 1 << 18;
 
+/// The record separator that starts each text of an RFC 8142 sequence.
+const RECORD_SEPARATOR: u8 = 0x1e;
+
 pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
     let mut scan = Scanner::new(reader);
     scan.skip_ws()?;
+    // A text sequence says so with its first byte.
+    if scan.peek()? == Some(RECORD_SEPARATOR) {
+        return sequence(&mut scan, sink);
+    }
     if scan.peek()? != Some(b'{') {
         return Err(malformed(
             scan.offset(),
@@ -52,6 +60,11 @@ pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
             }
             "type" => {
                 let t: String = parse(scan.value()?, at)?;
+                if t == "Feature" {
+                    return Err(CoreError::MalformedGeojson(
+                        "expected a FeatureCollection, found a Feature: import a file of one feature per line as a GeoJSON text sequence (a .geojsonl or .geojsons file, format=geojsonseq), or wrap the features in a FeatureCollection".into(),
+                    ));
+                }
                 if t != "FeatureCollection" {
                     return Err(CoreError::MalformedGeojson(format!(
                         "expected a FeatureCollection, found a '{t}'; wrap single features in a FeatureCollection"
@@ -93,6 +106,37 @@ pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
         ));
     }
     Ok(())
+}
+
+/// A GeoJSON text sequence: features one after another, each optionally after a record
+/// separator (RFC 8142) and separated by whitespace (one per line in `.geojsonl`).
+pub(crate) fn read_sequence<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
+    sequence(&mut Scanner::new(reader), sink)
+}
+
+fn sequence<R: Read>(scan: &mut Scanner<R>, sink: &mut Sink) -> CoreResult<()> {
+    loop {
+        while let Some(b) = scan.peek()? {
+            if !matches!(b, RECORD_SEPARATOR | b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
+            scan.bump();
+        }
+        if scan.peek()?.is_none() {
+            return Ok(());
+        }
+        let n = sink.rows() + 1;
+        let at = scan.offset();
+        if scan.peek()? != Some(b'{') {
+            return Err(malformed(at, "expected a feature (a JSON object)"));
+        }
+        let bytes = scan.value()?;
+        let feature: FeatureIn<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| CoreError::MalformedGeojson(format!("feature {n} (byte {at}): {e}")))?;
+        feature
+            .into_row(sink)
+            .map_err(|e| e.at(format_args!("feature {n}")))?;
+    }
 }
 
 fn features<R: Read>(scan: &mut Scanner<R>, sink: &mut Sink) -> CoreResult<()> {

@@ -20,8 +20,11 @@ use std::io::Read;
 /// Input formats for rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportFormat {
-    /// A GeoJSON FeatureCollection → feature layer.
+    /// A GeoJSON FeatureCollection → feature layer (or a text sequence, told by its first byte).
     GeoJson,
+    /// A GeoJSON text sequence (RFC 8142, `.geojsons`; or one feature per line, `.geojsonl`) →
+    /// feature layer.
+    GeoJsonSeq,
     /// CSV with a header line → dataset.
     Csv,
     /// One JSON object per line → dataset.
@@ -32,6 +35,7 @@ impl ImportFormat {
     pub fn parse(s: &str) -> Option<ImportFormat> {
         match s {
             "geojson" => Some(ImportFormat::GeoJson),
+            "geojsonseq" | "geojsons" | "geojsonl" => Some(ImportFormat::GeoJsonSeq),
             "csv" => Some(ImportFormat::Csv),
             "ndjson" | "jsonl" => Some(ImportFormat::Ndjson),
             _ => None,
@@ -40,7 +44,7 @@ impl ImportFormat {
 
     pub fn item_kind(self) -> ItemKind {
         match self {
-            ImportFormat::GeoJson => ItemKind::FeatureLayer,
+            ImportFormat::GeoJson | ImportFormat::GeoJsonSeq => ItemKind::FeatureLayer,
             ImportFormat::Csv | ImportFormat::Ndjson => ItemKind::Dataset,
         }
     }
@@ -75,6 +79,7 @@ pub fn start_import<R: Read + Send + 'static>(
 ) -> ImportStream {
     sink::spawn(format.item_kind(), options, move |sink| match format {
         ImportFormat::GeoJson => geojson::read(reader, sink),
+        ImportFormat::GeoJsonSeq => geojson::read_sequence(reader, sink),
         ImportFormat::Csv => csv_format::read(reader, sink),
         ImportFormat::Ndjson => ndjson::read(reader, sink),
     })
@@ -84,7 +89,7 @@ pub fn start_import<R: Read + Send + 'static>(
 fn io_error(format: ImportFormat, e: std::io::Error) -> CoreError {
     let msg = format!("reading the input failed: {e}");
     match format {
-        ImportFormat::GeoJson => CoreError::MalformedGeojson(msg),
+        ImportFormat::GeoJson | ImportFormat::GeoJsonSeq => CoreError::MalformedGeojson(msg),
         ImportFormat::Csv => CoreError::MalformedCsv(msg),
         ImportFormat::Ndjson => CoreError::MalformedNdjson(msg),
     }

@@ -239,3 +239,41 @@ fn geojson_scanner_refuses_broken_structure() {
     .unwrap();
     assert!(rows.is_empty());
 }
+
+#[test]
+fn geojson_text_sequences_read_as_the_collection_of_their_features() {
+    let features = [
+        r#"{"type":"Feature","id":1,"geometry":{"type":"Point","coordinates":[1.5,2]},"properties":{"a":"x"}}"#,
+        r#"{"type":"Feature","id":2,"geometry":null,"properties":{"a":null}}"#,
+    ];
+    let collection = format!(
+        r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+        features.join(",")
+    );
+    let (expected, expected_shape) =
+        drain(ImportFormat::GeoJson, &collection, ImportOptions::default()).unwrap();
+    // One feature per line (.geojsonl), with a blank line and CRLF; and RFC 8142 (record
+    // separators), which the GeoJSON reader also tells by its first byte.
+    let lines = format!("{}\r\n\n{}\n", features[0], features[1]);
+    let rfc8142 = format!("\u{1e}{}\n\u{1e}{}\n", features[0], features[1]);
+    for (format, text) in [
+        (ImportFormat::GeoJsonSeq, &lines),
+        (ImportFormat::GeoJsonSeq, &rfc8142),
+        (ImportFormat::GeoJson, &rfc8142),
+    ] {
+        let (rows, shape) = drain(format, text, ImportOptions::default()).unwrap();
+        assert_eq!(rows, expected, "{format:?}: {text}");
+        assert_eq!(shape, expected_shape);
+    }
+    assert_eq!(
+        code(ImportFormat::GeoJsonSeq, "{\"type\":\"Feature\"\n"),
+        ErrorCode::MalformedGeojson
+    );
+    assert_eq!(
+        code(ImportFormat::GeoJsonSeq, "[1,2]\n"),
+        ErrorCode::MalformedGeojson
+    );
+    // A line-per-feature file read as a collection says what it is.
+    let err = drain(ImportFormat::GeoJson, &lines, ImportOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("text sequence"), "{err}");
+}

@@ -233,3 +233,46 @@ async fn progress_bars_show_on_terminals_only() {
     assert!(!stderr(&piped).contains("uploading"), "{}", stderr(&piped));
     assert!(!stdout(&piped).contains("uploading"));
 }
+
+/// GeoJSON text sequences import as layers by extension; `--kind feature_layer` is honoured for
+/// a file whose extension says nothing, whether it holds a collection or a sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geojson_sequences_and_layers_by_kind_import_as_layers() {
+    let inst = TestInstance::start().await;
+    let work = tempfile::tempdir().unwrap();
+    ferry_json(&inst, &["space", "create", "harbor"]);
+    let collection: serde_json::Value = serde_json::from_str(&points_geojson(4)).unwrap();
+    let lines: Vec<String> = collection["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let per_line = lines.join("\n") + "\n";
+    let rfc8142: String = lines.iter().map(|l| format!("\u{1e}{l}\n")).collect();
+    let import = |name: &str, text: &str, kind: Option<&str>| {
+        let path = temp_file(work.path(), name, text.as_bytes());
+        let mut args = vec!["item", "import", path.to_str().unwrap(), "--space", "harbor"];
+        if let Some(kind) = kind {
+            args.extend(["--kind", kind]);
+        }
+        ferry_json(&inst, &args)
+    };
+    for (name, text, kind) in [
+        ("berths.geojsonl", per_line.as_str(), None),
+        ("berths.geojsons", rfc8142.as_str(), None),
+        ("berths.txt", per_line.as_str(), Some("feature_layer")),
+        ("berths.data", rfc8142.as_str(), Some("feature_layer")),
+        ("berths.json", &points_geojson(4), Some("feature_layer")),
+        ("berths", &points_geojson(4), Some("feature_layer")),
+    ] {
+        let item = import(name, text, kind);
+        assert_eq!(
+            (item["kind"].as_str(), item["row_count"].as_i64()),
+            (Some("feature_layer"), Some(4)),
+            "{name}: {item}"
+        );
+    }
+    // Without --kind, an unknown extension stays a file.
+    assert_eq!(import("berths.txt", &per_line, None)["kind"], "file");
+}

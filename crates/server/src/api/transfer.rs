@@ -142,18 +142,21 @@ fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> A
             ImportFormat::parse(f).ok_or_else(|| {
                 ApiFailure::new(
                     ErrorCode::InvalidRequest,
-                    format!("unknown format '{f}': use geojson, csv or ndjson"),
+                    format!("unknown format '{f}': use geojson, geojsonseq, csv or ndjson"),
                 )
             })
         })
         .transpose()?;
     let from_media = match media {
         "application/geo+json" => Some(ImportFormat::GeoJson),
-        "application/json" if kind == Some(ItemKind::FeatureLayer) => Some(ImportFormat::GeoJson),
+        "application/geo+json-seq" => Some(ImportFormat::GeoJsonSeq),
         "text/csv" => Some(ImportFormat::Csv),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
             Some(ImportFormat::Ndjson)
         }
+        // A layer asked for by kind, in a type that says nothing more: GeoJSON, whose reader
+        // tells a text sequence by its first byte.
+        _ if kind == Some(ItemKind::FeatureLayer) => Some(ImportFormat::GeoJson),
         _ => None,
     };
     match (kind, explicit.or(from_media)) {
@@ -163,7 +166,7 @@ fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> A
         (Some(k), _) => Err(ApiFailure::new(
             ErrorCode::UnsupportedContentType,
             format!(
-                "a {} cannot be imported from '{media}': layers take application/geo+json, datasets text/csv or application/x-ndjson",
+                "a {} cannot be imported from '{media}': layers take application/geo+json or application/geo+json-seq, datasets text/csv or application/x-ndjson",
                 k.as_str()
             ),
         )),
@@ -175,7 +178,7 @@ fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> A
     params(
         ("space" = String, Query, description = "Space id or name"),
         ("kind" = Option<String>, Query, description = "dataset, feature_layer or file (default: from the Content-Type)"),
-        ("format" = Option<String>, Query, description = "geojson, csv or ndjson (default: from the Content-Type)"),
+        ("format" = Option<String>, Query, description = "geojson, geojsonseq, csv or ndjson (default: from the Content-Type)"),
         ("title" = Option<String>, Query), ("description" = Option<String>, Query),
         ("tag" = Option<Vec<String>>, Query), ("marking" = Option<Vec<String>>, Query),
         ("primary_key" = Option<String>, Query, description = "Datasets: the key column (default `id`, else a generated `_id`)"),
