@@ -6,7 +6,7 @@ use ferry_core::schema::value_to_text;
 use ferry_core::{CoreError, CoreResult};
 use ferry_proto::{Item, ItemKind};
 use ferry_store::{RawRow, Store, StoreError, StoreResult};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,12 @@ fn csv(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreResult
     let csv_err = |e: csv::Error| StoreError::Backend(format!("writing the export failed: {e}"));
     writer.write_record(&fields).map_err(csv_err)?;
     scan(&mut |row: RawRow<'_>| {
-        let values: Map<String, Value> = serde_json::from_str(row.values)?;
+        // Exactly: a cell holds the number the stored digits name.
+        let Value::Object(values) = ferry_proto::exact::from_text(row.values)? else {
+            return Err(StoreError::Backend(
+                "stored values are not an object".into(),
+            ));
+        };
         let cells = fields
             .iter()
             .map(|f| values.get(f).map_or("".into(), value_to_text).into_owned());

@@ -6,6 +6,7 @@
 
 mod collab;
 mod error;
+pub mod exact;
 pub mod frames;
 mod ids;
 mod model;

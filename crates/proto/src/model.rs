@@ -385,26 +385,22 @@ pub struct RowPage {
 /// A row to add or update. For datasets the key is taken from the primary-key column in `values`;
 /// for layers from `key` (generated on add when absent).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+/// Numbers in it are read exactly ([`crate::exact`]): they read back digit for digit.
 pub struct RowInput {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::exact::present")]
     #[schema(value_type = Object)]
     pub key: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::exact::object")]
     #[schema(value_type = Object)]
     pub values: Map<String, Value>,
     /// GeoJSON geometry. On update, absent means unchanged; `null` clears it.
     #[serde(
         default,
-        deserialize_with = "present_or_absent",
+        deserialize_with = "crate::exact::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Object)]
     pub geometry: Option<Value>,
-}
-
-/// Keeps `"geometry": null` apart from a missing `geometry`: `Some(Value::Null)` vs `None`.
-fn present_or_absent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
 }
 
 /// A batch applied all or nothing. Updates change only the values they name.

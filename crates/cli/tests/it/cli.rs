@@ -252,7 +252,13 @@ async fn geojson_sequences_and_layers_by_kind_import_as_layers() {
     let rfc8142: String = lines.iter().map(|l| format!("\u{1e}{l}\n")).collect();
     let import = |name: &str, text: &str, kind: Option<&str>| {
         let path = temp_file(work.path(), name, text.as_bytes());
-        let mut args = vec!["item", "import", path.to_str().unwrap(), "--space", "harbor"];
+        let mut args = vec![
+            "item",
+            "import",
+            path.to_str().unwrap(),
+            "--space",
+            "harbor",
+        ];
         if let Some(kind) = kind {
             args.extend(["--kind", kind]);
         }

@@ -682,7 +682,11 @@ async fn three_instances_keep_their_connections_apart() {
     assert_eq!(c_new["id"].as_str(), Some(c_old.as_str()), "{c_new}");
     assert_eq!(c_new["state"], "imported");
     let out = c.ferry(&["peer", "import", &old_code]);
-    assert!(stderr(&out).contains("invite_superseded"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invite_superseded"),
+        "{}",
+        stderr(&out)
+    );
     ferry_json(&c, &["peer", "approve", &c_old, "--space", "inbox"]);
     assert_eq!(peer(&a, &fresh_id).await["state"], "approved");
 

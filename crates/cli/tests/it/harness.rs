@@ -216,7 +216,7 @@ impl TestInstance {
         &self,
         path: &str,
         content_type: Option<&str>,
-        body: &'static str,
+        body: impl Into<reqwest::Body>,
     ) -> (StatusCode, Value) {
         let mut builder = self
             .request(Method::POST, path, Some(&self.admin_token))

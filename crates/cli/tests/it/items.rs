@@ -356,3 +356,84 @@ async fn csv_text_that_looks_like_numbers_comes_back_as_it_was() {
     let exported = inst.export_text(id, "?format=csv").await;
     assert_eq!(exported, csv);
 }
+
+/// A number written through the edit API reads back digit for digit, in values and in
+/// coordinates, in every export format.
+#[tokio::test]
+async fn edited_numbers_read_back_exactly() {
+    let inst = TestInstance::start().await;
+    inst.create_space("s").await;
+    let (_, layer) = inst
+        .import("space=s", "application/geo+json", points_geojson(5))
+        .await;
+    let (_, dataset) = inst
+        .import("space=s&primary_key=id", "text/csv", "id,x\n1,0.5\n")
+        .await;
+    let digits = [
+        "-116916.63774434407",
+        "0.30000000000000004",
+        "5e-324",
+        "1.7976931348623157e308",
+        "123456789.12345679",
+    ];
+    let (lon, lat) = ("-116.91663774434407", "33.123456789012345");
+    // Sent as text: the test's own JSON reader must not be what rounds.
+    let updates: Vec<String> = digits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            format!(
+                r#"{{"key": {}, "values": {{"v": {d}}}, "geometry": {{"type": "Point", "coordinates": [{lon}, {lat}]}}}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"updates": [{}]}}"#, updates.join(","));
+    let response = inst
+        .post_raw(
+            &format!("/api/v1/items/{}/edits", layer["id"].as_str().unwrap()),
+            Some("application/json"),
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(response.0, StatusCode::OK, "{}", response.1);
+    let csv_body = format!(
+        r#"{{"updates": [{{"values": {{"id": 1, "x": {}}}}}]}}"#,
+        digits[0]
+    );
+    let response = inst
+        .post_raw(
+            &format!("/api/v1/items/{}/edits", dataset["id"].as_str().unwrap()),
+            Some("application/json"),
+            csv_body.into_bytes(),
+        )
+        .await;
+    assert_eq!(response.0, StatusCode::OK, "{}", response.1);
+    // Every number in an export, read exactly (by the standard library, not a JSON reader).
+    let numbers = |text: &str| -> Vec<f64> {
+        text.split(|c: char| !(c.is_ascii_digit() || "eE+-.".contains(c)))
+            .filter_map(|t| t.parse::<f64>().ok())
+            .collect()
+    };
+    let exactly = |d: &str| d.parse::<f64>().unwrap();
+    let layer_id = layer["id"].as_str().unwrap();
+    for format in ["geojson", "ndjson"] {
+        let text = inst
+            .export_text(layer_id, &format!("?format={format}"))
+            .await;
+        let found = numbers(&text);
+        for d in digits.iter().chain([&lon, &lat]) {
+            assert!(found.contains(&exactly(d)), "{format} lacks {d}: {text}");
+        }
+    }
+    let dataset_id = dataset["id"].as_str().unwrap();
+    for format in ["csv", "ndjson"] {
+        let text = inst
+            .export_text(dataset_id, &format!("?format={format}"))
+            .await;
+        assert!(
+            numbers(&text).contains(&exactly(digits[0])),
+            "{format}: {text}"
+        );
+    }
+}

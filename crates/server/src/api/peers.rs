@@ -340,12 +340,14 @@ pub(crate) async fn import_code(
     let stored = match earlier {
         // A refreshed code for a request this side imported but never answered (or deleted
         // before answering): the new code takes the old one's place. Refresh exists for this.
-        // The same code again changes nothing new; an older one is refused.
-        Some(earlier)
-            if earlier.space.is_none()
-                && earlier.secret != record.secret
-                && earlier.expires_at >= record.expires_at =>
-        {
+        // The same code again is a reuse; an older one than the one held is refused.
+        Some(earlier) if earlier.secret == record.secret => {
+            return Err(ApiFailure::new(
+                ErrorCode::InviteReused,
+                "this invite code was imported already; `ferry peer list` shows its connection",
+            ));
+        }
+        Some(earlier) if earlier.space.is_none() && earlier.expires_at >= record.expires_at => {
             return Err(ApiFailure::new(
                 ErrorCode::InviteSuperseded,
                 "a newer code for this request was imported already; use that one",
