@@ -140,6 +140,9 @@ error_codes! {
     /// The sending instance's egress policy does not permit data to the receiving one; the
     /// message names the instance and the rule (or that no rule allows it).
     EgressDenied = "egress_denied",
+    /// The item is still arriving at the instance asked for it (its own copy is not complete);
+    /// nothing of it goes on until it is. Ask again later.
+    ItemArriving = "item_arriving",
     /// This instance's policy permits data to flow with the other instance in no direction
     /// their link carries (neither egress to it nor ingress from it); the message names both.
     PolicyDenied = "policy_denied",

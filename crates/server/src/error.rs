@@ -41,7 +41,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | PeerAnswerTooLarge
         | AnswerSignatureInvalid
         | StreamSignatureInvalid => StatusCode::BAD_GATEWAY,
-        InviteReused | InviteKeyMismatch | PeerStateConflict | LastAdminToken => {
+        InviteReused | InviteKeyMismatch | PeerStateConflict | LastAdminToken | ItemArriving => {
             StatusCode::CONFLICT
         }
         SpaceNameTaken | SpaceNotEmpty | WrongItemKind | SpaceLinked => StatusCode::CONFLICT,

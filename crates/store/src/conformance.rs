@@ -1660,6 +1660,12 @@ pub fn item_copies_and_pending_items(store: &dyn Store) {
             .collect::<Vec<_>>(),
         vec![("a", "A")]
     );
+    let arriving = vec![items_in(store, "inbox")[0].id];
+    assert_eq!(
+        store.arriving_items().unwrap(),
+        arriving,
+        "not complete here"
+    );
     // The copy comes in two parts; the item stays pending until the last.
     let first = [received("a", "A"), received_row("a", 1)];
     let mut part = crate::CopyPart::default();
@@ -1674,6 +1680,11 @@ pub fn item_copies_and_pending_items(store: &dyn Store) {
     assert_eq!(out.rows, 1);
     assert!(part.start.is_some());
     assert_eq!(store.pending_copies(link).unwrap().len(), 1);
+    assert_eq!(
+        store.arriving_items().unwrap(),
+        arriving,
+        "one part is not all"
+    );
     assert!(
         store
             .row(items_in(store, "inbox")[0].id, &Key::Int(7))
@@ -1693,6 +1704,7 @@ pub fn item_copies_and_pending_items(store: &dyn Store) {
         .unwrap();
     assert_eq!(out.rows, 1);
     assert!(store.pending_copies(link).unwrap().is_empty());
+    assert!(store.arriving_items().unwrap().is_empty(), "complete");
     let item = &items_in(store, "inbox")[0];
     assert_eq!(
         item.row_count, 2,
@@ -1709,6 +1721,10 @@ pub fn item_copies_and_pending_items(store: &dyn Store) {
     };
     store.mark_pending(link, &refused).unwrap();
     assert_eq!(store.pending_copies(link).unwrap(), vec![refused]);
+    assert!(
+        store.arriving_items().unwrap().is_empty(),
+        "an item never received is not here to withhold"
+    );
     assert!(store.pending_copies("peer:other").unwrap().is_empty());
 }
 

@@ -185,6 +185,9 @@ pub trait Store: Send + Sync + 'static {
     fn finish_resync(&self, batch: &SyncBatch<'_>) -> StoreResult<BatchOutcome>;
     /// Items a channel must copy whole at its next run (new ones, and refused ones to retry).
     fn pending_copies(&self, channel: &str) -> StoreResult<Vec<PendingCopy>>;
+    /// Items still arriving here: a channel has yet to finish a whole copy of them, so what
+    /// this instance holds of them may be part of it. A relaying instance passes none of them on.
+    fn arriving_items(&self) -> StoreResult<Vec<ItemId>>;
     /// Records an item a channel could not take, with why; the next run tries again.
     fn mark_pending(&self, channel: &str, copy: &PendingCopy) -> StoreResult<()>;
     /// Where an item came from (`origin instance`, `origin item`); `None` for its own items.

@@ -1181,6 +1181,10 @@ impl Store for SqliteStore {
         self.read(|c| sync::pending(c, channel))
     }
 
+    fn arriving_items(&self) -> StoreResult<Vec<ItemId>> {
+        self.read(sync::arriving)
+    }
+
     fn mark_pending(&self, channel: &str, copy: &PendingCopy) -> StoreResult<()> {
         self.write(|tx| sync::mark_pending(tx, channel, copy))
     }

@@ -608,6 +608,77 @@ pub(crate) fn join_coast(host: &TestInstance, guest: &TestInstance, url: &str, m
     ferry_json(guest, &["collab", "link", "Roads", "--space", "mine"]);
 }
 
+/// A host relays a large layer while it is still arriving from the guest that sends it: the
+/// host's copy is cut after its first part. The reader gets none of its rows (the host says the
+/// item is still arriving) until the host holds it all; then the reader copies it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_never_relays_an_item_still_arriving() {
+    let proxy = Proxy::start().await;
+    let host = instance("Port Authority", |_| {}).await;
+    let url = proxy.url.clone();
+    let sender = instance("City GIS", move |c| c.public_url = Some(url)).await;
+    proxy.point_at(&sender.url);
+    let reader = instance("Harbor Pilots", |_| {}).await;
+    coast(&host, &[], &[]);
+    join_coast(&host, &sender, &proxy.url, "Roads=send");
+    join_coast(&host, &reader, &reader.url, "Roads=receive");
+    let layer = import(
+        &sender,
+        "mine",
+        "Soundings",
+        "geojson",
+        points_geojson(12_000),
+    )
+    .await;
+
+    // The host's whole copy is cut after 6,000 lines: its first part (5,000 rows) is
+    // committed, the rest is not.
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    proxy.rewrite_sync_lines(move |line| {
+        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 6_000 {
+            vec![line.to_string()]
+        } else {
+            vec![]
+        }
+    });
+    let out = host.ferry(&["sync", "now", "Coast/Roads"]);
+    assert!(!out.status.success(), "the host's copy was cut");
+    let partial = items(&host, "coast").await["Soundings"]["row_count"]
+        .as_i64()
+        .unwrap();
+    assert!((1..12_000).contains(&partial), "{partial} rows at the host");
+
+    // The reader hears of the item, but no row of it comes: not in the feed, not as a copy.
+    let run = sync_now(&reader, "Coast/Roads");
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["rows_received"], 0, "{run}");
+    assert_eq!(run["errors"][0]["code"], "item_arriving", "{run}");
+    let held = items(&reader, "mine").await;
+    assert!(
+        held.get("Soundings")
+            .is_none_or(|i| i["row_count"].as_i64() == Some(0)),
+        "{held:?}"
+    );
+    // A second try changes nothing while the host still lacks part of it.
+    let run = sync_now(&reader, "Coast/Roads");
+    assert_eq!(run["rows_received"], 0, "{run}");
+
+    // The host's copy completes; then the reader copies the whole item.
+    proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
+    assert_eq!(sync_now(&host, "Coast/Roads")["status"], "completed");
+    let relayed = items(&host, "coast").await["Soundings"].clone();
+    assert_eq!(relayed["row_count"], 12_000);
+    let run = sync_now(&reader, "Coast/Roads");
+    assert_eq!(run["status"], "completed", "{run}");
+    let copy = items(&reader, "mine").await["Soundings"].clone();
+    assert_eq!(copy["row_count"], 12_000);
+    assert_eq!(
+        rows(&reader, id(&copy)).await,
+        rows(&sender, id(&layer)).await
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collaboration_relays_through_its_host_and_never_echoes() {
     let host = instance("Port Authority", |_| {}).await;

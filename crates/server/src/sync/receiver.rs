@@ -1303,7 +1303,7 @@ async fn copy_item(
     copy: &PendingCopy,
     tally: &mut Tally,
 ) -> ApiResult<()> {
-    let (response, nonce) = state
+    let opened = state
         .federation
         .open_stream(
             federation::Callee::of(&channel.sender, Flows::RECEIVES),
@@ -1316,8 +1316,23 @@ async fn copy_item(
                 run: Some(tally.tag()),
             },
         )
-        .await
-        .map_err(refusal)?;
+        .await;
+    let (response, nonce) = match opened {
+        // Still arriving at the sender (a host relaying it): it stays pending here, and a
+        // later run copies it once it is all there. The run says so.
+        Err(FederationError::Refused { error, .. }) if error.code == ErrorCode::ItemArriving => {
+            if tally.refused.insert(copy.origin_item.clone()) {
+                tally.run.errors.push(SyncItemError {
+                    origin_item: copy.origin_item.clone(),
+                    title: copy.title.clone(),
+                    code: error.code.as_str().into(),
+                    message: error.message,
+                });
+            }
+            return Ok(());
+        }
+        opened => opened.map_err(refusal)?,
+    };
     let mut records = ReadAhead::spawn(response, StreamVerifier::new(&channel.sender, nonce)?);
     let mut checker = Checker {
         state,

@@ -180,6 +180,11 @@ impl Lines {
     }
 
     /// In a whole-item copy: a `sig` record once enough rows went out since the last one.
+    /// Whether the receiver stopped reading.
+    fn is_gone(&self) -> bool {
+        self.sent.gone.get()
+    }
+
     fn sign_copy_part(&self) -> bool {
         let due =
             self.rows_since_sig.get() >= COPY_SIGNED_ROWS || self.since_commit.get() >= BATCH_BYTES;
@@ -324,6 +329,9 @@ struct Judged {
     verdicts: ferry_core::FastMap<ItemId, Option<String>>,
     /// See [`Outbound::echo_link`].
     echo_link: Option<String>,
+    /// Items still arriving here (a whole copy of them is not finished): they go only as a
+    /// description whose rows the receiver must copy whole, once they are all here.
+    arriving: ferry_core::FastSet<ItemId>,
 }
 
 impl Judged {
@@ -398,7 +406,7 @@ impl Judged {
             chunks,
             size: item.file.as_ref().map_or(0, |f| f.size),
             whole: item.created_seq > self.after,
-            copy_whole: !reference && self.left_to_copy(item),
+            copy_whole: !reference && (self.arriving.contains(&item.id) || self.left_to_copy(item)),
             reference,
             row_count: item.row_count,
             sync_as: item.sync_as,
@@ -444,6 +452,32 @@ impl Judged {
             }
         };
         Ok(record)
+    }
+
+    /// Reads which items are still arriving here, page by page: an item whose copy began after
+    /// it was judged is described again, now to be copied whole, so none of its rows that come
+    /// with the copy goes out before the copy is complete. `false` when the receiver is gone.
+    fn note_arriving(
+        &mut self,
+        store: &dyn Store,
+        scope: &ferry_core::sync::SendScope,
+        lines: &Lines,
+    ) -> Result<bool, StoreError> {
+        self.arriving = store.arriving_items()?.into_iter().collect();
+        let streaming: Vec<ItemId> = self
+            .arriving
+            .iter()
+            .filter(|id| matches!(self.verdicts.get(id), Some(Some(_))))
+            .copied()
+            .collect();
+        for id in streaming {
+            self.verdicts.remove(&id);
+            self.judge_unseen(store, scope, id, lines)?;
+            if lines.is_gone() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Judges an item first met through one of its rows, as it is now.
@@ -539,8 +573,12 @@ fn send_changes(
         after,
         verdicts: ferry_core::FastMap::default(),
         echo_link: outbound.echo_link.clone(),
+        arriving: ferry_core::FastSet::default(),
     };
     loop {
+        if !judged.note_arriving(store, scope, lines)? {
+            return Ok(());
+        }
         // Rows of items judged not to go in this stream are skipped in the store, unread.
         let skip: Vec<ItemId> = judged
             .verdicts
@@ -607,6 +645,7 @@ pub(crate) async fn pull_item(
 ) -> ApiResult<Response> {
     let request: ItemPullRequest = json_body(&signed.body)?;
     let outbound = super::outbound(&state, &signed, &request.link).await?;
+    refuse_arriving(&state, &outbound, &request).await?;
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
     let compact = request.encodings.iter().any(|e| e == COMPACT_ROWS);
@@ -630,6 +669,46 @@ pub(crate) async fn pull_item(
             .insert(ROWS_HEADER, header::HeaderValue::from_static(COMPACT_ROWS));
     }
     Ok(response)
+}
+
+/// A whole copy of an item still arriving here would be part of it: the caller asks again once
+/// it is all here (this instance's receivers are poked when it is).
+async fn refuse_arriving(
+    state: &AppState,
+    outbound: &Outbound,
+    request: &ItemPullRequest,
+) -> ApiResult<()> {
+    let (store, outbound_c, me) = (
+        state.store.clone(),
+        outbound.clone(),
+        state.info.instance_id.clone(),
+    );
+    let (origin_instance, origin_item) =
+        (request.origin_instance.clone(), request.origin_item.clone());
+    let arriving = blocking(move || {
+        let Some(item) = item_in_space(
+            store.as_ref(),
+            &outbound_c,
+            &me,
+            &origin_instance,
+            &origin_item,
+        )?
+        else {
+            return Ok::<_, StoreError>(false);
+        };
+        Ok(store.arriving_items()?.contains(&item.id))
+    })
+    .await?;
+    if arriving {
+        return Err(ApiFailure::new(
+            ErrorCode::ItemArriving,
+            format!(
+                "item {} is still arriving at '{}': its copy here is not complete, so none of it goes on yet; the next run asks again",
+                request.origin_item, state.info.title
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn send_item(
@@ -658,6 +737,7 @@ fn send_item(
         after: i64::MAX,
         verdicts: ferry_core::FastMap::default(),
         echo_link: outbound.echo_link.clone(),
+        arriving: ferry_core::FastSet::default(),
     };
     let record = match &item {
         Some(item) => judged.item_record(store, &outbound.scope, item)?,
@@ -849,6 +929,7 @@ mod tests {
             after,
             verdicts: ferry_core::FastMap::default(),
             echo_link: None,
+            arriving: ferry_core::FastSet::default(),
         }
     }
 

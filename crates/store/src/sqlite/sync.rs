@@ -798,6 +798,21 @@ pub(super) fn item_links(conn: &Connection, id: ItemId) -> StoreResult<Vec<crate
     .map_err(Into::into)
 }
 
+/// Live items some channel has a whole copy of still to finish.
+pub(super) fn arriving(conn: &Connection) -> StoreResult<Vec<ItemId>> {
+    let ids: Vec<String> = conn
+        .prepare_cached(
+            "SELECT DISTINCT i.id FROM sync_pending p
+             JOIN item_arrivals a
+               ON a.origin_item = p.origin_item AND a.origin_instance = p.origin_instance
+             JOIN items i ON i.rid = a.item_rid
+             WHERE i.deleted = 0",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    ids.iter().map(|id| super::stored_item_id(id)).collect()
+}
+
 pub(super) fn item_by_origin(
     conn: &Connection,
     origin_instance: &str,
