@@ -332,10 +332,15 @@ fn item_table(items: &[Item]) -> comfy_table::Table {
             Some(f) => format!("{} bytes", f.size),
             None => i.row_count.to_string(),
         };
+        // A stale copy says so where people look first; `item show` says why.
+        let title = match &i.stale {
+            Some(_) => format!("{} (STALE)", i.title),
+            None => i.title.clone(),
+        };
         t.add_row(vec![
             i.id.to_string(),
             i.kind.as_str().to_string(),
-            i.title.clone(),
+            title,
             rows,
             i.markings.join(","),
             i.version.to_string(),
@@ -368,6 +373,14 @@ fn item_detail(i: &Item) -> comfy_table::Table {
         rows.push((
             "reference",
             "yes: rows are read from the item's origin on demand".to_string(),
+        ));
+    }
+    if let Some(why) = &i.stale {
+        rows.push((
+            "STALE",
+            format!(
+                "its latest version was refused here, so its rows are those of the version last accepted: {why}"
+            ),
         ));
     }
     if let Some(g) = i.geometry_type {

@@ -284,6 +284,11 @@ pub struct Item {
     /// item's origin when asked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reference: bool,
+    /// A received item whose latest version was refused here (why, with the code): it no
+    /// longer follows its origin, and its rows are those of the version last accepted. Each
+    /// run tries again; the mark goes once a version is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
 }
 
 /// How an item travels over links.

@@ -1725,6 +1725,23 @@ pub fn item_copies_and_pending_items(store: &dyn Store) {
         store.arriving_items().unwrap().is_empty(),
         "an item never received is not here to withhold"
     );
+    assert!(store.stale_items().unwrap().is_empty());
+    // A later version of an item held here, refused: the item is stale, with why.
+    let newer = crate::PendingCopy {
+        origin_instance: "far".into(),
+        origin_item: "a".into(),
+        title: "A".into(),
+        error_code: Some("delivery_refused".into()),
+        error: Some("offered by reference".into()),
+    };
+    store.mark_pending(link, &newer).unwrap();
+    assert_eq!(
+        store.stale_items().unwrap(),
+        vec![(
+            items_in(store, "inbox")[0].id,
+            "offered by reference (delivery_refused)".to_string()
+        )]
+    );
     assert!(store.pending_copies("peer:other").unwrap().is_empty());
 }
 

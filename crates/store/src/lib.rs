@@ -188,6 +188,9 @@ pub trait Store: Send + Sync + 'static {
     /// Items still arriving here: a channel has yet to finish a whole copy of them, so what
     /// this instance holds of them may be part of it. A relaying instance passes none of them on.
     fn arriving_items(&self) -> StoreResult<Vec<ItemId>>;
+    /// Received items whose latest version a channel refused (they wait, pending, with the
+    /// refusal): each with why, as `reason (code)`.
+    fn stale_items(&self) -> StoreResult<Vec<(ItemId, String)>>;
     /// Records an item a channel could not take, with why; the next run tries again.
     fn mark_pending(&self, channel: &str, copy: &PendingCopy) -> StoreResult<()>;
     /// Where an item came from (`origin instance`, `origin item`); `None` for its own items.

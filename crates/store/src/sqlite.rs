@@ -482,6 +482,7 @@ fn build_item(raw: (ItemRow, [Option<String>; 4])) -> StoreResult<(i64, bool, It
         file: file.map(|f| serde_json::from_str(&f)).transpose()?,
         sync_as: SyncAs::parse(&row.sync_as).ok_or_else(|| corrupt("sync_as"))?,
         reference: row.reference,
+        stale: None,
     };
     Ok((row.rid, row.deleted, item))
 }
@@ -1179,6 +1180,10 @@ impl Store for SqliteStore {
 
     fn pending_copies(&self, channel: &str) -> StoreResult<Vec<PendingCopy>> {
         self.read(|c| sync::pending(c, channel))
+    }
+
+    fn stale_items(&self) -> StoreResult<Vec<(ItemId, String)>> {
+        self.read(sync::stale)
     }
 
     fn arriving_items(&self) -> StoreResult<Vec<ItemId>> {

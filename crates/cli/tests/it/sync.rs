@@ -2,7 +2,7 @@
 //! relay through a collaboration's host without echo, and a misbehaving sender.
 
 use crate::harness::{
-    Proxy, TestInstance, ferry_json, open_policies, peered, points_geojson, stderr,
+    Proxy, TestInstance, ferry_json, open_policies, peered, points_geojson, stderr, stdout,
 };
 use ferry_server::Config;
 use reqwest::{Method, StatusCode};
@@ -1507,8 +1507,52 @@ async fn a_two_way_workspace_takes_copies_only() {
     set_sync_as(&sender, id(&layer), "copy").await;
     let run = sync_now(&host, "Coast/Roads");
     assert_eq!(run["status"], "completed", "{run}");
-    let copy = &items(&host, "coast").await["Berths"];
-    assert_eq!(rows(&host, id(copy)).await, rows(&sender, id(&layer)).await);
+    let copy = items(&host, "coast").await["Berths"].clone();
+    assert_eq!(
+        rows(&host, id(&copy)).await,
+        rows(&sender, id(&layer)).await
+    );
+    assert!(copy.get("stale").is_none(), "{copy}");
+
+    // Switched to a reference once copied: the host keeps the rows it has, and says, on the
+    // item, that they no longer follow the origin, and why.
+    let before = rows(&host, id(&copy)).await;
+    set_sync_as(&sender, id(&layer), "reference").await;
+    edit(&sender, id(&layer), json!({"deletes": [1]})).await;
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(run["errors"][0]["code"], "delivery_refused", "{run}");
+    let kept = items(&host, "coast").await["Berths"].clone();
+    let why = kept["stale"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("takes copies only") && why.ends_with("(delivery_refused)"),
+        "{kept}"
+    );
+    assert_eq!(
+        host.get(&format!("/api/v1/items/{}", id(&copy))).await["stale"],
+        why
+    );
+    assert_eq!(
+        rows(&host, id(&copy)).await,
+        before,
+        "the last accepted version"
+    );
+    let listed = stdout(&host.ferry(&["item", "list", "--space", "coast"]));
+    assert!(listed.contains("Berths (STALE)"), "{listed}");
+    let shown = stdout(&host.ferry(&["item", "show", id(&copy)]));
+    assert!(
+        shown.contains("STALE") && shown.contains("takes copies only"),
+        "{shown}"
+    );
+    // A copy again: the host follows the origin again, and the mark goes.
+    set_sync_as(&sender, id(&layer), "copy").await;
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(run["status"], "completed", "{run}");
+    let copy = items(&host, "coast").await["Berths"].clone();
+    assert!(copy.get("stale").is_none(), "{copy}");
+    assert_eq!(
+        rows(&host, id(&copy)).await,
+        rows(&sender, id(&layer)).await
+    );
 }
 
 /// A pretty-printed GeoJSON file of `n` points: properties and geometries stored as imported,

@@ -85,9 +85,20 @@ pub(crate) async fn list_items(
         .get("space")
         .map(str::to_string);
     let store = state.store.clone();
-    Ok(Json(
-        blocking(move || store.list_items(space.as_deref())).await?,
-    ))
+    let (mut items, stale) = blocking(move || {
+        Ok::<_, StoreError>((store.list_items(space.as_deref())?, store.stale_items()?))
+    })
+    .await?;
+    mark_stale(&mut items, stale);
+    Ok(Json(items))
+}
+
+/// Marks the items whose latest version a link refused (see [`Item::stale`]).
+fn mark_stale(items: &mut [Item], stale: Vec<(ItemId, String)>) {
+    let stale: std::collections::HashMap<ItemId, String> = stale.into_iter().collect();
+    for item in items {
+        item.stale = stale.get(&item.id).cloned();
+    }
 }
 
 /// Creates an empty dataset or feature layer with a given schema (fill it with edits).
@@ -141,7 +152,12 @@ pub(crate) async fn show_item(
 ) -> ApiResult<Json<Item>> {
     let id = parse_item_id(&id)?;
     let store = state.store.clone();
-    Ok(Json(blocking(move || store.item(id)).await?))
+    let (item, stale) =
+        blocking(move || Ok::<_, StoreError>((store.item(id)?, store.stale_items()?))).await?;
+    let mut items = [item];
+    mark_stale(&mut items, stale);
+    let [item] = items;
+    Ok(Json(item))
 }
 
 /// Changes an item's title, description, tags or markings, or moves it to another space

@@ -813,6 +813,24 @@ pub(super) fn arriving(conn: &Connection) -> StoreResult<Vec<ItemId>> {
     ids.iter().map(|id| super::stored_item_id(id)).collect()
 }
 
+/// Live items whose latest version a channel refused, with the refusal.
+pub(super) fn stale(conn: &Connection) -> StoreResult<Vec<(ItemId, String)>> {
+    let found: Vec<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT i.id, p.error_code, COALESCE(p.error, '') FROM sync_pending p
+             JOIN item_arrivals a
+               ON a.origin_item = p.origin_item AND a.origin_instance = p.origin_instance
+             JOIN items i ON i.rid = a.item_rid
+             WHERE i.deleted = 0 AND p.error_code IS NOT NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    found
+        .into_iter()
+        .map(|(id, code, why)| Ok((super::stored_item_id(&id)?, format!("{why} ({code})"))))
+        .collect()
+}
+
 pub(super) fn item_by_origin(
     conn: &Connection,
     origin_instance: &str,
