@@ -613,11 +613,7 @@ async fn rows(client: &Client, out: Output, args: RowsArgs) -> Result<()> {
                 .as_ref()
                 .map(|g| g.to_string())
                 .unwrap_or_default();
-            t.add_row(vec![
-                r.key.to_string(),
-                serde_json::Value::Object(r.values.clone()).to_string(),
-                geometry,
-            ]);
+            t.add_row(vec![r.key.to_string(), r.values.to_string(), geometry]);
         }
         if let Some(next) = &p.next {
             t.add_row(vec![

@@ -244,6 +244,10 @@ impl SchemaBuilder {
     pub fn observe_raw(&mut self, object: &str) -> CoreResult<()> {
         self.expected = 0;
         self.row += 1;
+        // A feature's `"properties": null`: no values, kept as written.
+        if object.trim() == "null" {
+            return Ok(());
+        }
         if let Some(fields) = flat::fields(object) {
             for (name, seen) in fields {
                 self.observe_value(name, seen)?;

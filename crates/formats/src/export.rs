@@ -158,10 +158,9 @@ fn csv(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreResult
     writer.write_record(&fields).map_err(csv_err)?;
     scan(&mut |row: RawRow<'_>| {
         // Exactly: a cell holds the number the stored digits name.
-        let Value::Object(values) = ferry_proto::exact::from_text(row.values)? else {
-            return Err(StoreError::Backend(
-                "stored values are not an object".into(),
-            ));
+        let values = match ferry_proto::exact::from_text(row.values)? {
+            Value::Object(values) => values,
+            _ => serde_json::Map::new(),
         };
         let cells = fields
             .iter()

@@ -376,8 +376,14 @@ struct FeatureIn<'a> {
     id: Option<&'a RawValue>,
     #[serde(default, borrow)]
     geometry: Option<&'a RawValue>,
-    #[serde(default, borrow)]
+    /// `None` when absent; `null` is kept as it came, apart from `{}`.
+    #[serde(default, borrow, deserialize_with = "present_raw")]
     properties: Option<&'a RawValue>,
+}
+
+/// A member that is present, `null` included, as its text.
+fn present_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 impl FeatureIn<'_> {

@@ -90,6 +90,12 @@ pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::
     }
 }
 
+/// `deserialize_with` for a value whose numbers must be exact.
+pub fn any<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    let raw = Box::<RawValue>::deserialize(d)?;
+    value(&raw).map_err(D::Error::custom)
+}
+
 /// `deserialize_with` for an optional value whose numbers must be exact; `null` is `Some(Null)`,
 /// so a present `null` stays apart from an absent member (with `#[serde(default)]`).
 pub fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {

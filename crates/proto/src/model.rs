@@ -371,10 +371,17 @@ pub struct Row {
     pub key: Value,
     /// Change-feed sequence of the row's last change.
     pub seq: i64,
+    /// An object; `null` for a feature imported with `"properties": null`. Numbers are read
+    /// exactly ([`crate::exact`]).
+    #[serde(deserialize_with = "crate::exact::any")]
     #[schema(value_type = Object)]
-    pub values: Map<String, Value>,
+    pub values: Value,
     /// GeoJSON geometry (layers only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::exact::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Object)]
     pub geometry: Option<Value>,
 }
@@ -466,7 +473,7 @@ pub struct EditResults {
 }
 
 /// One entry of the change feed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
     /// The item was created or its metadata changed; carries the current metadata.
@@ -484,6 +491,61 @@ pub enum Change {
         #[schema(value_type = Object)]
         key: Value,
     },
+}
+
+/// Read by hand: an internally tagged enum buffers its fields first, which would read a row's
+/// numbers through the f64 serde_json parses them to; a row is read from its own text, exactly.
+impl<'de> Deserialize<'de> for Change {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        struct Tag {
+            change: String,
+        }
+        #[derive(Deserialize)]
+        struct RowChange {
+            seq: i64,
+            item_id: ItemId,
+            row: Row,
+        }
+        #[derive(Deserialize)]
+        #[serde(tag = "change", rename_all = "snake_case")]
+        enum Other {
+            Item {
+                seq: i64,
+                item: Box<Item>,
+            },
+            ItemDeleted {
+                seq: i64,
+                item_id: ItemId,
+            },
+            ItemLeft {
+                seq: i64,
+                item_id: ItemId,
+            },
+            RowDeleted {
+                seq: i64,
+                item_id: ItemId,
+                key: Value,
+            },
+        }
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        let text = raw.get();
+        let tag: Tag = serde_json::from_str(text).map_err(D::Error::custom)?;
+        if tag.change == "row" {
+            let RowChange { seq, item_id, row } =
+                serde_json::from_str(text).map_err(D::Error::custom)?;
+            return Ok(Change::Row { seq, item_id, row });
+        }
+        Ok(
+            match serde_json::from_str::<Other>(text).map_err(D::Error::custom)? {
+                Other::Item { seq, item } => Change::Item { seq, item },
+                Other::ItemDeleted { seq, item_id } => Change::ItemDeleted { seq, item_id },
+                Other::ItemLeft { seq, item_id } => Change::ItemLeft { seq, item_id },
+                Other::RowDeleted { seq, item_id, key } => Change::RowDeleted { seq, item_id, key },
+            },
+        )
+    }
 }
 
 impl Change {

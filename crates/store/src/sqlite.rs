@@ -675,13 +675,30 @@ fn owned_geometry_text(stored: String) -> String {
     }
 }
 
+/// A row's values after an update naming `changes`: the stored text itself when the update
+/// names none (a geometry edit leaves the values exactly as they were, `null` included), else
+/// the stored values, read exactly, with the changes over them.
+fn merged_values(stored: Option<String>, changes: &Map<String, Value>) -> StoreResult<String> {
+    let stored = stored.unwrap_or_else(|| "{}".into());
+    if changes.is_empty() {
+        return Ok(stored);
+    }
+    let mut merged = match ferry_proto::exact::from_text(&stored)? {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    merged.extend(changes.clone());
+    to_json(&merged)
+}
+
 fn parse_row(key: Key, seq: i64, vals: &str, geom: Option<&str>) -> StoreResult<Row> {
     Ok(Row {
         key: key.to_value(),
         seq,
-        values: serde_json::from_str(vals)?,
+        // Exactly: a row reads back the numbers its stored digits name.
+        values: ferry_proto::exact::from_text(vals)?,
         geometry: geom
-            .map(|g| serde_json::from_str(&geometry_text(g)))
+            .map(|g| ferry_proto::exact::from_text(&geometry_text(g)))
             .transpose()?,
     })
 }
@@ -814,26 +831,17 @@ impl EditRun<'_, '_> {
             Some((false, values, geom)) => (values, geom),
             _ => return Err(row_not_found(&update.key)),
         };
-        let mut merged: Map<String, Value> =
-            serde_json::from_str(values.as_deref().unwrap_or("{}"))?;
-        merged.extend(update.values.clone());
+        let values = merged_values(values, &update.values)?;
         let seq = self.seqs.take();
         let mut stmt = self.tx.prepare_cached(UPSERT_ROW)?;
         match &update.geometry {
-            Some(g) => write_row(
-                &mut stmt,
-                self.owner,
-                &update.key,
-                seq,
-                &to_json(&merged)?,
-                g.as_ref(),
-            )?,
+            Some(g) => write_row(&mut stmt, self.owner, &update.key, seq, &values, g.as_ref())?,
             None => {
                 // Geometry unchanged: keep the stored text and bounding box.
                 drop(stmt);
                 self.tx.execute_cached(
                     "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5 WHERE item_rid = ?1 AND key = ?2",
-                    params![self.rid, KeySql(&update.key), seq, to_json(&merged)?, geom],
+                    params![self.rid, KeySql(&update.key), seq, values, geom],
                 )?
             }
         };

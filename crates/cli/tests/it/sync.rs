@@ -1683,3 +1683,56 @@ fn metric(page: &str, series: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
+
+/// `"properties": null` stays null, apart from `{}`: in the rows API, in both exports, after a
+/// sync inline and whole, and after an edit of the feature's geometry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_properties_stay_null_through_sync_and_export() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor Authority", |_| {}).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let (_, on_b) = peered(&a, &b, "features", &[]);
+    let with_nulls = |n: usize| {
+        let mut layer: Value = serde_json::from_str(&points_geojson(n)).unwrap();
+        let features = layer["features"].as_array_mut().unwrap();
+        features[0]["properties"] = Value::Null;
+        features[1]["properties"] = json!({});
+        layer.to_string()
+    };
+    let small = import(&a, "roads", "Small", "geojson", with_nulls(5)).await;
+    let large = import(&a, "roads", "Large", "geojson", with_nulls(10_050)).await;
+    edit(
+        &a,
+        id(&small),
+        json!({"updates": [{"key": 1, "geometry": {"type": "Point", "coordinates": [1, 2]}}]}),
+    )
+    .await;
+    assert_eq!(sync_now(&b, &on_b)["status"], "completed");
+    let got = items(&b, "inbox").await;
+    for (title, sent) in [("Small", &small), ("Large", &large)] {
+        let copy = id(&got[title]);
+        let rows_b = rows(&b, copy).await;
+        assert_eq!(rows_b, rows(&a, id(sent)).await, "{title}");
+        assert_eq!(
+            (&rows_b[0][1], &rows_b[1][1]),
+            (&Value::Null, &json!({})),
+            "{title}"
+        );
+        for format in ["geojson", "ndjson"] {
+            let text = b.export_text(copy, &format!("?format={format}")).await;
+            assert_eq!(
+                (
+                    text.matches(r#""properties":null"#).count(),
+                    text.matches(r#""properties":{}"#).count()
+                ),
+                (1, 1),
+                "{title} {format}"
+            );
+            assert_eq!(
+                text,
+                a.export_text(id(sent), &format!("?format={format}")).await
+            );
+        }
+    }
+}

@@ -479,7 +479,7 @@ async fn reference_export(state: &AppState, item: Item, format: ExportFormat) ->
                 for row in &current.rows {
                     let key = ferry_core::Key::from_value(&row.key)
                         .map_err(|e| StoreError::Backend(e.to_string()))?;
-                    let values = serde_json::Value::Object(row.values.clone()).to_string();
+                    let values = row.values.to_string();
                     let geometry = row.geometry.as_ref().map(|g| g.to_string());
                     visit(ferry_store::RawRow {
                         key: &key,
