@@ -358,8 +358,8 @@ async fn csv_text_that_looks_like_numbers_comes_back_as_it_was() {
 }
 
 /// A number written through the edit API reads back digit for digit, in values and in
-/// coordinates, in every export format.
-#[tokio::test]
+/// coordinates, in every export format, the rows API, the change feed and the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edited_numbers_read_back_exactly() {
     let inst = TestInstance::start().await;
     inst.create_space("s").await;
@@ -426,6 +426,26 @@ async fn edited_numbers_read_back_exactly() {
             assert!(found.contains(&exactly(d)), "{format} lacks {d}: {text}");
         }
     }
+    // The rows API and the change feed too, read as text, and the CLI's table.
+    for path in [
+        format!("/api/v1/items/{layer_id}/rows"),
+        "/api/v1/spaces/s/changes?after=0".to_string(),
+    ] {
+        let text = inst
+            .request(Method::GET, &path, Some(&inst.admin_token))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let found = numbers(&text);
+        for d in digits.iter().chain([&lon, &lat]) {
+            assert!(found.contains(&exactly(d)), "{path} lacks {d}: {text}");
+        }
+    }
+    let shown = crate::harness::stdout(&inst.ferry(&["item", "rows", layer_id]));
+    assert!(numbers(&shown).contains(&exactly(digits[0])), "{shown}");
     let dataset_id = dataset["id"].as_str().unwrap();
     for format in ["csv", "ndjson"] {
         let text = inst
