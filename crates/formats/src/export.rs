@@ -128,7 +128,9 @@ fn geojson(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreRe
 }
 
 /// One object per line, always: stored text may be pretty-printed (as it was imported), and
-/// its line breaks become spaces (the same JSON).
+/// its line breaks become spaces (the same JSON). A layer's lines are GeoJSON features, so the
+/// file is also a GeoJSON text sequence (`.geojsonl`) that GIS tools and `ferry item import`
+/// read as a layer.
 fn ndjson(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreResult<()> {
     let layer = item.kind == ItemKind::FeatureLayer;
     scan(&mut |row: RawRow<'_>| {
@@ -136,7 +138,7 @@ fn ndjson(scan: &mut ScanRows<'_>, item: &Item, out: &mut dyn Write) -> StoreRes
         if layer {
             writeln!(
                 out,
-                r#"{{"id":{},"geometry":{},"properties":{values}}}"#,
+                r#"{{"type":"Feature","id":{},"geometry":{},"properties":{values}}}"#,
                 row.key.to_value(),
                 ferry_proto::one_line(row.geometry.unwrap_or("null")),
             )

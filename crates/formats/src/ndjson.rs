@@ -22,9 +22,20 @@ pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let values: Map<String, Value> = serde_json::from_str(&line).map_err(|e| {
-            CoreError::MalformedNdjson(format!("line {number}: not a JSON object: {e}"))
-        })?;
+        // Numbers read exactly: each is the f64 its digits name.
+        let values: Map<String, Value> = match ferry_proto::exact::from_text(&line) {
+            Ok(Value::Object(values)) => values,
+            Ok(_) => {
+                return Err(CoreError::MalformedNdjson(format!(
+                    "line {number}: not a JSON object"
+                )));
+            }
+            Err(e) => {
+                return Err(CoreError::MalformedNdjson(format!(
+                    "line {number}: not a JSON object: {e}"
+                )));
+            }
+        };
         sink.choose_key(values.contains_key("id"));
         sink.record(values)
             .map_err(|e| e.at(format_args!("line {number}")))?;

@@ -17,5 +17,6 @@ mod items;
 mod lifecycle;
 mod peers;
 mod policy;
+mod roundtrip;
 mod sync;
 mod trust;
