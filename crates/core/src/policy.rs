@@ -277,7 +277,10 @@ pub fn judge_destination(rules: &[Rule], ip: IpAddr, flows: Flows) -> Destinatio
             continue;
         }
         open = true;
-        internal_opened |= address_rules(direction).next().is_some();
+        internal_opened |= address_rules(direction).any(|r| match &r.matcher {
+            Matcher::Cidr(net) => names_internal_range(net),
+            _ => false,
+        });
     }
     match first_deny {
         Some(deny) if !open => Destination::Denied(deny),
@@ -285,6 +288,16 @@ pub fn judge_destination(rules: &[Rule], ip: IpAddr, flows: Flows) -> Destinatio
         _ if is_internal(ip) && !internal_opened => Destination::Internal,
         _ => Destination::Allowed,
     }
+}
+
+/// Whether a range lies inside the internal address space: a rule for it means internal
+/// addresses on purpose. A catch-all (`0.0.0.0/0`, `::/0`) written to accept anyone does not.
+fn names_internal_range(net: &IpNet) -> bool {
+    let min_prefix = match net {
+        IpNet::V4(_) => 8,
+        IpNet::V6(_) => 7,
+    };
+    net.prefix_len() >= min_prefix && is_internal(net.network()) && is_internal(net.broadcast())
 }
 
 /// Addresses that lead inside a network rather than to another organization's server.
@@ -486,6 +499,22 @@ mod tests {
         assert_eq!(
             judge_destination(&rules, "10.9.0.1".parse().unwrap(), Flows::BOTH),
             Destination::Internal
+        );
+        // "Data from anyone" is not "connect to my own network".
+        let anyone = vec![
+            rule("all4", Direction::Ingress, Effect::Allow, "0.0.0.0/0"),
+            rule("all6", Direction::Ingress, Effect::Allow, "::/0"),
+        ];
+        for internal in ["127.0.0.1", "169.254.169.254", "10.1.2.3", "::1", "fd00::1"] {
+            assert_eq!(
+                judge_destination(&anyone, internal.parse().unwrap(), Flows::RECEIVES),
+                Destination::Internal,
+                "{internal}"
+            );
+        }
+        assert_eq!(
+            judge_destination(&anyone, "198.51.100.7".parse().unwrap(), Flows::RECEIVES),
+            Destination::Allowed
         );
     }
 

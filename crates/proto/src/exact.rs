@@ -5,40 +5,103 @@
 //! digit.
 
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, Error as _};
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 /// A JSON value from its text, numbers exact.
 pub fn value(raw: &RawValue) -> Result<Value, serde_json::Error> {
-    let text = raw.get().trim();
-    match text.as_bytes().first() {
-        Some(b'{') => {
-            let entries: Entries = serde_json::from_str(text)?;
-            let mut map = Map::with_capacity(entries.0.len());
-            for (name, raw) in entries.0 {
-                map.insert(name, value(&raw)?);
-            }
-            Ok(Value::Object(map))
-        }
-        Some(b'[') => {
-            let items: Vec<Box<RawValue>> = serde_json::from_str(text)?;
-            items.iter().map(|raw| value(raw)).collect()
-        }
-        Some(b'-' | b'0'..=b'9') => number(text).map(Value::Number),
-        _ => serde_json::from_str(text),
-    }
+    from_text(raw.get())
 }
 
 /// A JSON value from a text, numbers exact.
+///
+/// One pass of serde_json (its nesting limit holds), then one pass over the text's number
+/// tokens, which come in the order the value holds them (objects keep their members' order):
+/// each float is replaced by the f64 its own digits name.
 pub fn from_text(text: &str) -> Result<Value, serde_json::Error> {
-    value(serde_json::from_str::<&RawValue>(text)?)
+    let mut value: Value = serde_json::from_str(text)?;
+    let mut tokens = NumberTokens { text, at: 0 };
+    exact_numbers(&mut value, &mut tokens)?;
+    if tokens.next().is_some() {
+        // A member named twice: the value kept one of them, so the numbers no longer line up.
+        return Err(serde_json::Error::custom(
+            "an object names the same member twice",
+        ));
+    }
+    Ok(value)
 }
 
-/// A number from its text: an integer when it is one and fits, else the f64 its digits name.
+fn exact_numbers(
+    value: &mut Value,
+    tokens: &mut NumberTokens<'_>,
+) -> Result<(), serde_json::Error> {
+    match value {
+        Value::Number(n) => {
+            let token = tokens.next().ok_or_else(|| {
+                serde_json::Error::custom("an object names the same member twice")
+            })?;
+            *n = number(token)?;
+        }
+        Value::Array(items) => {
+            for item in items {
+                exact_numbers(item, tokens)?;
+            }
+        }
+        Value::Object(members) => {
+            for member in members.values_mut() {
+                exact_numbers(member, tokens)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The number tokens of a JSON text (already checked by serde_json), in order.
+struct NumberTokens<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for NumberTokens<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        while self.at < bytes.len() {
+            match bytes[self.at] {
+                b'"' => {
+                    self.at += 1;
+                    while self.at < bytes.len() && bytes[self.at] != b'"' {
+                        self.at += if bytes[self.at] == b'\\' { 2 } else { 1 };
+                    }
+                    self.at += 1;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = self.at;
+                    while self.at < bytes.len()
+                        && matches!(
+                            bytes[self.at],
+                            b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                        )
+                    {
+                        self.at += 1;
+                    }
+                    return Some(&self.text[start..self.at]);
+                }
+                _ => self.at += 1,
+            }
+        }
+        None
+    }
+}
+
+/// A number from its text: an integer when it is one and fits, else the f64 its digits name
+/// (integers beyond 64 bits too: JSON values here hold no wider integers).
 fn number(text: &str) -> Result<Number, serde_json::Error> {
     let integer = !text.contains(['.', 'e', 'E']);
-    if integer {
+    if integer && !(text.starts_with('-') && text.trim_start_matches(['-', '0']).is_empty()) {
         if let Ok(i) = text.parse::<i64>() {
             return Ok(i.into());
         }
@@ -46,38 +109,10 @@ fn number(text: &str) -> Result<Number, serde_json::Error> {
             return Ok(u.into());
         }
     }
-    // Checked by serde_json first: the standard parser takes forms JSON does not ("1.", "+1").
-    serde_json::from_str::<Number>(text)?;
     text.parse::<f64>()
         .ok()
         .and_then(Number::from_f64)
         .ok_or_else(|| serde_json::Error::custom(format!("{text} is not a finite number")))
-}
-
-/// An object's members in order, each value still text.
-struct Entries(Vec<(String, Box<RawValue>)>);
-
-impl<'de> Deserialize<'de> for Entries {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Members;
-        impl<'de> Visitor<'de> for Members {
-            type Value = Entries;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Entries, A::Error> {
-                Err(A::Error::custom("expected a JSON object, found an array"))
-            }
-        }
-        d.deserialize_map(Members)
-    }
 }
 
 /// `deserialize_with` for an object whose numbers must be exact.
@@ -139,6 +174,20 @@ mod tests {
             nested.to_string(),
             r#"{"b":[1,-0.30000000000000004,{"c":null}],"a":"x"}"#,
             "order and values kept"
+        );
+        assert_eq!(exact("-0").to_string(), "-0.0", "the sign of zero is kept");
+        assert!(
+            from_text(r#"{"a": 1, "b": 2.5, "a": 3}"#).is_err(),
+            "a member twice"
+        );
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert!(
+            from_text(&deep).is_err(),
+            "nesting is limited, not a stack overflow"
+        );
+        assert_eq!(
+            exact(r#"{"1e5": "2.5", "x": ["\"3", 4.5]}"#).to_string(),
+            r#"{"1e5":"2.5","x":["\"3",4.5]}"#
         );
         for bad in ["1.", "+1", "01", "1e999", "-", "[1,]"] {
             let read = RawValue::from_string(bad.to_string())

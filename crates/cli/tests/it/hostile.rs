@@ -907,7 +907,7 @@ async fn policy_judges_the_address_a_call_really_goes_to() {
     }
     // An address rule for the other direction does not open it: the approval serves an import.
     let egress = ferry_json(&b, &["policy", "egress", "allow", "127.0.0.1"]);
-    ferry_json(
+    let by_id = ferry_json(
         &b,
         &["policy", "ingress", "allow", &format!("instance:{a_id}")],
     );
@@ -926,6 +926,12 @@ async fn policy_judges_the_address_a_call_really_goes_to() {
     ferry_json(
         &b,
         &["policy", "ingress", "remove", deny["id"].as_str().unwrap()],
+    );
+    // An address rule alone admits a peer reached by name: the name is resolved, and the rule
+    // matches the address it leads to.
+    ferry_json(
+        &b,
+        &["policy", "ingress", "remove", by_id["id"].as_str().unwrap()],
     );
     ferry_json(&b, &["policy", "ingress", "allow", "127.0.0.1"]);
     let out = approve();

@@ -277,13 +277,24 @@ async fn each_direction_of_a_two_way_connection_has_its_own_two_rules() {
         crate::harness::points_geojson(2),
     )
     .await;
+    // A hears which rule is missing on B, and nothing of B's rules.
     let said = sync_fails(&a, &on_a);
     assert!(
         said.contains("egress_denied")
             && said.contains(&format!(
-                "'Harbor Authority' denies egress to 'City GIS' (instance {a_id}) by rule {deny}"
-            )),
+                "'Harbor Authority' does not permit egress to 'City GIS' (instance {a_id})"
+            ))
+            && !said.contains(&deny),
         "{said}"
+    );
+    // B's own check names B's rule.
+    let (_, missing) = check(&b, &["peer", "check", &on_b]);
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(
+        missing[0].2.contains(&format!(
+            "'Harbor Authority' denies egress to 'City GIS' (instance {a_id}) by rule {deny}"
+        )),
+        "{missing:?}"
     );
     assert!(!items(&a, "roads").await.contains_key("Currents"));
     assert_eq!(sync_now(&b, &on_b)["status"], "completed");
@@ -367,8 +378,9 @@ async fn a_collaboration_needs_per_guest_the_rules_of_its_modes() {
     assert!(
         said.contains("egress_denied")
             && said.contains(&format!(
-                "'Port Authority' denies egress to 'Harbor Pilots' (instance {reader_id}) by rule {deny}"
-            )),
+                "'Port Authority' does not permit egress to 'Harbor Pilots' (instance {reader_id})"
+            ))
+            && !said.contains(&deny),
         "{said}"
     );
     assert!(!items(&reader, "mine").await.contains_key("Later"));
@@ -378,7 +390,10 @@ async fn a_collaboration_needs_per_guest_the_rules_of_its_modes() {
         (missing[0].0.as_str(), missing[0].1.as_str()),
         ("Port Authority", "egress")
     );
-    assert!(missing[0].2.contains("'Harbor Pilots'"), "{missing:?}");
+    assert!(
+        missing[0].2.contains("'Harbor Pilots'") && missing[0].2.contains(&deny),
+        "the host's own check names its rule: {missing:?}"
+    );
     let (_, missing) = check(&reader, &["collab", "check", "Coast"]);
     assert_eq!(
         missing,

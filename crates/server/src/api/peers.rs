@@ -335,6 +335,7 @@ pub(crate) async fn import_code(
     );
     let store = state.store.clone();
     let request_id = record.request_id.clone();
+    let record_issuer = &offer.issuer;
     let earlier = blocking(move || store.peer_by_request(Role::Acceptor, &request_id)).await?;
     let store = state.store.clone();
     let stored = match earlier {
@@ -351,6 +352,18 @@ pub(crate) async fn import_code(
             return Err(ApiFailure::new(
                 ErrorCode::InviteSuperseded,
                 "a newer code for this request was imported already; use that one",
+            ));
+        }
+        // Only the instance that issued the request refreshes its code.
+        Some(earlier)
+            if !earlier.peer.as_ref().is_some_and(|p| {
+                p.instance_id == record_issuer.instance_id
+                    && p.public_key == record_issuer.public_key
+            }) =>
+        {
+            return Err(ApiFailure::new(
+                ErrorCode::InviteKeyMismatch,
+                "this code names a request another instance issued; do not use it, and confirm with the instance that sent it",
             ));
         }
         Some(earlier) if earlier.space.is_none() => {

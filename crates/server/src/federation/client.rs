@@ -3,7 +3,7 @@
 //! failures. Local API requests never wait on a
 //! slow peer beyond [`TOTAL_TIMEOUT`] per attempt.
 
-use super::policy::{Party, admit_call};
+use super::policy::{Audience, Party, admit_call};
 use crate::error::ApiFailure;
 use crate::instance::Identity;
 use ferry_core::policy::{Destination, Flows, judge_destination};
@@ -213,41 +213,33 @@ impl FederationClient {
     /// direction the call serves, and the addresses its URL leads to are open for that.
     pub(crate) async fn call_allowed(&self, peer: Callee<'_>) -> Result<(), FederationError> {
         let party = Party::new(peer.title, peer.instance_id.unwrap_or(""), peer.url, None);
-        let host = party
-            .host
-            .clone()
-            .ok_or_else(|| FederationError::Unreachable {
+        let host = party.host.clone().unwrap_or_default();
+        // Rules on addresses match where the call goes: the name is resolved first. The
+        // resolver judges again when it connects, so a name cannot lead elsewhere in between.
+        let addresses = super::policy::addresses_of(peer.url)
+            .await
+            .map_err(|reason| FederationError::Unreachable {
                 url: peer.url.to_string(),
-                reason: "not a URL with a host".into(),
+                reason,
             })?;
         let rules = super::policy::rules(&self.store).await;
-        // A call for no data (a policy probe) is judged only on where it goes, as if for either.
-        let flows = if peer.flows.is_empty() {
-            Flows::BOTH
-        } else {
-            admit_call(&rules, &self.title, &party, peer.flows).map_err(FederationError::Policy)?;
-            peer.flows
-        };
-        // Then where the call would really go. The resolver judges again when it connects, so
-        // a name cannot lead elsewhere in between.
-        let port = reqwest::Url::parse(peer.url)
-            .ok()
-            .and_then(|u| u.port_or_known_default())
-            .unwrap_or(443);
-        let addresses: Vec<std::net::IpAddr> = match party.ip {
-            Some(ip) => vec![ip],
-            None => match tokio::net::lookup_host((host.as_str(), port)).await {
-                Ok(found) => found.map(|a| a.ip()).collect(),
-                Err(e) => {
-                    return Err(FederationError::Unreachable {
-                        url: peer.url.to_string(),
-                        reason: format!("cannot resolve {host}: {e}"),
-                    });
-                }
-            },
+        let flows = match peer.flows.is_empty() {
+            true => Flows::BOTH,
+            false => peer.flows,
         };
         let mut first_refusal = None;
         for ip in addresses {
+            let at = Party {
+                ip: Some(ip),
+                ..party.clone()
+            };
+            if !peer.probe
+                && let Err(refused) =
+                    admit_call(&rules, &self.title, &at, peer.flows, Audience::Here)
+            {
+                first_refusal.get_or_insert(FederationError::Policy(refused));
+                continue;
+            }
             match judge_destination(&rules, ip, flows) {
                 Destination::Allowed => return Ok(()),
                 Destination::Denied(rule) => {
@@ -449,9 +441,11 @@ pub(crate) struct Callee<'a> {
     pub(crate) instance_id: Option<&'a str>,
     pub(crate) public_key: &'a [u8; 32],
     /// The directions of data the call serves: those of the link it is for (a handshake, a
-    /// notice), or the one way data will move (a pull receives, a poke sends); none for a call
-    /// that carries no data (a policy probe).
+    /// notice), or the one way data will move (a pull receives, a poke sends).
     pub(crate) flows: Flows,
+    /// A policy probe: it carries no data, so this instance's own rules do not stop it (a
+    /// check reports them); only where it goes is judged.
+    pub(crate) probe: bool,
 }
 
 impl<'a> Callee<'a> {
@@ -463,6 +457,7 @@ impl<'a> Callee<'a> {
             instance_id: Some(&issuer.instance_id),
             public_key: &issuer.public_key,
             flows,
+            probe: false,
         }
     }
 
@@ -474,6 +469,15 @@ impl<'a> Callee<'a> {
             instance_id: Some(&peer.instance_id),
             public_key: &peer.public_key,
             flows,
+            probe: false,
+        }
+    }
+
+    /// A policy probe of a pinned peer.
+    pub(crate) fn probe(peer: &'a ferry_store::PeerIdentity) -> Callee<'a> {
+        Callee {
+            probe: true,
+            ..Callee::of(peer, Flows::BOTH)
         }
     }
 }

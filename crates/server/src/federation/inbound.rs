@@ -6,7 +6,7 @@
 //! the sender's connection, and this instance's network policy (data may flow with the sender in
 //! a direction their links carry; see [`super::policy`]).
 
-use super::policy::{Party, admit_call, collab_flows, peer_flows};
+use super::policy::{Audience, Party, admit_call, collab_flows, peer_flows};
 use crate::api::peers::{save_peer, view};
 use crate::error::{ApiFailure, ApiResult};
 use crate::state::{AppState, blocking};
@@ -162,7 +162,7 @@ impl Incoming {
             ));
         }
         let rules = super::policy::rules(&state.store).await;
-        admit_call(&rules, &state.info.title, sender, flows)
+        admit_call(&rules, &state.info.title, sender, flows, Audience::Caller)
     }
 
     /// The verified sender, as policy matches it: its address is where the request came from.

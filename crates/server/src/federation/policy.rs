@@ -65,6 +65,20 @@ impl Party {
     }
 }
 
+/// The addresses a peer URL leads to: its literal address, or what its name resolves to.
+pub(crate) async fn addresses_of(url: &str) -> Result<Vec<IpAddr>, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = host_of(url).ok_or("not a URL with a host")?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip.to_canonical()]);
+    }
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let found = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    Ok(found.map(|a| a.ip().to_canonical()).collect())
+}
+
 /// The host of a URL, lower case, without brackets or a trailing dot.
 pub(crate) fn host_of(url: &str) -> Option<String> {
     let url = reqwest::Url::parse(url).ok()?;
@@ -76,18 +90,38 @@ pub(crate) fn host_of(url: &str) -> Option<String> {
     )
 }
 
+/// Who reads a refusal: this instance's own people see which rule decided; another instance
+/// learns only which rule is missing, nothing of this instance's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    Here,
+    Caller,
+}
+
 /// Whether `here`'s rules let a call with `party` happen for links carrying `flows`: data must
 /// be allowed to move in at least one of those directions.
-pub(crate) fn admit_call(rules: &[Rule], here: &str, party: &Party, flows: Flows) -> ApiResult<()> {
+pub(crate) fn admit_call(
+    rules: &[Rule],
+    here: &str,
+    party: &Party,
+    flows: Flows,
+    audience: Audience,
+) -> ApiResult<()> {
+    // A relation that carries no data now (a guest with no access left) still needs calls to
+    // say so: either rule admits them.
+    let flows = match flows.is_empty() {
+        true => Flows::BOTH,
+        false => flows,
+    };
     let verdict = judge(rules, &party.address());
     if verdict.permits_any(flows) {
         return Ok(());
     }
-    Err(refusal(here, party, &verdict.refused(flows)))
+    Err(refusal(here, party, &verdict.refused(flows), audience))
 }
 
 /// Whether data may move in `direction` (egress: from this instance to `party`; ingress: from
-/// `party` here) under this instance's rules now.
+/// `party` here) under this instance's rules now; the refusal is for `party` to read.
 pub(crate) async fn data_permitted(
     state: &AppState,
     party: &Party,
@@ -97,7 +131,12 @@ pub(crate) async fn data_permitted(
     let verdict = judge(&rules, &party.address());
     match verdict.on(direction) {
         Decision::Allowed(_) => Ok(()),
-        decision => Err(refusal(&state.info.title, party, &[(direction, decision)])),
+        decision => Err(refusal(
+            &state.info.title,
+            party,
+            &[(direction, decision)],
+            Audience::Caller,
+        )),
     }
 }
 
@@ -107,6 +146,7 @@ pub(crate) fn refusal(
     here: &str,
     party: &Party,
     refused: &[(Direction, &Decision<'_>)],
+    audience: Audience,
 ) -> ApiFailure {
     let code = match refused {
         [(Direction::Egress, _)] => ErrorCode::EgressDenied,
@@ -115,7 +155,10 @@ pub(crate) fn refusal(
     };
     let sentences: Vec<String> = refused
         .iter()
-        .map(|(direction, decision)| missing(here, party, *direction, decision))
+        .map(|(direction, decision)| match audience {
+            Audience::Here => missing(here, party, *direction, decision),
+            Audience::Caller => missing(here, party, *direction, &Decision::NoRule),
+        })
         .collect();
     ApiFailure::new(code, sentences.join("; and "))
 }
@@ -242,7 +285,13 @@ pub(crate) async fn could_admit(
         r.effect == ferry_core::policy::Effect::Allow
             && matches!(r.matcher, ferry_core::policy::Matcher::Host(_))
     });
-    let refused = match admit_call(&rules, &state.info.title, &party, Flows::BOTH) {
+    let refused = match admit_call(
+        &rules,
+        &state.info.title,
+        &party,
+        Flows::BOTH,
+        Audience::Caller,
+    ) {
         Ok(()) => return Ok(()),
         Err(_) if host_rules => return Ok(()),
         Err(refused) => refused,
@@ -278,7 +327,12 @@ pub(crate) async fn check_flows(
 ) -> Vec<PolicyFinding> {
     let here = state.info.title.as_str();
     let there = peer.title.as_str();
-    let party = Party::of(peer, None);
+    // Address rules match where the peer is: its first address.
+    let first = addresses_of(&peer.url)
+        .await
+        .ok()
+        .and_then(|a| a.first().copied());
+    let party = Party::of(peer, first);
     let me = Party::new(here, &state.info.instance_id, &state.info.public_url, None);
     let rules = rules(&state.store).await;
     let verdict = judge(&rules, &party.address());
@@ -343,7 +397,7 @@ async fn probe(
     let answer: Result<serde_json::Value, FederationError> = state
         .federation
         .call(
-            Callee::of(peer, Flows::default()),
+            Callee::probe(peer),
             reqwest::Method::POST,
             super::PROBE_PATH,
             &serde_json::json!({}),

@@ -142,6 +142,8 @@ pub(crate) async fn rows(
         blocking(move || visible_item(store.as_ref(), &scope, &me, &origin_instance, &origin_item))
             .await?
             .ok_or_else(not_shared)?;
+    // Rows of a copy still arriving here would be part of it.
+    super::sender::refuse_if_arriving(&state, item.id, &request.origin_item).await?;
     let answer = crate::api::items::row_page(&state, item.id, request.query, request.via).await?;
     if item.reference {
         // Relayed: judged again with the markings the item has at its origin now, not the

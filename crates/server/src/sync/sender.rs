@@ -672,7 +672,7 @@ pub(crate) async fn pull_item(
 }
 
 /// A whole copy of an item still arriving here would be part of it: the caller asks again once
-/// it is all here (this instance's receivers are poked when it is).
+/// it is all here.
 async fn refuse_arriving(
     state: &AppState,
     outbound: &Outbound,
@@ -685,30 +685,46 @@ async fn refuse_arriving(
     );
     let (origin_instance, origin_item) =
         (request.origin_instance.clone(), request.origin_item.clone());
-    let arriving = blocking(move || {
-        let Some(item) = item_in_space(
+    let item = blocking(move || {
+        item_in_space(
             store.as_ref(),
             &outbound_c,
             &me,
             &origin_instance,
             &origin_item,
-        )?
-        else {
-            return Ok::<_, StoreError>(false);
-        };
-        Ok(store.arriving_items()?.contains(&item.id))
+        )
     })
     .await?;
-    if arriving {
-        return Err(ApiFailure::new(
-            ErrorCode::ItemArriving,
-            format!(
-                "item {} is still arriving at '{}': its copy here is not complete, so none of it goes on yet; the next run asks again",
-                request.origin_item, state.info.title
-            ),
-        ));
+    match item {
+        Some(item) => refuse_if_arriving(state, item.id, &request.origin_item).await,
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Refuses to pass on anything of an item still arriving here (see `Store::arriving_items`),
+/// with `item_arriving`; a stale one says why it is stale.
+pub(super) async fn refuse_if_arriving(
+    state: &AppState,
+    item: ItemId,
+    origin_item: &str,
+) -> ApiResult<()> {
+    let store = state.store.clone();
+    let (arriving, stale) =
+        blocking(move || Ok::<_, StoreError>((store.arriving_items()?, store.stale_items()?)))
+            .await?;
+    if !arriving.contains(&item) {
+        return Ok(());
+    }
+    let here = &state.info.title;
+    let why = match stale.into_iter().find(|(id, _)| *id == item) {
+        Some((_, refusal)) => format!(
+            "item {origin_item} is stale at '{here}': its latest version was refused there ({refusal}), so it does not go on; it does once '{here}' accepts a version"
+        ),
+        None => format!(
+            "item {origin_item} is still arriving at '{here}': its copy there is not complete, so none of it goes on yet; the next run asks again"
+        ),
+    };
+    Err(ApiFailure::new(ErrorCode::ItemArriving, why))
 }
 
 fn send_item(
