@@ -28,6 +28,7 @@ macro_rules! store_conformance_tests {
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
             full_passes_sweep_and_retract, item_copies_and_pending_items,
+            inline_items_arrive_until_their_stream_ends,
             a_retracted_copy_keeps_what_another_link_brings, kept_items_keep_their_origin,
             sync_runs_are_kept,
             references_hold_no_rows, geometry_text_reads_back_as_written);
@@ -1743,6 +1744,35 @@ pub fn item_copies_and_pending_items(store: &dyn Store) {
         )]
     );
     assert!(store.pending_copies("peer:other").unwrap().is_empty());
+}
+
+pub fn inline_items_arrive_until_their_stream_ends(store: &dyn Store) {
+    space(store, "inbox");
+    let link = "peer:c1";
+    let first = [received_whole("n", "New"), received_row("n", 1)];
+    store
+        .apply_sync_batch(&batch(&first, &cursor(10, false), link))
+        .unwrap();
+    let item = items_in(store, "inbox")[0].id;
+    assert_eq!(
+        store.arriving_items().unwrap(),
+        vec![item],
+        "more rows may follow"
+    );
+    let second = [received_row("n", 2)];
+    store
+        .apply_sync_batch(&batch(&second, &cursor(20, false), link))
+        .unwrap();
+    assert_eq!(store.arriving_items().unwrap(), vec![item]);
+    store.end_stream("peer:other").unwrap();
+    assert_eq!(
+        store.arriving_items().unwrap(),
+        vec![item],
+        "another stream's end"
+    );
+    store.end_stream(link).unwrap();
+    assert!(store.arriving_items().unwrap().is_empty(), "all here");
+    assert_eq!(items_in(store, "inbox")[0].row_count, 2);
 }
 
 pub fn sync_runs_are_kept(store: &dyn Store) {

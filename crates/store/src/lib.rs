@@ -170,6 +170,9 @@ pub trait Store: Send + Sync + 'static {
     fn begin_resync(&self, channel: &str, link: &str, cursor: &SyncCursor) -> StoreResult<()>;
     /// Applies a batch of received changes and the channel's new cursor, in one transaction.
     fn apply_sync_batch(&self, batch: &SyncBatch<'_>) -> StoreResult<BatchOutcome>;
+    /// A channel's stream reached its end record: the items that came new in it, rows inline,
+    /// are all here (see [`Store::arriving_items`]).
+    fn end_stream(&self, channel: &str) -> StoreResult<()>;
     /// Applies one part of a whole copy of one item, in its own transaction; the cursor stays.
     /// The first part marks where the copy starts; the last removes the rows no part brought
     /// (they are gone at the origin) and clears the item from the channel's pending copies.

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_item_departures.sql"),
     include_str!("../migrations/sqlite/0010_kept_origins.sql"),
     include_str!("../migrations/sqlite/0011_arrival_markings.sql"),
+    include_str!("../migrations/sqlite/0012_inline_arrivals.sql"),
 ];
 const MAX_IDLE_READERS: usize = 4;
 
@@ -1188,6 +1189,10 @@ impl Store for SqliteStore {
 
     fn pending_copies(&self, channel: &str) -> StoreResult<Vec<PendingCopy>> {
         self.read(|c| sync::pending(c, channel))
+    }
+
+    fn end_stream(&self, channel: &str) -> StoreResult<()> {
+        self.write(|tx| sync::end_stream(tx, channel))
     }
 
     fn stale_items(&self) -> StoreResult<Vec<(ItemId, String)>> {

@@ -679,6 +679,54 @@ async fn a_host_never_relays_an_item_still_arriving() {
     );
 }
 
+/// The same for a layer small enough to come inline in the host's pull: the host's stream is
+/// cut after its first commit, so the host holds part of the layer, and the reader gets none of
+/// it until the host's next pull has brought the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_never_relays_an_inline_item_still_arriving() {
+    let proxy = Proxy::start().await;
+    let host = instance("Port Authority", |_| {}).await;
+    let url = proxy.url.clone();
+    let sender = instance("City GIS", move |c| c.public_url = Some(url)).await;
+    proxy.point_at(&sender.url);
+    let reader = instance("Harbor Pilots", |_| {}).await;
+    coast(&host, &[], &[]);
+    join_coast(&host, &sender, &proxy.url, "Roads=send");
+    join_coast(&host, &reader, &reader.url, "Roads=receive");
+    let layer = import(&sender, "mine", "Buoys", "geojson", points_geojson(5_000)).await;
+
+    // The feed commits every 2,000 changes: 3,000 lines hold the first commit, not the second.
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    proxy.rewrite_sync_lines(move |line| {
+        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3_000 {
+            vec![line.to_string()]
+        } else {
+            vec![]
+        }
+    });
+    assert!(!host.ferry(&["sync", "now", "Coast/Roads"]).status.success());
+    let partial = items(&host, "coast").await["Buoys"]["row_count"]
+        .as_i64()
+        .unwrap();
+    assert!((1..5_000).contains(&partial), "{partial} rows at the host");
+
+    let run = sync_now(&reader, "Coast/Roads");
+    assert_eq!(run["rows_received"], 0, "{run}");
+    assert_eq!(run["errors"][0]["code"], "item_arriving", "{run}");
+
+    proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
+    assert_eq!(sync_now(&host, "Coast/Roads")["status"], "completed");
+    assert_eq!(items(&host, "coast").await["Buoys"]["row_count"], 5_000);
+    let run = sync_now(&reader, "Coast/Roads");
+    assert_eq!(run["status"], "completed", "{run}");
+    let copy = items(&reader, "mine").await["Buoys"].clone();
+    assert_eq!(
+        rows(&reader, id(&copy)).await,
+        rows(&sender, id(&layer)).await
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collaboration_relays_through_its_host_and_never_echoes() {
     let host = instance("Port Authority", |_| {}).await;

@@ -1173,6 +1173,8 @@ async fn finish_pull(
 ) -> ApiResult<()> {
     applier.start(tally, last).await?;
     applier.wait(tally).await?;
+    let (store, key) = (state.store.clone(), channel.channel.clone());
+    blocking(move || store.end_stream(&key)).await?;
     if cursor.resync {
         cursor.resync = false;
         let outcome = finish(state, channel, &cursor).await?;

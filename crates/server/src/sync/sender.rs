@@ -576,9 +576,6 @@ fn send_changes(
         arriving: ferry_core::FastSet::default(),
     };
     loop {
-        if !judged.note_arriving(store, scope, lines)? {
-            return Ok(());
-        }
         // Rows of items judged not to go in this stream are skipped in the store, unread.
         let skip: Vec<ItemId> = judged
             .verdicts
@@ -586,6 +583,10 @@ fn send_changes(
             .filter_map(|(id, rows)| rows.is_none().then_some(*id))
             .collect();
         let page = store.raw_changes(&outbound.space, after, PAGE, &skip)?;
+        // Read after the page: a copy whose rows are in it was marked arriving before them.
+        if !judged.note_arriving(store, scope, lines)? {
+            return Ok(());
+        }
         for (seq, change) in page.changes {
             let record = match change {
                 RawChange::Item(item) => judged.item_record(store, scope, &item)?,

@@ -337,6 +337,14 @@ impl Apply<'_, '_, '_> {
                 ],
             )?;
         }
+        // New here, all its rows in this stream: some may land in a later batch.
+        let inline_new = (existing.is_none() || was_kept) && item.whole && !item.reference;
+        if inline_new && !left_out {
+            self.tx.execute_cached(
+                "INSERT OR IGNORE INTO sync_inline_arrivals (channel, item_rid) VALUES (?1, ?2)",
+                params![self.batch.channel, rid],
+            )?;
+        }
         if let Some((_, chunks)) = &item.file {
             self.replace_chunks(rid, chunks)?;
         }
@@ -798,14 +806,18 @@ pub(super) fn item_links(conn: &Connection, id: ItemId) -> StoreResult<Vec<crate
     .map_err(Into::into)
 }
 
-/// Live items some channel has a whole copy of still to finish.
+/// Live items some channel has a whole copy of still to finish, or whose inline rows its
+/// stream has not all brought yet.
 pub(super) fn arriving(conn: &Connection) -> StoreResult<Vec<ItemId>> {
     let ids: Vec<String> = conn
         .prepare_cached(
-            "SELECT DISTINCT i.id FROM sync_pending p
+            "SELECT i.id FROM sync_pending p
              JOIN item_arrivals a
                ON a.origin_item = p.origin_item AND a.origin_instance = p.origin_instance
              JOIN items i ON i.rid = a.item_rid
+             WHERE i.deleted = 0
+             UNION
+             SELECT i.id FROM sync_inline_arrivals x JOIN items i ON i.rid = x.item_rid
              WHERE i.deleted = 0",
         )?
         .query_map([], |r| r.get(0))?
@@ -829,6 +841,15 @@ pub(super) fn stale(conn: &Connection) -> StoreResult<Vec<(ItemId, String)>> {
         .into_iter()
         .map(|(id, code, why)| Ok((super::stored_item_id(&id)?, format!("{why} ({code})"))))
         .collect()
+}
+
+/// A channel's stream reached its end: what came new and inline in it is all here.
+pub(super) fn end_stream(tx: &Transaction<'_>, channel: &str) -> StoreResult<()> {
+    tx.execute_cached(
+        "DELETE FROM sync_inline_arrivals WHERE channel = ?1",
+        [channel],
+    )?;
+    Ok(())
 }
 
 pub(super) fn item_by_origin(
