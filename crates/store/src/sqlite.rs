@@ -1192,6 +1192,10 @@ impl Store for SqliteStore {
     }
 
     fn end_stream(&self, channel: &str) -> StoreResult<()> {
+        // Most streams bring no new inline item: a read spares them a write transaction.
+        if !self.read(|c| sync::inline_arrivals_of(c, channel))? {
+            return Ok(());
+        }
         self.write(|tx| sync::end_stream(tx, channel))
     }
 

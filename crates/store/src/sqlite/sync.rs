@@ -843,6 +843,15 @@ pub(super) fn stale(conn: &Connection) -> StoreResult<Vec<(ItemId, String)>> {
         .collect()
 }
 
+/// Whether a channel's stream brought items new and inline that are not all here yet.
+pub(super) fn inline_arrivals_of(conn: &Connection, channel: &str) -> StoreResult<bool> {
+    Ok(conn.query_row_cached(
+        "SELECT EXISTS (SELECT 1 FROM sync_inline_arrivals WHERE channel = ?1)",
+        [channel],
+        |r| r.get(0),
+    )?)
+}
+
 /// A channel's stream reached its end: what came new and inline in it is all here.
 pub(super) fn end_stream(tx: &Transaction<'_>, channel: &str) -> StoreResult<()> {
     tx.execute_cached(
