@@ -1001,7 +1001,8 @@ async fn schedules_pokes_and_one_run_at_a_time() {
     let resumed = ferry_json(&b, &["sync", "resume", &on_b]);
     assert!(resumed["next_run"].is_string(), "{resumed}");
 
-    // Two runs at once: the second is recorded as skipped, never started twice.
+    // Two runs asked for at once: the second waits for the first and then runs, so when it
+    // answers, what it reports is done; the two never run at the same time.
     proxy.delay_pulls(std::time::Duration::from_millis(800));
     let call = || {
         b.call(
@@ -1017,8 +1018,19 @@ async fn schedules_pokes_and_one_run_at_a_time() {
     let statuses = [first.1["status"].clone(), second.1["status"].clone()];
     assert_eq!(
         statuses,
-        [json!("completed"), json!("skipped")],
+        [json!("completed"), json!("completed")],
         "{first:?} {second:?}"
+    );
+    let at = |run: &Value, field: &str| {
+        run[field]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    assert!(
+        at(&second.1, "started_at") >= at(&first.1, "ended_at"),
+        "one after the other: {first:?} {second:?}"
     );
     let run_in_history = |id: Value| {
         let b = &b;
@@ -1033,9 +1045,6 @@ async fn schedules_pokes_and_one_run_at_a_time() {
                 .cloned()
         }
     };
-    let skipped = run_in_history(second.1["id"].clone()).await.unwrap();
-    assert_eq!(skipped["status"], "skipped");
-    assert!(skipped["message"].as_str().unwrap().contains("still going"));
 
     // A scheduled run that falls due during a long run is skipped too.
     // (Schedules count whole seconds: the run falls due on the second after next.)
@@ -1783,4 +1792,89 @@ async fn null_properties_stay_null_through_sync_and_export() {
             );
         }
     }
+}
+
+/// With realtime on, a link that starts or widens carries what is already there at once, and
+/// what reaches a host goes on to its other guests: nobody runs `sync now` here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_that_start_or_widen_carry_data_at_once() {
+    let live = |c: &mut Config| c.realtime = true;
+    let a = instance("City GIS", live).await;
+    let b = instance("Harbor Authority", live).await;
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    // Activation: what A had before goes.
+    import(&a, "roads", "Before", "csv", "id\n1\n".into()).await;
+    let (on_a, on_b) = peered(&a, &b, "datasets", &[]);
+    wait_for("activation", || async {
+        items(&b, "inbox").await.contains_key("Before")
+    })
+    .await;
+    // Enabled again: what changed while disabled goes.
+    ferry_json(&b, &["peer", "disable", &on_b]);
+    import(&a, "roads", "While off", "csv", "id\n1\n".into()).await;
+    ferry_json(&b, &["peer", "enable", &on_b]);
+    wait_for("enable", || async {
+        items(&b, "inbox").await.contains_key("While off")
+    })
+    .await;
+    let _ = on_a;
+
+    // A collaboration: a guest that links gets what the workspace holds; a widened mode opens
+    // what the host holds; what one guest sends reaches the other through the host.
+    let host = instance("Port Authority", live).await;
+    let sender = instance("Pilots", live).await;
+    let reader = instance("Coast Guard", live).await;
+    ferry_json(&host, &["space", "create", "coast"]);
+    ferry_json(
+        &host,
+        &[
+            "collab",
+            "create",
+            "Coast",
+            "--workspace",
+            "Roads",
+            "--space",
+            "coast",
+        ],
+    );
+    import(&host, "coast", "From the port", "csv", "id\n1\n".into()).await;
+    join_coast(&host, &reader, &reader.url, "Roads=receive");
+    wait_for("collab link", || async {
+        items(&reader, "mine").await.contains_key("From the port")
+    })
+    .await;
+    join_coast(&host, &sender, &sender.url, "Roads=send");
+    assert!(!items(&sender, "mine").await.contains_key("From the port"));
+    ferry_json(
+        &host,
+        &[
+            "collab",
+            "access",
+            "Coast",
+            "Pilots",
+            "--access",
+            "Roads=send_receive",
+        ],
+    );
+    wait_for("a widened mode", || async {
+        items(&sender, "mine").await.contains_key("From the port")
+    })
+    .await;
+    import(&sender, "mine", "From the pilots", "csv", "id\n1\n".into()).await;
+    wait_for("relay", || async {
+        items(&reader, "mine").await.contains_key("From the pilots")
+    })
+    .await;
+    // Each of those runs says why it ran.
+    let history = ferry_json(&b, &["sync", "history", &on_b]);
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["trigger"] != "on_demand"),
+        "{history}"
+    );
+    assert!(history.to_string().contains("link_changed"), "{history}");
 }

@@ -544,7 +544,16 @@ pub(crate) async fn activate(
     // The code's secret served its purpose: once active, no response is accepted again.
     record.secret = None;
     let entry = audit(&caller.name, "peer.activated", &record, json!({}));
-    Ok(Json(view(&save_peer(&state, record, entry).await?)))
+    let saved = save_peer(&state, record, entry).await?;
+    // What each side already holds goes now: this side pulls, and asks the other to.
+    crate::sync::link_changed(
+        &state,
+        crate::sync::Link::Peer {
+            id: saved.id.clone(),
+        },
+    )
+    .await;
+    Ok(Json(view(&saved)))
 }
 
 /// Tells the other instance of a change, over the signed federation channel.
@@ -585,6 +594,16 @@ async fn change(
     } else {
         Err("the other instance does not know this connection yet".to_string())
     };
+    // Enabled again: what changed meanwhile goes now.
+    if event == Event::Enable && saved.status.carries_data() {
+        crate::sync::link_changed(
+            &state,
+            crate::sync::Link::Peer {
+                id: saved.id.clone(),
+            },
+        )
+        .await;
+    }
     Ok(Json(PeerChanged {
         connection: view(&saved),
         notified: told.is_ok(),

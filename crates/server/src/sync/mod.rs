@@ -623,6 +623,18 @@ pub(crate) async fn links_of_space(state: &AppState, space_id: &str) -> ApiResul
     .await
 }
 
+/// A link started or widened: with realtime on, a run starts now, both ways (this side pulls,
+/// the other side is asked to), so what is already there goes without waiting for a schedule.
+pub(crate) async fn link_changed(state: &AppState, link: Link) {
+    if !state.realtime {
+        return;
+    }
+    let key = link.key();
+    if let Err(e) = receiver::submit(state, link, receiver::Trigger::LinkChanged).await {
+        tracing::warn!(link = %key, error = %e.0.message, "a run for a changed link could not start");
+    }
+}
+
 /// Something changed in a space: every instance that receives from it is asked to pull now.
 /// In the background; a receiver that cannot be reached catches up at its next run.
 pub(crate) fn changed(state: &AppState, space_id: String) {

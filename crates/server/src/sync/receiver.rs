@@ -39,6 +39,9 @@ pub(crate) enum Trigger {
     OnDemand,
     /// The other side poked: it has changes.
     Realtime,
+    /// The link started or widened (activated, enabled, linked, a mode widened): what is
+    /// already there goes now.
+    LinkChanged,
 }
 
 impl Trigger {
@@ -47,13 +50,19 @@ impl Trigger {
             Trigger::Scheduled => "scheduled",
             Trigger::OnDemand => "on_demand",
             Trigger::Realtime => "realtime",
+            Trigger::LinkChanged => "link_changed",
         }
     }
 
     pub(crate) fn parse(text: &str) -> Option<Trigger> {
-        [Trigger::Scheduled, Trigger::OnDemand, Trigger::Realtime]
-            .into_iter()
-            .find(|t| t.as_str() == text)
+        [
+            Trigger::Scheduled,
+            Trigger::OnDemand,
+            Trigger::Realtime,
+            Trigger::LinkChanged,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == text)
     }
 }
 
@@ -95,15 +104,23 @@ async fn run_as(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<Sy
         super::poke_receivers(state, link).await;
     }
     let lock = state.sync.of(&run.link);
-    let Ok(_running) = lock.running.try_lock() else {
-        if trigger == Trigger::Realtime {
-            lock.again.store(true, Ordering::SeqCst);
+    let _running = match lock.running.try_lock() {
+        Ok(running) => running,
+        // Asked for by a person or a link change: it waits for the run going and then runs,
+        // so what it reports holds when it returns.
+        Err(_) if matches!(trigger, Trigger::OnDemand | Trigger::LinkChanged) => {
+            lock.running.lock().await
         }
-        run.status = "skipped".into();
-        run.ended_at = Some(now());
-        run.message = Some("a run of this link was still going".into());
-        record(state, &run).await?;
-        return Ok(run);
+        Err(_) => {
+            if trigger == Trigger::Realtime {
+                lock.again.store(true, Ordering::SeqCst);
+            }
+            run.status = "skipped".into();
+            run.ended_at = Some(now());
+            run.message = Some("a run of this link was still going".into());
+            record(state, &run).await?;
+            return Ok(run);
+        }
     };
     let mut run = one_run(state, link, run).await?;
     // Pokes that came meanwhile announced changes this run may have missed.
@@ -144,8 +161,13 @@ async fn one_run(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<S
         received: HashSet::new(),
         refused: HashSet::new(),
     };
+    let mut spaces = Vec::new();
     let outcome = match super::inbound(state, link).await {
-        Ok((_, channels)) => pull_all(state, &channels, &mut tally).await,
+        Ok((_, channels)) => {
+            spaces = channels.iter().map(|c| c.space.clone()).collect();
+            spaces.dedup();
+            pull_all(state, &channels, &mut tally).await
+        }
         Err(e) => Err(e),
     };
     let mut run = tally.run;
@@ -162,6 +184,13 @@ async fn one_run(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<S
     }
     state.metrics.sync_run(&run);
     record(state, &run).await?;
+    // What arrived here goes on at once to those who receive it from here (a host's other
+    // guests, a peer of this instance); an instance it came from finds nothing new and stops.
+    if run.items_received > 0 || run.rows_received > 0 || run.items_retracted > 0 {
+        for space in spaces {
+            super::changed(state, space);
+        }
+    }
     Ok(run)
 }
 

@@ -378,7 +378,17 @@ pub(crate) async fn set_access(
         &record,
         json!({"guest": guest, "access": body.access}),
     );
-    save_and_tell(&state, record, entry, &[]).await
+    let collab_id = record.id.clone();
+    let changed = save_and_tell(&state, record, entry, &[]).await?;
+    // The guest knows its new modes now: what they open goes at once.
+    for (workspace_id, _) in changes {
+        let link = crate::sync::Link::Collab {
+            collab_id: collab_id.clone(),
+            workspace_id,
+        };
+        crate::sync::link_changed(&state, link).await;
+    }
+    Ok(changed)
 }
 
 /// Removes a guest: it hears of it, and its key is no longer accepted for this collaboration.

@@ -420,7 +420,18 @@ pub(crate) async fn link(
         &record,
         json!({"workspace": workspace_id, "space": space.name}),
     );
-    Ok(Json(view(&save(&state, record, entry).await?)))
+    let collab_id = record.id.clone();
+    let saved = save(&state, record, entry).await?;
+    // What the workspace already holds, both ways, goes now.
+    crate::sync::link_changed(
+        &state,
+        crate::sync::Link::Collab {
+            collab_id,
+            workspace_id,
+        },
+    )
+    .await;
+    Ok(Json(view(&saved)))
 }
 
 /// Unlinks this instance's space from a workspace. The space and its items stay.
