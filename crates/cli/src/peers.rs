@@ -123,7 +123,7 @@ fn detail(p: &PeerConnection) -> comfy_table::Table {
     let mut rows = vec![
         ("id", p.id.clone()),
         ("role", p.role.clone()),
-        ("state", p.state.clone()),
+        ("state", state_label(p)),
         ("carries data", p.carries_data.to_string()),
         (
             "local space",
@@ -217,7 +217,7 @@ pub(crate) async fn peer(client: &Client, out: Output, cmd: PeerCmd) -> Result<(
                     t.add_row(vec![
                         p.id.clone(),
                         p.role.clone(),
-                        p.state.clone(),
+                        state_label(p),
                         peer,
                         space,
                         p.sends.join(","),
@@ -431,5 +431,15 @@ pub(crate) fn show_policy_check(out: Output, check: &PolicyCheck) -> anyhow::Res
         result.and(Err(anyhow::anyhow!(
             "a rule is missing; see the findings above"
         )))
+    }
+}
+
+/// A connection's state for people: a disabled one says so, and which side disabled it.
+fn state_label(p: &PeerConnection) -> String {
+    match (p.disabled_here, p.disabled_there) {
+        (false, false) => p.state.clone(),
+        (true, false) => format!("{}, disabled here", p.state),
+        (false, true) => format!("{}, disabled by the peer", p.state),
+        (true, true) => format!("{}, disabled on both sides", p.state),
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::harness::{
     TestInstance, events, ferry_json, forge, instance_id, key_of, open_policies, send_forged,
-    stderr, temp_file,
+    stderr, stdout, temp_file,
 };
 use ed25519_dalek::SigningKey;
 use reqwest::{Method, StatusCode};
@@ -206,6 +206,11 @@ async fn disable_enable_and_delete_reach_the_other_side() {
         ),
         (Some(true), Some(false))
     );
+    // People see it on both sides, in the list and in the detail, with the side that did it.
+    let listed = stdout(&a.ferry(&["peer", "list"]));
+    assert!(listed.contains("active, disabled by the peer"), "{listed}");
+    let shown = stdout(&b.ferry(&["peer", "show", &on_b]));
+    assert!(shown.contains("active, disabled here"), "{shown}");
     // A cannot undo B's disable: enabling on A only clears A's own half.
     ferry_json(&a, &["peer", "disable", &on_a]);
     ferry_json(&a, &["peer", "enable", &on_a]);
