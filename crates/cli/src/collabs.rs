@@ -19,7 +19,9 @@ use std::path::PathBuf;
 pub(crate) enum CollabCmd {
     /// Create a collaboration hosted by this instance, with its first workspace.
     Create {
+        /// The collaboration's name (1-100 characters).
         name: String,
+        /// What the collaboration is for, for its guests.
         #[arg(long)]
         description: Option<String>,
         /// Name of the first workspace.
@@ -35,14 +37,21 @@ pub(crate) enum CollabCmd {
     List,
     /// Show a collaboration: role, state, workspaces, this instance's links and modes, the
     /// other participants, and its history.
-    Show { collab: String },
+    Show {
+        /// The collaboration, by name or id (`collab list` shows them).
+        collab: String,
+    },
     /// Delete a collaboration this instance hosts; guests are told. Spaces and items stay.
-    Delete { collab: String },
+    Delete {
+        /// The collaboration, by name or id (`collab list` shows them).
+        collab: String,
+    },
     /// Workspaces of a collaboration.
     #[command(subcommand)]
     Workspace(WorkspaceCmd),
     /// Invite a guest instance (host): writes a signed invitation to hand to its admin.
     Invite {
+        /// The collaboration, by name or id (`collab list` shows them).
         collab: String,
         /// The guest instance's public URL; only that instance can accept.
         #[arg(long)]
@@ -76,11 +85,17 @@ pub(crate) enum CollabCmd {
         inspect: bool,
     },
     /// Import a guest's response file (host).
-    ImportResponse { collab: String, file: PathBuf },
+    ImportResponse {
+        /// The collaboration, by name or id (`collab list` shows them).
+        collab: String,
+        /// The response file the guest's admin sent.
+        file: PathBuf,
+    },
     /// Link one of this instance's spaces to a workspace. Nobody else learns which space.
     Link {
         /// Workspace id or name.
         workspace: String,
+        /// This instance's space to link (name or id); nobody else learns which.
         #[arg(long)]
         space: String,
         /// The collaboration, when the workspace name alone is ambiguous.
@@ -89,24 +104,37 @@ pub(crate) enum CollabCmd {
     },
     /// Unlink this instance's space from a workspace; the space and its items stay.
     Unlink {
+        /// The workspace, by name or id.
         workspace: String,
+        /// The collaboration, by name or id (`collab list` shows them).
         #[arg(long)]
         collab: Option<String>,
     },
     /// Set a guest's access modes (host): WORKSPACE=MODE, MODE `none` takes it out.
     Access {
+        /// The collaboration, by name or id (`collab list` shows them).
         collab: String,
         /// The guest's title, instance id or participant id.
         guest: String,
+        /// WORKSPACE=MODE, MODE one of send (the guest sends to the host), receive (the guest
+        /// receives), send_receive, or none (takes the guest out of the workspace); repeat per
+        /// workspace.
         #[arg(long = "access", required = true)]
         access: Vec<String>,
     },
     /// Remove a guest (host); it is told, and its calls are refused from then on.
-    RemoveGuest { collab: String, guest: String },
+    RemoveGuest {
+        /// The collaboration, by name or id (`collab list` shows them).
+        collab: String,
+        /// The guest, by title, instance id or participant id.
+        guest: String,
+    },
     /// Set this guest's sync schedule for a workspace: every 1h to 24h (default 24h), from a first
     /// run time; or pause and resume it.
     Schedule {
+        /// The workspace, by name or id.
         workspace: String,
+        /// The collaboration, by name or id (`collab list` shows them).
         #[arg(long)]
         collab: Option<String>,
         /// Interval, e.g. 6h or 90m.
@@ -115,21 +143,38 @@ pub(crate) enum CollabCmd {
         /// RFC 3339 time of the first run.
         #[arg(long)]
         start: Option<String>,
+        /// Pause this guest's scheduled runs of the workspace.
         #[arg(long, conflicts_with = "resume")]
         pause: bool,
+        /// Resume them.
         #[arg(long)]
         resume: bool,
     },
     /// Leave a collaboration (guest); the host is told. Spaces and items stay.
-    Leave { collab: String },
+    Leave {
+        /// The collaboration, by name or id (`collab list` shows them).
+        collab: String,
+    },
     /// Catch up with the host now (guest).
-    Refresh { collab: String },
+    Refresh {
+        /// The collaboration, by name or id (`collab list` shows them).
+        collab: String,
+    },
     /// What happens to items this instance received when a workspace or the collaboration ends
     /// for it: keep (default) or delete.
-    DeletePolicy { collab: String, policy: String },
+    DeletePolicy {
+        /// The collaboration, by name or id (`collab list` shows them).
+        collab: String,
+        /// keep (received items stay when a workspace or the collaboration ends for this instance)
+        /// or delete.
+        policy: String,
+    },
     /// Check both sides' network policies for every direction the collaboration carries (on a
     /// host: with each guest; on a guest: with its host), and say which rule is missing where.
-    Check { collab: String },
+    Check {
+        /// The collaboration, by name or id (`collab list` shows them).
+        collab: String,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -160,10 +205,14 @@ impl ConfigArgs {
 pub(crate) enum WorkspaceCmd {
     /// Add a workspace (host), link this instance's space, set existing guests' modes in it.
     Add {
+        /// The collaboration, by name or id.
         collab: String,
+        /// The new workspace's name (1-100 characters).
         name: String,
+        /// The host's space linked to the workspace (name or id).
         #[arg(long)]
         space: String,
+        /// What the workspace is for, for its guests.
         #[arg(long, default_value = "")]
         description: String,
         /// GUEST=MODE for guests taking part; repeat per guest.
@@ -173,13 +222,20 @@ pub(crate) enum WorkspaceCmd {
         config: ConfigArgs,
     },
     /// List a collaboration's workspaces.
-    List { collab: String },
+    List {
+        /// The collaboration, by name or id.
+        collab: String,
+    },
     /// Change a workspace's name, description or config (host).
     Update {
+        /// The collaboration, by name or id.
         collab: String,
+        /// The workspace, by name or id.
         workspace: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// What the workspace is for, for its guests.
         #[arg(long)]
         description: Option<String>,
         /// Replace the config with the one these flags give.
@@ -189,24 +245,41 @@ pub(crate) enum WorkspaceCmd {
         config: ConfigArgs,
     },
     /// Delete a workspace (host). Linked spaces and items stay.
-    Delete { collab: String, workspace: String },
+    Delete {
+        /// The collaboration, by name or id.
+        collab: String,
+        /// The workspace, by name or id.
+        workspace: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum InvitationCmd {
     /// List invitations and their states.
-    List { collab: String },
+    List {
+        /// The collaboration, by name or id.
+        collab: String,
+    },
     /// A new code and expiry for an open invitation; the old code stops working.
     Refresh {
+        /// The collaboration, by name or id.
         collab: String,
+        /// The invitation's id (`collab invitation list` shows it).
         id: String,
+        /// How long the new invitation stays valid (5m to 30d).
         #[arg(long, default_value = "24h")]
         expires: String,
+        /// Where to write the new invitation (default: invitation-<id>.txt here).
         #[arg(long)]
         file: Option<PathBuf>,
     },
     /// Withdraw an open invitation.
-    Invalidate { collab: String, id: String },
+    Invalidate {
+        /// The collaboration, by name or id.
+        collab: String,
+        /// The invitation's id (`collab invitation list` shows it).
+        id: String,
+    },
 }
 
 /// `KEY=VALUE` pairs, as given on the command line.

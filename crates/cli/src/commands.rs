@@ -42,6 +42,7 @@ pub(crate) async fn instance(client: &Client, out: Output, cmd: InstanceCmd) -> 
 pub(crate) enum TokenCmd {
     /// Create a token for a named user; prints the secret once.
     Create {
+        /// Who holds the token (a person or a script): shown in `token list` and the audit log.
         name: String,
         /// viewer (read), editor (edit item data) or admin (everything).
         #[arg(long, value_parser = parse_role)]
@@ -50,7 +51,10 @@ pub(crate) enum TokenCmd {
     /// List tokens (never their secrets).
     List,
     /// Revoke a token at once. The last admin token that is not revoked cannot be.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: String,
+    },
     /// Create a new admin token offline, straight in the data directory (for its owner, when no
     /// admin token works); it is written to the directory's admin-token file. Works whether or
     /// not the instance is running.
@@ -132,24 +136,33 @@ pub(crate) async fn token(client: &Client, out: Output, cmd: TokenCmd) -> Result
 pub(crate) enum SpaceCmd {
     /// Create a space.
     Create {
+        /// The space's name: unique on this instance.
         name: String,
+        /// What the space holds, for people.
         #[arg(long, default_value = "")]
         description: String,
     },
     /// List spaces.
     List,
     /// Show one space (by name or id).
-    Show { space: String },
+    Show {
+        /// The space, by name or id.
+        space: String,
+    },
     /// Rename or describe a space.
     Update {
+        /// The space, by name or id.
         space: String,
+        /// A new name for the space.
         #[arg(long)]
         name: Option<String>,
+        /// A new description.
         #[arg(long)]
         description: Option<String>,
     },
     /// Delete a space; refuses one that holds items unless --force.
     Delete {
+        /// The space, by name or id.
         space: String,
         /// Delete the space's items too.
         #[arg(long)]
@@ -224,13 +237,18 @@ pub(crate) enum ItemCmd {
     Import(ImportArgs),
     /// List items, optionally of one space.
     List {
+        /// Only this space's items (name or id); default: every space.
         #[arg(long)]
         space: Option<String>,
     },
     /// Show an item's metadata and schema.
-    Show { id: String },
+    Show {
+        /// The item's id (`item list` shows it).
+        id: String,
+    },
     /// Export an item: GeoJSON (layers), CSV or NDJSON (datasets), original bytes (files).
     Export {
+        /// The item's id (`item list` shows it).
         id: String,
         /// geojson, csv or ndjson (default: the item's own).
         #[arg(long)]
@@ -239,8 +257,10 @@ pub(crate) enum ItemCmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Apply a batch of edits from a JSON file ({"adds": [...], "updates": [...], "deletes": [...]}).
+    /// Apply a batch of edits from a JSON file ({"adds": [...], "updates": [...], "deletes":
+    /// [...]}).
     Edit {
+        /// The item's id (`item list` shows it).
         id: String,
         /// The batch, as JSON ('-' for standard input).
         #[arg(long)]
@@ -248,9 +268,12 @@ pub(crate) enum ItemCmd {
     },
     /// Change an item's title, description, tags or markings, or move it to another space.
     Update {
+        /// The item's id (`item list` shows it).
         id: String,
+        /// A new title.
         #[arg(long)]
         title: Option<String>,
+        /// A new description.
         #[arg(long)]
         description: Option<String>,
         /// Replace the tags (repeat for several).
@@ -272,14 +295,19 @@ pub(crate) enum ItemCmd {
         space: Option<String>,
     },
     /// Delete an item.
-    Delete { id: String },
+    Delete {
+        /// The item's id (`item list` shows it).
+        id: String,
+    },
     /// Query rows or features, a page at a time.
     Rows(RowsArgs),
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct ImportArgs {
+    /// The file to import.
     file: PathBuf,
+    /// The space the item goes in (name or id).
     #[arg(long)]
     space: String,
     /// dataset, feature_layer or file (default: from the file's extension: .geojson,
@@ -287,10 +315,13 @@ pub(crate) struct ImportArgs {
     /// file). A layer from a file of another extension is read as GeoJSON or a text sequence.
     #[arg(long)]
     kind: Option<String>,
+    /// The item's title (default: the file's name).
     #[arg(long)]
     title: Option<String>,
+    /// What the item holds, for people.
     #[arg(long)]
     description: Option<String>,
+    /// A tag (repeat for several).
     #[arg(long = "tag")]
     tags: Vec<String>,
     /// Security label (repeat for several).
@@ -309,7 +340,9 @@ pub(crate) struct ImportArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct RowsArgs {
+    /// The item's id (`item list` shows it).
     id: String,
+    /// Rows per page (at most 10,000).
     #[arg(long, default_value_t = 100)]
     limit: usize,
     /// Cursor from a previous page.
@@ -712,6 +745,7 @@ pub(crate) struct ChangesArgs {
     /// Resume after this sequence number.
     #[arg(long, default_value_t = 0)]
     after: i64,
+    /// Changes per page (at most 10,000).
     #[arg(long, default_value_t = 100)]
     limit: usize,
 }

@@ -29,22 +29,36 @@ pub(crate) enum PeerCmd {
         expires: String,
     },
     /// Check an invite code from another instance and show what it offers (nothing is sent).
-    Import { code: String },
+    Import {
+        /// The invite code (`ferry1-peer-...`) the other instance's admin sent.
+        code: String,
+    },
     /// List peer connections in every state.
     List,
     /// Show one connection.
-    Show { id: String },
+    Show {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+    },
     /// Give an unanswered request a new code and expiry; the old code stops working.
     Refresh {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
         id: String,
+        /// How long the new code stays valid (5m to 30d).
         #[arg(long, default_value = "24h")]
         expires: String,
     },
     /// Withdraw an unanswered request.
-    Invalidate { id: String },
-    /// Approve an imported code: the local space that receives, security, then answer the originator.
-    Approve {
+    Invalidate {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
         id: String,
+    },
+    /// Approve an imported code: the local space that receives, security, then answer the
+    /// originator.
+    Approve {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+        /// The local space that takes what the connection brings (and sends what it exports).
         #[arg(long)]
         space: String,
         /// Markings that may leave over this connection (comma-separated); none by default.
@@ -59,20 +73,39 @@ pub(crate) enum PeerCmd {
         response_file: Option<std::path::PathBuf>,
     },
     /// Import a response file written by `ferry peer approve --response-file`.
-    AcceptResponse { file: std::path::PathBuf },
+    AcceptResponse {
+        /// The response file the other instance's admin sent.
+        file: std::path::PathBuf,
+    },
     /// Activate an approved connection (the originator does this); data flows only after.
-    Activate { id: String },
+    Activate {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+    },
     /// Stop data on this side; the other side is told.
-    Disable { id: String },
+    Disable {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+    },
     /// Resume this side after a disable.
-    Enable { id: String },
+    Enable {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+    },
     /// Delete the connection; the other side's copy is revoked.
-    Delete { id: String },
+    Delete {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+    },
     /// Check both instances' network policies for each direction the connection carries (the
     /// sender's egress, the receiver's ingress) and say which rule is missing where.
-    Check { id: String },
+    Check {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+    },
     /// Propose new security settings for this side; they apply once the other side approves.
     Security {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
         id: String,
         /// Markings that may leave over this connection (comma-separated; empty for none).
         #[arg(long)]
@@ -84,15 +117,22 @@ pub(crate) enum PeerCmd {
     /// Send fewer data types from now on (more would need a new connection); the other side
     /// retracts items of the types left out at its next run.
     Sends {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
         id: String,
         /// The data types to go on sending (comma-separated; `none` for nothing).
         #[arg(long)]
         types: String,
     },
     /// Approve the security change the other side proposed.
-    ApproveChange { id: String },
+    ApproveChange {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+    },
     /// Reject the security change the other side proposed.
-    RejectChange { id: String },
+    RejectChange {
+        /// The connection's id on this instance (`peer list` shows it; each side has its own).
+        id: String,
+    },
 }
 
 fn changed(out: Output, c: &PeerChanged, what: &str) -> Result<()> {

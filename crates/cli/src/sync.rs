@@ -13,6 +13,9 @@ use reqwest::Method;
 pub(crate) enum SyncCmd {
     /// Sync a link now: pull what its other side has for this instance.
     Now {
+        /// The link: a peer connection id, COLLABORATION/WORKSPACE (names or ids), a workspace name
+        /// alone when only one collaboration has it, or a link key (`peer:ID`, `collab:C:W`) as
+        /// `sync status` shows.
         link: String,
         /// Answer at once with the run submitted; `ferry sync history LINK` tells how it went.
         #[arg(long)]
@@ -24,6 +27,9 @@ pub(crate) enum SyncCmd {
     Schedules,
     /// Set a link's schedule: every 1h to 24h (default 24h), from a first run time.
     Schedule {
+        /// The link: a peer connection id, COLLABORATION/WORKSPACE (names or ids), a workspace name
+        /// alone when only one collaboration has it, or a link key (`peer:ID`, `collab:C:W`) as
+        /// `sync status` shows.
         link: String,
         /// Interval, e.g. 6h or 90m (1h to 24h).
         #[arg(long)]
@@ -33,12 +39,26 @@ pub(crate) enum SyncCmd {
         start: Option<String>,
     },
     /// Stop a link's scheduled runs (on-demand and realtime runs still happen).
-    Pause { link: String },
+    Pause {
+        /// The link: a peer connection id, COLLABORATION/WORKSPACE (names or ids), a workspace name
+        /// alone when only one collaboration has it, or a link key (`peer:ID`, `collab:C:W`) as
+        /// `sync status` shows.
+        link: String,
+    },
     /// Resume a link's scheduled runs.
-    Resume { link: String },
+    Resume {
+        /// The link: a peer connection id, COLLABORATION/WORKSPACE (names or ids), a workspace name
+        /// alone when only one collaboration has it, or a link key (`peer:ID`, `collab:C:W`) as
+        /// `sync status` shows.
+        link: String,
+    },
     /// The latest runs of a link (or of all links), newest first.
     History {
+        /// The link: a peer connection id, COLLABORATION/WORKSPACE (names or ids), a workspace name
+        /// alone when only one collaboration has it, or a link key (`peer:ID`, `collab:C:W`) as
+        /// `sync status` shows.
         link: Option<String>,
+        /// How many runs to show, newest first.
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },

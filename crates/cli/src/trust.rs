@@ -26,6 +26,7 @@ impl Direction {
 
 #[derive(Args, Debug)]
 pub(crate) struct PolicyArgs {
+    /// ingress (data coming here) or egress (data leaving here).
     #[arg(value_enum)]
     direction: Direction,
     #[command(subcommand)]
@@ -36,13 +37,24 @@ pub(crate) struct PolicyArgs {
 pub(crate) enum PolicyAction {
     /// Allow data to or from instances matching PATTERN: instance:<id>, a CIDR (10.0.0.0/8), or
     /// the host of their URL (*.example.org). Internal addresses need a CIDR rule of their own.
-    Allow { pattern: String },
+    Allow {
+        /// instance:<id>, an address or CIDR range (10.0.0.0/8), or a host name (gis.example.org,
+        /// *.example.org).
+        pattern: String,
+    },
     /// Refuse data to or from instances matching PATTERN, even where an allow rule matches.
-    Deny { pattern: String },
+    Deny {
+        /// instance:<id>, an address or CIDR range (10.0.0.0/8), or a host name (gis.example.org,
+        /// *.example.org).
+        pattern: String,
+    },
     /// List this direction's rules.
     List,
     /// Remove a rule by id.
-    Remove { id: String },
+    Remove {
+        /// The rule's id (`policy <direction> list` shows it).
+        id: String,
+    },
 }
 
 fn rules_table(rules: &[PolicyRule]) -> comfy_table::Table {
@@ -107,6 +119,7 @@ pub(crate) enum AuditCmd {
         /// Only entries after this sequence number.
         #[arg(long, default_value_t = 0)]
         after: i64,
+        /// How many entries to show.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },

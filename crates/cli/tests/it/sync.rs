@@ -1866,6 +1866,28 @@ async fn links_that_start_or_widen_carry_data_at_once() {
         items(&reader, "mine").await.contains_key("From the pilots")
     })
     .await;
+    // A workspace by its name alone, when only one collaboration has it; else which to name.
+    assert_eq!(sync_now(&reader, "Roads")["status"], "completed");
+    ferry_json(&host, &["space", "create", "bay"]);
+    ferry_json(
+        &host,
+        &[
+            "collab",
+            "create",
+            "Bay",
+            "--workspace",
+            "Roads",
+            "--space",
+            "bay",
+        ],
+    );
+    let said = stderr(&host.ferry(&["sync", "now", "Roads"]));
+    assert!(
+        said.contains("link_not_found")
+            && said.contains("Coast/Roads")
+            && said.contains("Bay/Roads"),
+        "{said}"
+    );
     // Each of those runs says why it ran.
     let history = ferry_json(&b, &["sync", "history", &on_b]);
     assert!(

@@ -463,11 +463,40 @@ pub(crate) async fn resolve(state: &AppState, text: &str) -> ApiResult<Link> {
                 workspace_id,
             });
         }
+    } else {
+        // A workspace by name (or id) alone, when only one collaboration has it.
+        let found: Vec<(&CollabRecord, String)> = collabs
+            .iter()
+            .filter(|r| !r.state.is_over())
+            .filter_map(|r| r.workspace(text).map(|ws| (r, ws.id.clone())))
+            .collect();
+        match found.as_slice() {
+            [(record, workspace_id)] => {
+                return Ok(Link::Collab {
+                    collab_id: record.id.clone(),
+                    workspace_id: workspace_id.clone(),
+                });
+            }
+            [] => {}
+            several => {
+                let names: Vec<String> = several
+                    .iter()
+                    .map(|(r, _)| format!("{}/{text}", r.name))
+                    .collect();
+                return Err(ApiFailure::new(
+                    ErrorCode::LinkNotFound,
+                    format!(
+                        "several collaborations have a workspace '{text}': name one, as {}",
+                        names.join(" or ")
+                    ),
+                ));
+            }
+        }
     }
     Err(ApiFailure::new(
         ErrorCode::LinkNotFound,
         format!(
-            "no link '{text}': give a peer connection id or COLLABORATION/WORKSPACE; `ferry sync status` lists them"
+            "no link '{text}': give a peer connection id, COLLABORATION/WORKSPACE, or a workspace name; `ferry sync status` lists them"
         ),
     ))
 }
