@@ -27,16 +27,38 @@ impl Target {
                 .map(|s| s.trim().to_string())
         };
         let server = server
+            .map(|s| with_scheme(&s))
             .or_else(|| read(ferry_server::instance::ENDPOINT_FILE))
             .ok_or_else(|| anyhow!(
-                "no server given: pass --server URL (or set FERRY_SERVER), or start `ferry serve` with the default data directory {}",
-                data_dir.display()
+                "no server given, and no running instance in the data directory {} (it has no {} file): pass --server URL (or set FERRY_SERVER), set FERRY_DATA_DIR to the data directory of a running `ferry serve`, or start one",
+                data_dir.display(),
+                ferry_server::instance::ENDPOINT_FILE
             ))?;
         let token = token.or_else(|| read(ferry_server::instance::ADMIN_TOKEN_FILE));
         Ok(Target {
             server: server.trim_end_matches('/').to_string(),
             token,
         })
+    }
+}
+
+/// A server given as `host:port` gets its scheme: `http://` on loopback (where `ferry serve`
+/// listens by default), else `https://`.
+fn with_scheme(server: &str) -> String {
+    if server.contains("://") {
+        return server.to_string();
+    }
+    let host = server
+        .rsplit_once(':')
+        .map_or(server, |(host, _)| host)
+        .trim_matches(['[', ']']);
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match loopback {
+        true => format!("http://{server}"),
+        false => format!("https://{server}"),
     }
 }
 
@@ -187,4 +209,24 @@ pub(crate) fn segment(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_scheme;
+
+    #[test]
+    fn a_server_without_a_scheme_gets_one() {
+        assert_eq!(with_scheme("127.0.0.1:8750"), "http://127.0.0.1:8750");
+        assert_eq!(with_scheme("localhost:8750"), "http://localhost:8750");
+        assert_eq!(with_scheme("[::1]:8750"), "http://[::1]:8750");
+        assert_eq!(
+            with_scheme("gis.example.org:443"),
+            "https://gis.example.org:443"
+        );
+        assert_eq!(
+            with_scheme("https://gis.example.org"),
+            "https://gis.example.org"
+        );
+    }
 }

@@ -20,7 +20,8 @@ use std::process::ExitCode;
 #[command(
     name = "ferry",
     version,
-    about = "Share data between independent organizations."
+    about = "Share data between independent organizations.",
+    after_help = "Client commands reach the instance whose data directory is $FERRY_DATA_DIR (default: $XDG_DATA_HOME/ferry, else ~/.local/share/ferry) unless --server or FERRY_SERVER names another; its admin token is read from there too."
 )]
 struct Cli {
     /// URL of the Ferry server to administer (default: the one serving the local data directory).
@@ -74,7 +75,8 @@ enum Command {
     Sync(sync::SyncCmd),
     /// Network policy: which instances data may go to (egress) and come from (ingress). Data
     /// from S to R needs S's egress to R and R's ingress from S.
-    Policy(trust::PolicyArgs),
+    #[command(subcommand)]
+    Policy(trust::PolicyCmd),
     /// The log of trust and security events.
     #[command(subcommand)]
     Audit(trust::AuditCmd),
@@ -102,6 +104,12 @@ fn init_logging(default: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `ferry ... | head` ends quietly when the reader goes away, as command-line tools do (Rust
+    // ignores SIGPIPE, which turns the next write into a panic). Not for a running instance:
+    // a peer that hangs up must never end it.
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
+        sigpipe::reset();
+    }
     ferry_server::tls::install_default_provider();
     init_logging(if matches!(cli.command, Command::Serve(_)) {
         "info"

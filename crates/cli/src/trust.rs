@@ -3,11 +3,11 @@
 use crate::client::{Client, segment};
 use crate::output::{Output, table};
 use anyhow::Result;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::Subcommand;
 use ferry_proto::{AuditEntry, NewPolicyRule, PolicyRule};
 use reqwest::Method;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Direction {
     /// Data coming to this instance, from the instances a rule matches.
     Ingress,
@@ -24,13 +24,17 @@ impl Direction {
     }
 }
 
-#[derive(Args, Debug)]
-pub(crate) struct PolicyArgs {
-    /// ingress (data coming here) or egress (data leaving here).
-    #[arg(value_enum)]
-    direction: Direction,
+/// `ferry policy ingress|egress ACTION`, or `ferry policy list` for both directions.
+#[derive(Subcommand, Debug)]
+pub(crate) enum PolicyCmd {
+    /// Rules for data coming to this instance.
     #[command(subcommand)]
-    action: PolicyAction,
+    Ingress(PolicyAction),
+    /// Rules for data leaving this instance.
+    #[command(subcommand)]
+    Egress(PolicyAction),
+    /// Every rule, both directions.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,7 +52,7 @@ pub(crate) enum PolicyAction {
         /// *.example.org).
         pattern: String,
     },
-    /// List this direction's rules.
+    /// List this direction's rules (`ferry policy list`: both directions).
     List,
     /// Remove a rule by id.
     Remove {
@@ -71,9 +75,17 @@ fn rules_table(rules: &[PolicyRule]) -> comfy_table::Table {
     t
 }
 
-pub(crate) async fn policy(client: &Client, out: Output, args: PolicyArgs) -> Result<()> {
-    let direction = args.direction.as_str();
-    let (effect, pattern) = match args.action {
+pub(crate) async fn policy(client: &Client, out: Output, cmd: PolicyCmd) -> Result<()> {
+    let (direction, action) = match cmd {
+        PolicyCmd::Ingress(action) => (Direction::Ingress, action),
+        PolicyCmd::Egress(action) => (Direction::Egress, action),
+        PolicyCmd::List => {
+            let all: Vec<PolicyRule> = client.get("/api/v1/policies").await?;
+            return out.show(&all, |r| rules_table(r));
+        }
+    };
+    let direction = direction.as_str();
+    let (effect, pattern) = match action {
         PolicyAction::Allow { pattern } => ("allow", pattern),
         PolicyAction::Deny { pattern } => ("deny", pattern),
         PolicyAction::List => {

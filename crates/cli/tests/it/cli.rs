@@ -197,6 +197,32 @@ async fn cli_reports_unreachable_servers_and_bad_files() {
         .output()
         .unwrap();
     assert!(stdout(&help).contains("--marking"));
+    let top = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(stdout(&top).contains("FERRY_DATA_DIR"), "{}", stdout(&top));
+
+    // No server: the message names the data directory it looked in.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["space", "list"])
+        .env("FERRY_DATA_DIR", empty.path())
+        .env_remove("FERRY_SERVER")
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert!(
+        said.contains(&empty.path().display().to_string()) && said.contains("FERRY_DATA_DIR"),
+        "{said}"
+    );
+    // A server given as host:port: the scheme is added.
+    let out = ferry_with_token(
+        inst.url.trim_start_matches("http://"),
+        &inst.admin_token,
+        &["space", "list"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// Long transfers show a progress bar on a terminal and nothing extra when output is piped.
@@ -281,4 +307,47 @@ async fn geojson_sequences_and_layers_by_kind_import_as_layers() {
     }
     // Without --kind, an unknown extension stays a file.
     assert_eq!(import("berths.txt", &per_line, None)["kind"], "file");
+}
+
+/// `ferry ... | head`: when the reader stops reading, the command ends quietly (by SIGPIPE, as
+/// command-line tools do), never with a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let inst = TestInstance::start().await;
+    inst.create_space("s").await;
+    let (_, layer) = inst
+        .import("space=s", "application/geo+json", points_geojson(5_000))
+        .await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--server", &inst.url, "--token", &inst.admin_token])
+        .args([
+            "--json",
+            "item",
+            "rows",
+            layer["id"].as_str().unwrap(),
+            "--limit",
+            "5000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's reading end is gone now.
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        status.success() || status.signal() == Some(13),
+        "{status:?}: {stderr}"
+    );
 }

@@ -29,6 +29,16 @@ async fn policy_rules_are_managed_and_audited() {
         ferry_json(&inst, &["policy", "egress", "list"])[0]["pattern"],
         "host:*.example.org"
     );
+    // Without a direction: both.
+    let both = ferry_json(&inst, &["policy", "list"]);
+    let directions: Vec<&str> = both
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(directions.len(), 2, "{both}");
+    assert!(directions.contains(&"ingress") && directions.contains(&"egress"));
     ferry_json(
         &inst,
         &["policy", "ingress", "remove", added["id"].as_str().unwrap()],
