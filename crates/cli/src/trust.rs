@@ -126,11 +126,14 @@ pub(crate) async fn policy(client: &Client, out: Output, cmd: PolicyCmd) -> Resu
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum AuditCmd {
-    /// Trust and security events, oldest first.
+    /// Trust and security events, newest first; says when there are older ones.
     List {
-        /// Only entries after this sequence number.
-        #[arg(long, default_value_t = 0)]
-        after: i64,
+        /// Oldest first instead, from after this sequence number (for reading the log through).
+        #[arg(long, conflicts_with = "before")]
+        after: Option<i64>,
+        /// Only entries before this sequence number (the next page of older ones).
+        #[arg(long)]
+        before: Option<i64>,
         /// How many entries to show.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -138,15 +141,29 @@ pub(crate) enum AuditCmd {
 }
 
 pub(crate) async fn audit(client: &Client, out: Output, cmd: AuditCmd) -> Result<()> {
-    let AuditCmd::List { after, limit } = cmd;
-    let entries: Vec<AuditEntry> = client
-        .json(
-            client
-                .request(Method::GET, "/api/v1/audit")
-                .query(&[("after", after.to_string()), ("limit", limit.to_string())]),
-        )
+    let AuditCmd::List {
+        after,
+        before,
+        limit,
+    } = cmd;
+    // One more than shown tells whether there are more.
+    let asked = (limit + 1).to_string();
+    let query: Vec<(&str, String)> = match after {
+        Some(after) => vec![("after", after.to_string()), ("limit", asked)],
+        None => {
+            let mut q = vec![("newest", "true".to_string()), ("limit", asked)];
+            if let Some(before) = before {
+                q.push(("before", before.to_string()));
+            }
+            q
+        }
+    };
+    let mut entries: Vec<AuditEntry> = client
+        .json(client.request(Method::GET, "/api/v1/audit").query(&query))
         .await?;
-    out.show(&entries, |e| {
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let shown = out.show(&entries, |e| {
         let mut t = table(&["seq", "at", "actor", "event", "subject", "detail"]);
         for a in e {
             t.add_row(vec![
@@ -159,5 +176,14 @@ pub(crate) async fn audit(client: &Client, out: Output, cmd: AuditCmd) -> Result
             ]);
         }
         t
-    })
+    });
+    if more && !out.json {
+        let next = match (after, entries.last()) {
+            (Some(_), Some(last)) => format!("--after {}", last.seq),
+            (None, Some(last)) => format!("--before {}", last.seq),
+            _ => String::new(),
+        };
+        eprintln!("There are more entries: `ferry audit list {next}` shows the next {limit}.");
+    }
+    shown
 }

@@ -951,6 +951,20 @@ pub fn policy_rules_are_audited(store: &dyn Store) {
     );
     assert_eq!(log[0].detail["pattern"], "cidr:127.0.0.0/8");
     assert_eq!(store.list_audit(log[0].seq, 100).unwrap().len(), 1);
+    let newest: Vec<i64> = store
+        .list_audit_newest(i64::MAX, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let mut oldest: Vec<i64> = log.iter().map(|e| e.seq).collect();
+    oldest.reverse();
+    assert_eq!(newest, oldest, "the same entries, newest first");
+    assert_eq!(
+        store.list_audit_newest(log[1].seq, 100).unwrap().len(),
+        1,
+        "before a sequence"
+    );
 }
 
 pub fn nonces_refuse_replays(store: &dyn Store) {

@@ -102,6 +102,8 @@ pub trait Store: Send + Sync + 'static {
     fn audit(&self, entry: &NewAuditEntry) -> StoreResult<()>;
     /// Audit entries after `after`, oldest first.
     fn list_audit(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+    /// Audit entries before `before`, newest first.
+    fn list_audit_newest(&self, before: i64, limit: usize) -> StoreResult<Vec<AuditEntry>>;
     /// Every audit entry about one subject (a connection, a rule), oldest first.
     fn audit_of(&self, subject: &str) -> StoreResult<Vec<AuditEntry>>;
 

@@ -1463,6 +1463,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn list_audit_newest(&self, before: i64, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, actor, event, subject, detail FROM audit_log WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            audit_rows(&mut stmt, params![before, limit as i64])
+        })
+    }
+
     fn audit_of(&self, subject: &str) -> StoreResult<Vec<AuditEntry>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(

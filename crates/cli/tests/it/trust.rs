@@ -67,23 +67,40 @@ async fn policy_rules_are_managed_and_audited() {
         (StatusCode::NOT_FOUND, Some("policy_rule_not_found"))
     );
 
+    // Newest first by default; `--after` reads the log through, oldest first.
     let log = ferry_json(&inst, &["audit", "list"]);
     assert_eq!(
         crate::harness::events(&log),
         vec![
-            "token.created",
+            "policy.removed",
             "policy.added",
             "policy.added",
-            "policy.removed"
+            "token.created"
         ]
     );
+    let oldest_first = ferry_json(&inst, &["audit", "list", "--after", "0"]);
+    assert_eq!(crate::harness::events(&oldest_first)[0], "token.created");
     assert!(
-        log.as_array()
+        oldest_first
+            .as_array()
             .unwrap()
             .iter()
             .skip(1)
             .all(|e| e["actor"] == "admin"),
         "the first admin token is created by ferry itself; the rest by admin"
+    );
+    // A page says when there are more, and how to see them.
+    let page = inst.ferry(&["audit", "list", "--limit", "2"]);
+    let said = stderr(&page);
+    let before = log[1]["seq"].as_i64().unwrap();
+    assert!(
+        said.contains(&format!("ferry audit list --before {before}")),
+        "{said}"
+    );
+    let next = ferry_json(&inst, &["audit", "list", "--before", &before.to_string()]);
+    assert_eq!(
+        crate::harness::events(&next),
+        vec!["policy.added", "token.created"]
     );
 
     // Security settings are for admins only.

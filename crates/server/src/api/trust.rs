@@ -71,9 +71,12 @@ pub(crate) async fn remove_policy(
     ))
 }
 
-/// Trust and security events, oldest first.
+/// Trust and security events: oldest first after `after`, or newest first (`newest=true`,
+/// before `before`).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "policy",
-    params(("after" = Option<i64>, Query, description = "Entries after this sequence"),
+    params(("after" = Option<i64>, Query, description = "Entries after this sequence, oldest first"),
+           ("newest" = Option<bool>, Query, description = "Newest first instead"),
+           ("before" = Option<i64>, Query, description = "With newest: entries before this sequence"),
            ("limit" = Option<usize>, Query, description = "At most this many (default 100, max 10000)")),
     responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_audit(
@@ -88,6 +91,12 @@ pub(crate) async fn list_audit(
         .unwrap_or(DEFAULT_AUDIT)
         .clamp(1, MAX_AUDIT);
     let store = state.store.clone();
+    if q.get("newest") == Some("true") {
+        let before = q.number::<i64>("before")?.unwrap_or(i64::MAX);
+        return Ok(Json(
+            blocking(move || store.list_audit_newest(before, limit)).await?,
+        ));
+    }
     Ok(Json(
         blocking(move || store.list_audit(after, limit)).await?,
     ))
