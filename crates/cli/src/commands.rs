@@ -356,9 +356,13 @@ pub(crate) struct RowsArgs {
     filters: Vec<String>,
 }
 
-fn item_table(items: &[Item]) -> comfy_table::Table {
+/// Items as a table; `spaces` names their spaces (id to name).
+fn item_table(
+    items: &[Item],
+    spaces: &std::collections::HashMap<String, String>,
+) -> comfy_table::Table {
     let mut t = table(&[
-        "id", "kind", "title", "rows", "markings", "version", "updated",
+        "id", "kind", "title", "space", "rows", "data", "markings", "version", "updated",
     ]);
     for i in items {
         let rows = match &i.file {
@@ -370,11 +374,17 @@ fn item_table(items: &[Item]) -> comfy_table::Table {
             Some(_) => format!("{} (STALE)", i.title),
             None => i.title.clone(),
         };
+        let space = spaces
+            .get(&i.space_id.to_string())
+            .cloned()
+            .unwrap_or_else(|| i.space_id.to_string());
         t.add_row(vec![
             i.id.to_string(),
             i.kind.as_str().to_string(),
             title,
+            space,
             rows,
+            holding(i).to_string(),
             i.markings.join(","),
             i.version.to_string(),
             i.updated_at.clone(),
@@ -383,13 +393,36 @@ fn item_table(items: &[Item]) -> comfy_table::Table {
     t
 }
 
-fn item_detail(i: &Item) -> comfy_table::Table {
+/// Where an item's data is: here, or at its origin (a reference).
+fn holding(item: &Item) -> &'static str {
+    match item.reference {
+        true => "reference",
+        false => "here",
+    }
+}
+
+/// Space ids to names, for tables.
+async fn space_names(client: &Client) -> Result<std::collections::HashMap<String, String>> {
+    let spaces: Vec<Space> = client.get("/api/v1/spaces").await?;
+    Ok(spaces
+        .into_iter()
+        .map(|s| (s.id.to_string(), s.name))
+        .collect())
+}
+
+fn item_detail(i: &Item, spaces: &std::collections::HashMap<String, String>) -> comfy_table::Table {
     let mut rows = vec![
         ("id", i.id.to_string()),
         ("kind", i.kind.as_str().to_string()),
         ("title", i.title.clone()),
         ("description", i.description.clone()),
-        ("space", i.space_id.to_string()),
+        (
+            "space",
+            match spaces.get(&i.space_id.to_string()) {
+                Some(name) => format!("{name} ({})", i.space_id),
+                None => i.space_id.to_string(),
+            },
+        ),
         ("owner", i.owner.clone()),
         ("tags", i.tags.join(", ")),
         ("markings", i.markings.join(", ")),
@@ -638,25 +671,76 @@ async fn rows(client: &Client, out: Output, args: RowsArgs) -> Result<()> {
                 .query(&query),
         )
         .await?;
-    out.show(&page, |p| {
-        let mut t = table(&["key", "values", "geometry"]);
-        for r in &p.rows {
-            let geometry = r
-                .geometry
-                .as_ref()
-                .map(|g| g.to_string())
-                .unwrap_or_default();
-            t.add_row(vec![r.key.to_string(), r.values.to_string(), geometry]);
+    out.show(&page, rows_table)
+}
+
+/// A page of rows as people read attribute tables: the key, a column per attribute (in the
+/// order they first appear), and the geometry's type with its first position.
+fn rows_table(page: &RowPage) -> comfy_table::Table {
+    let mut columns: Vec<String> = Vec::new();
+    for row in &page.rows {
+        for name in row.values.as_object().into_iter().flat_map(|m| m.keys()) {
+            if !columns.contains(name) {
+                columns.push(name.clone());
+            }
         }
-        if let Some(next) = &p.next {
-            t.add_row(vec![
-                format!("more: --after {next}"),
-                String::new(),
-                String::new(),
-            ]);
+    }
+    let has_geometry = page.rows.iter().any(|r| r.geometry.is_some());
+    let mut header: Vec<&str> = vec!["key"];
+    header.extend(columns.iter().map(String::as_str));
+    if has_geometry {
+        header.push("geometry");
+    }
+    let mut t = table(&header);
+    for row in &page.rows {
+        let mut cells = vec![cell_text(&row.key)];
+        for c in &columns {
+            cells.push(row.values.get(c).map(cell_text).unwrap_or_default());
         }
-        t
-    })
+        if has_geometry {
+            cells.push(
+                row.geometry
+                    .as_ref()
+                    .map(geometry_summary)
+                    .unwrap_or_default(),
+            );
+        }
+        t.add_row(cells);
+    }
+    if let Some(next) = &page.next {
+        t.add_row(vec![format!("more: --after {next}")]);
+    }
+    t
+}
+
+/// A value in a cell: text as it is, nothing for null, anything else as JSON.
+fn cell_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A geometry in a cell: its type and first position (`Point 4.48 51.92`).
+fn geometry_summary(geometry: &serde_json::Value) -> String {
+    let kind = geometry["type"].as_str().unwrap_or("?");
+    let mut first = &geometry["coordinates"];
+    while let Some(inner) = first
+        .as_array()
+        .and_then(|a| a.first())
+        .filter(|f| f.is_array())
+    {
+        first = inner;
+    }
+    match first.as_array() {
+        Some(position) => {
+            let numbers: Vec<String> = position.iter().map(|n| n.to_string()).collect();
+            let more = if kind == "Point" { "" } else { " ..." };
+            format!("{kind} {}{more}", numbers.join(" "))
+        }
+        None => kind.to_string(),
+    }
 }
 
 pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<()> {
@@ -668,13 +752,15 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 request = request.query(&[("space", s)]);
             }
             let items: Vec<Item> = client.json(request).await?;
-            out.show(&items, |i| item_table(i))
+            let spaces = space_names(client).await?;
+            out.show(&items, |i| item_table(i, &spaces))
         }
         ItemCmd::Show { id } => {
             let item: Item = client
                 .get(&format!("/api/v1/items/{}", segment(&id)))
                 .await?;
-            out.show(&item, item_detail)
+            let spaces = space_names(client).await?;
+            out.show(&item, |i| item_detail(i, &spaces))
         }
         ItemCmd::Export { id, format, output } => export(client, &id, format, output).await,
         ItemCmd::Edit { id, file } => edit(client, out, &id, &file).await,

@@ -77,6 +77,33 @@ async fn cli_tour_covers_every_command() {
         shown.contains("OFFICIAL") && shown.contains("name: string"),
         "{shown}"
     );
+    assert!(
+        shown.contains(&format!("harbor ({})", space["id"].as_str().unwrap())),
+        "{shown}"
+    );
+    // The list names each item's space and where its data is; a file shows its size.
+    let listed = stdout(&inst.ferry(&["item", "list"]));
+    let header = listed.lines().find(|l| l.contains("title")).unwrap();
+    assert!(
+        header.contains("space") && header.contains("data"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("harbor") && listed.contains("here"),
+        "{listed}"
+    );
+    assert!(listed.contains("19 bytes"), "{listed}");
+    // Rows read as an attribute table: a column per attribute, the geometry summed up.
+    let rows = stdout(&inst.ferry(&["item", "rows", &id, "--limit", "2"]));
+    let header = rows.lines().find(|l| l.contains("key")).unwrap();
+    for column in ["name", "n", "v", "geometry"] {
+        assert!(header.contains(column), "{rows}");
+    }
+    assert!(
+        rows.contains("p1") && rows.contains("Point -178.75 -88.75"),
+        "{rows}"
+    );
+    assert!(rows.contains("more: --after"), "{rows}");
 
     let exported = work.path().join("out.geojson");
     let out = inst.ferry(&[
