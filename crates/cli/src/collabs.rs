@@ -56,7 +56,8 @@ pub(crate) enum CollabCmd {
         /// The guest instance's public URL; only that instance can accept.
         #[arg(long)]
         guest_url: String,
-        /// WORKSPACE=MODE with MODE one of send, receive, send_receive; repeat per workspace.
+        /// WORKSPACE=MODE, repeat per workspace. Modes are the guest's: send (the guest sends to
+        /// the host), receive (the guest receives from the host), or send_receive.
         #[arg(long = "access", required = true)]
         access: Vec<String>,
         /// How long the invitation stays valid (5m to 30d).
@@ -354,6 +355,18 @@ fn summary(c: &Collaboration) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A mode with what it means: modes are the guest's.
+fn mode_words(mode: &str) -> String {
+    let meaning = match mode {
+        "send" => "the guest sends to the host",
+        "receive" => "the guest receives from the host",
+        "send_receive" => "the guest sends and receives",
+        "host" => "sends and receives",
+        _ => return mode.to_string(),
+    };
+    format!("{mode} ({meaning})")
+}
+
 fn workspace_lines(c: &Collaboration) -> String {
     c.workspaces
         .iter()
@@ -362,7 +375,7 @@ fn workspace_lines(c: &Collaboration) -> String {
                 "{} [{}]: mode {}, linked space {}, layers as {}{}",
                 w.name,
                 w.id,
-                w.my_mode,
+                mode_words(&w.my_mode),
                 w.linked_space.as_deref().unwrap_or("(none)"),
                 w.config.feature_layers,
                 if w.config.two_way_editing {
@@ -375,7 +388,7 @@ fn workspace_lines(c: &Collaboration) -> String {
                 let guests: Vec<String> = w
                     .guests
                     .iter()
-                    .map(|g| format!("{}={}", g.title, g.mode))
+                    .map(|g| format!("{}={}", g.title, mode_words(&g.mode)))
                     .collect();
                 line.push_str(&format!("; guests {}", guests.join(", ")));
             }
@@ -453,7 +466,7 @@ fn preview_table(p: &InvitationPreview) -> comfy_table::Table {
             } else {
                 format!(" - {}", w.description)
             };
-            format!("{}: {}{description}", w.name, w.mode)
+            format!("{}: {}{description}", w.name, mode_words(&w.mode))
         })
         .collect();
     fields(&[

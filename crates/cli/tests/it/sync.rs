@@ -1840,6 +1840,12 @@ async fn links_that_start_or_widen_carry_data_at_once() {
     );
     import(&host, "coast", "From the port", "csv", "id\n1\n".into()).await;
     join_coast(&host, &reader, &reader.url, "Roads=receive");
+    // Modes are the guest's, and `collab show` says what each means.
+    let shown = stdout(&reader.ferry(&["collab", "show", "Coast"]));
+    assert!(
+        shown.contains("receive (the guest receives from the host)"),
+        "{shown}"
+    );
     wait_for("collab link", || async {
         items(&reader, "mine").await.contains_key("From the port")
     })
