@@ -139,10 +139,22 @@ fn schedules_table(list: &Vec<SyncSchedule>) -> comfy_table::Table {
 }
 
 pub(crate) async fn set(client: &Client, out: Output, body: SetSchedule) -> Result<()> {
+    let start_in_past = body
+        .start
+        .as_deref()
+        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        .is_some_and(|t| t < jiff::Timestamp::now());
     let schedule: SyncSchedule = client
         .call(Method::PUT, "/api/v1/sync/schedules", &body)
         .await?;
-    out.show(&schedule, |s| schedules_table(&vec![s.clone()]))
+    let shown = out.show(&schedule, |s| schedules_table(&vec![s.clone()]));
+    if start_in_past && !out.json {
+        eprintln!(
+            "The start is in the past: runs follow it every interval, so the next run is at {}.",
+            schedule.next_run.as_deref().unwrap_or("(none: paused)")
+        );
+    }
+    shown
 }
 
 pub(crate) async fn sync(client: &Client, out: Output, cmd: SyncCmd) -> Result<()> {
@@ -174,14 +186,28 @@ pub(crate) async fn sync(client: &Client, out: Output, cmd: SyncCmd) -> Result<(
         SyncCmd::Status => {
             let links: Vec<LinkSyncStatus> = client.get("/api/v1/sync/status").await?;
             out.show(&links, |list| {
-                let mut t = table(&["link", "name", "receives", "sends", "last run", "running"]);
+                let mut t = table(&[
+                    "link",
+                    "name",
+                    "receives",
+                    "sends",
+                    "last run",
+                    "last run that moved data",
+                    "running",
+                ]);
                 for l in list {
+                    let moved = match (&l.last_data_run, &l.last_run) {
+                        (Some(run), _) => run_line(run),
+                        (None, Some(_)) => "the last run".into(),
+                        (None, None) => String::new(),
+                    };
                     t.add_row(vec![
                         l.link.clone(),
                         l.name.clone(),
                         l.receives.to_string(),
                         l.sends.to_string(),
                         l.last_run.as_ref().map(run_line).unwrap_or_default(),
+                        moved,
                         l.running.to_string(),
                     ]);
                 }

@@ -318,6 +318,9 @@ pub struct LinkSyncStatus {
     pub sends: bool,
     #[serde(default)]
     pub last_run: Option<SyncRun>,
+    /// The latest run that moved data (items, rows or retractions), when it is not the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_data_run: Option<SyncRun>,
     pub running: bool,
 }
 

@@ -444,6 +444,39 @@ async fn a_peer_connection_copies_then_keeps_copies_in_sync() {
         ),
         (Some(0), Some(0))
     );
+    // `sync status` shows the last run and, apart from it, the last one that moved data.
+    let status = ferry_json(&b, &["sync", "status"]);
+    let entry = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["link"] == format!("peer:{on_b}"))
+        .unwrap();
+    assert_eq!(entry["last_run"]["rows_received"], 0, "{entry}");
+    assert!(
+        entry["last_data_run"]["rows_received"].as_i64() > Some(0),
+        "{entry}"
+    );
+    let table = stdout(&b.ferry(&["sync", "status"]));
+    assert!(table.contains("last run that moved data"), "{table}");
+
+    // A schedule whose start is past says when the next run really is.
+    let out = b.ferry(&[
+        "sync",
+        "schedule",
+        &on_b,
+        "--every",
+        "6h",
+        "--start",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("The start is in the past")
+            && stderr(&out).contains("next run is at"),
+        "{}",
+        stderr(&out)
+    );
 
     // Marked above the ceiling: retracted from B, not left behind as if it never existed.
     set_markings(&a, id(&dataset), json!(["OFFICIAL"])).await;

@@ -32,7 +32,11 @@ pub(crate) async fn sync_now(
     Ok((StatusCode::OK, Json(run)))
 }
 
-/// Every link of this instance: which way data flows now, and its last run.
+/// How far back `sync status` looks for the last run that moved data.
+const RECENT_RUNS: usize = 200;
+
+/// Every link of this instance: which way data flows now, its last run, and the last run that
+/// moved data.
 #[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
     responses((status = 200, body = Vec<LinkSyncStatus>)))]
 pub(crate) async fn sync_status(
@@ -49,11 +53,14 @@ pub(crate) async fn sync_status(
         let sends = !sync::receivers(&state, &link).await?.is_empty();
         let store = state.store.clone();
         let k = key.clone();
-        let last_run = blocking(move || store.list_runs(Some(&k), None, 1))
-            .await?
-            .into_iter()
-            .next();
+        let recent = blocking(move || store.list_runs(Some(&k), None, RECENT_RUNS)).await?;
+        let moved = |r: &&SyncRun| {
+            r.items_received + r.rows_received + r.items_retracted + r.items_sent + r.rows_sent > 0
+        };
+        let last_data_run = recent.iter().find(moved).cloned();
+        let last_run = recent.into_iter().next();
         answer.push(LinkSyncStatus {
+            last_data_run: last_data_run.filter(|d| last_run.as_ref() != Some(d)),
             last_run,
             running: state.sync.of(&key).running.try_lock().is_err(),
             link: key,
