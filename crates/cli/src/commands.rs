@@ -481,24 +481,59 @@ fn item_detail(i: &Item, spaces: &std::collections::HashMap<String, String>) -> 
     fields(&rows)
 }
 
-/// Content type for an import, from the file's extension (and, for a layer asked for by
-/// `--kind` in a file whose extension says nothing, from its first line).
-fn content_type(path: &Path, kind: Option<&str>) -> &'static str {
+/// Content type for an import, and why: from `--kind`, else the file's extension, else (for
+/// `.json` and a layer asked for by `--kind`) from its content.
+fn content_type(path: &Path, kind: Option<&str>) -> (&'static str, &'static str) {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or_default()
         .to_ascii_lowercase();
     match (kind, ext.as_str()) {
-        (Some("file"), _) => "application/octet-stream",
-        (_, "geojson") => "application/geo+json",
-        (_, "geojsonl" | "geojsons" | "geojsonseq") => "application/geo+json-seq",
-        (_, "csv") => "text/csv",
-        (_, "ndjson" | "jsonl") => "application/x-ndjson",
-        (Some("feature_layer"), _) if first_line_is_a_feature(path) => "application/geo+json-seq",
-        (Some("feature_layer"), _) => "application/geo+json",
-        _ => "application/octet-stream",
+        (Some("file"), _) => ("application/octet-stream", "--kind file"),
+        (_, "geojson") => ("application/geo+json", "its .geojson extension"),
+        (_, "geojsonl" | "geojsons" | "geojsonseq") => (
+            "application/geo+json-seq",
+            "its extension names a GeoJSON text sequence",
+        ),
+        (_, "csv") => ("text/csv", "its .csv extension"),
+        (_, "ndjson" | "jsonl") => ("application/x-ndjson", "its extension names NDJSON"),
+        (Some("feature_layer"), _) if first_line_is_a_feature(path) => (
+            "application/geo+json-seq",
+            "--kind feature_layer, and it holds one feature per line",
+        ),
+        (Some("feature_layer"), _) => ("application/geo+json", "--kind feature_layer"),
+        (None, "json") if holds_geojson(path) => (
+            "application/geo+json",
+            "its content is GeoJSON; --kind overrides",
+        ),
+        (None, "json") => (
+            "application/octet-stream",
+            "a .json file that is not GeoJSON; --kind dataset or feature_layer imports rows",
+        ),
+        (Some(_), _) => ("application/octet-stream", "--kind"),
+        (None, _) => (
+            "application/octet-stream",
+            "its extension names no layer or table format; --kind imports rows",
+        ),
     }
+}
+
+/// Whether a JSON file is GeoJSON: its first object says `"type": "FeatureCollection"` (or
+/// `"Feature"`) within its first 64 KiB.
+fn holds_geojson(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = String::new();
+    if file.take(64 << 10).read_to_string(&mut head).is_err() && head.is_empty() {
+        return false;
+    }
+    let compact: String = head.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.starts_with('{')
+        && (compact.contains(r#""type":"FeatureCollection""#)
+            || compact.contains(r#""type":"Feature""#))
 }
 
 /// Whether a file starts with one GeoJSON Feature on its own line: a text sequence, not a
@@ -554,6 +589,7 @@ async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {
             .with_context(|| format!("cannot read {}", schema.display()))?;
         query.push(("schema", text));
     }
+    let (media, why) = content_type(&args.file, args.kind.as_deref());
     let bar = progress(Some(size), "uploading");
     let counter = bar.clone();
     let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
@@ -561,10 +597,7 @@ async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {
     let request = client
         .request(Method::POST, "/api/v1/items/import")
         .query(&query)
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            content_type(&args.file, args.kind.as_deref()),
-        )
+        .header(reqwest::header::CONTENT_TYPE, media)
         .header(reqwest::header::CONTENT_LENGTH, size)
         .body(reqwest::Body::wrap_stream(stream));
     let result: Result<Item> = client.json(request).await;
@@ -577,7 +610,7 @@ async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {
     out.done(
         &item,
         &format!(
-            "Imported {} as {} '{}' ({what}), id {}.",
+            "Imported {} as {} '{}' ({what}), id {}; its kind from {why}.",
             args.file.display(),
             item.kind.as_str(),
             item.title,

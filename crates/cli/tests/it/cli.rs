@@ -69,6 +69,7 @@ async fn cli_tour_covers_every_command() {
         &["item", "import", pdf.to_str().unwrap(), "--space", "harbor"],
     );
     assert_eq!(file["kind"], "file");
+    assert_eq!(file["file"]["media_type"], "application/pdf", "{file}");
 
     let items = ferry_json(&inst, &["item", "list", "--space", "harbor"]);
     assert_eq!(items.as_array().unwrap().len(), 3);
@@ -332,8 +333,24 @@ async fn geojson_sequences_and_layers_by_kind_import_as_layers() {
             "{name}: {item}"
         );
     }
-    // Without --kind, an unknown extension stays a file.
+    // Without --kind, an unknown extension stays a file; a .json file that is GeoJSON is a
+    // layer, and the import says why it chose what it chose.
     assert_eq!(import("berths.txt", &per_line, None)["kind"], "file");
+    assert_eq!(import("plain.json", "[1, 2]", None)["kind"], "file");
+    let path = temp_file(work.path(), "found.json", points_geojson(3).as_bytes());
+    let out = inst.ferry(&[
+        "item",
+        "import",
+        path.to_str().unwrap(),
+        "--space",
+        "harbor",
+    ]);
+    assert!(
+        stdout(&out).contains("as feature_layer")
+            && stdout(&out).contains("its kind from its content is GeoJSON"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// `ferry ... | head`: when the reader stops reading, the command ends quietly (by SIGPIPE, as

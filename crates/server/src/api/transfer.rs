@@ -272,7 +272,10 @@ pub(crate) async fn import_item(
             };
             import_rows(state.store.clone(), draft, format, reader, options).await
         }
-        Target::File => import_file(&state, draft, reader, media, file_name).await,
+        Target::File => {
+            let media = file_media_type(media, file_name.as_deref());
+            import_file(&state, draft, reader, media, file_name).await
+        }
     };
     state
         .metrics
@@ -345,6 +348,17 @@ impl RowSource for CrsTracking<'_> {
         }
         shape
     }
+}
+
+/// A file's media type: the one the upload names, or, for a generic upload, the one its name's
+/// extension stands for (`survey.pdf` is `application/pdf`).
+fn file_media_type(given: String, file_name: Option<&str>) -> String {
+    if given != "application/octet-stream" {
+        return given;
+    }
+    file_name
+        .and_then(|name| mime_guess::from_path(name).first())
+        .map_or(given, |guessed| guessed.essence_str().to_string())
 }
 
 async fn import_file(
