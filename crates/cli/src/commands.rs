@@ -336,6 +336,10 @@ pub(crate) struct ImportArgs {
     /// Layers: CRS of the coordinates (default EPSG:4326).
     #[arg(long)]
     crs: Option<String>,
+    /// CSV: the field separator, one character or `tab` (default: told from the header line,
+    /// `,`, `;` or tab).
+    #[arg(long)]
+    delimiter: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -576,6 +580,7 @@ async fn import(client: &Client, out: Output, args: ImportArgs) -> Result<()> {
         ("description", &args.description),
         ("primary_key", &args.primary_key),
         ("crs", &args.crs),
+        ("delimiter", &args.delimiter),
     ];
     query.extend(
         optional

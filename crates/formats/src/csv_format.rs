@@ -6,9 +6,34 @@ use ferry_core::schema::{coerce_text, infer_text_type};
 use ferry_core::{CoreError, CoreResult};
 use ferry_proto::FieldType;
 use serde_json::Map;
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 pub(crate) const SAMPLE_ROWS: usize = 1000;
+
+/// The separator a CSV's header line uses most, outside quotes: `,`, `;` (as spreadsheets
+/// write in many locales) or a tab; `,` when none appears.
+pub(crate) fn separator_of(head: &[u8]) -> u8 {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or(head);
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let candidates = [b',', b';', b'\t'];
+    let best = (0..3)
+        .max_by_key(|i| (counts[*i], usize::from(*i == 0)))
+        .unwrap_or(0);
+    match counts[best] {
+        0 => b',',
+        _ => candidates[best],
+    }
+}
 
 fn malformed(e: csv::Error) -> CoreError {
     let at = e
@@ -25,9 +50,20 @@ fn malformed(e: csv::Error) -> CoreError {
     }
 }
 
-pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink) -> CoreResult<()> {
+pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink, delimiter: Option<u8>) -> CoreResult<()> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 18, reader);
+    let delimiter = match delimiter {
+        Some(d) => d,
+        None => {
+            let head = reader
+                .fill_buf()
+                .map_err(|e| crate::io_error(crate::ImportFormat::Csv, e))?;
+            separator_of(head)
+        }
+    };
     let mut csv = csv::ReaderBuilder::new()
         .buffer_capacity(1 << 18)
+        .delimiter(delimiter)
         .from_reader(reader);
     let headers: Vec<String> = csv
         .headers()

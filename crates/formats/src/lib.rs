@@ -58,6 +58,8 @@ pub struct ImportOptions {
     pub primary_key: Option<String>,
     /// CRS of a layer's coordinates; a GeoJSON `crs` member overrides it.
     pub crs: String,
+    /// A CSV's field separator; `None`: told from its header line (`,`, `;` or tab).
+    pub delimiter: Option<u8>,
 }
 
 impl Default for ImportOptions {
@@ -66,6 +68,7 @@ impl Default for ImportOptions {
             schema: None,
             primary_key: None,
             crs: "EPSG:4326".to_string(),
+            delimiter: None,
         }
     }
 }
@@ -77,10 +80,11 @@ pub fn start_import<R: Read + Send + 'static>(
     reader: R,
     options: ImportOptions,
 ) -> ImportStream {
+    let delimiter = options.delimiter;
     sink::spawn(format.item_kind(), options, move |sink| match format {
         ImportFormat::GeoJson => geojson::read(reader, sink),
         ImportFormat::GeoJsonSeq => geojson::read_sequence(reader, sink),
-        ImportFormat::Csv => csv_format::read(reader, sink),
+        ImportFormat::Csv => csv_format::read(reader, sink, delimiter),
         ImportFormat::Ndjson => ndjson::read(reader, sink),
     })
 }

@@ -277,3 +277,25 @@ fn geojson_text_sequences_read_as_the_collection_of_their_features() {
     let err = drain(ImportFormat::GeoJson, &lines, ImportOptions::default()).unwrap_err();
     assert!(err.to_string().contains("text sequence"), "{err}");
 }
+
+#[test]
+fn csv_separators_are_told_from_the_header_or_given() {
+    let comma = "id,name,v\n1,\"a;b\",1.5\n";
+    let (expected, _) = drain(ImportFormat::Csv, comma, ImportOptions::default()).unwrap();
+    for text in [
+        "id;name;v\n1;\"a;b\";1.5\n",
+        "id\tname\tv\n1\t\"a;b\"\t1.5\n",
+    ] {
+        let (rows, _) = drain(ImportFormat::Csv, text, ImportOptions::default()).unwrap();
+        assert_eq!(rows, expected, "{text:?}");
+    }
+    let given = ImportOptions {
+        delimiter: Some(b'|'),
+        ..ImportOptions::default()
+    };
+    let (rows, _) = drain(ImportFormat::Csv, "id|name|v\n1|a;b|1.5\n", given).unwrap();
+    assert_eq!(rows, expected);
+    // Quoted separators of another kind do not count.
+    assert_eq!(super::csv_format::separator_of(b"\"i,d\";n\n"), b';');
+    assert_eq!(super::csv_format::separator_of(b"only\n"), b',');
+}

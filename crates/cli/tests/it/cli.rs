@@ -63,6 +63,21 @@ async fn cli_tour_covers_every_command() {
         &["item", "import", csv.to_str().unwrap(), "--space", "harbor"],
     );
     assert_eq!(dataset["kind"], "dataset");
+    // A CSV written with ';' (as spreadsheets do in many locales) is told from its header; an
+    // unusual separator is given.
+    let semi = temp_file(work.path(), "semi.csv", b"id;name\n1;North\n");
+    let piped = temp_file(work.path(), "piped.csv", b"id|name\n1|North\n");
+    for (path, extra) in [(&semi, &[][..]), (&piped, &["--delimiter", "|"][..])] {
+        let imported = import_into_harbor(&inst, path, extra);
+        let fields: Vec<&str> = imported["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["id", "name"], "{imported}");
+        ferry_json(&inst, &["item", "delete", imported["id"].as_str().unwrap()]);
+    }
     let pdf = temp_file(work.path(), "notes.pdf", b"%PDF-1.4 not really");
     let file = ferry_json(
         &inst,
@@ -306,17 +321,10 @@ async fn geojson_sequences_and_layers_by_kind_import_as_layers() {
     let rfc8142: String = lines.iter().map(|l| format!("\u{1e}{l}\n")).collect();
     let import = |name: &str, text: &str, kind: Option<&str>| {
         let path = temp_file(work.path(), name, text.as_bytes());
-        let mut args = vec![
-            "item",
-            "import",
-            path.to_str().unwrap(),
-            "--space",
-            "harbor",
-        ];
-        if let Some(kind) = kind {
-            args.extend(["--kind", kind]);
+        match kind {
+            Some(kind) => import_into_harbor(&inst, &path, &["--kind", kind]),
+            None => import_into_harbor(&inst, &path, &[]),
         }
-        ferry_json(&inst, &args)
     };
     for (name, text, kind) in [
         ("berths.geojsonl", per_line.as_str(), None),
@@ -394,4 +402,21 @@ async fn a_reader_that_goes_away_ends_the_command_quietly() {
         status.success() || status.signal() == Some(13),
         "{status:?}: {stderr}"
     );
+}
+
+/// `ferry item import PATH --space harbor` with `extra` arguments; the new item.
+fn import_into_harbor(
+    inst: &TestInstance,
+    path: &std::path::Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut args = vec![
+        "item",
+        "import",
+        path.to_str().unwrap(),
+        "--space",
+        "harbor",
+    ];
+    args.extend_from_slice(extra);
+    ferry_json(inst, &args)
 }

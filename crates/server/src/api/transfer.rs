@@ -184,6 +184,7 @@ fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> A
         ("primary_key" = Option<String>, Query, description = "Datasets: the key column (default `id`, else a generated `_id`)"),
         ("schema" = Option<String>, Query, description = "An explicit schema as JSON"),
         ("crs" = Option<String>, Query, description = "Layers: CRS of the coordinates (default EPSG:4326)"),
+        ("delimiter" = Option<String>, Query, description = "CSV: the field separator, one character or `tab` (default: told from the header line: `,`, `;` or tab)"),
         ("file_name" = Option<String>, Query)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = Item), (status = 413, body = ApiError), (status = 415, body = ApiError), (status = 422, body = ApiError)))]
@@ -269,6 +270,7 @@ pub(crate) async fn import_item(
                 schema: q.get("schema").map(parse_schema).transpose()?,
                 primary_key: q.get("primary_key").map(str::to_string),
                 crs: q.get("crs").unwrap_or("EPSG:4326").to_string(),
+                delimiter: q.get("delimiter").map(delimiter).transpose()?,
             };
             import_rows(state.store.clone(), draft, format, reader, options).await
         }
@@ -347,6 +349,20 @@ impl RowSource for CrsTracking<'_> {
             shape.crs = Some(self.rows.crs());
         }
         shape
+    }
+}
+
+/// A CSV separator as a query gives it: one character, or `tab`.
+fn delimiter(text: &str) -> ApiResult<u8> {
+    match text {
+        "tab" | "\t" => Ok(b'\t'),
+        one if one.len() == 1 && one.is_ascii() => Ok(one.as_bytes()[0]),
+        _ => Err(ApiFailure::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "'{text}' is not a CSV separator: give one character such as ; or , or the word tab"
+            ),
+        )),
     }
 }
 
