@@ -1535,6 +1535,9 @@ async fn a_reference_workspace_relays_references_and_copies_fail_loudly() {
         "{refused}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Read through the host, the cause is said once, not wrapped in the host's own words.
+    let message = refused["message"].as_str().unwrap();
+    assert_eq!(message.matches("is a reference").count(), 1, "{message}");
     set_markings(&sender, id(&layer), json!([])).await;
 
     // A relaying host judges the read with the markings the item has at its origin now: the

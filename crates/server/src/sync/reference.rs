@@ -81,9 +81,9 @@ pub(crate) async fn read_rows(
                 Err(e @ FederationError::Refused { .. })
                     if channel.sender.instance_id == arrival.origin_instance =>
                 {
-                    return Err(unavailable(item, &ApiFailure::from(e).0.message));
+                    return Err(unavailable(item, &cause(e)));
                 }
-                Err(e) => failures.push(ApiFailure::from(e).0.message),
+                Err(e) => failures.push(cause(e)),
             }
         }
     }
@@ -93,6 +93,20 @@ pub(crate) async fn read_rows(
         failures.join("; ")
     };
     Err(unavailable(item, &why))
+}
+
+/// Why a read through another instance failed, said once: a relay's own "reference
+/// unavailable" is unwrapped to the cause it carries.
+fn cause(e: FederationError) -> String {
+    match e {
+        FederationError::Refused { error, .. } if error.code == ErrorCode::ReferenceUnavailable => {
+            match error.message.split_once(" could not be read now (") {
+                Some((_, rest)) => rest.strip_suffix(')').unwrap_or(rest).to_string(),
+                None => error.message,
+            }
+        }
+        other => ApiFailure::from(other).0.message,
+    }
 }
 
 /// The largest page of rows read from another instance for a reference (a page holds at most
@@ -177,4 +191,36 @@ fn visible_item(
         return Ok(None);
     };
     Ok(super::sender::in_scope(store, outbound, me, &item)?.then_some(item))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relay that could not read from the origin answers `reference_unavailable` with the
+    /// origin's cause inside; the reader's message gives that cause once.
+    #[test]
+    fn a_relayed_refusal_states_its_cause_once() {
+        let at_origin = "the peer refused: item o is not shared with the caller over this link (any more) [item_not_found]";
+        let relayed = FederationError::Refused {
+            status: 424,
+            error: ferry_proto::ApiError {
+                code: ErrorCode::ReferenceUnavailable,
+                message: format!(
+                    "item h is a reference: its rows live at its origin and could not be read now ({at_origin})"
+                ),
+                details: None,
+            },
+        };
+        assert_eq!(cause(relayed), at_origin);
+        let other = FederationError::Refused {
+            status: 404,
+            error: ferry_proto::ApiError {
+                code: ErrorCode::ItemNotFound,
+                message: "gone".into(),
+                details: None,
+            },
+        };
+        assert!(cause(other).contains("gone [item_not_found]"));
+    }
 }
