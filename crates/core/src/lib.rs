@@ -12,6 +12,7 @@ pub mod policy;
 pub mod rows;
 pub mod schema;
 pub mod sync;
+pub mod time;
 
 pub use error::{CoreError, CoreResult};
 

@@ -55,10 +55,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Millisecond)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+    ferry_core::time::now()
 }
 
 /// Page cache of the writer, which does the heavy work (imports, received batches). Imports and

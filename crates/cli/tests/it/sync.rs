@@ -1941,4 +1941,21 @@ async fn links_that_start_or_widen_carry_data_at_once() {
         "{history}"
     );
     assert!(history.to_string().contains("link_changed"), "{history}");
+    // One time format everywhere: RFC 3339, UTC, milliseconds.
+    let one_format = |t: &Value| {
+        let t = t.as_str().unwrap_or_default();
+        t.len() == 24 && t.ends_with('Z') && t.as_bytes()[19] == b'.'
+    };
+    let run = &history[0];
+    assert!(
+        one_format(&run["started_at"]) && one_format(&run["ended_at"]),
+        "{run}"
+    );
+    let item = &items(&b, "inbox").await["Before"];
+    assert!(
+        one_format(&item["created_at"]) && one_format(&item["updated_at"]),
+        "{item}"
+    );
+    let peer = ferry_json(&b, &["peer", "show", &on_b]);
+    assert!(one_format(&peer["connection"]["created_at"]), "{peer}");
 }

@@ -143,9 +143,7 @@ pub(crate) fn id_bytes(hex: &str) -> [u8; 16] {
 }
 
 pub(crate) fn rfc3339(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+    ferry_core::time::from_unix(unix)
 }
 
 /// A JSON body whose every rejection becomes a Ferry error with a stable code.

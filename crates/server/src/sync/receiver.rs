@@ -67,7 +67,7 @@ impl Trigger {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().to_string()
+    ferry_core::time::now()
 }
 
 /// Runs one sync of `link`: every inbound channel, then the copies they need. A run of the same
