@@ -257,8 +257,22 @@ pub(crate) enum ItemCmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Apply a batch of edits from a JSON file ({"adds": [...], "updates": [...], "deletes":
-    /// [...]}).
+    /// Apply a batch of edits from a JSON file, all or nothing.
+    ///
+    /// The file: {"adds": [ROW, ...], "updates": [ROW, ...], "deletes": [KEY, ...]}
+    ///
+    /// A dataset's ROW is {"values": {...}} with its primary key among the values; an update
+    /// changes only the values it names. For a dataset keyed by "imo":
+    ///   {"adds": [{"values": {"imo": 9321483, "name": "Nordic Star"}}],
+    ///    "updates": [{"values": {"imo": 9187654, "berth": "B2"}}],
+    ///    "deletes": [9012345]}
+    ///
+    /// A layer's ROW is {"key": ID, "values": {...}, "geometry": GEOJSON}; an add without a key
+    /// gets one; an update without "geometry" keeps it, with "geometry": null clears it:
+    ///   {"adds": [{"values": {"name": "Buoy 7"}, "geometry": {"type": "Point", "coordinates": [4.4, 51.9]}}],
+    ///    "updates": [{"key": 12, "values": {"status": "closed"}}],
+    ///    "deletes": [3]}
+    #[command(verbatim_doc_comment)]
     Edit {
         /// The item's id (`item list` shows it).
         id: String,

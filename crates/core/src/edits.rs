@@ -121,7 +121,9 @@ fn plan_add(target: &EditTarget<'_>, input: &RowInput) -> CoreResult<RowAdd> {
         ItemKind::Dataset => {
             let pk = target.schema.primary_key.clone().unwrap_or_default();
             let key = dataset_key(target, input)?.ok_or_else(|| {
-                CoreError::SchemaMismatch(format!("the primary key '{pk}' must have a value"))
+                CoreError::SchemaMismatch(format!(
+                    "the primary key '{pk}' must have a value among the row's values: an add to this dataset is {{\"values\": {{\"{pk}\": ..., ...}}}}"
+                ))
             })?;
             AddKey::Given(key)
         }

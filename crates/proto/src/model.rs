@@ -397,7 +397,9 @@ pub struct RowPage {
 /// A row to add or update. For datasets the key is taken from the primary-key column in `values`;
 /// for layers from `key` (generated on add when absent).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-/// Numbers in it are read exactly ([`crate::exact`]): they read back digit for digit.
+#[serde(deny_unknown_fields)]
+/// Numbers in it are read exactly ([`crate::exact`]): they read back digit for digit. Anything
+/// but `key`, `values` and `geometry` is refused: a value put beside `values` is a mistake.
 pub struct RowInput {
     #[serde(default, deserialize_with = "crate::exact::present")]
     #[schema(value_type = Object)]
@@ -417,6 +419,7 @@ pub struct RowInput {
 
 /// A batch applied all or nothing. Updates change only the values they name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EditBatch {
     #[serde(default)]
     pub adds: Vec<RowInput>,

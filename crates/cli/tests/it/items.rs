@@ -224,6 +224,16 @@ async fn edits_apply_all_or_nothing_with_a_result_per_edit() {
         "fields not named keep their value"
     );
 
+    // A value put beside "values" is a mistake of shape, said as such.
+    let misshapen = json!({"adds": [{"name": "beside", "values": {}}]});
+    let (status, body) = inst.call(Method::POST, &edits, Some(misshapen)).await;
+    let message = body["message"].as_str().unwrap_or_default();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        message.contains("unknown field `name`") && message.contains("`values`"),
+        "{message}"
+    );
+
     // One bad edit: nothing applies, each edit has its result.
     let before = inst.snapshot().await;
     let bad = json!({"adds": [{"key": 200, "values": {"name": "ok"}}], "updates": [{"key": 999, "values": {"name": "x"}}], "deletes": [1]});
