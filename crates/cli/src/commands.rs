@@ -58,10 +58,7 @@ pub(crate) enum TokenCmd {
     /// Create a new admin token offline, straight in the data directory (for its owner, when no
     /// admin token works); it is written to the directory's admin-token file. Works whether or
     /// not the instance is running.
-    Recover {
-        #[command(flatten)]
-        data_dir: crate::DataDirArg,
-    },
+    Recover,
 }
 
 /// `ferry token recover`: needs the data directory, not the API.
@@ -128,7 +125,7 @@ pub(crate) async fn token(client: &Client, out: Output, cmd: TokenCmd) -> Result
                 &format!("Revoked token {} ('{}').", info.id, info.name),
             )
         }
-        TokenCmd::Recover { data_dir } => recover_token(out, data_dir.data_dir),
+        TokenCmd::Recover => recover_token(out, None),
     }
 }
 

@@ -12,7 +12,7 @@ mod serve;
 mod sync;
 mod trust;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,6 +39,11 @@ struct Cli {
     /// Send the token to a server at a plain http:// URL off loopback (it travels in clear).
     #[arg(long, global = true, env = "FERRY_ALLOW_PLAIN_HTTP")]
     allow_plain_http: bool,
+    /// The instance's data directory: where `serve` keeps its data, and where client commands
+    /// find the running instance and its admin token (default: $XDG_DATA_HOME/ferry, else
+    /// ~/.local/share/ferry).
+    #[arg(long, global = true, env = "FERRY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,14 +88,6 @@ enum Command {
     /// Benchmarks that print ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
-}
-
-/// Where the local instance keeps its data.
-#[derive(Args, Debug, Clone)]
-pub(crate) struct DataDirArg {
-    /// Data directory (default: $FERRY_DATA_DIR, else ~/.local/share/ferry).
-    #[arg(long)]
-    pub(crate) data_dir: Option<PathBuf>,
 }
 
 fn init_logging(default: &str) {
@@ -138,11 +135,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = output::Output { json: cli.json };
     let connect = || {
-        let target = client::Target::resolve(
-            cli.server.clone(),
-            cli.token.clone(),
-            &client::default_data_dir(),
-        )?;
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .unwrap_or_else(client::default_data_dir);
+        let target = client::Target::resolve(cli.server.clone(), cli.token.clone(), &data_dir)?;
         client::Client::new(
             target,
             &client::Transport {
@@ -152,11 +149,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
     };
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(args, cli.data_dir.clone()).await,
         Command::Demo(args) => demo::run(out, args).await,
         Command::Instance(cmd) => commands::instance(&connect()?, out, cmd).await,
-        Command::Token(commands::TokenCmd::Recover { data_dir }) => {
-            commands::recover_token(out, data_dir.data_dir)
+        Command::Token(commands::TokenCmd::Recover) => {
+            commands::recover_token(out, cli.data_dir.clone())
         }
         Command::Token(cmd) => commands::token(&connect()?, out, cmd).await,
         Command::Space(cmd) => commands::space(&connect()?, out, cmd).await,

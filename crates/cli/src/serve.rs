@@ -1,6 +1,5 @@
 //! `ferry serve`.
 
-use crate::DataDirArg;
 use anyhow::{Context, Result};
 use clap::Args;
 use ferry_server::{Instance, ServeOptions};
@@ -8,8 +7,6 @@ use std::net::SocketAddr;
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
-    #[command(flatten)]
-    data_dir: DataDirArg,
     /// Address to listen on (default 127.0.0.1:8750; port 0 picks a free one).
     #[arg(long, env = "FERRY_LISTEN")]
     listen: Option<SocketAddr>,
@@ -54,12 +51,10 @@ pub(crate) struct ServeArgs {
     allow_plain_http: Option<bool>,
 }
 
-pub(crate) async fn run(args: ServeArgs) -> Result<()> {
+/// Runs an instance on `data_dir` (the global `--data-dir`, which also reads FERRY_DATA_DIR).
+pub(crate) async fn run(args: ServeArgs, data_dir: Option<std::path::PathBuf>) -> Result<()> {
     let options = ServeOptions {
-        data_dir: args
-            .data_dir
-            .data_dir
-            .or_else(|| std::env::var_os("FERRY_DATA_DIR").map(Into::into)),
+        data_dir,
         listen: args.listen,
         public_url: args.public_url,
         title: args.title,

@@ -331,6 +331,16 @@ async fn tokens_are_audited_and_the_last_admin_token_stays() {
         "the recovered token works: {}",
         stderr(&out)
     );
+    // `--data-dir` names the directory on the command line: its admin token is used.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--server", &a.url, "token", "list", "--data-dir"])
+        .arg(a.data_dir())
+        .env_remove("FERRY_DATA_DIR")
+        .env_remove("FERRY_TOKEN")
+        .env_remove("FERRY_SERVER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
     let elsewhere = tempfile::tempdir().unwrap();
     let out = crate::harness::ferry_local(elsewhere.path(), &["token", "recover"]);
     assert!(!out.status.success());
