@@ -73,7 +73,12 @@ pub(crate) async fn run(args: ServeArgs, data_dir: Option<std::path::PathBuf>) -
     let config = options.resolve(&crate::client::default_data_dir())?;
     let data_dir = config.data_dir.clone();
     let listen = config.listen;
+    let last_url = ferry_server::config::last_public_url(&config.data_dir);
     let instance = tokio::task::spawn_blocking(move || Instance::open(config)).await??;
+    warn_if_url_changed(&instance, last_url);
+    if let Err(e) = ferry_server::config::remember(&instance.config) {
+        tracing::warn!(error = %e, "cannot remember this start's settings in the data directory");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
@@ -117,6 +122,30 @@ pub(crate) async fn run(args: ServeArgs, data_dir: Option<std::path::PathBuf>) -
     let _ = std::fs::remove_file(data_dir.join(ferry_server::instance::ENDPOINT_FILE));
     eprintln!("Ferry stopped.");
     Ok(())
+}
+
+/// Peers and collaborations reach this instance at the URL they were given: a new one needs
+/// telling them.
+fn warn_if_url_changed(instance: &Instance, last: Option<String>) {
+    let (Some(last), Some(now)) = (last, instance.config.public_url.as_deref()) else {
+        return;
+    };
+    if last == now {
+        return;
+    }
+    let known = instance.store.list_peers().is_ok_and(|peers| {
+        peers
+            .iter()
+            .any(|p| p.status.phase.is_established() && p.peer.is_some())
+    }) || instance
+        .store
+        .list_collabs()
+        .is_ok_and(|c| c.iter().any(|c| !c.state.is_over()));
+    if known {
+        eprintln!(
+            "WARNING: the public URL changed from {last} to {now}; peers and collaborations know this instance at {last} and will not reach it at the new one. Tell their admins, or start with --public-url {last}."
+        );
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
 pub const CONFIG_FILE: &str = "ferry.toml";
+/// What `ferry serve` was last started with (title, listen address, public URL), written by
+/// each start: a later start without those settings keeps them. Flags, environment and
+/// `ferry.toml` still win.
+pub const REMEMBERED_FILE: &str = "last-start.toml";
 
 /// Settings as given by flags, environment or file; `None` means "not given here".
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -114,11 +118,21 @@ impl ServeOptions {
             .clone()
             .unwrap_or_else(|| default_data_dir.to_path_buf());
         let file = read_file(&data_dir.join(CONFIG_FILE))?;
+        // What the last start used, below everything given now; unreadable is as if absent.
+        let last = read_file(&data_dir.join(REMEMBERED_FILE)).unwrap_or_default();
         let base = Config::new(&data_dir);
         Ok(Config {
-            listen: self.listen.or(file.listen).unwrap_or(base.listen),
-            public_url: self.public_url.or(file.public_url),
-            title: self.title.or(file.title).unwrap_or(base.title),
+            listen: self
+                .listen
+                .or(file.listen)
+                .or(last.listen)
+                .unwrap_or(base.listen),
+            public_url: self.public_url.or(file.public_url).or(last.public_url),
+            title: self
+                .title
+                .or(file.title)
+                .or(last.title)
+                .unwrap_or(base.title),
             max_body_bytes: self
                 .max_body_bytes
                 .or(file.max_body_bytes)
@@ -179,6 +193,29 @@ fn read_file(path: &Path) -> Result<ServeOptions, ConfigError> {
     }
 }
 
+/// The public URL the last start used, if it was set.
+pub fn last_public_url(data_dir: &Path) -> Option<String> {
+    read_file(&data_dir.join(REMEMBERED_FILE))
+        .ok()
+        .and_then(|last| last.public_url)
+}
+
+/// Writes what this start uses (see [`REMEMBERED_FILE`]).
+pub fn remember(config: &Config) -> std::io::Result<()> {
+    // JSON's string escapes are TOML's basic-string escapes.
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_default();
+    let mut text = String::from("# What the last `ferry serve` used; flags and ferry.toml win.\n");
+    text.push_str(&format!("title = {}\n", quoted(&config.title)));
+    text.push_str(&format!(
+        "listen = {}\n",
+        quoted(&config.listen.to_string())
+    ));
+    if let Some(url) = &config.public_url {
+        text.push_str(&format!("public_url = {}\n", quoted(url)));
+    }
+    std::fs::write(config.data_dir.join(REMEMBERED_FILE), text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +241,49 @@ mod tests {
         assert!(!c.compress_sync);
         assert!(Config::new("x").compress_sync, "compressed by default");
         assert_eq!(c.max_import_bytes, Config::new("x").max_import_bytes);
+    }
+
+    #[test]
+    fn a_start_is_remembered_below_everything_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ServeOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            title: Some("Harbor \"Main\" GIS".into()),
+            listen: Some("127.0.0.1:8752".parse().unwrap()),
+            public_url: Some("https://gis.harbor.example".into()),
+            ..Default::default()
+        }
+        .resolve(Path::new("/x"))
+        .unwrap();
+        remember(&first).unwrap();
+        let bare = ServeOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let again = bare.clone().resolve(Path::new("/x")).unwrap();
+        assert_eq!(
+            (
+                again.title.as_str(),
+                again.listen.port(),
+                again.public_url.as_deref()
+            ),
+            (
+                "Harbor \"Main\" GIS",
+                8752,
+                Some("https://gis.harbor.example")
+            )
+        );
+        assert_eq!(
+            last_public_url(dir.path()).as_deref(),
+            Some("https://gis.harbor.example")
+        );
+        let flagged = ServeOptions {
+            title: Some("Renamed".into()),
+            ..bare
+        }
+        .resolve(Path::new("/x"))
+        .unwrap();
+        assert_eq!(flagged.title, "Renamed", "flags win");
     }
 
     #[test]
