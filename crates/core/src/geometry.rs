@@ -323,7 +323,7 @@ impl Check<'_> {
         let (x, y) = (xyz[0], xyz[1]);
         if self.geographic && !((-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y)) {
             return Err(invalid(&format!(
-                "position [{x}, {y}] is outside longitude -180..180 / latitude -90..90 (EPSG:4326)"
+                "position [{x}, {y}] is outside longitude -180..180 / latitude -90..90 (EPSG:4326); coordinates in another CRS need it named: import with --crs (e.g. --crs EPSG:28992) or a GeoJSON \"crs\" member"
             )));
         }
         self.bbox.add(x, y);

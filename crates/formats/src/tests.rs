@@ -299,3 +299,24 @@ fn csv_separators_are_told_from_the_header_or_given() {
     assert_eq!(super::csv_format::separator_of(b"\"i,d\";n\n"), b';');
     assert_eq!(super::csv_format::separator_of(b"only\n"), b',');
 }
+
+#[test]
+fn projected_coordinates_without_a_crs_say_how_to_name_it() {
+    let input = r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[155000,463000]},"properties":{}}]}"#;
+    let err = drain(ImportFormat::GeoJson, input, ImportOptions::default()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidGeometry);
+    let said = err.to_string();
+    assert!(
+        said.contains("--crs") && said.contains("\"crs\" member"),
+        "{said}"
+    );
+    // Named, they import.
+    let named = ImportOptions {
+        crs: "EPSG:28992".into(),
+        ..ImportOptions::default()
+    };
+    assert_eq!(
+        drain(ImportFormat::GeoJson, input, named).unwrap().0.len(),
+        1
+    );
+}
