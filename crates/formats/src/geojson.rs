@@ -125,18 +125,26 @@ fn sequence<R: Read>(scan: &mut Scanner<R>, sink: &mut Sink) -> CoreResult<()> {
         if scan.peek()?.is_none() {
             return Ok(());
         }
-        let n = sink.rows() + 1;
-        let at = scan.offset();
         if scan.peek()? != Some(b'{') {
-            return Err(malformed(at, "expected a feature (a JSON object)"));
+            return Err(malformed(
+                scan.offset(),
+                "expected a feature (a JSON object)",
+            ));
         }
-        let bytes = scan.value()?;
-        let feature: FeatureIn<'_> = serde_json::from_slice(bytes)
-            .map_err(|e| CoreError::MalformedGeojson(format!("feature {n} (byte {at}): {e}")))?;
-        feature
-            .into_row(sink)
-            .map_err(|e| e.at(format_args!("feature {n}")))?;
+        feature(scan, sink)?;
     }
+}
+
+/// Reads the next value as one feature and adds it to the sink.
+fn feature<R: Read>(scan: &mut Scanner<R>, sink: &mut Sink) -> CoreResult<()> {
+    let n = sink.rows() + 1;
+    let at = scan.offset();
+    let bytes = scan.value()?;
+    let feature: FeatureIn<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| CoreError::MalformedGeojson(format!("feature {n} (byte {at}): {e}")))?;
+    feature
+        .into_row(sink)
+        .map_err(|e| e.at(format_args!("feature {n}")))
 }
 
 fn features<R: Read>(scan: &mut Scanner<R>, sink: &mut Sink) -> CoreResult<()> {
@@ -149,14 +157,7 @@ fn features<R: Read>(scan: &mut Scanner<R>, sink: &mut Sink) -> CoreResult<()> {
         return Ok(());
     }
     loop {
-        let n = sink.rows() + 1;
-        let at = scan.offset();
-        let bytes = scan.value()?;
-        let feature: FeatureIn<'_> = serde_json::from_slice(bytes)
-            .map_err(|e| CoreError::MalformedGeojson(format!("feature {n} (byte {at}): {e}")))?;
-        feature
-            .into_row(sink)
-            .map_err(|e| e.at(format_args!("feature {n}")))?;
+        feature(scan, sink)?;
         scan.skip_ws()?;
         match scan.next_byte()? {
             Some(b',') => scan.skip_ws()?,

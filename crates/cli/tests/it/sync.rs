@@ -642,10 +642,24 @@ pub(crate) fn join_coast(host: &TestInstance, guest: &TestInstance, url: &str, m
 }
 
 /// A host relays a large layer while it is still arriving from the guest that sends it: the
-/// host's copy is cut after its first part. The reader gets none of its rows (the host says the
-/// item is still arriving) until the host holds it all; then the reader copies it whole.
+/// host's whole copy is cut after 6,000 lines, so its first part (5,000 rows) is committed and
+/// the rest is not. The reader gets none of its rows (the host says the item is still arriving)
+/// until the host holds it all; then the reader copies it whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_never_relays_an_item_still_arriving() {
+    relay_while_arriving("Soundings", 12_000, 6_000).await;
+}
+
+/// The same for a layer small enough to come inline in the host's pull: the feed commits every
+/// 2,000 changes, so 3,000 lines hold the first commit, not the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_never_relays_an_inline_item_still_arriving() {
+    relay_while_arriving("Buoys", 5_000, 3_000).await;
+}
+
+/// A guest sends a layer of `features` points to the host, whose pull from it is cut after
+/// `cut_after` lines; a reading guest must see none of the layer until the host has it all.
+async fn relay_while_arriving(title: &str, features: usize, cut_after: usize) {
     let proxy = Proxy::start().await;
     let host = instance("Port Authority", |_| {}).await;
     let url = proxy.url.clone();
@@ -655,105 +669,51 @@ async fn a_host_never_relays_an_item_still_arriving() {
     coast(&host, &[], &[]);
     join_coast(&host, &sender, &proxy.url, "Roads=send");
     join_coast(&host, &reader, &reader.url, "Roads=receive");
-    let layer = import(
-        &sender,
-        "mine",
-        "Soundings",
-        "geojson",
-        points_geojson(12_000),
-    )
-    .await;
+    let layer = import(&sender, "mine", title, "geojson", points_geojson(features)).await;
 
-    // The host's whole copy is cut after 6,000 lines: its first part (5,000 rows) is
-    // committed, the rest is not.
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = seen.clone();
     proxy.rewrite_sync_lines(move |line| {
-        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 6_000 {
+        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < cut_after {
             vec![line.to_string()]
         } else {
             vec![]
         }
     });
     let out = host.ferry(&["sync", "now", "Coast/Roads"]);
-    assert!(!out.status.success(), "the host's copy was cut");
-    let partial = items(&host, "coast").await["Soundings"]["row_count"]
+    assert!(!out.status.success(), "the host's pull was cut");
+    let partial = items(&host, "coast").await[title]["row_count"]
         .as_i64()
         .unwrap();
-    assert!((1..12_000).contains(&partial), "{partial} rows at the host");
+    assert!(
+        (1..features as i64).contains(&partial),
+        "{partial} rows at the host"
+    );
 
-    // The reader hears of the item, but no row of it comes: not in the feed, not as a copy.
-    let run = sync_now(&reader, "Coast/Roads");
-    assert_eq!(run["status"], "completed_with_failures", "{run}");
-    assert_eq!(run["rows_received"], 0, "{run}");
-    assert_eq!(run["errors"][0]["code"], "item_arriving", "{run}");
+    // The reader hears of the item, but no row of it comes: not in the feed, not as a copy,
+    // however often it asks.
+    for _ in 0..2 {
+        let run = sync_now(&reader, "Coast/Roads");
+        assert_eq!(run["status"], "completed_with_failures", "{run}");
+        assert_eq!(run["rows_received"], 0, "{run}");
+        assert_eq!(run["errors"][0]["code"], "item_arriving", "{run}");
+    }
     let held = items(&reader, "mine").await;
     assert!(
-        held.get("Soundings")
+        held.get(title)
             .is_none_or(|i| i["row_count"].as_i64() == Some(0)),
         "{held:?}"
     );
-    // A second try changes nothing while the host still lacks part of it.
-    let run = sync_now(&reader, "Coast/Roads");
-    assert_eq!(run["rows_received"], 0, "{run}");
 
-    // The host's copy completes; then the reader copies the whole item.
+    // The host's pull completes; then the reader copies the whole item.
     proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
     assert_eq!(sync_now(&host, "Coast/Roads")["status"], "completed");
-    let relayed = items(&host, "coast").await["Soundings"].clone();
-    assert_eq!(relayed["row_count"], 12_000);
-    let run = sync_now(&reader, "Coast/Roads");
-    assert_eq!(run["status"], "completed", "{run}");
-    let copy = items(&reader, "mine").await["Soundings"].clone();
-    assert_eq!(copy["row_count"], 12_000);
     assert_eq!(
-        rows(&reader, id(&copy)).await,
-        rows(&sender, id(&layer)).await
+        items(&host, "coast").await[title]["row_count"],
+        features as i64
     );
-}
-
-/// The same for a layer small enough to come inline in the host's pull: the host's stream is
-/// cut after its first commit, so the host holds part of the layer, and the reader gets none of
-/// it until the host's next pull has brought the rest.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_never_relays_an_inline_item_still_arriving() {
-    let proxy = Proxy::start().await;
-    let host = instance("Port Authority", |_| {}).await;
-    let url = proxy.url.clone();
-    let sender = instance("City GIS", move |c| c.public_url = Some(url)).await;
-    proxy.point_at(&sender.url);
-    let reader = instance("Harbor Pilots", |_| {}).await;
-    coast(&host, &[], &[]);
-    join_coast(&host, &sender, &proxy.url, "Roads=send");
-    join_coast(&host, &reader, &reader.url, "Roads=receive");
-    let layer = import(&sender, "mine", "Buoys", "geojson", points_geojson(5_000)).await;
-
-    // The feed commits every 2,000 changes: 3,000 lines hold the first commit, not the second.
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = seen.clone();
-    proxy.rewrite_sync_lines(move |line| {
-        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3_000 {
-            vec![line.to_string()]
-        } else {
-            vec![]
-        }
-    });
-    assert!(!host.ferry(&["sync", "now", "Coast/Roads"]).status.success());
-    let partial = items(&host, "coast").await["Buoys"]["row_count"]
-        .as_i64()
-        .unwrap();
-    assert!((1..5_000).contains(&partial), "{partial} rows at the host");
-
-    let run = sync_now(&reader, "Coast/Roads");
-    assert_eq!(run["rows_received"], 0, "{run}");
-    assert_eq!(run["errors"][0]["code"], "item_arriving", "{run}");
-
-    proxy.rewrite_sync_lines(|line| vec![line.to_string()]);
-    assert_eq!(sync_now(&host, "Coast/Roads")["status"], "completed");
-    assert_eq!(items(&host, "coast").await["Buoys"]["row_count"], 5_000);
     let run = sync_now(&reader, "Coast/Roads");
     assert_eq!(run["status"], "completed", "{run}");
-    let copy = items(&reader, "mine").await["Buoys"].clone();
+    let copy = items(&reader, "mine").await[title].clone();
     assert_eq!(
         rows(&reader, id(&copy)).await,
         rows(&sender, id(&layer)).await
