@@ -509,27 +509,27 @@ fn content_type(path: &Path, kind: Option<&str>) -> (&'static str, &'static str)
         (_, "geojson") => ("application/geo+json", "its .geojson extension"),
         (_, "geojsonl" | "geojsons" | "geojsonseq") => (
             "application/geo+json-seq",
-            "its extension names a GeoJSON text sequence",
+            "its GeoJSON text sequence extension",
         ),
         (_, "csv") => ("text/csv", "its .csv extension"),
-        (_, "ndjson" | "jsonl") => ("application/x-ndjson", "its extension names NDJSON"),
+        (_, "ndjson" | "jsonl") => ("application/x-ndjson", "its NDJSON extension"),
         (Some("feature_layer"), _) if first_line_is_a_feature(path) => (
             "application/geo+json-seq",
-            "--kind feature_layer, and it holds one feature per line",
+            "--kind feature_layer (one feature per line)",
         ),
         (Some("feature_layer"), _) => ("application/geo+json", "--kind feature_layer"),
         (None, "json") if holds_geojson(path) => (
             "application/geo+json",
-            "its content is GeoJSON; --kind overrides",
+            "its content, GeoJSON (--kind overrides)",
         ),
         (None, "json") => (
             "application/octet-stream",
-            "a .json file that is not GeoJSON; --kind dataset or feature_layer imports rows",
+            "its content, JSON that is not GeoJSON (--kind dataset or feature_layer imports rows)",
         ),
         (Some(_), _) => ("application/octet-stream", "--kind"),
         (None, _) => (
             "application/octet-stream",
-            "its extension names no layer or table format; --kind imports rows",
+            "its extension, which names no layer or table format (--kind imports rows)",
         ),
     }
 }

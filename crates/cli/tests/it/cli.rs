@@ -355,7 +355,7 @@ async fn geojson_sequences_and_layers_by_kind_import_as_layers() {
     ]);
     assert!(
         stdout(&out).contains("as feature_layer")
-            && stdout(&out).contains("its kind from its content is GeoJSON"),
+            && stdout(&out).contains("its kind from its content, GeoJSON"),
         "{}",
         stdout(&out)
     );
