@@ -628,7 +628,7 @@ pub(crate) async fn collab(client: &Client, out: Output, cmd: CollabCmd) -> Resu
             if inspect {
                 return out.show(&preview, preview_table);
             }
-            if !out.json {
+            if out.for_people() {
                 println!(
                     "{}",
                     crate::output::for_terminal(&preview_table(&preview).to_string())

@@ -17,12 +17,54 @@ use tokio::io::AsyncWriteExt;
 pub(crate) enum InstanceCmd {
     /// Id, title, URL and key fingerprint.
     Show,
+    /// Wait until the instance answers: for scripts that start `ferry serve` in the background.
+    Wait {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
-pub(crate) async fn instance(client: &Client, out: Output, cmd: InstanceCmd) -> Result<()> {
+/// Polls until the instance answers. The endpoint file is read again at each try, since a
+/// starting instance writes it only once it listens.
+async fn wait_for_instance(
+    connect: impl Fn() -> Result<Client>,
+    out: Output,
+    timeout_secs: u64,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+    loop {
+        let answer = match connect() {
+            Ok(client) => client.get::<InstanceInfo>("/api/v1/instance").await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(info) => {
+                return out.done(
+                    &info,
+                    &format!("'{}' answers at {}.", info.title, info.public_url),
+                );
+            }
+            Err(e) if std::time::Instant::now() >= deadline => {
+                return Err(e.context(format!(
+                    "no instance answered within {timeout_secs} s; is `ferry serve` running, and is its log free of errors?"
+                )));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// `connect` is called when the command needs the instance: `wait` calls it until it answers.
+pub(crate) async fn instance(
+    connect: impl Fn() -> Result<Client>,
+    out: Output,
+    cmd: InstanceCmd,
+) -> Result<()> {
     match cmd {
+        InstanceCmd::Wait { timeout } => wait_for_instance(connect, out, timeout).await,
         InstanceCmd::Show => {
-            let info: InstanceInfo = client.get("/api/v1/instance").await?;
+            let info: InstanceInfo = connect()?.get("/api/v1/instance").await?;
             out.show(&info, |i| {
                 fields(&[
                     ("id", i.id.clone()),

@@ -33,6 +33,10 @@ struct Cli {
     /// Print JSON for scripts instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Print only this field of the answer, one line per record (`id`, `code`, `peer.title`):
+    /// for shell variables, e.g. `ITEM=$(ferry --get id item import roads.geojson --space s)`.
+    #[arg(long, global = true, value_name = "FIELD")]
+    get: Option<String>,
     /// PEM certificates to trust besides the system's, for a server under a private CA.
     #[arg(long, global = true, env = "FERRY_CA_BUNDLE")]
     ca_bundle: Option<PathBuf>,
@@ -133,7 +137,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let out = output::Output { json: cli.json };
+    // The field name lives as long as the process: leaking it keeps `Output` a plain `Copy`
+    // value that every command takes by value.
+    let out = output::Output {
+        json: cli.json,
+        get: cli
+            .get
+            .clone()
+            .map(|field| &*Box::leak(field.into_boxed_str())),
+    };
     let connect = || {
         let data_dir = cli
             .data_dir
@@ -151,7 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args, cli.data_dir.clone()).await,
         Command::Demo(args) => demo::run(out, args).await,
-        Command::Instance(cmd) => commands::instance(&connect()?, out, cmd).await,
+        Command::Instance(cmd) => commands::instance(connect, out, cmd).await,
         Command::Token(commands::TokenCmd::Recover) => {
             commands::recover_token(out, cli.data_dir.clone())
         }

@@ -9,18 +9,24 @@ use std::io::IsTerminal;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Output {
     pub(crate) json: bool,
+    /// `--get FIELD`: print only this field of the answer (a dotted path), one line per value.
+    pub(crate) get: Option<&'static str>,
 }
 
 impl Output {
+    /// Whether the answer goes to people (tables, sentences) rather than to a script (JSON or
+    /// one field): notes for people are printed only then, so a script's stdout stays clean.
+    pub(crate) fn for_people(&self) -> bool {
+        !self.json && self.get.is_none()
+    }
+
     /// Prints `value` as JSON, or as the table `render` builds.
     pub(crate) fn show<T: Serialize>(
         &self,
         value: &T,
         render: impl FnOnce(&T) -> Table,
     ) -> Result<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
-        } else {
+        if !self.for_script(value)? {
             println!("{}", for_terminal(&render(value).to_string()));
         }
         Ok(())
@@ -28,13 +34,58 @@ impl Output {
 
     /// Prints a short confirmation, or `value` as JSON.
     pub(crate) fn done<T: Serialize>(&self, value: &T, message: &str) -> Result<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
-        } else {
+        if !self.for_script(value)? {
             println!("{}", for_terminal(message));
         }
         Ok(())
     }
+
+    /// Prints `value` as a script asked for it, if it did; false when the answer is for people.
+    fn for_script<T: Serialize>(&self, value: &T) -> Result<bool> {
+        if let Some(path) = self.get {
+            for line in field_lines(&serde_json::to_value(value)?, path)? {
+                println!("{}", for_terminal(&line));
+            }
+            return Ok(true);
+        }
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// The values of the field at `path` (`id`, `connection.id`) in an answer: one for an object,
+/// one per element for a list. Text comes unquoted (ids, codes, URLs for shell variables),
+/// other values as compact JSON, a null as an empty line.
+fn field_lines(answer: &serde_json::Value, path: &str) -> Result<Vec<String>> {
+    let records: Vec<&serde_json::Value> = match answer {
+        serde_json::Value::Array(list) => list.iter().collect(),
+        one => vec![one],
+    };
+    records
+        .into_iter()
+        .map(|record| {
+            let mut value = record;
+            for name in path.split('.') {
+                value = value.get(name).ok_or_else(|| {
+                    let known = value
+                        .as_object()
+                        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default();
+                    anyhow::anyhow!(
+                        "the answer has no field '{path}' (`--json` shows the whole answer; its fields here: {known})"
+                    )
+                })?;
+            }
+            Ok(match value {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Text made safe for a terminal: every control character but the newline is shown as an
@@ -101,7 +152,8 @@ pub(crate) fn progress(total: Option<u64>, what: &str) -> ProgressBar {
 
 #[cfg(test)]
 mod tests {
-    use super::for_terminal;
+    use super::{field_lines, for_terminal};
+    use serde_json::json;
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {
@@ -111,5 +163,22 @@ mod tests {
             "\\x1b[2J\\x1b]0;pwned\\x07Evil\\r\\u{9b}31m"
         );
         assert_eq!(for_terminal("Città"), "Città");
+    }
+
+    #[test]
+    fn get_prints_one_field_per_record() {
+        let one = json!({"id": "c1", "code": "ferry1-peer-x", "peer": {"title": "City"}, "n": 3});
+        assert_eq!(field_lines(&one, "code").unwrap(), ["ferry1-peer-x"]);
+        assert_eq!(field_lines(&one, "peer.title").unwrap(), ["City"]);
+        assert_eq!(field_lines(&one, "n").unwrap(), ["3"]);
+        let list = json!([{"id": "a", "x": null}, {"id": "b", "x": [1]}]);
+        assert_eq!(field_lines(&list, "id").unwrap(), ["a", "b"]);
+        assert_eq!(field_lines(&list, "x").unwrap(), ["", "[1]"]);
+        assert!(field_lines(&json!([]), "id").unwrap().is_empty());
+        let missing = field_lines(&one, "state").unwrap_err().to_string();
+        assert!(
+            missing.contains("no field 'state'") && missing.contains("code"),
+            "{missing}"
+        );
     }
 }

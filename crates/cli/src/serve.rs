@@ -73,9 +73,13 @@ pub(crate) async fn run(args: ServeArgs, data_dir: Option<std::path::PathBuf>) -
     let config = options.resolve(&crate::client::default_data_dir())?;
     let data_dir = config.data_dir.clone();
     let listen = config.listen;
-    let last_url = ferry_server::config::last_public_url(&config.data_dir);
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let last_url = ferry_server::config::last_reached_url(&config.data_dir, scheme);
     let instance = tokio::task::spawn_blocking(move || Instance::open(config)).await??;
-    warn_if_url_changed(&instance, last_url);
     if let Err(e) = ferry_server::config::remember(&instance.config) {
         tracing::warn!(error = %e, "cannot remember this start's settings in the data directory");
     }
@@ -87,13 +91,9 @@ pub(crate) async fn run(args: ServeArgs, data_dir: Option<std::path::PathBuf>) -
             )
         })?;
     let bound = listener.local_addr()?;
+    warn_if_url_changed(&instance, last_url, &instance.public_url(bound));
     // The local CLI's way in: HTTPS when this instance serves it (trust its CA with
     // --ca-bundle or FERRY_CA_BUNDLE when it is private).
-    let scheme = if instance.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
     let url = format!("{scheme}://{bound}");
     std::fs::write(
         data_dir.join(ferry_server::instance::ENDPOINT_FILE),
@@ -126,8 +126,8 @@ pub(crate) async fn run(args: ServeArgs, data_dir: Option<std::path::PathBuf>) -
 
 /// Peers and collaborations reach this instance at the URL they were given: a new one needs
 /// telling them.
-fn warn_if_url_changed(instance: &Instance, last: Option<String>) {
-    let (Some(last), Some(now)) = (last, instance.config.public_url.as_deref()) else {
+fn warn_if_url_changed(instance: &Instance, last: Option<String>, now: &str) {
+    let Some(last) = last else {
         return;
     };
     if last == now {

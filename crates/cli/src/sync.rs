@@ -148,7 +148,7 @@ pub(crate) async fn set(client: &Client, out: Output, body: SetSchedule) -> Resu
         .call(Method::PUT, "/api/v1/sync/schedules", &body)
         .await?;
     let shown = out.show(&schedule, |s| schedules_table(&vec![s.clone()]));
-    if start_in_past && !out.json {
+    if start_in_past && out.for_people() {
         eprintln!(
             "The start is in the past: runs follow it every interval, so the next run is at {}.",
             schedule.next_run.as_deref().unwrap_or("(none: paused)")
@@ -173,12 +173,12 @@ pub(crate) async fn sync(client: &Client, out: Output, cmd: SyncCmd) -> Result<(
                     run.message.clone().unwrap_or_default()
                 );
             }
-            if !out.json && run.status == "submitted" {
+            if out.for_people() && run.status == "submitted" {
                 eprintln!(
                     "Submitted run {}; `ferry sync history {}` tells how it goes.",
                     run.id, run.link
                 );
-            } else if !out.json {
+            } else if out.for_people() {
                 eprintln!("{}", crate::output::for_terminal(&run_line(&run)));
             }
             Ok(())

@@ -177,7 +177,7 @@ pub(crate) async fn audit(client: &Client, out: Output, cmd: AuditCmd) -> Result
         }
         t
     });
-    if more && !out.json {
+    if more && out.for_people() {
         let next = match (after, entries.last()) {
             (Some(_), Some(last)) => format!("--after {}", last.seq),
             (None, Some(last)) => format!("--before {}", last.seq),

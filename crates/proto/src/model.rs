@@ -401,7 +401,13 @@ pub struct RowPage {
 /// Numbers in it are read exactly ([`crate::exact`]): they read back digit for digit. Anything
 /// but `key`, `values` and `geometry` is refused: a value put beside `values` is a mistake.
 pub struct RowInput {
-    #[serde(default, deserialize_with = "crate::exact::present")]
+    // Left out when absent: a client that reads a batch and sends it on (the CLI) must not
+    // turn "no key" into `"key": null`.
+    #[serde(
+        default,
+        deserialize_with = "crate::exact::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Object)]
     pub key: Option<Value>,
     #[serde(default, deserialize_with = "crate::exact::object")]

@@ -193,11 +193,15 @@ fn read_file(path: &Path) -> Result<ServeOptions, ConfigError> {
     }
 }
 
-/// The public URL the last start used, if it was set.
-pub fn last_public_url(data_dir: &Path) -> Option<String> {
-    read_file(&data_dir.join(REMEMBERED_FILE))
-        .ok()
-        .and_then(|last| last.public_url)
+/// The URL peers reached the last start at: its public URL, else its listen address under
+/// `scheme` (unless it picked a free port, which no peer can have been told).
+pub fn last_reached_url(data_dir: &Path, scheme: &str) -> Option<String> {
+    let last = read_file(&data_dir.join(REMEMBERED_FILE)).ok()?;
+    last.public_url.or_else(|| {
+        last.listen
+            .filter(|address| address.port() != 0)
+            .map(|address| format!("{scheme}://{address}"))
+    })
 }
 
 /// Writes what this start uses (see [`REMEMBERED_FILE`]).
@@ -274,8 +278,25 @@ mod tests {
             )
         );
         assert_eq!(
-            last_public_url(dir.path()).as_deref(),
+            last_reached_url(dir.path(), "http").as_deref(),
             Some("https://gis.harbor.example")
+        );
+        // Without a public URL, the last start was reached at its listen address.
+        let derived = ServeOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            public_url: None,
+            ..Default::default()
+        }
+        .resolve(Path::new("/x"))
+        .unwrap();
+        remember(&Config {
+            public_url: None,
+            ..derived
+        })
+        .unwrap();
+        assert_eq!(
+            last_reached_url(dir.path(), "https").as_deref(),
+            Some("https://127.0.0.1:8752")
         );
         let flagged = ServeOptions {
             title: Some("Renamed".into()),

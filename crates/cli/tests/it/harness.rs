@@ -368,8 +368,15 @@ pub fn points_geojson(n: usize) -> String {
 /// Starts a real `ferry serve` process on a free port, with `data` as its data directory, and
 /// waits until it has written its endpoint file.
 pub async fn spawn_serve(data: &Path, title: &str) -> std::process::Child {
+    spawn_serve_with(data, &["--listen", "127.0.0.1:0", "--title", title]).await
+}
+
+/// `ferry serve ARGS` on `data`, once it listens (its endpoint file is written).
+pub async fn spawn_serve_with(data: &Path, args: &[&str]) -> std::process::Child {
+    let _ = std::fs::remove_file(data.join("endpoint"));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--title", title])
+        .arg("serve")
+        .args(args)
         .env("FERRY_DATA_DIR", data)
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -115,3 +115,114 @@ async fn serve_answer_and_stop(signal: &str) {
     );
     assert!(!endpoint.exists(), "the endpoint file goes with the server");
 }
+
+/// Stops a `ferry serve` process with SIGTERM; returns what it wrote on stderr.
+async fn stop_serve(child: std::process::Child) -> String {
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `ferry serve` started again with no flags keeps the title, listen address and public URL of
+/// the first start (flags still win), and says so loudly when the public URL changes while a
+/// peer knows the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_remembers_its_settings_and_warns_when_its_public_url_changes() {
+    use crate::harness::{ferry_json, ferry_local, open_policies, spawn_serve_with};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let url = format!("http://{listen}");
+    let local_json = |args: &[&str]| -> serde_json::Value {
+        let out = ferry_local(&data, &[args, &["--json"]].concat());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            crate::harness::stderr(&out)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = spawn_serve_with(&data, &["--listen", &listen, "--title", "City GIS"]).await;
+    // A peer learns this instance's URL.
+    let harbor = TestInstance::start().await;
+    open_policies(&harbor);
+    for args in [
+        ["policy", "ingress", "allow", "127.0.0.0/8"],
+        ["policy", "egress", "allow", "127.0.0.1"],
+    ] {
+        local_json(&args);
+    }
+    local_json(&["space", "create", "roads"]);
+    harbor.create_space("inbox").await;
+    let created = local_json(&[
+        "peer", "request", "--space", "roads", "--export", "features",
+    ]);
+    let imported = ferry_json(
+        &harbor,
+        &["peer", "import", created["code"].as_str().unwrap()],
+    );
+    ferry_json(
+        &harbor,
+        &[
+            "peer",
+            "approve",
+            imported["id"].as_str().unwrap(),
+            "--space",
+            "inbox",
+        ],
+    );
+    local_json(&[
+        "peer",
+        "activate",
+        created["connection"]["id"].as_str().unwrap(),
+    ]);
+    let log = stop_serve(first).await;
+    assert!(!log.contains("WARNING"), "{log}");
+
+    // No flags: everything as before, and no warning.
+    let again = spawn_serve_with(&data, &[]).await;
+    let info = local_json(&["instance", "show"]);
+    assert_eq!(info["title"], "City GIS");
+    assert_eq!(info["public_url"], url.as_str());
+    let log = stop_serve(again).await;
+    assert!(!log.contains("WARNING"), "{log}");
+
+    // A flag wins, and a new public URL is called out, naming the old one.
+    let moved = spawn_serve_with(
+        &data,
+        &[
+            "--title",
+            "City GIS (new)",
+            "--public-url",
+            "http://127.0.0.1:9/",
+        ],
+    )
+    .await;
+    let info = local_json(&["instance", "show"]);
+    assert_eq!(info["title"], "City GIS (new)");
+    let endpoint = std::fs::read_to_string(data.join("endpoint")).unwrap();
+    assert_eq!(
+        endpoint.trim(),
+        url,
+        "the listen address is still the first one"
+    );
+    let log = stop_serve(moved).await;
+    assert!(
+        log.contains("WARNING: the public URL changed")
+            && log.contains(&url)
+            && log.contains("--public-url"),
+        "{log}"
+    );
+}

@@ -17,6 +17,7 @@ mod items;
 mod lifecycle;
 mod peers;
 mod policy;
+mod readme;
 mod roundtrip;
 mod sync;
 mod trust;
