@@ -1,35 +1,23 @@
-//! Bearer-token authentication, done by extractors before any handler runs.
-//!
-//! Tokens are 32 random bytes shown once; the database keeps only their BLAKE3 hash, so a leaked
-//! database does not leak working tokens.
+//! Bearer-token authentication, done by extractors before any handler runs: the node names the
+//! caller a token belongs to, and the extractor refuses a role below the route's.
 
 use crate::error::ApiFailure;
-use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use ferry_node::Node;
 use ferry_proto::{ErrorCode, Role};
 
-const TOKEN_PREFIX: &str = "ferry_";
-
-pub fn new_token_secret() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
-    format!(
-        "{TOKEN_PREFIX}{}",
-        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
-    )
-}
-
-pub fn hash_token(token: &str) -> [u8; 32] {
-    *blake3::hash(token.trim().as_bytes()).as_bytes()
-}
-
-/// The authenticated caller, holding at least role `MIN` (0 viewer, 1 editor, 2 admin).
+/// The authenticated caller, holding at least role `MIN` (0 viewer, 1 editor, 2 admin). It
+/// dereferences to the node's [`ferry_node::Caller`], which operations take.
 #[derive(Debug, Clone)]
-pub(crate) struct Caller<const MIN: u8> {
-    pub name: String,
-    /// The caller's own role, at least `MIN`'s (for the calls that ask more of some requests).
-    pub role: Role,
+pub(crate) struct Caller<const MIN: u8>(pub ferry_node::Caller);
+
+impl<const MIN: u8> std::ops::Deref for Caller<MIN> {
+    type Target = ferry_node::Caller;
+
+    fn deref(&self) -> &ferry_node::Caller {
+        &self.0
+    }
 }
 
 pub(crate) type AnyRole = Caller<0>;
@@ -44,10 +32,10 @@ fn required(min: u8) -> Role {
     }
 }
 
-impl<const MIN: u8> FromRequestParts<AppState> for Caller<MIN> {
+impl<const MIN: u8> FromRequestParts<Node> for Caller<MIN> {
     type Rejection = ApiFailure;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiFailure> {
+    async fn from_request_parts(parts: &mut Parts, node: &Node) -> Result<Self, ApiFailure> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -58,39 +46,8 @@ impl<const MIN: u8> FromRequestParts<AppState> for Caller<MIN> {
                 "this call needs a token: send 'Authorization: Bearer <token>' (the CLI reads --token or FERRY_TOKEN)",
             ));
         };
-        let hash = hash_token(token);
-        let store = state.store.clone();
-        let found = crate::state::blocking(move || store.token_by_hash(hash)).await?;
-        let info = match found {
-            Some(info) if info.revoked_at.is_none() => info,
-            Some(_) => {
-                return Err(ApiFailure::new(
-                    ErrorCode::Unauthenticated,
-                    "this token was revoked; ask an admin for a new one",
-                ));
-            }
-            None => {
-                return Err(ApiFailure::new(
-                    ErrorCode::Unauthenticated,
-                    "the token is not known to this instance; check --token or FERRY_TOKEN",
-                ));
-            }
-        };
-        let needed = required(MIN);
-        if info.role < needed {
-            return Err(ApiFailure::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "'{}' has role {} but this needs {}; ask an admin",
-                    info.name,
-                    info.role.as_str(),
-                    needed.as_str()
-                ),
-            ));
-        }
-        Ok(Caller {
-            name: info.name,
-            role: info.role,
-        })
+        let caller = ferry_node::caller::authenticate(node, token).await?;
+        caller.require(required(MIN))?;
+        Ok(Caller(caller))
     }
 }

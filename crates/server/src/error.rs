@@ -3,9 +3,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ferry_core::CoreError;
+use ferry_node::NodeError;
 use ferry_proto::{ApiError, ErrorCode};
-use ferry_store::StoreError;
 
 /// The HTTP status of each code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
@@ -62,98 +61,30 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// An error on its way to becoming a response.
+/// A node error on its way to becoming a response.
 #[derive(Debug)]
-pub(crate) struct ApiFailure(pub ApiError);
+pub(crate) struct ApiFailure(pub NodeError);
 
 impl ApiFailure {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ApiFailure {
-        ApiFailure(ApiError {
-            code,
-            message: message.into(),
-            details: None,
-        })
-    }
-
-    pub(crate) fn with_details(mut self, details: serde_json::Value) -> ApiFailure {
-        self.0.details = Some(details);
-        self
+        ApiFailure(NodeError::new(code, message))
     }
 
     pub(crate) fn internal(detail: impl std::fmt::Display) -> ApiFailure {
-        tracing::error!(error = %detail, "internal error");
-        ApiFailure::new(
-            ErrorCode::Internal,
-            "the server failed to complete the request; its log has the details",
-        )
+        ApiFailure(NodeError::internal(detail))
     }
 }
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
-        (status_of(self.0.code), axum::Json(self.0)).into_response()
+        let error: ApiError = self.0.0;
+        (status_of(error.code), axum::Json(error)).into_response()
     }
 }
 
-impl From<CoreError> for ApiFailure {
-    fn from(e: CoreError) -> Self {
-        ApiFailure::new(e.code(), e.to_string())
-    }
-}
-
-impl From<StoreError> for ApiFailure {
-    fn from(e: StoreError) -> Self {
-        let code = match &e {
-            StoreError::Invalid(core) => core.code(),
-            StoreError::SpaceNotFound(_) => ErrorCode::SpaceNotFound,
-            StoreError::ItemNotFound(_) => ErrorCode::ItemNotFound,
-            StoreError::TokenNotFound(_) => ErrorCode::TokenNotFound,
-            StoreError::PolicyRuleNotFound(_) => ErrorCode::PolicyRuleNotFound,
-            StoreError::PeerNotFound(_) => ErrorCode::PeerNotFound,
-            StoreError::PeerExists(_) => ErrorCode::InviteReused,
-            StoreError::PeerChanged(_) => ErrorCode::PeerStateConflict,
-            StoreError::CollabNotFound(_) => ErrorCode::CollabNotFound,
-            StoreError::CollabChanged(_) => ErrorCode::CollabStateConflict,
-            StoreError::CollabExists(_) => ErrorCode::InviteReused,
-            StoreError::SpaceLinked { .. } => ErrorCode::SpaceLinked,
-            StoreError::SpaceNameTaken(_) => ErrorCode::SpaceNameTaken,
-            StoreError::SpaceNotEmpty { .. } => ErrorCode::SpaceNotEmpty,
-            StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,
-            StoreError::LastAdminToken(_) => ErrorCode::LastAdminToken,
-            StoreError::EditsRejected { results, .. } => {
-                let details = serde_json::json!({ "results": results });
-                return ApiFailure::new(ErrorCode::EditsRejected, e.to_string())
-                    .with_details(details);
-            }
-            StoreError::Backend(detail) => return ApiFailure::internal(detail),
-        };
-        ApiFailure::new(code, e.to_string())
-    }
-}
-
-impl From<ferry_proto::ticket::TicketError> for ApiFailure {
-    fn from(e: ferry_proto::ticket::TicketError) -> Self {
-        use ferry_proto::ticket::TicketError::*;
-        let code = match &e {
-            WrongKind => ErrorCode::InviteWrongKind,
-            Malformed(_) => ErrorCode::InviteMalformed,
-            Tampered => ErrorCode::InviteTampered,
-            UnsupportedVersion(_) => ErrorCode::InviteUnsupportedVersion,
-        };
-        ApiFailure::new(code, e.to_string())
-    }
-}
-
-impl From<ferry_core::peering::NotAllowed> for ApiFailure {
-    fn from(e: ferry_core::peering::NotAllowed) -> Self {
-        ApiFailure::new(
-            ErrorCode::PeerStateConflict,
-            format!(
-                "a connection that is {} cannot take '{:?}'; `ferry peer show` tells its state",
-                e.phase.as_str(),
-                e.event
-            ),
-        )
+impl<E: Into<NodeError>> From<E> for ApiFailure {
+    fn from(e: E) -> Self {
+        ApiFailure(e.into())
     }
 }
 

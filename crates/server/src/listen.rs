@@ -23,28 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
-/// How long connections may take and how many may be open.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// Most connections open at once.
-    pub max_connections: usize,
-    /// Time to send a request's head (the request line and headers).
-    pub header_read: Duration,
-    /// A connection that sends and receives nothing for this long is closed.
-    pub idle: Duration,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits {
-            max_connections: 1024,
-            header_read: Duration::from_secs(10),
-            // Longer than a sync stream's own silence limit (60 s), so a slow but live
-            // stream is the receiver's to give up, not this server's.
-            idle: Duration::from_secs(120),
-        }
-    }
-}
+pub use ferry_node::config::ConnectionLimits;
 
 /// A connection may be taken to make room only after this much quiet: one in the middle of
 /// an exchange is not.

@@ -1,19 +1,19 @@
-//! `/api/v1`: the REST API. Handlers parse, call the store on a blocking thread, and shape the
-//! answer; rules live in `ferry-core`, persistence in `ferry-store`.
+//! `/api/v1`: the REST API for local users. A handler extracts its inputs (the caller is
+//! authenticated before it runs), calls one node operation, and shapes the answer.
 
-pub(crate) mod collabs;
+mod collabs;
 mod instance;
-pub(crate) mod items;
-pub(crate) mod peers;
+mod items;
+mod peers;
 mod spaces;
 mod sync;
 mod transfer;
 mod trust;
 
-use crate::error::{ApiFailure, ApiResult};
-use crate::state::AppState;
+use crate::error::ApiFailure;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
+use ferry_node::Node;
 use ferry_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -43,7 +43,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// All `/api/v1` routes, with their OpenAPI description.
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<Node> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(instance::show_instance))
         .routes(routes!(instance::list_tokens, instance::create_token))
@@ -114,38 +114,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(collabs::guest::leave))
 }
 
-pub(crate) fn unix_now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
-
-pub(crate) fn random<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
-    bytes
-}
-
-/// A fresh 128-bit id, as lowercase hex: the form ids take inside signed tickets.
-pub(crate) fn hex_id() -> String {
-    hex(&random::<16>())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(bytes)
-}
-
-/// The bytes of an id made by [`hex_id`] (zeros for anything else).
-pub(crate) fn id_bytes(hex: &str) -> [u8; 16] {
-    data_encoding::HEXLOWER
-        .decode(hex.as_bytes())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or_default()
-}
-
-pub(crate) fn rfc3339(unix: i64) -> String {
-    ferry_core::time::from_unix(unix)
-}
-
 /// A JSON body whose every rejection becomes a Ferry error with a stable code.
 pub(crate) struct JsonBody<T>(pub T);
 
@@ -178,50 +146,5 @@ fn json_rejection(rejection: JsonRejection) -> ApiFailure {
             ErrorCode::InvalidRequest,
             format!("the JSON body is not valid: {}", other.body_text()),
         ),
-    }
-}
-
-/// Query parameters as ordered pairs, so that a parameter may repeat (`tag=a&tag=b`).
-pub(crate) struct QueryPairs(Vec<(String, String)>);
-
-impl QueryPairs {
-    pub(crate) fn parse(raw: Option<&str>) -> QueryPairs {
-        QueryPairs(
-            form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    pub(crate) fn number<T: std::str::FromStr>(&self, name: &str) -> ApiResult<Option<T>> {
-        self.get(name)
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    ApiFailure::new(
-                        ErrorCode::InvalidRequest,
-                        format!("'{name}' must be a number, got '{v}'"),
-                    )
-                })
-            })
-            .transpose()
-    }
-
-    pub(crate) fn flag(&self, name: &str) -> bool {
-        matches!(self.get(name), Some("true" | "1" | "yes"))
     }
 }

@@ -1,196 +1,26 @@
-//! Peer connections: the originator's request (invite code, refresh, invalidate), the acceptor's
-//! import and approval, activation, disable/enable/delete on either side, and the policy check.
-//! Every step is audited in the transaction that makes it; the other instance hears of each
-//! change over the signed federation channel.
+//! HTTP adapter: extract, call the node, shape the answer.
 
-use super::{JsonBody, hex_id, id_bytes, random, rfc3339, unix_now};
+use crate::api::JsonBody;
 use crate::auth::AdminRole;
-use crate::error::{ApiFailure, ApiResult};
-use crate::federation;
-use crate::federation::policy::peer_flows;
-use crate::state::{AppState, blocking};
+use crate::error::ApiResult;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ferry_core::CoreError;
-use ferry_core::peering::{self, Event, Phase, Role, Status};
-use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerResponse, PeerTicket, TICKET_VERSION};
-use ferry_proto::{
-    AcceptPeerResponse, ApiError, ApprovePeer, ErrorCode, ImportInviteCode, NewPeerRequest,
-    PeerApproved, PeerChanged, PeerConnection, PeerDetail, PeerInfo, PeerRequestCreated, PeerSends,
-    PeerStateNotice, PendingSecurity, PolicyCheck, ProposeSecurity, RefreshPeerRequest,
-    SecurityNotice,
-};
-use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
-use reqwest::Method;
-use serde_json::json;
-
-fn data_types(names: &[String]) -> Result<DataTypes, CoreError> {
-    DataTypes::parse(&names.join(",")).map_err(CoreError::InvalidRequest)
-}
-
-/// The wire view of a record.
-pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
-    PeerConnection {
-        id: record.id.clone(),
-        role: record.role.as_str().to_string(),
-        request_id: record.request_id.clone(),
-        state: record.status.phase.as_str().to_string(),
-        disabled_here: record.status.disabled_here,
-        disabled_there: record.status.disabled_there,
-        carries_data: record.status.carries_data(),
-        space: record.space.clone(),
-        offered_space: record.offered_space.clone(),
-        sends: record.sends.names().iter().map(|s| s.to_string()).collect(),
-        receives: record
-            .receives
-            .names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        peer: record.peer.as_ref().map(|p| PeerInfo {
-            instance_id: p.instance_id.clone(),
-            title: p.title.clone(),
-            url: p.url.clone(),
-            fingerprint: crate::instance::fingerprint(&p.public_key),
-        }),
-        expires_at: record.expires_at.map(rfc3339),
-        security: record.security.clone(),
-        pending_security: record.pending_security.clone(),
-        created_at: record.created_at.clone(),
-        updated_at: record.updated_at.clone(),
-        warnings: record
-            .peer
-            .iter()
-            .filter_map(|p| federation::transport_warning(&p.title, &p.url))
-            .collect(),
-    }
-}
-
-fn audit(
-    actor: &str,
-    event: &str,
-    record: &PeerRecord,
-    detail: serde_json::Value,
-) -> NewAuditEntry {
-    NewAuditEntry {
-        actor: actor.to_string(),
-        event: event.to_string(),
-        subject: Some(record.id.clone()),
-        detail,
-    }
-}
-
-/// Mints a fresh secret and expiry for an originator's record and renders its code.
-fn issue_code(
-    state: &AppState,
-    instance_id: &str,
-    record: &mut PeerRecord,
-    validity_secs: i64,
-) -> String {
-    let secret = random::<32>();
-    let expires_at = unix_now() + validity_secs;
-    record.secret = Some(blake3::hash(&secret).as_bytes().to_vec());
-    record.expires_at = Some(expires_at);
-    let request_id = id_bytes(&record.request_id);
-    let offer = PeerOffer {
-        version: TICKET_VERSION,
-        request_id,
-        issuer: Issuer {
-            instance_id: instance_id.to_string(),
-            title: state.info.title.clone(),
-            url: state.info.public_url.clone(),
-            public_key: state.identity.public_key(),
-        },
-        space_name: record.offered_space.clone(),
-        export: record.sends,
-        import: record.receives,
-        expires_at,
-        secret,
-    };
-    state.identity.issue_peer_ticket(&offer)
-}
+use ferry_node::Node;
+use ferry_proto::*;
 
 /// Creates a peer request on a local space and returns its invite code.
 #[utoipa::path(post, path = "/api/v1/peers/requests", tag = "peers", request_body = NewPeerRequest,
     responses((status = 201, body = PeerRequestCreated), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn create_request(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     JsonBody(new): JsonBody<NewPeerRequest>,
 ) -> ApiResult<(StatusCode, Json<PeerRequestCreated>)> {
-    let sends = data_types(&new.export)?;
-    let receives = data_types(&new.import)?;
-    if sends.is_empty() && receives.is_empty() {
-        return Err(CoreError::InvalidRequest(
-            "a peer request exports or imports at least one data type: datasets, features or files"
-                .into(),
-        )
-        .into());
-    }
-    let validity = match &new.expires_in {
-        Some(text) => peering::parse_validity(text)?,
-        None => peering::DEFAULT_VALIDITY_SECS,
-    };
-    let store = state.store.clone();
-    let space_name = new.space.clone();
-    let (space, instance) =
-        blocking(move || Ok::<_, StoreError>((store.space(&space_name)?, store.instance()?)))
-            .await?;
-    let mut record = PeerRecord {
-        id: uuid_v7(),
-        role: Role::Originator,
-        request_id: hex_id(),
-        status: Status::new(Role::Originator),
-        space: Some(space.name.clone()),
-        offered_space: space.name,
-        sends,
-        receives,
-        peer: None,
-        secret: None,
-        expires_at: None,
-        security: Default::default(),
-        pending_security: None,
-        version: 0,
-        created_at: rfc3339(unix_now()),
-        updated_at: String::new(),
-    };
-    let code = issue_code(&state, &instance.id, &mut record, validity);
-    let entry = audit(
-        &caller.name,
-        "peer.requested",
-        &record,
-        json!({
-            "space": record.offered_space, "export": sends.names(), "import": receives.names(), "expires_at": record.expires_at,
-        }),
-    );
-    let store = state.store.clone();
-    let stored = blocking(move || store.insert_peer(&record, &entry)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(PeerRequestCreated {
-            connection: view(&stored),
-            code,
-        }),
+        Json(ferry_node::peers::create_request(&state, &caller, new).await?),
     ))
-}
-
-fn uuid_v7() -> String {
-    ferry_proto::ItemId::generate().to_string()
-}
-
-async fn load(state: &AppState, id: String) -> ApiResult<PeerRecord> {
-    let store = state.store.clone();
-    blocking(move || store.peer(&id)).await
-}
-
-pub(crate) async fn save_peer(
-    state: &AppState,
-    record: PeerRecord,
-    entry: NewAuditEntry,
-) -> ApiResult<PeerRecord> {
-    let store = state.store.clone();
-    blocking(move || store.update_peer(&record, &entry)).await
 }
 
 /// Replaces an unanswered request's code: new secret, new expiry; the old code stops working.
@@ -198,39 +28,14 @@ pub(crate) async fn save_peer(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerRequestCreated), (status = 409, body = ApiError)))]
 pub(crate) async fn refresh_request(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RefreshPeerRequest>,
 ) -> ApiResult<Json<PeerRequestCreated>> {
-    let validity = match &body.expires_in {
-        Some(text) => peering::parse_validity(text)?,
-        None => peering::DEFAULT_VALIDITY_SECS,
-    };
-    let mut record = load(&state, id).await?;
-    if record.role != Role::Originator || record.status.phase != Phase::Requested {
-        return Err(ApiFailure::new(
-            ErrorCode::PeerStateConflict,
-            format!(
-                "only an unanswered request can be refreshed; this connection is {}",
-                record.status.phase.as_str()
-            ),
-        ));
-    }
-    let store = state.store.clone();
-    let instance = blocking(move || store.instance()).await?;
-    let code = issue_code(&state, &instance.id, &mut record, validity);
-    let entry = audit(
-        &caller.name,
-        "peer.refreshed",
-        &record,
-        json!({"expires_at": record.expires_at}),
-    );
-    let saved = save_peer(&state, record, entry).await?;
-    Ok(Json(PeerRequestCreated {
-        connection: view(&saved),
-        code,
-    }))
+    Ok(Json(
+        ferry_node::peers::refresh_request(&state, &caller, id, body).await?,
+    ))
 }
 
 /// Withdraws an unanswered request; its code stops working.
@@ -238,15 +43,13 @@ pub(crate) async fn refresh_request(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
 pub(crate) async fn invalidate_request(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
-    let mut record = load(&state, id).await?;
-    record.status = peering::apply(record.role, record.status, Event::Invalidate)?;
-    record.secret = None;
-    let entry = audit(&caller.name, "peer.invalidated", &record, json!({}));
-    Ok(Json(view(&save_peer(&state, record, entry).await?)))
+    Ok(Json(
+        ferry_node::peers::invalidate_request(&state, &caller, id).await?,
+    ))
 }
 
 /// Checks an invite code and records what it offers. Nothing is sent to the issuer yet: the
@@ -255,175 +58,35 @@ pub(crate) async fn invalidate_request(
     responses((status = 201, body = PeerConnection), (status = 400, body = ApiError), (status = 409, body = ApiError),
               (status = 410, body = ApiError)))]
 pub(crate) async fn import_code(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     JsonBody(body): JsonBody<ImportInviteCode>,
 ) -> ApiResult<(StatusCode, Json<PeerConnection>)> {
-    let offer = PeerTicket::parse(&body.code)
-        .inspect_err(|e| {
-            tracing::warn!(error = %e, "refused an invite code");
-        })?
-        .offer;
-    let store = state.store.clone();
-    let instance = blocking(move || store.instance()).await?;
-    if offer.issuer.instance_id == instance.id
-        || offer.issuer.public_key == state.identity.public_key()
-    {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteOwn,
-            "this invite code was issued by this instance; enter it on the other instance",
-        ));
-    }
-    let store = state.store.clone();
-    let known = blocking(move || store.list_peers()).await?;
-    let issuer = &offer.issuer;
-    if let Some(pinned) = known
-        .iter()
-        .filter_map(|r| r.peer.as_ref())
-        .find(|p| p.instance_id == issuer.instance_id && p.public_key != issuer.public_key)
-    {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteKeyMismatch,
-            format!(
-                "this code claims to come from '{}' (id {}) but carries another key than the one pinned for it (fingerprint {}); do not use it, and confirm with that instance's admin",
-                issuer.title,
-                issuer.instance_id,
-                crate::instance::fingerprint(&pinned.public_key)
-            ),
-        ));
-    }
-    if offer.check_expiry(unix_now()).is_err() {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteExpired,
-            format!(
-                "this invite code expired at {}; ask its issuer to refresh it",
-                rfc3339(offer.expires_at)
-            ),
-        ));
-    }
-    let record = PeerRecord {
-        id: uuid_v7(),
-        role: Role::Acceptor,
-        request_id: data_encoding::HEXLOWER.encode(&offer.request_id),
-        status: Status::new(Role::Acceptor),
-        space: None,
-        offered_space: offer.space_name.clone(),
-        // The mirror of the issuer's choice: what it exports, this side receives.
-        sends: offer.import,
-        receives: offer.export,
-        peer: Some(PeerIdentity {
-            instance_id: offer.issuer.instance_id.clone(),
-            title: offer.issuer.title.clone(),
-            url: offer.issuer.url.clone(),
-            public_key: offer.issuer.public_key,
-        }),
-        secret: Some(offer.secret.to_vec()),
-        expires_at: Some(offer.expires_at),
-        security: Default::default(),
-        pending_security: None,
-        version: 0,
-        created_at: rfc3339(unix_now()),
-        updated_at: String::new(),
-    };
-    let entry = audit(
-        &caller.name,
-        "peer.code_imported",
-        &record,
-        json!({
-            "issuer": offer.issuer.instance_id, "issuer_title": offer.issuer.title, "space": offer.space_name,
-        }),
-    );
-    let store = state.store.clone();
-    let request_id = record.request_id.clone();
-    let record_issuer = &offer.issuer;
-    let earlier = blocking(move || store.peer_by_request(Role::Acceptor, &request_id)).await?;
-    let store = state.store.clone();
-    let stored = match earlier {
-        // A refreshed code for a request this side imported but never answered (or deleted
-        // before answering): the new code takes the old one's place. Refresh exists for this.
-        // The same code again is a reuse; an older one than the one held is refused.
-        Some(earlier) if earlier.secret == record.secret => {
-            return Err(ApiFailure::new(
-                ErrorCode::InviteReused,
-                "this invite code was imported already; `ferry peer list` shows its connection",
-            ));
-        }
-        Some(earlier) if earlier.space.is_none() && earlier.expires_at >= record.expires_at => {
-            return Err(ApiFailure::new(
-                ErrorCode::InviteSuperseded,
-                "a newer code for this request was imported already; use that one",
-            ));
-        }
-        // Only the instance that issued the request refreshes its code.
-        Some(earlier)
-            if !earlier.peer.as_ref().is_some_and(|p| {
-                p.instance_id == record_issuer.instance_id
-                    && p.public_key == record_issuer.public_key
-            }) =>
-        {
-            return Err(ApiFailure::new(
-                ErrorCode::InviteKeyMismatch,
-                "this code names a request another instance issued; do not use it, and confirm with the instance that sent it",
-            ));
-        }
-        Some(earlier) if earlier.space.is_none() => {
-            let renewed = PeerRecord {
-                id: earlier.id.clone(),
-                version: earlier.version,
-                created_at: earlier.created_at.clone(),
-                ..record
-            };
-            let entry = NewAuditEntry {
-                event: "peer.code_reimported".into(),
-                subject: Some(earlier.id),
-                ..entry
-            };
-            blocking(move || store.update_peer(&renewed, &entry)).await?
-        }
-        _ => blocking(move || store.insert_peer(&record, &entry)).await?,
-    };
-    Ok((StatusCode::CREATED, Json(view(&stored))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ferry_node::peers::import_code(&state, &caller, body).await?),
+    ))
 }
 
 /// Every peer connection of this instance, in every state.
 #[utoipa::path(get, path = "/api/v1/peers", tag = "peers",
     responses((status = 200, body = Vec<PeerConnection>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_peers(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     _caller: AdminRole,
 ) -> ApiResult<Json<Vec<PeerConnection>>> {
-    let store = state.store.clone();
-    let records = blocking(move || store.list_peers()).await?;
-    Ok(Json(records.iter().map(view).collect()))
+    Ok(Json(ferry_node::peers::list_peers(&state).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/peers/{id}", tag = "peers",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerDetail), (status = 404, body = ApiError)))]
 pub(crate) async fn show_peer(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     _caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerDetail>> {
-    let record = load(&state, id).await?;
-    let store = state.store.clone();
-    let subject = record.id.clone();
-    let history = blocking(move || store.audit_of(&subject)).await?;
-    Ok(Json(PeerDetail {
-        connection: view(&record),
-        history,
-    }))
-}
-
-fn conflict(message: impl Into<String>) -> ApiFailure {
-    ApiFailure::new(ErrorCode::PeerStateConflict, message)
-}
-
-fn peer_of(record: &PeerRecord) -> ApiResult<PeerIdentity> {
-    record
-        .peer
-        .clone()
-        .ok_or_else(|| conflict("the other instance of this connection is not known yet"))
+    Ok(Json(ferry_node::peers::show_peer(&state, id).await?))
 }
 
 /// Approves an imported code: picks the receiving space and security, and answers the originator
@@ -432,100 +95,27 @@ fn peer_of(record: &PeerRecord) -> ApiResult<PeerIdentity> {
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerApproved), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn approve(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ApprovePeer>,
 ) -> ApiResult<Json<PeerApproved>> {
-    let mut record = load(&state, id).await?;
-    if record.role != Role::Acceptor {
-        return Err(conflict(
-            "only the instance that imported the code approves; the originator activates",
-        ));
-    }
-    let status = peering::apply(record.role, record.status, Event::Approve)?;
-    if record.expires_at.is_some_and(|t| unix_now() >= t) {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteExpired,
-            "the invite code expired; ask its issuer to refresh it",
-        ));
-    }
-    ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
-    ferry_core::names::check_markings(&body.security.mark)?;
-    let store = state.store.clone();
-    let space_name = body.space.clone();
-    let (space, instance) =
-        blocking(move || Ok::<_, StoreError>((store.space(&space_name)?, store.instance()?)))
-            .await?;
-    let peer = peer_of(&record)?;
-    let response = PeerResponse {
-        version: TICKET_VERSION,
-        request_id: id_bytes(&record.request_id),
-        acceptor: Issuer {
-            instance_id: instance.id,
-            title: state.info.title.clone(),
-            url: state.info.public_url.clone(),
-            public_key: state.identity.public_key(),
-        },
-        secret: record
-            .secret
-            .as_deref()
-            .and_then(|s| <[u8; 32]>::try_from(s).ok())
-            .ok_or_else(|| conflict("this connection no longer holds the code's secret"))?,
-    }
-    .issue(state.identity.signing_key());
-    if !body.response_file {
-        let answer: Result<PeerConnection, _> = state
-            .federation
-            .call(
-                crate::federation::Callee::of(&peer, peer_flows(&record)),
-                Method::POST,
-                federation::RESPONSES_PATH,
-                &AcceptPeerResponse {
-                    response: response.clone(),
-                },
-            )
-            .await;
-        answer?;
-    }
-    record.status = status;
-    record.space = Some(space.name.clone());
-    record.security = body.security.clone();
-    record.secret = None;
-    let entry = audit(
-        &caller.name,
-        "peer.approved",
-        &record,
-        json!({
-            "space": space.name, "security": body.security, "delivery": if body.response_file { "file" } else { "online" },
-        }),
-    );
-    let saved = save_peer(&state, record, entry).await?;
-    Ok(Json(PeerApproved {
-        connection: view(&saved),
-        response: body.response_file.then_some(response),
-    }))
+    Ok(Json(
+        ferry_node::peers::approve(&state, &caller, id, body).await?,
+    ))
 }
 
 /// Imports a response file from the instance that approved one of this instance's requests.
 #[utoipa::path(post, path = "/api/v1/peers/accept-response", tag = "peers", request_body = AcceptPeerResponse,
     responses((status = 200, body = PeerConnection), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn accept_response_file(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     JsonBody(body): JsonBody<AcceptPeerResponse>,
 ) -> ApiResult<Json<PeerConnection>> {
-    let response = PeerResponse::parse(&body.response)?;
-    let check = federation::check_response(&state, &response).await?;
-    if matches!(check, federation::ResponseCheck::Repeated(_)) {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteReused,
-            "this response was already accepted",
-        ));
-    }
-    Ok(Json(view(
-        &federation::apply_response(&state, &response, check, &caller.name).await?,
-    )))
+    Ok(Json(
+        ferry_node::peers::accept_response_file(&state, &caller, body).await?,
+    ))
 }
 
 /// Activates an approved connection and tells the other instance; until then no data flows.
@@ -533,104 +123,35 @@ pub(crate) async fn accept_response_file(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn activate(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
-    let mut record = load(&state, id).await?;
-    let status = peering::apply(record.role, record.status, Event::Activate)?;
-    notify(&state, &record, "activated").await?;
-    record.status = status;
-    // The code's secret served its purpose: once active, no response is accepted again.
-    record.secret = None;
-    let entry = audit(&caller.name, "peer.activated", &record, json!({}));
-    let saved = save_peer(&state, record, entry).await?;
-    // What each side already holds goes now: this side pulls, and asks the other to.
-    crate::sync::link_changed(
-        &state,
-        crate::sync::Link::Peer {
-            id: saved.id.clone(),
-        },
-    )
-    .await;
-    Ok(Json(view(&saved)))
-}
-
-/// Tells the other instance of a change, over the signed federation channel.
-async fn notify(state: &AppState, record: &PeerRecord, event: &str) -> ApiResult<()> {
-    let peer = peer_of(record)?;
-    let notice = PeerStateNotice {
-        request_id: record.request_id.clone(),
-        event: event.to_string(),
-    };
-    let _: PeerConnection = state
-        .federation
-        .call(
-            crate::federation::Callee::of(&peer, peer_flows(record)),
-            Method::POST,
-            federation::STATE_PATH,
-            &notice,
-        )
-        .await?;
-    Ok(())
-}
-
-/// Applies a local change, then tells the other side; the change stands even if it cannot be told.
-async fn change(
-    state: AppState,
-    caller: String,
-    id: String,
-    event: Event,
-    name: &str,
-) -> ApiResult<Json<PeerChanged>> {
-    let mut record = load(&state, id).await?;
-    // Only a connection both sides completed is known to the other side: nobody to tell before.
-    let known_there = record.status.phase.is_established();
-    record.status = peering::apply(record.role, record.status, event)?;
-    let entry = audit(&caller, &format!("peer.{name}"), &record, json!({}));
-    let saved = save_peer(&state, record, entry).await?;
-    let told = if known_there {
-        notify(&state, &saved, name).await.map_err(|e| e.0.message)
-    } else {
-        Err("the other instance does not know this connection yet".to_string())
-    };
-    // Enabled again: what changed meanwhile goes now.
-    if event == Event::Enable && saved.status.carries_data() {
-        crate::sync::link_changed(
-            &state,
-            crate::sync::Link::Peer {
-                id: saved.id.clone(),
-            },
-        )
-        .await;
-    }
-    Ok(Json(PeerChanged {
-        connection: view(&saved),
-        notified: told.is_ok(),
-        notice_error: told.err(),
-    }))
+    Ok(Json(
+        ferry_node::peers::activate(&state, &caller, id).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/peers/{id}/disable", tag = "peers",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
 pub(crate) async fn disable(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerChanged>> {
-    change(state, caller.name, id, Event::Disable, "disabled").await
+    Ok(Json(ferry_node::peers::disable(&state, &caller, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/peers/{id}/enable", tag = "peers",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
 pub(crate) async fn enable(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerChanged>> {
-    change(state, caller.name, id, Event::Enable, "enabled").await
+    Ok(Json(ferry_node::peers::enable(&state, &caller, id).await?))
 }
 
 /// Deletes the connection here; the other instance revokes its copy and stops accepting this
@@ -639,11 +160,11 @@ pub(crate) async fn enable(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
 pub(crate) async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerChanged>> {
-    change(state, caller.name, id, Event::Delete, "deleted").await
+    Ok(Json(ferry_node::peers::delete(&state, &caller, id).await?))
 }
 
 /// Checks both instances' policies for this connection: for each direction it carries, the
@@ -652,36 +173,11 @@ pub(crate) async fn delete(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PolicyCheck), (status = 409, body = ApiError)))]
 pub(crate) async fn check(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     _caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PolicyCheck>> {
-    let record = load(&state, id).await?;
-    let peer = peer_of(&record)?;
-    let flows = peer_flows(&record);
-    let findings = federation::policy::check_flows(&state, &peer, flows).await;
-    Ok(Json(PolicyCheck {
-        ok: findings.iter().all(|f| f.ok),
-        findings,
-    }))
-}
-
-async fn send_security(
-    state: &AppState,
-    record: &PeerRecord,
-    notice: &SecurityNotice,
-) -> ApiResult<()> {
-    let peer = peer_of(record)?;
-    let _: PeerConnection = state
-        .federation
-        .call(
-            crate::federation::Callee::of(&peer, peer_flows(record)),
-            Method::POST,
-            federation::SECURITY_PATH,
-            notice,
-        )
-        .await?;
-    Ok(())
+    Ok(Json(ferry_node::peers::check(&state, id).await?))
 }
 
 /// Narrows the data types this side sends. Fewer is this side's own decision; more would need
@@ -692,54 +188,14 @@ async fn send_security(
     responses((status = 200, body = PeerConnection), (status = 400, body = ApiError),
         (status = 409, body = ApiError)))]
 pub(crate) async fn narrow_sends(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PeerSends>,
 ) -> ApiResult<Json<PeerConnection>> {
-    let sends = data_types(&body.sends)?;
-    let mut record = load(&state, id).await?;
-    if !matches!(record.status.phase, Phase::Approved | Phase::Active) {
-        return Err(conflict(
-            "what a connection sends changes once it is approved; before, the code says it",
-        ));
-    }
-    let was = record.sends;
-    if sends.is_empty() {
-        return Err(CoreError::InvalidRequest(
-            "a connection sends at least one data type; to send nothing, disable the connection (`ferry peer disable`) or delete it".into(),
-        )
-        .into());
-    }
-    if !sends.is_within(was) {
-        return Err(conflict(format!(
-            "this connection was approved to send {}; to send more, create a new connection",
-            list_or_nothing(was)
-        )));
-    }
-    record.sends = sends;
-    let entry = audit(
-        &caller.name,
-        "peer.sends_narrowed",
-        &record,
-        json!({"from": was.names(), "to": sends.names()}),
-    );
-    let saved = save_peer(&state, record, entry).await?;
-    crate::sync::poke_receivers(
-        &state,
-        &crate::sync::Link::Peer {
-            id: saved.id.clone(),
-        },
-    )
-    .await;
-    Ok(Json(view(&saved)))
-}
-
-fn list_or_nothing(types: DataTypes) -> String {
-    match types.names() {
-        names if names.is_empty() => "nothing".into(),
-        names => names.join(", "),
-    }
+    Ok(Json(
+        ferry_node::peers::narrow_sends(&state, &caller, id, body).await?,
+    ))
 }
 
 /// Proposes new security settings for this side. They take effect only once the other side's
@@ -748,76 +204,14 @@ fn list_or_nothing(types: DataTypes) -> String {
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn propose_security(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ProposeSecurity>,
 ) -> ApiResult<Json<PeerConnection>> {
-    ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
-    ferry_core::names::check_markings(&body.security.mark)?;
-    let mut record = load(&state, id).await?;
-    if !matches!(record.status.phase, Phase::Approved | Phase::Active) {
-        return Err(conflict(
-            "security changes apply to approved or active connections",
-        ));
-    }
-    if record.pending_security.is_some() {
-        return Err(conflict(
-            "a security change is already waiting; approve or reject it first",
-        ));
-    }
-    let change_id = uuid_v7();
-    let notice = SecurityNotice {
-        request_id: record.request_id.clone(),
-        change_id: change_id.clone(),
-        action: "proposed".into(),
-        security: Some(body.security.clone()),
-    };
-    send_security(&state, &record, &notice).await?;
-    record.pending_security = Some(PendingSecurity {
-        change_id,
-        proposed_by: "here".into(),
-        security: body.security.clone(),
-    });
-    let entry = audit(
-        &caller.name,
-        "peer.security_change_requested",
-        &record,
-        json!({"security": body.security}),
-    );
-    Ok(Json(view(&save_peer(&state, record, entry).await?)))
-}
-
-async fn decide_security(
-    state: AppState,
-    caller: String,
-    id: String,
-    approve: bool,
-) -> ApiResult<Json<PeerConnection>> {
-    let mut record = load(&state, id).await?;
-    let pending = record
-        .pending_security
-        .clone()
-        .filter(|p| p.proposed_by == "there")
-        .ok_or_else(|| {
-            conflict("no security change from the other side is waiting on this connection")
-        })?;
-    let action = if approve { "approved" } else { "rejected" };
-    let notice = SecurityNotice {
-        request_id: record.request_id.clone(),
-        change_id: pending.change_id.clone(),
-        action: action.into(),
-        security: None,
-    };
-    send_security(&state, &record, &notice).await?;
-    record.pending_security = None;
-    let entry = audit(
-        &caller,
-        &format!("peer.security_change_{action}"),
-        &record,
-        json!({"security": pending.security}),
-    );
-    Ok(Json(view(&save_peer(&state, record, entry).await?)))
+    Ok(Json(
+        ferry_node::peers::propose_security(&state, &caller, id, body).await?,
+    ))
 }
 
 /// Approves the other side's proposed security settings; they take effect there at once.
@@ -825,11 +219,13 @@ async fn decide_security(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
 pub(crate) async fn approve_security(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
-    decide_security(state, caller.name, id, true).await
+    Ok(Json(
+        ferry_node::peers::approve_security(&state, &caller, id).await?,
+    ))
 }
 
 /// Rejects the other side's proposed security settings; its current settings stay.
@@ -837,9 +233,11 @@ pub(crate) async fn approve_security(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
 pub(crate) async fn reject_security(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
-    decide_security(state, caller.name, id, false).await
+    Ok(Json(
+        ferry_node::peers::reject_security(&state, &caller, id).await?,
+    ))
 }

@@ -1,75 +1,23 @@
-//! `/api/v1/sync`: run a link now, see where every link stands, and its history.
+//! HTTP adapter: extract, call the node, shape the answer.
 
-use super::{JsonBody, QueryPairs};
+use crate::api::JsonBody;
 use crate::auth::{AdminRole, AnyRole};
-use crate::error::ApiFailure;
 use crate::error::ApiResult;
-use crate::state::{AppState, blocking};
-use crate::sync::{self, receiver::Trigger};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use ferry_proto::{
-    ApiError, ErrorCode, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, SyncSchedule,
-};
-
-/// Runs a link now and answers with the finished run, or (`wait: false`) with the run
-/// submitted to run in the background.
-#[utoipa::path(post, path = "/api/v1/sync/now", tag = "sync", request_body = SyncNow,
-    responses((status = 200, body = SyncRun), (status = 202, body = SyncRun),
-        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
-pub(crate) async fn sync_now(
-    State(state): State<AppState>,
-    _caller: AdminRole,
-    JsonBody(body): JsonBody<SyncNow>,
-) -> ApiResult<(StatusCode, Json<SyncRun>)> {
-    let link = sync::resolve(&state, &body.link).await?;
-    if !body.wait {
-        let run = sync::receiver::submit(&state, link, Trigger::OnDemand).await?;
-        return Ok((StatusCode::ACCEPTED, Json(run)));
-    }
-    let run = sync::receiver::run_link(&state, &link, Trigger::OnDemand).await?;
-    Ok((StatusCode::OK, Json(run)))
-}
-
-/// How far back `sync status` looks for the last run that moved data.
-const RECENT_RUNS: usize = 200;
+use ferry_node::Node;
+use ferry_proto::*;
 
 /// Every link of this instance: which way data flows now, its last run, and the last run that
 /// moved data.
 #[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
     responses((status = 200, body = Vec<LinkSyncStatus>)))]
 pub(crate) async fn sync_status(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     _caller: AnyRole,
 ) -> ApiResult<Json<Vec<LinkSyncStatus>>> {
-    let mut answer = Vec::new();
-    for (link, _) in sync::all_links(&state).await? {
-        let key = link.key();
-        let (name, receives) = match sync::inbound(&state, &link).await {
-            Ok((name, channels)) => (name, !channels.is_empty()),
-            Err(e) => (e.0.message.clone(), false),
-        };
-        let sends = !sync::receivers(&state, &link).await?.is_empty();
-        let store = state.store.clone();
-        let k = key.clone();
-        let recent = blocking(move || store.list_runs(Some(&k), None, RECENT_RUNS)).await?;
-        let moved = |r: &&SyncRun| {
-            r.items_received + r.rows_received + r.items_retracted + r.items_sent + r.rows_sent > 0
-        };
-        let last_data_run = recent.iter().find(moved).cloned();
-        let last_run = recent.into_iter().next();
-        answer.push(LinkSyncStatus {
-            last_data_run: last_data_run.filter(|d| last_run.as_ref() != Some(d)),
-            last_run,
-            running: state.sync.of(&key).running.try_lock().is_err(),
-            link: key,
-            name,
-            receives,
-            sends,
-        });
-    }
-    Ok(Json(answer))
+    Ok(Json(ferry_node::sync::status::sync_status(&state).await?))
 }
 
 /// The latest runs of a link (`?link=`), or of all links; newest first.
@@ -78,62 +26,25 @@ pub(crate) async fn sync_status(
            ("limit" = Option<usize>, Query, description = "At most this many runs (default 50)")),
     responses((status = 200, body = Vec<SyncRun>), (status = 404, body = ApiError)))]
 pub(crate) async fn sync_history(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     _caller: AnyRole,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<SyncRun>>> {
-    let query = QueryPairs::parse(raw.as_deref());
-    let limit = query.number::<usize>("limit")?.unwrap_or(50).min(1_000);
-    let link = match query.get("link") {
-        Some(text) => Some(sync::resolve(&state, text).await?.key()),
-        None => None,
-    };
-    let store = state.store.clone();
     Ok(Json(
-        blocking(move || store.list_runs(link.as_deref(), None, limit)).await?,
+        ferry_node::sync::status::sync_history(&state, raw).await?,
     ))
-}
-
-fn schedule_view(
-    key: String,
-    schedule: ferry_core::sync::Schedule,
-    last_started: Option<i64>,
-    owned: bool,
-) -> SyncSchedule {
-    let now = jiff::Timestamp::now().as_second();
-    SyncSchedule {
-        link: key,
-        every_secs: schedule.every_secs,
-        start_at: schedule.start_at.map(super::rfc3339),
-        paused: schedule.paused,
-        next_run: owned
-            .then(|| schedule.next_run(last_started, now))
-            .flatten()
-            .map(super::rfc3339),
-        owned,
-    }
 }
 
 /// When each link syncs: its interval, start, whether paused, and the next run.
 #[utoipa::path(get, path = "/api/v1/sync/schedules", tag = "sync",
     responses((status = 200, body = Vec<SyncSchedule>)))]
 pub(crate) async fn list_schedules(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     _caller: AnyRole,
 ) -> ApiResult<Json<Vec<SyncSchedule>>> {
-    let store = state.store.clone();
-    let schedules: std::collections::HashMap<_, _> = blocking(move || store.schedules())
-        .await?
-        .into_iter()
-        .collect();
-    let mut answer = Vec::new();
-    for (link, owned) in sync::all_links(&state).await? {
-        let key = link.key();
-        let (last, _) = sync::scheduler::recent_runs(&state, &key).await?;
-        let schedule = schedules.get(&key).copied().unwrap_or_default();
-        answer.push(schedule_view(key, schedule, last, owned));
-    }
-    Ok(Json(answer))
+    Ok(Json(
+        ferry_node::sync::status::list_schedules(&state).await?,
+    ))
 }
 
 /// Sets a link's schedule: interval (1h to 24h), first run, pause or resume. A collaboration's
@@ -141,64 +52,31 @@ pub(crate) async fn list_schedules(
 #[utoipa::path(put, path = "/api/v1/sync/schedules", tag = "sync", request_body = SetSchedule,
     responses((status = 200, body = SyncSchedule), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn set_schedule(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: AdminRole,
     JsonBody(body): JsonBody<SetSchedule>,
 ) -> ApiResult<Json<SyncSchedule>> {
-    let link = sync::resolve(&state, &body.link).await?;
-    let key = link.key();
-    let owned = sync::all_links(&state)
-        .await?
-        .into_iter()
-        .find(|(l, _)| *l == link)
-        .map(|(_, owned)| owned)
-        .ok_or_else(|| {
-            ApiFailure::new(
-                ErrorCode::LinkNotFound,
-                format!("link {key} is not active here"),
-            )
-        })?;
-    if !owned {
-        return Err(ApiFailure::new(
-            ErrorCode::CollabHostOnly,
-            "a collaboration's guests set its sync schedules; the host follows them",
-        ));
-    }
-    let store = state.store.clone();
-    let k = key.clone();
-    let mut schedule = blocking(move || store.schedules())
-        .await?
-        .into_iter()
-        .find(|(l, _)| *l == k)
-        .map(|(_, s)| s)
-        .unwrap_or_default();
-    if let Some(every) = &body.every {
-        schedule.every_secs = ferry_core::sync::parse_interval(every)?;
-    }
-    if let Some(start) = &body.start {
-        let at: jiff::Timestamp = start.parse().map_err(|_| {
-            ApiFailure::new(
-                ErrorCode::InvalidRequest,
-                format!("'{start}' is not an RFC 3339 time, e.g. 2026-11-23T06:00:00Z"),
-            )
-        })?;
-        schedule.start_at = Some(at.as_second());
-    }
-    if let Some(paused) = body.paused {
-        schedule.paused = paused;
-    }
-    let store = state.store.clone();
-    let (k, s) = (key.clone(), schedule);
-    let entry = ferry_store::NewAuditEntry {
-        actor: caller.name,
-        event: "sync.schedule_set".into(),
-        subject: Some(key.clone()),
-        detail: serde_json::json!({"every_secs": schedule.every_secs, "start_at": schedule.start_at, "paused": schedule.paused}),
+    Ok(Json(
+        ferry_node::sync::status::set_schedule(&state, &caller, body).await?,
+    ))
+}
+
+/// Runs a link now and answers with the finished run, or (`wait: false`) with the run
+/// submitted to run in the background.
+#[utoipa::path(post, path = "/api/v1/sync/now", tag = "sync", request_body = SyncNow,
+    responses((status = 200, body = SyncRun), (status = 202, body = SyncRun),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn sync_now(
+    State(state): State<Node>,
+    _caller: AdminRole,
+    JsonBody(body): JsonBody<SyncNow>,
+) -> ApiResult<(StatusCode, Json<SyncRun>)> {
+    let status = match body.wait {
+        true => StatusCode::OK,
+        false => StatusCode::ACCEPTED,
     };
-    blocking(move || {
-        store.set_schedule(&k, &s)?;
-        store.audit(&entry)
-    })
-    .await?;
-    Ok(Json(schedule_view(key, schedule, None, true)))
+    Ok((
+        status,
+        Json(ferry_node::sync::status::sync_now(&state, body).await?),
+    ))
 }

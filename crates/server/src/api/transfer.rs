@@ -1,13 +1,10 @@
-//! Streaming import and export. Bodies never sit whole in memory: imports read the request body
+//! Streaming import and export (the HTTP door does the streaming itself for now; moving the
+//! format logic behind node operations is the next step of the node split). Bodies never sit whole in memory: imports read the request body
 //! through a blocking bridge into the parser thread; exports write into a bounded channel that
 //! feeds the response body.
 
-use super::QueryPairs;
-use super::items::{check_metadata, parse_item_id, remove_unused_chunks};
 use crate::auth::{AnyRole, EditorRole};
-use crate::error::{ApiFailure, ApiResult};
-use crate::metrics;
-use crate::state::{AppState, blocking};
+use crate::error::{ApiFailure as NodeError, ApiResult as NodeResult};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -17,6 +14,10 @@ use ferry_core::{CoreError, names};
 use ferry_formats::{
     ExportFormat, ImportFormat, ImportOptions, start_import, write_export, write_rows,
 };
+use ferry_node::items::{check_metadata, parse_item_id, remove_unused_chunks};
+use ferry_node::metrics;
+use ferry_node::query::QueryPairs;
+use ferry_node::{Node, NodeError as CoreFailure};
 use ferry_proto::{ApiError, ErrorCode, FileInfo, Item, ItemKind, Schema};
 use ferry_store::{ChunkWriter, ItemDraft, NoRows, RowSource, Store, StoreError};
 use futures_util::TryStreamExt;
@@ -107,8 +108,15 @@ impl<S: futures_util::Stream<Item = io::Result<Bytes>> + Unpin> futures_util::St
     }
 }
 
-fn too_large(limit: u64) -> ApiFailure {
-    ApiFailure::new(
+/// Runs blocking store work off the async threads (see [`ferry_node::blocking`]).
+async fn blocking<T: Send + 'static, E: Into<CoreFailure> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> NodeResult<T> {
+    Ok(ferry_node::blocking(f).await?)
+}
+
+fn too_large(limit: u64) -> NodeError {
+    NodeError::new(
         ErrorCode::BodyTooLarge,
         format!(
             "the import is larger than this instance accepts ({limit} bytes); raise max_import_bytes in ferry.toml"
@@ -122,25 +130,25 @@ enum Target {
     File,
 }
 
-fn media_type(headers: &HeaderMap) -> ApiResult<String> {
+fn media_type(headers: &HeaderMap) -> NodeResult<String> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
-            ApiFailure::new(
+            NodeError::new(
                 ErrorCode::UnsupportedContentType,
                 "an import needs a Content-Type: application/geo+json, text/csv, application/x-ndjson, or any other type for a file",
             )
         })
 }
 
-fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> ApiResult<Target> {
+fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> NodeResult<Target> {
     let explicit = format
         .map(|f| {
             ImportFormat::parse(f).ok_or_else(|| {
-                ApiFailure::new(
+                NodeError::new(
                     ErrorCode::InvalidRequest,
                     format!("unknown format '{f}': use geojson, geojsonseq, csv or ndjson"),
                 )
@@ -163,7 +171,7 @@ fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> A
         (Some(ItemKind::File), _) | (None, None) => Ok(Target::File),
         (None, Some(f)) => Ok(Target::Rows(f)),
         (Some(k), Some(f)) if f.item_kind() == k => Ok(Target::Rows(f)),
-        (Some(k), _) => Err(ApiFailure::new(
+        (Some(k), _) => Err(NodeError::new(
             ErrorCode::UnsupportedContentType,
             format!(
                 "a {} cannot be imported from '{media}': layers take application/geo+json or application/geo+json-seq, datasets text/csv or application/x-ndjson",
@@ -189,17 +197,17 @@ fn choose_target(kind: Option<ItemKind>, format: Option<&str>, media: &str) -> A
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = Item), (status = 413, body = ApiError), (status = 415, body = ApiError), (status = 422, body = ApiError)))]
 pub(crate) async fn import_item(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: EditorRole,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<(StatusCode, Json<Item>)> {
+) -> NodeResult<(StatusCode, Json<Item>)> {
     let q = QueryPairs::parse(query.as_deref());
     let space = q
         .get("space")
         .ok_or_else(|| {
-            ApiFailure::new(
+            NodeError::new(
                 ErrorCode::InvalidRequest,
                 "name the target space with 'space='",
             )
@@ -209,7 +217,7 @@ pub(crate) async fn import_item(
         .get("kind")
         .map(|k| {
             ItemKind::parse(k).ok_or_else(|| {
-                ApiFailure::new(
+                NodeError::new(
                     ErrorCode::UnknownItemKind,
                     format!("unknown item kind '{k}': use dataset, feature_layer or file"),
                 )
@@ -233,7 +241,7 @@ pub(crate) async fn import_item(
         description: q.get("description").unwrap_or_default().to_string(),
         tags: names::normalize_set(q.all("tag")),
         markings: names::normalize_set(q.all("marking")),
-        owner: caller.name,
+        owner: caller.name.clone(),
         crs: None,
         file: None,
     };
@@ -293,15 +301,15 @@ pub(crate) async fn import_item(
                 .rows_imported
                 .get_or_create(&metrics::kind(kind_label))
                 .inc_by(item.row_count as u64);
-            crate::sync::changed(&state, item.space_id.to_string());
+            ferry_node::sync::changed(&state, item.space_id.to_string());
             Ok((StatusCode::CREATED, Json(item)))
         }
     }
 }
 
-fn parse_schema(text: &str) -> ApiResult<Schema> {
+fn parse_schema(text: &str) -> NodeResult<Schema> {
     serde_json::from_str(text).map_err(|e| {
-        ApiFailure::new(
+        NodeError::new(
             ErrorCode::InvalidSchema,
             format!("the schema is not valid JSON: {e}"),
         )
@@ -314,7 +322,7 @@ async fn import_rows(
     format: ImportFormat,
     reader: impl Read + Send + 'static,
     options: ImportOptions,
-) -> ApiResult<Item> {
+) -> NodeResult<Item> {
     if let Some(schema) = &options.schema {
         ferry_core::edits::check_new_schema(format.item_kind(), schema)?;
     }
@@ -353,11 +361,11 @@ impl RowSource for CrsTracking<'_> {
 }
 
 /// A CSV separator as a query gives it: one character, or `tab`.
-fn delimiter(text: &str) -> ApiResult<u8> {
+fn delimiter(text: &str) -> NodeResult<u8> {
     match text {
         "tab" | "\t" => Ok(b'\t'),
         one if one.len() == 1 && one.is_ascii() => Ok(one.as_bytes()[0]),
-        _ => Err(ApiFailure::new(
+        _ => Err(NodeError::new(
             ErrorCode::InvalidRequest,
             format!(
                 "'{text}' is not a CSV separator: give one character such as ; or , or the word tab"
@@ -378,12 +386,12 @@ fn file_media_type(given: String, file_name: Option<&str>) -> String {
 }
 
 async fn import_file(
-    state: &AppState,
+    state: &Node,
     mut draft: ItemDraft,
     mut reader: impl Read + Send + 'static,
     media_type: String,
     file_name: Option<String>,
-) -> ApiResult<Item> {
+) -> NodeResult<Item> {
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
     blocking(move || {
         let mut writer = ChunkWriter::new(chunks.clone());
@@ -468,7 +476,7 @@ impl Write for ChannelWriter {
 /// Runs `produce` on a blocking thread and streams what it writes as the response body. A failure
 /// part-way aborts the body, so the client sees a cut-off transfer rather than a short file.
 fn stream_body(
-    state: &AppState,
+    state: &Node,
     kind: &'static str,
     produce: impl FnOnce(&mut ChannelWriter) -> Result<(), StoreError> + Send + 'static,
 ) -> Body {
@@ -495,10 +503,10 @@ fn stream_body(
 
 /// Rows read from a referenced item's origin, a page at a time. The first page is read before
 /// the answer starts, so an origin that cannot be read is a clean error, not a cut export.
-async fn reference_export(state: &AppState, item: Item, format: ExportFormat) -> ApiResult<Body> {
+async fn reference_export(state: &Node, item: Item, format: ExportFormat) -> NodeResult<Body> {
     const PAGE: usize = 10_000;
     let first =
-        crate::sync::reference::read_rows(state, &item, format!("limit={PAGE}"), Vec::new())
+        ferry_node::sync::reference::read_rows(state, &item, format!("limit={PAGE}"), Vec::new())
             .await?
             .page;
     let (background, runtime) = (state.clone(), tokio::runtime::Handle::current());
@@ -520,7 +528,7 @@ async fn reference_export(state: &AppState, item: Item, format: ExportFormat) ->
                 if let Some(after) = &current.next {
                     let query = format!("limit={PAGE}&after={after}");
                     let next = runtime
-                        .block_on(crate::sync::reference::read_rows(
+                        .block_on(ferry_node::sync::reference::read_rows(
                             &background,
                             &item,
                             query,
@@ -559,12 +567,12 @@ fn attachment(title: &str, extension: &str) -> HeaderValue {
     responses((status = 200, description = "The item's content"), (status = 206, description = "Part of a file"),
                (status = 404, body = ApiError), (status = 416, body = ApiError)))]
 pub(crate) async fn export_item(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     _caller: AnyRole,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> ApiResult<Response> {
+) -> NodeResult<Response> {
     let id = parse_item_id(&id)?;
     let q = QueryPairs::parse(query.as_deref());
     let store = state.store.clone();
@@ -574,7 +582,7 @@ pub(crate) async fn export_item(
     }
     let format = match q.get("format") {
         Some(f) => ExportFormat::parse(f).ok_or_else(|| {
-            ApiFailure::new(
+            NodeError::new(
                 ErrorCode::InvalidRequest,
                 format!("unknown format '{f}': use geojson, csv or ndjson"),
             )
@@ -609,9 +617,9 @@ pub(crate) async fn export_item(
         .into_response())
 }
 
-async fn export_file(state: &AppState, item: Item, headers: &HeaderMap) -> ApiResult<Response> {
+async fn export_file(state: &Node, item: Item, headers: &HeaderMap) -> NodeResult<Response> {
     let info = item.file.clone().ok_or_else(|| {
-        ApiFailure::internal(format!("file item {} has no content record", item.id))
+        NodeError::internal(format!("file item {} has no content record", item.id))
     })?;
     let store = state.store.clone();
     let id = item.id;
@@ -696,7 +704,7 @@ fn byte_range(raw: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
 }
 
 fn range_not_satisfiable(raw: &str, size: u64) -> Response {
-    let failure = ApiFailure::new(
+    let failure = NodeError::new(
         ErrorCode::RangeNotSatisfiable,
         format!("the range '{raw}' is outside the file of {size} bytes"),
     );

@@ -1,235 +1,42 @@
 //! Collaboration calls between instances: a guest's response (online), the host's snapshots, a
 //! guest catching up, and a guest leaving.
 
-use super::inbound::{Incoming, SignedByPeer, json_body, signature_failure};
-use crate::api::collabs::{self, guest, host};
-use crate::api::hex;
-use crate::error::{ApiFailure, ApiResult};
-use crate::state::{AppState, blocking};
+use super::inbound::{Signed, Unverified};
+use crate::error::ApiResult;
 use axum::Json;
-use axum::extract::{Request, State};
-use ferry_core::collab::{self, CollabRole, CollabState, GuestStatus};
-use ferry_proto::signing::SignatureError;
-use ferry_proto::{CollabRef, CollabSnapshot, ErrorCode, GuestResponse};
-use ferry_store::{CollabRecord, ParticipantRecord, PeerIdentity};
-use serde_json::json;
+use axum::extract::State;
+use ferry_node::Node;
+use ferry_node::federation::collabs;
+use ferry_proto::CollabSnapshot;
 
-/// A guest's response, online. The guest is not pinned yet: the signed response carries its key,
-/// and the request must be signed with that same key. Answers with the guest's first snapshot.
+/// A guest's response, online; answered with the guest's first snapshot.
 pub(crate) async fn guest_response(
-    State(state): State<AppState>,
-    request: Request,
+    State(node): State<Node>,
+    Unverified(incoming): Unverified,
 ) -> ApiResult<Json<CollabSnapshot>> {
-    let mut incoming = Incoming::read(request, &state).await?;
-    // Write-free checks first; nonce and ingress, which write, only for a live invitation.
-    let checked = async {
-        let body: GuestResponse = json_body(&incoming.body)?;
-        let response = host::parse_response(&body.response)?;
-        if incoming.sender() != response.guest.instance_id {
-            return Err(signature_failure(SignatureError::BadSignature));
-        }
-        incoming.verify(&response.guest.public_key)?;
-        let check = host::check_response(&state, &response, &body.response).await?;
-        let flows = check.invitation_flows(&response);
-        let party = incoming.party(&response.guest.title, &response.guest.url);
-        incoming.admit(&state, &party, flows).await?;
-        if matches!(check, host::ResponseCheck::Fresh(_)) {
-            host::confirm_guest(&state, &response, flows).await?;
-        }
-        Ok((body, response, check))
-    };
-    let (body, response, check) = match checked.await {
-        Ok(checked) => checked,
-        Err(failure) => return Err(incoming.refused(&state, failure).await),
-    };
-    let actor = format!("peer:{}", response.guest.instance_id);
-    let joined = hex(&response.invitation_id);
-    let repeated = matches!(check, host::ResponseCheck::Repeated(_));
-    let (saved, snapshot) = host::apply_response(
-        &state,
-        &response,
-        &body.response,
-        check,
-        &actor,
-        json!({"via": "online", "identity_confirmed": true}),
-    )
-    .await?;
-    if !repeated {
-        host::tell_others_later(&state, saved, joined);
-    }
-    Ok(Json(snapshot))
-}
-
-async fn collab_of(state: &AppState, id: &str) -> ApiResult<CollabRecord> {
-    if !collab::is_valid_id(id) {
-        return Err(ApiFailure::new(
-            ErrorCode::CollabNotFound,
-            "no collaboration has that id",
-        ));
-    }
-    let store = state.store.clone();
-    let id = id.to_string();
-    blocking(move || store.collab(&id)).await
-}
-
-fn same_instance(identity: &PeerIdentity, sender: &PeerIdentity) -> bool {
-    identity.instance_id == sender.instance_id && identity.public_key == sender.public_key
-}
-
-/// Records a refusal a handler made after the request's checks passed, and passes it on. Store
-/// messages never go back to the caller: they may name local spaces.
-async fn refused(
-    state: &AppState,
-    signed: &SignedByPeer,
-    path: &str,
-    failure: ApiFailure,
-) -> ApiFailure {
-    let failure =
-        if failure.0.code == ErrorCode::Internal || failure.0.code == ErrorCode::SpaceNotFound {
-            ApiFailure::new(
-                ErrorCode::Internal,
-                "the instance could not apply the change; its log has the details",
-            )
-        } else {
-            failure
-        };
-    let peer = format!("peer:{}", signed.sender.instance_id);
-    let refusal = super::refusals::Refusal {
-        source: peer.clone(),
-        actor: peer,
-        path: path.to_string(),
-        code: failure.0.code,
-        reason: failure.0.message.clone(),
-        claimed_sender: None,
-    };
-    super::record_refusal(state, refusal).await;
-    failure
+    Ok(Json(collabs::guest_response(&node, incoming).await?))
 }
 
 /// The host pushes a snapshot; only the host of that collaboration may.
 pub(crate) async fn snapshot(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
+    State(node): State<Node>,
+    Signed(signed): Signed,
 ) -> ApiResult<Json<serde_json::Value>> {
-    match apply_pushed_snapshot(&state, &signed).await {
-        Ok(answer) => Ok(Json(answer)),
-        Err(failure) => Err(refused(&state, &signed, super::COLLAB_SNAPSHOT_PATH, failure).await),
-    }
-}
-
-async fn apply_pushed_snapshot(
-    state: &AppState,
-    signed: &SignedByPeer,
-) -> ApiResult<serde_json::Value> {
-    let snapshot: CollabSnapshot = json_body(&signed.body)?;
-    let record = collab_of(state, &snapshot.collaboration_id).await?;
-    if record.role == CollabRole::Host {
-        return Err(ApiFailure::new(
-            ErrorCode::CollabHostOnly,
-            "only the host sends a collaboration's state, and this instance is its host",
-        ));
-    }
-    if !same_instance(&record.host, &signed.sender) {
-        return Err(ApiFailure::new(
-            ErrorCode::CollabHostOnly,
-            "only the host sends a collaboration's state, and the caller is not its host",
-        ));
-    }
-    let actor = format!("peer:{}", signed.sender.instance_id);
-    let saved = guest::apply_snapshot(state, record, &snapshot, &actor).await?;
-    Ok(json!({"state": saved.state.as_str(), "revision": saved.revision}))
-}
-
-/// The calling guest's participant record in a collaboration this instance hosts and has not
-/// deleted.
-fn calling_guest<'a>(
-    record: &'a CollabRecord,
-    sender: &PeerIdentity,
-) -> ApiResult<&'a ParticipantRecord> {
-    if record.role != CollabRole::Host {
-        return Err(ApiFailure::new(
-            ErrorCode::CollabHostOnly,
-            "this instance does not host that collaboration",
-        ));
-    }
-    let participant = record
-        .participants
-        .iter()
-        .find(|p| {
-            p.identity
-                .as_ref()
-                .is_some_and(|i| same_instance(&i.into(), sender))
-        })
-        .ok_or_else(|| {
-            ApiFailure::new(
-                ErrorCode::ParticipantNotFound,
-                "the caller is not a guest of that collaboration",
-            )
-        })?;
-    if participant.status != GuestStatus::Active.as_str() {
-        return Err(ApiFailure::new(
-            ErrorCode::CollabGuestRemoved,
-            format!(
-                "the caller is no longer a guest of collaboration '{}' ({})",
-                record.name, participant.status
-            ),
-        ));
-    }
-    if record.state == CollabState::Deleted {
-        return Err(ApiFailure::new(
-            ErrorCode::CollabDeleted,
-            format!("the host deleted collaboration '{}'", record.name),
-        ));
-    }
-    Ok(participant)
+    Ok(Json(collabs::snapshot(&node, signed).await?))
 }
 
 /// A guest catches up: its snapshot as of now.
 pub(crate) async fn fetch(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
+    State(node): State<Node>,
+    Signed(signed): Signed,
 ) -> ApiResult<Json<CollabSnapshot>> {
-    let answer = async {
-        let asked: CollabRef = json_body(&signed.body)?;
-        let record = collab_of(&state, &asked.collaboration_id).await?;
-        let participant = calling_guest(&record, &signed.sender)?;
-        Ok(collabs::snapshot_for(&record, participant))
-    };
-    match answer.await {
-        Ok(snapshot) => Ok(Json(snapshot)),
-        Err(failure) => Err(refused(&state, &signed, super::COLLAB_FETCH_PATH, failure).await),
-    }
+    Ok(Json(collabs::fetch(&node, signed).await?))
 }
 
-/// A guest leaves: it is marked as left, loses its modes, and the other guests hear of it.
+/// A guest leaves.
 pub(crate) async fn leave(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
+    State(node): State<Node>,
+    Signed(signed): Signed,
 ) -> ApiResult<Json<serde_json::Value>> {
-    match record_departure(&state, &signed).await {
-        Ok(()) => Ok(Json(json!({"left": true}))),
-        Err(failure) => Err(refused(&state, &signed, super::COLLAB_LEAVE_PATH, failure).await),
-    }
-}
-
-async fn record_departure(state: &AppState, signed: &SignedByPeer) -> ApiResult<()> {
-    let asked: CollabRef = json_body(&signed.body)?;
-    let mut record = collab_of(state, &asked.collaboration_id).await?;
-    let leaving = calling_guest(&record, &signed.sender)?.id.clone();
-    for participant in record.participants.iter_mut().filter(|p| p.id == leaving) {
-        participant.status = GuestStatus::Left.as_str().into();
-    }
-    for workspace in &mut record.workspaces {
-        workspace.modes.remove(&leaving);
-    }
-    record.revision += 1;
-    let entry = collabs::audit(
-        &format!("peer:{}", signed.sender.instance_id),
-        "collab.guest_left",
-        &record,
-        json!({"guest": leaving, "title": signed.sender.title}),
-    );
-    let saved = collabs::save(state, record, entry).await?;
-    host::tell_others_later(state, saved, leaving);
-    Ok(())
+    Ok(Json(collabs::leave(&node, signed).await?))
 }

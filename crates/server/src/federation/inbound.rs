@@ -1,90 +1,50 @@
-//! Checks on every federation request, and the handlers behind them.
-//!
-//! Order of checks (each refusal has its own code and is written to the audit log): the body
-//! against its digest, the signature against the sender's pinned key (or, for a response to an
-//! invite code, the key the signed response carries), the clock window, nonce reuse, the state of
-//! the sender's connection, and this instance's network policy (data may flow with the sender in
-//! a direction their links carry; see [`super::policy`]).
+//! Reading a federation request: its head, then (if policy could admit the caller at all) its
+//! body, bounded in size and time; the node does every check.
 
-use super::policy::{Audience, Party, admit_call, collab_flows, peer_flows};
-use crate::api::peers::{save_peer, view};
 use crate::error::{ApiFailure, ApiResult};
-use crate::state::{AppState, blocking};
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
-use axum::http::request::Parts;
-use ed25519_dalek::VerifyingKey;
-use ferry_core::collab::{CollabRole, CollabState, GuestStatus};
-use ferry_core::peering::{self, Event, Phase, Role};
-use ferry_core::policy::Flows;
-use ferry_proto::signing::{
-    self, CLOCK_WINDOW_SECS, RequestTarget, SignatureError, SignatureHeader,
-};
-use ferry_proto::ticket::PeerResponse;
-use ferry_proto::{
-    AcceptPeerResponse, ErrorCode, PeerConnection, PeerStateNotice, PendingSecurity, SecurityNotice,
-};
-use ferry_store::{CollabRecord, NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
-use serde_json::json;
-use std::net::{IpAddr, SocketAddr};
+use ferry_node::Node;
+use ferry_node::federation::{self as fed, Incoming, RequestHead, SignedByPeer};
+use ferry_proto::{ErrorCode, PeerConnection, signing};
+use std::net::SocketAddr;
 
 /// Federation bodies are small control messages.
 const MAX_BODY: usize = 1 << 20;
 /// ...and arrive quickly: a body sent a byte at a time does not hold a connection for long.
 const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
-fn unix_now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
+/// A request as received, its head admitted and its body read; not yet verified.
+pub(crate) struct Unverified(pub Incoming);
 
-pub(super) fn signature_failure(e: SignatureError) -> ApiFailure {
-    let code = match e {
-        SignatureError::Malformed(_) | SignatureError::BadSignature => ErrorCode::SignatureInvalid,
-        SignatureError::DigestMismatch => ErrorCode::DigestMismatch,
-        SignatureError::Stale { .. } => ErrorCode::SignatureStale,
-    };
-    ApiFailure::new(code, e.to_string())
-}
+impl FromRequest<Node> for Unverified {
+    type Rejection = ApiFailure;
 
-/// A request as received, before any check.
-pub(super) struct Incoming {
-    parts: Parts,
-    pub(super) body: Bytes,
-    remote: Option<IpAddr>,
-    signature: Result<SignatureHeader, SignatureError>,
-    /// Set once the signature verified: only then is the claimed sender named in the audit log.
-    verified: bool,
-}
-
-impl Incoming {
-    /// Reads a request: its headers, then, if ingress policy could admit the caller at all, its
-    /// body, within [`BODY_DEADLINE`]. A refusal is audited.
-    pub(super) async fn read(request: Request, state: &AppState) -> ApiResult<Incoming> {
+    async fn from_request(request: Request, node: &Node) -> Result<Self, ApiFailure> {
         let (parts, body) = request.into_parts();
-        let remote = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_canonical());
-        let signature = parts
-            .headers
-            .get(signing::SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| SignatureError::Malformed("no Ferry-Signature header".into()))
-            .and_then(SignatureHeader::parse);
-        let mut incoming = Incoming {
-            parts,
-            body: Bytes::new(),
-            remote,
-            signature,
-            verified: false,
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
         };
-        // Before the body: a caller no rule admits gets nothing read, however slowly it sends.
-        if let Err(failure) = incoming.precheck_policy(state).await {
-            return Err(incoming.refused(state, failure).await);
-        }
+        let head = RequestHead {
+            method: parts.method.as_str().to_string(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
+            signature: header(signing::SIGNATURE_HEADER),
+            digest: header(signing::DIGEST_HEADER),
+            remote: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        };
+        let incoming = Incoming::admit_head(node, head).await?;
         let read = axum::body::to_bytes(body, MAX_BODY);
-        incoming.body = match tokio::time::timeout(BODY_DEADLINE, read).await {
+        let body = match tokio::time::timeout(BODY_DEADLINE, read).await {
             Ok(Ok(body)) => body,
             Ok(Err(_)) => {
                 return Err(ApiFailure::new(
@@ -102,577 +62,52 @@ impl Incoming {
                 ));
             }
         };
-        Ok(incoming)
+        Ok(Unverified(incoming.with_body(body)))
     }
-
-    pub(super) fn sender(&self) -> String {
-        self.signature
-            .as_ref()
-            .map_or_else(|_| "unknown".to_string(), |s| s.key_id.clone())
-    }
-
-    /// Digest, signature and clock, with `key` as the sender's key. Writes nothing.
-    pub(super) fn verify(&mut self, key: &[u8; 32]) -> ApiResult<()> {
-        let signature = self.signature.clone().map_err(signature_failure)?;
-        let content_digest = self
-            .parts
-            .headers
-            .get(signing::DIGEST_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let digest = signing::check_body(content_digest, &self.body).map_err(signature_failure)?;
-        let key = VerifyingKey::from_bytes(key)
-            .map_err(|_| signature_failure(SignatureError::BadSignature))?;
-        let path = self
-            .parts
-            .uri
-            .path_and_query()
-            .map_or(self.parts.uri.path(), |p| p.as_str());
-        let target = RequestTarget {
-            method: self.parts.method.as_str(),
-            path_and_query: path,
-            body_digest: &digest,
-        };
-        signature
-            .verify(&key, &target, unix_now())
-            .map_err(signature_failure)?;
-        self.verified = true;
-        Ok(())
-    }
-
-    /// Nonce reuse and network policy, for a verified request from `sender`, whose links with
-    /// this instance carry `flows`.
-    pub(super) async fn admit(
-        &self,
-        state: &AppState,
-        sender: &Party,
-        flows: Flows,
-    ) -> ApiResult<()> {
-        let signature = self.signature.clone().map_err(signature_failure)?;
-        let now = unix_now();
-        let store = state.store.clone();
-        let (id, nonce) = (signature.key_id.clone(), signature.nonce);
-        let fresh = blocking(move || {
-            store.remember_nonce(&id, &nonce, signature.created + CLOCK_WINDOW_SECS, now)
-        })
-        .await?;
-        if !fresh {
-            return Err(ApiFailure::new(
-                ErrorCode::RequestReplayed,
-                "this signed request was already received; a replay is refused",
-            ));
-        }
-        let rules = super::policy::rules(&state.store).await;
-        admit_call(&rules, &state.info.title, sender, flows, Audience::Caller)
-    }
-
-    /// The verified sender, as policy matches it: its address is where the request came from.
-    pub(super) fn party(&self, title: &str, url: &str) -> Party {
-        Party::new(title, &self.sender(), url, self.remote)
-    }
-
-    /// Records a refusal in the audit log (as [`super::refusals::RefusalLog`] allows), then
-    /// passes it on.
-    pub(super) async fn refused(&self, state: &AppState, failure: ApiFailure) -> ApiFailure {
-        let ip = self
-            .remote
-            .map_or_else(|| "unknown address".to_string(), super::refusals::source_of);
-        // An unverified header names nobody: the claim goes in the detail, not the actor.
-        let (source, actor, claimed_sender) = if self.verified {
-            let peer = format!("peer:{}", self.sender());
-            (peer.clone(), peer, None)
-        } else {
-            (ip, "unverified".to_string(), Some(self.sender()))
-        };
-        let refusal = super::refusals::Refusal {
-            source,
-            actor,
-            path: self.parts.uri.path().to_string(),
-            code: failure.0.code,
-            reason: failure.0.message.clone(),
-            claimed_sender,
-        };
-        super::record_refusal(state, refusal).await;
-        failure
-    }
-
-    /// Policy on what is known before any check: the caller's address and the instance it
-    /// claims to be. A caller no rule could admit is turned away before its signature is even
-    /// read, at the cost of one policy evaluation. Admitted callers are judged again once
-    /// verified ([`Incoming::admit`]).
-    pub(super) async fn precheck_policy(&self, state: &AppState) -> ApiResult<()> {
-        let claimed = self.signature.as_ref().ok().map(|s| s.key_id.as_str());
-        super::policy::could_admit(state, claimed.unwrap_or(""), self.remote).await
-    }
-}
-
-/// How this instance knows a sender, from one peer connection or collaboration.
-enum Acquaintance {
-    /// A live relation pins the sender's key, and carries data in these directions.
-    Live(PeerIdentity, Flows),
-    /// A peer connection, or a collaboration joined as a guest, that is over.
-    RelationOver,
-    /// A collaboration this instance hosts removed the sender, or the sender left it.
-    GuestGone,
-    /// The sender was a guest of a collaboration this instance hosted and deleted.
-    CollabDeleted,
-}
-
-/// Every relation this instance has with `instance_id`: peer connections (a completed exchange
-/// pins a key; a code merely imported for review does not) and collaborations (the host pins
-/// each guest that joined; a guest pins its host from the signed invitation).
-fn acquaintances(
-    peers: &[PeerRecord],
-    collabs: &[CollabRecord],
-    instance_id: &str,
-) -> Vec<Acquaintance> {
-    let mut found = Vec::new();
-    for record in peers {
-        let Some(peer) = record
-            .peer
-            .as_ref()
-            .filter(|p| p.instance_id == instance_id)
-        else {
-            continue;
-        };
-        found.push(if record.status.phase.is_established() {
-            Acquaintance::Live(peer.clone(), peer_flows(record))
-        } else {
-            Acquaintance::RelationOver
-        });
-    }
-    for collab in collabs {
-        match collab.role {
-            CollabRole::Guest if collab.host.instance_id == instance_id => {
-                found.push(if collab.state.is_over() {
-                    Acquaintance::RelationOver
-                } else {
-                    Acquaintance::Live(collab.host.clone(), collab_flows(collab, instance_id))
-                });
-            }
-            CollabRole::Host => {
-                for participant in &collab.participants {
-                    let Some(identity) = participant
-                        .identity
-                        .as_ref()
-                        .filter(|i| i.instance_id == instance_id)
-                    else {
-                        continue;
-                    };
-                    let active = participant.status == GuestStatus::Active.as_str();
-                    found.push(match collab.state {
-                        CollabState::Deleted if active => Acquaintance::CollabDeleted,
-                        _ if active => {
-                            Acquaintance::Live(identity.into(), collab_flows(collab, instance_id))
-                        }
-                        _ => Acquaintance::GuestGone,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    found
-}
-
-/// The pinned identity of a signed request's sender, from a relation that is not over, and the
-/// directions all its live relations with this instance carry.
-async fn pinned(state: &AppState, instance_id: &str) -> ApiResult<(PeerIdentity, Flows)> {
-    let store = state.store.clone();
-    let (peers, collabs) =
-        blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?))).await?;
-    let known = acquaintances(&peers, &collabs, instance_id);
-    let mut live = known.iter().filter_map(|a| match a {
-        Acquaintance::Live(identity, flows) => Some((identity, *flows)),
-        _ => None,
-    });
-    if let Some((identity, flows)) = live.next() {
-        let flows = live.fold(flows, |all, (_, more)| all.union(more));
-        return Ok((identity.clone(), flows));
-    }
-    if known.iter().any(|a| matches!(a, Acquaintance::GuestGone)) {
-        return Err(ApiFailure::new(
-            ErrorCode::CollabGuestRemoved,
-            "the caller is no longer a guest of this instance's collaborations; its key is no longer accepted",
-        ));
-    }
-    if known
-        .iter()
-        .any(|a| matches!(a, Acquaintance::CollabDeleted))
-    {
-        // The code a guest that missed the deletion needs to learn of it.
-        return Err(ApiFailure::new(
-            ErrorCode::CollabDeleted,
-            "the collaboration the caller took part in was deleted by this instance, its host",
-        ));
-    }
-    if !known.is_empty() {
-        return Err(ApiFailure::new(
-            ErrorCode::PeerRevoked,
-            "every connection or collaboration with the caller ended here; its key is no longer accepted",
-        ));
-    }
-    Err(ApiFailure::new(
-        ErrorCode::PeerUnknown,
-        "this instance has no connection or collaboration with the caller",
-    ))
 }
 
 /// A request signed by a peer this instance has pinned, with every check passed.
-pub(crate) struct SignedByPeer {
-    pub(crate) sender: PeerIdentity,
-    /// Where the request came from.
-    pub(crate) remote: Option<IpAddr>,
-    pub(crate) body: Bytes,
-    /// The request's nonce: a sync stream that answers it is signed for it.
-    pub(crate) nonce: [u8; 16],
-}
+pub(crate) struct Signed(pub SignedByPeer);
 
-impl FromRequest<AppState> for SignedByPeer {
+impl FromRequest<Node> for Signed {
     type Rejection = ApiFailure;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiFailure> {
-        let mut incoming = Incoming::read(request, state).await?;
-        let checked = async {
-            let (sender, flows) = pinned(state, &incoming.sender()).await?;
-            incoming.verify(&sender.public_key)?;
-            let party = incoming.party(&sender.title, &sender.url);
-            incoming.admit(state, &party, flows).await?;
-            Ok(sender)
-        };
-        match checked.await {
-            Ok(sender) => Ok(SignedByPeer {
-                sender,
-                remote: incoming.remote,
-                nonce: incoming.signature.as_ref().map_or([0; 16], |s| s.nonce),
-                body: incoming.body,
-            }),
-            Err(failure) => Err(incoming.refused(state, failure).await),
-        }
+    async fn from_request(request: Request, node: &Node) -> Result<Self, ApiFailure> {
+        let Unverified(incoming) = Unverified::from_request(request, node).await?;
+        Ok(Signed(SignedByPeer::check(node, incoming).await?))
     }
 }
 
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiFailure::new(
-            ErrorCode::InvalidRequest,
-            format!("the request body is not valid: {e}"),
-        )
-    })
-}
-
-/// The acceptor's response, online. The sender is not pinned yet: the signed response carries its
-/// key, and the request must be signed with that same key.
+/// The acceptor's response, online. The sender is not pinned yet: the signed response carries
+/// its key, and the request must be signed with that same key.
 pub(crate) async fn peer_response(
-    State(state): State<AppState>,
-    request: Request,
+    State(node): State<Node>,
+    Unverified(incoming): Unverified,
 ) -> ApiResult<Json<PeerConnection>> {
-    let mut incoming = Incoming::read(request, &state).await?;
-    // Cheap, write-free checks first (signature, then the one-time secret); nonce and ingress,
-    // which write, only for a request that proved it holds a live code.
-    let checked = async {
-        let body: AcceptPeerResponse = json_body(&incoming.body)?;
-        let response = PeerResponse::parse(&body.response)?;
-        if incoming.sender() != response.acceptor.instance_id {
-            return Err(signature_failure(SignatureError::BadSignature));
-        }
-        incoming.verify(&response.acceptor.public_key)?;
-        let answer = check_response(&state, &response).await?;
-        let acceptor = &response.acceptor;
-        let party = incoming.party(&acceptor.title, &acceptor.url);
-        incoming
-            .admit(&state, &party, peer_flows(answer.record()))
-            .await?;
-        Ok((response, answer))
-    };
-    let (response, answer) = match checked.await {
-        Ok(r) => r,
-        Err(failure) => return Err(incoming.refused(&state, failure).await),
-    };
-    let actor = format!("peer:{}", response.acceptor.instance_id);
-    Ok(Json(view(
-        &apply_response(&state, &response, answer, &actor).await?,
-    )))
-}
-
-/// What a valid response does to its request.
-pub(crate) enum ResponseCheck {
-    /// First delivery: approve the request.
-    Fresh(PeerRecord),
-    /// The same response again (a retry whose answer was lost): nothing to do.
-    Repeated(PeerRecord),
-}
-
-impl ResponseCheck {
-    fn record(&self) -> &PeerRecord {
-        match self {
-            ResponseCheck::Fresh(r) | ResponseCheck::Repeated(r) => r,
-        }
-    }
-}
-
-/// Checks a response against its request without changing anything: the request exists, is
-/// unanswered (or was answered by this very response), not expired, the secret matches, and the
-/// acceptor's id is not pinned to another key on an established connection.
-pub(crate) async fn check_response(
-    state: &AppState,
-    response: &PeerResponse,
-) -> ApiResult<ResponseCheck> {
-    let request_id = data_encoding::HEXLOWER.encode(&response.request_id);
-    let store = state.store.clone();
-    let id = request_id.clone();
-    let (record, known) = blocking(move || {
-        Ok::<_, StoreError>((
-            store.peer_by_request(Role::Originator, &id)?,
-            store.list_peers()?,
-        ))
-    })
-    .await?;
-    let record = record.ok_or_else(|| {
-        ApiFailure::new(
-            ErrorCode::PeerNotFound,
-            format!("this instance has no peer request {request_id}"),
-        )
-    })?;
-    let acceptor = &response.acceptor;
-    let secret_matches = record
-        .secret
-        .as_deref()
-        .and_then(|s| <[u8; 32]>::try_from(s).ok())
-        .map(blake3::Hash::from)
-        // blake3::Hash compares in constant time.
-        == Some(blake3::hash(&response.secret));
-    let answered = || {
-        ApiFailure::new(
-            ErrorCode::InviteReused,
-            "this invite code was already answered, refreshed or withdrawn; ask for a new code",
-        )
-    };
-    let same_acceptor = record.peer.as_ref().is_some_and(|p| {
-        p.instance_id == acceptor.instance_id && p.public_key == acceptor.public_key
-    });
-    match record.status.phase {
-        Phase::Requested if secret_matches => {}
-        Phase::Approved | Phase::Active if secret_matches && same_acceptor => {
-            return Ok(ResponseCheck::Repeated(record));
-        }
-        _ => return Err(answered()),
-    }
-    if record.expires_at.is_some_and(|t| unix_now() >= t) {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteExpired,
-            "this invite code expired before it was answered; ask for a new one",
-        ));
-    }
-    let conflicting = known
-        .iter()
-        .filter(|r| r.status.phase.is_established())
-        .find_map(|r| {
-            r.peer.as_ref().filter(|p| {
-                p.instance_id == acceptor.instance_id && p.public_key != acceptor.public_key
-            })
-        });
-    if let Some(pinned) = conflicting {
-        return Err(ApiFailure::new(
-            ErrorCode::InviteKeyMismatch,
-            format!(
-                "the response claims to come from instance {} but carries another key than the one pinned for it (fingerprint {})",
-                acceptor.instance_id,
-                crate::instance::fingerprint(&pinned.public_key)
-            ),
-        ));
-    }
-    Ok(ResponseCheck::Fresh(record))
-}
-
-/// Approves the request a checked response answers: pins the acceptor.
-pub(crate) async fn apply_response(
-    state: &AppState,
-    response: &PeerResponse,
-    check: ResponseCheck,
-    actor: &str,
-) -> ApiResult<PeerRecord> {
-    let mut record = match check {
-        ResponseCheck::Repeated(record) => return Ok(record),
-        ResponseCheck::Fresh(record) => record,
-    };
-    record.status = peering::apply(record.role, record.status, Event::ResponseReceived)?;
-    let acceptor = &response.acceptor;
-    record.peer = Some(PeerIdentity {
-        instance_id: acceptor.instance_id.clone(),
-        title: acceptor.title.clone(),
-        url: acceptor.url.clone(),
-        public_key: acceptor.public_key,
-    });
-    let entry = NewAuditEntry {
-        actor: actor.to_string(),
-        event: "peer.approved".into(),
-        subject: Some(record.id.clone()),
-        detail: json!({"acceptor": acceptor.instance_id, "acceptor_title": acceptor.title}),
-    };
-    save_peer(state, record, entry).await
+    Ok(Json(fed::inbound::peer_response(&node, incoming).await?))
 }
 
 /// The other side changed the connection: it activated, disabled, enabled or deleted it.
 pub(crate) async fn peer_state(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
+    State(node): State<Node>,
+    Signed(signed): Signed,
 ) -> ApiResult<Json<PeerConnection>> {
-    let notice: PeerStateNotice = json_body(&signed.body)?;
-    let event = match notice.event.as_str() {
-        "activated" => Event::Activated,
-        "disabled" => Event::RemoteDisabled,
-        "enabled" => Event::RemoteEnabled,
-        "deleted" => Event::RemoteDeleted,
-        other => {
-            return Err(ApiFailure::new(
-                ErrorCode::InvalidRequest,
-                format!("unknown peer event '{other}'"),
-            ));
-        }
-    };
-    let record = record_of_sender(&state, &notice.request_id, &signed.sender).await?;
-    let mut record = record;
-    // A retried notice whose first answer was lost finds the change already made: not an error.
-    let already = match event {
-        Event::Activated => record.status.phase == Phase::Active,
-        Event::RemoteDeleted => record.status.phase == Phase::Revoked,
-        Event::RemoteDisabled => {
-            record.status.disabled_there && record.status.phase == Phase::Active
-        }
-        Event::RemoteEnabled => {
-            !record.status.disabled_there && record.status.phase == Phase::Active
-        }
-        _ => false,
-    };
-    if already {
-        return Ok(Json(view(&record)));
-    }
-    record.status = peering::apply(record.role, record.status, event)?;
-    let entry = NewAuditEntry {
-        actor: format!("peer:{}", signed.sender.instance_id),
-        event: format!("peer.remote_{}", notice.event),
-        subject: Some(record.id.clone()),
-        detail: json!({"request_id": notice.request_id}),
-    };
-    Ok(Json(view(&save_peer(&state, record, entry).await?)))
-}
-
-/// This instance's record of connection `request_id` with `sender` on the other end.
-async fn record_of_sender(
-    state: &AppState,
-    request_id: &str,
-    sender: &PeerIdentity,
-) -> ApiResult<PeerRecord> {
-    let store = state.store.clone();
-    let request_id = request_id.to_string();
-    let sender = sender.clone();
-    blocking(move || {
-        let found = [Role::Originator, Role::Acceptor]
-            .into_iter()
-            .filter_map(|role| store.peer_by_request(role, &request_id).transpose())
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        // The same instance id and the same key: an id alone proves nothing.
-        Ok::<_, StoreError>(found.into_iter().find(|r| {
-            r.peer.as_ref().is_some_and(|p| {
-                p.instance_id == sender.instance_id && p.public_key == sender.public_key
-            })
-        }))
-    })
-    .await?
-    .ok_or_else(|| {
-        ApiFailure::new(
-            ErrorCode::PeerNotFound,
-            "no connection with the caller has this request id",
-        )
-    })
+    Ok(Json(fed::inbound::peer_state(&node, signed).await?))
 }
 
 /// The other side proposed a change to its security settings, or decided on ours.
 pub(crate) async fn peer_security(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
+    State(node): State<Node>,
+    Signed(signed): Signed,
 ) -> ApiResult<Json<PeerConnection>> {
-    let notice: SecurityNotice = json_body(&signed.body)?;
-    let mut record = record_of_sender(&state, &notice.request_id, &signed.sender).await?;
-    if record.status.phase.is_final() {
-        return Err(ApiFailure::new(
-            ErrorCode::PeerStateConflict,
-            "this connection is over",
-        ));
-    }
-    let pending_here = record
-        .pending_security
-        .as_ref()
-        .filter(|p| p.change_id == notice.change_id && p.proposed_by == "here")
-        .cloned();
-    let mut applied = None;
-    let event = match (notice.action.as_str(), pending_here) {
-        ("proposed", _)
-            if record
-                .pending_security
-                .as_ref()
-                .is_some_and(|p| p.change_id == notice.change_id && p.proposed_by == "there") =>
-        {
-            // The same proposal again (a retry): already recorded.
-            return Ok(Json(view(&record)));
-        }
-        ("proposed", _) if record.pending_security.is_some() => {
-            return Err(ApiFailure::new(
-                ErrorCode::PeerStateConflict,
-                "a security change is already waiting on this connection",
-            ));
-        }
-        ("proposed", _) => {
-            let security = notice.security.clone().ok_or_else(|| {
-                ApiFailure::new(ErrorCode::InvalidRequest, "a proposal carries its settings")
-            })?;
-            record.pending_security = Some(PendingSecurity {
-                change_id: notice.change_id.clone(),
-                proposed_by: "there".into(),
-                security,
-            });
-            "peer.security_change_received"
-        }
-        ("approved", Some(pending)) => {
-            applied = Some(pending.security.clone());
-            record.security = pending.security;
-            record.pending_security = None;
-            "peer.security_change_approved_by_peer"
-        }
-        ("rejected", Some(_)) => {
-            record.pending_security = None;
-            "peer.security_change_rejected_by_peer"
-        }
-        _ => {
-            return Err(ApiFailure::new(
-                ErrorCode::PeerStateConflict,
-                "no such security change is waiting here",
-            ));
-        }
-    };
-    let entry = NewAuditEntry {
-        actor: format!("peer:{}", signed.sender.instance_id),
-        event: event.into(),
-        subject: Some(record.id.clone()),
-        detail: json!({"change_id": notice.change_id, "security": notice.security.or(applied)}),
-    };
-    Ok(Json(view(&save_peer(&state, record, entry).await?)))
+    Ok(Json(fed::inbound::peer_security(&node, signed).await?))
 }
 
-/// Answers a signed probe: reaching here means this instance's rules let data flow with the
-/// caller in some direction their links carry; the answer says which.
+/// Answers a signed probe with the directions this instance's rules let data flow with the
+/// caller.
 pub(crate) async fn probe(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
+    State(node): State<Node>,
+    Signed(signed): Signed,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let rules = super::policy::rules(&state.store).await;
-    let party = Party::of(&signed.sender, signed.remote);
-    let verdict = ferry_core::policy::judge(&rules, &party.address());
-    Ok(Json(json!({
-        "instance_id": state.info.instance_id,
-        "title": state.info.title,
-        // Yes or no only: the caller learns nothing more about this instance's rules.
-        "ingress_from_caller": verdict.ingress.is_allowed(),
-        "egress_to_caller": verdict.egress.is_allowed(),
-    })))
+    Ok(Json(fed::inbound::probe(&node, signed).await?))
 }

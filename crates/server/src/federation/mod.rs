@@ -1,55 +1,28 @@
-//! `/federation/v1`: the API only other Ferry instances call, and the client this instance calls
-//! them with. Every request is signed (`ferry_proto::signing`); [`inbound::SignedByPeer`] checks
-//! signature, clock, nonce, connection state and ingress policy before any handler runs.
+//! `/federation/v1`: the endpoints only other Ferry instances call. Every request is signed
+//! (`ferry_proto::signing`); the [`inbound::Signed`] extractor has the node check signature,
+//! clock, nonce, connection state and ingress policy before any handler runs, and every answer
+//! but a stream is signed on the way out.
 
-mod client;
 mod collabs;
 mod inbound;
-pub(crate) mod policy;
-mod refusals;
+mod sync;
 
-pub(crate) use client::{
-    Callee, FederationClient, FederationError, Transport, read_bounded, transport_warning,
-};
-pub(crate) use inbound::{ResponseCheck, SignedByPeer, apply_response, check_response, json_body};
-pub(crate) use refusals::RefusalLog;
-
-use crate::state::AppState;
-use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use ferry_core::policy::{Direction, Effect, Matcher, Rule};
-use ferry_proto::{InstanceIdentity, PolicyRule};
-
-pub(crate) const RESPONSES_PATH: &str = "/federation/v1/peer/responses";
-pub(crate) const STATE_PATH: &str = "/federation/v1/peer/state";
-pub(crate) const PROBE_PATH: &str = "/federation/v1/probe";
-pub(crate) const SECURITY_PATH: &str = "/federation/v1/peer/security";
-pub(crate) const COLLAB_RESPONSES_PATH: &str = "/federation/v1/collab/responses";
-pub(crate) const COLLAB_SNAPSHOT_PATH: &str = "/federation/v1/collab/snapshot";
-pub(crate) const COLLAB_FETCH_PATH: &str = "/federation/v1/collab/fetch";
-pub(crate) const COLLAB_LEAVE_PATH: &str = "/federation/v1/collab/leave";
-pub(crate) const IDENTITY_PATH: &str = "/federation/v1/identity";
-pub(crate) const SYNC_PULL_PATH: &str = "/federation/v1/sync/pull";
-pub(crate) const SYNC_ITEM_PATH: &str = "/federation/v1/sync/item";
-pub(crate) const SYNC_CHUNK_PATH: &str = "/federation/v1/sync/chunk";
-pub(crate) const SYNC_POKE_PATH: &str = "/federation/v1/sync/poke";
-pub(crate) const SYNC_ROWS_PATH: &str = "/federation/v1/sync/rows";
-
-/// Answers that are streams, not control answers: sync streams sign themselves batch by batch,
-/// and a chunk is checked against the hash its signed file description gives.
-const STREAM_PATHS: [&str; 3] = [SYNC_PULL_PATH, SYNC_ITEM_PATH, SYNC_CHUNK_PATH];
-
-/// The largest control answer signed (and so sent): most are a few KiB, a page of reference rows
-/// at most what a reader takes of one (`reference::ROWS_ANSWER_BYTES`).
-const MAX_SIGNED_ANSWER: usize = 32 << 20;
+use fed::{
+    COLLAB_FETCH_PATH, COLLAB_LEAVE_PATH, COLLAB_RESPONSES_PATH, COLLAB_SNAPSHOT_PATH,
+    IDENTITY_PATH, PROBE_PATH, RESPONSES_PATH, SECURITY_PATH, STATE_PATH, SYNC_CHUNK_PATH,
+    SYNC_ITEM_PATH, SYNC_POKE_PATH, SYNC_PULL_PATH, SYNC_ROWS_PATH,
+};
+use ferry_node::Node;
+use ferry_node::federation as fed;
 
 /// Signs every federation answer but a successful stream, for the request it answers (its
 /// nonce): `Ferry-Answer-Signature` (see `ferry_proto::signing`).
 async fn sign_answers(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -68,7 +41,7 @@ async fn sign_answers(
         || request.uri().path().to_string(),
         |p| p.as_str().to_string(),
     );
-    let stream = STREAM_PATHS.contains(&request.uri().path());
+    let stream = fed::STREAM_PATHS.contains(&request.uri().path());
     let response = next.run(request).await;
     let Some(nonce) = nonce else {
         return response;
@@ -77,7 +50,7 @@ async fn sign_answers(
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_SIGNED_ANSWER).await else {
+    let Ok(body) = axum::body::to_bytes(body, fed::MAX_SIGNED_ANSWER).await else {
         return crate::error::ApiFailure::internal("an answer too large to sign").into_response();
     };
     let answered = signing::AnsweredRequest {
@@ -103,7 +76,7 @@ async fn sign_answers(
     axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }
 
-pub(crate) fn routes(state: AppState) -> Router<AppState> {
+pub(crate) fn routes(state: Node) -> Router<Node> {
     Router::new()
         .route(RESPONSES_PATH, post(inbound::peer_response))
         .route(STATE_PATH, post(inbound::peer_state))
@@ -114,62 +87,15 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route(COLLAB_FETCH_PATH, post(collabs::fetch))
         .route(COLLAB_LEAVE_PATH, post(collabs::leave))
         .route(IDENTITY_PATH, post(identity))
-        .route(SYNC_PULL_PATH, post(crate::sync::sender::pull))
-        .route(SYNC_ITEM_PATH, post(crate::sync::sender::pull_item))
-        .route(SYNC_CHUNK_PATH, post(crate::sync::sender::chunk))
-        .route(SYNC_POKE_PATH, post(crate::sync::poked))
-        .route(SYNC_ROWS_PATH, post(crate::sync::reference::rows))
+        .route(SYNC_PULL_PATH, post(sync::pull))
+        .route(SYNC_ITEM_PATH, post(sync::pull_item))
+        .route(SYNC_CHUNK_PATH, post(sync::chunk))
+        .route(SYNC_POKE_PATH, post(sync::poked))
+        .route(SYNC_ROWS_PATH, post(sync::rows))
         .layer(axum::middleware::from_fn_with_state(state, sign_answers))
 }
 
-/// Writes a refused call to the audit log, as [`RefusalLog`] allows: the first of its source and
-/// code in a minute, and summaries of the minutes before.
-async fn record_refusal(state: &AppState, refusal: refusals::Refusal) {
-    let minute = jiff::Timestamp::now().as_second().div_euclid(60);
-    write_audit(state, state.refusals.note(refusal, minute)).await;
-}
-
-/// Writes the summaries of refusals repeated in minutes that are over (`None`: all, at
-/// shutdown).
-pub(crate) async fn flush_refusals(state: &AppState, all: bool) {
-    let minute = (!all).then(|| jiff::Timestamp::now().as_second().div_euclid(60));
-    write_audit(state, state.refusals.flush(minute)).await;
-}
-
-async fn write_audit(state: &AppState, entries: Vec<ferry_store::NewAuditEntry>) {
-    if entries.is_empty() {
-        return;
-    }
-    let store = state.store.clone();
-    let written =
-        crate::state::blocking(move || entries.iter().try_for_each(|entry| store.audit(entry)))
-            .await;
-    if let Err(e) = written {
-        tracing::warn!(error = ?e, "could not record refused federation calls");
-    }
-}
-
 /// Who this instance is: public facts, answered to anyone.
-async fn identity(State(state): State<AppState>) -> Json<InstanceIdentity> {
-    Json(InstanceIdentity {
-        instance_id: state.info.instance_id.clone(),
-        title: state.info.title.clone(),
-        public_key: state.info.public_key.clone(),
-    })
-}
-
-/// A stored policy rule as the evaluator's rule (rules are stored in canonical form).
-pub(crate) fn rule_of(rule: &PolicyRule) -> Option<Rule> {
-    Some(Rule {
-        id: rule.id.clone(),
-        direction: match rule.direction.as_str() {
-            "ingress" => Direction::Ingress,
-            _ => Direction::Egress,
-        },
-        effect: match rule.effect.as_str() {
-            "deny" => Effect::Deny,
-            _ => Effect::Allow,
-        },
-        matcher: Matcher::parse(&rule.pattern).ok()?,
-    })
+async fn identity(State(node): State<Node>) -> axum::Json<ferry_proto::InstanceIdentity> {
+    axum::Json(fed::identity(&node))
 }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
 pub const CONFIG_FILE: &str = "ferry.toml";
@@ -64,7 +65,7 @@ pub struct Config {
     /// Whether this instance asks senders for LZ4-compressed sync streams.
     pub compress_sync: bool,
     /// Limits on the connections clients and peers open.
-    pub connections: crate::ConnectionLimits,
+    pub connections: ConnectionLimits,
     /// Certificate and key files to serve HTTPS with; plain HTTP when `None` (on loopback, or
     /// behind a proxy that terminates TLS).
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -87,7 +88,7 @@ impl Config {
             sync_tick: std::time::Duration::from_secs(30),
             realtime: true,
             compress_sync: true,
-            connections: crate::ConnectionLimits::default(),
+            connections: ConnectionLimits::default(),
             tls: None,
             tls_ca_bundle: None,
             allow_plain_http: false,
@@ -147,7 +148,7 @@ impl ServeOptions {
                 .compress_sync
                 .or(file.compress_sync)
                 .unwrap_or(base.compress_sync),
-            connections: crate::ConnectionLimits {
+            connections: ConnectionLimits {
                 max_connections: self
                     .max_connections
                     .or(file.max_connections)
@@ -218,6 +219,29 @@ pub fn remember(config: &Config) -> std::io::Result<()> {
         text.push_str(&format!("public_url = {}\n", quoted(url)));
     }
     std::fs::write(config.data_dir.join(REMEMBERED_FILE), text)
+}
+
+/// How long connections may take and how many may be open.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Time to send a request's head (the request line and headers).
+    pub header_read: Duration,
+    /// A connection that sends and receives nothing for this long is closed.
+    pub idle: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 1024,
+            header_read: Duration::from_secs(10),
+            // Longer than a sync stream's own silence limit (60 s), so a slow but live
+            // stream is the receiver's to give up, not this server's.
+            idle: Duration::from_secs(120),
+        }
+    }
 }
 
 #[cfg(test)]

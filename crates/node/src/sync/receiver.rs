@@ -6,10 +6,10 @@
 //! refused, recorded with its error, and retried at the next run.
 
 use super::{Inbound, Link};
-use crate::error::{ApiFailure, ApiResult};
+use crate::error::{NodeError, NodeResult};
 use crate::federation::{self, FederationError};
-use crate::state::{AppState, blocking};
-use axum::body::Bytes;
+use crate::node::{Node, blocking};
+use bytes::Bytes;
 use ferry_core::geometry::{RawGeometry, is_geographic};
 use ferry_core::policy::Flows;
 use ferry_core::schema::SchemaBuilder;
@@ -72,17 +72,13 @@ fn now() -> String {
 
 /// Runs one sync of `link`: every inbound channel, then the copies they need. A run of the same
 /// link still going makes this one `skipped`.
-pub(crate) async fn run_link(
-    state: &AppState,
-    link: &Link,
-    trigger: Trigger,
-) -> ApiResult<SyncRun> {
+pub(crate) async fn run_link(state: &Node, link: &Link, trigger: Trigger) -> NodeResult<SyncRun> {
     run_as(state, link, new_run(&link.key(), trigger)).await
 }
 
 /// Records a run of `link` as `submitted` and starts it in the background; the run's record
 /// (`sync history`) tells how it went.
-pub(crate) async fn submit(state: &AppState, link: Link, trigger: Trigger) -> ApiResult<SyncRun> {
+pub(crate) async fn submit(state: &Node, link: Link, trigger: Trigger) -> NodeResult<SyncRun> {
     let mut run = new_run(&link.key(), trigger);
     run.status = "submitted".into();
     record(state, &run).await?;
@@ -96,7 +92,7 @@ pub(crate) async fn submit(state: &AppState, link: Link, trigger: Trigger) -> Ap
 }
 
 /// Runs `link` under the record `run` (its id and trigger).
-async fn run_as(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<SyncRun> {
+async fn run_as(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<SyncRun> {
     let trigger = Trigger::parse(&run.trigger).unwrap_or(Trigger::OnDemand);
     // Scheduled and on-demand runs sync both ways: the other side is asked to pull what this
     // side has. A poked run does not poke back.
@@ -132,7 +128,7 @@ async fn run_as(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<Sy
 
 fn new_run(key: &str, trigger: Trigger) -> SyncRun {
     SyncRun {
-        id: crate::api::hex_id(),
+        id: crate::ids::hex_id(),
         link: key.to_string(),
         trigger: trigger.as_str().into(),
         status: "running".into(),
@@ -152,7 +148,7 @@ fn new_run(key: &str, trigger: Trigger) -> SyncRun {
 }
 
 /// One run, with the link's lock held.
-async fn one_run(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<SyncRun> {
+async fn one_run(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<SyncRun> {
     run.status = "running".into();
     run.started_at = now();
     record(state, &run).await?;
@@ -194,7 +190,7 @@ async fn one_run(state: &AppState, link: &Link, mut run: SyncRun) -> ApiResult<S
     Ok(run)
 }
 
-async fn record(state: &AppState, run: &SyncRun) -> ApiResult<()> {
+async fn record(state: &Node, run: &SyncRun) -> NodeResult<()> {
     let store = state.store.clone();
     let run = run.clone();
     blocking(move || store.record_run(&run)).await
@@ -234,7 +230,7 @@ impl Tally {
 }
 
 /// Pulls every channel; one that fails does not stop the others, but fails the run.
-async fn pull_all(state: &AppState, channels: &[Inbound], tally: &mut Tally) -> ApiResult<()> {
+async fn pull_all(state: &Node, channels: &[Inbound], tally: &mut Tally) -> NodeResult<()> {
     let mut first_failure = None;
     for channel in channels {
         let pulled = pull(state, channel, tally).await;
@@ -252,7 +248,7 @@ async fn pull_all(state: &AppState, channels: &[Inbound], tally: &mut Tally) -> 
 const MAX_BATCH_BYTES: usize = 8 * super::sender::BATCH_BYTES;
 
 /// The stream encodings this instance asks senders for.
-fn encodings(state: &AppState) -> Vec<String> {
+fn encodings(state: &Node) -> Vec<String> {
     if state.compress_sync {
         vec![frames::LZ4_FRAMES.to_string()]
     } else {
@@ -261,7 +257,7 @@ fn encodings(state: &AppState) -> Vec<String> {
 }
 
 /// What this instance asks for when it copies an item whole: compact rows as well.
-fn copy_encodings(state: &AppState) -> Vec<String> {
+fn copy_encodings(state: &Node) -> Vec<String> {
     let mut encodings = encodings(state);
     encodings.push(COMPACT_ROWS.to_string());
     encodings
@@ -294,9 +290,9 @@ pub(super) struct StreamVerifier {
 }
 
 impl StreamVerifier {
-    pub(super) fn new(sender: &ferry_store::PeerIdentity, nonce: [u8; 16]) -> ApiResult<Self> {
+    pub(super) fn new(sender: &ferry_store::PeerIdentity, nonce: [u8; 16]) -> NodeResult<Self> {
         let key = ed25519_dalek::VerifyingKey::from_bytes(&sender.public_key)
-            .map_err(|_| ApiFailure::internal("a pinned key is not an Ed25519 key"))?;
+            .map_err(|_| NodeError::internal("a pinned key is not an Ed25519 key"))?;
         Ok(StreamVerifier {
             key,
             lines: StreamSignature::new(nonce),
@@ -304,7 +300,7 @@ impl StreamVerifier {
     }
 
     /// Takes one line: a `sig` record is checked against every line before it.
-    fn line(&mut self, line: &[u8]) -> ApiResult<Option<Incoming>> {
+    fn line(&mut self, line: &[u8]) -> NodeResult<Option<Incoming>> {
         let verified = if line.starts_with(SIG_LINE_PREFIX.as_bytes()) {
             let Ok(SyncRecord::Sig { sig }) = serde_json::from_slice(line) else {
                 return Err(bad_signature("a sig record that cannot be read"));
@@ -323,8 +319,8 @@ impl StreamVerifier {
 
 /// A file's chunks as its description gives them: each at most a chunk long, together the
 /// file's size (what the size limit was judged on).
-fn described_chunks(wire: &WireItem, info: &ferry_proto::FileInfo) -> ApiResult<Vec<ChunkRef>> {
-    let refused = |message: String| ApiFailure::new(ErrorCode::SyncRefused, message);
+fn described_chunks(wire: &WireItem, info: &ferry_proto::FileInfo) -> NodeResult<Vec<ChunkRef>> {
+    let refused = |message: String| NodeError::new(ErrorCode::SyncRefused, message);
     let mut total: u64 = 0;
     let mut refs = Vec::with_capacity(wire.chunks.len());
     for (hash, len) in &wire.chunks {
@@ -352,8 +348,8 @@ fn described_chunks(wire: &WireItem, info: &ferry_proto::FileInfo) -> ApiResult<
 /// How a `sig` record's line starts, as senders write it.
 const SIG_LINE_PREFIX: &str = r#"{"t":"sig""#;
 
-fn bad_signature(what: &str) -> ApiFailure {
-    ApiFailure::new(
+fn bad_signature(what: &str) -> NodeError {
+    NodeError::new(
         ErrorCode::StreamSignatureInvalid,
         format!(
             "the sender's stream has {what} with the sender's pinned key: it was changed on the way, or does not come from the sender. Nothing of that batch was applied; what was applied before stays"
@@ -385,7 +381,7 @@ impl Records {
 
     /// The next record; `None` when the stream ended (cleanly or not: the caller knows by
     /// whether it saw the end record).
-    async fn next(&mut self) -> ApiResult<Option<Incoming>> {
+    async fn next(&mut self) -> NodeResult<Option<Incoming>> {
         loop {
             if let Some(at) = memchr::memchr(b'\n', &self.buffer[self.read..]) {
                 let line = &self.buffer[self.read..self.read + at + 1];
@@ -397,7 +393,7 @@ impl Records {
                 return Incoming::read(line, self.compact_rows)
                     .map(Some)
                     .map_err(|e| {
-                        ApiFailure::new(
+                        NodeError::new(
                             ErrorCode::SyncRefused,
                             format!("the sender streamed a record this instance cannot read: {e}"),
                         )
@@ -411,7 +407,7 @@ impl Records {
                     self.read = 0;
                     self.take(&chunk)?;
                     if self.buffer.len() > MAX_BATCH_BYTES {
-                        return Err(ApiFailure::new(
+                        return Err(NodeError::new(
                             ErrorCode::SyncRefused,
                             format!(
                                 "the sender sent a line of more than {} MiB; this instance does not hold one",
@@ -431,14 +427,14 @@ impl Records {
         memchr::memchr(b'\n', &self.buffer[self.read..]).is_some()
     }
 
-    fn take(&mut self, chunk: &[u8]) -> ApiResult<()> {
+    fn take(&mut self, chunk: &[u8]) -> NodeResult<()> {
         let Some(frames) = self.frames.as_mut() else {
             self.buffer.extend_from_slice(chunk);
             return Ok(());
         };
         frames.push(chunk);
         while frames.next_into(&mut self.buffer).map_err(|e| {
-            ApiFailure::new(
+            NodeError::new(
                 ErrorCode::SyncRefused,
                 format!("the sender's compressed stream is corrupt: {e}"),
             )
@@ -462,7 +458,7 @@ type Block = Vec<(Incoming, usize)>;
 /// one part of a stream overlaps checking (and applying) the part before.
 struct ReadAhead {
     /// Each block with the read-ahead budget it holds.
-    blocks: tokio::sync::mpsc::Receiver<ApiResult<(Block, u32)>>,
+    blocks: tokio::sync::mpsc::Receiver<NodeResult<(Block, u32)>>,
     budget: Arc<tokio::sync::Semaphore>,
     block: std::vec::IntoIter<(Incoming, usize)>,
     /// Bytes of the lines handed out, uncompressed.
@@ -517,7 +513,7 @@ impl ReadAhead {
 
     /// The next record; `None` when the stream ended (cleanly or not: the caller knows by
     /// whether it saw the end record).
-    async fn next(&mut self) -> ApiResult<Option<Incoming>> {
+    async fn next(&mut self) -> NodeResult<Option<Incoming>> {
         loop {
             if let Some((incoming, len)) = self.block.next() {
                 self.line_bytes += len;
@@ -541,7 +537,7 @@ impl ReadAhead {
 
 /// Reads records until a block is full, or until the next one would wait on the connection
 /// (what arrived goes on at once); with how the stream ended, if it did.
-async fn read_block(records: &mut Records) -> (Block, Option<ApiResult<()>>) {
+async fn read_block(records: &mut Records) -> (Block, Option<NodeResult<()>>) {
     let mut block = Vec::with_capacity(READ_BLOCK);
     let start = records.line_bytes;
     while block.len() < READ_BLOCK && records.line_bytes - start < READ_BLOCK_BYTES {
@@ -601,8 +597,8 @@ impl Incoming {
     }
 }
 
-fn cut(why: &str) -> ApiFailure {
-    ApiFailure::new(
+fn cut(why: &str) -> NodeError {
+    NodeError::new(
         ErrorCode::SyncStreamCut,
         format!(
             "the sender's stream ended before its end record ({why}); what arrived before is kept and the next run goes on from there"
@@ -642,7 +638,7 @@ fn check_row(
 /// Turns wire records into checked store operations, refusing items this instance did not agree
 /// to take.
 struct Checker<'a> {
-    state: &'a AppState,
+    state: &'a Node,
     channel: &'a Inbound,
     /// Items this stream described, by the item id its rows name: the full origin (instance and
     /// item) the rows belong to, and their schema check (and whether geometries are lon/lat).
@@ -662,7 +658,7 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    async fn item(&mut self, wire: WireItem) -> ApiResult<Option<SyncOp>> {
+    async fn item(&mut self, wire: WireItem) -> NodeResult<Option<SyncOp>> {
         self.check_identity(&wire)?;
         let kind = match wire.kind.as_str() {
             "dataset" => ItemKind::Dataset,
@@ -751,11 +747,11 @@ impl Checker<'_> {
         &mut self,
         origin_instance: String,
         origin_item: String,
-    ) -> ApiResult<Option<SyncOp>> {
+    ) -> NodeResult<Option<SyncOp>> {
         if self.copying.as_ref().is_some_and(|copying| {
             copying.instance != origin_instance || copying.item != origin_item
         }) {
-            return Err(ApiFailure::new(
+            return Err(NodeError::new(
                 ErrorCode::SyncRefused,
                 "the sender retracted another item in a whole copy",
             ));
@@ -774,20 +770,20 @@ impl Checker<'_> {
     /// One item id names one item in a stream: rows name an item by its id alone, so a stream
     /// that gave the same id to items of two instances could write one's rows into the other.
     /// A whole copy describes the copied item and no other.
-    fn check_identity(&self, wire: &WireItem) -> ApiResult<()> {
+    fn check_identity(&self, wire: &WireItem) -> NodeResult<()> {
         let same = |origin: &Origin| {
             origin.instance == wire.origin_instance && origin.item == wire.origin_item
         };
         if let Some(copying) = &self.copying
             && !same(copying)
         {
-            return Err(ApiFailure::new(
+            return Err(NodeError::new(
                 ErrorCode::SyncRefused,
                 "the sender described another item in a whole copy",
             ));
         }
         match self.shapes.get(&wire.origin_item) {
-            Some((origin, _)) if !same(origin) => Err(ApiFailure::new(
+            Some((origin, _)) if !same(origin) => Err(NodeError::new(
                 ErrorCode::SyncRefused,
                 format!(
                     "the sender described item {} as coming from two instances in one stream",
@@ -801,7 +797,7 @@ impl Checker<'_> {
     /// Fetches the chunks that the files of a verified batch use and this instance lacks (only
     /// those travel). A file whose chunks cannot be had is refused and left out of the batch.
     /// Returns the chunks fetched: held until the batch is applied, then to be released.
-    async fn fetch_files(&mut self, ops: &mut Vec<SyncOp>) -> ApiResult<Vec<ChunkRef>> {
+    async fn fetch_files(&mut self, ops: &mut Vec<SyncOp>) -> NodeResult<Vec<ChunkRef>> {
         let mut fetched = Vec::new();
         let mut refused = Vec::new();
         for (at, op) in ops.iter().enumerate() {
@@ -833,7 +829,7 @@ impl Checker<'_> {
 
     /// Fetches one chunk if this instance lacks it; whether it did. The chunk is checked
     /// against its hash, from the signed description of its file.
-    async fn fetch_chunk(&mut self, chunk: &ChunkRef) -> ApiResult<bool> {
+    async fn fetch_chunk(&mut self, chunk: &ChunkRef) -> NodeResult<bool> {
         if self.state.chunks.has(&chunk.hash) {
             return Ok(false);
         }
@@ -854,7 +850,7 @@ impl Checker<'_> {
         let bytes = federation::read_bounded(response, chunk.len as usize).await?;
         self.chunk_bytes += bytes.len() as i64;
         if ChunkHash::of(&bytes) != chunk.hash || bytes.len() as u64 != chunk.len {
-            return Err(ApiFailure::new(
+            return Err(NodeError::new(
                 ErrorCode::SyncRefused,
                 "a file chunk did not match its hash",
             ));
@@ -870,7 +866,7 @@ impl Checker<'_> {
         key: serde_json::Value,
         values: String,
         geometry: Option<String>,
-    ) -> ApiResult<Option<SyncOp>> {
+    ) -> NodeResult<Option<SyncOp>> {
         if self.refused.contains(&*origin_item) {
             return Ok(None);
         }
@@ -894,7 +890,7 @@ impl Checker<'_> {
     }
 
     /// Records an item as refused: its error goes in the run, and it is retried next run.
-    async fn refuse(&mut self, wire: &WireItem, code: &str, message: String) -> ApiResult<()> {
+    async fn refuse(&mut self, wire: &WireItem, code: &str, message: String) -> NodeResult<()> {
         self.quarantine(
             &wire.origin_instance,
             &wire.origin_item,
@@ -912,7 +908,7 @@ impl Checker<'_> {
         title: &str,
         code: &str,
         message: String,
-    ) -> ApiResult<()> {
+    ) -> NodeResult<()> {
         if !self.refused.insert(origin_item.to_string()) {
             return Ok(());
         }
@@ -940,7 +936,7 @@ impl Checker<'_> {
 
     /// Records the items refused so far as pending (their copy is tried again next run), once
     /// the batch that refused them is verified.
-    async fn write_marks(&mut self) -> ApiResult<()> {
+    async fn write_marks(&mut self) -> NodeResult<()> {
         if self.marks.is_empty() {
             return Ok(());
         }
@@ -956,9 +952,9 @@ impl Checker<'_> {
     }
 
     /// The item a row of a whole copy belongs to: the copied one, whatever a sender streams.
-    fn copied_row(&self, named: Option<&str>, copying: &Origin) -> ApiResult<Arc<str>> {
+    fn copied_row(&self, named: Option<&str>, copying: &Origin) -> NodeResult<Arc<str>> {
         if named.is_some_and(|named| named != copying.item) {
-            return Err(ApiFailure::new(
+            return Err(NodeError::new(
                 ErrorCode::SyncRefused,
                 "the sender streamed a row of another item in a whole copy",
             ));
@@ -968,9 +964,9 @@ impl Checker<'_> {
 
     /// An honest sender describes an item before its first row in a stream, so every row is
     /// checked against the schema of its item as this stream describes it.
-    fn described(&mut self, origin_item: &str) -> ApiResult<&mut (Arc<Origin>, Shape)> {
+    fn described(&mut self, origin_item: &str) -> NodeResult<&mut (Arc<Origin>, Shape)> {
         self.shapes.get_mut(origin_item).ok_or_else(|| {
-            ApiFailure::new(
+            NodeError::new(
                 ErrorCode::SyncRefused,
                 format!(
                     "the sender streamed a row of item {origin_item} before describing the item"
@@ -980,7 +976,7 @@ impl Checker<'_> {
     }
 
     /// One line to an operation, or `None` (refused, or nothing to apply).
-    async fn op(&mut self, incoming: Incoming) -> ApiResult<Option<SyncOp>> {
+    async fn op(&mut self, incoming: Incoming) -> NodeResult<Option<SyncOp>> {
         let record = match incoming {
             Incoming::Row {
                 origin_item,
@@ -992,7 +988,7 @@ impl Checker<'_> {
                     (Some(named), None) => Arc::from(named),
                     (named, Some(copying)) => self.copied_row(named.as_deref(), copying)?,
                     (None, None) => {
-                        return Err(ApiFailure::new(
+                        return Err(NodeError::new(
                             ErrorCode::SyncRefused,
                             "the sender streamed a row that names no item",
                         ));
@@ -1020,7 +1016,7 @@ impl Checker<'_> {
                     return Ok(None);
                 }
                 let origin = self.described(&origin_item)?.0.clone();
-                let key = Key::from_value(&key).map_err(ApiFailure::from)?;
+                let key = Key::from_value(&key).map_err(NodeError::from)?;
                 Ok(Some(SyncOp::RowDeleted { origin, key }))
             }
             SyncRecord::Retract {
@@ -1057,7 +1053,7 @@ fn batch<'a>(
 const OWNER: &str = "admin";
 
 /// Pulls one channel from its cursor to the sender's end record.
-async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResult<()> {
+async fn pull(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<()> {
     let store = state.store.clone();
     let key = channel.channel.clone();
     let known = blocking(move || store.sync_cursor(&key)).await?;
@@ -1171,7 +1167,7 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
                 Ok(Some(op)) => {
                     ops.push(op);
                     if records.line_bytes - batch_start > MAX_BATCH_BYTES {
-                        break Err(ApiFailure::new(
+                        break Err(NodeError::new(
                             ErrorCode::SyncRefused,
                             format!(
                                 "the sender sent more than {} MiB without a commit; this instance does not hold more in one batch",
@@ -1193,13 +1189,13 @@ async fn pull(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResu
 
 /// The last batch of a pull, then the end of a full pass (its sweep).
 async fn finish_pull(
-    state: &AppState,
+    state: &Node,
     channel: &Inbound,
     applier: &mut Applier,
     tally: &mut Tally,
-    last: impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static,
+    last: impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static,
     mut cursor: SyncCursor,
-) -> ApiResult<()> {
+) -> NodeResult<()> {
     applier.start(tally, last).await?;
     applier.wait(tally).await?;
     let (store, key) = (state.store.clone(), channel.channel.clone());
@@ -1216,7 +1212,7 @@ async fn finish_pull(
 /// read.
 #[derive(Default)]
 struct Applier {
-    running: Option<tokio::task::JoinHandle<ApiResult<BatchOutcome>>>,
+    running: Option<tokio::task::JoinHandle<NodeResult<BatchOutcome>>>,
 }
 
 impl Applier {
@@ -1224,30 +1220,30 @@ impl Applier {
     async fn start(
         &mut self,
         tally: &mut Tally,
-        batch: impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static,
-    ) -> ApiResult<()> {
+        batch: impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static,
+    ) -> NodeResult<()> {
         self.wait(tally).await?;
         self.running = Some(tokio::spawn(batch));
         Ok(())
     }
 
-    async fn wait(&mut self, tally: &mut Tally) -> ApiResult<()> {
+    async fn wait(&mut self, tally: &mut Tally) -> NodeResult<()> {
         let Some(running) = self.running.take() else {
             return Ok(());
         };
         let outcome = running
             .await
-            .map_err(|e| ApiFailure::internal(format!("a sync batch task failed: {e}")))??;
+            .map_err(|e| NodeError::internal(format!("a sync batch task failed: {e}")))??;
         tally.add(&outcome);
         Ok(())
     }
 }
 
 /// A refusal by the sender, with its own code: the admin needs to know why.
-fn refusal(e: FederationError) -> ApiFailure {
+fn refusal(e: FederationError) -> NodeError {
     match e {
         FederationError::Refused { error, .. } => {
-            ApiFailure::new(error.code, format!("the sender refused: {}", error.message))
+            NodeError::new(error.code, format!("the sender refused: {}", error.message))
         }
         other => other.into(),
     }
@@ -1256,16 +1252,16 @@ fn refusal(e: FederationError) -> ApiFailure {
 /// Runs one store write of received data on a blocking thread, then removes the file chunks it
 /// left unused.
 fn store_write(
-    state: &AppState,
+    state: &Node,
     write: impl FnOnce(&dyn ferry_store::Store) -> ferry_store::StoreResult<BatchOutcome>
     + Send
     + 'static,
-) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
+) -> impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static {
     let state = state.clone();
     async move {
         let store = state.store.clone();
         let outcome = blocking(move || write(store.as_ref())).await?;
-        crate::api::items::remove_chunks(&state, outcome.freed_chunks.clone()).await;
+        crate::items::remove_chunks(&state, outcome.freed_chunks.clone()).await;
         Ok(outcome)
     }
 }
@@ -1273,10 +1269,10 @@ fn store_write(
 /// `write`, then the release of the chunks its files fetched: until a batch is applied,
 /// clean-up leaves them alone.
 fn releasing(
-    state: &AppState,
+    state: &Node,
     fetched: Vec<ChunkRef>,
-    write: impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static,
-) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
+    write: impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static,
+) -> impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static {
     let chunks = state.chunks.clone();
     async move {
         let outcome = write.await;
@@ -1287,22 +1283,18 @@ fn releasing(
 
 /// Applies one batch with its cursor.
 fn apply(
-    state: &AppState,
+    state: &Node,
     channel: &Inbound,
     ops: Vec<SyncOp>,
     cursor: &SyncCursor,
-) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
+) -> impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static {
     let (channel, cursor) = (channel.clone(), cursor.clone());
     store_write(state, move |store| {
         store.apply_sync_batch(&batch(&channel, &ops, &cursor, OWNER))
     })
 }
 
-async fn finish(
-    state: &AppState,
-    channel: &Inbound,
-    cursor: &SyncCursor,
-) -> ApiResult<BatchOutcome> {
+async fn finish(state: &Node, channel: &Inbound, cursor: &SyncCursor) -> NodeResult<BatchOutcome> {
     let (channel, cursor) = (channel.clone(), cursor.clone());
     store_write(state, move |store| {
         store.finish_resync(&batch(&channel, &[], &cursor, OWNER))
@@ -1312,7 +1304,7 @@ async fn finish(
 
 /// Copies whole every item the channel marked: new ones whose older rows never came, and refused
 /// ones, which are tried again.
-async fn copy_pending(state: &AppState, channel: &Inbound, tally: &mut Tally) -> ApiResult<()> {
+async fn copy_pending(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<()> {
     let store = state.store.clone();
     let key = channel.channel.clone();
     let pending = blocking(move || store.pending_copies(&key)).await?;
@@ -1329,11 +1321,11 @@ async fn copy_pending(state: &AppState, channel: &Inbound, tally: &mut Tally) ->
 }
 
 async fn copy_item(
-    state: &AppState,
+    state: &Node,
     channel: &Inbound,
     copy: &PendingCopy,
     tally: &mut Tally,
-) -> ApiResult<()> {
+) -> NodeResult<()> {
     let opened = state
         .federation
         .open_stream(
@@ -1422,7 +1414,7 @@ async fn copy_item(
             break Ok(());
         }
         if records.line_bytes - part_bytes > MAX_BATCH_BYTES {
-            break Err(ApiFailure::new(
+            break Err(NodeError::new(
                 ErrorCode::SyncRefused,
                 format!(
                     "the sender sent more than {} MiB of a copy without signing it; this instance does not hold more unchecked",
@@ -1450,13 +1442,13 @@ const COPY_PART_OPS: usize = 5_000;
 /// Applies one part of a whole copy; parts run one after the other and share where the copy
 /// stands.
 fn apply_copy_part(
-    state: &AppState,
+    state: &Node,
     channel: &Inbound,
     copy: &PendingCopy,
     ops: Vec<SyncOp>,
     part: &Arc<Mutex<CopyPart>>,
     last: bool,
-) -> impl Future<Output = ApiResult<BatchOutcome>> + Send + 'static {
+) -> impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static {
     let cursor = SyncCursor {
         epoch: String::new(),
         scope: String::new(),
@@ -1627,7 +1619,7 @@ mod tests {
             };
             body.split_inclusive(|b| *b == b'\n')
                 .map(|line| verifier.line(line).map(|v| v.is_some()))
-                .collect::<ApiResult<Vec<bool>>>()
+                .collect::<NodeResult<Vec<bool>>>()
         };
         assert_eq!(read(&body, &key).unwrap(), vec![false, false, true]);
         let tampered = String::from_utf8(body.clone())

@@ -6,11 +6,9 @@
 //! from its own origin in turn.
 
 use super::{Link, Outbound};
-use crate::error::{ApiFailure, ApiResult};
+use crate::error::{NodeError, NodeResult};
 use crate::federation::{self, FederationError, SignedByPeer, json_body};
-use crate::state::{AppState, blocking};
-use axum::Json;
-use axum::extract::State;
+use crate::node::{Node, blocking};
 use ferry_core::policy::Flows;
 use ferry_proto::{ErrorCode, Item, ReferenceRows, ReferenceRowsRequest};
 use ferry_store::{Store, StoreError};
@@ -23,12 +21,12 @@ const MAX_HOPS: usize = 4;
 ///
 /// The instances that sent the item are asked, its origin first. A refusal by the origin is
 /// final (it decides who may read); a read never goes back through an instance it passed.
-pub(crate) async fn read_rows(
-    state: &AppState,
+pub async fn read_rows(
+    state: &Node,
     item: &Item,
     query: String,
     mut via: Vec<String>,
-) -> ApiResult<ReferenceRows> {
+) -> NodeResult<ReferenceRows> {
     if via.len() >= MAX_HOPS {
         return Err(unavailable(item, "it passed through too many instances"));
     }
@@ -105,7 +103,7 @@ fn cause(e: FederationError) -> String {
                 None => error.message,
             }
         }
-        other => ApiFailure::from(other).0.message,
+        other => NodeError::from(other).0.message,
     }
 }
 
@@ -113,8 +111,8 @@ fn cause(e: FederationError) -> String {
 /// 10,000 rows).
 const ROWS_ANSWER_BYTES: usize = 32 << 20;
 
-fn unavailable(item: &Item, why: &str) -> ApiFailure {
-    ApiFailure::new(
+fn unavailable(item: &Item, why: &str) -> NodeError {
+    NodeError::new(
         ErrorCode::ReferenceUnavailable,
         format!(
             "item {} is a reference: its rows live at its origin and could not be read now ({why})",
@@ -125,20 +123,17 @@ fn unavailable(item: &Item, why: &str) -> ApiFailure {
 
 /// `POST /federation/v1/sync/rows`: rows of an item the caller holds by reference, if it may
 /// still see the item.
-pub(crate) async fn rows(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
-) -> ApiResult<Json<ReferenceRows>> {
+pub async fn rows(state: &Node, signed: SignedByPeer) -> NodeResult<ReferenceRows> {
     let request: ReferenceRowsRequest = json_body(&signed.body)?;
     if request.via.contains(&state.info.instance_id) {
-        return Err(ApiFailure::new(
+        return Err(NodeError::new(
             ErrorCode::ReferenceUnavailable,
             "this read already passed through this instance",
         ));
     }
-    let outbound = super::outbound(&state, &signed, &request.link).await?;
+    let outbound = super::outbound(state, &signed, &request.link).await?;
     let not_shared = || {
-        ApiFailure::new(
+        NodeError::new(
             ErrorCode::ItemNotFound,
             format!(
                 "item {} is not shared with the caller over this link (any more)",
@@ -157,8 +152,8 @@ pub(crate) async fn rows(
             .await?
             .ok_or_else(not_shared)?;
     // Rows of a copy still arriving here would be part of it.
-    super::sender::refuse_if_arriving(&state, item.id, &request.origin_item).await?;
-    let answer = crate::api::items::row_page(&state, item.id, request.query, request.via).await?;
+    super::sender::refuse_if_arriving(state, item.id, &request.origin_item).await?;
+    let answer = crate::items::row_page(state, item.id, request.query, request.via).await?;
     if item.reference {
         // Relayed: judged again with the markings the item has at its origin now, not the
         // ones this instance saw at its last sync.
@@ -174,7 +169,7 @@ pub(crate) async fn rows(
             return Err(not_shared());
         }
     }
-    Ok(Json(answer))
+    Ok(answer)
 }
 
 /// The local item an origin identity names, if it is in the channel's space and scope now.

@@ -72,14 +72,14 @@ pub fn client_config(ca_bundle: Option<&Path>) -> Result<rustls::ClientConfig, T
 
 /// The certificate this instance serves, from files it reads again on [`ServerTls::reload`].
 #[derive(Debug)]
-pub(crate) struct ServerTls {
+pub struct ServerTls {
     cert: PathBuf,
     key: PathBuf,
     current: RwLock<Arc<rustls::ServerConfig>>,
 }
 
 impl ServerTls {
-    pub(crate) fn load(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
+    pub fn load(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
         Ok(ServerTls {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
@@ -88,13 +88,13 @@ impl ServerTls {
     }
 
     /// Reads the files again; on failure the certificate in use stays.
-    pub(crate) fn reload(&self) -> Result<(), TlsError> {
+    pub fn reload(&self) -> Result<(), TlsError> {
         let fresh = Arc::new(server_config(&self.cert, &self.key)?);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
     }
 
-    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         let config = self
             .current
             .read()

@@ -5,21 +5,18 @@
 //! request: data types, markings under the ceiling, and never back to where an item came from.
 
 use super::Outbound;
-use crate::error::{ApiFailure, ApiResult};
+use crate::error::{NodeError, NodeResult};
 use crate::federation::{SignedByPeer, json_body};
 use crate::instance::Identity;
-use crate::state::{AppState, blocking};
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use crate::node::{Node, blocking};
+use bytes::Bytes;
 use ferry_core::Key;
 use ferry_core::sync::{ItemFacts, Verdict, judge};
 use ferry_proto::frames;
 use ferry_proto::signing::StreamSignature;
 use ferry_proto::{
-    COMPACT_ROWS, ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, ROWS_HEADER,
-    RunTag, SyncRecord, WireItem, write_compact_row, write_row_line,
+    COMPACT_ROWS, ChunkRequest, ErrorCode, Item, ItemId, ItemPullRequest, PullRequest, RunTag,
+    SyncRecord, WireItem, write_compact_row, write_row_line,
 };
 use ferry_store::{RawChange, SentPart, Store, StoreError};
 use std::cell::Cell;
@@ -215,22 +212,22 @@ impl Lines {
     }
 }
 
-fn ndjson(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>, compress: bool) -> Response {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let mut response = (
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
-        .into_response();
-    if compress {
-        response.headers_mut().insert(
-            frames::ENCODING_HEADER,
-            header::HeaderValue::from_static(frames::LZ4_FRAMES),
-        );
+/// A sync stream on its way to the receiver: NDJSON records, in LZ4 frames when `compressed`
+/// (the door says so in its answer's headers).
+#[derive(Debug)]
+pub struct SyncStream {
+    pub compressed: bool,
+    /// Rows go in the compact form (the door names it in the answer's [`ROWS_HEADER`]).
+    pub compact_rows: bool,
+    pub chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+}
+
+fn ndjson(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>, compress: bool) -> SyncStream {
+    SyncStream {
+        compressed: compress,
+        compact_rows: false,
+        chunks: rx,
     }
-    response
 }
 
 /// Whether the receiver reads compressed frames.
@@ -245,7 +242,7 @@ fn stream_from(
     run: SendRun,
     signer: StreamSigner,
     produce: impl FnOnce(&Lines) -> Result<(), StoreError> + Send + 'static,
-) -> Response {
+) -> SyncStream {
     let (tx, rx) = mpsc::channel(32);
     tokio::task::spawn_blocking(move || {
         let lines = Lines::new(tx, compress, signer);
@@ -276,7 +273,7 @@ fn stream_from(
 
 /// The send run a served request adds to: the receiver's run it names, on this link.
 pub(super) struct SendRun {
-    state: AppState,
+    state: Node,
     /// Named, with nothing counted yet.
     part: SentPart,
     /// Whether the items the stream describes count as sent: a pull's do; a whole-item copy's
@@ -287,7 +284,7 @@ pub(super) struct SendRun {
 impl SendRun {
     /// A run tag that is not a run id and a known trigger is ignored: the request then makes
     /// a send run of its own, its trigger `unknown`.
-    fn new(state: &AppState, outbound: &Outbound, tag: Option<&RunTag>) -> SendRun {
+    fn new(state: &Node, outbound: &Outbound, tag: Option<&RunTag>) -> SendRun {
         let tag = tag.filter(|t| {
             t.id.len() == 32
                 && t.id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -312,7 +309,7 @@ impl SendRun {
 
 /// Adds what a served request sent to its send run and the metrics. A failure to record is
 /// logged: what was sent has gone either way.
-fn record_sent(state: &AppState, part: SentPart) {
+fn record_sent(state: &Node, part: SentPart) {
     state.metrics.sync_sent(&part.link, part.rows, part.bytes);
     if let Err(e) = state.store.record_sent(&part) {
         tracing::warn!(error = %e, link = %part.link, "cannot record a send run");
@@ -521,12 +518,9 @@ impl Judged {
 }
 
 /// `POST /federation/v1/sync/pull`: the changes in scope after the receiver's cursor.
-pub(crate) async fn pull(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
-) -> ApiResult<Response> {
+pub async fn pull(state: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
     let request: PullRequest = json_body(&signed.body)?;
-    let outbound = super::outbound(&state, &signed, &request.link).await?;
+    let outbound = super::outbound(state, &signed, &request.link).await?;
     let store = state.store.clone();
     let epoch = blocking(move || store.instance()).await?.epoch;
     let scope_print = outbound.scope.fingerprint();
@@ -543,7 +537,7 @@ pub(crate) async fn pull(
         scope: scope_print,
         full,
     };
-    let run = SendRun::new(&state, &outbound, request.run.as_ref());
+    let run = SendRun::new(state, &outbound, request.run.as_ref());
     Ok(stream_from(
         wants_frames(&request.encodings),
         run,
@@ -640,45 +634,38 @@ fn send_changes(
 
 /// `POST /federation/v1/sync/item`: one item's whole current content, or its retraction when it
 /// is not (or no longer) in scope.
-pub(crate) async fn pull_item(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
-) -> ApiResult<Response> {
+pub async fn pull_item(state: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
     let request: ItemPullRequest = json_body(&signed.body)?;
-    let outbound = super::outbound(&state, &signed, &request.link).await?;
-    refuse_arriving(&state, &outbound, &request).await?;
+    let outbound = super::outbound(state, &signed, &request.link).await?;
+    refuse_arriving(state, &outbound, &request).await?;
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
     let compact = request.encodings.iter().any(|e| e == COMPACT_ROWS);
     let run = SendRun {
         counts_items: false,
-        ..SendRun::new(&state, &outbound, request.run.as_ref())
+        ..SendRun::new(state, &outbound, request.run.as_ref())
     };
     let signer = StreamSigner {
         identity: state.identity.clone(),
         nonce: signed.nonce,
     };
-    let mut response = stream_from(
+    let mut stream = stream_from(
         wants_frames(&request.encodings),
         run,
         signer,
         move |lines| send_item(store.as_ref(), &outbound, me, &request, compact, lines),
     );
-    if compact {
-        response
-            .headers_mut()
-            .insert(ROWS_HEADER, header::HeaderValue::from_static(COMPACT_ROWS));
-    }
-    Ok(response)
+    stream.compact_rows = compact;
+    Ok(stream)
 }
 
 /// A whole copy of an item still arriving here would be part of it: the caller asks again once
 /// it is all here.
 async fn refuse_arriving(
-    state: &AppState,
+    state: &Node,
     outbound: &Outbound,
     request: &ItemPullRequest,
-) -> ApiResult<()> {
+) -> NodeResult<()> {
     let (store, outbound_c, me) = (
         state.store.clone(),
         outbound.clone(),
@@ -705,10 +692,10 @@ async fn refuse_arriving(
 /// Refuses to pass on anything of an item still arriving here (see `Store::arriving_items`),
 /// with `item_arriving`; a stale one says why it is stale.
 pub(super) async fn refuse_if_arriving(
-    state: &AppState,
+    state: &Node,
     item: ItemId,
     origin_item: &str,
-) -> ApiResult<()> {
+) -> NodeResult<()> {
     let store = state.store.clone();
     let (arriving, stale) =
         blocking(move || Ok::<_, StoreError>((store.arriving_items()?, store.stale_items()?)))
@@ -725,7 +712,7 @@ pub(super) async fn refuse_if_arriving(
             "item {origin_item} is still arriving at '{here}': its copy there is not complete, so none of it goes on yet; the next run asks again"
         ),
     };
-    Err(ApiFailure::new(ErrorCode::ItemArriving, why))
+    Err(NodeError::new(ErrorCode::ItemArriving, why))
 }
 
 fn send_item(
@@ -821,16 +808,13 @@ fn send_rows(
 }
 
 /// `POST /federation/v1/sync/chunk`: one chunk of a file in the link's space.
-pub(crate) async fn chunk(
-    State(state): State<AppState>,
-    signed: SignedByPeer,
-) -> ApiResult<Response> {
+pub async fn chunk(state: &Node, signed: SignedByPeer) -> NodeResult<Vec<u8>> {
     let request: ChunkRequest = json_body(&signed.body)?;
-    let outbound: Outbound = super::outbound(&state, &signed, &request.link).await?;
+    let outbound: Outbound = super::outbound(state, &signed, &request.link).await?;
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
     let me = state.info.instance_id.clone();
     let hash = request.hash;
-    let run = SendRun::new(&state, &outbound, request.run.as_ref());
+    let run = SendRun::new(state, &outbound, request.run.as_ref());
     let bytes = blocking(move || {
         if !chunk_visible(store.as_ref(), &outbound, &me, &hash)? {
             return Ok::<_, StoreError>(None);
@@ -843,16 +827,12 @@ pub(crate) async fn chunk(
     })
     .await?
     .ok_or_else(|| {
-        ApiFailure::new(
+        NodeError::new(
             ErrorCode::ItemNotFound,
             "no file shared with the caller over this link has that chunk",
         )
     })?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        Body::from(bytes),
-    )
-        .into_response())
+    Ok(bytes)
 }
 
 /// Whether a chunk belongs to a file the channel sends now: in its space and scope.

@@ -4,7 +4,7 @@
 //! slow peer beyond [`TOTAL_TIMEOUT`] per attempt.
 
 use super::policy::{Audience, Party, admit_call};
-use crate::error::ApiFailure;
+use crate::error::NodeError;
 use crate::instance::Identity;
 use ferry_core::policy::{Destination, Flows, judge_destination};
 use ferry_proto::signing::{self, RequestTarget};
@@ -31,7 +31,7 @@ const ERROR_ANSWER_BYTES: usize = 64 << 10;
 #[derive(Debug)]
 pub(crate) enum FederationError {
     /// This instance's policy lets no data move with the callee in a direction the call serves.
-    Policy(ApiFailure),
+    Policy(NodeError),
     /// An address rule refuses where the call would go.
     AddressDenied {
         ip: std::net::IpAddr,
@@ -57,11 +57,11 @@ pub(crate) enum FederationError {
     Unverified { url: String, why: String },
 }
 
-impl From<FederationError> for ApiFailure {
+impl From<FederationError> for NodeError {
     fn from(e: FederationError) -> Self {
         match e {
             FederationError::Policy(failure) => failure,
-            FederationError::AddressDenied { ip, rule, flows } => ApiFailure::new(
+            FederationError::AddressDenied { ip, rule, flows } => NodeError::new(
                 refusal_code(flows),
                 format!(
                     "this instance's rule {rule} denies {} the address {ip}; its admin can remove it with `ferry policy {} remove {rule}`",
@@ -69,38 +69,38 @@ impl From<FederationError> for ApiFailure {
                     rule_words(flows).0,
                 ),
             ),
-            FederationError::PlainHttp { url } => ApiFailure::new(
+            FederationError::PlainHttp { url } => NodeError::new(
                 ErrorCode::PlainHttpRefused,
                 format!(
                     "{url} is plain HTTP: rows, codes and tokens would travel in clear, so this instance does not call it. Ask the peer's admin for its https:// URL; for a lab only, set allow_plain_http = true in ferry.toml (or --allow-plain-http true)"
                 ),
             ),
-            FederationError::Internal { host, ip, flows } => ApiFailure::new(
+            FederationError::Internal { host, ip, flows } => NodeError::new(
                 refusal_code(flows),
                 format!(
                     "calls to {host} would reach {ip}, an internal address; a rule for an instance or a host name does not open internal addresses: its admin can run `ferry policy {} allow {ip}` if that is meant",
                     rule_words(flows).0
                 ),
             ),
-            FederationError::Unreachable { url, reason } => ApiFailure::new(
+            FederationError::Unreachable { url, reason } => NodeError::new(
                 ErrorCode::PeerUnreachable,
                 format!(
                     "the peer at {url} could not be reached ({reason}); check that it is running and reachable, then retry"
                 ),
             ),
-            FederationError::Unverified { url, why } => ApiFailure::new(
+            FederationError::Unverified { url, why } => NodeError::new(
                 ErrorCode::AnswerSignatureInvalid,
                 format!(
                     "the answer from {url} is not signed by the peer's pinned key ({why}); nothing of it was used. Something between the instances may be changing traffic"
                 ),
             ),
-            FederationError::TooLarge { url, limit } => ApiFailure::new(
+            FederationError::TooLarge { url, limit } => NodeError::new(
                 ErrorCode::PeerAnswerTooLarge,
                 format!(
                     "the peer at {url} answered with more than the {limit} bytes this instance reads for that answer; nothing of it was used"
                 ),
             ),
-            FederationError::Refused { status, error } => ApiFailure::new(
+            FederationError::Refused { status, error } => NodeError::new(
                 ErrorCode::PeerRefused,
                 format!(
                     "the peer refused: {} [{}]",

@@ -6,8 +6,8 @@
 //! is an ingress check). Rules are read at every call: a change takes effect at the next one.
 
 use super::{Callee, FederationError};
-use crate::error::{ApiFailure, ApiResult};
-use crate::state::{AppState, blocking};
+use crate::error::{NodeError, NodeResult};
+use crate::node::{Node, blocking};
 use ferry_core::collab::{self, AccessMode, CollabRole, Participant};
 use ferry_core::policy::{Decision, Direction, Flows, PeerAddress, Rule, judge};
 use ferry_proto::{ErrorCode, PolicyFinding};
@@ -106,7 +106,7 @@ pub(crate) fn admit_call(
     party: &Party,
     flows: Flows,
     audience: Audience,
-) -> ApiResult<()> {
+) -> NodeResult<()> {
     // A relation that carries no data now (a guest with no access left) still needs calls to
     // say so: either rule admits them.
     let flows = match flows.is_empty() {
@@ -123,10 +123,10 @@ pub(crate) fn admit_call(
 /// Whether data may move in `direction` (egress: from this instance to `party`; ingress: from
 /// `party` here) under this instance's rules now; the refusal is for `party` to read.
 pub(crate) async fn data_permitted(
-    state: &AppState,
+    state: &Node,
     party: &Party,
     direction: Direction,
-) -> ApiResult<()> {
+) -> NodeResult<()> {
     let rules = rules(&state.store).await;
     let verdict = judge(&rules, &party.address());
     match verdict.on(direction) {
@@ -147,7 +147,7 @@ pub(crate) fn refusal(
     party: &Party,
     refused: &[(Direction, &Decision<'_>)],
     audience: Audience,
-) -> ApiFailure {
+) -> NodeError {
     let code = match refused {
         [(Direction::Egress, _)] => ErrorCode::EgressDenied,
         [(Direction::Ingress, _)] => ErrorCode::IngressDenied,
@@ -160,7 +160,7 @@ pub(crate) fn refusal(
             Audience::Caller => missing(here, party, *direction, &Decision::NoRule),
         })
         .collect();
-    ApiFailure::new(code, sentences.join("; and "))
+    NodeError::new(code, sentences.join("; and "))
 }
 
 /// One instance's rule refusing one direction, in the words of the policy model, with what to
@@ -266,11 +266,7 @@ pub(crate) fn invitation_flows(access: &BTreeMap<String, String>) -> Flows {
 /// and that this instance has no relation with, is turned away without its body being read. A
 /// caller this instance knows is judged once verified, where the refusal can name it and the
 /// links' directions; so is any caller when a host rule exists (a host is known only then).
-pub(crate) async fn could_admit(
-    state: &AppState,
-    claimed: &str,
-    ip: Option<IpAddr>,
-) -> ApiResult<()> {
+pub(crate) async fn could_admit(state: &Node, claimed: &str, ip: Option<IpAddr>) -> NodeResult<()> {
     let rules = rules(&state.store).await;
     let party = Party {
         title: match ip {
@@ -321,7 +317,7 @@ pub(crate) async fn could_admit(
 /// sender's egress and the receiver's ingress. This instance's rules are read here; the peer's
 /// come from its answer to a probe (or, if it refuses the probe on policy, from the refusal).
 pub(crate) async fn check_flows(
-    state: &AppState,
+    state: &Node,
     peer: &PeerIdentity,
     flows: Flows,
 ) -> Vec<PolicyFinding> {
@@ -390,10 +386,7 @@ pub(crate) async fn check_flows(
 /// its rules permit none of the directions `flows` carries. The probe carries no data, so this
 /// instance's own rules do not stop it (a check must report them, not be stopped by them); only
 /// where it goes is judged.
-async fn probe(
-    state: &AppState,
-    peer: &PeerIdentity,
-) -> Result<impl Fn(Direction) -> bool, String> {
+async fn probe(state: &Node, peer: &PeerIdentity) -> Result<impl Fn(Direction) -> bool, String> {
     let answer: Result<serde_json::Value, FederationError> = state
         .federation
         .call(
@@ -416,7 +409,7 @@ async fn probe(
         {
             (false, false)
         }
-        Err(e) => return Err(ApiFailure::from(e).0.message),
+        Err(e) => return Err(NodeError::from(e).0.message),
     };
     Ok(move |direction| match direction {
         Direction::Ingress => ingress,

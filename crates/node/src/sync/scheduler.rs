@@ -3,12 +3,12 @@
 //! guests: a guest's run pulls from the host and asks the host to pull from it.
 
 use super::receiver::{self, Trigger};
-use crate::state::{AppState, blocking};
+use crate::node::{Node, blocking};
 use ferry_core::sync::Schedule;
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub(crate) async fn run(state: AppState, tick: Duration) {
+pub(crate) async fn run(state: Node, tick: Duration) {
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -19,7 +19,7 @@ pub(crate) async fn run(state: AppState, tick: Duration) {
     }
 }
 
-async fn start_due(state: &AppState) -> crate::error::ApiResult<()> {
+async fn start_due(state: &Node) -> crate::error::NodeResult<()> {
     let links = super::all_links(state).await?;
     let store = state.store.clone();
     let schedules: HashMap<String, Schedule> = blocking(move || store.schedules())
@@ -56,9 +56,9 @@ async fn start_due(state: &AppState) -> crate::error::ApiResult<()> {
 /// many of its latest pulls failed in a row. Send runs do not count: how often the other side
 /// pulls must not move this side's schedule.
 pub(crate) async fn recent_runs(
-    state: &AppState,
+    state: &Node,
     link: &str,
-) -> crate::error::ApiResult<(Option<i64>, u32)> {
+) -> crate::error::NodeResult<(Option<i64>, u32)> {
     let store = state.store.clone();
     let link = link.to_string();
     let runs = blocking(move || store.list_runs(Some(&link), Some("receive"), 50)).await?;

@@ -4,13 +4,14 @@
 //! scope for that receiver ([`sender`]). Who may send what to whom is decided here, from the
 //! link's records, and nowhere else.
 
-pub(crate) mod receiver;
-pub(crate) mod reference;
-pub(crate) mod scheduler;
-pub(crate) mod sender;
+pub mod receiver;
+pub mod reference;
+pub mod scheduler;
+pub mod sender;
+pub mod status;
 
-use crate::error::{ApiFailure, ApiResult};
-use crate::state::{AppState, blocking};
+use crate::error::{NodeError, NodeResult};
+use crate::node::{Node, blocking};
 use ferry_core::collab::{self, CollabRole, GuestStatus, Participant};
 use ferry_core::policy::Flows;
 use ferry_core::sync::{Agreement, DeliveryRules, Origins, SendScope};
@@ -113,8 +114,8 @@ const ALL_TYPES: DataTypes = DataTypes {
     files: true,
 };
 
-fn inactive(message: impl Into<String>) -> ApiFailure {
-    ApiFailure::new(ErrorCode::LinkInactive, message)
+fn inactive(message: impl Into<String>) -> NodeError {
+    NodeError::new(ErrorCode::LinkInactive, message)
 }
 
 fn same_instance(a: &PeerIdentity, b: &PeerIdentity) -> bool {
@@ -122,7 +123,7 @@ fn same_instance(a: &PeerIdentity, b: &PeerIdentity) -> bool {
 }
 
 /// A peer connection that carries data now, and its other end.
-fn live_peer(record: &PeerRecord) -> ApiResult<(PeerIdentity, String)> {
+fn live_peer(record: &PeerRecord) -> NodeResult<(PeerIdentity, String)> {
     if !record.status.carries_data() {
         return Err(inactive(format!(
             "peer connection {} carries no data now ({}{})",
@@ -147,7 +148,7 @@ fn live_peer(record: &PeerRecord) -> ApiResult<(PeerIdentity, String)> {
 }
 
 /// The inbound channels of a link on this instance, with a name for people.
-pub(crate) async fn inbound(state: &AppState, link: &Link) -> ApiResult<(String, Vec<Inbound>)> {
+pub(crate) async fn inbound(state: &Node, link: &Link) -> NodeResult<(String, Vec<Inbound>)> {
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
     match link {
@@ -204,13 +205,13 @@ fn collab_inbound(
     workspace_id: &str,
     link: &Link,
     me: String,
-) -> ApiResult<(String, Vec<Inbound>)> {
+) -> NodeResult<(String, Vec<Inbound>)> {
     let workspace = record
         .workspaces
         .iter()
         .find(|w| w.id == workspace_id)
         .ok_or_else(|| {
-            ApiFailure::new(
+            NodeError::new(
                 ErrorCode::LinkNotFound,
                 format!(
                     "collaboration '{}' has no workspace {workspace_id}",
@@ -286,10 +287,10 @@ fn collab_inbound(
 /// instance's egress rules must permit data to the caller. Everything a sender serves (a pull,
 /// an item, a chunk, reference rows) comes through here.
 pub(crate) async fn outbound(
-    state: &AppState,
+    state: &Node,
     caller: &crate::federation::SignedByPeer,
     wire: &WireLink,
-) -> ApiResult<Outbound> {
+) -> NodeResult<Outbound> {
     let receiver = &caller.sender;
     let outbound = channel_to(state, receiver, wire).await?;
     let party = crate::federation::policy::Party::of(receiver, caller.remote);
@@ -299,10 +300,10 @@ pub(crate) async fn outbound(
 }
 
 async fn channel_to(
-    state: &AppState,
+    state: &Node,
     receiver: &PeerIdentity,
     wire: &WireLink,
-) -> ApiResult<Outbound> {
+) -> NodeResult<Outbound> {
     let store = state.store.clone();
     match wire {
         WireLink::Peer { request_id } => {
@@ -315,7 +316,7 @@ async fn channel_to(
                         && r.peer.as_ref().is_some_and(|p| same_instance(p, receiver))
                 })
                 .ok_or_else(|| {
-                    ApiFailure::new(
+                    NodeError::new(
                         ErrorCode::LinkNotFound,
                         "no connection with the caller has this request id",
                     )
@@ -347,7 +348,7 @@ async fn channel_to(
             let id = collaboration_id.clone();
             let record = blocking(move || store.collab(&id))
                 .await
-                .map_err(|_| ApiFailure::new(ErrorCode::LinkNotFound, "no such collaboration"))?;
+                .map_err(|_| NodeError::new(ErrorCode::LinkNotFound, "no such collaboration"))?;
             collab_outbound(&record, workspace_id, receiver, &state.info.instance_id)
         }
     }
@@ -358,7 +359,7 @@ fn collab_outbound(
     workspace_id: &str,
     receiver: &PeerIdentity,
     me: &str,
-) -> ApiResult<Outbound> {
+) -> NodeResult<Outbound> {
     if record.state != collab::CollabState::Active {
         return Err(inactive("the collaboration is not active here"));
     }
@@ -393,7 +394,7 @@ fn collab_outbound(
         .iter()
         .find(|w| w.id == workspace_id)
         .map(|w| workspace_delivery(&w.config))
-        .ok_or_else(|| ApiFailure::new(ErrorCode::LinkNotFound, "no such workspace"))?;
+        .ok_or_else(|| NodeError::new(ErrorCode::LinkNotFound, "no such workspace"))?;
     let link = Link::Collab {
         collab_id: record.id.clone(),
         workspace_id: workspace_id.to_string(),
@@ -440,7 +441,7 @@ fn workspace_delivery(config: &ferry_proto::WorkspaceConfig) -> DeliveryRules {
 
 /// Finds the link a person means: `peer:ID` / `collab:C:W` keys, a peer connection id, or
 /// `COLLABORATION/WORKSPACE` by names or ids.
-pub(crate) async fn resolve(state: &AppState, text: &str) -> ApiResult<Link> {
+pub(crate) async fn resolve(state: &Node, text: &str) -> NodeResult<Link> {
     if let Some(link) = Link::parse(text) {
         return Ok(link);
     }
@@ -483,7 +484,7 @@ pub(crate) async fn resolve(state: &AppState, text: &str) -> ApiResult<Link> {
                     .iter()
                     .map(|(r, _)| format!("{}/{text}", r.name))
                     .collect();
-                return Err(ApiFailure::new(
+                return Err(NodeError::new(
                     ErrorCode::LinkNotFound,
                     format!(
                         "several collaborations have a workspace '{text}': name one, as {}",
@@ -493,7 +494,7 @@ pub(crate) async fn resolve(state: &AppState, text: &str) -> ApiResult<Link> {
             }
         }
     }
-    Err(ApiFailure::new(
+    Err(NodeError::new(
         ErrorCode::LinkNotFound,
         format!(
             "no link '{text}': give a peer connection id, COLLABORATION/WORKSPACE, or a workspace name; `ferry sync status` lists them"
@@ -504,9 +505,9 @@ pub(crate) async fn resolve(state: &AppState, text: &str) -> ApiResult<Link> {
 /// The instances that receive from this one on a link now, with the link's wire name: those to
 /// poke when something changed here.
 pub(crate) async fn receivers(
-    state: &AppState,
+    state: &Node,
     link: &Link,
-) -> ApiResult<Vec<(PeerIdentity, WireLink)>> {
+) -> NodeResult<Vec<(PeerIdentity, WireLink)>> {
     let store = state.store.clone();
     match link {
         Link::Peer { id } => {
@@ -566,10 +567,10 @@ pub(crate) async fn receivers(
 
 /// This instance's name for a wire link the caller shares with it.
 pub(crate) async fn local_link(
-    state: &AppState,
+    state: &Node,
     caller: &PeerIdentity,
     wire: &WireLink,
-) -> ApiResult<Link> {
+) -> NodeResult<Link> {
     match wire {
         WireLink::Peer { request_id } => {
             let store = state.store.clone();
@@ -582,7 +583,7 @@ pub(crate) async fn local_link(
                 })
                 .map(|r| Link::Peer { id: r.id })
                 .ok_or_else(|| {
-                    ApiFailure::new(
+                    NodeError::new(
                         ErrorCode::LinkNotFound,
                         "no connection with the caller has this request id",
                     )
@@ -599,7 +600,7 @@ pub(crate) async fn local_link(
 }
 
 /// Every link of this instance that is not over.
-pub(crate) async fn all_links(state: &AppState) -> ApiResult<Vec<(Link, bool)>> {
+pub(crate) async fn all_links(state: &Node) -> NodeResult<Vec<(Link, bool)>> {
     let store = state.store.clone();
     let (peers, collabs) = blocking(move || {
         Ok::<_, ferry_store::StoreError>((store.list_peers()?, store.list_collabs()?))
@@ -626,7 +627,7 @@ pub(crate) async fn all_links(state: &AppState) -> ApiResult<Vec<(Link, bool)>> 
 }
 
 /// Links whose local space is `space_id`: what to poke when something in that space changed.
-pub(crate) async fn links_of_space(state: &AppState, space_id: &str) -> ApiResult<Vec<Link>> {
+pub(crate) async fn links_of_space(state: &Node, space_id: &str) -> NodeResult<Vec<Link>> {
     let store = state.store.clone();
     let space_id = space_id.to_string();
     blocking(move || {
@@ -654,7 +655,7 @@ pub(crate) async fn links_of_space(state: &AppState, space_id: &str) -> ApiResul
 
 /// A link started or widened: with realtime on, a run starts now, both ways (this side pulls,
 /// the other side is asked to), so what is already there goes without waiting for a schedule.
-pub(crate) async fn link_changed(state: &AppState, link: Link) {
+pub(crate) async fn link_changed(state: &Node, link: Link) {
     if !state.realtime {
         return;
     }
@@ -666,7 +667,7 @@ pub(crate) async fn link_changed(state: &AppState, link: Link) {
 
 /// Something changed in a space: every instance that receives from it is asked to pull now.
 /// In the background; a receiver that cannot be reached catches up at its next run.
-pub(crate) fn changed(state: &AppState, space_id: String) {
+pub fn changed(state: &Node, space_id: String) {
     if !state.realtime {
         return;
     }
@@ -682,7 +683,7 @@ pub(crate) fn changed(state: &AppState, space_id: String) {
 }
 
 /// Asks each receiver of a link to pull now.
-pub(crate) async fn poke_receivers(state: &AppState, link: &Link) {
+pub(crate) async fn poke_receivers(state: &Node, link: &Link) {
     if !state.realtime {
         return;
     }
@@ -705,15 +706,15 @@ pub(crate) async fn poke_receivers(state: &AppState, link: &Link) {
     }
 }
 
-/// `POST /federation/v1/sync/poke`: the caller has changes for this instance; pull now, in the
+/// A poke (`POST /federation/v1/sync/poke`): the caller has changes for this instance; pull now, in the
 /// background.
-pub(crate) async fn poked(
-    axum::extract::State(state): axum::extract::State<AppState>,
+pub async fn poked(
+    state: &Node,
     signed: crate::federation::SignedByPeer,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> NodeResult<serde_json::Value> {
     let poke: ferry_proto::Poke = crate::federation::json_body(&signed.body)?;
-    let link = local_link(&state, &signed.sender, &poke.link).await?;
-    let (_, channels) = inbound(&state, &link).await?;
+    let link = local_link(state, &signed.sender, &poke.link).await?;
+    let (_, channels) = inbound(state, &link).await?;
     if !channels
         .iter()
         .any(|c| same_instance(&c.sender, &signed.sender))
@@ -728,5 +729,5 @@ pub(crate) async fn poked(
             tracing::warn!(error = %e.0.message, "a realtime sync failed");
         }
     });
-    Ok(axum::Json(serde_json::json!({"pulling": true})))
+    Ok(serde_json::json!({"pulling": true}))
 }

@@ -1,6 +1,5 @@
 //! Opening an instance's data directory: identity key, database, chunks, admin token, epoch.
 
-use crate::auth;
 use crate::config::Config;
 use ed25519_dalek::SigningKey;
 use ferry_proto::Role;
@@ -58,7 +57,7 @@ impl Identity {
         self.signing_key.verifying_key().to_bytes()
     }
 
-    pub(crate) fn signing_key(&self) -> &SigningKey {
+    pub fn signing_key(&self) -> &SigningKey {
         &self.signing_key
     }
 
@@ -216,11 +215,11 @@ pub fn recover_admin_token(
         });
     }
     let store = SqliteStore::open(database)?;
-    let token = auth::new_token_secret();
+    let token = crate::caller::new_token_secret();
     let info = store.create_token(
         "recovered-admin",
         Role::Admin,
-        auth::hash_token(&token),
+        crate::caller::hash_token(&token),
         actor,
     )?;
     store.close()?;
@@ -251,8 +250,13 @@ impl Instance {
         check_epoch(&dir, store.as_ref())?;
         let chunks = ChunkStore::open(dir.join("chunks"))?;
         let admin_token_created = if store.list_tokens()?.is_empty() {
-            let token = auth::new_token_secret();
-            store.create_token("admin", Role::Admin, auth::hash_token(&token), "ferry")?;
+            let token = crate::caller::new_token_secret();
+            store.create_token(
+                "admin",
+                Role::Admin,
+                crate::caller::hash_token(&token),
+                "ferry",
+            )?;
             let path = dir.join(ADMIN_TOKEN_FILE);
             // A stale file from an earlier database would hold a token that no longer works.
             let _ = fs::remove_file(&path);

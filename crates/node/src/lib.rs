@@ -1,0 +1,32 @@
+//! `ferry-node`: everything a Ferry instance does, behind one handle, [`Node`]. Opening an
+//! instance (identity, config, store, chunk store), spaces, items, imports and exports, edits,
+//! tokens, policies, audit, peer connections, collaborations, the sync engine and the outbound
+//! federation client. Operations are grouped by domain (`node::peers`, `node::collabs`, ...);
+//! each takes the node, the acting [`Caller`] where a person acts, and plain inputs, and returns
+//! domain values or a [`NodeError`] carrying its stable code. No HTTP server type appears here:
+//! the doors (`ferry-server`'s REST API and federation endpoints, later a web console) are thin
+//! adapters over these operations.
+
+pub mod caller;
+pub mod collabs;
+pub mod config;
+pub mod error;
+pub mod federation;
+mod ids;
+pub mod instance;
+pub mod items;
+pub mod metrics;
+mod node;
+pub mod peers;
+pub mod query;
+pub mod spaces;
+pub mod sync;
+pub mod tls;
+pub mod tokens;
+pub mod trust;
+
+pub use caller::Caller;
+pub use config::{Config, ServeOptions};
+pub use error::{NodeError, NodeResult};
+pub use instance::{Instance, StartError};
+pub use node::{Background, InstanceFacts, Limits, Node, blocking};

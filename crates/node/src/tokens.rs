@@ -1,0 +1,59 @@
+use crate::caller::Caller;
+use crate::error::NodeResult;
+use crate::node::{Node, blocking};
+use ferry_core::CoreError;
+use ferry_proto::{CreatedToken, InstanceInfo, NewToken, TokenId, TokenInfo};
+
+/// Who this instance is.
+pub async fn show_instance(state: &Node) -> NodeResult<InstanceInfo> {
+    let store = state.store.clone();
+    let record = blocking(move || store.instance()).await?;
+    Ok(InstanceInfo {
+        id: record.id,
+        title: state.info.title.clone(),
+        public_url: state.info.public_url.clone(),
+        public_key: state.info.public_key.clone(),
+        fingerprint: state.info.fingerprint.clone(),
+        epoch: record.epoch,
+        last_seq: record.last_seq,
+        api_version: ferry_proto::API_VERSION,
+        software_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// Every token, revoked ones included. Secrets are never shown.
+pub async fn list_tokens(state: &Node) -> NodeResult<Vec<TokenInfo>> {
+    let store = state.store.clone();
+    blocking(move || store.list_tokens()).await
+}
+
+/// Creates a token for a named user; the secret is in this answer only.
+pub async fn create_token(
+    state: &Node,
+    caller: &Caller,
+    new: NewToken,
+) -> NodeResult<CreatedToken> {
+    let name = new.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(CoreError::InvalidRequest("a token's name has 1-64 characters".into()).into());
+    }
+    let token = crate::caller::new_token_secret();
+    let hash = crate::caller::hash_token(&token);
+    let store = state.store.clone();
+    let actor = caller.name.clone();
+    let info = blocking(move || store.create_token(&name, new.role, hash, &actor)).await?;
+    tracing::info!(by = %caller.name, token = %info.id, name = %info.name, role = info.role.as_str(), "token created");
+    Ok(CreatedToken { token, info })
+}
+
+/// Revokes a token at once; revoking twice is harmless.
+pub async fn revoke_token(state: &Node, caller: &Caller, id: String) -> NodeResult<TokenInfo> {
+    let id: TokenId = id
+        .parse()
+        .map_err(|_| ferry_store::StoreError::TokenNotFound(id.clone()))?;
+    let store = state.store.clone();
+    let actor = caller.name.clone();
+    let info = blocking(move || store.revoke_token(id, &actor)).await?;
+    tracing::info!(by = %caller.name, token = %info.id, "token revoked");
+    Ok(info)
+}
