@@ -27,29 +27,6 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     *blake3::hash(token.trim().as_bytes()).as_bytes()
 }
 
-/// The caller a token names, if the token is known and not revoked.
-pub async fn authenticate(node: &crate::Node, token: &str) -> crate::NodeResult<Caller> {
-    use crate::error::NodeError;
-    use ferry_proto::ErrorCode;
-    let hash = hash_token(token);
-    let store = node.store.clone();
-    let found = crate::node::blocking(move || store.token_by_hash(hash)).await?;
-    match found {
-        Some(info) if info.revoked_at.is_none() => Ok(Caller {
-            name: info.name,
-            role: info.role,
-        }),
-        Some(_) => Err(NodeError::new(
-            ErrorCode::Unauthenticated,
-            "this token was revoked; ask an admin for a new one",
-        )),
-        None => Err(NodeError::new(
-            ErrorCode::Unauthenticated,
-            "the token is not known to this instance; check --token or FERRY_TOKEN",
-        )),
-    }
-}
-
 impl Caller {
     /// Refuses a caller whose role is below `needed`, naming both.
     pub fn require(&self, needed: Role) -> crate::NodeResult<()> {

@@ -1,19 +1,15 @@
 use crate::caller::Caller;
 use crate::error::{NodeError, NodeResult};
-use crate::node::{Node, blocking};
+use crate::node::Node;
 use crate::query::QueryPairs;
+use crate::task::blocking;
 use ferry_core::edits::{EditTarget, check_new_schema, plan_edits};
-use ferry_core::geometry::BBox;
-use ferry_core::schema::coerce_text;
-use ferry_core::{CoreError, Key, names};
+use ferry_core::{CoreError, names};
 use ferry_proto::{
-    EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem, ReferenceRows,
-    RowPage, SyncAs,
+    EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem, RowPage, SyncAs,
 };
-use ferry_store::{ChunkStore, ItemDraft, ItemShape, NoRows, RowQuery, Store, StoreError};
+use ferry_store::{ItemDraft, ItemShape, NoRows, StoreError};
 
-const DEFAULT_ROWS: usize = 100;
-const MAX_ROWS: usize = 10_000;
 const MAX_EDITS: usize = 100_000;
 
 pub fn parse_item_id(id: &str) -> NodeResult<ItemId> {
@@ -41,32 +37,6 @@ pub fn check_metadata(
         names::check_markings(m)?;
     }
     Ok(())
-}
-
-/// Deletes those of `hashes` that no item references and no upload in progress holds.
-pub fn remove_unused_chunks(
-    store: &dyn Store,
-    chunks: &ChunkStore,
-    hashes: &[ferry_proto::ChunkHash],
-) {
-    for h in hashes {
-        if let Err(e) = chunks.remove_unused(h, |h| store.chunk_in_use(h)) {
-            tracing::warn!(error = %e, chunk = %h, "could not remove an unused chunk; it stays on disk");
-        }
-    }
-}
-
-/// [`remove_unused_chunks`] for chunks an item deletion freed.
-pub(crate) async fn remove_chunks(state: &Node, hashes: Vec<ferry_proto::ChunkHash>) {
-    if hashes.is_empty() {
-        return;
-    }
-    let (store, chunks) = (state.store.clone(), state.chunks.clone());
-    let _ = blocking(move || {
-        remove_unused_chunks(store.as_ref(), &chunks, &hashes);
-        Ok::<_, StoreError>(())
-    })
-    .await;
 }
 
 /// Items, optionally of one space.
@@ -216,120 +186,19 @@ pub async fn delete_item(state: &Node, id: String) -> NodeResult<()> {
         Ok::<_, StoreError>((space, store.delete_item(id)?))
     })
     .await?;
-    remove_chunks(state, freed).await;
+    crate::chunks::remove_chunks(state, freed).await;
     crate::sync::changed(state, space.to_string());
     Ok(())
-}
-
-fn encode_cursor(key: &serde_json::Value) -> String {
-    data_encoding::BASE64URL_NOPAD.encode(key.to_string().as_bytes())
-}
-
-fn decode_cursor(cursor: &str) -> NodeResult<Key> {
-    data_encoding::BASE64URL_NOPAD
-        .decode(cursor.as_bytes())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| Key::from_value(&v).ok())
-        .ok_or_else(|| {
-            NodeError::new(
-                ErrorCode::InvalidCursor,
-                "the 'after' cursor was not produced by this server; start again without it",
-            )
-        })
 }
 
 /// Rows of a dataset or features of a layer, in key order, a page at a time.
 pub async fn query_rows(state: &Node, id: String, query: Option<String>) -> NodeResult<RowPage> {
     let id = parse_item_id(&id)?;
-    Ok(row_page(state, id, query.unwrap_or_default(), Vec::new())
-        .await?
-        .page)
-}
-
-/// A page of an item's rows: from this instance's store, or from the item's origin when it is
-/// a reference.
-/// A page of an item's rows, with the item's markings as they stand where the rows came from.
-pub(crate) async fn row_page(
-    state: &Node,
-    id: ItemId,
-    query: String,
-    via: Vec<String>,
-) -> NodeResult<ReferenceRows> {
-    let store = state.store.clone();
-    let item = blocking(move || store.item(id)).await?;
-    // Checked here first, also for a reference: a bad query is the caller's mistake, not the
-    // origin's.
-    let q = QueryPairs::parse(Some(&query));
-    let limit = q
-        .number::<usize>("limit")?
-        .unwrap_or(DEFAULT_ROWS)
-        .clamp(1, MAX_ROWS);
-    let after = q.get("after").map(decode_cursor).transpose()?;
-    let bbox = q.get("bbox").map(BBox::parse).transpose()?;
-    if bbox.is_some() && item.kind != ItemKind::FeatureLayer {
-        return Err(NodeError::new(
-            ErrorCode::InvalidRequest,
-            "bbox filters apply to feature layers only",
-        ));
-    }
-    let filters = q.all("where");
-    if filters.len() > MAX_FILTERS {
-        return Err(NodeError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "{} 'where' filters given; at most {MAX_FILTERS} are taken (each narrows the page further)",
-                filters.len()
-            ),
-        ));
-    }
-    let equals = filters
-        .iter()
-        .map(|f| equality_filter(&item, f))
-        .collect::<Result<_, CoreError>>()?;
-    if item.reference {
-        return crate::sync::reference::read_rows(state, &item, query, via).await;
-    }
-    let store = state.store.clone();
-    let page = blocking(move || {
-        store.query_rows(
-            id,
-            &RowQuery {
-                after,
-                limit,
-                bbox,
-                equals,
-            },
-        )
-    })
-    .await?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|r| encode_cursor(&r.key)))
-        .flatten();
-    Ok(ReferenceRows {
-        page: RowPage { rows: page, next },
-        markings: item.markings,
-    })
-}
-
-/// The most `where` filters one query takes: each becomes a condition of its own, and the
-/// database refuses statements past a few hundred of them.
-const MAX_FILTERS: usize = 64;
-
-/// `field:value` with the value typed by the schema.
-fn equality_filter(item: &Item, filter: &str) -> Result<(String, serde_json::Value), CoreError> {
-    let (field, text) = filter.split_once(':').ok_or_else(|| {
-        CoreError::InvalidRequest(format!("filter '{filter}' is not valid: write field:value"))
-    })?;
-    let field_type = item
-        .schema
-        .as_ref()
-        .and_then(|s| s.field(field))
-        .map(|f| f.field_type)
-        .ok_or_else(|| CoreError::InvalidRequest(format!("the item has no field '{field}'")))?;
-    let value = coerce_text(field_type, text)
-        .map_err(|m| CoreError::InvalidRequest(format!("filter on '{field}': {m}")))?;
-    Ok((field.to_string(), value))
+    Ok(
+        crate::sync::reference::row_page(state, id, query.unwrap_or_default(), Vec::new())
+            .await?
+            .page,
+    )
 }
 
 /// Applies adds, updates and deletes all or nothing, with a result per edit.

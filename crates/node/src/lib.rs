@@ -7,7 +7,9 @@
 //! the doors (`ferry-server`'s REST API and federation endpoints, later a web console) are thin
 //! adapters over these operations.
 
+mod background;
 pub mod caller;
+pub mod chunks;
 pub mod collabs;
 pub mod config;
 pub mod error;
@@ -21,12 +23,15 @@ pub mod peers;
 pub mod query;
 pub mod spaces;
 pub mod sync;
+mod task;
 pub mod tls;
 pub mod tokens;
 pub mod trust;
 
+pub use background::Background;
 pub use caller::Caller;
 pub use config::{Config, ServeOptions};
 pub use error::{NodeError, NodeResult};
 pub use instance::{Instance, StartError};
-pub use node::{Background, InstanceFacts, Limits, Node, blocking};
+pub use node::{InstanceFacts, Limits, Node};
+pub use task::blocking;

@@ -1,6 +1,7 @@
 use crate::error::NodeResult;
-use crate::node::{Node, blocking};
+use crate::node::Node;
 use crate::query::QueryPairs;
+use crate::task::blocking;
 use ferry_core::names;
 use ferry_proto::{ChangePage, NewSpace, Space, SpacePatch};
 
@@ -43,7 +44,7 @@ pub async fn delete_space(state: &Node, space: String, query: Option<String>) ->
     let force = QueryPairs::parse(query.as_deref()).flag("force");
     let store = state.store.clone();
     let freed = blocking(move || store.delete_space(&space, force)).await?;
-    super::items::remove_chunks(state, freed).await;
+    crate::chunks::remove_chunks(state, freed).await;
     Ok(())
 }
 

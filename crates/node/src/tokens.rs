@@ -1,8 +1,9 @@
 use crate::caller::Caller;
-use crate::error::NodeResult;
-use crate::node::{Node, blocking};
+use crate::error::{NodeError, NodeResult};
+use crate::node::Node;
+use crate::task::blocking;
 use ferry_core::CoreError;
-use ferry_proto::{CreatedToken, InstanceInfo, NewToken, TokenId, TokenInfo};
+use ferry_proto::{CreatedToken, ErrorCode, InstanceInfo, NewToken, TokenId, TokenInfo};
 
 /// Who this instance is.
 pub async fn show_instance(state: &Node) -> NodeResult<InstanceInfo> {
@@ -56,4 +57,34 @@ pub async fn revoke_token(state: &Node, caller: &Caller, id: String) -> NodeResu
     let info = blocking(move || store.revoke_token(id, &actor)).await?;
     tracing::info!(by = %caller.name, token = %info.id, "token revoked");
     Ok(info)
+}
+
+/// The caller a token names, if the token is known and not revoked.
+pub async fn authenticate(node: &Node, token: &str) -> NodeResult<Caller> {
+    let hash = crate::caller::hash_token(token);
+    let store = node.store.clone();
+    let found = blocking(move || store.token_by_hash(hash)).await?;
+    match found {
+        Some(info) if info.revoked_at.is_none() => Ok(Caller {
+            name: info.name,
+            role: info.role,
+        }),
+        Some(_) => Err(NodeError::new(
+            ErrorCode::Unauthenticated,
+            "this token was revoked; ask an admin for a new one",
+        )),
+        None => Err(NodeError::new(
+            ErrorCode::Unauthenticated,
+            "the token is not known to this instance; check --token or FERRY_TOKEN",
+        )),
+    }
+}
+
+/// Who this instance is: public facts, answered to anyone.
+pub fn identity(state: &Node) -> ferry_proto::InstanceIdentity {
+    ferry_proto::InstanceIdentity {
+        instance_id: state.info.instance_id.clone(),
+        title: state.info.title.clone(),
+        public_key: state.info.public_key.clone(),
+    }
 }

@@ -2,8 +2,9 @@
 
 use crate::caller::Caller;
 use crate::error::NodeResult;
-use crate::node::{Node, blocking};
+use crate::node::Node;
 use crate::query::QueryPairs;
+use crate::task::blocking;
 use ferry_core::CoreError;
 use ferry_core::policy::Matcher;
 use ferry_proto::{AuditEntry, NewPolicyRule, PolicyRule};

@@ -46,7 +46,7 @@ impl<const MIN: u8> FromRequestParts<Node> for Caller<MIN> {
                 "this call needs a token: send 'Authorization: Bearer <token>' (the CLI reads --token or FERRY_TOKEN)",
             ));
         };
-        let caller = ferry_node::caller::authenticate(node, token).await?;
+        let caller = ferry_node::tokens::authenticate(node, token).await?;
         caller.require(required(MIN))?;
         Ok(Caller(caller))
     }

@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod error;
+mod extract;
 mod federation;
 mod listen;
 mod metrics;

@@ -10,7 +10,8 @@ use crate::error::{NodeError, NodeResult};
 use crate::federation::policy::collab_flows;
 use crate::federation::{self, FederationError};
 use crate::ids::{hex, rfc3339, unix_now};
-use crate::node::{Node, blocking};
+use crate::node::Node;
+use crate::task::blocking;
 use ferry_core::collab::{self, AccessMode, CollabEvent, CollabRole, CollabState, DeletePolicy};
 use ferry_proto::ticket::{
     COLLAB_INVITATION_PREFIX, CollabInvitation, CollabResponse, Issuer, TICKET_VERSION, TicketError,

@@ -8,7 +8,8 @@ use super::{
 use crate::caller::Caller;
 use crate::error::{NodeError, NodeResult};
 use crate::ids::{hex, hex_id, id_bytes, random, rfc3339, unix_now};
-use crate::node::{Node, blocking};
+use crate::node::Node;
+use crate::task::blocking;
 use ferry_core::collab::{
     self, AccessMode, CollabEvent, CollabRole, CollabState, DeletePolicy, GuestStatus,
 };

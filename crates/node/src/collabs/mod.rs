@@ -9,13 +9,15 @@
 
 pub mod guest;
 pub mod host;
+pub mod inbound;
 
 use crate::caller::Caller;
 use crate::error::{NodeError, NodeResult};
 use crate::federation;
 use crate::federation::policy::collab_flows;
 use crate::ids::unix_now;
-use crate::node::{Node, blocking};
+use crate::node::Node;
+use crate::task::blocking;
 use ferry_core::collab::{CollabRole, CollabState, DeletePolicy, GuestStatus};
 use ferry_proto::{
     CollabDetail, CollabSnapshot, Collaboration, ErrorCode, GuestAccess, LinkSpace,
@@ -264,7 +266,7 @@ async fn end_arrivals(
         store.end_arrivals(which, policy == DeletePolicy::Delete, &entry)
     })
     .await?;
-    super::items::remove_chunks(state, ended.freed_chunks.clone()).await;
+    crate::chunks::remove_chunks(state, ended.freed_chunks.clone()).await;
     Ok(ended)
 }
 
@@ -460,7 +462,7 @@ pub async fn check(state: &Node, id: String) -> NodeResult<PolicyCheck> {
     let mut findings = Vec::new();
     for other in &others {
         let flows = collab_flows(&record, &other.instance_id);
-        findings.extend(federation::policy::check_flows(state, other, flows).await);
+        findings.extend(federation::admission::check_flows(state, other, flows).await);
     }
     Ok(PolicyCheck {
         ok: findings.iter().all(|f| f.ok),

@@ -5,10 +5,11 @@
 //! geometries): a sender that sends what this instance did not agree to import gets the item
 //! refused, recorded with its error, and retried at the next run.
 
-use super::{Inbound, Link};
+use super::links::{Inbound, Link, Trigger};
 use crate::error::{NodeError, NodeResult};
 use crate::federation::{self, FederationError};
-use crate::node::{Node, blocking};
+use crate::node::Node;
+use crate::task::blocking;
 use bytes::Bytes;
 use ferry_core::geometry::{RawGeometry, is_geographic};
 use ferry_core::policy::Flows;
@@ -31,40 +32,6 @@ use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// How a run was started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trigger {
-    Scheduled,
-    OnDemand,
-    /// The other side poked: it has changes.
-    Realtime,
-    /// The link started or widened (activated, enabled, linked, a mode widened): what is
-    /// already there goes now.
-    LinkChanged,
-}
-
-impl Trigger {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Scheduled => "scheduled",
-            Trigger::OnDemand => "on_demand",
-            Trigger::Realtime => "realtime",
-            Trigger::LinkChanged => "link_changed",
-        }
-    }
-
-    pub(crate) fn parse(text: &str) -> Option<Trigger> {
-        [
-            Trigger::Scheduled,
-            Trigger::OnDemand,
-            Trigger::Realtime,
-            Trigger::LinkChanged,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == text)
-    }
-}
 
 fn now() -> String {
     ferry_core::time::now()
@@ -97,7 +64,7 @@ async fn run_as(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<SyncR
     // Scheduled and on-demand runs sync both ways: the other side is asked to pull what this
     // side has. A poked run does not poke back.
     if trigger != Trigger::Realtime {
-        super::poke_receivers(state, link).await;
+        super::pokes::poke_receivers(state, link).await;
     }
     let lock = state.sync.of(&run.link);
     let _running = match lock.running.try_lock() {
@@ -158,7 +125,7 @@ async fn one_run(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<Sync
         refused: HashSet::new(),
     };
     let mut spaces = Vec::new();
-    let outcome = match super::inbound(state, link).await {
+    let outcome = match super::links::inbound(state, link).await {
         Ok((_, channels)) => {
             spaces = channels.iter().map(|c| c.space.clone()).collect();
             spaces.dedup();
@@ -184,7 +151,7 @@ async fn one_run(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<Sync
     // guests, a peer of this instance); an instance it came from finds nothing new and stops.
     if run.items_received > 0 || run.rows_received > 0 || run.items_retracted > 0 {
         for space in spaces {
-            super::changed(state, space);
+            super::pokes::changed(state, space);
         }
     }
     Ok(run)
@@ -1261,7 +1228,7 @@ fn store_write(
     async move {
         let store = state.store.clone();
         let outcome = blocking(move || write(store.as_ref())).await?;
-        crate::items::remove_chunks(&state, outcome.freed_chunks.clone()).await;
+        crate::chunks::remove_chunks(&state, outcome.freed_chunks.clone()).await;
         Ok(outcome)
     }
 }

@@ -5,12 +5,19 @@
 //! own store, or, if it holds a reference too (a collaboration host relaying a guest's layer),
 //! from its own origin in turn.
 
-use super::{Link, Outbound};
+use super::links::{Link, Outbound};
 use crate::error::{NodeError, NodeResult};
 use crate::federation::{self, FederationError, SignedByPeer, json_body};
-use crate::node::{Node, blocking};
+use crate::node::Node;
+use crate::query::QueryPairs;
+use crate::task::blocking;
+use ferry_core::geometry::BBox;
 use ferry_core::policy::Flows;
+use ferry_core::schema::coerce_text;
+use ferry_core::{CoreError, Key};
 use ferry_proto::{ErrorCode, Item, ReferenceRows, ReferenceRowsRequest};
+use ferry_proto::{ItemId, ItemKind, RowPage};
+use ferry_store::RowQuery;
 use ferry_store::{Store, StoreError};
 
 /// How many instances a read may pass through (a host relaying a guest's layer is one).
@@ -39,7 +46,7 @@ pub async fn read_rows(
         let Some(link) = Link::parse(&arrival.link) else {
             continue;
         };
-        let mut channels = match super::inbound(state, &link).await {
+        let mut channels = match super::links::inbound(state, &link).await {
             Ok((_, channels)) => channels,
             Err(e) => {
                 failures.push(e.0.message);
@@ -131,7 +138,7 @@ pub async fn rows(state: &Node, signed: SignedByPeer) -> NodeResult<ReferenceRow
             "this read already passed through this instance",
         ));
     }
-    let outbound = super::outbound(state, &signed, &request.link).await?;
+    let outbound = super::links::outbound(state, &signed, &request.link).await?;
     let not_shared = || {
         NodeError::new(
             ErrorCode::ItemNotFound,
@@ -153,7 +160,7 @@ pub async fn rows(state: &Node, signed: SignedByPeer) -> NodeResult<ReferenceRow
             .ok_or_else(not_shared)?;
     // Rows of a copy still arriving here would be part of it.
     super::sender::refuse_if_arriving(state, item.id, &request.origin_item).await?;
-    let answer = crate::items::row_page(state, item.id, request.query, request.via).await?;
+    let answer = row_page(state, item.id, request.query, request.via).await?;
     if item.reference {
         // Relayed: judged again with the markings the item has at its origin now, not the
         // ones this instance saw at its last sync.
@@ -186,6 +193,114 @@ fn visible_item(
         return Ok(None);
     };
     Ok(super::sender::in_scope(store, outbound, me, &item)?.then_some(item))
+}
+
+/// A page of rows is this many unless the caller asks for another number...
+const DEFAULT_ROWS: usize = 100;
+/// ...and never more than this.
+const MAX_ROWS: usize = 10_000;
+
+fn encode_cursor(key: &serde_json::Value) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(key.to_string().as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> NodeResult<Key> {
+    data_encoding::BASE64URL_NOPAD
+        .decode(cursor.as_bytes())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| Key::from_value(&v).ok())
+        .ok_or_else(|| {
+            NodeError::new(
+                ErrorCode::InvalidCursor,
+                "the 'after' cursor was not produced by this server; start again without it",
+            )
+        })
+}
+
+/// A page of an item's rows: from this instance's store, or from the item's origin when it is
+/// a reference.
+/// A page of an item's rows, with the item's markings as they stand where the rows came from.
+pub(crate) async fn row_page(
+    state: &Node,
+    id: ItemId,
+    query: String,
+    via: Vec<String>,
+) -> NodeResult<ReferenceRows> {
+    let store = state.store.clone();
+    let item = blocking(move || store.item(id)).await?;
+    // Checked here first, also for a reference: a bad query is the caller's mistake, not the
+    // origin's.
+    let q = QueryPairs::parse(Some(&query));
+    let limit = q
+        .number::<usize>("limit")?
+        .unwrap_or(DEFAULT_ROWS)
+        .clamp(1, MAX_ROWS);
+    let after = q.get("after").map(decode_cursor).transpose()?;
+    let bbox = q.get("bbox").map(BBox::parse).transpose()?;
+    if bbox.is_some() && item.kind != ItemKind::FeatureLayer {
+        return Err(NodeError::new(
+            ErrorCode::InvalidRequest,
+            "bbox filters apply to feature layers only",
+        ));
+    }
+    let filters = q.all("where");
+    if filters.len() > MAX_FILTERS {
+        return Err(NodeError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "{} 'where' filters given; at most {MAX_FILTERS} are taken (each narrows the page further)",
+                filters.len()
+            ),
+        ));
+    }
+    let equals = filters
+        .iter()
+        .map(|f| equality_filter(&item, f))
+        .collect::<Result<_, CoreError>>()?;
+    if item.reference {
+        return crate::sync::reference::read_rows(state, &item, query, via).await;
+    }
+    let store = state.store.clone();
+    let page = blocking(move || {
+        store.query_rows(
+            id,
+            &RowQuery {
+                after,
+                limit,
+                bbox,
+                equals,
+            },
+        )
+    })
+    .await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|r| encode_cursor(&r.key)))
+        .flatten();
+    Ok(ReferenceRows {
+        page: RowPage { rows: page, next },
+        markings: item.markings,
+    })
+}
+
+/// The most `where` filters one query takes: each becomes a condition of its own, and the
+/// database refuses statements past a few hundred of them.
+const MAX_FILTERS: usize = 64;
+
+/// `field:value` with the value typed by the schema.
+fn equality_filter(item: &Item, filter: &str) -> Result<(String, serde_json::Value), CoreError> {
+    let (field, text) = filter.split_once(':').ok_or_else(|| {
+        CoreError::InvalidRequest(format!("filter '{filter}' is not valid: write field:value"))
+    })?;
+    let field_type = item
+        .schema
+        .as_ref()
+        .and_then(|s| s.field(field))
+        .map(|f| f.field_type)
+        .ok_or_else(|| CoreError::InvalidRequest(format!("the item has no field '{field}'")))?;
+    let value = coerce_text(field_type, text)
+        .map_err(|m| CoreError::InvalidRequest(format!("filter on '{field}': {m}")))?;
+    Ok((field.to_string(), value))
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! still running records the new run as skipped). A collaboration's schedules belong to its
 //! guests: a guest's run pulls from the host and asks the host to pull from it.
 
-use super::receiver::{self, Trigger};
-use crate::node::{Node, blocking};
+use super::links::Trigger;
+use super::receiver;
+use crate::node::Node;
+use crate::task::blocking;
 use ferry_core::sync::Schedule;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,7 +22,7 @@ pub(crate) async fn run(state: Node, tick: Duration) {
 }
 
 async fn start_due(state: &Node) -> crate::error::NodeResult<()> {
-    let links = super::all_links(state).await?;
+    let links = super::links::all_links(state).await?;
     let store = state.store.clone();
     let schedules: HashMap<String, Schedule> = blocking(move || store.schedules())
         .await?

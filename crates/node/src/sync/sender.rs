@@ -4,11 +4,12 @@
 //! Scope is decided per item from its current state ([`ferry_core::sync::judge`]), on every
 //! request: data types, markings under the ceiling, and never back to where an item came from.
 
-use super::Outbound;
+use super::links::Outbound;
 use crate::error::{NodeError, NodeResult};
 use crate::federation::{SignedByPeer, json_body};
 use crate::instance::Identity;
-use crate::node::{Node, blocking};
+use crate::node::Node;
+use crate::task::blocking;
 use bytes::Bytes;
 use ferry_core::Key;
 use ferry_core::sync::{ItemFacts, Verdict, judge};
@@ -288,7 +289,7 @@ impl SendRun {
         let tag = tag.filter(|t| {
             t.id.len() == 32
                 && t.id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                && super::receiver::Trigger::parse(&t.trigger).is_some()
+                && super::links::Trigger::parse(&t.trigger).is_some()
         });
         SendRun {
             state: state.clone(),
@@ -520,7 +521,7 @@ impl Judged {
 /// `POST /federation/v1/sync/pull`: the changes in scope after the receiver's cursor.
 pub async fn pull(state: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
     let request: PullRequest = json_body(&signed.body)?;
-    let outbound = super::outbound(state, &signed, &request.link).await?;
+    let outbound = super::links::outbound(state, &signed, &request.link).await?;
     let store = state.store.clone();
     let epoch = blocking(move || store.instance()).await?.epoch;
     let scope_print = outbound.scope.fingerprint();
@@ -636,7 +637,7 @@ fn send_changes(
 /// is not (or no longer) in scope.
 pub async fn pull_item(state: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
     let request: ItemPullRequest = json_body(&signed.body)?;
-    let outbound = super::outbound(state, &signed, &request.link).await?;
+    let outbound = super::links::outbound(state, &signed, &request.link).await?;
     refuse_arriving(state, &outbound, &request).await?;
     let store = state.store.clone();
     let me = state.info.instance_id.clone();
@@ -810,7 +811,7 @@ fn send_rows(
 /// `POST /federation/v1/sync/chunk`: one chunk of a file in the link's space.
 pub async fn chunk(state: &Node, signed: SignedByPeer) -> NodeResult<Vec<u8>> {
     let request: ChunkRequest = json_body(&signed.body)?;
-    let outbound: Outbound = super::outbound(state, &signed, &request.link).await?;
+    let outbound: Outbound = super::links::outbound(state, &signed, &request.link).await?;
     let (store, chunks) = (state.store.clone(), state.chunks.clone());
     let me = state.info.instance_id.clone();
     let hash = request.hash;

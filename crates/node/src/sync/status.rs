@@ -1,21 +1,22 @@
 //! Sync as people see it: run a link now, see where every link stands, and its history.
 
+use super::links::{self, Trigger};
 use crate::caller::Caller;
 use crate::error::NodeError;
 use crate::error::NodeResult;
-use crate::node::{Node, blocking};
+use crate::node::Node;
 use crate::query::QueryPairs;
-use crate::sync::{self, receiver::Trigger};
+use crate::task::blocking;
 use ferry_proto::{ErrorCode, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, SyncSchedule};
 
 /// Runs a link now and answers with the finished run, or (`wait: false`) with the run
 /// submitted to run in the background.
 pub async fn sync_now(state: &Node, body: SyncNow) -> NodeResult<SyncRun> {
-    let link = sync::resolve(state, &body.link).await?;
+    let link = links::resolve(state, &body.link).await?;
     if !body.wait {
-        return sync::receiver::submit(state, link, Trigger::OnDemand).await;
+        return super::receiver::submit(state, link, Trigger::OnDemand).await;
     }
-    sync::receiver::run_link(state, &link, Trigger::OnDemand).await
+    super::receiver::run_link(state, &link, Trigger::OnDemand).await
 }
 
 /// How far back `sync status` looks for the last run that moved data.
@@ -25,13 +26,13 @@ const RECENT_RUNS: usize = 200;
 /// moved data.
 pub async fn sync_status(state: &Node) -> NodeResult<Vec<LinkSyncStatus>> {
     let mut answer = Vec::new();
-    for (link, _) in sync::all_links(state).await? {
+    for (link, _) in links::all_links(state).await? {
         let key = link.key();
-        let (name, receives) = match sync::inbound(state, &link).await {
+        let (name, receives) = match links::inbound(state, &link).await {
             Ok((name, channels)) => (name, !channels.is_empty()),
             Err(e) => (e.0.message.clone(), false),
         };
-        let sends = !sync::receivers(state, &link).await?.is_empty();
+        let sends = !links::receivers(state, &link).await?.is_empty();
         let store = state.store.clone();
         let k = key.clone();
         let recent = blocking(move || store.list_runs(Some(&k), None, RECENT_RUNS)).await?;
@@ -58,7 +59,7 @@ pub async fn sync_history(state: &Node, raw: Option<String>) -> NodeResult<Vec<S
     let query = QueryPairs::parse(raw.as_deref());
     let limit = query.number::<usize>("limit")?.unwrap_or(50).min(1_000);
     let link = match query.get("link") {
-        Some(text) => Some(sync::resolve(state, text).await?.key()),
+        Some(text) => Some(links::resolve(state, text).await?.key()),
         None => None,
     };
     let store = state.store.clone();
@@ -93,9 +94,9 @@ pub async fn list_schedules(state: &Node) -> NodeResult<Vec<SyncSchedule>> {
         .into_iter()
         .collect();
     let mut answer = Vec::new();
-    for (link, owned) in sync::all_links(state).await? {
+    for (link, owned) in links::all_links(state).await? {
         let key = link.key();
-        let (last, _) = sync::scheduler::recent_runs(state, &key).await?;
+        let (last, _) = super::scheduler::recent_runs(state, &key).await?;
         let schedule = schedules.get(&key).copied().unwrap_or_default();
         answer.push(schedule_view(key, schedule, last, owned));
     }
@@ -109,9 +110,9 @@ pub async fn set_schedule(
     caller: &Caller,
     body: SetSchedule,
 ) -> NodeResult<SyncSchedule> {
-    let link = sync::resolve(state, &body.link).await?;
+    let link = links::resolve(state, &body.link).await?;
     let key = link.key();
-    let owned = sync::all_links(state)
+    let owned = links::all_links(state)
         .await?
         .into_iter()
         .find(|(l, _)| *l == link)

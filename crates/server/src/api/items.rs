@@ -1,8 +1,8 @@
 //! HTTP adapter: extract, call the node, shape the answer.
 
-use crate::api::JsonBody;
 use crate::auth::{AdminRole, AnyRole, EditorRole};
 use crate::error::ApiResult;
+use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;

@@ -14,7 +14,8 @@ use ferry_core::{CoreError, names};
 use ferry_formats::{
     ExportFormat, ImportFormat, ImportOptions, start_import, write_export, write_rows,
 };
-use ferry_node::items::{check_metadata, parse_item_id, remove_unused_chunks};
+use ferry_node::chunks::remove_unused_chunks;
+use ferry_node::items::{check_metadata, parse_item_id};
 use ferry_node::metrics;
 use ferry_node::query::QueryPairs;
 use ferry_node::{Node, NodeError as CoreFailure};

@@ -6,7 +6,7 @@ use crate::error::ApiResult;
 use axum::Json;
 use axum::extract::State;
 use ferry_node::Node;
-use ferry_node::federation::collabs;
+use ferry_node::collabs::inbound as collabs;
 use ferry_proto::CollabSnapshot;
 
 /// A guest's response, online; answered with the guest's first snapshot.

@@ -5,7 +5,7 @@ use crate::error::{ApiFailure, ApiResult};
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use ferry_node::Node;
-use ferry_node::federation::{self as fed, Incoming, RequestHead, SignedByPeer};
+use ferry_node::federation::{Incoming, RequestHead, SignedByPeer};
 use ferry_proto::{ErrorCode, PeerConnection, signing};
 use std::net::SocketAddr;
 
@@ -84,7 +84,9 @@ pub(crate) async fn peer_response(
     State(node): State<Node>,
     Unverified(incoming): Unverified,
 ) -> ApiResult<Json<PeerConnection>> {
-    Ok(Json(fed::inbound::peer_response(&node, incoming).await?))
+    Ok(Json(
+        ferry_node::peers::inbound::peer_response(&node, incoming).await?,
+    ))
 }
 
 /// The other side changed the connection: it activated, disabled, enabled or deleted it.
@@ -92,7 +94,9 @@ pub(crate) async fn peer_state(
     State(node): State<Node>,
     Signed(signed): Signed,
 ) -> ApiResult<Json<PeerConnection>> {
-    Ok(Json(fed::inbound::peer_state(&node, signed).await?))
+    Ok(Json(
+        ferry_node::peers::inbound::peer_state(&node, signed).await?,
+    ))
 }
 
 /// The other side proposed a change to its security settings, or decided on ours.
@@ -100,7 +104,9 @@ pub(crate) async fn peer_security(
     State(node): State<Node>,
     Signed(signed): Signed,
 ) -> ApiResult<Json<PeerConnection>> {
-    Ok(Json(fed::inbound::peer_security(&node, signed).await?))
+    Ok(Json(
+        ferry_node::peers::inbound::peer_security(&node, signed).await?,
+    ))
 }
 
 /// Answers a signed probe with the directions this instance's rules let data flow with the
@@ -109,5 +115,7 @@ pub(crate) async fn probe(
     State(node): State<Node>,
     Signed(signed): Signed,
 ) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(fed::inbound::probe(&node, signed).await?))
+    Ok(Json(
+        ferry_node::peers::inbound::probe(&node, signed).await?,
+    ))
 }

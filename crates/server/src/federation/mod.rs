@@ -97,5 +97,5 @@ pub(crate) fn routes(state: Node) -> Router<Node> {
 
 /// Who this instance is: public facts, answered to anyone.
 async fn identity(State(node): State<Node>) -> axum::Json<ferry_proto::InstanceIdentity> {
-    axum::Json(fed::identity(&node))
+    axum::Json(ferry_node::tokens::identity(&node))
 }

@@ -1,8 +1,8 @@
 //! HTTP adapter: extract, call the node, shape the answer.
 
-use crate::api::JsonBody;
 use crate::auth::AdminRole;
 use crate::error::ApiResult;
+use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

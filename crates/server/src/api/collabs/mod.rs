@@ -3,9 +3,9 @@
 pub(crate) mod guest;
 pub(crate) mod host;
 
-use crate::api::JsonBody;
 use crate::auth::AdminRole;
 use crate::error::ApiResult;
+use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::{Path, State};
 use ferry_node::Node;

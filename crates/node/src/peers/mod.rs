@@ -8,60 +8,27 @@ use crate::error::{NodeError, NodeResult};
 use crate::federation;
 use crate::federation::policy::peer_flows;
 use crate::ids::{hex_id, id_bytes, random, rfc3339, unix_now};
-use crate::node::{Node, blocking};
+use crate::node::Node;
+use crate::task::blocking;
 use ferry_core::CoreError;
 use ferry_core::peering::{self, Event, Phase, Role, Status};
 use ferry_proto::ticket::{DataTypes, Issuer, PeerOffer, PeerResponse, PeerTicket, TICKET_VERSION};
 use ferry_proto::{
     AcceptPeerResponse, ApprovePeer, ErrorCode, ImportInviteCode, NewPeerRequest, PeerApproved,
-    PeerChanged, PeerConnection, PeerDetail, PeerInfo, PeerRequestCreated, PeerSends,
-    PeerStateNotice, PendingSecurity, PolicyCheck, ProposeSecurity, RefreshPeerRequest,
-    SecurityNotice,
+    PeerChanged, PeerConnection, PeerDetail, PeerRequestCreated, PeerSends, PeerStateNotice,
+    PendingSecurity, PolicyCheck, ProposeSecurity, RefreshPeerRequest, SecurityNotice,
 };
 use ferry_store::{NewAuditEntry, PeerIdentity, PeerRecord, StoreError};
 use reqwest::Method;
 use serde_json::json;
 
+pub mod inbound;
+mod records;
+
+pub(crate) use records::{save_peer, view};
+
 fn data_types(names: &[String]) -> Result<DataTypes, CoreError> {
     DataTypes::parse(&names.join(",")).map_err(CoreError::InvalidRequest)
-}
-
-/// The wire view of a record.
-pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
-    PeerConnection {
-        id: record.id.clone(),
-        role: record.role.as_str().to_string(),
-        request_id: record.request_id.clone(),
-        state: record.status.phase.as_str().to_string(),
-        disabled_here: record.status.disabled_here,
-        disabled_there: record.status.disabled_there,
-        carries_data: record.status.carries_data(),
-        space: record.space.clone(),
-        offered_space: record.offered_space.clone(),
-        sends: record.sends.names().iter().map(|s| s.to_string()).collect(),
-        receives: record
-            .receives
-            .names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        peer: record.peer.as_ref().map(|p| PeerInfo {
-            instance_id: p.instance_id.clone(),
-            title: p.title.clone(),
-            url: p.url.clone(),
-            fingerprint: crate::instance::fingerprint(&p.public_key),
-        }),
-        expires_at: record.expires_at.map(rfc3339),
-        security: record.security.clone(),
-        pending_security: record.pending_security.clone(),
-        created_at: record.created_at.clone(),
-        updated_at: record.updated_at.clone(),
-        warnings: record
-            .peer
-            .iter()
-            .filter_map(|p| federation::transport_warning(&p.title, &p.url))
-            .collect(),
-    }
 }
 
 fn audit(
@@ -174,15 +141,6 @@ fn uuid_v7() -> String {
 async fn load(state: &Node, id: String) -> NodeResult<PeerRecord> {
     let store = state.store.clone();
     blocking(move || store.peer(&id)).await
-}
-
-pub(crate) async fn save_peer(
-    state: &Node,
-    record: PeerRecord,
-    entry: NewAuditEntry,
-) -> NodeResult<PeerRecord> {
-    let store = state.store.clone();
-    blocking(move || store.update_peer(&record, &entry)).await
 }
 
 /// Replaces an unanswered request's code: new secret, new expiry; the old code stops working.
@@ -482,15 +440,15 @@ pub async fn accept_response_file(
     body: AcceptPeerResponse,
 ) -> NodeResult<PeerConnection> {
     let response = PeerResponse::parse(&body.response)?;
-    let check = federation::check_response(state, &response).await?;
-    if matches!(check, federation::ResponseCheck::Repeated(_)) {
+    let check = inbound::check_response(state, &response).await?;
+    if matches!(check, inbound::ResponseCheck::Repeated(_)) {
         return Err(NodeError::new(
             ErrorCode::InviteReused,
             "this response was already accepted",
         ));
     }
     Ok(view(
-        &federation::apply_response(state, &response, check, &caller.name).await?,
+        &inbound::apply_response(state, &response, check, &caller.name).await?,
     ))
 }
 
@@ -590,7 +548,7 @@ pub async fn check(state: &Node, id: String) -> NodeResult<PolicyCheck> {
     let record = load(state, id).await?;
     let peer = peer_of(&record)?;
     let flows = peer_flows(&record);
-    let findings = federation::policy::check_flows(state, &peer, flows).await;
+    let findings = federation::admission::check_flows(state, &peer, flows).await;
     Ok(PolicyCheck {
         ok: findings.iter().all(|f| f.ok),
         findings,

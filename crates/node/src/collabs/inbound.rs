@@ -1,11 +1,13 @@
-//! Collaboration calls between instances: a guest's response (online), the host's snapshots, a
+//! What other instances ask of this one about collaborations: a guest's response (online), the host's snapshots, a
 //! guest catching up, and a guest leaving.
 
-use super::inbound::{Incoming, SignedByPeer, json_body, signature_failure};
-use crate::collabs::{self, guest, host};
+use super::{guest, host};
+use crate::collabs;
 use crate::error::{NodeError, NodeResult};
+use crate::federation::inbound::{Incoming, SignedByPeer, json_body, signature_failure};
 use crate::ids::hex;
-use crate::node::{Node, blocking};
+use crate::node::Node;
+use crate::task::blocking;
 use ferry_core::collab::{self, CollabRole, CollabState, GuestStatus};
 use ferry_proto::signing::SignatureError;
 use ferry_proto::{CollabRef, CollabSnapshot, ErrorCode, GuestResponse};
@@ -83,7 +85,7 @@ async fn refused(state: &Node, signed: &SignedByPeer, path: &str, failure: NodeE
             failure
         };
     let peer = format!("peer:{}", signed.sender.instance_id);
-    let refusal = super::refusals::Refusal {
+    let refusal = crate::federation::refusals::Refusal {
         source: peer.clone(),
         actor: peer,
         path: path.to_string(),
@@ -91,7 +93,7 @@ async fn refused(state: &Node, signed: &SignedByPeer, path: &str, failure: NodeE
         reason: failure.0.message.clone(),
         claimed_sender: None,
     };
-    super::record_refusal(state, refusal).await;
+    crate::federation::record_refusal(state, refusal).await;
     failure
 }
 
@@ -99,7 +101,13 @@ async fn refused(state: &Node, signed: &SignedByPeer, path: &str, failure: NodeE
 pub async fn snapshot(state: &Node, signed: SignedByPeer) -> NodeResult<serde_json::Value> {
     match apply_pushed_snapshot(state, &signed).await {
         Ok(answer) => Ok(answer),
-        Err(failure) => Err(refused(state, &signed, super::COLLAB_SNAPSHOT_PATH, failure).await),
+        Err(failure) => Err(refused(
+            state,
+            &signed,
+            crate::federation::COLLAB_SNAPSHOT_PATH,
+            failure,
+        )
+        .await),
     }
 }
 
@@ -180,7 +188,13 @@ pub async fn fetch(state: &Node, signed: SignedByPeer) -> NodeResult<CollabSnaps
     };
     match answer.await {
         Ok(snapshot) => Ok(snapshot),
-        Err(failure) => Err(refused(state, &signed, super::COLLAB_FETCH_PATH, failure).await),
+        Err(failure) => Err(refused(
+            state,
+            &signed,
+            crate::federation::COLLAB_FETCH_PATH,
+            failure,
+        )
+        .await),
     }
 }
 
@@ -188,7 +202,13 @@ pub async fn fetch(state: &Node, signed: SignedByPeer) -> NodeResult<CollabSnaps
 pub async fn leave(state: &Node, signed: SignedByPeer) -> NodeResult<serde_json::Value> {
     match record_departure(state, &signed).await {
         Ok(()) => Ok(json!({"left": true})),
-        Err(failure) => Err(refused(state, &signed, super::COLLAB_LEAVE_PATH, failure).await),
+        Err(failure) => Err(refused(
+            state,
+            &signed,
+            crate::federation::COLLAB_LEAVE_PATH,
+            failure,
+        )
+        .await),
     }
 }
 

@@ -1,0 +1,46 @@
+//! Telling receivers that something changed here, so that they pull now.
+
+use super::links::{Link, links_of_space, receivers};
+use crate::node::Node;
+use ferry_core::policy::Flows;
+
+/// Something changed in a space: every instance that receives from it is asked to pull now.
+/// In the background; a receiver that cannot be reached catches up at its next run.
+pub fn changed(state: &Node, space_id: String) {
+    if !state.realtime {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let Ok(links) = links_of_space(&state, &space_id).await else {
+            return;
+        };
+        for link in links {
+            poke_receivers(&state, &link).await;
+        }
+    });
+}
+
+/// Asks each receiver of a link to pull now.
+pub(crate) async fn poke_receivers(state: &Node, link: &Link) {
+    if !state.realtime {
+        return;
+    }
+    let Ok(receivers) = receivers(state, link).await else {
+        return;
+    };
+    for (receiver, wire) in receivers {
+        let poked: Result<serde_json::Value, _> = state
+            .federation
+            .call(
+                crate::federation::Callee::of(&receiver, Flows::SENDS),
+                reqwest::Method::POST,
+                crate::federation::SYNC_POKE_PATH,
+                &ferry_proto::Poke { link: wire },
+            )
+            .await;
+        if let Err(e) = poked {
+            tracing::info!(receiver = %receiver.instance_id, error = ?e, "a receiver could not be poked; it catches up at its next run");
+        }
+    }
+}
