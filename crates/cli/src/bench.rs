@@ -1,15 +1,14 @@
 //! `ferry bench`: benchmarks that measure Ferry against a baseline taken in the same run, so the
 //! ratios mean something on any machine. Never run as timed tests.
 
+use crate::bench_kit::{Server, bare_sqlite_insert, write_geojson};
 use crate::output::{Output, fields};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use futures_util::TryStreamExt;
 use serde::Serialize;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum BenchCmd {
@@ -101,178 +100,6 @@ pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
                 ])
             })
         }
-    }
-}
-
-/// One generated feature: a point, 2 integers, 2 floats, 3 short strings and a timestamp.
-pub(crate) struct Sample {
-    id: u64,
-    x: f64,
-    y: f64,
-    a: i64,
-    b: i64,
-    c: f64,
-    d: f64,
-    e: String,
-    f: String,
-    g: String,
-    ts: String,
-}
-
-pub(crate) fn sample(i: u64) -> Sample {
-    let x = -180.0 + (i * 7919 % 3_600_000) as f64 / 10_000.0;
-    let y = -90.0 + (i * 104_729 % 1_800_000) as f64 / 10_000.0;
-    Sample {
-        id: i,
-        x,
-        y,
-        a: (i % 1000) as i64,
-        b: (i * 31 % 100_000) as i64,
-        c: (i % 977) as f64 * 1.25,
-        d: (i % 613) as f64 / 8.0,
-        e: format!("name-{i}"),
-        f: format!("kind-{}", i % 17),
-        g: format!("zone-{}", i % 251),
-        ts: format!(
-            "2026-{:02}-{:02}T{:02}:00:00Z",
-            1 + i % 12,
-            1 + i % 28,
-            i % 24
-        ),
-    }
-}
-
-pub(crate) fn write_geojson(path: &Path, n: u64) -> Result<u64> {
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    w.write_all(br#"{"type":"FeatureCollection","features":["#)?;
-    for i in 1..=n {
-        let s = sample(i);
-        let sep = if i == 1 { "" } else { ",\n" };
-        write!(
-            w,
-            r#"{sep}{{"type":"Feature","id":{},"geometry":{{"type":"Point","coordinates":[{},{}]}},"properties":{{"a":{},"b":{},"c":{},"d":{},"e":"{}","f":"{}","g":"{}","ts":"{}"}}}}"#,
-            s.id, s.x, s.y, s.a, s.b, s.c, s.d, s.e, s.f, s.g, s.ts
-        )?;
-    }
-    w.write_all(b"]}\n")?;
-    w.flush()?;
-    Ok(std::fs::metadata(path)?.len())
-}
-
-/// The baseline: the same rows, prepared in memory, inserted into a bare SQLite table with the
-/// pragmas Ferry uses, in one transaction.
-pub(crate) fn bare_sqlite_insert(path: &Path, n: u64) -> Result<Duration> {
-    let rows: Vec<Sample> = (1..=n).map(sample).collect();
-    let mut conn = rusqlite::Connection::open(path)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-         CREATE TABLE bare (id INTEGER PRIMARY KEY, x REAL, y REAL, a INTEGER, b INTEGER,
-             c REAL, d REAL, e TEXT, f TEXT, g TEXT, ts TEXT);",
-    )?;
-    let started = Instant::now();
-    let tx = conn.transaction()?;
-    {
-        let mut stmt =
-            tx.prepare("INSERT INTO bare VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?;
-        for s in &rows {
-            stmt.execute(rusqlite::params![
-                s.id as i64,
-                s.x,
-                s.y,
-                s.a,
-                s.b,
-                s.c,
-                s.d,
-                s.e,
-                s.f,
-                s.g,
-                s.ts
-            ])?;
-        }
-    }
-    tx.commit()?;
-    Ok(started.elapsed())
-}
-
-/// `sysconf(_SC_CLK_TCK)` on Linux.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
-
-/// A `ferry serve` child process on a free port.
-pub(crate) struct Server {
-    child: Child,
-    pub(crate) url: String,
-    pub(crate) token: String,
-}
-
-impl Server {
-    pub(crate) async fn start(data: &Path) -> Result<Server> {
-        // Runs happen when the benchmark asks, so each measures exactly its own work.
-        let child = Command::new(std::env::current_exe()?)
-            .args([
-                "serve",
-                "--realtime",
-                "false",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start ferry serve")?;
-        let endpoint = data.join(ferry_server::instance::ENDPOINT_FILE);
-        for _ in 0..300 {
-            if let Ok(url) = std::fs::read_to_string(&endpoint) {
-                let token =
-                    std::fs::read_to_string(data.join(ferry_server::instance::ADMIN_TOKEN_FILE))?;
-                return Ok(Server {
-                    child,
-                    url: url.trim().to_string(),
-                    token: token.trim().to_string(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("ferry serve did not start within 15 s")
-    }
-
-    /// Starts a new peak-memory measurement: the kernel's high-water mark goes back to the
-    /// current resident size (`/proc/PID/clear_refs`, value 5).
-    pub(crate) fn reset_peak_rss(&self) -> Result<()> {
-        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
-            .context("cannot reset the server's peak memory")
-    }
-
-    /// CPU time (user + system) the server process has used so far, in seconds.
-    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name (which may hold spaces, so split after its ')').
-        let after = stat.rsplit_once(')').context("unexpected /proc stat")?.1;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| -> Result<f64> {
-            Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
-        };
-        // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
-        Ok((ticks(11)? + ticks(12)?) / CLOCK_TICKS_PER_SECOND)
-    }
-
-    /// Peak resident memory of the server process so far.
-    pub(crate) fn peak_rss_mib(&self) -> Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmHWM in /proc status")?;
-        Ok(kib / 1024.0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

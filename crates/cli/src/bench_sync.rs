@@ -7,7 +7,7 @@
 //! ratio, and the median of the ratios is reported with each of them. The delta runs after the
 //! first copy, so the later two copy the edited layer: as many rows, 0.1% of them new.
 
-use crate::bench::{Server, bare_sqlite_insert, write_geojson};
+use crate::bench_kit::{Server, bare_sqlite_insert, write_geojson};
 use crate::output::fields;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;

@@ -3,7 +3,7 @@
 //! Data between participants flows only between the host and a guest: what a guest sends lands at
 //! the host and travels on to the guests that receive, so guests never open channels to each other.
 
-use crate::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult};
 
 /// A guest's access mode in one workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

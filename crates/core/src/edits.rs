@@ -3,10 +3,11 @@
 //! Pure: it needs only the item's kind, schema and CRS. Row existence (duplicate keys, missing
 //! rows) is the store's to check, inside the transaction that applies the plan.
 
+use crate::Key;
+use crate::error::{CoreError, CoreResult};
 use crate::geometry::{RawGeometry, combine_types, is_geographic};
 use crate::rows::{AddKey, EditPlan, RowAdd, RowUpdate};
 use crate::schema::{SchemaBuilder, check_schema};
-use crate::{CoreError, CoreResult, Key};
 use ferry_proto::{ApiErrorBrief, EditBatch, EditOp, EditResult, ItemKind, RowInput, Schema};
 use serde_json::Value;
 

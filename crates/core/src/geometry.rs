@@ -4,7 +4,7 @@
 //! re-encoding. Parsing goes straight from the byte stream into [`Coords`] (no intermediate
 //! `serde_json::Value`), which keeps million-feature imports fast.
 
-use crate::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult};
 use ferry_proto::GeometryType;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};

@@ -1,6 +1,6 @@
 //! Rules for names people type: space names, titles, tags and markings.
 
-use crate::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult};
 
 /// Space names appear in CLI arguments and URLs, so they are short and free of spaces and slashes.
 pub fn check_space_name(name: &str) -> CoreResult<()> {

@@ -11,7 +11,7 @@
 //! can carve an exception out of a broad allow. [`decide`] says which rule decided, so refusals
 //! can name it.
 
-use crate::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult};
 use ipnet::IpNet;
 use std::net::IpAddr;
 

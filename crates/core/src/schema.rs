@@ -5,8 +5,9 @@
 //! timestamp → string, unknown → anything). A widening that would invalidate stored values is an
 //! error that tells the user to pass an explicit schema.
 
-use crate::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult};
 use ferry_proto::{Field, FieldType, Schema};
+pub use seen::Seen;
 use serde_json::{Map, Value};
 
 /// Name of the key column Ferry adds to a dataset imported without a primary key.
@@ -86,42 +87,6 @@ pub fn check_schema(schema: &Schema, needs_primary_key: bool) -> CoreResult<()> 
     }
 }
 
-/// What a value looks like, for type checks: borrowed from a parsed `Value` or straight from raw
-/// JSON text (see [`SchemaBuilder::observe_raw`]), so both paths share one set of rules.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Seen<'a> {
-    Null,
-    Bool,
-    Int,
-    Float,
-    Str(std::borrow::Cow<'a, str>),
-    Nested,
-}
-
-impl<'a> Seen<'a> {
-    pub fn of(value: &'a Value) -> Seen<'a> {
-        match value {
-            Value::Null => Seen::Null,
-            Value::Bool(_) => Seen::Bool,
-            Value::Number(n) if n.is_i64() => Seen::Int,
-            Value::Number(_) => Seen::Float,
-            Value::String(s) => Seen::Str(s.as_str().into()),
-            Value::Array(_) | Value::Object(_) => Seen::Nested,
-        }
-    }
-
-    fn shown(&self) -> String {
-        match self {
-            Seen::Null => "null".into(),
-            Seen::Bool => "a boolean".into(),
-            Seen::Int => "an integer".into(),
-            Seen::Float => "a number".into(),
-            Seen::Str(s) => format!("\"{}\"", shorten(s)),
-            Seen::Nested => "an object or array".into(),
-        }
-    }
-}
-
 /// The type a value suggests, or `None` for null.
 fn type_of(seen: &Seen<'_>) -> Option<FieldType> {
     match seen {
@@ -177,7 +142,7 @@ fn seen_fits(t: FieldType, seen: &Seen<'_>) -> bool {
 pub struct SchemaBuilder {
     /// `None` until a non-null value was seen.
     fields: Vec<(String, Option<FieldType>)>,
-    index: crate::FastMap<String, usize>,
+    index: crate::collections::FastMap<String, usize>,
     /// The field after the last one seen: rows mostly list their fields in the schema's order,
     /// so it is tried before the map.
     expected: usize,
@@ -196,7 +161,7 @@ impl SchemaBuilder {
     pub fn infer(primary_key: Option<String>) -> SchemaBuilder {
         SchemaBuilder {
             fields: Vec::new(),
-            index: crate::FastMap::default(),
+            index: crate::collections::FastMap::default(),
             expected: 0,
             primary_key,
             strict: false,
@@ -362,14 +327,6 @@ fn mismatch(name: &str, expected: FieldType, seen: &Seen<'_>, inferred: bool) ->
     ))
 }
 
-fn shorten(s: &str) -> String {
-    if s.chars().count() > 40 {
-        format!("{}…", s.chars().take(40).collect::<String>())
-    } else {
-        s.to_string()
-    }
-}
-
 /// The type a column of CSV text suggests, from a sample of its cells (empty cells are null).
 pub fn infer_text_type<'a>(cells: impl Iterator<Item = &'a str>) -> FieldType {
     let mut best: Option<FieldType> = None;
@@ -412,7 +369,7 @@ pub fn coerce_text(t: FieldType, cell: &str) -> Result<Value, String> {
     if cell.is_empty() {
         return Ok(Value::Null);
     }
-    let bad = || format!("'{}' is not {}", shorten(cell), t.as_str());
+    let bad = || format!("'{}' is not {}", seen::shorten(cell), t.as_str());
     match t {
         FieldType::String => Ok(Value::from(cell)),
         FieldType::Integer => cell.parse::<i64>().map(Value::from).map_err(|_| bad()),
@@ -482,6 +439,7 @@ fn depth_of(value: &Value) -> usize {
 
 /// Serde visitors that read a JSON object's fields without building a map.
 mod flat;
+mod seen;
 
 mod raw {
     use super::{MAX_JSON_DEPTH, SchemaBuilder, Seen};

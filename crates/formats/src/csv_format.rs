@@ -57,7 +57,7 @@ pub(crate) fn read<R: Read>(reader: R, sink: &mut Sink, delimiter: Option<u8>) -
         None => {
             let head = reader
                 .fill_buf()
-                .map_err(|e| crate::io_error(crate::ImportFormat::Csv, e))?;
+                .map_err(|e| crate::format::io_error(crate::format::ImportFormat::Csv, e))?;
             separator_of(head)
         }
     };

@@ -6,8 +6,8 @@
 //! borrowing its text. Properties and geometry are checked and stored as the text they came in,
 //! so nothing is re-encoded. Memory stays bounded by the largest single feature.
 
+use crate::format::{ImportFormat, io_error};
 use crate::sink::Sink;
-use crate::{ImportFormat, io_error};
 use ferry_core::geometry::RawGeometry;
 use ferry_core::{CoreError, CoreResult};
 use serde::Deserialize;

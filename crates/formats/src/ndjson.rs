@@ -1,7 +1,7 @@
 //! NDJSON reader: one JSON object per line; blank lines are skipped.
 
+use crate::format::{ImportFormat, io_error};
 use crate::sink::Sink;
-use crate::{ImportFormat, io_error};
 use ferry_core::{CoreError, CoreResult};
 use serde_json::{Map, Value};
 use std::io::{BufRead, BufReader, Read};

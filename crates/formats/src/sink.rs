@@ -1,7 +1,7 @@
 //! The consumer side of an import: checks each parsed row, learns the schema, batches rows and
 //! passes them to the store's thread.
 
-use crate::ImportOptions;
+use crate::format::ImportOptions;
 use ferry_core::geometry::{Geometry, combine_types, is_geographic};
 use ferry_core::schema::{GENERATED_KEY, check_schema};
 use ferry_core::{CoreError, CoreResult, Key, SchemaBuilder};

@@ -102,7 +102,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
-    tls: Option<Arc<crate::tls::ServerTls>>,
+    tls: Option<Arc<ferry_node::tls::ServerTls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let open = Arc::new(Mutex::new(Open {

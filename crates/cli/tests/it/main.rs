@@ -3,6 +3,7 @@
 //! Integration tests: real servers, real HTTP, real SQLite files, the real `ferry` binary.
 //! One test binary keeps build and link time down.
 
+mod architecture;
 mod auth;
 mod bad_input;
 mod change_feed;

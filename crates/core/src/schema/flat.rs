@@ -4,7 +4,7 @@
 //! anything else (nesting, escapes, exponents, odd bytes, syntax errors) makes it step aside, and
 //! the full parse judges the text and explains what is wrong.
 
-use super::Seen;
+use super::seen::Seen;
 use std::borrow::Cow;
 
 /// Fields read before the shortcut steps aside: rows wider than this take the full parse.

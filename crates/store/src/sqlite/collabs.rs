@@ -1,6 +1,6 @@
 //! Collaboration documents, their local links, and the arrival records of received items.
 
-use super::{CachedStatements, audit_in, find_space, now, to_json};
+use super::records::{CachedStatements, audit_in, find_space, now, to_json};
 use crate::types::{Arrivals, CollabRecord, LinkedSpace, NewAuditEntry, PeerIdentity};
 use crate::{StoreError, StoreResult};
 use ferry_core::collab::{CollabRole, CollabState, DeletePolicy};

@@ -1,7 +1,7 @@
 //! Receiving side of sync: cursors, batches applied with their cursor, whole-item copies, full
 //! passes with their sweep, pending copies, and the run history.
 
-use super::{
+use super::records::{
     CachedStatements, KeySql, RowOwner, SeqAlloc, UPSERT_ROW, find_space, now, to_json,
     tombstone_item, write_row,
 };
@@ -199,7 +199,7 @@ impl Apply<'_, '_, '_> {
         let id: String =
             self.tx
                 .query_row_cached("SELECT id FROM items WHERE rid = ?1", [rid], |r| r.get(0))?;
-        super::audit_in(
+        super::records::audit_in(
             self.tx,
             &crate::NewAuditEntry {
                 actor: format!("sync:{}", self.batch.link),
@@ -387,7 +387,7 @@ impl Apply<'_, '_, '_> {
     }
 
     fn replace_chunks(&mut self, rid: i64, chunks: &[crate::ChunkRef]) -> StoreResult<()> {
-        let old = super::item_chunk_hashes(self.tx, rid)?;
+        let old = super::records::item_chunk_hashes(self.tx, rid)?;
         self.tx
             .execute_cached("DELETE FROM file_chunks WHERE item_rid = ?1", [rid])?;
         let mut stmt = self.tx.prepare_cached(
@@ -397,7 +397,7 @@ impl Apply<'_, '_, '_> {
             stmt.execute(params![rid, idx as i64, c.hash.to_hex(), c.len as i64])?;
         }
         drop(stmt);
-        let freed = super::unused_chunks(self.tx, old)?;
+        let freed = super::records::unused_chunks(self.tx, old)?;
         self.outcome.freed_chunks.extend(freed);
         Ok(())
     }
@@ -443,22 +443,22 @@ impl Apply<'_, '_, '_> {
         let geometry = row.geometry.as_ref();
         let inserting = *self.inserting.entry(rid).or_insert(true);
         if inserting {
-            let insert = held(&mut self.insert_row, self.tx, super::INSERT_ROW)?;
+            let insert = held(&mut self.insert_row, self.tx, super::records::INSERT_ROW)?;
             match write_row(insert, owner, key, seq, &row.values, geometry) {
                 Ok(_) => return Ok(1),
-                Err(e) if super::is_unique_violation(&e) => {
+                Err(e) if super::records::is_unique_violation(&e) => {
                     self.inserting.insert(rid, false);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        let [min_x, min_y, max_x, max_y] = super::stored_bbox(geometry);
+        let [min_x, min_y, max_x, max_y] = super::records::stored_bbox(geometry);
         let updated = held(&mut self.update_row, self.tx, UPDATE_ROW)?.execute(params![
             rid,
             KeySql(key),
             seq,
             row.values,
-            geometry.map(|g| super::stored_geometry(&g.text)),
+            geometry.map(|g| super::records::stored_geometry(&g.text)),
             min_x,
             min_y,
             max_x,
@@ -675,7 +675,9 @@ fn sweep_rows(
 ) -> StoreResult<i64> {
     let keys: Vec<Key> = tx
         .prepare_cached("SELECT key FROM rows WHERE item_rid = ?1 AND deleted = 0 AND seq < ?2")?
-        .query_map(params![rid, before], |r| super::key_from_sql(r.get_ref(0)?))?
+        .query_map(params![rid, before], |r| {
+            super::records::key_from_sql(r.get_ref(0)?)
+        })?
         .collect::<Result<_, _>>()?;
     let mut stmt = tx.prepare_cached(
         "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
@@ -822,7 +824,9 @@ pub(super) fn arriving(conn: &Connection) -> StoreResult<Vec<ItemId>> {
         )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    ids.iter().map(|id| super::stored_item_id(id)).collect()
+    ids.iter()
+        .map(|id| super::records::stored_item_id(id))
+        .collect()
 }
 
 /// Live items whose latest version a channel refused, with the refusal.
@@ -839,7 +843,12 @@ pub(super) fn stale(conn: &Connection) -> StoreResult<Vec<(ItemId, String)>> {
         .collect::<Result<_, _>>()?;
     found
         .into_iter()
-        .map(|(id, code, why)| Ok((super::stored_item_id(&id)?, format!("{why} ({code})"))))
+        .map(|(id, code, why)| {
+            Ok((
+                super::records::stored_item_id(&id)?,
+                format!("{why} ({code})"),
+            ))
+        })
         .collect()
 }
 
@@ -876,7 +885,9 @@ pub(super) fn item_by_origin(
             |r| r.get(0),
         )
         .optional()?;
-    id.as_deref().map(super::stored_item_id).transpose()
+    id.as_deref()
+        .map(super::records::stored_item_id)
+        .transpose()
 }
 
 const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_received,
