@@ -24,6 +24,8 @@ pub mod query;
 pub mod spaces;
 pub mod sync;
 mod task;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 pub mod tokens;
 pub mod trust;
