@@ -28,6 +28,7 @@ mod task;
 mod tests;
 pub mod tls;
 pub mod tokens;
+pub mod transfer;
 pub mod trust;
 
 pub use background::Background;
