@@ -18,11 +18,11 @@ pub fn remove_unused_chunks(
 }
 
 /// [`remove_unused_chunks`] for chunks an item deletion freed.
-pub(crate) async fn remove_chunks(state: &Node, hashes: Vec<ferry_proto::ChunkHash>) {
+pub(crate) async fn remove_chunks(node: &Node, hashes: Vec<ferry_proto::ChunkHash>) {
     if hashes.is_empty() {
         return;
     }
-    let (store, chunks) = (state.store.clone(), state.chunks.clone());
+    let (store, chunks) = (node.store.clone(), node.chunks.clone());
     let _ = blocking(move || {
         remove_unused_chunks(store.as_ref(), &chunks, &hashes);
         Ok::<_, StoreError>(())

@@ -40,11 +40,11 @@ pub fn check_metadata(
 }
 
 /// Items, optionally of one space.
-pub async fn list_items(state: &Node, query: Option<String>) -> NodeResult<Vec<Item>> {
+pub async fn list_items(node: &Node, query: Option<String>) -> NodeResult<Vec<Item>> {
     let space = QueryPairs::parse(query.as_deref())
         .get("space")
         .map(str::to_string);
-    let store = state.store.clone();
+    let store = node.store.clone();
     let (mut items, stale) = blocking(move || {
         Ok::<_, StoreError>((store.list_items(space.as_deref())?, store.stale_items()?))
     })
@@ -62,7 +62,7 @@ fn mark_stale(items: &mut [Item], stale: Vec<(ItemId, String)>) {
 }
 
 /// Creates an empty dataset or feature layer with a given schema (fill it with edits).
-pub async fn create_item(state: &Node, caller: &Caller, new: NewItem) -> NodeResult<Item> {
+pub async fn create_item(node: &Node, caller: &Caller, new: NewItem) -> NodeResult<Item> {
     check_metadata(
         Some(&new.title),
         Some(&new.description),
@@ -90,15 +90,15 @@ pub async fn create_item(state: &Node, caller: &Caller, new: NewItem) -> NodeRes
         geometry_type: new.geometry_type.filter(|_| layer),
         crs: None,
     });
-    let store = state.store.clone();
+    let store = node.store.clone();
     let item = blocking(move || store.create_item(&draft, &mut rows)).await?;
-    crate::sync::changed(state, item.space_id.to_string());
+    crate::sync::changed(node, item.space_id.to_string());
     Ok(item)
 }
 
-pub async fn show_item(state: &Node, id: String) -> NodeResult<Item> {
+pub async fn show_item(node: &Node, id: String) -> NodeResult<Item> {
     let id = parse_item_id(&id)?;
-    let store = state.store.clone();
+    let store = node.store.clone();
     let (item, stale) =
         blocking(move || Ok::<_, StoreError>((store.item(id)?, store.stale_items()?))).await?;
     let mut items = [item];
@@ -110,7 +110,7 @@ pub async fn show_item(state: &Node, id: String) -> NodeResult<Item> {
 /// Changes an item's title, description, tags or markings, or moves it to another space
 /// (admins only: links of the space it leaves retract it).
 pub async fn update_item(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     mut patch: ItemPatch,
@@ -141,8 +141,8 @@ pub async fn update_item(
     )?;
     patch.tags = patch.tags.map(names::normalize_set);
     patch.markings = patch.markings.map(names::normalize_set);
-    refuse_received(state, id).await?;
-    let store = state.store.clone();
+    refuse_received(node, id).await?;
+    let store = node.store.clone();
     let actor = caller.name.clone();
     let (from, item) = blocking(move || {
         if patch.sync_as == Some(SyncAs::Reference) && !store.item(id)?.kind.has_rows() {
@@ -156,16 +156,16 @@ pub async fn update_item(
     })
     .await?;
     if from != item.space_id {
-        crate::sync::changed(state, from.to_string());
+        crate::sync::changed(node, from.to_string());
     }
-    crate::sync::changed(state, item.space_id.to_string());
+    crate::sync::changed(node, item.space_id.to_string());
     Ok(item)
 }
 
 /// A received copy changes only at its origin: local edits would be lost at the next sync, or
 /// make the copy drift from its origin.
-async fn refuse_received(state: &Node, id: ItemId) -> NodeResult<()> {
-    let store = state.store.clone();
+async fn refuse_received(node: &Node, id: ItemId) -> NodeResult<()> {
+    let store = node.store.clone();
     if let Some((instance, item)) = blocking(move || store.item_origin(id)).await? {
         return Err(NodeError::new(
             ErrorCode::ItemReceived,
@@ -178,31 +178,31 @@ async fn refuse_received(state: &Node, id: ItemId) -> NodeResult<()> {
 }
 
 /// Deletes an item (a tombstone stays in the change feed).
-pub async fn delete_item(state: &Node, id: String) -> NodeResult<()> {
+pub async fn delete_item(node: &Node, id: String) -> NodeResult<()> {
     let id = parse_item_id(&id)?;
-    let store = state.store.clone();
+    let store = node.store.clone();
     let (space, freed) = blocking(move || {
         let space = store.item(id)?.space_id;
         Ok::<_, StoreError>((space, store.delete_item(id)?))
     })
     .await?;
-    crate::chunks::remove_chunks(state, freed).await;
-    crate::sync::changed(state, space.to_string());
+    crate::chunks::remove_chunks(node, freed).await;
+    crate::sync::changed(node, space.to_string());
     Ok(())
 }
 
 /// Rows of a dataset or features of a layer, in key order, a page at a time.
-pub async fn query_rows(state: &Node, id: String, query: Option<String>) -> NodeResult<RowPage> {
+pub async fn query_rows(node: &Node, id: String, query: Option<String>) -> NodeResult<RowPage> {
     let id = parse_item_id(&id)?;
     Ok(
-        crate::sync::reference::row_page(state, id, query.unwrap_or_default(), Vec::new())
+        crate::sync::reference::row_page(node, id, query.unwrap_or_default(), Vec::new())
             .await?
             .page,
     )
 }
 
 /// Applies adds, updates and deletes all or nothing, with a result per edit.
-pub async fn apply_edits(state: &Node, id: String, batch: EditBatch) -> NodeResult<EditResults> {
+pub async fn apply_edits(node: &Node, id: String, batch: EditBatch) -> NodeResult<EditResults> {
     let id = parse_item_id(&id)?;
     if batch.len() > MAX_EDITS {
         return Err(CoreError::InvalidRequest(format!(
@@ -210,8 +210,8 @@ pub async fn apply_edits(state: &Node, id: String, batch: EditBatch) -> NodeResu
         ))
         .into());
     }
-    refuse_received(state, id).await?;
-    let store = state.store.clone();
+    refuse_received(node, id).await?;
+    let store = node.store.clone();
     let outcome = blocking(move || {
         let item = store.item(id)?;
         let schema = item.schema.clone().unwrap_or_default();

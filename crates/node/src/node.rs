@@ -1,4 +1,4 @@
-//! The node: one running instance's state, and the handle every door (REST API, federation,
+//! The node: one running instance's node, and the handle every door (REST API, federation,
 //! web console, CLI tests) calls operations on.
 
 use crate::instance::Instance;

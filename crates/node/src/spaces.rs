@@ -8,54 +8,54 @@ use ferry_proto::{ChangePage, NewSpace, Space, SpacePatch};
 const DEFAULT_CHANGES: usize = 1000;
 const MAX_CHANGES: usize = 10_000;
 
-pub async fn list_spaces(state: &Node) -> NodeResult<Vec<Space>> {
-    let store = state.store.clone();
+pub async fn list_spaces(node: &Node) -> NodeResult<Vec<Space>> {
+    let store = node.store.clone();
     blocking(move || store.list_spaces()).await
 }
 
-pub async fn create_space(state: &Node, new: NewSpace) -> NodeResult<Space> {
+pub async fn create_space(node: &Node, new: NewSpace) -> NodeResult<Space> {
     names::check_space_name(&new.name)?;
     names::check_description(&new.description)?;
-    let store = state.store.clone();
+    let store = node.store.clone();
     let space = blocking(move || store.create_space(&new)).await?;
     Ok(space)
 }
 
 /// A space by id or by name.
-pub async fn show_space(state: &Node, space: String) -> NodeResult<Space> {
-    let store = state.store.clone();
+pub async fn show_space(node: &Node, space: String) -> NodeResult<Space> {
+    let store = node.store.clone();
     blocking(move || store.space(&space)).await
 }
 
 /// Renames or describes a space.
-pub async fn update_space(state: &Node, space: String, patch: SpacePatch) -> NodeResult<Space> {
+pub async fn update_space(node: &Node, space: String, patch: SpacePatch) -> NodeResult<Space> {
     if let Some(name) = &patch.name {
         names::check_space_name(name)?;
     }
     if let Some(d) = &patch.description {
         names::check_description(d)?;
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     blocking(move || store.update_space(&space, &patch)).await
 }
 
 /// Deletes a space; refuses one that holds items unless `force=true`.
-pub async fn delete_space(state: &Node, space: String, query: Option<String>) -> NodeResult<()> {
+pub async fn delete_space(node: &Node, space: String, query: Option<String>) -> NodeResult<()> {
     let force = QueryPairs::parse(query.as_deref()).flag("force");
-    let store = state.store.clone();
+    let store = node.store.clone();
     let freed = blocking(move || store.delete_space(&space, force)).await?;
-    crate::chunks::remove_chunks(state, freed).await;
+    crate::chunks::remove_chunks(node, freed).await;
     Ok(())
 }
 
 /// The change feed of a space: everything changed after sequence `after`, in order.
-pub async fn changes(state: &Node, space: String, query: Option<String>) -> NodeResult<ChangePage> {
+pub async fn changes(node: &Node, space: String, query: Option<String>) -> NodeResult<ChangePage> {
     let q = QueryPairs::parse(query.as_deref());
     let after = q.number::<i64>("after")?.unwrap_or(0);
     let limit = q
         .number::<usize>("limit")?
         .unwrap_or(DEFAULT_CHANGES)
         .clamp(1, MAX_CHANGES);
-    let store = state.store.clone();
+    let store = node.store.clone();
     blocking(move || store.changes(&space, after, limit)).await
 }

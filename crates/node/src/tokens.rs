@@ -6,15 +6,15 @@ use ferry_core::CoreError;
 use ferry_proto::{CreatedToken, ErrorCode, InstanceInfo, NewToken, TokenId, TokenInfo};
 
 /// Who this instance is.
-pub async fn show_instance(state: &Node) -> NodeResult<InstanceInfo> {
-    let store = state.store.clone();
+pub async fn show_instance(node: &Node) -> NodeResult<InstanceInfo> {
+    let store = node.store.clone();
     let record = blocking(move || store.instance()).await?;
     Ok(InstanceInfo {
         id: record.id,
-        title: state.info.title.clone(),
-        public_url: state.info.public_url.clone(),
-        public_key: state.info.public_key.clone(),
-        fingerprint: state.info.fingerprint.clone(),
+        title: node.info.title.clone(),
+        public_url: node.info.public_url.clone(),
+        public_key: node.info.public_key.clone(),
+        fingerprint: node.info.fingerprint.clone(),
         epoch: record.epoch,
         last_seq: record.last_seq,
         api_version: ferry_proto::API_VERSION,
@@ -23,24 +23,20 @@ pub async fn show_instance(state: &Node) -> NodeResult<InstanceInfo> {
 }
 
 /// Every token, revoked ones included. Secrets are never shown.
-pub async fn list_tokens(state: &Node) -> NodeResult<Vec<TokenInfo>> {
-    let store = state.store.clone();
+pub async fn list_tokens(node: &Node) -> NodeResult<Vec<TokenInfo>> {
+    let store = node.store.clone();
     blocking(move || store.list_tokens()).await
 }
 
 /// Creates a token for a named user; the secret is in this answer only.
-pub async fn create_token(
-    state: &Node,
-    caller: &Caller,
-    new: NewToken,
-) -> NodeResult<CreatedToken> {
+pub async fn create_token(node: &Node, caller: &Caller, new: NewToken) -> NodeResult<CreatedToken> {
     let name = new.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(CoreError::InvalidRequest("a token's name has 1-64 characters".into()).into());
     }
     let token = crate::caller::new_token_secret();
     let hash = crate::caller::hash_token(&token);
-    let store = state.store.clone();
+    let store = node.store.clone();
     let actor = caller.name.clone();
     let info = blocking(move || store.create_token(&name, new.role, hash, &actor)).await?;
     tracing::info!(by = %caller.name, token = %info.id, name = %info.name, role = info.role.as_str(), "token created");
@@ -48,11 +44,11 @@ pub async fn create_token(
 }
 
 /// Revokes a token at once; revoking twice is harmless.
-pub async fn revoke_token(state: &Node, caller: &Caller, id: String) -> NodeResult<TokenInfo> {
+pub async fn revoke_token(node: &Node, caller: &Caller, id: String) -> NodeResult<TokenInfo> {
     let id: TokenId = id
         .parse()
         .map_err(|_| ferry_store::StoreError::TokenNotFound(id.clone()))?;
-    let store = state.store.clone();
+    let store = node.store.clone();
     let actor = caller.name.clone();
     let info = blocking(move || store.revoke_token(id, &actor)).await?;
     tracing::info!(by = %caller.name, token = %info.id, "token revoked");
@@ -81,10 +77,10 @@ pub async fn authenticate(node: &Node, token: &str) -> NodeResult<Caller> {
 }
 
 /// Who this instance is: public facts, answered to anyone.
-pub fn identity(state: &Node) -> ferry_proto::InstanceIdentity {
+pub fn identity(node: &Node) -> ferry_proto::InstanceIdentity {
     ferry_proto::InstanceIdentity {
-        instance_id: state.info.instance_id.clone(),
-        title: state.info.title.clone(),
-        public_key: state.info.public_key.clone(),
+        instance_id: node.info.instance_id.clone(),
+        title: node.info.title.clone(),
+        public_key: node.info.public_key.clone(),
     }
 }

@@ -186,7 +186,7 @@ pub struct ImportRequest {
 
 /// Imports a body as a new item: GeoJSON → layer, CSV/NDJSON → dataset, anything else → file.
 pub async fn import_item(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     request: ImportRequest,
     body: ByteStream,
@@ -239,12 +239,12 @@ pub async fn import_item(
         Some(&draft.tags),
         Some(&draft.markings),
     )?;
-    let limit = state.limits.max_import_bytes;
+    let limit = node.limits.max_import_bytes;
     if request.declared_length.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
     // Fail before reading the body when the space does not exist.
-    let store = state.store.clone();
+    let store = node.store.clone();
     blocking(move || store.space(&space)).await?;
 
     let exceeded = Arc::new(AtomicBool::new(false));
@@ -264,15 +264,14 @@ pub async fn import_item(
                 crs: q.get("crs").unwrap_or("EPSG:4326").to_string(),
                 delimiter: q.get("delimiter").map(delimiter).transpose()?,
             };
-            import_rows(state.store.clone(), draft, format, reader, options).await
+            import_rows(node.store.clone(), draft, format, reader, options).await
         }
         Target::File => {
             let media = file_media_type(media, file_name.as_deref());
-            import_file(state, draft, reader, media, file_name).await
+            import_file(node, draft, reader, media, file_name).await
         }
     };
-    state
-        .metrics
+    node.metrics
         .bytes_imported
         .get_or_create(&metrics::kind(kind_label))
         .inc_by(bytes_read.load(Ordering::Relaxed));
@@ -280,12 +279,11 @@ pub async fn import_item(
         Err(_) if exceeded.load(Ordering::Relaxed) => Err(too_large(limit)),
         Err(e) => Err(e),
         Ok(item) => {
-            state
-                .metrics
+            node.metrics
                 .rows_imported
                 .get_or_create(&metrics::kind(kind_label))
                 .inc_by(item.row_count as u64);
-            crate::sync::changed(state, item.space_id.to_string());
+            crate::sync::changed(node, item.space_id.to_string());
             Ok(item)
         }
     }
@@ -370,13 +368,13 @@ fn file_media_type(given: String, file_name: Option<&str>) -> String {
 }
 
 async fn import_file(
-    state: &Node,
+    node: &Node,
     mut draft: ItemDraft,
     mut reader: impl Read + Send + 'static,
     media_type: String,
     file_name: Option<String>,
 ) -> NodeResult<Item> {
-    let (store, chunks) = (state.store.clone(), state.chunks.clone());
+    let (store, chunks) = (node.store.clone(), node.chunks.clone());
     blocking(move || {
         let mut writer = ChunkWriter::new(chunks.clone());
         let mut buf = vec![0u8; READ_BUFFER];
@@ -460,12 +458,12 @@ impl Write for ChannelWriter {
 /// Runs `produce` on a blocking thread and streams what it writes as the response body. A failure
 /// part-way aborts the body, so the client sees a cut-off transfer rather than a short file.
 fn stream_body(
-    state: &Node,
+    node: &Node,
     kind: &'static str,
     produce: impl FnOnce(&mut ChannelWriter) -> Result<(), StoreError> + Send + 'static,
 ) -> ByteStream {
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
-    let metrics = state.metrics.clone();
+    let metrics = node.metrics.clone();
     tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter {
             tx: tx.clone(),
@@ -487,18 +485,13 @@ fn stream_body(
 
 /// Rows read from a referenced item's origin, a page at a time. The first page is read before
 /// the answer starts, so an origin that cannot be read is a clean error, not a cut export.
-async fn reference_export(
-    state: &Node,
-    item: Item,
-    format: ExportFormat,
-) -> NodeResult<ByteStream> {
+async fn reference_export(node: &Node, item: Item, format: ExportFormat) -> NodeResult<ByteStream> {
     const PAGE: usize = 10_000;
-    let first =
-        crate::sync::reference::read_rows(state, &item, format!("limit={PAGE}"), Vec::new())
-            .await?
-            .page;
-    let (background, runtime) = (state.clone(), tokio::runtime::Handle::current());
-    Ok(stream_body(state, item.kind.as_str(), move |out| {
+    let first = crate::sync::reference::read_rows(node, &item, format!("limit={PAGE}"), Vec::new())
+        .await?
+        .page;
+    let (background, runtime) = (node.clone(), tokio::runtime::Handle::current());
+    Ok(stream_body(node, item.kind.as_str(), move |out| {
         let mut page = Some(first);
         write_rows(&item, format, out, &mut |visit| {
             while let Some(current) = page.take() {
@@ -583,17 +576,17 @@ pub struct FilePart {
 /// byte range when `range` names one, as an HTTP `Range` header does). A range outside the
 /// file is refused with `range_not_satisfiable`, its details naming the file's size.
 pub async fn export_item(
-    state: &Node,
+    node: &Node,
     id: String,
     query: Option<String>,
     range: Option<String>,
 ) -> NodeResult<Export> {
     let id = parse_item_id(&id)?;
     let q = QueryPairs::parse(query.as_deref());
-    let store = state.store.clone();
+    let store = node.store.clone();
     let item = blocking(move || store.item(id)).await?;
     if item.kind == ItemKind::File {
-        return export_file(state, item, range.as_deref()).await;
+        return export_file(node, item, range.as_deref()).await;
     }
     let format = match q.get("format") {
         Some(f) => ExportFormat::parse(f).ok_or_else(|| {
@@ -612,10 +605,10 @@ pub async fn export_item(
     };
     let file_name = export_name(&item.title, extension);
     let body = if item.reference {
-        reference_export(state, item, format).await?
+        reference_export(node, item, format).await?
     } else {
-        let store = state.store.clone();
-        stream_body(state, item.kind.as_str(), move |out| {
+        let store = node.store.clone();
+        stream_body(node, item.kind.as_str(), move |out| {
             write_export(store.as_ref(), &item, format, out)
         })
     };
@@ -627,11 +620,11 @@ pub async fn export_item(
     })
 }
 
-async fn export_file(state: &Node, item: Item, range: Option<&str>) -> NodeResult<Export> {
+async fn export_file(node: &Node, item: Item, range: Option<&str>) -> NodeResult<Export> {
     let info = item.file.clone().ok_or_else(|| {
         NodeError::internal(format!("file item {} has no content record", item.id))
     })?;
-    let store = state.store.clone();
+    let store = node.store.clone();
     let id = item.id;
     let chunks = blocking(move || store.file_chunks(id)).await?;
     let range = match range {
@@ -649,8 +642,8 @@ async fn export_file(state: &Node, item: Item, range: Option<&str>) -> NodeResul
     };
     let (start, end) = range.unwrap_or((0, info.size.saturating_sub(1)));
     let length = if info.size == 0 { 0 } else { end - start + 1 };
-    let chunk_store = state.chunks.clone();
-    let body = stream_body(state, "file", move |out| {
+    let chunk_store = node.chunks.clone();
+    let body = stream_body(node, "file", move |out| {
         let mut offset = 0u64;
         for chunk in chunks {
             let (chunk_start, chunk_end) = (offset, offset + chunk.len);

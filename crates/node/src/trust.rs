@@ -13,14 +13,14 @@ const DEFAULT_AUDIT: usize = 100;
 const MAX_AUDIT: usize = 10_000;
 
 /// Every ingress and egress rule.
-pub async fn list_policies(state: &Node) -> NodeResult<Vec<PolicyRule>> {
-    let store = state.store.clone();
+pub async fn list_policies(node: &Node) -> NodeResult<Vec<PolicyRule>> {
+    let store = node.store.clone();
     blocking(move || store.list_policy_rules()).await
 }
 
 /// Adds an allow or deny rule; federation traffic is refused unless a rule allows it.
 pub async fn add_policy(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     new: NewPolicyRule,
 ) -> NodeResult<PolicyRule> {
@@ -43,28 +43,28 @@ pub async fn add_policy(
         pattern: Matcher::parse(&new.pattern)?.render(),
         ..new
     };
-    let store = state.store.clone();
+    let store = node.store.clone();
     let actor = caller.name.clone();
     let added = blocking(move || store.add_policy_rule(&rule, &actor)).await?;
     Ok(added)
 }
 
-pub async fn remove_policy(state: &Node, caller: &Caller, id: String) -> NodeResult<PolicyRule> {
-    let store = state.store.clone();
+pub async fn remove_policy(node: &Node, caller: &Caller, id: String) -> NodeResult<PolicyRule> {
+    let store = node.store.clone();
     let actor = caller.name.clone();
     blocking(move || store.remove_policy_rule(&id, &actor)).await
 }
 
 /// Trust and security events: oldest first after `after`, or newest first (`newest=true`,
 /// before `before`).
-pub async fn list_audit(state: &Node, query: Option<String>) -> NodeResult<Vec<AuditEntry>> {
+pub async fn list_audit(node: &Node, query: Option<String>) -> NodeResult<Vec<AuditEntry>> {
     let q = QueryPairs::parse(query.as_deref());
     let after = q.number::<i64>("after")?.unwrap_or(0);
     let limit = q
         .number::<usize>("limit")?
         .unwrap_or(DEFAULT_AUDIT)
         .clamp(1, MAX_AUDIT);
-    let store = state.store.clone();
+    let store = node.store.clone();
     if q.get("newest") == Some("true") {
         let before = q.number::<i64>("before")?.unwrap_or(i64::MAX);
         return blocking(move || store.list_audit_newest(before, limit)).await;

@@ -38,13 +38,13 @@ pub fn router(instance: &Instance, public_url: String) -> Router {
     routes(Node::new(instance, public_url))
 }
 
-fn routes(state: Node) -> Router {
+fn routes(node: Node) -> Router {
     let (api, openapi) = api::routes().split_for_parts();
     let openapi = Arc::new(openapi);
-    let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
+    let body_limit = usize::try_from(node.limits.max_body_bytes).unwrap_or(usize::MAX);
     Router::new()
         .merge(api)
-        .merge(federation::routes(state.clone()))
+        .merge(federation::routes(node.clone()))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -63,11 +63,11 @@ fn routes(state: Node) -> Router {
         .route("/metrics", get(render_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            node.clone(),
             metrics::track,
         ))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(node)
 }
 
 /// `/metrics`, for any token: its figures name links and their traffic. (Prometheus sends one

@@ -52,22 +52,21 @@ fn ticket_failure(e: TicketError) -> NodeError {
 /// Decodes an invitation and checks everything this instance can check alone: signature, not
 /// its own, meant for this instance's URL, not expired, not accepted here before, and the host's
 /// key matching any key pinned for it.
-async fn read_invitation(state: &Node, code: &str) -> NodeResult<CollabInvitation> {
+async fn read_invitation(node: &Node, code: &str) -> NodeResult<CollabInvitation> {
     let invitation = CollabInvitation::parse(code).map_err(ticket_failure)?;
     let host = &invitation.host;
-    if host.instance_id == state.info.instance_id || host.public_key == state.identity.public_key()
-    {
+    if host.instance_id == node.info.instance_id || host.public_key == node.identity.public_key() {
         return Err(NodeError::new(
             ErrorCode::InviteOwn,
             "this invitation was issued by this instance; accept it on the guest instance",
         ));
     }
-    if !same_url(&invitation.guest_url, &state.info.public_url) {
+    if !same_url(&invitation.guest_url, &node.info.public_url) {
         return Err(NodeError::new(
             ErrorCode::InviteWrongInstance,
             format!(
                 "this invitation is meant for the instance at {}, and this one is at {}; accept it there, or ask the host for one for this URL",
-                invitation.guest_url, state.info.public_url
+                invitation.guest_url, node.info.public_url
             ),
         ));
     }
@@ -80,7 +79,7 @@ async fn read_invitation(state: &Node, code: &str) -> NodeResult<CollabInvitatio
             ),
         ));
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let (peers, collabs) =
         blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?))).await?;
     let collab_id = hex(&invitation.collaboration_id);
@@ -119,12 +118,12 @@ fn preview_of(invitation: &CollabInvitation) -> InvitationPreview {
 }
 
 /// Checks an invitation and shows what it offers, changing nothing.
-pub async fn preview(state: &Node, body: InvitationCode) -> NodeResult<InvitationPreview> {
-    Ok(preview_of(&read_invitation(state, &body.code).await?))
+pub async fn preview(node: &Node, body: InvitationCode) -> NodeResult<InvitationPreview> {
+    Ok(preview_of(&read_invitation(node, &body.code).await?))
 }
 
 /// The guest's record of a collaboration it just accepted, before the host confirmed.
-fn record_from_invitation(state: &Node, invitation: &CollabInvitation) -> CollabRecord {
+fn record_from_invitation(node: &Node, invitation: &CollabInvitation) -> CollabRecord {
     let self_participant = hex(&invitation.invitation_id);
     CollabRecord {
         id: hex(&invitation.collaboration_id),
@@ -161,7 +160,7 @@ fn record_from_invitation(state: &Node, invitation: &CollabInvitation) -> Collab
             ParticipantRecord {
                 id: self_participant,
                 role: "guest".into(),
-                title: state.info.title.clone(),
+                title: node.info.title.clone(),
                 status: "active".into(),
                 identity: None,
                 contact: None,
@@ -189,11 +188,11 @@ fn host_refusal(e: FederationError) -> NodeError {
 
 /// Accepts an invitation: sends the signed response to the host, or returns it for a file.
 pub async fn accept(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     body: AcceptInvitation,
 ) -> NodeResult<InvitationAccepted> {
-    let invitation = read_invitation(state, &body.code).await?;
+    let invitation = read_invitation(node, &body.code).await?;
     if body.contact.chars().count() > 250 {
         return Err(NodeError::new(
             ErrorCode::InvalidRequest,
@@ -205,18 +204,18 @@ pub async fn accept(
         invitation_id: invitation.invitation_id,
         collaboration_id: invitation.collaboration_id,
         guest: Issuer {
-            instance_id: state.info.instance_id.clone(),
-            title: state.info.title.clone(),
-            url: state.info.public_url.clone(),
-            public_key: state.identity.public_key(),
+            instance_id: node.info.instance_id.clone(),
+            title: node.info.title.clone(),
+            url: node.info.public_url.clone(),
+            public_key: node.identity.public_key(),
         },
         contact: body.contact.clone(),
         secret: invitation.secret,
     }
-    .issue(state.identity.signing_key());
-    let mut record = record_from_invitation(state, &invitation);
+    .issue(node.identity.signing_key());
+    let mut record = record_from_invitation(node, &invitation);
     if !body.response_file {
-        let snapshot: CollabSnapshot = state
+        let snapshot: CollabSnapshot = node
             .federation
             .call(
                 crate::federation::Callee::issuer(
@@ -242,7 +241,7 @@ pub async fn accept(
             "delivery": if body.response_file { "file" } else { "online" },
         }),
     );
-    let store = state.store.clone();
+    let store = node.store.clone();
     let stored = blocking(move || store.insert_collab(&record, &entry)).await?;
     Ok(InvitationAccepted {
         collaboration: view(&stored),
@@ -355,7 +354,7 @@ fn check_snapshot(record: &CollabRecord, snapshot: &CollabSnapshot) -> NodeResul
 /// Applies a snapshot from the host to this guest's record, unless it is older than what this
 /// guest has; ends workspaces that went. Returns the record as saved.
 pub(crate) async fn apply_snapshot(
-    state: &Node,
+    node: &Node,
     mut record: CollabRecord,
     snapshot: &CollabSnapshot,
     actor: &str,
@@ -381,15 +380,15 @@ pub(crate) async fn apply_snapshot(
             &merged_record,
             json!({"revision": snapshot.revision, "state": snapshot.state}),
         );
-        match save(state, merged_record, entry).await {
+        match save(node, merged_record, entry).await {
             Ok(saved) => {
                 for workspace in &merged.ended {
-                    end_workspace(state, &saved, workspace.as_deref()).await?;
+                    end_workspace(node, &saved, workspace.as_deref()).await?;
                 }
                 return Ok(saved);
             }
             Err(e) if e.0.code == ErrorCode::CollabStateConflict => {
-                record = load(state, record.id.clone()).await?;
+                record = load(node, record.id.clone()).await?;
             }
             Err(e) => return Err(e),
         }
@@ -410,10 +409,10 @@ fn guest_only(record: &CollabRecord, what: &str) -> NodeResult<()> {
 }
 
 /// Asks the host for this guest's current view of the collaboration and applies it.
-pub async fn refresh(state: &Node, caller: &Caller, id: String) -> NodeResult<Collaboration> {
-    let record = load(state, id).await?;
+pub async fn refresh(node: &Node, caller: &Caller, id: String) -> NodeResult<Collaboration> {
+    let record = load(node, id).await?;
     guest_only(&record, "catch up with the host")?;
-    let asked: Result<CollabSnapshot, _> = state
+    let asked: Result<CollabSnapshot, _> = node
         .federation
         .call(
             crate::federation::Callee::of(
@@ -457,14 +456,14 @@ pub async fn refresh(state: &Node, caller: &Caller, id: String) -> NodeResult<Co
     };
     let actor = format!("{} (refresh)", caller.name);
     Ok(view(
-        &apply_snapshot(state, record, &snapshot, &actor).await?,
+        &apply_snapshot(node, record, &snapshot, &actor).await?,
     ))
 }
 
 /// Leaves a collaboration: the host hears of it; linked spaces and items stay, received items
 /// follow this instance's delete policy.
-pub async fn leave(state: &Node, caller: &Caller, id: String) -> NodeResult<CollabChanged> {
-    let mut record = load(state, id).await?;
+pub async fn leave(node: &Node, caller: &Caller, id: String) -> NodeResult<CollabChanged> {
+    let mut record = load(node, id).await?;
     guest_only(&record, "leave; the host deletes the collaboration instead")?;
     record.state = collab::apply(record.role, record.state, CollabEvent::Leave)
         .map_err(|e| conflict(e.to_string()))?;
@@ -479,9 +478,9 @@ pub async fn leave(state: &Node, caller: &Caller, id: String) -> NodeResult<Coll
         json!({"unlinked_spaces": unlinked}),
     );
     // Left here first: leaving stands whether or not the host can be told now.
-    let saved = save(state, record, entry).await?;
-    end_workspace(state, &saved, None).await?;
-    let told = state
+    let saved = save(node, record, entry).await?;
+    end_workspace(node, &saved, None).await?;
+    let told = node
         .federation
         .call::<_, serde_json::Value>(
             crate::federation::Callee::of(
@@ -503,7 +502,7 @@ pub async fn leave(state: &Node, caller: &Caller, id: String) -> NodeResult<Coll
             &saved,
             json!({ "error": error }),
         );
-        let store = state.store.clone();
+        let store = node.store.clone();
         blocking(move || store.audit(&entry)).await?;
     }
     Ok(CollabChanged {

@@ -144,24 +144,24 @@ fn new_workspace(
 }
 
 /// The local space a new workspace links, by name or id.
-async fn linked_space(state: &Node, space: &str) -> NodeResult<LinkedSpace> {
-    let store = state.store.clone();
+async fn linked_space(node: &Node, space: &str) -> NodeResult<LinkedSpace> {
+    let store = node.store.clone();
     let space = space.to_string();
     let found = blocking(move || store.space(&space)).await?;
     Ok(LinkedSpace::from(&found))
 }
 
 /// Creates a collaboration hosted here, with its first workspaces and this instance's links.
-pub async fn create(state: &Node, caller: &Caller, new: NewCollab) -> NodeResult<Collaboration> {
+pub async fn create(node: &Node, caller: &Caller, new: NewCollab) -> NodeResult<Collaboration> {
     collab::check_collab(&new.name, &new.description)?;
     if new.workspaces.is_empty() {
         return Err(invalid("a collaboration has at least one workspace"));
     }
     let host = PeerIdentity {
-        instance_id: state.info.instance_id.clone(),
-        title: state.info.title.clone(),
-        url: state.info.public_url.clone(),
-        public_key: state.identity.public_key(),
+        instance_id: node.info.instance_id.clone(),
+        title: node.info.title.clone(),
+        url: node.info.public_url.clone(),
+        public_key: node.identity.public_key(),
     };
     let self_participant = hex_id();
     let mut record = CollabRecord {
@@ -179,7 +179,7 @@ pub async fn create(state: &Node, caller: &Caller, new: NewCollab) -> NodeResult
         participants: vec![ParticipantRecord {
             id: self_participant,
             role: "host".into(),
-            title: state.info.title.clone(),
+            title: node.info.title.clone(),
             status: GuestStatus::Active.as_str().into(),
             identity: None,
             contact: None,
@@ -195,7 +195,7 @@ pub async fn create(state: &Node, caller: &Caller, new: NewCollab) -> NodeResult
         let (workspace, space) = new_workspace(&record, workspace)?;
         record
             .links
-            .insert(workspace.id.clone(), linked_space(state, &space).await?);
+            .insert(workspace.id.clone(), linked_space(node, &space).await?);
         record.workspaces.push(workspace);
     }
     let entry = audit(
@@ -204,7 +204,7 @@ pub async fn create(state: &Node, caller: &Caller, new: NewCollab) -> NodeResult
         &record,
         json!({"name": record.name, "workspaces": record.workspaces.iter().map(|w| &w.name).collect::<Vec<_>>()}),
     );
-    let store = state.store.clone();
+    let store = node.store.clone();
     let stored = blocking(move || store.insert_collab(&record, &entry)).await?;
     Ok(view(&stored))
 }
@@ -212,16 +212,16 @@ pub async fn create(state: &Node, caller: &Caller, new: NewCollab) -> NodeResult
 /// Saves a host-side change and tells every guest taking part (plus `also`, e.g. a guest just
 /// removed).
 async fn save_and_tell(
-    state: &Node,
+    node: &Node,
     mut record: CollabRecord,
     entry: ferry_store::NewAuditEntry,
     also: &[String],
 ) -> NodeResult<CollabChanged> {
     record.revision += 1;
-    let saved = save(state, record, entry).await?;
+    let saved = save(node, record, entry).await?;
     let mut guests = active_guests(&saved);
     guests.extend(also.iter().cloned());
-    let not_notified = tell_guests(state, &saved, &guests).await;
+    let not_notified = tell_guests(node, &saved, &guests).await;
     Ok(CollabChanged {
         collaboration: view(&saved),
         not_notified,
@@ -230,12 +230,12 @@ async fn save_and_tell(
 
 /// Adds a workspace, links the host's space to it, and sets existing guests' modes in it.
 pub async fn add_workspace(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     new: NewWorkspace,
 ) -> NodeResult<CollabChanged> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     let (workspace, space) = new_workspace(&record, &new)?;
     let entry = audit(
@@ -246,20 +246,20 @@ pub async fn add_workspace(
     );
     record
         .links
-        .insert(workspace.id.clone(), linked_space(state, &space).await?);
+        .insert(workspace.id.clone(), linked_space(node, &space).await?);
     record.workspaces.push(workspace);
-    save_and_tell(state, record, entry, &[]).await
+    save_and_tell(node, record, entry, &[]).await
 }
 
 /// Changes a workspace's name, description or config.
 pub async fn update_workspace(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     workspace: String,
     patch: WorkspacePatch,
 ) -> NodeResult<CollabChanged> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     let target = workspace_id(&record, &workspace)?;
     if let Some(name) = &patch.name
@@ -294,18 +294,18 @@ pub async fn update_workspace(
         &record,
         json!({"workspace": target, "patch": patch}),
     );
-    save_and_tell(state, record, entry, &[]).await
+    save_and_tell(node, record, entry, &[]).await
 }
 
 /// Deletes a workspace. Every participant's linked space and items stay; received items follow
 /// each participant's delete policy.
 pub async fn delete_workspace(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     workspace: String,
 ) -> NodeResult<CollabChanged> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     let target = workspace_id(&record, &workspace)?;
     if record.workspaces.len() == 1 {
@@ -321,21 +321,21 @@ pub async fn delete_workspace(
         &record,
         json!({"workspace": target, "unlinked_space": unlinked.map(|l| l.name)}),
     );
-    let changed = save_and_tell(state, record, entry, &[]).await?;
-    let saved = load(state, changed.collaboration.id.clone()).await?;
-    end_workspace(state, &saved, Some(&target)).await?;
+    let changed = save_and_tell(node, record, entry, &[]).await?;
+    let saved = load(node, changed.collaboration.id.clone()).await?;
+    end_workspace(node, &saved, Some(&target)).await?;
     Ok(changed)
 }
 
 /// Sets one guest's modes: workspace to `send`, `receive`, `send_receive`, or `none`.
 pub async fn set_access(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     guest: String,
     body: SetAccess,
 ) -> NodeResult<CollabChanged> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     let guest = active_guest_id(&record, &guest)?;
     if body.access.is_empty() {
@@ -360,26 +360,26 @@ pub async fn set_access(
         json!({"guest": guest, "access": body.access}),
     );
     let collab_id = record.id.clone();
-    let changed = save_and_tell(state, record, entry, &[]).await?;
+    let changed = save_and_tell(node, record, entry, &[]).await?;
     // The guest knows its new modes now: what they open goes at once.
     for (workspace_id, _) in changes {
         let link = crate::sync::Link::Collab {
             collab_id: collab_id.clone(),
             workspace_id,
         };
-        crate::sync::link_changed(state, link).await;
+        crate::sync::link_changed(node, link).await;
     }
     Ok(changed)
 }
 
 /// Removes a guest: it hears of it, and its key is no longer accepted for this collaboration.
 pub async fn remove_guest(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     guest: String,
 ) -> NodeResult<CollabChanged> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     let guest = guest_id(&record, &guest)?;
     let participant = record
@@ -404,13 +404,13 @@ pub async fn remove_guest(
         &record,
         json!({"guest": guest, "title": title}),
     );
-    save_and_tell(state, record, entry, &[guest]).await
+    save_and_tell(node, record, entry, &[guest]).await
 }
 
 /// Deletes the collaboration: every guest hears of it; linked spaces and items stay, received
 /// items follow each participant's delete policy.
-pub async fn delete(state: &Node, caller: &Caller, id: String) -> NodeResult<CollabChanged> {
-    let mut record = load(state, id).await?;
+pub async fn delete(node: &Node, caller: &Caller, id: String) -> NodeResult<CollabChanged> {
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     record.state = collab::apply(record.role, record.state, CollabEvent::Delete)
         .map_err(|e| conflict(e.to_string()))?;
@@ -430,9 +430,9 @@ pub async fn delete(state: &Node, caller: &Caller, id: String) -> NodeResult<Col
         json!({"unlinked_spaces": unlinked}),
     );
     // Every guest taking part hears; its snapshot says "deleted".
-    let changed = save_and_tell(state, record, entry, &[]).await?;
-    let saved = load(state, changed.collaboration.id.clone()).await?;
-    end_workspace(state, &saved, None).await?;
+    let changed = save_and_tell(node, record, entry, &[]).await?;
+    let saved = load(node, changed.collaboration.id.clone()).await?;
+    end_workspace(node, &saved, None).await?;
     Ok(changed)
 }
 
@@ -471,7 +471,7 @@ fn invitation_view(record: &CollabRecord, invitation: &InvitationRecord) -> Invi
 
 /// Mints a new secret and expiry for an invitation and renders its signed code.
 fn issue_invitation(
-    state: &Node,
+    node: &Node,
     record: &CollabRecord,
     invitation: &mut InvitationRecord,
     validity_secs: i64,
@@ -496,10 +496,10 @@ fn issue_invitation(
         version: TICKET_VERSION,
         invitation_id: id_bytes(&invitation.id),
         host: Issuer {
-            instance_id: state.info.instance_id.clone(),
-            title: state.info.title.clone(),
-            url: state.info.public_url.clone(),
-            public_key: state.identity.public_key(),
+            instance_id: node.info.instance_id.clone(),
+            title: node.info.title.clone(),
+            url: node.info.public_url.clone(),
+            public_key: node.identity.public_key(),
         },
         collaboration_id: id_bytes(&record.id),
         collaboration_name: record.name.clone(),
@@ -508,7 +508,7 @@ fn issue_invitation(
         expires_at: invitation.expires_at,
         secret,
     }
-    .issue(state.identity.signing_key())
+    .issue(node.identity.signing_key())
 }
 
 fn validity(expires_in: Option<&str>) -> NodeResult<i64> {
@@ -520,13 +520,13 @@ fn validity(expires_in: Option<&str>) -> NodeResult<i64> {
 
 /// Invites one guest instance, by URL, with a mode per offered workspace.
 pub async fn invite(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     new: NewInvitation,
 ) -> NodeResult<InvitationCreated> {
     let validity = validity(new.expires_in.as_deref())?;
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     let url = reqwest::Url::parse(new.guest_url.trim())
         .ok()
@@ -537,7 +537,7 @@ pub async fn invite(
                 new.guest_url
             ))
         })?;
-    if same_url(url.as_str(), &state.info.public_url) {
+    if same_url(url.as_str(), &node.info.public_url) {
         return Err(NodeError::new(
             ErrorCode::InviteOwn,
             "this URL is this instance's own; invite another instance",
@@ -564,7 +564,7 @@ pub async fn invite(
         refreshes: 0,
         created_at: rfc3339(unix_now()),
     };
-    let code = issue_invitation(state, &record, &mut invitation, validity);
+    let code = issue_invitation(node, &record, &mut invitation, validity);
     let entry = audit(
         &caller.name,
         "collab.invited",
@@ -572,15 +572,15 @@ pub async fn invite(
         json!({"invitation": invitation.id, "guest_url": invitation.guest_url, "access": invitation.access, "expires_at": invitation.expires_at}),
     );
     record.invitations.push(invitation.clone());
-    let saved = save(state, record, entry).await?;
+    let saved = save(node, record, entry).await?;
     Ok(InvitationCreated {
         invitation: invitation_view(&saved, &invitation),
         code,
     })
 }
 
-pub async fn list_invitations(state: &Node, id: String) -> NodeResult<Vec<InvitationView>> {
-    let record = load(state, id).await?;
+pub async fn list_invitations(node: &Node, id: String) -> NodeResult<Vec<InvitationView>> {
+    let record = load(node, id).await?;
     if record.role != CollabRole::Host {
         return Err(NodeError::new(
             ErrorCode::CollabHostOnly,
@@ -619,19 +619,19 @@ fn open_invitation(record: &CollabRecord, id: &str) -> NodeResult<usize> {
 
 /// A new code for an open invitation, with a new expiry; the old code stops working.
 pub async fn refresh_invitation(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     invitation: String,
     body: RefreshInvitation,
 ) -> NodeResult<InvitationCreated> {
     let validity = validity(body.expires_in.as_deref())?;
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     let index = open_invitation(&record, &invitation)?;
     let mut refreshed = record.invitations[index].clone();
     refreshed.refreshes += 1;
-    let code = issue_invitation(state, &record, &mut refreshed, validity);
+    let code = issue_invitation(node, &record, &mut refreshed, validity);
     let entry = audit(
         &caller.name,
         "collab.invitation_refreshed",
@@ -639,7 +639,7 @@ pub async fn refresh_invitation(
         json!({"invitation": refreshed.id, "expires_at": refreshed.expires_at}),
     );
     record.invitations[index] = refreshed.clone();
-    let saved = save(state, record, entry).await?;
+    let saved = save(node, record, entry).await?;
     Ok(InvitationCreated {
         invitation: invitation_view(&saved, &refreshed),
         code,
@@ -648,12 +648,12 @@ pub async fn refresh_invitation(
 
 /// Withdraws an open invitation; its code stops working.
 pub async fn invalidate_invitation(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     invitation: String,
 ) -> NodeResult<InvitationView> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     host_only(&record)?;
     let index = open_invitation(&record, &invitation)?;
     record.invitations[index].state = "invalidated".into();
@@ -664,7 +664,7 @@ pub async fn invalidate_invitation(
         &record,
         json!({"invitation": invitation}),
     );
-    let saved = save(state, record, entry).await?;
+    let saved = save(node, record, entry).await?;
     Ok(invitation_view(&saved, &saved.invitations[index]))
 }
 
@@ -696,12 +696,12 @@ fn response_hash(text: &str) -> String {
 
 /// Checks a parsed response against its invitation without changing anything.
 pub(crate) async fn check_response(
-    state: &Node,
+    node: &Node,
     response: &CollabResponse,
     text: &str,
 ) -> NodeResult<ResponseCheck> {
     let collab_id = hex(&response.collaboration_id);
-    let store = state.store.clone();
+    let store = node.store.clone();
     let (record, peers, collabs) = blocking(move || {
         Ok::<_, StoreError>((
             store.collab(&collab_id),
@@ -831,7 +831,7 @@ fn check_invitation_secret(
 /// Whether the instance at the invitation's URL is the one that answered: a response names its
 /// own URL, so only asking that URL binds the invitation to it. `Err` when it cannot be asked.
 pub(crate) async fn confirm_guest(
-    state: &Node,
+    node: &Node,
     response: &CollabResponse,
     flows: ferry_core::policy::Flows,
 ) -> Result<(), NodeError> {
@@ -840,7 +840,7 @@ pub(crate) async fn confirm_guest(
         instance_id: None,
         ..crate::federation::Callee::issuer(guest, flows)
     };
-    let found: ferry_proto::InstanceIdentity = match state
+    let found: ferry_proto::InstanceIdentity = match node
         .federation
         .call(
             callee,
@@ -877,7 +877,7 @@ fn wrong_instance(guest: &ferry_proto::ticket::Issuer) -> NodeError {
 
 /// Lets the guest of a checked response in: pins it, gives it the invitation's modes.
 pub(crate) async fn apply_response(
-    state: &Node,
+    node: &Node,
     response: &CollabResponse,
     text: &str,
     check: ResponseCheck,
@@ -924,7 +924,7 @@ pub(crate) async fn apply_response(
         &record,
         json!({"guest": guest.instance_id, "title": guest.title, "contact": response.contact, "invitation": invitation_id, "delivery": delivery}),
     );
-    let saved = save(state, record, entry).await?;
+    let saved = save(node, record, entry).await?;
     let snapshot = snapshot_of_invitation(&saved, &response.invitation_id)?;
     Ok((saved, snapshot))
 }
@@ -942,27 +942,27 @@ fn snapshot_of_invitation(
 
 /// Tells every guest but `joined` that someone joined, in the background: the joining call does
 /// not wait on other guests.
-pub(crate) fn tell_others_later(state: &Node, record: CollabRecord, joined: String) {
-    let state = state.clone();
+pub(crate) fn tell_others_later(node: &Node, record: CollabRecord, joined: String) {
+    let node = node.clone();
     tokio::spawn(async move {
         let others: Vec<String> = active_guests(&record)
             .into_iter()
             .filter(|g| *g != joined)
             .collect();
-        tell_guests(&state, &record, &others).await;
+        tell_guests(&node, &record, &others).await;
     });
 }
 
 /// Imports a guest's response file: the guest joins; it hears so online when it can be reached.
 pub async fn import_response(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     body: GuestResponse,
 ) -> NodeResult<CollabChanged> {
     let response = parse_response(&body.response)?;
     if hex(&response.collaboration_id) != id {
-        let record = load(state, id).await?;
+        let record = load(node, id).await?;
         return Err(NodeError::new(
             ErrorCode::InvalidRequest,
             format!(
@@ -971,7 +971,7 @@ pub async fn import_response(
             ),
         ));
     }
-    let check = check_response(state, &response, &body.response).await?;
+    let check = check_response(node, &response, &body.response).await?;
     if matches!(check, ResponseCheck::Repeated(_)) {
         return Err(NodeError::new(
             ErrorCode::InviteReused,
@@ -981,13 +981,13 @@ pub async fn import_response(
     // Where the guest can be reached, ask it who it is; an air-gapped guest cannot be asked,
     // and its admin's delivery of the file is the trust then.
     let flows = check.invitation_flows(&response);
-    let confirmed = match confirm_guest(state, &response, flows).await {
+    let confirmed = match confirm_guest(node, &response, flows).await {
         Ok(()) => true,
         Err(e) if e.0.code == ErrorCode::InviteWrongInstance => return Err(e),
         Err(_) => false,
     };
     let (saved, _) = apply_response(
-        state,
+        node,
         &response,
         &body.response,
         check,
@@ -995,7 +995,7 @@ pub async fn import_response(
         json!({"via": "file", "identity_confirmed": confirmed}),
     )
     .await?;
-    let not_notified = tell_guests(state, &saved, &active_guests(&saved)).await;
+    let not_notified = tell_guests(node, &saved, &active_guests(&saved)).await;
     Ok(CollabChanged {
         collaboration: view(&saved),
         not_notified,

@@ -16,7 +16,7 @@ use serde_json::json;
 
 /// A guest's response, online. The guest is not pinned yet: the signed response carries its key,
 /// and the request must be signed with that same key. Answers with the guest's first snapshot.
-pub async fn guest_response(state: &Node, mut incoming: Incoming) -> NodeResult<CollabSnapshot> {
+pub async fn guest_response(node: &Node, mut incoming: Incoming) -> NodeResult<CollabSnapshot> {
     // Write-free checks first; nonce and ingress, which write, only for a live invitation.
     let checked = async {
         let body: GuestResponse = json_body(&incoming.body)?;
@@ -25,24 +25,24 @@ pub async fn guest_response(state: &Node, mut incoming: Incoming) -> NodeResult<
             return Err(signature_failure(SignatureError::BadSignature));
         }
         incoming.verify(&response.guest.public_key)?;
-        let check = host::check_response(state, &response, &body.response).await?;
+        let check = host::check_response(node, &response, &body.response).await?;
         let flows = check.invitation_flows(&response);
         let party = incoming.party(&response.guest.title, &response.guest.url);
-        incoming.admit(state, &party, flows).await?;
+        incoming.admit(node, &party, flows).await?;
         if matches!(check, host::ResponseCheck::Fresh(_)) {
-            host::confirm_guest(state, &response, flows).await?;
+            host::confirm_guest(node, &response, flows).await?;
         }
         Ok((body, response, check))
     };
     let (body, response, check) = match checked.await {
         Ok(checked) => checked,
-        Err(failure) => return Err(incoming.refused(state, failure).await),
+        Err(failure) => return Err(incoming.refused(node, failure).await),
     };
     let actor = format!("peer:{}", response.guest.instance_id);
     let joined = hex(&response.invitation_id);
     let repeated = matches!(check, host::ResponseCheck::Repeated(_));
     let (saved, snapshot) = host::apply_response(
-        state,
+        node,
         &response,
         &body.response,
         check,
@@ -51,19 +51,19 @@ pub async fn guest_response(state: &Node, mut incoming: Incoming) -> NodeResult<
     )
     .await?;
     if !repeated {
-        host::tell_others_later(state, saved, joined);
+        host::tell_others_later(node, saved, joined);
     }
     Ok(snapshot)
 }
 
-async fn collab_of(state: &Node, id: &str) -> NodeResult<CollabRecord> {
+async fn collab_of(node: &Node, id: &str) -> NodeResult<CollabRecord> {
     if !collab::is_valid_id(id) {
         return Err(NodeError::new(
             ErrorCode::CollabNotFound,
             "no collaboration has that id",
         ));
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let id = id.to_string();
     blocking(move || store.collab(&id)).await
 }
@@ -74,7 +74,7 @@ fn same_instance(identity: &PeerIdentity, sender: &PeerIdentity) -> bool {
 
 /// Records a refusal a handler made after the request's checks passed, and passes it on. Store
 /// messages never go back to the caller: they may name local spaces.
-async fn refused(state: &Node, signed: &SignedByPeer, path: &str, failure: NodeError) -> NodeError {
+async fn refused(node: &Node, signed: &SignedByPeer, path: &str, failure: NodeError) -> NodeError {
     let failure =
         if failure.0.code == ErrorCode::Internal || failure.0.code == ErrorCode::SpaceNotFound {
             NodeError::new(
@@ -93,16 +93,16 @@ async fn refused(state: &Node, signed: &SignedByPeer, path: &str, failure: NodeE
         reason: failure.0.message.clone(),
         claimed_sender: None,
     };
-    crate::federation::record_refusal(state, refusal).await;
+    crate::federation::record_refusal(node, refusal).await;
     failure
 }
 
 /// The host pushes a snapshot; only the host of that collaboration may.
-pub async fn snapshot(state: &Node, signed: SignedByPeer) -> NodeResult<serde_json::Value> {
-    match apply_pushed_snapshot(state, &signed).await {
+pub async fn snapshot(node: &Node, signed: SignedByPeer) -> NodeResult<serde_json::Value> {
+    match apply_pushed_snapshot(node, &signed).await {
         Ok(answer) => Ok(answer),
         Err(failure) => Err(refused(
-            state,
+            node,
             &signed,
             crate::federation::COLLAB_SNAPSHOT_PATH,
             failure,
@@ -112,25 +112,25 @@ pub async fn snapshot(state: &Node, signed: SignedByPeer) -> NodeResult<serde_js
 }
 
 async fn apply_pushed_snapshot(
-    state: &Node,
+    node: &Node,
     signed: &SignedByPeer,
 ) -> NodeResult<serde_json::Value> {
     let snapshot: CollabSnapshot = json_body(&signed.body)?;
-    let record = collab_of(state, &snapshot.collaboration_id).await?;
+    let record = collab_of(node, &snapshot.collaboration_id).await?;
     if record.role == CollabRole::Host {
         return Err(NodeError::new(
             ErrorCode::CollabHostOnly,
-            "only the host sends a collaboration's state, and this instance is its host",
+            "only the host sends a collaboration's node, and this instance is its host",
         ));
     }
     if !same_instance(&record.host, &signed.sender) {
         return Err(NodeError::new(
             ErrorCode::CollabHostOnly,
-            "only the host sends a collaboration's state, and the caller is not its host",
+            "only the host sends a collaboration's node, and the caller is not its host",
         ));
     }
     let actor = format!("peer:{}", signed.sender.instance_id);
-    let saved = guest::apply_snapshot(state, record, &snapshot, &actor).await?;
+    let saved = guest::apply_snapshot(node, record, &snapshot, &actor).await?;
     Ok(json!({"state": saved.state.as_str(), "revision": saved.revision}))
 }
 
@@ -179,42 +179,34 @@ fn calling_guest<'a>(
 }
 
 /// A guest catches up: its snapshot as of now.
-pub async fn fetch(state: &Node, signed: SignedByPeer) -> NodeResult<CollabSnapshot> {
+pub async fn fetch(node: &Node, signed: SignedByPeer) -> NodeResult<CollabSnapshot> {
     let answer = async {
         let asked: CollabRef = json_body(&signed.body)?;
-        let record = collab_of(state, &asked.collaboration_id).await?;
+        let record = collab_of(node, &asked.collaboration_id).await?;
         let participant = calling_guest(&record, &signed.sender)?;
         Ok(collabs::snapshot_for(&record, participant))
     };
     match answer.await {
         Ok(snapshot) => Ok(snapshot),
-        Err(failure) => Err(refused(
-            state,
-            &signed,
-            crate::federation::COLLAB_FETCH_PATH,
-            failure,
-        )
-        .await),
+        Err(failure) => {
+            Err(refused(node, &signed, crate::federation::COLLAB_FETCH_PATH, failure).await)
+        }
     }
 }
 
 /// A guest leaves: it is marked as left, loses its modes, and the other guests hear of it.
-pub async fn leave(state: &Node, signed: SignedByPeer) -> NodeResult<serde_json::Value> {
-    match record_departure(state, &signed).await {
+pub async fn leave(node: &Node, signed: SignedByPeer) -> NodeResult<serde_json::Value> {
+    match record_departure(node, &signed).await {
         Ok(()) => Ok(json!({"left": true})),
-        Err(failure) => Err(refused(
-            state,
-            &signed,
-            crate::federation::COLLAB_LEAVE_PATH,
-            failure,
-        )
-        .await),
+        Err(failure) => {
+            Err(refused(node, &signed, crate::federation::COLLAB_LEAVE_PATH, failure).await)
+        }
     }
 }
 
-async fn record_departure(state: &Node, signed: &SignedByPeer) -> NodeResult<()> {
+async fn record_departure(node: &Node, signed: &SignedByPeer) -> NodeResult<()> {
     let asked: CollabRef = json_body(&signed.body)?;
-    let mut record = collab_of(state, &asked.collaboration_id).await?;
+    let mut record = collab_of(node, &asked.collaboration_id).await?;
     let leaving = calling_guest(&record, &signed.sender)?.id.clone();
     for participant in record.participants.iter_mut().filter(|p| p.id == leaving) {
         participant.status = GuestStatus::Left.as_str().into();
@@ -229,7 +221,7 @@ async fn record_departure(state: &Node, signed: &SignedByPeer) -> NodeResult<()>
         &record,
         json!({"guest": leaving, "title": signed.sender.title}),
     );
-    let saved = collabs::save(state, record, entry).await?;
-    host::tell_others_later(state, saved, leaving);
+    let saved = collabs::save(node, record, entry).await?;
+    host::tell_others_later(node, saved, leaving);
     Ok(())
 }

@@ -133,7 +133,7 @@ pub(crate) fn snapshot_for(
     record: &CollabRecord,
     participant: &ParticipantRecord,
 ) -> CollabSnapshot {
-    let state = if record.state == CollabState::Deleted {
+    let node = if record.state == CollabState::Deleted {
         "deleted"
     } else if participant.status == GuestStatus::Active.as_str() {
         "active"
@@ -145,7 +145,7 @@ pub(crate) fn snapshot_for(
         name: record.name.clone(),
         description: record.description.clone(),
         revision: record.revision,
-        state: state.into(),
+        state: node.into(),
         participant_id: participant.id.clone(),
         workspaces: record
             .workspaces
@@ -191,17 +191,17 @@ pub(crate) fn audit(
     }
 }
 
-pub(crate) async fn load(state: &Node, id: String) -> NodeResult<CollabRecord> {
-    let store = state.store.clone();
+pub(crate) async fn load(node: &Node, id: String) -> NodeResult<CollabRecord> {
+    let store = node.store.clone();
     blocking(move || store.collab(&id)).await
 }
 
 pub(crate) async fn save(
-    state: &Node,
+    node: &Node,
     record: CollabRecord,
     entry: NewAuditEntry,
 ) -> NodeResult<CollabRecord> {
-    let store = state.store.clone();
+    let store = node.store.clone();
     blocking(move || store.update_collab(&record, &entry)).await
 }
 
@@ -234,21 +234,21 @@ pub(crate) fn arrival_link(collab_id: &str, workspace_id: Option<&str>) -> Strin
 /// says so, in one transaction with the audit entry. Own items and linked spaces are never
 /// touched.
 pub(crate) async fn end_workspace(
-    state: &Node,
+    node: &Node,
     record: &CollabRecord,
     workspace_id: Option<&str>,
 ) -> NodeResult<EndedArrivals> {
-    end_arrivals(state, record, workspace_id, record.delete_policy).await
+    end_arrivals(node, record, workspace_id, record.delete_policy).await
 }
 
 /// Like [`end_workspace`] with the policy given: unlinking keeps items whatever the policy.
 async fn end_arrivals(
-    state: &Node,
+    node: &Node,
     record: &CollabRecord,
     workspace_id: Option<&str>,
     policy: DeletePolicy,
 ) -> NodeResult<EndedArrivals> {
-    let store = state.store.clone();
+    let store = node.store.clone();
     let link = arrival_link(&record.id, workspace_id);
     let entry = audit(
         "ferry",
@@ -266,14 +266,14 @@ async fn end_arrivals(
         store.end_arrivals(which, policy == DeletePolicy::Delete, &entry)
     })
     .await?;
-    crate::chunks::remove_chunks(state, ended.freed_chunks.clone()).await;
+    crate::chunks::remove_chunks(node, ended.freed_chunks.clone()).await;
     Ok(ended)
 }
 
 /// Sends each named guest its snapshot; returns the titles of those that could not be told (they
 /// catch up at their next contact).
 pub(crate) async fn tell_guests(
-    state: &Node,
+    node: &Node,
     record: &CollabRecord,
     guests: &[String],
 ) -> Vec<String> {
@@ -283,7 +283,7 @@ pub(crate) async fn tell_guests(
         .iter()
         .filter(|p| guests.contains(&p.id))
     {
-        if let Err(e) = tell_guest(state, record, participant).await {
+        if let Err(e) = tell_guest(node, record, participant).await {
             not_told.push(participant.title.clone());
             let entry = audit(
                 "ferry",
@@ -291,7 +291,7 @@ pub(crate) async fn tell_guests(
                 record,
                 json!({"guest": participant.id, "title": participant.title, "revision": record.revision, "error": e}),
             );
-            let store = state.store.clone();
+            let store = node.store.clone();
             if let Err(e) = blocking(move || store.audit(&entry)).await {
                 tracing::warn!(error = ?e, "could not record a notice that failed");
             }
@@ -302,7 +302,7 @@ pub(crate) async fn tell_guests(
 
 /// Sends one guest its snapshot.
 async fn tell_guest(
-    state: &Node,
+    node: &Node,
     record: &CollabRecord,
     participant: &ParticipantRecord,
 ) -> Result<(), String> {
@@ -310,7 +310,7 @@ async fn tell_guest(
         let Some(identity) = participant.identity.as_ref() else {
             return Ok(());
         };
-        let sent: Result<serde_json::Value, _> = state
+        let sent: Result<serde_json::Value, _> = node
             .federation
             .call(
                 crate::federation::Callee::of(
@@ -339,16 +339,16 @@ pub(crate) fn active_guests(record: &CollabRecord) -> Vec<String> {
         .collect()
 }
 
-/// Every collaboration this instance hosts or joined, in every state.
-pub async fn list_collabs(state: &Node) -> NodeResult<Vec<Collaboration>> {
-    let store = state.store.clone();
+/// Every collaboration this instance hosts or joined, in every node.
+pub async fn list_collabs(node: &Node) -> NodeResult<Vec<Collaboration>> {
+    let store = node.store.clone();
     let records = blocking(move || store.list_collabs()).await?;
     Ok(records.iter().map(view).collect())
 }
 
-pub async fn show_collab(state: &Node, id: String) -> NodeResult<CollabDetail> {
-    let record = load(state, id).await?;
-    let store = state.store.clone();
+pub async fn show_collab(node: &Node, id: String) -> NodeResult<CollabDetail> {
+    let record = load(node, id).await?;
+    let store = node.store.clone();
     let subject = record.id.clone();
     let history = blocking(move || store.audit_of(&subject)).await?;
     Ok(CollabDetail {
@@ -375,13 +375,13 @@ pub(crate) fn workspace_id(record: &CollabRecord, workspace: &str) -> NodeResult
 
 /// Links one of this instance's spaces to a workspace. Only this instance ever knows which.
 pub async fn link(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     workspace: String,
     body: LinkSpace,
 ) -> NodeResult<Collaboration> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     ensure_not_over(&record)?;
     let workspace_id = workspace_id(&record, &workspace)?;
     if let Some(linked) = record.links.get(&workspace_id) {
@@ -393,7 +393,7 @@ pub async fn link(
             ),
         ));
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let space_name = body.space.clone();
     let space = blocking(move || store.space(&space_name)).await?;
     record
@@ -406,10 +406,10 @@ pub async fn link(
         json!({"workspace": workspace_id, "space": space.name}),
     );
     let collab_id = record.id.clone();
-    let saved = save(state, record, entry).await?;
+    let saved = save(node, record, entry).await?;
     // What the workspace already holds, both ways, goes now.
     crate::sync::link_changed(
-        state,
+        node,
         crate::sync::Link::Collab {
             collab_id,
             workspace_id,
@@ -421,12 +421,12 @@ pub async fn link(
 
 /// Unlinks this instance's space from a workspace. The space and its items stay.
 pub async fn unlink(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     workspace: String,
 ) -> NodeResult<Collaboration> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     let workspace_id = workspace_id(&record, &workspace)?;
     let Some(space) = record.links.remove(&workspace_id) else {
         return Err(NodeError::new(
@@ -440,16 +440,16 @@ pub async fn unlink(
         &record,
         json!({"workspace": workspace_id, "space": space.name}),
     );
-    let saved = save(state, record, entry).await?;
+    let saved = save(node, record, entry).await?;
     // What arrived stays in the space, no longer tied to the workspace.
-    end_arrivals(state, &saved, Some(&workspace_id), DeletePolicy::Keep).await?;
+    end_arrivals(node, &saved, Some(&workspace_id), DeletePolicy::Keep).await?;
     Ok(view(&saved))
 }
 
 /// Checks the network policies a collaboration needs, per direction its workspaces carry: on a
 /// guest, between it and its host; on a host, between it and each active guest.
-pub async fn check(state: &Node, id: String) -> NodeResult<PolicyCheck> {
-    let record = load(state, id).await?;
+pub async fn check(node: &Node, id: String) -> NodeResult<PolicyCheck> {
+    let record = load(node, id).await?;
     let others: Vec<PeerIdentity> = match record.role {
         CollabRole::Guest => vec![record.host.clone()],
         CollabRole::Host => record
@@ -462,7 +462,7 @@ pub async fn check(state: &Node, id: String) -> NodeResult<PolicyCheck> {
     let mut findings = Vec::new();
     for other in &others {
         let flows = collab_flows(&record, &other.instance_id);
-        findings.extend(federation::admission::check_flows(state, other, flows).await);
+        findings.extend(federation::admission::check_flows(node, other, flows).await);
     }
     Ok(PolicyCheck {
         ok: findings.iter().all(|f| f.ok),
@@ -473,13 +473,13 @@ pub async fn check(state: &Node, id: String) -> NodeResult<PolicyCheck> {
 /// Sets what happens to the items this instance received when a workspace or the collaboration
 /// ends for it.
 pub async fn set_delete_policy(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     body: SetDeletePolicy,
 ) -> NodeResult<Collaboration> {
     let policy = DeletePolicy::parse(&body.delete_policy)?;
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     ensure_not_over(&record)?;
     record.delete_policy = policy;
     let entry = audit(
@@ -488,20 +488,20 @@ pub async fn set_delete_policy(
         &record,
         json!({"delete_policy": policy.as_str()}),
     );
-    Ok(view(&save(state, record, entry).await?))
+    Ok(view(&save(node, record, entry).await?))
 }
 
 /// Sets this instance's security for a collaboration: the markings ceiling for what it sends,
 /// and the markings it gives to what it receives. Its own setting: nobody else is asked or told.
 pub async fn set_security(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     body: SetCollabSecurity,
 ) -> NodeResult<Collaboration> {
     ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
     ferry_core::names::check_markings(&body.security.mark)?;
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     ensure_not_over(&record)?;
     record.security = body.security.clone();
     let entry = audit(
@@ -510,7 +510,7 @@ pub async fn set_security(
         &record,
         json!({"security": body.security}),
     );
-    Ok(view(&save(state, record, entry).await?))
+    Ok(view(&save(node, record, entry).await?))
 }
 
 /// Whether two instance URLs name the same place (scheme, host, port, path).

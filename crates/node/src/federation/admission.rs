@@ -17,16 +17,16 @@ use std::net::IpAddr;
 /// Whether data may move in `direction` (egress: from this instance to `party`; ingress: from
 /// `party` here) under this instance's rules now; the refusal is for `party` to read.
 pub(crate) async fn data_permitted(
-    state: &Node,
+    node: &Node,
     party: &Party,
     direction: Direction,
 ) -> NodeResult<()> {
-    let rules = rules(&state.store).await;
+    let rules = rules(&node.store).await;
     let verdict = judge(&rules, &party.address());
     match verdict.on(direction) {
         Decision::Allowed(_) => Ok(()),
         decision => Err(refusal(
-            &state.info.title,
+            &node.info.title,
             party,
             &[(direction, decision)],
             Audience::Caller,
@@ -39,8 +39,8 @@ pub(crate) async fn data_permitted(
 /// and that this instance has no relation with, is turned away without its body being read. A
 /// caller this instance knows is judged once verified, where the refusal can name it and the
 /// links' directions; so is any caller when a host rule exists (a host is known only then).
-pub(crate) async fn could_admit(state: &Node, claimed: &str, ip: Option<IpAddr>) -> NodeResult<()> {
-    let rules = rules(&state.store).await;
+pub(crate) async fn could_admit(node: &Node, claimed: &str, ip: Option<IpAddr>) -> NodeResult<()> {
+    let rules = rules(&node.store).await;
     let party = Party {
         title: match ip {
             Some(ip) => format!("the caller at {ip}"),
@@ -56,7 +56,7 @@ pub(crate) async fn could_admit(state: &Node, claimed: &str, ip: Option<IpAddr>)
     });
     let refused = match admit_call(
         &rules,
-        &state.info.title,
+        &node.info.title,
         &party,
         Flows::BOTH,
         Audience::Caller,
@@ -65,7 +65,7 @@ pub(crate) async fn could_admit(state: &Node, claimed: &str, ip: Option<IpAddr>)
         Err(_) if host_rules => return Ok(()),
         Err(refused) => refused,
     };
-    let store = state.store.clone();
+    let store = node.store.clone();
     let claimed = claimed.to_string();
     let known = blocking(move || {
         let peer = store
@@ -90,11 +90,11 @@ pub(crate) async fn could_admit(state: &Node, claimed: &str, ip: Option<IpAddr>)
 /// sender's egress and the receiver's ingress. This instance's rules are read here; the peer's
 /// come from its answer to a probe (or, if it refuses the probe on policy, from the refusal).
 pub(crate) async fn check_flows(
-    state: &Node,
+    node: &Node,
     peer: &PeerIdentity,
     flows: Flows,
 ) -> Vec<PolicyFinding> {
-    let here = state.info.title.as_str();
+    let here = node.info.title.as_str();
     let there = peer.title.as_str();
     // Address rules match where the peer is: its first address.
     let first = addresses_of(&peer.url)
@@ -102,10 +102,10 @@ pub(crate) async fn check_flows(
         .ok()
         .and_then(|a| a.first().copied());
     let party = Party::of(peer, first);
-    let me = Party::new(here, &state.info.instance_id, &state.info.public_url, None);
-    let rules = rules(&state.store).await;
+    let me = Party::new(here, &node.info.instance_id, &node.info.public_url, None);
+    let rules = rules(&node.store).await;
     let verdict = judge(&rules, &party.address());
-    let theirs = probe(state, peer).await;
+    let theirs = probe(node, peer).await;
     let mut findings = Vec::new();
     for direction in flows.directions() {
         let flow = match direction {
@@ -159,8 +159,8 @@ pub(crate) async fn check_flows(
 /// its rules permit none of the directions `flows` carries. The probe carries no data, so this
 /// instance's own rules do not stop it (a check must report them, not be stopped by them); only
 /// where it goes is judged.
-async fn probe(state: &Node, peer: &PeerIdentity) -> Result<impl Fn(Direction) -> bool, String> {
-    let answer: Result<serde_json::Value, FederationError> = state
+async fn probe(node: &Node, peer: &PeerIdentity) -> Result<impl Fn(Direction) -> bool, String> {
+    let answer: Result<serde_json::Value, FederationError> = node
         .federation
         .call(
             Callee::probe(peer),

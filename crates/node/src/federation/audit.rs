@@ -6,23 +6,23 @@ use crate::node::Node;
 
 /// Writes a refused call to the audit log, as [`RefusalLog`] allows: the first of its source and
 /// code in a minute, and summaries of the minutes before.
-pub(crate) async fn record_refusal(state: &Node, refusal: refusals::Refusal) {
+pub(crate) async fn record_refusal(node: &Node, refusal: refusals::Refusal) {
     let minute = jiff::Timestamp::now().as_second().div_euclid(60);
-    write_audit(state, state.refusals.note(refusal, minute)).await;
+    write_audit(node, node.refusals.note(refusal, minute)).await;
 }
 
 /// Writes the summaries of refusals repeated in minutes that are over (`None`: all, at
 /// shutdown).
-pub async fn flush_refusals(state: &Node, all: bool) {
+pub async fn flush_refusals(node: &Node, all: bool) {
     let minute = (!all).then(|| jiff::Timestamp::now().as_second().div_euclid(60));
-    write_audit(state, state.refusals.flush(minute)).await;
+    write_audit(node, node.refusals.flush(minute)).await;
 }
 
-async fn write_audit(state: &Node, entries: Vec<ferry_store::NewAuditEntry>) {
+async fn write_audit(node: &Node, entries: Vec<ferry_store::NewAuditEntry>) {
     if entries.is_empty() {
         return;
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let written =
         crate::task::blocking(move || entries.iter().try_for_each(|entry| store.audit(entry)))
             .await;

@@ -70,7 +70,7 @@ pub struct Incoming {
 impl Incoming {
     /// A request whose head arrived: if ingress policy could admit the caller at all, the door
     /// may read its body (and give it with [`Incoming::with_body`]); a refusal is audited.
-    pub async fn admit_head(state: &Node, head: RequestHead) -> NodeResult<Incoming> {
+    pub async fn admit_head(node: &Node, head: RequestHead) -> NodeResult<Incoming> {
         let signature = head
             .signature
             .as_deref()
@@ -85,8 +85,8 @@ impl Incoming {
             verified: false,
         };
         // Before the body: a caller no rule admits gets nothing read, however slowly it sends.
-        if let Err(failure) = incoming.precheck_policy(state).await {
-            return Err(incoming.refused(state, failure).await);
+        if let Err(failure) = incoming.precheck_policy(node).await {
+            return Err(incoming.refused(node, failure).await);
         }
         Ok(incoming)
     }
@@ -123,10 +123,10 @@ impl Incoming {
 
     /// Nonce reuse and network policy, for a verified request from `sender`, whose links with
     /// this instance carry `flows`.
-    pub(crate) async fn admit(&self, state: &Node, sender: &Party, flows: Flows) -> NodeResult<()> {
+    pub(crate) async fn admit(&self, node: &Node, sender: &Party, flows: Flows) -> NodeResult<()> {
         let signature = self.signature.clone().map_err(signature_failure)?;
         let now = unix_now();
-        let store = state.store.clone();
+        let store = node.store.clone();
         let (id, nonce) = (signature.key_id.clone(), signature.nonce);
         let fresh = blocking(move || {
             store.remember_nonce(&id, &nonce, signature.created + CLOCK_WINDOW_SECS, now)
@@ -138,8 +138,8 @@ impl Incoming {
                 "this signed request was already received; a replay is refused",
             ));
         }
-        let rules = super::policy::rules(&state.store).await;
-        admit_call(&rules, &state.info.title, sender, flows, Audience::Caller)
+        let rules = super::policy::rules(&node.store).await;
+        admit_call(&rules, &node.info.title, sender, flows, Audience::Caller)
     }
 
     /// The verified sender, as policy matches it: its address is where the request came from.
@@ -149,7 +149,7 @@ impl Incoming {
 
     /// Records a refusal in the audit log (as [`super::refusals::RefusalLog`] allows), then
     /// passes it on.
-    pub(crate) async fn refused(&self, state: &Node, failure: NodeError) -> NodeError {
+    pub(crate) async fn refused(&self, node: &Node, failure: NodeError) -> NodeError {
         let ip = self
             .remote
             .map_or_else(|| "unknown address".to_string(), super::refusals::source_of);
@@ -168,7 +168,7 @@ impl Incoming {
             reason: failure.0.message.clone(),
             claimed_sender,
         };
-        super::audit::record_refusal(state, refusal).await;
+        super::audit::record_refusal(node, refusal).await;
         failure
     }
 
@@ -176,9 +176,9 @@ impl Incoming {
     /// claims to be. A caller no rule could admit is turned away before its signature is even
     /// read, at the cost of one policy evaluation. Admitted callers are judged again once
     /// verified ([`Incoming::admit`]).
-    async fn precheck_policy(&self, state: &Node) -> NodeResult<()> {
+    async fn precheck_policy(&self, node: &Node) -> NodeResult<()> {
         let claimed = self.signature.as_ref().ok().map(|s| s.key_id.as_str());
-        super::admission::could_admit(state, claimed.unwrap_or(""), self.remote).await
+        super::admission::could_admit(node, claimed.unwrap_or(""), self.remote).await
     }
 }
 
@@ -253,8 +253,8 @@ fn acquaintances(
 
 /// The pinned identity of a signed request's sender, from a relation that is not over, and the
 /// directions all its live relations with this instance carry.
-async fn pinned(state: &Node, instance_id: &str) -> NodeResult<(PeerIdentity, Flows)> {
-    let store = state.store.clone();
+async fn pinned(node: &Node, instance_id: &str) -> NodeResult<(PeerIdentity, Flows)> {
+    let store = node.store.clone();
     let (peers, collabs) =
         blocking(move || Ok::<_, StoreError>((store.list_peers()?, store.list_collabs()?))).await?;
     let known = acquaintances(&peers, &collabs, instance_id);
@@ -308,12 +308,12 @@ pub struct SignedByPeer {
 impl SignedByPeer {
     /// Checks a request from a peer this instance pinned: signature against the pinned key,
     /// clock, nonce, the relation's state and network policy. A refusal is audited.
-    pub async fn check(state: &Node, mut incoming: Incoming) -> NodeResult<SignedByPeer> {
+    pub async fn check(node: &Node, mut incoming: Incoming) -> NodeResult<SignedByPeer> {
         let checked = async {
-            let (sender, flows) = pinned(state, &incoming.sender()).await?;
+            let (sender, flows) = pinned(node, &incoming.sender()).await?;
             incoming.verify(&sender.public_key)?;
             let party = incoming.party(&sender.title, &sender.url);
-            incoming.admit(state, &party, flows).await?;
+            incoming.admit(node, &party, flows).await?;
             Ok(sender)
         };
         match checked.await {
@@ -323,7 +323,7 @@ impl SignedByPeer {
                 nonce: incoming.signature.as_ref().map_or([0; 16], |s| s.nonce),
                 body: incoming.body,
             }),
-            Err(failure) => Err(incoming.refused(state, failure).await),
+            Err(failure) => Err(incoming.refused(node, failure).await),
         }
     }
 }

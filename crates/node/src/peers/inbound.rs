@@ -19,7 +19,7 @@ use serde_json::json;
 
 /// The acceptor's response, online. The sender is not pinned yet: the signed response carries its
 /// key, and the request must be signed with that same key.
-pub async fn peer_response(state: &Node, mut incoming: Incoming) -> NodeResult<PeerConnection> {
+pub async fn peer_response(node: &Node, mut incoming: Incoming) -> NodeResult<PeerConnection> {
     // Cheap, write-free checks first (signature, then the one-time secret); nonce and ingress,
     // which write, only for a request that proved it holds a live code.
     let checked = async {
@@ -29,21 +29,21 @@ pub async fn peer_response(state: &Node, mut incoming: Incoming) -> NodeResult<P
             return Err(signature_failure(SignatureError::BadSignature));
         }
         incoming.verify(&response.acceptor.public_key)?;
-        let answer = check_response(state, &response).await?;
+        let answer = check_response(node, &response).await?;
         let acceptor = &response.acceptor;
         let party = incoming.party(&acceptor.title, &acceptor.url);
         incoming
-            .admit(state, &party, peer_flows(answer.record()))
+            .admit(node, &party, peer_flows(answer.record()))
             .await?;
         Ok((response, answer))
     };
     let (response, answer) = match checked.await {
         Ok(r) => r,
-        Err(failure) => return Err(incoming.refused(state, failure).await),
+        Err(failure) => return Err(incoming.refused(node, failure).await),
     };
     let actor = format!("peer:{}", response.acceptor.instance_id);
     Ok(view(
-        &apply_response(state, &response, answer, &actor).await?,
+        &apply_response(node, &response, answer, &actor).await?,
     ))
 }
 
@@ -67,11 +67,11 @@ impl ResponseCheck {
 /// unanswered (or was answered by this very response), not expired, the secret matches, and the
 /// acceptor's id is not pinned to another key on an established connection.
 pub(crate) async fn check_response(
-    state: &Node,
+    node: &Node,
     response: &PeerResponse,
 ) -> NodeResult<ResponseCheck> {
     let request_id = data_encoding::HEXLOWER.encode(&response.request_id);
-    let store = state.store.clone();
+    let store = node.store.clone();
     let id = request_id.clone();
     let (record, known) = blocking(move || {
         Ok::<_, StoreError>((
@@ -139,7 +139,7 @@ pub(crate) async fn check_response(
 
 /// Approves the request a checked response answers: pins the acceptor.
 pub(crate) async fn apply_response(
-    state: &Node,
+    node: &Node,
     response: &PeerResponse,
     check: ResponseCheck,
     actor: &str,
@@ -162,11 +162,11 @@ pub(crate) async fn apply_response(
         subject: Some(record.id.clone()),
         detail: json!({"acceptor": acceptor.instance_id, "acceptor_title": acceptor.title}),
     };
-    save_peer(state, record, entry).await
+    save_peer(node, record, entry).await
 }
 
 /// The other side changed the connection: it activated, disabled, enabled or deleted it.
-pub async fn peer_state(state: &Node, signed: SignedByPeer) -> NodeResult<PeerConnection> {
+pub async fn peer_state(node: &Node, signed: SignedByPeer) -> NodeResult<PeerConnection> {
     let notice: PeerStateNotice = json_body(&signed.body)?;
     let event = match notice.event.as_str() {
         "activated" => Event::Activated,
@@ -180,7 +180,7 @@ pub async fn peer_state(state: &Node, signed: SignedByPeer) -> NodeResult<PeerCo
             ));
         }
     };
-    let record = record_of_sender(state, &notice.request_id, &signed.sender).await?;
+    let record = record_of_sender(node, &notice.request_id, &signed.sender).await?;
     let mut record = record;
     // A retried notice whose first answer was lost finds the change already made: not an error.
     let already = match event {
@@ -204,16 +204,16 @@ pub async fn peer_state(state: &Node, signed: SignedByPeer) -> NodeResult<PeerCo
         subject: Some(record.id.clone()),
         detail: json!({"request_id": notice.request_id}),
     };
-    Ok(view(&save_peer(state, record, entry).await?))
+    Ok(view(&save_peer(node, record, entry).await?))
 }
 
 /// This instance's record of connection `request_id` with `sender` on the other end.
 async fn record_of_sender(
-    state: &Node,
+    node: &Node,
     request_id: &str,
     sender: &PeerIdentity,
 ) -> NodeResult<PeerRecord> {
-    let store = state.store.clone();
+    let store = node.store.clone();
     let request_id = request_id.to_string();
     let sender = sender.clone();
     blocking(move || {
@@ -238,9 +238,9 @@ async fn record_of_sender(
 }
 
 /// The other side proposed a change to its security settings, or decided on ours.
-pub async fn peer_security(state: &Node, signed: SignedByPeer) -> NodeResult<PeerConnection> {
+pub async fn peer_security(node: &Node, signed: SignedByPeer) -> NodeResult<PeerConnection> {
     let notice: SecurityNotice = json_body(&signed.body)?;
-    let mut record = record_of_sender(state, &notice.request_id, &signed.sender).await?;
+    let mut record = record_of_sender(node, &notice.request_id, &signed.sender).await?;
     if record.status.phase.is_final() {
         return Err(NodeError::new(
             ErrorCode::PeerStateConflict,
@@ -303,18 +303,18 @@ pub async fn peer_security(state: &Node, signed: SignedByPeer) -> NodeResult<Pee
         subject: Some(record.id.clone()),
         detail: json!({"change_id": notice.change_id, "security": notice.security.or(applied)}),
     };
-    Ok(view(&save_peer(state, record, entry).await?))
+    Ok(view(&save_peer(node, record, entry).await?))
 }
 
 /// Answers a signed probe: reaching here means this instance's rules let data flow with the
 /// caller in some direction their links carry; the answer says which.
-pub async fn probe(state: &Node, signed: SignedByPeer) -> NodeResult<serde_json::Value> {
-    let rules = crate::federation::policy::rules(&state.store).await;
+pub async fn probe(node: &Node, signed: SignedByPeer) -> NodeResult<serde_json::Value> {
+    let rules = crate::federation::policy::rules(&node.store).await;
     let party = Party::of(&signed.sender, signed.remote);
     let verdict = ferry_core::policy::judge(&rules, &party.address());
     Ok(json!({
-        "instance_id": state.info.instance_id,
-        "title": state.info.title,
+        "instance_id": node.info.instance_id,
+        "title": node.info.title,
         // Yes or no only: the caller learns nothing more about this instance's rules.
         "ingress_from_caller": verdict.ingress.is_allowed(),
         "egress_to_caller": verdict.egress.is_allowed(),

@@ -47,7 +47,7 @@ fn audit(
 
 /// Mints a fresh secret and expiry for an originator's record and renders its code.
 fn issue_code(
-    state: &Node,
+    node: &Node,
     instance_id: &str,
     record: &mut PeerRecord,
     validity_secs: i64,
@@ -62,9 +62,9 @@ fn issue_code(
         request_id,
         issuer: Issuer {
             instance_id: instance_id.to_string(),
-            title: state.info.title.clone(),
-            url: state.info.public_url.clone(),
-            public_key: state.identity.public_key(),
+            title: node.info.title.clone(),
+            url: node.info.public_url.clone(),
+            public_key: node.identity.public_key(),
         },
         space_name: record.offered_space.clone(),
         export: record.sends,
@@ -72,12 +72,12 @@ fn issue_code(
         expires_at,
         secret,
     };
-    state.identity.issue_peer_ticket(&offer)
+    node.identity.issue_peer_ticket(&offer)
 }
 
 /// Creates a peer request on a local space and returns its invite code.
 pub async fn create_request(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     new: NewPeerRequest,
 ) -> NodeResult<PeerRequestCreated> {
@@ -94,7 +94,7 @@ pub async fn create_request(
         Some(text) => peering::parse_validity(text)?,
         None => peering::DEFAULT_VALIDITY_SECS,
     };
-    let store = state.store.clone();
+    let store = node.store.clone();
     let space_name = new.space.clone();
     let (space, instance) =
         blocking(move || Ok::<_, StoreError>((store.space(&space_name)?, store.instance()?)))
@@ -117,7 +117,7 @@ pub async fn create_request(
         created_at: rfc3339(unix_now()),
         updated_at: String::new(),
     };
-    let code = issue_code(state, &instance.id, &mut record, validity);
+    let code = issue_code(node, &instance.id, &mut record, validity);
     let entry = audit(
         &caller.name,
         "peer.requested",
@@ -126,7 +126,7 @@ pub async fn create_request(
             "space": record.offered_space, "export": sends.names(), "import": receives.names(), "expires_at": record.expires_at,
         }),
     );
-    let store = state.store.clone();
+    let store = node.store.clone();
     let stored = blocking(move || store.insert_peer(&record, &entry)).await?;
     Ok(PeerRequestCreated {
         connection: view(&stored),
@@ -138,14 +138,14 @@ fn uuid_v7() -> String {
     ferry_proto::ItemId::generate().to_string()
 }
 
-async fn load(state: &Node, id: String) -> NodeResult<PeerRecord> {
-    let store = state.store.clone();
+async fn load(node: &Node, id: String) -> NodeResult<PeerRecord> {
+    let store = node.store.clone();
     blocking(move || store.peer(&id)).await
 }
 
 /// Replaces an unanswered request's code: new secret, new expiry; the old code stops working.
 pub async fn refresh_request(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     body: RefreshPeerRequest,
@@ -154,7 +154,7 @@ pub async fn refresh_request(
         Some(text) => peering::parse_validity(text)?,
         None => peering::DEFAULT_VALIDITY_SECS,
     };
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     if record.role != Role::Originator || record.status.phase != Phase::Requested {
         return Err(NodeError::new(
             ErrorCode::PeerStateConflict,
@@ -164,16 +164,16 @@ pub async fn refresh_request(
             ),
         ));
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let instance = blocking(move || store.instance()).await?;
-    let code = issue_code(state, &instance.id, &mut record, validity);
+    let code = issue_code(node, &instance.id, &mut record, validity);
     let entry = audit(
         &caller.name,
         "peer.refreshed",
         &record,
         json!({"expires_at": record.expires_at}),
     );
-    let saved = save_peer(state, record, entry).await?;
+    let saved = save_peer(node, record, entry).await?;
     Ok(PeerRequestCreated {
         connection: view(&saved),
         code,
@@ -182,21 +182,21 @@ pub async fn refresh_request(
 
 /// Withdraws an unanswered request; its code stops working.
 pub async fn invalidate_request(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
 ) -> NodeResult<PeerConnection> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     record.status = peering::apply(record.role, record.status, Event::Invalidate)?;
     record.secret = None;
     let entry = audit(&caller.name, "peer.invalidated", &record, json!({}));
-    Ok(view(&save_peer(state, record, entry).await?))
+    Ok(view(&save_peer(node, record, entry).await?))
 }
 
 /// Checks an invite code and records what it offers. Nothing is sent to the issuer yet: the
 /// admin reviews the details, then approves.
 pub async fn import_code(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     body: ImportInviteCode,
 ) -> NodeResult<PeerConnection> {
@@ -205,17 +205,17 @@ pub async fn import_code(
             tracing::warn!(error = %e, "refused an invite code");
         })?
         .offer;
-    let store = state.store.clone();
+    let store = node.store.clone();
     let instance = blocking(move || store.instance()).await?;
     if offer.issuer.instance_id == instance.id
-        || offer.issuer.public_key == state.identity.public_key()
+        || offer.issuer.public_key == node.identity.public_key()
     {
         return Err(NodeError::new(
             ErrorCode::InviteOwn,
             "this invite code was issued by this instance; enter it on the other instance",
         ));
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let known = blocking(move || store.list_peers()).await?;
     let issuer = &offer.issuer;
     if let Some(pinned) = known
@@ -274,11 +274,11 @@ pub async fn import_code(
             "issuer": offer.issuer.instance_id, "issuer_title": offer.issuer.title, "space": offer.space_name,
         }),
     );
-    let store = state.store.clone();
+    let store = node.store.clone();
     let request_id = record.request_id.clone();
     let record_issuer = &offer.issuer;
     let earlier = blocking(move || store.peer_by_request(Role::Acceptor, &request_id)).await?;
-    let store = state.store.clone();
+    let store = node.store.clone();
     let stored = match earlier {
         // A refreshed code for a request this side imported but never answered (or deleted
         // before answering): the new code takes the old one's place. Refresh exists for this.
@@ -326,16 +326,16 @@ pub async fn import_code(
     Ok(view(&stored))
 }
 
-/// Every peer connection of this instance, in every state.
-pub async fn list_peers(state: &Node) -> NodeResult<Vec<PeerConnection>> {
-    let store = state.store.clone();
+/// Every peer connection of this instance, in every node.
+pub async fn list_peers(node: &Node) -> NodeResult<Vec<PeerConnection>> {
+    let store = node.store.clone();
     let records = blocking(move || store.list_peers()).await?;
     Ok(records.iter().map(view).collect())
 }
 
-pub async fn show_peer(state: &Node, id: String) -> NodeResult<PeerDetail> {
-    let record = load(state, id).await?;
-    let store = state.store.clone();
+pub async fn show_peer(node: &Node, id: String) -> NodeResult<PeerDetail> {
+    let record = load(node, id).await?;
+    let store = node.store.clone();
     let subject = record.id.clone();
     let history = blocking(move || store.audit_of(&subject)).await?;
     Ok(PeerDetail {
@@ -358,12 +358,12 @@ fn peer_of(record: &PeerRecord) -> NodeResult<PeerIdentity> {
 /// Approves an imported code: picks the receiving space and security, and answers the originator
 /// online, or returns the signed response for a file.
 pub async fn approve(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     body: ApprovePeer,
 ) -> NodeResult<PeerApproved> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     if record.role != Role::Acceptor {
         return Err(conflict(
             "only the instance that imported the code approves; the originator activates",
@@ -378,7 +378,7 @@ pub async fn approve(
     }
     ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
     ferry_core::names::check_markings(&body.security.mark)?;
-    let store = state.store.clone();
+    let store = node.store.clone();
     let space_name = body.space.clone();
     let (space, instance) =
         blocking(move || Ok::<_, StoreError>((store.space(&space_name)?, store.instance()?)))
@@ -389,9 +389,9 @@ pub async fn approve(
         request_id: id_bytes(&record.request_id),
         acceptor: Issuer {
             instance_id: instance.id,
-            title: state.info.title.clone(),
-            url: state.info.public_url.clone(),
-            public_key: state.identity.public_key(),
+            title: node.info.title.clone(),
+            url: node.info.public_url.clone(),
+            public_key: node.identity.public_key(),
         },
         secret: record
             .secret
@@ -399,9 +399,9 @@ pub async fn approve(
             .and_then(|s| <[u8; 32]>::try_from(s).ok())
             .ok_or_else(|| conflict("this connection no longer holds the code's secret"))?,
     }
-    .issue(state.identity.signing_key());
+    .issue(node.identity.signing_key());
     if !body.response_file {
-        let answer: Result<PeerConnection, _> = state
+        let answer: Result<PeerConnection, _> = node
             .federation
             .call(
                 crate::federation::Callee::of(&peer, peer_flows(&record)),
@@ -426,7 +426,7 @@ pub async fn approve(
             "space": space.name, "security": body.security, "delivery": if body.response_file { "file" } else { "online" },
         }),
     );
-    let saved = save_peer(state, record, entry).await?;
+    let saved = save_peer(node, record, entry).await?;
     Ok(PeerApproved {
         connection: view(&saved),
         response: body.response_file.then_some(response),
@@ -435,12 +435,12 @@ pub async fn approve(
 
 /// Imports a response file from the instance that approved one of this instance's requests.
 pub async fn accept_response_file(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     body: AcceptPeerResponse,
 ) -> NodeResult<PeerConnection> {
     let response = PeerResponse::parse(&body.response)?;
-    let check = inbound::check_response(state, &response).await?;
+    let check = inbound::check_response(node, &response).await?;
     if matches!(check, inbound::ResponseCheck::Repeated(_)) {
         return Err(NodeError::new(
             ErrorCode::InviteReused,
@@ -448,23 +448,23 @@ pub async fn accept_response_file(
         ));
     }
     Ok(view(
-        &inbound::apply_response(state, &response, check, &caller.name).await?,
+        &inbound::apply_response(node, &response, check, &caller.name).await?,
     ))
 }
 
 /// Activates an approved connection and tells the other instance; until then no data flows.
-pub async fn activate(state: &Node, caller: &Caller, id: String) -> NodeResult<PeerConnection> {
-    let mut record = load(state, id).await?;
+pub async fn activate(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerConnection> {
+    let mut record = load(node, id).await?;
     let status = peering::apply(record.role, record.status, Event::Activate)?;
-    notify(state, &record, "activated").await?;
+    notify(node, &record, "activated").await?;
     record.status = status;
     // The code's secret served its purpose: once active, no response is accepted again.
     record.secret = None;
     let entry = audit(&caller.name, "peer.activated", &record, json!({}));
-    let saved = save_peer(state, record, entry).await?;
+    let saved = save_peer(node, record, entry).await?;
     // What each side already holds goes now: this side pulls, and asks the other to.
     crate::sync::link_changed(
-        state,
+        node,
         crate::sync::Link::Peer {
             id: saved.id.clone(),
         },
@@ -474,13 +474,13 @@ pub async fn activate(state: &Node, caller: &Caller, id: String) -> NodeResult<P
 }
 
 /// Tells the other instance of a change, over the signed federation channel.
-async fn notify(state: &Node, record: &PeerRecord, event: &str) -> NodeResult<()> {
+async fn notify(node: &Node, record: &PeerRecord, event: &str) -> NodeResult<()> {
     let peer = peer_of(record)?;
     let notice = PeerStateNotice {
         request_id: record.request_id.clone(),
         event: event.to_string(),
     };
-    let _: PeerConnection = state
+    let _: PeerConnection = node
         .federation
         .call(
             crate::federation::Callee::of(&peer, peer_flows(record)),
@@ -494,27 +494,27 @@ async fn notify(state: &Node, record: &PeerRecord, event: &str) -> NodeResult<()
 
 /// Applies a local change, then tells the other side; the change stands even if it cannot be told.
 async fn change(
-    state: &Node,
+    node: &Node,
     caller: &str,
     id: String,
     event: Event,
     name: &str,
 ) -> NodeResult<PeerChanged> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     // Only a connection both sides completed is known to the other side: nobody to tell before.
     let known_there = record.status.phase.is_established();
     record.status = peering::apply(record.role, record.status, event)?;
     let entry = audit(caller, &format!("peer.{name}"), &record, json!({}));
-    let saved = save_peer(state, record, entry).await?;
+    let saved = save_peer(node, record, entry).await?;
     let told = if known_there {
-        notify(state, &saved, name).await.map_err(|e| e.0.message)
+        notify(node, &saved, name).await.map_err(|e| e.0.message)
     } else {
         Err("the other instance does not know this connection yet".to_string())
     };
     // Enabled again: what changed meanwhile goes now.
     if event == Event::Enable && saved.status.carries_data() {
         crate::sync::link_changed(
-            state,
+            node,
             crate::sync::Link::Peer {
                 id: saved.id.clone(),
             },
@@ -528,27 +528,27 @@ async fn change(
     })
 }
 
-pub async fn disable(state: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
-    change(state, &caller.name, id, Event::Disable, "disabled").await
+pub async fn disable(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
+    change(node, &caller.name, id, Event::Disable, "disabled").await
 }
 
-pub async fn enable(state: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
-    change(state, &caller.name, id, Event::Enable, "enabled").await
+pub async fn enable(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
+    change(node, &caller.name, id, Event::Enable, "enabled").await
 }
 
 /// Deletes the connection here; the other instance revokes its copy and stops accepting this
 /// instance's key for it.
-pub async fn delete(state: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
-    change(state, &caller.name, id, Event::Delete, "deleted").await
+pub async fn delete(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
+    change(node, &caller.name, id, Event::Delete, "deleted").await
 }
 
 /// Checks both instances' policies for this connection: for each direction it carries, the
 /// sender's egress to the receiver and the receiver's ingress from the sender.
-pub async fn check(state: &Node, id: String) -> NodeResult<PolicyCheck> {
-    let record = load(state, id).await?;
+pub async fn check(node: &Node, id: String) -> NodeResult<PolicyCheck> {
+    let record = load(node, id).await?;
     let peer = peer_of(&record)?;
     let flows = peer_flows(&record);
-    let findings = federation::admission::check_flows(state, &peer, flows).await;
+    let findings = federation::admission::check_flows(node, &peer, flows).await;
     Ok(PolicyCheck {
         ok: findings.iter().all(|f| f.ok),
         findings,
@@ -556,12 +556,12 @@ pub async fn check(state: &Node, id: String) -> NodeResult<PolicyCheck> {
 }
 
 async fn send_security(
-    state: &Node,
+    node: &Node,
     record: &PeerRecord,
     notice: &SecurityNotice,
 ) -> NodeResult<()> {
     let peer = peer_of(record)?;
-    let _: PeerConnection = state
+    let _: PeerConnection = node
         .federation
         .call(
             crate::federation::Callee::of(&peer, peer_flows(record)),
@@ -577,13 +577,13 @@ async fn send_security(
 /// the other side's approval, so it is refused. Items of a type no longer sent leave the
 /// other side's view: its next run starts a full pass (the scope changed) that retracts them.
 pub async fn narrow_sends(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     body: PeerSends,
 ) -> NodeResult<PeerConnection> {
     let sends = data_types(&body.sends)?;
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     if !matches!(record.status.phase, Phase::Approved | Phase::Active) {
         return Err(conflict(
             "what a connection sends changes once it is approved; before, the code says it",
@@ -609,9 +609,9 @@ pub async fn narrow_sends(
         &record,
         json!({"from": was.names(), "to": sends.names()}),
     );
-    let saved = save_peer(state, record, entry).await?;
+    let saved = save_peer(node, record, entry).await?;
     crate::sync::poke_receivers(
-        state,
+        node,
         &crate::sync::Link::Peer {
             id: saved.id.clone(),
         },
@@ -630,14 +630,14 @@ fn list_or_nothing(types: DataTypes) -> String {
 /// Proposes new security settings for this side. They take effect only once the other side's
 /// admin approves (`ferry peer approve-change`).
 pub async fn propose_security(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
     body: ProposeSecurity,
 ) -> NodeResult<PeerConnection> {
     ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
     ferry_core::names::check_markings(&body.security.mark)?;
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     if !matches!(record.status.phase, Phase::Approved | Phase::Active) {
         return Err(conflict(
             "security changes apply to approved or active connections",
@@ -655,7 +655,7 @@ pub async fn propose_security(
         action: "proposed".into(),
         security: Some(body.security.clone()),
     };
-    send_security(state, &record, &notice).await?;
+    send_security(node, &record, &notice).await?;
     record.pending_security = Some(PendingSecurity {
         change_id,
         proposed_by: "here".into(),
@@ -667,16 +667,16 @@ pub async fn propose_security(
         &record,
         json!({"security": body.security}),
     );
-    Ok(view(&save_peer(state, record, entry).await?))
+    Ok(view(&save_peer(node, record, entry).await?))
 }
 
 async fn decide_security(
-    state: &Node,
+    node: &Node,
     caller: &str,
     id: String,
     approve: bool,
 ) -> NodeResult<PeerConnection> {
-    let mut record = load(state, id).await?;
+    let mut record = load(node, id).await?;
     let pending = record
         .pending_security
         .clone()
@@ -691,7 +691,7 @@ async fn decide_security(
         action: action.into(),
         security: None,
     };
-    send_security(state, &record, &notice).await?;
+    send_security(node, &record, &notice).await?;
     record.pending_security = None;
     let entry = audit(
         caller,
@@ -699,23 +699,23 @@ async fn decide_security(
         &record,
         json!({"security": pending.security}),
     );
-    Ok(view(&save_peer(state, record, entry).await?))
+    Ok(view(&save_peer(node, record, entry).await?))
 }
 
 /// Approves the other side's proposed security settings; they take effect there at once.
 pub async fn approve_security(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
 ) -> NodeResult<PeerConnection> {
-    decide_security(state, &caller.name, id, true).await
+    decide_security(node, &caller.name, id, true).await
 }
 
 /// Rejects the other side's proposed security settings; its current settings stay.
 pub async fn reject_security(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     id: String,
 ) -> NodeResult<PeerConnection> {
-    decide_security(state, &caller.name, id, false).await
+    decide_security(node, &caller.name, id, false).await
 }

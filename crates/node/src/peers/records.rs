@@ -47,10 +47,10 @@ pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
 }
 
 pub(crate) async fn save_peer(
-    state: &Node,
+    node: &Node,
     record: PeerRecord,
     entry: NewAuditEntry,
 ) -> NodeResult<PeerRecord> {
-    let store = state.store.clone();
+    let store = node.store.clone();
     blocking(move || store.update_peer(&record, &entry)).await
 }

@@ -119,9 +119,9 @@ fn live_peer(record: &PeerRecord) -> NodeResult<(PeerIdentity, String)> {
 }
 
 /// The inbound channels of a link on this instance, with a name for people.
-pub(crate) async fn inbound(state: &Node, link: &Link) -> NodeResult<(String, Vec<Inbound>)> {
-    let store = state.store.clone();
-    let me = state.info.instance_id.clone();
+pub(crate) async fn inbound(node: &Node, link: &Link) -> NodeResult<(String, Vec<Inbound>)> {
+    let store = node.store.clone();
+    let me = node.info.instance_id.clone();
     match link {
         Link::Peer { id } => {
             let id = id.clone();
@@ -258,15 +258,15 @@ fn collab_inbound(
 /// instance's egress rules must permit data to the caller. Everything a sender serves (a pull,
 /// an item, a chunk, reference rows) comes through here.
 pub(crate) async fn outbound(
-    state: &Node,
+    node: &Node,
     caller: &crate::federation::SignedByPeer,
     wire: &WireLink,
 ) -> NodeResult<Outbound> {
     let receiver = &caller.sender;
-    let outbound = channel_to(state, receiver, wire).await?;
+    let outbound = channel_to(node, receiver, wire).await?;
     let party = crate::federation::policy::Party::of(receiver, caller.remote);
     crate::federation::admission::data_permitted(
-        state,
+        node,
         &party,
         ferry_core::policy::Direction::Egress,
     )
@@ -274,12 +274,8 @@ pub(crate) async fn outbound(
     Ok(outbound)
 }
 
-async fn channel_to(
-    state: &Node,
-    receiver: &PeerIdentity,
-    wire: &WireLink,
-) -> NodeResult<Outbound> {
-    let store = state.store.clone();
+async fn channel_to(node: &Node, receiver: &PeerIdentity, wire: &WireLink) -> NodeResult<Outbound> {
+    let store = node.store.clone();
     match wire {
         WireLink::Peer { request_id } => {
             let request_id = request_id.clone();
@@ -311,7 +307,7 @@ async fn channel_to(
                     ceiling: record.security.ceiling.clone(),
                     receiver: receiver.instance_id.clone(),
                     delivery: DeliveryRules::PEER,
-                    origins: Origins::only(state.info.instance_id.clone()),
+                    origins: Origins::only(node.info.instance_id.clone()),
                 },
                 echo_link: Some(Link::Peer { id: record.id }.key()),
             })
@@ -324,7 +320,7 @@ async fn channel_to(
             let record = blocking(move || store.collab(&id))
                 .await
                 .map_err(|_| NodeError::new(ErrorCode::LinkNotFound, "no such collaboration"))?;
-            collab_outbound(&record, workspace_id, receiver, &state.info.instance_id)
+            collab_outbound(&record, workspace_id, receiver, &node.info.instance_id)
         }
     }
 }
@@ -416,11 +412,11 @@ fn workspace_delivery(config: &ferry_proto::WorkspaceConfig) -> DeliveryRules {
 
 /// Finds the link a person means: `peer:ID` / `collab:C:W` keys, a peer connection id, or
 /// `COLLABORATION/WORKSPACE` by names or ids.
-pub(crate) async fn resolve(state: &Node, text: &str) -> NodeResult<Link> {
+pub(crate) async fn resolve(node: &Node, text: &str) -> NodeResult<Link> {
     if let Some(link) = Link::parse(text) {
         return Ok(link);
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let (peers, collabs) = blocking(move || {
         Ok::<_, ferry_store::StoreError>((store.list_peers()?, store.list_collabs()?))
     })
@@ -480,10 +476,10 @@ pub(crate) async fn resolve(state: &Node, text: &str) -> NodeResult<Link> {
 /// The instances that receive from this one on a link now, with the link's wire name: those to
 /// poke when something changed here.
 pub(crate) async fn receivers(
-    state: &Node,
+    node: &Node,
     link: &Link,
 ) -> NodeResult<Vec<(PeerIdentity, WireLink)>> {
-    let store = state.store.clone();
+    let store = node.store.clone();
     match link {
         Link::Peer { id } => {
             let id = id.clone();
@@ -542,13 +538,13 @@ pub(crate) async fn receivers(
 
 /// This instance's name for a wire link the caller shares with it.
 pub(crate) async fn local_link(
-    state: &Node,
+    node: &Node,
     caller: &PeerIdentity,
     wire: &WireLink,
 ) -> NodeResult<Link> {
     match wire {
         WireLink::Peer { request_id } => {
-            let store = state.store.clone();
+            let store = node.store.clone();
             let records = blocking(move || store.list_peers()).await?;
             records
                 .into_iter()
@@ -575,8 +571,8 @@ pub(crate) async fn local_link(
 }
 
 /// Every link of this instance that is not over.
-pub(crate) async fn all_links(state: &Node) -> NodeResult<Vec<(Link, bool)>> {
-    let store = state.store.clone();
+pub(crate) async fn all_links(node: &Node) -> NodeResult<Vec<(Link, bool)>> {
+    let store = node.store.clone();
     let (peers, collabs) = blocking(move || {
         Ok::<_, ferry_store::StoreError>((store.list_peers()?, store.list_collabs()?))
     })
@@ -602,8 +598,8 @@ pub(crate) async fn all_links(state: &Node) -> NodeResult<Vec<(Link, bool)>> {
 }
 
 /// Links whose local space is `space_id`: what to poke when something in that space changed.
-pub(crate) async fn links_of_space(state: &Node, space_id: &str) -> NodeResult<Vec<Link>> {
-    let store = state.store.clone();
+pub(crate) async fn links_of_space(node: &Node, space_id: &str) -> NodeResult<Vec<Link>> {
+    let store = node.store.clone();
     let space_id = space_id.to_string();
     blocking(move || {
         let space = store.space(&space_id)?;

@@ -6,31 +6,31 @@ use ferry_core::policy::Flows;
 
 /// Something changed in a space: every instance that receives from it is asked to pull now.
 /// In the background; a receiver that cannot be reached catches up at its next run.
-pub fn changed(state: &Node, space_id: String) {
-    if !state.realtime {
+pub fn changed(node: &Node, space_id: String) {
+    if !node.realtime {
         return;
     }
-    let state = state.clone();
+    let node = node.clone();
     tokio::spawn(async move {
-        let Ok(links) = links_of_space(&state, &space_id).await else {
+        let Ok(links) = links_of_space(&node, &space_id).await else {
             return;
         };
         for link in links {
-            poke_receivers(&state, &link).await;
+            poke_receivers(&node, &link).await;
         }
     });
 }
 
 /// Asks each receiver of a link to pull now.
-pub(crate) async fn poke_receivers(state: &Node, link: &Link) {
-    if !state.realtime {
+pub(crate) async fn poke_receivers(node: &Node, link: &Link) {
+    if !node.realtime {
         return;
     }
-    let Ok(receivers) = receivers(state, link).await else {
+    let Ok(receivers) = receivers(node, link).await else {
         return;
     };
     for (receiver, wire) in receivers {
-        let poked: Result<serde_json::Value, _> = state
+        let poked: Result<serde_json::Value, _> = node
             .federation
             .call(
                 crate::federation::Callee::of(&receiver, Flows::SENDS),

@@ -39,19 +39,19 @@ fn now() -> String {
 
 /// Runs one sync of `link`: every inbound channel, then the copies they need. A run of the same
 /// link still going makes this one `skipped`.
-pub(crate) async fn run_link(state: &Node, link: &Link, trigger: Trigger) -> NodeResult<SyncRun> {
-    run_as(state, link, new_run(&link.key(), trigger)).await
+pub(crate) async fn run_link(node: &Node, link: &Link, trigger: Trigger) -> NodeResult<SyncRun> {
+    run_as(node, link, new_run(&link.key(), trigger)).await
 }
 
 /// Records a run of `link` as `submitted` and starts it in the background; the run's record
 /// (`sync history`) tells how it went.
-pub(crate) async fn submit(state: &Node, link: Link, trigger: Trigger) -> NodeResult<SyncRun> {
+pub(crate) async fn submit(node: &Node, link: Link, trigger: Trigger) -> NodeResult<SyncRun> {
     let mut run = new_run(&link.key(), trigger);
     run.status = "submitted".into();
-    record(state, &run).await?;
-    let (state, submitted) = (state.clone(), run.clone());
+    record(node, &run).await?;
+    let (node, submitted) = (node.clone(), run.clone());
     tokio::spawn(async move {
-        if let Err(e) = run_as(&state, &link, submitted).await {
+        if let Err(e) = run_as(&node, &link, submitted).await {
             tracing::warn!(link = %link.key(), error = %e.0.message, "a submitted sync run failed");
         }
     });
@@ -59,14 +59,14 @@ pub(crate) async fn submit(state: &Node, link: Link, trigger: Trigger) -> NodeRe
 }
 
 /// Runs `link` under the record `run` (its id and trigger).
-async fn run_as(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<SyncRun> {
+async fn run_as(node: &Node, link: &Link, mut run: SyncRun) -> NodeResult<SyncRun> {
     let trigger = Trigger::parse(&run.trigger).unwrap_or(Trigger::OnDemand);
     // Scheduled and on-demand runs sync both ways: the other side is asked to pull what this
     // side has. A poked run does not poke back.
     if trigger != Trigger::Realtime {
-        super::pokes::poke_receivers(state, link).await;
+        super::pokes::poke_receivers(node, link).await;
     }
-    let lock = state.sync.of(&run.link);
+    let lock = node.sync.of(&run.link);
     let _running = match lock.running.try_lock() {
         Ok(running) => running,
         // Asked for by a person or a link change: it waits for the run going and then runs,
@@ -81,14 +81,14 @@ async fn run_as(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<SyncR
             run.status = "skipped".into();
             run.ended_at = Some(now());
             run.message = Some("a run of this link was still going".into());
-            record(state, &run).await?;
+            record(node, &run).await?;
             return Ok(run);
         }
     };
-    let mut run = one_run(state, link, run).await?;
+    let mut run = one_run(node, link, run).await?;
     // Pokes that came meanwhile announced changes this run may have missed.
     while lock.again.swap(false, Ordering::SeqCst) {
-        run = one_run(state, link, new_run(&run.link, Trigger::Realtime)).await?;
+        run = one_run(node, link, new_run(&run.link, Trigger::Realtime)).await?;
     }
     Ok(run)
 }
@@ -115,21 +115,21 @@ fn new_run(key: &str, trigger: Trigger) -> SyncRun {
 }
 
 /// One run, with the link's lock held.
-async fn one_run(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<SyncRun> {
+async fn one_run(node: &Node, link: &Link, mut run: SyncRun) -> NodeResult<SyncRun> {
     run.status = "running".into();
     run.started_at = now();
-    record(state, &run).await?;
+    record(node, &run).await?;
     let mut tally = Tally {
         run,
         received: HashSet::new(),
         refused: HashSet::new(),
     };
     let mut spaces = Vec::new();
-    let outcome = match super::links::inbound(state, link).await {
+    let outcome = match super::links::inbound(node, link).await {
         Ok((_, channels)) => {
             spaces = channels.iter().map(|c| c.space.clone()).collect();
             spaces.dedup();
-            pull_all(state, &channels, &mut tally).await
+            pull_all(node, &channels, &mut tally).await
         }
         Err(e) => Err(e),
     };
@@ -145,20 +145,20 @@ async fn one_run(state: &Node, link: &Link, mut run: SyncRun) -> NodeResult<Sync
     if let Err(e) = outcome {
         run.message = Some(format!("{} ({})", e.0.message, e.0.code.as_str()));
     }
-    state.metrics.sync_run(&run);
-    record(state, &run).await?;
+    node.metrics.sync_run(&run);
+    record(node, &run).await?;
     // What arrived here goes on at once to those who receive it from here (a host's other
     // guests, a peer of this instance); an instance it came from finds nothing new and stops.
     if run.items_received > 0 || run.rows_received > 0 || run.items_retracted > 0 {
         for space in spaces {
-            super::pokes::changed(state, space);
+            super::pokes::changed(node, space);
         }
     }
     Ok(run)
 }
 
-async fn record(state: &Node, run: &SyncRun) -> NodeResult<()> {
-    let store = state.store.clone();
+async fn record(node: &Node, run: &SyncRun) -> NodeResult<()> {
+    let store = node.store.clone();
     let run = run.clone();
     blocking(move || store.record_run(&run)).await
 }
@@ -197,11 +197,11 @@ impl Tally {
 }
 
 /// Pulls every channel; one that fails does not stop the others, but fails the run.
-async fn pull_all(state: &Node, channels: &[Inbound], tally: &mut Tally) -> NodeResult<()> {
+async fn pull_all(node: &Node, channels: &[Inbound], tally: &mut Tally) -> NodeResult<()> {
     let mut first_failure = None;
     for channel in channels {
-        let pulled = pull(state, channel, tally).await;
-        let copied = copy_pending(state, channel, tally).await;
+        let pulled = pull(node, channel, tally).await;
+        let copied = copy_pending(node, channel, tally).await;
         if let Err(e) = pulled.and(copied) {
             tracing::warn!(channel = %channel.channel, error = %e.0.message, "a sync channel failed");
             first_failure.get_or_insert(e);
@@ -215,8 +215,8 @@ async fn pull_all(state: &Node, channels: &[Inbound], tally: &mut Tally) -> Node
 const MAX_BATCH_BYTES: usize = 8 * super::sender::BATCH_BYTES;
 
 /// The stream encodings this instance asks senders for.
-fn encodings(state: &Node) -> Vec<String> {
-    if state.compress_sync {
+fn encodings(node: &Node) -> Vec<String> {
+    if node.compress_sync {
         vec![frames::LZ4_FRAMES.to_string()]
     } else {
         Vec::new()
@@ -224,8 +224,8 @@ fn encodings(state: &Node) -> Vec<String> {
 }
 
 /// What this instance asks for when it copies an item whole: compact rows as well.
-fn copy_encodings(state: &Node) -> Vec<String> {
-    let mut encodings = encodings(state);
+fn copy_encodings(node: &Node) -> Vec<String> {
+    let mut encodings = encodings(node);
     encodings.push(COMPACT_ROWS.to_string());
     encodings
 }
@@ -605,7 +605,7 @@ fn check_row(
 /// Turns wire records into checked store operations, refusing items this instance did not agree
 /// to take.
 struct Checker<'a> {
-    state: &'a Node,
+    node: &'a Node,
     channel: &'a Inbound,
     /// Items this stream described, by the item id its rows name: the full origin (instance and
     /// item) the rows belong to, and their schema check (and whether geometries are lon/lat).
@@ -797,11 +797,11 @@ impl Checker<'_> {
     /// Fetches one chunk if this instance lacks it; whether it did. The chunk is checked
     /// against its hash, from the signed description of its file.
     async fn fetch_chunk(&mut self, chunk: &ChunkRef) -> NodeResult<bool> {
-        if self.state.chunks.has(&chunk.hash) {
+        if self.node.chunks.has(&chunk.hash) {
             return Ok(false);
         }
         let (response, _) = self
-            .state
+            .node
             .federation
             .open_stream(
                 federation::Callee::of(&self.channel.sender, Flows::RECEIVES),
@@ -822,7 +822,7 @@ impl Checker<'_> {
                 "a file chunk did not match its hash",
             ));
         }
-        let chunks = self.state.chunks.clone();
+        let chunks = self.node.chunks.clone();
         blocking(move || chunks.put(&bytes)).await?;
         Ok(true)
     }
@@ -908,7 +908,7 @@ impl Checker<'_> {
             return Ok(());
         }
         let marks = std::mem::take(&mut self.marks);
-        let store = self.state.store.clone();
+        let store = self.node.store.clone();
         let channel = self.channel.channel.clone();
         blocking(move || {
             marks
@@ -1020,8 +1020,8 @@ fn batch<'a>(
 const OWNER: &str = "admin";
 
 /// Pulls one channel from its cursor to the sender's end record.
-async fn pull(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<()> {
-    let store = state.store.clone();
+async fn pull(node: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<()> {
+    let store = node.store.clone();
     let key = channel.channel.clone();
     let known = blocking(move || store.sync_cursor(&key)).await?;
     let request = PullRequest {
@@ -1029,10 +1029,10 @@ async fn pull(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<
         epoch: known.as_ref().map(|c| c.epoch.clone()),
         scope: known.as_ref().map(|c| c.scope.clone()),
         after: known.as_ref().map_or(0, |c| c.seq),
-        encodings: encodings(state),
+        encodings: encodings(node),
         run: Some(tally.tag()),
     };
-    let (response, nonce) = state
+    let (response, nonce) = node
         .federation
         .open_stream(
             federation::Callee::of(&channel.sender, Flows::RECEIVES),
@@ -1060,7 +1060,7 @@ async fn pull(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<
         cursor.resync = true;
     }
     let mut checker = Checker {
-        state,
+        node,
         channel,
         shapes: FastMap::default(),
         refused: FastSet::default(),
@@ -1102,7 +1102,7 @@ async fn pull(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<
                 }
                 if std::mem::take(&mut begin_full_pass) {
                     let (store, c, key, link) = (
-                        state.store.clone(),
+                        node.store.clone(),
                         cursor.clone(),
                         channel.channel.clone(),
                         channel.link.clone(),
@@ -1116,16 +1116,16 @@ async fn pull(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<
                         cursor.seq = seq;
                         batch_start = records.line_bytes;
                         // Applied while the next batch is read and checked.
-                        let batch = apply(state, channel, std::mem::take(&mut ops), &cursor);
-                        let batch = releasing(state, fetched, batch);
+                        let batch = apply(node, channel, std::mem::take(&mut ops), &cursor);
+                        let batch = releasing(node, fetched, batch);
                         if let Err(e) = applier.start(tally, batch).await {
                             break Err(e);
                         }
                     }
                     SyncRecord::End { seq } => {
                         cursor.seq = seq;
-                        let last = releasing(state, fetched, apply(state, channel, ops, &cursor));
-                        break finish_pull(state, channel, &mut applier, tally, last, cursor).await;
+                        let last = releasing(node, fetched, apply(node, channel, ops, &cursor));
+                        break finish_pull(node, channel, &mut applier, tally, last, cursor).await;
                     }
                     _ => unreachable!("only boundaries wait for a signature"),
                 }
@@ -1156,7 +1156,7 @@ async fn pull(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<
 
 /// The last batch of a pull, then the end of a full pass (its sweep).
 async fn finish_pull(
-    state: &Node,
+    node: &Node,
     channel: &Inbound,
     applier: &mut Applier,
     tally: &mut Tally,
@@ -1165,11 +1165,11 @@ async fn finish_pull(
 ) -> NodeResult<()> {
     applier.start(tally, last).await?;
     applier.wait(tally).await?;
-    let (store, key) = (state.store.clone(), channel.channel.clone());
+    let (store, key) = (node.store.clone(), channel.channel.clone());
     blocking(move || store.end_stream(&key)).await?;
     if cursor.resync {
         cursor.resync = false;
-        let outcome = finish(state, channel, &cursor).await?;
+        let outcome = finish(node, channel, &cursor).await?;
         tally.add(&outcome);
     }
     Ok(())
@@ -1219,16 +1219,16 @@ fn refusal(e: FederationError) -> NodeError {
 /// Runs one store write of received data on a blocking thread, then removes the file chunks it
 /// left unused.
 fn store_write(
-    state: &Node,
+    node: &Node,
     write: impl FnOnce(&dyn ferry_store::Store) -> ferry_store::StoreResult<BatchOutcome>
     + Send
     + 'static,
 ) -> impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static {
-    let state = state.clone();
+    let node = node.clone();
     async move {
-        let store = state.store.clone();
+        let store = node.store.clone();
         let outcome = blocking(move || write(store.as_ref())).await?;
-        crate::chunks::remove_chunks(&state, outcome.freed_chunks.clone()).await;
+        crate::chunks::remove_chunks(&node, outcome.freed_chunks.clone()).await;
         Ok(outcome)
     }
 }
@@ -1236,11 +1236,11 @@ fn store_write(
 /// `write`, then the release of the chunks its files fetched: until a batch is applied,
 /// clean-up leaves them alone.
 fn releasing(
-    state: &Node,
+    node: &Node,
     fetched: Vec<ChunkRef>,
     write: impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static,
 ) -> impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static {
-    let chunks = state.chunks.clone();
+    let chunks = node.chunks.clone();
     async move {
         let outcome = write.await;
         chunks.release(&fetched);
@@ -1250,20 +1250,20 @@ fn releasing(
 
 /// Applies one batch with its cursor.
 fn apply(
-    state: &Node,
+    node: &Node,
     channel: &Inbound,
     ops: Vec<SyncOp>,
     cursor: &SyncCursor,
 ) -> impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static {
     let (channel, cursor) = (channel.clone(), cursor.clone());
-    store_write(state, move |store| {
+    store_write(node, move |store| {
         store.apply_sync_batch(&batch(&channel, &ops, &cursor, OWNER))
     })
 }
 
-async fn finish(state: &Node, channel: &Inbound, cursor: &SyncCursor) -> NodeResult<BatchOutcome> {
+async fn finish(node: &Node, channel: &Inbound, cursor: &SyncCursor) -> NodeResult<BatchOutcome> {
     let (channel, cursor) = (channel.clone(), cursor.clone());
-    store_write(state, move |store| {
+    store_write(node, move |store| {
         store.finish_resync(&batch(&channel, &[], &cursor, OWNER))
     })
     .await
@@ -1271,8 +1271,8 @@ async fn finish(state: &Node, channel: &Inbound, cursor: &SyncCursor) -> NodeRes
 
 /// Copies whole every item the channel marked: new ones whose older rows never came, and refused
 /// ones, which are tried again.
-async fn copy_pending(state: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<()> {
-    let store = state.store.clone();
+async fn copy_pending(node: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<()> {
+    let store = node.store.clone();
     let key = channel.channel.clone();
     let pending = blocking(move || store.pending_copies(&key)).await?;
     for copy in pending {
@@ -1281,19 +1281,19 @@ async fn copy_pending(state: &Node, channel: &Inbound, tally: &mut Tally) -> Nod
         if !tally.refused.contains(&copy.origin_item)
             && channel.agreement.origins.allows(&copy.origin_instance)
         {
-            copy_item(state, channel, &copy, tally).await?;
+            copy_item(node, channel, &copy, tally).await?;
         }
     }
     Ok(())
 }
 
 async fn copy_item(
-    state: &Node,
+    node: &Node,
     channel: &Inbound,
     copy: &PendingCopy,
     tally: &mut Tally,
 ) -> NodeResult<()> {
-    let opened = state
+    let opened = node
         .federation
         .open_stream(
             federation::Callee::of(&channel.sender, Flows::RECEIVES),
@@ -1302,7 +1302,7 @@ async fn copy_item(
                 link: channel.wire.clone(),
                 origin_instance: copy.origin_instance.clone(),
                 origin_item: copy.origin_item.clone(),
-                encodings: copy_encodings(state),
+                encodings: copy_encodings(node),
                 run: Some(tally.tag()),
             },
         )
@@ -1325,7 +1325,7 @@ async fn copy_item(
     };
     let mut records = ReadAhead::spawn(response, StreamVerifier::new(&channel.sender, nonce)?);
     let mut checker = Checker {
-        state,
+        node,
         channel,
         shapes: FastMap::default(),
         refused: FastSet::default(),
@@ -1363,8 +1363,8 @@ async fn copy_item(
                     Err(e) => break Err(e),
                 };
                 let part_ops = std::mem::replace(&mut ops, Vec::with_capacity(COPY_PART_OPS));
-                let next = apply_copy_part(state, channel, copy, part_ops, &part, false);
-                if let Err(e) = applier.start(tally, releasing(state, fetched, next)).await {
+                let next = apply_copy_part(node, channel, copy, part_ops, &part, false);
+                if let Err(e) = applier.start(tally, releasing(node, fetched, next)).await {
                     break Err(e);
                 }
                 part_bytes = records.line_bytes;
@@ -1398,7 +1398,7 @@ async fn copy_item(
     if refused {
         return Ok(());
     }
-    let last = apply_copy_part(state, channel, copy, ops, &part, true);
+    let last = apply_copy_part(node, channel, copy, ops, &part, true);
     applier.start(tally, last).await?;
     applier.wait(tally).await
 }
@@ -1409,7 +1409,7 @@ const COPY_PART_OPS: usize = 5_000;
 /// Applies one part of a whole copy; parts run one after the other and share where the copy
 /// stands.
 fn apply_copy_part(
-    state: &Node,
+    node: &Node,
     channel: &Inbound,
     copy: &PendingCopy,
     ops: Vec<SyncOp>,
@@ -1423,7 +1423,7 @@ fn apply_copy_part(
         resync: false,
     };
     let (channel, copy, part) = (channel.clone(), copy.clone(), part.clone());
-    store_write(state, move |store| {
+    store_write(node, move |store| {
         // Parts run one at a time (the applier waits for each), so the lock is never contended.
         let mut part = part.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         part.last = last;

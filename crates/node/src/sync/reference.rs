@@ -29,7 +29,7 @@ const MAX_HOPS: usize = 4;
 /// The instances that sent the item are asked, its origin first. A refusal by the origin is
 /// final (it decides who may read); a read never goes back through an instance it passed.
 pub async fn read_rows(
-    state: &Node,
+    node: &Node,
     item: &Item,
     query: String,
     mut via: Vec<String>,
@@ -37,8 +37,8 @@ pub async fn read_rows(
     if via.len() >= MAX_HOPS {
         return Err(unavailable(item, "it passed through too many instances"));
     }
-    via.push(state.info.instance_id.clone());
-    let store = state.store.clone();
+    via.push(node.info.instance_id.clone());
+    let store = node.store.clone();
     let id = item.id;
     let links = blocking(move || store.item_links(id)).await?;
     let mut failures = Vec::new();
@@ -46,7 +46,7 @@ pub async fn read_rows(
         let Some(link) = Link::parse(&arrival.link) else {
             continue;
         };
-        let mut channels = match super::links::inbound(state, &link).await {
+        let mut channels = match super::links::inbound(node, &link).await {
             Ok((_, channels)) => channels,
             Err(e) => {
                 failures.push(e.0.message);
@@ -63,7 +63,7 @@ pub async fn read_rows(
                 query: query.clone(),
                 via: via.clone(),
             };
-            let answer: Result<ReferenceRows, FederationError> = state
+            let answer: Result<ReferenceRows, FederationError> = node
                 .federation
                 .call_bounded(
                     crate::federation::Callee::of(&channel.sender, Flows::RECEIVES),
@@ -130,15 +130,15 @@ fn unavailable(item: &Item, why: &str) -> NodeError {
 
 /// `POST /federation/v1/sync/rows`: rows of an item the caller holds by reference, if it may
 /// still see the item.
-pub async fn rows(state: &Node, signed: SignedByPeer) -> NodeResult<ReferenceRows> {
+pub async fn rows(node: &Node, signed: SignedByPeer) -> NodeResult<ReferenceRows> {
     let request: ReferenceRowsRequest = json_body(&signed.body)?;
-    if request.via.contains(&state.info.instance_id) {
+    if request.via.contains(&node.info.instance_id) {
         return Err(NodeError::new(
             ErrorCode::ReferenceUnavailable,
             "this read already passed through this instance",
         ));
     }
-    let outbound = super::links::outbound(state, &signed, &request.link).await?;
+    let outbound = super::links::outbound(node, &signed, &request.link).await?;
     let not_shared = || {
         NodeError::new(
             ErrorCode::ItemNotFound,
@@ -148,7 +148,7 @@ pub async fn rows(state: &Node, signed: SignedByPeer) -> NodeResult<ReferenceRow
             ),
         )
     };
-    let (store, me) = (state.store.clone(), state.info.instance_id.clone());
+    let (store, me) = (node.store.clone(), node.info.instance_id.clone());
     let (origin_instance, origin_item, scope) = (
         request.origin_instance.clone(),
         request.origin_item.clone(),
@@ -159,12 +159,12 @@ pub async fn rows(state: &Node, signed: SignedByPeer) -> NodeResult<ReferenceRow
             .await?
             .ok_or_else(not_shared)?;
     // Rows of a copy still arriving here would be part of it.
-    super::sender::refuse_if_arriving(state, item.id, &request.origin_item).await?;
-    let answer = row_page(state, item.id, request.query, request.via).await?;
+    super::sender::refuse_if_arriving(node, item.id, &request.origin_item).await?;
+    let answer = row_page(node, item.id, request.query, request.via).await?;
     if item.reference {
         // Relayed: judged again with the markings the item has at its origin now, not the
         // ones this instance saw at its last sync.
-        let (store, me) = (state.store.clone(), state.info.instance_id.clone());
+        let (store, me) = (node.store.clone(), node.info.instance_id.clone());
         let current = Item {
             markings: answer.markings.clone(),
             ..item
@@ -222,12 +222,12 @@ fn decode_cursor(cursor: &str) -> NodeResult<Key> {
 /// a reference.
 /// A page of an item's rows, with the item's markings as they stand where the rows came from.
 pub(crate) async fn row_page(
-    state: &Node,
+    node: &Node,
     id: ItemId,
     query: String,
     via: Vec<String>,
 ) -> NodeResult<ReferenceRows> {
-    let store = state.store.clone();
+    let store = node.store.clone();
     let item = blocking(move || store.item(id)).await?;
     // Checked here first, also for a reference: a bad query is the caller's mistake, not the
     // origin's.
@@ -259,9 +259,9 @@ pub(crate) async fn row_page(
         .map(|f| equality_filter(&item, f))
         .collect::<Result<_, CoreError>>()?;
     if item.reference {
-        return crate::sync::reference::read_rows(state, &item, query, via).await;
+        return crate::sync::reference::read_rows(node, &item, query, via).await;
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let page = blocking(move || {
         store.query_rows(
             id,

@@ -10,20 +10,20 @@ use ferry_core::sync::Schedule;
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub(crate) async fn run(state: Node, tick: Duration) {
+pub(crate) async fn run(node: Node, tick: Duration) {
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if let Err(e) = start_due(&state).await {
+        if let Err(e) = start_due(&node).await {
             tracing::warn!(error = %e.0.message, "the scheduler could not look for due links");
         }
     }
 }
 
-async fn start_due(state: &Node) -> crate::error::NodeResult<()> {
-    let links = super::links::all_links(state).await?;
-    let store = state.store.clone();
+async fn start_due(node: &Node) -> crate::error::NodeResult<()> {
+    let links = super::links::all_links(node).await?;
+    let store = node.store.clone();
     let schedules: HashMap<String, Schedule> = blocking(move || store.schedules())
         .await?
         .into_iter()
@@ -35,7 +35,7 @@ async fn start_due(state: &Node) -> crate::error::NodeResult<()> {
         }
         let key = link.key();
         let schedule = schedules.get(&key).copied().unwrap_or_default();
-        let (last_started, failures) = recent_runs(state, &key).await?;
+        let (last_started, failures) = recent_runs(node, &key).await?;
         let due = schedule.is_due(last_started, now)
             // A link whose last runs failed (a peer down) is tried again with backoff.
             || (failures > 0
@@ -43,9 +43,9 @@ async fn start_due(state: &Node) -> crate::error::NodeResult<()> {
                     .and_then(|last| schedule.retry_at(last, failures))
                     .is_some_and(|t| t <= now));
         if due {
-            let state = state.clone();
+            let node = node.clone();
             tokio::spawn(async move {
-                if let Err(e) = receiver::run_link(&state, &link, Trigger::Scheduled).await {
+                if let Err(e) = receiver::run_link(&node, &link, Trigger::Scheduled).await {
                     tracing::warn!(link = %link.key(), error = %e.0.message, "a scheduled sync failed");
                 }
             });
@@ -58,10 +58,10 @@ async fn start_due(state: &Node) -> crate::error::NodeResult<()> {
 /// many of its latest pulls failed in a row. Send runs do not count: how often the other side
 /// pulls must not move this side's schedule.
 pub(crate) async fn recent_runs(
-    state: &Node,
+    node: &Node,
     link: &str,
 ) -> crate::error::NodeResult<(Option<i64>, u32)> {
-    let store = state.store.clone();
+    let store = node.store.clone();
     let link = link.to_string();
     let runs = blocking(move || store.list_runs(Some(&link), Some("receive"), 50)).await?;
     let mut tried = runs.iter().filter(|r| r.status != "skipped");

@@ -267,14 +267,14 @@ fn stream_from(
         part.retracted = sent.retracted.get();
         part.bytes = sent.bytes.get();
         part.failure = failure;
-        record_sent(&run.state, part);
+        record_sent(&run.node, part);
     });
     ndjson(rx, compress)
 }
 
 /// The send run a served request adds to: the receiver's run it names, on this link.
 pub(super) struct SendRun {
-    state: Node,
+    node: Node,
     /// Named, with nothing counted yet.
     part: SentPart,
     /// Whether the items the stream describes count as sent: a pull's do; a whole-item copy's
@@ -285,14 +285,14 @@ pub(super) struct SendRun {
 impl SendRun {
     /// A run tag that is not a run id and a known trigger is ignored: the request then makes
     /// a send run of its own, its trigger `unknown`.
-    fn new(state: &Node, outbound: &Outbound, tag: Option<&RunTag>) -> SendRun {
+    fn new(node: &Node, outbound: &Outbound, tag: Option<&RunTag>) -> SendRun {
         let tag = tag.filter(|t| {
             t.id.len() == 32
                 && t.id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
                 && super::links::Trigger::parse(&t.trigger).is_some()
         });
         SendRun {
-            state: state.clone(),
+            node: node.clone(),
             part: SentPart {
                 link: outbound.link.clone(),
                 peer_run: tag.map(|t| t.id.clone()),
@@ -310,9 +310,9 @@ impl SendRun {
 
 /// Adds what a served request sent to its send run and the metrics. A failure to record is
 /// logged: what was sent has gone either way.
-fn record_sent(state: &Node, part: SentPart) {
-    state.metrics.sync_sent(&part.link, part.rows, part.bytes);
-    if let Err(e) = state.store.record_sent(&part) {
+fn record_sent(node: &Node, part: SentPart) {
+    node.metrics.sync_sent(&part.link, part.rows, part.bytes);
+    if let Err(e) = node.store.record_sent(&part) {
         tracing::warn!(error = %e, link = %part.link, "cannot record a send run");
     }
 }
@@ -519,10 +519,10 @@ impl Judged {
 }
 
 /// `POST /federation/v1/sync/pull`: the changes in scope after the receiver's cursor.
-pub async fn pull(state: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
+pub async fn pull(node: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
     let request: PullRequest = json_body(&signed.body)?;
-    let outbound = super::links::outbound(state, &signed, &request.link).await?;
-    let store = state.store.clone();
+    let outbound = super::links::outbound(node, &signed, &request.link).await?;
+    let store = node.store.clone();
     let epoch = blocking(move || store.instance()).await?.epoch;
     let scope_print = outbound.scope.fingerprint();
     // Another epoch (the data went back in time) or another scope (items may newly match):
@@ -531,19 +531,19 @@ pub async fn pull(state: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> 
         || request.epoch.as_deref() != Some(&epoch)
         || request.scope.as_deref() != Some(&scope_print);
     let after = if full { 0 } else { request.after };
-    let store = state.store.clone();
-    let me = state.info.instance_id.clone();
+    let store = node.store.clone();
+    let me = node.info.instance_id.clone();
     let start = SyncRecord::Start {
         epoch,
         scope: scope_print,
         full,
     };
-    let run = SendRun::new(state, &outbound, request.run.as_ref());
+    let run = SendRun::new(node, &outbound, request.run.as_ref());
     Ok(stream_from(
         wants_frames(&request.encodings),
         run,
         StreamSigner {
-            identity: state.identity.clone(),
+            identity: node.identity.clone(),
             nonce: signed.nonce,
         },
         move |lines| {
@@ -635,19 +635,19 @@ fn send_changes(
 
 /// `POST /federation/v1/sync/item`: one item's whole current content, or its retraction when it
 /// is not (or no longer) in scope.
-pub async fn pull_item(state: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
+pub async fn pull_item(node: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
     let request: ItemPullRequest = json_body(&signed.body)?;
-    let outbound = super::links::outbound(state, &signed, &request.link).await?;
-    refuse_arriving(state, &outbound, &request).await?;
-    let store = state.store.clone();
-    let me = state.info.instance_id.clone();
+    let outbound = super::links::outbound(node, &signed, &request.link).await?;
+    refuse_arriving(node, &outbound, &request).await?;
+    let store = node.store.clone();
+    let me = node.info.instance_id.clone();
     let compact = request.encodings.iter().any(|e| e == COMPACT_ROWS);
     let run = SendRun {
         counts_items: false,
-        ..SendRun::new(state, &outbound, request.run.as_ref())
+        ..SendRun::new(node, &outbound, request.run.as_ref())
     };
     let signer = StreamSigner {
-        identity: state.identity.clone(),
+        identity: node.identity.clone(),
         nonce: signed.nonce,
     };
     let mut stream = stream_from(
@@ -663,14 +663,14 @@ pub async fn pull_item(state: &Node, signed: SignedByPeer) -> NodeResult<SyncStr
 /// A whole copy of an item still arriving here would be part of it: the caller asks again once
 /// it is all here.
 async fn refuse_arriving(
-    state: &Node,
+    node: &Node,
     outbound: &Outbound,
     request: &ItemPullRequest,
 ) -> NodeResult<()> {
     let (store, outbound_c, me) = (
-        state.store.clone(),
+        node.store.clone(),
         outbound.clone(),
-        state.info.instance_id.clone(),
+        node.info.instance_id.clone(),
     );
     let (origin_instance, origin_item) =
         (request.origin_instance.clone(), request.origin_item.clone());
@@ -685,7 +685,7 @@ async fn refuse_arriving(
     })
     .await?;
     match item {
-        Some(item) => refuse_if_arriving(state, item.id, &request.origin_item).await,
+        Some(item) => refuse_if_arriving(node, item.id, &request.origin_item).await,
         None => Ok(()),
     }
 }
@@ -693,18 +693,18 @@ async fn refuse_arriving(
 /// Refuses to pass on anything of an item still arriving here (see `Store::arriving_items`),
 /// with `item_arriving`; a stale one says why it is stale.
 pub(super) async fn refuse_if_arriving(
-    state: &Node,
+    node: &Node,
     item: ItemId,
     origin_item: &str,
 ) -> NodeResult<()> {
-    let store = state.store.clone();
+    let store = node.store.clone();
     let (arriving, stale) =
         blocking(move || Ok::<_, StoreError>((store.arriving_items()?, store.stale_items()?)))
             .await?;
     if !arriving.contains(&item) {
         return Ok(());
     }
-    let here = &state.info.title;
+    let here = &node.info.title;
     let why = match stale.into_iter().find(|(id, _)| *id == item) {
         Some((_, refusal)) => format!(
             "item {origin_item} is stale at '{here}': its latest version was refused there ({refusal}), so it does not go on; it does once '{here}' accepts a version"
@@ -809,13 +809,13 @@ fn send_rows(
 }
 
 /// `POST /federation/v1/sync/chunk`: one chunk of a file in the link's space.
-pub async fn chunk(state: &Node, signed: SignedByPeer) -> NodeResult<Vec<u8>> {
+pub async fn chunk(node: &Node, signed: SignedByPeer) -> NodeResult<Vec<u8>> {
     let request: ChunkRequest = json_body(&signed.body)?;
-    let outbound: Outbound = super::links::outbound(state, &signed, &request.link).await?;
-    let (store, chunks) = (state.store.clone(), state.chunks.clone());
-    let me = state.info.instance_id.clone();
+    let outbound: Outbound = super::links::outbound(node, &signed, &request.link).await?;
+    let (store, chunks) = (node.store.clone(), node.chunks.clone());
+    let me = node.info.instance_id.clone();
     let hash = request.hash;
-    let run = SendRun::new(state, &outbound, request.run.as_ref());
+    let run = SendRun::new(node, &outbound, request.run.as_ref());
     let bytes = blocking(move || {
         if !chunk_visible(store.as_ref(), &outbound, &me, &hash)? {
             return Ok::<_, StoreError>(None);
@@ -823,7 +823,7 @@ pub async fn chunk(state: &Node, signed: SignedByPeer) -> NodeResult<Vec<u8>> {
         let bytes = chunks.read(&hash)?;
         let mut part = run.part;
         part.bytes = bytes.len() as i64;
-        record_sent(&run.state, part);
+        record_sent(&run.node, part);
         Ok(Some(bytes))
     })
     .await?

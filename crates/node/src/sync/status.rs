@@ -11,12 +11,12 @@ use ferry_proto::{ErrorCode, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, Sync
 
 /// Runs a link now and answers with the finished run, or (`wait: false`) with the run
 /// submitted to run in the background.
-pub async fn sync_now(state: &Node, body: SyncNow) -> NodeResult<SyncRun> {
-    let link = links::resolve(state, &body.link).await?;
+pub async fn sync_now(node: &Node, body: SyncNow) -> NodeResult<SyncRun> {
+    let link = links::resolve(node, &body.link).await?;
     if !body.wait {
-        return super::receiver::submit(state, link, Trigger::OnDemand).await;
+        return super::receiver::submit(node, link, Trigger::OnDemand).await;
     }
-    super::receiver::run_link(state, &link, Trigger::OnDemand).await
+    super::receiver::run_link(node, &link, Trigger::OnDemand).await
 }
 
 /// How far back `sync status` looks for the last run that moved data.
@@ -24,16 +24,16 @@ const RECENT_RUNS: usize = 200;
 
 /// Every link of this instance: which way data flows now, its last run, and the last run that
 /// moved data.
-pub async fn sync_status(state: &Node) -> NodeResult<Vec<LinkSyncStatus>> {
+pub async fn sync_status(node: &Node) -> NodeResult<Vec<LinkSyncStatus>> {
     let mut answer = Vec::new();
-    for (link, _) in links::all_links(state).await? {
+    for (link, _) in links::all_links(node).await? {
         let key = link.key();
-        let (name, receives) = match links::inbound(state, &link).await {
+        let (name, receives) = match links::inbound(node, &link).await {
             Ok((name, channels)) => (name, !channels.is_empty()),
             Err(e) => (e.0.message.clone(), false),
         };
-        let sends = !links::receivers(state, &link).await?.is_empty();
-        let store = state.store.clone();
+        let sends = !links::receivers(node, &link).await?.is_empty();
+        let store = node.store.clone();
         let k = key.clone();
         let recent = blocking(move || store.list_runs(Some(&k), None, RECENT_RUNS)).await?;
         let moved = |r: &&SyncRun| {
@@ -44,7 +44,7 @@ pub async fn sync_status(state: &Node) -> NodeResult<Vec<LinkSyncStatus>> {
         answer.push(LinkSyncStatus {
             last_data_run: last_data_run.filter(|d| last_run.as_ref() != Some(d)),
             last_run,
-            running: state.sync.of(&key).running.try_lock().is_err(),
+            running: node.sync.of(&key).running.try_lock().is_err(),
             link: key,
             name,
             receives,
@@ -55,14 +55,14 @@ pub async fn sync_status(state: &Node) -> NodeResult<Vec<LinkSyncStatus>> {
 }
 
 /// The latest runs of a link (`?link=`), or of all links; newest first.
-pub async fn sync_history(state: &Node, raw: Option<String>) -> NodeResult<Vec<SyncRun>> {
+pub async fn sync_history(node: &Node, raw: Option<String>) -> NodeResult<Vec<SyncRun>> {
     let query = QueryPairs::parse(raw.as_deref());
     let limit = query.number::<usize>("limit")?.unwrap_or(50).min(1_000);
     let link = match query.get("link") {
-        Some(text) => Some(links::resolve(state, text).await?.key()),
+        Some(text) => Some(links::resolve(node, text).await?.key()),
         None => None,
     };
-    let store = state.store.clone();
+    let store = node.store.clone();
     blocking(move || store.list_runs(link.as_deref(), None, limit)).await
 }
 
@@ -87,16 +87,16 @@ fn schedule_view(
 }
 
 /// When each link syncs: its interval, start, whether paused, and the next run.
-pub async fn list_schedules(state: &Node) -> NodeResult<Vec<SyncSchedule>> {
-    let store = state.store.clone();
+pub async fn list_schedules(node: &Node) -> NodeResult<Vec<SyncSchedule>> {
+    let store = node.store.clone();
     let schedules: std::collections::HashMap<_, _> = blocking(move || store.schedules())
         .await?
         .into_iter()
         .collect();
     let mut answer = Vec::new();
-    for (link, owned) in links::all_links(state).await? {
+    for (link, owned) in links::all_links(node).await? {
         let key = link.key();
-        let (last, _) = super::scheduler::recent_runs(state, &key).await?;
+        let (last, _) = super::scheduler::recent_runs(node, &key).await?;
         let schedule = schedules.get(&key).copied().unwrap_or_default();
         answer.push(schedule_view(key, schedule, last, owned));
     }
@@ -106,13 +106,13 @@ pub async fn list_schedules(state: &Node) -> NodeResult<Vec<SyncSchedule>> {
 /// Sets a link's schedule: interval (1h to 24h), first run, pause or resume. A collaboration's
 /// schedules belong to its guests.
 pub async fn set_schedule(
-    state: &Node,
+    node: &Node,
     caller: &Caller,
     body: SetSchedule,
 ) -> NodeResult<SyncSchedule> {
-    let link = links::resolve(state, &body.link).await?;
+    let link = links::resolve(node, &body.link).await?;
     let key = link.key();
-    let owned = links::all_links(state)
+    let owned = links::all_links(node)
         .await?
         .into_iter()
         .find(|(l, _)| *l == link)
@@ -129,7 +129,7 @@ pub async fn set_schedule(
             "a collaboration's guests set its sync schedules; the host follows them",
         ));
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let k = key.clone();
     let mut schedule = blocking(move || store.schedules())
         .await?
@@ -152,7 +152,7 @@ pub async fn set_schedule(
     if let Some(paused) = body.paused {
         schedule.paused = paused;
     }
-    let store = state.store.clone();
+    let store = node.store.clone();
     let (k, s) = (key.clone(), schedule);
     let entry = ferry_store::NewAuditEntry {
         actor: caller.name.clone(),

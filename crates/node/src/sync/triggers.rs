@@ -8,12 +8,12 @@ use crate::node::Node;
 
 /// A link started or widened: with realtime on, a run starts now, both ways (this side pulls,
 /// the other side is asked to), so what is already there goes without waiting for a schedule.
-pub(crate) async fn link_changed(state: &Node, link: Link) {
-    if !state.realtime {
+pub(crate) async fn link_changed(node: &Node, link: Link) {
+    if !node.realtime {
         return;
     }
     let key = link.key();
-    if let Err(e) = receiver::submit(state, link, Trigger::LinkChanged).await {
+    if let Err(e) = receiver::submit(node, link, Trigger::LinkChanged).await {
         tracing::warn!(link = %key, error = %e.0.message, "a run for a changed link could not start");
     }
 }
@@ -21,12 +21,12 @@ pub(crate) async fn link_changed(state: &Node, link: Link) {
 /// A poke (`POST /federation/v1/sync/poke`): the caller has changes for this instance; pull now, in the
 /// background.
 pub async fn poked(
-    state: &Node,
+    node: &Node,
     signed: crate::federation::SignedByPeer,
 ) -> NodeResult<serde_json::Value> {
     let poke: ferry_proto::Poke = crate::federation::json_body(&signed.body)?;
-    let link = local_link(state, &signed.sender, &poke.link).await?;
-    let (_, channels) = inbound(state, &link).await?;
+    let link = local_link(node, &signed.sender, &poke.link).await?;
+    let (_, channels) = inbound(node, &link).await?;
     if !channels
         .iter()
         .any(|c| same_instance(&c.sender, &signed.sender))
@@ -35,7 +35,7 @@ pub async fn poked(
             "this instance takes nothing from the caller on that link",
         ));
     }
-    let background = state.clone();
+    let background = node.clone();
     tokio::spawn(async move {
         if let Err(e) = receiver::run_link(&background, &link, Trigger::Realtime).await {
             tracing::warn!(error = %e.0.message, "a realtime sync failed");

@@ -13,33 +13,33 @@ use ferry_proto::*;
 #[utoipa::path(get, path = "/api/v1/instance", tag = "instance",
     responses((status = 200, body = InstanceInfo), (status = 401, body = ApiError)))]
 pub(crate) async fn show_instance(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
 ) -> ApiResult<Json<InstanceInfo>> {
-    Ok(Json(ferry_node::tokens::show_instance(&state).await?))
+    Ok(Json(ferry_node::tokens::show_instance(&node).await?))
 }
 
 /// Every token, revoked ones included. Secrets are never shown.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = Vec<TokenInfo>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_tokens(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
 ) -> ApiResult<Json<Vec<TokenInfo>>> {
-    Ok(Json(ferry_node::tokens::list_tokens(&state).await?))
+    Ok(Json(ferry_node::tokens::list_tokens(&node).await?))
 }
 
 /// Creates a token for a named user; the secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 403, body = ApiError)))]
 pub(crate) async fn create_token(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     JsonBody(new): JsonBody<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::tokens::create_token(&state, &caller, new).await?),
+        Json(ferry_node::tokens::create_token(&node, &caller, new).await?),
     ))
 }
 
@@ -48,11 +48,11 @@ pub(crate) async fn create_token(
     params(("id" = String, Path, description = "Token id")),
     responses((status = 200, body = TokenInfo), (status = 404, body = ApiError)))]
 pub(crate) async fn revoke_token(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenInfo>> {
     Ok(Json(
-        ferry_node::tokens::revoke_token(&state, &caller, id).await?,
+        ferry_node::tokens::revoke_token(&node, &caller, id).await?,
     ))
 }

@@ -14,24 +14,24 @@ use ferry_proto::*;
     params(("space" = Option<String>, Query, description = "Only items of this space (id or name)")),
     responses((status = 200, body = Vec<Item>), (status = 404, body = ApiError)))]
 pub(crate) async fn list_items(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<Item>>> {
-    Ok(Json(ferry_node::items::list_items(&state, query).await?))
+    Ok(Json(ferry_node::items::list_items(&node, query).await?))
 }
 
 /// Creates an empty dataset or feature layer with a given schema (fill it with edits).
 #[utoipa::path(post, path = "/api/v1/items", tag = "items", request_body = NewItem,
     responses((status = 201, body = Item), (status = 400, body = ApiError)))]
 pub(crate) async fn create_item(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: EditorRole,
     JsonBody(new): JsonBody<NewItem>,
 ) -> ApiResult<(StatusCode, Json<Item>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::items::create_item(&state, &caller, new).await?),
+        Json(ferry_node::items::create_item(&node, &caller, new).await?),
     ))
 }
 
@@ -39,11 +39,11 @@ pub(crate) async fn create_item(
     params(("id" = String, Path, description = "Item id")),
     responses((status = 200, body = Item), (status = 404, body = ApiError)))]
 pub(crate) async fn show_item(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Item>> {
-    Ok(Json(ferry_node::items::show_item(&state, id).await?))
+    Ok(Json(ferry_node::items::show_item(&node, id).await?))
 }
 
 /// Deletes an item (a tombstone stays in the change feed).
@@ -51,11 +51,11 @@ pub(crate) async fn show_item(
     params(("id" = String, Path, description = "Item id")),
     responses((status = 204), (status = 404, body = ApiError)))]
 pub(crate) async fn delete_item(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    ferry_node::items::delete_item(&state, id).await?;
+    ferry_node::items::delete_item(&node, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -68,14 +68,12 @@ pub(crate) async fn delete_item(
            ("where" = Option<Vec<String>>, Query, description = "field:value equality filters; repeat for more")),
     responses((status = 200, body = RowPage), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn query_rows(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<RowPage>> {
-    Ok(Json(
-        ferry_node::items::query_rows(&state, id, query).await?,
-    ))
+    Ok(Json(ferry_node::items::query_rows(&node, id, query).await?))
 }
 
 /// Applies adds, updates and deletes all or nothing, with a result per edit.
@@ -83,13 +81,13 @@ pub(crate) async fn query_rows(
     params(("id" = String, Path, description = "Item id")),
     responses((status = 200, body = EditResults), (status = 422, body = ApiError)))]
 pub(crate) async fn apply_edits(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: EditorRole,
     Path(id): Path<String>,
     JsonBody(batch): JsonBody<EditBatch>,
 ) -> ApiResult<Json<EditResults>> {
     Ok(Json(
-        ferry_node::items::apply_edits(&state, id, batch).await?,
+        ferry_node::items::apply_edits(&node, id, batch).await?,
     ))
 }
 
@@ -100,12 +98,12 @@ pub(crate) async fn apply_edits(
     responses((status = 200, body = Item), (status = 403, body = ApiError),
         (status = 404, body = ApiError)))]
 pub(crate) async fn update_item(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: EditorRole,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<ItemPatch>,
 ) -> ApiResult<Json<Item>> {
     Ok(Json(
-        ferry_node::items::update_item(&state, &caller, id, patch).await?,
+        ferry_node::items::update_item(&node, &caller, id, patch).await?,
     ))
 }

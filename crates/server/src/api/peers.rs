@@ -13,13 +13,13 @@ use ferry_proto::*;
 #[utoipa::path(post, path = "/api/v1/peers/requests", tag = "peers", request_body = NewPeerRequest,
     responses((status = 201, body = PeerRequestCreated), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn create_request(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     JsonBody(new): JsonBody<NewPeerRequest>,
 ) -> ApiResult<(StatusCode, Json<PeerRequestCreated>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::peers::create_request(&state, &caller, new).await?),
+        Json(ferry_node::peers::create_request(&node, &caller, new).await?),
     ))
 }
 
@@ -28,13 +28,13 @@ pub(crate) async fn create_request(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerRequestCreated), (status = 409, body = ApiError)))]
 pub(crate) async fn refresh_request(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RefreshPeerRequest>,
 ) -> ApiResult<Json<PeerRequestCreated>> {
     Ok(Json(
-        ferry_node::peers::refresh_request(&state, &caller, id, body).await?,
+        ferry_node::peers::refresh_request(&node, &caller, id, body).await?,
     ))
 }
 
@@ -43,12 +43,12 @@ pub(crate) async fn refresh_request(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
 pub(crate) async fn invalidate_request(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
     Ok(Json(
-        ferry_node::peers::invalidate_request(&state, &caller, id).await?,
+        ferry_node::peers::invalidate_request(&node, &caller, id).await?,
     ))
 }
 
@@ -58,13 +58,13 @@ pub(crate) async fn invalidate_request(
     responses((status = 201, body = PeerConnection), (status = 400, body = ApiError), (status = 409, body = ApiError),
               (status = 410, body = ApiError)))]
 pub(crate) async fn import_code(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     JsonBody(body): JsonBody<ImportInviteCode>,
 ) -> ApiResult<(StatusCode, Json<PeerConnection>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::peers::import_code(&state, &caller, body).await?),
+        Json(ferry_node::peers::import_code(&node, &caller, body).await?),
     ))
 }
 
@@ -72,21 +72,21 @@ pub(crate) async fn import_code(
 #[utoipa::path(get, path = "/api/v1/peers", tag = "peers",
     responses((status = 200, body = Vec<PeerConnection>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_peers(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
 ) -> ApiResult<Json<Vec<PeerConnection>>> {
-    Ok(Json(ferry_node::peers::list_peers(&state).await?))
+    Ok(Json(ferry_node::peers::list_peers(&node).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/peers/{id}", tag = "peers",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerDetail), (status = 404, body = ApiError)))]
 pub(crate) async fn show_peer(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerDetail>> {
-    Ok(Json(ferry_node::peers::show_peer(&state, id).await?))
+    Ok(Json(ferry_node::peers::show_peer(&node, id).await?))
 }
 
 /// Approves an imported code: picks the receiving space and security, and answers the originator
@@ -95,13 +95,13 @@ pub(crate) async fn show_peer(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerApproved), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn approve(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ApprovePeer>,
 ) -> ApiResult<Json<PeerApproved>> {
     Ok(Json(
-        ferry_node::peers::approve(&state, &caller, id, body).await?,
+        ferry_node::peers::approve(&node, &caller, id, body).await?,
     ))
 }
 
@@ -109,12 +109,12 @@ pub(crate) async fn approve(
 #[utoipa::path(post, path = "/api/v1/peers/accept-response", tag = "peers", request_body = AcceptPeerResponse,
     responses((status = 200, body = PeerConnection), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn accept_response_file(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     JsonBody(body): JsonBody<AcceptPeerResponse>,
 ) -> ApiResult<Json<PeerConnection>> {
     Ok(Json(
-        ferry_node::peers::accept_response_file(&state, &caller, body).await?,
+        ferry_node::peers::accept_response_file(&node, &caller, body).await?,
     ))
 }
 
@@ -123,35 +123,33 @@ pub(crate) async fn accept_response_file(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn activate(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
-    Ok(Json(
-        ferry_node::peers::activate(&state, &caller, id).await?,
-    ))
+    Ok(Json(ferry_node::peers::activate(&node, &caller, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/peers/{id}/disable", tag = "peers",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
 pub(crate) async fn disable(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerChanged>> {
-    Ok(Json(ferry_node::peers::disable(&state, &caller, id).await?))
+    Ok(Json(ferry_node::peers::disable(&node, &caller, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/peers/{id}/enable", tag = "peers",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
 pub(crate) async fn enable(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerChanged>> {
-    Ok(Json(ferry_node::peers::enable(&state, &caller, id).await?))
+    Ok(Json(ferry_node::peers::enable(&node, &caller, id).await?))
 }
 
 /// Deletes the connection here; the other instance revokes its copy and stops accepting this
@@ -160,11 +158,11 @@ pub(crate) async fn enable(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerChanged), (status = 409, body = ApiError)))]
 pub(crate) async fn delete(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerChanged>> {
-    Ok(Json(ferry_node::peers::delete(&state, &caller, id).await?))
+    Ok(Json(ferry_node::peers::delete(&node, &caller, id).await?))
 }
 
 /// Checks both instances' policies for this connection: for each direction it carries, the
@@ -173,11 +171,11 @@ pub(crate) async fn delete(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PolicyCheck), (status = 409, body = ApiError)))]
 pub(crate) async fn check(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PolicyCheck>> {
-    Ok(Json(ferry_node::peers::check(&state, id).await?))
+    Ok(Json(ferry_node::peers::check(&node, id).await?))
 }
 
 /// Narrows the data types this side sends. Fewer is this side's own decision; more would need
@@ -188,13 +186,13 @@ pub(crate) async fn check(
     responses((status = 200, body = PeerConnection), (status = 400, body = ApiError),
         (status = 409, body = ApiError)))]
 pub(crate) async fn narrow_sends(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PeerSends>,
 ) -> ApiResult<Json<PeerConnection>> {
     Ok(Json(
-        ferry_node::peers::narrow_sends(&state, &caller, id, body).await?,
+        ferry_node::peers::narrow_sends(&node, &caller, id, body).await?,
     ))
 }
 
@@ -204,13 +202,13 @@ pub(crate) async fn narrow_sends(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn propose_security(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ProposeSecurity>,
 ) -> ApiResult<Json<PeerConnection>> {
     Ok(Json(
-        ferry_node::peers::propose_security(&state, &caller, id, body).await?,
+        ferry_node::peers::propose_security(&node, &caller, id, body).await?,
     ))
 }
 
@@ -219,12 +217,12 @@ pub(crate) async fn propose_security(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
 pub(crate) async fn approve_security(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
     Ok(Json(
-        ferry_node::peers::approve_security(&state, &caller, id).await?,
+        ferry_node::peers::approve_security(&node, &caller, id).await?,
     ))
 }
 
@@ -233,11 +231,11 @@ pub(crate) async fn approve_security(
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = PeerConnection), (status = 409, body = ApiError)))]
 pub(crate) async fn reject_security(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerConnection>> {
     Ok(Json(
-        ferry_node::peers::reject_security(&state, &caller, id).await?,
+        ferry_node::peers::reject_security(&node, &caller, id).await?,
     ))
 }

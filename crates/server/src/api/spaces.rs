@@ -12,22 +12,22 @@ use ferry_proto::*;
 #[utoipa::path(get, path = "/api/v1/spaces", tag = "spaces",
     responses((status = 200, body = Vec<Space>), (status = 401, body = ApiError)))]
 pub(crate) async fn list_spaces(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
 ) -> ApiResult<Json<Vec<Space>>> {
-    Ok(Json(ferry_node::spaces::list_spaces(&state).await?))
+    Ok(Json(ferry_node::spaces::list_spaces(&node).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/spaces", tag = "spaces", request_body = NewSpace,
     responses((status = 201, body = Space), (status = 409, body = ApiError)))]
 pub(crate) async fn create_space(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     JsonBody(new): JsonBody<NewSpace>,
 ) -> ApiResult<(StatusCode, Json<Space>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::spaces::create_space(&state, new).await?),
+        Json(ferry_node::spaces::create_space(&node, new).await?),
     ))
 }
 
@@ -36,11 +36,11 @@ pub(crate) async fn create_space(
     params(("space" = String, Path, description = "Space id or name")),
     responses((status = 200, body = Space), (status = 404, body = ApiError)))]
 pub(crate) async fn show_space(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
     Path(space): Path<String>,
 ) -> ApiResult<Json<Space>> {
-    Ok(Json(ferry_node::spaces::show_space(&state, space).await?))
+    Ok(Json(ferry_node::spaces::show_space(&node, space).await?))
 }
 
 /// Renames or describes a space.
@@ -48,13 +48,13 @@ pub(crate) async fn show_space(
     params(("space" = String, Path, description = "Space id or name")),
     responses((status = 200, body = Space), (status = 404, body = ApiError)))]
 pub(crate) async fn update_space(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     Path(space): Path<String>,
     JsonBody(patch): JsonBody<SpacePatch>,
 ) -> ApiResult<Json<Space>> {
     Ok(Json(
-        ferry_node::spaces::update_space(&state, space, patch).await?,
+        ferry_node::spaces::update_space(&node, space, patch).await?,
     ))
 }
 
@@ -64,12 +64,12 @@ pub(crate) async fn update_space(
            ("force" = Option<bool>, Query, description = "Delete the space's items too")),
     responses((status = 204), (status = 409, body = ApiError)))]
 pub(crate) async fn delete_space(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     Path(space): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<StatusCode> {
-    ferry_node::spaces::delete_space(&state, space, query).await?;
+    ferry_node::spaces::delete_space(&node, space, query).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -80,12 +80,12 @@ pub(crate) async fn delete_space(
            ("limit" = Option<usize>, Query, description = "At most this many changes (default 1000, max 10000)")),
     responses((status = 200, body = ChangePage), (status = 404, body = ApiError)))]
 pub(crate) async fn changes(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
     Path(space): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<ChangePage>> {
     Ok(Json(
-        ferry_node::spaces::changes(&state, space, query).await?,
+        ferry_node::spaces::changes(&node, space, query).await?,
     ))
 }

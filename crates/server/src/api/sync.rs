@@ -14,10 +14,10 @@ use ferry_proto::*;
 #[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
     responses((status = 200, body = Vec<LinkSyncStatus>)))]
 pub(crate) async fn sync_status(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
 ) -> ApiResult<Json<Vec<LinkSyncStatus>>> {
-    Ok(Json(ferry_node::sync::status::sync_status(&state).await?))
+    Ok(Json(ferry_node::sync::status::sync_status(&node).await?))
 }
 
 /// The latest runs of a link (`?link=`), or of all links; newest first.
@@ -26,12 +26,12 @@ pub(crate) async fn sync_status(
            ("limit" = Option<usize>, Query, description = "At most this many runs (default 50)")),
     responses((status = 200, body = Vec<SyncRun>), (status = 404, body = ApiError)))]
 pub(crate) async fn sync_history(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<SyncRun>>> {
     Ok(Json(
-        ferry_node::sync::status::sync_history(&state, raw).await?,
+        ferry_node::sync::status::sync_history(&node, raw).await?,
     ))
 }
 
@@ -39,12 +39,10 @@ pub(crate) async fn sync_history(
 #[utoipa::path(get, path = "/api/v1/sync/schedules", tag = "sync",
     responses((status = 200, body = Vec<SyncSchedule>)))]
 pub(crate) async fn list_schedules(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
 ) -> ApiResult<Json<Vec<SyncSchedule>>> {
-    Ok(Json(
-        ferry_node::sync::status::list_schedules(&state).await?,
-    ))
+    Ok(Json(ferry_node::sync::status::list_schedules(&node).await?))
 }
 
 /// Sets a link's schedule: interval (1h to 24h), first run, pause or resume. A collaboration's
@@ -52,12 +50,12 @@ pub(crate) async fn list_schedules(
 #[utoipa::path(put, path = "/api/v1/sync/schedules", tag = "sync", request_body = SetSchedule,
     responses((status = 200, body = SyncSchedule), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn set_schedule(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     JsonBody(body): JsonBody<SetSchedule>,
 ) -> ApiResult<Json<SyncSchedule>> {
     Ok(Json(
-        ferry_node::sync::status::set_schedule(&state, &caller, body).await?,
+        ferry_node::sync::status::set_schedule(&node, &caller, body).await?,
     ))
 }
 
@@ -67,7 +65,7 @@ pub(crate) async fn set_schedule(
     responses((status = 200, body = SyncRun), (status = 202, body = SyncRun),
         (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn sync_now(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     JsonBody(body): JsonBody<SyncNow>,
 ) -> ApiResult<(StatusCode, Json<SyncRun>)> {
@@ -77,6 +75,6 @@ pub(crate) async fn sync_now(
     };
     Ok((
         status,
-        Json(ferry_node::sync::status::sync_now(&state, body).await?),
+        Json(ferry_node::sync::status::sync_now(&node, body).await?),
     ))
 }

@@ -36,7 +36,7 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> 
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = Item), (status = 413, body = ApiError), (status = 415, body = ApiError), (status = 422, body = ApiError)))]
 pub(crate) async fn import_item(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: EditorRole,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -49,7 +49,7 @@ pub(crate) async fn import_item(
             .and_then(|v| v.parse::<u64>().ok()),
     };
     let body = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
-    let item = transfer::import_item(&state, &caller, request, body).await?;
+    let item = transfer::import_item(&node, &caller, request, body).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -61,14 +61,14 @@ pub(crate) async fn import_item(
     responses((status = 200, description = "The item's content"), (status = 206, description = "Part of a file"),
                (status = 404, body = ApiError), (status = 416, body = ApiError)))]
 pub(crate) async fn export_item(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AnyRole,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
     let range = header_text(&headers, header::RANGE);
-    match transfer::export_item(&state, id, query, range).await {
+    match transfer::export_item(&node, id, query, range).await {
         Ok(export) => Ok(export_response(export)),
         Err(e) if e.code() == ErrorCode::RangeNotSatisfiable => Err(range_not_satisfiable(e)),
         Err(e) => Err(ApiFailure(e).into_response()),

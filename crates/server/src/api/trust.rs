@@ -13,23 +13,23 @@ use ferry_proto::*;
 #[utoipa::path(get, path = "/api/v1/policies", tag = "policy",
     responses((status = 200, body = Vec<PolicyRule>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_policies(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
 ) -> ApiResult<Json<Vec<PolicyRule>>> {
-    Ok(Json(ferry_node::trust::list_policies(&state).await?))
+    Ok(Json(ferry_node::trust::list_policies(&node).await?))
 }
 
 /// Adds an allow or deny rule; federation traffic is refused unless a rule allows it.
 #[utoipa::path(post, path = "/api/v1/policies", tag = "policy", request_body = NewPolicyRule,
     responses((status = 201, body = PolicyRule), (status = 400, body = ApiError)))]
 pub(crate) async fn add_policy(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     JsonBody(new): JsonBody<NewPolicyRule>,
 ) -> ApiResult<(StatusCode, Json<PolicyRule>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::trust::add_policy(&state, &caller, new).await?),
+        Json(ferry_node::trust::add_policy(&node, &caller, new).await?),
     ))
 }
 
@@ -37,12 +37,12 @@ pub(crate) async fn add_policy(
     params(("id" = String, Path, description = "Rule id")),
     responses((status = 200, body = PolicyRule), (status = 404, body = ApiError)))]
 pub(crate) async fn remove_policy(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PolicyRule>> {
     Ok(Json(
-        ferry_node::trust::remove_policy(&state, &caller, id).await?,
+        ferry_node::trust::remove_policy(&node, &caller, id).await?,
     ))
 }
 
@@ -55,9 +55,9 @@ pub(crate) async fn remove_policy(
            ("limit" = Option<usize>, Query, description = "At most this many (default 100, max 10000)")),
     responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_audit(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
-    Ok(Json(ferry_node::trust::list_audit(&state, query).await?))
+    Ok(Json(ferry_node::trust::list_audit(&node, query).await?))
 }

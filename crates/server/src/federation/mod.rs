@@ -22,7 +22,7 @@ use ferry_node::federation as fed;
 /// Signs every federation answer but a successful stream, for the request it answers (its
 /// nonce): `Ferry-Answer-Signature` (see `ferry_proto::signing`).
 async fn sign_answers(
-    State(state): State<Node>,
+    State(node): State<Node>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -62,8 +62,8 @@ async fn sign_answers(
         nonce: &nonce,
     };
     let signature = signing::sign_answer(
-        state.identity.signing_key(),
-        &state.info.instance_id,
+        node.identity.signing_key(),
+        &node.info.instance_id,
         &answered,
         parts.status.as_u16(),
         &body,
@@ -76,7 +76,7 @@ async fn sign_answers(
     axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }
 
-pub(crate) fn routes(state: Node) -> Router<Node> {
+pub(crate) fn routes(node: Node) -> Router<Node> {
     Router::new()
         .route(RESPONSES_PATH, post(inbound::peer_response))
         .route(STATE_PATH, post(inbound::peer_state))
@@ -92,7 +92,7 @@ pub(crate) fn routes(state: Node) -> Router<Node> {
         .route(SYNC_CHUNK_PATH, post(sync::chunk))
         .route(SYNC_POKE_PATH, post(sync::poked))
         .route(SYNC_ROWS_PATH, post(sync::rows))
-        .layer(axum::middleware::from_fn_with_state(state, sign_answers))
+        .layer(axum::middleware::from_fn_with_state(node, sign_answers))
 }
 
 /// Who this instance is: public facts, answered to anyone.

@@ -13,12 +13,12 @@ use ferry_proto::*;
 #[utoipa::path(post, path = "/api/v1/collabs/invitations/preview", tag = "collaborations", request_body = InvitationCode,
     responses((status = 200, body = InvitationPreview), (status = 400, body = ApiError), (status = 410, body = ApiError)))]
 pub(crate) async fn preview(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     JsonBody(body): JsonBody<InvitationCode>,
 ) -> ApiResult<Json<InvitationPreview>> {
     Ok(Json(
-        ferry_node::collabs::guest::preview(&state, body).await?,
+        ferry_node::collabs::guest::preview(&node, body).await?,
     ))
 }
 
@@ -27,13 +27,13 @@ pub(crate) async fn preview(
     responses((status = 201, body = InvitationAccepted), (status = 400, body = ApiError), (status = 409, body = ApiError),
               (status = 410, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn accept(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     JsonBody(body): JsonBody<AcceptInvitation>,
 ) -> ApiResult<(StatusCode, Json<InvitationAccepted>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::collabs::guest::accept(&state, &caller, body).await?),
+        Json(ferry_node::collabs::guest::accept(&node, &caller, body).await?),
     ))
 }
 
@@ -42,12 +42,12 @@ pub(crate) async fn accept(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = Collaboration), (status = 409, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn refresh(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Collaboration>> {
     Ok(Json(
-        ferry_node::collabs::guest::refresh(&state, &caller, id).await?,
+        ferry_node::collabs::guest::refresh(&node, &caller, id).await?,
     ))
 }
 
@@ -57,11 +57,11 @@ pub(crate) async fn refresh(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = CollabChanged), (status = 409, body = ApiError)))]
 pub(crate) async fn leave(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollabChanged>> {
     Ok(Json(
-        ferry_node::collabs::guest::leave(&state, &caller, id).await?,
+        ferry_node::collabs::guest::leave(&node, &caller, id).await?,
     ))
 }

@@ -13,13 +13,13 @@ use ferry_proto::*;
 #[utoipa::path(post, path = "/api/v1/collabs", tag = "collaborations", request_body = NewCollab,
     responses((status = 201, body = Collaboration), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn create(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     JsonBody(new): JsonBody<NewCollab>,
 ) -> ApiResult<(StatusCode, Json<Collaboration>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::collabs::host::create(&state, &caller, new).await?),
+        Json(ferry_node::collabs::host::create(&node, &caller, new).await?),
     ))
 }
 
@@ -28,13 +28,13 @@ pub(crate) async fn create(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = CollabChanged), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn add_workspace(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(new): JsonBody<NewWorkspace>,
 ) -> ApiResult<Json<CollabChanged>> {
     Ok(Json(
-        ferry_node::collabs::host::add_workspace(&state, &caller, id, new).await?,
+        ferry_node::collabs::host::add_workspace(&node, &caller, id, new).await?,
     ))
 }
 
@@ -44,13 +44,13 @@ pub(crate) async fn add_workspace(
     params(("id" = String, Path, description = "Collaboration id"), ("workspace" = String, Path, description = "Workspace id or name")),
     responses((status = 200, body = CollabChanged), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn update_workspace(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path((id, workspace)): Path<(String, String)>,
     JsonBody(patch): JsonBody<WorkspacePatch>,
 ) -> ApiResult<Json<CollabChanged>> {
     Ok(Json(
-        ferry_node::collabs::host::update_workspace(&state, &caller, id, workspace, patch).await?,
+        ferry_node::collabs::host::update_workspace(&node, &caller, id, workspace, patch).await?,
     ))
 }
 
@@ -60,12 +60,12 @@ pub(crate) async fn update_workspace(
     params(("id" = String, Path, description = "Collaboration id"), ("workspace" = String, Path, description = "Workspace id or name")),
     responses((status = 200, body = CollabChanged), (status = 403, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn delete_workspace(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path((id, workspace)): Path<(String, String)>,
 ) -> ApiResult<Json<CollabChanged>> {
     Ok(Json(
-        ferry_node::collabs::host::delete_workspace(&state, &caller, id, workspace).await?,
+        ferry_node::collabs::host::delete_workspace(&node, &caller, id, workspace).await?,
     ))
 }
 
@@ -75,13 +75,13 @@ pub(crate) async fn delete_workspace(
     params(("id" = String, Path, description = "Collaboration id"), ("guest" = String, Path, description = "Participant id, instance id or title")),
     responses((status = 200, body = CollabChanged), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn set_access(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path((id, guest)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetAccess>,
 ) -> ApiResult<Json<CollabChanged>> {
     Ok(Json(
-        ferry_node::collabs::host::set_access(&state, &caller, id, guest, body).await?,
+        ferry_node::collabs::host::set_access(&node, &caller, id, guest, body).await?,
     ))
 }
 
@@ -90,12 +90,12 @@ pub(crate) async fn set_access(
     params(("id" = String, Path, description = "Collaboration id"), ("guest" = String, Path, description = "Participant id, instance id or title")),
     responses((status = 200, body = CollabChanged), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn remove_guest(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path((id, guest)): Path<(String, String)>,
 ) -> ApiResult<Json<CollabChanged>> {
     Ok(Json(
-        ferry_node::collabs::host::remove_guest(&state, &caller, id, guest).await?,
+        ferry_node::collabs::host::remove_guest(&node, &caller, id, guest).await?,
     ))
 }
 
@@ -105,12 +105,12 @@ pub(crate) async fn remove_guest(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = CollabChanged), (status = 403, body = ApiError)))]
 pub(crate) async fn delete(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollabChanged>> {
     Ok(Json(
-        ferry_node::collabs::host::delete(&state, &caller, id).await?,
+        ferry_node::collabs::host::delete(&node, &caller, id).await?,
     ))
 }
 
@@ -119,14 +119,14 @@ pub(crate) async fn delete(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 201, body = InvitationCreated), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn invite(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(new): JsonBody<NewInvitation>,
 ) -> ApiResult<(StatusCode, Json<InvitationCreated>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::collabs::host::invite(&state, &caller, id, new).await?),
+        Json(ferry_node::collabs::host::invite(&node, &caller, id, new).await?),
     ))
 }
 
@@ -134,12 +134,12 @@ pub(crate) async fn invite(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = Vec<InvitationView>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_invitations(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<InvitationView>>> {
     Ok(Json(
-        ferry_node::collabs::host::list_invitations(&state, id).await?,
+        ferry_node::collabs::host::list_invitations(&node, id).await?,
     ))
 }
 
@@ -149,14 +149,13 @@ pub(crate) async fn list_invitations(
     params(("id" = String, Path, description = "Collaboration id"), ("invitation" = String, Path, description = "Invitation id")),
     responses((status = 200, body = InvitationCreated), (status = 409, body = ApiError)))]
 pub(crate) async fn refresh_invitation(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path((id, invitation)): Path<(String, String)>,
     JsonBody(body): JsonBody<RefreshInvitation>,
 ) -> ApiResult<Json<InvitationCreated>> {
     Ok(Json(
-        ferry_node::collabs::host::refresh_invitation(&state, &caller, id, invitation, body)
-            .await?,
+        ferry_node::collabs::host::refresh_invitation(&node, &caller, id, invitation, body).await?,
     ))
 }
 
@@ -165,12 +164,12 @@ pub(crate) async fn refresh_invitation(
     params(("id" = String, Path, description = "Collaboration id"), ("invitation" = String, Path, description = "Invitation id")),
     responses((status = 200, body = InvitationView), (status = 409, body = ApiError)))]
 pub(crate) async fn invalidate_invitation(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path((id, invitation)): Path<(String, String)>,
 ) -> ApiResult<Json<InvitationView>> {
     Ok(Json(
-        ferry_node::collabs::host::invalidate_invitation(&state, &caller, id, invitation).await?,
+        ferry_node::collabs::host::invalidate_invitation(&node, &caller, id, invitation).await?,
     ))
 }
 
@@ -179,12 +178,12 @@ pub(crate) async fn invalidate_invitation(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = CollabChanged), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 410, body = ApiError)))]
 pub(crate) async fn import_response(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<GuestResponse>,
 ) -> ApiResult<Json<CollabChanged>> {
     Ok(Json(
-        ferry_node::collabs::host::import_response(&state, &caller, id, body).await?,
+        ferry_node::collabs::host::import_response(&node, &caller, id, body).await?,
     ))
 }

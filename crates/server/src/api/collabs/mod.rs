@@ -15,21 +15,21 @@ use ferry_proto::*;
 #[utoipa::path(get, path = "/api/v1/collabs", tag = "collaborations",
     responses((status = 200, body = Vec<Collaboration>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_collabs(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
 ) -> ApiResult<Json<Vec<Collaboration>>> {
-    Ok(Json(ferry_node::collabs::list_collabs(&state).await?))
+    Ok(Json(ferry_node::collabs::list_collabs(&node).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/collabs/{id}", tag = "collaborations",
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = CollabDetail), (status = 404, body = ApiError)))]
 pub(crate) async fn show_collab(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollabDetail>> {
-    Ok(Json(ferry_node::collabs::show_collab(&state, id).await?))
+    Ok(Json(ferry_node::collabs::show_collab(&node, id).await?))
 }
 
 /// Links one of this instance's spaces to a workspace. Only this instance ever knows which.
@@ -38,13 +38,13 @@ pub(crate) async fn show_collab(
     params(("id" = String, Path, description = "Collaboration id"), ("workspace" = String, Path, description = "Workspace id or name")),
     responses((status = 200, body = Collaboration), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn link(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path((id, workspace)): Path<(String, String)>,
     JsonBody(body): JsonBody<LinkSpace>,
 ) -> ApiResult<Json<Collaboration>> {
     Ok(Json(
-        ferry_node::collabs::link(&state, &caller, id, workspace, body).await?,
+        ferry_node::collabs::link(&node, &caller, id, workspace, body).await?,
     ))
 }
 
@@ -53,12 +53,12 @@ pub(crate) async fn link(
     params(("id" = String, Path, description = "Collaboration id"), ("workspace" = String, Path, description = "Workspace id or name")),
     responses((status = 200, body = Collaboration), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn unlink(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path((id, workspace)): Path<(String, String)>,
 ) -> ApiResult<Json<Collaboration>> {
     Ok(Json(
-        ferry_node::collabs::unlink(&state, &caller, id, workspace).await?,
+        ferry_node::collabs::unlink(&node, &caller, id, workspace).await?,
     ))
 }
 
@@ -68,11 +68,11 @@ pub(crate) async fn unlink(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = PolicyCheck), (status = 404, body = ApiError)))]
 pub(crate) async fn check(
-    State(state): State<Node>,
+    State(node): State<Node>,
     _caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PolicyCheck>> {
-    Ok(Json(ferry_node::collabs::check(&state, id).await?))
+    Ok(Json(ferry_node::collabs::check(&node, id).await?))
 }
 
 /// Sets what happens to the items this instance received when a workspace or the collaboration
@@ -82,13 +82,13 @@ pub(crate) async fn check(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = Collaboration), (status = 400, body = ApiError)))]
 pub(crate) async fn set_delete_policy(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SetDeletePolicy>,
 ) -> ApiResult<Json<Collaboration>> {
     Ok(Json(
-        ferry_node::collabs::set_delete_policy(&state, &caller, id, body).await?,
+        ferry_node::collabs::set_delete_policy(&node, &caller, id, body).await?,
     ))
 }
 
@@ -99,12 +99,12 @@ pub(crate) async fn set_delete_policy(
     params(("id" = String, Path, description = "Collaboration id")),
     responses((status = 200, body = Collaboration), (status = 400, body = ApiError)))]
 pub(crate) async fn set_security(
-    State(state): State<Node>,
+    State(node): State<Node>,
     caller: AdminRole,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SetCollabSecurity>,
 ) -> ApiResult<Json<Collaboration>> {
     Ok(Json(
-        ferry_node::collabs::set_security(&state, &caller, id, body).await?,
+        ferry_node::collabs::set_security(&node, &caller, id, body).await?,
     ))
 }
