@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{ApiError, CreatedToken, InstanceInfo, NewToken, TokenInfo};
 
 /// Who this instance is.
 #[utoipa::path(get, path = "/api/v1/instance", tag = "instance",

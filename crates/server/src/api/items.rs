@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{ApiError, EditBatch, EditResults, Item, ItemPatch, NewItem, RowPage};
 
 /// Items, optionally of one space.
 #[utoipa::path(get, path = "/api/v1/items", tag = "items",

@@ -7,7 +7,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{
+    AcceptPeerResponse, ApiError, ApprovePeer, ImportInviteCode, NewPeerRequest, PeerApproved,
+    PeerChanged, PeerConnection, PeerDetail, PeerRequestCreated, PeerSends, PolicyCheck,
+    ProposeSecurity, RefreshPeerRequest,
+};
 
 /// Creates a peer request on a local space and returns its invite code.
 #[utoipa::path(post, path = "/api/v1/peers/requests", tag = "peers", request_body = NewPeerRequest,

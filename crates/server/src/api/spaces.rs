@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{ApiError, ChangePage, NewSpace, Space, SpacePatch};
 
 #[utoipa::path(get, path = "/api/v1/spaces", tag = "spaces",
     responses((status = 200, body = Vec<Space>), (status = 401, body = ApiError)))]

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{ApiError, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, SyncSchedule};
 
 /// Every link of this instance: which way data flows now, its last run, and the last run that
 /// moved data.

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{ApiError, AuditEntry, NewPolicyRule, PolicyRule};
 
 /// Every ingress and egress rule.
 #[utoipa::path(get, path = "/api/v1/policies", tag = "policy",

@@ -5,7 +5,10 @@ use crate::types::*;
 use crate::{StoreError, StoreResult};
 use ferry_core::Key;
 use ferry_core::geometry::{POINT_PREFIX, POINT_SUFFIX, plain_point_coordinates};
-use ferry_proto::*;
+use ferry_proto::{
+    ApiErrorBrief, AuditEntry, ChunkHash, EditOp, EditResult, ErrorCode, GeometryType, Item,
+    ItemId, ItemKind, PolicyRule, Role, Row, Space, SpaceId, SyncAs, TokenInfo,
+};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, params};
 use serde_json::{Map, Value};

@@ -7,7 +7,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{
+    AcceptInvitation, ApiError, CollabChanged, Collaboration, InvitationAccepted, InvitationCode,
+    InvitationPreview,
+};
 
 /// Checks an invitation and shows what it offers, changing nothing.
 #[utoipa::path(post, path = "/api/v1/collabs/invitations/preview", tag = "collaborations", request_body = InvitationCode,

@@ -7,7 +7,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{
+    ApiError, CollabChanged, Collaboration, GuestResponse, InvitationCreated, InvitationView,
+    NewCollab, NewInvitation, NewWorkspace, RefreshInvitation, SetAccess, WorkspacePatch,
+};
 
 /// Creates a collaboration hosted here, with its first workspaces and this instance's links.
 #[utoipa::path(post, path = "/api/v1/collabs", tag = "collaborations", request_body = NewCollab,

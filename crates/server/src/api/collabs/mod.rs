@@ -9,7 +9,10 @@ use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::{Path, State};
 use ferry_node::Node;
-use ferry_proto::*;
+use ferry_proto::{
+    ApiError, CollabDetail, Collaboration, LinkSpace, PolicyCheck, SetCollabSecurity,
+    SetDeletePolicy,
+};
 
 /// Every collaboration this instance hosts or joined, in every state.
 #[utoipa::path(get, path = "/api/v1/collabs", tag = "collaborations",
