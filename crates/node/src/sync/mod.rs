@@ -4,6 +4,8 @@
 //! scope for that receiver ([`sender`]). Who may send what to whom is decided here, from the
 //! link's records, and nowhere else.
 
+pub(crate) mod apply;
+pub(crate) mod checker;
 pub mod links;
 pub(crate) mod locks;
 pub mod pokes;
@@ -12,6 +14,7 @@ pub mod reference;
 pub mod scheduler;
 pub mod sender;
 pub mod status;
+pub(crate) mod stream;
 pub mod triggers;
 
 pub(crate) use links::{Link, all_links};
