@@ -40,7 +40,12 @@ pub fn check_metadata(
 }
 
 /// Items, optionally of one space.
-pub async fn list_items(node: &Node, query: Option<String>) -> NodeResult<Vec<Item>> {
+pub async fn list_items(
+    node: &Node,
+    caller: &Caller,
+    query: Option<String>,
+) -> NodeResult<Vec<Item>> {
+    caller.require(ferry_proto::Role::Viewer)?;
     let space = QueryPairs::parse(query.as_deref())
         .get("space")
         .map(str::to_string);
@@ -63,6 +68,7 @@ fn mark_stale(items: &mut [Item], stale: Vec<(ItemId, String)>) {
 
 /// Creates an empty dataset or feature layer with a given schema (fill it with edits).
 pub async fn create_item(node: &Node, caller: &Caller, new: NewItem) -> NodeResult<Item> {
+    caller.require(ferry_proto::Role::Editor)?;
     check_metadata(
         Some(&new.title),
         Some(&new.description),
@@ -96,7 +102,8 @@ pub async fn create_item(node: &Node, caller: &Caller, new: NewItem) -> NodeResu
     Ok(item)
 }
 
-pub async fn show_item(node: &Node, id: String) -> NodeResult<Item> {
+pub async fn show_item(node: &Node, caller: &Caller, id: String) -> NodeResult<Item> {
+    caller.require(ferry_proto::Role::Viewer)?;
     let id = parse_item_id(&id)?;
     let store = node.store.clone();
     let (item, stale) =
@@ -115,6 +122,7 @@ pub async fn update_item(
     id: String,
     mut patch: ItemPatch,
 ) -> NodeResult<Item> {
+    caller.require(ferry_proto::Role::Editor)?;
     let id = parse_item_id(&id)?;
     // Where an item is and how it is marked decide which links it leaves by.
     let admin_only = [
@@ -178,7 +186,8 @@ async fn refuse_received(node: &Node, id: ItemId) -> NodeResult<()> {
 }
 
 /// Deletes an item (a tombstone stays in the change feed).
-pub async fn delete_item(node: &Node, id: String) -> NodeResult<()> {
+pub async fn delete_item(node: &Node, caller: &Caller, id: String) -> NodeResult<()> {
+    caller.require(ferry_proto::Role::Admin)?;
     let id = parse_item_id(&id)?;
     let store = node.store.clone();
     let (space, freed) = blocking(move || {
@@ -192,7 +201,13 @@ pub async fn delete_item(node: &Node, id: String) -> NodeResult<()> {
 }
 
 /// Rows of a dataset or features of a layer, in key order, a page at a time.
-pub async fn query_rows(node: &Node, id: String, query: Option<String>) -> NodeResult<RowPage> {
+pub async fn query_rows(
+    node: &Node,
+    caller: &Caller,
+    id: String,
+    query: Option<String>,
+) -> NodeResult<RowPage> {
+    caller.require(ferry_proto::Role::Viewer)?;
     let id = parse_item_id(&id)?;
     Ok(
         crate::sync::reference::row_page(node, id, query.unwrap_or_default(), Vec::new())
@@ -202,7 +217,13 @@ pub async fn query_rows(node: &Node, id: String, query: Option<String>) -> NodeR
 }
 
 /// Applies adds, updates and deletes all or nothing, with a result per edit.
-pub async fn apply_edits(node: &Node, id: String, batch: EditBatch) -> NodeResult<EditResults> {
+pub async fn apply_edits(
+    node: &Node,
+    caller: &Caller,
+    id: String,
+    batch: EditBatch,
+) -> NodeResult<EditResults> {
+    caller.require(ferry_proto::Role::Editor)?;
     let id = parse_item_id(&id)?;
     if batch.len() > MAX_EDITS {
         return Err(CoreError::InvalidRequest(format!(

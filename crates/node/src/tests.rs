@@ -70,6 +70,21 @@ async fn tokens_name_their_caller_and_roles_hold() {
         .unwrap();
     assert_eq!(code_of(ana.require(Role::Editor)), ErrorCode::Forbidden);
     ana.require(Role::Viewer).unwrap();
+    // Every operation checks its caller's role itself, whichever door the call came through.
+    assert_eq!(
+        code_of(crate::spaces::create_space(&t.node, &ana, body(json!({"name": "x"}))).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(crate::trust::list_audit(&t.node, &ana, None).await),
+        ErrorCode::Forbidden
+    );
+    assert!(
+        crate::spaces::list_spaces(&t.node, &ana)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     crate::tokens::revoke_token(&t.node, &t.admin, created.info.id.to_string())
         .await
         .unwrap();
@@ -83,11 +98,13 @@ async fn tokens_name_their_caller_and_roles_hold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spaces_and_items_keep_their_rules() {
     let t = open("Harbor", "http://127.0.0.1:1");
-    let space = crate::spaces::create_space(&t.node, body(json!({"name": "berths"})))
+    let space = crate::spaces::create_space(&t.node, &t.admin, body(json!({"name": "berths"})))
         .await
         .unwrap();
     assert_eq!(
-        code_of(crate::spaces::create_space(&t.node, body(json!({"name": "berths"}))).await),
+        code_of(
+            crate::spaces::create_space(&t.node, &t.admin, body(json!({"name": "berths"}))).await
+        ),
         ErrorCode::SpaceNameTaken
     );
     let item = crate::items::create_item(
@@ -101,13 +118,14 @@ async fn spaces_and_items_keep_their_rules() {
     .unwrap();
     let results = crate::items::apply_edits(
         &t.node,
+        &t.admin,
         item.id.to_string(),
         body(json!({"adds": [{"values": {"imo": 9321483, "name": "Nordic Star"}}]})),
     )
     .await
     .unwrap();
     assert!(results.results.iter().all(|r| r.success), "{results:?}");
-    let page = crate::items::query_rows(&t.node, item.id.to_string(), None)
+    let page = crate::items::query_rows(&t.node, &t.admin, item.id.to_string(), None)
         .await
         .unwrap();
     assert_eq!(page.rows.len(), 1);
@@ -130,14 +148,14 @@ async fn spaces_and_items_keep_their_rules() {
         ErrorCode::Forbidden
     );
     assert_eq!(
-        code_of(crate::spaces::delete_space(&t.node, space.name.clone(), None).await),
+        code_of(crate::spaces::delete_space(&t.node, &t.admin, space.name.clone(), None).await),
         ErrorCode::SpaceNotEmpty
     );
-    crate::spaces::delete_space(&t.node, space.name, Some("force=true".into()))
+    crate::spaces::delete_space(&t.node, &t.admin, space.name, Some("force=true".into()))
         .await
         .unwrap();
     assert_eq!(
-        code_of(crate::items::show_item(&t.node, item.id.to_string()).await),
+        code_of(crate::items::show_item(&t.node, &t.admin, item.id.to_string()).await),
         ErrorCode::ItemNotFound
     );
 }
@@ -148,10 +166,10 @@ async fn spaces_and_items_keep_their_rules() {
 async fn a_peer_connection_is_requested_imported_and_approved_by_file() {
     let city = open("City GIS", "http://127.0.0.1:1");
     let harbor = open("Harbor Authority", "http://127.0.0.1:2");
-    crate::spaces::create_space(&city.node, body(json!({"name": "roads"})))
+    crate::spaces::create_space(&city.node, &city.admin, body(json!({"name": "roads"})))
         .await
         .unwrap();
-    crate::spaces::create_space(&harbor.node, body(json!({"name": "inbox"})))
+    crate::spaces::create_space(&harbor.node, &harbor.admin, body(json!({"name": "inbox"})))
         .await
         .unwrap();
     let created = crate::peers::create_request(
@@ -229,7 +247,9 @@ async fn a_peer_connection_is_requested_imported_and_approved_by_file() {
         ),
         ErrorCode::InviteTampered
     );
-    let audit = crate::trust::list_audit(&city.node, None).await.unwrap();
+    let audit = crate::trust::list_audit(&city.node, &city.admin, None)
+        .await
+        .unwrap();
     let events: Vec<&str> = audit.iter().map(|e| e.event.as_str()).collect();
     assert!(
         events.contains(&"peer.requested") && events.contains(&"peer.approved"),
@@ -243,7 +263,7 @@ async fn a_peer_connection_is_requested_imported_and_approved_by_file() {
 async fn a_guest_joins_a_collaboration_by_file_and_the_host_keeps_the_rules() {
     let host = open("City GIS", "http://127.0.0.1:1");
     let guest = open("Harbor Authority", "http://127.0.0.1:2");
-    crate::spaces::create_space(&host.node, body(json!({"name": "coast"})))
+    crate::spaces::create_space(&host.node, &host.admin, body(json!({"name": "coast"})))
         .await
         .unwrap();
     let collab = crate::collabs::host::create(
@@ -289,9 +309,13 @@ async fn a_guest_joins_a_collaboration_by_file_and_the_host_keeps_the_rules() {
         .await;
         assert_eq!(code_of(accepted), expected);
     }
-    let preview = crate::collabs::guest::preview(&guest.node, body(json!({"code": invited.code})))
-        .await
-        .unwrap();
+    let preview = crate::collabs::guest::preview(
+        &guest.node,
+        &guest.admin,
+        body(json!({"code": invited.code})),
+    )
+    .await
+    .unwrap();
     assert_eq!(preview.collaboration, "Coast");
     let accepted = crate::collabs::guest::accept(
         &guest.node,
@@ -340,7 +364,9 @@ async fn a_guest_joins_a_collaboration_by_file_and_the_host_keeps_the_rules() {
         ErrorCode::ParticipantNotFound
     );
     // A guest cannot act as host.
-    let on_guest = crate::collabs::list_collabs(&guest.node).await.unwrap();
+    let on_guest = crate::collabs::list_collabs(&guest.node, &guest.admin)
+        .await
+        .unwrap();
     assert_eq!(on_guest.len(), 1);
     assert_eq!(
         code_of(
@@ -355,12 +381,17 @@ async fn sync_names_the_links_it_knows() {
     let t = open("Harbor", "http://127.0.0.1:1");
     assert_eq!(
         code_of(
-            crate::sync::status::sync_now(&t.node, body(json!({"link": "Nowhere/Nothing"}))).await
+            crate::sync::status::sync_now(
+                &t.node,
+                &t.admin,
+                body(json!({"link": "Nowhere/Nothing"}))
+            )
+            .await
         ),
         ErrorCode::LinkNotFound
     );
     assert!(
-        crate::sync::status::sync_status(&t.node)
+        crate::sync::status::sync_status(&t.node, &t.admin)
             .await
             .unwrap()
             .is_empty()

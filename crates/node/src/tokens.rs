@@ -6,7 +6,8 @@ use ferry_core::CoreError;
 use ferry_proto::{CreatedToken, ErrorCode, InstanceInfo, NewToken, TokenId, TokenInfo};
 
 /// Who this instance is.
-pub async fn show_instance(node: &Node) -> NodeResult<InstanceInfo> {
+pub async fn show_instance(node: &Node, caller: &Caller) -> NodeResult<InstanceInfo> {
+    caller.require(ferry_proto::Role::Viewer)?;
     let store = node.store.clone();
     let record = blocking(move || store.instance()).await?;
     Ok(InstanceInfo {
@@ -23,13 +24,15 @@ pub async fn show_instance(node: &Node) -> NodeResult<InstanceInfo> {
 }
 
 /// Every token, revoked ones included. Secrets are never shown.
-pub async fn list_tokens(node: &Node) -> NodeResult<Vec<TokenInfo>> {
+pub async fn list_tokens(node: &Node, caller: &Caller) -> NodeResult<Vec<TokenInfo>> {
+    caller.require(ferry_proto::Role::Admin)?;
     let store = node.store.clone();
     blocking(move || store.list_tokens()).await
 }
 
 /// Creates a token for a named user; the secret is in this answer only.
 pub async fn create_token(node: &Node, caller: &Caller, new: NewToken) -> NodeResult<CreatedToken> {
+    caller.require(ferry_proto::Role::Admin)?;
     let name = new.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(CoreError::InvalidRequest("a token's name has 1-64 characters".into()).into());
@@ -45,6 +48,7 @@ pub async fn create_token(node: &Node, caller: &Caller, new: NewToken) -> NodeRe
 
 /// Revokes a token at once; revoking twice is harmless.
 pub async fn revoke_token(node: &Node, caller: &Caller, id: String) -> NodeResult<TokenInfo> {
+    caller.require(ferry_proto::Role::Admin)?;
     let id: TokenId = id
         .parse()
         .map_err(|_| ferry_store::StoreError::TokenNotFound(id.clone()))?;

@@ -191,6 +191,7 @@ pub async fn import_item(
     request: ImportRequest,
     body: ByteStream,
 ) -> NodeResult<Item> {
+    caller.require(ferry_proto::Role::Editor)?;
     let q = QueryPairs::parse(request.query.as_deref());
     let space = q
         .get("space")
@@ -577,10 +578,12 @@ pub struct FilePart {
 /// file is refused with `range_not_satisfiable`, its details naming the file's size.
 pub async fn export_item(
     node: &Node,
+    caller: &Caller,
     id: String,
     query: Option<String>,
     range: Option<String>,
 ) -> NodeResult<Export> {
+    caller.require(ferry_proto::Role::Viewer)?;
     let id = parse_item_id(&id)?;
     let q = QueryPairs::parse(query.as_deref());
     let store = node.store.clone();

@@ -13,7 +13,8 @@ const DEFAULT_AUDIT: usize = 100;
 const MAX_AUDIT: usize = 10_000;
 
 /// Every ingress and egress rule.
-pub async fn list_policies(node: &Node) -> NodeResult<Vec<PolicyRule>> {
+pub async fn list_policies(node: &Node, caller: &Caller) -> NodeResult<Vec<PolicyRule>> {
+    caller.require(ferry_proto::Role::Admin)?;
     let store = node.store.clone();
     blocking(move || store.list_policy_rules()).await
 }
@@ -24,6 +25,7 @@ pub async fn add_policy(
     caller: &Caller,
     new: NewPolicyRule,
 ) -> NodeResult<PolicyRule> {
+    caller.require(ferry_proto::Role::Admin)?;
     if !matches!(new.direction.as_str(), "ingress" | "egress") {
         return Err(CoreError::InvalidRequest(format!(
             "direction '{}' is not valid: use ingress or egress",
@@ -50,6 +52,7 @@ pub async fn add_policy(
 }
 
 pub async fn remove_policy(node: &Node, caller: &Caller, id: String) -> NodeResult<PolicyRule> {
+    caller.require(ferry_proto::Role::Admin)?;
     let store = node.store.clone();
     let actor = caller.name.clone();
     blocking(move || store.remove_policy_rule(&id, &actor)).await
@@ -57,7 +60,12 @@ pub async fn remove_policy(node: &Node, caller: &Caller, id: String) -> NodeResu
 
 /// Trust and security events: oldest first after `after`, or newest first (`newest=true`,
 /// before `before`).
-pub async fn list_audit(node: &Node, query: Option<String>) -> NodeResult<Vec<AuditEntry>> {
+pub async fn list_audit(
+    node: &Node,
+    caller: &Caller,
+    query: Option<String>,
+) -> NodeResult<Vec<AuditEntry>> {
+    caller.require(ferry_proto::Role::Admin)?;
     let q = QueryPairs::parse(query.as_deref());
     let after = q.number::<i64>("after")?.unwrap_or(0);
     let limit = q

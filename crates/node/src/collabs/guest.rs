@@ -118,7 +118,12 @@ fn preview_of(invitation: &CollabInvitation) -> InvitationPreview {
 }
 
 /// Checks an invitation and shows what it offers, changing nothing.
-pub async fn preview(node: &Node, body: InvitationCode) -> NodeResult<InvitationPreview> {
+pub async fn preview(
+    node: &Node,
+    caller: &Caller,
+    body: InvitationCode,
+) -> NodeResult<InvitationPreview> {
+    caller.require(ferry_proto::Role::Admin)?;
     Ok(preview_of(&read_invitation(node, &body.code).await?))
 }
 
@@ -192,6 +197,7 @@ pub async fn accept(
     caller: &Caller,
     body: AcceptInvitation,
 ) -> NodeResult<InvitationAccepted> {
+    caller.require(ferry_proto::Role::Admin)?;
     let invitation = read_invitation(node, &body.code).await?;
     if body.contact.chars().count() > 250 {
         return Err(NodeError::new(
@@ -410,6 +416,7 @@ fn guest_only(record: &CollabRecord, what: &str) -> NodeResult<()> {
 
 /// Asks the host for this guest's current view of the collaboration and applies it.
 pub async fn refresh(node: &Node, caller: &Caller, id: String) -> NodeResult<Collaboration> {
+    caller.require(ferry_proto::Role::Admin)?;
     let record = load(node, id).await?;
     guest_only(&record, "catch up with the host")?;
     let asked: Result<CollabSnapshot, _> = node
@@ -463,6 +470,7 @@ pub async fn refresh(node: &Node, caller: &Caller, id: String) -> NodeResult<Col
 /// Leaves a collaboration: the host hears of it; linked spaces and items stay, received items
 /// follow this instance's delete policy.
 pub async fn leave(node: &Node, caller: &Caller, id: String) -> NodeResult<CollabChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     guest_only(&record, "leave; the host deletes the collaboration instead")?;
     record.state = collab::apply(record.role, record.state, CollabEvent::Leave)

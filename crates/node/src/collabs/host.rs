@@ -153,6 +153,7 @@ async fn linked_space(node: &Node, space: &str) -> NodeResult<LinkedSpace> {
 
 /// Creates a collaboration hosted here, with its first workspaces and this instance's links.
 pub async fn create(node: &Node, caller: &Caller, new: NewCollab) -> NodeResult<Collaboration> {
+    caller.require(ferry_proto::Role::Admin)?;
     collab::check_collab(&new.name, &new.description)?;
     if new.workspaces.is_empty() {
         return Err(invalid("a collaboration has at least one workspace"));
@@ -235,6 +236,7 @@ pub async fn add_workspace(
     id: String,
     new: NewWorkspace,
 ) -> NodeResult<CollabChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
     let (workspace, space) = new_workspace(&record, &new)?;
@@ -259,6 +261,7 @@ pub async fn update_workspace(
     workspace: String,
     patch: WorkspacePatch,
 ) -> NodeResult<CollabChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
     let target = workspace_id(&record, &workspace)?;
@@ -305,6 +308,7 @@ pub async fn delete_workspace(
     id: String,
     workspace: String,
 ) -> NodeResult<CollabChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
     let target = workspace_id(&record, &workspace)?;
@@ -335,6 +339,7 @@ pub async fn set_access(
     guest: String,
     body: SetAccess,
 ) -> NodeResult<CollabChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
     let guest = active_guest_id(&record, &guest)?;
@@ -379,6 +384,7 @@ pub async fn remove_guest(
     id: String,
     guest: String,
 ) -> NodeResult<CollabChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
     let guest = guest_id(&record, &guest)?;
@@ -410,6 +416,7 @@ pub async fn remove_guest(
 /// Deletes the collaboration: every guest hears of it; linked spaces and items stay, received
 /// items follow each participant's delete policy.
 pub async fn delete(node: &Node, caller: &Caller, id: String) -> NodeResult<CollabChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
     record.state = collab::apply(record.role, record.state, CollabEvent::Delete)
@@ -525,6 +532,7 @@ pub async fn invite(
     id: String,
     new: NewInvitation,
 ) -> NodeResult<InvitationCreated> {
+    caller.require(ferry_proto::Role::Admin)?;
     let validity = validity(new.expires_in.as_deref())?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
@@ -579,7 +587,12 @@ pub async fn invite(
     })
 }
 
-pub async fn list_invitations(node: &Node, id: String) -> NodeResult<Vec<InvitationView>> {
+pub async fn list_invitations(
+    node: &Node,
+    caller: &Caller,
+    id: String,
+) -> NodeResult<Vec<InvitationView>> {
+    caller.require(ferry_proto::Role::Admin)?;
     let record = load(node, id).await?;
     if record.role != CollabRole::Host {
         return Err(NodeError::new(
@@ -625,6 +638,7 @@ pub async fn refresh_invitation(
     invitation: String,
     body: RefreshInvitation,
 ) -> NodeResult<InvitationCreated> {
+    caller.require(ferry_proto::Role::Admin)?;
     let validity = validity(body.expires_in.as_deref())?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
@@ -653,6 +667,7 @@ pub async fn invalidate_invitation(
     id: String,
     invitation: String,
 ) -> NodeResult<InvitationView> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     host_only(&record)?;
     let index = open_invitation(&record, &invitation)?;
@@ -960,6 +975,7 @@ pub async fn import_response(
     id: String,
     body: GuestResponse,
 ) -> NodeResult<CollabChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     let response = parse_response(&body.response)?;
     if hex(&response.collaboration_id) != id {
         let record = load(node, id).await?;

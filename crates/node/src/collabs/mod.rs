@@ -340,13 +340,15 @@ pub(crate) fn active_guests(record: &CollabRecord) -> Vec<String> {
 }
 
 /// Every collaboration this instance hosts or joined, in every node.
-pub async fn list_collabs(node: &Node) -> NodeResult<Vec<Collaboration>> {
+pub async fn list_collabs(node: &Node, caller: &Caller) -> NodeResult<Vec<Collaboration>> {
+    caller.require(ferry_proto::Role::Admin)?;
     let store = node.store.clone();
     let records = blocking(move || store.list_collabs()).await?;
     Ok(records.iter().map(view).collect())
 }
 
-pub async fn show_collab(node: &Node, id: String) -> NodeResult<CollabDetail> {
+pub async fn show_collab(node: &Node, caller: &Caller, id: String) -> NodeResult<CollabDetail> {
+    caller.require(ferry_proto::Role::Admin)?;
     let record = load(node, id).await?;
     let store = node.store.clone();
     let subject = record.id.clone();
@@ -381,6 +383,7 @@ pub async fn link(
     workspace: String,
     body: LinkSpace,
 ) -> NodeResult<Collaboration> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     ensure_not_over(&record)?;
     let workspace_id = workspace_id(&record, &workspace)?;
@@ -426,6 +429,7 @@ pub async fn unlink(
     id: String,
     workspace: String,
 ) -> NodeResult<Collaboration> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     let workspace_id = workspace_id(&record, &workspace)?;
     let Some(space) = record.links.remove(&workspace_id) else {
@@ -448,7 +452,8 @@ pub async fn unlink(
 
 /// Checks the network policies a collaboration needs, per direction its workspaces carry: on a
 /// guest, between it and its host; on a host, between it and each active guest.
-pub async fn check(node: &Node, id: String) -> NodeResult<PolicyCheck> {
+pub async fn check(node: &Node, caller: &Caller, id: String) -> NodeResult<PolicyCheck> {
+    caller.require(ferry_proto::Role::Admin)?;
     let record = load(node, id).await?;
     let others: Vec<PeerIdentity> = match record.role {
         CollabRole::Guest => vec![record.host.clone()],
@@ -478,6 +483,7 @@ pub async fn set_delete_policy(
     id: String,
     body: SetDeletePolicy,
 ) -> NodeResult<Collaboration> {
+    caller.require(ferry_proto::Role::Admin)?;
     let policy = DeletePolicy::parse(&body.delete_policy)?;
     let mut record = load(node, id).await?;
     ensure_not_over(&record)?;
@@ -499,6 +505,7 @@ pub async fn set_security(
     id: String,
     body: SetCollabSecurity,
 ) -> NodeResult<Collaboration> {
+    caller.require(ferry_proto::Role::Admin)?;
     ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
     ferry_core::names::check_markings(&body.security.mark)?;
     let mut record = load(node, id).await?;

@@ -81,6 +81,7 @@ pub async fn create_request(
     caller: &Caller,
     new: NewPeerRequest,
 ) -> NodeResult<PeerRequestCreated> {
+    caller.require(ferry_proto::Role::Admin)?;
     let sends = data_types(&new.export)?;
     let receives = data_types(&new.import)?;
     if sends.is_empty() && receives.is_empty() {
@@ -150,6 +151,7 @@ pub async fn refresh_request(
     id: String,
     body: RefreshPeerRequest,
 ) -> NodeResult<PeerRequestCreated> {
+    caller.require(ferry_proto::Role::Admin)?;
     let validity = match &body.expires_in {
         Some(text) => peering::parse_validity(text)?,
         None => peering::DEFAULT_VALIDITY_SECS,
@@ -186,6 +188,7 @@ pub async fn invalidate_request(
     caller: &Caller,
     id: String,
 ) -> NodeResult<PeerConnection> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     record.status = peering::apply(record.role, record.status, Event::Invalidate)?;
     record.secret = None;
@@ -200,6 +203,7 @@ pub async fn import_code(
     caller: &Caller,
     body: ImportInviteCode,
 ) -> NodeResult<PeerConnection> {
+    caller.require(ferry_proto::Role::Admin)?;
     let offer = PeerTicket::parse(&body.code)
         .inspect_err(|e| {
             tracing::warn!(error = %e, "refused an invite code");
@@ -327,13 +331,15 @@ pub async fn import_code(
 }
 
 /// Every peer connection of this instance, in every node.
-pub async fn list_peers(node: &Node) -> NodeResult<Vec<PeerConnection>> {
+pub async fn list_peers(node: &Node, caller: &Caller) -> NodeResult<Vec<PeerConnection>> {
+    caller.require(ferry_proto::Role::Admin)?;
     let store = node.store.clone();
     let records = blocking(move || store.list_peers()).await?;
     Ok(records.iter().map(view).collect())
 }
 
-pub async fn show_peer(node: &Node, id: String) -> NodeResult<PeerDetail> {
+pub async fn show_peer(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerDetail> {
+    caller.require(ferry_proto::Role::Admin)?;
     let record = load(node, id).await?;
     let store = node.store.clone();
     let subject = record.id.clone();
@@ -363,6 +369,7 @@ pub async fn approve(
     id: String,
     body: ApprovePeer,
 ) -> NodeResult<PeerApproved> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     if record.role != Role::Acceptor {
         return Err(conflict(
@@ -439,6 +446,7 @@ pub async fn accept_response_file(
     caller: &Caller,
     body: AcceptPeerResponse,
 ) -> NodeResult<PeerConnection> {
+    caller.require(ferry_proto::Role::Admin)?;
     let response = PeerResponse::parse(&body.response)?;
     let check = inbound::check_response(node, &response).await?;
     if matches!(check, inbound::ResponseCheck::Repeated(_)) {
@@ -454,6 +462,7 @@ pub async fn accept_response_file(
 
 /// Activates an approved connection and tells the other instance; until then no data flows.
 pub async fn activate(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerConnection> {
+    caller.require(ferry_proto::Role::Admin)?;
     let mut record = load(node, id).await?;
     let status = peering::apply(record.role, record.status, Event::Activate)?;
     notify(node, &record, "activated").await?;
@@ -529,22 +538,26 @@ async fn change(
 }
 
 pub async fn disable(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     change(node, &caller.name, id, Event::Disable, "disabled").await
 }
 
 pub async fn enable(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     change(node, &caller.name, id, Event::Enable, "enabled").await
 }
 
 /// Deletes the connection here; the other instance revokes its copy and stops accepting this
 /// instance's key for it.
 pub async fn delete(node: &Node, caller: &Caller, id: String) -> NodeResult<PeerChanged> {
+    caller.require(ferry_proto::Role::Admin)?;
     change(node, &caller.name, id, Event::Delete, "deleted").await
 }
 
 /// Checks both instances' policies for this connection: for each direction it carries, the
 /// sender's egress to the receiver and the receiver's ingress from the sender.
-pub async fn check(node: &Node, id: String) -> NodeResult<PolicyCheck> {
+pub async fn check(node: &Node, caller: &Caller, id: String) -> NodeResult<PolicyCheck> {
+    caller.require(ferry_proto::Role::Admin)?;
     let record = load(node, id).await?;
     let peer = peer_of(&record)?;
     let flows = peer_flows(&record);
@@ -582,6 +595,7 @@ pub async fn narrow_sends(
     id: String,
     body: PeerSends,
 ) -> NodeResult<PeerConnection> {
+    caller.require(ferry_proto::Role::Admin)?;
     let sends = data_types(&body.sends)?;
     let mut record = load(node, id).await?;
     if !matches!(record.status.phase, Phase::Approved | Phase::Active) {
@@ -635,6 +649,7 @@ pub async fn propose_security(
     id: String,
     body: ProposeSecurity,
 ) -> NodeResult<PeerConnection> {
+    caller.require(ferry_proto::Role::Admin)?;
     ferry_core::names::check_markings(body.security.ceiling.as_deref().unwrap_or_default())?;
     ferry_core::names::check_markings(&body.security.mark)?;
     let mut record = load(node, id).await?;
@@ -708,6 +723,7 @@ pub async fn approve_security(
     caller: &Caller,
     id: String,
 ) -> NodeResult<PeerConnection> {
+    caller.require(ferry_proto::Role::Admin)?;
     decide_security(node, &caller.name, id, true).await
 }
 
@@ -717,5 +733,6 @@ pub async fn reject_security(
     caller: &Caller,
     id: String,
 ) -> NodeResult<PeerConnection> {
+    caller.require(ferry_proto::Role::Admin)?;
     decide_security(node, &caller.name, id, false).await
 }

@@ -11,7 +11,8 @@ use ferry_proto::{ErrorCode, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, Sync
 
 /// Runs a link now and answers with the finished run, or (`wait: false`) with the run
 /// submitted to run in the background.
-pub async fn sync_now(node: &Node, body: SyncNow) -> NodeResult<SyncRun> {
+pub async fn sync_now(node: &Node, caller: &Caller, body: SyncNow) -> NodeResult<SyncRun> {
+    caller.require(ferry_proto::Role::Admin)?;
     let link = links::resolve(node, &body.link).await?;
     if !body.wait {
         return super::receiver::submit(node, link, Trigger::OnDemand).await;
@@ -24,7 +25,8 @@ const RECENT_RUNS: usize = 200;
 
 /// Every link of this instance: which way data flows now, its last run, and the last run that
 /// moved data.
-pub async fn sync_status(node: &Node) -> NodeResult<Vec<LinkSyncStatus>> {
+pub async fn sync_status(node: &Node, caller: &Caller) -> NodeResult<Vec<LinkSyncStatus>> {
+    caller.require(ferry_proto::Role::Viewer)?;
     let mut answer = Vec::new();
     for (link, _) in links::all_links(node).await? {
         let key = link.key();
@@ -55,7 +57,12 @@ pub async fn sync_status(node: &Node) -> NodeResult<Vec<LinkSyncStatus>> {
 }
 
 /// The latest runs of a link (`?link=`), or of all links; newest first.
-pub async fn sync_history(node: &Node, raw: Option<String>) -> NodeResult<Vec<SyncRun>> {
+pub async fn sync_history(
+    node: &Node,
+    caller: &Caller,
+    raw: Option<String>,
+) -> NodeResult<Vec<SyncRun>> {
+    caller.require(ferry_proto::Role::Viewer)?;
     let query = QueryPairs::parse(raw.as_deref());
     let limit = query.number::<usize>("limit")?.unwrap_or(50).min(1_000);
     let link = match query.get("link") {
@@ -87,7 +94,8 @@ fn schedule_view(
 }
 
 /// When each link syncs: its interval, start, whether paused, and the next run.
-pub async fn list_schedules(node: &Node) -> NodeResult<Vec<SyncSchedule>> {
+pub async fn list_schedules(node: &Node, caller: &Caller) -> NodeResult<Vec<SyncSchedule>> {
+    caller.require(ferry_proto::Role::Viewer)?;
     let store = node.store.clone();
     let schedules: std::collections::HashMap<_, _> = blocking(move || store.schedules())
         .await?
@@ -110,6 +118,7 @@ pub async fn set_schedule(
     caller: &Caller,
     body: SetSchedule,
 ) -> NodeResult<SyncSchedule> {
+    caller.require(ferry_proto::Role::Admin)?;
     let link = links::resolve(node, &body.link).await?;
     let key = link.key();
     let owned = links::all_links(node)

@@ -14,9 +14,11 @@ use ferry_proto::{ApiError, CreatedToken, InstanceInfo, NewToken, TokenInfo};
     responses((status = 200, body = InstanceInfo), (status = 401, body = ApiError)))]
 pub(crate) async fn show_instance(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
 ) -> ApiResult<Json<InstanceInfo>> {
-    Ok(Json(ferry_node::tokens::show_instance(&node).await?))
+    Ok(Json(
+        ferry_node::tokens::show_instance(&node, &caller).await?,
+    ))
 }
 
 /// Every token, revoked ones included. Secrets are never shown.
@@ -24,9 +26,9 @@ pub(crate) async fn show_instance(
     responses((status = 200, body = Vec<TokenInfo>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_tokens(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
 ) -> ApiResult<Json<Vec<TokenInfo>>> {
-    Ok(Json(ferry_node::tokens::list_tokens(&node).await?))
+    Ok(Json(ferry_node::tokens::list_tokens(&node, &caller).await?))
 }
 
 /// Creates a token for a named user; the secret is in this answer only.

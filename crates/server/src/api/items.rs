@@ -15,10 +15,12 @@ use ferry_proto::{ApiError, EditBatch, EditResults, Item, ItemPatch, NewItem, Ro
     responses((status = 200, body = Vec<Item>), (status = 404, body = ApiError)))]
 pub(crate) async fn list_items(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<Item>>> {
-    Ok(Json(ferry_node::items::list_items(&node, query).await?))
+    Ok(Json(
+        ferry_node::items::list_items(&node, &caller, query).await?,
+    ))
 }
 
 /// Creates an empty dataset or feature layer with a given schema (fill it with edits).
@@ -40,10 +42,12 @@ pub(crate) async fn create_item(
     responses((status = 200, body = Item), (status = 404, body = ApiError)))]
 pub(crate) async fn show_item(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Item>> {
-    Ok(Json(ferry_node::items::show_item(&node, id).await?))
+    Ok(Json(
+        ferry_node::items::show_item(&node, &caller, id).await?,
+    ))
 }
 
 /// Deletes an item (a tombstone stays in the change feed).
@@ -52,10 +56,10 @@ pub(crate) async fn show_item(
     responses((status = 204), (status = 404, body = ApiError)))]
 pub(crate) async fn delete_item(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    ferry_node::items::delete_item(&node, id).await?;
+    ferry_node::items::delete_item(&node, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -69,11 +73,13 @@ pub(crate) async fn delete_item(
     responses((status = 200, body = RowPage), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn query_rows(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<RowPage>> {
-    Ok(Json(ferry_node::items::query_rows(&node, id, query).await?))
+    Ok(Json(
+        ferry_node::items::query_rows(&node, &caller, id, query).await?,
+    ))
 }
 
 /// Applies adds, updates and deletes all or nothing, with a result per edit.
@@ -82,12 +88,12 @@ pub(crate) async fn query_rows(
     responses((status = 200, body = EditResults), (status = 422, body = ApiError)))]
 pub(crate) async fn apply_edits(
     State(node): State<Node>,
-    _caller: EditorRole,
+    caller: EditorRole,
     Path(id): Path<String>,
     JsonBody(batch): JsonBody<EditBatch>,
 ) -> ApiResult<Json<EditResults>> {
     Ok(Json(
-        ferry_node::items::apply_edits(&node, id, batch).await?,
+        ferry_node::items::apply_edits(&node, &caller, id, batch).await?,
     ))
 }
 

@@ -77,9 +77,9 @@ pub(crate) async fn import_code(
     responses((status = 200, body = Vec<PeerConnection>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_peers(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
 ) -> ApiResult<Json<Vec<PeerConnection>>> {
-    Ok(Json(ferry_node::peers::list_peers(&node).await?))
+    Ok(Json(ferry_node::peers::list_peers(&node, &caller).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/peers/{id}", tag = "peers",
@@ -87,10 +87,12 @@ pub(crate) async fn list_peers(
     responses((status = 200, body = PeerDetail), (status = 404, body = ApiError)))]
 pub(crate) async fn show_peer(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PeerDetail>> {
-    Ok(Json(ferry_node::peers::show_peer(&node, id).await?))
+    Ok(Json(
+        ferry_node::peers::show_peer(&node, &caller, id).await?,
+    ))
 }
 
 /// Approves an imported code: picks the receiving space and security, and answers the originator
@@ -176,10 +178,10 @@ pub(crate) async fn delete(
     responses((status = 200, body = PolicyCheck), (status = 409, body = ApiError)))]
 pub(crate) async fn check(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PolicyCheck>> {
-    Ok(Json(ferry_node::peers::check(&node, id).await?))
+    Ok(Json(ferry_node::peers::check(&node, &caller, id).await?))
 }
 
 /// Narrows the data types this side sends. Fewer is this side's own decision; more would need

@@ -13,21 +13,21 @@ use ferry_proto::{ApiError, ChangePage, NewSpace, Space, SpacePatch};
     responses((status = 200, body = Vec<Space>), (status = 401, body = ApiError)))]
 pub(crate) async fn list_spaces(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
 ) -> ApiResult<Json<Vec<Space>>> {
-    Ok(Json(ferry_node::spaces::list_spaces(&node).await?))
+    Ok(Json(ferry_node::spaces::list_spaces(&node, &caller).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/spaces", tag = "spaces", request_body = NewSpace,
     responses((status = 201, body = Space), (status = 409, body = ApiError)))]
 pub(crate) async fn create_space(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     JsonBody(new): JsonBody<NewSpace>,
 ) -> ApiResult<(StatusCode, Json<Space>)> {
     Ok((
         StatusCode::CREATED,
-        Json(ferry_node::spaces::create_space(&node, new).await?),
+        Json(ferry_node::spaces::create_space(&node, &caller, new).await?),
     ))
 }
 
@@ -37,10 +37,12 @@ pub(crate) async fn create_space(
     responses((status = 200, body = Space), (status = 404, body = ApiError)))]
 pub(crate) async fn show_space(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
     Path(space): Path<String>,
 ) -> ApiResult<Json<Space>> {
-    Ok(Json(ferry_node::spaces::show_space(&node, space).await?))
+    Ok(Json(
+        ferry_node::spaces::show_space(&node, &caller, space).await?,
+    ))
 }
 
 /// Renames or describes a space.
@@ -49,12 +51,12 @@ pub(crate) async fn show_space(
     responses((status = 200, body = Space), (status = 404, body = ApiError)))]
 pub(crate) async fn update_space(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     Path(space): Path<String>,
     JsonBody(patch): JsonBody<SpacePatch>,
 ) -> ApiResult<Json<Space>> {
     Ok(Json(
-        ferry_node::spaces::update_space(&node, space, patch).await?,
+        ferry_node::spaces::update_space(&node, &caller, space, patch).await?,
     ))
 }
 
@@ -65,11 +67,11 @@ pub(crate) async fn update_space(
     responses((status = 204), (status = 409, body = ApiError)))]
 pub(crate) async fn delete_space(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     Path(space): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<StatusCode> {
-    ferry_node::spaces::delete_space(&node, space, query).await?;
+    ferry_node::spaces::delete_space(&node, &caller, space, query).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -81,11 +83,11 @@ pub(crate) async fn delete_space(
     responses((status = 200, body = ChangePage), (status = 404, body = ApiError)))]
 pub(crate) async fn changes(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
     Path(space): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<ChangePage>> {
     Ok(Json(
-        ferry_node::spaces::changes(&node, space, query).await?,
+        ferry_node::spaces::changes(&node, &caller, space, query).await?,
     ))
 }

@@ -15,9 +15,11 @@ use ferry_proto::{ApiError, LinkSyncStatus, SetSchedule, SyncNow, SyncRun, SyncS
     responses((status = 200, body = Vec<LinkSyncStatus>)))]
 pub(crate) async fn sync_status(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
 ) -> ApiResult<Json<Vec<LinkSyncStatus>>> {
-    Ok(Json(ferry_node::sync::status::sync_status(&node).await?))
+    Ok(Json(
+        ferry_node::sync::status::sync_status(&node, &caller).await?,
+    ))
 }
 
 /// The latest runs of a link (`?link=`), or of all links; newest first.
@@ -27,11 +29,11 @@ pub(crate) async fn sync_status(
     responses((status = 200, body = Vec<SyncRun>), (status = 404, body = ApiError)))]
 pub(crate) async fn sync_history(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<SyncRun>>> {
     Ok(Json(
-        ferry_node::sync::status::sync_history(&node, raw).await?,
+        ferry_node::sync::status::sync_history(&node, &caller, raw).await?,
     ))
 }
 
@@ -40,9 +42,11 @@ pub(crate) async fn sync_history(
     responses((status = 200, body = Vec<SyncSchedule>)))]
 pub(crate) async fn list_schedules(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
 ) -> ApiResult<Json<Vec<SyncSchedule>>> {
-    Ok(Json(ferry_node::sync::status::list_schedules(&node).await?))
+    Ok(Json(
+        ferry_node::sync::status::list_schedules(&node, &caller).await?,
+    ))
 }
 
 /// Sets a link's schedule: interval (1h to 24h), first run, pause or resume. A collaboration's
@@ -66,7 +70,7 @@ pub(crate) async fn set_schedule(
         (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub(crate) async fn sync_now(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     JsonBody(body): JsonBody<SyncNow>,
 ) -> ApiResult<(StatusCode, Json<SyncRun>)> {
     let status = match body.wait {
@@ -75,6 +79,6 @@ pub(crate) async fn sync_now(
     };
     Ok((
         status,
-        Json(ferry_node::sync::status::sync_now(&node, body).await?),
+        Json(ferry_node::sync::status::sync_now(&node, &caller, body).await?),
     ))
 }

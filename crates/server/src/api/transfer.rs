@@ -62,13 +62,13 @@ pub(crate) async fn import_item(
                (status = 404, body = ApiError), (status = 416, body = ApiError)))]
 pub(crate) async fn export_item(
     State(node): State<Node>,
-    _caller: AnyRole,
+    caller: AnyRole,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
     let range = header_text(&headers, header::RANGE);
-    match transfer::export_item(&node, id, query, range).await {
+    match transfer::export_item(&node, &caller, id, query, range).await {
         Ok(export) => Ok(export_response(export)),
         Err(e) if e.code() == ErrorCode::RangeNotSatisfiable => Err(range_not_satisfiable(e)),
         Err(e) => Err(ApiFailure(e).into_response()),

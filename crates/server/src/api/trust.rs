@@ -14,9 +14,11 @@ use ferry_proto::{ApiError, AuditEntry, NewPolicyRule, PolicyRule};
     responses((status = 200, body = Vec<PolicyRule>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_policies(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
 ) -> ApiResult<Json<Vec<PolicyRule>>> {
-    Ok(Json(ferry_node::trust::list_policies(&node).await?))
+    Ok(Json(
+        ferry_node::trust::list_policies(&node, &caller).await?,
+    ))
 }
 
 /// Adds an allow or deny rule; federation traffic is refused unless a rule allows it.
@@ -56,8 +58,10 @@ pub(crate) async fn remove_policy(
     responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_audit(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
-    Ok(Json(ferry_node::trust::list_audit(&node, query).await?))
+    Ok(Json(
+        ferry_node::trust::list_audit(&node, &caller, query).await?,
+    ))
 }

@@ -17,11 +17,11 @@ use ferry_proto::{
     responses((status = 200, body = InvitationPreview), (status = 400, body = ApiError), (status = 410, body = ApiError)))]
 pub(crate) async fn preview(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     JsonBody(body): JsonBody<InvitationCode>,
 ) -> ApiResult<Json<InvitationPreview>> {
     Ok(Json(
-        ferry_node::collabs::guest::preview(&node, body).await?,
+        ferry_node::collabs::guest::preview(&node, &caller, body).await?,
     ))
 }
 

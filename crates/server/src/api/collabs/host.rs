@@ -138,11 +138,11 @@ pub(crate) async fn invite(
     responses((status = 200, body = Vec<InvitationView>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_invitations(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<InvitationView>>> {
     Ok(Json(
-        ferry_node::collabs::host::list_invitations(&node, id).await?,
+        ferry_node::collabs::host::list_invitations(&node, &caller, id).await?,
     ))
 }
 

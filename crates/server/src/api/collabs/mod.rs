@@ -19,9 +19,11 @@ use ferry_proto::{
     responses((status = 200, body = Vec<Collaboration>), (status = 403, body = ApiError)))]
 pub(crate) async fn list_collabs(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
 ) -> ApiResult<Json<Vec<Collaboration>>> {
-    Ok(Json(ferry_node::collabs::list_collabs(&node).await?))
+    Ok(Json(
+        ferry_node::collabs::list_collabs(&node, &caller).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/collabs/{id}", tag = "collaborations",
@@ -29,10 +31,12 @@ pub(crate) async fn list_collabs(
     responses((status = 200, body = CollabDetail), (status = 404, body = ApiError)))]
 pub(crate) async fn show_collab(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollabDetail>> {
-    Ok(Json(ferry_node::collabs::show_collab(&node, id).await?))
+    Ok(Json(
+        ferry_node::collabs::show_collab(&node, &caller, id).await?,
+    ))
 }
 
 /// Links one of this instance's spaces to a workspace. Only this instance ever knows which.
@@ -72,10 +76,10 @@ pub(crate) async fn unlink(
     responses((status = 200, body = PolicyCheck), (status = 404, body = ApiError)))]
 pub(crate) async fn check(
     State(node): State<Node>,
-    _caller: AdminRole,
+    caller: AdminRole,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PolicyCheck>> {
-    Ok(Json(ferry_node::collabs::check(&node, id).await?))
+    Ok(Json(ferry_node::collabs::check(&node, &caller, id).await?))
 }
 
 /// Sets what happens to the items this instance received when a workspace or the collaboration
