@@ -422,3 +422,87 @@ fn the_import_reader_sees_loops() {
         imports(&modules)
     );
 }
+
+/// The node's layers as `ARCHITECTURE.md` lists them ("The modules, lowest first"): module to
+/// its line's index.
+fn documented_layers() -> BTreeMap<String, usize> {
+    let text = std::fs::read_to_string(workspace().join("ARCHITECTURE.md")).unwrap();
+    let start = text
+        .find("The modules, lowest first")
+        .expect("ARCHITECTURE.md lists the node's modules");
+    let block = text[start..].split("```").nth(1).unwrap_or_default();
+    let mut layers: Vec<String> = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let modules = line.trim_start().split("   ").next().unwrap_or_default();
+        match (line.starts_with(' '), layers.last_mut()) {
+            (true, Some(last)) => last.push_str(modules),
+            _ => layers.push(modules.to_string()),
+        }
+    }
+    let mut found = BTreeMap::new();
+    for (layer, modules) in layers.iter().enumerate() {
+        let mut depth = 0;
+        let mut item = String::new();
+        let mut items = Vec::new();
+        for c in modules.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 0 => items.push(std::mem::take(&mut item)),
+                _ => {}
+            }
+            if !(c == ',' && depth == 0) {
+                item.push(c);
+            }
+        }
+        items.push(item);
+        for item in items {
+            let item = item.trim();
+            match item.split_once("::{") {
+                Some((parent, children)) => {
+                    for child in children.trim_end_matches('}').split(',') {
+                        let module = match child.trim() {
+                            "mod" => parent.to_string(),
+                            child => format!("{parent}::{child}"),
+                        };
+                        found.insert(module, layer);
+                    }
+                }
+                None => {
+                    found.insert(item.to_string(), layer);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Inside the node a module imports only modules on its own line of the documented layers or
+/// above, and every module has its line.
+#[test]
+fn the_nodes_modules_import_only_their_layer_or_lower_ones() {
+    let layers = documented_layers();
+    let modules = modules(&workspace().join("crates/node/src/lib.rs"));
+    let unplaced: Vec<&String> = modules
+        .keys()
+        .filter(|m| !m.is_empty() && m.as_str() != "tests" && !layers.contains_key(*m))
+        .collect();
+    assert!(
+        unplaced.is_empty(),
+        "modules ARCHITECTURE.md does not place in a layer: {unplaced:?}"
+    );
+    let mut upward = Vec::new();
+    for (module, targets) in imports(&modules) {
+        let Some(&from) = layers.get(&module) else {
+            continue;
+        };
+        for target in targets {
+            if let Some(&to) = layers.get(&target)
+                && to > from
+            {
+                upward.push(format!("{module} → {target}"));
+            }
+        }
+    }
+    assert!(upward.is_empty(), "imports of a higher layer: {upward:?}");
+}
