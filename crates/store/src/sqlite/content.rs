@@ -1,0 +1,600 @@
+//! Spaces, items, their rows and files, and the change feed, as the store keeps them.
+
+use super::connections::SqliteStore;
+use super::records::*;
+use crate::types::*;
+use crate::{Store, StoreError, StoreResult};
+use ferry_core::Key;
+use ferry_proto::{
+    Change, ChangePage, ChunkHash, EditOp, Item, ItemId, ItemKind, ItemPatch, NewSpace, Row, Space,
+    SpaceId, SpacePatch,
+};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params};
+
+pub(super) fn create_space(store: &SqliteStore, new: &NewSpace) -> StoreResult<Space> {
+    store.write(|tx| {
+            let ts = now();
+            let inserted = tx.execute_cached(
+                "INSERT INTO spaces (id, name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![SpaceId::generate().to_string(), new.name, new.description, ts],
+            );
+            match inserted {
+                Err(e) if is_unique_violation(&e) => Err(StoreError::SpaceNameTaken(new.name.clone())),
+                other => other.map_err(StoreError::from),
+            }?;
+            Ok(find_space(tx, &new.name)?.1)
+        })
+}
+
+pub(super) fn list_spaces(store: &SqliteStore) -> StoreResult<Vec<Space>> {
+    store.read(|c| {
+        c.prepare_cached(&format!(
+            "SELECT {SPACE_COLS} FROM spaces s ORDER BY s.name"
+        ))?
+        .query_map([], space_from_row)?
+        .map(|r| Ok(r?.1))
+        .collect()
+    })
+}
+
+pub(super) fn space(store: &SqliteStore, space_ref: &str) -> StoreResult<Space> {
+    store.read(|c| Ok(find_space(c, space_ref)?.1))
+}
+
+pub(super) fn update_space(
+    store: &SqliteStore,
+    space_ref: &str,
+    patch: &SpacePatch,
+) -> StoreResult<Space> {
+    store.write(|tx| {
+        let (rid, space) = find_space(tx, space_ref)?;
+        let name = patch.name.clone().unwrap_or(space.name);
+        let description = patch.description.clone().unwrap_or(space.description);
+        let updated = tx.execute_cached(
+            "UPDATE spaces SET name = ?2, description = ?3, updated_at = ?4 WHERE rid = ?1",
+            params![rid, name, description, now()],
+        );
+        match updated {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::SpaceNameTaken(name.clone())),
+            other => other.map_err(StoreError::from),
+        }?;
+        Ok(find_space(tx, &space.id.to_string())?.1)
+    })
+}
+
+pub(super) fn delete_space(
+    store: &SqliteStore,
+    space_ref: &str,
+    force: bool,
+) -> StoreResult<Vec<ChunkHash>> {
+    store.write(|tx| {
+        let (rid, space) = find_space(tx, space_ref)?;
+        let links = super::collabs::links_to_space(tx, rid)?;
+        if !links.is_empty() {
+            return Err(StoreError::SpaceLinked {
+                name: space.name,
+                links,
+            });
+        }
+        if space.item_count > 0 && !force {
+            return Err(StoreError::SpaceNotEmpty {
+                name: space.name,
+                items: space.item_count,
+            });
+        }
+        let item_rids: Vec<i64> = tx
+            .prepare_cached("SELECT rid FROM items WHERE space_rid = ?1")?
+            .query_map([rid], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut freed = Vec::new();
+        let mut seqs = SeqAlloc::begin(tx)?;
+        for item_rid in item_rids {
+            freed.extend(tombstone_item(tx, item_rid, seqs.take())?);
+        }
+        seqs.finish(tx)?;
+        // The space and its feed go away together, tombstones included. Connections that
+        // are over keep their history without the space.
+        tx.execute_cached("DELETE FROM items WHERE space_rid = ?1", [rid])?;
+        tx.execute_cached(
+            "UPDATE peer_connections SET space_rid = NULL WHERE space_rid = ?1",
+            [rid],
+        )?;
+        tx.execute_cached("DELETE FROM spaces WHERE rid = ?1", [rid])?;
+        Ok(freed)
+    })
+}
+
+pub(super) fn create_item(
+    store: &SqliteStore,
+    draft: &ItemDraft,
+    rows: &mut dyn RowSource,
+) -> StoreResult<Item> {
+    store.write(|tx| {
+        let (space_rid, _) = find_space(tx, &draft.space_ref)?;
+        let id = ItemId::generate();
+        let ts = now();
+        tx.execute_cached(
+            "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
+                     created_at, updated_at, version, seq, crs, file)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, 0, ?10, ?11)",
+            params![
+                id.to_string(),
+                space_rid,
+                draft.kind.as_str(),
+                draft.title,
+                draft.description,
+                to_json(&draft.tags)?,
+                to_json(&draft.markings)?,
+                draft.owner,
+                ts,
+                draft.crs,
+                draft
+                    .file
+                    .as_ref()
+                    .map(|(info, _)| to_json(info))
+                    .transpose()?,
+            ],
+        )?;
+        let rid = tx.last_insert_rowid();
+        let owner = RowOwner {
+            item_rid: rid,
+            space_rid,
+        };
+        let mut seqs = SeqAlloc::begin(tx)?;
+        tx.execute_cached(
+            "UPDATE items SET created_seq = ?2 WHERE rid = ?1",
+            params![rid, seqs.last + 1],
+        )?;
+        let mut count = 0i64;
+        {
+            let mut stmt = tx.prepare_cached(INSERT_ROW)?;
+            while let Some(row) = rows.next_row()? {
+                let inserted = write_row(
+                    &mut stmt,
+                    owner,
+                    &row.key,
+                    seqs.take(),
+                    &row.values,
+                    row.geometry.as_ref(),
+                );
+                match inserted {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(ferry_core::CoreError::DuplicateKey(format!(
+                            "row {}: key {} appears more than once; keys must be unique",
+                            count + 1,
+                            row.key
+                        ))
+                        .into());
+                    }
+                    other => other?,
+                };
+                count += 1;
+            }
+        }
+        if let Some((_, chunks)) = &draft.file {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO file_chunks (item_rid, idx, hash, len) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (idx, c) in chunks.iter().enumerate() {
+                stmt.execute(params![rid, idx as i64, c.hash.to_hex(), c.len as i64])?;
+            }
+        }
+        let shape = rows.shape();
+        tx.execute_cached(
+            "UPDATE items SET seq = ?2, schema = ?3, geometry_type = ?4, row_count = ?5,
+                     crs = coalesce(?6, crs) WHERE rid = ?1",
+            params![
+                rid,
+                seqs.take(),
+                shape.schema.as_ref().map(to_json).transpose()?,
+                shape.geometry_type.map(|g| g.as_str()),
+                count,
+                shape.crs,
+            ],
+        )?;
+        seqs.finish(tx)?;
+        Ok(find_item(tx, id)?.1)
+    })
+}
+
+pub(super) fn item(store: &SqliteStore, id: ItemId) -> StoreResult<Item> {
+    store.read(|c| Ok(find_item(c, id)?.1))
+}
+
+pub(super) fn list_items(store: &SqliteStore, space_ref: Option<&str>) -> StoreResult<Vec<Item>> {
+    store.read(|c| {
+        let mut raw = Vec::new();
+        match space_ref {
+            Some(s) => {
+                let (rid, _) = find_space(c, s)?;
+                let mut stmt = c.prepare_cached(&items_query(
+                    "i.space_rid = ?1 AND i.deleted = 0 ORDER BY i.rid",
+                ))?;
+                for r in stmt.query_map([rid], decode_item)? {
+                    raw.push(r?);
+                }
+            }
+            None => {
+                let mut stmt = c.prepare_cached(&items_query("i.deleted = 0 ORDER BY i.rid"))?;
+                for r in stmt.query_map([], decode_item)? {
+                    raw.push(r?);
+                }
+            }
+        }
+        raw.into_iter().map(|r| Ok(build_item(r)?.2)).collect()
+    })
+}
+
+pub(super) fn update_item(
+    store: &SqliteStore,
+    id: ItemId,
+    patch: &ItemPatch,
+    actor: &str,
+) -> StoreResult<Item> {
+    store.write(|tx| {
+        let (rid, item) = find_item(tx, id)?;
+        let mut seqs = SeqAlloc::begin(tx)?;
+        let seq = seqs.take();
+        tx.execute_cached(
+            "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
+                     version = version + 1, seq = ?6, updated_at = ?7, sync_as = ?8 WHERE rid = ?1",
+            params![
+                rid,
+                patch.title.as_ref().unwrap_or(&item.title),
+                patch.description.as_ref().unwrap_or(&item.description),
+                to_json(patch.tags.as_ref().unwrap_or(&item.tags))?,
+                to_json(patch.markings.as_ref().unwrap_or(&item.markings))?,
+                seq,
+                now(),
+                patch.sync_as.unwrap_or(item.sync_as).as_str(),
+            ],
+        )?;
+        if let Some(space) = &patch.space {
+            move_item(tx, rid, &item, space, &mut seqs)?;
+        }
+        seqs.finish(tx)?;
+        let updated = find_item(tx, id)?.1;
+        for entry in item_change_audits(tx, actor, &item, &updated)? {
+            audit_in(tx, &entry)?;
+        }
+        Ok(updated)
+    })
+}
+
+pub(super) fn delete_item(store: &SqliteStore, id: ItemId) -> StoreResult<Vec<ChunkHash>> {
+    store.write(|tx| {
+        let (rid, _) = find_item(tx, id)?;
+        let mut seqs = SeqAlloc::begin(tx)?;
+        let freed = tombstone_item(tx, rid, seqs.take())?;
+        seqs.finish(tx)?;
+        Ok(freed)
+    })
+}
+
+pub(super) fn apply_edits(
+    store: &SqliteStore,
+    id: ItemId,
+    plan: &EditPlan,
+) -> StoreResult<EditOutcome> {
+    store.write(|tx| {
+        let (rid, item) = find_item(tx, id)?;
+        require_rows(id, &item)?;
+        let mut run = EditRun {
+            tx,
+            rid,
+            owner: row_owner(tx, rid)?,
+            seqs: SeqAlloc::begin(tx)?,
+            results: Vec::new(),
+            failed: 0,
+            row_delta: 0,
+            next_int_key: None,
+        };
+        for (i, add) in plan.adds.iter().enumerate() {
+            let (key, outcome) = run.add(add);
+            run.record(EditOp::Add, i, key.as_ref(), outcome);
+        }
+        for (i, update) in plan.updates.iter().enumerate() {
+            let outcome = run.update(update);
+            run.record(EditOp::Update, i, Some(&update.key), outcome);
+        }
+        for (i, key) in plan.deletes.iter().enumerate() {
+            let outcome = run.delete(key);
+            run.record(EditOp::Delete, i, Some(key), outcome);
+        }
+        if run.failed > 0 {
+            return Err(StoreError::EditsRejected {
+                failed: run.failed,
+                total: run.results.len(),
+                results: run.results,
+            });
+        }
+        let item_seq = run.seqs.take();
+        // Combined here, inside the transaction, so concurrent batches cannot lose a type.
+        let geometry_type = match plan.geometry_type {
+            Some(t) => Some(ferry_core::geometry::combine_types(item.geometry_type, t)),
+            None => item.geometry_type,
+        };
+        tx.execute_cached(
+            "UPDATE items SET version = version + 1, seq = ?2, updated_at = ?3,
+                     row_count = row_count + ?4, geometry_type = ?5
+                 WHERE rid = ?1",
+            params![
+                rid,
+                item_seq,
+                now(),
+                run.row_delta,
+                geometry_type.map(|g| g.as_str())
+            ],
+        )?;
+        let results = run.results;
+        run.seqs.finish(tx)?;
+        Ok(EditOutcome {
+            item: find_item(tx, id)?.1,
+            results,
+        })
+    })
+}
+
+pub(super) fn query_rows(
+    store: &SqliteStore,
+    id: ItemId,
+    query: &RowQuery,
+) -> StoreResult<Vec<Row>> {
+    store.read(|c| {
+        let (rid, item) = find_item(c, id)?;
+        require_rows(id, &item)?;
+        let mut sql = String::from(
+            "SELECT key, seq, vals, geom FROM rows WHERE item_rid = ? AND deleted = 0",
+        );
+        let mut args: Vec<SqlValue> = vec![SqlValue::Integer(rid)];
+        if let Some(after) = &query.after {
+            sql.push_str(" AND key > ?");
+            args.push(match after {
+                Key::Int(i) => SqlValue::Integer(*i),
+                Key::Text(s) => SqlValue::Text(s.clone()),
+            });
+        }
+        if let Some(b) = query.bbox {
+            sql.push_str(
+                " AND coalesce(max_x, min_x) >= ? AND min_x <= ?
+                      AND coalesce(max_y, min_y) >= ? AND min_y <= ?",
+            );
+            args.extend([b.min_x, b.max_x, b.min_y, b.max_y].map(SqlValue::Real));
+        }
+        for (field, value) in &query.equals {
+            sql.push_str(" AND json_extract(vals, ?) IS ?");
+            args.push(SqlValue::Text(format!(
+                "$.\"{}\"",
+                field.replace('"', "\\\"")
+            )));
+            args.push(sql_of_json(value));
+        }
+        sql.push_str(" ORDER BY key LIMIT ?");
+        args.push(SqlValue::Integer(query.limit as i64));
+        let mut stmt = c.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+            Ok((
+                key_from_sql(r.get_ref(0)?)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (key, seq, vals, geom) = r?;
+            parse_row(key, seq, &vals, geom.as_deref())
+        })
+        .collect()
+    })
+}
+
+pub(super) fn scan_rows(
+    store: &SqliteStore,
+    id: ItemId,
+    visit: &mut dyn FnMut(RawRow<'_>) -> StoreResult<()>,
+) -> StoreResult<()> {
+    store.read(|c| {
+        // One read transaction: the scan sees one snapshot even while edits commit.
+        let tx = c.unchecked_transaction()?;
+        let (rid, item) = find_item(&tx, id)?;
+        require_rows(id, &item)?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT key, vals, geom FROM rows WHERE item_rid = ?1 AND deleted = 0 ORDER BY key",
+        )?;
+        let mut rows = stmt.query([rid])?;
+        while let Some(r) = rows.next()? {
+            let key = key_from_sql(r.get_ref(0)?)?;
+            let vals = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            let geom = r
+                .get_ref(2)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)?
+                .map(geometry_text);
+            visit(RawRow {
+                key: &key,
+                values: vals,
+                geometry: geom.as_deref(),
+            })?;
+        }
+        Ok(())
+    })
+}
+
+pub(super) fn row(store: &SqliteStore, id: ItemId, key: &Key) -> StoreResult<Option<Row>> {
+    store.read(|c| {
+        let (rid, item) = find_item(c, id)?;
+        require_rows(id, &item)?;
+        c.query_row_cached(
+            "SELECT seq, vals, geom FROM rows WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
+            params![rid, KeySql(key)],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            },
+        )
+        .optional()?
+        .map(|(seq, vals, geom)| parse_row(key.clone(), seq, &vals, geom.as_deref()))
+        .transpose()
+    })
+}
+
+pub(super) fn file_chunks(store: &SqliteStore, id: ItemId) -> StoreResult<Vec<ChunkRef>> {
+    store.read(|c| {
+        let (rid, item) = find_item(c, id)?;
+        if item.kind != ItemKind::File {
+            return Err(StoreError::WrongItemKind {
+                id: id.to_string(),
+                actual: item.kind.as_str(),
+                expected: "file",
+            });
+        }
+        c.prepare_cached("SELECT hash, len FROM file_chunks WHERE item_rid = ?1 ORDER BY idx")?
+            .query_map([rid], |r| {
+                Ok(ChunkRef {
+                    hash: stored_chunk_hash(r, 0)?,
+                    len: r.get::<_, i64>(1)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    })
+}
+
+pub(super) fn chunk_in_use(store: &SqliteStore, hash: &ChunkHash) -> StoreResult<bool> {
+    store.read(|c| Ok(unused_chunks(c, vec![*hash])?.is_empty()))
+}
+
+pub(super) fn items_with_chunk(store: &SqliteStore, hash: &ChunkHash) -> StoreResult<Vec<ItemId>> {
+    store.read(|c| {
+        let ids: Vec<String> = c
+            .prepare_cached(
+                "SELECT DISTINCT i.id FROM file_chunks f JOIN items i ON i.rid = f.item_rid
+                     WHERE f.hash = ?1 AND i.deleted = 0",
+            )?
+            .query_map([hash.to_hex()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.iter().map(|id| stored_item_id(id)).collect()
+    })
+}
+
+pub(super) fn changes(
+    store: &SqliteStore,
+    space_ref: &str,
+    after: i64,
+    limit: usize,
+) -> StoreResult<ChangePage> {
+    let raw = store.raw_changes(space_ref, after, limit, &[])?;
+    let mut changes = Vec::with_capacity(raw.changes.len());
+    for (seq, change) in raw.changes {
+        changes.push(match change {
+            RawChange::Item(item) => Change::Item { seq, item },
+            RawChange::ItemDeleted(item_id) => Change::ItemDeleted { seq, item_id },
+            RawChange::ItemLeft(item_id) => Change::ItemLeft { seq, item_id },
+            RawChange::Row {
+                item_id,
+                key,
+                values,
+                geometry,
+            } => Change::Row {
+                seq,
+                item_id,
+                row: parse_row(key, seq, &values, geometry.as_deref())?,
+            },
+            RawChange::RowDeleted { item_id, key } => Change::RowDeleted {
+                seq,
+                item_id,
+                key: key.to_value(),
+            },
+        });
+    }
+    Ok(ChangePage {
+        epoch: raw.epoch,
+        changes,
+        next_after: raw.next_after,
+        has_more: raw.has_more,
+    })
+}
+
+pub(super) fn raw_changes(
+    store: &SqliteStore,
+    space_ref: &str,
+    after: i64,
+    limit: usize,
+    skip_rows: &[ItemId],
+) -> StoreResult<RawChangePage> {
+    let skip_rows = to_json(&skip_rows)?;
+    store.read(|c| {
+        let tx = c.unchecked_transaction()?;
+        let (space_rid, _) = find_space(&tx, space_ref)?;
+        let epoch = meta(&tx, "epoch")?;
+        // Three index ranges, items, departures and rows by (space_rid, seq), each read for
+        // at most `limit + 1` entries: a page costs O(limit), whatever the size of the space.
+        let page = limit as i64 + 1;
+        let mut items = tx.prepare_cached(&items_query(
+            "i.space_rid = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
+        ))?;
+        let mut changes = Vec::new();
+        for raw in items.query_map(params![space_rid, after, page], decode_item)? {
+            let (_, deleted, item) = build_item(raw?)?;
+            changes.push(if deleted {
+                (item.seq, RawChange::ItemDeleted(item.id))
+            } else {
+                (item.seq, RawChange::Item(Box::new(item)))
+            });
+        }
+        let mut departures = tx.prepare_cached(
+            "SELECT seq, item_id FROM item_departures
+                 WHERE space_rid = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let left = departures.query_map(params![space_rid, after, page], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for departure in left {
+            let (seq, item_id) = departure?;
+            changes.push((seq, RawChange::ItemLeft(stored_item_id(&item_id)?)));
+        }
+        let mut rows = tx.prepare_cached(ROW_CHANGES)?;
+        let found = rows.query_map(params![space_rid, after, page, skip_rows], |r| {
+            Ok((
+                key_from_sql(r.get_ref(0)?)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)? != 0,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        for r in found {
+            let (key, seq, deleted, vals, geometry, item_id) = r?;
+            let item_id = stored_item_id(&item_id)?;
+            changes.push(if deleted {
+                (seq, RawChange::RowDeleted { item_id, key })
+            } else {
+                let values = vals.unwrap_or_else(|| "{}".to_string());
+                (
+                    seq,
+                    RawChange::Row {
+                        item_id,
+                        key,
+                        values,
+                        geometry: geometry.map(owned_geometry_text),
+                    },
+                )
+            });
+        }
+        changes.sort_by_key(|(seq, _)| *seq);
+        let has_more = changes.len() > limit;
+        changes.truncate(limit);
+        let next_after = changes.last().map_or(after, |(seq, _)| *seq);
+        Ok(RawChangePage {
+            epoch,
+            changes,
+            next_after,
+            has_more,
+        })
+    })
+}
