@@ -59,6 +59,8 @@ pub struct Config {
     pub max_import_bytes: u64,
     /// How often the scheduler looks for links whose sync is due.
     pub sync_tick: std::time::Duration,
+    /// How long a console session lasts from sign-in, in seconds (default 12 h).
+    pub session_secs: u64,
     /// Whether item-level changes and runs poke the other side to pull at once (tests that count
     /// what each run moves turn it off).
     pub realtime: bool,
@@ -86,6 +88,7 @@ impl Config {
             max_body_bytes: 16 << 20,
             max_import_bytes: 8 << 30,
             sync_tick: std::time::Duration::from_secs(30),
+            session_secs: 12 * 3600,
             realtime: true,
             compress_sync: true,
             connections: ConnectionLimits::default(),
@@ -143,6 +146,7 @@ impl ServeOptions {
                 .or(file.max_import_bytes)
                 .unwrap_or(base.max_import_bytes),
             sync_tick: base.sync_tick,
+            session_secs: base.session_secs,
             realtime: self.realtime.or(file.realtime).unwrap_or(base.realtime),
             compress_sync: self
                 .compress_sync

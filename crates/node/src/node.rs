@@ -24,6 +24,10 @@ pub struct Node {
     pub(crate) sync: Arc<crate::sync::locks::SyncLocks>,
     /// Refused federation calls, counted so a flood of them cannot fill the audit log.
     pub(crate) refusals: Arc<crate::federation::refusals::RefusalLog>,
+    /// Console sessions.
+    pub(crate) sessions: Arc<crate::sessions::Sessions>,
+    /// How long a console session lasts from sign-in, in seconds.
+    pub session_secs: i64,
 }
 
 /// What the instance says about itself.
@@ -69,6 +73,8 @@ impl Node {
             metrics: Arc::new(Metrics::new()),
             sync: Default::default(),
             refusals: Default::default(),
+            sessions: Default::default(),
+            session_secs: i64::try_from(instance.config.session_secs).unwrap_or(i64::MAX),
             realtime: instance.config.realtime,
             compress_sync: instance.config.compress_sync,
             limits: Limits {

@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod console;
 mod error;
 mod extract;
 mod federation;
@@ -45,6 +46,7 @@ fn routes(node: Node) -> Router {
     Router::new()
         .merge(api)
         .merge(federation::routes(node.clone()))
+        .merge(console::routes())
         .route(
             "/api/v1/openapi.json",
             get(move || {

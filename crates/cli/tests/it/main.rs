@@ -9,6 +9,7 @@ mod bad_input;
 mod change_feed;
 mod cli;
 mod collabs;
+mod console;
 mod faults;
 mod federation;
 mod files;

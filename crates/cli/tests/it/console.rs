@@ -1,0 +1,285 @@
+//! The web console in a real browser: Debian's Chromium driven through ChromeDriver, against
+//! real instances on loopback. Screenshots of the main pages go to `target/console/`.
+
+use crate::harness::TestInstance;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A headless Chromium under its own ChromeDriver; both end with the test.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "chromedriver runs: install Debian's chromium and chromium-driver (.ci/run does)",
+            );
+        let capabilities = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--window-size=1280,900"],
+            },
+        });
+        let capabilities = match capabilities {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("an object"),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = String::new();
+        for _ in 0..100 {
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => return Browser { client, driver },
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = driver.kill();
+        panic!("no browser session from chromedriver at {url}: {last_error}");
+    }
+
+    /// Saves what the browser shows as `target/console/NAME.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    pub async fn text_of(&self, css: &str) -> String {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no '{css}' in the page: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_string()
+    }
+
+    pub async fn sign_in(&self, base: &str, token: &str) {
+        self.client.goto(&format!("{base}/sign-in")).await.unwrap();
+        let field = self.client.find(Locator::Id("token")).await.unwrap();
+        field.send_keys(token).await.unwrap();
+        self.client
+            .find(Locator::Id("sign-in"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_signs_in_sees_the_instance_and_signs_out_in_a_real_browser() {
+    let inst = TestInstance::start().await;
+    let facts = inst.get("/api/v1/instance").await;
+    let browser = Browser::start().await;
+
+    // No session: every page sends the browser to sign in.
+    browser.client.goto(&inst.url).await.unwrap();
+    assert_eq!(browser.path().await, "/sign-in");
+    browser.screenshot("sign-in").await;
+
+    // A wrong token: the page says why, with the stable code.
+    browser.sign_in(&inst.url, "ferry_not_a_token").await;
+    let refusal = browser.text_of(".error").await;
+    assert!(
+        refusal.contains("not known to this instance") && refusal.contains("unauthenticated"),
+        "{refusal}"
+    );
+
+    browser.sign_in(&inst.url, &inst.admin_token).await;
+    assert_eq!(
+        browser.text_of("#fingerprint").await,
+        facts["fingerprint"].as_str().unwrap()
+    );
+    assert_eq!(
+        browser.text_of("#instance-id").await,
+        facts["id"].as_str().unwrap()
+    );
+    assert_eq!(browser.text_of(".caller").await, "admin (admin)");
+    // The token appears nowhere in the page or its address.
+    let source = browser.client.source().await.unwrap();
+    assert!(!source.contains(&inst.admin_token));
+    assert!(
+        !browser
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("ferry_")
+    );
+    browser.screenshot("overview").await;
+
+    browser
+        .client
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(browser.path().await, "/sign-in");
+    browser.client.goto(&inst.url).await.unwrap();
+    assert_eq!(browser.path().await, "/sign-in", "signed out means out");
+    browser.client.clone().close().await.unwrap();
+}
+
+/// Sign-in and session rules over plain HTTP: the cookie's attributes, CSRF and origin checks on
+/// forms, the security headers, and sessions that end at expiry or when their token is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_refuse_forged_forms_and_end_with_their_token() {
+    let inst = TestInstance::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let sign_in = |token: String| {
+        let http = http.clone();
+        let url = format!("{}/sign-in", inst.url);
+        async move {
+            http.post(url)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let page = http
+        .get(format!("{}/sign-in", inst.url))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+
+    let viewer = inst.create_token("vera", "viewer").await;
+    let answer = sign_in(viewer.clone()).await;
+    assert_eq!(answer.status(), 303);
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_string();
+    let overview = |session: String| {
+        let http = http.clone();
+        let url = format!("{}/", inst.url);
+        async move {
+            http.get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(overview(session.clone()).await.status(), 200);
+
+    // A sign-out without the session's CSRF token, or from another site, is refused.
+    let forged = http
+        .post(format!("{}/sign-out", inst.url))
+        .header("cookie", &session)
+        .form(&[("csrf", "guessed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let foreign = http
+        .post(format!("{}/sign-in", inst.url))
+        .header("origin", "http://evil.example")
+        .form(&[("token", viewer.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    assert!(!foreign.headers().contains_key("set-cookie"));
+    assert_eq!(
+        overview(session.clone()).await.status(),
+        200,
+        "refused forms change nothing"
+    );
+
+    // Revoking the token ends its sessions.
+    let tokens = inst.get("/api/v1/tokens").await;
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "vera")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = inst
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let after = overview(session).await;
+    assert_eq!(after.status(), 303);
+    assert_eq!(after.headers()["location"], "/sign-in");
+
+    // A session past its time is over.
+    let brief = TestInstance::start_with(|c| c.session_secs = 0).await;
+    let answer = http
+        .post(format!("{}/sign-in", brief.url))
+        .form(&[("token", brief.admin_token.clone())])
+        .send()
+        .await
+        .unwrap();
+    let session = answer.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let expired = http
+        .get(format!("{}/", brief.url))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.headers()["location"], "/sign-in");
+}
