@@ -21,6 +21,7 @@ pub mod metrics;
 mod node;
 pub mod peers;
 pub mod query;
+mod session_table;
 pub mod sessions;
 pub mod spaces;
 pub mod sync;

@@ -25,7 +25,7 @@ pub struct Node {
     /// Refused federation calls, counted so a flood of them cannot fill the audit log.
     pub(crate) refusals: Arc<crate::federation::refusals::RefusalLog>,
     /// Console sessions.
-    pub(crate) sessions: Arc<crate::sessions::Sessions>,
+    pub(crate) sessions: Arc<crate::session_table::Sessions>,
     /// How long a console session lasts from sign-in, in seconds.
     pub session_secs: i64,
 }

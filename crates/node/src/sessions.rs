@@ -5,47 +5,13 @@
 //!
 //! Sessions live in the node's memory: a restart signs everyone out, which is the safe side.
 
-use crate::caller::{Caller, hash_token};
+use crate::caller::hash_token;
 use crate::error::{NodeError, NodeResult};
 use crate::ids::{hex, random, unix_now};
 use crate::node::Node;
+use crate::session_table::MAX_SESSIONS;
+pub use crate::session_table::Session;
 use ferry_proto::ErrorCode;
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-/// The most sessions kept at once: past it, the oldest go first.
-const MAX_SESSIONS: usize = 10_000;
-
-/// A signed-in person, as a page sees it.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub caller: Caller,
-    /// What every form of this session carries, to prove it came from one of its pages.
-    pub csrf: String,
-    pub expires_at: i64,
-    token_hash: [u8; 32],
-}
-
-impl Session {
-    /// Whether `offered` is this session's CSRF token (compared in constant time).
-    pub fn csrf_matches(&self, offered: &str) -> bool {
-        blake3::hash(offered.as_bytes()) == blake3::hash(self.csrf.as_bytes())
-    }
-}
-
-/// The sessions of one node, by the hash of their id.
-#[derive(Debug, Default)]
-pub struct Sessions(Mutex<HashMap<[u8; 32], Session>>);
-
-impl Sessions {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<[u8; 32], Session>) -> T) -> T {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut map)
-    }
-}
 
 fn session_key(id: &str) -> [u8; 32] {
     *blake3::hash(id.as_bytes()).as_bytes()
