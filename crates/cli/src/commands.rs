@@ -5,8 +5,8 @@ use crate::output::{Output, fields, progress, table};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ferry_proto::{
-    ChangePage, CreatedToken, EditBatch, EditResults, InstanceInfo, Item, ItemPatch, NewSpace,
-    NewToken, Role, RowPage, Space, SpacePatch, SyncAs, TokenInfo,
+    ChangePage, CreatedToken, EditBatch, EditResults, InstanceInfo, Item, ItemPatch, LoginLink,
+    NewLoginLink, NewSpace, NewToken, Role, RowPage, Space, SpacePatch, SyncAs, TokenInfo,
 };
 use futures_util::TryStreamExt;
 use reqwest::Method;
@@ -97,6 +97,12 @@ pub(crate) enum TokenCmd {
         /// The token's id, as `token list` shows it.
         id: String,
     },
+    /// A one-time console sign-in link that stands for the newest live token with this name:
+    /// open it in a browser within 15 minutes; it works once.
+    LoginLink {
+        /// The token's name, as `token list` shows it (e.g. admin).
+        name: String,
+    },
     /// Create a new admin token offline, straight in the data directory (for its owner, when no
     /// admin token works); it is written to the directory's admin-token file. Works whether or
     /// not the instance is running.
@@ -165,6 +171,22 @@ pub(crate) async fn token(client: &Client, out: Output, cmd: TokenCmd) -> Result
             out.done(
                 &info,
                 &format!("Revoked token {} ('{}').", info.id, info.name),
+            )
+        }
+        TokenCmd::LoginLink { name } => {
+            let link: LoginLink = client
+                .call(
+                    Method::POST,
+                    "/api/v1/tokens/login-link",
+                    &NewLoginLink { name },
+                )
+                .await?;
+            out.done(
+                &link,
+                &format!(
+                    "{}\nOpen it in a browser within 15 minutes; it signs in once.",
+                    link.url
+                ),
             )
         }
         TokenCmd::Recover => recover_token(out, None),

@@ -118,7 +118,28 @@ pub(crate) async fn run(args: ServeArgs, data_dir: Option<std::path::PathBuf>) -
             token_file.display()
         ),
     }
-    ferry_server::serve(instance, listener, shutdown_signal()).await?;
+    // At first start, a one-time sign-in link for the console stands for the admin token.
+    let first_token = instance
+        .admin_token_created
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .map(|token| token.trim().to_string());
+    let console = url.clone();
+    ferry_server::serve_with(instance, listener, shutdown_signal(), move |node| async move {
+        let Some(token) = first_token else {
+            eprintln!(
+                "  console:        {console}/ (sign in with an API token, or open a link from `ferry token login-link NAME`)"
+            );
+            return;
+        };
+        match ferry_node::sessions::login_link_for_secret(&node, &token).await {
+            Ok(path) => eprintln!(
+                "  console:        {console}{path} (sign-in link, good once for 15 minutes)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "no console sign-in link"),
+        }
+    })
+    .await?;
     let _ = std::fs::remove_file(data_dir.join(ferry_server::instance::ENDPOINT_FILE));
     eprintln!("Ferry stopped.");
     Ok(())

@@ -15,7 +15,8 @@ pub struct Session {
     /// What every form of this session carries, to prove it came from one of its pages.
     pub csrf: String,
     pub expires_at: i64,
-    pub(crate) token_hash: [u8; 32],
+    /// The token signed in with: a session ends when it is revoked.
+    pub(crate) token: ferry_proto::TokenId,
 }
 
 impl Session {
@@ -25,14 +26,32 @@ impl Session {
     }
 }
 
-/// The sessions of one node, by the hash of their id.
+/// A one-time sign-in link: which token it signs in as, until when.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoginLink {
+    pub(crate) token: ferry_proto::TokenId,
+    pub(crate) expires_at: i64,
+}
+
+/// The sessions and open sign-in links of one node, by the hash of their secret.
 #[derive(Debug, Default)]
-pub(crate) struct Sessions(Mutex<HashMap<[u8; 32], Session>>);
+pub(crate) struct Sessions {
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    links: Mutex<HashMap<[u8; 32], LoginLink>>,
+}
 
 impl Sessions {
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut HashMap<[u8; 32], Session>) -> T) -> T {
         let mut map = self
-            .0
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut map)
+    }
+
+    pub(crate) fn links<T>(&self, f: impl FnOnce(&mut HashMap<[u8; 32], LoginLink>) -> T) -> T {
+        let mut map = self
+            .links
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut map)

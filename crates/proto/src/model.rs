@@ -74,6 +74,18 @@ pub struct NewToken {
     pub role: Role,
 }
 
+/// Asks for a one-time console sign-in link for the newest live token with this name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NewLoginLink {
+    pub name: String,
+}
+
+/// A one-time console sign-in link: good once, for 15 minutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoginLink {
+    pub url: String,
+}
+
 /// Returned once, when a token is created: the secret is never shown again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {

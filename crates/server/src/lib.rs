@@ -90,9 +90,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(instance, listener, shutdown, |_| async {}).await
+}
+
+/// [`serve`], with `started` run once the node is up (the CLI prints a console sign-in link
+/// there at first start).
+pub async fn serve_with<F: Future<Output = ()> + Send + 'static>(
+    instance: Instance,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    started: impl FnOnce(Node) -> F,
+) -> std::io::Result<()> {
     let bound = listener.local_addr()?;
     let node = Node::new(&instance, instance.public_url(bound));
     let background = node.start(&instance);
+    tokio::spawn(started(node.clone()));
     let app = routes(node);
     let tls = match &instance.config.tls {
         Some((cert, key)) => Some(Arc::new(

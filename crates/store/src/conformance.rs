@@ -216,9 +216,15 @@ pub fn tokens_lifecycle(store: &dyn Store) {
         .unwrap();
     let found = store.token_by_hash(hash).unwrap().unwrap();
     assert_eq!(found, t);
+    assert_eq!(store.token(t.id).unwrap(), t);
+    assert!(matches!(
+        store.token(ferry_proto::TokenId::generate()),
+        Err(StoreError::TokenNotFound(_))
+    ));
     assert!(store.token_by_hash([1u8; 32]).unwrap().is_none());
     let revoked = store.revoke_token(t.id, "root").unwrap();
     assert!(revoked.revoked_at.is_some());
+    assert!(store.token(t.id).unwrap().revoked_at.is_some());
     assert!(
         store
             .token_by_hash(hash)

@@ -48,6 +48,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<TokenInfo>;
     /// The token with this secret hash, revoked or not.
     fn token_by_hash(&self, secret_hash: [u8; 32]) -> StoreResult<Option<TokenInfo>>;
+    /// The token with this id, revoked or not.
+    fn token(&self, id: TokenId) -> StoreResult<TokenInfo>;
     fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
     /// Revokes a token and audits it (`token.revoked`). Refuses the last live admin token:
     /// without one, nobody could administer the instance over its API.

@@ -298,6 +298,10 @@ impl Store for SqliteStore {
         trust::token_by_hash(self, secret_hash)
     }
 
+    fn token(&self, id: TokenId) -> StoreResult<TokenInfo> {
+        trust::token(self, id)
+    }
+
     fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
         trust::list_tokens(self)
     }

@@ -160,6 +160,47 @@ async fn an_admin_signs_in_sees_the_instance_and_signs_out_in_a_real_browser() {
     browser.client.clone().close().await.unwrap();
 }
 
+/// A one-time sign-in link from `ferry token login-link`: it signs in once, leaves no secret in
+/// the address, and is refused the second time with a page that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_link_works_once_in_a_real_browser() {
+    let inst = TestInstance::start().await;
+    inst.create_token("ops", "editor").await;
+    let out = inst.ferry(&["token", "login-link", "ops", "--json"]);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let link: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = link["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&inst.url) && url.contains("/sign-in/link/l_"),
+        "{url}"
+    );
+    let nobody = inst.ferry(&["token", "login-link", "nobody"]);
+    assert!(
+        crate::harness::stderr(&nobody).contains("token_not_found"),
+        "{}",
+        crate::harness::stderr(&nobody)
+    );
+
+    let browser = Browser::start().await;
+    browser.client.goto(&url).await.unwrap();
+    assert_eq!(browser.text_of(".caller").await, "ops (editor)");
+    assert_eq!(
+        browser.path().await,
+        "/",
+        "the address holds no secret once signed in"
+    );
+
+    let again = Browser::start().await;
+    again.client.goto(&url).await.unwrap();
+    let refusal = again.text_of(".error").await;
+    assert!(
+        refusal.contains("used already or expired") && refusal.contains("unauthenticated"),
+        "{refusal}"
+    );
+    browser.client.clone().close().await.unwrap();
+    again.client.clone().close().await.unwrap();
+}
+
 /// Sign-in and session rules over plain HTTP: the cookie's attributes, CSRF and origin checks on
 /// forms, the security headers, and sessions that end at expiry or when their token is revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

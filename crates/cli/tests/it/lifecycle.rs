@@ -113,6 +113,13 @@ async fn serve_answer_and_stop(signal: &str) {
         log.contains("admin token:") && log.contains("Ferry stopped."),
         "{log}"
     );
+    // At first start the console gets a one-time sign-in link, never the token itself.
+    assert!(
+        log.contains("console:") && log.contains("/sign-in/link/l_"),
+        "{log}"
+    );
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    assert!(!log.contains(token.trim()), "the token is in no log");
     assert!(!endpoint.exists(), "the endpoint file goes with the server");
 }
 

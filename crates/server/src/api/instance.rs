@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferry_node::Node;
-use ferry_proto::{ApiError, CreatedToken, InstanceInfo, NewToken, TokenInfo};
+use ferry_proto::{
+    ApiError, CreatedToken, InstanceInfo, LoginLink, NewLoginLink, NewToken, TokenInfo,
+};
 
 /// Who this instance is.
 #[utoipa::path(get, path = "/api/v1/instance", tag = "instance",
@@ -57,4 +59,17 @@ pub(crate) async fn revoke_token(
     Ok(Json(
         ferry_node::tokens::revoke_token(&node, &caller, id).await?,
     ))
+}
+
+/// A one-time console sign-in link for the newest live token with this name (15 minutes).
+#[utoipa::path(post, path = "/api/v1/tokens/login-link", tag = "tokens", request_body = NewLoginLink,
+    responses((status = 201, body = LoginLink), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn create_login_link(
+    State(node): State<Node>,
+    caller: AdminRole,
+    JsonBody(new): JsonBody<NewLoginLink>,
+) -> ApiResult<(StatusCode, Json<LoginLink>)> {
+    let path = ferry_node::sessions::login_link(&node, &caller, &new.name).await?;
+    let url = format!("{}{path}", node.info.public_url.trim_end_matches('/'));
+    Ok((StatusCode::CREATED, Json(LoginLink { url })))
 }

@@ -43,6 +43,7 @@ pub(crate) fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(instance::show_instance))
         .routes(routes!(instance::list_tokens, instance::create_token))
         .routes(routes!(instance::revoke_token))
+        .routes(routes!(instance::create_login_link))
         .routes(routes!(spaces::list_spaces, spaces::create_space))
         .routes(routes!(
             spaces::show_space,

@@ -21,6 +21,7 @@ pub(crate) fn routes() -> Router<Node> {
     Router::new()
         .route("/", get(pages::home))
         .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
+        .route("/sign-in/link/{secret}", get(pages::sign_in_by_link))
         .route("/sign-out", axum::routing::post(pages::sign_out))
         .route("/static/console.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))

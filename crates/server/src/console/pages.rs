@@ -137,11 +137,7 @@ pub(crate) async fn sign_in(
         return refused(&node, "this form was sent from another site");
     }
     match ferry_node::sessions::sign_in(&node, form.token.trim()).await {
-        Ok((id, _)) => {
-            let secure = node.info.public_url.starts_with("https://");
-            let cookie = session::cookie(&id, node.session_secs, secure);
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
-        }
+        Ok((id, _)) => signed_in_answer(&node, &id),
         Err(e) => {
             let problem = failure(&e.0.message, e.0.code.as_str());
             (
@@ -151,6 +147,32 @@ pub(crate) async fn sign_in(
                 .into_response()
         }
     }
+}
+
+/// A one-time sign-in link: the session starts and the browser goes on to a page whose address
+/// holds no secret.
+pub(crate) async fn sign_in_by_link(
+    State(node): State<Node>,
+    axum::extract::Path(secret): axum::extract::Path<String>,
+) -> Response {
+    match ferry_node::sessions::redeem(&node, &secret).await {
+        Ok((id, _)) => signed_in_answer(&node, &id),
+        Err(e) => {
+            let problem = failure(&e.0.message, e.0.code.as_str());
+            (
+                StatusCode::UNAUTHORIZED,
+                Html(sign_in_page(&node, Some(problem)).into_string()),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The session cookie, and on to the overview.
+fn signed_in_answer(node: &Node, id: &str) -> Response {
+    let secure = node.info.public_url.starts_with("https://");
+    let cookie = session::cookie(id, node.session_secs, secure);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
 #[derive(Deserialize)]

@@ -239,6 +239,17 @@ pub(super) fn token_by_hash(
     })
 }
 
+pub(super) fn token(store: &SqliteStore, id: TokenId) -> StoreResult<TokenInfo> {
+    store.read(|c| {
+        c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"))?
+            .query_row([id.to_string()], token_from_row)
+            .optional()?
+            .map(token_info)
+            .transpose()?
+            .ok_or(StoreError::TokenNotFound(id.to_string()))
+    })
+}
+
 pub(super) fn list_tokens(store: &SqliteStore) -> StoreResult<Vec<TokenInfo>> {
     store.read(|c| {
         c.prepare_cached(&format!(
