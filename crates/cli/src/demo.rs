@@ -275,7 +275,14 @@ pub(crate) async fn run(out: Output, args: DemoArgs) -> Result<()> {
     eprintln!();
     for node in [&host, &city, &pilots] {
         eprintln!("{:<15} {}   token {}", node.title, node.url, node.token);
+        let link = node
+            .post("/api/v1/tokens/login-link", json!({"name": "admin"}))
+            .await?;
+        if let Some(url) = link["url"].as_str() {
+            eprintln!("{:<15} console: {url}", "");
+        }
     }
+    eprintln!("(each console link signs in once, within 15 minutes)");
     eprintln!("try: ferry --server URL --token TOKEN sync status   (Ctrl-C stops the demo)");
     tokio::signal::ctrl_c().await?;
     Ok(())

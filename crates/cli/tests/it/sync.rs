@@ -1111,6 +1111,57 @@ async fn schedules_pokes_and_one_run_at_a_time() {
     .await;
 }
 
+/// `ferry demo`, left running, prints a console sign-in link for each instance, and each link
+/// signs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_a_console_sign_in_link_for_each_instance() {
+    use std::io::BufRead;
+    ferry_server::tls::install_default_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = demo.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some((_, url)) = line.split_once("console: ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let links: Vec<String> = (0..3)
+        .map(|_| {
+            rx.recv_timeout(std::time::Duration::from_secs(120))
+                .expect("the demo prints a console link per instance")
+        })
+        .collect();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for link in &links {
+        assert!(link.contains("/sign-in/link/l_"), "{link}");
+        let answer = http.get(link).send().await.unwrap();
+        assert_eq!(answer.status(), 303, "{link}");
+        assert!(
+            answer.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .starts_with("ferry_session=s_")
+        );
+    }
+    let _ = demo.kill();
+    let _ = demo.wait();
+}
+
 /// `ferry demo` joins three instances, loads data, syncs, and shows what arrived where.
 #[test]
 fn the_demo_shows_what_arrived_where() {
