@@ -324,3 +324,137 @@ async fn console_sessions_refuse_forged_forms_and_end_with_their_token() {
         .unwrap();
     assert_eq!(expired.headers()["location"], "/sign-in");
 }
+
+impl Browser {
+    pub async fn fill(&self, id: &str, text: &str) {
+        let field = self.client.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no '{css}' to click: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    pub async fn select(&self, id: &str, value: &str) {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap()
+            .select_by_value(value)
+            .await
+            .unwrap();
+    }
+
+    pub async fn has(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.is_ok()
+    }
+}
+
+/// Tokens and network policy by clicking only: a token made (its secret shown once and
+/// working), revoked, the last admin token kept; a rule added and removed, a bad pattern refused
+/// with what was typed kept. A viewer is offered neither page and is refused both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_policy_are_managed_by_clicking_and_a_viewer_cannot() {
+    let inst = TestInstance::start().await;
+    let browser = Browser::start().await;
+    browser.sign_in(&inst.url, &inst.admin_token).await;
+    browser.click("nav a[href='/tokens']").await;
+    browser.fill("token-name", "ana").await;
+    browser.select("token-role", "editor").await;
+    browser.click("#create-token").await;
+    let secret = browser.text_of("#new-token").await;
+    assert!(secret.starts_with("ferry_"), "{secret}");
+    let (status, _) = inst
+        .call_as(&secret, reqwest::Method::GET, "/api/v1/instance", None)
+        .await;
+    assert!(status.is_success(), "the shown secret works: {status}");
+    browser.screenshot("tokens").await;
+    browser
+        .client
+        .goto(&format!("{}/tokens", inst.url))
+        .await
+        .unwrap();
+    assert!(!browser.has("#new-token").await, "the secret is shown once");
+    browser.click("tr[data-token='ana'] button").await;
+    let row = browser.text_of("tr[data-token='ana']").await;
+    assert!(row.contains("revoked"), "{row}");
+    browser.click("tr[data-token='admin'] button").await;
+    let refusal = browser.text_of(".error").await;
+    assert!(refusal.contains("last_admin_token"), "{refusal}");
+
+    browser.click("nav a[href='/policy']").await;
+    assert!(
+        browser
+            .text_of(".lead")
+            .await
+            .contains("Nothing moves unless a rule allows it")
+    );
+    browser.fill("rule-pattern", "not a pattern!").await;
+    browser.click("#add-rule").await;
+    let refusal = browser.text_of(".error").await;
+    assert!(refusal.contains("code:"), "{refusal}");
+    let kept = browser
+        .client
+        .find(Locator::Id("rule-pattern"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some("not a pattern!"),
+        "the form keeps what was typed"
+    );
+    browser.fill("rule-pattern", "10.0.0.0/8").await;
+    browser.click("#add-rule").await;
+    assert!(
+        browser
+            .text_of("tr[data-rule='cidr:10.0.0.0/8']")
+            .await
+            .contains("allow")
+    );
+    let rules = inst.get("/api/v1/policies").await;
+    assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
+    browser.screenshot("policy").await;
+    browser
+        .click("tr[data-rule='cidr:10.0.0.0/8'] button")
+        .await;
+    assert!(browser.text_of("main").await.contains("No ingress rule"));
+    assert!(
+        inst.get("/api/v1/policies")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    browser.click("#sign-out").await;
+
+    let viewer = inst.create_token("vera", "viewer").await;
+    browser.sign_in(&inst.url, &viewer).await;
+    assert_eq!(browser.text_of(".caller").await, "vera (viewer)");
+    assert!(!browser.has("nav a[href='/tokens']").await);
+    assert!(!browser.has("nav a[href='/policy']").await);
+    for page in ["/tokens", "/policy"] {
+        browser
+            .client
+            .goto(&format!("{}{page}", inst.url))
+            .await
+            .unwrap();
+        let refusal = browser.text_of(".error").await;
+        assert!(
+            refusal.contains("needs admin") && refusal.contains("forbidden"),
+            "{refusal}"
+        );
+    }
+    browser.client.clone().close().await.unwrap();
+}

@@ -3,15 +3,19 @@
 //! session (`session.rs`), every form carries the session's CSRF token, and every answer
 //! carries a Content-Security-Policy that allows nothing but this origin and no inline script.
 
-mod pages;
+mod auth;
+mod layout;
+mod overview;
+mod policy;
 mod session;
+mod tokens;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use ferry_node::Node;
 
 /// The console's stylesheet, compiled into the binary: no request leaves the instance.
@@ -19,10 +23,14 @@ const STYLESHEET: &str = include_str!("console.css");
 
 pub(crate) fn routes() -> Router<Node> {
     Router::new()
-        .route("/", get(pages::home))
-        .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
-        .route("/sign-in/link/{secret}", get(pages::sign_in_by_link))
-        .route("/sign-out", axum::routing::post(pages::sign_out))
+        .route("/", get(overview::home))
+        .route("/sign-in", get(auth::sign_in_form).post(auth::sign_in))
+        .route("/sign-in/link/{secret}", get(auth::sign_in_by_link))
+        .route("/sign-out", post(auth::sign_out))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/policy", get(policy::list).post(policy::add))
+        .route("/policy/{id}/remove", post(policy::remove))
         .route("/static/console.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))
 }
@@ -39,7 +47,7 @@ async fn stylesheet() -> impl IntoResponse {
 
 /// Headers on every console answer: scripts, styles and images from this origin only (no
 /// inline script), no framing, no sniffing, referrers to this site only (a browser then names the page's
-/// origin on its forms, which `pages::same_origin` checks), and no caching of pages that show
+/// origin on its forms, which `layout::same_origin` checks), and no caching of pages that show
 /// private data.
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
