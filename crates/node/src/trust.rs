@@ -75,7 +75,62 @@ pub async fn list_audit(
     let store = node.store.clone();
     if q.get("newest") == Some("true") {
         let before = q.number::<i64>("before")?.unwrap_or(i64::MAX);
-        return blocking(move || store.list_audit_newest(before, limit)).await;
+        let filter = AuditFilter {
+            kind: q
+                .get("kind")
+                .filter(|k| !k.is_empty())
+                .map(|k| format!("{}.", k.trim_end_matches('.'))),
+            since: q.get("since").filter(|s| !s.is_empty()).map(str::to_string),
+        };
+        return blocking(move || filter.newest(store.as_ref(), before, limit)).await;
     }
     blocking(move || store.list_audit(after, limit)).await
+}
+
+/// Which entries a reader of the log wants: events of one kind (`peer`, `token`, ...), at or
+/// after a time (RFC 3339, or a date).
+struct AuditFilter {
+    kind: Option<String>,
+    since: Option<String>,
+}
+
+/// Entries read at a time while filtering.
+const AUDIT_SCAN: usize = 500;
+
+impl AuditFilter {
+    /// The newest `limit` entries before `before` that pass, reading back page by page and
+    /// stopping at the first entry older than `since`.
+    fn newest(
+        &self,
+        store: &dyn ferry_store::Store,
+        mut before: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, ferry_store::StoreError> {
+        if self.kind.is_none() && self.since.is_none() {
+            return store.list_audit_newest(before, limit);
+        }
+        let mut found = Vec::new();
+        loop {
+            let page = store.list_audit_newest(before, AUDIT_SCAN)?;
+            let Some(last) = page.last() else {
+                return Ok(found);
+            };
+            before = last.seq;
+            for entry in page {
+                if self.since.as_ref().is_some_and(|since| entry.at < *since) {
+                    return Ok(found);
+                }
+                if self
+                    .kind
+                    .as_ref()
+                    .is_none_or(|k| entry.event.starts_with(k))
+                {
+                    found.push(entry);
+                    if found.len() == limit {
+                        return Ok(found);
+                    }
+                }
+            }
+        }
+    }
 }

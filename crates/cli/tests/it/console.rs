@@ -458,3 +458,78 @@ async fn tokens_and_policy_are_managed_by_clicking_and_a_viewer_cannot() {
     }
     browser.client.clone().close().await.unwrap();
 }
+
+/// The audit log page: newest first, a page at a time, filtered by kind and by time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_pages_and_filters_in_a_real_browser() {
+    let inst = TestInstance::start().await;
+    for i in 0..110 {
+        let (status, _) = inst
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/policies",
+                Some(
+                    serde_json::json!({"direction": "ingress", "effect": "allow",
+                    "pattern": format!("10.1.{i}.0/24")}),
+                ),
+            )
+            .await;
+        assert!(status.is_success(), "{status}");
+    }
+    inst.create_token("ana", "editor").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&inst.url, &inst.admin_token).await;
+    browser.click("nav a[href='/audit']").await;
+    let rows = browser
+        .client
+        .find_all(Locator::Css("#audit tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 100, "a page at a time");
+    let first = browser.text_of("#audit tbody tr").await;
+    assert!(first.contains("token.created"), "newest first: {first}");
+    browser.screenshot("audit").await;
+    browser.click("#older").await;
+    let older = browser
+        .client
+        .find_all(Locator::Css("#audit tbody tr"))
+        .await
+        .unwrap();
+    assert!(!older.is_empty() && older.len() < 100, "{}", older.len());
+
+    browser
+        .client
+        .goto(&format!("{}/audit", inst.url))
+        .await
+        .unwrap();
+    browser.select("audit-kind", "token").await;
+    browser.click("#filter-audit").await;
+    let events: Vec<String> = {
+        let mut events = Vec::new();
+        for row in browser
+            .client
+            .find_all(Locator::Css("#audit tbody tr"))
+            .await
+            .unwrap()
+        {
+            events.push(row.attr("data-event").await.unwrap().unwrap_or_default());
+        }
+        events
+    };
+    assert!(
+        !events.is_empty() && events.iter().all(|e| e.starts_with("token.")),
+        "{events:?}"
+    );
+    let tomorrow = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24))
+        .to_string()
+        .chars()
+        .take(10)
+        .collect::<String>();
+    browser
+        .client
+        .goto(&format!("{}/audit?kind=&since={tomorrow}", inst.url))
+        .await
+        .unwrap();
+    assert!(browser.text_of("main").await.contains("No entry matches."));
+    browser.client.clone().close().await.unwrap();
+}

@@ -3,6 +3,7 @@
 //! session (`session.rs`), every form carries the session's CSRF token, and every answer
 //! carries a Content-Security-Policy that allows nothing but this origin and no inline script.
 
+mod audit;
 mod auth;
 mod layout;
 mod overview;
@@ -30,6 +31,7 @@ pub(crate) fn routes() -> Router<Node> {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/policy", get(policy::list).post(policy::add))
+        .route("/audit", get(audit::list))
         .route("/policy/{id}/remove", post(policy::remove))
         .route("/static/console.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))
