@@ -533,3 +533,69 @@ async fn the_audit_log_pages_and_filters_in_a_real_browser() {
     assert!(browser.text_of("main").await.contains("No entry matches."));
     browser.client.clone().close().await.unwrap();
 }
+
+/// Peer Manager lists a live connection with its state, the other instance and what goes each
+/// way, and opens it in the right-hand panel. The other instance chose a hostile title: it is
+/// shown as text, and nothing of it runs or loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_manager_shows_connections_and_a_hostile_title_as_text() {
+    use crate::harness::{ferry_json, open_policies, peered};
+    const HOSTILE: &str = "<script>window.pwned=1</script>\"><img src=x onerror=\"window.pwned=2\"> javascript:alert(3)";
+    let city = TestInstance::start().await;
+    let harbor = TestInstance::start_with(|c| c.title = HOSTILE.into()).await;
+    open_policies(&city);
+    open_policies(&harbor);
+    city.create_space("roads").await;
+    harbor.create_space("inbox").await;
+    let (on_city, on_harbor) = peered(&city, &harbor, "features", &["--mark", "PARTNER"]);
+    let fingerprint = harbor.get("/api/v1/instance").await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let browser = Browser::start().await;
+    browser.sign_in(&city.url, &city.admin_token).await;
+    browser.click("nav a[href='/peers']").await;
+    let row = format!("tr[data-connection='{on_city}']");
+    assert_eq!(browser.text_of(&format!("{row} .badge")).await, "active");
+    let title = browser.text_of(&format!("{row} a")).await;
+    assert_eq!(title.trim(), HOSTILE.trim(), "the title is text");
+    assert!(browser.text_of(&row).await.contains("roads"));
+    browser.click(&format!("{row} a")).await;
+    assert_eq!(browser.text_of("#connection-state").await, "active");
+    let panel = browser.text_of("#connection").await;
+    assert!(
+        panel.contains(&fingerprint) && panel.contains("permits egress to"),
+        "{panel}"
+    );
+    assert!(panel.contains("peer.activated"), "{panel}");
+    browser.screenshot("peer-manager").await;
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("main img, main script"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing from the other instance became markup"
+    );
+    let pwned = browser
+        .client
+        .execute("return window.pwned === undefined;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, serde_json::json!(true), "no script of theirs ran");
+
+    // The other side disables it: the list says so, and by which side.
+    ferry_json(&harbor, &["peer", "disable", &on_harbor]);
+    browser
+        .client
+        .goto(&format!("{}/peers", city.url))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.text_of(&format!("{row} .badge")).await,
+        "disabled there"
+    );
+    browser.client.clone().close().await.unwrap();
+}

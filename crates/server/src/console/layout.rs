@@ -44,11 +44,12 @@ pub(crate) fn page(node: &Node, signed_in: Option<&Session>, title: &str, body: 
                 @if signed_in.is_some() {
                     nav aria-label="Console" {
                         ul {
-                            // Peer Manager, spaces, collaborations and sync join
+                            // Spaces, collaborations and sync join
                             // as their pages are built. A page the caller may not use is not
                             // offered (and refused anyway).
                             li { a href="/" { "Overview" } }
                             @if signed_in.is_some_and(|s| s.caller.role == Role::Admin) {
+                                li { a href="/peers" { "Peer Manager" } }
                                 li { a href="/policy" { "Network policy" } }
                                 li { a href="/audit" { "Audit log" } }
                                 li { a href="/tokens" { "Tokens" } }

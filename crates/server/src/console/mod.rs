@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod layout;
 mod overview;
+mod peers;
 mod policy;
 mod session;
 mod tokens;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> Router<Node> {
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/policy", get(policy::list).post(policy::add))
         .route("/audit", get(audit::list))
+        .route("/peers", get(peers::list))
         .route("/policy/{id}/remove", post(policy::remove))
         .route("/static/console.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))
