@@ -66,16 +66,51 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// The text of the first element `css` finds, once it is there (read again if the page
+    /// changed under it).
     pub async fn text_of(&self, css: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .client
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css(css))
+                .await;
+            match found {
+                Ok(element) => match element.text().await {
+                    Ok(text) => return text,
+                    Err(e) if std::time::Instant::now() > deadline => {
+                        panic!("'{css}' kept changing: {e}")
+                    }
+                    Err(_) => continue,
+                },
+                Err(e) => panic!("no '{css}' in the page: {e}"),
+            }
+        }
+    }
+
+    /// Clicks what `css` finds, which loads a page, and waits until the new page replaced the
+    /// old one: what a test reads next is from the new page.
+    pub async fn click(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.unwrap();
         self.client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("no '{css}' in the page: {e}"))
-            .text()
+            .unwrap_or_else(|e| panic!("no '{css}' to click: {e}"))
+            .click()
             .await
-            .unwrap()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while old.tag_name().await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "clicking '{css}' loaded no page"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn path(&self) -> String {
@@ -86,13 +121,7 @@ impl Browser {
         self.client.goto(&format!("{base}/sign-in")).await.unwrap();
         let field = self.client.find(Locator::Id("token")).await.unwrap();
         field.send_keys(token).await.unwrap();
-        self.client
-            .find(Locator::Id("sign-in"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.click("#sign-in").await;
     }
 }
 
@@ -146,14 +175,7 @@ async fn an_admin_signs_in_sees_the_instance_and_signs_out_in_a_real_browser() {
     );
     browser.screenshot("overview").await;
 
-    browser
-        .client
-        .find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#sign-out").await;
     assert_eq!(browser.path().await, "/sign-in");
     browser.client.goto(&inst.url).await.unwrap();
     assert_eq!(browser.path().await, "/sign-in", "signed out means out");
@@ -330,18 +352,6 @@ impl Browser {
         let field = self.client.find(Locator::Id(id)).await.unwrap();
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
-    }
-
-    pub async fn click(&self, css: &str) {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no '{css}' to click: {e}"))
-            .click()
-            .await
-            .unwrap();
     }
 
     pub async fn select(&self, id: &str, value: &str) {
