@@ -7,7 +7,7 @@
 //!
 //! Sessions live in the node's memory: a restart signs everyone out, which is the safe side.
 
-use crate::caller::{Caller, hash_token};
+use crate::caller::Caller;
 use crate::error::{NodeError, NodeResult};
 use crate::ids::{hex, random, unix_now};
 use crate::node::Node;
@@ -32,12 +32,11 @@ fn signed_out() -> NodeError {
 
 /// Signs in with an API token: answers the new session's id (for the cookie) and the session.
 pub async fn sign_in(node: &Node, token: &str) -> NodeResult<(String, Session)> {
-    let caller = crate::tokens::authenticate(node, token).await?;
-    let store = node.store.clone();
-    let hash = hash_token(token);
-    let info = crate::task::blocking(move || store.token_by_hash(hash))
-        .await?
-        .ok_or_else(signed_out)?;
+    let info = crate::tokens::live_token(node, token).await?;
+    let caller = Caller {
+        name: info.name,
+        role: info.role,
+    };
     Ok(start(node, caller, info.id))
 }
 
@@ -117,12 +116,7 @@ pub async fn login_link(node: &Node, caller: &Caller, name: &str) -> NodeResult<
 /// A one-time sign-in link for the token with this secret (the admin token `ferry serve`
 /// writes at first start).
 pub async fn login_link_for_secret(node: &Node, token: &str) -> NodeResult<String> {
-    let store = node.store.clone();
-    let hash = hash_token(token);
-    let info = crate::task::blocking(move || store.token_by_hash(hash))
-        .await?
-        .filter(|t| t.revoked_at.is_none())
-        .ok_or_else(signed_out)?;
+    let info = crate::tokens::live_token(node, token).await?;
     Ok(link_for(node, info.id))
 }
 

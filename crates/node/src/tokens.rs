@@ -61,14 +61,20 @@ pub async fn revoke_token(node: &Node, caller: &Caller, id: String) -> NodeResul
 
 /// The caller a token names, if the token is known and not revoked.
 pub async fn authenticate(node: &Node, token: &str) -> NodeResult<Caller> {
+    let info = live_token(node, token).await?;
+    Ok(Caller {
+        name: info.name,
+        role: info.role,
+    })
+}
+
+/// The live token with this secret; a revoked or unknown one is refused, saying which.
+pub(crate) async fn live_token(node: &Node, token: &str) -> NodeResult<TokenInfo> {
     let hash = crate::caller::hash_token(token);
     let store = node.store.clone();
     let found = blocking(move || store.token_by_hash(hash)).await?;
     match found {
-        Some(info) if info.revoked_at.is_none() => Ok(Caller {
-            name: info.name,
-            role: info.role,
-        }),
+        Some(info) if info.revoked_at.is_none() => Ok(info),
         Some(_) => Err(NodeError::new(
             ErrorCode::Unauthenticated,
             "this token was revoked; ask an admin for a new one",

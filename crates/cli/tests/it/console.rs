@@ -223,6 +223,12 @@ async fn a_sign_in_link_works_once_in_a_real_browser() {
     again.client.clone().close().await.unwrap();
 }
 
+/// The `name=value` of the session cookie an answer sets.
+fn session_cookie(answer: &reqwest::Response) -> String {
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}
+
 /// Sign-in and session rules over plain HTTP: the cookie's attributes, CSRF and origin checks on
 /// forms, the security headers, and sessions that end at expiry or when their token is revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,6 +306,46 @@ async fn console_sessions_refuse_forged_forms_and_end_with_their_token() {
         "refused forms change nothing"
     );
 
+    // A form with a role that does not exist is refused with its reason, and makes nothing.
+    let admin_session = session_cookie(&sign_in(inst.admin_token.clone()).await);
+    let tokens_page = http
+        .get(format!("{}/tokens", inst.url))
+        .header("cookie", &admin_session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = tokens_page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's forms carry the CSRF token")
+        .to_string();
+    let before = inst.get("/api/v1/tokens").await.as_array().unwrap().len();
+    let bad_role = http
+        .post(format!("{}/tokens", inst.url))
+        .header("cookie", &admin_session)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "root"),
+            ("role", "superuser"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_role.status(), 400);
+    let page = bad_role.text().await.unwrap();
+    assert!(
+        page.contains("not a role") && page.contains("invalid_request"),
+        "{page}"
+    );
+    assert_eq!(
+        inst.get("/api/v1/tokens").await.as_array().unwrap().len(),
+        before
+    );
+
     // Revoking the token ends its sessions.
     let tokens = inst.get("/api/v1/tokens").await;
     let id = tokens
@@ -331,13 +377,7 @@ async fn console_sessions_refuse_forged_forms_and_end_with_their_token() {
         .send()
         .await
         .unwrap();
-    let session = answer.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let session = session_cookie(&answer);
     let expired = http
         .get(format!("{}/", brief.url))
         .header("cookie", session)

@@ -84,26 +84,48 @@ pub(super) fn check_row(
 /// Turns wire records into checked store operations, refusing items this instance did not agree
 /// to take.
 pub(super) struct Checker<'a> {
-    pub(super) node: &'a Node,
-    pub(super) channel: &'a Inbound,
+    node: &'a Node,
+    channel: &'a Inbound,
     /// Items this stream described, by the item id its rows name: the full origin (instance and
     /// item) the rows belong to, and their schema check (and whether geometries are lon/lat).
-    pub(super) shapes: FastMap<String, (Arc<Origin>, Shape)>,
-    pub(super) refused: FastSet<String>,
+    shapes: FastMap<String, (Arc<Origin>, Shape)>,
+    refused: FastSet<String>,
     pub(super) errors: Vec<SyncItemError>,
     /// Items that came through the checks.
     pub(super) received: HashSet<String>,
     /// File bytes fetched (only chunks this instance lacked).
     pub(super) chunk_bytes: i64,
     /// The item a whole-item copy stream is of: its compact rows do not name it.
-    pub(super) copying: Option<Arc<Origin>>,
+    copying: Option<Arc<Origin>>,
     /// The run, named in chunk requests.
-    pub(super) run: RunTag,
+    run: RunTag,
     /// Items refused, to be recorded as pending once their batch verified.
-    pub(super) marks: Vec<PendingCopy>,
+    marks: Vec<PendingCopy>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    /// A checker for one stream of `channel` in run `run`; `copying` names the item a
+    /// whole-item copy stream is of.
+    pub(super) fn new(
+        node: &'a Node,
+        channel: &'a Inbound,
+        run: RunTag,
+        copying: Option<Arc<Origin>>,
+    ) -> Checker<'a> {
+        Checker {
+            node,
+            channel,
+            shapes: FastMap::default(),
+            refused: FastSet::default(),
+            errors: Vec::new(),
+            received: HashSet::new(),
+            chunk_bytes: 0,
+            copying,
+            run,
+            marks: Vec::new(),
+        }
+    }
+
     pub(super) async fn item(&mut self, wire: WireItem) -> NodeResult<Option<SyncOp>> {
         self.check_identity(&wire)?;
         let kind = match wire.kind.as_str() {

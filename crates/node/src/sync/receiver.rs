@@ -14,7 +14,6 @@ use crate::federation::{self, FederationError};
 use crate::node::Node;
 use crate::task::blocking;
 use ferry_core::policy::Flows;
-use ferry_core::{FastMap, FastSet};
 use ferry_proto::frames;
 use ferry_proto::{
     COMPACT_ROWS, ErrorCode, ItemPullRequest, PullRequest, SyncItemError, SyncRecord, SyncRun,
@@ -224,18 +223,7 @@ async fn pull(node: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<(
         cursor.seq = 0;
         cursor.resync = true;
     }
-    let mut checker = Checker {
-        node,
-        channel,
-        shapes: FastMap::default(),
-        refused: FastSet::default(),
-        errors: Vec::new(),
-        received: HashSet::new(),
-        chunk_bytes: 0,
-        copying: None,
-        run: tally.tag(),
-        marks: Vec::new(),
-    };
+    let mut checker = Checker::new(node, channel, tally.tag(), None);
     let mut applier = Applier::default();
     let mut ops = Vec::new();
     let mut batch_start = records.line_bytes;
@@ -405,21 +393,8 @@ async fn copy_item(
         opened => opened.map_err(refusal)?,
     };
     let mut records = ReadAhead::spawn(response, StreamVerifier::new(&channel.sender, nonce)?);
-    let mut checker = Checker {
-        node,
-        channel,
-        shapes: FastMap::default(),
-        refused: FastSet::default(),
-        errors: Vec::new(),
-        received: HashSet::new(),
-        chunk_bytes: 0,
-        copying: Some(Arc::new(Origin::new(
-            &copy.origin_instance,
-            &copy.origin_item,
-        ))),
-        run: tally.tag(),
-        marks: Vec::new(),
-    };
+    let copying = Arc::new(Origin::new(&copy.origin_instance, &copy.origin_item));
+    let mut checker = Checker::new(node, channel, tally.tag(), Some(copying));
     let mut ops = Vec::with_capacity(COPY_PART_OPS);
     let part = Arc::new(Mutex::new(CopyPart::default()));
     let mut applier = Applier::default();

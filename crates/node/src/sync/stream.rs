@@ -413,8 +413,22 @@ mod tests {
         let total = body.len() as i64;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
-        let app = axum::Router::new().route("/", axum::routing::get(move || async move { body }));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // One answer over plain HTTP/1.1: the node names no HTTP server type, not even in tests.
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            let status = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(status.as_bytes()).await.unwrap();
+            socket.write_all(&body).await.unwrap();
+        });
 
         let verifier = StreamVerifier {
             key: key.verifying_key(),

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use ferry_node::Node;
-use ferry_proto::{NewToken, Role};
+use ferry_proto::{ErrorCode, NewToken, Role};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -99,11 +99,19 @@ pub(crate) async fn create(
     Checked { signed_in, fields }: Checked<NewTokenForm>,
 ) -> Response {
     let typed = fields;
-    let role = match typed.role.as_str() {
-        "viewer" => Role::Viewer,
-        "editor" => Role::Editor,
-        "admin" => Role::Admin,
-        _ => Role::Viewer,
+    let Some(role) = Role::parse(&typed.role) else {
+        let outcome = Outcome {
+            problem: Some(failure(
+                &format!(
+                    "'{}' is not a role: use viewer, editor or admin",
+                    typed.role
+                ),
+                ErrorCode::InvalidRequest.as_str(),
+            )),
+            typed,
+            ..Outcome::default()
+        };
+        return render(&node, &signed_in, outcome, StatusCode::BAD_REQUEST).await;
     };
     let new = NewToken {
         name: typed.name.clone(),
