@@ -82,6 +82,39 @@ impl From<ferry_proto::ticket::TicketError> for NodeError {
     }
 }
 
+/// A response (to a peer request or a collaboration invitation) that cannot be used, with
+/// errors that name responses: `prefix` is how such a response starts, `sender` who sent it.
+pub fn response_error(
+    e: ferry_proto::ticket::TicketError,
+    prefix: &str,
+    sender: &str,
+) -> NodeError {
+    use ferry_proto::ticket::TicketError::*;
+    let (code, message) = match e {
+        Tampered => (
+            ErrorCode::ResponseTampered,
+            format!(
+                "the response's signature does not match its content: it was altered; ask {sender} for a new one"
+            ),
+        ),
+        WrongKind => (
+            ErrorCode::ResponseInvalid,
+            format!("this is not the response expected here: it should start with '{prefix}'"),
+        ),
+        Malformed(why) => (
+            ErrorCode::ResponseInvalid,
+            format!("the response is damaged or incomplete ({why}); copy it again in full"),
+        ),
+        UnsupportedVersion(v) => (
+            ErrorCode::ResponseInvalid,
+            format!(
+                "the response uses format version {v}, which this Ferry does not read; upgrade Ferry"
+            ),
+        ),
+    };
+    NodeError::new(code, message)
+}
+
 impl From<ferry_core::peering::NotAllowed> for NodeError {
     fn from(e: ferry_core::peering::NotAllowed) -> Self {
         NodeError::new(

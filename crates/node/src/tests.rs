@@ -245,7 +245,7 @@ async fn a_peer_connection_is_requested_imported_and_approved_by_file() {
             )
             .await
         ),
-        ErrorCode::InviteTampered
+        ErrorCode::ResponseTampered
     );
     let audit = crate::trust::list_audit(&city.node, &city.admin, None)
         .await

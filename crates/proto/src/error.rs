@@ -62,6 +62,8 @@ error_codes! {
     BodyTooLarge = "body_too_large",
     /// The Content-Type is not one this endpoint accepts.
     UnsupportedContentType = "unsupported_content_type",
+    /// No such page or endpoint at this path.
+    NotFound = "not_found",
     /// No such space.
     SpaceNotFound = "space_not_found",
     /// No such item.

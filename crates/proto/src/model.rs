@@ -718,6 +718,10 @@ pub struct PeerConnection {
     pub security: PeerSecurity,
     #[serde(default)]
     pub pending_security: Option<PendingSecurity>,
+    /// Approved with a response file that the originator has not used yet: the file can be
+    /// downloaded again (`GET /api/v1/peers/{id}/response-file`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub response_file_ready: bool,
     pub created_at: String,
     pub updated_at: String,
     /// What an admin should know about the connection, such as a peer URL on plain HTTP.

@@ -17,9 +17,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound | PeerNotFound
-        | CollabNotFound | WorkspaceNotFound | ParticipantNotFound | InvitationNotFound
-        | LinkNotFound => StatusCode::NOT_FOUND,
+        NotFound | SpaceNotFound | ItemNotFound | TokenNotFound | PolicyRuleNotFound
+        | PeerNotFound | CollabNotFound | WorkspaceNotFound | ParticipantNotFound
+        | InvitationNotFound | LinkNotFound => StatusCode::NOT_FOUND,
         InviteWrongKind
         | InviteMalformed
         | InviteTampered

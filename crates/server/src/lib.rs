@@ -63,6 +63,7 @@ fn routes(node: Node) -> Router {
             }),
         )
         .route("/metrics", get(render_metrics))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
@@ -70,6 +71,23 @@ fn routes(node: Node) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(node)
+}
+
+/// A path no route answers: a JSON error with a stable code for API and federation clients, a
+/// console page for people.
+async fn not_found(
+    State(node): State<Node>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") || path.starts_with("/federation/") {
+        let error = ferry_node::NodeError::new(
+            ferry_proto::ErrorCode::NotFound,
+            format!("no endpoint at {path}; /api/v1/openapi.json lists them"),
+        );
+        return error::ApiFailure(error).into_response();
+    }
+    console::not_found(&node, request.headers()).await
 }
 
 /// `/metrics`, for any token: its figures name links and their traffic. (Prometheus sends one

@@ -3,7 +3,7 @@
 //! every refusal with its own code.
 
 use crate::harness::{
-    TestInstance, events, ferry_json, forge, key_of, send_forged, stderr, stdout,
+    TestInstance, events, ferry_json, forge, key_of, send_forged, stderr, stdout, wait_for,
 };
 use ed25519_dalek::SigningKey;
 use ferry_proto::ticket::{
@@ -570,7 +570,10 @@ async fn later_changes_reach_the_guests() {
             .all(|g| g["title"] != "Harbor Pilots")
     );
     // Other guests hear in the background.
-    wait_for(|| async { participants(&collab(&c.g1, &c.id).await)[2].2 == "left" }).await;
+    wait_for("the guest has left", || async {
+        participants(&collab(&c.g1, &c.id).await)[2].2 == "left"
+    })
+    .await;
 
     // The host removes G3 while it cannot tell it (its rules permit data with no one).
     let before = events(&c.host.get("/api/v1/audit").await).len();
@@ -668,16 +671,6 @@ async fn later_changes_reach_the_guests() {
         );
     }
     assert_private(&c).await;
-}
-
-async fn wait_for<F: Future<Output = bool>>(mut check: impl FnMut() -> F) {
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the condition did not come true in 5 s");
 }
 
 /// Adds a received item (as sync will) straight into a running instance's database.

@@ -944,3 +944,17 @@ pub fn peered(
     ferry_json(a, &["peer", "activate", &on_a]);
     (on_a, on_b)
 }
+
+/// Waits until `check` holds, for up to 10 s; `what` names it when it never does.
+pub async fn wait_for<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s");
+}

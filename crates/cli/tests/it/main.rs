@@ -17,6 +17,7 @@ mod harness;
 mod hostile;
 mod items;
 mod lifecycle;
+mod peer_manager;
 mod peers;
 mod policy;
 mod readme;

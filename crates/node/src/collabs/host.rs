@@ -1020,16 +1020,7 @@ pub async fn import_response(
 
 /// Decodes a guest response, with errors that name responses.
 pub(crate) fn parse_response(text: &str) -> NodeResult<CollabResponse> {
-    use ferry_proto::ticket::{COLLAB_RESPONSE_PREFIX, TicketError};
-    CollabResponse::parse(text).map_err(|e| match e {
-        TicketError::Tampered => NodeError::new(
-            ErrorCode::ResponseTampered,
-            "the response's signature does not match its content: it was altered; ask the guest for a new one",
-        ),
-        TicketError::WrongKind => NodeError::new(
-            ErrorCode::ResponseInvalid,
-            format!("this is not a guest's response: it should start with '{COLLAB_RESPONSE_PREFIX}'"),
-        ),
-        other => NodeError::new(ErrorCode::ResponseInvalid, format!("the response cannot be read: {other}")),
+    CollabResponse::parse(text).map_err(|e| {
+        crate::error::response_error(e, ferry_proto::ticket::COLLAB_RESPONSE_PREFIX, "the guest")
     })
 }

@@ -198,6 +198,8 @@ pub async fn peer_state(node: &Node, signed: SignedByPeer) -> NodeResult<PeerCon
         return Ok(view(&record));
     }
     record.status = peering::apply(record.role, record.status, event)?;
+    // Activated or gone: a response file kept for delivery by hand is no longer needed.
+    record.secret = None;
     let entry = NewAuditEntry {
         actor: format!("peer:{}", signed.sender.instance_id),
         event: format!("peer.remote_{}", notice.event),

@@ -391,22 +391,7 @@ pub async fn approve(
         blocking(move || Ok::<_, StoreError>((store.space(&space_name)?, store.instance()?)))
             .await?;
     let peer = peer_of(&record)?;
-    let response = PeerResponse {
-        version: TICKET_VERSION,
-        request_id: id_bytes(&record.request_id),
-        acceptor: Issuer {
-            instance_id: instance.id,
-            title: node.info.title.clone(),
-            url: node.info.public_url.clone(),
-            public_key: node.identity.public_key(),
-        },
-        secret: record
-            .secret
-            .as_deref()
-            .and_then(|s| <[u8; 32]>::try_from(s).ok())
-            .ok_or_else(|| conflict("this connection no longer holds the code's secret"))?,
-    }
-    .issue(node.identity.signing_key());
+    let response = signed_response(node, &record, instance.id)?;
     if !body.response_file {
         let answer: Result<PeerConnection, _> = node
             .federation
@@ -424,7 +409,11 @@ pub async fn approve(
     record.status = status;
     record.space = Some(space.name.clone());
     record.security = body.security.clone();
-    record.secret = None;
+    // Answered online, the secret served its purpose. Answered by file, it stays until the
+    // originator activates, so the file can be downloaded again if it is lost on the way.
+    if !body.response_file {
+        record.secret = None;
+    }
     let entry = audit(
         &caller.name,
         "peer.approved",
@@ -440,6 +429,43 @@ pub async fn approve(
     })
 }
 
+/// The acceptor's signed answer to the code: the request, who answers, and the code's secret
+/// as proof of holding it. Signing is deterministic, so the same record gives the same file.
+fn signed_response(node: &Node, record: &PeerRecord, instance_id: String) -> NodeResult<String> {
+    let secret = record
+        .secret
+        .as_deref()
+        .and_then(|s| <[u8; 32]>::try_from(s).ok())
+        .ok_or_else(|| conflict("this connection no longer holds the code's secret"))?;
+    Ok(PeerResponse {
+        version: TICKET_VERSION,
+        request_id: id_bytes(&record.request_id),
+        acceptor: Issuer {
+            instance_id,
+            title: node.info.title.clone(),
+            url: node.info.public_url.clone(),
+            public_key: node.identity.public_key(),
+        },
+        secret,
+    }
+    .issue(node.identity.signing_key()))
+}
+
+/// The response file of a connection approved for delivery by file, again: until the
+/// originator activates, its admin may need it once more.
+pub async fn response_file(node: &Node, caller: &Caller, id: String) -> NodeResult<String> {
+    caller.require(ferry_proto::Role::Admin)?;
+    let record = load(node, id).await?;
+    if !records::awaits_response_file(&record) {
+        return Err(conflict(
+            "this connection has no response file to give: only a request approved with a response file has one, until the originator activates it",
+        ));
+    }
+    let store = node.store.clone();
+    let instance = blocking(move || store.instance()).await?;
+    signed_response(node, &record, instance.id)
+}
+
 /// Imports a response file from the instance that approved one of this instance's requests.
 pub async fn accept_response_file(
     node: &Node,
@@ -447,7 +473,13 @@ pub async fn accept_response_file(
     body: AcceptPeerResponse,
 ) -> NodeResult<PeerConnection> {
     caller.require(ferry_proto::Role::Admin)?;
-    let response = PeerResponse::parse(&body.response)?;
+    let response = PeerResponse::parse(&body.response).map_err(|e| {
+        crate::error::response_error(
+            e,
+            ferry_proto::ticket::PEER_RESPONSE_PREFIX,
+            "the approving instance's admin",
+        )
+    })?;
     let check = inbound::check_response(node, &response).await?;
     if matches!(check, inbound::ResponseCheck::Repeated(_)) {
         return Err(NodeError::new(
@@ -513,6 +545,9 @@ async fn change(
     // Only a connection both sides completed is known to the other side: nobody to tell before.
     let known_there = record.status.phase.is_established();
     record.status = peering::apply(record.role, record.status, event)?;
+    if record.status.phase.is_final() {
+        record.secret = None;
+    }
     let entry = audit(caller, &format!("peer.{name}"), &record, json!({}));
     let saved = save_peer(node, record, entry).await?;
     let told = if known_there {

@@ -5,8 +5,17 @@ use crate::federation;
 use crate::ids::rfc3339;
 use crate::node::Node;
 use crate::task::blocking;
+use ferry_core::peering::{Phase, Role};
 use ferry_proto::{PeerConnection, PeerInfo};
 use ferry_store::{NewAuditEntry, PeerRecord};
+
+/// An acceptor that approved by file holds the code's secret until the originator activates:
+/// its response file can be made again.
+pub(crate) fn awaits_response_file(record: &PeerRecord) -> bool {
+    record.role == Role::Acceptor
+        && record.status.phase == Phase::Approved
+        && record.secret.is_some()
+}
 
 /// The wire view of a record.
 pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
@@ -36,6 +45,7 @@ pub(crate) fn view(record: &PeerRecord) -> PeerConnection {
         expires_at: record.expires_at.map(rfc3339),
         security: record.security.clone(),
         pending_security: record.pending_security.clone(),
+        response_file_ready: awaits_response_file(record),
         created_at: record.created_at.clone(),
         updated_at: record.updated_at.clone(),
         warnings: record

@@ -70,6 +70,7 @@ pub(crate) fn routes() -> OpenApiRouter<Node> {
         .routes(routes!(peers::show_peer, peers::delete))
         .routes(routes!(peers::approve))
         .routes(routes!(peers::accept_response_file))
+        .routes(routes!(peers::response_file))
         .routes(routes!(peers::activate))
         .routes(routes!(peers::disable))
         .routes(routes!(peers::enable))

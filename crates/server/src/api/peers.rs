@@ -111,6 +111,20 @@ pub(crate) async fn approve(
     ))
 }
 
+/// The response file of a connection approved for delivery by file, again, until the originator
+/// activates. Its body is what the originator posts to `/api/v1/peers/accept-response`.
+#[utoipa::path(get, path = "/api/v1/peers/{id}/response-file", tag = "peers",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = AcceptPeerResponse), (status = 409, body = ApiError)))]
+pub(crate) async fn response_file(
+    State(node): State<Node>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AcceptPeerResponse>> {
+    let response = ferry_node::peers::response_file(&node, &caller, id).await?;
+    Ok(Json(AcceptPeerResponse { response }))
+}
+
 /// Imports a response file from the instance that approved one of this instance's requests.
 #[utoipa::path(post, path = "/api/v1/peers/accept-response", tag = "peers", request_body = AcceptPeerResponse,
     responses((status = 200, body = PeerConnection), (status = 400, body = ApiError), (status = 409, body = ApiError)))]

@@ -74,8 +74,7 @@ fn sign_in_refused(node: &Node, error: &ferry_node::NodeError) -> Response {
 
 /// The session cookie, and on to the overview.
 fn signed_in_answer(node: &Node, id: &str) -> Response {
-    let secure = node.info.public_url.starts_with("https://");
-    let cookie = session::cookie(id, node.session_secs, secure);
+    let cookie = session::cookie(node, id, node.session_secs);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
@@ -84,9 +83,8 @@ pub(crate) async fn sign_out(
     Checked { signed_in, .. }: Checked<NoFields>,
 ) -> Response {
     ferry_node::sessions::sign_out(&node, &signed_in.id);
-    let secure = node.info.public_url.starts_with("https://");
     (
-        [(header::SET_COOKIE, session::cookie("", 0, secure))],
+        [(header::SET_COOKIE, session::cookie(&node, "", 0))],
         Redirect::to("/sign-in"),
     )
         .into_response()

@@ -23,6 +23,7 @@ pub(crate) fn page(node: &Node, signed_in: Option<&Session>, title: &str, body: 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Ferry · " (node.info.title) }
                 link rel="stylesheet" href="/static/console.css";
+                script src="/static/console.js" defer {}
             }
             body {
                 header.top {

@@ -20,8 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_node::Node;
 
-/// The console's stylesheet, compiled into the binary: no request leaves the instance.
+/// The console's stylesheet and its one small script, compiled into the binary: no request
+/// leaves the instance.
 const STYLESHEET: &str = include_str!("console.css");
+const SCRIPT: &str = include_str!("console.js");
 
 pub(crate) fn routes() -> Router<Node> {
     Router::new()
@@ -34,9 +36,72 @@ pub(crate) fn routes() -> Router<Node> {
         .route("/policy", get(policy::list).post(policy::add))
         .route("/audit", get(audit::list))
         .route("/peers", get(peers::list))
+        .route(
+            "/peers/new",
+            get(peers::new_request_form).post(peers::create_request),
+        )
+        .route(
+            "/peers/enter",
+            get(peers::enter_code_form).post(peers::enter_code),
+        )
+        .route(
+            "/peers/response",
+            get(peers::response_form).post(peers::accept_response),
+        )
+        .route("/peers/{id}/refresh", post(peers::refresh))
+        .route("/peers/{id}/invalidate", post(peers::invalidate))
+        .route("/peers/{id}/approve", post(peers::approve))
+        .route(
+            "/peers/{id}/response-file",
+            get(peers::download_response_file),
+        )
+        .route("/peers/{id}/activate", post(peers::activate))
+        .route("/peers/{id}/disable", post(peers::disable))
+        .route("/peers/{id}/enable", post(peers::enable))
+        .route(
+            "/peers/{id}/delete",
+            get(peers::confirm_delete).post(peers::delete),
+        )
+        .route("/peers/{id}/security", post(peers::propose_security))
+        .route(
+            "/peers/{id}/security/approve",
+            post(peers::approve_security),
+        )
+        .route("/peers/{id}/security/reject", post(peers::reject_security))
+        .route("/peers/{id}/sends", post(peers::narrow_sends))
         .route("/policy/{id}/remove", post(policy::remove))
         .route("/static/console.css", get(stylesheet))
+        .route("/static/console.js", get(script))
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SCRIPT,
+    )
+}
+
+/// Any console path no page answers: a page that says so, with the navigation when signed in.
+pub(crate) async fn not_found(node: &Node, headers: &axum::http::HeaderMap) -> Response {
+    let signed_in = match session::session_id(node, headers) {
+        Some(id) => ferry_node::sessions::session(node, &id).await.ok(),
+        None => None,
+    };
+    let body = maud::html! {
+        h1 { "Not found" }
+        (layout::failure("There is no page at this address. The navigation above leads to every page.", ferry_proto::ErrorCode::NotFound.as_str()))
+        @if signed_in.is_none() { p { a href="/sign-in" { "Sign in" } } }
+    };
+    let page = layout::page(node, signed_in.as_ref(), "Not found", body);
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::response::Html(page.into_string()),
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> impl IntoResponse {
