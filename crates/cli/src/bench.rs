@@ -20,6 +20,9 @@ pub(crate) enum BenchCmd {
     /// syncs with nothing to do; baseline: inserting the same rows into a bare SQLite table,
     /// before and after each copy.
     Sync(ImportBench),
+    /// Fetch the web console's pages on an instance loaded with peer connections, audit entries
+    /// and tokens; each page's server time against `/healthz`'s, measured in the same run.
+    Console(crate::bench_console::ConsoleBench),
 }
 
 #[derive(Args, Debug)]
@@ -56,6 +59,11 @@ pub(crate) fn work_dir(given: Option<PathBuf>) -> Result<(tempfile::TempDir, Pat
 
 pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
     match cmd {
+        BenchCmd::Console(args) => {
+            let (_temp, dir) = work_dir(args.dir.clone())?;
+            let report = crate::bench_console::console_bench(&dir, &args).await?;
+            out.show(&report, crate::bench_console::render)
+        }
         BenchCmd::Sync(args) => {
             let (_temp, dir) = work_dir(args.dir.clone())?;
             let report = crate::bench_sync::sync_bench(&dir, args.features).await?;

@@ -2,6 +2,7 @@
 //! processes to measure.
 
 use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -177,4 +178,92 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The REST API of bench servers, as their admin.
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+}
+
+impl Api {
+    pub(crate) async fn send(
+        &self,
+        server: &Server,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", server.url))
+            .bearer_auth(&server.token);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("{path}: HTTP {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn post(&self, server: &Server, path: &str, body: Value) -> Result<Value> {
+        self.send(server, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+}
+
+/// Opens loopback in A's policy and makes its `bench` space.
+pub(crate) async fn prepare_sender(api: &Api, a: &Server) -> Result<()> {
+    open_loopback(api, a).await?;
+    api.post(a, "/api/v1/spaces", json!({"name": "bench"}))
+        .await?;
+    Ok(())
+}
+
+async fn open_loopback(api: &Api, server: &Server) -> Result<()> {
+    for (direction, pattern) in [("ingress", "127.0.0.0/8"), ("egress", "127.0.0.1")] {
+        api.post(
+            server,
+            "/api/v1/policies",
+            json!({"direction": direction, "effect": "allow", "pattern": pattern}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A exports features from `bench` to B's `inbox`; returns B's connection id.
+pub(crate) async fn peer(api: &Api, a: &Server, b: &Server) -> Result<String> {
+    open_loopback(api, b).await?;
+    api.post(b, "/api/v1/spaces", json!({"name": "inbox"}))
+        .await?;
+    let request = api
+        .post(
+            a,
+            "/api/v1/peers/requests",
+            json!({"space": "bench", "export": ["features"], "import": []}),
+        )
+        .await?;
+    let imported = api
+        .post(b, "/api/v1/peers/import", json!({"code": request["code"]}))
+        .await?;
+    let on_b = imported["id"]
+        .as_str()
+        .context("no connection id")?
+        .to_string();
+    api.post(
+        b,
+        &format!("/api/v1/peers/{on_b}/approve"),
+        json!({"space": "inbox"}),
+    )
+    .await?;
+    let on_a = request["connection"]["id"]
+        .as_str()
+        .context("no connection id")?;
+    api.post(a, &format!("/api/v1/peers/{on_a}/activate"), json!({}))
+        .await?;
+    Ok(on_b)
 }

@@ -7,7 +7,7 @@
 //! ratio, and the median of the ratios is reported with each of them. The delta runs after the
 //! first copy, so the later two copy the edited layer: as many rows, 0.1% of them new.
 
-use crate::bench_kit::{Server, bare_sqlite_insert, write_geojson};
+use crate::bench_kit::{Api, Server, bare_sqlite_insert, peer, prepare_sender, write_geojson};
 use crate::output::fields;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -111,39 +111,7 @@ fn seconds(runs: &[f64]) -> String {
         .join(", ")
 }
 
-struct Api {
-    http: reqwest::Client,
-}
-
 impl Api {
-    async fn send(
-        &self,
-        server: &Server,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", server.url))
-            .bearer_auth(&server.token);
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{path}: HTTP {status}: {text}");
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, server: &Server, path: &str, body: Value) -> Result<Value> {
-        self.send(server, reqwest::Method::POST, path, Some(body))
-            .await
-    }
-
     /// Runs a sync of `link` on `server`; returns the run and how long the call took.
     async fn sync(&self, server: &Server, link: &str) -> Result<(Value, Duration)> {
         let started = Instant::now();
@@ -182,58 +150,6 @@ impl Api {
 }
 
 /// Opens both servers' policies to loopback and creates A's `bench` space.
-async fn prepare_sender(api: &Api, a: &Server) -> Result<()> {
-    open_loopback(api, a).await?;
-    api.post(a, "/api/v1/spaces", json!({"name": "bench"}))
-        .await?;
-    Ok(())
-}
-
-async fn open_loopback(api: &Api, server: &Server) -> Result<()> {
-    for (direction, pattern) in [("ingress", "127.0.0.0/8"), ("egress", "127.0.0.1")] {
-        api.post(
-            server,
-            "/api/v1/policies",
-            json!({"direction": direction, "effect": "allow", "pattern": pattern}),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// A exports features from `bench` to B's `inbox`; returns B's connection id.
-async fn peer(api: &Api, a: &Server, b: &Server) -> Result<String> {
-    open_loopback(api, b).await?;
-    api.post(b, "/api/v1/spaces", json!({"name": "inbox"}))
-        .await?;
-    let request = api
-        .post(
-            a,
-            "/api/v1/peers/requests",
-            json!({"space": "bench", "export": ["features"], "import": []}),
-        )
-        .await?;
-    let imported = api
-        .post(b, "/api/v1/peers/import", json!({"code": request["code"]}))
-        .await?;
-    let on_b = imported["id"]
-        .as_str()
-        .context("no connection id")?
-        .to_string();
-    api.post(
-        b,
-        &format!("/api/v1/peers/{on_b}/approve"),
-        json!({"space": "inbox"}),
-    )
-    .await?;
-    let on_a = request["connection"]["id"]
-        .as_str()
-        .context("no connection id")?;
-    api.post(a, &format!("/api/v1/peers/{on_a}/activate"), json!({}))
-        .await?;
-    Ok(on_b)
-}
-
 /// The median time of several syncs with nothing to do.
 async fn noop(api: &Api, b: &Server, link: &str) -> Result<f64> {
     let mut times = Vec::new();

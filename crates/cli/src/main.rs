@@ -1,6 +1,7 @@
 //! `ferry`: run an instance (`ferry serve`) and administer one over its REST API.
 
 mod bench;
+mod bench_console;
 mod bench_kit;
 mod bench_sync;
 mod client;

@@ -369,6 +369,29 @@ async fn console_sessions_refuse_forged_forms_and_end_with_their_token() {
         "refused forms change nothing"
     );
 
+    // A viewer's own, well-formed form for an admin action: the server refuses it anyway.
+    let viewer_page = overview(session.clone()).await.text().await.unwrap();
+    let csrf = viewer_page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let refused = http
+        .post(format!("{}/peers/new", inst.url))
+        .header("cookie", &session)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("space", "any"),
+            ("export_features", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("forbidden"));
+    assert_eq!(inst.get("/api/v1/peers").await, serde_json::json!([]));
+
     // A form with a role that does not exist is refused with its reason, and makes nothing.
     let admin_session = session_cookie(&sign_in(inst.admin_token.clone()).await);
     let tokens_page = http
@@ -557,7 +580,16 @@ async fn tokens_and_policy_are_managed_by_clicking_and_a_viewer_cannot() {
     assert_eq!(browser.text_of(".caller").await, "vera (viewer)");
     assert!(!browser.has("nav a[href='/tokens']").await);
     assert!(!browser.has("nav a[href='/policy']").await);
-    for page in ["/tokens", "/policy"] {
+    assert!(!browser.has("nav a[href='/peers']").await);
+    assert!(!browser.has("nav a[href='/audit']").await);
+    for page in [
+        "/tokens",
+        "/policy",
+        "/peers",
+        "/peers/new",
+        "/peers/enter",
+        "/audit",
+    ] {
         browser
             .client
             .goto(&format!("{}{page}", inst.url))
@@ -644,5 +676,83 @@ async fn the_audit_log_pages_and_filters_in_a_real_browser() {
         .await
         .unwrap();
     assert!(browser.text_of("main").await.contains("No entry matches."));
+    browser.client.clone().close().await.unwrap();
+}
+
+/// A path no page answers: people get a console page that says so with its code, API and
+/// federation clients a JSON error; long lists come a page at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_not_found_and_long_lists_page() {
+    let inst = TestInstance::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/no/such/page", inst.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.headers().contains_key("content-security-policy"));
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains("There is no page at this address") && text.contains("not_found"),
+        "{text}"
+    );
+    for path in ["/api/v1/no-such-thing", "/federation/v1/nothing"] {
+        let answer = http
+            .get(format!("{}{path}", inst.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{path}: {body}");
+    }
+
+    for i in 0..120 {
+        inst.create_token(&format!("t{i:03}"), "viewer").await;
+    }
+    let browser = Browser::start().await;
+    browser.sign_in(&inst.url, &inst.admin_token).await;
+    browser
+        .client
+        .goto(&format!("{}/no/such/page", inst.url))
+        .await
+        .unwrap();
+    assert!(browser.text_of(".error").await.contains("not_found"));
+    assert!(
+        browser.has("nav a[href='/tokens']").await,
+        "signed in: the navigation is there"
+    );
+    browser.click("nav a[href='/tokens']").await;
+    assert_eq!(browser.text_of(".pager span").await, "Rows 1–100 of 121");
+    assert_eq!(
+        browser
+            .client
+            .find_all(Locator::Css("tr[data-token]"))
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+    browser.click(".pager a[rel='next']").await;
+    assert_eq!(browser.text_of(".pager span").await, "Rows 101–121 of 121");
+    assert_eq!(
+        browser
+            .client
+            .find_all(Locator::Css("tr[data-token]"))
+            .await
+            .unwrap()
+            .len(),
+        21
+    );
     browser.client.clone().close().await.unwrap();
 }

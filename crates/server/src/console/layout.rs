@@ -175,3 +175,25 @@ pub(crate) fn needs_admin(node: &Node, signed_in: &SignedIn) -> Option<Response>
 pub(crate) fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
+
+/// Rows on one page of a list that grows (connections, tokens).
+pub(crate) const PAGE_ROWS: usize = 100;
+
+/// The rows of page `page` (from 1; past the end: the last) of `all`, and the pager that goes
+/// with them: which rows these are, and links to the pages before and after (`link(n)`).
+pub(crate) fn paged<T>(all: &[T], page: usize, link: impl Fn(usize) -> String) -> (&[T], Markup) {
+    let pages = all.len().div_ceil(PAGE_ROWS).max(1);
+    let page = page.clamp(1, pages);
+    let first = (page - 1) * PAGE_ROWS;
+    let rows = &all[first..all.len().min(first + PAGE_ROWS)];
+    let pager = html! {
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                span { "Rows " (first + 1) "–" (first + rows.len()) " of " (all.len()) }
+                @if page > 1 { a rel="prev" href=(link(page - 1)) { "‹ Previous" } }
+                @if page < pages { a rel="next" href=(link(page + 1)) { "Next ›" } }
+            }
+        }
+    };
+    (rows, pager)
+}

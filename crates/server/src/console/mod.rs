@@ -97,11 +97,14 @@ pub(crate) async fn not_found(node: &Node, headers: &axum::http::HeaderMap) -> R
         @if signed_in.is_none() { p { a href="/sign-in" { "Sign in" } } }
     };
     let page = layout::page(node, signed_in.as_ref(), "Not found", body);
-    (
+    let mut response = (
         axum::http::StatusCode::NOT_FOUND,
         axum::response::Html(page.into_string()),
     )
-        .into_response()
+        .into_response();
+    // The router's fallback is outside the console's layers: its headers are set here.
+    protect(&mut response);
+    response
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -120,6 +123,11 @@ async fn stylesheet() -> impl IntoResponse {
 /// private data.
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
+    protect(&mut response);
+    response
+}
+
+fn protect(response: &mut Response) {
     let headers = response.headers_mut();
     let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
@@ -136,5 +144,4 @@ async fn security_headers(request: Request, next: Next) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, header::CACHE_CONTROL, "no-store");
     }
-    response
 }

@@ -1,8 +1,10 @@
 //! Tokens: create one with a role (its secret shown once), list them, revoke one. Admins only.
 
-use super::layout::{Checked, NoFields, csrf_field, failure, failure_page, needs_admin, page};
+use super::layout::{
+    Checked, NoFields, csrf_field, failure, failure_page, needs_admin, page, paged,
+};
 use super::session::SignedIn;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use ferry_node::Node;
@@ -18,9 +20,16 @@ pub(crate) struct NewTokenForm {
     role: String,
 }
 
+#[derive(Deserialize, Default)]
+pub(crate) struct ListPage {
+    page: Option<usize>,
+}
+
 /// What the page shows besides the list: a new secret, or a failure with what was typed.
 #[derive(Default)]
 struct Outcome {
+    /// The page of the list, from 1.
+    page: usize,
     created: Option<(String, String)>,
     problem: Option<Markup>,
     typed: NewTokenForm,
@@ -37,6 +46,7 @@ async fn render(
         Ok(tokens) => tokens,
         Err(e) => return failure_page(node, session, "Tokens", &e),
     };
+    let (tokens, pager) = paged(&tokens, outcome.page, |n| format!("/tokens?page={n}"));
     let body = html! {
         h1 { "Tokens" }
         @if let Some(problem) = outcome.problem { (problem) }
@@ -61,7 +71,7 @@ async fn render(
         table.list {
             thead { tr { th { "Name" } th { "Role" } th { "Created" } th { "State" } th { span.visually-hidden { "Actions" } } } }
             tbody {
-                @for token in &tokens {
+                @for token in tokens {
                     tr data-token=(token.name) {
                         td { (token.name) }
                         td { (token.role.as_str()) }
@@ -79,6 +89,7 @@ async fn render(
                 }
             }
         }
+        (pager)
     };
     (
         status,
@@ -87,11 +98,19 @@ async fn render(
         .into_response()
 }
 
-pub(crate) async fn list(State(node): State<Node>, signed_in: SignedIn) -> Response {
+pub(crate) async fn list(
+    State(node): State<Node>,
+    signed_in: SignedIn,
+    Query(list): Query<ListPage>,
+) -> Response {
     if let Some(refusal) = needs_admin(&node, &signed_in) {
         return refusal;
     }
-    render(&node, &signed_in, Outcome::default(), StatusCode::OK).await
+    let outcome = Outcome {
+        page: list.page.unwrap_or(1),
+        ..Outcome::default()
+    };
+    render(&node, &signed_in, outcome, StatusCode::OK).await
 }
 
 pub(crate) async fn create(

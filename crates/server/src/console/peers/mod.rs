@@ -18,7 +18,7 @@ pub(crate) use answer::{
 };
 pub(crate) use request::{create_request, invalidate, new_request_form, refresh};
 
-use super::layout::{failure, failure_page, needs_admin, page};
+use super::layout::{failure, failure_page, needs_admin, page, paged};
 use super::session::SignedIn;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -32,6 +32,7 @@ use std::collections::HashMap;
 #[derive(Deserialize, Default)]
 pub(crate) struct Selected {
     id: Option<String>,
+    page: Option<usize>,
 }
 
 /// Security settings as typed in a form: markings separated by commas.
@@ -74,6 +75,8 @@ fn markings(text: &str) -> Vec<String> {
 #[derive(Default)]
 pub(crate) struct Shown {
     selected: Option<String>,
+    /// The page of the list, from 1.
+    page: usize,
     notice: Option<Markup>,
     problem: Option<Markup>,
     typed: Typed,
@@ -165,6 +168,7 @@ pub(crate) async fn list(
     }
     let shown = Shown {
         selected: selected.id,
+        page: selected.page.unwrap_or(1),
         ..Shown::default()
     };
     render(&node, &signed_in, shown, StatusCode::OK).await
@@ -206,6 +210,12 @@ pub(crate) async fn render(
         },
         None => None,
     };
+    let page_of = |n: usize| format!("/peers?page={n}");
+    let (rows, pager) = paged(&peers, shown.page, page_of);
+    let row_link = |id: &str| match shown.page {
+        0 | 1 => format!("/peers?id={id}"),
+        n => format!("/peers?page={n}&id={id}"),
+    };
     let body = html! {
         div.page-head {
             h1 { "Peer Manager" }
@@ -228,11 +238,11 @@ pub(crate) async fn render(
                             th { "Offered space" } th { "We send" } th { "We receive" }
                         } }
                         tbody {
-                            @for connection in &peers {
+                            @for connection in rows {
                                 tr data-connection=(connection.id)
                                     aria-current=[(shown.selected.as_deref() == Some(connection.id.as_str())).then_some("true")] {
                                     td { span.badge data-state=(connection.state) { (state_of(connection)) } }
-                                    td { a href={ "/peers?id=" (connection.id) } { (title_of(connection)) } }
+                                    td { a href=(row_link(&connection.id)) { (title_of(connection)) } }
                                     td { (space_of(connection).unwrap_or_else(|| "not chosen yet".into())) }
                                     td { (connection.offered_space) }
                                     td { (types(&connection.sends)) }
@@ -241,6 +251,7 @@ pub(crate) async fn render(
                             }
                         }
                     }
+                    (pager)
                 }
             }
             @if let Some(panel) = panel { (panel) }
