@@ -114,6 +114,8 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
     let days = (expires - jiff::Timestamp::now()).get_seconds() / 86_400;
     assert_eq!(days, 6, "a 7-day code expires in just under 7 days");
 
+    let city_log = city.get("/api/v1/audit?newest=true&limit=1").await[0]["seq"].clone();
+
     // Harbor: "Enter invite code", pasted from the clipboard.
     browser.go(&format!("{}/peers", harbor.url)).await;
     browser.click("#enter-code").await;
@@ -151,8 +153,17 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
             .starts_with(&requested["expires_at"].as_str().unwrap()[..10])
     );
     browser.screenshot_page("enter-code").await;
-    // Nothing was sent: City still waits.
+    // Nothing was sent: City still waits, and heard nothing (not even a policy probe, which
+    // it would have refused and logged).
     assert_eq!(connection(&city, &on_city).await["state"], "requested");
+    assert_eq!(
+        city.get("/api/v1/audit?newest=true&limit=1").await[0]["seq"],
+        city_log
+    );
+    assert!(
+        panel.contains("checked once the connection is approved"),
+        "{panel}"
+    );
     let on_harbor = only_connection(&harbor).await["id"]
         .as_str()
         .unwrap()

@@ -467,7 +467,15 @@ pub async fn check(node: &Node, caller: &Caller, id: String) -> NodeResult<Polic
     let mut findings = Vec::new();
     for other in &others {
         let flows = collab_flows(&record, &other.instance_id);
-        findings.extend(federation::admission::check_flows(node, other, flows).await);
+        findings.extend(
+            federation::admission::check_flows(
+                node,
+                other,
+                flows,
+                federation::admission::AskPeer::Yes,
+            )
+            .await,
+        );
     }
     Ok(PolicyCheck {
         ok: findings.iter().all(|f| f.ok),

@@ -93,6 +93,7 @@ pub(crate) async fn check_flows(
     node: &Node,
     peer: &PeerIdentity,
     flows: Flows,
+    ask_peer: AskPeer,
 ) -> Vec<PolicyFinding> {
     let here = node.info.title.as_str();
     let there = peer.title.as_str();
@@ -105,7 +106,10 @@ pub(crate) async fn check_flows(
     let me = Party::new(here, &node.info.instance_id, &node.info.public_url, None);
     let rules = rules(&node.store).await;
     let verdict = judge(&rules, &party.address());
-    let theirs = probe(node, peer).await;
+    let theirs = match ask_peer {
+        AskPeer::Yes => Some(probe(node, peer).await),
+        AskPeer::No => None,
+    };
     let mut findings = Vec::new();
     for direction in flows.directions() {
         let flow = match direction {
@@ -128,7 +132,10 @@ pub(crate) async fn check_flows(
             Direction::Egress => Direction::Ingress,
             Direction::Ingress => Direction::Egress,
         };
-        let (ok, message) = match &theirs {
+        let Some(theirs) = &theirs else {
+            continue;
+        };
+        let (ok, message) = match theirs {
             Ok(allowed) if allowed(their_direction) => {
                 (true, permitted(there, &me, their_direction))
             }
@@ -153,6 +160,14 @@ pub(crate) async fn check_flows(
         });
     }
     findings
+}
+
+/// Whether a policy check asks the other instance for its side. Not before a connection is
+/// approved: until then nothing goes to it (it would not know this instance anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AskPeer {
+    Yes,
+    No,
 }
 
 /// Asks `peer` which directions its rules permit with this instance. A refusal on policy means

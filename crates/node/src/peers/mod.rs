@@ -596,7 +596,13 @@ pub async fn check(node: &Node, caller: &Caller, id: String) -> NodeResult<Polic
     let record = load(node, id).await?;
     let peer = peer_of(&record)?;
     let flows = peer_flows(&record);
-    let findings = federation::admission::check_flows(node, &peer, flows).await;
+    // Before approval nothing goes to the other instance: only this side's rules are checked.
+    let ask_peer = if record.status.phase.is_established() {
+        federation::admission::AskPeer::Yes
+    } else {
+        federation::admission::AskPeer::No
+    };
+    let findings = federation::admission::check_flows(node, &peer, flows, ask_peer).await;
     Ok(PolicyCheck {
         ok: findings.iter().all(|f| f.ok),
         findings,

@@ -72,6 +72,9 @@ pub(super) fn render(
                         li data-ok=(finding.ok) { (finding.message) }
                     }
                 }
+                @if !matches!(connection.state.as_str(), "approved" | "active") {
+                    p.hint { "The other side's rules are checked once the connection is approved: until then nothing is sent to it." }
+                }
             }
             (forms(connection, spaces, shown, session))
             @if let Some(space) = &our_space {
