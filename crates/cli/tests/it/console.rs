@@ -167,7 +167,12 @@ impl Browser {
                 .unwrap()
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
-                .find(|path| path.extension().is_some_and(|e| e != "crdownload"));
+                // Chromium writes to a hidden temporary file, then to NAME.crdownload, and
+                // renames that to NAME when the download is complete.
+                .find(|path| {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    !name.starts_with('.') && !name.ends_with(".crdownload")
+                });
             if let Some(path) = done {
                 return path;
             }

@@ -167,7 +167,7 @@ async fn response_files_carry_the_approval_and_are_single_use() {
     );
     let bad = a.ferry(&["peer", "accept-response", tampered.to_str().unwrap()]);
     assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("invite_"), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("response_"), "{}", stderr(&bad));
     let accepted = ferry_json(&a, &["peer", "accept-response", file.to_str().unwrap()]);
     assert_eq!(accepted["state"], "approved");
     let again = a.ferry(&["peer", "accept-response", file.to_str().unwrap()]);

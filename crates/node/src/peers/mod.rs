@@ -596,11 +596,15 @@ pub async fn check(node: &Node, caller: &Caller, id: String) -> NodeResult<Polic
     let record = load(node, id).await?;
     let peer = peer_of(&record)?;
     let flows = peer_flows(&record);
-    // Before approval nothing goes to the other instance: only this side's rules are checked.
-    let ask_peer = if record.status.phase.is_established() {
-        federation::admission::AskPeer::Yes
-    } else {
+    // Before approval nothing goes to the other instance (it does not know this one yet): only
+    // this side's rules are checked. Once it knew, asking tells the admin what it says now.
+    let ask_peer = if matches!(
+        record.status.phase,
+        Phase::Requested | Phase::Imported | Phase::Invalidated
+    ) {
         federation::admission::AskPeer::No
+    } else {
+        federation::admission::AskPeer::Yes
     };
     let findings = federation::admission::check_flows(node, &peer, flows, ask_peer).await;
     Ok(PolicyCheck {

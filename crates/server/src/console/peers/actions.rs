@@ -2,7 +2,8 @@
 //! happens on the other side), security changes proposed and decided, and narrowing the types
 //! sent. Each comes back to Peer Manager with the connection selected and what happened.
 
-use super::{SecurityFields, Shown, Typed, after, title_of};
+use super::list::after;
+use super::shown::{SecurityFields, Shown, Typed, title_of};
 use crate::console::layout::{Checked, NoFields, csrf_field, failure_page, needs_admin, page};
 use crate::console::session::SignedIn;
 use axum::extract::{Path, State};
@@ -189,7 +190,7 @@ pub(crate) async fn narrow_sends(
     let result =
         ferry_node::peers::narrow_sends(&node, caller, id.clone(), PeerSends { sends }).await;
     after(&node, &signed_in, Shown::of(&id), result, |connection| {
-        html! { "From now on this side sends " (super::types(&connection.sends)) "." }
+        html! { "From now on this side sends " (super::shown::types(&connection.sends)) "." }
     })
     .await
 }

@@ -2,7 +2,8 @@
 //! nothing sent), approval with a receiving space and security, online or as a response file,
 //! and on the originator's side the upload of such a file.
 
-use super::{SecurityFields, Shown, Typed, after, render, title_of};
+use super::list::{after, render};
+use super::shown::{SecurityFields, Shown, Typed, title_of};
 use crate::console::layout::{Checked, csrf_field, failure, needs_admin, page};
 use crate::console::session::SignedIn;
 use axum::extract::{Path, State};

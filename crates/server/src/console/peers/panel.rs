@@ -2,7 +2,7 @@
 //! security, the policy check, what the linked space holds, the history, and the actions the
 //! connection's state allows (Activate in the lower right, as the originator's last step).
 
-use super::{SecurityFields, Shown, state_of, title_of, types};
+use super::shown::{SecurityFields, Shown, state_of, title_of, types};
 use crate::console::layout::csrf_field;
 use ferry_node::sessions::Session;
 use ferry_node::{Caller, Node, NodeResult};
@@ -72,7 +72,7 @@ pub(super) fn render(
                         li data-ok=(finding.ok) { (finding.message) }
                     }
                 }
-                @if !matches!(connection.state.as_str(), "approved" | "active") {
+                @if matches!(connection.state.as_str(), "requested" | "imported") {
                     p.hint { "The other side's rules are checked once the connection is approved: until then nothing is sent to it." }
                 }
             }

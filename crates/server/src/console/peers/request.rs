@@ -2,8 +2,9 @@
 //! how long the code is valid), the code shown once with a Copy button, and an open request's
 //! refresh and invalidation.
 
+use super::list::after;
 use super::panel::validity_select;
-use super::{Shown, after};
+use super::shown::Shown;
 use crate::console::layout::{
     Checked, NoFields, csrf_field, failure, failure_page, needs_admin, page,
 };
