@@ -20,6 +20,10 @@ async fn only_connection(inst: &TestInstance) -> Value {
     all[0].clone()
 }
 
+async fn only_connection_count(inst: &TestInstance) -> usize {
+    inst.get("/api/v1/peers").await.as_array().unwrap().len()
+}
+
 async fn fingerprint(inst: &TestInstance) -> String {
     inst.get("/api/v1/instance").await["fingerprint"]
         .as_str()
@@ -55,6 +59,21 @@ impl Browser {
 
     async fn go(&self, url: &str) {
         self.client.goto(url).await.unwrap();
+    }
+
+    /// Form controls of the page that no label names (nor an `aria-label`).
+    async fn unlabelled_controls(&self) -> Vec<String> {
+        let found = self
+            .client
+            .execute(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]\
+                   .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))\
+                   .map(e => e.outerHTML);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value(found).unwrap()
     }
 }
 
@@ -92,6 +111,18 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
             .contains("No peer connection yet")
     );
     browser.click("#new-request").await;
+    assert_eq!(browser.unlabelled_controls().await, Vec::<String>::new());
+    // No data type either way: refused with its code, and the form keeps what was chosen.
+    browser.select("request-space", "roads").await;
+    browser.select("request-expiry", "1h").await;
+    browser.click("#create-request").await;
+    let refusal = browser.text_of(".error").await;
+    assert!(
+        refusal.contains("at least one data type") && refusal.contains("invalid_request"),
+        "{refusal}"
+    );
+    assert_eq!(browser.value_of("#request-expiry").await, "1h");
+    assert!(only_connection_count(&city).await == 0, "nothing was made");
     browser.select("request-space", "roads").await;
     browser.tick("#export-features").await;
     browser.tick("#export-datasets").await;
@@ -134,6 +165,7 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
         "the Copy button put the code on the clipboard"
     );
     browser.click("#check-code").await;
+    assert_eq!(browser.unlabelled_controls().await, Vec::<String>::new());
     let panel = browser.text_of("#connection").await;
     assert!(
         panel.contains("Nothing has been sent to City GIS yet"),
@@ -367,6 +399,16 @@ async fn a_response_file_carries_the_approval_by_clicking() {
     assert_ne!(refreshed, code);
 
     browser.go(&format!("{}/peers/enter", harbor.url)).await;
+    // A damaged code is refused with its code, the form keeping what was pasted.
+    browser.fill("invite-code", "ferry1-peer-zzzz").await;
+    browser.click("#check-code").await;
+    assert!(browser.text_of(".error").await.contains("invite_malformed"));
+    assert_eq!(browser.value_of("#invite-code").await, "ferry1-peer-zzzz");
+    assert_eq!(
+        only_connection_count(&harbor).await,
+        0,
+        "nothing was recorded"
+    );
     browser.fill("invite-code", &refreshed).await;
     browser.click("#check-code").await;
     let on_harbor = only_connection(&harbor).await["id"]
@@ -399,6 +441,7 @@ async fn a_response_file_carries_the_approval_by_clicking() {
     // City: a tampered file is refused with its code, and changes nothing.
     browser.go(&format!("{}/peers", city.url)).await;
     browser.click("#upload-response").await;
+    assert_eq!(browser.unlabelled_controls().await, Vec::<String>::new());
     let mut tampered = text.trim().to_string();
     tampered.replace_range(30..31, if &tampered[30..31] == "A" { "B" } else { "A" });
     browser.fill("response-text", &tampered).await;
