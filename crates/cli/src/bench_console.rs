@@ -124,6 +124,8 @@ pub(crate) async fn console_bench(dir: &Path, args: &ConsoleBench) -> Result<Con
         "/peers?page=10",
         "/peers/new",
         "/peers/enter",
+        "/peers/response",
+        "/peers/ID/delete",
         "/policy",
         "/audit",
         "/audit?kind=peer",

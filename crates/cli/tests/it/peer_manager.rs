@@ -484,6 +484,61 @@ async fn a_response_file_carries_the_approval_by_clicking() {
     assert_eq!(active["state"], "active");
     assert!(active.get("response_file_ready").is_none(), "{active}");
 
+    // Harbor proposes marking less on its side; City rejects, and Harbor's settings stay.
+    browser
+        .go(&format!("{}/peers?id={on_harbor}", harbor.url))
+        .await;
+    browser.tick("details summary").await;
+    browser.fill("propose-mark", "CITY").await;
+    browser.click("#propose").await;
+    browser
+        .go(&format!("{}/peers?id={on_city}", city.url))
+        .await;
+    browser.click("#security-reject").await;
+    assert!(
+        browser
+            .text_of(".notice")
+            .await
+            .contains("settings stay as they were")
+    );
+    let kept = connection(&harbor, &on_harbor).await;
+    assert_eq!(kept["security"]["mark"], serde_json::json!([]));
+    assert!(
+        kept.get("pending_security").is_none_or(Value::is_null),
+        "{kept}"
+    );
+
+    // An open request can be invalidated: its code stops working.
+    browser.go(&format!("{}/peers/new", city.url)).await;
+    browser.tick("#export-files").await;
+    browser.click("#create-request").await;
+    let withdrawn = browser.value_of("#invite-code").await;
+    browser.click("#to-connection").await;
+    browser.click("#invalidate").await;
+    assert_eq!(browser.text_of("#connection-state").await, "invalidated");
+    assert!(!browser.has("#refresh").await && !browser.has("#delete").await);
+    let imported = harbor
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/peers/import",
+            Some(serde_json::json!({"code": withdrawn})),
+        )
+        .await
+        .1;
+    let answer = harbor
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/peers/{}/approve", imported["id"].as_str().unwrap()),
+            Some(serde_json::json!({"space": "inbox"})),
+        )
+        .await
+        .1;
+    assert_eq!(
+        (answer["code"].as_str(), answer["details"]["code"].as_str()),
+        (Some("peer_refused"), Some("invite_reused")),
+        "City refuses the withdrawn code: {answer}"
+    );
+
     // Used once: the same file again is refused.
     browser.go(&format!("{}/peers/response", city.url)).await;
     browser.fill("response-text", text.trim()).await;
