@@ -232,16 +232,27 @@ pub(crate) enum SpaceCmd {
 }
 
 fn space_table(spaces: &[Space]) -> comfy_table::Table {
-    let mut t = table(&["name", "items", "description", "id"]);
+    let mut t = table(&["name", "items", "linked to", "description", "id"]);
     for s in spaces {
         t.add_row(vec![
             s.name.clone(),
             s.item_count.to_string(),
+            links_of(s),
             s.description.clone(),
             s.id.to_string(),
         ]);
     }
     t
+}
+
+/// A space's links, one a line: `peer Harbor (acceptor, active)`.
+fn links_of(space: &Space) -> String {
+    space
+        .links
+        .iter()
+        .map(|l| format!("{} {} ({}, {})", l.kind, l.name, l.role, l.mode))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub(crate) async fn space(client: &Client, out: Output, cmd: SpaceCmd) -> Result<()> {

@@ -101,6 +101,27 @@ pub struct Space {
     pub item_count: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// The peer connections and collaboration workspaces this space is linked to, as this
+    /// instance sees them (never another participant's space).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<SpaceLink>,
+}
+
+/// One link of a space: a peer connection or a collaboration workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SpaceLink {
+    /// `peer:<connection id>` or `collab:<collaboration id>:<workspace id>`, as `ferry sync`
+    /// names links.
+    pub link: String,
+    /// `peer` or `collaboration`.
+    pub kind: String,
+    /// The other instance's title, or `collaboration / workspace`.
+    pub name: String,
+    /// This instance's role on the link: `originator`, `acceptor`, `host` or `guest`.
+    pub role: String,
+    /// A peer connection's state; this instance's access mode in a workspace (`send`,
+    /// `receive`, `send_receive`).
+    pub mode: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod console;
+mod download;
 mod error;
 mod extract;
 mod federation;

@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_node::Node;
-use ferry_node::transfer::{self, Export, ImportRequest};
+use ferry_node::transfer::{self, ImportRequest};
 use ferry_proto::{ApiError, ErrorCode, Item};
 use futures_util::TryStreamExt;
 
@@ -69,48 +69,10 @@ pub(crate) async fn export_item(
 ) -> Result<Response, Response> {
     let range = header_text(&headers, header::RANGE);
     match transfer::export_item(&node, &caller, id, query, range).await {
-        Ok(export) => Ok(export_response(export)),
+        Ok(export) => Ok(crate::download::export_response(export)),
         Err(e) if e.code() == ErrorCode::RangeNotSatisfiable => Err(range_not_satisfiable(e)),
         Err(e) => Err(ApiFailure(e).into_response()),
     }
-}
-
-fn export_response(export: Export) -> Response {
-    let file = export.file.clone();
-    let mut response = Response::new(Body::from_stream(export.body));
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&export.media_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        export.file_name.replace('"', "_")
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
-    );
-    let Some(part) = file else {
-        return response;
-    };
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(part.length));
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&format!("\"{}\"", part.content_hash))
-            .unwrap_or(HeaderValue::from_static("\"\"")),
-    );
-    if let Some((start, end)) = part.range {
-        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        let content_range = format!("bytes {start}-{end}/{}", part.size);
-        response.headers_mut().insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&content_range).unwrap_or(HeaderValue::from_static("")),
-        );
-    }
-    response
 }
 
 /// 416, with the file's size in `Content-Range` (RFC 9110 §15.5.17).

@@ -49,6 +49,7 @@ pub(crate) fn page(node: &Node, signed_in: Option<&Session>, title: &str, body: 
                             // as their pages are built. A page the caller may not use is not
                             // offered (and refused anyway).
                             li { a href="/" { "Overview" } }
+                            li { a href="/spaces" { "Spaces" } }
                             @if signed_in.is_some_and(|s| s.caller.role == Role::Admin) {
                                 li { a href="/peers" { "Peer Manager" } }
                                 li { a href="/policy" { "Network policy" } }

@@ -5,11 +5,13 @@
 
 mod audit;
 mod auth;
+mod items;
 mod layout;
 mod overview;
 mod peers;
 mod policy;
 mod session;
+mod spaces;
 mod tokens;
 
 use axum::Router;
@@ -70,6 +72,14 @@ pub(crate) fn routes() -> Router<Node> {
         .route("/peers/{id}/security/reject", post(peers::reject_security))
         .route("/peers/{id}/sends", post(peers::narrow_sends))
         .route("/policy/{id}/remove", post(policy::remove))
+        .route("/spaces", get(spaces::list).post(spaces::create))
+        .route("/spaces/{name}", get(spaces::show).post(spaces::update))
+        .route(
+            "/spaces/{name}/delete",
+            get(spaces::confirm_delete).post(spaces::delete),
+        )
+        .route("/items/{id}", get(items::show))
+        .route("/items/{id}/export", get(items::export))
         .route("/static/console.css", get(stylesheet))
         .route("/static/console.js", get(script))
         .layer(axum::middleware::from_fn(security_headers))

@@ -151,6 +151,7 @@ pub(super) fn space_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Sp
             created_at: r.get(4)?,
             updated_at: r.get(5)?,
             item_count: r.get(6)?,
+            links: Vec::new(),
         },
     ))
 }

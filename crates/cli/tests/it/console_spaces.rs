@@ -1,0 +1,197 @@
+//! Spaces and items in the console, in a real browser: the list with link badges, create,
+//! rename, delete behind a confirmation, a space's items, an item's rows a page at a time with
+//! filters, and exports equal to the API's.
+
+use crate::console::Browser;
+use crate::harness::{TestInstance, open_policies, peered, points_geojson, wait_for};
+use fantoccini::Locator;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
+    let city = TestInstance::start_with(|c| c.title = "City GIS".into()).await;
+    let harbor = TestInstance::start_with(|c| c.title = "Harbor".into()).await;
+    open_policies(&city);
+    open_policies(&harbor);
+    city.create_space("roads").await;
+    harbor.create_space("inbox").await;
+    peered(&city, &harbor, "features", &[]);
+    let (status, layer) = city
+        .import(
+            "space=roads&title=Berths",
+            "application/geo+json",
+            points_geojson(120),
+        )
+        .await;
+    assert_eq!(status, 201, "{layer}");
+    let layer_id = layer["id"].as_str().unwrap().to_string();
+    wait_for("the layer reaches Harbor", || async {
+        harbor
+            .get("/api/v1/items?space=inbox")
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+
+    let browser = Browser::start().await;
+    browser.sign_in(&city.url, &city.admin_token).await;
+    browser.click("nav a[href='/spaces']").await;
+    let roads = browser.text_of("tr[data-space='roads']").await;
+    assert!(
+        roads.contains("Peer: Harbor") && roads.contains('1'),
+        "{roads}"
+    );
+    let api = city.get("/api/v1/spaces/roads").await;
+    assert_eq!(api["links"][0]["kind"], "peer", "{api}");
+    assert_eq!(api["links"][0]["name"], "Harbor");
+    assert_eq!(api["links"][0]["mode"], "active");
+    browser.screenshot("spaces").await;
+
+    // A refused name says why and keeps what was typed; a good one makes the space.
+    browser.fill("space-name", "bad name!").await;
+    browser.click("#create-space").await;
+    assert!(browser.text_of(".error").await.contains("invalid_request"));
+    assert_eq!(browser.value_of("#space-name").await, "bad name!");
+    browser.fill("space-name", "scratch").await;
+    browser.fill("space-description", "For trials").await;
+    browser.click("#create-space").await;
+    assert_eq!(browser.path().await, "/spaces/scratch");
+    assert_eq!(
+        city.get("/api/v1/spaces/scratch").await["description"],
+        "For trials"
+    );
+
+    // Rename, then delete behind a confirmation.
+    browser
+        .client
+        .find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.fill("rename-name", "trials").await;
+    browser.click("#save-space").await;
+    assert_eq!(browser.path().await, "/spaces/trials");
+    browser.click("#delete-space").await;
+    assert!(
+        browser
+            .text_of("#consequences")
+            .await
+            .contains("It holds no item")
+    );
+    browser.click("#confirm-delete").await;
+    assert!(browser.text_of(".notice").await.contains("trials"));
+    let (status, _) = city
+        .call(reqwest::Method::GET, "/api/v1/spaces/trials", None)
+        .await;
+    assert_eq!(status, 404);
+
+    // A linked space is not deleted: the confirmation says so, and the refusal has its code.
+    browser
+        .go_to(&format!("{}/spaces/roads/delete", city.url))
+        .await;
+    assert!(
+        browser
+            .text_of("#consequences")
+            .await
+            .contains("cannot be deleted")
+    );
+    browser.click("#confirm-delete").await;
+    assert!(browser.text_of(".error").await.contains("space_linked"));
+    assert_eq!(
+        city.get("/api/v1/items?space=roads")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The space's items, and the layer's page: facts, schema, rows 50 at a time, a filter.
+    browser.go_to(&format!("{}/spaces/roads", city.url)).await;
+    browser
+        .click(&format!("tr[data-item='{layer_id}'] a"))
+        .await;
+    assert_eq!(browser.text_of("#row-count").await, "120");
+    assert!(
+        browser
+            .text_of("#item-links")
+            .await
+            .contains("Peer: Harbor")
+    );
+    assert!(browser.text_of("#schema").await.contains("name"));
+    let rows = browser
+        .client
+        .find_all(Locator::Css("#rows tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 50);
+    assert!(browser.text_of("#rows tbody tr").await.starts_with("1 p1"));
+    browser.screenshot_page("item").await;
+    browser.click(".pager a[rel='next']").await;
+    assert!(
+        browser
+            .text_of("#rows tbody tr")
+            .await
+            .starts_with("51 p51")
+    );
+    browser.fill("rows-where", "name:p7").await;
+    browser.click("#filter-rows").await;
+    let found = browser
+        .client
+        .find_all(Locator::Css("#rows tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(
+        browser
+            .text_of("#rows tbody tr")
+            .await
+            .starts_with("7 p7 0 7.5 Point")
+    );
+
+    // A bad filter is refused with its code, in the page.
+    browser.fill("rows-where", "nofield").await;
+    browser.click("#filter-rows").await;
+    assert!(browser.text_of(".error").await.contains("invalid_request"));
+
+    // The export downloads what the API exports.
+    browser
+        .go_to(&format!("{}/items/{layer_id}", city.url))
+        .await;
+    browser
+        .client
+        .find(Locator::Css("#downloads a[href$='format=geojson']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let file = browser.downloaded().await;
+    assert_eq!(
+        std::fs::read_to_string(file).unwrap(),
+        city.export_text(&layer_id, "?format=geojson").await
+    );
+
+    // On Harbor, the received layer's page says how it is held and which link carries it.
+    browser.sign_in(&harbor.url, &harbor.admin_token).await;
+    browser.go_to(&format!("{}/spaces/inbox", harbor.url)).await;
+    browser.click("#items tbody tr a").await;
+    assert_eq!(browser.text_of("#row-count").await, "120");
+    assert!(
+        browser
+            .text_of("#item-links")
+            .await
+            .contains("Peer: City GIS")
+    );
+    browser.client.clone().close().await.unwrap();
+}
+
+impl Browser {
+    async fn go_to(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+}

@@ -1,0 +1,294 @@
+//! Spaces: the list, each with a badge for every link it has (a peer connection, a
+//! collaboration workspace); create; a space's page with its items, rename and describe; delete
+//! behind a confirmation that says what goes with it. Everyone signed in reads; admins change.
+
+use super::layout::{Checked, NoFields, csrf_field, failure, failure_page, page, paged};
+use super::session::SignedIn;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use ferry_node::Node;
+use ferry_node::sessions::Session;
+use ferry_proto::{Item, NewSpace, Role, Space, SpaceLink, SpacePatch};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct SpaceFields {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// A badge for each link of a space: what it is linked to, this side's role and mode.
+pub(crate) fn link_badges(links: &[SpaceLink]) -> Markup {
+    html! {
+        @for link in links {
+            span.badge.link data-kind=(link.kind) title={ (link.role) ", " (link.mode) } {
+                (if link.kind == "peer" { "Peer: " } else { "Collaboration: " }) (link.name)
+            }
+            " "
+        }
+    }
+}
+
+fn is_admin(session: &Session) -> bool {
+    session.caller.role == Role::Admin
+}
+
+async fn render_list(
+    node: &Node,
+    session: &Session,
+    typed: &SpaceFields,
+    said: Option<Markup>,
+    status: StatusCode,
+) -> Response {
+    let spaces = match ferry_node::spaces::list_spaces(node, &session.caller).await {
+        Ok(spaces) => spaces,
+        Err(e) => return failure_page(node, session, "Spaces", &e),
+    };
+    let body = html! {
+        h1 { "Spaces" }
+        @if let Some(said) = said { (said) }
+        @if is_admin(session) {
+            form.inline method="post" action="/spaces" {
+                (csrf_field(session))
+                label for="space-name" { "Name" }
+                input #space-name type="text" name="name" required value=(typed.name)
+                    placeholder="letters, digits, . _ -";
+                label for="space-description" { "Description" }
+                input #space-description type="text" name="description" value=(typed.description);
+                button #create-space type="submit" { "Create space" }
+            }
+        }
+        @if spaces.is_empty() {
+            p.empty { "No space yet." }
+        } @else {
+            table.list #spaces {
+                thead { tr { th { "Name" } th { "Items" } th { "Linked to" } th { "Description" } } }
+                tbody {
+                    @for space in &spaces {
+                        tr data-space=(space.name) {
+                            td { a href={ "/spaces/" (space.name) } { (space.name) } }
+                            td { (space.item_count) }
+                            td { (link_badges(&space.links)) }
+                            td { (space.description) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    (
+        status,
+        Html(page(node, Some(session), "Spaces", body).into_string()),
+    )
+        .into_response()
+}
+
+pub(crate) async fn list(State(node): State<Node>, signed_in: SignedIn) -> Response {
+    let typed = SpaceFields::default();
+    render_list(&node, &signed_in.session, &typed, None, StatusCode::OK).await
+}
+
+pub(crate) async fn create(
+    State(node): State<Node>,
+    Checked { signed_in, fields }: Checked<SpaceFields>,
+) -> Response {
+    let session = &signed_in.session;
+    let new = NewSpace {
+        name: fields.name.trim().to_string(),
+        description: fields.description.clone(),
+    };
+    match ferry_node::spaces::create_space(&node, &session.caller, new).await {
+        Ok(space) => Redirect::to(&format!("/spaces/{}", space.name)).into_response(),
+        Err(e) => {
+            let said = failure(&e.0.message, e.0.code.as_str());
+            let status = crate::status_of(e.0.code);
+            render_list(&node, session, &fields, Some(said), status).await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ItemsPage {
+    page: Option<usize>,
+}
+
+async fn render_space(
+    node: &Node,
+    session: &Session,
+    name: &str,
+    page_number: usize,
+    said: Option<Markup>,
+    status: StatusCode,
+) -> Response {
+    let caller = &session.caller;
+    let loaded = tokio::try_join!(
+        ferry_node::spaces::show_space(node, caller, name.to_string()),
+        ferry_node::items::list_items(node, caller, Some(format!("space={name}")))
+    );
+    let (space, items) = match loaded {
+        Ok(found) => found,
+        Err(e) => return failure_page(node, session, "Space", &e),
+    };
+    let (rows, pager) = paged(&items, page_number, |n| {
+        format!("/spaces/{}?page={n}", space.name)
+    });
+    let body = html! {
+        h1 { "Space " (space.name) }
+        p.lead { (space.description) }
+        @if !space.links.is_empty() { p.links { (link_badges(&space.links)) } }
+        @if let Some(said) = said { (said) }
+        (items_table(rows))
+        (pager)
+        @if is_admin(session) { (space_forms(&space, session)) }
+    };
+    (
+        status,
+        Html(page(node, Some(session), &space.name, body).into_string()),
+    )
+        .into_response()
+}
+
+fn items_table(items: &[Item]) -> Markup {
+    html! {
+        @if items.is_empty() {
+            p.empty { "No item yet." }
+        } @else {
+            table.list #items {
+                thead { tr {
+                    th { "Title" } th { "Kind" } th { "Rows" } th { "Markings" }
+                    th { "Here as" } th { "Last change" }
+                } }
+                tbody {
+                    @for item in items {
+                        tr data-item=(item.id) {
+                            td { a href={ "/items/" (item.id) } { (item.title) } }
+                            td { (item.kind.as_str()) }
+                            td { (item.row_count) }
+                            td { (item.markings.join(", ")) }
+                            td {
+                                (if item.reference { "reference" } else { "data" })
+                                @if item.stale.is_some() { " " span.warning { "(stale)" } }
+                            }
+                            td { (item.updated_at) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn space_forms(space: &Space, session: &Session) -> Markup {
+    html! {
+        details {
+            summary { "Rename or describe" }
+            form.stacked method="post" action={ "/spaces/" (space.name) } {
+                (csrf_field(session))
+                label for="rename-name" { "Name" }
+                input #rename-name type="text" name="name" required value=(space.name);
+                label for="rename-description" { "Description" }
+                input #rename-description type="text" name="description" value=(space.description);
+                button #save-space type="submit" { "Save" }
+            }
+        }
+        p { a.button.danger #delete-space href={ "/spaces/" (space.name) "/delete" } { "Delete space" } }
+    }
+}
+
+pub(crate) async fn show(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    Query(list): Query<ItemsPage>,
+    signed_in: SignedIn,
+) -> Response {
+    let page_number = list.page.unwrap_or(1);
+    render_space(
+        &node,
+        &signed_in.session,
+        &name,
+        page_number,
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub(crate) async fn update(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    Checked { signed_in, fields }: Checked<SpaceFields>,
+) -> Response {
+    let session = &signed_in.session;
+    let patch = SpacePatch {
+        name: Some(fields.name.trim().to_string()),
+        description: Some(fields.description),
+    };
+    match ferry_node::spaces::update_space(&node, &session.caller, name.clone(), patch).await {
+        Ok(space) => Redirect::to(&format!("/spaces/{}", space.name)).into_response(),
+        Err(e) => {
+            let said = failure(&e.0.message, e.0.code.as_str());
+            let status = crate::status_of(e.0.code);
+            render_space(&node, session, &name, 1, Some(said), status).await
+        }
+    }
+}
+
+pub(crate) async fn confirm_delete(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    signed_in: SignedIn,
+) -> Response {
+    let session = &signed_in.session;
+    let space = match ferry_node::spaces::show_space(&node, &session.caller, name).await {
+        Ok(space) => space,
+        Err(e) => return failure_page(&node, session, "Delete space", &e),
+    };
+    let body = html! {
+        h1 { "Delete the space " (space.name) "?" }
+        ul.lead #consequences {
+            @if space.item_count > 0 {
+                li { "Its " (space.item_count) " items are deleted with it, and their data on this instance." }
+            } @else {
+                li { "It holds no item." }
+            }
+            @if !space.links.is_empty() {
+                li { "It is linked: " (link_badges(&space.links)) ". A linked space cannot be deleted; end its links first." }
+            }
+            li { "It cannot be undone." }
+        }
+        form.stacked method="post" action={ "/spaces/" (space.name) "/delete" } {
+            (csrf_field(session))
+            div.buttons {
+                button.danger #confirm-delete type="submit" { "Delete space" }
+                a.button.secondary href={ "/spaces/" (space.name) } { "Cancel" }
+            }
+        }
+    };
+    Html(page(&node, Some(session), "Delete space", body).into_string()).into_response()
+}
+
+pub(crate) async fn delete(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    Checked { signed_in, .. }: Checked<NoFields>,
+) -> Response {
+    let session = &signed_in.session;
+    // The confirmation page said what goes with it: its items.
+    let force = Some("force=true".to_string());
+    match ferry_node::spaces::delete_space(&node, &session.caller, name.clone(), force).await {
+        Ok(()) => {
+            let said = html! { div.notice role="status" { "The space " strong { (name) } " is deleted." } };
+            let typed = SpaceFields::default();
+            render_list(&node, session, &typed, Some(said), StatusCode::OK).await
+        }
+        Err(e) => {
+            let said = failure(&e.0.message, e.0.code.as_str());
+            let status = crate::status_of(e.0.code);
+            render_space(&node, session, &name, 1, Some(said), status).await
+        }
+    }
+}
