@@ -195,3 +195,121 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 }
+
+/// The Sync page: a run started from it is followed to its end without a reload; a schedule
+/// changed there; a link's history lists the run with what it moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_run_started_from_the_page_is_followed_without_a_reload() {
+    let city = TestInstance::start_with(|c| {
+        c.title = "City GIS".into();
+        c.realtime = false;
+    })
+    .await;
+    let harbor = TestInstance::start_with(|c| {
+        c.title = "Harbor".into();
+        c.realtime = false;
+    })
+    .await;
+    open_policies(&city);
+    open_policies(&harbor);
+    city.create_space("roads").await;
+    harbor.create_space("inbox").await;
+    let (_, on_harbor) = peered(&city, &harbor, "features", &[]);
+    let (status, _) = city
+        .import(
+            "space=roads&title=Berths",
+            "application/geo+json",
+            points_geojson(40),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let browser = Browser::start().await;
+    browser.sign_in(&harbor.url, &harbor.admin_token).await;
+    browser.click("nav a[href='/sync']").await;
+    let row = format!("tr[data-link='peer:{on_harbor}']");
+    assert!(browser.text_of(&row).await.contains("← receives"));
+    browser
+        .client
+        .execute("window.sameDocument = true;", vec![])
+        .await
+        .unwrap();
+    // The form's answer is a new page: mark it too, then wait on it.
+    browser.click(&format!("{row} button.sync-now")).await;
+    browser
+        .client
+        .execute("window.sameDocument = true;", vec![])
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .text_of("#run-submitted")
+            .await
+            .contains("this page follows it")
+    );
+    wait_for("the page shows the run completed", || async {
+        browser.text_of(&format!("{row} .run-status")).await == "completed"
+            && browser
+                .text_of("#run-submitted")
+                .await
+                .contains("completed")
+    })
+    .await;
+    let same = browser
+        .client
+        .execute("return window.sameDocument === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, serde_json::json!(true), "no reload");
+    assert!(
+        browser
+            .text_of(&format!("{row} .run-detail"))
+            .await
+            .contains("1 items and 40 rows in")
+    );
+    browser.screenshot("sync").await;
+    let items = harbor.get("/api/v1/items?space=inbox").await;
+    assert_eq!(items[0]["row_count"], 40, "{items}");
+
+    // A schedule saved on the page.
+    let form = format!("{row} form.schedule");
+    browser
+        .client
+        .find(Locator::Css(&format!("{form} select[name='every']")))
+        .await
+        .unwrap()
+        .select_by_value("6h")
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css(&format!("{form} select[name='paused']")))
+        .await
+        .unwrap()
+        .select_by_value("true")
+        .await
+        .unwrap();
+    browser.click(&format!("{form} button")).await;
+    assert!(browser.text_of(".notice").await.contains("saved"));
+    let schedules = harbor.get("/api/v1/sync/schedules").await;
+    let mine = schedules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["link"] == format!("peer:{on_harbor}"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (mine["every_secs"].as_i64(), mine["paused"].as_bool()),
+        (Some(21600), Some(true))
+    );
+
+    // The link's history: the run, its trigger and what it moved.
+    browser.click(&format!("{row} a")).await;
+    let run = browser
+        .text_of("#runs tbody tr[data-status='completed']")
+        .await;
+    assert!(run.contains("on_demand") && run.contains("40"), "{run}");
+    browser.screenshot("sync-history").await;
+    browser.client.clone().close().await.unwrap();
+}

@@ -34,3 +34,34 @@ document.addEventListener("change", (event) => {
   input.setCustomValidity("");
   file.text().then((text) => { target.value = text.trim(); });
 });
+
+// A table with data-live="URL" follows runs: while a row's run is submitted or running, or the
+// run this page submitted has not finished, it asks URL every second for each link's status.
+const live = document.querySelector("[data-live]");
+if (live) {
+  const submitted = document.getElementById("run-submitted");
+  let waitingFor = submitted ? submitted.dataset.run : null;
+  const busy = () => [...live.querySelectorAll(".run-status")]
+    .some((cell) => ["running", "submitted"].includes(cell.textContent.trim()));
+  const follow = () => {
+    fetch(live.dataset.live, { credentials: "same-origin" })
+      .then((answer) => answer.ok ? answer.json() : [])
+      .then((links) => {
+        for (const link of links) {
+          const row = [...live.querySelectorAll("tr[data-link]")].find((r) => r.dataset.link === link.link);
+          if (!row) continue;
+          const status = row.querySelector(".run-status");
+          status.textContent = link.status;
+          status.dataset.status = link.status;
+          row.querySelector(".run-detail").textContent = link.detail;
+          if (link.run === waitingFor && !["running", "submitted"].includes(link.status)) {
+            waitingFor = null;
+            submitted.textContent = "Run " + link.run + ": " + link.status + ".";
+          }
+        }
+        if (busy() || waitingFor) setTimeout(follow, 1000);
+      })
+      .catch(() => setTimeout(follow, 3000));
+  };
+  if (busy() || waitingFor) setTimeout(follow, 300);
+}

@@ -12,6 +12,7 @@ mod peers;
 mod policy;
 mod session;
 mod spaces;
+mod sync;
 mod tokens;
 
 use axum::Router;
@@ -78,6 +79,11 @@ pub(crate) fn routes() -> Router<Node> {
             "/spaces/{name}/delete",
             get(spaces::confirm_delete).post(spaces::delete),
         )
+        .route("/sync", get(sync::list))
+        .route("/sync/now", post(sync::sync_now))
+        .route("/sync/schedule", post(sync::set_schedule))
+        .route("/sync/live", get(sync::live))
+        .route("/sync/history", get(sync::history))
         .route("/items/{id}", get(items::show))
         .route("/items/{id}/export", get(items::export))
         .route("/static/console.css", get(stylesheet))
