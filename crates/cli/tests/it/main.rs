@@ -10,6 +10,7 @@ mod change_feed;
 mod cli;
 mod collabs;
 mod console;
+mod console_collabs;
 mod console_spaces;
 mod faults;
 mod federation;

@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod collabs;
 mod items;
 mod layout;
 mod overview;
@@ -78,6 +79,61 @@ pub(crate) fn routes() -> Router<Node> {
         .route(
             "/spaces/{name}/delete",
             get(spaces::confirm_delete).post(spaces::delete),
+        )
+        .route("/collabs", get(collabs::list))
+        .route(
+            "/collabs/new",
+            get(collabs::create_form).post(collabs::create),
+        )
+        .route(
+            "/collabs/accept",
+            get(collabs::accept_form).post(collabs::preview),
+        )
+        .route("/collabs/accept/confirm", post(collabs::accept))
+        .route("/collabs/{id}", get(collabs::show))
+        .route("/collabs/{id}/workspaces", post(collabs::add_workspace))
+        .route(
+            "/collabs/{id}/workspaces/{ws}/edit",
+            post(collabs::update_workspace),
+        )
+        .route(
+            "/collabs/{id}/workspaces/{ws}/delete",
+            post(collabs::delete_workspace),
+        )
+        .route("/collabs/{id}/workspaces/{ws}/link", post(collabs::link))
+        .route(
+            "/collabs/{id}/workspaces/{ws}/unlink",
+            post(collabs::unlink),
+        )
+        .route(
+            "/collabs/{id}/guests/{guest}/access",
+            post(collabs::set_access),
+        )
+        .route(
+            "/collabs/{id}/guests/{guest}/remove",
+            post(collabs::remove_guest),
+        )
+        .route("/collabs/{id}/invite", post(collabs::invite))
+        .route(
+            "/collabs/{id}/invitations/{inv}/refresh",
+            post(collabs::refresh_invitation),
+        )
+        .route(
+            "/collabs/{id}/invitations/{inv}/invalidate",
+            post(collabs::invalidate_invitation),
+        )
+        .route("/collabs/{id}/response", post(collabs::import_response))
+        .route(
+            "/collabs/{id}/delete-policy",
+            post(collabs::set_delete_policy),
+        )
+        .route(
+            "/collabs/{id}/delete",
+            get(collabs::confirm_delete).post(collabs::delete),
+        )
+        .route(
+            "/collabs/{id}/leave",
+            get(collabs::confirm_leave).post(collabs::leave),
         )
         .route("/sync", get(sync::list))
         .route("/sync/now", post(sync::sync_now))
