@@ -120,9 +120,7 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
             .await
             .contains("send and receive")
     );
-    let invitations = host
-        .get(&format!("/api/v1/collabs/{id}/invitations"))
-        .await;
+    let invitations = host.get(&format!("/api/v1/collabs/{id}/invitations")).await;
     assert_eq!(
         invitations[0]["state"], "open",
         "nothing was sent: {invitations}"

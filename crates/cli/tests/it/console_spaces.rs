@@ -110,6 +110,83 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
         1
     );
 
+    // Uploads: a CSV becomes a dataset with a progress bar at its end; a broken GeoJSON is
+    // refused with its code and makes nothing.
+    let work = tempfile::tempdir().unwrap();
+    let csv = crate::harness::temp_file(
+        work.path(),
+        "quays.csv",
+        b"id,name,depth\n1,North,12.5\n2,South,\n",
+    );
+    let broken = crate::harness::temp_file(
+        work.path(),
+        "broken.geojson",
+        b"{\"type\":\"FeatureCollection\",\"features\":[{",
+    );
+    browser.go_to(&format!("{}/spaces/roads", city.url)).await;
+    let pick = |path: std::path::PathBuf| {
+        let browser = &browser;
+        async move {
+            browser
+                .client
+                .find(Locator::Css("#upload-file"))
+                .await
+                .unwrap()
+                .send_keys(path.to_str().unwrap())
+                .await
+                .unwrap();
+        }
+    };
+    pick(csv).await;
+    wait_for("the upload ends", || async {
+        browser.has("#uploaded").await
+    })
+    .await;
+    let progress = browser
+        .client
+        .execute(
+            "return document.querySelector('#upload-progress').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(progress, serde_json::json!(100));
+    assert!(browser.text_of("#upload-status").await.contains("(2 rows)"));
+    let items = city.get("/api/v1/items?space=roads").await;
+    let quays = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["title"] == "quays")
+        .unwrap()
+        .clone();
+    assert_eq!(quays["kind"], "dataset");
+    let rows = city
+        .get(&format!(
+            "/api/v1/items/{}/rows",
+            quays["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(rows["rows"][0]["values"]["depth"], 12.5);
+    assert!(rows["rows"][1]["values"]["depth"].is_null());
+    pick(broken).await;
+    wait_for("the refusal shows", || async {
+        browser
+            .text_of("#upload-status")
+            .await
+            .contains("code: malformed_geojson")
+    })
+    .await;
+    assert_eq!(
+        city.get("/api/v1/items?space=roads")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    browser.screenshot("space").await;
+
     // The space's items, and the layer's page: facts, schema, rows 50 at a time, a filter.
     browser.go_to(&format!("{}/spaces/roads", city.url)).await;
     browser

@@ -65,3 +65,64 @@ if (live) {
   };
   if (busy() || waitingFor) setTimeout(follow, 300);
 }
+
+// A section with data-upload="URL" imports a dropped or chosen file: the file is the body of a
+// POST to URL (its type from its name, as the CLI does), with a progress bar, then the item or
+// the refusal with its code.
+const upload = document.querySelector("[data-upload]");
+if (upload) {
+  const input = upload.querySelector("input[type=file]");
+  const bar = upload.querySelector("progress");
+  const status = upload.querySelector("[role=status]");
+  const zone = upload.querySelector(".dropzone");
+  const typeOf = (name) => {
+    const lower = name.toLowerCase();
+    if (lower.endsWith(".geojson") || lower.endsWith(".json")) return "application/geo+json";
+    if (lower.endsWith(".csv")) return "text/csv";
+    if (lower.endsWith(".ndjson") || lower.endsWith(".jsonl")) return "application/x-ndjson";
+    return "application/octet-stream";
+  };
+  const send = (file) => {
+    const query = new URLSearchParams({ title: file.name.replace(/\.[^.]*$/, "") || file.name, file_name: file.name });
+    const request = new XMLHttpRequest();
+    request.open("POST", upload.dataset.upload + "?" + query);
+    request.setRequestHeader("content-type", typeOf(file.name));
+    request.setRequestHeader("x-csrf-token", upload.dataset.csrf);
+    bar.hidden = false;
+    bar.value = 0;
+    status.className = "";
+    status.textContent = "Uploading " + file.name + "…";
+    request.upload.onprogress = (event) => {
+      if (event.lengthComputable) bar.value = Math.round(100 * event.loaded / event.total);
+    };
+    request.onload = () => {
+      let answer = {};
+      try { answer = JSON.parse(request.responseText); } catch (_) { /* not JSON: said below */ }
+      status.textContent = "";
+      if (request.status === 201) {
+        bar.value = 100;
+        const link = document.createElement("a");
+        link.href = "/items/" + answer.id;
+        link.id = "uploaded";
+        link.textContent = answer.title;
+        status.append("Imported ", link, " (" + answer.row_count + " rows).");
+      } else {
+        status.className = "error";
+        status.textContent = (answer.message || request.statusText) + " (code: " + (answer.code || request.status) + ")";
+      }
+    };
+    request.onerror = () => {
+      status.className = "error";
+      status.textContent = "The upload stopped: the connection to the instance was lost.";
+    };
+    request.send(file);
+  };
+  input.addEventListener("change", () => { if (input.files[0]) send(input.files[0]); });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    if (event.dataTransfer.files[0]) send(event.dataTransfer.files[0]);
+  });
+}

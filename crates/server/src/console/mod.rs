@@ -80,6 +80,7 @@ pub(crate) fn routes() -> Router<Node> {
             "/spaces/{name}/delete",
             get(spaces::confirm_delete).post(spaces::delete),
         )
+        .route("/spaces/{name}/upload", post(spaces::upload_item))
         .route("/collabs", get(collabs::list))
         .route(
             "/collabs/new",

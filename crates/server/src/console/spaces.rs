@@ -2,14 +2,25 @@
 //! collaboration workspace); create; a space's page with its items, rename and describe; delete
 //! behind a confirmation that says what goes with it. Everyone signed in reads; admins change.
 
-use super::layout::{Checked, NoFields, csrf_field, failure, failure_page, page, paged};
+use super::layout::{
+    Checked, NoFields, csrf_field, failure, failure_page, page, paged, same_origin,
+};
 use super::session::SignedIn;
+use crate::error::ApiFailure;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::RawQuery;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use ferry_node::Node;
+use ferry_node::NodeError;
 use ferry_node::sessions::Session;
+use ferry_node::transfer::ImportRequest;
+use ferry_proto::ErrorCode;
 use ferry_proto::{Item, NewSpace, Role, Space, SpaceLink, SpacePatch};
+use futures_util::TryStreamExt;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -141,6 +152,7 @@ async fn render_space(
         p.lead { (space.description) }
         @if !space.links.is_empty() { p.links { (link_badges(&space.links)) } }
         @if let Some(said) = said { (said) }
+        @if session.caller.role != Role::Viewer { (upload(&space, session)) }
         (items_table(rows))
         (pager)
         @if is_admin(session) { (space_forms(&space, session)) }
@@ -150,6 +162,23 @@ async fn render_space(
         Html(page(node, Some(session), &space.name, body).into_string()),
     )
         .into_response()
+}
+
+/// Drop a file (or choose one) to import it into the space, with a progress bar; `console.js`
+/// sends it as the body of `/spaces/{name}/upload`, as the CLI sends an import.
+fn upload(space: &Space, session: &Session) -> Markup {
+    html! {
+        section.upload #upload data-upload={ "/spaces/" (space.name) "/upload" } data-csrf=(session.csrf) {
+            h2 { "Add an item" }
+            div.dropzone #dropzone {
+                "Drop a file here: GeoJSON becomes a feature layer, CSV or NDJSON a dataset, anything else a file. Or "
+                label for="upload-file" { "choose one" }
+                input #upload-file type="file";
+            }
+            progress #upload-progress max="100" value="0" hidden {}
+            p #upload-status role="status" {}
+        }
+    }
 }
 
 fn items_table(items: &[Item]) -> Markup {
@@ -234,6 +263,58 @@ pub(crate) async fn update(
             let status = crate::status_of(e.0.code);
             render_space(&node, session, &name, 1, Some(said), status).await
         }
+    }
+}
+
+/// An upload from the space's page: the file is the body, as in `POST /api/v1/items/import`;
+/// the session's CSRF token comes in `x-csrf-token`, since the body is not a form. Answers
+/// JSON (the item, or the error with its code) for the page's script.
+pub(crate) async fn upload_item(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let session = &signed_in.session;
+    let token = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !same_origin(&headers) || !session.csrf_matches(token) {
+        let refused = NodeError::new(
+            ErrorCode::Forbidden,
+            "this upload did not come from this session's pages; reload the page",
+        );
+        return ApiFailure(refused).into_response();
+    }
+    // The space is the page's: a `space` the request names is dropped.
+    let import = {
+        let mut import = form_urlencoded::Serializer::new(String::new());
+        import.append_pair("space", &name);
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            if key != "space" {
+                import.append_pair(&key, &value);
+            }
+        }
+        import.finish()
+    };
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let request = ImportRequest {
+        query: Some(import),
+        content_type: text(header::CONTENT_TYPE),
+        declared_length: text(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+    };
+    let body = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    match ferry_node::transfer::import_item(&node, &session.caller, request, body).await {
+        Ok(item) => (StatusCode::CREATED, Json(item)).into_response(),
+        Err(e) => ApiFailure(e).into_response(),
     }
 }
 
