@@ -6,7 +6,8 @@ use crate::task::blocking;
 use ferry_core::edits::{EditTarget, check_new_schema, plan_edits};
 use ferry_core::{CoreError, names};
 use ferry_proto::{
-    EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem, RowPage, SyncAs,
+    EditBatch, EditResults, ErrorCode, Item, ItemId, ItemKind, ItemPatch, NewItem, Received,
+    RowPage, SyncAs,
 };
 use ferry_store::{ItemDraft, ItemShape, NoRows, StoreError};
 
@@ -50,12 +51,37 @@ pub async fn list_items(
         .get("space")
         .map(str::to_string);
     let store = node.store.clone();
-    let (mut items, stale) = blocking(move || {
-        Ok::<_, StoreError>((store.list_items(space.as_deref())?, store.stale_items()?))
+    let (mut items, stale, arrivals) = blocking(move || {
+        Ok::<_, StoreError>((
+            store.list_items(space.as_deref())?,
+            store.stale_items()?,
+            store.arrivals_in(space.as_deref())?,
+        ))
     })
     .await?;
     mark_stale(&mut items, stale);
+    mark_received(&mut items, arrivals);
     Ok(items)
+}
+
+/// Notes where each received item came from and by which links.
+fn mark_received(items: &mut [Item], arrivals: Vec<(ItemId, ferry_store::ItemLink)>) {
+    let mut received: std::collections::HashMap<ItemId, Received> =
+        std::collections::HashMap::new();
+    for (id, arrival) in arrivals {
+        received
+            .entry(id)
+            .or_insert_with(|| Received {
+                origin_instance: arrival.origin_instance,
+                origin_item: arrival.origin_item,
+                links: Vec::new(),
+            })
+            .links
+            .push(arrival.link);
+    }
+    for item in items {
+        item.received = received.remove(&item.id);
+    }
 }
 
 /// Marks the items whose latest version a link refused (see [`Item::stale`]).
@@ -106,10 +132,13 @@ pub async fn show_item(node: &Node, caller: &Caller, id: String) -> NodeResult<I
     caller.require(ferry_proto::Role::Viewer)?;
     let id = parse_item_id(&id)?;
     let store = node.store.clone();
-    let (item, stale) =
-        blocking(move || Ok::<_, StoreError>((store.item(id)?, store.stale_items()?))).await?;
+    let (item, stale, links) = blocking(move || {
+        Ok::<_, StoreError>((store.item(id)?, store.stale_items()?, store.item_links(id)?))
+    })
+    .await?;
     let mut items = [item];
     mark_stale(&mut items, stale);
+    mark_received(&mut items, links.into_iter().map(|l| (id, l)).collect());
     let [item] = items;
     Ok(item)
 }

@@ -322,6 +322,21 @@ pub struct Item {
     /// run tries again; the mark goes once a version is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale: Option<String>,
+    /// Where a received item came from; absent for this instance's own items. A received item
+    /// changes only at its origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<Received>,
+}
+
+/// Where a received item came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Received {
+    /// The instance the item was made on.
+    pub origin_instance: String,
+    /// Its id there.
+    pub origin_item: String,
+    /// The links that brought it here (`peer:<connection id>`, `collab:<id>:<workspace id>`).
+    pub links: Vec<String>,
 }
 
 /// How an item travels over links.

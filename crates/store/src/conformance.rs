@@ -1255,6 +1255,28 @@ pub fn arrivals_end_per_link(store: &dyn Store) {
         store.record_arrival(ferry_proto::ItemId::generate(), "peer:c9", "far", "o3"),
         Err(StoreError::ItemNotFound(_))
     ));
+    // Which link brought which item, from where; the instance's own item has no arrival.
+    let brought: Vec<_> = store
+        .arrivals_in(Some("inbox"))
+        .unwrap()
+        .into_iter()
+        .map(|(id, l)| (id, l.link, l.origin_item))
+        .collect();
+    assert_eq!(
+        brought,
+        vec![
+            (by_one.id, "collab:k1:w1".to_string(), "o1".to_string()),
+            (by_two.id, "collab:k1:w1".to_string(), "o2".to_string()),
+            (by_two.id, "peer:c9".to_string(), "o2".to_string()),
+        ]
+    );
+    assert_eq!(store.arrivals_in(None).unwrap().len(), 3);
+    space(store, "empty");
+    assert!(store.arrivals_in(Some("empty")).unwrap().is_empty());
+    assert!(matches!(
+        store.arrivals_in(Some("nosuch")),
+        Err(StoreError::SpaceNotFound(_))
+    ));
     use crate::Arrivals;
     let ended = |which, delete| {
         store

@@ -195,6 +195,9 @@ pub trait Store: Send + Sync + 'static {
     /// Items still arriving here: a channel has yet to finish a whole copy of them, so what
     /// this instance holds of them may be part of it. A relaying instance passes none of them on.
     fn arriving_items(&self) -> StoreResult<Vec<ItemId>>;
+    /// Every arrival of the live items of `space` (id or name; all spaces when `None`): which
+    /// link brought each received item, from which origin. Own items have none.
+    fn arrivals_in(&self, space_ref: Option<&str>) -> StoreResult<Vec<(ItemId, ItemLink)>>;
     /// Received items whose latest version a channel refused (they wait, pending, with the
     /// refusal): each with why, as `reason (code)`.
     fn stale_items(&self) -> StoreResult<Vec<(ItemId, String)>>;

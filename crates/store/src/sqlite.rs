@@ -80,6 +80,10 @@ impl Store for SqliteStore {
         self.read(|c| sync::item_origin(c, id))
     }
 
+    fn arrivals_in(&self, space_ref: Option<&str>) -> StoreResult<Vec<(ItemId, crate::ItemLink)>> {
+        self.read(|c| sync::arrivals_in(c, space_ref))
+    }
+
     fn item_links(&self, id: ItemId) -> StoreResult<Vec<crate::ItemLink>> {
         self.read(|c| sync::item_links(c, id))
     }

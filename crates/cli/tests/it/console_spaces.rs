@@ -253,9 +253,35 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
         city.export_text(&layer_id, "?format=geojson").await
     );
 
-    // On Harbor, the received layer's page says how it is held and which link carries it.
+    // The owner chooses how links send it.
+    assert_eq!(browser.text_of("#item-origin").await, "made here");
+    browser.select("sync-as", "reference").await;
+    browser.click("#save-share").await;
+    assert_eq!(
+        city.get(&format!("/api/v1/items/{layer_id}")).await["sync_as"],
+        "reference"
+    );
+    browser.select("sync-as", "link").await;
+    browser.click("#save-share").await;
+    assert_eq!(
+        city.get(&format!("/api/v1/items/{layer_id}")).await["sync_as"],
+        "link"
+    );
+
+    // On Harbor, the received layer says where it came from, over which link, and that it is
+    // read-only here; the API refuses an edit of it.
+    let city_id = city.get("/api/v1/instance").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     browser.sign_in(&harbor.url, &harbor.admin_token).await;
     browser.go_to(&format!("{}/spaces/inbox", harbor.url)).await;
+    assert!(
+        browser
+            .text_of("#items td.from")
+            .await
+            .contains("received over peer City GIS")
+    );
     browser.click("#items tbody tr a").await;
     assert_eq!(browser.text_of("#row-count").await, "120");
     assert!(
@@ -264,6 +290,35 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
             .await
             .contains("Peer: City GIS")
     );
+    let origin = browser.text_of("#item-origin").await;
+    assert!(
+        origin.contains(&city_id) && origin.contains(&layer_id) && origin.contains("peer City GIS"),
+        "{origin}"
+    );
+    assert!(
+        browser
+            .text_of("#item-edits")
+            .await
+            .starts_with("read-only here")
+    );
+    assert!(
+        !browser.has("#sync-as").await,
+        "no share choice on a received item"
+    );
+    let received = harbor.get("/api/v1/items?space=inbox").await[0].clone();
+    assert_eq!(received["received"]["origin_item"], layer_id.as_str());
+    let (status, refusal) = harbor
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/items/{}", received["id"].as_str().unwrap()),
+            Some(serde_json::json!({"title": "Mine now"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), refusal["code"].as_str()),
+        (409, Some("item_received"))
+    );
+    browser.screenshot_page("received-item").await;
     browser.client.clone().close().await.unwrap();
 }
 

@@ -1,13 +1,14 @@
 //! An item's page: its metadata, schema and markings, the links of its space that carry it, its
 //! rows a page at a time with the API's filters, and downloads. Everyone signed in reads.
 
-use super::layout::{failure, failure_page, page};
+use super::layout::{Checked, csrf_field, failure, failure_page, page};
+use super::links::{link_badges, via};
 use super::session::SignedIn;
-use super::spaces::link_badges;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use ferry_node::Node;
-use ferry_proto::{Item, ItemKind, RowPage};
+use ferry_node::sessions::Session;
+use ferry_proto::{ErrorCode, Item, ItemKind, ItemPatch, Role, RowPage, SyncAs};
 use maud::{Markup, html};
 
 /// Rows shown on one page of an item.
@@ -78,6 +79,7 @@ pub(crate) async fn show(
         @if let Some(why) = &item.stale { p.warning { "Its latest version was refused here: " (why) } }
         (facts(&item, space.as_ref().ok()))
         (downloads(&item))
+        @if item.received.is_none() && session.caller.role != Role::Viewer { (share_form(&item, session)) }
         @if let Some(schema) = &item.schema {
             h2 { "Schema" }
             table.list #schema {
@@ -120,6 +122,22 @@ fn facts(item: &Item, space: Option<&ferry_proto::Space>) -> Markup {
             dt { "Owner" } dd { (item.owner) }
             dt { "Created" } dd { (item.created_at) }
             dt { "Last change" } dd { (item.updated_at) }
+            dt { "Came from" } dd #item-origin {
+                @match &item.received {
+                    Some(received) => {
+                        "instance " code { (received.origin_instance) } " (its item " code { (received.origin_item) } "), over "
+                        (via(&received.links, space))
+                    }
+                    None => "made here",
+                }
+            }
+            dt { "Edits" } dd #item-edits {
+                @if item.received.is_some() {
+                    "read-only here: a received item changes only at its origin, and the next sync brings its changes"
+                } @else {
+                    "made here: its owner's instance"
+                }
+            }
             dt { "Links that carry it" } dd #item-links {
                 @match space {
                     Some(space) if !space.links.is_empty() => (link_badges(&space.links)),
@@ -127,6 +145,64 @@ fn facts(item: &Item, space: Option<&ferry_proto::Space>) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// How the item's owner lets links send it: as their setting says, or always as a copy or a
+/// reference (datasets and layers).
+fn share_form(item: &Item, session: &Session) -> Markup {
+    let choices: &[(&str, &str)] = if item.kind == ItemKind::File {
+        &[("link", "as each link says"), ("copy", "always as a copy")]
+    } else {
+        &[
+            ("link", "as each link says"),
+            ("copy", "always as a copy"),
+            ("reference", "always as a reference"),
+        ]
+    };
+    html! {
+        form.inline method="post" action={ "/items/" (item.id) "/share" } {
+            (csrf_field(session))
+            label for="sync-as" { "Links send it" }
+            select #sync-as name="sync_as" {
+                @for (value, label) in choices {
+                    option value=(value) selected[item.sync_as.as_str() == *value] { (label) }
+                }
+            }
+            button #save-share type="submit" { "Save" }
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct ShareFields {
+    #[serde(default)]
+    sync_as: String,
+}
+
+pub(crate) async fn share(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    Checked { signed_in, fields }: Checked<ShareFields>,
+) -> Response {
+    let session = &signed_in.session;
+    let Some(sync_as) = SyncAs::parse(&fields.sync_as) else {
+        let error = ferry_node::NodeError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "'{}' is not a way to share: use link, copy or reference",
+                fields.sync_as
+            ),
+        );
+        return failure_page(&node, session, "Item", &error);
+    };
+    let patch = ItemPatch {
+        sync_as: Some(sync_as),
+        ..ItemPatch::default()
+    };
+    match ferry_node::items::update_item(&node, &session.caller, id.clone(), patch).await {
+        Ok(_) => Redirect::to(&format!("/items/{id}")).into_response(),
+        Err(e) => failure_page(&node, session, "Item", &e),
     }
 }
 

@@ -8,6 +8,7 @@ mod auth;
 mod collabs;
 mod items;
 mod layout;
+mod links;
 mod overview;
 mod peers;
 mod policy;
@@ -143,6 +144,7 @@ pub(crate) fn routes() -> Router<Node> {
         .route("/sync/history", get(sync::history))
         .route("/items/{id}", get(items::show))
         .route("/items/{id}/export", get(items::export))
+        .route("/items/{id}/share", post(items::share))
         .route("/static/console.css", get(stylesheet))
         .route("/static/console.js", get(script))
         .layer(axum::middleware::from_fn(security_headers))

@@ -5,6 +5,7 @@
 use super::layout::{
     Checked, NoFields, csrf_field, failure, failure_page, page, paged, same_origin,
 };
+use super::links::link_badges;
 use super::session::SignedIn;
 use crate::error::ApiFailure;
 use axum::Json;
@@ -19,7 +20,7 @@ use ferry_node::NodeError;
 use ferry_node::sessions::Session;
 use ferry_node::transfer::ImportRequest;
 use ferry_proto::ErrorCode;
-use ferry_proto::{Item, NewSpace, Role, Space, SpaceLink, SpacePatch};
+use ferry_proto::{Item, NewSpace, Role, Space, SpacePatch};
 use futures_util::TryStreamExt;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -30,18 +31,6 @@ pub(crate) struct SpaceFields {
     name: String,
     #[serde(default)]
     description: String,
-}
-
-/// A badge for each link of a space: what it is linked to, this side's role and mode.
-pub(crate) fn link_badges(links: &[SpaceLink]) -> Markup {
-    html! {
-        @for link in links {
-            span.badge.link data-kind=(link.kind) title={ (link.role) ", " (link.mode) } {
-                (if link.kind == "peer" { "Peer: " } else { "Collaboration: " }) (link.name)
-            }
-            " "
-        }
-    }
 }
 
 fn is_admin(session: &Session) -> bool {
@@ -153,7 +142,7 @@ async fn render_space(
         @if !space.links.is_empty() { p.links { (link_badges(&space.links)) } }
         @if let Some(said) = said { (said) }
         @if session.caller.role != Role::Viewer { (upload(&space, session)) }
-        (items_table(rows))
+        (items_table(rows, &space))
         (pager)
         @if is_admin(session) { (space_forms(&space, session)) }
     };
@@ -181,7 +170,7 @@ fn upload(space: &Space, session: &Session) -> Markup {
     }
 }
 
-fn items_table(items: &[Item]) -> Markup {
+fn items_table(items: &[Item], space: &Space) -> Markup {
     html! {
         @if items.is_empty() {
             p.empty { "No item yet." }
@@ -189,7 +178,7 @@ fn items_table(items: &[Item]) -> Markup {
             table.list #items {
                 thead { tr {
                     th { "Title" } th { "Kind" } th { "Rows" } th { "Markings" }
-                    th { "Here as" } th { "Last change" }
+                    th { "Here as" } th { "From" } th { "Last change" }
                 } }
                 tbody {
                     @for item in items {
@@ -201,6 +190,12 @@ fn items_table(items: &[Item]) -> Markup {
                             td {
                                 (if item.reference { "reference" } else { "data" })
                                 @if item.stale.is_some() { " " span.warning { "(stale)" } }
+                            }
+                            td.from {
+                                @match &item.received {
+                                    Some(received) => { "received over " (super::links::via(&received.links, Some(space))) }
+                                    None => "made here",
+                                }
                             }
                             td { (item.updated_at) }
                         }

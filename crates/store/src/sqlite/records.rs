@@ -299,6 +299,7 @@ pub(super) fn build_item(raw: (ItemRow, [Option<String>; 4])) -> StoreResult<(i6
         sync_as: SyncAs::parse(&row.sync_as).ok_or_else(|| corrupt("sync_as"))?,
         reference: row.reference,
         stale: None,
+        received: None,
     };
     Ok((row.rid, row.deleted, item))
 }

@@ -808,6 +808,40 @@ pub(super) fn item_links(conn: &Connection, id: ItemId) -> StoreResult<Vec<crate
     .map_err(Into::into)
 }
 
+pub(super) fn arrivals_in(
+    conn: &Connection,
+    space_ref: Option<&str>,
+) -> StoreResult<Vec<(ItemId, crate::ItemLink)>> {
+    let space_rid = match space_ref {
+        Some(space) => Some(super::records::find_space(conn, space)?.0),
+        None => None,
+    };
+    conn.prepare_cached(
+        "SELECT i.id, a.link, a.origin_instance, a.origin_item FROM item_arrivals a
+         JOIN items i ON i.rid = a.item_rid
+         WHERE i.deleted = 0 AND (?1 IS NULL OR i.space_rid = ?1) ORDER BY i.rid, a.link",
+    )?
+    .query_map([space_rid], |r| {
+        let id: String = r.get(0)?;
+        Ok((
+            id,
+            crate::ItemLink {
+                link: r.get(1)?,
+                origin_instance: r.get(2)?,
+                origin_item: r.get(3)?,
+            },
+        ))
+    })?
+    .map(|row| {
+        let (id, link) = row?;
+        let id = id.parse().map_err(|_| {
+            StoreError::Backend(format!("item id '{id}' in the database is not an id"))
+        })?;
+        Ok((id, link))
+    })
+    .collect()
+}
+
 /// Live items some channel has a whole copy of still to finish, or whose inline rows its
 /// stream has not all brought yet.
 pub(super) fn arriving(conn: &Connection) -> StoreResult<Vec<ItemId>> {

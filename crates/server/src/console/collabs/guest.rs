@@ -3,7 +3,8 @@
 //! per workspace; what happens to received items when a workspace ends; sync a workspace now;
 //! leave after a confirmation. Linking and unlinking serve the host too.
 
-use super::page::{Said, handover, mode_label, render, render_list};
+use super::page::{Said, render, render_list};
+use super::parts::{handover, mode_label};
 use crate::console::layout::{
     Checked, NoFields, csrf_field, failure, failure_page, needs_admin, page,
 };
@@ -14,7 +15,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use ferry_node::Node;
 use ferry_node::sessions::Session;
 use ferry_proto::{
-    AcceptInvitation, Collaboration, InvitationCode, InvitationPreview, LinkSpace, SetDeletePolicy,
+    AcceptInvitation, InvitationCode, InvitationPreview, LinkSpace, SetDeletePolicy,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -159,32 +160,6 @@ pub(crate) async fn accept(
                 Err(_) => paste_page(&node, session, &fields.code, Some(problem)),
             };
             (crate::status_of(e.0.code), Html(page.into_string())).into_response()
-        }
-    }
-}
-
-/// The guest's forms on the collaboration page.
-pub(super) fn forms(c: &Collaboration, session: &Session) -> Markup {
-    html! {
-        h2 { "Our settings" }
-        form.inline method="post" action={ "/collabs/" (c.id) "/delete-policy" } {
-            (csrf_field(session))
-            label for="delete-policy-choice" { "When a workspace ends for us, received items" }
-            select #delete-policy-choice name="delete_policy" {
-                option value="keep" selected[c.delete_policy == "keep"] { "stay here" }
-                option value="delete" selected[c.delete_policy == "delete"] { "are deleted here" }
-            }
-            button #save-delete-policy type="submit" { "Save" }
-        }
-        p.hint { "Each linked workspace syncs on our schedule: set it, or run it now, on the " a href="/sync" { "Sync page" } "." }
-        div.buttons {
-            @for w in c.workspaces.iter().filter(|w| w.linked_space.is_some()) {
-                form.button method="post" action="/sync/now" {
-                    (csrf_field(session))
-                    input type="hidden" name="link" value={ "collab:" (c.id) ":" (w.id) };
-                    button.secondary type="submit" { "Sync " (w.name) " now" }
-                }
-            }
         }
     }
 }

@@ -2,8 +2,11 @@
 //! (`host.rs`) and the guest's (`guest.rs`). Reading needs any role; changing needs admin.
 
 mod guest;
+mod guest_forms;
 mod host;
+mod host_forms;
 mod page;
+mod parts;
 
 pub(crate) use guest::{
     accept, accept_form, confirm_leave, leave, link, preview, set_delete_policy, unlink,

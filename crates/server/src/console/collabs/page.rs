@@ -3,19 +3,12 @@
 //! actions this instance's role allows. Only this instance's own linked spaces are ever shown:
 //! the node never knows another participant's.
 
+use super::parts::{MODES, mode_label};
 use crate::console::layout::{csrf_field, failure, failure_page, page};
 use ferry_node::sessions::Session;
 use ferry_node::{Node, NodeError};
 use ferry_proto::{Collaboration, InvitationView, Role, Space, WorkspaceView};
 use maud::{Markup, html};
-
-/// Access modes a host gives a guest in a workspace.
-pub(super) const MODES: [(&str, &str); 4] = [
-    ("send_receive", "send and receive"),
-    ("send", "send"),
-    ("receive", "receive"),
-    ("none", "none"),
-];
 
 /// What a collaboration page shows besides the collaboration: what an action did, or why it
 /// failed.
@@ -46,13 +39,6 @@ impl Said {
             @if let Some(problem) = &self.problem { (problem) }
         }
     }
-}
-
-pub(super) fn mode_label(mode: &str) -> &str {
-    MODES
-        .iter()
-        .find(|(value, _)| *value == mode)
-        .map_or(mode, |(_, label)| label)
 }
 
 /// The list of collaborations.
@@ -151,11 +137,11 @@ pub(super) async fn render(
         h2 { "Participants" }
         (participants(c, host && editable, session))
         @if host && editable {
-            (super::host::forms(c, &spaces, session))
+            (super::host_forms::forms(c, &spaces, session))
             h2 { "Invitations" }
             (invitation_list(c, &invitations, session))
         }
-        @if !host && editable { (super::guest::forms(c, session)) }
+        @if !host && editable { (super::guest_forms::forms(c, session)) }
         h2 { "History" }
         ol.history {
             @for entry in &detail.history {
@@ -338,26 +324,6 @@ fn invitation_list(c: &Collaboration, invitations: &[InvitationView], session: &
                     }
                 }
             }
-        }
-    }
-}
-
-/// A signed text to hand over (an invitation, a guest's response): shown, with Copy and a
-/// download of it as a file.
-pub(super) fn handover(id: &str, label: &str, text: &str, file_name: &str) -> Markup {
-    let href = format!(
-        "data:text/plain;charset=utf-8,{}",
-        form_urlencoded::byte_serialize(format!("{text}\n").as_bytes())
-            .collect::<String>()
-            .replace('+', "%20")
-    );
-    html! {
-        label for=(id) { (label) }
-        textarea #(id) readonly rows="5" { (text) }
-        div.buttons {
-            button type="button" data-copy=(id) #{ "copy-" (id) } { "Copy" }
-            a.button.secondary #{ "download-" (id) } href=(href) download=(file_name) { "Download as a file" }
-            span #{ (id) "-status" } role="status" {}
         }
     }
 }
