@@ -31,6 +31,9 @@ pub(crate) struct ConsoleBench {
     /// API tokens to create.
     #[arg(long, default_value_t = 1_000)]
     tokens: usize,
+    /// Items in the space whose page is measured.
+    #[arg(long, default_value_t = 10_000)]
+    items: usize,
     /// Work directory (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub(crate) dir: Option<std::path::PathBuf>,
@@ -52,6 +55,7 @@ pub(crate) struct ConsoleReport {
     connections: usize,
     audit_entries: i64,
     tokens: usize,
+    items_in_space: usize,
     fetches_per_page: usize,
     pages: Vec<PageTime>,
     target_ms: f64,
@@ -63,8 +67,8 @@ pub(crate) fn render(r: &ConsoleReport) -> comfy_table::Table {
         (
             "loaded with".to_string(),
             format!(
-                "{} connections, {} audit entries, {} tokens",
-                r.connections, r.audit_entries, r.tokens
+                "{} connections, {} audit entries, {} tokens, {} items in one space",
+                r.connections, r.audit_entries, r.tokens, r.items_in_space
             ),
         ),
         (
@@ -130,11 +134,19 @@ pub(crate) async fn console_bench(dir: &Path, args: &ConsoleBench) -> Result<Con
         "/audit",
         "/audit?kind=peer",
         "/tokens",
+        "/spaces",
+        "/spaces/SPACE",
+        "/spaces/SPACE?page=50",
+        "/collabs",
+        "/sync",
+        "/sync/history",
     ];
     let mut times = Vec::new();
     for page in pages {
-        let runs = server_times(&browser, &b, &page.replace("ID", &active), &loaded).await?;
-        let baseline = server_times(&browser, &a, &page.replace("ID", &on_a), &empty).await?;
+        let on_b = page.replace("ID", &active).replace("SPACE", "inbox");
+        let on_baseline = page.replace("ID", &on_a).replace("SPACE", "bench");
+        let runs = server_times(&browser, &b, &on_b, &loaded).await?;
+        let baseline = server_times(&browser, &a, &on_baseline, &empty).await?;
         let (median_ms, baseline_ms) = (median(&runs), median(&baseline));
         times.push(PageTime {
             page: page.to_string(),
@@ -148,6 +160,7 @@ pub(crate) async fn console_bench(dir: &Path, args: &ConsoleBench) -> Result<Con
         connections: args.connections,
         audit_entries,
         tokens: args.tokens,
+        items_in_space: args.items,
         fetches_per_page: FETCHES,
         all_within_target: times.iter().all(|p| p.slowest_ms < TARGET_MS),
         pages: times,
@@ -155,7 +168,7 @@ pub(crate) async fn console_bench(dir: &Path, args: &ConsoleBench) -> Result<Con
     })
 }
 
-/// Requests (each a connection and an audit entry), tokens, then policy rules added and
+/// Requests (each a connection and an audit entry), tokens, items, then policy rules added and
 /// removed until the audit log holds `audit_entries`.
 async fn seed(api: &Api, server: &Server, args: &ConsoleBench) -> Result<()> {
     let requests = (1..args.connections).map(|_| {
@@ -172,6 +185,14 @@ async fn seed(api: &Api, server: &Server, args: &ConsoleBench) -> Result<()> {
         )
     });
     post_all(api, server, tokens).await?;
+    let items = (0..args.items).map(|i| {
+        (
+            "/api/v1/items".to_string(),
+            json!({"space": "inbox", "kind": "dataset", "title": format!("Table {i}"),
+                   "schema": {"fields": [{"name": "id", "type": "integer"}], "primary_key": "id"}}),
+        )
+    });
+    post_all(api, server, items).await?;
     let so_far = usize::try_from(newest_audit_seq(api, server).await?)?;
     let pairs = args.audit_entries.saturating_sub(so_far).div_ceil(2);
     futures_util::stream::iter(0..pairs)

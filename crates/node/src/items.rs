@@ -47,9 +47,18 @@ pub async fn list_items(
     query: Option<String>,
 ) -> NodeResult<Vec<Item>> {
     caller.require(ferry_proto::Role::Viewer)?;
-    let space = QueryPairs::parse(query.as_deref())
-        .get("space")
-        .map(str::to_string);
+    let q = QueryPairs::parse(query.as_deref());
+    let space = q.get("space").map(str::to_string);
+    if let Some(limit) = q.number::<usize>("limit")? {
+        let space = space.ok_or_else(|| {
+            NodeError::new(
+                ErrorCode::InvalidRequest,
+                "a page of items (limit, offset) is a page of one space: give space too",
+            )
+        })?;
+        let offset = q.number::<usize>("offset")?.unwrap_or(0);
+        return list_page(node, space, offset, limit.clamp(1, MAX_ITEMS_PAGE)).await;
+    }
     let store = node.store.clone();
     let (mut items, stale, arrivals) = blocking(move || {
         Ok::<_, StoreError>((
@@ -57,6 +66,31 @@ pub async fn list_items(
             store.stale_items()?,
             store.arrivals_in(space.as_deref())?,
         ))
+    })
+    .await?;
+    mark_stale(&mut items, stale);
+    mark_received(&mut items, arrivals);
+    Ok(items)
+}
+
+/// The most items one page holds.
+const MAX_ITEMS_PAGE: usize = 1_000;
+
+/// Items `offset..offset + limit` of a space, with where received ones came from.
+async fn list_page(
+    node: &Node,
+    space: String,
+    offset: usize,
+    limit: usize,
+) -> NodeResult<Vec<Item>> {
+    let store = node.store.clone();
+    let (mut items, stale, arrivals) = blocking(move || {
+        let items = store.list_items_page(&space, offset, limit)?;
+        let mut arrivals = Vec::new();
+        for item in &items {
+            arrivals.extend(store.item_links(item.id)?.into_iter().map(|l| (item.id, l)));
+        }
+        Ok::<_, StoreError>((items, store.stale_items()?, arrivals))
     })
     .await?;
     mark_stale(&mut items, stale);

@@ -24,7 +24,7 @@ macro_rules! store_conformance_tests {
             spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
             change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, moved_items_change_feeds, marking_changes_are_audited, markings_of_several_links_add_up,
-            epoch_rotation, item_deletion, files,
+            epoch_rotation, item_deletion, item_pages, files,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
             full_passes_sweep_and_retract, item_copies_and_pending_items,
@@ -1235,6 +1235,40 @@ pub fn linked_spaces_are_not_deleted(store: &dyn Store) {
         .update_collab(&unlinked, &collab_audit("unlinked"))
         .unwrap();
     store.delete_space("roads", true).unwrap();
+}
+
+pub fn item_pages(store: &dyn Store) {
+    space(store, "many");
+    space(store, "other");
+    let made: Vec<_> = (0..5).map(|_| layer(store, "many", 1).id).collect();
+    layer(store, "other", 1);
+    store.delete_item(made[1]).unwrap();
+    let page = |offset, limit| -> Vec<ferry_proto::ItemId> {
+        store
+            .list_items_page("many", offset, limit)
+            .unwrap()
+            .iter()
+            .map(|i| i.id)
+            .collect()
+    };
+    let live: Vec<_> = store
+        .list_items(Some("many"))
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(live, [made[0], made[2], made[3], made[4]]);
+    assert_eq!(
+        page(0, 2),
+        live[..2],
+        "pages follow list_items, without deleted items"
+    );
+    assert_eq!(page(2, 2), live[2..]);
+    assert!(page(4, 2).is_empty());
+    assert!(matches!(
+        store.list_items_page("nosuch", 0, 2),
+        Err(StoreError::SpaceNotFound(_))
+    ));
 }
 
 pub fn arrivals_end_per_link(store: &dyn Store) {

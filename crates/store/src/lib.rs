@@ -67,6 +67,14 @@ pub trait Store: Send + Sync + 'static {
     fn create_item(&self, draft: &ItemDraft, rows: &mut dyn RowSource) -> StoreResult<Item>;
     fn item(&self, id: ItemId) -> StoreResult<Item>;
     fn list_items(&self, space_ref: Option<&str>) -> StoreResult<Vec<Item>>;
+    /// Items `offset..offset + limit` of a space, in the order `list_items` gives them: a page
+    /// of a space too large to list whole.
+    fn list_items_page(
+        &self,
+        space_ref: &str,
+        offset: usize,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>>;
     /// Changes an item; a change of its markings (`item.markings_changed`) or its space
     /// (`item.moved`) is audited, by `actor`, in the same transaction.
     fn update_item(&self, id: ItemId, patch: &ItemPatch, actor: &str) -> StoreResult<Item>;

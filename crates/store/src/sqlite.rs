@@ -342,6 +342,15 @@ impl Store for SqliteStore {
         content::item(self, id)
     }
 
+    fn list_items_page(
+        &self,
+        space_ref: &str,
+        offset: usize,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        content::list_items_page(self, space_ref, offset, limit)
+    }
+
     fn list_items(&self, space_ref: Option<&str>) -> StoreResult<Vec<Item>> {
         content::list_items(self, space_ref)
     }

@@ -11,8 +11,10 @@ use ferry_proto::{ApiError, EditBatch, EditResults, Item, ItemPatch, NewItem, Ro
 
 /// Items, optionally of one space.
 #[utoipa::path(get, path = "/api/v1/items", tag = "items",
-    params(("space" = Option<String>, Query, description = "Only items of this space (id or name)")),
-    responses((status = 200, body = Vec<Item>), (status = 404, body = ApiError)))]
+    params(("space" = Option<String>, Query, description = "Only items of this space (id or name)"),
+           ("limit" = Option<usize>, Query, description = "With space: at most this many (max 1000), in the order of the whole list"),
+           ("offset" = Option<usize>, Query, description = "With limit: skip this many first")),
+    responses((status = 200, body = Vec<Item>), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub(crate) async fn list_items(
     State(node): State<Node>,
     caller: AnyRole,

@@ -185,14 +185,24 @@ pub(crate) const PAGE_ROWS: usize = 100;
 /// The rows of page `page` (from 1; past the end: the last) of `all`, and the pager that goes
 /// with them: which rows these are, and links to the pages before and after (`link(n)`).
 pub(crate) fn paged<T>(all: &[T], page: usize, link: impl Fn(usize) -> String) -> (&[T], Markup) {
-    let pages = all.len().div_ceil(PAGE_ROWS).max(1);
+    let (rows, pager) = page_of(all.len(), page, link);
+    (&all[rows], pager)
+}
+
+/// Which of `total` rows page `page` shows (from 1; past the end: the last), and its pager:
+/// for lists read a page at a time.
+pub(crate) fn page_of(
+    total: usize,
+    page: usize,
+    link: impl Fn(usize) -> String,
+) -> (std::ops::Range<usize>, Markup) {
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
     let page = page.clamp(1, pages);
-    let first = (page - 1) * PAGE_ROWS;
-    let rows = &all[first..all.len().min(first + PAGE_ROWS)];
+    let rows = (page - 1) * PAGE_ROWS..total.min(page * PAGE_ROWS);
     let pager = html! {
         @if pages > 1 {
             nav.pager aria-label="Pages" {
-                span { "Rows " (first + 1) "–" (first + rows.len()) " of " (all.len()) }
+                span { "Rows " (rows.start + 1) "–" (rows.end) " of " (total) }
                 @if page > 1 { a rel="prev" href=(link(page - 1)) { "‹ Previous" } }
                 @if page < pages { a rel="next" href=(link(page + 1)) { "Next ›" } }
             }

@@ -3,7 +3,7 @@
 //! behind a confirmation that says what goes with it. Everyone signed in reads; admins change.
 
 use super::layout::{
-    Checked, NoFields, csrf_field, failure, failure_page, page, paged, same_origin,
+    Checked, NoFields, PAGE_ROWS, csrf_field, failure, failure_page, page, page_of, same_origin,
 };
 use super::links::link_badges;
 use super::session::SignedIn;
@@ -125,24 +125,30 @@ async fn render_space(
     status: StatusCode,
 ) -> Response {
     let caller = &session.caller;
-    let loaded = tokio::try_join!(
-        ferry_node::spaces::show_space(node, caller, name.to_string()),
-        ferry_node::items::list_items(node, caller, Some(format!("space={name}")))
-    );
-    let (space, items) = match loaded {
-        Ok(found) => found,
+    let space = match ferry_node::spaces::show_space(node, caller, name.to_string()).await {
+        Ok(space) => space,
         Err(e) => return failure_page(node, session, "Space", &e),
     };
-    let (rows, pager) = paged(&items, page_number, |n| {
+    // A page at a time: a space may hold tens of thousands of items.
+    let total = usize::try_from(space.item_count).unwrap_or(0);
+    let (shown, pager) = page_of(total, page_number, |n| {
         format!("/spaces/{}?page={n}", space.name)
     });
+    let query = format!(
+        "space={}&offset={}&limit={PAGE_ROWS}",
+        space.name, shown.start
+    );
+    let rows = match ferry_node::items::list_items(node, caller, Some(query)).await {
+        Ok(items) => items,
+        Err(e) => return failure_page(node, session, "Space", &e),
+    };
     let body = html! {
         h1 { "Space " (space.name) }
         p.lead { (space.description) }
         @if !space.links.is_empty() { p.links { (link_badges(&space.links)) } }
         @if let Some(said) = said { (said) }
         @if session.caller.role != Role::Viewer { (upload(&space, session)) }
-        (items_table(rows, &space))
+        (items_table(&rows, &space))
         (pager)
         @if is_admin(session) { (space_forms(&space, session)) }
     };

@@ -226,6 +226,25 @@ pub(super) fn list_items(store: &SqliteStore, space_ref: Option<&str>) -> StoreR
     })
 }
 
+pub(super) fn list_items_page(
+    store: &SqliteStore,
+    space_ref: &str,
+    offset: usize,
+    limit: usize,
+) -> StoreResult<Vec<Item>> {
+    store.read(|c| {
+        let (rid, _) = find_space(c, space_ref)?;
+        let mut stmt = c.prepare_cached(&items_query(
+            "i.space_rid = ?1 AND i.deleted = 0 ORDER BY i.rid LIMIT ?2 OFFSET ?3",
+        ))?;
+        let bound = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let raw = stmt
+            .query_map(params![rid, bound(limit), bound(offset)], decode_item)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raw.into_iter().map(|r| Ok(build_item(r)?.2)).collect()
+    })
+}
+
 pub(super) fn update_item(
     store: &SqliteStore,
     id: ItemId,

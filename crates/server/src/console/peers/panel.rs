@@ -34,7 +34,8 @@ pub(super) async fn load(node: &Node, caller: &Caller, id: &str) -> NodeResult<L
         .ok();
     let items = match &detail.connection.space {
         Some(space) => {
-            let query = format!("space={space}");
+            // One more than shown: enough to say there are more.
+            let query = format!("space={space}&limit={}", ITEMS_SHOWN + 1);
             ferry_node::items::list_items(node, caller, Some(query)).await?
         }
         None => Vec::new(),
@@ -128,7 +129,7 @@ fn space_items(space: &str, items: &[Item]) -> Markup {
                 }
             }
             @if items.len() > ITEMS_SHOWN {
-                p.hint { "and " (items.len() - ITEMS_SHOWN) " more" }
+                p.hint { a href={ "/spaces/" (space) } { "All items of " (space) } }
             }
         }
     }
