@@ -340,6 +340,56 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
         .names_none_of(&g2.url, &pages(&g2), &others(&G2_SPACES))
         .await;
 
+    // Harbor chooses what happens to received items when a workspace ends for it.
+    browser.visit(&format!("{}/collabs/{id}", g1.url)).await;
+    browser.select("delete-policy-choice", "delete").await;
+    browser.click("#save-delete-policy").await;
+    assert_eq!(only_collab(&g1).await["delete_policy"], "delete");
+    browser.select("delete-policy-choice", "keep").await;
+    browser.click("#save-delete-policy").await;
+    assert_eq!(browser.text_of("#delete-policy").await, "keep");
+
+    // The host edits a workspace, and refreshes then invalidates an invitation.
+    browser.visit(&format!("{}/collabs/{id}", host.url)).await;
+    browser.press(&format!("#edit-{docs}-summary")).await;
+    browser
+        .fill(&format!("edit-{docs}-description"), "Shared documents")
+        .await;
+    browser.click(&format!("#save-{docs}")).await;
+    assert!(browser.text_of(".notice").await.contains("Workspace saved"));
+    assert_eq!(
+        only_collab(&host).await["workspaces"][1]["description"],
+        "Shared documents"
+    );
+    browser.press("#invite-summary").await;
+    browser.fill("guest-url", "http://127.0.0.1:9").await;
+    browser.click("#invite").await;
+    let first_code = browser.value_of("#invitation-code").await;
+    browser.click("#to-collab").await;
+    let open = "#invitations tbody tr:last-child";
+    let table = browser.text_of("#invitations").await;
+    assert!(browser.text_of(open).await.contains("open"), "{table}");
+    browser.click(&format!("{open} button.secondary")).await;
+    assert_ne!(
+        browser.value_of("#invitation-code").await,
+        first_code,
+        "a new code"
+    );
+    browser.click("#to-collab").await;
+    browser.click(&format!("{open} button.danger")).await;
+    assert!(browser.text_of(open).await.contains("invalidated"));
+
+    // The host removes Harbor; Harbor keeps what it received, as its setting says.
+    browser
+        .click("tr[data-participant='Harbor'] button.danger")
+        .await;
+    assert!(
+        browser
+            .text_of("tr[data-participant='Harbor']")
+            .await
+            .contains("removed")
+    );
+
     // Pilots leaves after a confirmation; the host deletes the collaboration, whose
     // confirmation says linked spaces and items stay.
     browser.visit(&format!("{}/collabs/{id}", g2.url)).await;

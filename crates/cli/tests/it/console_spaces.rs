@@ -360,7 +360,11 @@ async fn a_sync_run_started_from_the_page_is_followed_without_a_reload() {
     browser.sign_in(&harbor.url, &harbor.admin_token).await;
     browser.click("nav a[href='/sync']").await;
     let row = format!("tr[data-link='peer:{on_harbor}']");
-    assert!(browser.text_of(&row).await.contains("← receives"));
+    let flow = browser.text_of(&format!("{row} td.flow")).await;
+    assert!(
+        flow.contains("← receives") && flow.contains("← features") && !flow.contains("datasets"),
+        "{flow}"
+    );
     browser
         .client
         .execute("window.sameDocument = true;", vec![])
@@ -399,6 +403,12 @@ async fn a_sync_run_started_from_the_page_is_followed_without_a_reload() {
             .await
             .contains("1 items and 40 rows in")
     );
+    assert!(
+        browser
+            .text_of(&format!("{row} .lag"))
+            .await
+            .starts_with("ended ")
+    );
     browser.screenshot("sync").await;
     let items = harbor.get("/api/v1/items?space=inbox").await;
     assert_eq!(items[0]["row_count"], 40, "{items}");
@@ -419,6 +429,21 @@ async fn a_sync_run_started_from_the_page_is_followed_without_a_reload() {
         .await
         .unwrap()
         .select_by_value("true")
+        .await
+        .unwrap();
+    let first = browser
+        .client
+        .find(Locator::Css(&format!("{form} input[name='start']")))
+        .await
+        .unwrap();
+    // Typing into a date and time field follows the browser's locale: the test sets the value
+    // the field sends, YYYY-MM-DDTHH:MM.
+    browser
+        .client
+        .execute(
+            "arguments[0].value = '2030-01-02T06:30';",
+            vec![serde_json::to_value(&first).unwrap()],
+        )
         .await
         .unwrap();
     browser.click(&format!("{form} button")).await;

@@ -54,6 +54,7 @@ if (live) {
           status.textContent = link.status;
           status.dataset.status = link.status;
           row.querySelector(".run-detail").textContent = link.detail;
+          row.querySelector(".lag").textContent = link.lag;
           if (link.run === waitingFor && !["running", "submitted"].includes(link.status)) {
             waitingFor = null;
             submitted.textContent = "Run " + link.run + ": " + link.status + ".";

@@ -46,12 +46,41 @@ async fn render(
     let caller = &session.caller;
     let loaded = tokio::try_join!(
         ferry_node::sync::status::sync_status(node, caller),
-        ferry_node::sync::status::list_schedules(node, caller)
+        ferry_node::sync::status::list_schedules(node, caller),
+        ferry_node::spaces::list_spaces(node, caller),
     );
-    let (links, schedules) = match loaded {
+    let (links, schedules, spaces) = match loaded {
         Ok(found) => found,
         Err(e) => return failure_page(node, session, "Sync", &e),
     };
+    // What each link carries each way, per data type, as its connection or workspace says.
+    let peers = match caller.role {
+        Role::Admin => ferry_node::peers::list_peers(node, caller)
+            .await
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let flows: HashMap<String, Vec<(String, &'static str)>> = peers
+        .iter()
+        .map(|p| (format!("peer:{}", p.id), per_type(&p.sends, &p.receives)))
+        .chain(
+            spaces
+                .iter()
+                .flat_map(|s| s.links.iter())
+                .filter(|l| l.kind == "collaboration")
+                .map(|l| {
+                    let all = [
+                        "datasets".to_string(),
+                        "features".to_string(),
+                        "files".to_string(),
+                    ];
+                    let sends = matches!(l.mode.as_str(), "send" | "send_receive");
+                    let receives = matches!(l.mode.as_str(), "receive" | "send_receive");
+                    let pick = |on: bool| if on { all.to_vec() } else { Vec::new() };
+                    (l.link.clone(), per_type(&pick(sends), &pick(receives)))
+                }),
+        )
+        .collect();
     let schedules: HashMap<&str, &SyncSchedule> =
         schedules.iter().map(|s| (s.link.as_str(), s)).collect();
     let admin = caller.role == Role::Admin;
@@ -67,7 +96,7 @@ async fn render(
                 } }
                 tbody {
                     @for link in &links {
-                        (link_row(link, schedules.get(link.link.as_str()).copied(), admin, session))
+                        (link_row(link, flows.get(&link.link), schedules.get(link.link.as_str()).copied(), admin, session))
                     }
                 }
             }
@@ -80,8 +109,41 @@ async fn render(
         .into_response()
 }
 
+/// Each data type with its arrow: `⇄` both ways, `←` received, `→` sent.
+fn per_type(sends: &[String], receives: &[String]) -> Vec<(String, &'static str)> {
+    ["datasets", "features", "files"]
+        .into_iter()
+        .filter_map(|kind| {
+            let (out, into) = (
+                sends.iter().any(|s| s == kind),
+                receives.iter().any(|r| r == kind),
+            );
+            let arrow = match (out, into) {
+                (true, true) => "⇄",
+                (false, true) => "←",
+                (true, false) => "→",
+                (false, false) => return None,
+            };
+            Some((kind.to_string(), arrow))
+        })
+        .collect()
+}
+
+/// How long ago the last run ended, for people.
+fn lag(run: &SyncRun) -> Option<String> {
+    let ended: jiff::Timestamp = run.ended_at.as_deref()?.parse().ok()?;
+    let secs = (jiff::Timestamp::now() - ended).get_seconds().max(0);
+    Some(match secs {
+        0..60 => format!("{secs} s ago"),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    })
+}
+
 fn link_row(
     link: &LinkSyncStatus,
+    flows: Option<&Vec<(String, &'static str)>>,
     schedule: Option<&SyncSchedule>,
     admin: bool,
     session: &Session,
@@ -95,7 +157,12 @@ fn link_row(
     html! {
         tr data-link=(link.link) {
             td { a href={ "/sync/history?link=" (link.link) } { (link.name) } }
-            td { (flow) }
+            td.flow {
+                (flow)
+                @if let Some(flows) = flows {
+                    @for (kind, arrow) in flows { br; span.hint { (arrow) " " (kind) } }
+                }
+            }
             td { (schedule_cell(schedule, admin, &link.link, session)) }
             td {
                 span.run-status data-status=[link.last_run.as_ref().map(|r| r.status.as_str())] {
@@ -105,6 +172,8 @@ fn link_row(
                 }
                 " "
                 span.run-detail { (link.last_run.as_ref().map(last_run_text).unwrap_or_default()) }
+                br;
+                span.hint.lag { (link.last_run.as_ref().and_then(lag).map(|ago| format!("ended {ago}")).unwrap_or_default()) }
             }
             td {
                 @if admin && link.receives {
@@ -144,6 +213,8 @@ fn schedule_cell(
                             option value=(value) selected[value == every] { (label) }
                         }
                     }
+                    input type="datetime-local" name="start" aria-label="First run (UTC)"
+                        value=(schedule.start_at.as_deref().map(|s| s.chars().take(16).collect::<String>()).unwrap_or_default());
                     select name="paused" aria-label="Paused or running" {
                         option value="false" selected[!schedule.paused] { "running" }
                         option value="true" selected[schedule.paused] { "paused" }
@@ -199,6 +270,9 @@ pub(crate) struct ScheduleFields {
     every: String,
     #[serde(default)]
     paused: String,
+    /// `YYYY-MM-DDTHH:MM` from the page's date and time field, read as UTC.
+    #[serde(default)]
+    start: String,
 }
 
 pub(crate) async fn set_schedule(
@@ -209,7 +283,9 @@ pub(crate) async fn set_schedule(
     let body = SetSchedule {
         link: fields.link,
         every: Some(fields.every).filter(|e| !e.is_empty()),
-        start: None,
+        start: Some(fields.start)
+            .filter(|s| !s.is_empty())
+            .map(|s| if s.len() == 16 { format!("{s}:00Z") } else { s }),
         paused: Some(fields.paused == "true"),
     };
     let said = match ferry_node::sync::status::set_schedule(&node, &session.caller, body).await {
@@ -228,6 +304,8 @@ pub(crate) struct LiveLink {
     run: Option<String>,
     status: String,
     detail: String,
+    /// How long ago the last run ended (`ended 2 min ago`), or nothing.
+    lag: String,
 }
 
 pub(crate) async fn live(State(node): State<Node>, signed_in: SignedIn) -> Response {
@@ -247,6 +325,12 @@ pub(crate) async fn live(State(node): State<Node>, signed_in: SignedIn) -> Respo
                             .map_or("never ran".into(), |r| r.status.clone())
                     },
                     detail: l.last_run.as_ref().map(last_run_text).unwrap_or_default(),
+                    lag: l
+                        .last_run
+                        .as_ref()
+                        .and_then(lag)
+                        .map(|ago| format!("ended {ago}"))
+                        .unwrap_or_default(),
                 })
                 .collect::<Vec<_>>(),
         )

@@ -94,7 +94,7 @@ pub(super) fn forms(c: &Collaboration, spaces: &[Space], session: &Session) -> M
         }
         @for w in &c.workspaces {
             details {
-                summary { "Edit workspace " (w.name) }
+                summary #{ "edit-" (w.id) "-summary" } { "Edit workspace " (w.name) }
                 @let typed = WorkspaceFields {
                     name: w.name.clone(),
                     description: w.description.clone(),
@@ -105,7 +105,7 @@ pub(super) fn forms(c: &Collaboration, spaces: &[Space], session: &Session) -> M
                 form.stacked method="post" action={ "/collabs/" (c.id) "/workspaces/" (w.id) "/edit" } {
                     (csrf_field(session))
                     (workspace_inputs(&format!("edit-{}", w.id), &typed, None))
-                    button type="submit" { "Save workspace" }
+                    button #{ "save-" (w.id) } type="submit" { "Save workspace" }
                 }
                 form.button method="post" action={ "/collabs/" (c.id) "/workspaces/" (w.id) "/delete" } {
                     (csrf_field(session))
