@@ -271,8 +271,29 @@ async fn a_sign_in_link_works_once_in_a_real_browser() {
         crate::harness::stderr(&nobody)
     );
 
+    // Opening the link spends nothing (a mail scanner's fetch cannot use it up): a plain GET,
+    // twice, leaves it good.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let opened = http.get(&url).send().await.unwrap();
+        assert_eq!(opened.status(), 200);
+        assert!(!opened.headers().contains_key("set-cookie"));
+    }
+    // Its button posts it from this site only.
+    let foreign = http
+        .post(&url)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+
     let browser = Browser::start().await;
     browser.client.goto(&url).await.unwrap();
+    browser.click("#continue").await;
     assert_eq!(browser.text_of(".caller").await, "ops (editor)");
     assert_eq!(
         browser.path().await,
@@ -282,6 +303,7 @@ async fn a_sign_in_link_works_once_in_a_real_browser() {
 
     let again = Browser::start().await;
     again.client.goto(&url).await.unwrap();
+    again.click("#continue").await;
     let refusal = again.text_of(".error").await;
     assert!(
         refusal.contains("used already or expired") && refusal.contains("unauthenticated"),
@@ -586,6 +608,8 @@ async fn tokens_and_policy_are_managed_by_clicking_and_a_viewer_cannot() {
     assert!(!browser.has("nav a[href='/tokens']").await);
     assert!(!browser.has("nav a[href='/policy']").await);
     assert!(!browser.has("nav a[href='/peers']").await);
+    assert!(!browser.has("nav a[href='/collabs']").await);
+    assert!(browser.has("nav a[href='/spaces']").await && browser.has("nav a[href='/sync']").await);
     assert!(!browser.has("nav a[href='/audit']").await);
     for page in [
         "/tokens",
@@ -721,6 +745,23 @@ async fn unknown_paths_are_not_found_and_long_lists_page() {
         let body: serde_json::Value = answer.json().await.unwrap();
         assert_eq!(body["code"], "not_found", "{path}: {body}");
     }
+
+    // An upload without a live session gets JSON the page's script can show, not a redirect.
+    inst.create_space("s").await;
+    let upload = http
+        .post(format!("{}/spaces/s/upload?file_name=a.csv", inst.url))
+        .header("content-type", "text/csv")
+        .body("id\n1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 401);
+    let body: serde_json::Value = upload.json().await.unwrap();
+    assert_eq!(body["code"], "unauthenticated", "{body}");
+    assert_eq!(
+        inst.get("/api/v1/items?space=s").await,
+        serde_json::json!([])
+    );
 
     for i in 0..120 {
         inst.create_token(&format!("t{i:03}"), "viewer").await;

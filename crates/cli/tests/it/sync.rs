@@ -1140,7 +1140,8 @@ async fn the_demo_prints_a_console_sign_in_link_for_each_instance() {
         .unwrap();
     for link in &links {
         assert!(link.contains("/sign-in/link/l_"), "{link}");
-        let answer = http.get(link).send().await.unwrap();
+        assert_eq!(http.get(link).send().await.unwrap().status(), 200, "{link}");
+        let answer = http.post(link).send().await.unwrap();
         assert_eq!(answer.status(), 303, "{link}");
         let cookie = answer.headers()["set-cookie"].to_str().unwrap();
         assert!(

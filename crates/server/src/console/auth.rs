@@ -50,12 +50,32 @@ pub(crate) async fn sign_in(
     }
 }
 
-/// A one-time sign-in link: the session starts and the browser goes on to a page whose address
-/// holds no secret.
-pub(crate) async fn sign_in_by_link(
+/// A one-time sign-in link, opened: a page with one button. Opening the link spends nothing, so
+/// a mail scanner or a browser's prefetch cannot use it up; the button posts it from this site.
+pub(crate) async fn sign_in_link_page(
     State(node): State<Node>,
     axum::extract::Path(secret): axum::extract::Path<String>,
+) -> Html<String> {
+    let body = html! {
+        h1 { "Sign in" }
+        p.lead { "This one-time link signs you in to " strong { (node.info.title) } ". It works once, within 15 minutes of being made." }
+        form.sign-in method="post" action={ "/sign-in/link/" (secret) } {
+            button type="submit" id="continue" { "Continue" }
+        }
+    };
+    Html(page(&node, None, "Sign in", body).into_string())
+}
+
+/// The link's button: the session starts and the browser goes on to a page whose address holds
+/// no secret.
+pub(crate) async fn sign_in_by_link(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    axum::extract::Path(secret): axum::extract::Path<String>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return refused(&node, None, "this form was sent from another site");
+    }
     match ferry_node::sessions::redeem(&node, &secret).await {
         Ok((id, _)) => signed_in_answer(&node, &id),
         Err(e) => sign_in_refused(&node, &e),

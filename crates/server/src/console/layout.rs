@@ -50,9 +50,9 @@ pub(crate) fn page(node: &Node, signed_in: Option<&Session>, title: &str, body: 
                             // offered (and refused anyway).
                             li { a href="/" { "Overview" } }
                             li { a href="/spaces" { "Spaces" } }
-                            li { a href="/collabs" { "Collaborations" } }
                             li { a href="/sync" { "Sync" } }
                             @if signed_in.is_some_and(|s| s.caller.role == Role::Admin) {
+                                li { a href="/collabs" { "Collaborations" } }
                                 li { a href="/peers" { "Peer Manager" } }
                                 li { a href="/policy" { "Network policy" } }
                                 li { a href="/audit" { "Audit log" } }

@@ -34,7 +34,10 @@ pub(crate) fn routes() -> Router<Node> {
     Router::new()
         .route("/", get(overview::home))
         .route("/sign-in", get(auth::sign_in_form).post(auth::sign_in))
-        .route("/sign-in/link/{secret}", get(auth::sign_in_by_link))
+        .route(
+            "/sign-in/link/{secret}",
+            get(auth::sign_in_link_page).post(auth::sign_in_by_link),
+        )
         .route("/sign-out", post(auth::sign_out))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))

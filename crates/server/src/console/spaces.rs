@@ -274,10 +274,18 @@ pub(crate) async fn upload_item(
     State(node): State<Node>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
-    signed_in: SignedIn,
+    signed_in: Result<SignedIn, Response>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // The page's script reads JSON: a session that ended is said so, not redirected.
+    let Ok(signed_in) = signed_in else {
+        let ended = NodeError::new(
+            ErrorCode::Unauthenticated,
+            "the session ended: sign in again, then upload",
+        );
+        return ApiFailure(ended).into_response();
+    };
     let session = &signed_in.session;
     let token = headers
         .get("x-csrf-token")

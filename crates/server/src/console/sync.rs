@@ -197,7 +197,14 @@ fn schedule_cell(
     let Some(schedule) = schedule else {
         return html! {};
     };
-    let every = format!("{}h", schedule.every_secs / 3600);
+    // As `set_schedule` reads it back: whole hours, else minutes (an interval set elsewhere,
+    // such as 90m, stays offered as it is, so saving a pause does not change it).
+    let every = if schedule.every_secs % 3600 == 0 {
+        format!("{}h", schedule.every_secs / 3600)
+    } else {
+        format!("{}m", schedule.every_secs / 60)
+    };
+    let listed = EVERY.iter().any(|(value, _)| *value == every);
     html! {
         @if !schedule.owned {
             "run by the other side"
@@ -209,6 +216,7 @@ fn schedule_cell(
                     (csrf_field(session))
                     input type="hidden" name="link" value=(link);
                     select name="every" aria-label="Interval" {
+                        @if !listed { option value=(every) selected { "every " (every) } }
                         @for (value, label) in EVERY {
                             option value=(value) selected[value == every] { (label) }
                         }

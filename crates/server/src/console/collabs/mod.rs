@@ -1,5 +1,6 @@
 //! Collaborations: the list, one collaboration's page (`page.rs`), the host's actions
-//! (`host.rs`) and the guest's (`guest.rs`). Reading needs any role; changing needs admin.
+//! (`host.rs`) and the guest's (`guest.rs`). Admins only: a collaboration's participants and
+//! invitations are an admin's business (the node refuses other roles).
 
 mod guest;
 mod guest_forms;
