@@ -230,6 +230,99 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
             .starts_with("7 p7 0 7.5 Point")
     );
 
+    // The map: drawn from tiles, a feature where it should be, its properties on a click.
+    browser
+        .go_to(&format!("{}/items/{layer_id}", city.url))
+        .await;
+    // Web Mercator stops at 85.05° of latitude: the 4 points nearer the pole are off the map.
+    let drawn = || async {
+        let canvas = browser
+            .client
+            .find(Locator::Css("canvas#map"))
+            .await
+            .unwrap();
+        canvas.attr("data-drawn").await.unwrap().unwrap_or_default()
+    };
+    for _ in 0..100 {
+        if !drawn().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        drawn().await,
+        "116",
+        "{}",
+        browser.text_of("#map-status").await
+    );
+    let canvas = browser
+        .client
+        .find(Locator::Css("canvas#map"))
+        .await
+        .unwrap();
+    let view: serde_json::Value =
+        serde_json::from_str(&canvas.attr("data-view").await.unwrap().unwrap()).unwrap();
+    // Feature 100 is at (-79.75, 10.25): where the map's Web Mercator puts it on the canvas.
+    let world = |lon: f64, lat: f64, zoom: f64| {
+        let scale = 256.0 * 2f64.powf(zoom);
+        let sin = lat.to_radians().sin();
+        let y = (0.5 - ((1.0 + sin) / (1.0 - sin)).ln() / (4.0 * std::f64::consts::PI)) * scale;
+        ((lon + 180.0) / 360.0 * scale, y)
+    };
+    let zoom = view["zoom"].as_f64().unwrap();
+    let (cx, cy) = world(
+        view["lon"].as_f64().unwrap(),
+        view["lat"].as_f64().unwrap(),
+        zoom,
+    );
+    let (fx, fy) = world(-79.75, 10.25, zoom);
+    let (sx, sy) = ((fx - cx + 480.0).round(), (fy - cy + 240.0).round());
+    let pixel = |x: f64, y: f64| {
+        let browser = &browser;
+        async move {
+            browser
+                .client
+                .execute(
+                    "const d = document.getElementById('map').getContext('2d').getImageData(arguments[0], arguments[1], 1, 1).data; return [d[0], d[1], d[2]];",
+                    vec![serde_json::json!(x), serde_json::json!(y)],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // The feature's blue (31, 95, 191), give or take the blending of its edges.
+    let drawn_there = pixel(sx, sy).await;
+    let channel = |i: usize| drawn_there[i].as_i64().unwrap();
+    assert!(
+        (channel(0) - 31).abs() <= 4
+            && (channel(1) - 95).abs() <= 4
+            && (channel(2) - 191).abs() <= 4,
+        "a feature is drawn at ({sx}, {sy}): {drawn_there}"
+    );
+    assert_eq!(
+        pixel(950.0, 470.0).await,
+        serde_json::json!([241, 244, 248]),
+        "no feature there"
+    );
+    use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+    let click = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: canvas.clone(),
+            duration: None,
+            x: sx - 480.0,
+            y: sy - 240.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    browser.client.perform_actions(click).await.unwrap();
+    let shown = browser.text_of("#feature-properties").await;
+    assert!(shown.contains("p100") && shown.contains("100.5"), "{shown}");
+    browser.screenshot_page("item-map").await;
+
     // A bad filter is refused with its code, in the page.
     browser.fill("rows-where", "nofield").await;
     browser.click("#filter-rows").await;

@@ -127,3 +127,188 @@ if (upload) {
     if (event.dataTransfer.files[0]) send(event.dataTransfer.files[0]);
   });
 }
+
+// A canvas with data-tiles="URL" draws a feature layer from URL/z/x/y tiles (Web Mercator):
+// drag to pan, wheel or the buttons to zoom, click a feature to list its properties. No
+// basemap and no request to anywhere but this instance.
+const map = document.querySelector("canvas[data-tiles]");
+if (map) {
+  const context = map.getContext("2d");
+  const status = document.getElementById("map-status");
+  const properties = document.getElementById("feature-properties");
+  const tiles = new Map();
+  const view = { lon: 0, lat: 0, zoom: 1 };
+  const TILE = 256;
+  const world = (lon, lat, zoom) => {
+    const scale = TILE * Math.pow(2, zoom);
+    const sin = Math.min(Math.max(Math.sin(lat * Math.PI / 180), -0.9999), 0.9999);
+    return [(lon + 180) / 360 * scale, (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI)) * scale];
+  };
+  const toScreen = (lon, lat) => {
+    const [cx, cy] = world(view.lon, view.lat, view.zoom);
+    const [x, y] = world(lon, lat, view.zoom);
+    return [x - cx + map.width / 2, y - cy + map.height / 2];
+  };
+  const fromScreen = (sx, sy) => {
+    const scale = TILE * Math.pow(2, view.zoom);
+    const [cx, cy] = world(view.lon, view.lat, view.zoom);
+    const x = sx - map.width / 2 + cx, y = sy - map.height / 2 + cy;
+    const lon = x / scale * 360 - 180;
+    const lat = Math.atan(Math.sinh(Math.PI * (1 - 2 * y / scale))) * 180 / Math.PI;
+    return [lon, lat];
+  };
+  const load = (z, x, y) => {
+    const key = z + "/" + x + "/" + y;
+    if (!tiles.has(key)) {
+      tiles.set(key, null);
+      fetch(map.dataset.tiles + "/" + key, { credentials: "same-origin" })
+        .then((answer) => answer.ok ? answer.json() : { features: [] })
+        .then((tile) => { tiles.set(key, tile); draw(); });
+    }
+    return tiles.get(key);
+  };
+  // Every ring or line of a geometry, as lists of [lon, lat]; points as one-position lists.
+  const parts = (g) => {
+    if (!g) return [];
+    switch (g.type) {
+      case "Point": return [[g.coordinates]];
+      case "MultiPoint": return g.coordinates.map((c) => [c]);
+      case "LineString": return [g.coordinates];
+      case "MultiLineString": case "Polygon": return g.coordinates;
+      case "MultiPolygon": return g.coordinates.flat();
+      case "GeometryCollection": return g.geometries.flatMap(parts);
+      default: return [];
+    }
+  };
+  let drawn = [];
+  const draw = () => {
+    context.clearRect(0, 0, map.width, map.height);
+    context.fillStyle = "#f1f4f8";
+    context.fillRect(0, 0, map.width, map.height);
+    const z = Math.max(0, Math.min(22, Math.round(view.zoom)));
+    const n = Math.pow(2, z);
+    const [left, top] = fromScreen(0, 0), [right, bottom] = fromScreen(map.width, map.height);
+    const col = (lon) => Math.floor((lon + 180) / 360 * n);
+    const row = (lat) => Math.floor(world(0, lat, z)[1] / TILE);
+    const seen = new Set();
+    drawn = [];
+    let truncated = false, waiting = false;
+    for (let x = Math.max(0, col(left)); x <= Math.min(n - 1, col(right)); x++) {
+      for (let y = Math.max(0, row(top)); y <= Math.min(n - 1, row(bottom)); y++) {
+        const tile = load(z, x, y);
+        if (!tile) { waiting = true; continue; }
+        truncated = truncated || tile.truncated;
+        for (const feature of tile.features) {
+          const id = JSON.stringify(feature.key);
+          if (seen.has(id)) continue;
+          seen.add(id);
+          drawn.push(feature);
+          const type = feature.geometry ? feature.geometry.type : "";
+          context.strokeStyle = "#1f5fbf";
+          context.fillStyle = "rgba(31, 95, 191, 0.25)";
+          context.lineWidth = 2;
+          for (const part of parts(feature.geometry)) {
+            const points = part.map((c) => toScreen(c[0], c[1]));
+            if (points.length === 1) {
+              context.beginPath();
+              context.arc(points[0][0], points[0][1], 4, 0, 2 * Math.PI);
+              context.fillStyle = "#1f5fbf";
+              context.fill();
+              continue;
+            }
+            context.beginPath();
+            points.forEach((p, i) => i ? context.lineTo(p[0], p[1]) : context.moveTo(p[0], p[1]));
+            if (type.endsWith("Polygon")) { context.closePath(); context.fill(); }
+            context.stroke();
+          }
+        }
+      }
+    }
+    status.textContent = waiting ? "Loading…" : drawn.length + " features in view" + (truncated ? " (some tiles hold more: zoom in)" : "");
+    map.dataset.drawn = waiting ? "" : String(drawn.length);
+    map.dataset.view = JSON.stringify(view);
+  };
+  // The nearest drawn position to a screen point, within 8 pixels.
+  const pick = (sx, sy) => {
+    let best = null, distance = 8;
+    for (const feature of drawn) {
+      for (const part of parts(feature.geometry)) {
+        for (const c of part) {
+          const [x, y] = toScreen(c[0], c[1]);
+          const d = Math.hypot(x - sx, y - sy);
+          if (d <= distance) { best = feature; distance = d; }
+        }
+      }
+    }
+    return best;
+  };
+  const show = (feature) => {
+    properties.replaceChildren();
+    if (!feature) return;
+    const add = (name, value) => {
+      const term = document.createElement("dt");
+      term.textContent = name;
+      const text = document.createElement("dd");
+      text.textContent = value === null || value === undefined ? "" : (typeof value === "string" ? value : JSON.stringify(value));
+      properties.append(term, text);
+    };
+    add("Key", feature.key);
+    for (const [name, value] of Object.entries(feature.values || {})) add(name, value);
+  };
+  const zoomBy = (delta, sx = map.width / 2, sy = map.height / 2) => {
+    const [lon, lat] = fromScreen(sx, sy);
+    view.zoom = Math.max(0, Math.min(22, view.zoom + delta));
+    const [nx, ny] = toScreen(lon, lat);
+    [view.lon, view.lat] = fromScreen(map.width / 2 + nx - sx, map.height / 2 + ny - sy);
+    draw();
+  };
+  // Where an event is on the canvas, in its own pixels (the page may show it smaller).
+  const at = (e) => [e.offsetX * map.width / map.clientWidth, e.offsetY * map.height / map.clientHeight];
+  let dragging = null;
+  map.addEventListener("pointerdown", (e) => { const [x, y] = at(e); dragging = { x, y, moved: false }; });
+  map.addEventListener("pointermove", (e) => {
+    if (!dragging) return;
+    const [x, y] = at(e);
+    const dx = x - dragging.x, dy = y - dragging.y;
+    if (Math.abs(dx) + Math.abs(dy) < 3 && !dragging.moved) return;
+    dragging.moved = true;
+    [view.lon, view.lat] = fromScreen(map.width / 2 - dx, map.height / 2 - dy);
+    dragging.x = x; dragging.y = y;
+    draw();
+  });
+  map.addEventListener("pointerup", (e) => {
+    if (dragging && !dragging.moved) show(pick(...at(e)));
+    dragging = null;
+  });
+  map.addEventListener("wheel", (e) => { e.preventDefault(); zoomBy(e.deltaY < 0 ? 1 : -1, ...at(e)); });
+  map.addEventListener("keydown", (e) => {
+    const step = 64;
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (e.key === "+" || e.key === "=") zoomBy(1);
+    else if (e.key === "-") zoomBy(-1);
+    else if (moves[e.key]) {
+      [view.lon, view.lat] = fromScreen(map.width / 2 + moves[e.key][0], map.height / 2 + moves[e.key][1]);
+      draw();
+    } else return;
+    e.preventDefault();
+  });
+  document.getElementById("zoom-in").addEventListener("click", () => zoomBy(1));
+  document.getElementById("zoom-out").addEventListener("click", () => zoomBy(-1));
+  // Start over the whole world's tile, then fit the view to what it holds.
+  fetch(map.dataset.tiles + "/0/0/0", { credentials: "same-origin" })
+    .then((answer) => answer.ok ? answer.json() : { features: [] })
+    .then((tile) => {
+      tiles.set("0/0/0", tile);
+      const all = tile.features.flatMap((f) => parts(f.geometry).flat());
+      if (all.length) {
+        const lons = all.map((c) => c[0]), lats = all.map((c) => c[1]);
+        const [west, east, south, north] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
+        view.lon = (west + east) / 2;
+        view.lat = (south + north) / 2;
+        const [x0, y0] = world(west, north, 0), [x1, y1] = world(east, south, 0);
+        const span = Math.max(x1 - x0, y1 - y0, 1e-9);
+        view.zoom = Math.max(0, Math.min(18, Math.floor(Math.log2(Math.min(map.width, map.height) * 0.8 / span))));
+      }
+      draw();
+    });
+}

@@ -94,6 +94,19 @@ pub(crate) async fn show(
                 }
             }
         }
+        @if item.kind == ItemKind::FeatureLayer && item.row_count > 0 {
+            h2 { "Map" }
+            div.map-frame {
+                canvas #map data-tiles={ "/items/" (item.id) "/tiles" } width="960" height="480"
+                    tabindex="0" aria-label={ "Map of " (item.title) ": drag to pan, wheel or + and − to zoom, click a feature for its properties" } {}
+                div.map-buttons {
+                    button #zoom-in type="button" aria-label="Zoom in" { "+" }
+                    button #zoom-out type="button" aria-label="Zoom out" { "−" }
+                }
+            }
+            p.hint #map-status role="status" {}
+            dl.facts #feature-properties {}
+        }
         @match rows {
             Some(Ok(page)) => (rows_section(&item, &filters, &page)),
             Some(Err(e)) => { h2 { "Rows" } (filter_form(&item, &filters)) (failure(&e.0.message, e.0.code.as_str())) }
@@ -287,6 +300,54 @@ fn cell(value: &serde_json::Value) -> String {
         serde_json::Value::String(text) => text.clone(),
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+/// The most features one map tile carries; the map says when a tile holds more.
+const MAX_TILE_FEATURES: usize = 2_000;
+
+/// The longitude and latitude bounds of Web Mercator tile `z/x/y`.
+fn tile_bounds(z: u32, x: u32, y: u32) -> (f64, f64, f64, f64) {
+    let n = f64::from(1u32 << z);
+    let lon = |x: f64| x / n * 360.0 - 180.0;
+    let lat = |y: f64| {
+        (std::f64::consts::PI * (1.0 - 2.0 * y / n))
+            .sinh()
+            .atan()
+            .to_degrees()
+    };
+    let (x, y) = (f64::from(x), f64::from(y));
+    (lon(x), lat(y + 1.0), lon(x + 1.0), lat(y))
+}
+
+/// The features of a feature layer inside one map tile, with their properties: what the item
+/// page's map draws, a tile at a time, never the whole layer.
+pub(crate) async fn tile(
+    State(node): State<Node>,
+    Path((id, z, x, y)): Path<(String, u32, u32, u32)>,
+    signed_in: SignedIn,
+) -> Response {
+    let caller = &signed_in.session.caller;
+    if z > 22 || x >= 1 << z || y >= 1 << z {
+        let error = ferry_node::NodeError::new(
+            ErrorCode::InvalidRequest,
+            format!("there is no tile {z}/{x}/{y}"),
+        );
+        return crate::error::ApiFailure(error).into_response();
+    }
+    let (min_x, min_y, max_x, max_y) = tile_bounds(z, x, y);
+    let query = format!("bbox={min_x},{min_y},{max_x},{max_y}&limit={MAX_TILE_FEATURES}");
+    match ferry_node::items::query_rows(&node, caller, id, Some(query)).await {
+        Ok(page) => {
+            let features: Vec<serde_json::Value> = page
+                .rows
+                .into_iter()
+                .map(|row| serde_json::json!({"key": row.key, "values": row.values, "geometry": row.geometry}))
+                .collect();
+            axum::Json(serde_json::json!({"features": features, "truncated": page.next.is_some()}))
+                .into_response()
+        }
+        Err(e) => crate::error::ApiFailure(e).into_response(),
     }
 }
 

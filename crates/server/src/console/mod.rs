@@ -148,6 +148,7 @@ pub(crate) fn routes() -> Router<Node> {
         .route("/items/{id}", get(items::show))
         .route("/items/{id}/export", get(items::export))
         .route("/items/{id}/share", post(items::share))
+        .route("/items/{id}/tiles/{z}/{x}/{y}", get(items::tile))
         .route("/static/console.css", get(stylesheet))
         .route("/static/console.js", get(script))
         .layer(axum::middleware::from_fn(security_headers))
