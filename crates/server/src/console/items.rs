@@ -306,6 +306,27 @@ fn cell(value: &serde_json::Value) -> String {
 /// The most features one map tile carries; the map says when a tile holds more.
 const MAX_TILE_FEATURES: usize = 2_000;
 
+/// The most bytes of features one map tile carries (large polygons fill it before the count).
+const MAX_TILE_BYTES: usize = 1_000_000;
+
+/// The features, in order, while their JSON stays within `max_bytes`; and whether some were
+/// left out.
+fn within_bytes(
+    features: impl Iterator<Item = serde_json::Value>,
+    max_bytes: usize,
+) -> (Vec<serde_json::Value>, bool) {
+    let mut kept = Vec::new();
+    let mut bytes = 0;
+    for feature in features {
+        bytes += feature.to_string().len() + 1;
+        if bytes > max_bytes {
+            return (kept, true);
+        }
+        kept.push(feature);
+    }
+    (kept, false)
+}
+
 /// The longitude and latitude bounds of Web Mercator tile `z/x/y`.
 fn tile_bounds(z: u32, x: u32, y: u32) -> (f64, f64, f64, f64) {
     let n = f64::from(1u32 << z);
@@ -339,12 +360,12 @@ pub(crate) async fn tile(
     let query = format!("bbox={min_x},{min_y},{max_x},{max_y}&limit={MAX_TILE_FEATURES}");
     match ferry_node::items::query_rows(&node, caller, id, Some(query)).await {
         Ok(page) => {
-            let features: Vec<serde_json::Value> = page
-                .rows
-                .into_iter()
-                .map(|row| serde_json::json!({"key": row.key, "values": row.values, "geometry": row.geometry}))
-                .collect();
-            axum::Json(serde_json::json!({"features": features, "truncated": page.next.is_some()}))
+            let features = page.rows.into_iter().map(|row| {
+                serde_json::json!({"key": row.key, "values": row.values, "geometry": row.geometry})
+            });
+            let (features, cut) = within_bytes(features, MAX_TILE_BYTES);
+            let truncated = cut || page.next.is_some();
+            axum::Json(serde_json::json!({"features": features, "truncated": truncated}))
                 .into_response()
         }
         Err(e) => crate::error::ApiFailure(e).into_response(),
@@ -362,5 +383,30 @@ pub(crate) async fn export(
     match ferry_node::transfer::export_item(&node, &session.caller, id, query, None).await {
         Ok(export) => crate::download::export_response(export),
         Err(e) => failure_page(&node, session, "Export", &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tile_stops_before_its_byte_bound() {
+        let feature = |i: i64| serde_json::json!({"key": i, "values": {"name": "x".repeat(100)}});
+        let one = feature(0).to_string().len() + 1;
+        let (kept, cut) = within_bytes((0..10).map(feature), one * 4 + 1);
+        assert_eq!((kept.len(), cut), (4, true));
+        let (kept, cut) = within_bytes((0..3).map(feature), one * 4);
+        assert_eq!((kept.len(), cut), (3, false));
+    }
+
+    #[test]
+    fn tile_bounds_follow_web_mercator() {
+        let (west, south, east, north) = tile_bounds(0, 0, 0);
+        assert_eq!((west, east), (-180.0, 180.0));
+        assert!((north - 85.051_128_8).abs() < 1e-6 && (south + 85.051_128_8).abs() < 1e-6);
+        let (west, south, east, north) = tile_bounds(1, 1, 0);
+        assert_eq!((west, east, south), (0.0, 180.0, 0.0));
+        assert!((north - 85.051_128_8).abs() < 1e-6);
     }
 }
