@@ -6,12 +6,12 @@
 mod api;
 mod auth;
 mod console;
-mod download;
 mod error;
 mod extract;
 mod federation;
 mod listen;
 mod metrics;
+mod transfers;
 
 pub use error::status_of;
 pub use ferry_node::caller::{hash_token, new_token_secret};

@@ -181,6 +181,22 @@ impl Browser {
         panic!("the browser downloaded nothing within 10 s");
     }
 
+    /// Loads `url`.
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// Clicks what `css` finds where no page loads (a checkbox, a summary, a script's button).
+    pub async fn press(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no '{css}': {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
     pub async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_string()
     }

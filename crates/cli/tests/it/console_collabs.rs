@@ -14,24 +14,10 @@ const G1_SPACES: [&str; 2] = ["harbor-inbox-space", "harbor-docs-space"];
 const G2_SPACES: [&str; 1] = ["pilots-charts-space"];
 
 impl Browser {
-    async fn visit(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
-    }
-
-    async fn press(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no '{css}': {e}"))
-            .click()
-            .await
-            .unwrap();
-    }
-
     /// Asserts that no page of `base` in `paths` names any of `others` (their linked spaces).
     async fn names_none_of(&self, base: &str, paths: &[String], others: &[&str]) {
         for path in paths {
-            self.visit(&format!("{base}{path}")).await;
+            self.goto(&format!("{base}{path}")).await;
             let source = self.client.source().await.unwrap();
             for name in others {
                 assert!(!source.contains(name), "{base}{path} names '{name}'");
@@ -67,7 +53,7 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
 
     // The host creates the collaboration with its first workspace.
     browser.click("nav a[href='/collabs']").await; // signed in last on g2: any page works
-    browser.visit(&format!("{}/collabs", host.url)).await;
+    browser.goto(&format!("{}/collabs", host.url)).await;
     browser.click("#new-collab").await;
     browser.fill("collab-name", "Coast").await;
     browser.fill("first-name", "Roads").await;
@@ -90,7 +76,7 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
     assert!(invitation.starts_with("ferry1-collab-"), "{invitation}");
     browser.press("#copy-invitation-code").await;
     browser.screenshot("collab-invitation").await;
-    browser.visit(&format!("{}/collabs", g1.url)).await;
+    browser.goto(&format!("{}/collabs", g1.url)).await;
     browser.click("#accept-invitation").await;
     browser.press("#invitation").await;
     browser
@@ -132,14 +118,14 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
     assert_eq!(browser.text_of("#collab-role").await, "guest");
 
     // Pilots (receive) gets its invitation as a file and answers with a response file.
-    browser.visit(&format!("{}/collabs/{id}", host.url)).await;
+    browser.goto(&format!("{}/collabs/{id}", host.url)).await;
     browser.press("#invite-summary").await;
     browser.fill("guest-url", &g2.url).await;
     browser.select(&format!("invite-{roads}"), "receive").await;
     browser.click("#invite").await;
     browser.press("#download-invitation-code").await;
     let invitation_file = browser.downloaded().await;
-    browser.visit(&format!("{}/collabs/accept", g2.url)).await;
+    browser.goto(&format!("{}/collabs/accept", g2.url)).await;
     browser
         .client
         .find(Locator::Css("#invitation-file"))
@@ -166,7 +152,7 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
         2,
         "Pilots is not in yet"
     );
-    browser.visit(&format!("{}/collabs/{id}", host.url)).await;
+    browser.goto(&format!("{}/collabs/{id}", host.url)).await;
     browser.press("#response-summary").await;
     browser
         .client
@@ -197,7 +183,7 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
 
     // Each guest links one of its spaces; once linked, no second link is offered.
     for (inst, space) in [(&g1, G1_SPACES[0]), (&g2, G2_SPACES[0])] {
-        browser.visit(&format!("{}/collabs/{id}", inst.url)).await;
+        browser.goto(&format!("{}/collabs/{id}", inst.url)).await;
         let row = "tr[data-workspace='Roads']";
         browser
             .client
@@ -221,7 +207,7 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
     }
 
     // The host changes Pilots' mode in place, and adds a workspace that Harbor then links.
-    browser.visit(&format!("{}/collabs/{id}", host.url)).await;
+    browser.goto(&format!("{}/collabs/{id}", host.url)).await;
     let pilots = "tr[data-guest='Pilots']";
     browser
         .client
@@ -264,9 +250,9 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
         .click(&format!("{harbor_row} button.save-access"))
         .await;
     browser.screenshot_page("collaboration").await;
-    browser.visit(&format!("{}/collabs/{id}", g1.url)).await;
+    browser.goto(&format!("{}/collabs/{id}", g1.url)).await;
     wait_for("Harbor hears of Docs", || async {
-        browser.visit(&format!("{}/collabs/{id}", g1.url)).await;
+        browser.goto(&format!("{}/collabs/{id}", g1.url)).await;
         browser.has("tr[data-workspace='Docs'] select").await
     })
     .await;
@@ -341,7 +327,7 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
         .await;
 
     // Harbor chooses what happens to received items when a workspace ends for it.
-    browser.visit(&format!("{}/collabs/{id}", g1.url)).await;
+    browser.goto(&format!("{}/collabs/{id}", g1.url)).await;
     browser.select("delete-policy-choice", "delete").await;
     browser.click("#save-delete-policy").await;
     assert_eq!(only_collab(&g1).await["delete_policy"], "delete");
@@ -350,7 +336,7 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
     assert_eq!(browser.text_of("#delete-policy").await, "keep");
 
     // The host edits a workspace, and refreshes then invalidates an invitation.
-    browser.visit(&format!("{}/collabs/{id}", host.url)).await;
+    browser.goto(&format!("{}/collabs/{id}", host.url)).await;
     browser.press(&format!("#edit-{docs}-summary")).await;
     browser
         .fill(&format!("edit-{docs}-description"), "Shared documents")
@@ -392,12 +378,12 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
 
     // Pilots leaves after a confirmation; the host deletes the collaboration, whose
     // confirmation says linked spaces and items stay.
-    browser.visit(&format!("{}/collabs/{id}", g2.url)).await;
+    browser.goto(&format!("{}/collabs/{id}", g2.url)).await;
     browser.click("#leave-collab").await;
     browser.click("#confirm-leave").await;
     assert!(browser.text_of(".notice").await.contains("We left"));
     assert_eq!(only_collab(&g2).await["state"], "left");
-    browser.visit(&format!("{}/collabs/{id}", host.url)).await;
+    browser.goto(&format!("{}/collabs/{id}", host.url)).await;
     browser.click("#delete-collab").await;
     assert!(
         browser

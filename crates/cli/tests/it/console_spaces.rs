@@ -91,7 +91,7 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
 
     // A linked space is not deleted: the confirmation says so, and the refusal has its code.
     browser
-        .go_to(&format!("{}/spaces/roads/delete", city.url))
+        .goto(&format!("{}/spaces/roads/delete", city.url))
         .await;
     assert!(
         browser
@@ -123,7 +123,7 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
         "broken.geojson",
         b"{\"type\":\"FeatureCollection\",\"features\":[{",
     );
-    browser.go_to(&format!("{}/spaces/roads", city.url)).await;
+    browser.goto(&format!("{}/spaces/roads", city.url)).await;
     let pick = |path: std::path::PathBuf| {
         let browser = &browser;
         async move {
@@ -188,7 +188,7 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
     browser.screenshot("space").await;
 
     // The space's items, and the layer's page: facts, schema, rows 50 at a time, a filter.
-    browser.go_to(&format!("{}/spaces/roads", city.url)).await;
+    browser.goto(&format!("{}/spaces/roads", city.url)).await;
     browser
         .click(&format!("tr[data-item='{layer_id}'] a"))
         .await;
@@ -232,7 +232,7 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
 
     // The map: drawn from tiles, a feature where it should be, its properties on a click.
     browser
-        .go_to(&format!("{}/items/{layer_id}", city.url))
+        .goto(&format!("{}/items/{layer_id}", city.url))
         .await;
     // Web Mercator stops at 85.05° of latitude: the 4 points nearer the pole are off the map.
     let drawn = || async {
@@ -330,7 +330,7 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
 
     // The export downloads what the API exports.
     browser
-        .go_to(&format!("{}/items/{layer_id}", city.url))
+        .goto(&format!("{}/items/{layer_id}", city.url))
         .await;
     browser
         .client
@@ -368,7 +368,7 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
         .unwrap()
         .to_string();
     browser.sign_in(&harbor.url, &harbor.admin_token).await;
-    browser.go_to(&format!("{}/spaces/inbox", harbor.url)).await;
+    browser.goto(&format!("{}/spaces/inbox", harbor.url)).await;
     assert!(
         browser
             .text_of("#items td.from")
@@ -413,12 +413,6 @@ async fn spaces_and_items_are_browsed_and_managed_by_clicking() {
     );
     browser.screenshot_page("received-item").await;
     browser.client.clone().close().await.unwrap();
-}
-
-impl Browser {
-    async fn go_to(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
-    }
 }
 
 /// The Sync page: a run started from it is followed to its end without a reload; a schedule

@@ -32,17 +32,6 @@ async fn fingerprint(inst: &TestInstance) -> String {
 }
 
 impl Browser {
-    /// Ticks the checkbox `css` finds (a click, as a person would).
-    async fn tick(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no '{css}': {e}"))
-            .click()
-            .await
-            .unwrap();
-    }
-
     /// Waits until the element `css` finds says `expected`.
     async fn wait_text(&self, css: &str, expected: &str) {
         for _ in 0..100 {
@@ -55,10 +44,6 @@ impl Browser {
             "'{css}' never said '{expected}': {}",
             self.text_of(css).await
         );
-    }
-
-    async fn go(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
     }
 
     /// Form controls of the page that no label names (nor an `aria-label`).
@@ -103,7 +88,7 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
     browser.sign_in(&harbor.url, &harbor.admin_token).await;
 
     // City: "Create a peer request" (top right): space, types each way, expiry.
-    browser.go(&format!("{}/peers", city.url)).await;
+    browser.goto(&format!("{}/peers", city.url)).await;
     assert!(
         browser
             .text_of("main")
@@ -124,14 +109,14 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
     assert_eq!(browser.value_of("#request-expiry").await, "1h");
     assert!(only_connection_count(&city).await == 0, "nothing was made");
     browser.select("request-space", "roads").await;
-    browser.tick("#export-features").await;
-    browser.tick("#export-datasets").await;
+    browser.press("#export-features").await;
+    browser.press("#export-datasets").await;
     browser.select("request-expiry", "7d").await;
     browser.screenshot("peer-request").await;
     browser.click("#create-request").await;
     let code = browser.value_of("#invite-code").await;
     assert!(code.starts_with("ferry1-peer-"), "{code}");
-    browser.tick("#copy-code").await;
+    browser.press("#copy-code").await;
     browser.wait_text("#invite-code-status", "Copied").await;
     browser.screenshot("invite-code").await;
     let requested = only_connection(&city).await;
@@ -148,9 +133,9 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
     let city_log = city.get("/api/v1/audit?newest=true&limit=1").await[0]["seq"].clone();
 
     // Harbor: "Enter invite code", pasted from the clipboard.
-    browser.go(&format!("{}/peers", harbor.url)).await;
+    browser.goto(&format!("{}/peers", harbor.url)).await;
     browser.click("#enter-code").await;
-    browser.tick("#invite-code").await;
+    browser.press("#invite-code").await;
     browser
         .client
         .find(Locator::Css("#invite-code"))
@@ -234,7 +219,7 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
 
     // City: Activate, in the panel's lower right.
     browser
-        .go(&format!("{}/peers?id={on_city}", city.url))
+        .goto(&format!("{}/peers?id={on_city}", city.url))
         .await;
     let foot = browser
         .client
@@ -280,13 +265,13 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
     })
     .await;
     browser
-        .go(&format!("{}/peers?id={on_harbor}", harbor.url))
+        .goto(&format!("{}/peers?id={on_harbor}", harbor.url))
         .await;
     assert!(browser.text_of("#space-items").await.contains("Berths"));
 
     // City: Disable, then Enable; Harbor hears of both.
     browser
-        .go(&format!("{}/peers?id={on_city}", city.url))
+        .goto(&format!("{}/peers?id={on_city}", city.url))
         .await;
     browser.click("#disable").await;
     assert_eq!(browser.text_of("#connection-state").await, "disabled here");
@@ -304,9 +289,9 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
 
     // Harbor proposes a wider ceiling for its side; City approves it.
     browser
-        .go(&format!("{}/peers?id={on_harbor}", harbor.url))
+        .goto(&format!("{}/peers?id={on_harbor}", harbor.url))
         .await;
-    browser.tick("details summary").await;
+    browser.press("details summary").await;
     assert_eq!(browser.value_of("#propose-ceiling").await, "PUBLIC");
     browser.fill("propose-ceiling", "PUBLIC, PARTNER").await;
     browser.click("#propose").await;
@@ -317,7 +302,7 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
             .contains("Waiting for City GIS")
     );
     browser
-        .go(&format!("{}/peers?id={on_city}", city.url))
+        .goto(&format!("{}/peers?id={on_city}", city.url))
         .await;
     assert!(
         browser
@@ -339,8 +324,8 @@ async fn the_whole_peering_flow_is_done_by_clicking_between_two_instances() {
     );
 
     // City narrows what it sends to features.
-    browser.tick("details:last-of-type summary").await;
-    browser.tick("#send-datasets").await;
+    browser.press("details:last-of-type summary").await;
+    browser.press("#send-datasets").await;
     browser.click("#narrow").await;
     assert_eq!(browser.text_of("#we-send").await, "features");
     assert_eq!(
@@ -381,8 +366,8 @@ async fn a_response_file_carries_the_approval_by_clicking() {
     browser.sign_in(&city.url, &city.admin_token).await;
     browser.sign_in(&harbor.url, &harbor.admin_token).await;
 
-    browser.go(&format!("{}/peers/new", city.url)).await;
-    browser.tick("#import-files").await;
+    browser.goto(&format!("{}/peers/new", city.url)).await;
+    browser.press("#import-files").await;
     browser.click("#create-request").await;
     let code = browser.value_of("#invite-code").await;
     let on_city = only_connection(&city).await["id"]
@@ -392,13 +377,13 @@ async fn a_response_file_carries_the_approval_by_clicking() {
 
     // City's first code is replaced by a refreshed one; the old one no longer works.
     browser
-        .go(&format!("{}/peers?id={on_city}", city.url))
+        .goto(&format!("{}/peers?id={on_city}", city.url))
         .await;
     browser.click("#refresh").await;
     let refreshed = browser.value_of("#invite-code").await;
     assert_ne!(refreshed, code);
 
-    browser.go(&format!("{}/peers/enter", harbor.url)).await;
+    browser.goto(&format!("{}/peers/enter", harbor.url)).await;
     // A damaged code is refused with its code, the form keeping what was pasted.
     browser.fill("invite-code", "ferry1-peer-zzzz").await;
     browser.click("#check-code").await;
@@ -439,7 +424,7 @@ async fn a_response_file_carries_the_approval_by_clicking() {
     assert_eq!(again["response"].as_str().unwrap(), text.trim());
 
     // City: a tampered file is refused with its code, and changes nothing.
-    browser.go(&format!("{}/peers", city.url)).await;
+    browser.goto(&format!("{}/peers", city.url)).await;
     browser.click("#upload-response").await;
     assert_eq!(browser.unlabelled_controls().await, Vec::<String>::new());
     let mut tampered = text.trim().to_string();
@@ -486,13 +471,13 @@ async fn a_response_file_carries_the_approval_by_clicking() {
 
     // Harbor proposes marking less on its side; City rejects, and Harbor's settings stay.
     browser
-        .go(&format!("{}/peers?id={on_harbor}", harbor.url))
+        .goto(&format!("{}/peers?id={on_harbor}", harbor.url))
         .await;
-    browser.tick("details summary").await;
+    browser.press("details summary").await;
     browser.fill("propose-mark", "CITY").await;
     browser.click("#propose").await;
     browser
-        .go(&format!("{}/peers?id={on_city}", city.url))
+        .goto(&format!("{}/peers?id={on_city}", city.url))
         .await;
     browser.click("#security-reject").await;
     assert!(
@@ -509,8 +494,8 @@ async fn a_response_file_carries_the_approval_by_clicking() {
     );
 
     // An open request can be invalidated: its code stops working.
-    browser.go(&format!("{}/peers/new", city.url)).await;
-    browser.tick("#export-files").await;
+    browser.goto(&format!("{}/peers/new", city.url)).await;
+    browser.press("#export-files").await;
     browser.click("#create-request").await;
     let withdrawn = browser.value_of("#invite-code").await;
     browser.click("#to-connection").await;
@@ -540,7 +525,7 @@ async fn a_response_file_carries_the_approval_by_clicking() {
     );
 
     // Used once: the same file again is refused.
-    browser.go(&format!("{}/peers/response", city.url)).await;
+    browser.goto(&format!("{}/peers/response", city.url)).await;
     browser.fill("response-text", text.trim()).await;
     browser.click("#accept-response").await;
     assert!(browser.text_of(".error").await.contains("invite_reused"));
@@ -681,7 +666,7 @@ async fn peer_manager_shows_what_peers_send_as_text() {
 
     // The other side disables the live connection: the list says so, and by which side.
     ferry_json(&harbor, &["peer", "disable", &on_harbor]);
-    browser.go(&format!("{}/peers", city.url)).await;
+    browser.goto(&format!("{}/peers", city.url)).await;
     assert_eq!(
         browser.text_of(&format!("{row} .badge")).await,
         "disabled there"

@@ -9,16 +9,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_node::Node;
-use ferry_node::transfer::{self, ImportRequest};
+use ferry_node::transfer;
 use ferry_proto::{ApiError, ErrorCode, Item};
-use futures_util::TryStreamExt;
-
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
 
 /// Imports a body as a new item: GeoJSON → layer, CSV/NDJSON → dataset, anything else → file.
 #[utoipa::path(post, path = "/api/v1/items/import", tag = "items",
@@ -42,13 +34,7 @@ pub(crate) async fn import_item(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Item>)> {
-    let request = ImportRequest {
-        query,
-        content_type: header_text(&headers, header::CONTENT_TYPE),
-        declared_length: header_text(&headers, header::CONTENT_LENGTH)
-            .and_then(|v| v.parse::<u64>().ok()),
-    };
-    let body = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let (request, body) = crate::transfers::import_of(query, &headers, body);
     let item = transfer::import_item(&node, &caller, request, body).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
@@ -67,9 +53,9 @@ pub(crate) async fn export_item(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
-    let range = header_text(&headers, header::RANGE);
+    let range = crate::transfers::header_text(&headers, header::RANGE);
     match transfer::export_item(&node, &caller, id, query, range).await {
-        Ok(export) => Ok(crate::download::export_response(export)),
+        Ok(export) => Ok(crate::transfers::export_response(export)),
         Err(e) if e.code() == ErrorCode::RangeNotSatisfiable => Err(range_not_satisfiable(e)),
         Err(e) => Err(ApiFailure(e).into_response()),
     }

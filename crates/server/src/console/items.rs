@@ -381,7 +381,7 @@ pub(crate) async fn export(
 ) -> Response {
     let session = &signed_in.session;
     match ferry_node::transfer::export_item(&node, &session.caller, id, query, None).await {
-        Ok(export) => crate::download::export_response(export),
+        Ok(export) => crate::transfers::export_response(export),
         Err(e) => failure_page(&node, session, "Export", &e),
     }
 }

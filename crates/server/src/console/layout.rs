@@ -210,3 +210,30 @@ pub(crate) fn page_of(
     };
     (rows, pager)
 }
+
+/// What a confirmation page asks: its heading, what will happen (list items), where the
+/// confirming form posts, its button, and where Cancel leads.
+pub(crate) struct Confirmation<'a> {
+    pub(crate) heading: String,
+    pub(crate) consequences: Markup,
+    pub(crate) action: String,
+    pub(crate) button_id: &'a str,
+    pub(crate) button: &'a str,
+    pub(crate) cancel: String,
+}
+
+/// A page that says what an irreversible action does before the person confirms it.
+pub(crate) fn confirmation(node: &Node, session: &Session, asked: Confirmation<'_>) -> Response {
+    let body = html! {
+        h1 { (asked.heading) }
+        ul.lead #consequences { (asked.consequences) }
+        div.buttons {
+            form.button method="post" action=(asked.action) {
+                (csrf_field(session))
+                button.danger #(asked.button_id) type="submit" { (asked.button) }
+            }
+            a.button.secondary href=(asked.cancel) { "Cancel" }
+        }
+    };
+    Html(page(node, Some(session), asked.button, body).into_string()).into_response()
+}

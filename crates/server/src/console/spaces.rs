@@ -3,7 +3,8 @@
 //! behind a confirmation that says what goes with it. Everyone signed in reads; admins change.
 
 use super::layout::{
-    Checked, NoFields, PAGE_ROWS, csrf_field, failure, failure_page, page, page_of, same_origin,
+    Checked, Confirmation, NoFields, PAGE_ROWS, confirmation, csrf_field, failure, failure_page,
+    page, page_of, same_origin,
 };
 use super::links::link_badges;
 use super::session::SignedIn;
@@ -12,16 +13,14 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::RawQuery;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use ferry_node::Node;
 use ferry_node::NodeError;
 use ferry_node::sessions::Session;
-use ferry_node::transfer::ImportRequest;
 use ferry_proto::ErrorCode;
 use ferry_proto::{Item, NewSpace, Role, Space, SpacePatch};
-use futures_util::TryStreamExt;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -309,18 +308,7 @@ pub(crate) async fn upload_item(
         }
         import.finish()
     };
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let request = ImportRequest {
-        query: Some(import),
-        content_type: text(header::CONTENT_TYPE),
-        declared_length: text(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
-    };
-    let body = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let (request, body) = crate::transfers::import_of(Some(import), &headers, body);
     match ferry_node::transfer::import_item(&node, &session.caller, request, body).await {
         Ok(item) => (StatusCode::CREATED, Json(item)).into_response(),
         Err(e) => ApiFailure(e).into_response(),
@@ -337,28 +325,29 @@ pub(crate) async fn confirm_delete(
         Ok(space) => space,
         Err(e) => return failure_page(&node, session, "Delete space", &e),
     };
-    let body = html! {
-        h1 { "Delete the space " (space.name) "?" }
-        ul.lead #consequences {
-            @if space.item_count > 0 {
-                li { "Its " (space.item_count) " items are deleted with it, and their data on this instance." }
-            } @else {
-                li { "It holds no item." }
-            }
-            @if !space.links.is_empty() {
-                li { "It is linked: " (link_badges(&space.links)) ". A linked space cannot be deleted; end its links first." }
-            }
-            li { "It cannot be undone." }
+    let consequences = html! {
+        @if space.item_count > 0 {
+            li { "Its " (space.item_count) " items are deleted with it, and their data on this instance." }
+        } @else {
+            li { "It holds no item." }
         }
-        form.stacked method="post" action={ "/spaces/" (space.name) "/delete" } {
-            (csrf_field(session))
-            div.buttons {
-                button.danger #confirm-delete type="submit" { "Delete space" }
-                a.button.secondary href={ "/spaces/" (space.name) } { "Cancel" }
-            }
+        @if !space.links.is_empty() {
+            li { "It is linked: " (link_badges(&space.links)) ". A linked space cannot be deleted; end its links first." }
         }
+        li { "It cannot be undone." }
     };
-    Html(page(&node, Some(session), "Delete space", body).into_string()).into_response()
+    confirmation(
+        &node,
+        session,
+        Confirmation {
+            heading: format!("Delete the space {}?", space.name),
+            consequences,
+            action: format!("/spaces/{}/delete", space.name),
+            button_id: "confirm-delete",
+            button: "Delete space",
+            cancel: format!("/spaces/{}", space.name),
+        },
+    )
 }
 
 pub(crate) async fn delete(

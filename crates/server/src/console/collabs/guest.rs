@@ -6,7 +6,8 @@
 use super::page::{Said, render, render_list};
 use super::parts::{handover, mode_label};
 use crate::console::layout::{
-    Checked, NoFields, csrf_field, failure, failure_page, needs_admin, page,
+    Checked, Confirmation, NoFields, confirmation, csrf_field, failure, failure_page, needs_admin,
+    page,
 };
 use crate::console::session::SignedIn;
 use axum::extract::{Path, State};
@@ -244,22 +245,23 @@ pub(crate) async fn confirm_leave(
         Err(e) => return failure_page(&node, session, "Leave collaboration", &e),
     };
     let c = &detail.collaboration;
-    let body = html! {
-        h1 { "Leave " (c.name) "?" }
-        ul.lead #consequences {
-            li { strong { (c.host.title) } " is told, and nothing more is sent or received in its workspaces." }
-            li { "Our linked spaces stay; received items " (if c.delete_policy == "delete" { "are deleted here, as our setting says" } else { "stay here, as our setting says" }) "." }
-            li { "Taking part again needs a new invitation." }
-        }
-        div.buttons {
-            form.button method="post" action={ "/collabs/" (c.id) "/leave" } {
-                (csrf_field(session))
-                button.danger #confirm-leave type="submit" { "Leave collaboration" }
-            }
-            a.button.secondary href={ "/collabs/" (c.id) } { "Cancel" }
-        }
+    let consequences = html! {
+        li { strong { (c.host.title) } " is told, and nothing more is sent or received in its workspaces." }
+        li { "Our linked spaces stay; received items " (if c.delete_policy == "delete" { "are deleted here, as our setting says" } else { "stay here, as our setting says" }) "." }
+        li { "Taking part again needs a new invitation." }
     };
-    Html(page(&node, Some(session), "Leave collaboration", body).into_string()).into_response()
+    confirmation(
+        &node,
+        session,
+        Confirmation {
+            heading: format!("Leave {}?", c.name),
+            consequences,
+            action: format!("/collabs/{}/leave", c.id),
+            button_id: "confirm-leave",
+            button: "Leave collaboration",
+            cancel: format!("/collabs/{}", c.id),
+        },
+    )
 }
 
 pub(crate) async fn leave(

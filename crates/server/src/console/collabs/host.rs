@@ -7,7 +7,8 @@ use super::host_forms::{WorkspaceFields, workspace_inputs};
 use super::page::{Said, render, render_list};
 use super::parts::handover;
 use crate::console::layout::{
-    Checked, NoFields, csrf_field, failure, failure_page, needs_admin, page,
+    Checked, Confirmation, NoFields, confirmation, csrf_field, failure, failure_page, needs_admin,
+    page,
 };
 use crate::console::session::SignedIn;
 use axum::extract::{Path, State};
@@ -359,22 +360,23 @@ pub(crate) async fn confirm_delete(
         Err(e) => return failure_page(&node, session, "Delete collaboration", &e),
     };
     let c = &detail.collaboration;
-    let body = html! {
-        h1 { "Delete the collaboration " (c.name) "?" }
-        ul.lead #consequences {
-            li { "Every guest is told, and nothing more is sent or received in its workspaces." }
-            li { "Linked spaces and their items stay, here and on every guest: only the links end." }
-            li { "It cannot be undone." }
-        }
-        div.buttons {
-            form.button method="post" action={ "/collabs/" (c.id) "/delete" } {
-                (csrf_field(session))
-                button.danger #confirm-delete type="submit" { "Delete collaboration" }
-            }
-            a.button.secondary href={ "/collabs/" (c.id) } { "Cancel" }
-        }
+    let consequences = html! {
+        li { "Every guest is told, and nothing more is sent or received in its workspaces." }
+        li { "Linked spaces and their items stay, here and on every guest: only the links end." }
+        li { "It cannot be undone." }
     };
-    Html(page(&node, Some(session), "Delete collaboration", body).into_string()).into_response()
+    confirmation(
+        &node,
+        session,
+        Confirmation {
+            heading: format!("Delete the collaboration {}?", c.name),
+            consequences,
+            action: format!("/collabs/{}/delete", c.id),
+            button_id: "confirm-delete",
+            button: "Delete collaboration",
+            cancel: format!("/collabs/{}", c.id),
+        },
+    )
 }
 
 pub(crate) async fn delete(

@@ -4,10 +4,12 @@
 
 use super::list::after;
 use super::shown::{SecurityFields, Shown, Typed, title_of};
-use crate::console::layout::{Checked, NoFields, csrf_field, failure_page, needs_admin, page};
+use crate::console::layout::{
+    Checked, Confirmation, NoFields, confirmation, failure_page, needs_admin,
+};
 use crate::console::session::SignedIn;
 use axum::extract::{Path, State};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use ferry_node::Node;
 use ferry_proto::{PeerChanged, PeerSends, ProposeSecurity};
 use maud::{Markup, html};
@@ -80,27 +82,28 @@ pub(crate) async fn confirm_delete(
     };
     let connection = &detail.connection;
     let title = title_of(connection);
-    let body = html! {
-        h1 { "Delete the connection with " (title) "?" }
-        ul.lead #consequences {
-            li { "Nothing more is sent or received over it, from now on." }
-            @if connection.peer.is_some() && matches!(connection.state.as_str(), "approved" | "active") {
-                li { strong { (title) } " is told: its side becomes " em { "revoked" } " and it no longer accepts this instance's key for the connection." }
-            } @else {
-                li { strong { (title) } " has not completed the connection, so there is nobody to tell; its code stops working here." }
-            }
-            li { "Items already copied stay where they are, on both sides." }
-            li { "It cannot be undone: peering again takes a new request." }
+    let consequences = html! {
+        li { "Nothing more is sent or received over it, from now on." }
+        @if connection.peer.is_some() && matches!(connection.state.as_str(), "approved" | "active") {
+            li { strong { (title) } " is told: its side becomes " em { "revoked" } " and it no longer accepts this instance's key for the connection." }
+        } @else {
+            li { strong { (title) } " has not completed the connection, so there is nobody to tell; its code stops working here." }
         }
-        div.buttons {
-            form.button method="post" action={ "/peers/" (id) "/delete" } {
-                (csrf_field(session))
-                button.danger #confirm-delete type="submit" { "Delete connection" }
-            }
-            a.button.secondary #cancel-delete href={ "/peers?id=" (id) } { "Cancel" }
-        }
+        li { "Items already copied stay where they are, on both sides." }
+        li { "It cannot be undone: peering again takes a new request." }
     };
-    Html(page(&node, Some(session), "Delete connection", body).into_string()).into_response()
+    confirmation(
+        &node,
+        session,
+        Confirmation {
+            heading: format!("Delete the connection with {title}?"),
+            consequences,
+            action: format!("/peers/{id}/delete"),
+            button_id: "confirm-delete",
+            button: "Delete connection",
+            cancel: format!("/peers?id={id}"),
+        },
+    )
 }
 
 pub(crate) async fn delete(

@@ -1,11 +1,36 @@
-//! An export as an HTTP answer, for every door that offers downloads (the REST API, the
-//! console): the content type, a file name to save it under, and for a file its length, ETag
-//! and the range sent.
+//! Imports and exports over HTTP, for every door that offers them (the REST API, the console):
+//! an upload's body and headers as a node import, and an export as an answer (the content type,
+//! a file name to save it under, and for a file its length, ETag and the range sent).
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use ferry_node::transfer::Export;
+use ferry_node::transfer::{ByteStream, Export, ImportRequest};
+use futures_util::TryStreamExt;
+
+pub(crate) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An upload as the node imports it: the query (`space=...&title=...`), the body's type and
+/// declared length, and the body as a stream.
+pub(crate) fn import_of(
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> (ImportRequest, ByteStream) {
+    let request = ImportRequest {
+        query,
+        content_type: header_text(headers, header::CONTENT_TYPE),
+        declared_length: header_text(headers, header::CONTENT_LENGTH)
+            .and_then(|v| v.parse::<u64>().ok()),
+    };
+    let body = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    (request, body)
+}
 
 pub(crate) fn export_response(export: Export) -> Response {
     let file = export.file.clone();
