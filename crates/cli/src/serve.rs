@@ -49,6 +49,11 @@ pub(crate) struct ServeArgs {
     /// Call peers at plain http:// URLs off loopback (a lab setting: traffic is unencrypted).
     #[arg(long, env = "FERRY_ALLOW_PLAIN_HTTP")]
     allow_plain_http: Option<bool>,
+    /// Background tiles for the web console's map, as a URL with {z}, {x} and {y} (e.g.
+    /// https://tile.openstreetmap.org/{z}/{x}/{y}.png). Browsers fetch them; without it the map
+    /// draws features on a plain background and needs no internet.
+    #[arg(long, env = "FERRY_BASEMAP_URL")]
+    basemap_url: Option<String>,
 }
 
 /// Runs an instance on `data_dir` (the global `--data-dir`, which also reads FERRY_DATA_DIR).
@@ -69,6 +74,7 @@ pub(crate) async fn run(args: ServeArgs, data_dir: Option<std::path::PathBuf>) -
         tls_key: args.tls_key,
         tls_ca_bundle: args.tls_ca_bundle,
         allow_plain_http: args.allow_plain_http,
+        basemap_url: args.basemap_url,
     };
     let config = options.resolve(&crate::client::default_data_dir())?;
     let data_dir = config.data_dir.clone();

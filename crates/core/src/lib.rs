@@ -13,6 +13,7 @@ pub mod policy;
 pub mod rows;
 pub mod schema;
 pub mod sync;
+pub mod tiles;
 pub mod time;
 
 pub use error::{CoreError, CoreResult};

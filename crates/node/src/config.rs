@@ -45,6 +45,9 @@ pub struct ServeOptions {
     /// Lets this instance call peers at plain `http://` URLs off loopback: a lab setting, never
     /// for real data (default false).
     pub allow_plain_http: Option<bool>,
+    /// Tiles the console's map draws under a layer's features: a URL with `{z}`, `{x}` and
+    /// `{y}` (none by default: the map needs no internet).
+    pub basemap_url: Option<String>,
 }
 
 /// Settings in force.
@@ -75,6 +78,50 @@ pub struct Config {
     pub tls_ca_bundle: Option<PathBuf>,
     /// Whether peers at plain `http://` URLs off loopback may be called.
     pub allow_plain_http: bool,
+    pub basemap: Option<Basemap>,
+}
+
+/// Where the console's map fetches background tiles: the browser asks for them, never this
+/// instance, so the page's content policy allows images from `origin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Basemap {
+    /// With `{z}`, `{x}` and `{y}` where a tile's zoom, column and row go.
+    pub url: String,
+    /// `scheme://host[:port]` of `url`.
+    pub origin: String,
+}
+
+impl Basemap {
+    /// A basemap URL checked: `http` or `https`, a host, the three placeholders, and nothing
+    /// that could end a header or an HTML attribute.
+    pub fn parse(url: &str) -> Result<Basemap, ConfigError> {
+        let bad = |why: &str| {
+            ConfigError::Basemap(format!(
+                "the basemap URL '{url}' {why}: give a tile URL such as https://tiles.example.org/{{z}}/{{x}}/{{y}}.png"
+            ))
+        };
+        for placeholder in ["{z}", "{x}", "{y}"] {
+            if !url.contains(placeholder) {
+                return Err(bad(&format!("has no {placeholder}")));
+            }
+        }
+        if url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "'\"<>;,".contains(c))
+        {
+            return Err(bad("holds spaces, quotes, brackets, commas or semicolons"));
+        }
+        let sample = url.replace(['{', '}'], "");
+        let parsed =
+            reqwest::Url::parse(&sample).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(bad("is not an http or https URL with a host"));
+        }
+        Ok(Basemap {
+            url: url.to_string(),
+            origin: parsed.origin().ascii_serialization(),
+        })
+    }
 }
 
 impl Config {
@@ -95,6 +142,7 @@ impl Config {
             tls: None,
             tls_ca_bundle: None,
             allow_plain_http: false,
+            basemap: None,
         }
     }
 }
@@ -112,6 +160,8 @@ pub enum ConfigError {
         "a TLS certificate needs its key and a key its certificate: give both --tls-cert and --tls-key"
     )]
     TlsHalf,
+    #[error("{0}")]
+    Basemap(String),
 }
 
 impl ServeOptions {
@@ -179,6 +229,11 @@ impl ServeOptions {
                 .allow_plain_http
                 .or(file.allow_plain_http)
                 .unwrap_or(base.allow_plain_http),
+            basemap: self
+                .basemap_url
+                .or(file.basemap_url)
+                .map(|url| Basemap::parse(&url))
+                .transpose()?,
             data_dir,
         })
     }

@@ -17,6 +17,7 @@ pub mod federation;
 mod ids;
 pub mod instance;
 pub mod items;
+pub mod map;
 pub mod metrics;
 mod node;
 pub mod peers;
@@ -35,7 +36,7 @@ pub mod trust;
 
 pub use background::Background;
 pub use caller::Caller;
-pub use config::{Config, ServeOptions};
+pub use config::{Basemap, Config, ServeOptions};
 pub use error::{NodeError, NodeResult};
 pub use instance::{Instance, StartError};
 pub use node::{InstanceFacts, Limits, Node};

@@ -38,6 +38,8 @@ pub struct InstanceFacts {
     pub public_url: String,
     pub public_key: String,
     pub fingerprint: String,
+    /// Background tiles for the console's map, when an admin configured them.
+    pub basemap: Option<crate::config::Basemap>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +70,7 @@ impl Node {
                 public_url,
                 public_key: instance.identity.public_key_base64(),
                 fingerprint: instance.identity.fingerprint(),
+                basemap: instance.config.basemap.clone(),
             }),
             identity: instance.identity.clone(),
             metrics: Arc::new(Metrics::new()),

@@ -47,7 +47,7 @@ fn routes(node: Node) -> Router {
     Router::new()
         .merge(api)
         .merge(federation::routes(node.clone()))
-        .merge(console::routes())
+        .merge(console::routes(&node))
         .route(
             "/api/v1/openapi.json",
             get(move || {

@@ -9,6 +9,7 @@ use crate::{
     RowSource, RowUpdate, SentPart, Store, StoreError,
 };
 use ferry_core::geometry::{BBox, RawGeometry};
+use ferry_core::tiles::Tile;
 use ferry_core::{CoreError, CoreResult, Key};
 use ferry_proto::{
     Change, ErrorCode, Field, FieldType, ItemKind, ItemPatch, NewSpace, Role, Schema, SpacePatch,
@@ -31,7 +32,8 @@ macro_rules! store_conformance_tests {
             inline_items_arrive_until_their_stream_ends,
             a_retracted_copy_keeps_what_another_link_brings, kept_items_keep_their_origin,
             sync_runs_are_kept,
-            references_hold_no_rows, geometry_text_reads_back_as_written);
+            references_hold_no_rows, geometry_text_reads_back_as_written,
+            map_tiles_find_and_thin_features);
     };
     (@each $open:expr; $($check:ident),*) => {
         $(
@@ -2095,4 +2097,163 @@ pub fn geometry_text_reads_back_as_written(store: &dyn Store) {
     };
     store.apply_edits(item.id, &plan).unwrap();
     check("after an edit of the values");
+}
+
+/// The keys of a map tile's features (all of them, or the first `limit`).
+fn tile_keys(
+    store: &dyn Store,
+    item: ferry_proto::ItemId,
+    tile: Tile,
+    limit: usize,
+) -> (Vec<Key>, bool) {
+    let found = store.tile_rows(item, tile, limit).unwrap();
+    let keys = found
+        .rows
+        .iter()
+        .map(|r| Key::from_value(&r.key).unwrap())
+        .collect();
+    (keys, found.complete)
+}
+
+/// The tile of zoom `z` that holds a position.
+fn tile_at(z: u32, lon: f64, lat: f64) -> Tile {
+    let n = f64::from(1u32 << z);
+    let x = ((lon + 180.0) / 360.0 * n) as u32;
+    let lat = lat.to_radians();
+    let y = ((1.0 - lat.tan().asinh() / std::f64::consts::PI) / 2.0 * n) as u32;
+    Tile::new(z, x, y).unwrap()
+}
+
+/// The map's index finds exactly the features that touch a tile (as a box query over every row
+/// finds them), large features in every tile they cross, thins a crowded tile to an even sample
+/// whose prefixes are samples too, and follows every write: edits, deletes, received rows.
+pub fn map_tiles_find_and_thin_features(store: &dyn Store) {
+    space(store, "s");
+    // A 40 × 40 grid off every tile line, and a polygon across many tiles.
+    let grid = |i: i64| (-99.3 + 5.0 * (i % 40) as f64, -59.1 + 3.0 * (i / 40) as f64);
+    let mut rows: Vec<RowRecord> = (0..1600)
+        .map(|i| {
+            let (lon, lat) = grid(i);
+            point_row(i + 1, lon, lat)
+        })
+        .collect();
+    let polygon = json!({"type": "Polygon",
+        "coordinates": [[[10.5, 10.5], [30.5, 10.5], [30.5, 20.5], [10.5, 20.5], [10.5, 10.5]]]});
+    rows.push(RowRecord {
+        geometry: Some(
+            RawGeometry::from_value(&polygon)
+                .unwrap()
+                .validate(true)
+                .unwrap(),
+        ),
+        ..point_row(5000, 0.0, 0.0)
+    });
+    let mut source = VecRows {
+        rows: rows.into_iter(),
+        fail_at_end: None,
+        schema: layer_schema(),
+    };
+    let item = store
+        .create_item(&draft("s", ItemKind::FeatureLayer), &mut source)
+        .unwrap();
+    let by_box = |tile: Tile| -> Vec<Key> {
+        let query = RowQuery {
+            limit: 10_000,
+            bbox: Some(tile.bounds()),
+            ..Default::default()
+        };
+        let rows = store.query_rows(item.id, &query).unwrap();
+        let mut keys: Vec<Key> = rows
+            .iter()
+            .map(|r| Key::from_value(&r.key).unwrap())
+            .collect();
+        keys.sort();
+        keys
+    };
+    for z in 0..=7 {
+        for (lon, lat) in [(0.7, 0.9), (20.7, 15.9), (-50.3, -30.1), (170.0, 80.0)] {
+            let tile = tile_at(z, lon, lat);
+            let (mut keys, complete) = tile_keys(store, item.id, tile, 100_000);
+            keys.sort();
+            assert!(complete);
+            assert_eq!(keys, by_box(tile), "tile {tile:?}");
+        }
+    }
+    let polygon_tile = tile_at(9, 20.0, 15.0);
+    let (keys, _) = tile_keys(store, item.id, polygon_tile, 100);
+    assert!(
+        keys.contains(&Key::Int(5000)),
+        "the polygon crosses the tile"
+    );
+    let (keys, _) = tile_keys(store, item.id, tile_at(9, 40.0, 15.0), 100);
+    assert!(!keys.contains(&Key::Int(5000)));
+
+    // Thinned: an even sample of the grid, each limit's answer a prefix of a larger one.
+    let world = Tile::new(0, 0, 0).unwrap();
+    let (sample, complete) = tile_keys(store, item.id, world, 400);
+    assert_eq!((sample.len(), complete), (400, false));
+    let (smaller, _) = tile_keys(store, item.id, world, 150);
+    assert_eq!(smaller[..], sample[..150]);
+    let mut quadrants = [0; 4];
+    for key in &sample {
+        let Key::Int(k) = key else {
+            panic!("integer keys")
+        };
+        if *k <= 1600 {
+            let (lon, lat) = grid(k - 1);
+            quadrants[usize::from(lon > 0.0) + 2 * usize::from(lat > 0.0)] += 1;
+        }
+    }
+    assert!(
+        quadrants.iter().all(|q| (60..=140).contains(q)),
+        "{quadrants:?}"
+    );
+
+    // Edits move and remove features on the map.
+    let (old_lon, old_lat) = grid(0);
+    let moved = RawGeometry::from_value(&json!({"type": "Point", "coordinates": [150.5, 70.5]}))
+        .and_then(|g| g.validate(true))
+        .unwrap();
+    let plan = EditPlan {
+        updates: vec![RowUpdate {
+            key: Key::Int(1),
+            values: serde_json::Map::new(),
+            geometry: Some(Some(moved)),
+        }],
+        deletes: vec![Key::Int(2)],
+        ..Default::default()
+    };
+    store.apply_edits(item.id, &plan).unwrap();
+    let keys_at = |lon, lat| tile_keys(store, item.id, tile_at(12, lon, lat), 100).0;
+    assert_eq!(keys_at(150.5, 70.5), vec![Key::Int(1)]);
+    assert!(keys_at(old_lon, old_lat).is_empty());
+    let (lon2, lat2) = grid(1);
+    assert!(
+        keys_at(lon2, lat2).is_empty(),
+        "a deleted feature leaves the map"
+    );
+
+    // Received rows, and their deletion.
+    space(store, "inbox");
+    let ops = [
+        received("o1", "Berths"),
+        received_row("o1", 1),
+        received_row("o1", 2),
+    ];
+    store
+        .apply_sync_batch(&batch(&ops, &cursor(10, true), "peer:c1"))
+        .unwrap();
+    let copy = items_in(store, "inbox")[0].id;
+    let received_at = |store: &dyn Store| tile_keys(store, copy, tile_at(12, 1.0, 2.0), 100).0;
+    assert_eq!(received_at(store).len(), 2);
+    let gone = [crate::SyncOp::RowDeleted {
+        origin: far("o1"),
+        key: Key::Int(2),
+    }];
+    store
+        .apply_sync_batch(&batch(&gone, &cursor(20, false), "peer:c1"))
+        .unwrap();
+    assert_eq!(received_at(store), vec![Key::Int(1)]);
+    let unknown = store.tile_rows(ferry_proto::ItemId::generate(), world, 10);
+    assert!(matches!(unknown, Err(StoreError::ItemNotFound(_))));
 }

@@ -21,6 +21,7 @@ pub use sqlite::SqliteStore;
 pub use types::*;
 
 use ferry_core::Key;
+use ferry_core::tiles::Tile;
 use ferry_proto::{
     AuditEntry, ChangePage, ChunkHash, Item, ItemId, ItemPatch, NewPolicyRule, NewSpace,
     PolicyRule, Role, Row, Space, SpacePatch, TokenId, TokenInfo,
@@ -86,6 +87,10 @@ pub trait Store: Send + Sync + 'static {
     fn apply_edits(&self, id: ItemId, plan: &EditPlan) -> StoreResult<EditOutcome>;
     /// Live rows in key order.
     fn query_rows(&self, id: ItemId, query: &RowQuery) -> StoreResult<Vec<Row>>;
+    /// Up to `limit` live features of a layer that touch a map tile, found through the map's
+    /// index and, when more touch it, thinned to an even sample ([`ferry_core::tiles`]): the
+    /// sparsest tiers first, so any prefix is an even sample too.
+    fn tile_rows(&self, id: ItemId, tile: Tile, limit: usize) -> StoreResult<TileRows>;
     /// Visits every live row in key order, from one consistent snapshot.
     fn scan_rows(
         &self,

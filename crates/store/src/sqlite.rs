@@ -19,6 +19,7 @@ use records::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use ferry_core::Key;
+use ferry_core::tiles::Tile;
 use ferry_proto::{
     AuditEntry, ChangePage, ChunkHash, Item, ItemId, ItemPatch, NewPolicyRule, NewSpace,
     PolicyRule, Role, Row, Space, SpacePatch, TokenId, TokenInfo,
@@ -371,6 +372,10 @@ impl Store for SqliteStore {
         content::query_rows(self, id, query)
     }
 
+    fn tile_rows(&self, id: ItemId, tile: Tile, limit: usize) -> StoreResult<TileRows> {
+        content::tile_rows(self, id, tile, limit)
+    }
+
     fn scan_rows(
         &self,
         id: ItemId,
@@ -558,5 +563,38 @@ mod tests {
         assert_eq!(copied.space("flushed").unwrap().name, "flushed");
         // The closed store still answers.
         assert_eq!(store.list_spaces().unwrap().len(), 1);
+    }
+
+    /// Rows written by a version before the map's index get their map cells when the database
+    /// is upgraded: the map finds them as it finds new ones.
+    #[test]
+    fn rows_written_before_the_map_index_get_their_cells_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .create_space(&NewSpace {
+                name: "s".into(),
+                description: String::new(),
+            })
+            .unwrap();
+        let item = crate::conformance::layer_of_geometry_texts(&store, "s");
+        let world = Tile::new(0, 0, 0).unwrap();
+        let before = store.tile_rows(item.id, world, 100).unwrap();
+        assert_eq!((before.rows.len(), before.complete), (6, true));
+        store.close().unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP INDEX rows_by_map_cell; ALTER TABLE rows DROP COLUMN map_cell;")
+            .unwrap();
+        conn.pragma_update(
+            None,
+            "user_version",
+            super::connections::MIGRATIONS.len() as i64 - 1,
+        )
+        .unwrap();
+        drop(conn);
+        let upgraded = SqliteStore::open(&path).unwrap();
+        assert_eq!(upgraded.tile_rows(item.id, world, 100).unwrap(), before);
     }
 }

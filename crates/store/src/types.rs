@@ -73,6 +73,14 @@ pub struct RowQuery {
     pub equals: Vec<(String, Value)>,
 }
 
+/// The features of one map tile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileRows {
+    pub rows: Vec<ferry_proto::Row>,
+    /// Every feature that touches the tile is in `rows`.
+    pub complete: bool,
+}
+
 /// A row as stored, borrowed for the duration of a scan: export writes it without re-encoding.
 #[derive(Debug, Clone, Copy)]
 pub struct RawRow<'a> {

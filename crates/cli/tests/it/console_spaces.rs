@@ -557,3 +557,174 @@ async fn a_sync_run_started_from_the_page_is_followed_without_a_reload() {
     browser.screenshot("sync-history").await;
     browser.client.clone().close().await.unwrap();
 }
+
+/// Waits until the map has drawn every tile in view; returns how many features it drew.
+async fn map_drawn(browser: &Browser) -> usize {
+    let canvas = browser
+        .client
+        .find(Locator::Css("canvas#map"))
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        let drawn = canvas.attr("data-drawn").await.unwrap().unwrap_or_default();
+        if let Ok(count) = drawn.parse() {
+            return count;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the map was not drawn: {}",
+        browser.text_of("#map-status").await
+    );
+}
+
+/// A layer far too large to send whole is drawn from thinned tiles of at most 2,000 features
+/// each, and an admin's basemap appears under it: the browser fetches its tiles (the page's
+/// content policy lets it), while the features still come from this instance alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowded_layer_is_thinned_on_the_map_over_a_configured_basemap() {
+    use axum::extract::Path;
+    use std::sync::{Arc, Mutex};
+    // A tile server on loopback standing in for a basemap provider; it notes what it is asked.
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let noted = asked.clone();
+    let tiles = axum::Router::new().route(
+        "/tiles/{z}/{x}/{y}",
+        axum::routing::get(move |Path((z, x, y)): Path<(u32, u32, String)>| {
+            noted.lock().unwrap().push(format!("{z}/{x}/{y}"));
+            async {
+                (
+                    [("content-type", "image/svg+xml")],
+                    r##"<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256"><rect width="256" height="256" fill="#e8e0c8"/></svg>"##,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, tiles).await });
+    let url = format!("http://127.0.0.1:{port}/tiles/{{z}}/{{x}}/{{y}}.svg");
+    let basemap = ferry_node::Basemap::parse(&url).unwrap();
+    let city = TestInstance::start_with(|c| c.basemap = Some(basemap)).await;
+    city.create_space("dense").await;
+    // 30,000 points in one square degree.
+    let features: Vec<String> = (0..30_000u64)
+        .map(|i| {
+            let x = 5.0 + ((i * 7919) % 1000) as f64 / 1000.0 + 0.0003;
+            let y = 45.0 + ((i * 104_729) % 997) as f64 / 997.0 + 0.0003;
+            format!(
+                r#"{{"type":"Feature","id":{i},"geometry":{{"type":"Point","coordinates":[{x},{y}]}},"properties":{{"name":"d{i}"}}}}"#
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+        features.join(",")
+    );
+    let (status, layer) = city
+        .import("space=dense&title=Sensors", "application/geo+json", body)
+        .await;
+    assert_eq!(status, 201, "{layer}");
+    let layer_id = layer["id"].as_str().unwrap().to_string();
+
+    let browser = Browser::start().await;
+    browser.sign_in(&city.url, &city.admin_token).await;
+    browser
+        .goto(&format!("{}/items/{layer_id}", city.url))
+        .await;
+    let drawn = map_drawn(&browser).await;
+    let status = browser.text_of("#map-status").await;
+    assert!(status.contains("zoom in"), "{status}");
+    // Every tile in view is full (2,000) or holds the edge of the square.
+    assert!((2_000..30_000).contains(&drawn), "{drawn} drawn: {status}");
+    // One tile as the map gets it: 2,000 features, an even sample of the square, said to be cut.
+    let map_tile = |path: String| {
+        let browser = &browser;
+        async move {
+            browser
+                .client
+                .execute_async(
+                    "fetch(arguments[0]).then(a => a.json()).then(arguments[1]);",
+                    vec![serde_json::json!(path)],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let tile = map_tile(format!("/items/{layer_id}/tiles/0/0/0")).await;
+    let features = tile["features"].as_array().unwrap();
+    assert_eq!(
+        (features.len(), &tile["truncated"]),
+        (2000, &serde_json::json!(true))
+    );
+    let west_half = features
+        .iter()
+        .filter(|f| f["geometry"]["coordinates"][0].as_f64().unwrap() < 5.5)
+        .count();
+    assert!(
+        (800..1200).contains(&west_half),
+        "{west_half} of 2,000 in the west half"
+    );
+    // A tile asked past the deepest zoom is refused with its code.
+    let refused = map_tile(format!("/items/{layer_id}/tiles/23/0/0")).await;
+    assert_eq!(refused["code"], "invalid_request", "{refused}");
+
+    // The basemap's tiles were asked for and shown under the transparent canvas.
+    let images = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('#basemap img')].map(i => i.complete && i.naturalWidth);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let images = images.as_array().unwrap();
+    assert!(
+        !images.is_empty() && images.iter().all(|w| w == 256),
+        "{images:?}"
+    );
+    let zoom = serde_json::from_str::<serde_json::Value>(
+        &browser
+            .client
+            .find(Locator::Css("canvas#map"))
+            .await
+            .unwrap()
+            .attr("data-view")
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap()["zoom"]
+        .as_u64()
+        .unwrap();
+    let seen = asked.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|t| t.starts_with(&format!("{zoom}/"))),
+        "zoom {zoom}: {seen:?}"
+    );
+    let corner = browser
+        .client
+        .execute(
+            "return document.getElementById('map').getContext('2d').getImageData(2, 2, 1, 1).data[3];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(corner, 0, "the canvas is clear where no feature is");
+    browser.screenshot_page("item-map-basemap").await;
+
+    // Zoomed in, tiles are smaller and the map draws from deeper ones.
+    for _ in 0..4 {
+        browser.press("#zoom-in").await;
+    }
+    let deeper = map_drawn(&browser).await;
+    assert!(deeper > 0, "{}", browser.text_of("#map-status").await);
+    assert!(
+        asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t.starts_with(&format!("{}/", zoom + 4))),
+        "the basemap follows the zoom"
+    );
+}

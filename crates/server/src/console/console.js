@@ -129,8 +129,9 @@ if (upload) {
 }
 
 // A canvas with data-tiles="URL" draws a feature layer from URL/z/x/y tiles (Web Mercator):
-// drag to pan, wheel or the buttons to zoom, click a feature to list its properties. No
-// basemap and no request to anywhere but this instance.
+// drag to pan, wheel or the buttons to zoom, click a feature to list its properties. Features
+// come from this instance only; background tiles come from data-basemap (with {z}, {x}, {y})
+// when an admin configured one, as images under the canvas.
 const map = document.querySelector("canvas[data-tiles]");
 if (map) {
   const context = map.getContext("2d");
@@ -138,6 +139,8 @@ if (map) {
   const properties = document.getElementById("feature-properties");
   const tiles = new Map();
   const view = { lon: 0, lat: 0, zoom: 1 };
+  const basemap = map.dataset.basemap ? document.getElementById("basemap") : null;
+  const backgrounds = new Map();
   const TILE = 256;
   const world = (lon, lat, zoom) => {
     const scale = TILE * Math.pow(2, zoom);
@@ -180,52 +183,90 @@ if (map) {
       default: return [];
     }
   };
-  let drawn = [];
-  const draw = () => {
-    context.clearRect(0, 0, map.width, map.height);
-    context.fillStyle = "#f1f4f8";
-    context.fillRect(0, 0, map.width, map.height);
-    const z = Math.max(0, Math.min(22, Math.round(view.zoom)));
+  // The tiles of zoom z in view, as [x, y] pairs.
+  const inView = (z) => {
     const n = Math.pow(2, z);
     const [left, top] = fromScreen(0, 0), [right, bottom] = fromScreen(map.width, map.height);
     const col = (lon) => Math.floor((lon + 180) / 360 * n);
     const row = (lat) => Math.floor(world(0, lat, z)[1] / TILE);
+    const found = [];
+    for (let x = Math.max(0, col(left)); x <= Math.min(n - 1, col(right)); x++) {
+      for (let y = Math.max(0, row(top)); y <= Math.min(n - 1, row(bottom)); y++) found.push([x, y]);
+    }
+    return found;
+  };
+  // Background images placed where their tiles are on screen, in CSS pixels.
+  const drawBasemap = (z) => {
+    const scale = map.clientWidth / map.width;
+    basemap.style.width = map.clientWidth + "px";
+    basemap.style.height = map.clientHeight + "px";
+    const [cx, cy] = world(view.lon, view.lat, z);
+    const wanted = new Set();
+    for (const [x, y] of inView(z)) {
+      const key = z + "/" + x + "/" + y;
+      wanted.add(key);
+      let image = backgrounds.get(key);
+      if (!image) {
+        image = document.createElement("img");
+        image.alt = "";
+        image.src = map.dataset.basemap.replace("{z}", z).replace("{x}", x).replace("{y}", y);
+        backgrounds.set(key, image);
+        basemap.append(image);
+      }
+      image.style.left = (x * TILE - cx + map.width / 2) * scale + "px";
+      image.style.top = (y * TILE - cy + map.height / 2) * scale + "px";
+      image.style.width = image.style.height = TILE * scale + "px";
+    }
+    for (const [key, image] of backgrounds) {
+      if (!wanted.has(key)) { image.remove(); backgrounds.delete(key); }
+    }
+  };
+  let drawn = [];
+  const draw = () => {
+    context.clearRect(0, 0, map.width, map.height);
+    const z = Math.max(0, Math.min(22, Math.round(view.zoom)));
+    if (basemap) {
+      drawBasemap(z);
+    } else {
+      context.fillStyle = "#f1f4f8";
+      context.fillRect(0, 0, map.width, map.height);
+    }
     const seen = new Set();
     drawn = [];
     let truncated = false, waiting = false;
-    for (let x = Math.max(0, col(left)); x <= Math.min(n - 1, col(right)); x++) {
-      for (let y = Math.max(0, row(top)); y <= Math.min(n - 1, row(bottom)); y++) {
-        const tile = load(z, x, y);
-        if (!tile) { waiting = true; continue; }
-        truncated = truncated || tile.truncated;
-        for (const feature of tile.features) {
-          const id = JSON.stringify(feature.key);
-          if (seen.has(id)) continue;
-          seen.add(id);
-          drawn.push(feature);
-          const type = feature.geometry ? feature.geometry.type : "";
-          context.strokeStyle = "#1f5fbf";
-          context.fillStyle = "rgba(31, 95, 191, 0.25)";
-          context.lineWidth = 2;
-          for (const part of parts(feature.geometry)) {
-            const points = part.map((c) => toScreen(c[0], c[1]));
-            if (points.length === 1) {
-              context.beginPath();
-              context.arc(points[0][0], points[0][1], 4, 0, 2 * Math.PI);
-              context.fillStyle = "#1f5fbf";
-              context.fill();
-              continue;
-            }
+    for (const [x, y] of inView(z)) {
+      const tile = load(z, x, y);
+      if (!tile) { waiting = true; continue; }
+      truncated = truncated || tile.truncated;
+      for (const feature of tile.features) {
+        const id = JSON.stringify(feature.key);
+        if (seen.has(id)) continue;
+        seen.add(id);
+        drawn.push(feature);
+        const type = feature.geometry ? feature.geometry.type : "";
+        context.strokeStyle = "#1f5fbf";
+        context.fillStyle = "rgba(31, 95, 191, 0.25)";
+        context.lineWidth = 2;
+        for (const part of parts(feature.geometry)) {
+          const points = part.map((c) => toScreen(c[0], c[1]));
+          if (points.length === 1) {
             context.beginPath();
-            points.forEach((p, i) => i ? context.lineTo(p[0], p[1]) : context.moveTo(p[0], p[1]));
-            if (type.endsWith("Polygon")) { context.closePath(); context.fill(); }
-            context.stroke();
+            context.arc(points[0][0], points[0][1], 4, 0, 2 * Math.PI);
+            context.fillStyle = "#1f5fbf";
+            context.fill();
+            continue;
           }
+          context.beginPath();
+          points.forEach((p, i) => i ? context.lineTo(p[0], p[1]) : context.moveTo(p[0], p[1]));
+          if (type.endsWith("Polygon")) { context.closePath(); context.fill(); }
+          context.stroke();
         }
       }
     }
     status.textContent = waiting ? "Loading…" : drawn.length + " features in view" + (truncated ? " (some tiles hold more: zoom in)" : "");
     map.dataset.drawn = waiting ? "" : String(drawn.length);
+    // When the first complete drawing was done, in milliseconds from the page's start.
+    if (!waiting && !map.dataset.drawnMs) map.dataset.drawnMs = String(Math.round(performance.now()));
     map.dataset.view = JSON.stringify(view);
   };
   // The nearest drawn position to a screen point, within 8 pixels.
@@ -299,10 +340,16 @@ if (map) {
     .then((answer) => answer.ok ? answer.json() : { features: [] })
     .then((tile) => {
       tiles.set("0/0/0", tile);
-      const all = tile.features.flatMap((f) => parts(f.geometry).flat());
-      if (all.length) {
-        const lons = all.map((c) => c[0]), lats = all.map((c) => c[1]);
-        const [west, east, south, north] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
+      let [west, east, south, north] = [Infinity, -Infinity, Infinity, -Infinity];
+      for (const feature of tile.features) {
+        for (const part of parts(feature.geometry)) {
+          for (const c of part) {
+            west = Math.min(west, c[0]); east = Math.max(east, c[0]);
+            south = Math.min(south, c[1]); north = Math.max(north, c[1]);
+          }
+        }
+      }
+      if (west <= east) {
         view.lon = (west + east) / 2;
         view.lat = (south + north) / 2;
         const [x0, y0] = world(west, north, 0), [x1, y1] = world(east, south, 0);

@@ -97,7 +97,10 @@ pub(crate) async fn show(
         @if item.kind == ItemKind::FeatureLayer && item.row_count > 0 {
             h2 { "Map" }
             div.map-frame {
-                canvas #map data-tiles={ "/items/" (item.id) "/tiles" } width="960" height="480"
+                @let basemap = node.info.basemap.as_ref().map(|b| b.url.as_str());
+                @if basemap.is_some() { div #basemap .basemap aria-hidden="true" {} }
+                canvas #map .over-basemap[basemap.is_some()] data-tiles={ "/items/" (item.id) "/tiles" }
+                    data-basemap=[basemap] width="960" height="480"
                     tabindex="0" aria-label={ "Map of " (item.title) ": drag to pan, wheel or + and − to zoom, click a feature for its properties" } {}
                 div.map-buttons {
                     button #zoom-in type="button" aria-label="Zoom in" { "+" }
@@ -303,71 +306,16 @@ fn cell(value: &serde_json::Value) -> String {
     }
 }
 
-/// The most features one map tile carries; the map says when a tile holds more.
-const MAX_TILE_FEATURES: usize = 2_000;
-
-/// The most bytes of features one map tile carries (large polygons fill it before the count).
-const MAX_TILE_BYTES: usize = 1_000_000;
-
-/// The features, in order, while their JSON stays within `max_bytes`; and whether some were
-/// left out.
-fn within_bytes(
-    features: impl Iterator<Item = serde_json::Value>,
-    max_bytes: usize,
-) -> (Vec<serde_json::Value>, bool) {
-    let mut kept = Vec::new();
-    let mut bytes = 0;
-    for feature in features {
-        bytes += feature.to_string().len() + 1;
-        if bytes > max_bytes {
-            return (kept, true);
-        }
-        kept.push(feature);
-    }
-    (kept, false)
-}
-
-/// The longitude and latitude bounds of Web Mercator tile `z/x/y`.
-fn tile_bounds(z: u32, x: u32, y: u32) -> (f64, f64, f64, f64) {
-    let n = f64::from(1u32 << z);
-    let lon = |x: f64| x / n * 360.0 - 180.0;
-    let lat = |y: f64| {
-        (std::f64::consts::PI * (1.0 - 2.0 * y / n))
-            .sinh()
-            .atan()
-            .to_degrees()
-    };
-    let (x, y) = (f64::from(x), f64::from(y));
-    (lon(x), lat(y + 1.0), lon(x + 1.0), lat(y))
-}
-
-/// The features of a feature layer inside one map tile, with their properties: what the item
-/// page's map draws, a tile at a time, never the whole layer.
+/// The features of a feature layer that touch one map tile, with their properties: what the
+/// item page's map draws, a tile at a time, never the whole layer.
 pub(crate) async fn tile(
     State(node): State<Node>,
     Path((id, z, x, y)): Path<(String, u32, u32, u32)>,
     signed_in: SignedIn,
 ) -> Response {
     let caller = &signed_in.session.caller;
-    if z > 22 || x >= 1 << z || y >= 1 << z {
-        let error = ferry_node::NodeError::new(
-            ErrorCode::InvalidRequest,
-            format!("there is no tile {z}/{x}/{y}"),
-        );
-        return crate::error::ApiFailure(error).into_response();
-    }
-    let (min_x, min_y, max_x, max_y) = tile_bounds(z, x, y);
-    let query = format!("bbox={min_x},{min_y},{max_x},{max_y}&limit={MAX_TILE_FEATURES}");
-    match ferry_node::items::query_rows(&node, caller, id, Some(query)).await {
-        Ok(page) => {
-            let features = page.rows.into_iter().map(|row| {
-                serde_json::json!({"key": row.key, "values": row.values, "geometry": row.geometry})
-            });
-            let (features, cut) = within_bytes(features, MAX_TILE_BYTES);
-            let truncated = cut || page.next.is_some();
-            axum::Json(serde_json::json!({"features": features, "truncated": truncated}))
-                .into_response()
-        }
+    match ferry_node::map::tile(&node, caller, &id, (z, x, y)).await {
+        Ok(tile) => axum::Json(tile).into_response(),
         Err(e) => crate::error::ApiFailure(e).into_response(),
     }
 }
@@ -383,30 +331,5 @@ pub(crate) async fn export(
     match ferry_node::transfer::export_item(&node, &session.caller, id, query, None).await {
         Ok(export) => crate::transfers::export_response(export),
         Err(e) => failure_page(&node, session, "Export", &e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tile_stops_before_its_byte_bound() {
-        let feature = |i: i64| serde_json::json!({"key": i, "values": {"name": "x".repeat(100)}});
-        let one = feature(0).to_string().len() + 1;
-        let (kept, cut) = within_bytes((0..10).map(feature), one * 4 + 1);
-        assert_eq!((kept.len(), cut), (4, true));
-        let (kept, cut) = within_bytes((0..3).map(feature), one * 4);
-        assert_eq!((kept.len(), cut), (3, false));
-    }
-
-    #[test]
-    fn tile_bounds_follow_web_mercator() {
-        let (west, south, east, north) = tile_bounds(0, 0, 0);
-        assert_eq!((west, east), (-180.0, 180.0));
-        assert!((north - 85.051_128_8).abs() < 1e-6 && (south + 85.051_128_8).abs() < 1e-6);
-        let (west, south, east, north) = tile_bounds(1, 1, 0);
-        assert_eq!((west, east, south), (0.0, 180.0, 0.0));
-        assert!((north - 85.051_128_8).abs() < 1e-6);
     }
 }

@@ -18,7 +18,7 @@ mod sync;
 mod tokens;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,7 @@ use ferry_node::Node;
 const STYLESHEET: &str = include_str!("console.css");
 const SCRIPT: &str = include_str!("console.js");
 
-pub(crate) fn routes() -> Router<Node> {
+pub(crate) fn routes(node: &Node) -> Router<Node> {
     Router::new()
         .route("/", get(overview::home))
         .route("/sign-in", get(auth::sign_in_form).post(auth::sign_in))
@@ -151,7 +151,10 @@ pub(crate) fn routes() -> Router<Node> {
         .route("/items/{id}/tiles/{z}/{x}/{y}", get(items::tile))
         .route("/static/console.css", get(stylesheet))
         .route("/static/console.js", get(script))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            security_headers,
+        ))
 }
 
 async fn script() -> impl IntoResponse {
@@ -182,7 +185,7 @@ pub(crate) async fn not_found(node: &Node, headers: &axum::http::HeaderMap) -> R
     )
         .into_response();
     // The router's fallback is outside the console's layers: its headers are set here.
-    protect(&mut response);
+    protect(node, &mut response);
     response
 }
 
@@ -197,26 +200,32 @@ async fn stylesheet() -> impl IntoResponse {
 }
 
 /// Headers on every console answer: scripts, styles and images from this origin only (no
-/// inline script), no framing, no sniffing, referrers to this site only (a browser then names the page's
-/// origin on its forms, which `layout::same_origin` checks), and no caching of pages that show
-/// private data.
-async fn security_headers(request: Request, next: Next) -> Response {
+/// inline script; images also from the basemap's origin when one is configured), no framing, no
+/// sniffing, referrers to this site only (a browser then names the page's origin on its forms,
+/// which `layout::same_origin` checks), and no caching of pages that show private data.
+async fn security_headers(State(node): State<Node>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    protect(&mut response);
+    protect(&node, &mut response);
     response
 }
 
-fn protect(response: &mut Response) {
+fn protect(node: &Node, response: &mut Response) {
+    let images = match &node.info.basemap {
+        // Checked at start to hold no space, quote, comma or semicolon.
+        Some(basemap) => format!("'self' data: {}", basemap.origin),
+        None => "'self' data:".to_string(),
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; \
+         form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+    );
     let headers = response.headers_mut();
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    set(
-        headers,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'",
-    );
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "same-origin");

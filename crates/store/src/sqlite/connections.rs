@@ -22,7 +22,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0010_kept_origins.sql"),
     include_str!("../../migrations/sqlite/0011_arrival_markings.sql"),
     include_str!("../../migrations/sqlite/0012_inline_arrivals.sql"),
+    include_str!("../../migrations/sqlite/0013_map_cells.sql"),
 ];
+/// Migrations whose rows need values SQL cannot compute, by their index in [`MIGRATIONS`].
+const MAP_CELLS_MIGRATION: usize = 12;
 const MAX_IDLE_READERS: usize = 4;
 
 pub struct SqliteStore {
@@ -77,7 +80,16 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_connection(&path, WRITER_CACHE_KIB)?;
-        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        let migrations = Migrations::new(
+            MIGRATIONS
+                .iter()
+                .enumerate()
+                .map(|(i, sql)| match i {
+                    MAP_CELLS_MIGRATION => M::up_with_hook(sql, super::records::fill_map_cells),
+                    _ => M::up(sql),
+                })
+                .collect(),
+        );
         migrations
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;

@@ -5,6 +5,7 @@ use super::records::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use ferry_core::Key;
+use ferry_core::tiles::Tile;
 use ferry_proto::{
     Change, ChangePage, ChunkHash, EditOp, Item, ItemId, ItemKind, ItemPatch, NewSpace, Row, Space,
     SpaceId, SpacePatch,
@@ -406,6 +407,87 @@ pub(super) fn query_rows(
         })
         .collect()
     })
+}
+
+pub(super) fn tile_rows(
+    store: &SqliteStore,
+    id: ItemId,
+    tile: Tile,
+    limit: usize,
+) -> StoreResult<TileRows> {
+    store.read(|c| {
+        // One read transaction: the tiers and the rows read come from one snapshot.
+        let tx = c.unchecked_transaction()?;
+        let (rid, item) = find_item(&tx, id)?;
+        require_rows(id, &item)?;
+        let (keys, complete) = tile_keys(&tx, rid, tile, limit)?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, vals, geom FROM rows WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
+        )?;
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            let found = stmt
+                .query_row(params![rid, KeySql(&key)], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .optional()?;
+            if let Some((seq, vals, geom)) = found {
+                rows.push(parse_row(key, seq, &vals, geom.as_deref())?);
+            }
+        }
+        Ok(TileRows { rows, complete })
+    })
+}
+
+/// The keys of a tile's features, tier by tier from the sparsest, each tier in hash order; the
+/// tier that would pass `limit` gives only its first keys in that order, an even sample of it.
+/// Reads index entries alone, except for features whose cell contains the tile, whose boxes
+/// are checked.
+fn tile_keys(
+    tx: &rusqlite::Transaction<'_>,
+    rid: i64,
+    tile: Tile,
+    limit: usize,
+) -> StoreResult<(Vec<Key>, bool)> {
+    let mut inside = tx.prepare_cached(
+        "SELECT key FROM rows INDEXED BY rows_by_map_cell
+         WHERE item_rid = ?1 AND map_cell >= ?2 AND map_cell <= ?3",
+    )?;
+    let mut around = tx.prepare_cached(
+        "SELECT key FROM rows INDEXED BY rows_by_map_cell
+         WHERE item_rid = ?1 AND map_cell = ?2
+             AND coalesce(max_x, min_x) >= ?3 AND min_x <= ?4
+             AND coalesce(max_y, min_y) >= ?5 AND min_y <= ?6",
+    )?;
+    let b = tile.bounds();
+    let mut chosen: Vec<Key> = Vec::new();
+    for tier in 0..=ferry_core::tiles::TOP_TIER {
+        let (lo, hi) = tile.inside(tier);
+        let mut keys = inside
+            .query_map(params![rid, lo, hi], |r| key_from_sql(r.get_ref(0)?))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for cell in tile.around(tier) {
+            let found = around.query_map(
+                params![rid, cell, b.min_x, b.max_x, b.min_y, b.max_y],
+                |r| key_from_sql(r.get_ref(0)?),
+            )?;
+            for key in found {
+                keys.push(key?);
+            }
+        }
+        keys.sort_by_cached_key(ferry_core::tiles::key_hash);
+        if chosen.len() + keys.len() > limit {
+            keys.truncate(limit - chosen.len());
+            chosen.extend(keys);
+            return Ok((chosen, false));
+        }
+        chosen.extend(keys);
+    }
+    Ok((chosen, true))
 }
 
 pub(super) fn scan_rows(

@@ -389,11 +389,11 @@ pub(super) fn unused_chunks(
 // ---- rows ---------------------------------------------------------------------------------------
 
 pub(super) const INSERT_ROW: &str = "INSERT INTO rows
-     (item_rid, space_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
-     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10)";
+     (item_rid, space_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y, map_cell)
+     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 pub(super) const UPSERT_ROW: &str = "INSERT OR REPLACE INTO rows
-     (item_rid, space_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y)
-     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10)";
+     (item_rid, space_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y, map_cell)
+     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
 /// Row changes of a space after a sequence, in sequence order. The inner query walks the rows
 /// index alone (it covers every column the inner query reads), so rows of the items in `?4` (a
@@ -447,7 +447,40 @@ pub(super) fn write_row(
         min_y,
         max_x,
         max_y,
+        map_cell(key, geometry),
     ])
+}
+
+/// Where the map's index finds a row ([`ferry_core::tiles`]): `None` without a bounding box.
+pub(super) fn map_cell(
+    key: &Key,
+    geometry: Option<&ferry_core::geometry::Geometry>,
+) -> Option<i64> {
+    geometry
+        .and_then(|g| g.bbox)
+        .and_then(|b| ferry_core::tiles::map_cell(key, &b))
+}
+
+/// The hook of the migration that adds `rows.map_cell`: the cells of rows written before it.
+pub(super) fn fill_map_cells(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
+    let mut read = tx.prepare(
+        "SELECT item_rid, key, min_x, min_y, coalesce(max_x, min_x), coalesce(max_y, min_y)
+         FROM rows WHERE min_x IS NOT NULL AND deleted = 0",
+    )?;
+    let mut write = tx.prepare("UPDATE rows SET map_cell = ?3 WHERE item_rid = ?1 AND key = ?2")?;
+    let mut rows = read.query([])?;
+    while let Some(r) = rows.next()? {
+        let key = key_from_sql(r.get_ref(1)?)?;
+        let bbox = ferry_core::geometry::BBox {
+            min_x: r.get(2)?,
+            min_y: r.get(3)?,
+            max_x: r.get(4)?,
+            max_y: r.get(5)?,
+        };
+        let cell = ferry_core::tiles::map_cell(&key, &bbox);
+        write.execute(params![r.get::<_, i64>(0)?, KeySql(&key), cell])?;
+    }
+    Ok(())
 }
 
 /// A geometry's bounding box as stored: `min_x, min_y, max_x, max_y`, where a maximum equal to
@@ -691,7 +724,7 @@ impl EditRun<'_, '_> {
         let seq = self.seqs.take();
         self.tx.execute_cached(
             "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
-                 min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL
+                 min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL, map_cell = NULL
              WHERE item_rid = ?1 AND key = ?2",
             params![self.rid, KeySql(key), seq],
         )?;

@@ -123,7 +123,7 @@ fn held<'s, 't>(
 
 /// Updates a live row in place.
 const UPDATE_ROW: &str = "UPDATE rows SET seq = ?3, vals = ?4, geom = ?5, min_x = ?6, min_y = ?7,
-     max_x = ?8, max_y = ?9 WHERE item_rid = ?1 AND key = ?2 AND deleted = 0";
+     max_x = ?8, max_y = ?9, map_cell = ?10 WHERE item_rid = ?1 AND key = ?2 AND deleted = 0";
 
 impl Apply<'_, '_, '_> {
     fn item_rid(&mut self, origin: &Origin) -> StoreResult<Option<i64>> {
@@ -417,7 +417,7 @@ impl Apply<'_, '_, '_> {
                     .tx
                     .prepare_cached(
                         "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
-                         min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL
+                         min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL, map_cell = NULL
                      WHERE item_rid = ?1 AND key = ?2 AND deleted = 0",
                     )?
                     .execute(params![rid, KeySql(key), seq])?;
@@ -463,6 +463,7 @@ impl Apply<'_, '_, '_> {
             min_y,
             max_x,
             max_y,
+            super::records::map_cell(key, geometry),
         ])?;
         if updated == 1 {
             return Ok(0);
@@ -681,7 +682,7 @@ fn sweep_rows(
         .collect::<Result<_, _>>()?;
     let mut stmt = tx.prepare_cached(
         "UPDATE rows SET deleted = 1, seq = ?3, vals = NULL, geom = NULL,
-             min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL
+             min_x = NULL, min_y = NULL, max_x = NULL, max_y = NULL, map_cell = NULL
          WHERE item_rid = ?1 AND key = ?2",
     )?;
     for key in &keys {
