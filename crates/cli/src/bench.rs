@@ -1,7 +1,7 @@
 //! `ferry bench`: benchmarks that measure Ferry against a baseline taken in the same run, so the
 //! ratios mean something on any machine. Never run as timed tests.
 
-use crate::bench_kit::{Server, bare_sqlite_insert, write_geojson};
+use crate::bench_kit::{Server, bare_sqlite_insert, import_geojson, write_geojson};
 use crate::output::{Output, fields};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
@@ -23,6 +23,10 @@ pub(crate) enum BenchCmd {
     /// Fetch the web console's pages on an instance loaded with peer connections, audit entries
     /// and tokens; each page's server time against `/healthz`'s, measured in the same run.
     Console(crate::bench_console::ConsoleBench),
+    /// The item page's map of a generated feature layer: the server time and size of its tiles
+    /// at every zoom, and the time until headless Chromium has drawn it; baseline: the same
+    /// tiles and page of a 1,000-feature layer, measured in the same run.
+    Map(crate::bench_map::MapBench),
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +67,11 @@ pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
             let (_temp, dir) = work_dir(args.dir.clone())?;
             let report = crate::bench_console::console_bench(&dir, &args).await?;
             out.show(&report, crate::bench_console::render)
+        }
+        BenchCmd::Map(args) => {
+            let (_temp, dir) = work_dir(args.dir.clone())?;
+            let report = crate::bench_map::map_bench(&dir, &args).await?;
+            out.show(&report, crate::bench_map::render)
         }
         BenchCmd::Sync(args) => {
             let (_temp, dir) = work_dir(args.dir.clone())?;
@@ -127,26 +136,9 @@ async fn import_bench(dir: &Path, n: u64) -> Result<ImportReport> {
         .error_for_status()?;
 
     eprintln!("import over HTTP...");
-    let file = tokio::fs::File::open(&geojson).await?;
     let started = Instant::now();
-    let response = http
-        .post(format!(
-            "{}/api/v1/items/import?space=bench&title=bench",
-            server.url
-        ))
-        .bearer_auth(&server.token)
-        .header("content-type", "application/geo+json")
-        .header("content-length", geojson_bytes)
-        .body(reqwest::Body::wrap_stream(
-            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
-        ))
-        .send()
-        .await?;
+    let item = import_geojson(&http, &server, "bench", &geojson).await?;
     let import = started.elapsed();
-    if !response.status().is_success() {
-        bail!("import failed: {}", response.text().await?);
-    }
-    let item: ferry_proto::Item = response.json().await?;
     if item.row_count as u64 != n {
         bail!("imported {} rows, expected {n}", item.row_count);
     }

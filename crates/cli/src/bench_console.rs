@@ -245,7 +245,7 @@ async fn newest_audit_seq(api: &Api, server: &Server) -> Result<i64> {
 }
 
 /// A console session for the server's admin token: the cookie's `name=value`.
-async fn sign_in(server: &Server) -> Result<String> {
+pub(crate) async fn sign_in(server: &Server) -> Result<String> {
     let answer = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?
@@ -278,20 +278,24 @@ async fn server_times(
         if answer.status() != reqwest::StatusCode::OK {
             bail!("{path}: HTTP {}", answer.status());
         }
-        let timing = answer
-            .headers()
-            .get("server-timing")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("app;dur="))
-            .and_then(|v| v.parse::<f64>().ok())
-            .context("no Server-Timing in the answer")?;
+        times.push(server_time(&answer)?);
         answer.bytes().await?;
-        times.push(timing);
     }
     Ok(times)
 }
 
-fn median(runs: &[f64]) -> f64 {
+/// The server's own time for an answer, from its `Server-Timing` header, in ms.
+pub(crate) fn server_time(answer: &reqwest::Response) -> Result<f64> {
+    answer
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("app;dur="))
+        .and_then(|v| v.parse::<f64>().ok())
+        .context("no Server-Timing in the answer")
+}
+
+pub(crate) fn median(runs: &[f64]) -> f64 {
     let mut sorted = runs.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted[sorted.len() / 2]

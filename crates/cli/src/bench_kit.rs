@@ -46,6 +46,13 @@ pub(crate) fn sample(i: u64) -> Sample {
     }
 }
 
+impl Sample {
+    /// Its point's longitude and latitude.
+    pub(crate) fn position(&self) -> (f64, f64) {
+        (self.x, self.y)
+    }
+}
+
 pub(crate) fn write_geojson(path: &Path, n: u64) -> Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     w.write_all(br#"{"type":"FeatureCollection","features":["#)?;
@@ -178,6 +185,34 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Imports a GeoJSON file as a layer of `space` (which must exist), streamed from disk.
+pub(crate) async fn import_geojson(
+    http: &reqwest::Client,
+    server: &Server,
+    space: &str,
+    path: &Path,
+) -> Result<ferry_proto::Item> {
+    let file = tokio::fs::File::open(path).await?;
+    let bytes = file.metadata().await?.len();
+    let response = http
+        .post(format!(
+            "{}/api/v1/items/import?space={space}&title={space}",
+            server.url
+        ))
+        .bearer_auth(&server.token)
+        .header("content-type", "application/geo+json")
+        .header("content-length", bytes)
+        .body(reqwest::Body::wrap_stream(
+            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
+        ))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("import failed: {}", response.text().await?);
+    }
+    Ok(response.json().await?)
 }
 
 /// The REST API of bench servers, as their admin.

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_console;
 mod bench_kit;
+mod bench_map;
 mod bench_sync;
 mod client;
 mod collabs;

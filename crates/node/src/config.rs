@@ -308,6 +308,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_basemap_url_is_checked_and_its_origin_kept() {
+        let good = Basemap::parse("https://tiles.example.org:8443/osm/{z}/{x}/{y}.png").unwrap();
+        assert_eq!(good.origin, "https://tiles.example.org:8443");
+        for bad in [
+            "https://tiles.example.org/{z}/{x}.png",
+            "ftp://tiles.example.org/{z}/{x}/{y}.png",
+            "https://tiles.example.org/{z}/{x}/{y}.png; script-src *",
+            "https://tiles.example.org/{z}/{x}/{y}.png\" onerror=\"x",
+            "/tiles/{z}/{x}/{y}.png",
+        ] {
+            let Err(e) = Basemap::parse(bad) else {
+                panic!("{bad} was taken");
+            };
+            assert!(e.to_string().contains("give a tile URL such as"), "{e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let options = ServeOptions {
+            basemap_url: Some("not a url".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            options.resolve(dir.path()),
+            Err(ConfigError::Basemap(_))
+        ));
+    }
+
+    #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

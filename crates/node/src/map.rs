@@ -8,6 +8,7 @@ use crate::error::{NodeError, NodeResult};
 use crate::items::parse_item_id;
 use crate::node::Node;
 use crate::task::blocking;
+pub use ferry_core::tiles::MAX_ZOOM;
 use ferry_core::tiles::Tile;
 use ferry_proto::{ErrorCode, ItemKind};
 use serde::Serialize;
