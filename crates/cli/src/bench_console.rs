@@ -268,24 +268,36 @@ async fn server_times(
     path: &str,
     session: &str,
 ) -> Result<Vec<f64>> {
-    let mut times = Vec::with_capacity(FETCHES);
-    for _ in 0..FETCHES {
+    Ok(fetch_times(http, server, path, session, FETCHES).await?.0)
+}
+
+/// The server's time for `fetches` answers of `path`, in ms, and the last answer's body.
+pub(crate) async fn fetch_times(
+    http: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    session: &str,
+    fetches: usize,
+) -> Result<(Vec<f64>, Vec<u8>)> {
+    let mut times = Vec::with_capacity(fetches);
+    let mut body = Vec::new();
+    for _ in 0..fetches {
         let answer = http
             .get(format!("{}{path}", server.url))
             .header("cookie", session)
             .send()
             .await?;
         if answer.status() != reqwest::StatusCode::OK {
-            bail!("{path}: HTTP {}", answer.status());
+            bail!("{path}: HTTP {}: {}", answer.status(), answer.text().await?);
         }
         times.push(server_time(&answer)?);
-        answer.bytes().await?;
+        body = answer.bytes().await?.to_vec();
     }
-    Ok(times)
+    Ok((times, body))
 }
 
 /// The server's own time for an answer, from its `Server-Timing` header, in ms.
-pub(crate) fn server_time(answer: &reqwest::Response) -> Result<f64> {
+fn server_time(answer: &reqwest::Response) -> Result<f64> {
     answer
         .headers()
         .get("server-timing")

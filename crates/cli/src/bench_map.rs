@@ -5,7 +5,7 @@
 //! Chromium, through ChromeDriver, opens each layer's page until the map says it has drawn every
 //! tile in view (`data-drawn-ms`, from the page's start).
 
-use crate::bench_console::{median, sign_in};
+use crate::bench_console::{fetch_times, median, sign_in};
 use crate::bench_kit::{Server, import_geojson, sample, write_geojson};
 use crate::output::fields;
 use anyhow::{Context, Result, bail};
@@ -219,20 +219,7 @@ async fn fetch_tile(
     path: &str,
     session: &str,
 ) -> Result<Fetched> {
-    let mut times = Vec::with_capacity(FETCHES);
-    let mut body = Vec::new();
-    for _ in 0..FETCHES {
-        let answer = http
-            .get(format!("{}{path}", server.url))
-            .header("cookie", session)
-            .send()
-            .await?;
-        if answer.status() != reqwest::StatusCode::OK {
-            bail!("{path}: HTTP {}: {}", answer.status(), answer.text().await?);
-        }
-        times.push(crate::bench_console::server_time(&answer)?);
-        body = answer.bytes().await?.to_vec();
-    }
+    let (times, body) = fetch_times(http, server, path, session, FETCHES).await?;
     let tile: serde_json::Value = serde_json::from_slice(&body)?;
     Ok(Fetched {
         times,
