@@ -15,6 +15,7 @@ pub mod schema;
 pub mod sync;
 pub mod tiles;
 pub mod time;
+pub mod twoway;
 
 pub use error::{CoreError, CoreResult};
 
