@@ -379,6 +379,15 @@ pub(crate) enum ItemCmd {
         /// retract it from their receivers, links of the new one send it.
         #[arg(long)]
         space: Option<String>,
+        /// Two-way editing (`on` or `off`; the item's own instance only): copies on links that
+        /// send and receive its type may edit it, and their edits come back here.
+        #[arg(long, value_parser = ["on", "off"])]
+        two_way: Option<String>,
+        /// How concurrent edits to the same field are settled: `origin_wins` (the default),
+        /// `latest_wins` (the later edit by hybrid logical clock) or `manual` (this instance's
+        /// value stays until an admin resolves the conflict). Turns two-way editing on.
+        #[arg(long, value_parser = ["origin_wins", "latest_wins", "manual"])]
+        conflict_policy: Option<String>,
     },
     /// Delete an item.
     Delete {
@@ -897,7 +906,13 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
             clear_markings,
             sync_as,
             space,
+            two_way,
+            conflict_policy,
         } => {
+            let two_way = two_way.map(|t| t == "on");
+            let conflict_policy = conflict_policy
+                .as_deref()
+                .and_then(ferry_proto::twoway::ConflictPolicy::parse);
             let markings = if clear_markings {
                 Some(Vec::new())
             } else {
@@ -910,9 +925,11 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 && markings.is_none()
                 && sync_as.is_none()
                 && space.is_none()
+                && two_way.is_none()
+                && conflict_policy.is_none()
             {
                 bail!(
-                    "nothing to change: pass --title, --description, --tag, --marking, --clear-markings, --sync-as or --space"
+                    "nothing to change: pass --title, --description, --tag, --marking, --clear-markings, --sync-as, --space, --two-way or --conflict-policy"
                 );
             }
             let patch = ItemPatch {
@@ -922,6 +939,8 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 markings,
                 sync_as,
                 space,
+                two_way,
+                conflict_policy,
             };
             let item: Item = client
                 .call(

@@ -8,6 +8,7 @@ mod bench_sync;
 mod client;
 mod collabs;
 mod commands;
+mod conflicts;
 mod demo;
 mod output;
 mod peers;
@@ -92,6 +93,10 @@ enum Command {
     /// The log of trust and security events.
     #[command(subcommand)]
     Audit(trust::AuditCmd),
+    /// Concurrent edits two-way editing found on this instance's items, with both versions
+    /// kept: list, show and resolve them.
+    #[command(subcommand)]
+    Conflicts(conflicts::ConflictsCmd),
     /// Benchmarks that print ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -179,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(cmd) => sync::sync(&connect()?, out, cmd).await,
         Command::Policy(args) => trust::policy(&connect()?, out, args).await,
         Command::Audit(cmd) => trust::audit(&connect()?, out, cmd).await,
+        Command::Conflicts(cmd) => conflicts::conflicts(&connect()?, out, cmd).await,
         Command::Bench(cmd) => bench::run(out, cmd).await,
     }
 }

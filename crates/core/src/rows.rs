@@ -43,4 +43,7 @@ pub struct EditPlan {
     pub deletes: Vec<Key>,
     /// Geometry type of the geometries the batch writes (the store combines it with the layer's).
     pub geometry_type: Option<GeometryType>,
+    /// For a two-way item: this instance's clock reading for the batch, which the store keeps
+    /// with what changed (on the origin as change stamps, on a copy in its pending edit).
+    pub stamp: Option<ferry_proto::twoway::Stamp>,
 }

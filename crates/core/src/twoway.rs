@@ -44,25 +44,12 @@
 //!    conflict it made (as "theirs"); every value it overrides at the origin either stays or is
 //!    in the conflict (as "ours").
 
+pub use ferry_proto::twoway::{
+    ConflictPolicy as Policy, EditAction as Action, Fields, GEOMETRY, RowEdit as Edit, Stamp,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// A row's content, field by field. The geometry of a feature is the field [`GEOMETRY`].
-pub type Fields = BTreeMap<String, Value>;
-
-/// The name a feature's geometry has among its fields here (no field name may start with `@`).
-pub const GEOMETRY: &str = "@geometry";
-
-/// A hybrid logical clock reading: wall-clock milliseconds, a counter for events in the same
-/// millisecond or behind a clock seen from elsewhere, and the instance, which breaks ties. It
-/// orders edits for `latest_wins` only; detection never reads it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Stamp {
-    pub ms: i64,
-    pub count: u32,
-    pub instance: String,
-}
 
 /// One instance's hybrid logical clock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,60 +106,6 @@ pub struct OriginRow {
     /// For each instance that edited the row: the feed position of its last edit judged here.
     #[serde(default)]
     pub seen: BTreeMap<String, i64>,
-}
-
-/// What an edit does to its row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "do", rename_all = "snake_case")]
-pub enum Action {
-    /// Sets these fields; `row` is the editor's whole row, which the origin takes when the row
-    /// is absent or deleted there.
-    Put {
-        set: Fields,
-        row: Fields,
-    },
-    Delete,
-}
-
-/// An edit made on a copy, as it travels to the origin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Edit {
-    pub editor: String,
-    /// The editor's feed position of its latest part: the origin acknowledges up to it.
-    pub seq: i64,
-    /// The origin version the edit was made from; 0 when the editor had none.
-    pub base: i64,
-    /// The key was new at the editor (it inserted the row).
-    #[serde(default)]
-    pub inserted: bool,
-    pub action: Action,
-    pub at: Stamp,
-}
-
-/// How an item's owner settles concurrent edits to the same field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    #[default]
-    OriginWins,
-    LatestWins,
-    Manual,
-}
-
-impl Policy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::OriginWins => "origin_wins",
-            Policy::LatestWins => "latest_wins",
-            Policy::Manual => "manual",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Policy> {
-        [Policy::OriginWins, Policy::LatestWins, Policy::Manual]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-    }
 }
 
 /// What kind of concurrency a conflict records.

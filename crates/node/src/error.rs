@@ -58,6 +58,8 @@ impl From<StoreError> for NodeError {
             StoreError::SpaceNotEmpty { .. } => ErrorCode::SpaceNotEmpty,
             StoreError::WrongItemKind { .. } => ErrorCode::WrongItemKind,
             StoreError::LastAdminToken(_) => ErrorCode::LastAdminToken,
+            StoreError::ConflictNotFound(_) => ErrorCode::ConflictNotFound,
+            StoreError::ConflictResolved(_) => ErrorCode::ConflictResolved,
             StoreError::EditsRejected { results, .. } => {
                 let details = serde_json::json!({ "results": results });
                 return NodeError::new(ErrorCode::EditsRejected, e.to_string())

@@ -216,9 +216,17 @@ pub async fn update_item(
     let store = node.store.clone();
     let actor = caller.name.clone();
     let (from, item) = blocking(move || {
-        if patch.sync_as == Some(SyncAs::Reference) && !store.item(id)?.kind.has_rows() {
+        let kind = store.item(id)?.kind;
+        if patch.sync_as == Some(SyncAs::Reference) && !kind.has_rows() {
             return Err(CoreError::InvalidRequest(
                 "files travel as copies only: sync_as 'reference' applies to datasets and feature layers".into(),
+            )
+            .into());
+        }
+        let two_way = patch.two_way == Some(true) || patch.conflict_policy.is_some();
+        if two_way && !kind.has_rows() {
+            return Err(CoreError::InvalidRequest(
+                "two-way editing applies to datasets and feature layers: a file has no rows to edit".into(),
             )
             .into());
         }
@@ -294,7 +302,15 @@ pub async fn apply_edits(
         ))
         .into());
     }
-    refuse_received(node, id).await?;
+    let store = node.store.clone();
+    let (item, copy_of) =
+        blocking(move || Ok::<_, StoreError>((store.item(id)?, store.item_origin(id)?))).await?;
+    if let Some((origin_instance, _)) = &copy_of {
+        crate::sync::edits::may_edit_copy(node, &item, origin_instance).await?;
+    }
+    let stamp = item.two_way.is_some().then(|| node.tick());
+    let copy = copy_of.is_some();
+    let space = item.space_id.to_string();
     let store = node.store.clone();
     let outcome = blocking(move || {
         let item = store.item(id)?;
@@ -309,16 +325,30 @@ pub async fn apply_edits(
                 id: id.to_string(),
                 actual: item.kind.as_str(),
                 expected: "dataset or feature_layer",
-            });
+            }
+            .into());
         }
-        let plan = plan_edits(&target, &batch).map_err(|results| StoreError::EditsRejected {
-            failed: results.iter().filter(|r| !r.success).count(),
-            total: results.len(),
-            results,
+        let mut plan = plan_edits(&target, &batch).map_err(|results| {
+            NodeError::from(StoreError::EditsRejected {
+                failed: results.iter().filter(|r| !r.success).count(),
+                total: results.len(),
+                results,
+            })
         })?;
-        store.apply_edits(id, &plan)
+        if copy && plan.adds.iter().any(|a| matches!(a.key, ferry_core::rows::AddKey::Generate)) {
+            return Err(NodeError::new(
+                ErrorCode::KeyRequired,
+                "a copy cannot make up keys (another copy could make the same one): give each added row its key",
+            ));
+        }
+        plan.stamp = stamp;
+        Ok(store.apply_edits(id, &plan)?)
     })
     .await?;
+    if copy {
+        // Realtime: the origin is asked to pull the edit now.
+        crate::sync::changed(node, space);
+    }
     Ok(EditResults {
         item: outcome.item,
         results: outcome.results,

@@ -12,6 +12,7 @@ pub mod caller;
 pub mod chunks;
 pub mod collabs;
 pub mod config;
+pub mod conflicts;
 pub mod error;
 pub mod federation;
 mod ids;

@@ -48,6 +48,9 @@ pub struct Metrics {
     pub rows_imported: Family<KindLabels, Counter>,
     pub bytes_imported: Family<KindLabels, Counter>,
     pub bytes_exported: Family<KindLabels, Counter>,
+    /// Edits from copies judged here, and the conflicts among them.
+    pub two_way_edits: Counter,
+    pub conflicts: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -86,6 +89,18 @@ impl Metrics {
             "bytes_exported",
             "Bytes sent by exports",
             bytes_exported.clone(),
+        );
+        let two_way_edits = Counter::default();
+        let conflicts = Counter::default();
+        registry.register(
+            "two_way_edits",
+            "Edits from copies of this instance's two-way items, judged here",
+            two_way_edits.clone(),
+        );
+        registry.register(
+            "conflicts",
+            "Concurrent edits found by two-way editing, each kept with both versions",
+            conflicts.clone(),
         );
         let sync_runs = Family::<RunLabels, Counter>::default();
         let sync_rows = Family::<LinkLabels, Counter>::default();
@@ -144,6 +159,8 @@ impl Metrics {
             rows_imported,
             bytes_imported,
             bytes_exported,
+            two_way_edits,
+            conflicts,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Node {
     pub(crate) sessions: Arc<crate::session_table::Sessions>,
     /// How long a console session lasts from sign-in, in seconds.
     pub session_secs: i64,
+    /// The hybrid logical clock two-way edits made here carry.
+    pub(crate) clock: Arc<std::sync::Mutex<ferry_core::twoway::Clock>>,
 }
 
 /// What the instance says about itself.
@@ -49,6 +51,13 @@ pub struct Limits {
 }
 
 impl Node {
+    /// A reading of this instance's hybrid logical clock, for a two-way edit made now.
+    pub(crate) fn tick(&self) -> ferry_proto::twoway::Stamp {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let mut clock = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        clock.tick(now_ms, &self.info.instance_id)
+    }
+
     /// The node of an opened instance reached at `public_url`.
     pub fn new(instance: &Instance, public_url: String) -> Node {
         let instance_id = instance.store.instance().map(|i| i.id).unwrap_or_default();
@@ -77,6 +86,7 @@ impl Node {
             sync: Default::default(),
             refusals: Default::default(),
             sessions: Default::default(),
+            clock: Default::default(),
             session_secs: i64::try_from(instance.config.session_secs).unwrap_or(i64::MAX),
             realtime: instance.config.realtime,
             compress_sync: instance.config.compress_sync,

@@ -188,6 +188,23 @@ error_codes! {
     ResponseTampered = "response_tampered",
     /// The item is a copy received from another instance: only its origin changes it.
     ItemReceived = "item_received",
+    /// The item's owner has not turned two-way editing on for it: its copies are read-only.
+    TwoWayOff = "two_way_off",
+    /// This instance's link to the item's origin does not allow editing it now: the mode is
+    /// below send and receive, the workspace is not two-way, the connection does not carry the
+    /// item's type both ways, or the copy came through a third instance.
+    EditNotAllowed = "edit_not_allowed",
+    /// Another instance sent edits it was not allowed to send (an item not two-way, not of this
+    /// instance, outside the link, or a mode that does not send).
+    EditRefused = "edit_refused",
+    /// An edit claims a row version the origin never wrote.
+    VersionInvalid = "version_invalid",
+    /// A copy cannot make up keys (another copy could make the same): give the key.
+    KeyRequired = "key_required",
+    /// No conflict with that id here.
+    ConflictNotFound = "conflict_not_found",
+    /// The conflict was resolved already.
+    ConflictResolved = "conflict_resolved",
     /// No such link: a peer connection id, or COLLABORATION/WORKSPACE.
     LinkNotFound = "link_not_found",
     /// The link carries no data in that direction now (not active, disabled, or outside the mode).

@@ -13,6 +13,7 @@ mod model;
 pub mod signing;
 mod sync;
 pub mod ticket;
+pub mod twoway;
 
 pub use collab::*;
 pub use error::{ApiError, ErrorCode};

@@ -326,6 +326,9 @@ pub struct Item {
     /// changes only at its origin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received: Option<Received>,
+    /// Two-way editing, when the item's owner turned it on (on a copy: as its origin says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_way: Option<crate::twoway::TwoWay>,
 }
 
 /// Where a received item came from.
@@ -405,6 +408,12 @@ pub struct ItemPatch {
     /// How links send the item (`reference` for datasets and layers only).
     #[serde(default)]
     pub sync_as: Option<SyncAs>,
+    /// Turns two-way editing on or off (the owner's instance only; datasets and layers).
+    #[serde(default)]
+    pub two_way: Option<bool>,
+    /// How concurrent edits to the same field are settled; setting it turns two-way on.
+    #[serde(default)]
+    pub conflict_policy: Option<crate::twoway::ConflictPolicy>,
     /// Moves the item to this space (id or name; admins only): links of the space it leaves
     /// retract it, links of the new one send it.
     #[serde(default)]

@@ -192,6 +192,10 @@ pub struct WireItem {
     /// The owner's choice of copy or reference, which holds on every further hop.
     #[serde(default)]
     pub sync_as: crate::SyncAs,
+    /// Two-way editing, as the origin set it: its rows carry versions, and copies directly
+    /// linked to the origin may edit them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_way: Option<crate::twoway::TwoWay>,
 }
 
 /// One line of a pull's answer.
@@ -218,12 +222,25 @@ pub enum SyncRecord {
         #[serde(default)]
         #[schema(value_type = Object)]
         geometry: Option<Value>,
+        /// The row's version at its origin, for a two-way item sent by its origin.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<crate::twoway::RowVersion>,
     },
     /// A row of an item in scope was deleted.
     RowDeleted {
         origin_item: String,
         #[schema(value_type = Object)]
         key: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<crate::twoway::RowVersion>,
+    },
+    /// An edit made on a copy of one of the receiver's own two-way items, back to it: the
+    /// receiver judges it (see `ferry_core::twoway`).
+    Edit {
+        origin_item: String,
+        #[schema(value_type = Object)]
+        key: Value,
+        edit: Box<crate::twoway::RowEdit>,
     },
     /// The item left the receiver's view: deleted at its origin, or no longer in scope (unshared,
     /// a marking above the ceiling, a data type no longer sent).
@@ -338,6 +355,8 @@ pub struct RawRowRecord<'a> {
     pub values: &'a serde_json::value::RawValue,
     #[serde(borrow, default)]
     pub geometry: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    pub v: Option<crate::twoway::RowVersion>,
 }
 
 /// Writes a `row` line (with its newline) from stored JSON text, decoding nothing.
@@ -347,6 +366,7 @@ pub fn write_row_line(
     key: &Value,
     values: &str,
     geometry: Option<&str>,
+    version: Option<&str>,
 ) {
     out.extend_from_slice(ROW_LINE_PREFIX.as_bytes());
     out.extend_from_slice(br#""origin_item":"#);
@@ -358,6 +378,10 @@ pub fn write_row_line(
     if let Some(g) = geometry {
         out.extend_from_slice(br#","geometry":"#);
         push_one_line(out, g);
+    }
+    if let Some(v) = version {
+        out.extend_from_slice(br#","v":"#);
+        push_one_line(out, v);
     }
     out.extend_from_slice(b"}\n");
 }
@@ -440,6 +464,7 @@ mod tests {
             &serde_json::json!(7),
             values,
             Some(geometry),
+            Some(r#"{"version":12,"seen":{"g1":3}}"#),
         );
         let line = std::str::from_utf8(&out).unwrap().trim_end();
         assert!(line.starts_with(ROW_LINE_PREFIX));
@@ -449,6 +474,7 @@ mod tests {
             key,
             values: parsed,
             geometry: g,
+            v,
         } = record
         else {
             panic!("not a row: {line}");
@@ -456,13 +482,16 @@ mod tests {
         assert_eq!((origin_item.as_str(), key), ("o1", serde_json::json!(7)));
         assert_eq!(parsed["name"], "a \"quoted\" name");
         assert_eq!(g.unwrap()["coordinates"][0], 1.5);
+        let v = v.unwrap();
+        assert_eq!((v.version, v.seen["g1"]), (12, 3));
         let raw: RawRowRecord<'_> = serde_json::from_str(line).unwrap();
+        assert_eq!(raw.v.unwrap().version, 12);
         assert_eq!(
             (raw.values.get(), raw.geometry.map(|g| g.get())),
             (values, Some(geometry))
         );
         out.clear();
-        write_row_line(&mut out, "o1", &serde_json::json!("k"), "{}", None);
+        write_row_line(&mut out, "o1", &serde_json::json!("k"), "{}", None, None);
         let raw: RawRowRecord<'_> = serde_json::from_slice(out.trim_ascii_end()).unwrap();
         assert!(raw.geometry.is_none());
     }
@@ -479,6 +508,7 @@ mod tests {
             &serde_json::json!(1),
             values,
             Some(geometry),
+            None,
         );
         assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
         let raw: RawRowRecord<'_> = serde_json::from_slice(out.trim_ascii_end()).unwrap();

@@ -419,6 +419,7 @@ pub fn edits_are_all_or_nothing(store: &dyn Store) {
         }],
         deletes: vec![Key::Int(1), Key::Int(42)],
         geometry_type: None,
+        stamp: None,
     };
     let err = store.apply_edits(item.id, &plan).unwrap_err();
     let StoreError::EditsRejected {
@@ -472,6 +473,7 @@ pub fn edits_update_and_delete(store: &dyn Store) {
         }],
         deletes: vec![Key::Int(3)],
         geometry_type: None,
+        stamp: None,
     };
     let out = store.apply_edits(item.id, &plan).unwrap();
     assert!(out.results.iter().all(|r| r.success));
@@ -1368,6 +1370,7 @@ fn received(origin_item: &str, title: &str) -> crate::SyncOp {
         reference: false,
         row_count: 0,
         sync_as: ferry_proto::SyncAs::Link,
+        two_way: None,
     }))
 }
 

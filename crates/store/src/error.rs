@@ -49,6 +49,10 @@ pub enum StoreError {
         "token {0} is the last admin token that is not revoked; create another admin token first (`ferry token create NAME --role admin`), or recover one offline with `ferry token recover`"
     )]
     LastAdminToken(String),
+    #[error("conflict {0} does not exist; `ferry conflicts list` shows them")]
+    ConflictNotFound(String),
+    #[error("conflict {0} was resolved already")]
+    ConflictResolved(String),
     #[error("storage failure: {0}")]
     Backend(String),
 }

@@ -91,6 +91,23 @@ pub trait Store: Send + Sync + 'static {
     /// index and, when more touch it, thinned to an even sample ([`ferry_core::tiles`]): the
     /// sparsest tiers first, so any prefix is an even sample too.
     fn tile_rows(&self, id: ItemId, tile: Tile, limit: usize) -> StoreResult<TileRows>;
+    /// Conflicts found here by two-way editing, newest first; `status`: `open`, `settled` or
+    /// `resolved`, or all.
+    fn conflicts(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> StoreResult<Vec<ferry_proto::twoway::ConflictRecord>>;
+    fn conflict(&self, id: &str) -> StoreResult<ferry_proto::twoway::ConflictRecord>;
+    /// Applies `plan` (the admin's choice, an edit like any other) and marks the conflict
+    /// resolved, all or nothing.
+    fn resolve_conflict(
+        &self,
+        id: &str,
+        plan: &EditPlan,
+        actor: &str,
+    ) -> StoreResult<ferry_proto::twoway::ConflictRecord>;
     /// Visits every live row in key order, from one consistent snapshot.
     fn scan_rows(
         &self,

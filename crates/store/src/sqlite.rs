@@ -11,6 +11,7 @@ mod content;
 mod records;
 mod sync;
 mod trust;
+mod twoway;
 
 pub use connections::SqliteStore;
 use connections::poisoned;
@@ -376,6 +377,28 @@ impl Store for SqliteStore {
         content::tile_rows(self, id, tile, limit)
     }
 
+    fn conflicts(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> StoreResult<Vec<ferry_proto::twoway::ConflictRecord>> {
+        self.read(|c| twoway::conflicts(c, status, limit, offset))
+    }
+
+    fn conflict(&self, id: &str) -> StoreResult<ferry_proto::twoway::ConflictRecord> {
+        self.read(|c| twoway::conflict(c, id))
+    }
+
+    fn resolve_conflict(
+        &self,
+        id: &str,
+        plan: &EditPlan,
+        actor: &str,
+    ) -> StoreResult<ferry_proto::twoway::ConflictRecord> {
+        self.write(|tx| content::resolve_conflict(tx, id, plan, actor))
+    }
+
     fn scan_rows(
         &self,
         id: ItemId,
@@ -585,14 +608,15 @@ mod tests {
         store.close().unwrap();
         drop(store);
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("DROP INDEX rows_by_map_cell; ALTER TABLE rows DROP COLUMN map_cell;")
-            .unwrap();
-        conn.pragma_update(
-            None,
-            "user_version",
-            super::connections::MIGRATIONS.len() as i64 - 1,
+        // Back to before the map cells: that migration and the ones after it undone.
+        conn.execute_batch(
+            "DROP TABLE conflicts; ALTER TABLE rows DROP COLUMN pending;
+             ALTER TABLE rows DROP COLUMN twoway; ALTER TABLE items DROP COLUMN two_way;
+             DROP INDEX rows_by_map_cell; ALTER TABLE rows DROP COLUMN map_cell;",
         )
         .unwrap();
+        let version = super::connections::MAP_CELLS_MIGRATION as i64;
+        conn.pragma_update(None, "user_version", version).unwrap();
         drop(conn);
         let upgraded = SqliteStore::open(&path).unwrap();
         assert_eq!(upgraded.tile_rows(item.id, world, 100).unwrap(), before);

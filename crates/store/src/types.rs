@@ -392,6 +392,8 @@ pub struct ReceivedItem {
     pub row_count: i64,
     /// The owner's choice of copy or reference, kept so it holds on every further hop.
     pub sync_as: ferry_proto::SyncAs,
+    /// Two-way editing as the origin set it.
+    pub two_way: Option<ferry_proto::twoway::TwoWay>,
 }
 
 impl ReceivedItem {
@@ -434,6 +436,19 @@ pub enum SyncOp {
         origin_instance: String,
         origin_item: String,
     },
+    /// The origin's version of a row of a two-way item, following the row's change: a copy
+    /// keeps the part of its pending edit the origin has not seen over the origin's content.
+    RowVersion {
+        origin: std::sync::Arc<Origin>,
+        key: Key,
+        version: ferry_proto::twoway::RowVersion,
+    },
+    /// An edit from a copy of this instance's own two-way item, to judge here.
+    Edit {
+        item: ferry_proto::ItemId,
+        key: Key,
+        edit: Box<ferry_proto::twoway::RowEdit>,
+    },
 }
 
 /// A batch to apply in one transaction with the channel's new cursor.
@@ -460,6 +475,11 @@ pub struct BatchOutcome {
     pub rows: i64,
     pub retracted: i64,
     pub freed_chunks: Vec<ferry_proto::ChunkHash>,
+    /// Edits from copies judged here, and the conflicts they made.
+    pub edits: i64,
+    pub conflicts: i64,
+    /// Edits refused (item, key, code, why): nothing of them was applied.
+    pub refused_edits: Vec<(ferry_proto::ItemId, Key, ferry_proto::ErrorCode, String)>,
 }
 
 /// An item a channel must copy whole at its next run, and why, if it failed before.
@@ -505,11 +525,25 @@ pub enum RawChange {
         values: String,
         /// GeoJSON geometry text.
         geometry: Option<String>,
+        /// Two-way editing's state of the row, for a two-way item.
+        two_way: Option<Box<RowTwoWay>>,
     },
     RowDeleted {
         item_id: ferry_proto::ItemId,
         key: Key,
+        two_way: Option<Box<RowTwoWay>>,
     },
+}
+
+/// What two-way editing keeps beside a row, as stored JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowTwoWay {
+    /// At the origin: stamps and `seen`; on a copy: the origin's [`RowVersion`] of it.
+    ///
+    /// [`RowVersion`]: ferry_proto::twoway::RowVersion
+    pub twoway: Option<String>,
+    /// On a copy: the local edit the origin has not judged ([`ferry_core::twoway::Pending`]).
+    pub pending: Option<String>,
 }
 
 /// A page of [`RawChange`]s with their sequences, in order.

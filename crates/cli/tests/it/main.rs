@@ -26,3 +26,4 @@ mod readme;
 mod roundtrip;
 mod sync;
 mod trust;
+mod two_way;

@@ -106,26 +106,36 @@ pub(crate) fn sync_now(inst: &TestInstance, link: &str) -> Value {
     ferry_json(inst, &["sync", "now", link])
 }
 
+/// Connects A's space "roads" with B's "inbox", A exporting `export` and importing `import`;
+/// returns the connection's id on A and on B.
+pub(crate) async fn connect(
+    a: &TestInstance,
+    b: &TestInstance,
+    export: &str,
+    import: &str,
+) -> (String, String) {
+    a.create_space("roads").await;
+    b.create_space("inbox").await;
+    let request = [
+        "peer", "request", "--space", "roads", "--export", export, "--import", import,
+    ];
+    let created = ferry_json(a, &request);
+    let on_b = ferry_json(b, &["peer", "import", created["code"].as_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ferry_json(b, &["peer", "approve", &on_b, "--space", "inbox"]);
+    let on_a = created["connection"]["id"].as_str().unwrap().to_string();
+    ferry_json(a, &["peer", "activate", &on_a]);
+    (on_a, on_b)
+}
+
 /// One connection, both ways: each side pulls the types the other sends, and nothing echoes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_way_peer_connection_carries_each_way_its_types() {
     let a = instance("City GIS", |_| {}).await;
     let b = instance("Harbor Authority", |_| {}).await;
-    a.create_space("roads").await;
-    b.create_space("inbox").await;
-    let created = ferry_json(
-        &a,
-        &[
-            "peer", "request", "--space", "roads", "--export", "features", "--import", "datasets",
-        ],
-    );
-    let on_b = ferry_json(&b, &["peer", "import", created["code"].as_str().unwrap()])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ferry_json(&b, &["peer", "approve", &on_b, "--space", "inbox"]);
-    let on_a = created["connection"]["id"].as_str().unwrap().to_string();
-    ferry_json(&a, &["peer", "activate", &on_a]);
+    let (on_a, on_b) = connect(&a, &b, "features", "datasets").await;
 
     import(&a, "roads", "Berths", "geojson", points_geojson(5)).await;
     import(&a, "roads", "City table", "csv", "id\n1\n".into()).await;

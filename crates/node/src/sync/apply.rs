@@ -29,8 +29,16 @@ impl Tally {
     }
 
     pub(super) fn add(&mut self, outcome: &BatchOutcome) {
-        self.run.rows_received += outcome.rows;
+        self.run.rows_received += outcome.rows + outcome.edits;
         self.run.items_retracted += outcome.retracted;
+        for (item, key, code, why) in &outcome.refused_edits {
+            self.run.errors.push(ferry_proto::SyncItemError {
+                origin_item: item.to_string(),
+                title: String::new(),
+                code: code.as_str().to_string(),
+                message: format!("the edit of row {}: {why}", key.to_value()),
+            });
+        }
     }
 
     pub(super) fn absorb(&mut self, checker: Checker<'_>, bytes: i64) {
@@ -88,6 +96,12 @@ pub(super) fn store_write(
         let store = node.store.clone();
         let outcome = blocking(move || write(store.as_ref())).await?;
         crate::chunks::remove_chunks(&node, outcome.freed_chunks.clone()).await;
+        node.metrics
+            .two_way_edits
+            .inc_by(outcome.edits.unsigned_abs());
+        node.metrics
+            .conflicts
+            .inc_by(outcome.conflicts.unsigned_abs());
         Ok(outcome)
     }
 }

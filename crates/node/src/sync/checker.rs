@@ -101,6 +101,10 @@ pub(super) struct Checker<'a> {
     run: RunTag,
     /// Items refused, to be recorded as pending once their batch verified.
     marks: Vec<PendingCopy>,
+    /// This instance's items the sender edits, checked once per stream.
+    editable: FastMap<String, Result<super::edits::Editable, super::edits::Refusal>>,
+    /// A second operation the last line gave (a row's version after the row).
+    extra: Option<SyncOp>,
 }
 
 impl<'a> Checker<'a> {
@@ -123,6 +127,8 @@ impl<'a> Checker<'a> {
             copying,
             run,
             marks: Vec::new(),
+            editable: FastMap::default(),
+            extra: None,
         }
     }
 
@@ -206,6 +212,7 @@ impl<'a> Checker<'a> {
             reference: wire.reference,
             row_count: wire.row_count,
             sync_as: wire.sync_as,
+            two_way: wire.two_way,
         }))))
     }
 
@@ -328,12 +335,78 @@ impl<'a> Checker<'a> {
         Ok(true)
     }
 
+    /// The operation after the one the last line gave, if it gave two.
+    pub(super) fn take_extra(&mut self) -> Option<SyncOp> {
+        self.extra.take()
+    }
+
+    /// A row's version from its origin follows the row, for a copy to settle its own edits.
+    fn versioned(
+        &mut self,
+        origin: Arc<Origin>,
+        key: Key,
+        version: Option<ferry_proto::twoway::RowVersion>,
+    ) {
+        self.extra = version.map(|version| SyncOp::RowVersion {
+            origin,
+            key,
+            version,
+        });
+    }
+
+    /// Checks an edit a copy sent back of one of this instance's two-way items.
+    async fn edit(
+        &mut self,
+        origin_item: String,
+        key: serde_json::Value,
+        edit: ferry_proto::twoway::RowEdit,
+    ) -> NodeResult<Option<SyncOp>> {
+        if !self.editable.contains_key(&origin_item) {
+            let checked = super::edits::editable(self.node, self.channel, &origin_item).await?;
+            self.editable.insert(origin_item.clone(), checked);
+        }
+        let sender = self.channel.sender.instance_id.clone();
+        let refusal = match self.editable.get_mut(&origin_item) {
+            Some(Ok(item)) => {
+                let checked = super::edits::edit_op(&sender, &key, edit).and_then(|checked| {
+                    let mut shape = (item.schema.take(), item.geographic);
+                    let op = checked.into_op(item.id, |key, values, geometry| {
+                        check_row(&mut shape, &key.to_value(), values, geometry).map(|_| ())
+                    });
+                    item.schema = shape.0;
+                    op
+                });
+                match checked {
+                    Ok(op) => return Ok(Some(op)),
+                    Err(refusal) => refusal,
+                }
+            }
+            Some(Err(refusal)) => refusal.clone(),
+            None => return Ok(None),
+        };
+        let (code, message) = refusal;
+        if !self
+            .errors
+            .iter()
+            .any(|e| e.origin_item == origin_item && e.code == code.as_str())
+        {
+            self.errors.push(SyncItemError {
+                origin_item,
+                title: String::new(),
+                code: code.as_str().to_string(),
+                message,
+            });
+        }
+        Ok(None)
+    }
+
     pub(super) async fn row_op(
         &mut self,
         origin_item: Arc<str>,
         key: serde_json::Value,
         values: String,
         geometry: Option<String>,
+        version: Option<ferry_proto::twoway::RowVersion>,
     ) -> NodeResult<Option<SyncOp>> {
         if self.refused.contains(&*origin_item) {
             return Ok(None);
@@ -341,7 +414,10 @@ impl<'a> Checker<'a> {
         let (origin, shape) = self.described(&origin_item)?;
         let origin = origin.clone();
         match check_row(shape, &key, values, geometry) {
-            Ok(row) => Ok(Some(SyncOp::Row { origin, row })),
+            Ok(row) => {
+                self.versioned(origin.clone(), row.key.clone(), version);
+                Ok(Some(SyncOp::Row { origin, row }))
+            }
             Err(message) => {
                 // The item's own origin: a relayed item is copied again from there.
                 self.quarantine(
@@ -456,6 +532,7 @@ impl<'a> Checker<'a> {
                 key,
                 values,
                 geometry,
+                version,
             } => {
                 let origin_item = match (origin_item, &self.copying) {
                     (Some(named), None) => Arc::from(named),
@@ -467,7 +544,9 @@ impl<'a> Checker<'a> {
                         ));
                     }
                 };
-                return self.row_op(origin_item, key, values, geometry).await;
+                return self
+                    .row_op(origin_item, key, values, geometry, version)
+                    .await;
             }
             Incoming::Record(record) => record,
             Incoming::Verified => return Ok(None),
@@ -479,19 +558,31 @@ impl<'a> Checker<'a> {
                 key,
                 values,
                 geometry,
+                v,
             } => {
                 let values = serde_json::Value::Object(values).to_string();
                 let geometry = geometry.map(|g| g.to_string());
-                self.row_op(origin_item.into(), key, values, geometry).await
+                self.row_op(origin_item.into(), key, values, geometry, v)
+                    .await
             }
-            SyncRecord::RowDeleted { origin_item, key } => {
+            SyncRecord::RowDeleted {
+                origin_item,
+                key,
+                v,
+            } => {
                 if self.refused.contains(&origin_item) {
                     return Ok(None);
                 }
                 let origin = self.described(&origin_item)?.0.clone();
                 let key = Key::from_value(&key).map_err(NodeError::from)?;
+                self.versioned(origin.clone(), key.clone(), v);
                 Ok(Some(SyncOp::RowDeleted { origin, key }))
             }
+            SyncRecord::Edit {
+                origin_item,
+                key,
+                edit,
+            } => self.edit(origin_item, key, *edit).await,
             SyncRecord::Retract {
                 origin_instance,
                 origin_item,

@@ -64,6 +64,9 @@ pub(crate) struct Inbound {
     /// Markings given to every received item.
     pub(crate) mark: Vec<String>,
     pub(crate) delete_retracted: bool,
+    /// The types of this instance's own two-way items whose copies at the sender may send
+    /// edits back over this channel (see [`Outbound::edits_back`]).
+    pub(crate) edits_from: DataTypes,
 }
 
 /// What one outbound channel sends: from which space, to whom, under which scope.
@@ -77,6 +80,80 @@ pub(crate) struct Outbound {
     /// guest): what arrived over the link came from it and never goes back. A host relays
     /// between guests on one link, so it has none and relies on the origin check.
     pub(crate) echo_link: Option<String>,
+    /// The types whose copies of the receiver's own two-way items send their edits back to it
+    /// over this channel: those the link carries both ways (a peer connection), or every type
+    /// with rows in a two-way workspace where the guest sends and receives.
+    pub(crate) edits_back: DataTypes,
+}
+
+/// Whether `link` is a link of this instance straight to `origin` that lets this end edit
+/// copies of `origin`'s two-way items of `kind`.
+pub(crate) async fn edits_allowed(
+    node: &Node,
+    link: &Link,
+    origin: &str,
+    kind: ferry_proto::ItemKind,
+) -> NodeResult<bool> {
+    let store = node.store.clone();
+    let allowed = match link.clone() {
+        Link::Peer { id } => {
+            let record = blocking(move || store.peer(&id)).await?;
+            let other = record.peer.as_ref().map(|p| p.instance_id.as_str());
+            let types = both(both(record.sends, record.receives), ROW_TYPES);
+            record.status.carries_data()
+                && other == Some(origin)
+                && ferry_core::sync::carries(types, kind)
+        }
+        Link::Collab {
+            collab_id,
+            workspace_id,
+        } => {
+            let record = blocking(move || store.collab(&collab_id)).await?;
+            let two_way = record
+                .workspaces
+                .iter()
+                .any(|w| w.id == workspace_id && w.config.two_way_editing);
+            let guest = match record.role {
+                CollabRole::Guest if record.host.instance_id == origin => {
+                    record.part_in(&workspace_id, &record.self_participant)
+                }
+                CollabRole::Guest => None,
+                CollabRole::Host => record
+                    .participants
+                    .iter()
+                    .find(|p| p.instance() == Some(origin))
+                    .and_then(|p| record.part_in(&workspace_id, &p.id)),
+            };
+            record.state == collab::CollabState::Active
+                && guest.is_some_and(|g| ferry_core::sync::carries(collab_edits(two_way, g), kind))
+        }
+    };
+    Ok(allowed)
+}
+
+/// Types with rows: what two-way editing can apply to.
+const ROW_TYPES: DataTypes = DataTypes {
+    datasets: true,
+    features: true,
+    files: false,
+};
+
+/// The types both of two sets hold.
+fn both(a: DataTypes, b: DataTypes) -> DataTypes {
+    DataTypes {
+        datasets: a.datasets && b.datasets,
+        features: a.features && b.features,
+        files: a.files && b.files,
+    }
+}
+
+/// What copies may edit over a workspace link: everything with rows in a two-way workspace,
+/// when the guest end sends and receives.
+pub(crate) fn collab_edits(two_way: bool, guest: Participant) -> DataTypes {
+    match guest {
+        Participant::Guest(mode) if two_way && collab::may_edit_two_way(mode) => ROW_TYPES,
+        _ => DataTypes::NONE,
+    }
 }
 
 const ALL_TYPES: DataTypes = DataTypes {
@@ -150,6 +227,7 @@ pub(crate) async fn inbound(node: &Node, link: &Link) -> NodeResult<(String, Vec
                     space,
                     mark: record.security.mark.clone(),
                     delete_retracted: true,
+                    edits_from: both(both(record.sends, record.receives), ROW_TYPES),
                 }],
             ))
         }
@@ -227,6 +305,14 @@ fn collab_inbound(
     let channels = senders
         .into_iter()
         .map(|(participant, sender)| Inbound {
+            edits_from: match record.role {
+                CollabRole::Host => record
+                    .part_in(workspace_id, &participant)
+                    .map_or(DataTypes::NONE, |guest| {
+                        collab_edits(workspace.config.two_way_editing, guest)
+                    }),
+                CollabRole::Guest => collab_edits(workspace.config.two_way_editing, me_part),
+            },
             agreement: Agreement {
                 kinds: ALL_TYPES,
                 max_item_bytes: workspace.config.max_item_bytes,
@@ -309,6 +395,7 @@ async fn channel_to(node: &Node, receiver: &PeerIdentity, wire: &WireLink) -> No
                     delivery: DeliveryRules::PEER,
                     origins: Origins::only(node.info.instance_id.clone()),
                 },
+                edits_back: both(both(record.sends, record.receives), ROW_TYPES),
                 echo_link: Some(Link::Peer { id: record.id }.key()),
             })
         }
@@ -348,24 +435,28 @@ fn collab_outbound(
             .and_then(|p| record.part_in(workspace_id, &p.id)),
     };
     let my_part = record.part_in(workspace_id, &record.self_participant);
-    match (my_part, receiver_part) {
-        (Some(from), Some(to)) if collab::channel(from, to) => {}
+    let guest = match (my_part, receiver_part) {
+        (Some(from), Some(to)) if collab::channel(from, to) => match record.role {
+            CollabRole::Guest => from,
+            CollabRole::Host => to,
+        },
         _ => {
             return Err(inactive(
                 "the workspace carries nothing from this instance to the caller",
             ));
         }
-    }
+    };
     let space = record
         .links
         .get(workspace_id)
         .ok_or_else(|| inactive("no space is linked to the workspace here"))?;
-    let config = record
+    let workspace = record
         .workspaces
         .iter()
         .find(|w| w.id == workspace_id)
-        .map(|w| workspace_delivery(&w.config))
         .ok_or_else(|| NodeError::new(ErrorCode::LinkNotFound, "no such workspace"))?;
+    let config = workspace_delivery(&workspace.config);
+    let edits_back = collab_edits(workspace.config.two_way_editing, guest);
     let link = Link::Collab {
         collab_id: record.id.clone(),
         workspace_id: workspace_id.to_string(),
@@ -386,6 +477,7 @@ fn collab_outbound(
             },
         },
         echo_link,
+        edits_back,
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod checker;
+pub(crate) mod edits;
 pub mod links;
 pub(crate) mod locks;
 pub mod pokes;

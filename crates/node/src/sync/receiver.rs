@@ -286,6 +286,7 @@ async fn pull(node: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<(
             other => match checker.op(other).await {
                 Ok(Some(op)) => {
                     ops.push(op);
+                    ops.extend(checker.take_extra());
                     if records.line_bytes - batch_start > MAX_BATCH_BYTES {
                         break Err(NodeError::new(
                             ErrorCode::SyncRefused,
@@ -427,7 +428,10 @@ async fn copy_item(
             }
             _ if ended => break Err(bad_signature("an end that no signature follows, checked")),
             record => match checker.op(record).await {
-                Ok(Some(op)) => ops.push(op),
+                Ok(Some(op)) => {
+                    ops.push(op);
+                    ops.extend(checker.take_extra());
+                }
                 Ok(None) => {}
                 Err(e) => break Err(e),
             },

@@ -159,10 +159,23 @@ impl Lines {
     }
 
     /// A row line straight from stored text.
-    fn send_row(&self, origin_item: &str, key: &Key, values: &str, geometry: Option<&str>) -> bool {
+    fn send_row(
+        &self,
+        origin_item: &str,
+        key: &Key,
+        (values, geometry): (&str, Option<&str>),
+        version: Option<&str>,
+    ) -> bool {
         self.sent.add_row();
         let full = self.append(|buffer| {
-            write_row_line(buffer, origin_item, &key.to_value(), values, geometry);
+            write_row_line(
+                buffer,
+                origin_item,
+                &key.to_value(),
+                values,
+                geometry,
+                version,
+            );
         });
         self.rows_since_sig.set(self.rows_since_sig.get() + 1);
         !full || self.flush()
@@ -330,6 +343,21 @@ struct Judged {
     /// Items still arriving here (a whole copy of them is not finished): they go only as a
     /// description whose rows the receiver must copy whole, once they are all here.
     arriving: ferry_core::FastSet<ItemId>,
+    /// How the rows of each item whose rows go out travel (see [`RowsGo`]).
+    rows_go: ferry_core::FastMap<ItemId, RowsGo>,
+    /// See [`Outbound::edits_back`].
+    edits_back: ferry_proto::ticket::DataTypes,
+}
+
+/// How an item's rows travel in a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowsGo {
+    /// As rows.
+    Rows,
+    /// As rows with their version: this instance's own two-way item.
+    Versioned,
+    /// Only the edits made here, back to their origin: the receiver's own two-way item.
+    Edits,
 }
 
 impl Judged {
@@ -408,6 +436,7 @@ impl Judged {
             reference,
             row_count: item.row_count,
             sync_as: item.sync_as,
+            two_way: item.two_way,
         })
     }
 
@@ -419,6 +448,8 @@ impl Judged {
         item: &Item,
     ) -> Result<Option<SyncRecord>, StoreError> {
         let (origin_instance, origin_item) = self.origin(store, item.id)?;
+        let versioned = origin_instance == self.me && item.two_way.is_some() && !item.reference;
+        let edits_back = self.edits_go_back(scope, &origin_instance, item);
         let verdict = verdict(
             store,
             scope,
@@ -444,12 +475,34 @@ impl Judged {
                     reason: reason.as_str().into(),
                 })
             }
+            Verdict::Skip if edits_back => {
+                self.verdicts.insert(item.id, Some(origin_item));
+                self.rows_go.insert(item.id, RowsGo::Edits);
+                None
+            }
             Verdict::Skip => {
                 self.verdicts.insert(item.id, None);
                 None
             }
         };
+        if versioned {
+            self.rows_go.insert(item.id, RowsGo::Versioned);
+        }
         Ok(record)
+    }
+
+    /// Whether the edits made here to a copy of the receiver's own two-way item go back to it
+    /// over this channel.
+    fn edits_go_back(
+        &self,
+        scope: &ferry_core::sync::SendScope,
+        origin_instance: &str,
+        item: &Item,
+    ) -> bool {
+        origin_instance == scope.receiver
+            && item.two_way.is_some()
+            && !item.reference
+            && ferry_core::sync::carries(self.edits_back, item.kind)
     }
 
     /// Reads which items are still arriving here, page by page: an item whose copy began after
@@ -510,11 +563,16 @@ impl Judged {
         scope: &ferry_core::sync::SendScope,
         id: ItemId,
         lines: &Lines,
-    ) -> Result<Option<&str>, StoreError> {
+    ) -> Result<Option<(&str, RowsGo)>, StoreError> {
         if !self.verdicts.contains_key(&id) {
             self.judge_unseen(store, scope, id, lines)?;
         }
-        Ok(self.verdicts.get(&id).and_then(|o| o.as_deref()))
+        let go = self.rows_go.get(&id).copied().unwrap_or(RowsGo::Rows);
+        Ok(self
+            .verdicts
+            .get(&id)
+            .and_then(|o| o.as_deref())
+            .map(|o| (o, go)))
     }
 }
 
@@ -569,6 +627,8 @@ fn send_changes(
         verdicts: ferry_core::FastMap::default(),
         echo_link: outbound.echo_link.clone(),
         arriving: ferry_core::FastSet::default(),
+        rows_go: ferry_core::FastMap::default(),
+        edits_back: outbound.edits_back,
     };
     loop {
         // Rows of items judged not to go in this stream are skipped in the store, unread.
@@ -597,20 +657,45 @@ fn send_changes(
                     key,
                     values,
                     geometry,
-                } => {
-                    if let Some(origin_item) = judged.row_allowed(store, scope, item_id, lines)?
-                        && !lines.send_row(origin_item, &key, &values, geometry.as_deref())
-                    {
-                        return Ok(());
+                    two_way,
+                } => match judged.row_allowed(store, scope, item_id, lines)? {
+                    Some((origin_item, RowsGo::Edits)) => {
+                        let origin_item = origin_item.to_string();
+                        let row = Some((values.as_str(), geometry.as_deref()));
+                        let pending = two_way.as_deref();
+                        super::edits::edit_record(&judged.me, &origin_item, &key, row, pending)?
                     }
-                    None
-                }
-                RawChange::RowDeleted { item_id, key } => judged
-                    .row_allowed(store, scope, item_id, lines)?
-                    .map(|origin_item| SyncRecord::RowDeleted {
+                    Some((origin_item, go)) => {
+                        let version = (go == RowsGo::Versioned)
+                            .then(|| super::edits::version_text(seq, two_way.as_deref()))
+                            .transpose()?;
+                        let row = (values.as_str(), geometry.as_deref());
+                        if !lines.send_row(origin_item, &key, row, version.as_deref()) {
+                            return Ok(());
+                        }
+                        None
+                    }
+                    None => None,
+                },
+                RawChange::RowDeleted {
+                    item_id,
+                    key,
+                    two_way,
+                } => match judged.row_allowed(store, scope, item_id, lines)? {
+                    Some((origin_item, RowsGo::Edits)) => {
+                        let origin_item = origin_item.to_string();
+                        let pending = two_way.as_deref();
+                        super::edits::edit_record(&judged.me, &origin_item, &key, None, pending)?
+                    }
+                    Some((origin_item, go)) => Some(SyncRecord::RowDeleted {
                         origin_item: origin_item.to_string(),
                         key: key.to_value(),
+                        v: (go == RowsGo::Versioned)
+                            .then(|| super::edits::version_of(seq, two_way.as_deref()))
+                            .transpose()?,
                     }),
+                    None => None,
+                },
             };
             if let Some(record) = record
                 && !lines.send(&record)
@@ -743,6 +828,8 @@ fn send_item(
         verdicts: ferry_core::FastMap::default(),
         echo_link: outbound.echo_link.clone(),
         arriving: ferry_core::FastSet::default(),
+        rows_go: ferry_core::FastMap::default(),
+        edits_back: outbound.edits_back,
     };
     let record = match &item {
         Some(item) => judged.item_record(store, &outbound.scope, item)?,
@@ -801,7 +888,7 @@ fn send_rows(
         if !gone {
             gone = !match compact {
                 true => lines.send_compact_row(row.key, row.values, row.geometry),
-                false => lines.send_row(origin_item, row.key, row.values, row.geometry),
+                false => lines.send_row(origin_item, row.key, (row.values, row.geometry), None),
             } || !lines.sign_copy_part();
         }
         Ok(())
@@ -928,6 +1015,8 @@ mod tests {
             verdicts: ferry_core::FastMap::default(),
             echo_link: None,
             arriving: ferry_core::FastSet::default(),
+            rows_go: ferry_core::FastMap::default(),
+            edits_back: ferry_proto::ticket::DataTypes::NONE,
         }
     }
 

@@ -289,6 +289,8 @@ pub(super) enum Incoming {
         key: serde_json::Value,
         values: String,
         geometry: Option<String>,
+        /// The row's version at its origin (a two-way item's row from its origin).
+        version: Option<ferry_proto::twoway::RowVersion>,
     },
     Record(SyncRecord),
     /// A `sig` record that verified: every line before it is the sender's, unchanged.
@@ -307,6 +309,7 @@ impl Incoming {
                 key: serde_json::from_slice(row.key).map_err(json_error)?,
                 values: row.values.to_string(),
                 geometry: row.geometry.map(str::to_string),
+                version: None,
             });
         }
         if line.starts_with(ROW_LINE_PREFIX.as_bytes()) {
@@ -316,6 +319,7 @@ impl Incoming {
                 key: row.key,
                 values: row.values.get().to_string(),
                 geometry: row.geometry.map(|g| g.get().to_string()),
+                version: row.v,
             });
         }
         serde_json::from_slice(line)
@@ -342,7 +346,14 @@ mod tests {
     #[test]
     fn lines_read_as_what_the_stream_holds() {
         let mut record = Vec::new();
-        ferry_proto::write_row_line(&mut record, "o1", &serde_json::json!(7), r#"{"a":1}"#, None);
+        ferry_proto::write_row_line(
+            &mut record,
+            "o1",
+            &serde_json::json!(7),
+            r#"{"a":1}"#,
+            None,
+            None,
+        );
         for compact_rows in [false, true] {
             let Ok(Incoming::Row {
                 origin_item, key, ..
@@ -362,6 +373,7 @@ mod tests {
             key,
             values,
             geometry,
+            ..
         }) = Incoming::read(&compact, true)
         else {
             panic!("a compact row is a row");
@@ -400,7 +412,14 @@ mod tests {
         for seq in 1..=batches {
             for key in 0..20 {
                 let mut line = Vec::new();
-                ferry_proto::write_row_line(&mut line, "o1", &serde_json::json!(key), "{}", None);
+                ferry_proto::write_row_line(
+                    &mut line,
+                    "o1",
+                    &serde_json::json!(key),
+                    "{}",
+                    None,
+                    None,
+                );
                 body.extend_from_slice(&line);
             }
             serde_json::to_writer(&mut body, &SyncRecord::Commit { seq }).unwrap();

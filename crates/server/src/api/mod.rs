@@ -2,6 +2,7 @@
 //! authenticated before it runs), calls one node operation, and shapes the answer.
 
 mod collabs;
+mod conflicts;
 mod instance;
 mod items;
 mod peers;
@@ -21,7 +22,7 @@ use utoipa_axum::routes;
     info(title = "Ferry API", description = "Administer a Ferry instance: spaces, items, rows, tokens and the change feed."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"), (name = "peers"), (name = "collaborations"), (name = "sync"))
+    tags((name = "instance"), (name = "tokens"), (name = "spaces"), (name = "items"), (name = "rows"), (name = "policy"), (name = "peers"), (name = "collaborations"), (name = "sync"), (name = "conflicts"))
 )]
 struct ApiDoc;
 
@@ -59,6 +60,9 @@ pub(crate) fn routes() -> OpenApiRouter<Node> {
         ))
         .routes(routes!(items::query_rows))
         .routes(routes!(items::apply_edits))
+        .routes(routes!(conflicts::list_conflicts))
+        .routes(routes!(conflicts::show_conflict))
+        .routes(routes!(conflicts::resolve_conflict))
         .routes(routes!(transfer::import_item))
         .routes(routes!(transfer::export_item))
         .routes(routes!(trust::list_policies, trust::add_policy))

@@ -23,9 +23,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0011_arrival_markings.sql"),
     include_str!("../../migrations/sqlite/0012_inline_arrivals.sql"),
     include_str!("../../migrations/sqlite/0013_map_cells.sql"),
+    include_str!("../../migrations/sqlite/0014_two_way.sql"),
 ];
 /// Migrations whose rows need values SQL cannot compute, by their index in [`MIGRATIONS`].
-const MAP_CELLS_MIGRATION: usize = 12;
+pub(super) const MAP_CELLS_MIGRATION: usize = 12;
 const MAX_IDLE_READERS: usize = 4;
 
 pub struct SqliteStore {

@@ -258,7 +258,8 @@ pub(super) fn update_item(
         let seq = seqs.take();
         tx.execute_cached(
             "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
-                     version = version + 1, seq = ?6, updated_at = ?7, sync_as = ?8 WHERE rid = ?1",
+                     version = version + 1, seq = ?6, updated_at = ?7, sync_as = ?8,
+                     two_way = ?9 WHERE rid = ?1",
             params![
                 rid,
                 patch.title.as_ref().unwrap_or(&item.title),
@@ -268,6 +269,9 @@ pub(super) fn update_item(
                 seq,
                 now(),
                 patch.sync_as.unwrap_or(item.sync_as).as_str(),
+                two_way_after(&item, patch)
+                    .map(|t| to_json(&t))
+                    .transpose()?,
             ],
         )?;
         if let Some(space) = &patch.space {
@@ -279,6 +283,19 @@ pub(super) fn update_item(
             audit_in(tx, &entry)?;
         }
         Ok(updated)
+    })
+}
+
+/// An item's two-way setting after a patch: a policy turns it on, `two_way: false` off.
+fn two_way_after(item: &Item, patch: &ItemPatch) -> Option<ferry_proto::twoway::TwoWay> {
+    let on = patch
+        .two_way
+        .unwrap_or(item.two_way.is_some() || patch.conflict_policy.is_some());
+    on.then(|| ferry_proto::twoway::TwoWay {
+        conflict_policy: patch
+            .conflict_policy
+            .or(item.two_way.map(|t| t.conflict_policy))
+            .unwrap_or_default(),
     })
 }
 
@@ -297,7 +314,16 @@ pub(super) fn apply_edits(
     id: ItemId,
     plan: &EditPlan,
 ) -> StoreResult<EditOutcome> {
-    store.write(|tx| {
+    store.write(|tx| apply_plan(tx, id, plan))
+}
+
+/// Applies a batch of edits inside `tx`, all or nothing.
+pub(super) fn apply_plan(
+    tx: &rusqlite::Transaction<'_>,
+    id: ItemId,
+    plan: &EditPlan,
+) -> StoreResult<EditOutcome> {
+    {
         let (rid, item) = find_item(tx, id)?;
         require_rows(id, &item)?;
         let mut run = EditRun {
@@ -310,17 +336,34 @@ pub(super) fn apply_edits(
             row_delta: 0,
             next_int_key: None,
         };
+        let received = super::twoway::is_received(tx, rid)?;
+        let mut two_way = super::twoway::TwoWayEdits::begin(&item, received, plan.stamp.as_ref());
         for (i, add) in plan.adds.iter().enumerate() {
+            if let (Some(t), AddKey::Given(key)) = (two_way.as_mut(), &add.key) {
+                t.note(tx, rid, key)?;
+            }
             let (key, outcome) = run.add(add);
+            if let (Some(t), Some(key)) = (two_way.as_mut(), key.as_ref()) {
+                t.note(tx, rid, key)?;
+            }
             run.record(EditOp::Add, i, key.as_ref(), outcome);
         }
         for (i, update) in plan.updates.iter().enumerate() {
+            if let Some(t) = two_way.as_mut() {
+                t.note(tx, rid, &update.key)?;
+            }
             let outcome = run.update(update);
             run.record(EditOp::Update, i, Some(&update.key), outcome);
         }
         for (i, key) in plan.deletes.iter().enumerate() {
+            if let Some(t) = two_way.as_mut() {
+                t.note(tx, rid, key)?;
+            }
             let outcome = run.delete(key);
             run.record(EditOp::Delete, i, Some(key), outcome);
+        }
+        if let Some(t) = two_way {
+            t.finish(tx, rid)?;
         }
         if run.failed > 0 {
             return Err(StoreError::EditsRejected {
@@ -353,7 +396,7 @@ pub(super) fn apply_edits(
             item: find_item(tx, id)?.1,
             results,
         })
-    })
+    }
 }
 
 pub(super) fn query_rows(
@@ -600,12 +643,13 @@ pub(super) fn changes(
                 key,
                 values,
                 geometry,
+                ..
             } => Change::Row {
                 seq,
                 item_id,
                 row: parse_row(key, seq, &values, geometry.as_deref())?,
             },
-            RawChange::RowDeleted { item_id, key } => Change::RowDeleted {
+            RawChange::RowDeleted { item_id, key, .. } => Change::RowDeleted {
                 seq,
                 item_id,
                 key: key.to_value(),
@@ -667,13 +711,24 @@ pub(super) fn raw_changes(
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })?;
         for r in found {
-            let (key, seq, deleted, vals, geometry, item_id) = r?;
+            let (key, seq, deleted, vals, geometry, item_id, twoway, pending) = r?;
             let item_id = stored_item_id(&item_id)?;
+            let two_way = (twoway.is_some() || pending.is_some())
+                .then(|| Box::new(RowTwoWay { twoway, pending }));
             changes.push(if deleted {
-                (seq, RawChange::RowDeleted { item_id, key })
+                (
+                    seq,
+                    RawChange::RowDeleted {
+                        item_id,
+                        key,
+                        two_way,
+                    },
+                )
             } else {
                 let values = vals.unwrap_or_else(|| "{}".to_string());
                 (
@@ -683,6 +738,7 @@ pub(super) fn raw_changes(
                         key,
                         values,
                         geometry: geometry.map(owned_geometry_text),
+                        two_way,
                     },
                 )
             });
@@ -698,4 +754,29 @@ pub(super) fn raw_changes(
             has_more,
         })
     })
+}
+
+/// Applies an admin's resolution of a conflict (an edit at the origin, which syncs like any
+/// other) and marks the conflict resolved, in one transaction.
+pub(super) fn resolve_conflict(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    plan: &EditPlan,
+    actor: &str,
+) -> StoreResult<ferry_proto::twoway::ConflictRecord> {
+    let mut record = super::twoway::conflict(tx, id)?;
+    if record.status == "resolved" {
+        return Err(StoreError::ConflictResolved(id.to_string()));
+    }
+    apply_plan(tx, record.item_id, plan)?;
+    let at = ferry_core::time::now();
+    record.status = "resolved".into();
+    record.resolved_at = Some(at.clone());
+    record.resolved_by = Some(actor.to_string());
+    tx.prepare_cached(
+        "UPDATE conflicts SET status = 'resolved', resolved_at = ?2, resolved_by = ?3, body = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![id, at, actor, serde_json::to_string(&record)?])?;
+    Ok(record)
 }

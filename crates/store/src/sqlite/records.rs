@@ -219,7 +219,7 @@ pub(super) fn move_item(
 pub(super) const ITEM_COLS: &str =
     "i.rid, i.id, s.id, i.kind, i.title, i.description, i.tags, i.markings,
     i.owner, i.created_at, i.updated_at, i.version, i.seq, i.schema, i.geometry_type, i.crs,
-    i.file, i.row_count, i.deleted, i.created_seq, i.sync_as, i.reference";
+    i.file, i.row_count, i.deleted, i.created_seq, i.sync_as, i.reference, i.two_way";
 
 /// An item id as stored in a text column.
 pub(super) fn stored_item_id(text: &str) -> StoreResult<ItemId> {
@@ -238,6 +238,7 @@ pub(super) struct ItemRow {
     pub(super) created_seq: i64,
     pub(super) sync_as: String,
     pub(super) reference: bool,
+    pub(super) two_way: Option<String>,
 }
 
 pub(super) fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
@@ -263,6 +264,7 @@ pub(super) fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         created_seq: r.get(19)?,
         sync_as: r.get(20)?,
         reference: r.get::<_, i64>(21)? != 0,
+        two_way: r.get(22)?,
     })
 }
 
@@ -300,6 +302,7 @@ pub(super) fn build_item(raw: (ItemRow, [Option<String>; 4])) -> StoreResult<(i6
         reference: row.reference,
         stale: None,
         received: None,
+        two_way: row.two_way.map(|t| serde_json::from_str(&t)).transpose()?,
     };
     Ok((row.rid, row.deleted, item))
 }
@@ -399,7 +402,8 @@ pub(super) const UPSERT_ROW: &str = "INSERT OR REPLACE INTO rows
 /// index alone (it covers every column the inner query reads), so rows of the items in `?4` (a
 /// JSON array of item ids) are skipped on their index entries, never read; only the rows of the
 /// page are looked up. The co-routine yields in index order: no sort step.
-pub(super) const ROW_CHANGES: &str = "SELECT r.key, r.seq, r.deleted, r.vals, r.geom, i.id
+pub(super) const ROW_CHANGES: &str = "SELECT r.key, r.seq, r.deleted, r.vals, r.geom, i.id,
+     r.twoway, r.pending
      FROM (SELECT item_rid, key FROM rows INDEXED BY rows_by_space_seq
            WHERE space_rid = ?1 AND seq > ?2
                AND item_rid NOT IN (SELECT s.rid FROM items AS s

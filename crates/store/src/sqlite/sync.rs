@@ -12,7 +12,7 @@ use crate::types::{
 use crate::{StoreError, StoreResult};
 use ferry_core::FastMap;
 use ferry_core::Key;
-use ferry_proto::ItemId;
+use ferry_proto::{ErrorCode, ItemId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 pub(super) fn cursor(conn: &Connection, channel: &str) -> StoreResult<Option<SyncCursor>> {
@@ -240,7 +240,139 @@ impl Apply<'_, '_, '_> {
                 origin_instance,
                 origin_item,
             } => self.retract(origin_instance, origin_item),
+            SyncOp::RowVersion {
+                origin,
+                key,
+                version,
+            } => match self.item_rid(origin)? {
+                Some(rid) if !self.is_reference(rid)? => self.row_version(rid, key, version),
+                _ => Ok(()),
+            },
+            SyncOp::Edit { item, key, edit } => self.edit(*item, key, edit),
         }
+    }
+
+    /// A copy takes the origin's version of a row: what of its own pending edit the origin has
+    /// not seen stays over the origin's content.
+    fn row_version(
+        &mut self,
+        rid: i64,
+        key: &Key,
+        version: &ferry_proto::twoway::RowVersion,
+    ) -> StoreResult<()> {
+        let me = super::records::meta(self.tx, "instance_id")?;
+        if let Some(local) = super::twoway::received_version(self.tx, rid, key, version, &me)? {
+            let seq = self.tx.query_row_cached(
+                "SELECT seq FROM rows WHERE item_rid = ?1 AND key = ?2",
+                params![rid, KeySql(key)],
+                |r| r.get::<_, i64>(0),
+            )?;
+            self.put(rid, key, seq, local.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Writes a row as fields (`None`: its tombstone) at `seq`, keeping the item's row count.
+    fn put(
+        &mut self,
+        rid: i64,
+        key: &Key,
+        seq: i64,
+        fields: Option<&ferry_core::twoway::Fields>,
+    ) -> StoreResult<()> {
+        let delta = match fields {
+            Some(fields) => {
+                let crs: Option<String> = self.tx.query_row_cached(
+                    "SELECT crs FROM items WHERE rid = ?1",
+                    [rid],
+                    |r| r.get(0),
+                )?;
+                let geographic = crs
+                    .as_deref()
+                    .is_none_or(ferry_core::geometry::is_geographic);
+                let (values, geometry) = super::twoway::stored_of(fields, geographic)?;
+                let row = ferry_core::rows::RowRecord {
+                    key: key.clone(),
+                    values,
+                    geometry,
+                };
+                self.write(rid, key, seq, &row)?
+            }
+            None => super::twoway::tombstone(self.tx, self.owner(rid)?, key, seq)?,
+        };
+        *self.row_delta.entry(rid).or_default() += delta;
+        Ok(())
+    }
+
+    /// Judges an edit from a copy of this instance's two-way item, writes the row it leaves
+    /// (always with a new version, so the editor learns the outcome) and any conflict.
+    fn edit(
+        &mut self,
+        item: ferry_proto::ItemId,
+        key: &Key,
+        edit: &ferry_proto::twoway::RowEdit,
+    ) -> StoreResult<()> {
+        let (rid, found) = super::records::find_item(self.tx, item)?;
+        let Some(two_way) = found.two_way else {
+            return self.refuse_edit(
+                item,
+                key,
+                ErrorCode::EditRefused,
+                "two-way editing is off for this item",
+            );
+        };
+        let row = super::twoway::read_row(self.tx, rid, key)?;
+        if edit.base > row.seq {
+            return self.refuse_edit(
+                item,
+                key,
+                ErrorCode::VersionInvalid,
+                &format!(
+                    "the edit claims version {} of a row whose latest version is {}",
+                    edit.base, row.seq
+                ),
+            );
+        }
+        let version = self.seqs.take();
+        let judged =
+            ferry_core::twoway::judge(Some(&row.origin()?), edit, two_way.conflict_policy, version);
+        if judged.duplicate {
+            return Ok(());
+        }
+        self.put(rid, key, version, judged.row.fields.as_ref())?;
+        super::twoway::write_meta(
+            self.tx,
+            rid,
+            key,
+            Some(&super::twoway::meta_of(&judged.row)?),
+        )?;
+        if let Some(conflict) = &judged.conflict {
+            super::twoway::record_conflict(
+                self.tx,
+                rid,
+                item,
+                key,
+                edit,
+                conflict,
+                two_way.conflict_policy,
+            )?;
+            self.outcome.conflicts += 1;
+        }
+        self.outcome.edits += 1;
+        Ok(())
+    }
+
+    fn refuse_edit(
+        &mut self,
+        item: ferry_proto::ItemId,
+        key: &Key,
+        code: ErrorCode,
+        why: &str,
+    ) -> StoreResult<()> {
+        self.outcome
+            .refused_edits
+            .push((item, key.clone(), code, why.to_string()));
+        Ok(())
     }
 
     fn item(&mut self, item: &ReceivedItem) -> StoreResult<()> {
@@ -285,7 +417,7 @@ impl Apply<'_, '_, '_> {
                          schema = ?6, geometry_type = ?7, crs = ?8, file = coalesce(?9, file),
                          seq = ?10, version = version + 1, updated_at = ?11, reference = ?12,
                          row_count = CASE WHEN ?12 THEN ?13 WHEN reference THEN 0 ELSE row_count END,
-                         sync_as = ?14
+                         sync_as = ?14, two_way = ?15
                      WHERE rid = ?1",
                     params![
                         rid,
@@ -302,6 +434,7 @@ impl Apply<'_, '_, '_> {
                         reference,
                         item.row_count,
                         item.sync_as.as_str(),
+                        item.two_way.map(|t| to_json(&t)).transpose()?,
                     ],
                 )?;
                 self.references.insert(rid, reference);
@@ -357,9 +490,9 @@ impl Apply<'_, '_, '_> {
         self.tx.execute_cached(
             "INSERT INTO items (id, space_rid, kind, title, description, tags, markings, owner,
                  created_at, updated_at, version, seq, crs, file, schema, geometry_type, row_count,
-                 created_seq, reference, sync_as)
+                 created_seq, reference, sync_as, two_way)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11, ?12, ?13, ?14, ?15, ?10,
-                 ?16, ?17)",
+                 ?16, ?17, ?18)",
             params![
                 ItemId::generate().to_string(),
                 self.space_rid,
@@ -378,6 +511,7 @@ impl Apply<'_, '_, '_> {
                 if item.reference { item.row_count } else { 0 },
                 item.reference,
                 item.sync_as.as_str(),
+                item.two_way.map(|t| to_json(&t)).transpose()?,
             ],
         )?;
         let rid = self.tx.last_insert_rowid();
@@ -1133,6 +1267,10 @@ mod tests {
                 }
                 SyncOp::Retract { origin_item, .. } => format!("retract {origin_item}"),
                 SyncOp::Item(item) => format!("item {}", item.origin_item),
+                SyncOp::RowVersion { origin, key, .. } => {
+                    format!("v{}:{}", origin.item, key.to_value())
+                }
+                SyncOp::Edit { item, key, .. } => format!("edit {item}:{}", key.to_value()),
             })
             .collect()
     }

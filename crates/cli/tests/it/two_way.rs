@@ -1,0 +1,253 @@
+//! Two-way editing between real instances: copies edit, their edits go back to the origin at
+//! its next run, concurrent edits are found and kept as conflicts, and every instance ends with
+//! the same rows.
+
+use crate::harness::{TestInstance, ferry_json, points_geojson};
+use crate::sync::{coast, connect, id, import, instance, items, join_coast, rows, sync_now};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Posts an edit batch; returns status and body.
+async fn try_edit(inst: &TestInstance, item: &str, batch: Value) -> (StatusCode, Value) {
+    inst.call(
+        Method::POST,
+        &format!("/api/v1/items/{item}/edits"),
+        Some(batch),
+    )
+    .await
+}
+
+/// The copy of the host's layer on a guest.
+async fn copy_on(guest: &TestInstance) -> String {
+    id(&items(guest, "mine").await["Berths"]).to_string()
+}
+
+fn update(key: i64, values: Value) -> Value {
+    json!({"updates": [{"key": key, "values": values}]})
+}
+
+/// A host and three guests in a two-way workspace: two that send and receive, one that only
+/// receives. Edits to the same and to different rows meet at the host; disjoint ones merge, the
+/// same field is one conflict with both versions, and all four instances end with the host's
+/// rows. A conflict resolved by the admin reaches every copy like any edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_edit_and_every_instance_converges_with_conflicts_kept() {
+    let host = instance("Port Authority", |_| {}).await;
+    let city = instance("City GIS", |_| {}).await;
+    let harbor = instance("Harbor", |_| {}).await;
+    let pilots = instance("Pilots", |_| {}).await;
+    coast(&host, &[], &["--two-way"]);
+    join_coast(&host, &city, &city.url, "Roads=send_receive");
+    join_coast(&host, &harbor, &harbor.url, "Roads=send_receive");
+    join_coast(&host, &pilots, &pilots.url, "Roads=receive");
+    let layer = import(&host, "coast", "Berths", "geojson", points_geojson(5)).await;
+    let layer = id(&layer).to_string();
+    for guest in [&city, &harbor, &pilots] {
+        assert_eq!(sync_now(guest, "Coast/Roads")["status"], "completed");
+    }
+
+    // Read-only until the owner turns two-way editing on.
+    let on_city = copy_on(&city).await;
+    let (status, body) = try_edit(&city, &on_city, update(1, json!({"name": "x"}))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("two_way_off")),
+        "{body}"
+    );
+    let updated = ferry_json(&host, &["item", "update", &layer, "--two-way", "on"]);
+    assert_eq!(
+        updated["two_way"]["conflict_policy"], "origin_wins",
+        "{updated}"
+    );
+    for guest in [&city, &harbor, &pilots] {
+        sync_now(guest, "Coast/Roads");
+    }
+    let on_harbor = copy_on(&harbor).await;
+    let on_pilots = copy_on(&pilots).await;
+    // The guest that only receives cannot edit, and says why.
+    let (status, body) = try_edit(&pilots, &on_pilots, update(1, json!({"name": "p"}))).await;
+    assert_eq!(body["code"], "edit_not_allowed", "{status} {body}");
+    // A copy cannot make up keys.
+    let (_, body) = try_edit(
+        &city,
+        &on_city,
+        json!({"adds": [{"values": {"name": "new"}}]}),
+    )
+    .await;
+    assert_eq!(body["code"], "key_required", "{body}");
+
+    // Between runs: City and Harbor change row 1's name; Harbor also row 2's n; the host
+    // changes row 1's n. City inserts row 100.
+    let (status, body) = try_edit(&city, &on_city, update(1, json!({"name": "city"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let point = json!({"type": "Point", "coordinates": [4.5, 52.25]});
+    let add = json!({"adds": [{"key": 100, "values": {"name": "new", "n": 1, "v": 0.5}, "geometry": point}]});
+    assert_eq!(try_edit(&city, &on_city, add).await.0, StatusCode::OK);
+    assert_eq!(
+        try_edit(&harbor, &on_harbor, update(1, json!({"name": "harbor"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        try_edit(&harbor, &on_harbor, update(2, json!({"n": 42})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        try_edit(&host, &layer, update(1, json!({"n": 7}))).await.0,
+        StatusCode::OK
+    );
+    // The copies show their own edits at once.
+    let row1 = |rows: &[Value]| rows.iter().find(|r| r[0] == 1).cloned().unwrap();
+    assert_eq!(row1(&rows(&city, &on_city).await)[1]["name"], "city");
+
+    // The host pulls City first, then Harbor.
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(run["status"], "completed", "{run}");
+    let on_host = rows(&host, &layer).await;
+    let first = row1(&on_host);
+    assert_eq!(first[1]["n"], 7, "the host's own disjoint change stays");
+    assert_eq!(
+        first[1]["name"], "city",
+        "origin_wins: City's name was there first"
+    );
+    assert_eq!(
+        on_host.iter().find(|r| r[0] == 2).unwrap()[1]["n"],
+        42,
+        "a disjoint row merges"
+    );
+    assert!(on_host.iter().any(|r| r[0] == 100), "City's insert arrives");
+
+    // Exactly one conflict, with both versions, the field, and who edited.
+    let conflicts = ferry_json(&host, &["conflicts", "list"]);
+    let conflicts = conflicts.as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    let conflict = &conflicts[0];
+    assert_eq!(conflict["kind"], "same_field");
+    assert_eq!(conflict["fields"], json!(["name"]));
+    assert_eq!(conflict["ours"]["name"], "city");
+    assert_eq!(conflict["theirs"]["name"], "harbor");
+    assert_eq!(
+        conflict["their_instance"],
+        harbor.get("/api/v1/instance").await["id"]
+    );
+    assert_eq!(
+        (conflict["status"].as_str(), conflict["kept"].as_str()),
+        (Some("settled"), Some("ours"))
+    );
+    let metrics = host.metrics().await;
+    assert!(metrics.contains("ferry_conflicts_total 1"), "{metrics}");
+
+    // Every guest takes the host's rows; pending edits settle.
+    for guest in [&city, &harbor, &pilots] {
+        assert_eq!(sync_now(guest, "Coast/Roads")["status"], "completed");
+    }
+    for (guest, copy) in [
+        (&city, &on_city),
+        (&harbor, &on_harbor),
+        (&pilots, &on_pilots),
+    ] {
+        assert_eq!(rows(guest, copy).await, on_host, "{} converged", guest.url);
+    }
+    // A second host run finds nothing new to judge: no edit is applied twice.
+    sync_now(&host, "Coast/Roads");
+    assert_eq!(rows(&host, &layer).await, on_host);
+    assert_eq!(
+        ferry_json(&host, &["conflicts", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The admin keeps Harbor's version instead: an edit that reaches every copy.
+    let conflict_id = conflict["id"].as_str().unwrap();
+    let resolved = ferry_json(
+        &host,
+        &["conflicts", "resolve", conflict_id, "--keep", "theirs"],
+    );
+    assert_eq!(resolved["status"], "resolved", "{resolved}");
+    let (status, again) = host
+        .call(
+            Method::POST,
+            &format!("/api/v1/conflicts/{conflict_id}/resolve"),
+            Some(json!({"keep": "ours"})),
+        )
+        .await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict_resolved"))
+    );
+    let on_host = rows(&host, &layer).await;
+    assert_eq!(row1(&on_host)[1]["name"], "harbor");
+    for guest in [&city, &harbor, &pilots] {
+        sync_now(guest, "Coast/Roads");
+    }
+    for (guest, copy) in [
+        (&city, &on_city),
+        (&harbor, &on_harbor),
+        (&pilots, &on_pilots),
+    ] {
+        assert_eq!(
+            rows(guest, copy).await,
+            on_host,
+            "{} has the resolution",
+            guest.url
+        );
+    }
+}
+
+/// A peer connection that carries features both ways lets the other side edit; a delete on
+/// the copy against an update at the origin keeps the row, as a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_way_peer_connection_edits_and_update_beats_delete() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor", |_| {}).await;
+    let (on_a, on_b) = connect(&a, &b, "features", "features").await;
+    let layer = import(&a, "roads", "Berths", "geojson", points_geojson(3)).await;
+    let layer = id(&layer).to_string();
+    ferry_json(
+        &a,
+        &["item", "update", &layer, "--conflict-policy", "latest_wins"],
+    );
+    sync_now(&b, &on_b);
+    let copy = id(&items(&b, "inbox").await["Berths"]).to_string();
+
+    // B deletes row 3 while A updates it; B also updates row 2.
+    assert_eq!(
+        try_edit(&b, &copy, json!({"deletes": [3]})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        try_edit(&b, &copy, update(2, json!({"name": "from b"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        try_edit(&a, &layer, update(3, json!({"name": "kept"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let run = sync_now(&a, &on_a);
+    assert_eq!(run["status"], "completed", "{run}");
+    let on_a_rows = rows(&a, &layer).await;
+    let name_of = |rows: &[Value], key: i64| {
+        rows.iter()
+            .find(|r| r[0] == key)
+            .map(|r| r[1]["name"].clone())
+    };
+    assert_eq!(
+        name_of(&on_a_rows, 3),
+        Some(json!("kept")),
+        "the update beats the delete"
+    );
+    assert_eq!(name_of(&on_a_rows, 2), Some(json!("from b")));
+    let conflicts = ferry_json(&a, &["conflicts", "list"]);
+    assert_eq!(conflicts[0]["kind"], "delete_update", "{conflicts}");
+    sync_now(&b, &on_b);
+    assert_eq!(rows(&b, &copy).await, on_a_rows, "B converges, row 3 back");
+}
