@@ -505,6 +505,8 @@ async fn reference_export(node: &Node, item: Item, format: ExportFormat) -> Node
                         key: &key,
                         values: &values,
                         geometry: geometry.as_deref(),
+                        seq: row.seq,
+                        two_way: None,
                     })?;
                 }
                 if let Some(after) = &current.next {

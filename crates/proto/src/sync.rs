@@ -396,13 +396,24 @@ pub const ROWS_HEADER: &str = "x-ferry-rows";
 /// Writes a compact row line of a whole-item copy: the key, the values and the geometry (empty
 /// when there is none) as JSON text separated by tabs, then a newline. The stream is of one item,
 /// so the line does not name it, and the receiver finds the parts without scanning the JSON.
-pub fn write_compact_row(out: &mut Vec<u8>, key: &Value, values: &str, geometry: Option<&str>) {
+pub fn write_compact_row(
+    out: &mut Vec<u8>,
+    key: &Value,
+    values: &str,
+    geometry: Option<&str>,
+    version: Option<&str>,
+) {
     serde_json::to_writer(&mut *out, key).expect("a key always serializes");
     out.push(b'\t');
     push_one_line(out, values);
     out.push(b'\t');
     if let Some(g) = geometry {
         push_one_line(out, g);
+    }
+    // A two-way item's row carries its version as a fourth part.
+    if let Some(v) = version {
+        out.push(b'\t');
+        push_one_line(out, v);
     }
     out.push(b'\n');
 }
@@ -413,21 +424,31 @@ pub struct CompactRow<'a> {
     pub key: &'a [u8],
     pub values: &'a str,
     pub geometry: Option<&'a str>,
+    /// A two-way item's row version ([`crate::twoway::RowVersion`] as JSON).
+    pub version: Option<&'a str>,
 }
 
 /// Splits a compact row line (without its newline) into its three parts.
 pub fn read_compact_row(line: &[u8]) -> Result<CompactRow<'_>, String> {
-    let mut parts = line.splitn(4, |b| *b == b'\t');
-    let (Some(key), Some(values), Some(geometry), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("a compact row line has three tab-separated parts".into());
+    let mut parts = line.splitn(5, |b| *b == b'\t');
+    let (Some(key), Some(values), Some(geometry), version, None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err("a compact row line has three or four tab-separated parts".into());
     };
+    if version.is_some_and(<[u8]>::is_empty) {
+        return Err("a compact row line's fourth part (its version) is empty".into());
+    }
     let text = |part| std::str::from_utf8(part).map_err(|e| format!("a row is not UTF-8: {e}"));
     Ok(CompactRow {
         key,
         values: text(values)?,
         geometry: (!geometry.is_empty()).then(|| text(geometry)).transpose()?,
+        version: version.map(text).transpose()?,
     })
 }
 
@@ -517,7 +538,13 @@ mod tests {
         assert_eq!(parsed["name"], "a\tb", "escapes inside strings are kept");
 
         out.clear();
-        write_compact_row(&mut out, &serde_json::json!(1), values, Some(geometry));
+        write_compact_row(
+            &mut out,
+            &serde_json::json!(1),
+            values,
+            Some(geometry),
+            None,
+        );
         assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
         let row = read_compact_row(out.strip_suffix(b"\n").unwrap()).unwrap();
         let parsed: Value = serde_json::from_str(row.values).unwrap();
@@ -529,10 +556,21 @@ mod tests {
     #[test]
     fn compact_rows_read_back_and_malformed_ones_are_refused() {
         let mut out = Vec::new();
-        write_compact_row(&mut out, &serde_json::json!("k\t1"), r#"{"a":1}"#, None);
+        write_compact_row(
+            &mut out,
+            &serde_json::json!("k\t1"),
+            r#"{"a":1}"#,
+            None,
+            None,
+        );
         let row = read_compact_row(out.strip_suffix(b"\n").unwrap()).unwrap();
         assert_eq!(row.key, br#""k\t1""#, "a tab in a key is escaped");
         assert_eq!((row.values, row.geometry), (r#"{"a":1}"#, None));
+        out.clear();
+        let version = r#"{"version":9}"#;
+        write_compact_row(&mut out, &serde_json::json!(2), "{}", None, Some(version));
+        let row = read_compact_row(out.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!((row.geometry, row.version), (None, Some(version)));
         for bad in [&b"1\t{}"[..], b"1\t{}\t\t", b"1", b"1\t\xff\t"] {
             assert!(read_compact_row(bad).is_err(), "{bad:?}");
         }

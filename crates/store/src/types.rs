@@ -89,6 +89,10 @@ pub struct RawRow<'a> {
     pub values: &'a str,
     /// GeoJSON geometry text.
     pub geometry: Option<&'a str>,
+    /// Change-feed sequence of the row's last change.
+    pub seq: i64,
+    /// Two-way editing's state of the row (see [`RowTwoWay::twoway`]), for a two-way item.
+    pub two_way: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

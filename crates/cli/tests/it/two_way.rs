@@ -251,3 +251,45 @@ async fn a_two_way_peer_connection_edits_and_update_beats_delete() {
     sync_now(&b, &on_b);
     assert_eq!(rows(&b, &copy).await, on_a_rows, "B converges, row 3 back");
 }
+
+/// A layer large enough to be copied whole carries each row's version in the copy: an edit on
+/// the copy of a row the origin changed before the copy is no conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_copy_carries_versions_so_later_edits_are_not_conflicts() {
+    let host = instance("Port Authority", |_| {}).await;
+    let city = instance("City GIS", |_| {}).await;
+    coast(&host, &[], &["--two-way"]);
+    join_coast(&host, &city, &city.url, "Roads=send_receive");
+    let layer = import(&host, "coast", "Berths", "geojson", points_geojson(12_000)).await;
+    let layer = id(&layer).to_string();
+    ferry_json(&host, &["item", "update", &layer, "--two-way", "on"]);
+    assert_eq!(
+        try_edit(&host, &layer, update(5, json!({"name": "host"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let run = sync_now(&city, "Coast/Roads");
+    assert_eq!(run["rows_received"], 12_000, "{run}");
+    let on_city = copy_on(&city).await;
+    assert_eq!(
+        try_edit(&city, &on_city, update(5, json!({"name": "city"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    sync_now(&host, "Coast/Roads");
+    let on_host = rows(&host, &layer).await;
+    assert_eq!(
+        on_host.iter().find(|r| r[0] == 5).unwrap()[1]["name"],
+        "city"
+    );
+    assert!(
+        ferry_json(&host, &["conflicts", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    sync_now(&city, "Coast/Roads");
+    assert_eq!(rows(&city, &on_city).await, on_host);
+}

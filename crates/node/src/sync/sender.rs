@@ -182,10 +182,15 @@ impl Lines {
     }
 
     /// A compact row line (of a whole-item copy) straight from stored text.
-    fn send_compact_row(&self, key: &Key, values: &str, geometry: Option<&str>) -> bool {
+    fn send_compact_row(
+        &self,
+        key: &Key,
+        (values, geometry): (&str, Option<&str>),
+        version: Option<&str>,
+    ) -> bool {
         self.sent.add_row();
-        let full =
-            self.append(|buffer| write_compact_row(buffer, &key.to_value(), values, geometry));
+        let full = self
+            .append(|buffer| write_compact_row(buffer, &key.to_value(), values, geometry, version));
         self.rows_since_sig.set(self.rows_since_sig.get() + 1);
         !full || self.flush()
     }
@@ -884,11 +889,21 @@ fn send_rows(
     lines: &Lines,
 ) -> Result<(), StoreError> {
     let mut gone = false;
+    // This instance's own two-way item: each row carries its version.
+    let versioned = item.two_way.is_some() && store.item_origin(item.id)?.is_none();
     store.scan_rows(item.id, &mut |row| {
         if !gone {
+            let two_way = ferry_store::RowTwoWay {
+                twoway: row.two_way.map(str::to_string),
+                pending: None,
+            };
+            let version = versioned
+                .then(|| super::edits::version_text(row.seq, Some(&two_way)))
+                .transpose()?;
+            let content = (row.values, row.geometry);
             gone = !match compact {
-                true => lines.send_compact_row(row.key, row.values, row.geometry),
-                false => lines.send_row(origin_item, row.key, (row.values, row.geometry), None),
+                true => lines.send_compact_row(row.key, content, version.as_deref()),
+                false => lines.send_row(origin_item, row.key, content, version.as_deref()),
             } || !lines.sign_copy_part();
         }
         Ok(())

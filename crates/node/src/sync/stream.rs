@@ -309,7 +309,11 @@ impl Incoming {
                 key: serde_json::from_slice(row.key).map_err(json_error)?,
                 values: row.values.to_string(),
                 geometry: row.geometry.map(str::to_string),
-                version: None,
+                version: row
+                    .version
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(json_error)?,
             });
         }
         if line.starts_with(ROW_LINE_PREFIX.as_bytes()) {
@@ -367,7 +371,13 @@ mod tests {
             );
         }
         let mut compact = Vec::new();
-        ferry_proto::write_compact_row(&mut compact, &serde_json::json!(8), r#"{"a":1}"#, None);
+        ferry_proto::write_compact_row(
+            &mut compact,
+            &serde_json::json!(8),
+            r#"{"a":1}"#,
+            None,
+            None,
+        );
         let Ok(Incoming::Row {
             origin_item,
             key,

@@ -544,7 +544,8 @@ pub(super) fn scan_rows(
         let (rid, item) = find_item(&tx, id)?;
         require_rows(id, &item)?;
         let mut stmt = tx.prepare_cached(
-            "SELECT key, vals, geom FROM rows WHERE item_rid = ?1 AND deleted = 0 ORDER BY key",
+            "SELECT key, vals, geom, seq, twoway FROM rows
+             WHERE item_rid = ?1 AND deleted = 0 ORDER BY key",
         )?;
         let mut rows = stmt.query([rid])?;
         while let Some(r) = rows.next()? {
@@ -555,10 +556,16 @@ pub(super) fn scan_rows(
                 .as_str_or_null()
                 .map_err(rusqlite::Error::from)?
                 .map(geometry_text);
+            let two_way = r
+                .get_ref(4)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)?;
             visit(RawRow {
                 key: &key,
                 values: vals,
                 geometry: geom.as_deref(),
+                seq: r.get(3)?,
+                two_way,
             })?;
         }
         Ok(())

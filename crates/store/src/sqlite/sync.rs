@@ -809,7 +809,11 @@ fn sweep_rows(
     seqs: &mut SeqAlloc,
 ) -> StoreResult<i64> {
     let keys: Vec<Key> = tx
-        .prepare_cached("SELECT key FROM rows WHERE item_rid = ?1 AND deleted = 0 AND seq < ?2")?
+        // A row with an edit the origin has not judged yet stays: the edit is on its way.
+        .prepare_cached(
+            "SELECT key FROM rows
+             WHERE item_rid = ?1 AND deleted = 0 AND seq < ?2 AND pending IS NULL",
+        )?
         .query_map(params![rid, before], |r| {
             super::records::key_from_sql(r.get_ref(0)?)
         })?
