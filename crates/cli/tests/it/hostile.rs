@@ -83,7 +83,10 @@ fn forged_item(origin: &str, item: &str, title: &str, whole: bool) -> Value {
 
 /// Every pull's answer gets `lines` right after its start record, which says `full` when asked
 /// (a full pass: what it does not describe is swept).
-fn inject_after_start(lines: Vec<Value>, full: bool) -> impl Fn(&str) -> Vec<String> + Send + Sync {
+pub(crate) fn inject_after_start(
+    lines: Vec<Value>,
+    full: bool,
+) -> impl Fn(&str) -> Vec<String> + Send + Sync {
     move |line| {
         let mut record: Value = serde_json::from_str(line).unwrap();
         if record["t"] != "start" {

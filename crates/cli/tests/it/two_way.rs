@@ -293,3 +293,107 @@ async fn a_whole_copy_carries_versions_so_later_edits_are_not_conflicts() {
     sync_now(&city, "Coast/Roads");
     assert_eq!(rows(&city, &on_city).await, on_host);
 }
+
+/// A peer that sends edits it may not send: to an item whose owner has not turned two-way on,
+/// over a connection that does not carry the type both ways, in another instance's name, of an
+/// item that does not exist, with a version the row never had, and with a value of the wrong
+/// type. Each is refused with its own code in the run, and B's rows stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_a_peer_may_not_send_are_refused_and_change_nothing() {
+    use crate::harness::{Proxy, instance_id, key_of};
+    let proxy = Proxy::start().await;
+    let url = proxy.url.clone();
+    let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
+    proxy.point_at(&a.url);
+    // The proxy plays A: what it sends, A itself could have sent.
+    proxy.sign_as(key_of(&a));
+    let b = instance("Harbor", |_| {}).await;
+    let (_, on_b) = connect(&a, &b, "datasets", "datasets").await;
+    let depths = import(&b, "inbox", "Depths", "csv", "id,m\n1,0.5\n2,0.7\n".into()).await;
+    let depths = id(&depths).to_string();
+    import(&a, "roads", "Honest", "csv", "id\n1\n".into()).await;
+    let a_id = instance_id(&a).await;
+    let before = rows(&b, &depths).await;
+
+    let edit = |editor: &str, item: &str, base: i64, row: Value| {
+        json!({"t": "edit", "origin_item": item, "key": 1, "edit": {
+            "editor": editor, "seq": 7, "base": base,
+            "action": {"do": "put", "set": {"m": row["m"]}, "row": row},
+            "at": {"ms": 1, "count": 0, "instance": editor}}})
+    };
+    let run_with = |lines: Vec<Value>| {
+        proxy.rewrite_sync_lines(crate::hostile::inject_after_start(lines, false));
+        sync_now(&b, &on_b)
+    };
+    let good = json!({"id": 1, "m": 9.5});
+    // Two-way editing is off for Depths.
+    let run = run_with(vec![edit(&a_id, &depths, 0, good.clone())]);
+    assert_eq!(run["errors"][0]["code"], "edit_refused", "{run}");
+    assert!(
+        run["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("two-way editing is off")
+    );
+    ferry_json(&b, &["item", "update", &depths, "--two-way", "on"]);
+    // In another instance's name.
+    let run = run_with(vec![edit("someone-else", &depths, 0, good.clone())]);
+    assert_eq!(run["errors"][0]["code"], "edit_refused", "{run}");
+    // An item that is not there.
+    let run = run_with(vec![edit(
+        &a_id,
+        "0190f0c0-0000-7000-8000-000000000000",
+        0,
+        good.clone(),
+    )]);
+    assert_eq!(run["errors"][0]["code"], "edit_refused", "{run}");
+    // A version the row never had.
+    let run = run_with(vec![edit(&a_id, &depths, 1_000_000, good.clone())]);
+    assert_eq!(run["errors"][0]["code"], "version_invalid", "{run}");
+    // A value of the wrong type.
+    let run = run_with(vec![edit(&a_id, &depths, 0, json!({"id": 1, "m": "deep"}))]);
+    assert_eq!(run["errors"][0]["code"], "schema_mismatch", "{run}");
+    assert_eq!(rows(&b, &depths).await, before, "nothing changed");
+    assert!(
+        ferry_json(&b, &["conflicts", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The same edit, well formed, is taken: the refusals were about the edits, not the link.
+    let run = run_with(vec![edit(&a_id, &depths, 0, good)]);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(rows(&b, &depths).await[0][1]["m"], 9.5);
+}
+
+/// Over a connection that carries datasets one way only, edits from the sender are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_way_connection_carries_no_edits() {
+    use crate::harness::{Proxy, instance_id, key_of};
+    let proxy = Proxy::start().await;
+    let url = proxy.url.clone();
+    let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
+    proxy.point_at(&a.url);
+    proxy.sign_as(key_of(&a));
+    let b = instance("Harbor", |_| {}).await;
+    let (_, on_b) = connect(&a, &b, "datasets", "features").await;
+    let depths = import(&b, "inbox", "Depths", "csv", "id,m\n1,0.5\n".into()).await;
+    let depths = id(&depths).to_string();
+    ferry_json(&b, &["item", "update", &depths, "--two-way", "on"]);
+    let a_id = instance_id(&a).await;
+    let line = json!({"t": "edit", "origin_item": depths, "key": 1, "edit": {
+        "editor": a_id, "seq": 3, "base": 0,
+        "action": {"do": "delete"}, "at": {"ms": 1, "count": 0, "instance": a_id}}});
+    proxy.rewrite_sync_lines(crate::hostile::inject_after_start(vec![line], false));
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["errors"][0]["code"], "edit_refused", "{run}");
+    assert!(
+        run["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("both ways"),
+        "{run}"
+    );
+    assert_eq!(rows(&b, &depths).await.len(), 1, "the row is still there");
+}
