@@ -175,6 +175,43 @@ impl Lcg {
     }
 }
 
+/// Two processes on loopback, their policies open to each other, the sender's space "roads"
+/// connected to the receiver's "inbox" with `request` (the export and import flags); returns
+/// both, and the connection's id on the receiver and on the sender.
+async fn connected_pair(dir: &Path, request: &[&str]) -> (Process, Process, String, String) {
+    let sender = Process::start(dir.join("sender"), "City GIS").await;
+    let receiver = Process::start(dir.join("receiver"), "Harbor Authority").await;
+    for p in [&sender, &receiver] {
+        p.cli(&["policy", "ingress", "allow", "127.0.0.0/8"]);
+        p.cli(&["policy", "egress", "allow", "127.0.0.1"]);
+    }
+    sender.cli(&["space", "create", "roads"]);
+    receiver.cli(&["space", "create", "inbox"]);
+    let mut args = vec!["peer", "request", "--space", "roads"];
+    args.extend_from_slice(request);
+    let created = sender.cli(&args);
+    let imported = receiver.cli(&["peer", "import", created["code"].as_str().unwrap()]);
+    let link = imported["id"].as_str().unwrap().to_string();
+    receiver.cli(&["peer", "approve", &link, "--space", "inbox"]);
+    let on_sender = created["connection"]["id"].as_str().unwrap().to_string();
+    sender.cli(&["peer", "activate", &on_sender]);
+    (sender, receiver, link, on_sender)
+}
+
+/// Background runs (pokes, the schedule) may still hold a link: the run asked for is then
+/// skipped, never run twice; asks until one completes, and returns the last answer.
+async fn run_until_completed(p: &Process, link: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = p.try_cli(&["sync", "now", link]);
+        if last["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
 /// Kills the receiver, then the sender, at random points of large syncs, many times; after each
 /// kill and restart, one more sync makes the receiver equal to the sender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,30 +228,8 @@ async fn killed_processes_lose_and_duplicate_nothing() {
     eprintln!("kill trials: {trials}, seed {seed}");
     let mut random = Lcg(seed);
     let dir = tempfile::tempdir().unwrap();
-    let mut sender = Process::start(dir.path().join("sender"), "City GIS").await;
-    let mut receiver = Process::start(dir.path().join("receiver"), "Harbor Authority").await;
-    for p in [&sender, &receiver] {
-        p.cli(&["policy", "ingress", "allow", "127.0.0.0/8"]);
-        p.cli(&["policy", "egress", "allow", "127.0.0.1"]);
-    }
-    sender.cli(&["space", "create", "roads"]);
-    receiver.cli(&["space", "create", "inbox"]);
-    let request = sender.cli(&[
-        "peer",
-        "request",
-        "--space",
-        "roads",
-        "--export",
-        "features,datasets",
-    ]);
-    let imported = receiver.cli(&["peer", "import", request["code"].as_str().unwrap()]);
-    let link = imported["id"].as_str().unwrap().to_string();
-    receiver.cli(&["peer", "approve", &link, "--space", "inbox"]);
-    sender.cli(&[
-        "peer",
-        "activate",
-        request["connection"]["id"].as_str().unwrap(),
-    ]);
+    let (mut sender, mut receiver, link, _) =
+        connected_pair(dir.path(), &["--export", "features,datasets"]).await;
     let layer = write(dir.path(), "layer.geojson", &points_geojson(20_000));
     let first = sender.cli(&[
         "item", "import", &layer, "--space", "roads", "--title", "Big",
@@ -261,16 +276,7 @@ async fn killed_processes_lose_and_duplicate_nothing() {
             sender.launch().await;
         }
         let _ = run.wait();
-        // Background runs (pokes, the schedule) may still hold the link: the run asked for is
-        // then skipped, never run twice; ask until one completes.
-        let mut last = Value::Null;
-        for _ in 0..100 {
-            last = receiver.try_cli(&["sync", "now", &link]);
-            if last["status"] == "completed" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let last = run_until_completed(&receiver, &link).await;
         assert_eq!(
             last["status"], "completed",
             "trial {trial} (seed {seed}): {last}"
@@ -279,6 +285,91 @@ async fn killed_processes_lose_and_duplicate_nothing() {
             contents(&receiver.url(), &receiver.token(), "inbox").await,
             contents(&sender.url(), &sender.token(), "roads").await,
             "trial {trial} (seed {seed}): the receiver differs from the sender"
+        );
+    }
+}
+
+/// Two-way editing under SIGKILL: the copy's instance makes thousands of edits, the origin pulls
+/// them, and one side is killed at a random point; after a restart and one more run each way,
+/// every edit is at the origin exactly once (none lost, none judged twice as a conflict with
+/// itself) and both hold the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_processes_lose_and_duplicate_no_edit_sent_back() {
+    ferry_server::tls::install_default_provider();
+    let seed = jiff::Timestamp::now().as_nanosecond() as u64;
+    let mut random = Lcg(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let both_ways = ["--export", "features", "--import", "features"];
+    let (mut origin, mut copy_side, on_copy, on_origin) =
+        connected_pair(dir.path(), &both_ways).await;
+    let layer = write(dir.path(), "layer.geojson", &points_geojson(10_000));
+    let big = origin.cli(&[
+        "item", "import", &layer, "--space", "roads", "--title", "Big",
+    ]);
+    let big = big["id"].as_str().unwrap().to_string();
+    origin.cli(&["item", "update", &big, "--two-way", "on"]);
+    assert_eq!(
+        run_until_completed(&copy_side, &on_copy).await["status"],
+        "completed"
+    );
+    let items = copy_side.cli(&["item", "list", "--space", "inbox"]);
+    let copy = items[0]["id"].as_str().unwrap().to_string();
+
+    for trial in 0..4u64 {
+        // Every row of the copy gets a new name this trial.
+        let updates: Vec<Value> = (1..=10_000)
+            .map(|key| json!({"key": key, "values": {"name": format!("t{trial}-{key}")}}))
+            .collect();
+        let edit_file = write(
+            dir.path(),
+            "edits.json",
+            &json!({"updates": updates}).to_string(),
+        );
+        copy_side.cli(&["item", "edit", &copy, "--file", &edit_file]);
+        let mut run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["sync", "now", &on_origin])
+            .env("FERRY_DATA_DIR", &origin.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(random.below(1_500))).await;
+        if trial % 2 == 0 {
+            origin.kill();
+            origin.launch().await;
+        } else {
+            copy_side.kill();
+            copy_side.launch().await;
+        }
+        let _ = run.wait();
+        let pulled = run_until_completed(&origin, &on_origin).await;
+        assert_eq!(
+            pulled["status"], "completed",
+            "trial {trial} (seed {seed}): {pulled}"
+        );
+        let pushed = run_until_completed(&copy_side, &on_copy).await;
+        assert_eq!(
+            pushed["status"], "completed",
+            "trial {trial} (seed {seed}): {pushed}"
+        );
+        let at_origin = contents(&origin.url(), &origin.token(), "roads").await;
+        assert!(
+            at_origin[0]
+                .1
+                .iter()
+                .all(|r| r[1]["name"] == format!("t{trial}-{}", r[0])),
+            "trial {trial} (seed {seed}): an edit is missing at the origin"
+        );
+        assert_eq!(
+            contents(&copy_side.url(), &copy_side.token(), "inbox").await,
+            at_origin,
+            "trial {trial} (seed {seed}): the copy differs from the origin"
+        );
+        let conflicts = origin.cli(&["conflicts", "list"]);
+        assert_eq!(
+            conflicts,
+            json!([]),
+            "trial {trial} (seed {seed}): no edit met itself"
         );
     }
 }
