@@ -27,6 +27,10 @@ pub(crate) enum BenchCmd {
     /// at every zoom, and the time until headless Chromium has drawn it; baseline: the same
     /// tiles and page of a 1,000-feature layer, measured in the same run.
     Map(crate::bench_map::MapBench),
+    /// Two copies of a two-way feature layer edit it at once (1% of the edits to the same
+    /// rows); the time until the origin and both copies agree, and the conflicts found; baseline:
+    /// as many changes made at the origin and pulled by both copies, in the same run.
+    TwoWay(crate::bench_twoway::TwoWayBench),
 }
 
 #[derive(Args, Debug)]
@@ -72,6 +76,11 @@ pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
             let (_temp, dir) = work_dir(args.dir.clone())?;
             let report = crate::bench_map::map_bench(&dir, &args).await?;
             out.show(&report, crate::bench_map::render)
+        }
+        BenchCmd::TwoWay(args) => {
+            let (_temp, dir) = work_dir(args.dir.clone())?;
+            let report = crate::bench_twoway::two_way_bench(&dir, &args).await?;
+            out.show(&report, crate::bench_twoway::render)
         }
         BenchCmd::Sync(args) => {
             let (_temp, dir) = work_dir(args.dir.clone())?;

@@ -272,6 +272,17 @@ async fn open_loopback(api: &Api, server: &Server) -> Result<()> {
 
 /// A exports features from `bench` to B's `inbox`; returns B's connection id.
 pub(crate) async fn peer(api: &Api, a: &Server, b: &Server) -> Result<String> {
+    Ok(peer_with(api, a, b, &[]).await?.1)
+}
+
+/// A exports features from `bench` to B's `inbox` and imports `import` from it; returns the
+/// connection's id on A and on B.
+pub(crate) async fn peer_with(
+    api: &Api,
+    a: &Server,
+    b: &Server,
+    import: &[&str],
+) -> Result<(String, String)> {
     open_loopback(api, b).await?;
     api.post(b, "/api/v1/spaces", json!({"name": "inbox"}))
         .await?;
@@ -279,7 +290,7 @@ pub(crate) async fn peer(api: &Api, a: &Server, b: &Server) -> Result<String> {
         .post(
             a,
             "/api/v1/peers/requests",
-            json!({"space": "bench", "export": ["features"], "import": []}),
+            json!({"space": "bench", "export": ["features"], "import": import}),
         )
         .await?;
     let imported = api
@@ -297,8 +308,9 @@ pub(crate) async fn peer(api: &Api, a: &Server, b: &Server) -> Result<String> {
     .await?;
     let on_a = request["connection"]["id"]
         .as_str()
-        .context("no connection id")?;
+        .context("no connection id")?
+        .to_string();
     api.post(a, &format!("/api/v1/peers/{on_a}/activate"), json!({}))
         .await?;
-    Ok(on_b)
+    Ok((on_a, on_b))
 }

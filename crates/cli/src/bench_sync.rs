@@ -113,7 +113,7 @@ fn seconds(runs: &[f64]) -> String {
 
 impl Api {
     /// Runs a sync of `link` on `server`; returns the run and how long the call took.
-    async fn sync(&self, server: &Server, link: &str) -> Result<(Value, Duration)> {
+    pub(crate) async fn sync(&self, server: &Server, link: &str) -> Result<(Value, Duration)> {
         let started = Instant::now();
         let run = self
             .post(server, "/api/v1/sync/now", json!({"link": link}))
@@ -129,7 +129,7 @@ impl Api {
         Ok((run, took))
     }
 
-    async fn import(&self, server: &Server, file: &Path, title: &str) -> Result<Value> {
+    pub(crate) async fn import(&self, server: &Server, file: &Path, title: &str) -> Result<Value> {
         let bytes = tokio::fs::read(file).await?;
         let response = self
             .http
@@ -203,7 +203,7 @@ async fn change(api: &Api, a: &Server, item: &str, n: u64) -> Result<u64> {
 
 /// Lets the servers' background WAL checkpoints of the last writes finish, so a timed sync
 /// measures the sync and not the tail of the import or of the edits before it.
-async fn settle() {
+pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
 

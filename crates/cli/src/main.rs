@@ -5,6 +5,7 @@ mod bench_console;
 mod bench_kit;
 mod bench_map;
 mod bench_sync;
+mod bench_twoway;
 mod client;
 mod collabs;
 mod commands;

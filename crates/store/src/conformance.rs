@@ -616,7 +616,7 @@ pub fn change_feed_skips_rows_of_items(store: &dyn Store) {
     let mut after = 0;
     let (mut items, mut rows) = (0, Vec::new());
     loop {
-        let page = store.raw_changes("s", after, 2, &[big.id]).unwrap();
+        let page = store.raw_changes("s", after, 2, &[big.id], &[]).unwrap();
         assert!(page.changes.len() <= 2);
         for (_, change) in &page.changes {
             match change {
@@ -2055,7 +2055,7 @@ pub fn geometry_text_reads_back_as_written(store: &dyn Store) {
             .unwrap();
         assert_eq!(scanned, expected, "scan {when}");
         let fed: Vec<Option<String>> = store
-            .raw_changes("s", 0, 100, &[])
+            .raw_changes("s", 0, 100, &[], &[])
             .unwrap()
             .changes
             .into_iter()

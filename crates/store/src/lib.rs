@@ -267,11 +267,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::changes`] with rows as their stored JSON text, for passing on without decoding.
     /// Rows of the items in `skip_rows` are left out, cheaply: a page holds up to `limit` of the
     /// other entries, however many skipped rows lie between them.
+    /// `skip_rows`: items whose row changes are left out, unread; `pending_only`: items of
+    /// which only rows with a pending two-way edit come (found through their own index).
     fn raw_changes(
         &self,
         space_ref: &str,
         after: i64,
         limit: usize,
         skip_rows: &[ItemId],
+        pending_only: &[ItemId],
     ) -> StoreResult<RawChangePage>;
 }

@@ -433,8 +433,9 @@ impl Store for SqliteStore {
         after: i64,
         limit: usize,
         skip_rows: &[ItemId],
+        pending_only: &[ItemId],
     ) -> StoreResult<RawChangePage> {
-        content::raw_changes(self, space_ref, after, limit, skip_rows)
+        content::raw_changes(self, space_ref, after, limit, skip_rows, pending_only)
     }
 }
 
@@ -610,7 +611,7 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         // Back to before the map cells: that migration and the ones after it undone.
         conn.execute_batch(
-            "DROP TABLE conflicts; ALTER TABLE rows DROP COLUMN pending;
+            "DROP TABLE conflicts; DROP INDEX rows_pending; ALTER TABLE rows DROP COLUMN pending;
              ALTER TABLE rows DROP COLUMN twoway; ALTER TABLE items DROP COLUMN two_way;
              DROP INDEX rows_by_map_cell; ALTER TABLE rows DROP COLUMN map_cell;",
         )

@@ -208,6 +208,7 @@ fn the_readme_tour_runs_as_written() {
             "Peering two local instances",
             "A collaboration: one host, many guests",
             "Sync",
+            "Two-way editing",
             "Ending links",
         ],
         "each section of the tour has its checks here: add them for a new one"
@@ -236,6 +237,7 @@ fn the_readme_tour_runs_as_written() {
             "Peering two local instances" => check_peering(&city, &harbor, &printed),
             "A collaboration: one host, many guests" => check_collaboration(&city, &harbor),
             "Sync" => check_sync(&city, &harbor, &printed),
+            "Two-way editing" => check_two_way(&city, &harbor, &printed),
             "Ending links" => check_ending(&city, &harbor, &printed),
             other => unreachable!("section '{other}' was listed above"),
         }
@@ -357,6 +359,48 @@ fn check_sync(city: &Path, harbor: &Path, printed: &str) {
             .iter()
             .any(|link| !link["last_data_run"].is_null()),
         "{status:#}"
+    );
+}
+
+fn check_two_way(city: &Path, harbor: &Path, printed: &str) {
+    let at_city = ferry_json(city, &["item", "list", "--space", "moorings"]);
+    let berths = find(&at_city, "berths.geojson");
+    assert_eq!(
+        berths["two_way"]["conflict_policy"], "origin_wins",
+        "{berths:#}"
+    );
+    let id = berths["id"].as_str().unwrap();
+    let rows = |dir: &Path, id: &str| ferry_json(dir, &["item", "rows", id, "--limit", "100"]);
+    let origin_rows = rows(city, id);
+    let second = origin_rows["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == 2)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&second["values"]["status"], &second["values"]["depth_m"]),
+        (&serde_json::json!("closed"), &serde_json::json!(13.5)),
+        "harbor's edit reached the origin: {printed}"
+    );
+    let at_harbor = ferry_json(harbor, &["item", "list", "--space", "moorings"]);
+    let copy = find(&at_harbor, "berths.geojson")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let values = |page: &Value| -> Vec<Value> {
+        page["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::json!([r["key"], r["values"], r["geometry"]]))
+            .collect()
+    };
+    assert_eq!(
+        values(&rows(harbor, &copy)),
+        values(&origin_rows),
+        "the copy is the origin's"
     );
 }
 

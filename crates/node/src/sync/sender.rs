@@ -642,7 +642,13 @@ fn send_changes(
             .iter()
             .filter_map(|(id, rows)| rows.is_none().then_some(*id))
             .collect();
-        let page = store.raw_changes(&outbound.space, after, PAGE, &skip)?;
+        // Of the receiver's own two-way items, only the rows edited here go back.
+        let pending_only: Vec<ItemId> = judged
+            .rows_go
+            .iter()
+            .filter_map(|(id, go)| (*go == RowsGo::Edits).then_some(*id))
+            .collect();
+        let page = store.raw_changes(&outbound.space, after, PAGE, &skip, &pending_only)?;
         // Read after the page: a copy whose rows are in it was marked arriving before them.
         if !judged.note_arriving(store, scope, lines)? {
             return Ok(());

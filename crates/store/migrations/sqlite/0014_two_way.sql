@@ -7,6 +7,8 @@ ALTER TABLE items ADD COLUMN two_way TEXT;
 -- has not judged yet. NULL for every row of an item that is not two-way.
 ALTER TABLE rows ADD COLUMN twoway TEXT;
 ALTER TABLE rows ADD COLUMN pending TEXT;
+-- A copy's edits on their way back: its sender finds them here, not among every row received.
+CREATE INDEX rows_pending ON rows(space_rid, seq) WHERE pending IS NOT NULL;
 
 -- Conflicts found at an item's origin, with both versions of the row.
 CREATE TABLE conflicts (

@@ -638,7 +638,7 @@ pub(super) fn changes(
     after: i64,
     limit: usize,
 ) -> StoreResult<ChangePage> {
-    let raw = store.raw_changes(space_ref, after, limit, &[])?;
+    let raw = store.raw_changes(space_ref, after, limit, &[], &[])?;
     let mut changes = Vec::with_capacity(raw.changes.len());
     for (seq, change) in raw.changes {
         changes.push(match change {
@@ -677,8 +677,11 @@ pub(super) fn raw_changes(
     after: i64,
     limit: usize,
     skip_rows: &[ItemId],
+    pending_only: &[ItemId],
 ) -> StoreResult<RawChangePage> {
-    let skip_rows = to_json(&skip_rows)?;
+    let skipped: Vec<ItemId> = skip_rows.iter().chain(pending_only).copied().collect();
+    let skip_rows = to_json(&skipped)?;
+    let pending_items = to_json(&pending_only)?;
     store.read(|c| {
         let tx = c.unchecked_transaction()?;
         let (space_rid, _) = find_space(&tx, space_ref)?;
@@ -710,7 +713,32 @@ pub(super) fn raw_changes(
             changes.push((seq, RawChange::ItemLeft(stored_item_id(&item_id)?)));
         }
         let mut rows = tx.prepare_cached(ROW_CHANGES)?;
-        let found = rows.query_map(params![space_rid, after, page, skip_rows], |r| {
+        let mut found = rows
+            .query_map(params![space_rid, after, page, skip_rows], raw_row_change)?
+            .collect::<Result<Vec<_>, _>>()?;
+        if !pending_only.is_empty() {
+            let mut pending = tx.prepare_cached(PENDING_CHANGES)?;
+            let rows = pending.query_map(
+                params![space_rid, after, page, pending_items],
+                raw_row_change,
+            )?;
+            for row in rows {
+                found.push(row?);
+            }
+        }
+        #[allow(clippy::type_complexity)]
+        fn raw_row_change(
+            r: &rusqlite::Row<'_>,
+        ) -> rusqlite::Result<(
+            Key,
+            i64,
+            bool,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+        )> {
             Ok((
                 key_from_sql(r.get_ref(0)?)?,
                 r.get::<_, i64>(1)?,
@@ -721,9 +749,9 @@ pub(super) fn raw_changes(
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, Option<String>>(7)?,
             ))
-        })?;
+        }
         for r in found {
-            let (key, seq, deleted, vals, geometry, item_id, twoway, pending) = r?;
+            let (key, seq, deleted, vals, geometry, item_id, twoway, pending) = r;
             let item_id = stored_item_id(&item_id)?;
             let two_way = (twoway.is_some() || pending.is_some())
                 .then(|| Box::new(RowTwoWay { twoway, pending }));

@@ -412,6 +412,17 @@ pub(super) const ROW_CHANGES: &str = "SELECT r.key, r.seq, r.deleted, r.vals, r.
      CROSS JOIN rows AS r ON r.item_rid = c.item_rid AND r.key = c.key
      CROSS JOIN items AS i ON i.rid = r.item_rid";
 
+/// Row changes of a space after a sequence that carry a pending two-way edit, of the items in
+/// `?4` (a JSON array of item ids): a copy's edits on their way back to the origin, found
+/// through their own small index rather than among every row the copy received.
+pub(super) const PENDING_CHANGES: &str = "SELECT r.key, r.seq, r.deleted, r.vals, r.geom, i.id,
+     r.twoway, r.pending
+     FROM rows AS r INDEXED BY rows_pending
+     CROSS JOIN items AS i ON i.rid = r.item_rid
+     WHERE r.space_rid = ?1 AND r.seq > ?2 AND r.pending IS NOT NULL
+         AND i.id IN (SELECT value FROM json_each(?4))
+     ORDER BY r.seq LIMIT ?3";
+
 /// Which item a row belongs to, and that item's space.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RowOwner {

@@ -106,6 +106,11 @@ struct Apply<'t, 'c, 'b> {
     /// The row statements, prepared once per batch rather than looked up per row.
     insert_row: Option<rusqlite::CachedStatement<'t>>,
     update_row: Option<rusqlite::CachedStatement<'t>>,
+    /// Two-way editing, read once per batch: this instance's id, each edited item's rid and
+    /// setting, and whether an item's geometries are lon/lat.
+    me: Option<String>,
+    edited: FastMap<ItemId, (i64, Option<ferry_proto::twoway::TwoWay>)>,
+    geographic: FastMap<i64, bool>,
 }
 
 /// The statement in `slot`, prepared on first use.
@@ -260,8 +265,11 @@ impl Apply<'_, '_, '_> {
         key: &Key,
         version: &ferry_proto::twoway::RowVersion,
     ) -> StoreResult<()> {
-        let me = super::records::meta(self.tx, "instance_id")?;
-        if let Some(local) = super::twoway::received_version(self.tx, rid, key, version, &me)? {
+        if self.me.is_none() {
+            self.me = Some(super::records::meta(self.tx, "instance_id")?);
+        }
+        let me = self.me.as_deref().unwrap_or_default();
+        if let Some(local) = super::twoway::received_version(self.tx, rid, key, version, me)? {
             let seq = self.tx.query_row_cached(
                 "SELECT seq FROM rows WHERE item_rid = ?1 AND key = ?2",
                 params![rid, KeySql(key)],
@@ -282,14 +290,7 @@ impl Apply<'_, '_, '_> {
     ) -> StoreResult<()> {
         let delta = match fields {
             Some(fields) => {
-                let crs: Option<String> = self.tx.query_row_cached(
-                    "SELECT crs FROM items WHERE rid = ?1",
-                    [rid],
-                    |r| r.get(0),
-                )?;
-                let geographic = crs
-                    .as_deref()
-                    .is_none_or(ferry_core::geometry::is_geographic);
+                let geographic = self.geographic(rid)?;
                 let (values, geometry) = super::twoway::stored_of(fields, geographic)?;
                 let row = ferry_core::rows::RowRecord {
                     key: key.clone(),
@@ -304,6 +305,21 @@ impl Apply<'_, '_, '_> {
         Ok(())
     }
 
+    /// Whether an item's geometries are lon/lat (read once per batch).
+    fn geographic(&mut self, rid: i64) -> StoreResult<bool> {
+        if let Some(g) = self.geographic.get(&rid) {
+            return Ok(*g);
+        }
+        let crs: Option<String> =
+            self.tx
+                .query_row_cached("SELECT crs FROM items WHERE rid = ?1", [rid], |r| r.get(0))?;
+        let g = crs
+            .as_deref()
+            .is_none_or(ferry_core::geometry::is_geographic);
+        self.geographic.insert(rid, g);
+        Ok(g)
+    }
+
     /// Judges an edit from a copy of this instance's two-way item, writes the row it leaves
     /// (always with a new version, so the editor learns the outcome) and any conflict.
     fn edit(
@@ -312,8 +328,12 @@ impl Apply<'_, '_, '_> {
         key: &Key,
         edit: &ferry_proto::twoway::RowEdit,
     ) -> StoreResult<()> {
-        let (rid, found) = super::records::find_item(self.tx, item)?;
-        let Some(two_way) = found.two_way else {
+        if !self.edited.contains_key(&item) {
+            let (rid, found) = super::records::find_item(self.tx, item)?;
+            self.edited.insert(item, (rid, found.two_way));
+        }
+        let (rid, two_way) = self.edited[&item];
+        let Some(two_way) = two_way else {
             return self.refuse_edit(
                 item,
                 key,
@@ -707,6 +727,9 @@ fn begin<'t, 'c, 'b>(
         outcome: BatchOutcome::default(),
         insert_row: None,
         update_row: None,
+        me: None,
+        edited: FastMap::default(),
+        geographic: FastMap::default(),
     })
 }
 
@@ -728,10 +751,20 @@ pub(super) fn apply_batch(
 /// delta's changes come in the order they were made, scattered over the table; in key order,
 /// each B-tree is walked once from left to right, and the pages two changes share are near.
 fn in_key_order(ops: &[SyncOp]) -> Vec<&SyncOp> {
-    fn row_of(op: &SyncOp) -> Option<(&Origin, &Key)> {
+    /// Where a row op writes: a received item's row (the op and the version after it), or a
+    /// row of this instance's own item that an edit from a copy changes.
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum RowAt<'a> {
+        Received(&'a Origin, &'a Key),
+        Own(ItemId, &'a Key),
+    }
+    fn row_of(op: &SyncOp) -> Option<RowAt<'_>> {
         match op {
-            SyncOp::Row { origin, row } => Some((origin, &row.key)),
-            SyncOp::RowDeleted { origin, key } => Some((origin, key)),
+            SyncOp::Row { origin, row } => Some(RowAt::Received(origin, &row.key)),
+            SyncOp::RowDeleted { origin, key } | SyncOp::RowVersion { origin, key, .. } => {
+                Some(RowAt::Received(origin, key))
+            }
+            SyncOp::Edit { item, key, .. } => Some(RowAt::Own(*item, key)),
             _ => None,
         }
     }

@@ -171,6 +171,7 @@ pub(super) struct TwoWayEdits {
     at: Stamp,
     /// Each key the batch touches, with its row before the batch.
     before: Vec<(Key, Option<Fields>, TwoWayRow)>,
+    noted: ferry_core::FastSet<Key>,
 }
 
 impl TwoWayEdits {
@@ -186,12 +187,13 @@ impl TwoWayEdits {
             role: if received { Role::Copy } else { Role::Origin },
             at,
             before: Vec::new(),
+            noted: ferry_core::FastSet::default(),
         })
     }
 
     /// Notes a key before the batch changes it (once per key).
     pub(super) fn note(&mut self, conn: &Connection, rid: i64, key: &Key) -> StoreResult<()> {
-        if self.before.iter().any(|(k, _, _)| k == key) {
+        if !self.noted.insert(key.clone()) {
             return Ok(());
         }
         let row = read_row(conn, rid, key)?;
@@ -299,21 +301,28 @@ pub(super) fn received_version(
     version: &RowVersion,
     me: &str,
 ) -> StoreResult<Option<Option<Fields>>> {
-    let row = read_row(conn, rid, key)?;
-    let left = match row.pending()? {
-        Some(pending) => {
-            let seen = version.seen.get(me).copied().unwrap_or(0);
-            pending.after_seen(seen, version.version)
-        }
-        None => None,
+    let pending: Option<String> = conn
+        .prepare_cached("SELECT pending FROM rows WHERE item_rid = ?1 AND key = ?2")?
+        .query_row(params![rid, KeySql(key)], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let version_text = serde_json::to_string(version)?;
+    let Some(pending) = pending else {
+        // Nothing of this copy's own waits: the row is the origin's.
+        write_meta(conn, rid, key, Some(&version_text))?;
+        return Ok(None);
     };
+    let pending: Pending = serde_json::from_str(&pending)?;
+    let seen = version.seen.get(me).copied().unwrap_or(0);
+    let left = pending.after_seen(seen, version.version);
+    let row = read_row(conn, rid, key)?;
     conn.prepare_cached(
         "UPDATE rows SET twoway = ?3, pending = ?4 WHERE item_rid = ?1 AND key = ?2",
     )?
     .execute(params![
         rid,
         KeySql(key),
-        serde_json::to_string(version)?,
+        version_text,
         left.as_ref().map(serde_json::to_string).transpose()?,
     ])?;
     Ok(left.map(|p| p.over(row.fields.as_ref())))
