@@ -397,3 +397,84 @@ async fn a_one_way_connection_carries_no_edits() {
     );
     assert_eq!(rows(&b, &depths).await.len(), 1, "the row is still there");
 }
+
+/// In the console: the owner turns two-way editing on from the item's page, a conflict shows
+/// both versions on the Conflicts page, and an admin keeps the copy's version by clicking; the
+/// row changes at the origin and reaches the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_are_seen_and_resolved_in_the_console() {
+    use crate::console::Browser;
+    let host = instance("Port Authority", |_| {}).await;
+    let city = instance("City GIS", |_| {}).await;
+    let harbor = instance("Harbor", |_| {}).await;
+    coast(&host, &[], &["--two-way"]);
+    join_coast(&host, &city, &city.url, "Roads=send_receive");
+    join_coast(&host, &harbor, &harbor.url, "Roads=send_receive");
+    let layer = import(&host, "coast", "Berths", "geojson", points_geojson(5)).await;
+    let layer = id(&layer).to_string();
+
+    let browser = Browser::start().await;
+    browser.sign_in(&host.url, &host.admin_token).await;
+    browser.goto(&format!("{}/items/{layer}", host.url)).await;
+    browser.select("two-way", "latest_wins").await;
+    browser.click("#save-two-way").await;
+    assert!(browser.text_of("#item-edits").await.contains("two-way"));
+    let shown = host.get(&format!("/api/v1/items/{layer}")).await;
+    assert_eq!(
+        shown["two_way"]["conflict_policy"], "latest_wins",
+        "{shown}"
+    );
+
+    for guest in [&city, &harbor] {
+        sync_now(guest, "Coast/Roads");
+    }
+    let on_city = copy_on(&city).await;
+    let on_harbor = copy_on(&harbor).await;
+    assert_eq!(
+        try_edit(&city, &on_city, update(3, json!({"name": "city"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        try_edit(&harbor, &on_harbor, update(3, json!({"name": "harbor"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    sync_now(&host, "Coast/Roads");
+
+    browser.click("nav a[href='/conflicts']").await;
+    let listed = browser.text_of("#conflicts").await;
+    assert!(
+        listed.contains("same_field") && listed.contains("name"),
+        "{listed}"
+    );
+    browser.screenshot("conflicts").await;
+    browser.click("#conflicts tbody a").await;
+    let versions = browser.text_of("#conflict-versions").await;
+    assert!(
+        versions.contains("\"city\"") && versions.contains("\"harbor\""),
+        "{versions}"
+    );
+    let kept_before = browser.text_of("#conflict-kept").await;
+    browser.screenshot_page("conflict").await;
+    // Keep the version the policy did not keep.
+    let other = if kept_before == "ours" {
+        "theirs"
+    } else {
+        "ours"
+    };
+    browser.click(&format!("#keep-{other}")).await;
+    assert_eq!(browser.text_of("#conflict-status").await, "resolved");
+    let conflict = ferry_json(&host, &["conflicts", "list"])[0].clone();
+    let expected = conflict[other]["name"].clone();
+    let row3 = |rows: Vec<Value>| rows.into_iter().find(|r| r[0] == 3).unwrap()[1]["name"].clone();
+    assert_eq!(row3(rows(&host, &layer).await), expected);
+    sync_now(&city, "Coast/Roads");
+    assert_eq!(
+        row3(rows(&city, &on_city).await),
+        expected,
+        "the resolution reaches the copy"
+    );
+}

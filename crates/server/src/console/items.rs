@@ -79,7 +79,10 @@ pub(crate) async fn show(
         @if let Some(why) = &item.stale { p.warning { "Its latest version was refused here: " (why) } }
         (facts(&item, space.as_ref().ok()))
         (downloads(&item))
-        @if item.received.is_none() && session.caller.role != Role::Viewer { (share_form(&item, session)) }
+        @if item.received.is_none() && session.caller.role != Role::Viewer {
+            (share_form(&item, session))
+            @if item.kind != ItemKind::File { (two_way_form(&item, session)) }
+        }
         @if let Some(schema) = &item.schema {
             h2 { "Schema" }
             table.list #schema {
@@ -148,10 +151,15 @@ fn facts(item: &Item, space: Option<&ferry_proto::Space>) -> Markup {
                 }
             }
             dt { "Edits" } dd #item-edits {
-                @if item.received.is_some() {
-                    "read-only here: a received item changes only at its origin, and the next sync brings its changes"
-                } @else {
-                    "made here: its owner's instance"
+                @match (&item.received, item.two_way) {
+                    (Some(_), Some(t)) => {
+                        "two-way (" (t.conflict_policy.as_str()) "): edits here go back to its origin at the next run, if a link straight to the origin carries its type both ways"
+                    }
+                    (Some(_), None) => "read-only here: a received item changes only at its origin, and the next sync brings its changes",
+                    (None, Some(t)) => {
+                        "made here, and two-way: copies that may edit send their edits here, where concurrent ones become conflicts (" (t.conflict_policy.as_str()) ")"
+                    }
+                    (None, None) => "made here: its owner's instance",
                 }
             }
             dt { "Links that carry it" } dd #item-links {
@@ -187,6 +195,71 @@ fn share_form(item: &Item, session: &Session) -> Markup {
             }
             button #save-share type="submit" { "Save" }
         }
+    }
+}
+
+/// Two-way editing, for the item's owner: off, or on with a conflict policy.
+fn two_way_form(item: &Item, session: &Session) -> Markup {
+    let current = item
+        .two_way
+        .map(|t| t.conflict_policy.as_str())
+        .unwrap_or("off");
+    let choices = [
+        ("off", "off: copies are read-only"),
+        ("origin_wins", "on: this instance's value wins a conflict"),
+        ("latest_wins", "on: the later edit wins a conflict"),
+        ("manual", "on: an admin decides each conflict"),
+    ];
+    html! {
+        form.inline method="post" action={ "/items/" (item.id) "/two-way" } {
+            (csrf_field(session))
+            label for="two-way" { "Two-way editing" }
+            select #two-way name="two_way" {
+                @for (value, label) in choices {
+                    option value=(value) selected[current == value] { (label) }
+                }
+            }
+            button #save-two-way type="submit" { "Save" }
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct TwoWayFields {
+    #[serde(default)]
+    two_way: String,
+}
+
+/// Turns two-way editing on with a policy, or off.
+pub(crate) async fn set_two_way(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    Checked { signed_in, fields }: Checked<TwoWayFields>,
+) -> Response {
+    let session = &signed_in.session;
+    let patch = match fields.two_way.as_str() {
+        "off" => ItemPatch {
+            two_way: Some(false),
+            ..ItemPatch::default()
+        },
+        other => match ferry_proto::twoway::ConflictPolicy::parse(other) {
+            Some(policy) => ItemPatch {
+                two_way: Some(true),
+                conflict_policy: Some(policy),
+                ..ItemPatch::default()
+            },
+            None => {
+                let error = ferry_node::NodeError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("'{other}' is not off, origin_wins, latest_wins or manual"),
+                );
+                return failure_page(&node, session, "Item", &error);
+            }
+        },
+    };
+    match ferry_node::items::update_item(&node, &session.caller, id.clone(), patch).await {
+        Ok(_) => Redirect::to(&format!("/items/{id}")).into_response(),
+        Err(e) => failure_page(&node, session, "Item", &e),
     }
 }
 

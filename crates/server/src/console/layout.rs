@@ -51,6 +51,7 @@ pub(crate) fn page(node: &Node, signed_in: Option<&Session>, title: &str, body: 
                             li { a href="/" { "Overview" } }
                             li { a href="/spaces" { "Spaces" } }
                             li { a href="/sync" { "Sync" } }
+                            li { a href="/conflicts" { "Conflicts" } }
                             @if signed_in.is_some_and(|s| s.caller.role == Role::Admin) {
                                 li { a href="/collabs" { "Collaborations" } }
                                 li { a href="/peers" { "Peer Manager" } }

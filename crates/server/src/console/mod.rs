@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod collabs;
+mod conflicts;
 mod items;
 mod layout;
 mod links;
@@ -148,6 +149,10 @@ pub(crate) fn routes(node: &Node) -> Router<Node> {
         .route("/items/{id}", get(items::show))
         .route("/items/{id}/export", get(items::export))
         .route("/items/{id}/share", post(items::share))
+        .route("/items/{id}/two-way", post(items::set_two_way))
+        .route("/conflicts", get(conflicts::list))
+        .route("/conflicts/{id}", get(conflicts::show))
+        .route("/conflicts/{id}/resolve", post(conflicts::resolve))
         .route("/items/{id}/tiles/{z}/{x}/{y}", get(items::tile))
         .route("/static/console.css", get(stylesheet))
         .route("/static/console.js", get(script))
