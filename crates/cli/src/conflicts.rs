@@ -115,8 +115,7 @@ fn detail(c: &ConflictRecord) -> comfy_table::Table {
         format!(
             "{} at {}",
             instance.as_deref().unwrap_or("-"),
-            at.as_ref()
-                .map_or("-".to_string(), |a| ferry_core_time(a.ms))
+            at.as_ref().map_or("-".to_string(), |a| clock_time(a.ms))
         )
     };
     fields(&[
@@ -147,7 +146,7 @@ fn detail(c: &ConflictRecord) -> comfy_table::Table {
 }
 
 /// A clock reading's milliseconds as Ferry writes times.
-fn ferry_core_time(ms: i64) -> String {
+fn clock_time(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()

@@ -264,7 +264,9 @@ fn merge(
 ) -> (Fields, Option<Conflict>) {
     // An insert meeting a live row: every field it brings counts as set, against a row that is
     // all new to it.
-    let double_insert = edit.inserted && edit.base == 0;
+    let double_insert = edit.inserted
+        && edit.base == 0
+        && current.life.as_ref().is_none_or(|l| l.by != edit.editor);
     let set = if double_insert { whole } else { set };
     let mut merged = ours.clone();
     let mut clashing = Vec::new();
@@ -362,6 +364,12 @@ impl Pending {
                 for (name, value) in row {
                     if recreated || before.and_then(|b| b.get(name)) != Some(value) {
                         self.set.insert(name.clone(), (value.clone(), seq));
+                    }
+                }
+                // A field the edit removed (a geometry cleared) is set to null.
+                for name in before.iter().flat_map(|b| b.keys()) {
+                    if !row.contains_key(name) {
+                        self.set.insert(name.clone(), (Value::Null, seq));
                     }
                 }
             }

@@ -353,6 +353,18 @@ async fn edits_a_peer_may_not_send_are_refused_and_change_nothing() {
     // A value of the wrong type.
     let run = run_with(vec![edit(&a_id, &depths, 0, json!({"id": 1, "m": "deep"}))]);
     assert_eq!(run["errors"][0]["code"], "schema_mismatch", "{run}");
+    // An item this instance does not send the editor (marked above the link's ceiling).
+    ferry_json(&b, &["item", "update", &depths, "--marking", "SECRET"]);
+    let run = run_with(vec![edit(&a_id, &depths, 0, good.clone())]);
+    assert_eq!(run["errors"][0]["code"], "edit_refused", "{run}");
+    assert!(
+        run["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not sent"),
+        "{run}"
+    );
+    ferry_json(&b, &["item", "update", &depths, "--clear-markings"]);
     assert_eq!(rows(&b, &depths).await, before, "nothing changed");
     assert!(
         ferry_json(&b, &["conflicts", "list"])

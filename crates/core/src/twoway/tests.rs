@@ -258,6 +258,51 @@ fn a_copy_keeps_what_the_origin_has_not_seen() {
     assert!(clock.tick(100, "g1") > stamp(500, "h"));
 }
 
+#[test]
+fn a_copys_own_insert_edited_again_is_no_conflict() {
+    let whole = fields(&[("a", 1), ("b", 2)]);
+    let insert = Edit {
+        inserted: true,
+        base: 0,
+        action: Action::Put {
+            set: whole.clone(),
+            row: whole,
+        },
+        ..put("g1", 5, 0, &[], 100)
+    };
+    let first = judge(None, &insert, Policy::OriginWins, 1);
+    // Edited again before the copy heard back: from the copy, still its insert.
+    let again = Edit {
+        seq: 6,
+        action: Action::Put {
+            set: fields(&[("a", 1), ("b", 3)]),
+            row: fields(&[("a", 1), ("b", 3)]),
+        },
+        ..insert
+    };
+    let judged = judge(Some(&first.row), &again, Policy::OriginWins, 2);
+    assert_eq!(judged.conflict, None);
+    assert_eq!(judged.row.fields.unwrap()["b"], json!(3));
+}
+
+#[test]
+fn a_field_an_edit_removes_is_set_to_null() {
+    let before: Fields = [
+        ("a".to_string(), json!(1)),
+        (
+            GEOMETRY.to_string(),
+            json!({"type": "Point", "coordinates": [1, 2]}),
+        ),
+    ]
+    .into();
+    let after = fields(&[("a", 1)]);
+    let pending = Pending::new(10, false).then(Some(&before), Some(&after), 3, stamp(1, "g1"));
+    assert_eq!(pending.set[GEOMETRY], (serde_json::Value::Null, 3));
+    // An edit that changes nothing leaves nothing to send.
+    let none = Pending::new(10, false).then(Some(&after), Some(&after), 4, stamp(2, "g1"));
+    assert_eq!(none.seq(), 0);
+}
+
 // ---- random interleavings --------------------------------------------------------------------
 
 /// One copy of the layer in the simulation.

@@ -347,11 +347,16 @@ impl<'a> Checker<'a> {
         key: Key,
         version: Option<ferry_proto::twoway::RowVersion>,
     ) {
-        self.extra = version.map(|version| SyncOp::RowVersion {
-            origin,
-            key,
-            version,
-        });
+        // Only the item's origin speaks for its versions: a relaying instance could otherwise
+        // claim the origin had seen edits it never judged.
+        let from_origin = origin.instance == self.channel.sender.instance_id;
+        self.extra = version
+            .filter(|_| from_origin)
+            .map(|version| SyncOp::RowVersion {
+                origin,
+                key,
+                version,
+            });
     }
 
     /// Checks an edit a copy sent back of one of this instance's two-way items.

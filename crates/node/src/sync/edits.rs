@@ -38,6 +38,9 @@ pub(super) fn edit_record(
         return Ok(None);
     };
     let pending: Pending = serde_json::from_str(pending)?;
+    if pending.seq() == 0 {
+        return Ok(None);
+    }
     let fields = row.map(|(v, g)| fields_of(v, g)).transpose()?;
     Ok(Some(SyncRecord::Edit {
         origin_item: origin_item.to_string(),
@@ -127,6 +130,26 @@ pub(super) async fn editable(
         return refused(format!(
             "this link does not let the sender edit {}s: it must send and receive them (a two-way workspace and a send and receive guest, or a connection that carries the type both ways)",
             item.kind.as_str()
+        ));
+    }
+    // Only an item this instance sends the editor, as a copy: one kept from it by its markings,
+    // its scope or a reference is not its to edit, whatever id it names.
+    let sent_as_copy = match super::links::channel_to(node, &channel.sender, &channel.wire).await {
+        Ok(back) => {
+            let facts = ferry_core::sync::ItemFacts {
+                kind: item.kind,
+                markings: &item.markings,
+                origin_instance: &node.info.instance_id,
+                deleted: false,
+            };
+            ferry_core::sync::judge(&back.scope, facts) == ferry_core::sync::Verdict::Send
+                && !back.scope.delivery.by_reference(item.kind, item.sync_as)
+        }
+        Err(_) => false,
+    };
+    if !sent_as_copy {
+        return refused(format!(
+            "item {origin_item} is not sent to the editing instance as a copy over this link"
         ));
     }
     let geographic = item

@@ -360,7 +360,11 @@ pub(crate) async fn outbound(
     Ok(outbound)
 }
 
-async fn channel_to(node: &Node, receiver: &PeerIdentity, wire: &WireLink) -> NodeResult<Outbound> {
+pub(crate) async fn channel_to(
+    node: &Node,
+    receiver: &PeerIdentity,
+    wire: &WireLink,
+) -> NodeResult<Outbound> {
     let store = node.store.clone();
     match wire {
         WireLink::Peer { request_id } => {

@@ -394,9 +394,15 @@ pub(super) fn unused_chunks(
 pub(super) const INSERT_ROW: &str = "INSERT INTO rows
      (item_rid, space_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y, map_cell)
      VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
-pub(super) const UPSERT_ROW: &str = "INSERT OR REPLACE INTO rows
+/// Writes a row whether or not it is there (live or a tombstone). An update in place, not a
+/// replace: two-way editing's state beside the row (`twoway`, `pending`) stays.
+pub(super) const UPSERT_ROW: &str = "INSERT INTO rows
      (item_rid, space_rid, key, seq, deleted, vals, geom, min_x, min_y, max_x, max_y, map_cell)
-     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+     ON CONFLICT (item_rid, key) DO UPDATE SET space_rid = excluded.space_rid,
+         seq = excluded.seq, deleted = 0, vals = excluded.vals, geom = excluded.geom,
+         min_x = excluded.min_x, min_y = excluded.min_y, max_x = excluded.max_x,
+         max_y = excluded.max_y, map_cell = excluded.map_cell";
 
 /// Row changes of a space after a sequence, in sequence order. The inner query walks the rows
 /// index alone (it covers every column the inner query reads), so rows of the items in `?4` (a

@@ -265,6 +265,10 @@ impl TwoWayEdits {
             }
         };
         let pending = pending.then(before, after.fields.as_ref(), after.seq, self.at.clone());
+        if pending.seq() == 0 {
+            // The edit changed nothing: nothing to send.
+            return Ok(());
+        }
         conn.prepare_cached("UPDATE rows SET pending = ?3 WHERE item_rid = ?1 AND key = ?2")?
             .execute(params![rid, KeySql(key), serde_json::to_string(&pending)?])?;
         Ok(())
