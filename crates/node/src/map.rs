@@ -35,6 +35,16 @@ pub struct TileFeature {
     pub geometry: Option<Value>,
 }
 
+/// Whether the map can draw an item: a feature layer in longitude and latitude (the map and its
+/// index are Web Mercator over EPSG:4326; a layer in another CRS is not reprojected).
+pub fn drawable(item: &ferry_proto::Item) -> bool {
+    item.kind == ItemKind::FeatureLayer
+        && item
+            .crs
+            .as_deref()
+            .is_none_or(ferry_core::geometry::is_geographic)
+}
+
 /// The features of a feature layer that touch tile `z/x/y`, for anyone signed in.
 pub async fn tile(
     node: &Node,
@@ -55,13 +65,12 @@ pub async fn tile(
     })?;
     let store = node.store.clone();
     let item = blocking(move || store.item(id)).await?;
-    if item.kind != ItemKind::FeatureLayer {
+    if !drawable(&item) {
         return Err(NodeError::new(
             ErrorCode::InvalidRequest,
             format!(
-                "{} is a {}: only feature layers have a map",
-                item.id,
-                item.kind.as_str()
+                "{} is not a feature layer in longitude and latitude: only those have a map",
+                item.id
             ),
         ));
     }

@@ -713,6 +713,27 @@ async fn a_crowded_layer_is_thinned_on_the_map_over_a_configured_basemap() {
     assert_eq!(corner, 0, "the canvas is clear where no feature is");
     browser.screenshot_page("item-map-basemap").await;
 
+    // A layer in a projected CRS is not drawn (the map is longitude and latitude), and says so.
+    let projected = r#"{"type":"FeatureCollection","features":[{"type":"Feature","id":1,"geometry":{"type":"Point","coordinates":[92000.5,437000.25]},"properties":{"name":"rd"}}]}"#;
+    let (status, rd) = city
+        .import(
+            "space=dense&title=RD&crs=EPSG:28992",
+            "application/geo+json",
+            projected.to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{rd}");
+    let rd_id = rd["id"].as_str().unwrap().to_string();
+    browser.goto(&format!("{}/items/{rd_id}", city.url)).await;
+    assert!(browser.text_of("#no-map").await.contains("EPSG:28992"));
+    assert!(!browser.has("canvas#map").await);
+    let refused = map_tile(format!("/items/{rd_id}/tiles/0/0/0")).await;
+    assert_eq!(refused["code"], "invalid_request", "{refused}");
+    browser
+        .goto(&format!("{}/items/{layer_id}", city.url))
+        .await;
+    map_drawn(&browser).await;
+
     // Zoomed in, tiles are smaller and the map draws from deeper ones.
     for _ in 0..4 {
         browser.press("#zoom-in").await;

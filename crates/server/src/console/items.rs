@@ -97,7 +97,11 @@ pub(crate) async fn show(
                 }
             }
         }
-        @if item.kind == ItemKind::FeatureLayer && item.row_count > 0 {
+        @if item.kind == ItemKind::FeatureLayer && item.row_count > 0 && !ferry_node::map::drawable(&item) {
+            h2 { "Map" }
+            p.hint #no-map { "The map draws layers in longitude and latitude (EPSG:4326); this layer is in " (item.crs.as_deref().unwrap_or("another CRS")) ". Export it to see it in a GIS." }
+        }
+        @if ferry_node::map::drawable(&item) && item.row_count > 0 {
             h2 { "Map" }
             div.map-frame {
                 @let basemap = node.info.basemap.as_ref().map(|b| b.url.as_str());
