@@ -137,6 +137,13 @@ async fn copies_edit_and_every_instance_converges_with_conflicts_kept() {
         (conflict["status"].as_str(), conflict["kept"].as_str()),
         (Some("settled"), Some("ours"))
     );
+    let settled = ferry_json(&host, &["conflicts", "list", "--status", "settled"]);
+    assert_eq!(settled.as_array().unwrap().len(), 1);
+    let open = ferry_json(&host, &["conflicts", "list", "--status", "open"]);
+    assert!(
+        open.as_array().unwrap().is_empty(),
+        "origin_wins settles: {open}"
+    );
     let metrics = host.metrics().await;
     assert!(metrics.contains("ferry_conflicts_total 1"), "{metrics}");
 

@@ -416,15 +416,22 @@ pub(super) fn conflicts(
     offset: usize,
 ) -> StoreResult<Vec<ferry_proto::twoway::ConflictRecord>> {
     let bound = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare_cached(
-        "SELECT body FROM conflicts WHERE ?1 IS NULL OR status = ?1
-         ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
-    )?;
-    let bodies = stmt
-        .query_map(params![status, bound(limit), bound(offset)], |r| {
-            r.get::<_, String>(0)
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    // One statement per case, so that a status filter walks its index newest first.
+    let bodies = match status {
+        Some(status) => conn
+            .prepare_cached(
+                "SELECT body FROM conflicts WHERE status = ?1
+                 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+            )?
+            .query_map(params![status, bound(limit), bound(offset)], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?,
+        None => conn
+            .prepare_cached(
+                "SELECT body FROM conflicts ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2",
+            )?
+            .query_map(params![bound(limit), bound(offset)], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?,
+    };
     bodies
         .iter()
         .map(|b| serde_json::from_str(b).map_err(Into::into))
