@@ -6,7 +6,7 @@
 //! tile in view (`data-drawn-ms`, from the page's start).
 
 use crate::bench_console::{fetch_times, median, sign_in};
-use crate::bench_kit::{Server, import_geojson, sample, write_geojson};
+use crate::bench_kit::{Server, import_geojson, sample, write_geojson, yes};
 use crate::output::fields;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -128,10 +128,6 @@ pub(crate) fn render(r: &MapReport) -> comfy_table::Table {
     }
     let borrowed: Vec<(&str, String)> = rows.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     fields(&borrowed)
-}
-
-fn yes(ok: bool) -> &'static str {
-    if ok { "yes" } else { "NO" }
 }
 
 pub(crate) async fn map_bench(dir: &Path, args: &MapBench) -> Result<MapReport> {

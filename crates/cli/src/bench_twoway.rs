@@ -6,7 +6,7 @@
 //! from the same run and before two-way editing is turned on: the origin itself edits as many
 //! rows, and both copies pull the one-way delta.
 
-use crate::bench_kit::{Api, Server, peer_with, prepare_sender, write_geojson};
+use crate::bench_kit::{Api, Server, peer_with, prepare_sender, write_geojson, yes};
 use crate::bench_sync::settle;
 use crate::output::fields;
 use anyhow::{Context, Result, bail};
@@ -76,10 +76,6 @@ pub(crate) fn render(r: &TwoWayReport) -> comfy_table::Table {
         ("all three agree", yes(r.all_agree).into()),
         ("within the goals", yes(r.within_goals).into()),
     ])
-}
-
-fn yes(ok: bool) -> &'static str {
-    if ok { "yes" } else { "NO" }
 }
 
 pub(crate) async fn two_way_bench(dir: &Path, args: &TwoWayBench) -> Result<TwoWayReport> {

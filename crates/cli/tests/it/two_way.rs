@@ -301,25 +301,31 @@ async fn a_whole_copy_carries_versions_so_later_edits_are_not_conflicts() {
     assert_eq!(rows(&city, &on_city).await, on_host);
 }
 
-/// A peer that sends edits it may not send: to an item whose owner has not turned two-way on,
-/// over a connection that does not carry the type both ways, in another instance's name, of an
-/// item that does not exist, with a version the row never had, and with a value of the wrong
-/// type. Each is refused with its own code in the run, and B's rows stay as they were.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn edits_a_peer_may_not_send_are_refused_and_change_nothing() {
-    use crate::harness::{Proxy, instance_id, key_of};
-    let proxy = Proxy::start().await;
+/// A (behind a proxy that plays it) connected to B, A sending datasets and taking `import` from
+/// B; returns the proxy, A, B and the connection's id on B.
+async fn behind_proxy(import: &str) -> (crate::harness::Proxy, TestInstance, TestInstance, String) {
+    let proxy = crate::harness::Proxy::start().await;
     let url = proxy.url.clone();
     let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
     proxy.point_at(&a.url);
     // The proxy plays A: what it sends, A itself could have sent.
-    proxy.sign_as(key_of(&a));
+    proxy.sign_as(crate::harness::key_of(&a));
     let b = instance("Harbor", |_| {}).await;
-    let (_, on_b) = connect(&a, &b, "datasets", "datasets").await;
+    let (_, on_b) = connect(&a, &b, "datasets", import).await;
+    (proxy, a, b, on_b)
+}
+
+/// A peer that sends edits it may not send: to an item whose owner has not turned two-way on,
+/// in another instance's name, of an item that does not exist, with a version the row never
+/// had, with a value of the wrong type, and of an item not sent to it. Each is refused with its
+/// own code in the run, and B's rows stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_a_peer_may_not_send_are_refused_and_change_nothing() {
+    let (proxy, a, b, on_b) = behind_proxy("datasets").await;
     let depths = import(&b, "inbox", "Depths", "csv", "id,m\n1,0.5\n2,0.7\n".into()).await;
     let depths = id(&depths).to_string();
     import(&a, "roads", "Honest", "csv", "id\n1\n".into()).await;
-    let a_id = instance_id(&a).await;
+    let a_id = crate::harness::instance_id(&a).await;
     let before = rows(&b, &depths).await;
 
     let edit = |editor: &str, item: &str, base: i64, row: Value| {
@@ -389,18 +395,11 @@ async fn edits_a_peer_may_not_send_are_refused_and_change_nothing() {
 /// Over a connection that carries datasets one way only, edits from the sender are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_way_connection_carries_no_edits() {
-    use crate::harness::{Proxy, instance_id, key_of};
-    let proxy = Proxy::start().await;
-    let url = proxy.url.clone();
-    let a = instance("City GIS", move |c| c.public_url = Some(url)).await;
-    proxy.point_at(&a.url);
-    proxy.sign_as(key_of(&a));
-    let b = instance("Harbor", |_| {}).await;
-    let (_, on_b) = connect(&a, &b, "datasets", "features").await;
+    let (proxy, a, b, on_b) = behind_proxy("features").await;
     let depths = import(&b, "inbox", "Depths", "csv", "id,m\n1,0.5\n".into()).await;
     let depths = id(&depths).to_string();
     ferry_json(&b, &["item", "update", &depths, "--two-way", "on"]);
-    let a_id = instance_id(&a).await;
+    let a_id = crate::harness::instance_id(&a).await;
     let line = json!({"t": "edit", "origin_item": depths, "key": 1, "edit": {
         "editor": a_id, "seq": 3, "base": 0,
         "action": {"do": "delete"}, "at": {"ms": 1, "count": 0, "instance": a_id}}});
