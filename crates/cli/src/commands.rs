@@ -388,6 +388,15 @@ pub(crate) enum ItemCmd {
         /// value stays until an admin resolves the conflict). Turns two-way editing on.
         #[arg(long, value_parser = ["origin_wins", "latest_wins", "manual"])]
         conflict_policy: Option<String>,
+        #[command(flatten)]
+        schema: SchemaChangeArgs,
+    },
+    /// Take the schema change the origin of a copy made (removed or retyped fields): until then
+    /// the copy fails in every run with `schema_changed` and keeps its rows as they were; at
+    /// the next run it is copied whole under the new schema.
+    AcceptSchema {
+        /// The copy's id (`item list` shows it).
+        id: String,
     },
     /// Delete an item.
     Delete {
@@ -908,7 +917,9 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
             space,
             two_way,
             conflict_policy,
+            schema,
         } => {
+            let schema = schema.apply(client, &id).await?;
             let two_way = two_way.map(|t| t == "on");
             let conflict_policy = conflict_policy
                 .as_deref()
@@ -927,9 +938,10 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 && space.is_none()
                 && two_way.is_none()
                 && conflict_policy.is_none()
+                && schema.is_none()
             {
                 bail!(
-                    "nothing to change: pass --title, --description, --tag, --marking, --clear-markings, --sync-as, --space, --two-way or --conflict-policy"
+                    "nothing to change: pass --title, --description, --tag, --marking, --clear-markings, --sync-as, --space, --two-way, --conflict-policy, --add-field, --remove-field or --retype-field"
                 );
             }
             let patch = ItemPatch {
@@ -941,6 +953,7 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 space,
                 two_way,
                 conflict_policy,
+                schema,
             };
             let item: Item = client
                 .call(
@@ -954,6 +967,22 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
                 &format!("Updated item {} (version {}).", item.id, item.version),
             )
         }
+        ItemCmd::AcceptSchema { id } => {
+            let item: Item = client
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/items/{}/accept-schema", segment(&id)),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            out.done(
+                &item,
+                &format!(
+                    "Item {} takes its origin's schema at its next run: it will be copied whole.",
+                    item.id
+                ),
+            )
+        }
         ItemCmd::Delete { id } => {
             client
                 .send(client.request(Method::DELETE, &format!("/api/v1/items/{}", segment(&id))))
@@ -965,6 +994,71 @@ pub(crate) async fn item(client: &Client, out: Output, cmd: ItemCmd) -> Result<(
         }
         ItemCmd::Rows(args) => rows(client, out, args).await,
     }
+}
+
+/// A change of an item's schema, field by field.
+#[derive(Args, Debug)]
+pub(crate) struct SchemaChangeArgs {
+    /// Add a field, as NAME:TYPE (integer, number, string, boolean, timestamp or json; repeat
+    /// for several). Copies take it at their next run.
+    #[arg(long = "add-field", value_name = "NAME:TYPE")]
+    add: Vec<String>,
+    /// Remove a field and its values from every row (repeat for several). Copies take it once
+    /// their admin runs `ferry item accept-schema`.
+    #[arg(long = "remove-field", value_name = "NAME")]
+    remove: Vec<String>,
+    /// Give a field another type, as NAME:TYPE: every value must already fit it (values are
+    /// never converted). Copies take it once their admin accepts it.
+    #[arg(long = "retype-field", value_name = "NAME:TYPE")]
+    retype: Vec<String>,
+}
+
+impl SchemaChangeArgs {
+    /// The item's schema with the changes asked for; `None` when none is.
+    async fn apply(self, client: &Client, id: &str) -> Result<Option<ferry_proto::Schema>> {
+        if self.add.is_empty() && self.remove.is_empty() && self.retype.is_empty() {
+            return Ok(None);
+        }
+        let item: Item = client
+            .get(&format!("/api/v1/items/{}", segment(id)))
+            .await?;
+        let Some(mut schema) = item.schema else {
+            bail!("item {id} has no schema: files have no fields");
+        };
+        for name in &self.remove {
+            let before = schema.fields.len();
+            schema.fields.retain(|f| &f.name != name);
+            if schema.fields.len() == before {
+                bail!("item {id} has no field '{name}' to remove");
+            }
+        }
+        for spec in &self.retype {
+            let (name, field_type) = field_spec(spec)?;
+            let Some(field) = schema.fields.iter_mut().find(|f| f.name == name) else {
+                bail!("item {id} has no field '{name}' to retype");
+            };
+            field.field_type = field_type;
+        }
+        for spec in &self.add {
+            let (name, field_type) = field_spec(spec)?;
+            schema.fields.push(ferry_proto::Field { name, field_type });
+        }
+        Ok(Some(schema))
+    }
+}
+
+/// `NAME:TYPE` as a field's name and type.
+fn field_spec(spec: &str) -> Result<(String, ferry_proto::FieldType)> {
+    let (name, type_name) = spec
+        .rsplit_once(':')
+        .with_context(|| format!("'{spec}' is not NAME:TYPE (for example depth:number)"))?;
+    let field_type = serde_json::from_value(serde_json::Value::String(type_name.into()))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "'{type_name}' is not a field type: integer, number, string, boolean, timestamp or json"
+            )
+        })?;
+    Ok((name.to_string(), field_type))
 }
 
 #[derive(Args, Debug)]

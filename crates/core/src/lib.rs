@@ -12,6 +12,7 @@ pub mod peering;
 pub mod policy;
 pub mod rows;
 pub mod schema;
+pub mod schema_change;
 pub mod sync;
 pub mod tiles;
 pub mod time;

@@ -43,6 +43,11 @@
 //! 8. **Nothing lost.** Every value an edit sets either is in the row afterwards or is in the
 //!    conflict it made (as "theirs"); every value it overrides at the origin either stays or is
 //!    in the conflict (as "ours").
+//! 9. **Refused, still kept.** An edit from an instance that may edit, whose row the origin
+//!    cannot take (it breaks the item's current schema: a field removed or retyped since the
+//!    copy edited), changes no field ([`refuse`]). It is acknowledged as law 7 says, so the
+//!    copy stops holding it and takes the origin's row, and it is kept whole in an open
+//!    conflict until an admin decides.
 
 pub use ferry_proto::twoway::{
     ConflictPolicy as Policy, EditAction as Action, Fields, GEOMETRY, RowEdit as Edit, Stamp,
@@ -81,7 +86,29 @@ impl Clock {
             self.count = seen.count;
         }
     }
+
+    /// A reading another instance gave its edit, as the origin orders it: no later than this
+    /// instance's time plus [`MAX_CLOCK_LEAD_MS`] (an editor whose clock runs ahead, or lies,
+    /// cannot win every `latest_wins` conflict for ever), and observed, so the origin's own
+    /// later edits order after it.
+    pub fn bounded(&mut self, given: &Stamp, now_ms: i64) -> Stamp {
+        let limit = now_ms.saturating_add(MAX_CLOCK_LEAD_MS);
+        let stamp = if given.ms > limit {
+            Stamp {
+                ms: limit,
+                count: 0,
+                instance: given.instance.clone(),
+            }
+        } else {
+            given.clone()
+        };
+        self.observe(&stamp);
+        stamp
+    }
 }
+
+/// How far ahead of the origin's clock an editor's clock reading is believed.
+pub const MAX_CLOCK_LEAD_MS: i64 = 60_000;
 
 /// The last change of a field, or of a row's life, at the origin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +147,8 @@ pub enum ConflictKind {
     DeleteUpdate,
     /// Both inserted the key.
     DoubleInsert,
+    /// The origin could not take the edit (law 9): it waits for an admin.
+    Refused,
 }
 
 impl ConflictKind {
@@ -129,6 +158,7 @@ impl ConflictKind {
             ConflictKind::UpdateDelete => "update_delete",
             ConflictKind::DeleteUpdate => "delete_update",
             ConflictKind::DoubleInsert => "double_insert",
+            ConflictKind::Refused => "refused",
         }
     }
 }
@@ -246,6 +276,46 @@ pub fn judge(current: Option<&OriginRow>, edit: &Edit, policy: Policy, version: 
         conflict,
         duplicate: false,
     }
+}
+
+/// Acknowledges an edit the origin refuses (law 9), writing the unchanged row as `version`;
+/// `None` when the edit was judged before (nothing to write).
+pub fn refuse(current: Option<&OriginRow>, edit: &Edit, version: i64) -> Option<Judgement> {
+    let empty = OriginRow::default();
+    let current = current.unwrap_or(&empty);
+    if current
+        .seen
+        .get(&edit.editor)
+        .is_some_and(|&s| s >= edit.seq)
+    {
+        return None;
+    }
+    let mut row = current.clone();
+    row.version = version;
+    row.seen.insert(edit.editor.clone(), edit.seq);
+    let (fields, theirs) = match &edit.action {
+        Action::Put { set, row } => (set.keys().cloned().collect(), Some(row.clone())),
+        Action::Delete => (Vec::new(), None),
+    };
+    let our_change = current
+        .changes
+        .values()
+        .chain(current.life.iter())
+        .max_by_key(|c| c.version)
+        .cloned();
+    Some(Judgement {
+        conflict: Some(Conflict {
+            kind: ConflictKind::Refused,
+            fields,
+            ours: current.fields.clone(),
+            theirs,
+            our_change,
+            theirs_won: false,
+            open: true,
+        }),
+        row,
+        duplicate: false,
+    })
 }
 
 /// Whether another instance made this change after the edit's base.

@@ -126,6 +126,34 @@ fn mark_stale(items: &mut [Item], stale: Vec<(ItemId, String)>) {
     }
 }
 
+/// Lets a copy take the next schema its origin sends, whatever fields it removes or retypes;
+/// the copy is then copied whole at its next run (the refusal already queued that).
+pub async fn accept_schema(node: &Node, caller: &Caller, id: String) -> NodeResult<Item> {
+    caller.require(ferry_proto::Role::Admin)?;
+    let id = parse_item_id(&id)?;
+    let store = node.store.clone();
+    let actor = caller.name.clone();
+    blocking(move || {
+        if store.item_origin(id)?.is_none() {
+            return Err(NodeError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "item {id} is this instance's own: its schema changes with `ferry item update {id} --add-field/--remove-field/--retype-field`"
+                ),
+            ));
+        }
+        store.accept_schema(id)?;
+        store.audit(&ferry_store::NewAuditEntry {
+            actor,
+            event: "item.schema_accepted".into(),
+            subject: Some(id.to_string()),
+            detail: serde_json::json!({}),
+        })?;
+        Ok(store.item(id)?)
+    })
+    .await
+}
+
 /// Creates an empty dataset or feature layer with a given schema (fill it with edits).
 pub async fn create_item(node: &Node, caller: &Caller, new: NewItem) -> NodeResult<Item> {
     caller.require(ferry_proto::Role::Editor)?;
@@ -191,6 +219,10 @@ pub async fn update_item(
     let admin_only = [
         (patch.space.is_some(), "moving an item to another space"),
         (patch.markings.is_some(), "changing an item's markings"),
+        (
+            patch.schema.is_some(),
+            "changing an item's schema (it changes what every copy holds)",
+        ),
     ];
     if let Some((_, what)) = admin_only.iter().find(|(asked, _)| *asked)
         && caller.role < ferry_proto::Role::Admin

@@ -58,6 +58,13 @@ impl Node {
         clock.tick(now_ms, &self.info.instance_id)
     }
 
+    /// An editor's clock reading as this instance takes it (see `Clock::bounded`).
+    pub(crate) fn bounded(&self, given: &ferry_proto::twoway::Stamp) -> ferry_proto::twoway::Stamp {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let mut clock = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        clock.bounded(given, now_ms)
+    }
+
     /// The node of an opened instance reached at `public_url`.
     pub fn new(instance: &Instance, public_url: String) -> Node {
         let instance_id = instance.store.instance().map(|i| i.id).unwrap_or_default();

@@ -201,6 +201,9 @@ error_codes! {
     VersionInvalid = "version_invalid",
     /// A copy cannot make up keys (another copy could make the same): give the key.
     KeyRequired = "key_required",
+    /// A copy's origin removed or retyped fields of its schema: the copy keeps its rows until an
+    /// admin here accepts the change (`ferry item accept-schema`).
+    SchemaChanged = "schema_changed",
     /// No conflict with that id here.
     ConflictNotFound = "conflict_not_found",
     /// The conflict was resolved already.

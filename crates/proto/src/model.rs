@@ -418,6 +418,12 @@ pub struct ItemPatch {
     /// retract it, links of the new one send it.
     #[serde(default)]
     pub space: Option<String>,
+    /// A new schema for a dataset or layer of this instance (admins only), whole: the same
+    /// primary key; removed fields leave every row; a retyped field's values must fit its new
+    /// type. Copies take added fields on their own, and removed or retyped ones once their
+    /// admin accepts them.
+    #[serde(default)]
+    pub schema: Option<Schema>,
 }
 
 /// One row of a dataset or one feature of a layer.

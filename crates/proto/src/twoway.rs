@@ -108,8 +108,12 @@ pub struct ConflictRecord {
     pub item_id: crate::ItemId,
     #[schema(value_type = Object)]
     pub key: Value,
-    /// `same_field`, `update_delete`, `delete_update` or `double_insert`.
+    /// `same_field`, `update_delete`, `delete_update`, `double_insert`, or `refused` (the
+    /// origin could not take the edit: see `reason`).
     pub kind: String,
+    /// Why a `refused` edit was refused: its error code and message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The fields both sides changed.
     pub fields: Vec<String>,
     /// The origin's row before the edit (`null`: deleted).

@@ -52,7 +52,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         // Not 502: federation calls retry those, and every hop would multiply the retries.
         ReferenceUnavailable => StatusCode::FAILED_DEPENDENCY,
-        ItemReceived | TwoWayOff | EditNotAllowed | ConflictResolved => StatusCode::CONFLICT,
+        ItemReceived | TwoWayOff | EditNotAllowed | ConflictResolved | SchemaChanged => {
+            StatusCode::CONFLICT
+        }
         EditRefused | VersionInvalid | KeyRequired => StatusCode::UNPROCESSABLE_ENTITY,
         ConflictNotFound => StatusCode::NOT_FOUND,
         SyncStreamCut => StatusCode::BAD_GATEWAY,

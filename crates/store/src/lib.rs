@@ -243,6 +243,10 @@ pub trait Store: Send + Sync + 'static {
         origin_instance: &str,
         origin_item: &str,
     ) -> StoreResult<Option<ItemId>>;
+    /// Lets a copy take its origin's next schema, whatever it removes or retypes.
+    fn accept_schema(&self, id: ItemId) -> StoreResult<()>;
+    /// Whether a copy's admin accepted its origin's next schema (until it arrives).
+    fn schema_accepted(&self, id: ItemId) -> StoreResult<bool>;
     /// Sets a link's schedule.
     fn set_schedule(&self, link: &str, schedule: &ferry_core::sync::Schedule) -> StoreResult<()>;
     /// Every schedule set, by link.

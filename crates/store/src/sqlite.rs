@@ -98,6 +98,14 @@ impl Store for SqliteStore {
         self.read(|c| sync::item_by_origin(c, origin_instance, origin_item))
     }
 
+    fn accept_schema(&self, id: ItemId) -> StoreResult<()> {
+        self.write(|tx| sync::accept_schema(tx, id))
+    }
+
+    fn schema_accepted(&self, id: ItemId) -> StoreResult<bool> {
+        self.read(|c| sync::schema_accepted(c, id))
+    }
+
     fn set_schedule(&self, link: &str, schedule: &ferry_core::sync::Schedule) -> StoreResult<()> {
         self.write(|tx| sync::set_schedule(tx, link, schedule))
     }
@@ -611,7 +619,7 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         // Back to before the map cells: that migration and the ones after it undone.
         conn.execute_batch(
-            "DROP TABLE conflicts; DROP INDEX rows_pending; ALTER TABLE rows DROP COLUMN pending;
+            "DROP TABLE schema_accepts; DROP TABLE conflicts; DROP INDEX rows_pending; ALTER TABLE rows DROP COLUMN pending;
              ALTER TABLE rows DROP COLUMN twoway; ALTER TABLE items DROP COLUMN two_way;
              DROP INDEX rows_by_map_cell; ALTER TABLE rows DROP COLUMN map_cell;",
         )

@@ -453,6 +453,15 @@ pub enum SyncOp {
         key: Key,
         edit: Box<ferry_proto::twoway::RowEdit>,
     },
+    /// An edit from an instance that may edit the item, whose row this instance cannot take
+    /// (`reason`, e.g. a field removed since the copy edited): acknowledged to the editor and
+    /// kept as an open conflict, changing no field.
+    RefusedEdit {
+        item: ferry_proto::ItemId,
+        key: Key,
+        edit: Box<ferry_proto::twoway::RowEdit>,
+        reason: String,
+    },
 }
 
 /// A batch to apply in one transaction with the channel's new cursor.

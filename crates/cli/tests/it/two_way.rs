@@ -363,9 +363,27 @@ async fn edits_a_peer_may_not_send_are_refused_and_change_nothing() {
     // A version the row never had.
     let run = run_with(vec![edit(&a_id, &depths, 1_000_000, good.clone())]);
     assert_eq!(run["errors"][0]["code"], "version_invalid", "{run}");
-    // A value of the wrong type.
+    // A value of the wrong type: refused, its row unchanged, and kept as an open conflict of
+    // its own (law 9), so nothing an editor sent is lost.
     let run = run_with(vec![edit(&a_id, &depths, 0, json!({"id": 1, "m": "deep"}))]);
     assert_eq!(run["errors"][0]["code"], "schema_mismatch", "{run}");
+    let kept = ferry_json(&b, &["conflicts", "list"]);
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept}");
+    assert_eq!(
+        (
+            &kept[0]["kind"],
+            &kept[0]["status"],
+            &kept[0]["theirs"]["m"]
+        ),
+        (&json!("refused"), &json!("open"), &json!("deep")),
+        "{kept}"
+    );
+    assert!(
+        kept[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("schema_mismatch")
+    );
     // An item this instance does not send the editor (marked above the link's ceiling).
     ferry_json(&b, &["item", "update", &depths, "--marking", "SECRET"]);
     let run = run_with(vec![edit(&a_id, &depths, 0, good.clone())]);
@@ -379,15 +397,20 @@ async fn edits_a_peer_may_not_send_are_refused_and_change_nothing() {
     );
     ferry_json(&b, &["item", "update", &depths, "--clear-markings"]);
     assert_eq!(rows(&b, &depths).await, before, "nothing changed");
-    assert!(
+    assert_eq!(
         ferry_json(&b, &["conflicts", "list"])
             .as_array()
             .unwrap()
-            .is_empty()
+            .len(),
+        1,
+        "no refusal but the kept one left a trace"
     );
 
-    // The same edit, well formed, is taken: the refusals were about the edits, not the link.
-    let run = run_with(vec![edit(&a_id, &depths, 0, good)]);
+    // The same edit, well formed and later in A's feed, is taken: the refusals were about the
+    // edits, not the link.
+    let mut later = edit(&a_id, &depths, 0, good);
+    later["edit"]["seq"] = json!(8);
+    let run = run_with(vec![later]);
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(rows(&b, &depths).await[0][1]["m"], 9.5);
 }
@@ -495,4 +518,125 @@ async fn conflicts_are_seen_and_resolved_in_the_console() {
         expected,
         "the resolution reaches the copy"
     );
+}
+
+/// Schema changes at the origin of a two-way dataset: an added field reaches the copy at its
+/// next run; a removed field fails the copy with `schema_changed` (its rows kept as they were)
+/// until its admin accepts, and a copy's edit made against the old schema is refused at the
+/// origin and kept there as an open conflict, not lost. A retype the rows do not fit, or one of
+/// the primary key, is refused at the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_reach_copies_and_no_edit_against_an_old_schema_is_lost() {
+    let a = instance("City GIS", |_| {}).await;
+    let b = instance("Harbor", |_| {}).await;
+    let (on_a, on_b) = connect(&a, &b, "datasets", "datasets").await;
+    let csv = "id,m,note\n1,0.5,shallow\n2,0.7,deep\n".to_string();
+    let depths = import(&a, "roads", "Depths", "csv", csv).await;
+    let depths = id(&depths).to_string();
+    ferry_json(&a, &["item", "update", &depths, "--two-way", "on"]);
+    sync_now(&b, &on_b);
+    let copy = id(&items(&b, "inbox").await["Depths"]).to_string();
+    let fields = |item: &Value| -> Vec<String> {
+        item["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}:{}",
+                    f["name"].as_str().unwrap(),
+                    f["type"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+
+    // Refused at the origin: a retype that a row does not fit, and one of the primary key.
+    let out = a.ferry(&["item", "update", &depths, "--retype-field", "m:integer"]);
+    assert!(!out.status.success());
+    assert!(crate::harness::stderr(&out).contains("never converted"));
+    let out = a.ferry(&["item", "update", &depths, "--retype-field", "id:string"]);
+    assert!(crate::harness::stderr(&out).contains("primary key"));
+
+    // An added field reaches the copy on its own.
+    ferry_json(
+        &a,
+        &["item", "update", &depths, "--add-field", "tide:number"],
+    );
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        fields(&ferry_json(&b, &["item", "show", &copy])),
+        ["id:integer", "m:number", "note:string", "tide:number"]
+    );
+
+    // B edits a note while A removes the field.
+    assert_eq!(
+        try_edit(&b, &copy, update(1, json!({"note": "rocky"})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    ferry_json(&a, &["item", "update", &depths, "--remove-field", "note"]);
+    let on_a_rows = rows(&a, &depths).await;
+    assert_eq!(on_a_rows[0][1], json!({"id": 1, "m": 0.5}), "{on_a_rows:?}");
+    let run = sync_now(&a, &on_a);
+    assert_eq!(run["errors"][0]["code"], "schema_mismatch", "{run}");
+    assert_eq!(rows(&a, &depths).await, on_a_rows, "nothing applied");
+    let kept = ferry_json(&a, &["conflicts", "list"]);
+    assert_eq!(
+        (
+            &kept[0]["kind"],
+            &kept[0]["status"],
+            &kept[0]["theirs"]["note"]
+        ),
+        (&json!("refused"), &json!("open"), &json!("rocky")),
+        "{kept}"
+    );
+
+    // The copy fails, keeping its rows, until its admin accepts; then it is copied whole.
+    let before = rows(&b, &copy).await;
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["errors"][0]["code"], "schema_changed", "{run}");
+    let message = run["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("removes note") && message.contains("accept-schema"),
+        "{run}"
+    );
+    assert_eq!(rows(&b, &copy).await, before, "the copy's rows stay");
+    let run = sync_now(&b, &on_b);
+    assert_eq!(
+        run["errors"][0]["code"], "schema_changed",
+        "still, until an admin acts"
+    );
+    // Only a copy accepts: an own item changes its schema itself.
+    let own = import(&b, "inbox", "Own", "csv", "id\n1\n".into()).await;
+    let out = b.ferry(&["item", "accept-schema", id(&own)]);
+    assert!(crate::harness::stderr(&out).contains("own"), "{out:?}");
+    ferry_json(&b, &["item", "accept-schema", &copy]);
+    let run = sync_now(&b, &on_b);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        fields(&ferry_json(&b, &["item", "show", &copy])),
+        ["id:integer", "m:number", "tide:number"]
+    );
+    assert_eq!(
+        rows(&b, &copy).await,
+        on_a_rows,
+        "every instance holds the same rows"
+    );
+    // The refused edit waits at the origin: an admin keeps the origin's row.
+    let conflict = kept[0]["id"].as_str().unwrap();
+    ferry_json(&a, &["conflicts", "resolve", conflict, "--keep", "ours"]);
+    // Later edits flow again.
+    assert_eq!(
+        try_edit(&b, &copy, update(2, json!({"tide": 1.25})))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    sync_now(&a, &on_a);
+    sync_now(&b, &on_b);
+    assert_eq!(rows(&a, &depths).await[1][1]["tide"], 1.25);
+    assert_eq!(rows(&b, &copy).await, rows(&a, &depths).await);
 }

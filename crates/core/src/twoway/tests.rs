@@ -147,6 +147,26 @@ fn latest_wins_breaks_clock_ties_by_instance() {
 }
 
 #[test]
+fn an_editors_clock_far_ahead_is_held_to_the_origins_time_plus_the_lead() {
+    let mut clock = Clock::default();
+    let honest = stamp(1_000_500, "g1");
+    assert_eq!(
+        clock.bounded(&honest, 1_000_000),
+        honest,
+        "a little ahead is believed"
+    );
+    let liar = stamp(9_000_000_000, "g2");
+    let held = clock.bounded(&liar, 1_000_000);
+    assert_eq!(
+        (held.ms, held.instance.as_str()),
+        (1_000_000 + MAX_CLOCK_LEAD_MS, "g2")
+    );
+    // What the origin edits next orders after what it took in.
+    let next = clock.tick(1_000_000, "origin");
+    assert!((next.ms, next.count) > (held.ms, held.count));
+}
+
+#[test]
 fn an_editors_own_earlier_change_is_no_conflict() {
     let mut row = origin_row();
     row.changes.insert("a".into(), change(10, "g1", 150));
@@ -194,6 +214,39 @@ fn update_against_delete_keeps_the_row_either_way() {
         11,
     );
     assert_eq!((judged.row.fields, judged.conflict), (None, None));
+}
+
+#[test]
+fn a_refused_edit_changes_nothing_is_acknowledged_and_kept_open() {
+    let row = origin_row();
+    let edit = put("g1", 5, 10, &[("a", 9)], 200);
+    let refused = refuse(Some(&row), &edit, 11).expect("a first refusal writes");
+    assert_eq!(refused.row.fields, row.fields, "no field changes");
+    assert_eq!(refused.row.changes, row.changes);
+    assert_eq!((refused.row.version, refused.row.seen["g1"]), (11, 5));
+    let conflict = refused.conflict.expect("kept as a conflict");
+    assert_eq!(conflict.kind, ConflictKind::Refused);
+    assert!(conflict.open && !conflict.theirs_won);
+    assert_eq!(conflict.fields, vec!["a".to_string()]);
+    assert_eq!(conflict.theirs.unwrap()["a"], json!(9));
+    assert_eq!(conflict.ours, row.fields);
+    // Refused again (a replay): nothing to write; a later edit of the same copy is judged.
+    assert!(refuse(Some(&refused.row), &edit, 12).is_none());
+    let later = judge(
+        Some(&refused.row),
+        &put("g1", 6, 11, &[("c", 7)], 300),
+        Policy::OriginWins,
+        12,
+    );
+    assert_eq!(later.row.fields.unwrap()["c"], json!(7));
+    // The copy, told the origin saw position 5, drops its refused part.
+    let pending = Pending::new(10, false).then(
+        row.fields.as_ref(),
+        Some(&fields(&[("a", 9), ("b", 2), ("c", 3)])),
+        5,
+        stamp(200, "g1"),
+    );
+    assert_eq!(pending.after_seen(5, 11), None);
 }
 
 #[test]

@@ -167,6 +167,11 @@ impl<'a> Checker<'a> {
             self.refuse(&wire, "invalid_schema", e.to_string()).await?;
             return Ok(None);
         }
+        if let Some(why) = self.narrowed_schema(&wire).await? {
+            self.refuse(&wire, ErrorCode::SchemaChanged.as_str(), why)
+                .await?;
+            return Ok(None);
+        }
         // A file's chunks are fetched once the batch describing it verified (`fetch_files`).
         let file = match (&wire.file, kind) {
             (Some(info), ItemKind::File) => match described_chunks(&wire, info) {
@@ -371,25 +376,26 @@ impl<'a> Checker<'a> {
             self.editable.insert(origin_item.clone(), checked);
         }
         let sender = self.channel.sender.instance_id.clone();
-        let refusal = match self.editable.get_mut(&origin_item) {
-            Some(Ok(item)) => {
-                let checked = super::edits::edit_op(&sender, &key, edit).and_then(|checked| {
+        let mut edit = edit;
+        edit.at = self.node.bounded(&edit.at);
+        let (op, refusal) = match self.editable.get_mut(&origin_item) {
+            Some(Ok(item)) => match super::edits::edit_op(&sender, &key, edit) {
+                Ok(checked) => {
                     let mut shape = (item.schema.take(), item.geographic);
-                    let op = checked.into_op(item.id, |key, values, geometry| {
+                    let (op, refusal) = checked.into_op(item.id, |key, values, geometry| {
                         check_row(&mut shape, &key.to_value(), values, geometry).map(|_| ())
                     });
                     item.schema = shape.0;
-                    op
-                });
-                match checked {
-                    Ok(op) => return Ok(Some(op)),
-                    Err(refusal) => refusal,
+                    (Some(op), refusal)
                 }
-            }
-            Some(Err(refusal)) => refusal.clone(),
+                Err(refusal) => (None, Some(refusal)),
+            },
+            Some(Err(refusal)) => (None, Some(refusal.clone())),
             None => return Ok(None),
         };
-        let (code, message) = refusal;
+        let Some((code, message)) = refusal else {
+            return Ok(op);
+        };
         if !self
             .errors
             .iter()
@@ -402,7 +408,7 @@ impl<'a> Checker<'a> {
                 message,
             });
         }
-        Ok(None)
+        Ok(op)
     }
 
     pub(super) async fn row_op(
@@ -439,6 +445,34 @@ impl<'a> Checker<'a> {
     }
 
     /// Records an item as refused: its error goes in the run, and it is retried next run.
+    /// Why a copy held here may not take the schema a description brings yet: it removes or
+    /// retypes fields, and no admin here accepted that (`ferry item accept-schema`).
+    async fn narrowed_schema(&self, wire: &WireItem) -> NodeResult<Option<String>> {
+        let Some(new) = wire.schema.clone() else {
+            return Ok(None);
+        };
+        let store = self.node.store.clone();
+        let (origin_instance, origin_item) =
+            (wire.origin_instance.clone(), wire.origin_item.clone());
+        blocking(move || {
+            let Some(id) = store.item_by_origin(&origin_instance, &origin_item)? else {
+                return Ok::<_, ferry_store::StoreError>(None);
+            };
+            let Some(old) = store.item(id)?.schema else {
+                return Ok(None);
+            };
+            let change = ferry_core::schema_change::SchemaChange::between(&old, &new);
+            if !change.narrows() || store.schema_accepted(id)? {
+                return Ok(None);
+            }
+            Ok(Some(format!(
+                "its origin changed its schema: it {}. The copy keeps its rows as they were until an admin here runs `ferry item accept-schema {id}`; it is then copied whole",
+                change.describe()
+            )))
+        })
+        .await
+    }
+
     pub(super) async fn refuse(
         &mut self,
         wire: &WireItem,

@@ -211,20 +211,36 @@ pub(super) fn edit_op(
 }
 
 impl CheckedEdit {
-    /// The store operation, once its row passed `check` (the item's schema and geometry rules).
+    /// The store operation, once its row was given to `check` (the item's current schema and
+    /// geometry rules). A row that fails them is no cause to drop the edit: it goes to the
+    /// store as refused, to be acknowledged and kept as an open conflict, with the refusal.
     pub(super) fn into_op(
         self,
         item: ItemId,
         check: impl FnOnce(&Key, String, Option<String>) -> Result<(), String>,
-    ) -> Result<SyncOp, Refusal> {
-        if let Some((values, geometry)) = self.row {
-            check(&self.key, values, geometry).map_err(|why| (ErrorCode::SchemaMismatch, why))?;
-        }
-        Ok(SyncOp::Edit {
-            item,
-            key: self.key,
-            edit: self.edit,
-        })
+    ) -> (SyncOp, Option<Refusal>) {
+        let refusal = self.row.and_then(|(values, geometry)| {
+            check(&self.key, values, geometry)
+                .err()
+                .map(|why| (ErrorCode::SchemaMismatch, why))
+        });
+        let op = match &refusal {
+            None => SyncOp::Edit {
+                item,
+                key: self.key,
+                edit: self.edit,
+            },
+            Some((code, why)) => SyncOp::RefusedEdit {
+                item,
+                key: self.key,
+                edit: self.edit,
+                reason: format!(
+                    "{}: {why} (the item's schema changed since the copy edited)",
+                    code.as_str()
+                ),
+            },
+        };
+        (op, refusal)
     }
 }
 

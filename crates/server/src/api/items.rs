@@ -99,6 +99,22 @@ pub(crate) async fn apply_edits(
     ))
 }
 
+/// Lets a copy take its origin's schema change (removed or retyped fields) at its next run,
+/// copied whole; until then the copy keeps its rows and fails with `schema_changed`.
+#[utoipa::path(post, path = "/api/v1/items/{id}/accept-schema", tag = "items",
+    params(("id" = String, Path, description = "The copy's item id")),
+    responses((status = 200, body = Item), (status = 403, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn accept_schema(
+    State(node): State<Node>,
+    caller: AdminRole,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Item>> {
+    Ok(Json(
+        ferry_node::items::accept_schema(&node, &caller, id).await?,
+    ))
+}
+
 /// Changes an item's title, description, tags or markings, or moves it to another space
 /// (admins only: links of the space it leaves retract it).
 #[utoipa::path(patch, path = "/api/v1/items/{id}", tag = "items", request_body = ItemPatch,

@@ -60,6 +60,7 @@ pub(crate) fn routes() -> OpenApiRouter<Node> {
         ))
         .routes(routes!(items::query_rows))
         .routes(routes!(items::apply_edits))
+        .routes(routes!(items::accept_schema))
         .routes(routes!(conflicts::list_conflicts))
         .routes(routes!(conflicts::show_conflict))
         .routes(routes!(conflicts::resolve_conflict))

@@ -254,12 +254,15 @@ pub(super) fn update_item(
 ) -> StoreResult<Item> {
     store.write(|tx| {
         let (rid, item) = find_item(tx, id)?;
+        if let Some(schema) = &patch.schema {
+            reshape_rows(tx, rid, &item, schema)?;
+        }
         let mut seqs = SeqAlloc::begin(tx)?;
         let seq = seqs.take();
         tx.execute_cached(
             "UPDATE items SET title = ?2, description = ?3, tags = ?4, markings = ?5,
                      version = version + 1, seq = ?6, updated_at = ?7, sync_as = ?8,
-                     two_way = ?9 WHERE rid = ?1",
+                     two_way = ?9, schema = coalesce(?10, schema) WHERE rid = ?1",
             params![
                 rid,
                 patch.title.as_ref().unwrap_or(&item.title),
@@ -272,6 +275,7 @@ pub(super) fn update_item(
                 two_way_after(&item, patch)
                     .map(|t| to_json(&t))
                     .transpose()?,
+                patch.schema.as_ref().map(to_json).transpose()?,
             ],
         )?;
         if let Some(space) = &patch.space {
@@ -284,6 +288,41 @@ pub(super) fn update_item(
         }
         Ok(updated)
     })
+}
+
+/// Gives an item's rows a new schema: removed fields leave every row, and a retyped field's
+/// values must fit their new type. Rows keep their versions: copies take a schema that removes
+/// or retypes fields by copying the item whole, once their admin accepts it.
+fn reshape_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rid: i64,
+    item: &Item,
+    schema: &ferry_proto::Schema,
+) -> StoreResult<()> {
+    let old = item.schema.clone().unwrap_or_default();
+    let change = ferry_core::schema_change::check_change(item.kind, &old, schema)?;
+    if !change.narrows() {
+        return Ok(());
+    }
+    let rows: Vec<(rusqlite::types::Value, String)> = tx
+        .prepare_cached("SELECT key, vals FROM rows WHERE item_rid = ?1 AND deleted = 0")?
+        .query_map([rid], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update =
+        tx.prepare_cached("UPDATE rows SET vals = ?3 WHERE item_rid = ?1 AND key = ?2")?;
+    for (key, vals) in rows {
+        let serde_json::Value::Object(mut values) = ferry_proto::exact::from_text(&vals)? else {
+            continue;
+        };
+        if change.reshape(&mut values)? {
+            update.execute(params![
+                rid,
+                key,
+                serde_json::Value::Object(values).to_string()
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 /// An item's two-way setting after a patch: a policy turns it on, `two_way: false` off.

@@ -253,7 +253,13 @@ impl Apply<'_, '_, '_> {
                 Some(rid) if !self.is_reference(rid)? => self.row_version(rid, key, version),
                 _ => Ok(()),
             },
-            SyncOp::Edit { item, key, edit } => self.edit(*item, key, edit),
+            SyncOp::Edit { item, key, edit } => self.edit(*item, key, edit, None),
+            SyncOp::RefusedEdit {
+                item,
+                key,
+                edit,
+                reason,
+            } => self.edit(*item, key, edit, Some(reason)),
         }
     }
 
@@ -321,12 +327,14 @@ impl Apply<'_, '_, '_> {
     }
 
     /// Judges an edit from a copy of this instance's two-way item, writes the row it leaves
-    /// (always with a new version, so the editor learns the outcome) and any conflict.
+    /// (always with a new version, so the editor learns the outcome) and any conflict. An edit
+    /// refused for `refusal` changes no field and is kept as an open conflict.
     fn edit(
         &mut self,
         item: ferry_proto::ItemId,
         key: &Key,
         edit: &ferry_proto::twoway::RowEdit,
+        refusal: Option<&str>,
     ) -> StoreResult<()> {
         if !self.edited.contains_key(&item) {
             let (rid, found) = super::records::find_item(self.tx, item)?;
@@ -354,8 +362,16 @@ impl Apply<'_, '_, '_> {
             );
         }
         let version = self.seqs.take();
-        let judged =
-            ferry_core::twoway::judge(Some(&row.origin()?), edit, two_way.conflict_policy, version);
+        let current = row.origin()?;
+        let judged = match refusal {
+            None => {
+                ferry_core::twoway::judge(Some(&current), edit, two_way.conflict_policy, version)
+            }
+            Some(_) => match ferry_core::twoway::refuse(Some(&current), edit, version) {
+                Some(judged) => judged,
+                None => return Ok(()),
+            },
+        };
         if judged.duplicate {
             return Ok(());
         }
@@ -372,13 +388,18 @@ impl Apply<'_, '_, '_> {
                 rid,
                 item,
                 key,
-                edit,
-                conflict,
-                two_way.conflict_policy,
+                super::twoway::Found {
+                    edit,
+                    conflict,
+                    policy: two_way.conflict_policy,
+                    reason: refusal,
+                },
             )?;
             self.outcome.conflicts += 1;
         }
-        self.outcome.edits += 1;
+        if refusal.is_none() {
+            self.outcome.edits += 1;
+        }
         Ok(())
     }
 
@@ -417,6 +438,10 @@ impl Apply<'_, '_, '_> {
         let rid = match existing {
             Some(rid) => {
                 self.arrive(rid, item)?;
+                // An accepted schema change is taken with this description: the acceptance
+                // was for it.
+                self.tx
+                    .execute_cached("DELETE FROM schema_accepts WHERE item_rid = ?1", [rid])?;
                 let before: String = self.tx.query_row_cached(
                     "SELECT markings FROM items WHERE rid = ?1",
                     [rid],
@@ -764,7 +789,9 @@ fn in_key_order(ops: &[SyncOp]) -> Vec<&SyncOp> {
             SyncOp::RowDeleted { origin, key } | SyncOp::RowVersion { origin, key, .. } => {
                 Some(RowAt::Received(origin, key))
             }
-            SyncOp::Edit { item, key, .. } => Some(RowAt::Own(*item, key)),
+            SyncOp::Edit { item, key, .. } | SyncOp::RefusedEdit { item, key, .. } => {
+                Some(RowAt::Own(*item, key))
+            }
             _ => None,
         }
     }
@@ -1096,6 +1123,24 @@ pub(super) fn item_by_origin(
         .transpose()
 }
 
+pub(super) fn accept_schema(tx: &Transaction<'_>, id: ItemId) -> StoreResult<()> {
+    let (rid, _) = super::records::find_item(tx, id)?;
+    tx.execute_cached(
+        "INSERT OR IGNORE INTO schema_accepts (item_rid) VALUES (?1)",
+        [rid],
+    )?;
+    Ok(())
+}
+
+pub(super) fn schema_accepted(conn: &Connection, id: ItemId) -> StoreResult<bool> {
+    Ok(conn.query_row_cached(
+        "SELECT EXISTS (SELECT 1 FROM schema_accepts s JOIN items i ON i.rid = s.item_rid
+         WHERE i.id = ?1)",
+        [id.to_string()],
+        |r| r.get(0),
+    )?)
+}
+
 const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_received,
     rows_received, items_retracted, bytes_received, errors, message, direction, items_sent,
     rows_sent, bytes_sent";
@@ -1307,7 +1352,9 @@ mod tests {
                 SyncOp::RowVersion { origin, key, .. } => {
                     format!("v{}:{}", origin.item, key.to_value())
                 }
-                SyncOp::Edit { item, key, .. } => format!("edit {item}:{}", key.to_value()),
+                SyncOp::Edit { item, key, .. } | SyncOp::RefusedEdit { item, key, .. } => {
+                    format!("edit {item}:{}", key.to_value())
+                }
             })
             .collect()
     }

@@ -357,16 +357,29 @@ pub(super) fn tombstone(
     Ok(-i64::from(was_live))
 }
 
+/// How an edit came to a conflict: the edit, what judging it found, under which policy, and
+/// why it was refused if it was.
+pub(super) struct Found<'a> {
+    pub(super) edit: &'a ferry_proto::twoway::RowEdit,
+    pub(super) conflict: &'a ferry_core::twoway::Conflict,
+    pub(super) policy: ferry_proto::twoway::ConflictPolicy,
+    pub(super) reason: Option<&'a str>,
+}
+
 /// Records a conflict found at the origin, with both versions of the row.
 pub(super) fn record_conflict(
     conn: &Connection,
     rid: i64,
     item: ferry_proto::ItemId,
     key: &Key,
-    edit: &ferry_proto::twoway::RowEdit,
-    conflict: &ferry_core::twoway::Conflict,
-    policy: ferry_proto::twoway::ConflictPolicy,
+    found: Found<'_>,
 ) -> StoreResult<()> {
+    let Found {
+        edit,
+        conflict,
+        policy,
+        reason,
+    } = found;
     let created_at = ferry_core::time::now();
     let status = if conflict.open { "open" } else { "settled" };
     let record = ferry_proto::twoway::ConflictRecord {
@@ -374,6 +387,7 @@ pub(super) fn record_conflict(
         item_id: item,
         key: key.to_value(),
         kind: conflict.kind.as_str().to_string(),
+        reason: reason.map(str::to_string),
         fields: conflict.fields.clone(),
         ours: conflict.ours.clone(),
         theirs: conflict.theirs.clone(),
