@@ -107,6 +107,24 @@ impl DataTypes {
             && (!self.files || other.files)
     }
 
+    /// The types either carries.
+    pub fn union(self, other: DataTypes) -> DataTypes {
+        DataTypes {
+            datasets: self.datasets || other.datasets,
+            features: self.features || other.features,
+            files: self.files || other.files,
+        }
+    }
+
+    /// The types carried here and not by `other`.
+    pub fn minus(self, other: DataTypes) -> DataTypes {
+        DataTypes {
+            datasets: self.datasets && !other.datasets,
+            features: self.features && !other.features,
+            files: self.files && !other.files,
+        }
+    }
+
     /// The names of the types carried, in a fixed order.
     pub fn names(self) -> Vec<&'static str> {
         [

@@ -247,6 +247,13 @@ pub trait Store: Send + Sync + 'static {
     fn accept_schema(&self, id: ItemId) -> StoreResult<()>;
     /// Whether a copy's admin accepted its origin's next schema (until it arrives).
     fn schema_accepted(&self, id: ItemId) -> StoreResult<bool>;
+    /// Opens (or widens) the grace of an inbound channel whose sender lost edit rights: the
+    /// types are added to those already in grace, and the time is the latest change's.
+    fn open_edit_grace(&self, grace: &EditGrace) -> StoreResult<()>;
+    /// Every open grace.
+    fn edit_graces(&self) -> StoreResult<Vec<EditGrace>>;
+    /// Ends a channel's grace opened at `until_ms` or before (its run completed).
+    fn close_edit_grace(&self, channel: &str, until_ms: i64) -> StoreResult<()>;
     /// Sets a link's schedule.
     fn set_schedule(&self, link: &str, schedule: &ferry_core::sync::Schedule) -> StoreResult<()>;
     /// Every schedule set, by link.

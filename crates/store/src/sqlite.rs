@@ -106,6 +106,24 @@ impl Store for SqliteStore {
         self.read(|c| sync::schema_accepted(c, id))
     }
 
+    fn open_edit_grace(&self, grace: &crate::EditGrace) -> StoreResult<()> {
+        self.write(|tx| sync::open_edit_grace(tx, grace))
+    }
+
+    fn edit_graces(&self) -> StoreResult<Vec<crate::EditGrace>> {
+        self.read(sync::edit_graces)
+    }
+
+    fn close_edit_grace(&self, channel: &str, until_ms: i64) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute_cached(
+                "DELETE FROM edit_graces WHERE channel = ?1 AND until_ms <= ?2",
+                rusqlite::params![channel, until_ms],
+            )?;
+            Ok(())
+        })
+    }
+
     fn set_schedule(&self, link: &str, schedule: &ferry_core::sync::Schedule) -> StoreResult<()> {
         self.write(|tx| sync::set_schedule(tx, link, schedule))
     }
@@ -619,7 +637,7 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         // Back to before the map cells: that migration and the ones after it undone.
         conn.execute_batch(
-            "DROP TABLE schema_accepts; DROP TABLE conflicts; DROP INDEX rows_pending; ALTER TABLE rows DROP COLUMN pending;
+            "DROP TABLE edit_graces; DROP TABLE schema_accepts; DROP TABLE conflicts; DROP INDEX rows_pending; ALTER TABLE rows DROP COLUMN pending;
              ALTER TABLE rows DROP COLUMN twoway; ALTER TABLE items DROP COLUMN two_way;
              DROP INDEX rows_by_map_cell; ALTER TABLE rows DROP COLUMN map_cell;",
         )

@@ -464,6 +464,15 @@ pub enum SyncOp {
     },
 }
 
+/// An inbound channel whose sender may still send the edits of `types` it made before
+/// `until_ms`, though it may no longer edit them (see the `edit_graces` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditGrace {
+    pub channel: String,
+    pub types: ferry_proto::ticket::DataTypes,
+    pub until_ms: i64,
+}
+
 /// A batch to apply in one transaction with the channel's new cursor.
 #[derive(Debug, Clone)]
 pub struct SyncBatch<'a> {

@@ -640,3 +640,59 @@ async fn schema_changes_reach_copies_and_no_edit_against_an_old_schema_is_lost()
     assert_eq!(rows(&a, &depths).await[1][1]["tide"], 1.25);
     assert_eq!(rows(&b, &copy).await, rows(&a, &depths).await);
 }
+
+/// A guest whose mode drops below send and receive: the edit it made before still reaches the
+/// host at the host's next run (the host opens the channel for it, for edits only, in grace),
+/// and an edit it tries after is refused with `edit_not_allowed`. The grace ends with that run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_made_before_a_mode_drops_still_come_and_later_ones_are_refused() {
+    let host = instance("Port Authority", |_| {}).await;
+    let city = instance("City GIS", |_| {}).await;
+    coast(&host, &[], &["--two-way"]);
+    join_coast(&host, &city, &city.url, "Roads=send_receive");
+    let layer = import(&host, "coast", "Berths", "geojson", points_geojson(3)).await;
+    let layer = id(&layer).to_string();
+    ferry_json(&host, &["item", "update", &layer, "--two-way", "on"]);
+    sync_now(&city, "Coast/Roads");
+    let on_city = copy_on(&city).await;
+    let (status, body) = try_edit(&city, &on_city, update(1, json!({"name": "before"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    ferry_json(
+        &host,
+        &[
+            "collab",
+            "access",
+            "Coast",
+            "City GIS",
+            "--access",
+            "Roads=receive",
+        ],
+    );
+    // City heard of its new mode at once: a new edit is refused, and says why.
+    let (status, body) = try_edit(&city, &on_city, update(2, json!({"name": "after"}))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("edit_not_allowed")),
+        "{body}"
+    );
+    // The host's next run brings the edit made before.
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(run["status"], "completed", "{run}");
+    let on_host = rows(&host, &layer).await;
+    assert_eq!(on_host[0][1]["name"], "before", "{on_host:?}");
+    assert_eq!(
+        on_host[1][1]["name"], "p2",
+        "the refused edit never left City"
+    );
+    // City receives as before and converges.
+    sync_now(&city, "Coast/Roads");
+    assert_eq!(rows(&city, &on_city).await, on_host);
+    // The grace is over: a later run of the host is as before the drop's.
+    let run = sync_now(&host, "Coast/Roads");
+    assert_eq!(
+        (&run["status"], &run["rows_received"]),
+        (&json!("completed"), &json!(0)),
+        "{run}"
+    );
+}

@@ -202,7 +202,20 @@ pub(crate) async fn save(
     entry: NewAuditEntry,
 ) -> NodeResult<CollabRecord> {
     let store = node.store.clone();
-    blocking(move || store.update_collab(&record, &entry)).await
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    blocking(move || {
+        // Edits a participant made while it could still edit go on coming in grace.
+        let old = store.collab(&record.id)?;
+        for (channel, types) in crate::sync::lost_edit_rights(&old, &record) {
+            store.open_edit_grace(&ferry_store::EditGrace {
+                channel,
+                types,
+                until_ms: now_ms,
+            })?;
+        }
+        store.update_collab(&record, &entry)
+    })
+    .await
 }
 
 pub(crate) fn conflict(message: impl Into<String>) -> NodeError {

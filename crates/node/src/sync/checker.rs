@@ -379,6 +379,13 @@ impl<'a> Checker<'a> {
         let mut edit = edit;
         edit.at = self.node.bounded(&edit.at);
         let (op, refusal) = match self.editable.get_mut(&origin_item) {
+            Some(Ok(item)) if item.until_ms.is_some_and(|until| edit.at.ms > until) => (
+                None,
+                Some((
+                    ErrorCode::EditRefused,
+                    "an edit made after the sender's right to edit this item ended (its mode dropped below send and receive, or the workspace stopped being two-way)".to_string(),
+                )),
+            ),
             Some(Ok(item)) => match super::edits::edit_op(&sender, &key, edit) {
                 Ok(checked) => {
                     let mut shape = (item.schema.take(), item.geographic);

@@ -77,6 +77,8 @@ pub(super) struct Editable {
     pub(super) id: ItemId,
     pub(super) schema: Option<SchemaBuilder>,
     pub(super) geographic: bool,
+    /// In grace (the sender may no longer edit it): only edits made by then are taken.
+    pub(super) until_ms: Option<i64>,
 }
 
 /// An edit that passed the checks of its own: the row it brings is still to be checked against
@@ -126,27 +128,27 @@ pub(super) async fn editable(
     if item.two_way.is_none() || item.reference {
         return refused(format!("two-way editing is off for item {origin_item}"));
     }
-    if !ferry_core::sync::carries(channel.edits_from, item.kind) {
-        return refused(format!(
-            "this link does not let the sender edit {}s: it must send and receive them (a two-way workspace and a send and receive guest, or a connection that carries the type both ways)",
-            item.kind.as_str()
-        ));
-    }
-    // Only an item this instance sends the editor, as a copy: one kept from it by its markings,
-    // its scope or a reference is not its to edit, whatever id it names.
-    let sent_as_copy = match super::links::channel_to(node, &channel.sender, &channel.wire).await {
-        Ok(back) => {
-            let facts = ferry_core::sync::ItemFacts {
-                kind: item.kind,
-                markings: &item.markings,
-                origin_instance: &node.info.instance_id,
-                deleted: false,
-            };
-            ferry_core::sync::judge(&back.scope, facts) == ferry_core::sync::Verdict::Send
-                && !back.scope.delivery.by_reference(item.kind, item.sync_as)
+    let until_ms = if ferry_core::sync::carries(channel.edits_from, item.kind) {
+        None
+    } else {
+        match channel
+            .grace
+            .as_ref()
+            .filter(|g| ferry_core::sync::carries(g.types, item.kind))
+        {
+            Some(grace) => Some(grace.until_ms),
+            None => {
+                return refused(format!(
+                    "this link does not let the sender edit {}s: it must send and receive them (a two-way workspace and a send and receive guest, or a connection that carries the type both ways)",
+                    item.kind.as_str()
+                ));
+            }
         }
-        Err(_) => false,
     };
+    // Only an item this instance sends the editor, as a copy: one kept from it by its markings,
+    // its scope or a reference is not its to edit, whatever id it names. In grace, the link
+    // may carry nothing to the editor any more: the edits were made while it did.
+    let sent_as_copy = until_ms.is_some() || sent_as_copy(node, channel, &item).await;
     if !sent_as_copy {
         return refused(format!(
             "item {origin_item} is not sent to the editing instance as a copy over this link"
@@ -160,7 +162,25 @@ pub(super) async fn editable(
         id: item.id,
         schema: item.schema.as_ref().map(SchemaBuilder::enforce),
         geographic,
+        until_ms,
     }))
+}
+
+/// Whether this instance sends `item` to the channel's sender as a copy now.
+async fn sent_as_copy(node: &Node, channel: &Inbound, item: &ferry_proto::Item) -> bool {
+    match super::links::channel_to(node, &channel.sender, &channel.wire).await {
+        Ok(back) => {
+            let facts = ferry_core::sync::ItemFacts {
+                kind: item.kind,
+                markings: &item.markings,
+                origin_instance: &node.info.instance_id,
+                deleted: false,
+            };
+            ferry_core::sync::judge(&back.scope, facts) == ferry_core::sync::Verdict::Send
+                && !back.scope.delivery.by_reference(item.kind, item.sync_as)
+        }
+        Err(_) => false,
+    }
 }
 
 /// Checks one edit of an editable item: its editor is the sender, its key a key, its version

@@ -67,6 +67,11 @@ pub(crate) struct Inbound {
     /// The types of this instance's own two-way items whose copies at the sender may send
     /// edits back over this channel (see [`Outbound::edits_back`]).
     pub(crate) edits_from: DataTypes,
+    /// Types the sender may no longer edit but whose edits made before a time still come.
+    pub(crate) grace: Option<ferry_store::EditGrace>,
+    /// The link carries nothing from the sender now: the channel is open for its edits made
+    /// in grace only, and takes no item.
+    pub(crate) edits_only: bool,
 }
 
 /// What one outbound channel sends: from which space, to whom, under which scope.
@@ -81,9 +86,11 @@ pub(crate) struct Outbound {
     /// between guests on one link, so it has none and relies on the origin check.
     pub(crate) echo_link: Option<String>,
     /// The types whose copies of the receiver's own two-way items send their edits back to it
-    /// over this channel: those the link carries both ways (a peer connection), or every type
-    /// with rows in a two-way workspace where the guest sends and receives.
+    /// over this channel. Every type with rows: an edit pending here was allowed when it was
+    /// made, and its origin judges whether it still takes it (see [`Inbound::grace`]).
     pub(crate) edits_back: DataTypes,
+    /// Nothing but those edits goes (see [`Inbound::edits_only`]).
+    pub(crate) edits_only: bool,
 }
 
 /// Whether `link` is a link of this instance straight to `origin` that lets this end edit
@@ -199,6 +206,8 @@ fn live_peer(record: &PeerRecord) -> NodeResult<(PeerIdentity, String)> {
 pub(crate) async fn inbound(node: &Node, link: &Link) -> NodeResult<(String, Vec<Inbound>)> {
     let store = node.store.clone();
     let me = node.info.instance_id.clone();
+    let graces = blocking(move || store.edit_graces()).await?;
+    let store = node.store.clone();
     match link {
         Link::Peer { id } => {
             let id = id.clone();
@@ -228,6 +237,8 @@ pub(crate) async fn inbound(node: &Node, link: &Link) -> NodeResult<(String, Vec
                     mark: record.security.mark.clone(),
                     delete_retracted: true,
                     edits_from: both(both(record.sends, record.receives), ROW_TYPES),
+                    grace: None,
+                    edits_only: false,
                 }],
             ))
         }
@@ -237,7 +248,7 @@ pub(crate) async fn inbound(node: &Node, link: &Link) -> NodeResult<(String, Vec
         } => {
             let id = collab_id.clone();
             let record = blocking(move || store.collab(&id)).await?;
-            collab_inbound(&record, workspace_id, link, me)
+            collab_inbound(&record, workspace_id, link, me, &graces)
         }
     }
 }
@@ -254,6 +265,7 @@ fn collab_inbound(
     workspace_id: &str,
     link: &Link,
     me: String,
+    graces: &[ferry_store::EditGrace],
 ) -> NodeResult<(String, Vec<Inbound>)> {
     let workspace = record
         .workspaces
@@ -285,26 +297,39 @@ fn collab_inbound(
     let me_part = record
         .part_in(workspace_id, &record.self_participant)
         .ok_or_else(|| inactive("this instance takes no part in the workspace"))?;
-    let senders: Vec<(String, PeerIdentity)> = match record.role {
+    let grace_of = |participant: &str| {
+        let channel = format!("{}:{participant}", link.key());
+        graces.iter().find(|g| g.channel == channel).cloned()
+    };
+    // Each sender, and whether the workspace carries anything from it now (if not, it is a
+    // sender only while edits it made before it lost the right to edit are in grace).
+    let senders: Vec<(String, PeerIdentity, bool)> = match record.role {
         CollabRole::Host => record
             .participants
             .iter()
             .filter(|p| p.role == "guest" && p.status == GuestStatus::Active.as_str())
-            .filter(|p| {
-                record
+            .filter_map(|p| {
+                let sends = record
                     .part_in(workspace_id, &p.id)
-                    .is_some_and(|part| collab::channel(part, me_part))
+                    .is_some_and(|part| collab::channel(part, me_part));
+                let identity = p.identity.as_ref()?.into();
+                (sends || grace_of(&p.id).is_some()).then(|| (p.id.clone(), identity, sends))
             })
-            .filter_map(|p| Some((p.id.clone(), p.identity.as_ref()?.into())))
             .collect(),
-        CollabRole::Guest if collab::channel(Participant::Host, me_part) => {
-            vec![("host".to_string(), record.host.clone())]
+        CollabRole::Guest => {
+            let sends = collab::channel(Participant::Host, me_part);
+            if sends || grace_of("host").is_some() {
+                vec![("host".to_string(), record.host.clone(), sends)]
+            } else {
+                Vec::new()
+            }
         }
-        CollabRole::Guest => Vec::new(),
     };
     let channels = senders
         .into_iter()
-        .map(|(participant, sender)| Inbound {
+        .map(|(participant, sender, sends)| Inbound {
+            grace: grace_of(&participant),
+            edits_only: !sends,
             edits_from: match record.role {
                 CollabRole::Host => record
                     .part_in(workspace_id, &participant)
@@ -314,7 +339,7 @@ fn collab_inbound(
                 CollabRole::Guest => collab_edits(workspace.config.two_way_editing, me_part),
             },
             agreement: Agreement {
-                kinds: ALL_TYPES,
+                kinds: if sends { ALL_TYPES } else { DataTypes::NONE },
                 max_item_bytes: workspace.config.max_item_bytes,
                 receiver: me.clone(),
                 references_allowed: workspace_delivery(&workspace.config).references_allowed,
@@ -399,7 +424,8 @@ pub(crate) async fn channel_to(
                     delivery: DeliveryRules::PEER,
                     origins: Origins::only(node.info.instance_id.clone()),
                 },
-                edits_back: both(both(record.sends, record.receives), ROW_TYPES),
+                edits_back: ROW_TYPES,
+                edits_only: false,
                 echo_link: Some(Link::Peer { id: record.id }.key()),
             })
         }
@@ -439,17 +465,23 @@ fn collab_outbound(
             .and_then(|p| record.part_in(workspace_id, &p.id)),
     };
     let my_part = record.part_in(workspace_id, &record.self_participant);
-    let guest = match (my_part, receiver_part) {
-        (Some(from), Some(to)) if collab::channel(from, to) => match record.role {
-            CollabRole::Guest => from,
-            CollabRole::Host => to,
-        },
-        _ => {
-            return Err(inactive(
-                "the workspace carries nothing from this instance to the caller",
-            ));
-        }
+    // The other end of the workspace, known here: the host, or an active guest.
+    let known = match record.role {
+        CollabRole::Guest => same_instance(&record.host, receiver),
+        CollabRole::Host => record.participants.iter().any(|p| {
+            p.status == GuestStatus::Active.as_str()
+                && p.identity
+                    .as_ref()
+                    .is_some_and(|i| same_instance(&i.into(), receiver))
+        }),
     };
+    let sends =
+        matches!((my_part, receiver_part), (Some(from), Some(to)) if collab::channel(from, to));
+    if !sends && !known {
+        return Err(inactive(
+            "the workspace carries nothing from this instance to the caller",
+        ));
+    }
     let space = record
         .links
         .get(workspace_id)
@@ -460,7 +492,6 @@ fn collab_outbound(
         .find(|w| w.id == workspace_id)
         .ok_or_else(|| NodeError::new(ErrorCode::LinkNotFound, "no such workspace"))?;
     let config = workspace_delivery(&workspace.config);
-    let edits_back = collab_edits(workspace.config.two_way_editing, guest);
     let link = Link::Collab {
         collab_id: record.id.clone(),
         workspace_id: workspace_id.to_string(),
@@ -471,7 +502,9 @@ fn collab_outbound(
         link,
         space: space.space_id.to_string(),
         scope: SendScope {
-            kinds: ALL_TYPES,
+            // Nothing but edits made here to the receiver's own items, when the workspace
+            // carries nothing to it now: its origin judges whether it still takes them.
+            kinds: if sends { ALL_TYPES } else { DataTypes::NONE },
             ceiling: record.security.ceiling.clone(),
             receiver: receiver.instance_id.clone(),
             delivery: config,
@@ -481,8 +514,53 @@ fn collab_outbound(
             },
         },
         echo_link,
-        edits_back,
+        edits_back: ROW_TYPES,
+        edits_only: !sends,
     })
+}
+
+/// The inbound channels (their cursor keys) whose sender lost, with a change of a
+/// collaboration's record here, the right to edit some types of this instance's two-way items,
+/// with those types: a guest whose mode dropped below send and receive, or a workspace no
+/// longer two-way (seen from the host for each guest, from a guest for its host).
+pub(crate) fn lost_edit_rights(old: &CollabRecord, new: &CollabRecord) -> Vec<(String, DataTypes)> {
+    let rights = |record: &CollabRecord, workspace: &str, participant: &str| {
+        let two_way = record
+            .workspaces
+            .iter()
+            .any(|w| w.id == workspace && w.config.two_way_editing);
+        let guest = match record.role {
+            CollabRole::Host => participant,
+            CollabRole::Guest => record.self_participant.as_str(),
+        };
+        record
+            .part_in(workspace, guest)
+            .map_or(DataTypes::NONE, |part| collab_edits(two_way, part))
+    };
+    let editors: Vec<String> = match old.role {
+        CollabRole::Host => old
+            .participants
+            .iter()
+            .filter(|p| p.role == "guest" && p.status == GuestStatus::Active.as_str())
+            .map(|p| p.id.clone())
+            .collect(),
+        CollabRole::Guest => vec!["host".to_string()],
+    };
+    let mut lost = Vec::new();
+    for workspace in &old.workspaces {
+        let link = Link::Collab {
+            collab_id: old.id.clone(),
+            workspace_id: workspace.id.clone(),
+        }
+        .key();
+        for editor in &editors {
+            let gone = rights(old, &workspace.id, editor).minus(rights(new, &workspace.id, editor));
+            if !gone.is_empty() {
+                lost.push((format!("{link}:{editor}"), gone));
+            }
+        }
+    }
+    lost
 }
 
 /// The instances whose items travel between a collaboration's participants: the host and its

@@ -18,7 +18,7 @@ pub mod status;
 pub(crate) mod stream;
 pub mod triggers;
 
-pub(crate) use links::{Link, all_links};
+pub(crate) use links::{Link, all_links, lost_edit_rights};
 pub use pokes::changed;
 pub(crate) use pokes::poke_receivers;
 pub(crate) use triggers::link_changed;

@@ -158,7 +158,19 @@ async fn pull_all(node: &Node, channels: &[Inbound], tally: &mut Tally) -> NodeR
     let mut first_failure = None;
     for channel in channels {
         let pulled = pull(node, channel, tally).await;
-        let copied = copy_pending(node, channel, tally).await;
+        if pulled.is_ok()
+            && let Some(grace) = channel.grace.clone()
+        {
+            // The edits made in grace have come: the grace ends (unless a later change of the
+            // link opened a newer one meanwhile).
+            let store = node.store.clone();
+            blocking(move || store.close_edit_grace(&grace.channel, grace.until_ms)).await?;
+        }
+        // A channel open only for edits in grace takes no item, so copies none whole.
+        let copied = match channel.edits_only {
+            true => Ok(()),
+            false => copy_pending(node, channel, tally).await,
+        };
         if let Err(e) = pulled.and(copied) {
             tracing::warn!(channel = %channel.channel, error = %e.0.message, "a sync channel failed");
             first_failure.get_or_insert(e);

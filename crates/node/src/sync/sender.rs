@@ -352,6 +352,8 @@ struct Judged {
     rows_go: ferry_core::FastMap<ItemId, RowsGo>,
     /// See [`Outbound::edits_back`].
     edits_back: ferry_proto::ticket::DataTypes,
+    /// See [`Outbound::edits_only`].
+    edits_only: bool,
 }
 
 /// How an item's rows travel in a stream.
@@ -455,6 +457,15 @@ impl Judged {
         let (origin_instance, origin_item) = self.origin(store, item.id)?;
         let versioned = origin_instance == self.me && item.two_way.is_some() && !item.reference;
         let edits_back = self.edits_go_back(scope, &origin_instance, item);
+        if self.edits_only {
+            // Nothing is sent or retracted: only the edits made here go back.
+            let rows = edits_back.then(|| origin_item.clone());
+            if edits_back {
+                self.rows_go.insert(item.id, RowsGo::Edits);
+            }
+            self.verdicts.insert(item.id, rows);
+            return Ok(None);
+        }
         let verdict = verdict(
             store,
             scope,
@@ -587,12 +598,18 @@ pub async fn pull(node: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
     let outbound = super::links::outbound(node, &signed, &request.link).await?;
     let store = node.store.clone();
     let epoch = blocking(move || store.instance()).await?.epoch;
-    let scope_print = outbound.scope.fingerprint();
+    // Edits alone never make a full pass (it would retract everything), and mark the cursor
+    // so that the next pull of a channel that carries items again is one.
+    let scope_print = match outbound.edits_only {
+        true => "edits-only".to_string(),
+        false => outbound.scope.fingerprint(),
+    };
     // Another epoch (the data went back in time) or another scope (items may newly match):
     // the receiver's cursor means nothing here, so everything goes again.
-    let full = request.after == 0
-        || request.epoch.as_deref() != Some(&epoch)
-        || request.scope.as_deref() != Some(&scope_print);
+    let full = !outbound.edits_only
+        && (request.after == 0
+            || request.epoch.as_deref() != Some(&epoch)
+            || request.scope.as_deref() != Some(&scope_print));
     let after = if full { 0 } else { request.after };
     let store = node.store.clone();
     let me = node.info.instance_id.clone();
@@ -634,6 +651,7 @@ fn send_changes(
         arriving: ferry_core::FastSet::default(),
         rows_go: ferry_core::FastMap::default(),
         edits_back: outbound.edits_back,
+        edits_only: outbound.edits_only,
     };
     loop {
         // Rows of items judged not to go in this stream are skipped in the store, unread.
@@ -841,6 +859,7 @@ fn send_item(
         arriving: ferry_core::FastSet::default(),
         rows_go: ferry_core::FastMap::default(),
         edits_back: outbound.edits_back,
+        edits_only: outbound.edits_only,
     };
     let record = match &item {
         Some(item) => judged.item_record(store, &outbound.scope, item)?,
@@ -1038,6 +1057,7 @@ mod tests {
             arriving: ferry_core::FastSet::default(),
             rows_go: ferry_core::FastMap::default(),
             edits_back: ferry_proto::ticket::DataTypes::NONE,
+            edits_only: false,
         }
     }
 

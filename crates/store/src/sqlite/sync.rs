@@ -1141,6 +1141,41 @@ pub(super) fn schema_accepted(conn: &Connection, id: ItemId) -> StoreResult<bool
     )?)
 }
 
+pub(super) fn open_edit_grace(tx: &Transaction<'_>, grace: &crate::EditGrace) -> StoreResult<()> {
+    let mut types = grace.types;
+    if let Some(open) = edit_graces(tx)?
+        .into_iter()
+        .find(|g| g.channel == grace.channel)
+    {
+        types = types.union(open.types);
+    }
+    tx.execute_cached(
+        "INSERT INTO edit_graces (channel, types, until_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (channel) DO UPDATE SET types = excluded.types,
+             until_ms = max(until_ms, excluded.until_ms)",
+        params![grace.channel, types.names().join(","), grace.until_ms],
+    )?;
+    Ok(())
+}
+
+pub(super) fn edit_graces(conn: &Connection) -> StoreResult<Vec<crate::EditGrace>> {
+    let rows: Vec<(String, String, i64)> = conn
+        .prepare_cached("SELECT channel, types, until_ms FROM edit_graces")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(channel, types, until_ms)| {
+            let types = ferry_proto::ticket::DataTypes::parse(&types)
+                .map_err(|e| StoreError::Backend(format!("edit grace of {channel}: {e}")))?;
+            Ok(crate::EditGrace {
+                channel,
+                types,
+                until_ms,
+            })
+        })
+        .collect()
+}
+
 const RUN_COLS: &str = "id, link, trigger, status, started_at, ended_at, items_received,
     rows_received, items_retracted, bytes_received, errors, message, direction, items_sent,
     rows_sent, bytes_sent";
