@@ -696,3 +696,61 @@ async fn edits_made_before_a_mode_drops_still_come_and_later_ones_are_refused() 
         "{run}"
     );
 }
+
+/// The origin's side of a grace, with a hostile editor: over a connection that no longer
+/// carries datasets from A to B both ways, B holds a grace for datasets opened at a time T
+/// (as a lost right leaves one). In one run, an edit A stamps before T is taken and one it
+/// stamps after is refused; that run ends the grace, so an edit stamped before T and sent
+/// later is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_in_grace_are_taken_only_when_made_before_the_change() {
+    let (proxy, a, b, on_b) = behind_proxy("features").await;
+    let csv = "id,m\n1,0.5\n2,0.7\n".to_string();
+    let depths = import(&b, "inbox", "Depths", "csv", csv).await;
+    let depths = id(&depths).to_string();
+    ferry_json(&b, &["item", "update", &depths, "--two-way", "on"]);
+    let a_id = crate::harness::instance_id(&a).await;
+    let until_ms: i64 = 1_700_000_000_000;
+    let db = rusqlite::Connection::open(b.data_dir().join("ferry.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute(
+        "INSERT INTO edit_graces (channel, types, until_ms) VALUES (?1, 'datasets', ?2)",
+        rusqlite::params![format!("peer:{on_b}"), until_ms],
+    )
+    .unwrap();
+    let edit = |key: i64, seq: i64, ms: i64, m: f64| {
+        json!({"t": "edit", "origin_item": depths, "key": key, "edit": {
+            "editor": a_id, "seq": seq, "base": 0,
+            "action": {"do": "put", "set": {"m": m}, "row": {"id": key, "m": m}},
+            "at": {"ms": ms, "count": 0, "instance": a_id}}})
+    };
+    let run_with = |lines: Vec<Value>| {
+        proxy.rewrite_sync_lines(crate::hostile::inject_after_start(lines, false));
+        sync_now(&b, &on_b)
+    };
+    let run = run_with(vec![
+        edit(1, 5, until_ms - 1, 7.5),
+        edit(2, 6, until_ms + 1, 9.5),
+    ]);
+    assert_eq!(run["errors"][0]["code"], "edit_refused", "{run}");
+    assert!(
+        run["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("after"),
+        "{run}"
+    );
+    let after = rows(&b, &depths).await;
+    assert_eq!(
+        (&after[0][1]["m"], &after[1][1]["m"]),
+        (&json!(7.5), &json!(0.7)),
+        "made before: taken; made after: refused"
+    );
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM edit_graces", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the run ended the grace");
+    let run = run_with(vec![edit(1, 7, until_ms - 1, 3.5)]);
+    assert_eq!(run["errors"][0]["code"], "edit_refused", "{run}");
+    assert_eq!(rows(&b, &depths).await, after, "nothing changed");
+}

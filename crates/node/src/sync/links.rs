@@ -237,7 +237,7 @@ pub(crate) async fn inbound(node: &Node, link: &Link) -> NodeResult<(String, Vec
                     mark: record.security.mark.clone(),
                     delete_retracted: true,
                     edits_from: both(both(record.sends, record.receives), ROW_TYPES),
-                    grace: None,
+                    grace: graces.into_iter().find(|g| g.channel == link.key()),
                     edits_only: false,
                 }],
             ))
