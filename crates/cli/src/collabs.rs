@@ -102,6 +102,23 @@ pub(crate) enum CollabCmd {
         /// The collaboration, when the workspace name alone is ambiguous.
         #[arg(long)]
         collab: Option<String>,
+        /// A guest's choice for the feature layers it sends: `copies`, `references`, or
+        /// `workspace` (as the host set the workspace). An item's own `--sync-as copy|reference`
+        /// comes first; a two-way workspace takes copies only.
+        #[arg(long, default_value = "workspace", value_parser = ["copies", "references", "workspace"])]
+        share: String,
+    },
+    /// Change how this guest's link sends its own feature layers; receivers convert what was
+    /// sent before at their next run.
+    Share {
+        /// Workspace id or name.
+        workspace: String,
+        /// `copies`, `references`, or `workspace` (as the host set the workspace).
+        #[arg(long, value_parser = ["copies", "references", "workspace"])]
+        share: String,
+        /// The collaboration, when the workspace name alone is ambiguous.
+        #[arg(long)]
+        collab: Option<String>,
     },
     /// Unlink this instance's space from a workspace; the space and its items stay.
     Unlink {
@@ -294,6 +311,11 @@ fn pairs(args: &[String], what: &str) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// A share mode clap already checked.
+fn share_mode(text: &str) -> ferry_proto::ShareMode {
+    ferry_proto::ShareMode::parse(text).unwrap_or_default()
+}
+
 /// The collaboration a reference names: an id, or a name that only one collaboration has.
 async fn resolve(client: &Client, reference: &str) -> Result<Collaboration> {
     let all: Vec<Collaboration> = client.get("/api/v1/collabs").await?;
@@ -372,12 +394,18 @@ fn workspace_lines(c: &Collaboration) -> String {
         .iter()
         .map(|w| {
             let mut line = format!(
-                "{} [{}]: mode {}, linked space {}, layers as {}{}",
+                "{} [{}]: mode {}, linked space {}, layers as {}{}{}",
                 w.name,
                 w.id,
                 mode_words(&w.my_mode),
                 w.linked_space.as_deref().unwrap_or("(none)"),
                 w.config.feature_layers,
+                match w.share {
+                    Some(share) if share != ferry_proto::ShareMode::Workspace => {
+                        format!(" (ours as {})", share.as_str())
+                    }
+                    _ => String::new(),
+                },
                 if w.config.two_way_editing {
                     ", two-way editing"
                 } else {
@@ -680,6 +708,7 @@ pub(crate) async fn collab(client: &Client, out: Output, cmd: CollabCmd) -> Resu
             workspace,
             space,
             collab,
+            share,
         } => {
             let c = resolve_workspace(client, &workspace, collab.as_deref()).await?;
             let path = format!(
@@ -693,6 +722,7 @@ pub(crate) async fn collab(client: &Client, out: Output, cmd: CollabCmd) -> Resu
                     &path,
                     &LinkSpace {
                         space: space.clone(),
+                        share: share_mode(&share),
                     },
                 )
                 .await?;
@@ -701,6 +731,28 @@ pub(crate) async fn collab(client: &Client, out: Output, cmd: CollabCmd) -> Resu
                 &format!(
                     "Space '{space}' is linked to workspace '{workspace}' of '{}'.",
                     c.name
+                ),
+            )
+        }
+        CollabCmd::Share {
+            workspace,
+            share,
+            collab,
+        } => {
+            let c = resolve_workspace(client, &workspace, collab.as_deref()).await?;
+            let path = format!(
+                "/api/v1/collabs/{}/workspaces/{}/share",
+                segment(&c.id),
+                segment(&workspace)
+            );
+            let body = ferry_proto::SetShare {
+                share: share_mode(&share),
+            };
+            let changed: Collaboration = client.call(Method::PUT, &path, &body).await?;
+            out.done(
+                &changed,
+                &format!(
+                    "This instance's feature layers go to workspace '{workspace}' as {share} now; receivers convert what came before at their next run."
                 ),
             )
         }

@@ -245,12 +245,17 @@ fn space_table(spaces: &[Space]) -> comfy_table::Table {
     t
 }
 
-/// A space's links, one a line: `peer Harbor (acceptor, active)`.
+/// A space's links, one a line: `peer Harbor (acceptor, active, copies)`.
 fn links_of(space: &Space) -> String {
     space
         .links
         .iter()
-        .map(|l| format!("{} {} ({}, {})", l.kind, l.name, l.role, l.mode))
+        .map(|l| {
+            format!(
+                "{} {} ({}, {}, {})",
+                l.kind, l.name, l.role, l.mode, l.share
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

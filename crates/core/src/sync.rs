@@ -78,6 +78,23 @@ impl DeliveryRules {
     }
 }
 
+impl DeliveryRules {
+    /// The rules for what a guest sends over its link, by its share mode: its own choice
+    /// replaces the workspace's for feature layers that follow the link; whether the link takes
+    /// references at all stays the workspace's (a two-way workspace takes none).
+    pub fn with_share(self, share: ferry_proto::ShareMode) -> DeliveryRules {
+        let layers_by_reference = match share {
+            ferry_proto::ShareMode::Copies => false,
+            ferry_proto::ShareMode::References => true,
+            ferry_proto::ShareMode::Workspace => self.layers_by_reference,
+        };
+        DeliveryRules {
+            layers_by_reference,
+            ..self
+        }
+    }
+}
+
 /// An item as the planner needs to see it.
 #[derive(Debug, Clone, Copy)]
 pub struct ItemFacts<'a> {
@@ -454,6 +471,50 @@ mod tests {
         assert_eq!(parse_interval("90m").unwrap(), 5_400);
         for bad in ["30m", "25h", "1d", "h", "-2h", ""] {
             assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The precedence rule, every combination: the item's own `sync_as` (when not `link`) over
+    /// the sending guest's share mode over the workspace's setting; datasets and files follow
+    /// only their item's choice (a file never goes by reference).
+    #[test]
+    fn an_items_choice_beats_its_guests_link_which_beats_the_workspace() {
+        use ferry_proto::ShareMode::{Copies, References, Workspace};
+        use ferry_proto::SyncAs::{Copy, Link, Reference};
+        let layer = ItemKind::FeatureLayer;
+        #[rustfmt::skip]
+        let table = [
+            // (workspace by reference, guest's share, item's sync_as) -> by reference
+            (false, Workspace, Link, false), (false, Workspace, Copy, false), (false, Workspace, Reference, true),
+            (false, Copies, Link, false),    (false, Copies, Copy, false),    (false, Copies, Reference, true),
+            (false, References, Link, true), (false, References, Copy, false), (false, References, Reference, true),
+            (true, Workspace, Link, true),   (true, Workspace, Copy, false),  (true, Workspace, Reference, true),
+            (true, Copies, Link, false),     (true, Copies, Copy, false),     (true, Copies, Reference, true),
+            (true, References, Link, true),  (true, References, Copy, false), (true, References, Reference, true),
+        ];
+        for (workspace, share, sync_as, expected) in table {
+            let rules = DeliveryRules {
+                layers_by_reference: workspace,
+                references_allowed: true,
+            }
+            .with_share(share);
+            assert_eq!(
+                rules.by_reference(layer, sync_as),
+                expected,
+                "workspace by reference {workspace}, share {share:?}, sync_as {sync_as:?}"
+            );
+            // A dataset goes by reference only when it asks; a file never.
+            assert_eq!(
+                rules.by_reference(ItemKind::Dataset, sync_as),
+                sync_as == Reference
+            );
+            assert!(!rules.by_reference(ItemKind::File, sync_as));
+            // Two-way workspaces take no references, whatever the guest chose.
+            let two_way = DeliveryRules {
+                layers_by_reference: workspace,
+                references_allowed: false,
+            };
+            assert!(!two_way.with_share(share).references_allowed);
         }
     }
 

@@ -43,6 +43,7 @@ fn with_links(store: &dyn Store, spaces: &mut [Space]) -> Result<(), StoreError>
                     .map_or_else(|| p.offered_space.clone(), |i| i.title.clone()),
                 role: p.role.as_str().into(),
                 mode: p.status.phase.as_str().into(),
+                share: "copies".into(),
             })
             .collect();
         for c in collabs.iter().filter(|c| !c.state.is_over()) {
@@ -67,6 +68,7 @@ fn with_links(store: &dyn Store, spaces: &mut [Space]) -> Result<(), StoreError>
                     ),
                     role: c.role.as_str().into(),
                     mode,
+                    share: crate::collabs::share_label(c, workspace_id),
                 });
             }
         }

@@ -99,6 +99,10 @@ pub struct WorkspaceView {
     /// The space this instance linked, if any. Never known to other participants.
     #[serde(default)]
     pub linked_space: Option<String>,
+    /// On a guest, how its link sends its own feature layers (see [`ShareMode`]); the host
+    /// learns it only from what arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareMode>,
     /// On the host: each guest's mode here (guests in the workspace only).
     #[serde(default)]
     pub guests: Vec<GuestAccess>,
@@ -267,6 +271,46 @@ pub struct GuestResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LinkSpace {
     pub space: String,
+    /// A guest's choice for the feature layers it sends over this link (default `workspace`).
+    #[serde(default)]
+    pub share: ShareMode,
+}
+
+/// How a guest's link sends its own feature layers: as `copies`, as `references`, or as the
+/// `workspace` says (the host's setting). The item's own `sync_as`, when not `link`, comes
+/// first; a two-way workspace takes copies only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareMode {
+    Copies,
+    References,
+    #[default]
+    Workspace,
+}
+
+impl ShareMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareMode::Copies => "copies",
+            ShareMode::References => "references",
+            ShareMode::Workspace => "workspace",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ShareMode> {
+        match s {
+            "copies" => Some(ShareMode::Copies),
+            "references" => Some(ShareMode::References),
+            "workspace" => Some(ShareMode::Workspace),
+            _ => None,
+        }
+    }
+}
+
+/// Changes how this guest's link to a workspace sends its feature layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SetShare {
+    pub share: ShareMode,
 }
 
 /// This participant's security for a collaboration: which marked items may leave it, and the

@@ -122,6 +122,11 @@ pub struct SpaceLink {
     /// A peer connection's state; this instance's access mode in a workspace (`send`,
     /// `receive`, `send_receive`).
     pub mode: String,
+    /// How this instance's feature layers go over the link: `copies` or `references`, and for
+    /// a guest's own choice that follows the host's, `workspace (copies)` or `workspace
+    /// (references)`. A peer connection sends copies (an item may ask for a reference).
+    #[serde(default)]
+    pub share: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -1203,6 +1203,7 @@ pub fn collab_records(store: &dyn Store) {
         crate::LinkedSpace {
             space_id: ferry_proto::SpaceId::generate(),
             name: "nowhere".into(),
+            share: ferry_proto::ShareMode::Workspace,
         },
     );
     assert!(matches!(

@@ -637,7 +637,7 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         // Back to before the map cells: that migration and the ones after it undone.
         conn.execute_batch(
-            "DROP TABLE edit_graces; DROP TABLE schema_accepts; DROP TABLE conflicts; DROP INDEX rows_pending; ALTER TABLE rows DROP COLUMN pending;
+            "ALTER TABLE collab_links DROP COLUMN share; DROP TABLE edit_graces; DROP TABLE schema_accepts; DROP TABLE conflicts; DROP INDEX rows_pending; ALTER TABLE rows DROP COLUMN pending;
              ALTER TABLE rows DROP COLUMN twoway; ALTER TABLE items DROP COLUMN two_way;
              DROP INDEX rows_by_map_cell; ALTER TABLE rows DROP COLUMN map_cell;",
         )

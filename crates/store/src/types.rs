@@ -183,6 +183,8 @@ pub struct CollabRecord {
 pub struct LinkedSpace {
     pub space_id: ferry_proto::SpaceId,
     pub name: String,
+    /// How a guest's link sends its own feature layers.
+    pub share: ferry_proto::ShareMode,
 }
 
 impl From<&ferry_proto::Space> for LinkedSpace {
@@ -190,6 +192,7 @@ impl From<&ferry_proto::Space> for LinkedSpace {
         LinkedSpace {
             space_id: space.id,
             name: space.name.clone(),
+            share: ferry_proto::ShareMode::Workspace,
         }
     }
 }

@@ -204,6 +204,13 @@ async fn a_host_and_two_guests_set_up_a_collaboration_by_clicking() {
             !browser.has(&format!("{row} select")).await,
             "a second link is not offered"
         );
+        // The space's badge names the link and how this guest's layers go over it.
+        browser.goto(&format!("{}/spaces", inst.url)).await;
+        let badges = browser.text_of("body").await;
+        assert!(
+            badges.contains("Collaboration: Coast / Roads · layers as workspace (copies)"),
+            "{badges}"
+        );
     }
 
     // The host changes Pilots' mode in place, and adds a workspace that Harbor then links.

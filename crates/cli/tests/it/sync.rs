@@ -1971,3 +1971,253 @@ async fn links_that_start_or_widen_carry_data_at_once() {
     let peer = ferry_json(&b, &["peer", "show", &on_b]);
     assert!(one_format(&peer["connection"]["created_at"]), "{peer}");
 }
+
+/// Reference flags of a space's items, by title.
+async fn by_reference(
+    inst: &TestInstance,
+    space: &str,
+) -> std::collections::BTreeMap<String, bool> {
+    items(inst, space)
+        .await
+        .into_iter()
+        .map(|(title, item)| (title, item["reference"] == true))
+        .collect()
+}
+
+/// A guest's three layers in `space`, named `{prefix} link|copy|reference` by their sync_as.
+async fn three_layers(guest: &TestInstance, space: &str, prefix: &str) {
+    for how in ["link", "copy", "reference"] {
+        let title = format!("{prefix} {how}");
+        let layer = import(guest, space, &title, "geojson", points_geojson(3)).await;
+        if how != "link" {
+            set_sync_as(guest, id(&layer), how).await;
+        }
+    }
+}
+
+fn expect(pairs: &[(&str, bool)]) -> std::collections::BTreeMap<String, bool> {
+    pairs.iter().map(|(t, r)| (t.to_string(), *r)).collect()
+}
+
+/// Guests choose how their own layers travel: in a copies workspace (Roads) and a references
+/// workspace (Charts), City links with share modes of its own and Harbor follows the host's.
+/// The precedence rule (the item's sync_as, then the guest's link, then the workspace) holds in
+/// each combination at the host; a relaying host passes each layer on as it came; switching a
+/// share mode converts what was sent before on every receiver; a two-way workspace refuses
+/// references; the host learns nothing of the guests' choices but what arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_choose_how_their_layers_travel_and_a_switch_converts_them() {
+    let host = instance("Port Authority", |_| {}).await;
+    let city = instance("City GIS", |_| {}).await;
+    let harbor = instance("Harbor", |_| {}).await;
+    coast(&host, &[], &[]);
+    for guest in [&city, &harbor] {
+        let file = guest.data_dir().join("invitation.txt");
+        let file = file.to_str().unwrap();
+        ferry_json(
+            &host,
+            &[
+                "collab",
+                "invite",
+                "Coast",
+                "--guest-url",
+                &guest.url,
+                "--access",
+                "Roads=send_receive",
+                "--file",
+                file,
+            ],
+        );
+        ferry_json(guest, &["collab", "accept", file]);
+    }
+    ferry_json(&host, &["space", "create", "charts"]);
+    ferry_json(
+        &host,
+        &[
+            "collab",
+            "workspace",
+            "add",
+            "Coast",
+            "Charts",
+            "--space",
+            "charts",
+            "--reference",
+            "--access",
+            "City GIS=send_receive",
+            "--access",
+            "Harbor=send_receive",
+        ],
+    );
+    for guest in [&city, &harbor] {
+        ferry_json(guest, &["space", "create", "mine"]);
+        ferry_json(guest, &["space", "create", "my-charts"]);
+    }
+    let link = |guest: &TestInstance, workspace: &str, space: &str, share: &str| {
+        ferry_json(
+            guest,
+            &[
+                "collab", "link", workspace, "--space", space, "--share", share,
+            ],
+        )
+    };
+    link(&city, "Roads", "mine", "references");
+    link(&city, "Charts", "my-charts", "copies");
+    link(&harbor, "Roads", "mine", "workspace");
+    link(&harbor, "Charts", "my-charts", "workspace");
+    three_layers(&city, "mine", "City road").await;
+    three_layers(&city, "my-charts", "City chart").await;
+    three_layers(&harbor, "mine", "Harbor road").await;
+    three_layers(&harbor, "my-charts", "Harbor chart").await;
+    for workspace in ["Coast/Roads", "Coast/Charts"] {
+        assert_eq!(sync_now(&host, workspace)["status"], "completed");
+    }
+
+    // The table: the item's own choice first, then the guest's link, then the workspace.
+    let roads = expect(&[
+        ("City road link", true), // City: references
+        ("City road copy", false),
+        ("City road reference", true),
+        ("Harbor road link", false), // Harbor: the workspace's copies
+        ("Harbor road copy", false),
+        ("Harbor road reference", true),
+    ]);
+    let charts = expect(&[
+        ("City chart link", false), // City: copies
+        ("City chart copy", false),
+        ("City chart reference", true),
+        ("Harbor chart link", true), // Harbor: the workspace's references
+        ("Harbor chart copy", false),
+        ("Harbor chart reference", true),
+    ]);
+    assert_eq!(by_reference(&host, "coast").await, roads);
+    assert_eq!(by_reference(&host, "charts").await, charts);
+    // A relaying host passes each on as it came, whatever the workspace says.
+    sync_now(&harbor, "Coast/Roads");
+    let at_harbor = by_reference(&harbor, "mine").await;
+    for (title, reference) in roads.iter().filter(|(t, _)| t.starts_with("City")) {
+        assert_eq!(at_harbor[title], *reference, "{title} at Harbor");
+    }
+    let read_through = items(&harbor, "mine").await;
+    let city_layers = items(&city, "mine").await;
+    assert_eq!(
+        rows(&harbor, id(&read_through["City road link"])).await,
+        rows(&city, id(&city_layers["City road link"])).await
+    );
+
+    // Space views name each link with this instance's role, mode and share mode; the host's
+    // views say nothing of the guests' choices.
+    let shown = ferry_json(&city, &["space", "show", "mine"]);
+    let links = &shown["links"];
+    assert_eq!(links.as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(
+        (
+            &links[0]["name"],
+            &links[0]["role"],
+            &links[0]["mode"],
+            &links[0]["share"]
+        ),
+        (
+            &json!("Coast / Roads"),
+            &json!("guest"),
+            &json!("send_receive"),
+            &json!("references")
+        ),
+        "{shown}"
+    );
+    let harbor_spaces = ferry_json(&harbor, &["space", "list"]);
+    let harbor_mine = harbor_spaces
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "my-charts")
+        .unwrap();
+    assert_eq!(harbor_mine["links"][0]["share"], "workspace (references)");
+    let collab_at_host = ferry_json(&host, &["collab", "show", "Coast"]).to_string();
+    assert!(!collab_at_host.contains("\"share\""), "{collab_at_host}");
+    let spaces_at_host = ferry_json(&host, &["space", "list"]).to_string();
+    for text in [&collab_at_host, &spaces_at_host] {
+        assert!(
+            !text.contains("my-charts") && !text.contains("\"mine\""),
+            "{text}"
+        );
+    }
+    let refused = host.ferry(&["collab", "share", "Roads", "--share", "copies"]);
+    assert!(
+        crate::harness::stderr(&refused).contains("a guest's choice"),
+        "{refused:?}"
+    );
+
+    // City switches Roads to copies: at the next runs its layer becomes a copy at the host
+    // and at Harbor, with rows of its own.
+    ferry_json(&city, &["collab", "share", "Roads", "--share", "copies"]);
+    sync_now(&host, "Coast/Roads");
+    sync_now(&harbor, "Coast/Roads");
+    let origin_rows = rows(&city, id(&city_layers["City road link"])).await;
+    for (receiver, space) in [(&host, "coast"), (&harbor, "mine")] {
+        let flags = by_reference(receiver, space).await;
+        assert!(!flags["City road link"], "a copy now");
+        assert!(flags["City road reference"], "its item's choice stays");
+        let now = items(receiver, space).await;
+        assert_eq!(now["City road link"]["row_count"], 3, "rows held now");
+        assert_eq!(
+            rows(receiver, id(&now["City road link"])).await,
+            origin_rows
+        );
+    }
+    // Harbor switches Roads to references: its copies become references, no rows left.
+    ferry_json(
+        &harbor,
+        &["collab", "share", "Roads", "--share", "references"],
+    );
+    sync_now(&host, "Coast/Roads");
+    let flags = by_reference(&host, "coast").await;
+    assert!(
+        flags["Harbor road link"] && !flags["Harbor road copy"],
+        "{flags:?}"
+    );
+    let now = items(&host, "coast").await;
+    let harbor_layers = items(&harbor, "mine").await;
+    assert_eq!(
+        rows(&host, id(&now["Harbor road link"])).await,
+        rows(&harbor, id(&harbor_layers["Harbor road link"])).await,
+        "read through"
+    );
+
+    // A two-way workspace takes copies only: a guest's references are refused, loudly.
+    ferry_json(&host, &["space", "create", "edits"]);
+    ferry_json(
+        &host,
+        &[
+            "collab",
+            "workspace",
+            "add",
+            "Coast",
+            "Edits",
+            "--space",
+            "edits",
+            "--two-way",
+            "--access",
+            "City GIS=send_receive",
+        ],
+    );
+    ferry_json(&city, &["space", "create", "my-edits"]);
+    let refused = city.ferry(&[
+        "collab",
+        "link",
+        "Edits",
+        "--space",
+        "my-edits",
+        "--share",
+        "references",
+    ]);
+    assert!(
+        crate::harness::stderr(&refused).contains("two-way"),
+        "{refused:?}"
+    );
+    link(&city, "Edits", "my-edits", "copies");
+    let refused = city.ferry(&["collab", "share", "Edits", "--share", "references"]);
+    assert!(
+        crate::harness::stderr(&refused).contains("delivery_refused"),
+        "{refused:?}"
+    );
+}

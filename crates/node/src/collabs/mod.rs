@@ -49,6 +49,25 @@ pub(crate) fn peer_info(identity: &PeerIdentity) -> PeerInfo {
     }
 }
 
+/// How this instance's feature layers go over its link to a workspace, for people: `copies`
+/// or `references`; a guest that follows the host's setting says so, with the setting.
+pub(crate) fn share_label(record: &CollabRecord, workspace_id: &str) -> String {
+    let workspace = record.workspaces.iter().find(|w| w.id == workspace_id);
+    let by_workspace = match workspace {
+        Some(w) if w.config.feature_layers == "reference" && !w.config.two_way_editing => {
+            "references"
+        }
+        _ => "copies",
+    };
+    let share = record.links.get(workspace_id).map(|l| l.share);
+    match (record.role, share) {
+        (CollabRole::Guest, Some(ferry_proto::ShareMode::Copies)) => "copies".into(),
+        (CollabRole::Guest, Some(ferry_proto::ShareMode::References)) => "references".into(),
+        (CollabRole::Guest, _) => format!("workspace ({by_workspace})"),
+        (CollabRole::Host, _) => by_workspace.into(),
+    }
+}
+
 /// The admin's view of a collaboration on this instance.
 pub(crate) fn view(record: &CollabRecord) -> Collaboration {
     let is_host = record.role == CollabRole::Host;
@@ -69,6 +88,9 @@ pub(crate) fn view(record: &CollabRecord) -> Collaboration {
                     .unwrap_or_default()
             },
             linked_space: record.links.get(&w.id).map(|l| l.name.clone()),
+            share: (!is_host)
+                .then(|| record.links.get(&w.id).map(|l| l.share))
+                .flatten(),
             // In the order guests joined, as the participant list shows them.
             guests: if is_host {
                 record
@@ -409,17 +431,20 @@ pub async fn link(
             ),
         ));
     }
+    check_share(&record, &workspace_id, body.share)?;
     let store = node.store.clone();
     let space_name = body.space.clone();
     let space = blocking(move || store.space(&space_name)).await?;
-    record
-        .links
-        .insert(workspace_id.clone(), LinkedSpace::from(&space));
+    let linked = LinkedSpace {
+        share: body.share,
+        ..LinkedSpace::from(&space)
+    };
+    record.links.insert(workspace_id.clone(), linked);
     let entry = audit(
         &caller.name,
         "collab.linked",
         &record,
-        json!({"workspace": workspace_id, "space": space.name}),
+        json!({"workspace": workspace_id, "space": space.name, "share": body.share.as_str()}),
     );
     let collab_id = record.id.clone();
     let saved = save(node, record, entry).await?;
@@ -433,6 +458,79 @@ pub async fn link(
     )
     .await;
     Ok(view(&saved))
+}
+
+/// Changes how this guest's link to a workspace sends its own feature layers. What it sent
+/// before is converted at the next run of every receiver (the link's scope changed, so they
+/// take a full pass: a reference becomes a copy, or a copy a reference).
+pub async fn set_share(
+    node: &Node,
+    caller: &Caller,
+    id: String,
+    workspace: String,
+    body: ferry_proto::SetShare,
+) -> NodeResult<Collaboration> {
+    caller.require(ferry_proto::Role::Admin)?;
+    let mut record = load(node, id).await?;
+    ensure_not_over(&record)?;
+    let workspace_id = workspace_id(&record, &workspace)?;
+    check_share(&record, &workspace_id, body.share)?;
+    let Some(linked) = record.links.get_mut(&workspace_id) else {
+        return Err(NodeError::new(
+            ErrorCode::WorkspaceNotLinked,
+            format!(
+                "this instance has no space linked to workspace '{workspace}': `ferry collab link {workspace} --space SPACE --share {}`",
+                body.share.as_str()
+            ),
+        ));
+    };
+    let from = linked.share;
+    linked.share = body.share;
+    let entry = audit(
+        &caller.name,
+        "collab.share_changed",
+        &record,
+        json!({"workspace": workspace_id, "from": from.as_str(), "to": body.share.as_str()}),
+    );
+    let collab_id = record.id.clone();
+    let saved = save(node, record, entry).await?;
+    crate::sync::link_changed(
+        node,
+        crate::sync::Link::Collab {
+            collab_id,
+            workspace_id,
+        },
+    )
+    .await;
+    Ok(view(&saved))
+}
+
+/// A share mode is a guest's choice, and a two-way workspace takes copies only.
+fn check_share(
+    record: &CollabRecord,
+    workspace_id: &str,
+    share: ferry_proto::ShareMode,
+) -> NodeResult<()> {
+    if share == ferry_proto::ShareMode::Workspace {
+        return Ok(());
+    }
+    if record.role == CollabRole::Host {
+        return Err(NodeError::new(
+            ErrorCode::InvalidRequest,
+            "the host's feature layers follow the workspace's own setting (`ferry collab workspace update COLLAB WORKSPACE --set-config`, with or without `--reference`); a share mode is a guest's choice",
+        ));
+    }
+    let two_way = record
+        .workspaces
+        .iter()
+        .any(|w| w.id == workspace_id && w.config.two_way_editing);
+    if two_way && share == ferry_proto::ShareMode::References {
+        return Err(NodeError::new(
+            ErrorCode::DeliveryRefused,
+            "the workspace is two-way: it takes copies only (edits need the rows), so its layers cannot go as references",
+        ));
+    }
+    Ok(())
 }
 
 /// Unlinks this instance's space from a workspace. The space and its items stay.

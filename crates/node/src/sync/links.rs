@@ -491,7 +491,11 @@ fn collab_outbound(
         .iter()
         .find(|w| w.id == workspace_id)
         .ok_or_else(|| NodeError::new(ErrorCode::LinkNotFound, "no such workspace"))?;
-    let config = workspace_delivery(&workspace.config);
+    // A guest's own layers go as its link says; a host's as the workspace does.
+    let config = match record.role {
+        CollabRole::Guest => workspace_delivery(&workspace.config).with_share(space.share),
+        CollabRole::Host => workspace_delivery(&workspace.config),
+    };
     let link = Link::Collab {
         collab_id: record.id.clone(),
         workspace_id: workspace_id.to_string(),

@@ -423,7 +423,11 @@ impl Judged {
             _ => Vec::new(),
         };
         // What this instance holds only by reference goes on as one: it has no rows to copy.
-        let reference = item.reference || scope.delivery.by_reference(item.kind, item.sync_as);
+        // What it relays goes as it came (a host relays a guest's layers as that guest chose
+        // to send them); its own items follow the link's rules.
+        let relayed = origin_instance != self.me;
+        let reference =
+            item.reference || (!relayed && scope.delivery.by_reference(item.kind, item.sync_as));
         Ok(WireItem {
             origin_instance,
             origin_item,

@@ -94,6 +94,7 @@ pub(crate) fn routes() -> OpenApiRouter<Node> {
             collabs::host::delete_workspace
         ))
         .routes(routes!(collabs::link, collabs::unlink))
+        .routes(routes!(collabs::set_share))
         .routes(routes!(collabs::set_delete_policy))
         .routes(routes!(collabs::check))
         .routes(routes!(collabs::set_security))

@@ -10,6 +10,7 @@ pub(crate) fn link_badges(links: &[SpaceLink]) -> Markup {
         @for link in links {
             span.badge.link data-kind=(link.kind) title={ (link.role) ", " (link.mode) } {
                 (if link.kind == "peer" { "Peer: " } else { "Collaboration: " }) (link.name)
+                " · layers as " (link.share)
             }
             " "
         }

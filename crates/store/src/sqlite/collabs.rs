@@ -75,17 +75,30 @@ fn links_of(
     collab_id: &str,
 ) -> StoreResult<std::collections::BTreeMap<String, LinkedSpace>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT l.workspace_id, s.id, s.name FROM collab_links l JOIN spaces s ON s.rid = l.space_rid
-         WHERE l.collab_id = ?1",
+        "SELECT l.workspace_id, s.id, s.name, l.share FROM collab_links l
+         JOIN spaces s ON s.rid = l.space_rid WHERE l.collab_id = ?1",
     )?;
     let rows = stmt.query_map([collab_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get(2)?,
+            r.get::<_, String>(3)?,
+        ))
     })?;
     let mut links = std::collections::BTreeMap::new();
     for row in rows {
-        let (workspace, id, name) = row?;
+        let (workspace, id, name, share) = row?;
         let space_id = id.parse().map_err(|_| corrupt("space id"))?;
-        links.insert(workspace, LinkedSpace { space_id, name });
+        let share = ferry_proto::ShareMode::parse(&share).ok_or_else(|| corrupt("share mode"))?;
+        links.insert(
+            workspace,
+            LinkedSpace {
+                space_id,
+                name,
+                share,
+            },
+        );
     }
     Ok(links)
 }
@@ -148,8 +161,9 @@ fn write(tx: &Transaction<'_>, record: &CollabRecord, replace: bool) -> StoreRes
     for (workspace_id, space) in &record.links {
         let (space_rid, _) = find_space(tx, &space.space_id.to_string())?;
         tx.execute_cached(
-            "INSERT INTO collab_links (collab_id, workspace_id, space_rid) VALUES (?1, ?2, ?3)",
-            params![record.id, workspace_id, space_rid],
+            "INSERT INTO collab_links (collab_id, workspace_id, space_rid, share)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![record.id, workspace_id, space_rid, space.share.as_str()],
         )?;
     }
     Ok(())

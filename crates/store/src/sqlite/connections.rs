@@ -26,6 +26,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0014_two_way.sql"),
     include_str!("../../migrations/sqlite/0015_schema_accepts.sql"),
     include_str!("../../migrations/sqlite/0016_edit_graces.sql"),
+    include_str!("../../migrations/sqlite/0017_link_share.sql"),
 ];
 /// Migrations whose rows need values SQL cannot compute, by their index in [`MIGRATIONS`].
 pub(super) const MAP_CELLS_MIGRATION: usize = 12;

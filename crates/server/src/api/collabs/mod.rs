@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use ferry_node::Node;
 use ferry_proto::{
     ApiError, CollabDetail, Collaboration, LinkSpace, PolicyCheck, SetCollabSecurity,
-    SetDeletePolicy,
+    SetDeletePolicy, SetShare,
 };
 
 /// Every collaboration this instance hosts or joined, in every state.
@@ -52,6 +52,24 @@ pub(crate) async fn link(
 ) -> ApiResult<Json<Collaboration>> {
     Ok(Json(
         ferry_node::collabs::link(&node, &caller, id, workspace, body).await?,
+    ))
+}
+
+/// Changes how this guest's link sends its own feature layers (`copies`, `references`, or
+/// `workspace`); receivers convert what was sent before at their next run.
+#[utoipa::path(put, path = "/api/v1/collabs/{id}/workspaces/{workspace}/share", tag = "collaborations",
+    request_body = SetShare,
+    params(("id" = String, Path, description = "Collaboration id"), ("workspace" = String, Path, description = "Workspace id or name")),
+    responses((status = 200, body = Collaboration), (status = 400, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn set_share(
+    State(node): State<Node>,
+    caller: AdminRole,
+    Path((id, workspace)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SetShare>,
+) -> ApiResult<Json<Collaboration>> {
+    Ok(Json(
+        ferry_node::collabs::set_share(&node, &caller, id, workspace, body).await?,
     ))
 }
 

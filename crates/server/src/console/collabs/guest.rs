@@ -178,6 +178,7 @@ pub(crate) async fn link(
 ) -> Response {
     let session = &signed_in.session;
     let body = LinkSpace {
+        share: Default::default(),
         space: fields.space.clone(),
     };
     let said = match ferry_node::collabs::link(&node, &session.caller, id.clone(), workspace, body)
