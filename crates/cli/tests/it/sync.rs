@@ -1999,6 +1999,25 @@ fn expect(pairs: &[(&str, bool)]) -> std::collections::BTreeMap<String, bool> {
     pairs.iter().map(|(t, r)| (t.to_string(), *r)).collect()
 }
 
+/// The host adds workspace `name` to Coast, over a new space of the same name in lower case,
+/// with City GIS sending and receiving in it and `more` flags.
+fn add_workspace(host: &TestInstance, name: &str, more: &[&str]) {
+    let space = name.to_lowercase();
+    ferry_json(host, &["space", "create", &space]);
+    let mut args = vec![
+        "collab",
+        "workspace",
+        "add",
+        "Coast",
+        name,
+        "--space",
+        &space,
+    ];
+    args.extend(["--access", "City GIS=send_receive"]);
+    args.extend_from_slice(more);
+    ferry_json(host, &args);
+}
+
 /// Guests choose how their own layers travel: in a copies workspace (Roads) and a references
 /// workspace (Charts), City links with share modes of its own and Harbor follows the host's.
 /// The precedence rule (the item's sync_as, then the guest's link, then the workspace) holds in
@@ -2030,23 +2049,10 @@ async fn guests_choose_how_their_layers_travel_and_a_switch_converts_them() {
         );
         ferry_json(guest, &["collab", "accept", file]);
     }
-    ferry_json(&host, &["space", "create", "charts"]);
-    ferry_json(
+    add_workspace(
         &host,
-        &[
-            "collab",
-            "workspace",
-            "add",
-            "Coast",
-            "Charts",
-            "--space",
-            "charts",
-            "--reference",
-            "--access",
-            "City GIS=send_receive",
-            "--access",
-            "Harbor=send_receive",
-        ],
+        "Charts",
+        &["--reference", "--access", "Harbor=send_receive"],
     );
     for guest in [&city, &harbor] {
         ferry_json(guest, &["space", "create", "mine"]);
@@ -2184,22 +2190,7 @@ async fn guests_choose_how_their_layers_travel_and_a_switch_converts_them() {
     );
 
     // A two-way workspace takes copies only: a guest's references are refused, loudly.
-    ferry_json(&host, &["space", "create", "edits"]);
-    ferry_json(
-        &host,
-        &[
-            "collab",
-            "workspace",
-            "add",
-            "Coast",
-            "Edits",
-            "--space",
-            "edits",
-            "--two-way",
-            "--access",
-            "City GIS=send_receive",
-        ],
-    );
+    add_workspace(&host, "Edits", &["--two-way"]);
     ferry_json(&city, &["space", "create", "my-edits"]);
     let refused = city.ferry(&[
         "collab",

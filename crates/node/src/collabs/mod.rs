@@ -446,9 +446,19 @@ pub async fn link(
         &record,
         json!({"workspace": workspace_id, "space": space.name, "share": body.share.as_str()}),
     );
+    // What the workspace already holds, both ways, goes now.
+    save_and_run(node, record, entry, workspace_id).await
+}
+
+/// Saves a change of this instance's link to a workspace and runs the link at once.
+async fn save_and_run(
+    node: &Node,
+    record: CollabRecord,
+    entry: NewAuditEntry,
+    workspace_id: String,
+) -> NodeResult<Collaboration> {
     let collab_id = record.id.clone();
     let saved = save(node, record, entry).await?;
-    // What the workspace already holds, both ways, goes now.
     crate::sync::link_changed(
         node,
         crate::sync::Link::Collab {
@@ -492,17 +502,7 @@ pub async fn set_share(
         &record,
         json!({"workspace": workspace_id, "from": from.as_str(), "to": body.share.as_str()}),
     );
-    let collab_id = record.id.clone();
-    let saved = save(node, record, entry).await?;
-    crate::sync::link_changed(
-        node,
-        crate::sync::Link::Collab {
-            collab_id,
-            workspace_id,
-        },
-    )
-    .await;
-    Ok(view(&saved))
+    save_and_run(node, record, entry, workspace_id).await
 }
 
 /// A share mode is a guest's choice, and a two-way workspace takes copies only.
