@@ -2182,6 +2182,19 @@ async fn guests_choose_how_their_layers_travel_and_a_switch_converts_them() {
         "{flags:?}"
     );
     let now = items(&host, "coast").await;
+    // Nothing stale: the host holds none of the rows its copy had.
+    let db = rusqlite::Connection::open(host.data_dir().join("ferry.db")).unwrap();
+    let held = |title: &str| -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM rows r JOIN items i ON i.rid = r.item_rid
+             WHERE i.id = ?1 AND r.deleted = 0",
+            [id(&now[title])],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(held("Harbor road copy"), 3, "a copy holds its rows");
+    assert_eq!(held("Harbor road link"), 0, "a reference holds none");
     let harbor_layers = items(&harbor, "mine").await;
     assert_eq!(
         rows(&host, id(&now["Harbor road link"])).await,
