@@ -22,6 +22,7 @@ impl Node {
                     instance.config.sync_tick,
                 )),
                 tokio::spawn(flush_refusals(self.clone())),
+                tokio::spawn(sweep_chunks(self.clone())),
                 tokio::spawn(refresh_epoch_marker(
                     instance.config.data_dir.clone(),
                     self.store.clone(),
@@ -64,6 +65,32 @@ impl Background {
             .unwrap_or(Ok(()))
         {
             tracing::warn!(error = %e, "could not flush the database at shutdown");
+        }
+    }
+}
+
+/// How often the chunk sweep runs, the first time at start.
+const CHUNK_SWEEP_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// How old an unused chunk must be before the sweep removes it: a younger one may belong to a
+/// file transfer that resumes, which then fetches only the chunks it lacks.
+const ORPHAN_CHUNK_AGE: Duration = Duration::from_secs(3600);
+
+/// Removes chunks left by crashes between writing chunks and committing their item.
+async fn sweep_chunks(node: Node) {
+    let mut tick = tokio::time::interval(CHUNK_SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let (store, chunks) = (node.store.clone(), node.chunks.clone());
+        let swept = crate::task::blocking(move || {
+            ferry_store::sweep_orphans(store.as_ref(), &chunks, ORPHAN_CHUNK_AGE)
+        })
+        .await;
+        match swept {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(chunks = n, "removed chunks no item uses"),
+            Err(e) => {
+                tracing::warn!(error = %e.0.message, "the chunk sweep failed; it runs again later")
+            }
         }
     }
 }

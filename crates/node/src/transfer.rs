@@ -408,7 +408,10 @@ async fn import_file(
             chunk_count: written.chunks.len() as u64,
         };
         draft.file = Some((info, written.chunks.clone()));
-        let created = store.create_item(&draft, &mut NoRows::default());
+        // The chunks' names on disk before the item that points at them commits.
+        let created = chunks
+            .sync_dirs(&written.new_chunks)
+            .and_then(|()| store.create_item(&draft, &mut NoRows::default()));
         // Committed (or given up): the item's reference, if any, now protects the chunks.
         chunks.release(&written.chunks);
         if created.is_err() {

@@ -2,7 +2,13 @@
 //!
 //! A file is cut into fixed-size chunks, each stored once under `chunks/<aa>/<hash>` where `hash`
 //! is its BLAKE3 digest. Sync can then send only the chunks a receiver lacks. Chunks are written to
-//! a temporary file and renamed into place, so a chunk file is either whole or absent.
+//! a temporary file, flushed, and renamed into place, so a chunk file is either whole or absent.
+//!
+//! Durability, in order: a chunk's bytes reach the disk before its rename ([`ChunkStore::put`]);
+//! the directories holding the renames reach it before the item that uses the chunks commits
+//! ([`ChunkStore::sync_dirs`], called by every writer of items with chunks); so no committed
+//! item can point at a chunk a power cut takes away. A crash between the chunks and the commit
+//! leaves chunks no item uses: [`ChunkStore::orphans`] finds them for the sweep.
 
 use crate::StoreResult;
 use crate::types::ChunkRef;
@@ -88,7 +94,12 @@ impl ChunkStore {
     /// Stores a chunk and holds it for the caller until [`ChunkStore::release`]; returns its
     /// reference and whether it was new.
     pub fn put(&self, bytes: &[u8]) -> StoreResult<(ChunkRef, bool)> {
-        let hash = ChunkHash::of(bytes);
+        self.put_hashed(ChunkHash::of(bytes), bytes)
+    }
+
+    /// [`ChunkStore::put`] for bytes the caller has already hashed and checked against `hash`
+    /// (a chunk received from another instance is hashed once, not twice).
+    pub fn put_hashed(&self, hash: ChunkHash, bytes: &[u8]) -> StoreResult<(ChunkRef, bool)> {
         let chunk = ChunkRef {
             hash,
             len: bytes.len() as u64,
@@ -103,8 +114,65 @@ impl ChunkStore {
         fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(bytes)?;
+        // The bytes first: a rename that survives a power cut must not name an empty file.
+        tmp.as_file().sync_data()?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok((chunk, true))
+    }
+
+    /// Flushes the directories that hold these chunks (and the root, which holds those
+    /// directories), so their names survive a power cut: call it before committing an item
+    /// that uses chunks written since the last call. Each directory is flushed once.
+    pub fn sync_dirs<'a>(
+        &self,
+        hashes: impl IntoIterator<Item = &'a ChunkHash>,
+    ) -> StoreResult<()> {
+        let dirs: std::collections::BTreeSet<PathBuf> = hashes
+            .into_iter()
+            .filter_map(|h| self.path(h).parent().map(Path::to_path_buf))
+            .collect();
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        for dir in dirs.iter().chain(std::iter::once(&self.root)) {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Chunk files last written more than `age` ago, for the sweep to check against the items
+    /// that use them (younger ones may belong to a transfer that resumes); temporary files of
+    /// writes that never finished, as old, are removed on the way.
+    pub fn orphans(&self, age: std::time::Duration) -> StoreResult<Vec<ChunkHash>> {
+        let old = |entry: &fs::DirEntry| {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age))
+        };
+        let mut found = Vec::new();
+        for dir in fs::read_dir(&self.root)? {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(dir.path())? {
+                let entry = entry?;
+                if !old(&entry) {
+                    continue;
+                }
+                if is_temp(&entry.path()) {
+                    let _ = fs::remove_file(entry.path());
+                } else if let Some(hash) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<ChunkHash>().ok())
+                {
+                    found.push(hash);
+                }
+            }
+        }
+        Ok(found)
     }
 
     pub fn read(&self, hash: &ChunkHash) -> StoreResult<Vec<u8>> {
@@ -131,6 +199,23 @@ impl ChunkStore {
         }
         Ok(n)
     }
+}
+
+/// The sweep: removes chunk files older than `age` that no committed item uses and no upload in
+/// progress holds (left by a crash between writing chunks and committing their item, or by a
+/// transfer that never resumed); returns how many went.
+pub fn sweep_orphans(
+    store: &dyn crate::Store,
+    chunks: &ChunkStore,
+    age: std::time::Duration,
+) -> StoreResult<usize> {
+    let mut removed = 0;
+    for hash in chunks.orphans(age)? {
+        if chunks.remove_unused(&hash, |h| store.chunk_in_use(h))? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 fn is_temp(p: &Path) -> bool {

@@ -25,7 +25,7 @@ macro_rules! store_conformance_tests {
             spaces_lifecycle, tokens_lifecycle, import_and_query, import_is_all_or_nothing,
             edits_are_all_or_nothing, edits_update_and_delete, change_feed_order_and_tombstones,
             change_feed_pages, change_feed_skips_rows_of_items, change_feed_is_per_space, moved_items_change_feeds, marking_changes_are_audited, markings_of_several_links_add_up,
-            epoch_rotation, item_deletion, item_pages, files,
+            epoch_rotation, item_deletion, item_pages, files, the_sweep_removes_orphan_chunks_only,
             policy_rules_are_audited, nonces_refuse_replays, peer_records, collab_records,
             linked_spaces_are_not_deleted, arrivals_end_per_link, sync_batches_apply_with_their_cursor,
             full_passes_sweep_and_retract, item_copies_and_pending_items,
@@ -928,6 +928,41 @@ pub fn files(store: &dyn Store) {
         store.file_chunks(layer_item.id),
         Err(StoreError::WrongItemKind { .. })
     ));
+}
+
+/// The chunk sweep removes chunks no committed item uses, and never one a committed item uses
+/// or an upload in progress holds.
+pub fn the_sweep_removes_orphan_chunks_only(store: &dyn Store) {
+    space(store, "s");
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = crate::ChunkStore::open(dir.path()).unwrap();
+    let (used, _) = chunks.put(b"used by an item").unwrap();
+    let (orphan, _) = chunks.put(b"left by a crash before the commit").unwrap();
+    let (uploading, _) = chunks.put(b"an upload still going").unwrap();
+    let info = ferry_proto::FileInfo {
+        size: used.len,
+        content_hash: "cc".repeat(32),
+        media_type: "application/octet-stream".into(),
+        file_name: None,
+        chunk_count: 1,
+    };
+    let mut d = draft("s", ItemKind::File);
+    d.file = Some((info, vec![used.clone()]));
+    let item = store.create_item(&d, &mut NoRows::default()).unwrap();
+    chunks.release(&[used.clone(), orphan.clone()]);
+    let age = std::time::Duration::ZERO;
+    assert_eq!(crate::sweep_orphans(store, &chunks, age).unwrap(), 1);
+    assert!(chunks.has(&used.hash), "a committed item's chunk stays");
+    assert!(!chunks.has(&orphan.hash), "the orphan goes");
+    assert!(chunks.has(&uploading.hash), "a held chunk stays");
+    // Young orphans wait: a transfer may resume with them.
+    chunks.release(std::slice::from_ref(&uploading));
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(crate::sweep_orphans(store, &chunks, hour).unwrap(), 0);
+    assert!(chunks.has(&uploading.hash));
+    store.delete_item(item.id).unwrap();
+    assert_eq!(crate::sweep_orphans(store, &chunks, age).unwrap(), 2);
+    assert_eq!(chunks.count().unwrap(), 0);
 }
 
 pub fn policy_rules_are_audited(store: &dyn Store) {

@@ -15,7 +15,7 @@ mod error;
 mod sqlite;
 mod types;
 
-pub use blobs::{CHUNK_SIZE, ChunkStore, ChunkWriter, WrittenFile};
+pub use blobs::{CHUNK_SIZE, ChunkStore, ChunkWriter, WrittenFile, sweep_orphans};
 pub use error::{StoreError, StoreResult};
 pub use sqlite::SqliteStore;
 pub use types::*;

@@ -9,7 +9,7 @@ fn content(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-fn chunk_files(inst: &TestInstance) -> usize {
+pub(crate) fn chunk_files(inst: &TestInstance) -> usize {
     walk(&inst.data_dir().join("chunks"))
 }
 

@@ -1227,6 +1227,35 @@ pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A sender (the proxy plays it, with its key) that answers a chunk with other bytes of the
+/// same length: the file fails in the run with `sync_refused`, and the receiver keeps neither
+/// the item nor those bytes; the next honest run copies the file as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_whose_bytes_do_not_match_its_hash_is_refused() {
+    let (proxy, a, b, link) = peered_behind_proxy("files").await;
+    let notes = vec![b'a'; 3000];
+    import_file(&a, "space=roads&title=Notes", notes.clone()).await;
+    let path = "/federation/v1/sync/chunk";
+    proxy.rewrite_answers(path, |body| body.replace('a', "b"));
+    let run = sync_now(&b, &link);
+    assert_eq!(run["status"], "completed_with_failures", "{run}");
+    assert_eq!(run["errors"][0]["code"], "sync_refused", "{run}");
+    let message = run["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("did not match its hash"), "{run}");
+    assert!(!items(&b, "inbox").await.contains_key("Notes"));
+    assert_eq!(
+        crate::files::chunk_files(&b),
+        0,
+        "the forged bytes are not kept"
+    );
+    proxy.rewrite_answers(path, |body| body.to_string());
+    let run = sync_now(&b, &link);
+    assert_eq!(run["status"], "completed", "{run}");
+    let copy = &items(&b, "inbox").await["Notes"];
+    let bytes = b.export(id(copy), "", &[]).await.bytes().await.unwrap();
+    assert!(bytes.as_ref() == notes.as_slice());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_move_only_missing_chunks_and_resume_after_a_cut() {
     let (proxy, a, b, link) = peered_behind_proxy("files").await;

@@ -106,8 +106,9 @@ pub(super) fn store_write(
     }
 }
 
-/// `write`, then the release of the chunks its files fetched: until a batch is applied,
-/// clean-up leaves them alone.
+/// `write` once the chunks its files fetched are on disk under their names (so the items it
+/// commits never point at a chunk a power cut could take), then their release: until a batch
+/// is applied, clean-up leaves them alone.
 pub(super) fn releasing(
     node: &Node,
     fetched: Vec<ChunkRef>,
@@ -115,7 +116,12 @@ pub(super) fn releasing(
 ) -> impl Future<Output = NodeResult<BatchOutcome>> + Send + 'static {
     let chunks = node.chunks.clone();
     async move {
-        let outcome = write.await;
+        let on_disk = chunks.clone();
+        let hashes: Vec<_> = fetched.iter().map(|c| c.hash).collect();
+        let outcome = match blocking(move || on_disk.sync_dirs(&hashes)).await {
+            Ok(()) => write.await,
+            Err(e) => Err(e),
+        };
         chunks.release(&fetched);
         outcome
     }

@@ -285,15 +285,8 @@ impl<'a> Checker<'a> {
             let Some((_, chunks)) = &item.file else {
                 continue;
             };
-            for chunk in chunks {
-                match self.fetch_chunk(chunk).await {
-                    Ok(true) => fetched.push(chunk.clone()),
-                    Ok(false) => {}
-                    Err(e) => {
-                        refused.push((at, e));
-                        break;
-                    }
-                }
+            if let Err(e) = self.fetch_chunks(chunks, &mut fetched).await {
+                refused.push((at, e));
             }
         }
         for (at, e) in refused.into_iter().rev() {
@@ -307,37 +300,44 @@ impl<'a> Checker<'a> {
         Ok(fetched)
     }
 
-    /// Fetches one chunk if this instance lacks it; whether it did. The chunk is checked
-    /// against its hash, from the signed description of its file.
-    pub(super) async fn fetch_chunk(&mut self, chunk: &ChunkRef) -> NodeResult<bool> {
-        if self.node.chunks.has(&chunk.hash) {
-            return Ok(false);
+    /// Fetches the chunks of a file this instance lacks, [`CHUNKS_IN_FLIGHT`] at a time; each
+    /// one stored goes to `fetched` (even when another fails: a later run resumes with only the
+    /// chunks still missing).
+    async fn fetch_chunks(
+        &mut self,
+        chunks: &[ChunkRef],
+        fetched: &mut Vec<ChunkRef>,
+    ) -> NodeResult<()> {
+        use futures_util::StreamExt;
+        let (node, channel, run) = (
+            self.node.clone(),
+            Arc::new(self.channel.clone()),
+            self.run.clone(),
+        );
+        // Owned, so the stream's futures are Send for any lifetime the runtime asks about.
+        let mut in_flight = futures_util::stream::iter(chunks.to_vec())
+            .map(move |chunk| {
+                let (node, channel, run) = (node.clone(), channel.clone(), run.clone());
+                async move {
+                    let result = fetch_chunk(&node, &channel, &run, &chunk).await;
+                    (chunk, result)
+                }
+            })
+            .buffer_unordered(CHUNKS_IN_FLIGHT);
+        let mut failure = None;
+        while let Some((chunk, result)) = in_flight.next().await {
+            match result {
+                Ok(Some(len)) => {
+                    self.chunk_bytes += len as i64;
+                    fetched.push(chunk);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
         }
-        let (response, _) = self
-            .node
-            .federation
-            .open_stream(
-                federation::Callee::of(&self.channel.sender, Flows::RECEIVES),
-                federation::SYNC_CHUNK_PATH,
-                &ChunkRequest {
-                    link: self.channel.wire.clone(),
-                    hash: chunk.hash,
-                    run: Some(self.run.clone()),
-                },
-            )
-            .await?;
-        // No more than the chunk's declared length is read.
-        let bytes = federation::read_bounded(response, chunk.len as usize).await?;
-        self.chunk_bytes += bytes.len() as i64;
-        if ChunkHash::of(&bytes) != chunk.hash || bytes.len() as u64 != chunk.len {
-            return Err(NodeError::new(
-                ErrorCode::SyncRefused,
-                "a file chunk did not match its hash",
-            ));
-        }
-        let chunks = self.node.chunks.clone();
-        blocking(move || chunks.put(&bytes)).await?;
-        Ok(true)
+        failure.map_or(Ok(()), Err)
     }
 
     /// The operation after the one the last line gave, if it gave two.
@@ -661,3 +661,48 @@ pub(super) fn batch<'a>(
 
 /// Who owns received items here: the receiving instance's admin.
 pub(super) const OWNER: &str = "admin";
+
+/// How many chunks of a file are fetched at once: enough to keep the link and both disks busy
+/// while one chunk is hashed or written, few enough that memory stays flat (1 MiB each).
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Fetches one chunk if this instance lacks it, checks it against its hash (from the signed
+/// description of its file) and stores it, hashed once; its length when it was fetched.
+async fn fetch_chunk(
+    node: &Node,
+    channel: &Inbound,
+    run: &RunTag,
+    chunk: &ChunkRef,
+) -> NodeResult<Option<usize>> {
+    if node.chunks.has(&chunk.hash) {
+        return Ok(None);
+    }
+    let (response, _) = node
+        .federation
+        .open_stream(
+            federation::Callee::of(&channel.sender, Flows::RECEIVES),
+            federation::SYNC_CHUNK_PATH,
+            &ChunkRequest {
+                link: channel.wire.clone(),
+                hash: chunk.hash,
+                run: Some(run.clone()),
+            },
+        )
+        .await?;
+    // No more than the chunk's declared length is read.
+    let bytes = federation::read_bounded(response, chunk.len as usize).await?;
+    let len = bytes.len();
+    let (chunks, hash, expected) = (node.chunks.clone(), chunk.hash, chunk.len);
+    blocking(move || {
+        if ChunkHash::of(&bytes) != hash || bytes.len() as u64 != expected {
+            return Err(NodeError::new(
+                ErrorCode::SyncRefused,
+                "a file chunk did not match its hash",
+            ));
+        }
+        chunks.put_hashed(hash, &bytes)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Some(len))
+}
