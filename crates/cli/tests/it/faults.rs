@@ -212,6 +212,31 @@ async fn run_until_completed(p: &Process, link: &str) -> Value {
     last
 }
 
+/// Starts `ferry sync now LINK` on `puller`, waits `wait_ms`, kills (SIGKILL) and restarts
+/// `puller` itself or `other`, lets the run end, then runs the link until a run completes;
+/// that run's answer.
+async fn sync_through_a_kill(
+    puller: &mut Process,
+    other: &mut Process,
+    link: &str,
+    wait_ms: u64,
+    kill_puller: bool,
+) -> Value {
+    let mut run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["sync", "now", link])
+        .env("FERRY_DATA_DIR", &puller.data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+    let victim = if kill_puller { &mut *puller } else { other };
+    victim.kill();
+    victim.launch().await;
+    let _ = run.wait();
+    run_until_completed(puller, link).await
+}
+
 /// Kills the receiver, then the sender, at random points of large syncs, many times; after each
 /// kill and restart, one more sync makes the receiver equal to the sender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,24 +284,9 @@ async fn killed_processes_lose_and_duplicate_nothing() {
             &format!("Extra {trial}"),
         ]);
 
-        let kill_receiver = trial % 2 == 0;
-        let mut run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["sync", "now", &link])
-            .env("FERRY_DATA_DIR", &receiver.data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(random.below(1_500))).await;
-        if kill_receiver {
-            receiver.kill();
-            receiver.launch().await;
-        } else {
-            sender.kill();
-            sender.launch().await;
-        }
-        let _ = run.wait();
-        let last = run_until_completed(&receiver, &link).await;
+        let wait = random.below(1_500);
+        let last =
+            sync_through_a_kill(&mut receiver, &mut sender, &link, wait, trial % 2 == 0).await;
         assert_eq!(
             last["status"], "completed",
             "trial {trial} (seed {seed}): {last}"
@@ -315,23 +325,9 @@ async fn killed_processes_lose_and_duplicate_no_file() {
             "--title",
             &title,
         ]);
-        let mut run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["sync", "now", &link])
-            .env("FERRY_DATA_DIR", &receiver.data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(random.below(400))).await;
-        if trial % 2 == 0 {
-            receiver.kill();
-            receiver.launch().await;
-        } else {
-            sender.kill();
-            sender.launch().await;
-        }
-        let _ = run.wait();
-        let last = run_until_completed(&receiver, &link).await;
+        let wait = random.below(400);
+        let last =
+            sync_through_a_kill(&mut receiver, &mut sender, &link, wait, trial % 2 == 0).await;
         assert_eq!(
             last["status"], "completed",
             "trial {trial} (seed {seed}): {last}"
@@ -430,23 +426,10 @@ async fn killed_processes_lose_and_duplicate_no_edit_sent_back() {
             &json!({"updates": updates}).to_string(),
         );
         copy_side.cli(&["item", "edit", &copy, "--file", &edit_file]);
-        let mut run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["sync", "now", &on_origin])
-            .env("FERRY_DATA_DIR", &origin.data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(random.below(1_500))).await;
-        if trial % 2 == 0 {
-            origin.kill();
-            origin.launch().await;
-        } else {
-            copy_side.kill();
-            copy_side.launch().await;
-        }
-        let _ = run.wait();
-        let pulled = run_until_completed(&origin, &on_origin).await;
+        let wait = random.below(1_500);
+        let kill_origin = trial % 2 == 0;
+        let pulled =
+            sync_through_a_kill(&mut origin, &mut copy_side, &on_origin, wait, kill_origin).await;
         assert_eq!(
             pulled["status"], "completed",
             "trial {trial} (seed {seed}): {pulled}"
