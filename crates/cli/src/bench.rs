@@ -31,6 +31,10 @@ pub(crate) enum BenchCmd {
     /// rows); the time until the origin and both copies agree, and the conflicts found; baseline:
     /// as many changes made at the origin and pulled by both copies, in the same run.
     TwoWay(crate::bench_twoway::TwoWayBench),
+    /// A large file item (1 GiB of random bytes by default) synced from one `ferry serve`
+    /// process to another; baseline: `rsync` of the same file to a local directory, in the
+    /// same run. Also the receiver's CPU time per GiB and its peak memory.
+    Files(crate::bench_files::FilesBench),
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +85,11 @@ pub(crate) async fn run(out: Output, cmd: BenchCmd) -> Result<()> {
             let (_temp, dir) = work_dir(args.dir.clone())?;
             let report = crate::bench_twoway::two_way_bench(&dir, &args).await?;
             out.show(&report, crate::bench_twoway::render)
+        }
+        BenchCmd::Files(args) => {
+            let (_temp, dir) = work_dir(args.dir.clone())?;
+            let report = crate::bench_files::files_bench(&dir, &args).await?;
+            out.show(&report, crate::bench_files::render)
         }
         BenchCmd::Sync(args) => {
             let (_temp, dir) = work_dir(args.dir.clone())?;

@@ -288,6 +288,18 @@ pub(crate) async fn peer_with(
     b: &Server,
     import: &[&str],
 ) -> Result<(String, String)> {
+    peer_exporting(api, a, b, &["features"], import).await
+}
+
+/// A exports `export` from `bench` to B's `inbox` and imports `import` from it; returns the
+/// connection's id on A and on B.
+pub(crate) async fn peer_exporting(
+    api: &Api,
+    a: &Server,
+    b: &Server,
+    export: &[&str],
+    import: &[&str],
+) -> Result<(String, String)> {
     open_loopback(api, b).await?;
     api.post(b, "/api/v1/spaces", json!({"name": "inbox"}))
         .await?;
@@ -295,7 +307,7 @@ pub(crate) async fn peer_with(
         .post(
             a,
             "/api/v1/peers/requests",
-            json!({"space": "bench", "export": ["features"], "import": import}),
+            json!({"space": "bench", "export": export, "import": import}),
         )
         .await?;
     let imported = api

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_console;
+mod bench_files;
 mod bench_kit;
 mod bench_map;
 mod bench_sync;

@@ -69,6 +69,10 @@ impl Clock {
         if now_ms > self.ms {
             self.ms = now_ms;
             self.count = 0;
+        } else if self.count == u32::MAX {
+            // A full count carries into the next millisecond, never wraps back.
+            self.ms += 1;
+            self.count = 0;
         } else {
             self.count += 1;
         }

@@ -654,6 +654,8 @@ async fn edits_made_before_a_mode_drops_still_come_and_later_ones_are_refused() 
     let layer = id(&layer).to_string();
     ferry_json(&host, &["item", "update", &layer, "--two-way", "on"]);
     sync_now(&city, "Coast/Roads");
+    let notes = import(&city, "mine", "City notes", "csv", "id\n1\n".into()).await;
+    sync_now(&host, "Coast/Roads");
     let on_city = copy_on(&city).await;
     let (status, body) = try_edit(&city, &on_city, update(1, json!({"name": "before"}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -676,9 +678,27 @@ async fn edits_made_before_a_mode_drops_still_come_and_later_ones_are_refused() 
         (StatusCode::CONFLICT, Some("edit_not_allowed")),
         "{body}"
     );
+    // City's channel to the host carries edits only now: no item (a whole copy asked of it is
+    // refused), and no retraction (City deleting its notes does not reach the host).
+    ferry_json(&city, &["item", "delete", id(&notes)]);
+    let collab = &ferry_json(&host, &["collab", "show", "Coast"])["collaboration"];
+    let path = "/federation/v1/sync/item";
+    let ask = json!({
+        "link": {"kind": "collab", "collaboration_id": collab["id"],
+                 "workspace_id": collab["workspaces"][0]["id"]},
+        "origin_instance": crate::harness::instance_id(&city).await,
+        "origin_item": id(&notes),
+    });
+    let forged = crate::sync::signed_by(&host, path, &ask, 9).await;
+    let (status, answer) = crate::harness::send_forged(&city, path, &forged).await;
+    assert_eq!(answer["code"], "link_inactive", "{status} {answer}");
     // The host's next run brings the edit made before.
     let run = sync_now(&host, "Coast/Roads");
     assert_eq!(run["status"], "completed", "{run}");
+    assert!(
+        items(&host, "coast").await.contains_key("City notes"),
+        "nothing retracted"
+    );
     let on_host = rows(&host, &layer).await;
     assert_eq!(on_host[0][1]["name"], "before", "{on_host:?}");
     assert_eq!(
@@ -710,7 +730,7 @@ async fn edits_in_grace_are_taken_only_when_made_before_the_change() {
     let depths = id(&depths).to_string();
     ferry_json(&b, &["item", "update", &depths, "--two-way", "on"]);
     let a_id = crate::harness::instance_id(&a).await;
-    let until_ms: i64 = 1_700_000_000_000;
+    let until_ms = jiff::Timestamp::now().as_millisecond() - 10_000;
     let db = rusqlite::Connection::open(b.data_dir().join("ferry.db")).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     db.execute(

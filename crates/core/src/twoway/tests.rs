@@ -164,6 +164,15 @@ fn an_editors_clock_far_ahead_is_held_to_the_origins_time_plus_the_lead() {
     // What the origin edits next orders after what it took in.
     let next = clock.tick(1_000_000, "origin");
     assert!((next.ms, next.count) > (held.ms, held.count));
+    // A reading with a full count carries into the next millisecond, never wraps.
+    let full = Stamp {
+        count: u32::MAX,
+        ..stamp(1_000_100, "g3")
+    };
+    let mut fresh = Clock::default();
+    fresh.bounded(&full, 1_000_000);
+    let after = fresh.tick(1_000_000, "origin");
+    assert_eq!((after.ms, after.count), (1_000_101, 0));
 }
 
 #[test]

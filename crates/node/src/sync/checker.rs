@@ -345,6 +345,19 @@ impl<'a> Checker<'a> {
         self.extra.take()
     }
 
+    /// Over a channel open for edits only, edits are all that is taken: anything else a sender
+    /// streams (items, rows, retractions) is dropped unread.
+    async fn edit_only_op(&mut self, incoming: Incoming) -> NodeResult<Option<SyncOp>> {
+        match incoming {
+            Incoming::Record(SyncRecord::Edit {
+                origin_item,
+                key,
+                edit,
+            }) => self.edit(origin_item, key, *edit).await,
+            _ => Ok(None),
+        }
+    }
+
     /// A row's version from its origin follows the row, for a copy to settle its own edits.
     fn versioned(
         &mut self,
@@ -572,6 +585,9 @@ impl<'a> Checker<'a> {
 
     /// One line to an operation, or `None` (refused, or nothing to apply).
     pub(super) async fn op(&mut self, incoming: Incoming) -> NodeResult<Option<SyncOp>> {
+        if self.channel.edits_only {
+            return self.edit_only_op(incoming).await;
+        }
         let record = match incoming {
             Incoming::Row {
                 origin_item,

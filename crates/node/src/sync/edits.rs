@@ -131,11 +131,11 @@ pub(super) async fn editable(
     let until_ms = if ferry_core::sync::carries(channel.edits_from, item.kind) {
         None
     } else {
-        match channel
-            .grace
-            .as_ref()
-            .filter(|g| ferry_core::sync::carries(g.types, item.kind))
-        {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        match channel.grace.as_ref().filter(|g| {
+            ferry_core::sync::carries(g.types, item.kind)
+                && now_ms.saturating_sub(g.until_ms) < MAX_GRACE_MS
+        }) {
             Some(grace) => Some(grace.until_ms),
             None => {
                 return refused(format!(
@@ -148,7 +148,7 @@ pub(super) async fn editable(
     // Only an item this instance sends the editor, as a copy: one kept from it by its markings,
     // its scope or a reference is not its to edit, whatever id it names. In grace, the link
     // may carry nothing to the editor any more: the edits were made while it did.
-    let sent_as_copy = until_ms.is_some() || sent_as_copy(node, channel, &item).await;
+    let sent_as_copy = sent_as_copy(node, channel, &item, until_ms.is_some()).await;
     if !sent_as_copy {
         return refused(format!(
             "item {origin_item} is not sent to the editing instance as a copy over this link"
@@ -166,10 +166,28 @@ pub(super) async fn editable(
     }))
 }
 
-/// Whether this instance sends `item` to the channel's sender as a copy now.
-async fn sent_as_copy(node: &Node, channel: &Inbound, item: &ferry_proto::Item) -> bool {
+/// How long a grace stays open at most: an editor that never completes a run (or cuts every
+/// stream) cannot keep it for ever.
+const MAX_GRACE_MS: i64 = 14 * 24 * 3600 * 1000;
+
+/// Whether this instance sends `item` to the channel's sender as a copy now; `in_grace`: would
+/// send it, were the link still carrying its type (its ceiling, scope and delivery as now).
+async fn sent_as_copy(
+    node: &Node,
+    channel: &Inbound,
+    item: &ferry_proto::Item,
+    in_grace: bool,
+) -> bool {
     match super::links::channel_to(node, &channel.sender, &channel.wire).await {
-        Ok(back) => {
+        Ok(mut back) => {
+            if in_grace {
+                back.scope.kinds = back.scope.kinds.union(
+                    channel
+                        .grace
+                        .as_ref()
+                        .map_or(ferry_proto::ticket::DataTypes::NONE, |g| g.types),
+                );
+            }
             let facts = ferry_core::sync::ItemFacts {
                 kind: item.kind,
                 markings: &item.markings,

@@ -229,7 +229,9 @@ async fn pull(node: &Node, channel: &Inbound, tally: &mut Tally) -> NodeResult<(
         resync: known.as_ref().is_some_and(|c| c.resync),
     };
     // A full pass begins with the first batch that verifies, not on the word of an unsigned
-    // start record.
+    // start record; a channel open for edits only never makes one (it takes no item, so the
+    // pass would retract them all).
+    let full = full && !channel.edits_only;
     let mut begin_full_pass = full;
     if full {
         cursor.seq = 0;

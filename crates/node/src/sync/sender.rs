@@ -678,6 +678,8 @@ fn send_changes(
         for (seq, change) in page.changes {
             let record = match change {
                 RawChange::Item(item) => judged.item_record(store, scope, &item)?,
+                // Edits alone retract nothing.
+                RawChange::ItemDeleted(_) | RawChange::ItemLeft(_) if judged.edits_only => None,
                 RawChange::ItemDeleted(item_id) => {
                     judged.retract(store, scope, item_id, "deleted")?
                 }
@@ -756,6 +758,12 @@ fn send_changes(
 pub async fn pull_item(node: &Node, signed: SignedByPeer) -> NodeResult<SyncStream> {
     let request: ItemPullRequest = json_body(&signed.body)?;
     let outbound = super::links::outbound(node, &signed, &request.link).await?;
+    if outbound.edits_only {
+        // No item goes over a channel open for edits only: an empty copy would sweep rows.
+        return Err(super::links::inactive(
+            "the workspace carries nothing from this instance to the caller now",
+        ));
+    }
     refuse_arriving(node, &outbound, &request).await?;
     let store = node.store.clone();
     let me = node.info.instance_id.clone();

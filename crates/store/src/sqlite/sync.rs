@@ -908,8 +908,12 @@ pub(super) fn finish_resync(
     }
     let stale: Vec<i64> = tx
         .prepare_cached(
-            "SELECT item_rid FROM item_arrivals
-             WHERE link = ?1 AND stale = 1 AND (channel = ?2 OR channel IS NULL)",
+            // An item this pass refused waits with its last accepted version (it is among the
+            // channel's pending copies, with why): not brought is not gone.
+            "SELECT a.item_rid FROM item_arrivals a
+             WHERE a.link = ?1 AND a.stale = 1 AND (a.channel = ?2 OR a.channel IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM sync_pending p WHERE p.channel = ?2
+                   AND p.origin_instance = a.origin_instance AND p.origin_item = a.origin_item)",
         )?
         .query_map(params![batch.link, batch.channel], |r| r.get(0))?
         .collect::<Result<_, _>>()?;

@@ -407,6 +407,15 @@ pub(super) fn record_conflict(
         resolved_at: None,
         resolved_by: None,
     };
+    if reason.is_some() {
+        // One open refusal per row and editor: the newer holds the editor's whole row as it
+        // is now, so an editor cannot fill the queue with refusals of one row.
+        conn.prepare_cached(
+            "DELETE FROM conflicts WHERE item_rid = ?1 AND key = ?2 AND kind = 'refused'
+             AND status = 'open' AND json_extract(body, '$.their_instance') = ?3",
+        )?
+        .execute(params![rid, KeySql(key), edit.editor])?;
+    }
     conn.prepare_cached(
         "INSERT INTO conflicts (id, item_rid, key, kind, body, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
