@@ -2,7 +2,7 @@
 //! `rsync` of the same file to a local directory, measured in the same run. Also the receiver's
 //! CPU time per GiB and its peak memory, which must stay flat whatever the file's size.
 
-use crate::bench_kit::{Api, Server, peer_exporting, prepare_sender, yes};
+use crate::bench_kit::{Api, Server, peer_exporting, prepare_sender, upload, yes};
 use crate::output::fields;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -104,7 +104,8 @@ pub(crate) async fn files_bench(dir: &Path, args: &FilesBench) -> Result<FilesRe
     let (_, link) = peer_exporting(&api, &a, &b, &["files"], &[]).await?;
     api.sync(&b, &link).await?;
     eprintln!("importing the file at the sender...");
-    upload(&api, &a, &file).await?;
+    let octets = "application/octet-stream";
+    upload(&api.http, &a, ("bench", "Survey"), &file, octets).await?;
 
     eprintln!("syncing it to the receiver...");
     b.reset_peak_rss()?;
@@ -161,28 +162,4 @@ fn write_random(path: &Path, size: u64) -> Result<String> {
     }
     out.flush()?;
     Ok(hasher.finalize().to_hex().to_string())
-}
-
-/// Imports the file as a file item of `bench`, streamed from disk.
-async fn upload(api: &Api, server: &Server, path: &Path) -> Result<()> {
-    let file = tokio::fs::File::open(path).await?;
-    let bytes = file.metadata().await?.len();
-    let response = api
-        .http
-        .post(format!(
-            "{}/api/v1/items/import?space=bench&title=Survey",
-            server.url
-        ))
-        .bearer_auth(&server.token)
-        .header("content-type", "application/octet-stream")
-        .header("content-length", bytes)
-        .body(reqwest::Body::wrap_stream(
-            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
-        ))
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("import failed: {}", response.text().await?);
-    }
-    Ok(())
 }

@@ -199,15 +199,26 @@ pub(crate) async fn import_geojson(
     space: &str,
     path: &Path,
 ) -> Result<ferry_proto::Item> {
+    upload(http, server, (space, space), path, "application/geo+json").await
+}
+
+/// Imports a file from disk, streamed, as an item of `space` titled `title`, with its type.
+pub(crate) async fn upload(
+    http: &reqwest::Client,
+    server: &Server,
+    (space, title): (&str, &str),
+    path: &Path,
+    content_type: &str,
+) -> Result<ferry_proto::Item> {
     let file = tokio::fs::File::open(path).await?;
     let bytes = file.metadata().await?.len();
     let response = http
         .post(format!(
-            "{}/api/v1/items/import?space={space}&title={space}",
+            "{}/api/v1/items/import?space={space}&title={title}",
             server.url
         ))
         .bearer_auth(&server.token)
-        .header("content-type", "application/geo+json")
+        .header("content-type", content_type)
         .header("content-length", bytes)
         .body(reqwest::Body::wrap_stream(
             tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),

@@ -569,7 +569,9 @@ pub(crate) async fn read_bounded(
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(too_large(url));
     }
-    let mut body = Vec::new();
+    // Sized once from the announced length (bounded by the limit), not grown chunk by chunk.
+    let expected = response.content_length().unwrap_or(0).min(limit as u64) as usize;
+    let mut body = Vec::with_capacity(expected);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) if body.len() + chunk.len() > limit => return Err(too_large(url)),
