@@ -30,6 +30,9 @@ pub(crate) struct FilesReport {
     size_mib: u64,
     /// `rsync FILE DIR/` on this machine, the baseline.
     rsync_seconds: f64,
+    /// CPU time (user and system) of rsync's processes, per GiB: what writing the file through
+    /// the page cache costs here.
+    rsync_cpu_seconds_per_gib: f64,
     /// The receiver's `sync now` of the link that brings the file item.
     sync_seconds: f64,
     sync_mib_per_second: f64,
@@ -46,7 +49,10 @@ pub(crate) fn render(r: &FilesReport) -> comfy_table::Table {
         ("file", format!("{} MiB of random bytes", r.size_mib)),
         (
             "baseline: rsync to a local directory",
-            format!("{:.2} s", r.rsync_seconds),
+            format!(
+                "{:.2} s, {:.2} CPU s per GiB",
+                r.rsync_seconds, r.rsync_cpu_seconds_per_gib
+            ),
         ),
         (
             "sync of the file item",
@@ -84,6 +90,7 @@ pub(crate) async fn files_bench(dir: &Path, args: &FilesBench) -> Result<FilesRe
     let target = dir.join("rsync-target");
     std::fs::create_dir_all(&target)?;
     let started = Instant::now();
+    let cpu_before = children_cpu_seconds()?;
     let status = std::process::Command::new("rsync")
         .arg(&file)
         .arg(format!("{}/", target.display()))
@@ -93,6 +100,7 @@ pub(crate) async fn files_bench(dir: &Path, args: &FilesBench) -> Result<FilesRe
         bail!("rsync failed: {status}");
     }
     let rsync_seconds = started.elapsed().as_secs_f64();
+    let rsync_cpu = children_cpu_seconds()? - cpu_before;
     std::fs::remove_dir_all(&target)?;
 
     let a = Server::start(&dir.join("sender")).await?;
@@ -120,6 +128,7 @@ pub(crate) async fn files_bench(dir: &Path, args: &FilesBench) -> Result<FilesRe
         .await?;
     let same_bytes = received[0]["file"]["content_hash"].as_str() == Some(content_hash.as_str());
     let gib = size as f64 / f64::from(1u32 << 30);
+    let rsync_cpu_seconds_per_gib = rsync_cpu / gib;
     let sync_seconds = took.as_secs_f64();
     let vs_rsync = sync_seconds / rsync_seconds.max(1e-9);
     let receiver_cpu_seconds_per_gib = cpu / gib;
@@ -127,6 +136,7 @@ pub(crate) async fn files_bench(dir: &Path, args: &FilesBench) -> Result<FilesRe
     Ok(FilesReport {
         size_mib: args.size_mib,
         rsync_seconds,
+        rsync_cpu_seconds_per_gib,
         sync_seconds,
         sync_mib_per_second: args.size_mib as f64 / sync_seconds,
         vs_rsync,
@@ -162,4 +172,16 @@ fn write_random(path: &Path, size: u64) -> Result<String> {
     }
     out.flush()?;
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// CPU time (user and system) of this process's waited-for children so far, in seconds.
+fn children_cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after = stat.rsplit_once(')').context("unexpected /proc stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17 of the line, 13 and 14 after the name.
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
+    };
+    Ok((ticks(13)? + ticks(14)?) / crate::bench_kit::CLOCK_TICKS_PER_SECOND)
 }

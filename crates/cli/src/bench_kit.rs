@@ -106,7 +106,7 @@ pub(crate) fn bare_sqlite_insert(path: &Path, n: u64) -> Result<Duration> {
 }
 
 /// `sysconf(_SC_CLK_TCK)` on Linux.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+pub(crate) const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// How a report says whether a target was met.
 pub(crate) fn yes(ok: bool) -> &'static str {
