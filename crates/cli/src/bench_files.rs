@@ -103,7 +103,9 @@ pub(crate) async fn files_bench(dir: &Path, args: &FilesBench) -> Result<FilesRe
     let rsync_cpu = children_cpu_seconds()? - cpu_before;
     std::fs::remove_dir_all(&target)?;
 
-    let a = Server::start(&dir.join("sender")).await?;
+    // The sender takes an import of any size the benchmark asks for.
+    let limit = (size + (1 << 20)).max(8 << 30).to_string();
+    let a = Server::start_with(&dir.join("sender"), &["--max-import-bytes", &limit]).await?;
     let b = Server::start(&dir.join("receiver")).await?;
     let api = Api {
         http: reqwest::Client::new(),

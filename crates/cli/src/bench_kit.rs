@@ -122,16 +122,16 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) async fn start(data: &Path) -> Result<Server> {
+        Server::start_with(data, &[]).await
+    }
+
+    /// [`Server::start`] with more `serve` flags.
+    pub(crate) async fn start_with(data: &Path, more: &[&str]) -> Result<Server> {
         // Runs happen when the benchmark asks, so each measures exactly its own work.
         let child = Command::new(std::env::current_exe()?)
-            .args([
-                "serve",
-                "--realtime",
-                "false",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+            .args(["serve", "--realtime", "false", "--listen", "127.0.0.1:0"])
+            .args(more)
+            .arg("--data-dir")
             .arg(data)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::null())
