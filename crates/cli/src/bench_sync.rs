@@ -38,6 +38,9 @@ pub(crate) struct SyncReport {
     delta_bytes: i64,
     noop_small_ms: f64,
     noop_large_ms: f64,
+    /// The first receiver's database and WAL files once its copy has settled.
+    receiver_db_mib_after_copy: f64,
+    receiver_wal_mib_after_copy: f64,
     /// Peak memory during the first copy, the one right after the import (the initial copy of a
     /// fresh pair of instances)...
     sender_peak_rss_mib: f64,
@@ -82,6 +85,13 @@ pub(crate) fn render(r: &SyncReport) -> comfy_table::Table {
                 r.delta_changes,
                 r.delta_seconds,
                 r.delta_bytes as f64 / 1e6
+            ),
+        ),
+        (
+            "receiver's disk after the copy",
+            format!(
+                "database {:.0} MiB, WAL {:.1} MiB (the WAL is truncated past 64 MiB once checkpointed)",
+                r.receiver_db_mib_after_copy, r.receiver_wal_mib_after_copy
             ),
         ),
         (
@@ -244,12 +254,14 @@ pub(crate) async fn sync_bench(dir: &Path, n: u64) -> Result<SyncReport> {
     let mut baselines = vec![bare_insert_seconds(dir, n)?];
     let mut copies = Vec::with_capacity(COPIES);
     let (mut noop_large_ms, mut delta_run) = (0.0, None);
+    let mut disk_after_copy = (0.0, 0.0);
     for (i, (receiver, link)) in receivers.iter().zip(&links).enumerate() {
         let copy = measure_copy(&api, &a, receiver, link, n).await?;
         settle().await;
         baselines.push(bare_insert_seconds(dir, n)?);
         copies.push(copy);
         if i == 0 {
+            disk_after_copy = database_files_mib(&dir.join("receiver-0"));
             // The delta is measured after one copy, on its receiver; it adds as many rows as it
             // deletes, so later copies move the same number.
             noop_large_ms = noop(&api, b, link).await?;
@@ -281,6 +293,8 @@ pub(crate) async fn sync_bench(dir: &Path, n: u64) -> Result<SyncReport> {
         delta_bytes: run["bytes_received"].as_i64().unwrap_or_default(),
         noop_small_ms,
         noop_large_ms,
+        receiver_db_mib_after_copy: disk_after_copy.0,
+        receiver_wal_mib_after_copy: disk_after_copy.1,
         sender_peak_rss_mib: copies[0].sender_peak_rss_mib,
         receiver_peak_rss_mib: copies[0].receiver_peak_rss_mib,
         sender_peak_rss_mib_any_copy: copies
@@ -292,6 +306,14 @@ pub(crate) async fn sync_bench(dir: &Path, n: u64) -> Result<SyncReport> {
             .map(|c| c.receiver_peak_rss_mib)
             .fold(0.0, f64::max),
     })
+}
+
+/// The sizes of an instance's database file and its WAL, in MiB.
+fn database_files_mib(data: &Path) -> (f64, f64) {
+    let mib = |name: &str| {
+        std::fs::metadata(data.join(name)).map_or(0.0, |m| m.len() as f64 / f64::from(1u32 << 20))
+    };
+    (mib("ferry.db"), mib("ferry.db-wal"))
 }
 
 /// One measured initial copy.

@@ -130,7 +130,7 @@ fn points(n: i64) -> VecRows {
     }
 }
 
-fn layer(store: &dyn Store, space_name: &str, n: i64) -> ferry_proto::Item {
+pub(crate) fn layer(store: &dyn Store, space_name: &str, n: i64) -> ferry_proto::Item {
     store
         .create_item(&draft(space_name, ItemKind::FeatureLayer), &mut points(n))
         .expect("create layer")

@@ -615,6 +615,41 @@ mod tests {
         assert_eq!(store.list_spaces().unwrap().len(), 1);
     }
 
+    /// After a large write and nothing after it, the checkpoint thread truncates a WAL grown
+    /// past its limit once every frame is in the database: it does not stay as large as the
+    /// copy that grew it.
+    #[test]
+    fn a_grown_wal_is_truncated_after_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let keep = 16 * 1024;
+        let store = SqliteStore::open_keeping_wal(&path, keep).unwrap();
+        store
+            .create_space(&NewSpace {
+                name: "s".into(),
+                description: String::new(),
+            })
+            .unwrap();
+        crate::conformance::layer(&store, "s", 150);
+        let wal = super::connections::wal_path(&path);
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > keep, "the import grew the WAL: {grown} bytes");
+        let truncated = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::fs::metadata(&wal).is_ok_and(|m| m.len() <= keep)
+        });
+        assert!(
+            truncated,
+            "the WAL stays at {} bytes",
+            std::fs::metadata(&wal).unwrap().len()
+        );
+        assert_eq!(
+            store.list_items(None).unwrap()[0].row_count,
+            150,
+            "the data is there"
+        );
+    }
+
     /// Rows written by a version before the map's index get their map cells when the database
     /// is upgraded: the map finds them as it finds new ones.
     #[test]

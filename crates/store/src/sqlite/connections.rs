@@ -66,13 +66,17 @@ const READER_CACHE_KIB: i64 = 2_000;
 /// than running it when it touches a row or two, which is most of a sync with nothing to do.
 const STATEMENT_CACHE: usize = 96;
 
+/// How long a connection waits for a lock another holds.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn open_connection(path: &Path, cache_kib: i64) -> StoreResult<Connection> {
+    let busy_ms = BUSY_TIMEOUT.as_millis();
     let conn = Connection::open(path)?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 10000;
+         PRAGMA busy_timeout = {busy_ms};
          PRAGMA cache_size = -{cache_kib};"
     ))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -82,6 +86,15 @@ fn open_connection(path: &Path, cache_kib: i64) -> StoreResult<Connection> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
+        SqliteStore::open_keeping_wal(path, WAL_KEEP_BYTES)
+    }
+
+    /// [`SqliteStore::open`], truncating the WAL once it outgrows `wal_keep_bytes` (tests give
+    /// a small size).
+    pub(crate) fn open_keeping_wal(
+        path: impl AsRef<Path>,
+        wal_keep_bytes: u64,
+    ) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_connection(&path, WRITER_CACHE_KIB)?;
         let migrations = Migrations::new(
@@ -111,12 +124,17 @@ impl SqliteStore {
         tx.commit()?;
         // Commits never copy the WAL into the database themselves: a thread does it after them,
         // so a large import answers as soon as its transaction commits.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {wal_keep_bytes};"
+        ))?;
         let (wake, wakes) = sync_channel(1);
         let checkpoint_conn = open_connection(&path, READER_CACHE_KIB)?;
         let checkpointer = std::thread::Builder::new()
             .name("ferry-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpoint_conn, &wakes))?;
+            .spawn({
+                let wal = wal_path(&path);
+                move || checkpoint_loop(&checkpoint_conn, &wakes, &wal, wal_keep_bytes)
+            })?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(conn),
@@ -185,9 +203,25 @@ impl Drop for SqliteStore {
 /// checkpoint syncs the files to disk.
 const CHECKPOINT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Copies committed WAL frames into the database after writes, until the store is closed.
-fn checkpoint_loop(conn: &Connection, wakes: &Receiver<()>) {
-    while wakes.recv().is_ok() {
+/// How long the store must have been written to no more before a grown WAL is truncated.
+const TRUNCATE_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How large the WAL may stay between checkpoints. SQLite reuses the file from its start once a
+/// checkpoint has copied every frame, and trims it to this size only at the next write: after a
+/// large copy with nothing written after it, the checkpoint thread truncates it itself.
+const WAL_KEEP_BYTES: u64 = 64 << 20;
+
+pub(super) fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
+/// Copies committed WAL frames into the database after writes, until the store is closed; a WAL
+/// grown past `keep_bytes` is truncated once every frame is in the database.
+fn checkpoint_loop(conn: &Connection, wakes: &Receiver<()>, wal: &Path, keep_bytes: u64) {
+    let mut woken = wakes.recv().is_ok();
+    while woken {
         // Commits meanwhile wake it again: this checkpoint takes them all. A store that closes
         // meanwhile checkpoints on its own (`close`), so the thread ends at once.
         let due = std::time::Instant::now() + CHECKPOINT_DELAY;
@@ -199,10 +233,39 @@ fn checkpoint_loop(conn: &Connection, wakes: &Receiver<()>) {
             }
         }
         // PASSIVE never blocks readers or the writer; frames it cannot copy yet wait for the next.
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next write");
-        }
+        let copied = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+        });
+        let grown = std::fs::metadata(wal).is_ok_and(|m| m.len() > keep_bytes);
+        woken = match copied {
+            // Truncated only once writes have stopped: truncating syncs the database file and
+            // makes the next commits grow the WAL again, which a copy in progress must not pay.
+            Ok(true) if grown => match wakes.recv_timeout(TRUNCATE_AFTER_IDLE) {
+                Err(RecvTimeoutError::Timeout) => {
+                    truncate_wal(conn);
+                    wakes.recv().is_ok()
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+                // A write came: checkpoint it first, truncate when quiet.
+                Ok(()) => true,
+            },
+            Ok(_) => wakes.recv().is_ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next write");
+                wakes.recv().is_ok()
+            }
+        };
     }
+}
+
+/// Truncates a WAL whose frames are all in the database, if no reader holds an older snapshot
+/// right now: it does not wait (a writer would wait behind it), the next checkpoint tries again.
+fn truncate_wal(conn: &Connection) {
+    let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::debug!(error = %e, "the WAL stays as it is until the next checkpoint");
+    }
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
 }
 
 pub(super) fn poisoned<T>(_: T) -> StoreError {
