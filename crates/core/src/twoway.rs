@@ -200,20 +200,13 @@ pub struct Judgement {
 pub fn judge(current: Option<&OriginRow>, edit: &Edit, policy: Policy, version: i64) -> Judgement {
     let empty = OriginRow::default();
     let current = current.unwrap_or(&empty);
-    if current
-        .seen
-        .get(&edit.editor)
-        .is_some_and(|&s| s >= edit.seq)
-    {
+    let Some(mut row) = acknowledged(current, edit, version) else {
         return Judgement {
             row: current.clone(),
             conflict: None,
             duplicate: true,
         };
-    }
-    let mut row = current.clone();
-    row.version = version;
-    row.seen.insert(edit.editor.clone(), edit.seq);
+    };
     let by_edit = Change {
         version,
         by: edit.editor.clone(),
@@ -287,16 +280,7 @@ pub fn judge(current: Option<&OriginRow>, edit: &Edit, policy: Policy, version: 
 pub fn refuse(current: Option<&OriginRow>, edit: &Edit, version: i64) -> Option<Judgement> {
     let empty = OriginRow::default();
     let current = current.unwrap_or(&empty);
-    if current
-        .seen
-        .get(&edit.editor)
-        .is_some_and(|&s| s >= edit.seq)
-    {
-        return None;
-    }
-    let mut row = current.clone();
-    row.version = version;
-    row.seen.insert(edit.editor.clone(), edit.seq);
+    let row = acknowledged(current, edit, version)?;
     let (fields, theirs) = match &edit.action {
         Action::Put { set, row } => (set.keys().cloned().collect(), Some(row.clone())),
         Action::Delete => (Vec::new(), None),
@@ -320,6 +304,22 @@ pub fn refuse(current: Option<&OriginRow>, edit: &Edit, version: i64) -> Option<
         row,
         duplicate: false,
     })
+}
+
+/// The row as the origin writes it for an edit it has not judged before (law 7): a new version,
+/// and `seen[editor]` at the edit's position; `None` for an edit already seen (law 1).
+fn acknowledged(current: &OriginRow, edit: &Edit, version: i64) -> Option<OriginRow> {
+    if current
+        .seen
+        .get(&edit.editor)
+        .is_some_and(|&s| s >= edit.seq)
+    {
+        return None;
+    }
+    let mut row = current.clone();
+    row.version = version;
+    row.seen.insert(edit.editor.clone(), edit.seq);
+    Some(row)
 }
 
 /// Whether another instance made this change after the edit's base.

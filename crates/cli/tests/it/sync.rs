@@ -2253,4 +2253,11 @@ async fn guests_choose_how_their_layers_travel_and_a_switch_converts_them() {
         crate::harness::stderr(&refused).contains("delivery_refused"),
         "{refused:?}"
     );
+    // A share mode belongs to a link: a workspace with no space linked here has none.
+    ferry_json(&city, &["collab", "unlink", "Edits"]);
+    let unlinked = city.ferry(&["collab", "share", "Edits", "--share", "copies"]);
+    assert!(
+        crate::harness::stderr(&unlinked).contains("workspace_not_linked"),
+        "{unlinked:?}"
+    );
 }

@@ -17,6 +17,12 @@ async fn try_edit(inst: &TestInstance, item: &str, batch: Value) -> (StatusCode,
     .await
 }
 
+/// Posts an edit batch that must be applied.
+async fn edit_ok(inst: &TestInstance, item: &str, batch: Value) {
+    let (status, body) = try_edit(inst, item, batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// The copy of the host's layer on a guest.
 async fn copy_on(guest: &TestInstance) -> String {
     id(&items(guest, "mine").await["Berths"]).to_string()
@@ -78,27 +84,13 @@ async fn copies_edit_and_every_instance_converges_with_conflicts_kept() {
 
     // Between runs: City and Harbor change row 1's name; Harbor also row 2's n; the host
     // changes row 1's n. City inserts row 100.
-    let (status, body) = try_edit(&city, &on_city, update(1, json!({"name": "city"}))).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    edit_ok(&city, &on_city, update(1, json!({"name": "city"}))).await;
     let point = json!({"type": "Point", "coordinates": [4.5, 52.25]});
     let add = json!({"adds": [{"key": 100, "values": {"name": "new", "n": 1, "v": 0.5}, "geometry": point}]});
-    assert_eq!(try_edit(&city, &on_city, add).await.0, StatusCode::OK);
-    assert_eq!(
-        try_edit(&harbor, &on_harbor, update(1, json!({"name": "harbor"})))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        try_edit(&harbor, &on_harbor, update(2, json!({"n": 42})))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        try_edit(&host, &layer, update(1, json!({"n": 7}))).await.0,
-        StatusCode::OK
-    );
+    edit_ok(&city, &on_city, add).await;
+    edit_ok(&harbor, &on_harbor, update(1, json!({"name": "harbor"}))).await;
+    edit_ok(&harbor, &on_harbor, update(2, json!({"n": 42}))).await;
+    edit_ok(&host, &layer, update(1, json!({"n": 7}))).await;
     // The copies show their own edits at once.
     let row1 = |rows: &[Value]| rows.iter().find(|r| r[0] == 1).cloned().unwrap();
     assert_eq!(row1(&rows(&city, &on_city).await)[1]["name"], "city");
@@ -223,22 +215,9 @@ async fn a_two_way_peer_connection_edits_and_update_beats_delete() {
     let copy = id(&items(&b, "inbox").await["Berths"]).to_string();
 
     // B deletes row 3 while A updates it; B also updates row 2.
-    assert_eq!(
-        try_edit(&b, &copy, json!({"deletes": [3]})).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        try_edit(&b, &copy, update(2, json!({"name": "from b"})))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        try_edit(&a, &layer, update(3, json!({"name": "kept"})))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    edit_ok(&b, &copy, json!({"deletes": [3]})).await;
+    edit_ok(&b, &copy, update(2, json!({"name": "from b"}))).await;
+    edit_ok(&a, &layer, update(3, json!({"name": "kept"}))).await;
     let run = sync_now(&a, &on_a);
     assert_eq!(run["status"], "completed", "{run}");
     let on_a_rows = rows(&a, &layer).await;
@@ -270,21 +249,11 @@ async fn a_whole_copy_carries_versions_so_later_edits_are_not_conflicts() {
     let layer = import(&host, "coast", "Berths", "geojson", points_geojson(12_000)).await;
     let layer = id(&layer).to_string();
     ferry_json(&host, &["item", "update", &layer, "--two-way", "on"]);
-    assert_eq!(
-        try_edit(&host, &layer, update(5, json!({"name": "host"})))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    edit_ok(&host, &layer, update(5, json!({"name": "host"}))).await;
     let run = sync_now(&city, "Coast/Roads");
     assert_eq!(run["rows_received"], 12_000, "{run}");
     let on_city = copy_on(&city).await;
-    assert_eq!(
-        try_edit(&city, &on_city, update(5, json!({"name": "city"})))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    edit_ok(&city, &on_city, update(5, json!({"name": "city"}))).await;
     sync_now(&host, "Coast/Roads");
     let on_host = rows(&host, &layer).await;
     assert_eq!(
@@ -471,18 +440,8 @@ async fn conflicts_are_seen_and_resolved_in_the_console() {
     }
     let on_city = copy_on(&city).await;
     let on_harbor = copy_on(&harbor).await;
-    assert_eq!(
-        try_edit(&city, &on_city, update(3, json!({"name": "city"})))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        try_edit(&harbor, &on_harbor, update(3, json!({"name": "harbor"})))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    edit_ok(&city, &on_city, update(3, json!({"name": "city"}))).await;
+    edit_ok(&harbor, &on_harbor, update(3, json!({"name": "harbor"}))).await;
     sync_now(&host, "Coast/Roads");
 
     browser.click("nav a[href='/conflicts']").await;
@@ -557,6 +516,26 @@ async fn schema_changes_reach_copies_and_no_edit_against_an_old_schema_is_lost()
     assert!(crate::harness::stderr(&out).contains("never converted"));
     let out = a.ferry(&["item", "update", &depths, "--retype-field", "id:string"]);
     assert!(crate::harness::stderr(&out).contains("primary key"));
+    // A field that is not there, and a schema change by an editor, change nothing.
+    let out = a.ferry(&["item", "update", &depths, "--remove-field", "tide"]);
+    assert!(
+        crate::harness::stderr(&out).contains("no field 'tide'"),
+        "{out:?}"
+    );
+    let editor = a.create_token("gis-editor", "editor").await;
+    let out = crate::harness::ferry_with_token(
+        &a.url,
+        &editor,
+        &["item", "update", &depths, "--add-field", "tide:number"],
+    );
+    assert!(
+        crate::harness::stderr(&out).contains("needs admin"),
+        "{out:?}"
+    );
+    assert_eq!(
+        fields(&ferry_json(&a, &["item", "show", &depths])),
+        ["id:integer", "m:number", "note:string"]
+    );
 
     // An added field reaches the copy on its own.
     ferry_json(
@@ -571,12 +550,7 @@ async fn schema_changes_reach_copies_and_no_edit_against_an_old_schema_is_lost()
     );
 
     // B edits a note while A removes the field.
-    assert_eq!(
-        try_edit(&b, &copy, update(1, json!({"note": "rocky"})))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    edit_ok(&b, &copy, update(1, json!({"note": "rocky"}))).await;
     ferry_json(&a, &["item", "update", &depths, "--remove-field", "note"]);
     let on_a_rows = rows(&a, &depths).await;
     assert_eq!(on_a_rows[0][1], json!({"id": 1, "m": 0.5}), "{on_a_rows:?}");
@@ -629,12 +603,7 @@ async fn schema_changes_reach_copies_and_no_edit_against_an_old_schema_is_lost()
     let conflict = kept[0]["id"].as_str().unwrap();
     ferry_json(&a, &["conflicts", "resolve", conflict, "--keep", "ours"]);
     // Later edits flow again.
-    assert_eq!(
-        try_edit(&b, &copy, update(2, json!({"tide": 1.25})))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    edit_ok(&b, &copy, update(2, json!({"tide": 1.25}))).await;
     sync_now(&a, &on_a);
     sync_now(&b, &on_b);
     assert_eq!(rows(&a, &depths).await[1][1]["tide"], 1.25);
@@ -657,8 +626,7 @@ async fn edits_made_before_a_mode_drops_still_come_and_later_ones_are_refused() 
     let notes = import(&city, "mine", "City notes", "csv", "id\n1\n".into()).await;
     sync_now(&host, "Coast/Roads");
     let on_city = copy_on(&city).await;
-    let (status, body) = try_edit(&city, &on_city, update(1, json!({"name": "before"}))).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    edit_ok(&city, &on_city, update(1, json!({"name": "before"}))).await;
 
     ferry_json(
         &host,
